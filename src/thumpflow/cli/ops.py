@@ -1,0 +1,242 @@
+"""`thumpflow status` and `thumpflow dlq list|show|replay`.
+
+Reads go straight to the store, read-only, so they work whether or not the
+engine runs. A replay goes through the running engine's control API when it
+answers (so the engine schedules the deliveries at once), otherwise straight
+to the store (the engine schedules them when it next starts). Either way the
+replay is audited with its actor and reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from thumpflow.config import load_config
+from thumpflow.config.model import Config
+from thumpflow.core.errors import ThumpflowError
+from thumpflow.core.event import DeadLetterFilter
+from thumpflow.runtime.engine import open_store
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _when(at: float | None) -> str:
+    return "-" if at is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def status(path: str, *, as_json: bool) -> int:
+    """Print per channel and destination: received, delivered, queued, dead, ages."""
+    config = load_config(path)
+    stats = asyncio.run(_stats(config))
+    if as_json:
+        print(json.dumps([dataclasses.asdict(item) for item in stats], indent=2))
+        return 0
+    now = time.time()
+    rows = [
+        [
+            "CHANNEL",
+            "DESTINATION",
+            "RECEIVED",
+            "DELIVERED",
+            "QUEUED",
+            "DEAD",
+            "OLDEST QUEUED",
+            "LAST SUCCESS",
+        ]
+    ]
+    for channel in stats:
+        rows.append([channel.channel_id, "", str(channel.received), "", "", "", "", ""])
+        for outbox in channel.outboxes:
+            oldest = None if outbox.oldest_pending_at is None else now - outbox.oldest_pending_at
+            rows.append(
+                [
+                    "",
+                    outbox.destination_id,
+                    "",
+                    str(outbox.delivered),
+                    str(outbox.pending),
+                    str(outbox.dead),
+                    _age(oldest),
+                    _when(outbox.last_delivered_at),
+                ]
+            )
+        if channel.duplicates or channel.rejected:
+            rows.append(
+                [
+                    "",
+                    f"(duplicates {channel.duplicates}, rejected {channel.rejected})",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+    print(_table(rows))
+    return 0
+
+
+async def _stats(config: Config) -> list[Any]:
+    store = open_store(config, read_only=True)
+    await store.open()
+    try:
+        return await store.stats()
+    finally:
+        await store.close()
+
+
+def _filter(args: argparse.Namespace) -> DeadLetterFilter:
+    return DeadLetterFilter(
+        destination_id=getattr(args, "destination", None),
+        channel_id=getattr(args, "channel", None),
+        event_type=getattr(args, "event_type", None),
+        delivery_ids=tuple(args.ids) if getattr(args, "ids", None) else None,
+    )
+
+
+def dlq(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.dlq_command == "list":
+        return asyncio.run(_list(config, _filter(args), args.limit, args.json))
+    if args.dlq_command == "show":
+        return asyncio.run(_show(config, args.delivery_id, args.body))
+    return _replay(config, args)
+
+
+async def _list(config: Config, flt: DeadLetterFilter, limit: int, as_json: bool) -> int:
+    store = open_store(config, read_only=True)
+    await store.open()
+    try:
+        letters = await store.dead_letters(flt, limit)
+    finally:
+        await store.close()
+    if as_json:
+        print(json.dumps([dataclasses.asdict(letter) for letter in letters], indent=2))
+        return 0
+    if not letters:
+        print("no dead deliveries")
+        return 0
+    rows = [["ID", "DESTINATION", "CHANNEL", "EVENT TYPE", "ATTEMPTS", "DIED", "REASON"]]
+    rows.extend(
+        [
+            str(letter.delivery_id),
+            letter.destination_id,
+            letter.channel_id,
+            letter.event_type,
+            str(letter.attempts),
+            _when(letter.died_at),
+            letter.reason[:80],
+        ]
+        for letter in letters
+    )
+    print(_table(rows))
+    return 0
+
+
+async def _show(config: Config, delivery_id: int, with_body: bool) -> int:
+    store = open_store(config, read_only=True)
+    await store.open()
+    try:
+        letters = await store.dead_letters(DeadLetterFilter(delivery_ids=(delivery_id,)), 1)
+        if not letters:
+            print(f"delivery {delivery_id} is not on the dead-letter list")
+            return 1
+        letter = letters[0]
+        event = await store.event(letter.event_id)
+        trail = await store.audit(f"delivery:{delivery_id}", 50)
+    finally:
+        await store.close()
+    print(f"delivery     {letter.delivery_id}")
+    print(f"event        {letter.event_id} ({letter.event_type})")
+    print(f"channel      {letter.channel_id}")
+    print(f"destination  {letter.destination_id}")
+    print(f"lane         {letter.lane.label}")
+    print(f"attempts     {letter.attempts}")
+    print(f"created      {_when(letter.created_at)}")
+    print(f"died         {_when(letter.died_at)}")
+    print(f"reason       {letter.reason}")
+    print("audit trail:")
+    for entry in reversed(trail):
+        print(f"  {_when(entry.at)}  {entry.actor:<16} {entry.action:<16} {entry.detail}")
+    if with_body and event is not None:
+        print("message:")
+        print(event.body.decode("utf-8", "replace").replace("\r", "\n"))
+    return 0
+
+
+def _replay(config: Config, args: argparse.Namespace) -> int:
+    flt = _filter(args)
+    if flt == DeadLetterFilter() and not args.all:
+        print("name deliveries with --id, a filter, or --all", flush=True)
+        return 2
+    body = {
+        "actor": args.actor,
+        "reason": args.reason,
+        "destination": flt.destination_id,
+        "channel": flt.channel_id,
+        "event_type": flt.event_type,
+        "delivery_ids": list(flt.delivery_ids or ()),
+        "all": bool(args.all),
+    }
+    replayed = _replay_via_api(config, body)
+    where = "through the running engine"
+    if replayed is None:
+        replayed = asyncio.run(_replay_in_store(config, flt, args.actor, args.reason))
+        where = "in the store (the engine sends them when it starts)"
+    print(f"replayed {len(replayed)} deliveries {where}")
+    return 0
+
+
+def _replay_via_api(config: Config, body: dict[str, Any]) -> list[int] | None:
+    if not config.api.enabled:
+        return None
+    url = f"http://{config.api.host}:{config.api.port}/api/dead-letters/replay"
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.load(response)
+    except urllib.error.HTTPError as err:
+        detail = err.read().decode("utf-8", "replace")[:300]
+        raise ThumpflowError(f"the engine refused the replay ({err.code}): {detail}") from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+    return [int(value) for value in answer["replayed"]]
+
+
+async def _replay_in_store(
+    config: Config, flt: DeadLetterFilter, actor: str, reason: str
+) -> list[int]:
+    store = open_store(config)
+    await store.open()
+    try:
+        return [delivery.delivery_id for delivery in await store.replay(flt, actor, reason)]
+    finally:
+        await store.close()

@@ -1,0 +1,63 @@
+"""`thumpflow run` and `thumpflow check`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from thumpflow.api.control import serve
+from thumpflow.config import load_config
+from thumpflow.config.model import Config
+from thumpflow.runtime.engine import Engine, load_transform
+
+
+def check(path: str) -> int:
+    """Validate a configuration file; print located errors or a summary."""
+    config = load_config(path)
+    for channel in config.channels:
+        if channel.transform:
+            load_transform(channel.transform, channel.id)
+    destinations = sum(len(channel.destinations) for channel in config.channels)
+    print(f"{path}: OK: {len(config.channels)} channel(s), {destinations} destination(s)")
+    return 0
+
+
+def run(path: str, log_level: str) -> int:
+    """Run the engine until SIGINT or SIGTERM, then stop it cleanly."""
+    config = load_config(path)
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_serve(config))
+    else:
+        uvloop.run(_serve(config))
+    return 0
+
+
+async def _serve(config: Config) -> None:
+    log = logging.getLogger("thumpflow")
+    engine = Engine(config)
+    await engine.start()
+    runner = None
+    if config.api.enabled:
+        runner = await serve(engine, config.api.host, config.api.port)
+        log.info("control API on http://%s:%d/api/status", config.api.host, config.api.port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    log.info("thumpflow running with %d channel(s); Ctrl-C stops", len(engine.channels))
+    try:
+        await stopping.wait()
+    finally:
+        log.info("stopping: finishing in-flight messages")
+        if runner is not None:
+            await runner.cleanup()
+        await engine.stop()

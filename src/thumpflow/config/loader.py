@@ -1,0 +1,162 @@
+"""Load a configuration file into a validated `Config`, or fail with located errors.
+
+Every problem is reported as `FILE:LINE:COLUMN: WHERE: WHAT`, where WHERE
+names the channel and destination by id and then the field by its YAML path.
+All problems of a file are reported together as one `ConfigError`, never as
+a traceback. Relative paths in the file are resolved against the current
+directory when the engine runs (as `make run` does from the repository).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from yaml.constructor import SafeConstructor
+
+from thumpflow.config.model import Config
+from thumpflow.core.errors import ConfigError
+
+Location = tuple[int, int]
+PathKey = tuple[str | int, ...]
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.marks: dict[PathKey, Location] = {}
+        self.problems: list[str] = []
+        self._scalars = SafeConstructor()
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._scalars.construct_object(key_node)
+                if not isinstance(key, str | int):
+                    key = str(key)
+                if key in result:
+                    self.problems.append(
+                        f"{self.source}:{key_node.start_mark.line + 1}:"
+                        f"{key_node.start_mark.column + 1}: key {key!r} appears twice"
+                    )
+                result[key] = self.build(value_node, (*path, key))
+                self.marks[(*path, key)] = (
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                )
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        return self._scalars.construct_object(node, deep=True)
+
+    def locate(self, data: Any, loc: tuple[int | str, ...]) -> tuple[str, Location]:
+        """Translate a pydantic error location into (WHERE text, file location)."""
+        names: list[str] = []
+        path: PathKey = ()
+        node = data
+        for part in loc:
+            found, child = _child(node, part)
+            if found:
+                node = child
+            elif isinstance(node, dict) and part == node.get("type"):
+                continue
+            else:
+                names.append(str(part))
+                node = None
+                continue
+            path = (*path, part)
+            if isinstance(part, int) and len(path) >= 2 and isinstance(node, dict):
+                kind = {"channels": "channel", "destinations": "destination"}.get(str(path[-2]))
+                if kind is not None and isinstance(node.get("id"), str):
+                    names[-1] = f"{kind} {node['id']!r}"
+                    continue
+            names.append(f"[{part}]" if isinstance(part, int) else str(part))
+        where = " > ".join(names).replace(" > [", "[")
+        for length in range(len(path), -1, -1):
+            mark = self.marks.get(path[:length])
+            if mark is not None:
+                return where, mark
+        return where, (1, 1)
+
+
+def _child(node: Any, part: int | str) -> tuple[bool, Any]:
+    if isinstance(node, list):
+        if isinstance(part, int) and 0 <= part < len(node):
+            return True, node[part]
+        return False, None
+    if isinstance(node, dict) and part in node:
+        return True, node[part]
+    return False, None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, parse and validate a configuration file; raise `ConfigError` with every problem."""
+    file = Path(path)
+    source = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([f"{source}: cannot read: {err.strerror or err}"]) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError([f"{source}: not UTF-8 text (byte {err.start})"]) from None
+    return parse_config(text, source)
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Parse and validate configuration text; `source` names it in error messages."""
+    reader = _Reader(source)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise ConfigError([f"{where}: not valid YAML: {err.problem}"]) from None
+    if node is None:
+        raise ConfigError([f"{source}:1:1: the file is empty; it needs at least `channels:`"])
+    data = reader.build(node, ())
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}:1:1: the file must be a mapping with `channels:`"])
+    problems = list(reader.problems)
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as err:
+        for error in err.errors(include_url=False):
+            where, (line, column) = reader.locate(data, error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{source}:{line}:{column}: {where or 'top level'}: {message}")
+    if config is not None:
+        problems.extend(_duplicate_ids(config, reader, data))
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
+    return config
+
+
+def _duplicate_ids(config: Config, reader: _Reader, data: Any) -> list[str]:
+    problems: list[str] = []
+    channels: dict[str, int] = {}
+    destinations: dict[str, str] = {}
+    for index, channel in enumerate(config.channels):
+        if channel.id in channels:
+            _, (line, column) = reader.locate(data, ("channels", index, "id"))
+            problems.append(
+                f"{reader.source}:{line}:{column}: channel {channel.id!r}: id is already used by "
+                f"channel number {channels[channel.id] + 1}"
+            )
+        channels.setdefault(channel.id, index)
+        for number, destination in enumerate(channel.destinations):
+            owner = destinations.get(destination.id)
+            if owner is not None:
+                loc = ("channels", index, "destinations", number, "id")
+                _, (line, column) = reader.locate(data, loc)
+                problems.append(
+                    f"{reader.source}:{line}:{column}: channel {channel.id!r} > destination "
+                    f"{destination.id!r}: id is already used in channel {owner!r}"
+                )
+            destinations.setdefault(destination.id, channel.id)
+    return problems

@@ -1,0 +1,291 @@
+"""The configuration model: one definition drives validation, JSON Schema and the reference.
+
+A configuration file is YAML that lives in git. It names the store, the
+control API and the channels; each channel has one source, an optional
+filter, lane rules, an optional transform and one or more destinations.
+Connector fields come from each connector's own spec; delivery fields
+(retry, rate limit, circuit breaker, concurrency, high-water mark, routing
+condition) are the flow core's and are the same for every destination type.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from thumpflow.connectors.file.spec import FileDestinationSpec
+from thumpflow.connectors.http.spec import HttpDestinationSpec
+from thumpflow.connectors.mllp.spec import MllpDestinationSpec, MllpSourceSpec
+from thumpflow.core.lanes import Lane
+from thumpflow.hl7v2 import compile_path
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """Seconds from a number or a string like `500ms`, `30s`, `5m`, `2h`, `1d`."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 2h, 1d)")
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_path(path: str) -> str:
+    try:
+        compile_path(path)
+    except ValueError as err:
+        raise ValueError(f"not an HL7 v2 path: {err}") from None
+    return path
+
+
+class Condition(_Model):
+    """A test on one HL7 v2 field (by path), or `any` of several conditions.
+
+    Exactly one of `equals`, `in`, `not_in`, `prefix`, `matches`, `exists`
+    goes with `path`. A list of conditions holds when all hold.
+    """
+
+    path: str | None = Field(
+        default=None, description="HL7 v2 path, e.g. `MSH-9.1`, `PID-3[1].4`, `OBX[2]-8`."
+    )
+    equals: str | None = Field(default=None, description="The field equals this text.")
+    in_: list[str] | None = Field(
+        default=None, alias="in", description="The field is one of these."
+    )
+    not_in: list[str] | None = Field(default=None, description="The field is none of these.")
+    prefix: str | None = Field(default=None, description="The field starts with this text.")
+    matches: str | None = Field(
+        default=None, description="The field matches this regular expression (search)."
+    )
+    exists: bool | None = Field(
+        default=None, description="The field is valued (true) or empty (false)."
+    )
+    any: list[Condition] | None = Field(default=None, description="Holds when any of these holds.")
+
+    example: ClassVar[dict[str, Any]] = {"path": "MSH-9.1", "in": ["ADT", "ORU"]}
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path(value)
+
+    @field_validator("matches")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as err:
+                raise ValueError(f"not a regular expression: {err}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> Self:
+        operators = [
+            name
+            for name in ("equals", "in_", "not_in", "prefix", "matches", "exists")
+            if getattr(self, name) is not None
+        ]
+        if self.any is not None:
+            if self.path is not None or operators:
+                raise ValueError("`any` stands alone: no `path` or operator beside it")
+            return self
+        if self.path is None:
+            raise ValueError("a condition needs `path` (or `any`)")
+        if len(operators) != 1:
+            raise ValueError(
+                "a condition needs exactly one of equals, in, not_in, prefix, matches, exists"
+            )
+        return self
+
+
+class LaneRule(_Model):
+    """Messages matching `when` go to `lane`. The first matching rule wins."""
+
+    lane: Lane = Field(description="stat, urgent, routine or bulk.")
+    when: list[Condition] = Field(min_length=1, description="All of these hold.")
+
+    @field_validator("lane", mode="before")
+    @classmethod
+    def _lane(cls, value: Any) -> Any:
+        return Lane.parse(value) if isinstance(value, str) else value
+
+
+class Lanes(_Model):
+    """How a channel picks each message's lane."""
+
+    default: Lane = Field(default=Lane.ROUTINE, description="Lane when no rule matches.")
+    rules: list[LaneRule] = Field(default_factory=list, description="Checked in order.")
+
+    example: ClassVar[dict[str, Any]] = {
+        "default": "routine",
+        "rules": [{"lane": "stat", "when": [{"path": "OBX-8", "in": ["HH", "LL", "AA"]}]}],
+    }
+
+    @field_validator("default", mode="before")
+    @classmethod
+    def _lane(cls, value: Any) -> Any:
+        return Lane.parse(value) if isinstance(value, str) else value
+
+
+class OrderingKey(_Model):
+    """The entity whose messages must arrive in order: `entity_type`/value at `path`."""
+
+    entity_type: str = Field(default="Patient", description="Entity type of the key.")
+    path: str = Field(default="PID-3[1].1", description="HL7 v2 path of the entity id.")
+    authority_path: str | None = Field(
+        default="PID-3[1].4.1",
+        description="Optional path of the id's assigning authority, prefixed to the id "
+        "when valued.",
+    )
+
+    @field_validator("path", "authority_path")
+    @classmethod
+    def _paths(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path(value)
+
+
+class Retry(_Model):
+    """Exponential backoff with full jitter, bounded by attempts and age."""
+
+    base: float = Field(
+        default=0.5, gt=0, description="First backoff ceiling, seconds (or `500ms`)."
+    )
+    cap: float = Field(default=300.0, gt=0, description="Largest backoff ceiling.")
+    max_attempts: int = Field(default=50, ge=1, description="Dead-letter after this many attempts.")
+    max_age: float = Field(
+        default=86_400.0, gt=0, description="Dead-letter once failing this long."
+    )
+    max_retry_after: float = Field(
+        default=3_600.0, ge=0, description="Largest Retry-After honoured."
+    )
+
+    _durations = field_validator("base", "cap", "max_age", "max_retry_after", mode="before")(
+        parse_duration
+    )
+
+
+class RateLimit(_Model):
+    """At most `per_second` sends per second on average, bursts of `burst`."""
+
+    per_second: float = Field(gt=0, description="Average sends per second.")
+    burst: int = Field(default=1, ge=1, description="Sends allowed back to back.")
+
+
+class CircuitBreakerSpec(_Model):
+    """Pause a failing destination, then probe it."""
+
+    failure_threshold: int = Field(
+        default=5, ge=1, description="Consecutive failures that open it."
+    )
+    cooldown: float = Field(default=30.0, gt=0, description="Seconds open before one probe.")
+
+    _durations = field_validator("cooldown", mode="before")(parse_duration)
+
+
+class DeliveryOptions(_Model):
+    """Delivery settings the flow core applies to every destination type."""
+
+    id: str = Field(pattern=ID_PATTERN, description="Stable destination id (unique in the file).")
+    when: list[Condition] = Field(
+        default_factory=list, description="Route to this destination only when all hold."
+    )
+    retry: Retry = Field(default_factory=Retry, description="Retry policy.")
+    rate_limit: RateLimit | None = Field(default=None, description="Optional rate limit.")
+    circuit_breaker: CircuitBreakerSpec = Field(
+        default_factory=CircuitBreakerSpec, description="Circuit breaker."
+    )
+    concurrency: int = Field(default=1, ge=1, le=256, description="Sends in flight at once.")
+    high_water: int = Field(
+        default=100_000, ge=10, description="Durable pending deliveries at which ingress slows."
+    )
+    memory_capacity: int = Field(
+        default=20_000,
+        ge=10,
+        description="Pending deliveries held in memory; the rest stay on disk.",
+    )
+
+
+class FileDestination(DeliveryOptions, FileDestinationSpec):
+    """Append each delivery as one record to a local file, durably and exactly once."""
+
+
+class HttpDestination(DeliveryOptions, HttpDestinationSpec):
+    """POST each delivery to an HTTP endpoint with an `Idempotency-Key` header."""
+
+
+class MllpDestination(DeliveryOptions, MllpDestinationSpec):
+    """Send each delivery as one HL7 v2 message over MLLP and wait for its ACK."""
+
+
+DestinationSpec = Annotated[
+    FileDestination | HttpDestination | MllpDestination, Field(discriminator="type")
+]
+SourceSpec = MllpSourceSpec
+
+
+class Channel(_Model):
+    """One integration: a source, a pipeline and one or more destinations."""
+
+    id: str = Field(pattern=ID_PATTERN, description="Stable channel id (unique in the file).")
+    description: str = Field(default="", description="What this channel is for.")
+    enabled: bool = Field(default=True, description="A disabled channel is validated, not run.")
+    source: SourceSpec = Field(description="Where messages come from.")
+    ordering_key: OrderingKey = Field(default_factory=OrderingKey, description="Order per entity.")
+    entity_version: str | None = Field(
+        default=None,
+        description="Optional path of a monotonic entity version (digits of the value are used, "
+        "e.g. `MSH-13` or `EVN-2` timestamps); a lower or equal version than already delivered is "
+        "recorded as superseded.",
+    )
+    timezone: str = Field(default="UTC", description="Zone of HL7 times that carry no offset.")
+    filter: list[Condition] = Field(
+        default_factory=list, description="Accept only messages for which all hold."
+    )
+    lanes: Lanes = Field(default_factory=Lanes, description="Lane rules.")
+    transform: str | None = Field(
+        default=None,
+        description="Optional pure function `package.module:function(event, message)` returning "
+        "the events to deliver (zero or more).",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+    )
+    destinations: list[DestinationSpec] = Field(min_length=1, description="Where events go.")
+
+    @field_validator("entity_version")
+    @classmethod
+    def _version_path(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path(value)
+
+
+class StoreSpec(_Model):
+    """The embedded durable store (SQLite, WAL, one writer, group commit)."""
+
+    type: Literal["sqlite"] = Field(default="sqlite", description="Store type.")
+    path: str = Field(default="var/thumpflow.db", description="Database file.")
+
+
+class ApiSpec(_Model):
+    """The control API (replay, status) for the command line; later the dashboard."""
+
+    enabled: bool = Field(default=True, description="Serve the control API.")
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port.")
+
+
+class Config(_Model):
+    """A thumpflow configuration file."""
+
+    version: Literal[1] = Field(default=1, description="Configuration format version.")
+    store: StoreSpec = Field(default_factory=StoreSpec, description="Durable store.")
+    api: ApiSpec = Field(default_factory=ApiSpec, description="Control API.")
+    channels: list[Channel] = Field(min_length=1, description="The channels.")

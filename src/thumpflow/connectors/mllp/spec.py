@@ -1,0 +1,127 @@
+"""Configuration of the MLLP source and destination. Pure data: no I/O."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class MllpServerTls(BaseModel):
+    """TLS for an MLLP listener (TLS 1.2 or later)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cert_file: str = Field(description="PEM file with the server certificate chain.")
+    key_file: str = Field(description="PEM file with the server private key.")
+    ca_file: str | None = Field(
+        default=None,
+        description="PEM file with the CAs that client certificates are verified against.",
+    )
+    require_client_cert: bool = Field(
+        default=False,
+        description="Refuse clients that present no certificate signed by `ca_file`.",
+    )
+
+    @model_validator(mode="after")
+    def _client_cert_needs_ca(self) -> MllpServerTls:
+        if self.require_client_cert and self.ca_file is None:
+            raise ValueError("require_client_cert needs ca_file")
+        return self
+
+
+class MllpClientTls(BaseModel):
+    """TLS for an MLLP connection to a receiver (TLS 1.2 or later)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_file: str | None = Field(
+        default=None,
+        description="PEM file with the CAs the receiver's certificate is verified against; "
+        "the system trust store when omitted.",
+    )
+    cert_file: str | None = Field(
+        default=None, description="PEM file with a client certificate chain, for mutual TLS."
+    )
+    key_file: str | None = Field(
+        default=None, description="PEM file with the client private key, for mutual TLS."
+    )
+    verify: bool = Field(
+        default=True,
+        description="Verify the receiver's certificate and host name. Turn off only in tests.",
+    )
+    server_name: str | None = Field(
+        default=None,
+        description="Host name expected in the receiver's certificate; `host` when omitted.",
+    )
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> MllpClientTls:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class MllpSourceSpec(BaseModel):
+    """Listen for HL7 v2 messages over MLLP and acknowledge each after it is durably committed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["mllp"] = Field(description="Source type.")
+    host: str = Field(default="0.0.0.0", description="Address to listen on.")
+    port: int = Field(
+        ge=0, le=65535, description="TCP port to listen on; 0 picks a free port (tests)."
+    )
+    max_connections: int = Field(
+        default=64, ge=1, description="Connections beyond this many are closed at once."
+    )
+    max_message_bytes: int = Field(
+        default=1_048_576,
+        ge=64,
+        description="Largest accepted message; a longer frame is kept (truncated) as a reject.",
+    )
+    idle_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A connection that sends nothing for this long, with nothing in progress, "
+        "is closed.",
+    )
+    tls: MllpServerTls | None = Field(default=None, description="Serve MLLP over TLS.")
+
+    example: ClassVar[dict[str, Any]] = {
+        "type": "mllp",
+        "host": "0.0.0.0",
+        "port": 2575,
+        "max_connections": 64,
+        "idle_timeout_seconds": 600,
+    }
+
+
+class MllpDestinationSpec(BaseModel):
+    """Send each delivery as one HL7 v2 message over MLLP and wait for its ACK."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["mllp"] = Field(description="Destination type.")
+    host: str = Field(description="Receiver host name or address.")
+    port: int = Field(ge=1, le=65535, description="Receiver TCP port.")
+    connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Give up connecting after this long (a transient failure)."
+    )
+    ack_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Give up waiting for the ACK after this long (a transient failure; the "
+        "connection is dropped).",
+    )
+    max_message_bytes: int = Field(
+        default=1_048_576, ge=64, description="Largest ACK accepted from the receiver."
+    )
+    tls: MllpClientTls | None = Field(default=None, description="Connect over TLS.")
+
+    example: ClassVar[dict[str, Any]] = {
+        "type": "mllp",
+        "host": "lab.example.org",
+        "port": 2575,
+        "ack_timeout_seconds": 30,
+    }

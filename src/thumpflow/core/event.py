@@ -1,0 +1,206 @@
+"""The canonical event and the records the durable store keeps about it.
+
+Every source turns what it receives into an `Event` before anything else
+happens. The raw bytes are kept beside the parsed meaning; transforms emit new
+events (with `causation_id` pointing at their cause) and never rewrite one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from thumpflow.core.lanes import Lane
+
+HL7V2_CONTENT_TYPE = "x-application/hl7-v2+er7"
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    """One clinical fact in motion.
+
+    `idempotency_key` identifies the fact at its source (for HL7 v2:
+    sending application and facility plus MSH-10); a second event with the
+    same key is a duplicate and is never processed twice. `entity_type` and
+    `entity_id` form the ordering key; `sequence` is the entity version when
+    the source has one (a lower version never overwrites a higher).
+    Timestamps are seconds since the Unix epoch, UTC.
+    """
+
+    event_id: str
+    idempotency_key: str
+    source_system: str
+    channel_id: str
+    event_type: str
+    entity_type: str
+    entity_id: str
+    occurred_at: float
+    received_at: float
+    body: bytes
+    content_type: str = HL7V2_CONTENT_TYPE
+    sequence: int | None = None
+    lane: Lane = Lane.ROUTINE
+    location: str | None = None
+    actor: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+    @property
+    def ordering_key(self) -> str:
+        return f"{self.entity_type}/{self.entity_id}"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    SUPERSEDED = "superseded"
+
+
+@dataclass(slots=True, frozen=True)
+class NewDelivery:
+    """A delivery to create: `event_id`'s body goes to `destination_id`."""
+
+    event_id: str
+    destination_id: str
+    ordering_key: str
+    lane: Lane
+    sequence: int | None = None
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One (event, destination) pair in an outbox, as the flow core works on it.
+
+    `delivery_id` increases with commit order within the whole store, so
+    sorting by it reproduces ingest order per ordering key.
+    """
+
+    delivery_id: int
+    event_id: str
+    destination_id: str
+    channel_id: str
+    ordering_key: str
+    lane: Lane
+    sequence: int | None
+    created_at: float
+    body: bytes
+    content_type: str
+    event_type: str
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    first_failed_at: float | None = None
+    last_error: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Egress idempotency key, stable across retries, restarts and replays."""
+        return f"{self.event_id}.{self.destination_id}"
+
+
+@dataclass(slots=True, frozen=True)
+class Admission:
+    """Everything one received message commits atomically.
+
+    `received` is the source event (its body is the raw input); `derived`
+    holds events emitted by transforms; `deliveries` the outbox entries to
+    create. `ack_code` is the acknowledgment code given to the sender, kept so
+    a resend of the same idempotency key is answered the same way.
+    """
+
+    received: Event
+    derived: tuple[Event, ...] = ()
+    deliveries: tuple[NewDelivery, ...] = ()
+    ack_code: str = "AA"
+    audit_detail: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Admitted:
+    """The admission committed; `deliveries` are now durable outbox entries."""
+
+    event_id: str
+    deliveries: tuple[Delivery, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class Duplicate:
+    """The idempotency key was seen before; nothing new was committed."""
+
+    original_event_id: str
+    ack_code: str
+
+
+@dataclass(slots=True, frozen=True)
+class Reject:
+    """Input that could not become an event, kept raw for inspection and replay."""
+
+    channel_id: str
+    received_at: float
+    peer: str
+    raw: bytes
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class AuditEntry:
+    """One line of the audit trail: who or what did what to which subject, and why."""
+
+    at: float
+    actor: str
+    action: str
+    subject: str
+    detail: str = ""
+    entry_id: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class DeadLetter:
+    """A dead delivery as operators see it."""
+
+    delivery_id: int
+    event_id: str
+    destination_id: str
+    channel_id: str
+    event_type: str
+    ordering_key: str
+    lane: Lane
+    attempts: int
+    reason: str
+    created_at: float
+    died_at: float
+
+
+@dataclass(slots=True, frozen=True)
+class DeadLetterFilter:
+    """Which dead deliveries an operation applies to; None means any."""
+
+    destination_id: str | None = None
+    channel_id: str | None = None
+    event_type: str | None = None
+    reason_contains: str | None = None
+    delivery_ids: tuple[int, ...] | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class OutboxStats:
+    """Counts for one (channel, destination) outbox, for `status`."""
+
+    channel_id: str
+    destination_id: str
+    delivered: int
+    pending: int
+    dead: int
+    superseded: int
+    oldest_pending_at: float | None
+    last_delivered_at: float | None
+
+
+@dataclass(slots=True, frozen=True)
+class ChannelStats:
+    channel_id: str
+    received: int
+    duplicates: int
+    rejected: int
+    last_received_at: float | None
+    outboxes: tuple[OutboxStats, ...] = field(default=())

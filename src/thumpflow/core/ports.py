@@ -1,0 +1,150 @@
+"""The contracts adapters implement: the store, destinations and the ingress.
+
+`flow` and `runtime` see storage and connectors only through these protocols;
+only `runtime` names concrete implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from thumpflow.core.event import (
+    Admission,
+    Admitted,
+    AuditEntry,
+    ChannelStats,
+    DeadLetter,
+    DeadLetterFilter,
+    Delivery,
+    Duplicate,
+    Event,
+    Reject,
+)
+from thumpflow.core.outcome import Outcome, SendResult
+
+
+class Store(Protocol):
+    """The durable store.
+
+    Write methods are coroutines that return only after the write is durably
+    committed (fsync'd); concurrent callers share one commit (group commit).
+    Should the commit fail, every caller of that commit gets `StoreError`
+    and nothing of theirs is committed. Writes are applied in call order:
+    an `Admission` that returns before another is called has a lower
+    `delivery_id` for each of its deliveries.
+    """
+
+    async def open(self) -> None:
+        """Create or migrate the schema; idempotent."""
+        ...
+
+    async def close(self) -> None:
+        """Finish pending writes, then release the database."""
+        ...
+
+    async def admit(self, admission: Admission) -> Admitted | Duplicate:
+        """Commit a received event, its derived events and deliveries, atomically.
+
+        If the idempotency key of `admission.received` was committed before,
+        nothing is written and `Duplicate` names the original event and ACK
+        code; an audit entry records the duplicate.
+        """
+        ...
+
+    async def reject(self, reject: Reject) -> int:
+        """Keep input that could not become an event; return its reject id."""
+        ...
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Commit delivery outcomes with their audit entries, atomically.
+
+        `Delivered` also raises the applied entity version of
+        (destination, ordering key) to the delivery's sequence, never lowers it.
+        """
+        ...
+
+    async def load_pending(
+        self, destination_id: str, after_delivery_id: int, limit: int
+    ) -> list[Delivery]:
+        """Pending deliveries of one destination with id > `after_delivery_id`, by id.
+
+        Serialised with writes: every admission that returned before this call
+        is visible, none that is called after it.
+        """
+        ...
+
+    async def pending_count(self, destination_id: str) -> int:
+        """How many deliveries of one destination are pending (durably queued)."""
+        ...
+
+    async def applied_version(self, destination_id: str, ordering_key: str) -> int | None:
+        """The highest entity version delivered to a destination for a key, if any."""
+        ...
+
+    async def dead_letters(self, flt: DeadLetterFilter, limit: int = 100) -> list[DeadLetter]:
+        """Dead deliveries matching `flt`, oldest first."""
+        ...
+
+    async def replay(self, flt: DeadLetterFilter, actor: str, reason: str) -> list[Delivery]:
+        """Return matching dead deliveries to pending (attempts reset), audited.
+
+        The returned deliveries are pending again; the flow core schedules them.
+        """
+        ...
+
+    async def event(self, event_id: str) -> Event | None:
+        """One stored event, with its body."""
+        ...
+
+    async def rejects(self, channel_id: str | None, limit: int = 100) -> list[tuple[int, Reject]]:
+        """Kept rejected input, newest first."""
+        ...
+
+    async def audit(self, subject: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Audit entries, newest first, optionally for one subject."""
+        ...
+
+    async def stats(self) -> list[ChannelStats]:
+        """Per channel and destination counts for `status`."""
+        ...
+
+
+class Destination(Protocol):
+    """Where deliveries go. Lifecycle: `start`, then `send` any number of times, `close`.
+
+    `send` gets 1..`max_batch` deliveries, each of a different ordering key or
+    in ordering-key order, and returns one `SendResult` per delivery in the
+    same order. It may raise only on a bug; every expected failure is a
+    result. A destination that can recognise a resend (by `Delivery.key`)
+    answers it `Sent` without applying it twice.
+    """
+
+    destination_id: str
+    max_batch: int
+
+    async def start(self) -> None: ...
+
+    async def send(self, batch: Sequence[Delivery]) -> list[SendResult]: ...
+
+    async def close(self) -> None: ...
+
+
+class Ingress(Protocol):
+    """What a source hands received bytes to (implemented by `flow`).
+
+    `receive` returns the response to send back (an ACK or NAK), or None when
+    the sender asked for none; it returns only once the event is durably
+    committed or kept as a reject. `framing_error` tells that the source could
+    not frame the input cleanly (oversized, truncated); the raw bytes are still
+    kept. Sources consult `is_open` before reading more and, when closed, stop
+    reading until `wait_open` returns (backpressure).
+    """
+
+    async def receive(
+        self, raw: bytes, peer: str, framing_error: str | None = None
+    ) -> bytes | None: ...
+
+    def is_open(self) -> bool: ...
+
+    async def wait_open(self) -> None: ...

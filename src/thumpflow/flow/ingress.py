@@ -1,0 +1,170 @@
+"""Ingress of one channel: from received bytes to a durable admission and its ACK.
+
+Guarantees:
+- No loss: the positive ACK (AA, or CA in enhanced mode) is returned only
+  after `Store.admit` has durably committed the event and its deliveries.
+- Nothing silently dropped: input that cannot be parsed, framed or
+  transformed is kept raw as a reject (`Store.reject`) and answered with a NAK
+  whose ERR segment names what is wrong and where (AE/CR: do not resend as
+  is). When the store itself fails the answer is AR/CE (resend later).
+- Exactly once: a resend of the same MSH-10 from the same sender (MSH-3/4) is
+  answered with the original ACK code and not processed again.
+- Backpressure: `is_open` is false while any destination of the channel is
+  past its high-water mark; sources stop reading until `wait_open` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Sequence
+
+from thumpflow.core.clock import Clock
+from thumpflow.core.errors import MessageError, StoreError
+from thumpflow.core.event import Admission, Delivery, Duplicate, Reject
+from thumpflow.core.ports import Store
+from thumpflow.flow.outbox import Outbox
+from thumpflow.flow.pipeline import ChannelPipeline
+from thumpflow.hl7v2 import Message, accept_ack_wanted, ack_mode, build_ack, build_nak_for_raw
+
+log = logging.getLogger("thumpflow.flow.ingress")
+
+_POSITIVE = {"original": "AA", "enhanced": "CA"}
+_REJECT = {"original": "AE", "enhanced": "CR"}
+_RETRY_LATER = {"original": "AR", "enhanced": "CE"}
+
+
+class ChannelIngress:
+    """The `Ingress` of one channel; see the module docstring."""
+
+    def __init__(
+        self,
+        pipeline: ChannelPipeline,
+        store: Store,
+        outboxes: Sequence[Outbox],
+        clock: Clock,
+    ) -> None:
+        self.channel_id = pipeline.channel_id
+        self._pipeline = pipeline
+        self._store = store
+        self._outboxes = {outbox.destination_id: outbox for outbox in outboxes}
+        self._clock = clock
+        self._open = asyncio.Event()
+        self._open.set()
+        for outbox in outboxes:
+            outbox.on_blocking_change(self._blocking_changed)
+        self._blocking_changed()
+
+    def _blocking_changed(self) -> None:
+        if any(outbox.blocking for outbox in self._outboxes.values()):
+            self._open.clear()
+        else:
+            self._open.set()
+
+    def is_open(self) -> bool:
+        return self._open.is_set()
+
+    async def wait_open(self) -> None:
+        await self._open.wait()
+
+    async def receive(
+        self, raw: bytes, peer: str, framing_error: str | None = None
+    ) -> bytes | None:
+        now = self._clock.now()
+        if framing_error is not None:
+            error = MessageError(framing_error, code="100")
+            return await self._reject(raw, peer, error, now, framing_error_only=True)
+        try:
+            message = Message.parse(raw)
+            message.validate_structure()
+        except MessageError as err:
+            return await self._reject(raw, peer, err, now)
+        mode = ack_mode(message)
+        try:
+            result = self._pipeline.run(message, raw, now)
+        except Exception as err:
+            failure = MessageError(f"transform failed: {_describe_exception(err)}", code="207")
+            return await self._reject(raw, peer, failure, now, message)
+        admission = Admission(
+            received=result.received,
+            derived=result.derived,
+            deliveries=result.deliveries,
+            ack_code=_POSITIVE[mode],
+            audit_detail="filtered" if result.filtered else None,
+        )
+        try:
+            outcome = await self._store.admit(admission)
+        except StoreError:
+            log.exception("channel %s: could not commit a received message", self.channel_id)
+            code = _RETRY_LATER[mode]
+            error = MessageError("could not store the message; send it again later", code="207")
+            return (
+                build_ack(message, code, error=error) if accept_ack_wanted(message, False) else None
+            )
+        if isinstance(outcome, Duplicate):
+            code = outcome.ack_code
+        else:
+            code = _POSITIVE[mode]
+            self._offer(outcome.deliveries)
+        if not accept_ack_wanted(message, code in _POSITIVE.values()):
+            return None
+        return build_ack(message, code)
+
+    def _offer(self, deliveries: Sequence[Delivery]) -> None:
+        by_destination: dict[str, list[Delivery]] = {}
+        for delivery in deliveries:
+            by_destination.setdefault(delivery.destination_id, []).append(delivery)
+        for destination_id, batch in by_destination.items():
+            self._outboxes[destination_id].offer(batch)
+
+    async def _reject(
+        self,
+        raw: bytes,
+        peer: str,
+        error: MessageError,
+        now: float,
+        message: Message | None = None,
+        *,
+        framing_error_only: bool = False,
+    ) -> bytes | None:
+        """Keep the input as a reject and build the NAK, if one is owed.
+
+        A complete frame is always answered; bytes that only failed framing
+        (garbage between frames) are answered only when they look like a
+        message, since nobody may be waiting for an answer to noise.
+        """
+        try:
+            reject_id = await self._store.reject(
+                Reject(self.channel_id, now, peer, raw, error.describe())
+            )
+        except StoreError:
+            log.exception("channel %s: could not keep rejected input", self.channel_id)
+            if message is None:
+                return build_nak_for_raw(raw, "AR", error) if _looks_like_message(raw) else None
+            return build_ack(message, _RETRY_LATER[ack_mode(message)], error=error)
+        log.warning(
+            "channel %s: rejected input from %s kept as reject %d: %s",
+            self.channel_id,
+            peer,
+            reject_id,
+            error.describe(),
+        )
+        if message is not None:
+            if not accept_ack_wanted(message, False):
+                return None
+            return build_ack(message, _REJECT[ack_mode(message)], error=error)
+        if framing_error_only and not _looks_like_message(raw):
+            return None
+        return build_nak_for_raw(raw, "AE", error)
+
+
+def _looks_like_message(raw: bytes) -> bool:
+    return raw.lstrip(b"\r\n\t \x0b").startswith(b"MSH")
+
+
+def _describe_exception(err: Exception) -> str:
+    """Type and place of an exception, without its message (which may hold patient data)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(err).__name__}{where}"

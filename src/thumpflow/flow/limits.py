@@ -1,0 +1,92 @@
+"""Per-destination rate limit (token bucket) and circuit breaker.
+
+Both are pure state machines driven by times passed in, so they are tested
+without waiting. Neither loses work: they only say how long to wait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class TokenBucket:
+    """At most `rate` sends per second on average, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = max(1.0, burst)
+        self._tokens = self.burst
+        self._at = now
+
+    def _refill(self, now: float) -> None:
+        if now > self._at:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+
+    def take(self, wanted: int, now: float) -> int:
+        """Take up to `wanted` tokens now; return how many were granted (maybe 0)."""
+        self._refill(now)
+        granted = min(wanted, int(self._tokens))
+        self._tokens -= granted
+        return granted
+
+    def wait_for_one(self, now: float) -> float:
+        """Seconds until at least one token is available."""
+        self._refill(now)
+        if self._tokens >= 1.0:
+            return 0.0
+        return (1.0 - self._tokens) / self.rate
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(slots=True)
+class CircuitBreaker:
+    """Stops sending to a destination that keeps failing, then probes it.
+
+    After `failure_threshold` consecutive transient failures the breaker
+    opens for `cooldown_seconds`: nothing is sent (deliveries wait, none is
+    charged an attempt). Then one probe batch goes out (half-open): success
+    closes the breaker, failure opens it for another cooldown.
+    """
+
+    failure_threshold: int = 5
+    cooldown_seconds: float = 30.0
+    state: BreakerState = BreakerState.CLOSED
+    consecutive_failures: int = 0
+    opened_at: float = 0.0
+    probing: bool = False
+
+    def allows(self, now: float) -> float:
+        """0.0 when a send may start now, else seconds to wait."""
+        if self.state is BreakerState.CLOSED:
+            return 0.0
+        if self.state is BreakerState.OPEN:
+            remaining = self.opened_at + self.cooldown_seconds - now
+            if remaining > 0:
+                return remaining
+            self.state = BreakerState.HALF_OPEN
+        if self.probing:
+            return self.cooldown_seconds
+        self.probing = True
+        return 0.0
+
+    def success(self) -> None:
+        self.state = BreakerState.CLOSED
+        self.consecutive_failures = 0
+        self.probing = False
+
+    def failure(self, now: float) -> None:
+        self.consecutive_failures += 1
+        self.probing = False
+        if (
+            self.state is BreakerState.HALF_OPEN
+            or self.consecutive_failures >= self.failure_threshold
+        ):
+            self.state = BreakerState.OPEN
+            self.opened_at = now

@@ -1,0 +1,345 @@
+"""The dispatcher of one destination's durable outbox.
+
+Guarantees (with the store's and the destination's):
+- Nothing is lost: a delivery leaves the outbox only as delivered, dead or
+  superseded, each recorded in the store with an audit entry. The in-memory
+  schedule holds at most `memory_capacity` deliveries; beyond that the outbox
+  "spills": deliveries stay only in the store and are paged back in id order,
+  so memory stays bounded however long a destination is down.
+- Order per ordering key, urgent lanes first, a retrying key blocks only
+  itself (see `LaneScheduler`).
+- Bounded, classified retries (`RetryPolicy`); a permanent failure or an
+  exhausted delivery is dead-lettered with its reason.
+- Monotonic state: a delivery whose entity version is not above the version
+  already applied at this destination is recorded as superseded, not sent.
+- Rate limit and circuit breaker per destination; no attempt is charged while
+  the breaker is open. A `Retry-After` from the receiver pauses the whole
+  destination for that long (throttling and unavailability are the
+  receiver's, not one patient's), and is the floor of that delivery's backoff.
+- Outcomes are recorded asynchronously after the send; a crash between a send
+  and its record makes the delivery go out again after restart with the same
+  `Delivery.key`, which the destination (or receiver) recognises as a resend.
+- Backpressure: `blocking` is true from `high_water` durable pending
+  deliveries down to `low_water`; ingress stops reading while it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from thumpflow.core.clock import Clock
+from thumpflow.core.errors import StoreError
+from thumpflow.core.event import Delivery
+from thumpflow.core.outcome import (
+    Delivered,
+    Died,
+    Outcome,
+    Permanent,
+    Retrying,
+    SendResult,
+    Sent,
+    Superseded,
+    Transient,
+)
+from thumpflow.core.ports import Destination, Store
+from thumpflow.flow.limits import CircuitBreaker, TokenBucket
+from thumpflow.flow.retry import RetryPolicy
+from thumpflow.flow.scheduler import LaneScheduler
+
+log = logging.getLogger("thumpflow.flow.outbox")
+
+
+@dataclass(slots=True, frozen=True)
+class OutboxSettings:
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rate_per_second: float | None = None
+    burst: float = 1.0
+    failure_threshold: int = 5
+    cooldown_seconds: float = 30.0
+    concurrency: int = 1
+    memory_capacity: int = 20_000
+    high_water: int = 100_000
+    low_water: int = 80_000
+    starvation_seconds: float = 30.0
+
+
+class Outbox:
+    """Sends one destination's pending deliveries; see the module docstring."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        store: Store,
+        clock: Clock,
+        settings: OutboxSettings,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.destination = destination
+        self.destination_id = destination.destination_id
+        self._store = store
+        self._clock = clock
+        self._settings = settings
+        self._rng = rng or random.Random()
+        self._schedule = LaneScheduler(starvation_seconds=settings.starvation_seconds)
+        self._bucket = (
+            TokenBucket(settings.rate_per_second, settings.burst, clock.monotonic())
+            if settings.rate_per_second
+            else None
+        )
+        self.breaker = CircuitBreaker(settings.failure_threshold, settings.cooldown_seconds)
+        self.pending = 0
+        self.blocking = False
+        self._listeners: list[Callable[[], None]] = []
+        self._spilled = False
+        self._cursor = 0
+        self._max_seen = 0
+        self._applied: dict[str, int] = {}
+        self._outcomes: list[Outcome] = []
+        self._work = asyncio.Event()
+        self._outcomes_ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._paused_until = 0.0
+
+    def on_blocking_change(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        """Start the destination, load the durable backlog, start the workers."""
+        await self.destination.start()
+        self.pending = await self._store.pending_count(self.destination_id)
+        self._update_blocking()
+        self._spilled = True
+        await self._refill()
+        for index in range(max(1, self._settings.concurrency)):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"outbox-{index}"))
+        self._tasks.append(asyncio.create_task(self._recorder(), name="outbox-recorder"))
+
+    async def stop(self) -> None:
+        """Stop sending, record every outcome already known, close the destination."""
+        self._stopping = True
+        self._work.set()
+        workers, recorder = self._tasks[:-1], self._tasks[-1:]
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._outcomes_ready.set()
+        await asyncio.gather(*recorder, return_exceptions=True)
+        await self.destination.close()
+
+    def offer(self, deliveries: Sequence[Delivery]) -> None:
+        """Take deliveries just committed by an admission (in commit order)."""
+        self.pending += len(deliveries)
+        self._update_blocking()
+        if self._spilled or len(self._schedule) + len(deliveries) > self._settings.memory_capacity:
+            if not self._spilled:
+                self._spilled = True
+                self._cursor = self._max_seen
+            self._work.set()
+            return
+        self._schedule.add(deliveries, self._clock.now())
+        self._max_seen = max(self._max_seen, deliveries[-1].delivery_id)
+        self._work.set()
+
+    def readmit(self, deliveries: Sequence[Delivery]) -> None:
+        """Take replayed deliveries (pending again, with their original ids)."""
+        self.pending += len(deliveries)
+        self._update_blocking()
+        self._schedule.add(deliveries, self._clock.now())
+        self._work.set()
+
+    @property
+    def in_memory(self) -> int:
+        return len(self._schedule)
+
+    async def _refill(self) -> None:
+        room = self._settings.memory_capacity - len(self._schedule)
+        if room <= self._settings.memory_capacity // 2:
+            return
+        page = await self._store.load_pending(self.destination_id, self._cursor, room)
+        if page:
+            self._cursor = page[-1].delivery_id
+            self._max_seen = max(self._max_seen, self._cursor)
+            self._schedule.add(page, self._clock.now())
+        if len(page) < room:
+            self._spilled = False
+
+    def _update_blocking(self) -> None:
+        before = self.blocking
+        if self.pending >= self._settings.high_water:
+            self.blocking = True
+        elif self.pending <= self._settings.low_water:
+            self.blocking = False
+        if before != self.blocking:
+            if self.blocking:
+                log.warning(
+                    "destination %s passed its high-water mark (%d pending); ingress slows",
+                    self.destination_id,
+                    self.pending,
+                )
+            for listener in self._listeners:
+                listener()
+
+    async def _wait(self, seconds: float | None) -> None:
+        self._work.clear()
+        if seconds is None:
+            await self._work.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._work.wait(), timeout=max(0.001, seconds))
+
+    async def _worker(self) -> None:
+        while not self._stopping:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox worker of destination %s failed a step", self.destination_id)
+                await self._wait(1.0)
+
+    async def _step(self) -> None:
+        if self._spilled:
+            await self._refill()
+        now = self._clock.now()
+        if not self._schedule.has_ready(now):
+            due = self._schedule.next_due()
+            await self._wait(None if due is None else due - now)
+            return
+        if self._paused_until > now:
+            await self._wait(self._paused_until - now)
+            return
+        breaker_wait = self.breaker.allows(now)
+        if breaker_wait > 0:
+            await self._wait(breaker_wait)
+            return
+        limit = self.destination.max_batch
+        if self._bucket is not None:
+            mono = self._clock.monotonic()
+            limit = self._bucket.take(limit, mono)
+            if limit == 0:
+                self.breaker.probing = False
+                await asyncio.sleep(self._bucket.wait_for_one(mono))
+                return
+        batch = self._schedule.take(limit, now)
+        if not batch:
+            self.breaker.probing = False
+            return
+        batch = await self._drop_stale(batch, now)
+        if not batch:
+            return
+        results = await self.destination.send(batch)
+        self._settle(batch, results)
+        self._work.set()
+
+    async def _drop_stale(self, batch: list[Delivery], now: float) -> list[Delivery]:
+        fresh: list[Delivery] = []
+        for delivery in batch:
+            if delivery.sequence is not None:
+                applied = await self._applied_version(delivery.ordering_key)
+                if applied is not None and delivery.sequence <= applied:
+                    reason = (
+                        f"entity version {delivery.sequence} is not above the applied "
+                        f"version {applied}"
+                    )
+                    self._finish(delivery, Superseded(delivery.delivery_id, now, reason))
+                    continue
+            fresh.append(delivery)
+        return fresh
+
+    async def _applied_version(self, ordering_key: str) -> int | None:
+        if ordering_key in self._applied:
+            return self._applied[ordering_key]
+        version = await self._store.applied_version(self.destination_id, ordering_key)
+        if version is not None:
+            self._applied[ordering_key] = max(version, self._applied.get(ordering_key, version))
+        return self._applied.get(ordering_key)
+
+    def _settle(self, batch: Sequence[Delivery], results: Sequence[SendResult]) -> None:
+        now = self._clock.now()
+        if len(results) != len(batch):
+            results = [Transient("destination returned a wrong number of results")] * len(batch)
+        any_sent = False
+        any_transient = False
+        for delivery, result in zip(batch, results, strict=True):
+            attempts = delivery.attempts + 1
+            if isinstance(result, Sent):
+                any_sent = True
+                if delivery.sequence is not None:
+                    previous = self._applied.get(delivery.ordering_key)
+                    if previous is None or delivery.sequence > previous:
+                        self._applied[delivery.ordering_key] = delivery.sequence
+                self._finish(
+                    delivery,
+                    Delivered(
+                        delivery.delivery_id,
+                        now,
+                        attempts,
+                        self.destination_id,
+                        delivery.ordering_key,
+                        delivery.sequence,
+                        result.detail,
+                    ),
+                )
+            elif isinstance(result, Permanent):
+                self._finish(delivery, Died(delivery.delivery_id, now, attempts, result.reason))
+            else:
+                any_transient = True
+                if result.retry_after is not None:
+                    pause = min(result.retry_after, self._settings.retry.max_retry_after_seconds)
+                    self._paused_until = max(self._paused_until, now + pause)
+                self._retry(delivery, attempts, result, now)
+        if any_sent:
+            self.breaker.success()
+        elif any_transient:
+            self.breaker.failure(now)
+        else:
+            self.breaker.probing = False
+
+    def _retry(self, delivery: Delivery, attempts: int, result: Transient, now: float) -> None:
+        first_failed = delivery.first_failed_at if delivery.first_failed_at is not None else now
+        exhausted = self._settings.retry.exhausted(attempts, first_failed, now)
+        if exhausted is not None:
+            reason = f"{exhausted}; last error: {result.reason}"
+            self._finish(delivery, Died(delivery.delivery_id, now, attempts, reason))
+            return
+        wait = self._settings.retry.delay(attempts, result.retry_after, self._rng)
+        delivery.attempts = attempts
+        delivery.first_failed_at = first_failed
+        delivery.last_error = result.reason
+        delivery.next_attempt_at = now + wait
+        self._schedule.retry_at(delivery, now + wait, now)
+        self._outcomes.append(
+            Retrying(delivery.delivery_id, now, attempts, now + wait, result.reason, first_failed)
+        )
+        self._outcomes_ready.set()
+
+    def _finish(self, delivery: Delivery, outcome: Outcome) -> None:
+        self._schedule.finished(delivery, outcome.at)
+        self.pending -= 1
+        self._update_blocking()
+        self._outcomes.append(outcome)
+        self._outcomes_ready.set()
+
+    async def _recorder(self) -> None:
+        while not self._stopping or self._outcomes:
+            await self._outcomes_ready.wait()
+            self._outcomes_ready.clear()
+            while self._outcomes:
+                batch, self._outcomes = self._outcomes, []
+                try:
+                    await self._store.record(batch)
+                except StoreError:
+                    log.exception(
+                        "recording outcomes for destination %s failed", self.destination_id
+                    )
+                    self._outcomes = batch + self._outcomes
+                    if self._stopping:
+                        return
+                    await asyncio.sleep(1.0)

@@ -1,0 +1,162 @@
+"""The channel pipeline: parse, filter, choose a lane, transform, route. Pure.
+
+`ChannelPipeline.run` turns one parsed message into everything its admission
+commits: the received event, the events a transform derived from it, and the
+deliveries to each destination whose routing conditions hold. It does no I/O,
+so it is tested without sockets or a store, and `thumpflow try` will show each
+stage. A message rejected by the filter is still admitted (kept and audited as
+filtered) but has no deliveries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from thumpflow.config.model import Channel, Condition
+from thumpflow.core.event import Event, NewDelivery
+from thumpflow.core.ids import new_ulid
+from thumpflow.core.lanes import Lane
+from thumpflow.flow.hl7_facts import entity_version, event_type, parse_hl7_time
+from thumpflow.hl7v2 import Message
+
+Predicate = Callable[[Message], bool]
+Transform = Callable[[Event, Message], Iterable[Event]]
+
+
+def compile_condition(condition: Condition) -> Predicate:
+    """A predicate for one condition (see `Condition`)."""
+    if condition.any is not None:
+        options = [compile_condition(option) for option in condition.any]
+        return lambda message: any(option(message) for option in options)
+    path = condition.path
+    assert path is not None
+    if condition.equals is not None:
+        expected = condition.equals
+        return lambda message: message.get(path) == expected
+    if condition.in_ is not None:
+        allowed = frozenset(condition.in_)
+        return lambda message: message.get(path) in allowed
+    if condition.not_in is not None:
+        banned = frozenset(condition.not_in)
+        return lambda message: message.get(path) not in banned
+    if condition.prefix is not None:
+        start = condition.prefix
+        return lambda message: message.get(path).startswith(start)
+    if condition.matches is not None:
+        pattern = re.compile(condition.matches)
+        return lambda message: pattern.search(message.get(path)) is not None
+    wanted = bool(condition.exists)
+    return lambda message: (message.get(path) != "") == wanted
+
+
+def compile_all(conditions: Sequence[Condition]) -> Predicate:
+    """A predicate that holds when every condition holds (always, for none)."""
+    predicates = [compile_condition(condition) for condition in conditions]
+    if not predicates:
+        return lambda message: True
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda message: all(predicate(message) for predicate in predicates)
+
+
+@dataclass(slots=True, frozen=True)
+class PipelineResult:
+    received: Event
+    derived: tuple[Event, ...]
+    deliveries: tuple[NewDelivery, ...]
+    filtered: bool
+
+
+class ChannelPipeline:
+    """One channel's compiled pipeline."""
+
+    def __init__(self, channel: Channel, transform: Transform | None = None) -> None:
+        self.channel = channel
+        self.channel_id = channel.id
+        self._transform = transform
+        self._filter = compile_all(channel.filter)
+        self._lanes = [(rule.lane, compile_all(rule.when)) for rule in channel.lanes.rules]
+        self._default_lane = channel.lanes.default
+        self._routes = [
+            (destination.id, compile_all(destination.when)) for destination in channel.destinations
+        ]
+        self._key = channel.ordering_key
+        self._version_path = channel.entity_version
+        self._zone = ZoneInfo(channel.timezone)
+
+    def source_system(self, message: Message) -> str:
+        """The sender: MSH-3 and MSH-4 (application and facility)."""
+        return f"{message.sending_application}@{message.sending_facility}"
+
+    def lane(self, message: Message) -> Lane:
+        for lane, predicate in self._lanes:
+            if predicate(message):
+                return lane
+        return self._default_lane
+
+    def accepts(self, message: Message) -> bool:
+        return self._filter(message)
+
+    def ordering_entity(self, message: Message) -> tuple[str, str]:
+        """(entity type, entity id); messages without one are ordered per channel."""
+        entity = message.get(self._key.path)
+        if not entity:
+            return "Channel", self.channel_id
+        if self._key.authority_path is not None:
+            authority = message.get(self._key.authority_path)
+            if authority:
+                entity = f"{authority}|{entity}"
+        return self._key.entity_type, entity
+
+    def event(self, message: Message, raw: bytes, received_at: float) -> Event:
+        """The received event for a parsed message."""
+        source = self.source_system(message)
+        entity_type, entity_id = self.ordering_entity(message)
+        occurred = parse_hl7_time(message.get("EVN-2") or message.get("MSH-7"), self._zone)
+        sequence = None
+        if self._version_path is not None:
+            sequence = entity_version(message.get(self._version_path))
+        return Event(
+            event_id=new_ulid(int(received_at * 1000)),
+            idempotency_key=f"{source}|{message.control_id}",
+            source_system=source,
+            channel_id=self.channel_id,
+            event_type=event_type(message),
+            entity_type=entity_type,
+            entity_id=entity_id,
+            occurred_at=occurred if occurred is not None else received_at,
+            received_at=received_at,
+            body=raw,
+            sequence=sequence,
+            lane=self.lane(message),
+            location=message.get("PV1-3.1") or None,
+            correlation_id=message.control_id or None,
+        )
+
+    def run(self, message: Message, raw: bytes, received_at: float) -> PipelineResult:
+        """Filter, transform and route one message. Raises whatever a transform raises."""
+        received = self.event(message, raw, received_at)
+        if not self._filter(message):
+            return PipelineResult(received, (), (), filtered=True)
+        targets = [destination for destination, holds in self._routes if holds(message)]
+        if self._transform is None:
+            outputs: tuple[Event, ...] = (received,)
+            derived: tuple[Event, ...] = ()
+        else:
+            derived = tuple(self._transform(received, message))
+            outputs = derived
+        deliveries = tuple(
+            NewDelivery(
+                event_id=event.event_id,
+                destination_id=destination,
+                ordering_key=event.ordering_key,
+                lane=event.lane,
+                sequence=event.sequence,
+            )
+            for event in outputs
+            for destination in targets
+        )
+        return PipelineResult(received, derived, deliveries, filtered=False)

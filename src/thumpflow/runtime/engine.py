@@ -1,0 +1,185 @@
+"""The composition root: builds a running engine from a `Config`.
+
+This is the only module that names concrete implementations (the SQLite
+store, the MLLP source, the file/HTTP/MLLP destinations). Start order: store,
+outboxes (each loads its durable backlog), then sources, so nothing is
+accepted before it can be delivered. Stop order is the reverse: sources stop
+accepting and finish in-flight admissions, outboxes record every outcome
+they know, then the store drains its writes and closes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from thumpflow.config.model import (
+    Channel,
+    Config,
+    DeliveryOptions,
+    FileDestination,
+    HttpDestination,
+    MllpDestination,
+)
+from thumpflow.connectors.file.destination import FileDestination as FileConnector
+from thumpflow.connectors.http.destination import HttpDestination as HttpConnector
+from thumpflow.connectors.mllp.destination import MllpDestination as MllpConnector
+from thumpflow.connectors.mllp.source import MllpSource
+from thumpflow.core.clock import Clock, SystemClock
+from thumpflow.core.errors import ConfigError
+from thumpflow.core.event import ChannelStats, DeadLetter, DeadLetterFilter, Delivery
+from thumpflow.core.ports import Destination, Store
+from thumpflow.flow.ingress import ChannelIngress
+from thumpflow.flow.outbox import Outbox, OutboxSettings
+from thumpflow.flow.pipeline import ChannelPipeline, Transform
+from thumpflow.flow.retry import RetryPolicy
+from thumpflow.store.sqlite import SqliteStore
+
+log = logging.getLogger("thumpflow.runtime")
+
+
+def open_store(config: Config, *, read_only: bool = False) -> Store:
+    """The configured store (not yet opened)."""
+    return SqliteStore(Path(config.store.path), read_only=read_only)
+
+
+def build_destination(spec: DeliveryOptions) -> Destination:
+    """The connector for one destination spec."""
+    if isinstance(spec, FileDestination):
+        return FileConnector(spec.id, spec)
+    if isinstance(spec, HttpDestination):
+        return HttpConnector(spec.id, spec)
+    if isinstance(spec, MllpDestination):
+        return MllpConnector(spec.id, spec)
+    raise ConfigError([f"destination {spec.id!r}: unsupported destination type"])
+
+
+def outbox_settings(spec: DeliveryOptions) -> OutboxSettings:
+    retry = spec.retry
+    rate = spec.rate_limit
+    return OutboxSettings(
+        retry=RetryPolicy(
+            base_seconds=retry.base,
+            cap_seconds=retry.cap,
+            max_attempts=retry.max_attempts,
+            max_age_seconds=retry.max_age,
+            max_retry_after_seconds=retry.max_retry_after,
+        ),
+        rate_per_second=rate.per_second if rate else None,
+        burst=float(rate.burst) if rate else 1.0,
+        failure_threshold=spec.circuit_breaker.failure_threshold,
+        cooldown_seconds=spec.circuit_breaker.cooldown,
+        concurrency=spec.concurrency,
+        memory_capacity=spec.memory_capacity,
+        high_water=spec.high_water,
+        low_water=max(1, spec.high_water * 8 // 10),
+    )
+
+
+def load_transform(reference: str, channel_id: str) -> Transform:
+    """Import `package.module:function`; a missing one is a located config error."""
+    module_name, _, function_name = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        function = getattr(module, function_name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(
+            [f"channel {channel_id!r} > transform: cannot load {reference!r}: {err}"]
+        ) from None
+    if not callable(function):
+        raise ConfigError([f"channel {channel_id!r} > transform: {reference!r} is not callable"])
+    return function  # type: ignore[no-any-return]
+
+
+@dataclass(slots=True)
+class _RunningChannel:
+    channel: Channel
+    ingress: ChannelIngress
+    source: MllpSource
+
+
+class Engine:
+    """A running thumpflow engine: channels, their outboxes and the store."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store = store or open_store(config)
+        self._rng = rng or random.Random()
+        self.outboxes: dict[str, Outbox] = {}
+        self.channels: dict[str, _RunningChannel] = {}
+
+    async def start(self) -> None:
+        await self.store.open()
+        try:
+            for channel in self.config.channels:
+                if not channel.enabled:
+                    continue
+                transform = (
+                    load_transform(channel.transform, channel.id) if channel.transform else None
+                )
+                outboxes = []
+                for spec in channel.destinations:
+                    outbox = Outbox(
+                        build_destination(spec),
+                        self.store,
+                        self.clock,
+                        outbox_settings(spec),
+                        rng=self._rng,
+                    )
+                    await outbox.start()
+                    self.outboxes[spec.id] = outbox
+                    outboxes.append(outbox)
+                pipeline = ChannelPipeline(channel, transform)
+                ingress = ChannelIngress(pipeline, self.store, outboxes, self.clock)
+                source = MllpSource(channel.id, channel.source, ingress)
+                self.channels[channel.id] = _RunningChannel(channel, ingress, source)
+            for running in self.channels.values():
+                await running.source.start()
+                log.info(
+                    "channel %s listening for MLLP on %s:%d",
+                    running.channel.id,
+                    running.channel.source.host,
+                    running.source.port,
+                )
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        for running in self.channels.values():
+            await running.source.close()
+        for outbox in self.outboxes.values():
+            await outbox.stop()
+        await self.store.close()
+
+    def source_port(self, channel_id: str) -> int:
+        return self.channels[channel_id].source.port
+
+    async def stats(self) -> list[ChannelStats]:
+        return await self.store.stats()
+
+    async def dead_letters(self, flt: DeadLetterFilter, limit: int = 100) -> list[DeadLetter]:
+        return await self.store.dead_letters(flt, limit)
+
+    async def replay(self, flt: DeadLetterFilter, actor: str, reason: str) -> list[Delivery]:
+        """Return matching dead deliveries to their outboxes (audited in the store)."""
+        replayed = await self.store.replay(flt, actor, reason)
+        by_destination: dict[str, list[Delivery]] = {}
+        for delivery in replayed:
+            by_destination.setdefault(delivery.destination_id, []).append(delivery)
+        for destination_id, batch in by_destination.items():
+            outbox = self.outboxes.get(destination_id)
+            if outbox is not None:
+                outbox.readmit(batch)
+        return replayed

@@ -1,0 +1,1 @@
+"""Durable store adapters implementing `thumpflow.core.ports.Store`."""

@@ -1,0 +1,11 @@
+"""The embedded durable store: SQLite in WAL mode, one writer thread with group commit.
+
+`SqliteStore` implements `thumpflow.core.ports.Store`. Open it read-write in
+the engine process; open it with `read_only=True` from tools (`thumpflow
+status`, `thumpflow dlq list`) that read a database the engine is writing.
+"""
+
+from thumpflow.store.sqlite._store import SqliteStore
+from thumpflow.store.sqlite._writer import WriterStats
+
+__all__ = ["SqliteStore", "WriterStats"]

@@ -1,0 +1,354 @@
+"""The embedded durable store: one SQLite file in WAL mode, one writer with group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from thumpflow.core.clock import Clock, SystemClock
+from thumpflow.core.errors import StoreError
+from thumpflow.core.event import (
+    Admission,
+    Admitted,
+    AuditEntry,
+    ChannelStats,
+    DeadLetter,
+    DeadLetterFilter,
+    Delivery,
+    Duplicate,
+    Event,
+    OutboxStats,
+    Reject,
+)
+from thumpflow.core.outcome import Outcome
+from thumpflow.store.sqlite import _rows, _schema
+from thumpflow.store.sqlite._writer import Kind, LoadPending, Op, Replay, Writer, WriterStats
+
+_T = TypeVar("_T")
+
+
+class SqliteStore:
+    """The `Store` on one SQLite database file.
+
+    Durability: WAL journaling with `synchronous=FULL`; a write coroutine
+    returns only after its transaction's WAL frames are fsync'd, so whatever
+    it committed survives a process kill or an OS crash. Concurrent writers
+    share one commit (group commit, see `_writer`); writes are applied in
+    call order; a failed commit fails every caller of that commit with
+    `StoreError` and commits nothing of theirs. `load_pending` is executed by
+    the writer in the same order, so it sees exactly the writes called before
+    it. Other reads use their own connection and see the last committed state.
+
+    With `read_only=True` the file is opened read-only, nothing is created or
+    migrated, write methods raise `StoreError`, and reads work while another
+    process (the engine) is writing the same database. `max_batch` caps how
+    many queued operations one group commit takes.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Clock | None = None,
+        read_only: bool = False,
+        max_batch: int = 2000,
+    ) -> None:
+        self._path = Path(path)
+        self._clock: Clock = clock or SystemClock()
+        self._read_only = read_only
+        self._max_batch = max_batch
+        self._writer: Writer | None = None
+        self._write_conn: sqlite3.Connection | None = None
+        self._read_conn: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    def writer_stats(self) -> WriterStats:
+        """Group commits, operations and failed commits since `open` (zero when read-only)."""
+        return self._writer.stats if self._writer else WriterStats(0, 0, 0)
+
+    async def open(self) -> None:
+        """Create or migrate the schema and start the writer; idempotent.
+
+        Read-only: check that the database exists at this schema version.
+        Raises `StoreError` if the database is missing (read-only), newer than
+        this code, or cannot use WAL.
+        """
+        if self._read_conn is not None:
+            return
+        if self._closed:
+            raise StoreError("the store was closed; create a new one")
+        await asyncio.to_thread(self._open_sync)
+
+    def _open_sync(self) -> None:
+        if self._read_only:
+            conn = _schema.connect_reader(self._path, read_only_file=True)
+            try:
+                _schema.check_version(conn, self._path)
+            except BaseException:
+                conn.close()
+                raise
+            self._read_conn = conn
+            return
+        write_conn = _schema.connect_writer(self._path)
+        try:
+            _schema.migrate(write_conn, self._path)
+            read_conn = _schema.connect_reader(self._path, read_only_file=False)
+        except BaseException:
+            write_conn.close()
+            raise
+        self._write_conn = write_conn
+        self._read_conn = read_conn
+        self._writer = Writer(write_conn, self._clock, self._max_batch)
+        self._writer.start()
+
+    async def close(self) -> None:
+        """Finish every write already called, then release the database; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await asyncio.to_thread(writer.stop)
+        await asyncio.to_thread(self._close_connections)
+
+    def _close_connections(self) -> None:
+        with self._read_lock:
+            for conn in (self._read_conn, self._write_conn):
+                if conn is not None:
+                    conn.close()
+            self._read_conn = self._write_conn = None
+
+    async def _write(self, kind: Kind, arg: Any) -> Any:
+        writer = self._writer
+        if writer is None:
+            if self._read_only:
+                raise StoreError("the store is open read-only")
+            raise StoreError("the store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        writer.submit(Op(kind, arg, future, loop))
+        return await future
+
+    async def admit(self, admission: Admission) -> Admitted | Duplicate:
+        """Commit a received event, its derived events and deliveries, atomically.
+
+        A received idempotency key committed before (also earlier in the same
+        group commit) yields `Duplicate` and only a `duplicate` audit entry.
+        Deliveries get ids in call order and `created_at` = the received
+        event's `received_at`. Raises `StoreError` (nothing written) if the
+        admission is inconsistent or the commit fails.
+        """
+        result: Admitted | Duplicate = await self._write(Kind.ADMIT, admission)
+        return result
+
+    async def reject(self, reject: Reject) -> int:
+        """Keep the raw input with its reason, audited; return its reject id."""
+        reject_id: int = await self._write(Kind.REJECT, reject)
+        return reject_id
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Commit outcomes and their audit entries atomically.
+
+        Outcomes apply only to pending deliveries: an outcome for a delivery
+        that is already delivered, dead or superseded (or unknown) changes
+        nothing, so recording the same outcomes twice is harmless.
+        """
+        await self._write(Kind.RECORD, tuple(outcomes))
+
+    async def load_pending(
+        self, destination_id: str, after_delivery_id: int, limit: int
+    ) -> list[Delivery]:
+        """Pending deliveries of one destination with id > `after_delivery_id`, by id.
+
+        Ordered with writes: sees every write called before it, none called after.
+        """
+        deliveries: list[Delivery] = await self._write(
+            Kind.LOAD_PENDING, LoadPending(destination_id, after_delivery_id, limit)
+        )
+        return deliveries
+
+    async def replay(self, flt: DeadLetterFilter, actor: str, reason: str) -> list[Delivery]:
+        """Return every dead delivery matching `flt` to pending, attempts reset, audited.
+
+        Each replayed delivery gets a `replayed` audit entry with `actor` and
+        `reason`, stamped with the store's clock.
+        """
+        deliveries: list[Delivery] = await self._write(Kind.REPLAY, Replay(flt, actor, reason))
+        return deliveries
+
+    async def _read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        return await asyncio.to_thread(self._read_sync, query)
+
+    def _read_sync(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._read_lock:
+            conn = self._read_conn
+            if conn is None:
+                raise StoreError("the store is not open")
+            conn.execute("BEGIN")
+            try:
+                return query(conn)
+            finally:
+                conn.execute("COMMIT")
+
+    async def pending_count(self, destination_id: str) -> int:
+        """Pending deliveries of a destination, from counters (constant time)."""
+
+        def query(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT coalesce(sum(pending), 0) FROM outbox_counters WHERE destination_id = ?",
+                (destination_id,),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._read(query)
+
+    async def applied_version(self, destination_id: str, ordering_key: str) -> int | None:
+        """The highest entity version delivered to a destination for a key, if any."""
+
+        def query(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT version FROM applied_versions"
+                " WHERE destination_id = ? AND ordering_key = ?",
+                (destination_id, ordering_key),
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._read(query)
+
+    async def dead_letters(self, flt: DeadLetterFilter, limit: int = 100) -> list[DeadLetter]:
+        """Dead deliveries matching `flt`, oldest death first (ties by delivery id)."""
+        where, params = _rows.dead_filter(flt)
+        sql = (
+            f"SELECT {_rows.DEAD_LETTER_COLUMNS} FROM deliveries d"
+            f" JOIN events e ON e.event_seq = d.event_seq WHERE {where}"
+            " ORDER BY d.died_at, d.delivery_id LIMIT ?"
+        )
+
+        def query(conn: sqlite3.Connection) -> list[DeadLetter]:
+            return [_rows.dead_letter_from_row(row) for row in conn.execute(sql, (*params, limit))]
+
+        return await self._read(query)
+
+    async def event(self, event_id: str) -> Event | None:
+        """One stored event with its body, byte for byte as admitted."""
+
+        def query(conn: sqlite3.Connection) -> Event | None:
+            row = conn.execute(f"{_rows.SELECT_EVENT} WHERE event_id = ?", (event_id,)).fetchone()
+            return None if row is None else _rows.event_from_row(row)
+
+        return await self._read(query)
+
+    async def rejects(self, channel_id: str | None, limit: int = 100) -> list[tuple[int, Reject]]:
+        """Kept rejected input with its reject id, newest first, optionally for one channel."""
+        columns = "SELECT reject_id, channel_id, received_at, peer, raw, reason FROM rejects"
+        params: tuple[Any, ...]
+        if channel_id is None:
+            sql, params = f"{columns} ORDER BY reject_id DESC LIMIT ?", (limit,)
+        else:
+            sql = f"{columns} WHERE channel_id = ? ORDER BY reject_id DESC LIMIT ?"
+            params = (channel_id, limit)
+
+        def query(conn: sqlite3.Connection) -> list[tuple[int, Reject]]:
+            return [
+                (row[0], Reject(row[1], row[2], row[3], bytes(row[4]), row[5]))
+                for row in conn.execute(sql, params)
+            ]
+
+        return await self._read(query)
+
+    async def audit(self, subject: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Audit entries, newest first, optionally for one subject."""
+        columns = "SELECT entry_id, at, actor, action, subject, detail FROM audit"
+        params: tuple[Any, ...]
+        if subject is None:
+            sql, params = f"{columns} ORDER BY entry_id DESC LIMIT ?", (limit,)
+        else:
+            sql = f"{columns} WHERE subject = ? ORDER BY entry_id DESC LIMIT ?"
+            params = (subject, limit)
+
+        def query(conn: sqlite3.Connection) -> list[AuditEntry]:
+            return [
+                AuditEntry(
+                    at=row[1],
+                    actor=row[2],
+                    action=row[3],
+                    subject=row[4],
+                    detail=row[5],
+                    entry_id=row[0],
+                )
+                for row in conn.execute(sql, params)
+            ]
+
+        return await self._read(query)
+
+    async def stats(self) -> list[ChannelStats]:
+        """Per channel and outbox counts from one consistent snapshot, by channel id.
+
+        Cost is independent of the number of events: counters plus one index
+        probe per outbox with pending deliveries.
+        """
+        return await self._read(_stats)
+
+
+def _stats(conn: sqlite3.Connection) -> list[ChannelStats]:
+    channels: dict[str, tuple[int, int, int, float | None]] = {
+        row[0]: (row[1], row[2], row[3], row[4])
+        for row in conn.execute(
+            "SELECT channel_id, received, duplicates, rejected, last_received_at"
+            " FROM channel_counters"
+        )
+    }
+    outboxes: dict[str, list[OutboxStats]] = {}
+    rows = conn.execute(
+        "SELECT channel_id, destination_id, delivered, pending, dead, superseded,"
+        " last_delivered_at FROM outbox_counters ORDER BY channel_id, destination_id"
+    ).fetchall()
+    for channel_id, destination_id, delivered, pending, dead, superseded, last in rows:
+        oldest = None
+        if pending > 0:
+            found = conn.execute(
+                "SELECT created_at FROM deliveries"
+                " WHERE channel_id = ? AND destination_id = ? AND status = 0"
+                " ORDER BY delivery_id LIMIT 1",
+                (channel_id, destination_id),
+            ).fetchone()
+            oldest = None if found is None else found[0]
+        outboxes.setdefault(channel_id, []).append(
+            OutboxStats(
+                channel_id=channel_id,
+                destination_id=destination_id,
+                delivered=delivered,
+                pending=pending,
+                dead=dead,
+                superseded=superseded,
+                oldest_pending_at=oldest,
+                last_delivered_at=last,
+            )
+        )
+    result: list[ChannelStats] = []
+    for channel_id in sorted(channels.keys() | outboxes.keys()):
+        received, duplicates, rejected, last_received = channels.get(channel_id, (0, 0, 0, None))
+        result.append(
+            ChannelStats(
+                channel_id=channel_id,
+                received=received,
+                duplicates=duplicates,
+                rejected=rejected,
+                last_received_at=last_received,
+                outboxes=tuple(outboxes.get(channel_id, ())),
+            )
+        )
+    return result
