@@ -217,7 +217,7 @@ def test_queries_are_served_by_indexes(tmp_path: Path) -> None:
         "oldest pending": (
             "SELECT created_at FROM deliveries WHERE channel_id = 'c' AND destination_id = 'x'"
             " AND status = 0 ORDER BY delivery_id LIMIT 1",
-            "deliveries_outbox",
+            "deliveries_pending",
         ),
         "dead letters": (
             "SELECT d.delivery_id FROM deliveries d JOIN events e ON e.event_seq = d.event_seq"

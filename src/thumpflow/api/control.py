@@ -49,6 +49,9 @@ async def _status(request: web.Request) -> web.Response:
             "in_memory": outbox.in_memory,
             "blocking_ingress": outbox.blocking,
             "circuit": outbox.breaker.state.value,
+            "in_memory_by_lane": {
+                lane.label: depth for lane, depth in outbox.lane_depths().items()
+            },
         }
         for destination_id, outbox in engine.outboxes.items()
     }

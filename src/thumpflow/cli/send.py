@@ -1,9 +1,11 @@
 """`thumpflow send HOST:PORT FILE...`: send HL7 v2 files over MLLP, print each ACK.
 
 Each file may hold one message or many (any segment separator, batch
-wrappers, leftover MLLP bytes from captures). Messages go one at a time over
-one connection, in file order; each ACK is printed as it arrives. The exit
-status is 0 when every message was accepted (AA/CA), 1 otherwise.
+wrappers, leftover MLLP bytes from captures). A file that cannot be read or
+split is reported and skipped; the others are sent. Messages go one at a time
+over one connection, in file order; each ACK is printed as it arrives. The
+exit status is 0 when every message of every file was accepted (AA/CA), 1
+otherwise.
 """
 
 from __future__ import annotations
@@ -26,21 +28,25 @@ def _target(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _messages(paths: list[str]) -> list[tuple[str, bytes]]:
+def _messages(paths: list[str]) -> tuple[list[tuple[str, bytes]], int]:
+    """The messages of every readable file, and how many files could not be used."""
     found: list[tuple[str, bytes]] = []
+    unusable = 0
     for name in paths:
         try:
-            data = Path(name).read_bytes()
+            messages = split_messages(Path(name).read_bytes())
         except OSError as err:
-            raise ThumpflowError(f"{name}: cannot read: {err.strerror or err}") from None
-        try:
-            messages = split_messages(data)
+            problem = f"cannot read: {err.strerror or err}"
         except MessageError as err:
-            raise ThumpflowError(f"{name}: {err.describe()}") from None
-        if not messages:
-            raise ThumpflowError(f"{name}: no HL7 v2 message (no MSH segment) in the file")
-        found.extend((f"{name}#{index}", message) for index, message in enumerate(messages, 1))
-    return found
+            problem = f"not sent: {err.describe()}"
+        else:
+            if messages:
+                found.extend((f"{name}#{n}", message) for n, message in enumerate(messages, 1))
+                continue
+            problem = "not sent: no HL7 v2 message (no MSH segment) in the file"
+        print(f"{name}: {problem}", file=sys.stderr)
+        unusable += 1
+    return found, unusable
 
 
 def _describe(label: str, message: bytes, response: bytes) -> tuple[str, bool]:
@@ -72,7 +78,9 @@ def _context(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 def send(args: argparse.Namespace) -> int:
     host, port = _target(args.target)
-    messages = _messages(args.files)
+    messages, unusable = _messages(args.files)
+    if not messages:
+        return 1
     accepted = 0
 
     def show(index: int, response: bytes) -> None:
@@ -102,4 +110,4 @@ def send(args: argparse.Namespace) -> int:
             f"thumpflow send: {len(messages) - len(responses)} message(s) got no answer",
             file=sys.stderr,
         )
-    return 0 if accepted == len(messages) else 1
+    return 0 if accepted == len(messages) and not unusable else 1

@@ -202,12 +202,19 @@ class DeliveryOptions(_Model):
     )
     retry: Retry = Field(default_factory=Retry, description="Retry policy.")
     rate_limit: RateLimit | None = Field(default=None, description="Optional rate limit.")
+    _linger = field_validator("batch_linger", mode="before")(parse_duration)
     circuit_breaker: CircuitBreakerSpec = Field(
         default_factory=CircuitBreakerSpec, description="Circuit breaker."
     )
     concurrency: int = Field(default=1, ge=1, le=256, description="Sends in flight at once.")
     high_water: int = Field(
         default=100_000, ge=10, description="Durable pending deliveries at which ingress slows."
+    )
+    batch_linger: float = Field(
+        default=0.01,
+        ge=0,
+        description="For destinations that send batches (file): wait up to this long to fill "
+        "a batch, so one fsync serves many messages; 0 sends at once.",
     )
     memory_capacity: int = Field(
         default=20_000,

@@ -16,9 +16,14 @@ Guarantees (with the store's and the destination's):
   the breaker is open. A `Retry-After` from the receiver pauses the whole
   destination for that long (throttling and unavailability are the
   receiver's, not one patient's), and is the floor of that delivery's backoff.
-- Outcomes are recorded asynchronously after the send; a crash between a send
-  and its record makes the delivery go out again after restart with the same
-  `Delivery.key`, which the destination (or receiver) recognises as a resend.
+- Outcomes are recorded asynchronously after the send, gathered for up to
+  `record_linger_seconds` so that many share one commit; a crash between a
+  send and its record makes the delivery go out again after restart with the
+  same `Delivery.key`, which the destination (or receiver) recognises as a
+  resend.
+- Destinations that take batches get at most one partial batch per
+  `batch_linger_seconds` (a full batch goes at once), so a file destination
+  pays one fsync per batch rather than one per message at low load.
 - Backpressure: `blocking` is true from `high_water` durable pending
   deliveries down to `low_water`; ingress stops reading while it is.
 """
@@ -35,6 +40,7 @@ from dataclasses import dataclass, field
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import StoreError
 from thumpflow.core.event import Delivery
+from thumpflow.core.lanes import Lane
 from thumpflow.core.outcome import (
     Delivered,
     Died,
@@ -53,6 +59,8 @@ from thumpflow.flow.scheduler import LaneScheduler
 
 log = logging.getLogger("thumpflow.flow.outbox")
 
+_RECORD_BATCH = 1000
+
 
 @dataclass(slots=True, frozen=True)
 class OutboxSettings:
@@ -66,6 +74,8 @@ class OutboxSettings:
     high_water: int = 100_000
     low_water: int = 80_000
     starvation_seconds: float = 30.0
+    batch_linger_seconds: float = 0.01
+    record_linger_seconds: float = 0.01
 
 
 class Outbox:
@@ -106,6 +116,7 @@ class Outbox:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._paused_until = 0.0
+        self._last_batch_at = 0.0
 
     def on_blocking_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
@@ -157,6 +168,10 @@ class Outbox:
     @property
     def in_memory(self) -> int:
         return len(self._schedule)
+
+    def lane_depths(self) -> dict[Lane, int]:
+        """Deliveries held in memory, per lane."""
+        return self._schedule.lane_depths()
 
     async def _refill(self) -> None:
         room = self._settings.memory_capacity - len(self._schedule)
@@ -220,6 +235,14 @@ class Outbox:
             await self._wait(breaker_wait)
             return
         limit = self.destination.max_batch
+        linger = self._settings.batch_linger_seconds
+        if limit > 1 and linger > 0:
+            since = self._clock.monotonic() - self._last_batch_at
+            if since < linger and self._schedule.ready_estimate() < limit:
+                self.breaker.probing = False
+                await asyncio.sleep(linger - since)
+                return
+            self._last_batch_at = self._clock.monotonic()
         if self._bucket is not None:
             mono = self._clock.monotonic()
             limit = self._bucket.take(limit, mono)
@@ -330,6 +353,8 @@ class Outbox:
     async def _recorder(self) -> None:
         while not self._stopping or self._outcomes:
             await self._outcomes_ready.wait()
+            if not self._stopping and len(self._outcomes) < _RECORD_BATCH:
+                await asyncio.sleep(self._settings.record_linger_seconds)
             self._outcomes_ready.clear()
             while self._outcomes:
                 batch, self._outcomes = self._outcomes, []

@@ -146,6 +146,10 @@ class LaneScheduler:
         self._release_due(now)
         return any(self._ready[lane] for lane in _LANES)
 
+    def ready_estimate(self) -> int:
+        """An upper bound of how many keys are ready now (may count stale entries)."""
+        return sum(len(queue) for queue in self._ready.values())
+
     def lane_depths(self) -> dict[Lane, int]:
         depths = dict.fromkeys(_LANES, 0)
         for state in self._keys.values():

@@ -73,6 +73,7 @@ def outbox_settings(spec: DeliveryOptions) -> OutboxSettings:
         failure_threshold=spec.circuit_breaker.failure_threshold,
         cooldown_seconds=spec.circuit_breaker.cooldown,
         concurrency=spec.concurrency,
+        batch_linger_seconds=spec.batch_linger,
         memory_capacity=spec.memory_capacity,
         high_water=spec.high_water,
         low_water=max(1, spec.high_water * 8 // 10),

@@ -52,6 +52,7 @@ class _Sender(asyncio.Protocol):
         self._buffer = b""
         self._sent_at = 0.0
         self._transport: asyncio.Transport | None = None
+        self._acked = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -76,12 +77,13 @@ class _Sender(asyncio.Protocol):
             ack, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
             self._result.latencies.append(time.perf_counter() - self._sent_at)
             self._result.acked += 1
+            self._acked += 1
             if b"MSA|AA" not in ack and b"MSA|CA" not in ack:
                 self._result.negative += 1
             self._send_next()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._next < len(self._frames) or self._result.acked < self._result.sent:
+        if self._acked < len(self._frames):
             self._result.errors.append(f"connection lost early: {exc!r}")
         if not self._done.done():
             self._done.set_result(None)

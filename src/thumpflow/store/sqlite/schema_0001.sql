@@ -4,8 +4,8 @@
 -- look rows up by them. Indexes exist only for the queries the store runs:
 --   events.event_id          Store.event()
 --   idempotency (key)        duplicate detection on admit
---   deliveries_pending       load_pending(destination) in delivery_id order
---   deliveries_outbox        oldest pending delivery per (channel, destination)
+--   deliveries_pending       load_pending(destination) in delivery_id order, and the
+--                            oldest pending delivery per (channel, destination)
 --   deliveries_dead          dead_letters() / replay(), oldest first
 --   audit_subject            audit(subject)
 --   rejects_channel          rejects(channel)
@@ -61,8 +61,6 @@ CREATE TABLE deliveries (
 );
 
 CREATE INDEX deliveries_pending ON deliveries (destination_id, delivery_id) WHERE status = 0;
-CREATE INDEX deliveries_outbox ON deliveries (channel_id, destination_id, delivery_id)
-    WHERE status = 0;
 CREATE INDEX deliveries_dead ON deliveries (died_at, delivery_id) WHERE status = 2;
 
 CREATE TABLE applied_versions (
