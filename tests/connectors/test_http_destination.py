@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from tests.connectors.conftest import TlsFiles
 
+from tests.connectors.conftest import TlsFiles
 from thumpflow.connectors.http.destination import HttpDestination, classify, parse_retry_after
 from thumpflow.connectors.http.spec import HttpDestinationSpec
 from thumpflow.core.event import Delivery

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tests.connectors.conftest import RecordingIngress, TlsFiles, hl7
-
 from thumpflow.connectors.mllp.destination import MllpDestination
 from thumpflow.connectors.mllp.source import MllpSource
 from thumpflow.connectors.mllp.spec import MllpDestinationSpec, MllpSourceSpec

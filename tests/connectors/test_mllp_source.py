@@ -9,13 +9,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tests.connectors.conftest import RecordingIngress, TlsFiles, hl7
 
+from tests.connectors.conftest import RecordingIngress, TlsFiles, hl7
+from thumpflow.connectors.mllp.client import send_messages
 from thumpflow.connectors.mllp.framing import MllpDecoder, frame
 from thumpflow.connectors.mllp.source import MllpSource
 from thumpflow.connectors.mllp.spec import MllpServerTls, MllpSourceSpec
 from thumpflow.hl7v2 import parse_ack
-from thumpflow.connectors.mllp.client import send_messages
 
 
 def source_spec(**kw: Any) -> MllpSourceSpec:
