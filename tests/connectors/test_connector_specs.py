@@ -8,16 +8,16 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from thumpflow.connectors.file import FileDestinationSpec
-from thumpflow.connectors.http import HttpDestinationSpec, HttpTls
+from thumpflow.connectors.http import HttpDestinationSpec
 from thumpflow.connectors.mllp import (
     MllpClientTls,
     MllpDestinationSpec,
-    MllpServerTls,
     MllpSourceSpec,
 )
+from thumpflow.connectors.tls import ClientTls, ServerTls
 
 SPECS: list[Any] = [MllpSourceSpec, MllpDestinationSpec, FileDestinationSpec, HttpDestinationSpec]
-NESTED: list[type[BaseModel]] = [MllpServerTls, MllpClientTls, HttpTls]
+NESTED: list[type[BaseModel]] = [ServerTls, MllpClientTls, ClientTls]
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -37,6 +37,6 @@ def test_tls_pairs_are_checked() -> None:
     with pytest.raises(ValidationError):
         MllpClientTls(cert_file="c.pem")
     with pytest.raises(ValidationError):
-        HttpTls(key_file="k.pem")
+        ClientTls(key_file="k.pem")
     with pytest.raises(ValidationError):
-        MllpServerTls(cert_file="c", key_file="k", require_client_cert=True)
+        ServerTls(cert_file="c", key_file="k", require_client_cert=True)

@@ -14,7 +14,8 @@ from tests.connectors.conftest import RecordingIngress, TlsFiles, hl7
 from thumpflow.connectors.mllp.client import send_messages
 from thumpflow.connectors.mllp.framing import MllpDecoder, frame
 from thumpflow.connectors.mllp.source import MllpSource
-from thumpflow.connectors.mllp.spec import MllpServerTls, MllpSourceSpec
+from thumpflow.connectors.mllp.spec import MllpSourceSpec
+from thumpflow.connectors.tls import ServerTls
 from thumpflow.hl7v2 import parse_ack
 
 
@@ -210,7 +211,7 @@ def client_ctx(tls: TlsFiles, cert: bool = True) -> ssl.SSLContext:
 
 
 def test_tls_with_client_certificates(tls_files: TlsFiles) -> None:
-    server_tls = MllpServerTls(
+    server_tls = ServerTls(
         cert_file=str(tls_files.server_cert),
         key_file=str(tls_files.server_key),
         ca_file=str(tls_files.ca),

@@ -228,3 +228,58 @@ def test_backpressure_stops_reading_until_the_outbox_drains(tmp_path: Path) -> N
         await receiver.close()
 
     run(scenario())
+
+
+def test_circuit_breaker_stops_hammering_a_failing_destination(tmp_path: Path) -> None:
+    def destination(url: str) -> str:
+        return (
+            f"      - id: ehr\n        type: http\n        url: {url}\n        format: raw\n"
+            "        retry: {base: 10ms, cap: 20ms, max_attempts: 1000}\n"
+            "        circuit_breaker: {failure_threshold: 3, cooldown: 400ms}\n"
+        )
+
+    async def scenario() -> None:
+        receiver = HttpReceiver()
+        await receiver.start()
+        receiver.set_faults(unavailable=10**6, retry_after=0)
+        async with running_engine(tmp_path, destination(receiver.url)) as (engine, port):
+            acks = await send_in_order(port, [adt(f"C{n}", f"MRN{n}") for n in range(20)])
+            assert len(acks) == 20
+            await asyncio.sleep(1.3)
+            attempts = len(receiver.requests)
+            assert 3 <= attempts <= 3 + 5, f"{attempts} requests while the breaker was open"
+            assert engine.outboxes["ehr"].breaker.state.value in {"open", "half_open"}
+            receiver.set_faults(unavailable=0)
+            await outbox_drained(engine, "ehr")
+            assert engine.outboxes["ehr"].breaker.state.value == "closed"
+        assert len(receiver.applied) == 20
+        await receiver.close()
+
+    run(scenario())
+
+
+def test_backlog_beyond_memory_capacity_waits_on_disk_and_keeps_order(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        receiver = HttpReceiver()
+        await receiver.start()
+        await receiver.go_down(2.0)
+        limits = "        memory_capacity: 10\n"
+        async with running_engine(tmp_path, http_destination(receiver.url, limits)) as (
+            engine,
+            port,
+        ):
+            outbox = engine.outboxes["ehr"]
+            sent = [adt(f"M{n}", f"MRN{n % 7}") for n in range(150)]
+            assert len(await send_in_order(port, sent)) == 150
+            assert outbox.pending == 150
+            assert outbox.in_memory <= 10
+            await outbox_drained(engine, "ehr", 60)
+        for mrn in range(7):
+            order = [
+                Message.parse(receiver.applied[key]).control_id
+                for key in receiver.applied_order(f"Patient/GEN|MRN{mrn}")
+            ]
+            assert order == [f"M{n}" for n in range(150) if n % 7 == mrn]
+        await receiver.close()
+
+    run(scenario())

@@ -16,7 +16,10 @@ import ssl
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from thumpflow.connectors.mllp.client import send_messages
+from thumpflow.connectors.tls import ClientTls, client_context
 from thumpflow.core.errors import MessageError, ThumpflowError
 from thumpflow.hl7v2 import Message, parse_ack, split_messages
 
@@ -69,11 +72,11 @@ def _describe(label: str, message: bytes, response: bytes) -> tuple[str, bool]:
 def _context(args: argparse.Namespace) -> ssl.SSLContext | None:
     if not args.tls:
         return None
-    context = ssl.create_default_context(cafile=args.ca_file)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if args.cert_file:
-        context.load_cert_chain(args.cert_file, args.key_file)
-    return context
+    try:
+        tls = ClientTls(ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file)
+    except ValidationError:
+        raise ThumpflowError("--cert-file and --key-file go together") from None
+    return client_context(tls)
 
 
 def send(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from what the validator accepts.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,7 +31,8 @@ from thumpflow.config.model import (
     Retry,
     StoreSpec,
 )
-from thumpflow.connectors.mllp.spec import MllpSourceSpec
+from thumpflow.connectors.mllp.spec import MllpClientTls, MllpSourceSpec
+from thumpflow.connectors.tls import ClientTls, ServerTls
 
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("Top level", Config),
@@ -48,19 +50,17 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("Retry (`retry`)", Retry),
     ("Rate limit (`rate_limit`)", RateLimit),
     ("Circuit breaker (`circuit_breaker`)", CircuitBreakerSpec),
+    ("Listener TLS (MLLP source `tls`)", ServerTls),
+    ("Client TLS (HTTP destination `tls`)", ClientTls),
+    ("MLLP client TLS (MLLP destination `tls`)", MllpClientTls),
 )
 
 
 def _type_name(field: FieldInfo) -> str:
     text = str(field.annotation)
-    for noise in ("typing.", "thumpflow.config.model.", "thumpflow.core.lanes.", "<class '", "'>"):
+    text = re.sub(r"thumpflow\.[\w.]+\.", "", text)
+    for noise in ("typing.", "<class '", "<enum '", "'>"):
         text = text.replace(noise, "")
-    for module in (
-        "thumpflow.connectors.mllp.spec.",
-        "thumpflow.connectors.file.spec.",
-        "thumpflow.connectors.http.spec.",
-    ):
-        text = text.replace(module, "")
     return text
 
 

@@ -51,8 +51,9 @@ class CircuitBreaker:
 
     After `failure_threshold` consecutive transient failures the breaker
     opens for `cooldown_seconds`: nothing is sent (deliveries wait, none is
-    charged an attempt). Then one probe batch goes out (half-open): success
-    closes the breaker, failure opens it for another cooldown.
+    charged an attempt). Then one probe batch goes out (half-open): any answer
+    from the destination, even a permanent rejection, closes the breaker (it
+    is reachable); a transient failure opens it for another cooldown.
     """
 
     failure_threshold: int = 5
@@ -75,6 +76,10 @@ class CircuitBreaker:
             return self.cooldown_seconds
         self.probing = True
         return 0.0
+
+    def cancel_probe(self) -> None:
+        """The send `allows` granted did not happen; another may probe instead."""
+        self.probing = False
 
     def success(self) -> None:
         self.state = BreakerState.CLOSED

@@ -230,32 +230,29 @@ class Outbox:
         if self._paused_until > now:
             await self._wait(self._paused_until - now)
             return
+        limit = self.destination.max_batch
+        mono = self._clock.monotonic()
+        linger = self._settings.batch_linger_seconds
+        if limit > 1 and linger > 0:
+            since = mono - self._last_batch_at
+            if since < linger and self._schedule.ready_estimate() < limit:
+                await asyncio.sleep(linger - since)
+                return
+        if self._bucket is not None:
+            token_wait = self._bucket.wait_for_one(mono)
+            if token_wait > 0:
+                await asyncio.sleep(token_wait)
+                return
         breaker_wait = self.breaker.allows(now)
         if breaker_wait > 0:
             await self._wait(breaker_wait)
             return
-        limit = self.destination.max_batch
-        linger = self._settings.batch_linger_seconds
-        if limit > 1 and linger > 0:
-            since = self._clock.monotonic() - self._last_batch_at
-            if since < linger and self._schedule.ready_estimate() < limit:
-                self.breaker.probing = False
-                await asyncio.sleep(linger - since)
-                return
-            self._last_batch_at = self._clock.monotonic()
         if self._bucket is not None:
-            mono = self._clock.monotonic()
             limit = self._bucket.take(limit, mono)
-            if limit == 0:
-                self.breaker.probing = False
-                await asyncio.sleep(self._bucket.wait_for_one(mono))
-                return
-        batch = self._schedule.take(limit, now)
+        self._last_batch_at = mono
+        batch = await self._drop_stale(self._schedule.take(limit, now), now)
         if not batch:
-            self.breaker.probing = False
-            return
-        batch = await self._drop_stale(batch, now)
-        if not batch:
+            self.breaker.cancel_probe()
             return
         results = await self.destination.send(batch)
         self._settle(batch, results)
@@ -288,12 +285,12 @@ class Outbox:
         now = self._clock.now()
         if len(results) != len(batch):
             results = [Transient("destination returned a wrong number of results")] * len(batch)
-        any_sent = False
+        answered = False
         any_transient = False
         for delivery, result in zip(batch, results, strict=True):
             attempts = delivery.attempts + 1
             if isinstance(result, Sent):
-                any_sent = True
+                answered = True
                 if delivery.sequence is not None:
                     previous = self._applied.get(delivery.ordering_key)
                     if previous is None or delivery.sequence > previous:
@@ -311,6 +308,7 @@ class Outbox:
                     ),
                 )
             elif isinstance(result, Permanent):
+                answered = True
                 self._finish(delivery, Died(delivery.delivery_id, now, attempts, result.reason))
             else:
                 any_transient = True
@@ -318,12 +316,10 @@ class Outbox:
                     pause = min(result.retry_after, self._settings.retry.max_retry_after_seconds)
                     self._paused_until = max(self._paused_until, now + pause)
                 self._retry(delivery, attempts, result, now)
-        if any_sent:
+        if answered:
             self.breaker.success()
         elif any_transient:
             self.breaker.failure(now)
-        else:
-            self.breaker.probing = False
 
     def _retry(self, delivery: Delivery, attempts: int, result: Transient, now: float) -> None:
         first_failed = delivery.first_failed_at if delivery.first_failed_at is not None else now

@@ -28,7 +28,8 @@ from email.utils import parsedate_to_datetime
 
 import aiohttp
 
-from thumpflow.connectors.http.spec import HttpDestinationSpec, HttpTls
+from thumpflow.connectors.http.spec import HttpDestinationSpec
+from thumpflow.connectors.tls import client_context
 from thumpflow.core.event import Delivery
 from thumpflow.core.outcome import Permanent, SendResult, Sent, Transient
 
@@ -50,7 +51,7 @@ class HttpDestination:
         """Open the connection pool; raises OSError/ssl.SSLError on unreadable TLS files."""
         tls: ssl.SSLContext | bool = True
         if self.spec.tls is not None:
-            tls = _client_context(self.spec.tls)
+            tls = client_context(self.spec.tls)
         connector = aiohttp.TCPConnector(ssl=tls, limit=max(self.spec.max_batch, 8))
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -191,14 +192,3 @@ def _reason_excerpt(body: bytes) -> str:
 
 def _os_text(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
-
-
-def _client_context(tls: HttpTls) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=tls.ca_file)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if not tls.verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if tls.cert_file is not None and tls.key_file is not None:
-        ctx.load_cert_chain(tls.cert_file, tls.key_file)
-    return ctx

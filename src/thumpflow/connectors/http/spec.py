@@ -4,35 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-
-class HttpTls(BaseModel):
-    """TLS settings for HTTPS requests (certificate verification and mutual TLS)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    ca_file: str | None = Field(
-        default=None,
-        description="PEM file with the CAs the server certificate is verified against; "
-        "the system trust store when omitted.",
-    )
-    cert_file: str | None = Field(
-        default=None, description="PEM file with a client certificate chain, for mutual TLS."
-    )
-    key_file: str | None = Field(
-        default=None, description="PEM file with the client private key, for mutual TLS."
-    )
-    verify: bool = Field(
-        default=True,
-        description="Verify the server certificate and host name. Turn off only in tests.",
-    )
-
-    @model_validator(mode="after")
-    def _cert_and_key(self) -> HttpTls:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
-        return self
+from thumpflow.connectors.tls import ClientTls
 
 
 class HttpDestinationSpec(BaseModel):
@@ -58,7 +32,7 @@ class HttpDestinationSpec(BaseModel):
         gt=0,
         description="Whole-request time limit; passing it is a transient failure.",
     )
-    tls: HttpTls | None = Field(default=None, description="HTTPS settings.")
+    tls: ClientTls | None = Field(default=None, description="HTTPS settings.")
     max_batch: int = Field(
         default=1,
         ge=1,

@@ -5,7 +5,6 @@ from thumpflow.connectors.mllp.source import MllpSource
 from thumpflow.connectors.mllp.spec import (
     MllpClientTls,
     MllpDestinationSpec,
-    MllpServerTls,
     MllpSourceSpec,
 )
 
@@ -13,7 +12,6 @@ __all__ = [
     "MllpClientTls",
     "MllpDestination",
     "MllpDestinationSpec",
-    "MllpServerTls",
     "MllpSource",
     "MllpSourceSpec",
 ]

@@ -24,9 +24,9 @@ import ssl
 from collections import deque
 from collections.abc import Sequence
 
-from thumpflow.connectors.mllp._tls import client_context
 from thumpflow.connectors.mllp.framing import FramingError, MllpDecoder, frame
 from thumpflow.connectors.mllp.spec import MllpDestinationSpec
+from thumpflow.connectors.tls import client_context
 from thumpflow.core.errors import MessageError
 from thumpflow.core.event import Delivery
 from thumpflow.core.outcome import Permanent, SendResult, Sent, Transient

@@ -29,9 +29,9 @@ import logging
 from collections import deque
 from typing import cast
 
-from thumpflow.connectors.mllp._tls import server_context
 from thumpflow.connectors.mllp.framing import FramingError, MllpDecoder, frame
 from thumpflow.connectors.mllp.spec import MllpSourceSpec
+from thumpflow.connectors.tls import server_context
 from thumpflow.core.ports import Ingress
 
 log = logging.getLogger("thumpflow.connectors.mllp")

@@ -4,62 +4,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from thumpflow.connectors.tls import ClientTls, ServerTls
 
 
-class MllpServerTls(BaseModel):
-    """TLS for an MLLP listener (TLS 1.2 or later)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    cert_file: str = Field(description="PEM file with the server certificate chain.")
-    key_file: str = Field(description="PEM file with the server private key.")
-    ca_file: str | None = Field(
-        default=None,
-        description="PEM file with the CAs that client certificates are verified against.",
-    )
-    require_client_cert: bool = Field(
-        default=False,
-        description="Refuse clients that present no certificate signed by `ca_file`.",
-    )
-
-    @model_validator(mode="after")
-    def _client_cert_needs_ca(self) -> MllpServerTls:
-        if self.require_client_cert and self.ca_file is None:
-            raise ValueError("require_client_cert needs ca_file")
-        return self
-
-
-class MllpClientTls(BaseModel):
+class MllpClientTls(ClientTls):
     """TLS for an MLLP connection to a receiver (TLS 1.2 or later)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    ca_file: str | None = Field(
-        default=None,
-        description="PEM file with the CAs the receiver's certificate is verified against; "
-        "the system trust store when omitted.",
-    )
-    cert_file: str | None = Field(
-        default=None, description="PEM file with a client certificate chain, for mutual TLS."
-    )
-    key_file: str | None = Field(
-        default=None, description="PEM file with the client private key, for mutual TLS."
-    )
-    verify: bool = Field(
-        default=True,
-        description="Verify the receiver's certificate and host name. Turn off only in tests.",
-    )
     server_name: str | None = Field(
         default=None,
         description="Host name expected in the receiver's certificate; `host` when omitted.",
     )
-
-    @model_validator(mode="after")
-    def _cert_and_key(self) -> MllpClientTls:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
-        return self
 
 
 class MllpSourceSpec(BaseModel):
@@ -86,7 +42,7 @@ class MllpSourceSpec(BaseModel):
         description="A connection that sends nothing for this long, with nothing in progress, "
         "is closed.",
     )
-    tls: MllpServerTls | None = Field(default=None, description="Serve MLLP over TLS.")
+    tls: ServerTls | None = Field(default=None, description="Serve MLLP over TLS.")
 
     example: ClassVar[dict[str, Any]] = {
         "type": "mllp",
