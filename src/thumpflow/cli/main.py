@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_list.add_argument("--limit", type=int, default=100)
     dlq_list.add_argument("--json", action="store_true", help="print JSON")
 
+    from thumpflow.cli import trial
+
+    trial.add_arguments(
+        commands.add_parser(
+            "try", help="show what a channel would do with a message, stage by stage"
+        )
+    )
+
     config = commands.add_parser("config", help="the configuration reference and JSON Schema")
     config.add_argument("what", choices=["docs", "schema"])
 
@@ -124,6 +132,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from thumpflow.cli import ops
 
         return ops.dlq(args)
+    if args.command == "try":
+        from thumpflow.cli import trial
+
+        return trial.run(args)
     if args.command == "config":
         from thumpflow.cli.reference import print_reference
 

@@ -1,0 +1,103 @@
+"""What a channel's pipeline would do with one message, stage by stage, without delivering.
+
+Pure: it runs the same compiled pipeline the engine runs (filter, lane rules,
+ordering key, transform, routing) and records each stage's decision, so
+`thumpflow try` shows exactly what the engine would commit. A transform that
+raises is reported as that stage's failure, as the engine would reject it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from thumpflow.config.model import Condition
+from thumpflow.core.event import Event
+from thumpflow.flow.pipeline import ChannelPipeline, compile_condition
+from thumpflow.hl7v2 import Message
+
+
+@dataclass(slots=True, frozen=True)
+class ConditionResult:
+    description: str
+    holds: bool
+
+
+@dataclass(slots=True, frozen=True)
+class Route:
+    destination_id: str
+    receives: bool
+    conditions: tuple[ConditionResult, ...]
+
+
+@dataclass(slots=True)
+class Explanation:
+    segments: list[tuple[str, int]]
+    received: Event
+    filter: list[ConditionResult]
+    accepted: bool
+    lane_rule: int | None
+    transformed: bool
+    outputs: list[Event] = field(default_factory=list)
+    transform_error: str | None = None
+    routes: list[Route] = field(default_factory=list)
+
+
+def _describe(condition: Condition) -> str:
+    if condition.any is not None:
+        return "any of (" + "; ".join(_describe(option) for option in condition.any) + ")"
+    for name, label in (
+        ("equals", "equals"),
+        ("in_", "in"),
+        ("not_in", "not in"),
+        ("prefix", "starts with"),
+        ("matches", "matches"),
+        ("exists", "exists"),
+    ):
+        value = getattr(condition, name)
+        if value is not None:
+            return f"{condition.path} {label} {value!r}"
+    return str(condition.path)
+
+
+def explain(pipeline: ChannelPipeline, message: Message, raw: bytes, now: float) -> Explanation:
+    """Run every stage for one message and say what each decided."""
+    channel = pipeline.channel
+    segments = [(segment.id, segment.field_count) for segment in message.segments()]
+    checks = [
+        ConditionResult(_describe(condition), compile_condition(condition)(message))
+        for condition in channel.filter
+    ]
+    lane_rule = next(
+        (
+            index
+            for index, rule in enumerate(channel.lanes.rules)
+            if all(compile_condition(condition)(message) for condition in rule.when)
+        ),
+        None,
+    )
+    received = pipeline.event(message, raw, now)
+    result = Explanation(
+        segments=segments,
+        received=received,
+        filter=checks,
+        accepted=all(check.holds for check in checks),
+        lane_rule=lane_rule,
+        transformed=channel.transform is not None,
+    )
+    if not result.accepted:
+        return result
+    try:
+        outcome = pipeline.run(message, raw, now)
+    except Exception as err:
+        result.transform_error = f"{type(err).__name__}: {err}"
+        return result
+    result.received = outcome.received
+    result.outputs = list(outcome.derived) or [outcome.received]
+    routed = {delivery.destination_id for delivery in outcome.deliveries}
+    for destination in channel.destinations:
+        conditions = tuple(
+            ConditionResult(_describe(condition), compile_condition(condition)(message))
+            for condition in destination.when
+        )
+        result.routes.append(Route(destination.id, destination.id in routed, conditions))
+    return result
