@@ -75,12 +75,28 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_list.add_argument("--limit", type=int, default=100)
     dlq_list.add_argument("--json", action="store_true", help="print JSON")
 
-    from thumpflow.cli import trial
+    from thumpflow.cli import convert, mapping_test, simulate, trial
 
     trial.add_arguments(
         commands.add_parser(
             "try", help="show what a channel would do with a message, stage by stage"
         )
+    )
+
+    convert.add_arguments(
+        commands.add_parser("convert", help="convert HL7 v2 messages to FHIR R4 Bundles (stdout)")
+    )
+    mapping = commands.add_parser("mapping", help="the HL7 v2 to FHIR maps")
+    mapping_commands = mapping.add_subparsers(
+        dest="mapping_command", required=True, metavar="ACTION"
+    )
+    mapping_test.add_arguments(
+        mapping_commands.add_parser(
+            "test", help="run the golden mapping cases (input.hl7 beside expected.json)"
+        )
+    )
+    simulate.add_arguments(
+        commands.add_parser("simulate", help="run a simulated peer system for tests and demos")
     )
 
     config = commands.add_parser("config", help="the configuration reference and JSON Schema")
@@ -136,6 +152,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         from thumpflow.cli import trial
 
         return trial.run(args)
+    if args.command == "convert":
+        from thumpflow.cli import convert
+
+        return convert.run(args)
+    if args.command == "mapping":
+        from thumpflow.cli import mapping_test
+
+        return mapping_test.run(args)
+    if args.command == "simulate":
+        from thumpflow.cli import simulate
+
+        return simulate.run(args)
     if args.command == "config":
         from thumpflow.cli.reference import print_reference
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from thumpflow.connectors.fhir.spec import FhirDestinationSpec
 from thumpflow.connectors.file.spec import FileDestinationSpec
 from thumpflow.connectors.http.spec import HttpDestinationSpec
 from thumpflow.connectors.mllp.spec import MllpDestinationSpec, MllpSourceSpec
@@ -235,8 +236,13 @@ class MllpDestination(DeliveryOptions, MllpDestinationSpec):
     """Send each delivery as one HL7 v2 message over MLLP and wait for its ACK."""
 
 
+class FhirDestination(DeliveryOptions, FhirDestinationSpec):
+    """Write each delivery's FHIR Bundle to a FHIR R4 server, exactly once in effect."""
+
+
 DestinationSpec = Annotated[
-    FileDestination | HttpDestination | MllpDestination, Field(discriminator="type")
+    FileDestination | HttpDestination | MllpDestination | FhirDestination,
+    Field(discriminator="type"),
 ]
 SourceSpec = MllpSourceSpec
 

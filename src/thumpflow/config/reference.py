@@ -21,6 +21,7 @@ from thumpflow.config.model import (
     CircuitBreakerSpec,
     Condition,
     Config,
+    FhirDestination,
     FileDestination,
     HttpDestination,
     LaneRule,
@@ -31,6 +32,7 @@ from thumpflow.config.model import (
     Retry,
     StoreSpec,
 )
+from thumpflow.connectors.fhir.spec import BearerAuth, NoAuth, SmartBackendAuth
 from thumpflow.connectors.mllp.spec import MllpClientTls, MllpSourceSpec
 from thumpflow.connectors.tls import ClientTls, ServerTls
 
@@ -47,11 +49,15 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("File destination (`type: file`)", FileDestination),
     ("HTTP destination (`type: http`)", HttpDestination),
     ("MLLP destination (`type: mllp`)", MllpDestination),
+    ("FHIR destination (`type: fhir`)", FhirDestination),
+    ("FHIR authentication: none (`auth.type: none`)", NoAuth),
+    ("FHIR authentication: bearer token (`auth.type: bearer`)", BearerAuth),
+    ("FHIR authentication: SMART Backend Services (`auth.type: smart_backend`)", SmartBackendAuth),
     ("Retry (`retry`)", Retry),
     ("Rate limit (`rate_limit`)", RateLimit),
     ("Circuit breaker (`circuit_breaker`)", CircuitBreakerSpec),
     ("Listener TLS (MLLP source `tls`)", ServerTls),
-    ("Client TLS (HTTP destination `tls`)", ClientTls),
+    ("Client TLS (HTTP and FHIR destination `tls`)", ClientTls),
     ("MLLP client TLS (MLLP destination `tls`)", MllpClientTls),
 )
 

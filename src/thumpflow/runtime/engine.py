@@ -20,10 +20,12 @@ from thumpflow.config.model import (
     Channel,
     Config,
     DeliveryOptions,
+    FhirDestination,
     FileDestination,
     HttpDestination,
     MllpDestination,
 )
+from thumpflow.connectors.fhir.destination import FhirDestination as FhirConnector
 from thumpflow.connectors.file.destination import FileDestination as FileConnector
 from thumpflow.connectors.http.destination import HttpDestination as HttpConnector
 from thumpflow.connectors.mllp.destination import MllpDestination as MllpConnector
@@ -54,6 +56,8 @@ def build_destination(spec: DeliveryOptions) -> Destination:
         return HttpConnector(spec.id, spec)
     if isinstance(spec, MllpDestination):
         return MllpConnector(spec.id, spec)
+    if isinstance(spec, FhirDestination):
+        return FhirConnector(spec.id, spec)
     raise ConfigError([f"destination {spec.id!r}: unsupported destination type"])
 
 

@@ -1,0 +1,17 @@
+"""The FHIR destination: Bundles written to a FHIR R4 server exactly once in effect."""
+
+from thumpflow.connectors.fhir.destination import FhirDestination
+from thumpflow.connectors.fhir.spec import (
+    BearerAuth,
+    FhirDestinationSpec,
+    NoAuth,
+    SmartBackendAuth,
+)
+
+__all__ = [
+    "BearerAuth",
+    "FhirDestination",
+    "FhirDestinationSpec",
+    "NoAuth",
+    "SmartBackendAuth",
+]

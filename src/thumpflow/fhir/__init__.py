@@ -1,0 +1,84 @@
+"""FHIR R4 (4.0.1) structural validation and resource helpers. Pure: no I/O, no asyncio.
+
+`validate(resource)` walks decoded FHIR JSON against per-type element tables
+compiled at import from the official R4 StructureDefinitions (the data file
+`r4/definitions.json.gz`, made by `scripts/gen_fhir_r4.py`). It returns every
+finding as a `FhirIssue` with a FHIRPath-like path; it never raises on bad
+input and never modifies the resource. `is_valid` and `assert_valid` (raising
+`ValidationError`) treat warnings as valid.
+
+Checked (issue `code` in brackets):
+
+- `resourceType` present and a concrete R4 resource type [resource-type];
+  every JSON property is an element of its type [unknown-element]; an
+  `_element` (primitive extension) is accepted only beside a primitive
+  element, as an object, or for a repeating element as an array as long as
+  the values array; a null in a value array needs an object at the same index
+  of its `_` array [structure];
+- cardinality: required elements present (an element carrying only
+  extensions in `_element` counts as present) [required]; repeating elements
+  are JSON arrays [array-expected], single ones are not [array-not-allowed];
+  max 0 elements absent and numeric maxima kept [cardinality]; no empty
+  objects or arrays [ele-1]; no nulls outside value arrays [structure];
+- primitive values: JSON kind and the R4 lexical regexes for every primitive
+  type (see `_primitives` for the few stricter checks: real calendar days,
+  canonical base64, 32-bit integers) [value], objects and arrays where a
+  primitive belongs and vice versa [type];
+- choice elements: at most one `value[x]` variant, exactly one when required
+  [choice, required];
+- complex types and backbone elements recursively, including
+  `contentReference` elements (e.g. `Questionnaire.item.item`) and the
+  SimpleQuantity profile (no `comparator`); `contained`, `Bundle.entry.resource`,
+  `Bundle.entry.response.outcome` and `Parameters.parameter.resource` are
+  validated as resources; a contained resource has no `contained` [dom-2];
+- required bindings whose ValueSet is enumerable from the R4 definitions
+  (219 of them): `code` values must be in the value set; a bound `Coding`
+  must have a system of the value set and a code of that system; a bound
+  `CodeableConcept` needs at least one such coding [code-invalid]; a matching
+  code without a system is a warning [code-system];
+- `Reference.reference`: `Type/id[/_history/vid]`, an absolute http(s) URL,
+  `urn:uuid:`/`urn:oid:`, `#id` naming a contained resource of the same
+  container (or `#`), or `Type?param=value` inside a transaction or batch
+  Bundle [reference]; the referenced type is an R4 resource allowed by the
+  element's target profiles, and agrees with `Reference.type` [reference-type];
+  in a transaction, a `urn:` reference must be the fullUrl of an entry;
+- `Extension`: a value or nested extensions, not both [ext-1];
+- Bundle invariants bdl-1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12 (so transaction and
+  batch entries need `request`, whose `method` and `url` are required
+  elements); POST/PUT/PATCH entries of a transaction or batch carry a resource
+  [bundle-request]; `fullUrl` is an absolute http(s) URL, `urn:uuid:<uuid>` or
+  `urn:oid:` and, when it is a RESTful URL, agrees with the resource's type and
+  id [bundle-fullurl].
+
+Not checked:
+
+- invariants (FHIRPath constraints) in general, beyond those named above: e.g.
+  `ele-1` beyond empty objects/arrays, `dom-3` (every contained resource is
+  referenced), `dom-4/5`, `ref-1`, `qty-3`, `obs-6`/`obs-7`, `per-1` (start <=
+  end), `pat-1`, `txt-1/2` (XHTML content rules; `Narrative.div` is only
+  checked to be a `<div` string);
+- bindings that are not required (extensible, preferred, example), and
+  required bindings whose ValueSet cannot be enumerated from the definitions
+  (BCP-13 mime types, ISO 4217 currencies, UCUM units, one LOINC answer list;
+  see the generator);
+- profiles (`meta.profile`), the content of extensions against their
+  definitions, and references against the server (existence, versions);
+- lexical detail lost by JSON decoding (e.g. decimal precision, `1.0` vs `1`).
+"""
+
+from thumpflow.fhir._definitions import FHIR_VERSION
+from thumpflow.fhir._issues import FhirIssue, Severity, ValidationError
+from thumpflow.fhir._resources import deterministic_id, reference
+from thumpflow.fhir._validate import assert_valid, is_valid, validate
+
+__all__ = [
+    "FHIR_VERSION",
+    "FhirIssue",
+    "Severity",
+    "ValidationError",
+    "assert_valid",
+    "deterministic_id",
+    "is_valid",
+    "reference",
+    "validate",
+]

@@ -1,0 +1,208 @@
+"""Primitive value conversions from HL7 v2 text to FHIR R4 primitives.
+
+Every converter takes unescaped text and returns the FHIR JSON value, or None
+when the text is not a valid instance of the source type (the caller then
+omits the element: invalid input never produces an invalid FHIR primitive).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+_DTM = re.compile(
+    r"(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?"
+    r"\s*(?:([+-])(\d{2}):?(\d{2}))?"
+)
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_INT = re.compile(r"[+-]?\d+")
+_B64 = re.compile(r"[A-Za-z0-9+/=\s]+")
+_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def timezone_of(text: str) -> str:
+    """The FHIR offset (`+hh:mm`) of an HL7 DTM, or "" when it carries none."""
+    m = _DTM.fullmatch(text.strip())
+    if m is None or m.group(8) is None:
+        return ""
+    return f"{m.group(8)}{m.group(9)}:{m.group(10)}"
+
+
+def _parts(text: str) -> re.Match[str] | None:
+    m = _DTM.fullmatch(text.strip())
+    if m is None:
+        return None
+    _, month, day, hour, minute, second, _, sign, tzh, tzm = m.groups()
+    if month is not None and not 1 <= int(month) <= 12:
+        return None
+    if day is not None and not 1 <= int(day) <= _DAYS[int(month) - 1]:
+        return None
+    if hour is not None and int(hour) > 23:
+        return None
+    if minute is not None and int(minute) > 59:
+        return None
+    if second is not None and int(second) > 59:
+        return None
+    if sign is not None and (int(tzh) > 14 or int(tzm) > 59):
+        return None
+    return m
+
+
+def date(text: str, default_tz: str = "") -> str | None:
+    """DT/DTM → FHIR `date` (precision kept down to the day, time dropped)."""
+    m = _parts(text)
+    if m is None:
+        return None
+    year, month, day = m.group(1), m.group(2), m.group(3)
+    if month is None:
+        return year
+    if day is None:
+        return f"{year}-{month}"
+    return f"{year}-{month}-{day}"
+
+
+def date_time(text: str, default_tz: str = "") -> str | None:
+    """DTM/TS → FHIR `dateTime`.
+
+    Precision is kept (year, month, day); a value with a time gets seconds
+    (minutes and seconds default to 00, as FHIR requires them) and a timezone:
+    its own offset, else `default_tz` (the offset of MSH-7, which HL7 v2
+    defines as the sender's zone), else UTC (`Z`).
+    """
+    m = _parts(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, frac, sign, tzh, tzm = m.groups()
+    if hour is None:
+        return date(text)
+    tz = f"{sign}{tzh}:{tzm}" if sign else (default_tz or "Z")
+    if tz in ("+00:00", "-00:00"):
+        tz = "Z"
+    out = f"{year}-{month}-{day}T{hour}:{minute or '00'}:{second or '00'}"
+    if frac:
+        out += "." + frac
+    return out + tz
+
+
+def instant(text: str, default_tz: str = "") -> str | None:
+    """DTM/TS → FHIR `instant`: as `date_time`, but only when precise to the day;
+    a missing time reads as midnight."""
+    m = _parts(text)
+    if m is None or m.group(3) is None:
+        return None
+    if m.group(4) is None:
+        return date_time(text.strip()[:8] + "000000", default_tz)
+    return date_time(text, default_tz)
+
+
+def string(text: str, default_tz: str = "") -> str | None:
+    """ST/TX/FT/ID → FHIR `string`; surrounding whitespace trimmed, empty → None."""
+    text = text.strip()
+    return text or None
+
+
+def code(text: str, default_tz: str = "") -> str | None:
+    """ID/IS → FHIR `code` (no leading/trailing or doubled whitespace)."""
+    text = " ".join(text.split())
+    return text or None
+
+
+def decimal(text: str, default_tz: str = "") -> int | float | None:
+    """NM → FHIR `decimal`: int when integral in the source, else float."""
+    text = text.strip()
+    if not _DECIMAL.fullmatch(text):
+        return None
+    if "." not in text:
+        return int(text)
+    return float(text)
+
+
+def integer(text: str, default_tz: str = "") -> int | None:
+    """NM/SI → FHIR `integer`."""
+    text = text.strip()
+    return int(text) if _INT.fullmatch(text) else None
+
+
+def positive_int(text: str, default_tz: str = "") -> int | None:
+    """NM → FHIR `positiveInt` (None unless ≥ 1)."""
+    value = integer(text)
+    return value if value is not None and value >= 1 else None
+
+
+def boolean(text: str, default_tz: str = "") -> bool | None:
+    """ID (HL7 table 0136 Y/N) → FHIR `boolean`."""
+    text = text.strip().upper()
+    if text in ("Y", "YES", "TRUE", "1"):
+        return True
+    if text in ("N", "NO", "FALSE", "0"):
+        return False
+    return None
+
+
+def base64_data(text: str, default_tz: str = "") -> str | None:
+    """Base64 text from an ED/RP → FHIR `base64Binary` (whitespace removed,
+    None unless it decodes)."""
+    data = "".join(text.split())
+    if not data or not _B64.fullmatch(data):
+        return None
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return data
+
+
+def text_as_base64(text: str, default_tz: str = "") -> str | None:
+    """Plain text (an ED not in Base64) → FHIR `base64Binary` of its UTF-8 bytes."""
+    return base64.b64encode(text.encode("utf-8")).decode("ascii") if text else None
+
+
+def lower(text: str, default_tz: str = "") -> str | None:
+    """Text → lower-case `code`."""
+    value = code(text)
+    return value.lower() if value else None
+
+
+def date_time_plus(text: str, default_tz: str = "") -> str | None:
+    """`DTM|minutes[|unit]` → FHIR `dateTime` that many minutes (or hours, when
+    the unit is H/HR/HOUR) after the DTM; None when either is invalid."""
+    stamp, _, rest = text.partition("|")
+    amount, _, unit = rest.partition("|")
+    start = date_time(stamp, default_tz)
+    minutes = integer(amount)
+    if start is None or minutes is None or "T" not in start:
+        return None
+    if unit.strip().upper() in ("H", "HR", "HRS", "HOUR", "HOURS"):
+        minutes *= 60
+    elif unit.strip().upper() not in ("", "M", "MIN", "MINS", "MINUTE", "MINUTES"):
+        return None
+    moment = datetime.fromisoformat(start.replace("Z", "+00:00")) + timedelta(minutes=minutes)
+    out = moment.isoformat()
+    return out[:-6] + "Z" if out.endswith("+00:00") else out
+
+
+Converter = Callable[[str, str], Any]
+
+PRIMITIVES: dict[str, Converter] = {
+    "string": string,
+    "code": code,
+    "uri": code,
+    "id": code,
+    "lower": lower,
+    "text": code,
+    "decimal": decimal,
+    "integer": integer,
+    "positiveInt": positive_int,
+    "unsignedInt": integer,
+    "boolean": boolean,
+    "date": date,
+    "dateTime": date_time,
+    "instant": instant,
+    "base64": base64_data,
+    "text_base64": text_as_base64,
+    "dateTime_plus": date_time_plus,
+}

@@ -1,0 +1,581 @@
+"""The simulated EHR's HTTP server: FHIR R4 REST, a SMART token endpoint, admin endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+from aiohttp import web
+
+from thumpflow import __version__
+from thumpflow.testing.ehr._auth import SIGNING_ALGORITHMS, SmartAuthority, TokenError
+from thumpflow.testing.ehr._faults import Faults
+from thumpflow.testing.ehr._interactions import Authorize, Entry, Executor, Result
+from thumpflow.testing.ehr._outcome import FhirError, operation_outcome
+from thumpflow.testing.ehr._store import ResourceStore, Version, instant_datetime, instant_text
+from thumpflow.testing.ehr._types import RESOURCE_TYPES
+
+AuthMode = Literal["none", "smart", "bearer"]
+
+FHIR_JSON = "application/fhir+json"
+_WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
+_SEARCH_PARAMS = [
+    {"name": "_id", "type": "token"},
+    {"name": "identifier", "type": "token"},
+    {"name": "_lastUpdated", "type": "date"},
+]
+_INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "create", "search-type"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request to `/fhir` or the token endpoint, without query or body (no patient data).
+
+    `status` is what was answered; 0 when the connection was dropped without
+    a response (before or after the write was applied).
+    """
+
+    method: str
+    path: str
+    status: int
+    at: float = field(default_factory=time.time)
+
+
+class SimulatedEhr:
+    """A FHIR R4 server for tests; `base_url` is valid after `start` and keeps its port.
+
+    With `db`, resources and their history are kept in that SQLite file and
+    read back on `start`, so a restarted simulator serves the same state.
+    `auth` selects what FHIR endpoints require: nothing, a token from the
+    SMART token endpoint (or a static token), or a static bearer token.
+    Every write is committed before its response is sent; a dropped
+    connection after a write (the `drop_after_apply` fault) leaves it
+    committed. Use as `async with SimulatedEhr() as ehr:` or call `start`
+    and `close`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        db: Path | None = None,
+        auth: AuthMode = "none",
+        *,
+        token_lifetime: float = 300.0,
+        static_token: str | None = None,
+        skip_identical_updates: bool = False,
+        faults: Faults | None = None,
+    ) -> None:
+        if auth not in ("none", "smart", "bearer"):
+            raise ValueError(f"auth must be none, smart or bearer, not {auth!r}")
+        self.host = host
+        self.port = port
+        self.auth: AuthMode = auth
+        self.faults = faults if faults is not None else Faults()
+        self.requests: list[RecordedRequest] = []
+        self.authority = SmartAuthority(token_lifetime)
+        if static_token is not None:
+            self.authority.add_static_token(static_token)
+        self._store = ResourceStore(db)
+        self._executor = Executor(
+            self._store,
+            lambda: self.base_url,
+            self._rejects,
+            skip_identical_updates=skip_identical_updates,
+        )
+        self._capability: dict[str, Any] | None = None
+        self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._reopen: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _rejects(self, type_: str, resource: dict[str, Any]) -> str | None:
+        return self.faults.rejects(type_, resource)
+
+    async def __aenter__(self) -> SimulatedEhr:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The FHIR base, `http://HOST:PORT/fhir`."""
+        return f"{self.url}/fhir"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/auth/token"
+
+    @property
+    def admin_url(self) -> str:
+        return f"{self.url}/_admin"
+
+    @property
+    def is_listening(self) -> bool:
+        return self._listener is not None
+
+    def register_client(self, client_id: str, jwks: dict[str, Any]) -> None:
+        """Register a SMART backend client by its public JWKS; raises ValueError on a bad one."""
+        self.authority.register_client(client_id, jwks)
+
+    def add_static_token(self, token: str) -> None:
+        """Accept a static bearer token (in `bearer` and `smart` modes)."""
+        self.authority.add_static_token(token)
+
+    def set_faults(self, **changes: Any) -> None:
+        """Change some `Faults` fields; TypeError on an unknown one, ValueError on a bad value."""
+        self.faults = self.faults.changed(changes)
+
+    @property
+    def skip_identical_updates(self) -> bool:
+        return self._executor.skip_identical_updates
+
+    @skip_identical_updates.setter
+    def skip_identical_updates(self, value: bool) -> None:
+        self._executor.skip_identical_updates = value
+
+    def resources(self, type_: str) -> list[dict[str, Any]]:
+        """Copies of the current (not deleted) resources of one type, oldest write first."""
+        versions = sorted(self._store.live(type_), key=lambda v: (v.last_updated_us, v.id))
+        return [copy.deepcopy(v.resource) for v in versions if v.resource is not None]
+
+    def history(self, type_: str, id_: str) -> list[Version]:
+        """Every version of one resource, oldest first (resources copied)."""
+        return [
+            Version(v.type, v.id, v.version, v.last_updated_us, copy.deepcopy(v.resource))
+            for v in self._store.versions(type_, id_)
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Current (not deleted) resources per type."""
+        return self._store.counts()
+
+    def duplicates(self) -> dict[str, dict[str, list[str]]]:
+        """Business identifiers on more than one current resource of the same type.
+
+        `{type: {"system|value": [ids...]}}`; an identifier without a system
+        is keyed `|value`, one without a value is ignored. Empty when there
+        are no duplicates.
+        """
+        seen: dict[str, dict[str, set[str]]] = {}
+        for version in self._store.live():
+            assert version.resource is not None
+            identifiers = version.resource.get("identifier")
+            if isinstance(identifiers, dict):
+                identifiers = [identifiers]
+            if not isinstance(identifiers, list):
+                continue
+            for identifier in identifiers:
+                if not isinstance(identifier, dict) or not identifier.get("value"):
+                    continue
+                key = f"{identifier.get('system', '')}|{identifier['value']}"
+                seen.setdefault(version.type, {}).setdefault(key, set()).add(version.id)
+        found: dict[str, dict[str, list[str]]] = {}
+        for type_, keys in sorted(seen.items()):
+            for key, ids in sorted(keys.items()):
+                if len(ids) > 1:
+                    found.setdefault(type_, {})[key] = sorted(ids)
+        return found
+
+    def state(self) -> dict[str, Any]:
+        """What `GET /_admin/state` reports."""
+        return {
+            "resources": self._store.counts(),
+            "versions": self._store.version_count(),
+            "requests": len(self.requests),
+            "auth": self.auth,
+            "listening": self.is_listening,
+            "faults": asdict(self.faults),
+        }
+
+    def reset(self) -> None:
+        """Forget every resource, version and recorded request, and clear the faults."""
+        self._store.clear()
+        self.requests.clear()
+        self.faults = Faults()
+
+    async def start(self) -> None:
+        self._store.open()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/_admin/state", self._admin_state)
+        app.router.add_get("/_admin/duplicates", self._admin_duplicates)
+        app.router.add_get("/_admin/requests", self._admin_requests)
+        app.router.add_post("/_admin/faults", self._admin_faults)
+        app.router.add_post("/_admin/reset", self._admin_reset)
+        app.router.add_post("/auth/token", self._token)
+        app.router.add_route("*", "/fhir{tail:.*}", self._fhir)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await self._listen()
+
+    async def close(self) -> None:
+        if self._reopen is not None:
+            self._reopen.cancel()
+            self._reopen = None
+        for task in self._tasks:
+            task.cancel()
+        await self._stop_listening()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._store.close()
+
+    async def go_down(self, seconds: float) -> None:
+        """Refuse connections (stop listening, drop open ones) for `seconds`, then listen again."""
+        await self._stop_listening()
+        loop = asyncio.get_running_loop()
+        if self._reopen is not None:
+            self._reopen.cancel()
+        self._reopen = loop.call_later(
+            seconds, lambda: self._tasks.add(loop.create_task(self._come_back()))
+        )
+
+    async def _come_back(self) -> None:
+        self._reopen = None
+        if self._runner is not None and self._listener is None:
+            await self._listen()
+        self._tasks = {task for task in self._tasks if not task.done()}
+
+    async def _listen(self) -> None:
+        assert self._runner is not None
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(server, self.host, self.port)
+        self.port = self._listener.sockets[0].getsockname()[1]
+
+    async def _stop_listening(self) -> None:
+        if self._listener is None:
+            return
+        listener, self._listener = self._listener, None
+        listener.close()
+        if self._runner is not None and self._runner.server is not None:
+            for handler in self._runner.server.connections:
+                handler.force_close()
+        await listener.wait_closed()
+
+    async def _fhir(self, request: web.Request) -> web.StreamResponse:
+        tail = request.match_info["tail"]
+        faults = self.faults
+
+        def record(status: int) -> None:
+            self.requests.append(RecordedRequest(request.method, request.path, status))
+
+        if faults.delay_seconds > 0:
+            await asyncio.sleep(faults.delay_seconds)
+            faults = self.faults
+        if faults.drop > 0:
+            faults.drop -= 1
+            record(0)
+            _dropped(request)
+        if faults.throttle > 0:
+            faults.throttle -= 1
+            response = _fhir_error(FhirError(429, "throttled", "too many requests"))
+            response.headers["Retry-After"] = f"{faults.retry_after:g}"
+        elif faults.server_errors > 0:
+            faults.server_errors -= 1
+            status = faults.server_error_status
+            response = _fhir_error(FhirError(status, "transient", "injected server error"))
+            if status == 503:
+                response.headers["Retry-After"] = f"{faults.retry_after:g}"
+        else:
+            response = await self._serve_fhir(request, tail)
+        faults = self.faults
+        if (
+            request.method in _WRITE_METHODS
+            and 200 <= response.status < 300
+            and faults.drop_after_apply > 0
+        ):
+            faults.drop_after_apply -= 1
+            record(0)
+            _dropped(request)
+        record(response.status)
+        return response
+
+    async def _serve_fhir(self, request: web.Request, tail: str) -> web.Response:
+        path = tail.strip("/")
+        if path in ("metadata", ".well-known/smart-configuration"):
+            if request.method != "GET":
+                return _fhir_error(FhirError(405, "not-supported", "only GET is allowed here"))
+            body = self._capability_statement() if path == "metadata" else self._smart_config()
+            return _json(body, content_type=FHIR_JSON if path == "metadata" else None)
+        authorize = self._authorizer(request)
+        if isinstance(authorize, web.Response):
+            return authorize
+        try:
+            resource = await _body(request)
+            minimal = "return=minimal" in request.headers.get("Prefer", "")
+            if not path:
+                if request.method != "POST":
+                    raise FhirError(405, "not-supported", "only POST (a Bundle) is allowed here")
+                return self._bundle(resource, authorize, minimal=minimal)
+            url = path
+            method = request.method
+            if path.endswith("/_search") and method == "POST":
+                url, method = path.removesuffix("/_search"), "GET"
+                query = "&".join(p for p in (request.query_string, await _form_text(request)) if p)
+            else:
+                query = request.query_string
+            if query:
+                url = f"{url}?{query}"
+            entry = Entry(
+                method=method,
+                url=url,
+                resource=resource,
+                if_none_exist=request.headers.get("If-None-Exist"),
+                if_match=request.headers.get("If-Match"),
+            )
+            result = self._executor.execute(entry, authorize)
+        except FhirError as err:
+            return _fhir_error(err)
+        return self._result_response(result, minimal=minimal and method != "GET")
+
+    def _bundle(
+        self, bundle: dict[str, Any] | None, authorize: Authorize, *, minimal: bool
+    ) -> web.Response:
+        if bundle is None or bundle.get("resourceType") != "Bundle":
+            raise FhirError(400, "structure", "POST to the base takes a Bundle")
+        kind = bundle.get("type")
+        if kind == "transaction":
+            body = self._executor.transaction(bundle, authorize, minimal=minimal)
+        elif kind == "batch":
+            body = self._executor.batch(bundle, authorize, minimal=minimal)
+        else:
+            raise FhirError(400, "not-supported", "Bundle.type must be transaction or batch")
+        return _json(body, content_type=FHIR_JSON)
+
+    def _result_response(self, result: Result, *, minimal: bool) -> web.Response:
+        headers: dict[str, str] = {}
+        version = result.version
+        if version is not None:
+            headers["ETag"] = version.etag
+            headers["Last-Modified"] = format_datetime(
+                instant_datetime(version.last_updated_us).replace(microsecond=0), usegmt=True
+            )
+            if result.status == 201:
+                headers["Location"] = f"{self.base_url}/{version.location}"
+        if result.body is None or result.status == 204 or minimal:
+            return web.Response(status=result.status, headers=headers)
+        return _json(result.body, status=result.status, headers=headers, content_type=FHIR_JSON)
+
+    def _authorizer(self, request: web.Request) -> Authorize | web.Response:
+        """A 401 response, or a function raising FhirError 403 on an entry the token may not run."""
+        if self.auth == "none":
+            return _allow_all
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        realm = 'Bearer realm="thumpflow-ehr"'
+        if scheme.lower() != "bearer" or not token.strip():
+            return _unauthorized(realm, "a bearer token is required")
+        grant = self.authority.grant(token.strip())
+        if grant is None or (self.auth == "bearer" and grant.expires_at != float("inf")):
+            challenge = f'{realm}, error="invalid_token"'
+            return _unauthorized(challenge, "the bearer token is invalid or expired")
+
+        def authorize(type_: str, permission: str) -> None:
+            if not grant.allows(type_, permission):
+                raise FhirError(
+                    403, "forbidden", f"the token's scopes do not allow this on {type_}"
+                )
+
+        return authorize
+
+    async def _token(self, request: web.Request) -> web.Response:
+        faults = self.faults
+        if faults.token_delay_seconds > 0:
+            await asyncio.sleep(faults.token_delay_seconds)
+            faults = self.faults
+        status = 200
+        try:
+            if faults.token_failures > 0:
+                faults.token_failures -= 1
+                server_side = faults.token_failure_status >= 500
+                error = "temporarily_unavailable" if server_side else "invalid_request"
+                raise TokenError(faults.token_failure_status, error, "injected token failure")
+            if request.content_type != "application/x-www-form-urlencoded":
+                raise TokenError(400, "invalid_request", "the body must be form-encoded")
+            form = await request.post()
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            body = self.authority.issue(fields, self.token_url)
+        except TokenError as err:
+            status = err.status
+            body = {"error": err.error, "error_description": err.description}
+        self.requests.append(RecordedRequest(request.method, request.path, status))
+        return web.json_response(
+            body, status=status, headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
+        )
+
+    def _smart_config(self) -> dict[str, Any]:
+        return {
+            "token_endpoint": self.token_url,
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGORITHMS),
+            "scopes_supported": ["system/*.read", "system/*.write", "system/*.*", "system/*.cruds"],
+            "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
+        }
+
+    def _capability_statement(self) -> dict[str, Any]:
+        if self._capability is None:
+            self._capability = {
+                "resourceType": "CapabilityStatement",
+                "status": "active",
+                "date": instant_text(time.time_ns() // 1000)[:10],
+                "kind": "instance",
+                "software": {"name": "thumpflow simulated EHR", "version": __version__},
+                "implementation": {"description": "thumpflow simulated EHR", "url": self.base_url},
+                "fhirVersion": "4.0.1",
+                "format": [FHIR_JSON, "json"],
+                "rest": [
+                    {
+                        "mode": "server",
+                        **({"security": self._security()} if self.auth == "smart" else {}),
+                        "resource": [
+                            {
+                                "type": type_,
+                                "interaction": [{"code": code} for code in _INTERACTIONS],
+                                "versioning": "versioned-update",
+                                "readHistory": True,
+                                "updateCreate": True,
+                                "conditionalCreate": True,
+                                "conditionalUpdate": True,
+                                "conditionalDelete": "single",
+                                "searchParam": _SEARCH_PARAMS,
+                            }
+                            for type_ in sorted(RESOURCE_TYPES)
+                        ],
+                        "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                    }
+                ],
+            }
+        return self._capability
+
+    def _security(self) -> dict[str, Any]:
+        return {
+            "service": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                            "code": "SMART-on-FHIR",
+                        }
+                    ]
+                }
+            ],
+            "extension": [
+                {
+                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                    "extension": [{"url": "token", "valueUri": self.token_url}],
+                }
+            ],
+        }
+
+    async def _admin_faults(self, request: web.Request) -> web.Response:
+        try:
+            changes = await request.json()
+        except ValueError:
+            return web.json_response({"error": "expected a JSON object"}, status=400)
+        if not isinstance(changes, dict):
+            return web.json_response({"error": "expected a JSON object"}, status=400)
+        down = changes.pop("down_seconds", None)
+        try:
+            self.set_faults(**changes)
+            seconds = float(down) if down else 0.0
+        except (TypeError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if seconds > 0:
+            loop = asyncio.get_running_loop()
+            self._reopen = loop.call_later(
+                0.05, lambda: self._tasks.add(loop.create_task(self.go_down(seconds)))
+            )
+        return web.json_response(asdict(self.faults))
+
+    async def _admin_state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state())
+
+    async def _admin_duplicates(self, request: web.Request) -> web.Response:
+        found = self.duplicates()
+        count = sum(len(keys) for keys in found.values())
+        return web.json_response({"count": count, "duplicates": found})
+
+    async def _admin_requests(self, request: web.Request) -> web.Response:
+        return web.json_response([asdict(r) for r in self.requests])
+
+    async def _admin_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response(self.state())
+
+
+def _allow_all(type_: str, permission: str) -> None:
+    """Every entry is allowed when authentication is off."""
+
+
+async def _body(request: web.Request) -> dict[str, Any] | None:
+    """The JSON resource of a POST/PUT (None for other methods); FhirError 400/415."""
+    if request.method not in ("POST", "PUT") or request.path.endswith("/_search"):
+        return None
+    if "xml" in request.content_type:
+        raise FhirError(415, "not-supported", "only JSON is accepted")
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise FhirError(400, "structure", f"the body is not JSON: {err}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+        raise FhirError(
+            400, "structure", "the body must be a resource (a JSON object with resourceType)"
+        )
+    return body
+
+
+async def _form_text(request: web.Request) -> str:
+    if request.content_type != "application/x-www-form-urlencoded":
+        return ""
+    return (await request.read()).decode("utf-8", errors="replace")
+
+
+def _json(
+    body: dict[str, Any],
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    content_type: str | None = None,
+) -> web.Response:
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return web.Response(
+        text=text,
+        status=status,
+        headers=headers,
+        content_type=content_type or "application/json",
+        charset="utf-8",
+    )
+
+
+def _fhir_error(err: FhirError) -> web.Response:
+    return _json(err.outcome(), status=err.status, content_type=FHIR_JSON)
+
+
+def _unauthorized(challenge: str, diagnostics: str) -> web.Response:
+    response = _json(operation_outcome("login", diagnostics), status=401, content_type=FHIR_JSON)
+    response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+def _dropped(request: web.Request) -> NoReturn:
+    """Close the connection with no response; the client sees a disconnect."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    raise asyncio.CancelledError
