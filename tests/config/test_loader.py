@@ -146,3 +146,10 @@ def test_reference_docs_are_generated_from_the_models() -> None:
     assert committed.strip() == reference_markdown().strip(), (
         "docs/configuration.md is stale: run `thumpflow config docs > docs/configuration.md`"
     )
+
+
+def test_the_fhir_example_configuration_is_valid() -> None:
+    config = load_config(ROOT / "examples" / "fhir.yaml")
+    (channel,) = config.channels
+    assert channel.transform == "thumpflow.mapping:to_fhir"
+    assert [d.type for d in channel.destinations] == ["fhir", "file"]
