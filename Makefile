@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONFIG ?= examples/thumpflow.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench lock clean
+.PHONY: run test test-deps lint typecheck unit bench lock clean
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test: $(STAMP) lint typecheck
+test-deps:
+	scripts/test-deps.sh
+
+test: $(STAMP) test-deps lint typecheck
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

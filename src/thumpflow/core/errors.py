@@ -65,3 +65,7 @@ class MessageError(ThumpflowError):
 
 class StoreError(ThumpflowError):
     """The durable store failed; what was being written is not committed."""
+
+
+class BatchSourceError(ThumpflowError):
+    """Batch input that must not be imported (missing, partial, late, checksum mismatch)."""

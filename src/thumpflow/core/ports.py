@@ -6,9 +6,21 @@ only `runtime` names concrete implementations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+from thumpflow.core.batch import (
+    BatchItem,
+    LedgerEntry,
+    Manifest,
+    RowReject,
+    RunCounts,
+    RunRecord,
+    RunStatus,
+    RunTrigger,
+    SourceRecord,
+    Window,
+)
 from thumpflow.core.event import (
     Admission,
     Admitted,
@@ -148,3 +160,117 @@ class Ingress(Protocol):
     def is_open(self) -> bool: ...
 
     async def wait_open(self) -> None: ...
+
+
+class RunStore(Protocol):
+    """Durable state of scheduled runs, kept in the same store as flow (same commits, audit).
+
+    `start_run` is the no-overlap guard: it returns None, writing nothing,
+    while another run of the job is `running`. A run left `running` by a
+    crash is closed as `failed` ("interrupted") by `recover_runs` at start-up,
+    so it never blocks its job forever. Watermarks advance only with a run
+    that finishes `succeeded` or `partial`.
+    """
+
+    async def start_run(
+        self,
+        job_id: str,
+        trigger: RunTrigger,
+        window: Window,
+        scheduled_for: float | None,
+        started_at: float,
+    ) -> int | None: ...
+
+    async def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        counts: RunCounts,
+        finished_at: float,
+        *,
+        manifests_checked: Sequence[Manifest] = (),
+        manifests_written: Sequence[Manifest] = (),
+        error: str | None = None,
+        next_watermark: str | None = None,
+    ) -> None: ...
+
+    async def recover_runs(self, at: float) -> list[int]: ...
+
+    async def runs(self, job_id: str | None = None, limit: int = 50) -> list[RunRecord]: ...
+
+    async def run(self, run_id: int) -> RunRecord | None: ...
+
+    async def watermark(self, job_id: str) -> str | None:
+        """The `next_watermark` of the job's last successful run."""
+        ...
+
+    async def last_scheduled(self, job_id: str) -> float | None:
+        """The latest `scheduled_for` of the job's runs (including skipped ones)."""
+        ...
+
+    async def add_rejects(self, rejects: Sequence[RowReject]) -> list[int]: ...
+
+    async def row_rejects(
+        self, job_id: str | None = None, run_id: int | None = None, limit: int = 100
+    ) -> list[RowReject]: ...
+
+    async def row_reject(self, reject_id: int) -> RowReject | None: ...
+
+    async def mark_replayed(self, reject_ids: Sequence[int], actor: str, at: float) -> None: ...
+
+    async def record_ledger(self, entries: Sequence[LedgerEntry]) -> None:
+        """Remember (destination, business key) -> content hash; the latest wins."""
+        ...
+
+    async def ledger(self, destination_id: str, business_keys: Sequence[str]) -> dict[str, str]:
+        """Content hashes recorded for those keys at that destination."""
+        ...
+
+
+class BatchSource(Protocol):
+    """Where a run reads from. Lifecycle per run: `read`, then `commit` or `fail`.
+
+    `read` yields the records of the window in source order; it raises
+    `BatchSourceError` (core.errors) before yielding anything when the input
+    must not be imported at all (missing, partial, late, or checksum-failing
+    file), naming what is wrong. `manifests` are those it checked.
+    `next_watermark` is where the next run should start, known after `read`.
+    `commit` marks the input consumed (files moved to processed/ atomically);
+    `fail` sets it aside (failed/) with the reason. Both are idempotent.
+    """
+
+    source_id: str
+
+    def read(self, window: Window) -> AsyncIterator[SourceRecord]: ...
+
+    def manifests(self) -> list[Manifest]: ...
+
+    def next_watermark(self) -> str | None: ...
+
+    async def commit(self) -> None: ...
+
+    async def fail(self, reason: str) -> None: ...
+
+
+class BatchDestination(Protocol):
+    """Where a run writes. Lifecycle per run: `begin`, `write` any number of times, then
+    `finish` (commit, returning the manifests written) or `abort`.
+
+    Loads are idempotent: an item whose business key is already present with
+    the same content is counted as skipped, a changed one is updated, so a
+    re-run of a window (or a run re-done after a crash midway) converges on
+    the same destination state without duplicates. File destinations write to
+    a temporary name and rename on `finish`, beside a manifest.
+    """
+
+    destination_id: str
+
+    async def begin(self, job_id: str, run_id: int, window: Window) -> None: ...
+
+    async def write(self, items: Sequence[BatchItem]) -> tuple[int, int]:
+        """(written, skipped) for these items."""
+        ...
+
+    async def finish(self) -> list[Manifest]: ...
+
+    async def abort(self) -> None: ...

@@ -35,10 +35,10 @@ import yaml
 
 from thumpflow.core.errors import MessageError
 from thumpflow.core.event import Event
+from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message
 from thumpflow.mapping._compile import MapError, Registry, compile_vocab
 from thumpflow.mapping._engine import (
-    NAMESPACE,
     ConversionError,
     MessageMap,
     compile_rules,
@@ -153,10 +153,10 @@ def derived_event_id(source_event_id: str, purpose: str = "fhir") -> str:
 
     The first 10 characters (the millisecond timestamp) are the source's, so
     the derived event sorts with its cause; the 16 random characters are the
-    top 80 bits of UUIDv5(source id, purpose). Re-running a transform (a
+    top 80 bits of `deterministic_id("Bundle", source id, purpose)`. Re-running a transform (a
     replay, a restart before commit) therefore yields the same event id.
     """
-    digest = uuid.uuid5(NAMESPACE, f"{source_event_id}|{purpose}").int >> 48
+    digest = uuid.UUID(deterministic_id("Bundle", source_event_id, purpose)).int >> 48
     chars = []
     for _ in range(16):
         chars.append(_CROCKFORD[digest & 31])

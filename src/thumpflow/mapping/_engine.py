@@ -17,13 +17,13 @@ Guarantees:
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
 from thumpflow.core.errors import MessageError
+from thumpflow.fhir import deterministic_id, reference
 from thumpflow.hl7v2 import Message, Segment, unescape
 from thumpflow.mapping._compile import (
     Cond,
@@ -42,7 +42,6 @@ from thumpflow.mapping._compile import (
 from thumpflow.mapping._values import instant, timezone_of
 
 BundleType = Literal["transaction", "batch"]
-NAMESPACE = uuid.UUID("6f1d7a52-3c0b-5e0e-9a51-74687566d6c1")
 
 
 class ConversionError(MessageError):
@@ -223,14 +222,16 @@ class _Run:
     def reference(self, b: _Built) -> dict[str, Any]:
         if self.bundle_type == "transaction":
             return {"reference": f"urn:uuid:{b.rid}"}
-        return {"reference": f"{b.resource['resourceType']}/{b.rid}"}
+        return reference(b.resource["resourceType"], b.rid)
 
-    def register(self, resource: dict[str, Any], identity: Identity, key: str | None) -> _Built:
+    def register(
+        self, resource: dict[str, Any], identity: Identity, key: tuple[str, ...]
+    ) -> _Built:
         rtype = resource["resourceType"]
         found = _identifier_of(resource, identity.conditional) if identity.conditional else None
         if found is not None:
             system, value = found
-            basis = f"{rtype}|identifier|{system}|{value}"
+            basis: tuple[str, ...] = found
             query = (
                 f"{_search_escape(system)}|{_search_escape(value)}"
                 if system
@@ -239,14 +240,14 @@ class _Run:
             url = f"{rtype}?identifier={query}"
             conditional = self.bundle_type == "transaction"
         else:
-            basis = f"{rtype}|key|{key}"
+            basis = key
             url = ""
             conditional = False
-        rid = str(uuid.uuid5(NAMESPACE, basis))
+        rid = deterministic_id(rtype, *basis)
         n = 1
         while rid in self.built:
             n += 1
-            rid = str(uuid.uuid5(NAMESPACE, f"{basis}|#{n}"))
+            rid = deterministic_id(rtype, *basis, f"#{n}")
         if not conditional:
             url = f"{rtype}/{rid}"
         b = _Built(resource, rid, url, conditional)
@@ -257,11 +258,12 @@ class _Run:
     def add_datatype_resource(self, resource: dict[str, Any], identity: Identity) -> dict[str, Any]:
         found = _identifier_of(resource, identity.conditional) if identity.conditional else None
         rtype = resource["resourceType"]
-        if found is not None:
-            basis = f"{rtype}|identifier|{found[0]}|{found[1]}"
-        else:
-            basis = f"{rtype}|key|{json.dumps(resource, sort_keys=True, ensure_ascii=False)}"
-        rid = str(uuid.uuid5(NAMESPACE, basis))
+        basis = (
+            found
+            if found is not None
+            else (json.dumps(resource, sort_keys=True, ensure_ascii=False),)
+        )
+        rid = deterministic_id(rtype, *basis)
         existing = self.built.get(rid)
         if existing is None:
             existing = self.register(resource, Identity(identity.conditional), basis)
@@ -328,7 +330,7 @@ class _Run:
                 key_parts.append(kt(parts, self.ctx))
         if not any(key_parts):
             key_parts = [self.message.sending_application, self.message.control_id, str(pos)]
-        built = self.register(resource, rule.identity, "|".join(key_parts))
+        built = self.register(resource, rule.identity, tuple(key_parts))
         if rule.name:
             scope.names.setdefault(rule.name, []).append(built)
         return built

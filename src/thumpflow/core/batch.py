@@ -1,0 +1,127 @@
+"""The canonical shapes of scheduled batch exchange ("thump"): windows, records, runs.
+
+A run reads the records of one window from a batch source, validates each
+record (a failing record becomes a `RowReject`, the rest go on), transforms
+the valid ones into `BatchItem`s keyed by business key, and writes them to
+batch destinations, which upsert by business key so a re-run of the same
+window never duplicates anything. Every run is recorded with its window,
+counts and the manifests it checked and wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+@dataclass(slots=True, frozen=True)
+class Window:
+    """The slice of source data a run covers: (start, end], watermarks as opaque text.
+
+    Watermarks are whatever the source orders by (an ISO timestamp, an
+    integer id, a FHIR `transactionTime`); None means unbounded.
+    """
+
+    start: str | None = None
+    end: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class SourceRecord:
+    """One record as read: its fields, where it came from, and its original text."""
+
+    data: Mapping[str, Any]
+    origin: str
+    raw: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class BatchItem:
+    """A valid, transformed record ready to load, identified by its business key."""
+
+    business_key: str
+    data: Mapping[str, Any]
+    content_hash: str
+    origin: str
+
+
+@dataclass(slots=True, frozen=True)
+class Manifest:
+    """What a batch file claims or proves: record count, SHA-256, time, window, source."""
+
+    name: str
+    record_count: int
+    sha256: str
+    created_at: float
+    source: str
+    window: Window = field(default_factory=Window)
+
+
+@dataclass(slots=True, frozen=True)
+class RowReject:
+    """A record that failed validation, kept with the rule that failed and how to fix it."""
+
+    job_id: str
+    run_id: int
+    origin: str
+    record: str
+    rule: str
+    remedy: str
+    at: float
+    reject_id: int = 0
+    replayed_at: float | None = None
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class RunTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    MISSED = "missed"
+    MANUAL = "manual"
+    RERUN = "rerun"
+
+
+@dataclass(slots=True)
+class RunCounts:
+    read: int = 0
+    valid: int = 0
+    rejected: int = 0
+    written: int = 0
+    skipped: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class RunRecord:
+    """One run as recorded: what it covered, what it did, how it ended."""
+
+    run_id: int
+    job_id: str
+    trigger: RunTrigger
+    window: Window
+    status: RunStatus
+    scheduled_for: float | None
+    started_at: float
+    finished_at: float | None
+    counts: RunCounts
+    manifests_checked: tuple[Manifest, ...] = ()
+    manifests_written: tuple[Manifest, ...] = ()
+    error: str | None = None
+    next_watermark: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class LedgerEntry:
+    """A business key delivered to a destination with a content hash (flow or thump)."""
+
+    destination_id: str
+    business_key: str
+    content_hash: str
+    at: float
