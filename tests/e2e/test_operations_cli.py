@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -169,3 +170,20 @@ def test_replay_while_the_engine_is_stopped_is_sent_when_it_starts(tmp_path: Pat
             await receiver.close()
 
     asyncio.run(main())
+
+
+def test_a_port_in_use_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "ops.yaml"
+    config.write_text(
+        CONFIG.format(
+            db=tmp_path / "ops.db", api=free_port(), port=port, url="http://127.0.0.1:9/x"
+        )
+    )
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        done = cli(config, "run")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert f"channel 'ops': cannot listen on 127.0.0.1:{port}" in done.stderr

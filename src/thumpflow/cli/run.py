@@ -10,6 +10,7 @@ import sys
 from thumpflow.api.control import serve
 from thumpflow.config import load_config
 from thumpflow.config.model import Config
+from thumpflow.core.errors import ThumpflowError
 from thumpflow.runtime.engine import Engine, load_transform
 
 
@@ -47,7 +48,13 @@ async def _serve(config: Config) -> None:
     await engine.start()
     runner = None
     if config.api.enabled:
-        runner = await serve(engine, config.api.host, config.api.port)
+        try:
+            runner = await serve(engine, config.api.host, config.api.port)
+        except OSError as err:
+            await engine.stop()
+            raise ThumpflowError(
+                f"api: cannot listen on {config.api.host}:{config.api.port}: {err.strerror or err}"
+            ) from None
         log.info("control API on http://%s:%d/api/status", config.api.host, config.api.port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import random
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from thumpflow.connectors.http.destination import HttpDestination as HttpConnect
 from thumpflow.connectors.mllp.destination import MllpDestination as MllpConnector
 from thumpflow.connectors.mllp.source import MllpSource
 from thumpflow.core.clock import Clock, SystemClock
-from thumpflow.core.errors import ConfigError
+from thumpflow.core.errors import ConfigError, ThumpflowError
 from thumpflow.core.event import ChannelStats, DeadLetter, DeadLetterFilter, Delivery
 from thumpflow.core.ports import Destination, Store
 from thumpflow.flow.ingress import ChannelIngress
@@ -142,7 +143,13 @@ class Engine:
                         outbox_settings(spec),
                         rng=self._rng,
                     )
-                    await outbox.start()
+                    try:
+                        await outbox.start()
+                    except (OSError, ssl.SSLError, ValueError) as err:
+                        raise ThumpflowError(
+                            f"channel {channel.id!r} > destination {spec.id!r}: cannot start: "
+                            f"{getattr(err, 'strerror', None) or err}"
+                        ) from None
                     self.outboxes[spec.id] = outbox
                     outboxes.append(outbox)
                 pipeline = ChannelPipeline(channel, transform)
@@ -150,7 +157,14 @@ class Engine:
                 source = MllpSource(channel.id, channel.source, ingress)
                 self.channels[channel.id] = _RunningChannel(channel, ingress, source)
             for running in self.channels.values():
-                await running.source.start()
+                listen = running.channel.source
+                try:
+                    await running.source.start()
+                except (OSError, ssl.SSLError) as err:
+                    raise ThumpflowError(
+                        f"channel {running.channel.id!r}: cannot listen on "
+                        f"{listen.host}:{listen.port}: {err.strerror or err}"
+                    ) from None
                 log.info(
                     "channel %s listening for MLLP on %s:%d",
                     running.channel.id,
