@@ -11,6 +11,9 @@ Guarantees:
   answered with the original ACK code and not processed again.
 - Backpressure: `is_open` is false while any destination of the channel is
   past its high-water mark; sources stop reading until `wait_open` returns.
+- Batches: a frame holding an HL7 batch (FHS/BHS … BTS/FTS) has its counts
+  checked, then each message is handled as if it came alone, and the answer
+  is a batch of their ACKs.
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ from thumpflow.core.event import Admission, Delivery, Duplicate, Reject
 from thumpflow.core.ports import Store
 from thumpflow.flow.outbox import Outbox
 from thumpflow.flow.pipeline import ChannelPipeline
-from thumpflow.hl7v2 import Message, accept_ack_wanted, ack_mode, build_ack, build_nak_for_raw
+from thumpflow.hl7v2 import (
+    Message,
+    accept_ack_wanted,
+    ack_mode,
+    build_ack,
+    build_nak_for_raw,
+    parse_batch,
+)
+from thumpflow.hl7v2.ack import hl7_timestamp
 
 log = logging.getLogger("thumpflow.flow.ingress")
 
@@ -75,6 +86,36 @@ class ChannelIngress:
         if framing_error is not None:
             error = MessageError(framing_error, code="100")
             return await self._reject(raw, peer, error, now, framing_error_only=True)
+        if raw.lstrip(b"\r\n\t \x0b")[:3] in (b"FHS", b"BHS"):
+            return await self._receive_batch(raw, peer, now)
+        return await self._receive_message(raw, peer, now)
+
+    async def _receive_batch(self, raw: bytes, peer: str, now: float) -> bytes:
+        """A batch (FHS/BHS … BTS/FTS) in one frame: each message admitted on its own.
+
+        The counts in BTS-1/FTS-1 are checked first; a batch whose counts do not
+        match is kept whole as a reject and answered with one NAK. Otherwise each
+        message is handled exactly as if it had come alone (idempotent, its own
+        reject if it is bad), and the answer is a batch of their ACKs with the
+        count in BTS-1.
+        """
+        try:
+            batch = parse_batch(raw)
+        except MessageError as err:
+            nak = await self._reject(raw, peer, err, now)
+            return nak if nak is not None else build_nak_for_raw(raw, "AE", err)
+        acks = []
+        for message in batch.messages:
+            ack = await self._receive_message(message.to_bytes(), peer, now)
+            if ack is not None:
+                acks.append(ack.rstrip(b"\r"))
+        stamp = hl7_timestamp(now).encode()
+        lines = [b"BHS|^~\\&|||||" + stamp, *acks, b"BTS|" + str(len(acks)).encode()]
+        if batch.file_header is not None:
+            lines = [b"FHS|^~\\&|||||" + stamp, *lines, b"FTS|1"]
+        return b"\r".join(lines) + b"\r"
+
+    async def _receive_message(self, raw: bytes, peer: str, now: float) -> bytes | None:
         try:
             message = Message.parse(raw)
             message.validate_structure()
