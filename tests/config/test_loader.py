@@ -153,3 +153,10 @@ def test_the_fhir_example_configuration_is_valid() -> None:
     (channel,) = config.channels
     assert channel.transform == "thumpflow.mapping:to_fhir"
     assert [d.type for d in channel.destinations] == ["fhir", "file"]
+
+
+def test_the_hybrid_example_configuration_is_valid() -> None:
+    config = load_config(ROOT / "examples" / "hybrid.yaml")
+    (job,) = config.jobs
+    assert job.reconciles == "adt-in"
+    assert [d.type for d in job.destinations] == ["sql_upsert", "batch_file"]

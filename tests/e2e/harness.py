@@ -51,5 +51,18 @@ async def eventually(
 
 
 async def outbox_drained(engine: Engine, destination: str, seconds: float = 30.0) -> None:
+    """Wait until nothing is pending for `destination`, in memory and in the store.
+
+    Outcomes are recorded a few milliseconds after the send (they are batched),
+    so the store's counters lag the outbox's own count briefly.
+    """
     outbox = engine.outboxes[destination]
     await eventually(lambda: outbox.pending == 0, seconds, f"{destination} drained")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        stats = await engine.store.stats()
+        pending = [o.pending for c in stats for o in c.outboxes if o.destination_id == destination]
+        if sum(pending) == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{destination} outcomes not recorded within {seconds}s")

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
+from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from thumpflow.fhir import deterministic_id, reference, validate
 
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://thumpflow.org/ns/fhir-resource-id")
+
+
+def straightforward_deterministic_id(resource_type: str, *parts: str) -> str:
+    """The definition the fast implementation must match for every input."""
+    name = json.dumps([resource_type, *parts], ensure_ascii=False, separators=(",", ":"))
+    return str(uuid.uuid5(_NAMESPACE, name))
+
+
+def outcome(function: Callable[..., str], *args: str) -> str | type[Exception]:
+    """The id `function` gives for `args`, or the type of the exception it raises."""
+    try:
+        return function(*args)
+    except Exception as exc:
+        return type(exc)
 
 
 def test_deterministic_id_is_stable_across_releases() -> None:
@@ -30,6 +48,24 @@ def test_deterministic_id_is_a_valid_fhir_id_and_repeatable(parts: list[str]) ->
             {"resourceType": "Observation", "id": first, "status": "final", "code": {"text": "x"}}
         )
         == []
+    )
+
+
+@given(
+    resource_type=st.sampled_from(["Patient", "Observation", "Encounter", "Bundle"]),
+    parts=st.lists(
+        st.text(st.characters(exclude_categories=()), max_size=30), min_size=1, max_size=6
+    ).filter(any),
+)
+@example(resource_type="Patient", parts=["urn:oid:1.2.3", "MRN123"])
+@example(resource_type="Patient", parts=['"', "\\", "/", "\x00\x1f\x7f", "\u2028\u2029"])
+@example(resource_type="Patient", parts=["é", "日本", "\U0001f600", "\ufeff"])
+@example(resource_type="Patient", parts=["\ud800"])
+def test_deterministic_id_equals_the_straightforward_definition(
+    resource_type: str, parts: list[str]
+) -> None:
+    assert outcome(deterministic_id, resource_type, *parts) == outcome(
+        straightforward_deterministic_id, resource_type, *parts
     )
 
 

@@ -11,12 +11,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thumpflow.cli import convert as convert_cli
-from thumpflow.cli.mapping_test import actual_bundle, differences, find_cases
+from thumpflow.cli.mapping_test import actual_bundle, find_cases, golden_differences
 from thumpflow.core.event import Event
 from thumpflow.fhir import validate
 from thumpflow.hl7v2 import Message, escape
 from thumpflow.hl7v2.delimiters import DEFAULT_DELIMITERS
-from thumpflow.mapping import ConversionError, convert, supported_messages, to_fhir, to_json
+from thumpflow.mapping import (
+    ConversionError,
+    FhirDecimal,
+    convert,
+    supported_messages,
+    to_fhir,
+    to_json,
+)
 from thumpflow.testing.generators import adt_a01, adt_a03, adt_a08, oru_r01
 
 HERE = Path(__file__).parent
@@ -34,15 +41,16 @@ def test_enough_cases_cover_every_supported_message() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_golden_case(case: Path) -> None:
-    expected = json.loads((case / "expected.json").read_text(encoding="utf-8"))
-    actual = actual_bundle(case)
-    assert differences(expected, actual) == []
-    errors = [i for i in validate(expected) if i.severity == "error"]
+    text = (case / "expected.json").read_text(encoding="utf-8")
+    assert golden_differences(text, actual_bundle(case)) == []
+    errors = [i for i in validate(json.loads(text)) if i.severity == "error"]
     assert errors == [], errors
 
 
 def _assert_valid(bundle: dict[str, object]) -> None:
-    errors = [f"{i.path}: {i.message}" for i in validate(bundle) if i.severity == "error"]
+    """Validate the Bundle as it leaves thumpflow: the JSON `to_json` writes."""
+    decoded = json.loads(to_json(bundle))
+    errors = [f"{i.path}: {i.message}" for i in validate(decoded) if i.severity == "error"]
     assert errors == []
 
 
@@ -50,9 +58,8 @@ def test_batch_bundles_are_valid_and_use_plain_references() -> None:
     for case in CASES[::5]:
         bundle = convert((case / "input.hl7").read_bytes(), bundle_type="batch")
         _assert_valid(bundle)
-        assert "urn:uuid:" not in json.dumps(
-            [e["resource"] for e in bundle["entry"]]  # type: ignore[index]
-        )
+        resources = {"entry": [e["resource"] for e in bundle["entry"]]}  # type: ignore[index]
+        assert b"urn:uuid:" not in to_json(resources)
 
 
 def test_unsupported_type_and_missing_segment_raise_located_errors() -> None:
@@ -135,3 +142,54 @@ def test_generated_messages_convert_deterministically_to_valid_fhir(
         return
     assert to_json(first) == to_json(convert(data))
     _assert_valid(first)
+
+
+def test_message_time_falls_back_to_evn2_else_names_msh7() -> None:
+    base = b"MSH|^~\\&|A|B|C|D|%s||ADT^A01|1|P|2.5\rEVN|A01|%s\rPID|1||X^^^H\rPV1|1|I"
+    bundle = convert(base % (b"2024-13", b"202401021530+0100"))
+    provenance = bundle["entry"][-1]["resource"]
+    assert provenance["recorded"] == bundle["timestamp"] == "2024-01-02T15:30:00+01:00"
+    _assert_valid(bundle)
+    for msh7, evn2 in ((b"", b""), (b"20241340", b"not a time")):
+        with pytest.raises(ConversionError, match="MSH-7") as caught:
+            convert(base % (msh7, evn2))
+        assert (caught.value.segment, caught.value.field) == ("MSH", 7)
+    with pytest.raises(ConversionError, match="MSH-7"):
+        convert(b"MSH|^~\\&|A|B|C|D|||ORU^R01|1|P|2.5\rPID|1||X^^^H\rOBR|1|P1||C^Chem")
+
+
+def test_message_that_would_yield_only_a_provenance_is_rejected() -> None:
+    with pytest.raises(ConversionError, match="required segment PID is missing") as caught:
+        convert(b"MSH|^~\\&|A|B|C|D|20240101||ADT^A40|1|P|2.5\rEVN|A40|20240101")
+    assert caught.value.segment == "PID"
+    with pytest.raises(ConversionError, match="segment PID is missing"):
+        convert(b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\rNTE|1||just a note")
+
+
+def test_decimals_keep_the_senders_precision() -> None:
+    raw = (
+        b"MSH|^~\\&|LIS|LAB|A|B|20240101120000||ORU^R01|1|P|2.5\rPID|1||X^^^H\r"
+        b"OBR|1|P1|F1|C^Chem\r"
+        b"OBX|1|NM|A^a^LN||1.50|mg|||||F\rOBX|2|NM|B^b^LN||+007.0|mg|||||F\r"
+        b"OBX|3|NM|C^c^LN||.25|mg|||||F\rOBX|4|NM|D^d^LN||12|mg|||||F\r"
+    )
+    text = to_json(convert(raw)).decode()
+    for number in ('"value":1.50', '"value":7.0', '"value":0.25', '"value":12'):
+        assert number in text
+    values = [
+        e["resource"]["valueQuantity"]["value"]
+        for e in json.loads(text)["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+    ]
+    assert values == [1.5, 7.0, 0.25, 12]
+    assert all(type(v) in (int, float) for v in values)
+    pretty = to_json(convert(raw), pretty=True).decode()
+    assert '"value": 1.50' in pretty
+    _assert_valid(convert(raw))
+
+
+def test_to_json_writes_decimals_verbatim_whatever_the_strings_hold() -> None:
+    data = {"a": [FhirDecimal("1.50"), "\x00", "\x00\x00"], "b": FhirDecimal("-0.10")}
+    assert to_json(data) == b'{"a":[1.50,"\\u0000","\\u0000\\u0000"],"b":-0.10}'
+    with pytest.raises(TypeError):
+        to_json({"a": object()})

@@ -1,4 +1,4 @@
-"""The control API: status, dead letters and replay over HTTP (JSON).
+"""The control API: status, dead letters, replay and manual job runs over HTTP (JSON).
 
 It binds to loopback by default; it carries no patient data (ids, counts,
 reasons only). Replay through the API is an audited act naming the actor.
@@ -15,6 +15,7 @@ from aiohttp import web
 
 from thumpflow.core.event import DeadLetterFilter
 from thumpflow.runtime.engine import Engine
+from thumpflow.thump.scheduler import UnknownJobError
 
 ENGINE_KEY = web.AppKey("engine", Engine)
 
@@ -91,6 +92,18 @@ async def _replay(request: web.Request) -> web.Response:
     return _json({"replayed": [delivery.delivery_id for delivery in replayed]})
 
 
+async def _start_run(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    job_id = request.match_info["job"]
+    try:
+        run_id = await engine.start_run(job_id)
+    except UnknownJobError:
+        return _json({"error": f"no enabled job {job_id!r}"}, 404)
+    if run_id is None:
+        return _json({"error": f"job {job_id!r} has a run in progress"}, 409)
+    return _json({"job": job_id, "run_id": run_id}, 202)
+
+
 async def _health(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
@@ -102,6 +115,7 @@ def control_app(engine: Engine) -> web.Application:
     app.router.add_get("/api/status", _status)
     app.router.add_get("/api/dead-letters", _dead_letters)
     app.router.add_post("/api/dead-letters/replay", _replay)
+    app.router.add_post("/api/jobs/{job}/runs", _start_run)
     return app
 
 

@@ -1,4 +1,4 @@
-"""`thumpflow`: run, check, send, status, dlq, config and bench.
+"""`thumpflow`: run, check, send, status, dlq, runs, rejects, config and bench.
 
 Every command exits 0 on success, 1 when what it did found a problem (a bad
 configuration, a negative ACK, a failed replay) and 2 on wrong usage. Errors
@@ -8,6 +8,7 @@ are one located line each, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -26,9 +27,25 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands whose module defines `add_arguments(parser)` and `run(args)`; the module
+# is imported only when its command is used, so `thumpflow --help` stays fast.
+_LAZY_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("try", "thumpflow.cli.trial", "show what a channel would do with a message, stage by stage"),
+    ("convert", "thumpflow.cli.convert", "convert HL7 v2 messages to FHIR R4 Bundles (stdout)"),
+    ("simulate", "thumpflow.cli.simulate", "run a simulated peer system for tests and demos"),
+    ("runs", "thumpflow.cli.runs", "scheduled job runs: list, show, start, rerun"),
+    ("rejects", "thumpflow.cli.rejects", "rejected batch records: list, show, replay"),
+    ("advise", "thumpflow.cli.advise", "recommend flow, thump or a hybrid for an interface"),
+)
+
+
+def build_parser() -> tuple[
+    argparse.ArgumentParser, dict[str, tuple[argparse.ArgumentParser, str]]
+]:
+    """The parser, and the lazily completed commands: name -> (its parser, its module)."""
     parser = argparse.ArgumentParser(
-        prog="thumpflow", description="Healthcare integration engine: HL7 v2 flow over MLLP."
+        prog="thumpflow",
+        description="Healthcare integration engine: event flow and scheduled batch exchange.",
     )
     parser.add_argument("--version", action="version", version=f"thumpflow {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -37,8 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     _config_argument(run)
     run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
-    check = commands.add_parser("check", help="validate a configuration, with located errors")
+    check = commands.add_parser(
+        "check", help="validate a configuration (located errors) and lint it for anti-patterns"
+    )
     _config_argument(check)
+    check.add_argument(
+        "--strict", action="store_true", help="exit 1 on lint findings too, not only on errors"
+    )
 
     send = commands.add_parser("send", help="send HL7 v2 files over MLLP and print each ACK")
     send.add_argument("target", metavar="HOST:PORT")
@@ -75,28 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_list.add_argument("--limit", type=int, default=100)
     dlq_list.add_argument("--json", action="store_true", help="print JSON")
 
-    from thumpflow.cli import convert, mapping_test, simulate, trial
-
-    trial.add_arguments(
-        commands.add_parser(
-            "try", help="show what a channel would do with a message, stage by stage"
-        )
-    )
-
-    convert.add_arguments(
-        commands.add_parser("convert", help="convert HL7 v2 messages to FHIR R4 Bundles (stdout)")
-    )
+    lazy: dict[str, tuple[argparse.ArgumentParser, str]] = {}
+    for name, module, summary in _LAZY_COMMANDS:
+        lazy[name] = (commands.add_parser(name, help=summary), module)
     mapping = commands.add_parser("mapping", help="the HL7 v2 to FHIR maps")
     mapping_commands = mapping.add_subparsers(
         dest="mapping_command", required=True, metavar="ACTION"
     )
-    mapping_test.add_arguments(
+    lazy["mapping"] = (
         mapping_commands.add_parser(
             "test", help="run the golden mapping cases (input.hl7 beside expected.json)"
-        )
-    )
-    simulate.add_arguments(
-        commands.add_parser("simulate", help="run a simulated peer system for tests and demos")
+        ),
+        "thumpflow.cli.mapping_test",
     )
 
     config = commands.add_parser("config", help="the configuration reference and JSON Schema")
@@ -109,12 +121,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--workdir", default="var/bench", help="scratch directory")
     bench.add_argument("--json", action="store_true", help="print JSON")
-    return parser
+    return parser, lazy
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser, lazy = build_parser()
+    command = next((word for word in words if not word.startswith("-")), None)
+    module = None
+    if command in lazy:
+        target, module_name = lazy[command]
+        module = importlib.import_module(module_name)
+        module.add_arguments(target)
+    args = parser.parse_args(words)
     try:
+        if module is not None:
+            return int(module.run(args))
         return _dispatch(args)
     except ConfigError as err:
         for problem in err.problems:
@@ -135,7 +157,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         from thumpflow.cli.run import check
 
-        return check(args.config)
+        return check(args.config, strict=args.strict)
     if args.command == "send":
         from thumpflow.cli.send import send
 
@@ -148,22 +170,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         from thumpflow.cli import ops
 
         return ops.dlq(args)
-    if args.command == "try":
-        from thumpflow.cli import trial
-
-        return trial.run(args)
-    if args.command == "convert":
-        from thumpflow.cli import convert
-
-        return convert.run(args)
-    if args.command == "mapping":
-        from thumpflow.cli import mapping_test
-
-        return mapping_test.run(args)
-    if args.command == "simulate":
-        from thumpflow.cli import simulate
-
-        return simulate.run(args)
     if args.command == "config":
         from thumpflow.cli.reference import print_reference
 

@@ -1,7 +1,8 @@
 """`thumpflow mapping test [DIR]`: run the golden mapping cases.
 
 A case is a folder holding `input.hl7` and `expected.json` (the exact Bundle
-`thumpflow.mapping.convert` must produce). Prints `PASS`/`FAIL` per case and,
+`thumpflow.mapping.convert` must produce, as `to_json(..., pretty=True)` writes
+it, so number precision is compared too). Prints `PASS`/`FAIL` per case and,
 for a failure, the first differences as JSON paths with expected and actual
 values. `--update` rewrites `expected.json` from the current output (for a
 person reviewing a deliberate change). Exit status 1 when any case fails.
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from thumpflow.mapping import ConversionError, convert
+from thumpflow.mapping import ConversionError, convert, to_json
 
 DEFAULT_DIR = Path("tests/mappings")
 MAX_DIFFS = 10
@@ -29,6 +30,29 @@ def find_cases(root: Path) -> list[Path]:
 def actual_bundle(case: Path) -> dict[str, Any]:
     """The Bundle the maps produce today for `case`'s input."""
     return convert((case / "input.hl7").read_bytes())
+
+
+def expected_text(bundle: dict[str, Any]) -> str:
+    """The text of `expected.json` for `bundle`: indented, sorted keys, final newline."""
+    return to_json(bundle, pretty=True).decode("utf-8") + "\n"
+
+
+def golden_differences(expected: str, bundle: dict[str, Any]) -> list[str]:
+    """How `bundle` departs from the `expected.json` text: JSON paths with
+    expected and actual values, or the first differing line when the values
+    are equal but their text is not (number precision, `1.50` vs `1.5`)."""
+    actual = expected_text(bundle)
+    if actual == expected:
+        return []
+    diffs = differences(json.loads(expected), json.loads(actual))
+    if diffs:
+        return diffs
+    for number, (want, got) in enumerate(
+        zip(expected.splitlines(), actual.splitlines(), strict=False), start=1
+    ):
+        if want != got:
+            return [f"line {number}: expected {want.strip()}, got {got.strip()}"]
+    return ["the text differs in length (trailing content)"]
 
 
 def differences(expected: Any, actual: Any, path: str = "$") -> list[str]:
@@ -66,8 +90,8 @@ def _short(value: Any) -> str:
 
 
 def write_expected(case: Path, bundle: dict[str, Any]) -> None:
-    text = json.dumps(bundle, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-    (case / "expected.json").write_text(text, encoding="utf-8")
+    """Write `bundle` as `case`'s `expected.json`."""
+    (case / "expected.json").write_text(expected_text(bundle), encoding="utf-8")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,8 +127,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"FAIL {name}: no expected.json (run with --update to create it)")
             failures += 1
             continue
-        expected = json.loads(expected_file.read_text(encoding="utf-8"))
-        diffs = differences(expected, actual)
+        diffs = golden_differences(expected_file.read_text(encoding="utf-8"), actual)
         if diffs:
             failures += 1
             print(f"FAIL {name}")

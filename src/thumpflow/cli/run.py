@@ -9,20 +9,34 @@ import sys
 
 from thumpflow.api.control import serve
 from thumpflow.config import load_config
+from thumpflow.config.lint import lint
 from thumpflow.config.model import Config
 from thumpflow.core.errors import ThumpflowError
-from thumpflow.runtime.engine import Engine, load_transform
+from thumpflow.runtime.engine import Engine, load_record_transform, load_transform
 
 
-def check(path: str) -> int:
-    """Validate a configuration file; print located errors or a summary."""
+def check(path: str, *, strict: bool = False) -> int:
+    """Validate a configuration file, then lint it for integration anti-patterns.
+
+    Errors (the file cannot be used) exit 1 with every located problem. Lint
+    findings are printed as warnings; they fail the check only with `strict`.
+    """
     config = load_config(path)
     for channel in config.channels:
         if channel.transform:
             load_transform(channel.transform, channel.id)
+    for job in config.jobs:
+        if job.transform:
+            load_record_transform(job.transform, job.id)
     destinations = sum(len(channel.destinations) for channel in config.channels)
-    print(f"{path}: OK: {len(config.channels)} channel(s), {destinations} destination(s)")
-    return 0
+    print(
+        f"{path}: OK: {len(config.channels)} channel(s), {destinations} destination(s), "
+        f"{len(config.jobs)} job(s)"
+    )
+    findings = lint(config)
+    for finding in findings:
+        print(f"{path}: {finding}")
+    return 1 if strict and findings else 0
 
 
 def run(path: str, log_level: str) -> int:

@@ -70,7 +70,9 @@ class _Reader:
                 continue
             path = (*path, part)
             if isinstance(part, int) and len(path) >= 2 and isinstance(node, dict):
-                kind = {"channels": "channel", "destinations": "destination"}.get(str(path[-2]))
+                kind = {"channels": "channel", "jobs": "job", "destinations": "destination"}.get(
+                    str(path[-2])
+                )
                 if kind is not None and isinstance(node.get("id"), str):
                     names[-1] = f"{kind} {node['id']!r}"
                     continue
@@ -140,6 +142,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
 def _duplicate_ids(config: Config, reader: _Reader, data: Any) -> list[str]:
     problems: list[str] = []
     channels: dict[str, int] = {}
+    jobs: dict[str, int] = {}
     destinations: dict[str, str] = {}
     for index, channel in enumerate(config.channels):
         if channel.id in channels:
@@ -156,7 +159,30 @@ def _duplicate_ids(config: Config, reader: _Reader, data: Any) -> list[str]:
                 _, (line, column) = reader.locate(data, loc)
                 problems.append(
                     f"{reader.source}:{line}:{column}: channel {channel.id!r} > destination "
-                    f"{destination.id!r}: id is already used in channel {owner!r}"
+                    f"{destination.id!r}: id is already used in {owner}"
                 )
-            destinations.setdefault(destination.id, channel.id)
+            destinations.setdefault(destination.id, f"channel {channel.id!r}")
+    for index, job in enumerate(config.jobs):
+        _, (line, column) = reader.locate(data, ("jobs", index, "id"))
+        if job.id in channels:
+            problems.append(
+                f"{reader.source}:{line}:{column}: job {job.id!r}: id is already used by "
+                f"channel number {channels[job.id] + 1}"
+            )
+        elif job.id in jobs:
+            problems.append(
+                f"{reader.source}:{line}:{column}: job {job.id!r}: id is already used by "
+                f"job number {jobs[job.id] + 1}"
+            )
+        jobs.setdefault(job.id, index)
+        for number, batch_destination in enumerate(job.destinations):
+            owner = destinations.get(batch_destination.id)
+            if owner is not None:
+                loc = ("jobs", index, "destinations", number, "id")
+                _, (line, column) = reader.locate(data, loc)
+                problems.append(
+                    f"{reader.source}:{line}:{column}: job {job.id!r} > destination "
+                    f"{batch_destination.id!r}: id is already used in {owner}"
+                )
+            destinations.setdefault(batch_destination.id, f"job {job.id!r}")
     return problems

@@ -208,6 +208,12 @@ class DeliveryOptions(_Model):
         default_factory=CircuitBreakerSpec, description="Circuit breaker."
     )
     concurrency: int = Field(default=1, ge=1, le=256, description="Sends in flight at once.")
+    receiver_deduplicates: bool = Field(
+        default=False,
+        description="The receiver recognises a resent message (by MSH-10 or the "
+        "`Idempotency-Key` header) and does not apply it twice; states the exactly-once "
+        "argument for MLLP and raw HTTP destinations and silences lint rule `no-dedup`.",
+    )
     high_water: int = Field(
         default=100_000, ge=10, description="Durable pending deliveries at which ingress slows."
     )
@@ -302,3 +308,19 @@ class Config(_Model):
     store: StoreSpec = Field(default_factory=StoreSpec, description="Durable store.")
     api: ApiSpec = Field(default_factory=ApiSpec, description="Control API.")
     channels: list[Channel] = Field(min_length=1, description="The channels.")
+    jobs: list[Job] = Field(default_factory=list, description="Scheduled batch jobs.")
+
+    @model_validator(mode="after")
+    def _reconciled_channels_exist(self) -> Self:
+        channels = {channel.id for channel in self.channels}
+        for job in self.jobs:
+            if job.reconciles is not None and job.reconciles not in channels:
+                raise ValueError(
+                    f"job {job.id!r} reconciles channel {job.reconciles!r}, which is not defined"
+                )
+        return self
+
+
+from thumpflow.config.jobs import Job  # noqa: E402  (jobs.py builds on the models above)
+
+Config.model_rebuild()

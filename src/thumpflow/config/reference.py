@@ -15,6 +15,15 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from thumpflow.config.jobs import (
+    BatchFileDestination,
+    FieldSpec,
+    Job,
+    JobSchedule,
+    RuleSpec,
+    SftpDestination,
+    SqlUpsertDestination,
+)
 from thumpflow.config.model import (
     ApiSpec,
     Channel,
@@ -32,8 +41,13 @@ from thumpflow.config.model import (
     Retry,
     StoreSpec,
 )
-from thumpflow.connectors.fhir.spec import BearerAuth, NoAuth, SmartBackendAuth
+from thumpflow.connectors.auth import BearerAuth, NoAuth, SmartBackendAuth
+from thumpflow.connectors.batchfile.spec import FileDropSourceSpec
+from thumpflow.connectors.csv import CsvSpec
+from thumpflow.connectors.fhir_bulk.spec import FhirBulkSourceSpec
 from thumpflow.connectors.mllp.spec import MllpClientTls, MllpSourceSpec
+from thumpflow.connectors.sftp.spec import SftpDropSourceSpec
+from thumpflow.connectors.sql.spec import SqlSourceSpec
 from thumpflow.connectors.tls import ClientTls, ServerTls
 
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
@@ -50,15 +64,30 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("HTTP destination (`type: http`)", HttpDestination),
     ("MLLP destination (`type: mllp`)", MllpDestination),
     ("FHIR destination (`type: fhir`)", FhirDestination),
-    ("FHIR authentication: none (`auth.type: none`)", NoAuth),
-    ("FHIR authentication: bearer token (`auth.type: bearer`)", BearerAuth),
-    ("FHIR authentication: SMART Backend Services (`auth.type: smart_backend`)", SmartBackendAuth),
+    ("FHIR and FHIR Bulk authentication: none (`auth.type: none`)", NoAuth),
+    ("FHIR and FHIR Bulk authentication: bearer token (`auth.type: bearer`)", BearerAuth),
+    (
+        "FHIR and FHIR Bulk authentication: SMART Backend Services (`auth.type: smart_backend`)",
+        SmartBackendAuth,
+    ),
     ("Retry (`retry`)", Retry),
     ("Rate limit (`rate_limit`)", RateLimit),
     ("Circuit breaker (`circuit_breaker`)", CircuitBreakerSpec),
     ("Listener TLS (MLLP source `tls`)", ServerTls),
     ("Client TLS (HTTP and FHIR destination `tls`)", ClientTls),
     ("MLLP client TLS (MLLP destination `tls`)", MllpClientTls),
+    ("Job (`jobs[]`)", Job),
+    ("Schedule (`schedule`)", JobSchedule),
+    ("Field (`schema[]`)", FieldSpec),
+    ("Rule (`rules[]`)", RuleSpec),
+    ("File drop source (`source`, `type: file_drop`)", FileDropSourceSpec),
+    ("SFTP drop source (`source`, `type: sftp_drop`)", SftpDropSourceSpec),
+    ("SQL source (`source`, `type: sql`)", SqlSourceSpec),
+    ("FHIR Bulk Data source (`source`, `type: fhir_bulk`)", FhirBulkSourceSpec),
+    ("CSV dialect (`csv`)", CsvSpec),
+    ("Batch file destination (`type: batch_file`)", BatchFileDestination),
+    ("SFTP destination (`type: sftp`)", SftpDestination),
+    ("SQL upsert destination (`type: sql_upsert`)", SqlUpsertDestination),
 )
 
 

@@ -208,6 +208,13 @@ class RunStore(Protocol):
         """The latest `scheduled_for` of the job's runs (including skipped ones)."""
         ...
 
+    async def alert(self, job_id: str, run_id: int | None, reason: str, at: float) -> None:
+        """Record an alert about a job (audit action `alert`, subject the job id).
+
+        `reason` is read by people and must carry no patient data.
+        """
+        ...
+
     async def add_rejects(self, rejects: Sequence[RowReject]) -> list[int]: ...
 
     async def row_rejects(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 import uuid
+from json.encoder import encode_basestring
 
 from thumpflow.fhir._definitions import REGISTRY
 
 # Frozen forever: changing it changes every id thumpflow has ever written.
 # (It is uuid5(NAMESPACE_URL, "https://thumpflow.org/ns/fhir-resource-id").)
 _NAMESPACE = uuid.UUID("4d6519af-2965-5e19-9560-6e39db2d04eb")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}", re.ASCII)
 
 
@@ -38,8 +40,34 @@ def deterministic_id(resource_type: str, *parts: str) -> str:
     for part in parts:
         if type(part) is not str:
             raise TypeError("deterministic_id parts must be strings")
-    name = json.dumps([resource_type, *parts], ensure_ascii=False, separators=(",", ":"))
-    return str(uuid.uuid5(_NAMESPACE, name))
+    return _uuid5(_json_array(resource_type, *parts))
+
+
+def _json_array(*texts: str) -> str:
+    """The compact JSON array of `texts`, identical to what
+    `json.dumps(list(texts), ensure_ascii=False, separators=(",", ":"))` gives.
+
+    That call quotes each string with this same `encode_basestring` and joins
+    them with "," inside brackets; doing it here spares building a
+    `JSONEncoder` on every call.
+    """
+    return "[" + ",".join(map(encode_basestring, texts)) + "]"
+
+
+def _uuid5(name: str) -> str:
+    """`str(uuid.uuid5(_NAMESPACE, name))` without the intermediate UUID object.
+
+    The same steps as `uuid.uuid5`: SHA-1 of the namespace bytes and the UTF-8
+    name, first 16 bytes, version nibble 5, RFC 4122 variant bits `10`; then
+    the canonical 8-4-4-4-12 lowercase hex form.
+    """
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    hex_ = digest.hex()
+    return f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-{hex_[16:20]}-{hex_[20:]}"
 
 
 def reference(resource_type: str, id: str, *, display: str | None = None) -> dict[str, str]:

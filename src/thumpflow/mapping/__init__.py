@@ -10,8 +10,15 @@ Guarantees of `convert`:
 
 - Pure and deterministic: the same message gives the same Bundle, byte for
   byte once serialised with `to_json` (no clock, no randomness). Resource ids
-  are UUIDv5 derived from business identifiers (see `_engine`);
-  `Bundle.timestamp` is MSH-7.
+  are `thumpflow.fhir.deterministic_id` of the resource type and business
+  identifiers (see `_engine`). `Bundle.timestamp` and `Provenance.recorded`
+  are MSH-7, else EVN-2 when MSH-7 is missing or invalid; with neither the
+  message is rejected (`ConversionError` naming MSH-7).
+- Decimals keep the sender's precision: one with a fraction is a
+  `FhirDecimal` in the dict and `to_json` writes its digits (`1.50`). The
+  dict is therefore for `to_json`, not `json.dumps`; validate the JSON
+  (`thumpflow.fhir.validate(json.loads(to_json(bundle)))`), which holds
+  plain numbers.
 - Transaction bundles (the default): resources with a business identifier
   are written with a conditional update (`PUT Type?identifier=system|value`,
   no `id` in the resource), others with `PUT Type/<deterministic id>`;
@@ -21,7 +28,9 @@ Guarantees of `convert`:
 - Every bundle ends with a Provenance naming the source message (MSH-10,
   sending application and facility, MSH-7, the event).
 - Failures raise `ConversionError` (a `thumpflow.core.errors.MessageError`)
-  with a reason naming message type, segment and field, never patient data.
+  with a reason naming message type, segment and field, never patient data;
+  a message whose map would build nothing but the Provenance (an A40
+  without PID) is a failure naming the missing segment.
 """
 
 from __future__ import annotations
@@ -37,17 +46,19 @@ from thumpflow.core.errors import MessageError
 from thumpflow.core.event import Event
 from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message
-from thumpflow.mapping._compile import MapError, Registry, compile_vocab
+from thumpflow.mapping._compile import Compiler, MapError, compile_vocab
 from thumpflow.mapping._engine import (
     ConversionError,
     MessageMap,
     compile_rules,
     evaluate,
 )
+from thumpflow.mapping._values import FhirDecimal
 
 __all__ = [
     "FHIR_CONTENT_TYPE",
     "ConversionError",
+    "FhirDecimal",
     "MapError",
     "convert",
     "derived_event_id",
@@ -79,16 +90,17 @@ def _load() -> dict[str, MessageMap]:
                 if name in sections[section]:
                     raise MapError(f"{item.name}: {section} {name!r} is defined twice")
                 sections[section][name] = spec
-    reg = Registry()
-    reg.vocab = {n: compile_vocab(n, s) for n, s in sections["vocabulary"].items()}
-    reg.datatype_specs = sections["datatypes"]
-    reg.segment_specs = sections["segments"]
-    final = compile_rules(sections["final"].get("rules", []), reg, "final rules")
+    comp = Compiler(
+        {n: compile_vocab(n, s) for n, s in sections["vocabulary"].items()},
+        sections["datatypes"],
+        sections["segments"],
+    )
+    final = compile_rules(sections["final"].get("rules", []), comp, "final rules")
     by_event: dict[str, MessageMap] = {}
     for structure, spec in sections["messages"].items():
-        rules = compile_rules(spec.get("rules"), reg, f"message {structure}") + final
+        rules = compile_rules(spec.get("rules"), comp, f"message {structure}")
         events = tuple(str(e) for e in spec.get("events", ()))
-        mmap = MessageMap(structure, events, rules)
+        mmap = MessageMap(structure, events, rules, final)
         for event in events:
             if event in by_event:
                 raise MapError(f"message {structure}: event {event} is mapped twice")
@@ -109,12 +121,12 @@ def convert(
     *,
     bundle_type: Literal["transaction", "batch"] = "transaction",
 ) -> dict[str, Any]:
-    """Convert one HL7 v2 message to a FHIR R4 Bundle (a JSON-ready dict).
+    """Convert one HL7 v2 message to a FHIR R4 Bundle (a dict for `to_json`).
 
     Raises `ConversionError` when the message cannot be parsed, its type is
-    not supported (`supported_messages`), or a segment the map requires is
-    missing; nothing else (a bug in a map shows up as an error naming the
-    map, at import).
+    not supported (`supported_messages`), a segment the map requires is
+    missing, or it has no usable message time (MSH-7, else EVN-2); nothing
+    else (a bug in a map shows up as an error naming the map, at import).
     """
     if isinstance(message, bytes | bytearray):
         try:
@@ -137,12 +149,43 @@ def convert(
 
 
 def to_json(bundle: dict[str, Any], *, pretty: bool = False) -> bytes:
-    """A Bundle as UTF-8 JSON: compact with sorted keys, or indented with `pretty`."""
-    if pretty:
-        return json.dumps(bundle, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
-    return json.dumps(bundle, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode(
-        "utf-8"
-    )
+    """A Bundle as UTF-8 JSON: compact with sorted keys, or indented with `pretty`.
+
+    `FhirDecimal` values are written as numbers with the sender's digits
+    (`1.50`, never `1.5`); everything else as `json.dumps` writes it. Raises
+    TypeError for a value JSON cannot represent.
+    """
+    indent, separators = (2, None) if pretty else (None, (",", ":"))
+    mark = "\x00"
+    while True:
+        texts: list[str] = []
+
+        def decimal_mark(value: Any, texts: list[str] = texts, mark: str = mark) -> str:
+            if type(value) is FhirDecimal:
+                texts.append(value.text)
+                return mark
+            raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+        text = json.dumps(
+            bundle,
+            ensure_ascii=False,
+            indent=indent,
+            separators=separators,
+            sort_keys=True,
+            default=decimal_mark,
+        )
+        if not texts:
+            return text.encode("utf-8")
+        # Each decimal was written as the string `mark`; a string in the data
+        # equal to it would add a piece, so a longer mark is tried instead.
+        pieces = text.split(json.dumps(mark))
+        if len(pieces) == len(texts) + 1:
+            out = [pieces[0]]
+            for number, piece in zip(texts, pieces[1:], strict=True):
+                out.append(number)
+                out.append(piece)
+            return "".join(out).encode("utf-8")
+        mark += mark
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

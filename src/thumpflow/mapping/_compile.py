@@ -1,25 +1,33 @@
-"""Compiles the YAML maps into closures, once, at import.
+"""Compiles the YAML maps into Python functions, once, at import.
 
-The map language (see `maps/README.md`) has four kinds of map, mirroring the
-HL7 V2-to-FHIR IG: vocabulary maps (v2 code → FHIR code), data type maps
-(components → FHIR data type elements), segment maps (fields → resource
-elements) and message maps (segments and groups → resources in a Bundle).
-A data type or segment map is a list of entries; each entry reads one element
+The map language has four kinds of map, mirroring the HL7 V2-to-FHIR IG:
+vocabulary maps (v2 code → FHIR code), data type maps (components → FHIR
+data type elements), segment maps (fields → resource elements) and message
+maps (segments and groups → resources in a Bundle; see `_engine`). A data
+type or segment map is a list of entries; each entry reads one element
 (`from`), a constant (`const`) or a template (`template`), converts it (a
 primitive `type`, a nested data type map `type`, a `vocab`), and writes it at
-a FHIR path (`to`), under an optional condition (`when`). Errors in a map file
-raise `MapError` naming the file and the entry; they are found at import.
+a FHIR path (`to`), under an optional condition (`when`). Entries run in
+order, so a later entry's condition sees what earlier ones wrote.
+
+Each data type map (per nesting level) and each segment map becomes one
+generated Python function whose body is the entries in order: the elements
+the map reads are split out of the segment once at the top, vocabulary
+lookups are dict lookups, and only non-empty values are ever written, so the
+output needs no clean-up pass. The source text is generated from the
+packaged maps only (names and literals are emitted with `repr`, never
+spliced in raw) and compiled with `compile()` once. Errors in a map raise
+`MapError` naming the map and the entry; they are found at import.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from thumpflow.core.errors import ThumpflowError
-from thumpflow.mapping._values import PRIMITIVES, Converter
+from thumpflow.mapping._values import PRIMITIVES
 
 
 class MapError(ThumpflowError):
@@ -27,79 +35,149 @@ class MapError(ThumpflowError):
 
 
 class Ctx:
-    """Per-message evaluation state: delimiters, unescaping, default timezone
-    and the resources built so far (filled by `thumpflow.mapping._engine`)."""
+    """Per-message evaluation state read by generated functions: delimiters,
+    the unescape function, the default timezone, message-level reads and the
+    registration of resources built from data types (see `_engine`)."""
 
-    __slots__ = ("add_resource", "comp", "message_get", "rep", "sub", "tz", "unescape")
+    __slots__ = ("add", "comp", "esc", "mget", "rep", "sub", "tz", "unescape")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917
         self,
-        *,
         rep: str,
         comp: str,
         sub: str,
+        esc: str,
         unescape: Callable[[str], str],
         tz: str,
-        message_get: Callable[[str], str],
-        add_resource: Callable[[dict[str, Any], Identity], dict[str, Any]],
+        mget: Callable[[str], str],
+        add: Callable[[str, dict[str, Any], str | None], dict[str, Any]],
     ) -> None:
         self.rep = rep
         self.comp = comp
         self.sub = sub
+        self.esc = esc
         self.unescape = unescape
         self.tz = tz
-        self.message_get = message_get
-        self.add_resource = add_resource
+        self.mget = mget
+        self.add = add
 
 
 Parts = list[str]
-Source = Callable[[Parts, Ctx], list[str]]
-Cond = Callable[[Parts, Ctx, dict[str, Any]], bool]
-Emit = Callable[[Parts, Ctx, dict[str, Any]], None]
-DataType = Callable[[Parts, Ctx], Any]
+Fill = Callable[[Parts, Ctx, dict[str, Any]], None]
+Test = Callable[[Parts, Ctx], bool]
+Texts = Callable[[Parts, Ctx], tuple[str, ...]]
+Setter = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """How a resource gets its id: `conditional` names the output element
-    holding business identifiers (first one with a value wins); `key` lists
-    the parts of a deterministic key otherwise (rule names, field paths,
-    `$`-message paths)."""
+class VocabTable:
+    """One compiled vocabulary map: v2 code → FHIR code, Coding or CodeableConcept.
 
-    conditional: str | None = None
-    key: tuple[str, ...] = ()
+    A code is looked up as given, then upper-cased. Unmapped codes: `code`
+    gives the vocabulary default (else None, so the element is omitted);
+    `coding`/`concept` keep the original code under the v2 table's system when
+    the vocabulary names one, else None. Every call returns new objects.
+    """
+
+    __slots__ = ("codes", "codings", "default", "v2")
+
+    def __init__(
+        self,
+        codes: dict[str, str],
+        codings: dict[str, dict[str, str]],
+        default: str | None,
+        v2: str | None,
+    ) -> None:
+        self.codes = codes
+        self.codings = codings
+        self.default = default
+        self.v2 = v2
+
+    def code(self, text: str) -> str | None:
+        found = self.codes.get(text)
+        if found is None:
+            found = self.codes.get(text.upper())
+        return self.default if found is None else found
+
+    def coding(self, text: str) -> dict[str, str] | None:
+        found = self.codings.get(text)
+        if found is None:
+            found = self.codings.get(text.upper())
+        if found is not None:
+            return dict(found)
+        return {"system": self.v2, "code": text} if self.v2 else None
+
+    def concept(self, text: str) -> dict[str, list[dict[str, str]]] | None:
+        coding = self.coding(text)
+        return None if coding is None else {"coding": [coding]}
 
 
-@dataclass(frozen=True, slots=True)
-class Term:
-    code: str
-    display: str | None
-    system: str | None
+def compile_vocab(name: str, spec: Any) -> VocabTable:
+    """The vocabulary map `name`: `map` (code → code or [code, display, system]),
+    optional `system`, `v2` and `default`."""
+    where = f"vocabulary {name}"
+    if not isinstance(spec, dict) or "map" not in spec:
+        raise MapError(f"{where}: needs a `map`")
+    system = spec.get("system")
+    codes: dict[str, str] = {}
+    codings: dict[str, dict[str, str]] = {}
+    for v2code, target in (spec["map"] or {}).items():
+        if isinstance(target, str):
+            code, display, sys_ = target, None, system
+        elif isinstance(target, list) and 1 <= len(target) <= 3:
+            code = str(target[0])
+            display = target[1] if len(target) > 1 else None
+            sys_ = target[2] if len(target) > 2 else system
+        else:
+            raise MapError(f"{where}: entry {v2code!r} must be code or [code, display, system]")
+        coding = {"system": sys_} if sys_ else {}
+        coding["code"] = code
+        if display:
+            coding["display"] = display
+        codes[str(v2code)] = code
+        codings[str(v2code)] = coding
+    default = spec.get("default")
+    return VocabTable(codes, codings, default if isinstance(default, str) else None, spec.get("v2"))
 
 
-@dataclass(slots=True)
-class Vocab:
-    name: str
-    terms: dict[str, Term]
-    v2_system: str | None
-    default: Term | None
+def read_output(target: dict[str, Any], path: str) -> Any:
+    """The value at a plain dotted output path (`valueQuantity.value`), or None."""
+    node: Any = target
+    for key in path.split("."):
+        if type(node) is not dict:
+            return None
+        node = node.get(key)
+    return node
 
 
-@dataclass(slots=True)
-class Registry:
-    """Every compiled map, by name."""
-
-    vocab: dict[str, Vocab] = field(default_factory=dict)
-    datatype_specs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    datatypes: dict[tuple[str, int], DataType] = field(default_factory=dict)
-    segment_specs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    segments: dict[str, tuple[str, list[Emit]]] = field(default_factory=dict)
+def _out(node: Any, *keys: str) -> Any:
+    for key in keys:
+        if type(node) is not dict:
+            return None
+        node = node.get(key)
+    return node
 
 
 # -- paths -----------------------------------------------------------------
 
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)(?:\[(\d*)\])?")
 _TEMPLATE = re.compile(r"\{([0-9.]+)(?::([A-Za-z0-9_\[\]]+))?\}")
+_COLLECT = re.compile(r"([A-Z][A-Z0-9]{2})-(\d+)")
+_MESSAGE_PATH = re.compile(r"\$[A-Z][A-Z0-9]{2}-\d+(?:\.\d+){0,2}")
+
+Step = tuple[str, int | None]
+
+
+def _steps(path: str, where: str) -> list[Step]:
+    """`name[].given[]` → [("name", -1), ("given", -1)]; None: a plain key,
+    -1: append a new element, n: element n (created empty as needed)."""
+    steps: list[Step] = []
+    for part in path.split("."):
+        m = _STEP.fullmatch(part)
+        if m is None:
+            raise MapError(f"{where}: malformed FHIR path {path!r}")
+        idx = m.group(2)
+        steps.append((m.group(1), None if idx is None else (-1 if idx == "" else int(idx))))
+    return steps
 
 
 def _parse_index(path: str, where: str) -> tuple[int, ...]:
@@ -112,260 +190,18 @@ def _parse_index(path: str, where: str) -> tuple[int, ...]:
     return idx
 
 
-Setter = Callable[[dict[str, Any], Any, bool], dict[str, Any]]
-
-
 def compile_setter(path: str, where: str) -> Setter:
-    """A function writing a value at a FHIR path such as `name[].given[]`,
-    `type.coding[0].code` or `valueQuantity`; `[]` appends a new element,
-    `[n]` addresses element n (created empty as needed). It returns the
-    anchor: the list element the path last stepped into (new for `[]`), else
-    the target itself; `with` constants are written there."""
-    steps: list[tuple[str, int | None]] = []
-    for part in path.split("."):
-        m = _STEP.fullmatch(part)
-        if m is None:
-            raise MapError(f"{where}: malformed FHIR path {path!r}")
-        key, idx = m.group(1), m.group(2)
-        steps.append((key, None if idx is None else (-1 if idx == "" else int(idx))))
-    last = len(steps) - 1
-
-    def setter(target: dict[str, Any], value: Any, merge: bool) -> dict[str, Any]:
-        node: dict[str, Any] = target
-        anchor = target
-        for i, (key, idx) in enumerate(steps):
-            final = i == last
-            if idx is None:
-                if final:
-                    if merge and isinstance(value, dict) and isinstance(node.get(key), dict):
-                        node[key].update(value)
-                    else:
-                        node[key] = value
-                    return anchor
-                child = node.get(key)
-                if not isinstance(child, dict):
-                    child = node[key] = {}
-                node = child
-                continue
-            seq = node.get(key)
-            if not isinstance(seq, list):
-                seq = node[key] = []
-            if idx < 0:
-                if final:
-                    seq.append(value)
-                    return value if isinstance(value, dict) else node
-                new: dict[str, Any] = {}
-                seq.append(new)
-                node = anchor = new
-                continue
-            while len(seq) <= idx:
-                seq.append({})
-            if final:
-                if merge and isinstance(value, dict) and isinstance(seq[idx], dict):
-                    seq[idx].update(value)
-                else:
-                    seq[idx] = value
-                return anchor
-            node = anchor = seq[idx]
-        return anchor
-
-    return setter
+    """A function writing a value at a FHIR path (as entries' `to` does) and
+    returning the anchor that `with` constants go into; for the few writes
+    the engine makes itself (references, notes)."""
+    gen = _Function("setter", 0, where)
+    anchor = gen.write(_steps(path, where), "v", "o", merge=False, want_anchor=True)
+    gen.body.append(f"return {anchor}")
+    fn: Setter = _build(gen.source("o, v"), {}, "setter")
+    return fn
 
 
-def read_output(target: dict[str, Any], path: str) -> Any:
-    """The value at a plain dotted output path (`valueQuantity.value`), or None."""
-    node: Any = target
-    for key in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
-def prune(value: Any) -> Any:
-    """Drop empty dicts, lists and strings recursively (None when all empty)."""
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            p = prune(v)
-            if p is not None:
-                out[k] = p
-        return out or None
-    if isinstance(value, list):
-        items = [p for p in (prune(v) for v in value) if p is not None]
-        return items or None
-    if value == "":
-        return None
-    return value
-
-
-# -- sources ---------------------------------------------------------------
-
-
-def _is_null(raw: str) -> bool:
-    return not raw or raw == '""'
-
-
-def compile_source(path: str, level: int, repeat: bool, where: str) -> Source:
-    """Raw (escaped) element strings at `path` relative to `level`
-    (0: fields of a segment, 1: components, 2: subcomponents), one per
-    repetition when `repeat`; `$`-paths read the message, `*SEG-F` joins that
-    field of every such segment in scope (see the engine)."""
-    idx = _parse_index(path, where)
-    depth = len(idx)
-    if level == 0:
-        fld = idx[0]
-        rest = idx[1:]
-
-        def field_source(parts: Parts, ctx: Ctx) -> list[str]:
-            if fld >= len(parts):
-                return []
-            value = parts[fld]
-            if _is_null(value):
-                return []
-            reps = value.split(ctx.rep) if repeat else [value.split(ctx.rep, 1)[0]]
-            if not rest:
-                return [r for r in reps if not _is_null(r)]
-            out = []
-            for r in reps:
-                comps = r.split(ctx.comp)
-                if rest[0] > len(comps):
-                    continue
-                v = comps[rest[0] - 1]
-                if len(rest) > 1:
-                    subs = v.split(ctx.sub)
-                    v = subs[rest[1] - 1] if rest[1] <= len(subs) else ""
-                if not _is_null(v):
-                    out.append(v)
-            return out
-
-        if depth > 3:
-            raise MapError(f"{where}: path {path!r} is deeper than FIELD.COMPONENT.SUB")
-        return field_source
-    if depth + level > 3:
-        raise MapError(f"{where}: path {path!r} is too deep for a level {level} element")
-    first = idx[0]
-    second = idx[1] if depth > 1 else 0
-
-    def comp_source(parts: Parts, ctx: Ctx) -> list[str]:
-        if first > len(parts):
-            return []
-        v = parts[first - 1]
-        if second:
-            subs = v.split(ctx.sub)
-            v = subs[second - 1] if second <= len(subs) else ""
-        return [] if _is_null(v) else [v]
-
-    return comp_source
-
-
-def leaf_text(raws: list[str], ctx: Ctx) -> str:
-    return ctx.unescape(raws[0]) if raws else ""
-
-
-# -- conditions ------------------------------------------------------------
-
-
-def compile_condition(spec: Any, level: int, where: str) -> Cond:
-    """Conditions: `valued`, `not_valued`, `equals`, `in`, `not_in` (on an
-    element's unescaped first repetition; `$`-paths on the message), `set`,
-    `unset` (on the output), `all`, `any`, `not`."""
-    if not isinstance(spec, dict) or len(spec) != 1:
-        raise MapError(f"{where}: a condition is a mapping with one key, got {spec!r}")
-    ((op, arg),) = spec.items()
-    if op in ("all", "any"):
-        subs = [compile_condition(s, level, where) for s in arg]
-        if op == "all":
-            return lambda p, c, o: all(s(p, c, o) for s in subs)
-        return lambda p, c, o: any(s(p, c, o) for s in subs)
-    if op == "not":
-        inner = compile_condition(arg, level, where)
-        return lambda p, c, o: not inner(p, c, o)
-    if op in ("set", "unset"):
-        path = str(arg)
-        want = op == "set"
-        return lambda p, c, o: (read_output(o, path) is not None) == want
-    if op in ("valued", "not_valued"):
-        text = compile_text(str(arg), level, where)
-        want = op == "valued"
-        return lambda p, c, o: bool(text(p, c)) == want
-    if op in ("equals", "in", "not_in"):
-        if not isinstance(arg, list) or len(arg) != 2:
-            raise MapError(f"{where}: {op} takes [path, value(s)]")
-        text = compile_text(str(arg[0]), level, where)
-        values = frozenset(str(v) for v in (arg[1] if op != "equals" else [arg[1]]))
-        if op == "not_in":
-            return lambda p, c, o: text(p, c) not in values
-        return lambda p, c, o: text(p, c) in values
-    raise MapError(f"{where}: unknown condition {op!r}")
-
-
-def compile_text(path: str, level: int, where: str) -> Callable[[Parts, Ctx], str]:
-    """The unescaped text of the first repetition at `path` (or a `$` message path)."""
-    if path.startswith("$"):
-        mpath = path[1:]
-        return lambda p, c: c.message_get(mpath).strip()
-    src = compile_source(path, level, False, where)
-    return lambda p, c: leaf_text(src(p, c), c).strip()
-
-
-# -- vocabulary ------------------------------------------------------------
-
-
-def compile_vocab(name: str, spec: Any) -> Vocab:
-    where = f"vocabulary {name}"
-    if not isinstance(spec, dict) or "map" not in spec:
-        raise MapError(f"{where}: needs a `map`")
-    system = spec.get("system")
-    terms: dict[str, Term] = {}
-    for v2code, target in (spec["map"] or {}).items():
-        if isinstance(target, str):
-            terms[str(v2code)] = Term(target, None, system)
-        elif isinstance(target, list) and 1 <= len(target) <= 3:
-            disp = target[1] if len(target) > 1 else None
-            sys_ = target[2] if len(target) > 2 else system
-            terms[str(v2code)] = Term(str(target[0]), disp, sys_)
-        else:
-            raise MapError(f"{where}: entry {v2code!r} must be code or [code, display, system]")
-    default = spec.get("default")
-    return Vocab(
-        name,
-        terms,
-        spec.get("v2"),
-        Term(default, None, system) if isinstance(default, str) else None,
-    )
-
-
-def vocab_value(vocab: Vocab, text: str, as_: str, original: str | None) -> Any:
-    """`text` mapped through `vocab`, shaped as `as_` (code, Coding, CodeableConcept).
-
-    Unmapped codes: for `code` the vocabulary default (else None, so the
-    element is omitted); for Coding/CodeableConcept the original code is kept
-    under the v2 table's system when the vocabulary names one.
-    """
-    term = vocab.terms.get(text)
-    if term is None:
-        term = vocab.terms.get(text.upper())
-    if term is None:
-        if as_ == "code":
-            return vocab.default.code if vocab.default else None
-        if not vocab.v2_system:
-            return None
-        term = Term(text, original, vocab.v2_system)
-    if as_ == "code":
-        return term.code
-    coding: dict[str, Any] = {}
-    if term.system:
-        coding["system"] = term.system
-    coding["code"] = term.code
-    if term.display:
-        coding["display"] = term.display
-    if as_ == "Coding":
-        return coding
-    return {"coding": [coding]}
-
-
-# -- entries ---------------------------------------------------------------
+# -- generated functions ---------------------------------------------------
 
 _ENTRY_KEYS = frozenset(
     {
@@ -386,232 +222,535 @@ _ENTRY_KEYS = frozenset(
         "note",
     }
 )
+_SPLIT = {1: "C", 2: "S"}
 
 
-def compile_entries(specs: Any, level: int, reg: Registry, where: str) -> list[Emit]:
-    if not isinstance(specs, list):
-        raise MapError(f"{where}: `entries` must be a list")
-    return [compile_entry(s, level, reg, f"{where} entry {i + 1}") for i, s in enumerate(specs)]
+class _Function:
+    """The source of one generated function over `p` (the fields of a
+    segment at level 0, the components of an element at level 1, its
+    subcomponents at level 2): a prelude reading every element the map uses
+    once, grouped by field (or component) so an empty one costs one test,
+    then the body."""
 
+    def __init__(self, name: str, level: int, where: str) -> None:
+        self.name = name
+        self.level = level
+        self.where = where
+        self.heads: dict[str, str] = {}
+        self.inner: dict[str, list[str]] = {}
+        self.defined: dict[str, list[str]] = {}
+        self.body: list[str] = []
+        self.known: set[str] = set()
+        self.counter = 0
 
-def compile_entry(spec: Any, level: int, reg: Registry, where: str) -> Emit:
-    """One map entry → a closure `(parts, ctx, out) -> None` that writes into `out`."""
-    if not isinstance(spec, dict):
-        raise MapError(f"{where}: an entry is a mapping")
-    unknown = set(spec) - _ENTRY_KEYS
-    if unknown:
-        raise MapError(f"{where}: unknown keys {sorted(unknown)}")
-    if "to" not in spec:
-        raise MapError(f"{where}: `to` is required")
-    setter = compile_setter(str(spec["to"]), where)
-    cond = compile_condition(spec["when"], level, where) if "when" in spec else None
-    merge = bool(spec.get("merge"))
-    with_setters = [(compile_setter(str(k), where), v) for k, v in (spec.get("with") or {}).items()]
-    produce = _compile_producer(spec, level, reg, where)
+    def temp(self, stem: str) -> str:
+        self.counter += 1
+        return f"{stem}{self.counter}"
 
-    def emit(parts: Parts, ctx: Ctx, out: dict[str, Any]) -> None:
-        if cond is not None and not cond(parts, ctx, out):
-            return
-        for value in produce(parts, ctx):
-            anchor = setter(out, value, merge)
-            for ws, wv in with_setters:
-                ws(anchor, wv, False)
+    def source(self, params: str = "p, x") -> str:
+        lines = [f"def {self.name}({params}):"]
+        if self.heads:
+            lines.append("    R = x.rep; C = x.comp; S = x.sub; E = x.esc; U = x.unescape")
+            lines.append("    n = len(p)")
+        for head, expr in self.heads.items():
+            lines.append(f"    {head} = {expr}")
+            if self.inner[head]:
+                lines.append(f"    if {head}:")
+                lines.extend("        " + line for line in self.inner[head])
+                lines.append("    else:")
+                lines.append("        " + " = ".join(self.defined[head]) + " = ''")
+        lines.extend("    " + line for line in self.body)
+        return "\n".join(lines) + "\n"
 
-    return emit
+    # -- reading elements (prelude) --
 
+    def head(self, name: str, expr: str) -> str:
+        """A local read once at the top: a field (or component) as a whole, or a message text."""
+        if name not in self.heads:
+            self.heads[name] = expr
+            self.inner[name] = []
+            self.defined[name] = []
+            self.known.add(name)
+        return name
 
-def _compile_producer(
-    spec: dict[str, Any], level: int, reg: Registry, where: str
-) -> Callable[[Parts, Ctx], list[Any]]:
-    kinds = [k for k in ("from", "const", "template") if k in spec]
-    if len(kinds) != 1:
-        raise MapError(f"{where}: exactly one of from/const/template is required")
-    if "const" in spec:
-        const = spec["const"]
-        return lambda p, c: [const]
-    vocab = None
-    if "vocab" in spec:
-        vocab = reg.vocab.get(spec["vocab"])
-        if vocab is None:
-            raise MapError(f"{where}: unknown vocabulary {spec['vocab']!r}")
-    as_ = str(spec.get("as", "code"))
-    if as_ not in ("code", "Coding", "CodeableConcept"):
-        raise MapError(f"{where}: `as` must be code, Coding or CodeableConcept")
-    type_name = spec.get("type", "string")
-    if "template" in spec:
-        return _compile_template(str(spec["template"]), level, reg, vocab, as_, type_name, where)
-    path = str(spec["from"])
-    repeat = bool(spec.get("repeat"))
-    join = spec.get("join")
-    if "resource" in spec or "note" in spec:
-        raise MapError(f"{where}: `resource`/`note` belong to `type` entries")
+    def _define(self, head: str, name: str, expr: str) -> str:
+        """A local computed from `head` when it is non-empty, else ""."""
+        if name not in self.known:
+            self.known.add(name)
+            self.inner[head].append(f"{name} = {expr}")
+            self.defined[head].append(name)
+        return name
 
-    if path.startswith("*"):
-        return _compile_collect(path[1:], type_name, where)
-    if path.startswith("$"):
-        text = compile_text(path, level, where)
-        prim = _primitive(type_name, where)
+    def field(self, number: int) -> str:
+        return self.head(f"f{number}", f"p[{number}] if n > {number} else ''")
 
-        def message_value(parts: Parts, ctx: Ctx) -> list[Any]:
-            t = text(parts, ctx)
-            if not t:
-                return []
-            v = vocab_value(vocab, t, as_, None) if vocab is not None else prim(t, ctx.tz)
-            return [] if v is None else [v]
+    def raw(self, idx: tuple[int, ...]) -> str:
+        """A local holding the escaped first-repetition element at `idx`, "" when null."""
+        key = "_".join(map(str, idx))
+        name = f"a{key}"
+        if name in self.known:
+            return name
+        if self.level == 0:
+            head = self.field(idx[0])
+            expr = self._define(head, f"r{idx[0]}", f"{head}.split(R, 1)[0]")
+            if len(idx) > 1:
+                comps = self._define(head, f"c{idx[0]}", f"{expr}.split(C)")
+                expr = f"{comps}[{idx[1] - 1}] if len({comps}) > {idx[1] - 1} else ''"
+                if len(idx) > 2:
+                    comp = self._define(head, f"a{idx[0]}_{idx[1]}x", expr)
+                    subs = self._define(head, f"s{idx[0]}_{idx[1]}", f"{comp}.split(S)")
+                    expr = f"{subs}[{idx[2] - 1}] if len({subs}) > {idx[2] - 1} else ''"
+        else:
+            head = self.head(f"h{idx[0]}", f"p[{idx[0] - 1}] if n > {idx[0] - 1} else ''")
+            expr = head
+            if len(idx) > 1:
+                subs = self._define(head, f"s{idx[0]}", f"{head}.split(S)")
+                expr = f"{subs}[{idx[1] - 1}] if len({subs}) > {idx[1] - 1} else ''"
+        self._define(head, name, expr)
+        self.inner[head].append(f"if {name} == '\"\"': {name} = ''")
+        return name
 
-        return message_value
+    def text(self, path: str) -> str:
+        """A local holding the unescaped, stripped text at `path` (`$` paths read the message)."""
+        if path.startswith("$"):
+            if _MESSAGE_PATH.fullmatch(path) is None:
+                raise MapError(f"{self.where}: malformed message path {path!r}")
+            name = "m_" + re.sub(r"\W", "_", path[1:])
+            return self.head(name, f"x.mget({path[1:]!r})")
+        idx = self.index(path)
+        raw = self.raw(idx)
+        name = "t" + raw[1:]
+        head = f"f{idx[0]}" if self.level == 0 else f"h{idx[0]}"
+        return self._define(head, name, f"(U({raw}) if E in {raw} else {raw}).strip()")
 
-    src = compile_source(path, level, repeat, where)
-    depth = len(_parse_index(path, where))
-    nested = level + depth
-    if type_name in PRIMITIVES or vocab is not None:
-        prim = _primitive(type_name if type_name in PRIMITIVES else "string", where)
+    def index(self, path: str) -> tuple[int, ...]:
+        idx = _parse_index(path, self.where)
+        if len(idx) + self.level > 3:
+            raise MapError(f"{self.where}: path {path!r} is too deep for this element")
+        return idx
 
-        def primitive_values(parts: Parts, ctx: Ctx) -> list[Any]:
-            raws = src(parts, ctx)
-            if not raws:
-                return []
-            if join is not None:
-                raws = [str(join).join(raws)] if raws else []
-            out = []
-            for raw in raws:
-                text = ctx.unescape(raw)
-                if vocab is not None:
-                    code_text = text.strip()
-                    v = vocab_value(vocab, code_text, as_, None) if code_text else None
-                else:
-                    v = prim(text, ctx.tz)
-                if v is not None:
-                    out.append(v)
-            return out
+    # -- conditions --
 
-        return primitive_values
-    dt = datatype(reg, str(type_name), nested, where)
+    def condition(self, spec: Any, out: str) -> str:
+        """A Python expression for a `when` condition: `valued`, `not_valued`,
+        `equals`, `in`, `not_in` (on an element's unescaped first repetition;
+        `$`-paths on the message), `set`, `unset` (on the output), `all`,
+        `any`, `not`."""
+        if not isinstance(spec, dict) or len(spec) != 1:
+            raise MapError(f"{self.where}: a condition is a mapping with one key, got {spec!r}")
+        ((op, arg),) = spec.items()
+        if op in ("all", "any"):
+            if not isinstance(arg, list) or not arg:
+                raise MapError(f"{self.where}: {op} takes a list of conditions")
+            joiner = " and " if op == "all" else " or "
+            return "(" + joiner.join(self.condition(s, out) for s in arg) + ")"
+        if op == "not":
+            return f"(not {self.condition(arg, out)})"
+        if op in ("set", "unset"):
+            keys = str(arg).split(".")
+            test = "is not None" if op == "set" else "is None"
+            if len(keys) == 1:
+                return f"({out}.get({keys[0]!r}) {test})"
+            return f"(_out({out}, {', '.join(repr(k) for k in keys)}) {test})"
+        if op in ("valued", "not_valued"):
+            local = self.text(str(arg))
+            return local if op == "valued" else f"(not {local})"
+        if op in ("equals", "in", "not_in"):
+            if not isinstance(arg, list) or len(arg) != 2:
+                raise MapError(f"{self.where}: {op} takes [path, value(s)]")
+            local = self.text(str(arg[0]))
+            values = [arg[1]] if op == "equals" else arg[1]
+            # A set display after `in` compiles to a frozenset constant.
+            literal = "{" + ", ".join(repr(str(v)) for v in sorted(set(values), key=str)) + "}"
+            return f"({local} {'not in' if op == 'not_in' else 'in'} {literal})"
+        raise MapError(f"{self.where}: unknown condition {op!r}")
 
-    def composite_values(parts: Parts, ctx: Ctx) -> list[Any]:
-        out = []
-        for raw in src(parts, ctx):
-            if nested == 1:
-                sub_parts = raw.split(ctx.comp)
-            elif nested == 2:
-                sub_parts = raw.split(ctx.sub)
-            else:
-                sub_parts = [raw]
-            v = dt(sub_parts, ctx)
-            if v is not None:
-                out.append(v)
-        return out
+    # -- writing --
 
-    return composite_values
-
-
-def _primitive(name: Any, where: str) -> Converter:
-    conv = PRIMITIVES.get(str(name))
-    if conv is None:
-        raise MapError(f"{where}: {name!r} is neither a primitive nor usable here")
-    return conv
-
-
-def _compile_template(  # noqa: PLR0917
-    template: str,
-    level: int,
-    reg: Registry,
-    vocab: Vocab | None,
-    as_: str,
-    type_name: Any,
-    where: str,
-) -> Callable[[Parts, Ctx], list[Any]]:
-    pieces: list[str | tuple[Callable[[Parts, Ctx], str], Vocab | None]] = []
-    pos = 0
-    for m in _TEMPLATE.finditer(template):
-        pieces.append(template[pos : m.start()])
-        pv = None
-        if m.group(2):
-            pv = reg.vocab.get(m.group(2))
-            if pv is None:
-                raise MapError(f"{where}: unknown vocabulary {m.group(2)!r} in template")
-        pieces.append((compile_text(m.group(1), level, where), pv))
-        pos = m.end()
-    pieces.append(template[pos:])
-    prim = _primitive(type_name, where)
-
-    def render(parts: Parts, ctx: Ctx) -> list[Any]:
-        out = []
-        for piece in pieces:
-            if isinstance(piece, str):
-                out.append(piece)
+    def write(
+        self, steps: list[Step], value: str, target: str, merge: bool, want_anchor: bool
+    ) -> str:
+        """Append to the body the code writing `value` at `steps` under
+        `target`; returns the name of the anchor (where `with` goes): the
+        list element the path last stepped into, the appended value itself
+        when it is an object, else the target."""
+        body = self.body
+        node = anchor = target
+        last = len(steps) - 1
+        for i, (key, idx) in enumerate(steps):
+            final = i == last
+            if idx is None:
+                if final:
+                    if merge:
+                        cur = self.temp("_m")
+                        body.append(f"{cur} = {node}.get({key!r})")
+                        body.append(f"if type({value}) is dict and type({cur}) is dict:")
+                        body.append(f"    {cur}.update({value})")
+                        body.append("else:")
+                        body.append(f"    {node}[{key!r}] = {value}")
+                    else:
+                        body.append(f"{node}[{key!r}] = {value}")
+                    return anchor
+                child = self.temp("_d")
+                body.append(f"{child} = {node}.get({key!r})")
+                body.append(f"if type({child}) is not dict: {child} = {node}[{key!r}] = {{}}")
+                node = child
                 continue
-            text_fn, pv = piece
-            t = text_fn(parts, ctx)
-            if pv is not None and t:
-                term = pv.terms.get(t) or pv.terms.get(t.upper())
-                t = term.code if term else t
-            out.append(t)
-        text = "".join(out)
-        v = vocab_value(vocab, text, as_, None) if vocab is not None else prim(text, ctx.tz)
-        return [] if v is None else [v]
+            seq = self.temp("_l")
+            body.append(f"{seq} = {node}.get({key!r})")
+            body.append(f"if type({seq}) is not list: {seq} = {node}[{key!r}] = []")
+            if idx < 0:
+                if final:
+                    body.append(f"{seq}.append({value})")
+                    if not want_anchor:
+                        return anchor
+                    result = self.temp("_w")
+                    body.append(f"{result} = {value} if type({value}) is dict else {node}")
+                    return result
+                new = self.temp("_d")
+                body.append(f"{new} = {{}}")
+                body.append(f"{seq}.append({new})")
+                node = anchor = new
+                continue
+            body.append(f"while len({seq}) <= {idx}: {seq}.append({{}})")
+            if final:
+                if merge:
+                    body.append(f"if type({value}) is dict and type({seq}[{idx}]) is dict:")
+                    body.append(f"    {seq}[{idx}].update({value})")
+                    body.append("else:")
+                    body.append(f"    {seq}[{idx}] = {value}")
+                else:
+                    body.append(f"{seq}[{idx}] = {value}")
+                return anchor
+            element = self.temp("_d")
+            body.append(f"{element} = {seq}[{idx}]")
+            node = anchor = element
+        return anchor
 
-    return render
+    def indent(self, lines: list[str], start: int) -> None:
+        """Indent the body from `start` on by one level."""
+        for i in range(start, len(lines)):
+            lines[i] = "    " + lines[i]
 
 
-def _compile_collect(spec: str, type_name: Any, where: str) -> Callable[[Parts, Ctx], list[Any]]:
-    m = re.fullmatch(r"([A-Z][A-Z0-9]{2})-(\d+)", spec)
-    if m is None:
-        raise MapError(f"{where}: `*` sources are `*SEG-FIELD`, got {spec!r}")
-    prim = _primitive(type_name, where)
-    key = f"*{spec}"
+class Compiler:
+    """Every compiled map, by name: generates the functions and builds them."""
 
-    def collect(parts: Parts, ctx: Ctx) -> list[Any]:
-        text = ctx.message_get(key)
-        v = prim(text, ctx.tz) if text else None
-        return [] if v is None else [v]
+    def __init__(
+        self,
+        vocab: dict[str, VocabTable],
+        datatype_specs: dict[str, dict[str, Any]],
+        segment_specs: dict[str, dict[str, Any]],
+    ) -> None:
+        self.datatype_specs = datatype_specs
+        self.segment_specs = segment_specs
+        self.names: dict[str, Any] = {"_out": _out}
+        for pname, conv in PRIMITIVES.items():
+            self.names[f"P_{pname}"] = conv
+        for i, vname in enumerate(sorted(vocab)):
+            self.names[f"V{i}"] = vocab[vname]
+        self.vocab_names = {vname: f"V{i}" for i, vname in enumerate(sorted(vocab))}
+        self.datatypes: dict[tuple[str, int], str] = {}
+        self.segments: dict[str, tuple[str, Fill]] = {}
+        self.fnames: set[str] = set()
 
-    return collect
+    # -- public: used by the engine --
 
+    def segment(self, name: str, where: str) -> tuple[str, Fill]:
+        """The resource type of segment map `name` and its function
+        `(fields, ctx, out) -> None`, which writes into `out`."""
+        found = self.segments.get(name)
+        if found is not None:
+            return found
+        spec = self.segment_specs.get(name)
+        if spec is None:
+            raise MapError(f"{where}: unknown segment map {name!r}")
+        fname = self._fname("seg", name)
+        gen = _Function(fname, 0, f"segment {name}")
+        self._entries(gen, spec.get("entries"), "o")
+        self._cleanup(gen, spec["entries"], "o")
+        fill: Fill = self._define(gen.source("p, x, o"), fname)
+        rtype = str(spec.get("resourceType", ""))
+        self.segments[name] = (rtype, fill)
+        return rtype, fill
 
-# -- data types ------------------------------------------------------------
+    def test(self, spec: Any, where: str) -> Test:
+        """A function `(fields, ctx) -> bool` for a rule's `when` (`set` and
+        `unset` see an empty output)."""
+        gen = _Function(self._fname("when", "rule"), 0, where)
+        expr = gen.condition(spec, "{}")
+        gen.body.append(f"return bool({expr})")
+        test: Test = self._define(gen.source(), gen.name)
+        return test
 
+    def texts(self, paths: list[str], where: str) -> Texts:
+        """A function `(fields, ctx) -> tuple[str, ...]` giving the unescaped,
+        stripped text at each path (field paths or `$` message paths)."""
+        gen = _Function(self._fname("keys", "rule"), 0, where)
+        locals_ = [gen.text(p) for p in paths]
+        gen.body.append(f"return ({', '.join(locals_)},)")
+        texts: Texts = self._define(gen.source(), gen.name)
+        return texts
 
-def datatype(reg: Registry, name: str, level: int, where: str) -> DataType:
-    """The compiled data type map `name` for elements split at `level`
-    (1: a field's components, 2: a component's subcomponents)."""
-    cached = reg.datatypes.get((name, level))
-    if cached is not None:
-        return cached
-    spec = reg.datatype_specs.get(name)
-    if spec is None:
-        raise MapError(f"{where}: unknown data type map {name!r}")
-    dt_where = f"data type {name}"
-    entries = compile_entries(spec.get("entries"), level, reg, dt_where)
-    resource_type = spec.get("resourceType")
-    ident = spec.get("identity") or {}
-    identity = Identity(ident.get("conditional"), tuple(str(k) for k in ident.get("key", ())))
+    def _define(self, source: str, fname: str) -> Any:
+        """Compile `source` into the shared namespace (so generated functions
+        find each other by name at call time) and return `fname`."""
+        return _build(source, self.names, fname)
 
-    def convert(parts: Parts, ctx: Ctx) -> Any:
-        out: dict[str, Any] = {}
-        for e in entries:
-            e(parts, ctx, out)
-        value = prune(out)
-        if value is None or resource_type is None:
+    # -- generation --
+
+    def _fname(self, kind: str, name: str) -> str:
+        fname = f"{kind}_" + re.sub(r"\W", "_", name)
+        while fname in self.fnames:
+            fname += "_"
+        self.fnames.add(fname)
+        return fname
+
+    def _datatype(self, name: str, level: int, where: str) -> str:
+        cached = self.datatypes.get((name, level))
+        if cached is not None:
+            return cached
+        spec = self.datatype_specs.get(name)
+        if spec is None:
+            raise MapError(f"{where}: unknown data type map {name!r}")
+        fname = self._fname("dt", f"{name}_{level}")
+        self.datatypes[(name, level)] = fname
+        gen = _Function(fname, level, f"data type {name}")
+        gen.body.append("o = {}")
+        self._entries(gen, spec.get("entries"), "o")
+        self._cleanup(gen, spec["entries"], "o")
+        gen.body.append("if not o: return None")
+        resource_type = spec.get("resourceType")
+        if resource_type is None:
+            gen.body.append("return o")
+        else:
+            ident = spec.get("identity") or {}
+            conditional = ident.get("conditional")
+            gen.body.append(f"return x.add({str(resource_type)!r}, o, {conditional!r})")
+        self._define(gen.source(), fname)
+        return fname
+
+    def _entries(self, gen: _Function, specs: Any, out: str) -> None:
+        if not isinstance(specs, list):
+            raise MapError(f"{gen.where}: `entries` must be a list")
+        where = gen.where
+        for i, spec in enumerate(specs):
+            gen.where = f"{where} entry {i + 1}"
+            self._entry(gen, spec, out)
+        gen.where = where
+
+    def _cleanup(self, gen: _Function, entries: list[dict[str, Any]], out: str) -> None:
+        """Entries writing element n > 0 of a list leave empty placeholders
+        before it when earlier elements got no value; drop them."""
+        lists: set[tuple[str, ...]] = set()
+        for spec in entries:
+            steps = _steps(str(spec.get("to", "")), gen.where)
+            for j, (_, idx) in enumerate(steps):
+                if idx is not None and idx > 0:
+                    if any(s[1] is not None for s in steps[:j]):
+                        raise MapError(
+                            f"{gen.where}: [n > 0] is supported only outside other lists"
+                        )
+                    lists.add(tuple(k for k, _ in steps[: j + 1]))
+        for keys in sorted(lists):
+            seq = gen.temp("_c")
+            getter = f"_out({out}, {', '.join(repr(k) for k in keys)})"
+            gen.body.append(f"{seq} = {getter}")
+            gen.body.append(f"if type({seq}) is list and {{}} in {seq}:")
+            gen.body.append(f"    {seq}[:] = [e for e in {seq} if e != {{}}]")
+
+    def _entry(self, gen: _Function, spec: Any, out: str) -> None:
+        where = gen.where
+        if not isinstance(spec, dict):
+            raise MapError(f"{where}: an entry is a mapping")
+        unknown = set(spec) - _ENTRY_KEYS
+        if unknown:
+            raise MapError(f"{where}: unknown keys {sorted(unknown)}")
+        if "to" not in spec:
+            raise MapError(f"{where}: `to` is required")
+        kinds = [k for k in ("from", "const", "template") if k in spec]
+        if len(kinds) != 1:
+            raise MapError(f"{where}: exactly one of from/const/template is required")
+        if "resource" in spec or "note" in spec:
+            raise MapError(f"{where}: `resource`/`note` belong to `type` entries")
+        steps = _steps(str(spec["to"]), where)
+        with_ = [(_steps(str(k), where), v) for k, v in (spec.get("with") or {}).items()]
+        merge = bool(spec.get("merge"))
+        body = gen.body
+        if "when" in spec:
+            body.append(f"if {gen.condition(spec['when'], out)}:")
+        inner = len(body)
+
+        def emit(value: str) -> None:
+            anchor = gen.write(steps, value, out, merge, bool(with_))
+            for wsteps, wvalue in with_:
+                gen.write(wsteps, repr(wvalue), anchor, False, False)
+
+        self._produce(gen, spec, emit)
+        if "when" in spec:
+            gen.indent(body, inner)
+
+    def _produce(self, gen: _Function, spec: dict[str, Any], emit: Callable[[str], None]) -> None:
+        """Append the code computing the entry's value(s); `emit(name)` appends
+        the write of one non-empty value held in local `name`."""
+        where = gen.where
+        body = gen.body
+        if "const" in spec:
+            value = gen.temp("_v")
+            body.append(f"{value} = {spec['const']!r}")
+            emit(value)
+            return
+        vocab: str | None = None
+        if "vocab" in spec:
+            vocab = self.vocab_names.get(str(spec["vocab"]))
+            if vocab is None:
+                raise MapError(f"{where}: unknown vocabulary {spec['vocab']!r}")
+        as_ = str(spec.get("as", "code"))
+        method = {"code": "code", "Coding": "coding", "CodeableConcept": "concept"}.get(as_)
+        if method is None:
+            raise MapError(f"{where}: `as` must be code, Coding or CodeableConcept")
+        type_name = str(spec.get("type", "string"))
+
+        def convert(text: str, strip_for_vocab: bool) -> str:
+            value = gen.temp("_v")
+            if vocab is not None:
+                code = gen.temp("_k")
+                body.append(f"{code} = {text}.strip()" if strip_for_vocab else f"{code} = {text}")
+                lookup = (
+                    f"({vocab}.codes.get({code}) or {vocab}.code({code}))"
+                    if method == "code"
+                    else f"{vocab}.{method}({code})"
+                )
+                body.append(f"{value} = {lookup} if {code} else None")
+            elif PRIMITIVES.get(type_name) is PRIMITIVES["string"]:
+                body.append(f"{value} = {text}.strip() or None")
+            elif PRIMITIVES.get(type_name) is PRIMITIVES["code"]:
+                body.append(f"{value} = ' '.join({text}.split()) or None")
+            else:
+                if type_name not in PRIMITIVES:
+                    raise MapError(f"{where}: {type_name!r} is neither a primitive nor usable here")
+                body.append(f"{value} = P_{type_name}({text}, x.tz)")
             return value
-        resource = {"resourceType": resource_type, **value}
-        return ctx.add_resource(resource, identity)
 
-    reg.datatypes[(name, level)] = convert
-    return convert
+        def emit_if_valued(value: str) -> None:
+            body.append(f"if {value} is not None:")
+            mark = len(body)
+            emit(value)
+            gen.indent(body, mark)
+
+        if "template" in spec:
+            pieces: list[str] = []
+            pos = 0
+            template = str(spec["template"])
+            for m in _TEMPLATE.finditer(template):
+                if template[pos : m.start()]:
+                    pieces.append(repr(template[pos : m.start()]))
+                local = gen.text(m.group(1))
+                if m.group(2):
+                    pv = self.vocab_names.get(m.group(2))
+                    if pv is None:
+                        raise MapError(f"{where}: unknown vocabulary {m.group(2)!r} in template")
+                    local = (
+                        f"({pv}.codes.get({local}) or {pv}.codes.get({local}.upper()) or {local})"
+                    )
+                pieces.append(local)
+                pos = m.end()
+            if template[pos:]:
+                pieces.append(repr(template[pos:]))
+            text = gen.temp("_s")
+            body.append(f"{text} = {' + '.join(pieces) or repr('')}")
+            if vocab is not None:
+                value = gen.temp("_v")
+                body.append(f"{value} = {vocab}.{method}({text})")
+            else:
+                value = convert(text, False)
+            emit_if_valued(value)
+            return
+        path = str(spec["from"])
+        if path.startswith("*"):
+            if _COLLECT.fullmatch(path[1:]) is None:
+                raise MapError(f"{where}: `*` sources are `*SEG-FIELD`, got {path[1:]!r}")
+            text = gen.temp("_s")
+            body.append(f"{text} = x.mget({path!r})")
+            body.append(f"if {text}:")
+            mark = len(body)
+            emit_if_valued(convert(text, False))
+            gen.indent(body, mark)
+            return
+        if path.startswith("$"):
+            local = gen.text(path)
+            body.append(f"if {local}:")
+            mark = len(body)
+            value = gen.temp("_v")
+            if vocab is not None:
+                body.append(f"{value} = {vocab}.{method}({local})")
+            else:
+                value = convert(local, False)
+            emit_if_valued(value)
+            gen.indent(body, mark)
+            return
+        idx = gen.index(path)
+        repeat = bool(spec.get("repeat")) and gen.level == 0
+        join = spec.get("join")
+        composite = type_name not in PRIMITIVES and vocab is None
+        nested = gen.level + len(idx)
+        datatype = self._datatype(type_name, nested, where) if composite else ""
+
+        def one(raw: str) -> None:
+            if composite:
+                parts = f"{raw}.split({_SPLIT[nested]})" if nested in _SPLIT else f"[{raw}]"
+                value = gen.temp("_v")
+                body.append(f"{value} = {datatype}({parts}, x)")
+                emit_if_valued(value)
+                return
+            text = gen.temp("_u")
+            body.append(f"{text} = U({raw}) if E in {raw} else {raw}")
+            emit_if_valued(convert(text, True))
+
+        if not repeat:
+            raw = gen.raw(idx)
+            body.append(f"if {raw}:")
+            mark = len(body)
+            one(raw)
+            gen.indent(body, mark)
+            return
+        field = gen.field(idx[0])
+        rep = gen.temp("_r")
+        raws = gen.temp("_q")
+        if join is not None:
+            body.append(f"{raws} = []")
+        body.append(f"for {rep} in {field}.split(R):")
+        mark = len(body)
+        element = rep
+        if len(idx) > 1:
+            comps = gen.temp("_p")
+            element = gen.temp("_e")
+            body.append(f"{comps} = {rep}.split(C)")
+            body.append(f"if len({comps}) < {idx[1]}: continue")
+            body.append(f"{element} = {comps}[{idx[1] - 1}]")
+            if len(idx) > 2:
+                subs = gen.temp("_p")
+                body.append(f"{subs} = {element}.split(S)")
+                body.append(
+                    f"{element} = {subs}[{idx[2] - 1}] if len({subs}) > {idx[2] - 1} else ''"
+                )
+        body.append(f"if not {element} or {element} == '\"\"': continue")
+        if join is not None:
+            body.append(f"{raws}.append({element})")
+            gen.indent(body, mark)
+            joined = gen.temp("_j")
+            body.append(f"if {raws}:")
+            mark = len(body)
+            body.append(f"{joined} = {str(join)!r}.join({raws})")
+            one(joined)
+            gen.indent(body, mark)
+            return
+        one(element)
+        gen.indent(body, mark)
 
 
-def segment_map(reg: Registry, name: str, where: str) -> tuple[str, list[Emit]]:
-    """The compiled segment map `name`: its resource type and entries."""
-    cached = reg.segments.get(name)
-    if cached is not None:
-        return cached
-    spec = reg.segment_specs.get(name)
-    if spec is None:
-        raise MapError(f"{where}: unknown segment map {name!r}")
-    compiled = (
-        str(spec.get("resourceType", "")),
-        compile_entries(spec.get("entries"), 0, reg, f"segment {name}"),
-    )
-    reg.segments[name] = compiled
-    return compiled
+def _build(source: str, namespace: dict[str, Any], fname: str) -> Any:
+    """Compile the generated `source` into `namespace`; returns function `fname`."""
+    code = compile(source, f"<thumpflow.mapping: {fname}>", "exec")
+    exec(code, namespace)
+    return namespace[fname]

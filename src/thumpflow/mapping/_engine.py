@@ -4,12 +4,13 @@ Guarantees:
 
 - Pure and deterministic: the output depends only on the message bytes (no
   clock, no randomness, no environment); converting twice gives equal dicts.
-- Resource ids are UUIDv5 over the resource type and its business identifier
-  (system|value), or over a key the message map declares (e.g. the report's
-  id, OBX-3 and OBX-4 for an Observation); resources derived from a data
-  type (Practitioner, Organization, Location) without an identifier are
-  keyed by their content. Two rules producing the same id in one message get
-  a disambiguating suffix in the key, never a silent overwrite.
+- Resource ids are `thumpflow.fhir.deterministic_id` over the resource type
+  and its business identifier (system, value), or over a key the message map
+  declares (e.g. the report's id, OBX-3 and OBX-4 for an Observation);
+  resources derived from a data type (Practitioner, Organization, Location)
+  without an identifier are keyed by their content, so one such resource
+  named twice in a message is one entry. Two rules producing the same id in
+  one message get a disambiguating `#n` part, never a silent overwrite.
 - Errors are `ConversionError` (a `MessageError`) naming the message type,
   segment and field, never a value from the message.
 """
@@ -17,29 +18,28 @@ Guarantees:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import quote
 
 from thumpflow.core.errors import MessageError
 from thumpflow.fhir import deterministic_id, reference
-from thumpflow.hl7v2 import Message, Segment, unescape
+from thumpflow.hl7v2 import Message, unescape
 from thumpflow.mapping._compile import (
-    Cond,
+    Compiler,
     Ctx,
-    Emit,
-    Identity,
+    Fill,
     MapError,
     Parts,
-    Registry,
-    compile_condition,
+    Setter,
+    Test,
+    Texts,
     compile_setter,
-    compile_text,
-    prune,
-    segment_map,
+    read_output,
 )
-from thumpflow.mapping._values import instant, timezone_of
+from thumpflow.mapping._values import FhirDecimal, instant, timezone_of
 
 BundleType = Literal["transaction", "batch"]
 
@@ -51,29 +51,35 @@ class ConversionError(MessageError):
 
 @dataclass(frozen=True, slots=True)
 class Ref:
-    to: Callable[[dict[str, Any], Any, bool], dict[str, Any]]
+    to: Setter
     name: str
     all: bool
-    with_: tuple[tuple[Callable[[dict[str, Any], Any, bool], dict[str, Any]], Any], ...]
+    with_: tuple[tuple[Setter, Any], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One line of a message map: a segment (or group) → a resource."""
+    """One line of a message map: a segment (or group) → a resource.
+
+    `key` lists the deterministic key's parts: a str names an earlier rule
+    (its resource id), an int indexes the texts `texts` reads.
+    """
 
     name: str | None
     segment: str
     each: bool
     required: bool
-    when: Cond | None
+    when: Test | None
     resource_type: str
-    emits: tuple[Emit, ...]
+    fill: Fill | None
     into: str | None
-    identity: Identity
-    key_texts: tuple[Callable[[Parts, Ctx], str] | str, ...]
+    conditional: str | None
+    key: tuple[str | int, ...]
+    texts: Texts | None
     refs: tuple[Ref, ...]
-    notes: Callable[[dict[str, Any], Any, bool], dict[str, Any]] | None
+    notes: Setter | None
     group: tuple[tuple[str, ...], tuple[Rule, ...]] | None
+    requires: tuple[tuple[str, int, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,35 +87,55 @@ class MessageMap:
     structure: str
     events: tuple[str, ...]
     rules: tuple[Rule, ...]
+    final: tuple[Rule, ...]
 
 
-def compile_rules(specs: Any, reg: Registry, where: str) -> tuple[Rule, ...]:
+def compile_rules(specs: Any, comp: Compiler, where: str) -> tuple[Rule, ...]:
+    """The rules of a message map (or group), compiled."""
     if not isinstance(specs, list):
         raise MapError(f"{where}: `rules` must be a list")
-    return tuple(_compile_rule(s, reg, f"{where} rule {i + 1}") for i, s in enumerate(specs))
+    return tuple(_compile_rule(s, comp, f"{where} rule {i + 1}") for i, s in enumerate(specs))
 
 
-def _compile_rule(spec: Any, reg: Registry, where: str) -> Rule:
+def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
     if not isinstance(spec, dict):
         raise MapError(f"{where}: a rule is a mapping")
     if "group" in spec:
         starts = tuple(str(s) for s in spec["group"])
-        inner = compile_rules(spec.get("rules"), reg, f"{where} group")
+        if not starts:
+            raise MapError(f"{where}: a group names its start segments")
+        inner = compile_rules(spec.get("rules"), comp, f"{where} group")
         return Rule(
-            None, "", False, False, None, "", (), None, Identity(), (), (), None, (starts, inner)
+            None,
+            starts[0],
+            False,
+            bool(spec.get("required")),
+            None,
+            "",
+            None,
+            None,
+            None,
+            (),
+            None,
+            (),
+            None,
+            (starts, inner),
+            (),
         )
     segment = str(spec.get("segment", ""))
     if not segment:
         raise MapError(f"{where}: `segment` is required")
-    resource_type, emits = segment_map(reg, str(spec.get("map", "")), where)
+    map_name = str(spec.get("map", ""))
+    resource_type, fill = comp.segment(map_name, where)
     ident = spec.get("identity") or {}
-    key = tuple(str(k) for k in ident.get("key", ()))
-    key_texts: list[Callable[[Parts, Ctx], str] | str] = []
-    for part in key:
+    key: list[str | int] = []
+    paths: list[str] = []
+    for part in (str(k) for k in ident.get("key", ())):
         if part[:1].isdigit() or part.startswith("$"):
-            key_texts.append(compile_text(part, 0, where))
+            key.append(len(paths))
+            paths.append(part)
         else:
-            key_texts.append(part)
+            key.append(part)
     refs = tuple(
         Ref(
             compile_setter(str(r["to"]), where),
@@ -120,20 +146,26 @@ def _compile_rule(spec: Any, reg: Registry, where: str) -> Rule:
         for r in spec.get("refs", ())
     )
     notes = spec.get("notes")
+    requires = tuple(
+        (str(path), int(req["field"]), str(req["reason"]))
+        for path, req in (comp.segment_specs[map_name].get("required") or {}).items()
+    )
     return Rule(
         name=spec.get("name"),
         segment=segment,
         each=bool(spec.get("each")),
         required=bool(spec.get("required")),
-        when=compile_condition(spec["when"], 0, where) if "when" in spec else None,
+        when=comp.test(spec["when"], where) if "when" in spec else None,
         resource_type=resource_type,
-        emits=tuple(emits),
+        fill=fill,
         into=spec.get("into"),
-        identity=Identity(ident.get("conditional"), key),
-        key_texts=tuple(key_texts),
+        conditional=ident.get("conditional"),
+        key=tuple(key),
+        texts=comp.texts(paths, where) if paths else None,
         refs=refs,
         notes=compile_setter(str(notes), where) if notes else None,
         group=None,
+        requires=requires,
     )
 
 
@@ -164,180 +196,240 @@ class _Scope:
 
 def _identifier_of(resource: dict[str, Any], path: str) -> tuple[str, str] | None:
     value = resource.get(path)
-    items = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+    items = value if type(value) is list else [value] if type(value) is dict else []
     for ident in items:
-        if isinstance(ident, dict) and ident.get("value"):
+        if type(ident) is dict and ident.get("value"):
             return str(ident.get("system", "")), str(ident["value"])
     return None
 
 
+_SEARCH_SAFE = re.compile(r"[A-Za-z0-9:/._~-]*")
+
+
 def _search_escape(text: str) -> str:
+    if _SEARCH_SAFE.fullmatch(text):
+        return text
     for ch in ("\\", "|", ",", "$"):
         text = text.replace(ch, "\\" + ch)
     return quote(text, safe=":/.-_~")
 
 
+# Resources built from a data type (Practitioner, Organization, Location) are
+# reference data: the same few thousand recur in message after message, so
+# their ids are memoised across messages (bounded; ids are a pure function).
+_reference_data_id = lru_cache(maxsize=16384)(deterministic_id)
+
+
+def _content_key(value: Any) -> str:
+    if type(value) is FhirDecimal:
+        return value.text
+    raise TypeError(f"{type(value).__name__} in a resource")
+
+
 class _Run:
-    """State of one conversion."""
+    """State of one conversion: the message's segments split into fields once,
+    the resources built so far, and the evaluation context."""
 
     def __init__(self, message: Message, bundle_type: BundleType) -> None:
         self.message = message
-        self.bundle_type = bundle_type
+        self.message_type = f"{message.message_type}^{message.trigger_event}"
+        self.transaction = bundle_type == "transaction"
         self.built: dict[str, _Built] = {}
         self.order: list[str] = []
+        self.texts: dict[str, str] = {}
         d = message.delimiters
-        self.fs = d.field
-        esc = d.escape
+        fs = d.field
         enc = message.encoding
-        self.collected: dict[str, str] = {}
-        msh7 = message.get("MSH-7")
+        self.ids_of: list[str] = []
+        self.fields: list[Parts] = []
+        for seg in message.segments():
+            fields = seg.text.split(fs)
+            if seg.id == "MSH":
+                fields.insert(1, fs)
+            self.ids_of.append(seg.id)
+            self.fields.append(fields)
         self.ctx = Ctx(
-            rep=d.repetition,
-            comp=d.component,
-            sub=d.subcomponent,
-            unescape=lambda raw: unescape(raw, d, enc) if esc in raw else raw,
-            tz=timezone_of(msh7),
-            message_get=self.message_get,
-            add_resource=self.add_datatype_resource,
+            d.repetition,
+            d.component,
+            d.subcomponent,
+            d.escape,
+            lambda raw: unescape(raw, d, enc),
+            timezone_of(message.get("MSH-7")),
+            self.message_get,
+            self.add_datatype_resource,
         )
 
     def message_get(self, path: str) -> str:
-        if path.startswith("*"):
-            cached = self.collected.get(path)
-            if cached is None:
+        """The unescaped, stripped text at a message path; `*SEG-F` joins every
+        repetition of that field of every such segment with line feeds."""
+        cached = self.texts.get(path)
+        if cached is None:
+            if path.startswith("*"):
                 seg_id, fld = path[1:].split("-")
                 lines = [
                     line for seg in self.message.segments_named(seg_id) for line in seg.get_all(fld)
                 ]
-                cached = self.collected[path] = "\n".join(lines)
-            return cached
-        return self.message.get(path)
-
-    def parts(self, seg: Segment) -> Parts:
-        fields = seg.text.split(self.fs)
-        if seg.id == "MSH":
-            fields.insert(1, self.fs)
-        return fields
+                cached = "\n".join(lines)
+            else:
+                cached = self.message.get(path).strip()
+            self.texts[path] = cached
+        return cached
 
     def reference(self, b: _Built) -> dict[str, Any]:
-        if self.bundle_type == "transaction":
+        if self.transaction:
             return {"reference": f"urn:uuid:{b.rid}"}
         return reference(b.resource["resourceType"], b.rid)
 
     def register(
-        self, resource: dict[str, Any], identity: Identity, key: tuple[str, ...]
+        self,
+        rtype: str,
+        resource: dict[str, Any],
+        found: tuple[str, str] | None,
+        basis: tuple[str, ...],
+        rid: str,
     ) -> _Built:
-        rtype = resource["resourceType"]
-        found = _identifier_of(resource, identity.conditional) if identity.conditional else None
+        """Add `resource` to the Bundle under `rid` (its id from `basis`, the
+        identifier `found` or the rule's key), or under `basis + #n` when
+        another resource of this message already has that id."""
+        url = ""
+        is_conditional = False
         if found is not None:
             system, value = found
-            basis: tuple[str, ...] = found
             query = (
                 f"{_search_escape(system)}|{_search_escape(value)}"
                 if system
                 else (_search_escape(value))
             )
             url = f"{rtype}?identifier={query}"
-            conditional = self.bundle_type == "transaction"
-        else:
-            basis = key
-            url = ""
-            conditional = False
-        rid = deterministic_id(rtype, *basis)
+            is_conditional = self.transaction
         n = 1
         while rid in self.built:
             n += 1
             rid = deterministic_id(rtype, *basis, f"#{n}")
-        if not conditional:
+        if not is_conditional:
             url = f"{rtype}/{rid}"
-        b = _Built(resource, rid, url, conditional)
+        b = _Built(resource, rid, url, is_conditional)
         self.built[rid] = b
         self.order.append(rid)
         return b
 
-    def add_datatype_resource(self, resource: dict[str, Any], identity: Identity) -> dict[str, Any]:
-        found = _identifier_of(resource, identity.conditional) if identity.conditional else None
-        rtype = resource["resourceType"]
+    def add_datatype_resource(
+        self, rtype: str, body: dict[str, Any], conditional: str | None
+    ) -> dict[str, Any]:
+        """Register a resource built by a data type map (once per message) and
+        return a reference to it."""
+        resource = {"resourceType": rtype, **body}
+        found = _identifier_of(resource, conditional) if conditional else None
         basis = (
             found
             if found is not None
-            else (json.dumps(resource, sort_keys=True, ensure_ascii=False),)
+            else (json.dumps(resource, sort_keys=True, ensure_ascii=False, default=_content_key),)
         )
-        rid = deterministic_id(rtype, *basis)
+        rid = _reference_data_id(rtype, *basis)
         existing = self.built.get(rid)
         if existing is None:
-            existing = self.register(resource, Identity(identity.conditional), basis)
+            existing = self.register(rtype, resource, found, basis, rid)
         return self.reference(existing)
 
     # -- rules ---------------------------------------------------------------
 
-    def run_rules(
+    def run(
         self,
         rules: tuple[Rule, ...],
-        segs: list[Segment],
+        segs: list[int],
         scope: _Scope,
         structure: str,
-    ) -> list[tuple[Rule, _Built]]:
-        pending: list[tuple[Rule, _Built]] = []
+        pending: list[tuple[Rule, _Built, _Scope]],
+    ) -> None:
+        """Apply `rules` to the segments at positions `segs` (a whole message
+        or one group instance), collecting built resources into `pending`."""
+        ids_of = self.ids_of
         for rule in rules:
-            matches = [(i, s) for i, s in enumerate(segs) if s.id == rule.segment]
-            if not matches:
-                if rule.required:
+            if rule.group is not None:
+                starts, inner = rule.group
+                instances = _instances(segs, ids_of, starts)
+                if not instances and rule.required:
                     raise ConversionError(
-                        f"{structure}: required segment {rule.segment} is missing",
-                        segment=rule.segment,
+                        f"{structure}: required segment {starts[0]} is missing",
+                        segment=starts[0],
                         code="100",
                     )
+                for instance in instances:
+                    self.run(inner, instance, _Scope(scope), structure, pending)
                 continue
-            if not rule.each:
-                matches = matches[:1]
-            for pos, seg in matches:
-                parts = self.parts(seg)
-                if rule.when is not None and not rule.when(parts, self.ctx, {}):
+            wanted = rule.segment
+            matched = False
+            for pos, i in enumerate(segs):
+                if ids_of[i] != wanted:
                     continue
-                built = self.apply(rule, parts, segs, pos, scope)
-                if built is not None:
-                    pending.append((rule, built))
-        return pending
+                matched = True
+                parts = self.fields[i]
+                if rule.when is None or rule.when(parts, self.ctx):
+                    built = self.apply(rule, parts, segs, pos, scope)
+                    if built is not None:
+                        pending.append((rule, built, scope))
+                if not rule.each:
+                    break
+            if not matched and rule.required:
+                raise ConversionError(
+                    f"{structure}: required segment {rule.segment} is missing",
+                    segment=rule.segment,
+                    code="100",
+                )
 
     def apply(
-        self, rule: Rule, parts: Parts, segs: list[Segment], pos: int, scope: _Scope
+        self, rule: Rule, parts: Parts, segs: list[int], pos: int, scope: _Scope
     ) -> _Built | None:
+        assert rule.fill is not None
         if rule.into is not None:
             targets = scope.lookup(rule.into)
-            if not targets:
-                return None
-            target = targets[0].resource
-            for emit in rule.emits:
-                emit(parts, self.ctx, target)
+            if targets:
+                rule.fill(parts, self.ctx, targets[0].resource)
             return None
-        out: dict[str, Any] = {}
-        for emit in rule.emits:
-            emit(parts, self.ctx, out)
+        resource: dict[str, Any] = {"resourceType": rule.resource_type}
+        rule.fill(parts, self.ctx, resource)
         if rule.notes is not None:
-            for nte in _following(segs, pos, "NTE"):
-                text = "\n".join(t for t in nte.get_all("3") if t and t != '""').strip()
+            for k in range(pos + 1, len(segs)):
+                i = segs[k]
+                if self.ids_of[i] != "NTE":
+                    break
+                text = self.note_text(self.fields[i])
                 if text:
-                    rule.notes(out, {"text": text}, False)
-        body = prune(out) or {}
-        resource = {"resourceType": rule.resource_type, **body}
-        key_parts = []
-        for kt in rule.key_texts:
-            if isinstance(kt, str):
-                found = scope.lookup(kt)
-                key_parts.append(found[0].rid if found else "")
+                    rule.notes(resource, {"text": text})
+        for path, field, reason in rule.requires:
+            if read_output(resource, path) is None:
+                raise ConversionError(
+                    f"{self.message_type}: {reason}", segment=rule.segment, field=field, code="101"
+                )
+        texts = rule.texts(parts, self.ctx) if rule.texts is not None else ()
+        key_parts: list[str] = []
+        for part in rule.key:
+            if type(part) is int:
+                key_parts.append(texts[part])
             else:
-                key_parts.append(kt(parts, self.ctx))
+                named = scope.lookup(str(part))
+                key_parts.append(named[0].rid if named else "")
         if not any(key_parts):
             key_parts = [self.message.sending_application, self.message.control_id, str(pos)]
-        built = self.register(resource, rule.identity, tuple(key_parts))
+        found = _identifier_of(resource, rule.conditional) if rule.conditional else None
+        basis = found if found is not None else tuple(key_parts)
+        rtype = rule.resource_type
+        built = self.register(rtype, resource, found, basis, deterministic_id(rtype, *basis))
         if rule.name:
             scope.names.setdefault(rule.name, []).append(built)
         return built
 
-    def resolve(self, pending: list[tuple[Rule, _Built]], scopes: dict[int, _Scope]) -> None:
-        for rule, built in pending:
-            scope = scopes[id(built)]
+    def note_text(self, fields: Parts) -> str:
+        """NTE-3, every repetition unescaped and joined with line feeds."""
+        value = fields[3] if len(fields) > 3 else ""
+        if not value:
+            return ""
+        ctx = self.ctx
+        lines = (ctx.unescape(r) if ctx.esc in r else r for r in value.split(ctx.rep))
+        return "\n".join(t for t in lines if t and t != '""').strip()
+
+    def resolve(self, pending: list[tuple[Rule, _Built, _Scope]]) -> None:
+        for rule, built, scope in pending:
             for ref in rule.refs:
                 if ref.name == "*":
                     targets = [self.built[r] for r in self.order if r != built.rid]
@@ -347,60 +439,56 @@ class _Run:
                     targets = targets[:1]
                 for t in targets:
                     if t is not built:
-                        anchor = ref.to(built.resource, self.reference(t), False)
+                        anchor = ref.to(built.resource, self.reference(t))
                         for setter, value in ref.with_:
-                            setter(anchor, value, False)
+                            setter(anchor, value)
 
 
-def _following(segs: list[Segment], pos: int, seg_id: str) -> list[Segment]:
-    out = []
-    for seg in segs[pos + 1 :]:
-        if seg.id != seg_id:
-            break
-        out.append(seg)
-    return out
-
-
-def _instances(segs: list[Segment], starts: tuple[str, ...]) -> list[list[Segment]]:
+def _instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...]) -> list[list[int]]:
     """Split `segs` into group instances: a start segment opens a new instance
     unless it continues the current one in `starts` order (ORC then OBR)."""
-    instances: list[list[Segment]] = []
-    current: list[Segment] | None = None
+    instances: list[list[int]] = []
+    current: list[int] | None = None
     seen: set[str] = set()
     high = -1
-    for seg in segs:
-        if seg.id in starts:
-            k = starts.index(seg.id)
-            if current is None or seg.id in seen or k < high:
+    for i in segs:
+        sid = ids_of[i]
+        if sid in starts:
+            k = starts.index(sid)
+            if current is None or sid in seen or k < high:
                 current = []
                 instances.append(current)
                 seen = set()
                 high = -1
-            seen.add(seg.id)
+            seen.add(sid)
             high = max(high, k)
         if current is not None:
-            current.append(seg)
+            current.append(i)
     return instances
 
 
 def evaluate(message: Message, mmap: MessageMap, bundle_type: BundleType) -> dict[str, Any]:
-    """Run `mmap` over `message` and assemble the Bundle (see module docstring)."""
+    """Run `mmap` over `message` and assemble the Bundle (see the package docstring)."""
     run = _Run(message, bundle_type)
-    segs = message.segments()
     root = _Scope(None)
-    scopes: dict[int, _Scope] = {}
-    pending = _run_tracking(run, mmap.rules, segs, root, mmap.structure, scopes)
-    run.resolve(pending, scopes)
+    pending: list[tuple[Rule, _Built, _Scope]] = []
+    everything = list(range(len(run.ids_of)))
+    run.run(mmap.rules, everything, root, mmap.structure, pending)
+    if not run.order:
+        first = mmap.rules[0].segment
+        raise ConversionError(
+            f"{mmap.structure}: nothing to convert; segment {first} is missing",
+            segment=first,
+            code="100",
+        )
+    run.run(mmap.final, everything, root, mmap.structure, pending)
+    run.resolve(pending)
     entries = []
     for rid in run.order:
         b = run.built[rid]
         resource = b.resource
         if not b.conditional:
-            resource = {
-                "resourceType": resource["resourceType"],
-                "id": rid,
-                **{k: v for k, v in resource.items() if k != "resourceType"},
-            }
+            resource = {"id": rid, **resource}
         entries.append(
             {
                 "fullUrl": f"urn:uuid:{rid}",
@@ -409,32 +497,8 @@ def evaluate(message: Message, mmap: MessageMap, bundle_type: BundleType) -> dic
             }
         )
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
-    stamp = instant(message.get("MSH-7"))
+    stamp = instant(message.get("MSH-7")) or instant(message.get("EVN-2.1"), run.ctx.tz)
     if stamp:
         bundle["timestamp"] = stamp
     bundle["entry"] = entries
     return bundle
-
-
-def _run_tracking(  # noqa: PLR0917
-    run: _Run,
-    rules: tuple[Rule, ...],
-    segs: list[Segment],
-    scope: _Scope,
-    structure: str,
-    scopes: dict[int, _Scope],
-) -> list[tuple[Rule, _Built]]:
-    pending: list[tuple[Rule, _Built]] = []
-    for rule in rules:
-        if rule.group is not None:
-            starts, inner = rule.group
-            for instance in _instances(segs, starts):
-                pending.extend(
-                    _run_tracking(run, inner, instance, _Scope(scope), structure, scopes)
-                )
-            continue
-        got = run.run_rules((rule,), segs, scope, structure)
-        for _, built in got:
-            scopes[id(built)] = scope
-        pending.extend(got)
-    return pending

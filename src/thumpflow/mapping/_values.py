@@ -3,6 +3,8 @@
 Every converter takes unescaped text and returns the FHIR JSON value, or None
 when the text is not a valid instance of the source type (the caller then
 omits the element: invalid input never produces an invalid FHIR primitive).
+Decimals with a fraction are `FhirDecimal` values, so the sender's precision
+survives to the JSON (`1.50` stays `1.50`).
 """
 
 from __future__ import annotations
@@ -111,14 +113,46 @@ def code(text: str, default_tz: str = "") -> str | None:
     return text or None
 
 
-def decimal(text: str, default_tz: str = "") -> int | float | None:
-    """NM → FHIR `decimal`: int when integral in the source, else float."""
+class FhirDecimal:
+    """A FHIR `decimal` kept as the sender wrote it, in JSON number syntax.
+
+    `text` has the FHIR decimal lexical form with a fraction
+    (`-?(0|[1-9][0-9]*)[.][0-9]+`), which is also a JSON number, so `to_json`
+    writes it verbatim; `float(d)` is its value. Two are equal when their text is:
+    `1.5` and `1.50` are different statements of precision.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __float__(self) -> float:
+        return float(self.text)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is FhirDecimal and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"FhirDecimal({self.text!r})"
+
+
+def decimal(text: str, default_tz: str = "") -> int | FhirDecimal | None:
+    """NM → FHIR `decimal`: an int when the source has no fraction, else a
+    `FhirDecimal` with the source's digits (a leading `+` and redundant
+    leading zeros dropped, `.5` written `0.5`); None when not a number."""
     text = text.strip()
     if not _DECIMAL.fullmatch(text):
         return None
-    if "." not in text:
-        return int(text)
-    return float(text)
+    whole, dot, fraction = text.partition(".")
+    if not fraction:
+        return int(whole)
+    sign = "-" if whole.startswith("-") else ""
+    digits = whole.lstrip("+-").lstrip("0") or "0"
+    return FhirDecimal(f"{sign}{digits}{dot}{fraction}")
 
 
 def integer(text: str, default_tz: str = "") -> int | None:

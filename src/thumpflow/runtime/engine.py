@@ -1,11 +1,14 @@
 """The composition root: builds a running engine from a `Config`.
 
 This is the only module that names concrete implementations (the SQLite
-store, the MLLP source, the file/HTTP/MLLP destinations). Start order: store,
-outboxes (each loads its durable backlog), then sources, so nothing is
-accepted before it can be delivered. Stop order is the reverse: sources stop
-accepting and finish in-flight admissions, outboxes record every outcome
-they know, then the store drains its writes and closes.
+store, the MLLP source, the file/HTTP/MLLP/FHIR destinations, the batch
+sources and destinations). Start order: store, outboxes (each loads its
+durable backlog), the scheduler of jobs (when the configuration has any),
+then sources, so nothing is accepted before it can be delivered. Stop order
+is the reverse: the scheduler stops first (runs in progress get a grace
+period, then are cancelled and recorded failed), sources stop accepting and
+finish in-flight admissions, outboxes record every outcome they know, then
+the store drains its writes and closes.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ import random
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, cast
 
+from thumpflow.config.jobs import BatchDestinationSpec, BatchSourceSpec, Job
+from thumpflow.config.jobs import BatchFileDestination as JobFileDestination
+from thumpflow.config.jobs import SftpDestination as JobSftpDestination
+from thumpflow.config.jobs import SqlUpsertDestination as JobSqlDestination
 from thumpflow.config.model import (
     Channel,
     Config,
@@ -26,25 +34,35 @@ from thumpflow.config.model import (
     HttpDestination,
     MllpDestination,
 )
+from thumpflow.connectors.batchfile import BatchFileDestination, FileDropSource, FileDropSourceSpec
 from thumpflow.connectors.fhir.destination import FhirDestination as FhirConnector
+from thumpflow.connectors.fhir_bulk import FhirBulkSource, FhirBulkSourceSpec
 from thumpflow.connectors.file.destination import FileDestination as FileConnector
 from thumpflow.connectors.http.destination import HttpDestination as HttpConnector
 from thumpflow.connectors.mllp.destination import MllpDestination as MllpConnector
 from thumpflow.connectors.mllp.source import MllpSource
+from thumpflow.connectors.sftp import SftpDestination, SftpDropSource, SftpDropSourceSpec
+from thumpflow.connectors.sql import SqlSource, SqlSourceSpec, SqlUpsertDestination
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import ConfigError, ThumpflowError
 from thumpflow.core.event import ChannelStats, DeadLetter, DeadLetterFilter, Delivery
-from thumpflow.core.ports import Destination, Store
+from thumpflow.core.ports import BatchDestination, BatchSource, Destination, RunStore, Store
 from thumpflow.flow.ingress import ChannelIngress
 from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
 from thumpflow.store.sqlite import SqliteStore
+from thumpflow.thump.runner import ConnectorFactory, Connectors, JobRunner, RecordTransform
+from thumpflow.thump.scheduler import Scheduler, UnknownJobError
 
 log = logging.getLogger("thumpflow.runtime")
 
 
-def open_store(config: Config, *, read_only: bool = False) -> Store:
+class StateStore(Store, RunStore, Protocol):
+    """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
+
+
+def open_store(config: Config, *, read_only: bool = False) -> StateStore:
     """The configured store (not yet opened)."""
     return SqliteStore(Path(config.store.path), read_only=read_only)
 
@@ -85,19 +103,69 @@ def outbox_settings(spec: DeliveryOptions) -> OutboxSettings:
     )
 
 
-def load_transform(reference: str, channel_id: str) -> Transform:
+def _import_callable(reference: str, where: str) -> Any:
     """Import `package.module:function`; a missing one is a located config error."""
     module_name, _, function_name = reference.partition(":")
     try:
         module = importlib.import_module(module_name)
         function = getattr(module, function_name)
     except (ImportError, AttributeError) as err:
-        raise ConfigError(
-            [f"channel {channel_id!r} > transform: cannot load {reference!r}: {err}"]
-        ) from None
+        raise ConfigError([f"{where} > transform: cannot load {reference!r}: {err}"]) from None
     if not callable(function):
-        raise ConfigError([f"channel {channel_id!r} > transform: {reference!r} is not callable"])
-    return function  # type: ignore[no-any-return]
+        raise ConfigError([f"{where} > transform: {reference!r} is not callable"])
+    return function
+
+
+def load_transform(reference: str, channel_id: str) -> Transform:
+    """A channel's transform function (see `_import_callable`)."""
+    return cast(Transform, _import_callable(reference, f"channel {channel_id!r}"))
+
+
+def build_batch_source(spec: BatchSourceSpec, source_id: str, clock: Clock) -> BatchSource:
+    """The connector for one batch source spec (a fresh instance: one per run)."""
+    if isinstance(spec, FileDropSourceSpec):
+        return FileDropSource(source_id, spec, clock=clock)
+    if isinstance(spec, SftpDropSourceSpec):
+        return SftpDropSource(source_id, spec, clock=clock)
+    if isinstance(spec, SqlSourceSpec):
+        return SqlSource(source_id, spec)
+    if isinstance(spec, FhirBulkSourceSpec):
+        return FhirBulkSource(source_id, spec, clock)
+    raise ConfigError([f"job {source_id!r} > source: unsupported source type"])
+
+
+def build_batch_destination(spec: BatchDestinationSpec, clock: Clock) -> BatchDestination:
+    """The connector for one batch destination spec (a fresh instance: one per run)."""
+    if isinstance(spec, JobFileDestination):
+        return BatchFileDestination(spec.id, spec, clock=clock)
+    if isinstance(spec, JobSqlDestination):
+        return SqlUpsertDestination(spec.id, spec)
+    if isinstance(spec, JobSftpDestination):
+        return SftpDestination(spec.id, spec, clock=clock)
+    raise ConfigError([f"destination {spec.id!r}: unsupported batch destination type"])
+
+
+def batch_connectors(clock: Clock) -> ConnectorFactory:
+    """Builds each run's source and destinations from its job's specs."""
+
+    def connect(job: Job) -> Connectors:
+        return Connectors(
+            build_batch_source(job.source, job.id, clock),
+            [build_batch_destination(spec, clock) for spec in job.destinations],
+        )
+
+    return connect
+
+
+def load_record_transform(reference: str, job_id: str) -> RecordTransform:
+    """A job's record transform function (see `_import_callable`)."""
+    return cast(RecordTransform, _import_callable(reference, f"job {job_id!r}"))
+
+
+def job_runner(job: Job, runs: RunStore, clock: Clock) -> JobRunner:
+    """A runner for one job with its configured connectors and transform."""
+    transform = load_record_transform(job.transform, job.id) if job.transform else None
+    return JobRunner(job, runs, clock, batch_connectors(clock), transform)
 
 
 @dataclass(slots=True)
@@ -114,7 +182,7 @@ class Engine:
         self,
         config: Config,
         *,
-        store: Store | None = None,
+        store: StateStore | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -124,6 +192,7 @@ class Engine:
         self._rng = rng or random.Random()
         self.outboxes: dict[str, Outbox] = {}
         self.channels: dict[str, _RunningChannel] = {}
+        self.scheduler: Scheduler | None = None
 
     async def start(self) -> None:
         await self.store.open()
@@ -156,6 +225,12 @@ class Engine:
                 ingress = ChannelIngress(pipeline, self.store, outboxes, self.clock)
                 source = MllpSource(channel.id, channel.source, ingress)
                 self.channels[channel.id] = _RunningChannel(channel, ingress, source)
+            jobs = [job for job in self.config.jobs if job.enabled]
+            if jobs:
+                runners = {job.id: job_runner(job, self.store, self.clock) for job in jobs}
+                self.scheduler = Scheduler(runners, self.store, self.clock)
+                await self.scheduler.start()
+                log.info("scheduler started with %d job(s)", len(jobs))
             for running in self.channels.values():
                 listen = running.channel.source
                 try:
@@ -176,11 +251,22 @@ class Engine:
             raise
 
     async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         for running in self.channels.values():
             await running.source.close()
         for outbox in self.outboxes.values():
             await outbox.stop()
         await self.store.close()
+
+    async def start_run(self, job_id: str) -> int | None:
+        """Start a manual run of an enabled job; its run id, or None while one is running.
+
+        Raises `UnknownJobError` when no enabled job has that id.
+        """
+        if self.scheduler is None:
+            raise UnknownJobError(f"no enabled job {job_id!r}")
+        return await self.scheduler.trigger(job_id)
 
     def source_port(self, channel_id: str) -> int:
         return self.channels[channel_id].source.port

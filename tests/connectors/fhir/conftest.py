@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from thumpflow.connectors.fhir._jose import b64url
+from thumpflow.connectors.auth._jose import b64url
 from thumpflow.core.event import Delivery
 from thumpflow.core.lanes import Lane
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from thumpflow.connectors.fhir._jose import b64url, load_signing_key, sign_jwt
+from thumpflow.connectors.auth._jose import b64url, load_signing_key, sign_jwt
 
 
 def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:

@@ -42,7 +42,7 @@ A change by someone else between the read and the write is then a 412, which
 version) or a dead letter. A resource that does not exist yet is created as
 without `version_aware`; a server that reports no version gets no `If-Match`.
 
-Authentication: see `thumpflow.connectors.fhir.auth`. A 401 makes the
+Authentication: see `thumpflow.connectors.auth`. A 401 makes the
 destination renew its credential once and repeat the request within the same
 send (the request was not applied); a second 401 is transient.
 """
@@ -58,6 +58,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from thumpflow.connectors.auth import CredentialError, authorizer
 from thumpflow.connectors.fhir._bundle import (
     BundleError,
     Entry,
@@ -76,7 +77,6 @@ from thumpflow.connectors.fhir._classify import (
     entry_answer,
     parse_retry_after,
 )
-from thumpflow.connectors.fhir.auth import CredentialError, authorizer
 from thumpflow.connectors.fhir.spec import FhirDestinationSpec
 from thumpflow.connectors.tls import client_context
 from thumpflow.core.clock import Clock, SystemClock

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from thumpflow.core.batch import (
+    LedgerEntry,
+    Manifest,
+    RowReject,
+    RunCounts,
+    RunRecord,
+    RunStatus,
+    RunTrigger,
+    Window,
+)
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import StoreError
 from thumpflow.core.event import (
@@ -25,14 +36,14 @@ from thumpflow.core.event import (
     Reject,
 )
 from thumpflow.core.outcome import Outcome
-from thumpflow.store.sqlite import _rows, _schema
+from thumpflow.store.sqlite import _rows, _runs, _schema
 from thumpflow.store.sqlite._writer import Kind, LoadPending, Op, Replay, Writer, WriterStats
 
 _T = TypeVar("_T")
 
 
 class SqliteStore:
-    """The `Store` on one SQLite database file.
+    """The `Store` and the `RunStore` on one SQLite database file.
 
     Durability: WAL journaling with `synchronous=FULL`; a write coroutine
     returns only after its transaction's WAL frames are fsync'd, so whatever
@@ -291,6 +302,193 @@ class SqliteStore:
                 )
                 for row in conn.execute(sql, params)
             ]
+
+        return await self._read(query)
+
+    # --- RunStore ---------------------------------------------------------------
+
+    async def start_run(
+        self,
+        job_id: str,
+        trigger: RunTrigger,
+        window: Window,
+        scheduled_for: float | None,
+        started_at: float,
+    ) -> int | None:
+        """Record a new `running` run and its `run_started` audit entry; return its id.
+
+        Returns None, writing nothing, while the job has a run `running`
+        (checked in the writer, so two concurrent starts cannot both win).
+        """
+        run_id: int | None = await self._write(
+            Kind.START_RUN, _runs.StartRun(job_id, trigger, window, scheduled_for, started_at)
+        )
+        return run_id
+
+    async def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        counts: RunCounts,
+        finished_at: float,
+        *,
+        manifests_checked: Sequence[Manifest] = (),
+        manifests_written: Sequence[Manifest] = (),
+        error: str | None = None,
+        next_watermark: str | None = None,
+    ) -> None:
+        """Close a running run with its counts and manifests, audited.
+
+        The audit action is `run_skipped` for a skipped run, else `run_finished`.
+
+        A succeeded or partial run that is not a rerun moves the job's
+        watermark to `next_watermark` (when given) in the same commit; a rerun
+        never moves it. Finishing a run that is not running changes nothing.
+        """
+        await self._write(
+            Kind.FINISH_RUN,
+            _runs.FinishRun(
+                run_id,
+                status,
+                RunCounts(
+                    counts.read, counts.valid, counts.rejected, counts.written, counts.skipped
+                ),
+                finished_at,
+                tuple(manifests_checked),
+                tuple(manifests_written),
+                error,
+                next_watermark,
+            ),
+        )
+
+    async def recover_runs(self, at: float) -> list[int]:
+        """Close every run left `running` (by a crash) as failed "interrupted"; return their ids.
+
+        Call it at start-up, before any run starts.
+        """
+        ids: list[int] = await self._write(Kind.RECOVER_RUNS, at)
+        return ids
+
+    async def alert(self, job_id: str, run_id: int | None, reason: str, at: float) -> None:
+        """Record an `alert` audit entry with the job id as subject."""
+        await self._write(Kind.ALERT, _runs.Alert(job_id, run_id, reason, at))
+
+    async def add_rejects(self, rejects: Sequence[RowReject]) -> list[int]:
+        """Keep rejected records with rule and remedy, atomically; return their ids in order."""
+        if not rejects:
+            return []
+        ids: list[int] = await self._write(Kind.ADD_REJECTS, tuple(rejects))
+        return ids
+
+    async def mark_replayed(self, reject_ids: Sequence[int], actor: str, at: float) -> None:
+        """Stamp rejects replayed (a second replay keeps the first time), one audit entry each."""
+        if reject_ids:
+            await self._write(Kind.MARK_REPLAYED, _runs.MarkReplayed(tuple(reject_ids), actor, at))
+
+    async def record_ledger(self, entries: Sequence[LedgerEntry]) -> None:
+        """Remember (destination, business key) -> content hash; the latest call wins."""
+        if entries:
+            await self._write(Kind.RECORD_LEDGER, tuple(entries))
+
+    async def runs(self, job_id: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """Runs, newest first, optionally of one job."""
+        columns = f"SELECT {_runs.RUN_COLUMNS} FROM runs"
+        params: tuple[Any, ...]
+        if job_id is None:
+            sql, params = f"{columns} ORDER BY run_id DESC LIMIT ?", (limit,)
+        else:
+            sql = f"{columns} WHERE job_id = ? ORDER BY run_id DESC LIMIT ?"
+            params = (job_id, limit)
+
+        def query(conn: sqlite3.Connection) -> list[RunRecord]:
+            return [_runs.run_from_row(row) for row in conn.execute(sql, params)]
+
+        return await self._read(query)
+
+    async def run(self, run_id: int) -> RunRecord | None:
+        """One run, if recorded."""
+
+        def query(conn: sqlite3.Connection) -> RunRecord | None:
+            row = conn.execute(
+                f"SELECT {_runs.RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            return None if row is None else _runs.run_from_row(row)
+
+        return await self._read(query)
+
+    async def watermark(self, job_id: str) -> str | None:
+        """Where the job's next run starts: the `next_watermark` of its last advancing run."""
+
+        def query(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT watermark FROM watermarks WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(query)
+
+    async def last_scheduled(self, job_id: str) -> float | None:
+        """The latest `scheduled_for` of the job's runs, skipped ones included."""
+
+        def query(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT max(scheduled_for) FROM runs"
+                " WHERE job_id = ? AND scheduled_for IS NOT NULL",
+                (job_id,),
+            ).fetchone()
+            return None if row is None or row[0] is None else float(row[0])
+
+        return await self._read(query)
+
+    async def row_rejects(
+        self, job_id: str | None = None, run_id: int | None = None, limit: int = 100
+    ) -> list[RowReject]:
+        """Kept rejected records, newest first, optionally of one job and/or one run."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if job_id is not None:
+            clauses.append("job_id = ?")
+            params.append(job_id)
+        if run_id is not None:
+            clauses.append("run_id = ?")
+            params.append(run_id)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = (
+            f"SELECT {_runs.REJECT_COLUMNS} FROM row_rejects{where} ORDER BY reject_id DESC LIMIT ?"
+        )
+        params.append(limit)
+
+        def query(conn: sqlite3.Connection) -> list[RowReject]:
+            return [_runs.reject_from_row(row) for row in conn.execute(sql, params)]
+
+        return await self._read(query)
+
+    async def row_reject(self, reject_id: int) -> RowReject | None:
+        """One kept rejected record, if any."""
+
+        def query(conn: sqlite3.Connection) -> RowReject | None:
+            row = conn.execute(
+                f"SELECT {_runs.REJECT_COLUMNS} FROM row_rejects WHERE reject_id = ?",
+                (reject_id,),
+            ).fetchone()
+            return None if row is None else _runs.reject_from_row(row)
+
+        return await self._read(query)
+
+    async def ledger(self, destination_id: str, business_keys: Sequence[str]) -> dict[str, str]:
+        """Content hashes recorded for those keys at that destination (absent keys left out)."""
+        keys = json.dumps(list(business_keys))
+
+        def query(conn: sqlite3.Connection) -> dict[str, str]:
+            return {
+                row[0]: row[1]
+                for row in conn.execute(
+                    "SELECT business_key, content_hash FROM delivery_ledger"
+                    " WHERE destination_id = ?"
+                    " AND business_key IN (SELECT value FROM json_each(?))",
+                    (destination_id, keys),
+                )
+            }
 
         return await self._read(query)
 

@@ -39,7 +39,7 @@ from thumpflow.core.event import (
     Reject,
 )
 from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying
-from thumpflow.store.sqlite import _rows
+from thumpflow.store.sqlite import _rows, _runs
 
 _log = logging.getLogger("thumpflow.store.sqlite")
 
@@ -119,6 +119,13 @@ class Kind(Enum):
     RECORD = "record"
     LOAD_PENDING = "load_pending"
     REPLAY = "replay"
+    START_RUN = "start_run"
+    FINISH_RUN = "finish_run"
+    RECOVER_RUNS = "recover_runs"
+    ALERT = "alert"
+    ADD_REJECTS = "add_rejects"
+    MARK_REPLAYED = "mark_replayed"
+    RECORD_LEDGER = "record_ledger"
 
 
 @dataclass(slots=True, frozen=True)
@@ -206,7 +213,7 @@ def _latest(a: float | None, b: float | None) -> float | None:
 
 
 _Handler = Callable[[list[Any], _Deltas], list[Any]]
-_BULK_KINDS = frozenset({Kind.ADMIT, Kind.RECORD})
+_BULK_KINDS = frozenset({Kind.ADMIT, Kind.RECORD, Kind.ALERT, Kind.ADD_REJECTS, Kind.RECORD_LEDGER})
 
 
 class Writer:
@@ -229,7 +236,19 @@ class Writer:
             Kind.RECORD: self._record,
             Kind.LOAD_PENDING: self._load_pending,
             Kind.REPLAY: self._replay,
+            Kind.START_RUN: self._on_conn(_runs.start_runs),
+            Kind.FINISH_RUN: self._on_conn(_runs.finish_runs),
+            Kind.RECOVER_RUNS: self._on_conn(_runs.recover_runs),
+            Kind.ALERT: self._on_conn(_runs.alerts),
+            Kind.ADD_REJECTS: self._on_conn(_runs.add_rejects),
+            Kind.MARK_REPLAYED: self._on_conn(_runs.mark_replayed),
+            Kind.RECORD_LEDGER: self._on_conn(_runs.record_ledger),
         }
+
+    def _on_conn(self, operation: Callable[[sqlite3.Connection, list[Any]], list[Any]]) -> _Handler:
+        """A handler for an operation that touches no counters (runs, rejects, ledger)."""
+        conn = self._conn
+        return lambda args, deltas: operation(conn, args)
 
     @property
     def stats(self) -> WriterStats:

@@ -10,6 +10,11 @@ resolved). Every write makes a new version with a new `meta.versionId` and
 a strictly later `meta.lastUpdated`; all versions are kept. Errors are
 OperationOutcomes with their proper status.
 
+Bulk Data export (`$export` at system, Patient and Group level, with
+`_type` and `_since`; async status with `bulk_in_progress_polls` polls in
+progress, `Retry-After` and `X-Progress`; NDJSON files; `DELETE` of a job) is
+described in `thumpflow.testing.ehr._bulk`; `ehr.bulk` holds the jobs.
+
 `auth="smart"` protects the FHIR endpoints with SMART Backend Services
 (`POST /auth/token`, JWT client assertions signed RS384 or ES384 by a
 registered client's JWKS); `auth="bearer"` with static bearer tokens.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from email.utils import format_datetime
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from thumpflow import __version__
 from thumpflow.testing.ehr._auth import SIGNING_ALGORITHMS, SmartAuthority, TokenError
+from thumpflow.testing.ehr._bulk import BulkExports
 from thumpflow.testing.ehr._faults import Faults
 from thumpflow.testing.ehr._interactions import Authorize, Entry, Executor, Result
 from thumpflow.testing.ehr._outcome import FhirError, operation_outcome
@@ -30,6 +32,7 @@ _SEARCH_PARAMS = [
     {"name": "identifier", "type": "token"},
     {"name": "_lastUpdated", "type": "date"},
 ]
+_EXPORT = re.compile(r"^(?:(?P<patient>Patient)/|Group/(?P<group>[A-Za-z0-9\-.]{1,64})/)?\$export$")
 _INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "create", "search-type"]
 
 
@@ -71,6 +74,8 @@ class SimulatedEhr:
         static_token: str | None = None,
         skip_identical_updates: bool = False,
         faults: Faults | None = None,
+        bulk_in_progress_polls: int = 1,
+        bulk_retry_after: float = 1.0,
     ) -> None:
         if auth not in ("none", "smart", "bearer"):
             raise ValueError(f"auth must be none, smart or bearer, not {auth!r}")
@@ -80,6 +85,7 @@ class SimulatedEhr:
         self.faults = faults if faults is not None else Faults()
         self.requests: list[RecordedRequest] = []
         self.authority = SmartAuthority(token_lifetime)
+        self.bulk = BulkExports(bulk_in_progress_polls, bulk_retry_after)
         if static_token is not None:
             self.authority.add_static_token(static_token)
         self._store = ResourceStore(db)
@@ -195,6 +201,7 @@ class SimulatedEhr:
             "resources": self._store.counts(),
             "versions": self._store.version_count(),
             "requests": len(self.requests),
+            "bulk_exports": len(self.bulk.jobs),
             "auth": self.auth,
             "listening": self.is_listening,
             "faults": asdict(self.faults),
@@ -204,6 +211,7 @@ class SimulatedEhr:
         """Forget every resource, version and recorded request, and clear the faults."""
         self._store.clear()
         self.requests.clear()
+        self.bulk.clear()
         self.faults = Faults()
 
     async def start(self) -> None:
@@ -314,6 +322,9 @@ class SimulatedEhr:
         authorize = self._authorizer(request)
         if isinstance(authorize, web.Response):
             return authorize
+        bulk = self._bulk_request(request, path, authorize)
+        if bulk is not None:
+            return bulk
         try:
             resource = await _body(request)
             minimal = "return=minimal" in request.headers.get("Prefer", "")
@@ -341,6 +352,53 @@ class SimulatedEhr:
         except FhirError as err:
             return _fhir_error(err)
         return self._result_response(result, minimal=minimal and method != "GET")
+
+    def _bulk_request(
+        self, request: web.Request, path: str, authorize: Authorize
+    ) -> web.Response | None:
+        """Serve a Bulk Data request (kick-off, status, file); None for any other path."""
+        export = _EXPORT.match(path)
+        try:
+            if export is not None:
+                if request.method != "GET":
+                    raise FhirError(405, "not-supported", "only GET starts an export here")
+                level = "group" if export["group"] else "patient" if export["patient"] else "system"
+                job = self.bulk.kick_off(
+                    self._store,
+                    level=level,
+                    group_id=export["group"],
+                    query=list(request.query.items()),
+                    headers=dict(request.headers),
+                    authorize=authorize,
+                    rejects=self._rejects,
+                    base_url=self.base_url,
+                    request_url=str(request.url),
+                )
+                status_url = f"{self.base_url}/_bulk/status/{job.id}"
+                return web.Response(status=202, headers={"Content-Location": status_url})
+            if path.startswith("_bulk/status/"):
+                job_id = path.removeprefix("_bulk/status/")
+                if request.method == "DELETE":
+                    self.bulk.delete(job_id)
+                    return web.Response(status=202)
+                if request.method != "GET":
+                    raise FhirError(405, "not-supported", "GET or DELETE an export's status")
+                answer = self.bulk.status(job_id, self.base_url, self.auth != "none")
+                if answer.manifest is None:
+                    return web.Response(status=answer.status, headers=answer.headers)
+                return _json(answer.manifest, headers=answer.headers)
+            if path.startswith("_bulk/files/"):
+                if request.method != "GET":
+                    raise FhirError(405, "not-supported", "only GET reads an export file")
+                job_id, _, name = path.removeprefix("_bulk/files/").partition("/")
+                return web.Response(
+                    body=self.bulk.file(job_id, name),
+                    content_type="application/fhir+ndjson",
+                    charset="utf-8",
+                )
+        except FhirError as err:
+            return _fhir_error(err)
+        return None
 
     def _bundle(
         self, bundle: dict[str, Any] | None, authorize: Authorize, *, minimal: bool
@@ -457,6 +515,12 @@ class SimulatedEhr:
                             for type_ in sorted(RESOURCE_TYPES)
                         ],
                         "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                        "operation": [
+                            {
+                                "name": "export",
+                                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+                            }
+                        ],
                     }
                 ],
             }

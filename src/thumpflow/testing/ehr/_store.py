@@ -98,6 +98,7 @@ class ResourceStore:
         self._db: sqlite3.Connection | None = None
         self._history: dict[tuple[str, str], list[Version]] = {}
         self._last_instant = 0
+        self._last_committed = 0
 
     def open(self) -> None:
         """Open the database file (if any) and load every version from it."""
@@ -155,6 +156,10 @@ class ResourceStore:
             counts[version.type] = counts.get(version.type, 0) + 1
         return dict(sorted(counts.items()))
 
+    def last_instant(self) -> int:
+        """The latest `lastUpdated` committed (microseconds since the epoch); 0 when none."""
+        return self._last_committed
+
     def version_count(self) -> int:
         return sum(len(versions) for versions in self._history.values())
 
@@ -189,6 +194,7 @@ class ResourceStore:
     def _remember(self, version: Version) -> None:
         self._history.setdefault((version.type, version.id), []).append(version)
         self._last_instant = max(self._last_instant, version.last_updated_us)
+        self._last_committed = max(self._last_committed, version.last_updated_us)
 
 
 class Transaction:

@@ -11,10 +11,12 @@ its private key (RFC 7523): header `{alg, kid, typ: JWT}`, claims
 `iss = sub = client_id`, `aud = token_url`, `iat`, `exp` (under five minutes
 ahead) and a unique `jti`. The access token is cached and fetched again
 `_REFRESH_MARGIN` seconds before it expires (half its lifetime for short-lived
-tokens). Fetches are single-flight: concurrent requests that need a token wait
-for one token request. A token endpoint that is slow, down or refusing raises
-`CredentialError`, which the destination reports as a transient failure (its
-deliveries stay queued until the credential works again).
+tokens), so a caller that asks for `authorization()` before each request
+always sends a live token. Fetches are single-flight: concurrent requests
+that need a token wait for one token request. A token endpoint that is slow,
+down or refusing raises `CredentialError`; the caller decides what that means
+(the FHIR destination keeps its deliveries queued, the FHIR Bulk source fails
+the run).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from typing import Protocol
 
 import aiohttp
 
-from thumpflow.connectors.fhir._jose import SigningKey, load_signing_key, sign_jwt
-from thumpflow.connectors.fhir.spec import AuthSpec, BearerAuth, NoAuth, SmartBackendAuth
+from thumpflow.connectors.auth._jose import SigningKey, load_signing_key, sign_jwt
+from thumpflow.connectors.auth.spec import AuthSpec, BearerAuth, NoAuth, SmartBackendAuth
 from thumpflow.core.clock import Clock
 
 _REFRESH_MARGIN = 30.0
@@ -44,21 +46,38 @@ class CredentialError(Exception):
 
 
 class Authorizer(Protocol):
+    """The `Authorization` header of FHIR requests, renewed after a 401."""
+
     async def start(self, session: aiohttp.ClientSession) -> None:
-        """Read key material or tokens; raises OSError/ValueError when they are unusable."""
+        """Read key material or tokens and make token requests on `session`.
+
+        Raises OSError/ValueError when they are unusable. May be called again
+        with a new session (the credentials are read again; a cached SMART
+        token is kept).
+        """
         ...
 
     async def authorization(self) -> str | None:
-        """The `Authorization` header value, or None to send none."""
+        """The `Authorization` header value, or None to send none.
+
+        Raises CredentialError when no token can be fetched.
+        """
         ...
 
     async def renew(self, rejected: str | None) -> bool:
-        """After a 401 to `rejected`: get a fresh credential; False when none differs."""
+        """After a 401 to `rejected`: get a fresh credential; False when none differs.
+
+        Raises CredentialError when the credential cannot be read or fetched again.
+        """
         ...
 
 
 def authorizer(spec: AuthSpec, base_url: str, timeout: float, clock: Clock) -> Authorizer:
-    """The authorizer for an `auth` spec."""
+    """The authorizer for an `auth` spec.
+
+    `base_url` is the FHIR base whose SMART configuration names the token
+    endpoint when the spec gives none; `timeout` limits each token request.
+    """
     if isinstance(spec, NoAuth):
         return _NoAuth()
     if isinstance(spec, BearerAuth):

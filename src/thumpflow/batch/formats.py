@@ -1,0 +1,478 @@
+"""Record formats of batch files: CSV, NDJSON and HL7 v2 batch files.
+
+Readers take a binary stream opened by the caller and yield `SourceRecord`s
+one at a time, so a CSV or NDJSON file of any size is read in constant
+memory. Each record's `origin` is `NAME:line N` (N is the 1-based line on
+which the record starts) and its `raw` is the record's original text without
+its final line end.
+
+A record that cannot be read (a CSV row with the wrong number of fields or
+broken quoting, an NDJSON line that is not a JSON object, bytes not valid in
+the encoding) is yielded as an `UnreadableRecord` whose `problem` says what is
+wrong and where, never what the data was; reading goes on with the next line.
+`count_records` counts exactly the records the reader yields, unreadable ones
+included, and is what a manifest's `record_count` is compared with.
+
+A file that cannot be read at all raises `FormatError`: a CSV file without a
+usable header row, and an HL7 v2 batch file whose structure or BTS/FTS counts
+are wrong. HL7 v2 batch files are parsed whole by `thumpflow.hl7v2.parse_batch`
+(their counts must be checked before any message is released), so they are
+held in memory; CSV and NDJSON are streamed.
+
+Encoders turn record data into bytes for the writers; an HL7 v2 batch gets
+its FHS/BHS header and a BTS/FTS trailer with the true counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+from thumpflow.core.batch import SourceRecord
+from thumpflow.core.errors import MessageError, ThumpflowError
+from thumpflow.hl7v2 import parse_batch
+from thumpflow.hl7v2.segment import WHITESPACE_BYTES
+
+Format = Literal["csv", "ndjson", "hl7_batch"]
+Quoting = Literal["minimal", "all", "nonnumeric", "none"]
+
+_QUOTING = {
+    "minimal": csv.QUOTE_MINIMAL,
+    "all": csv.QUOTE_ALL,
+    "nonnumeric": csv.QUOTE_NONNUMERIC,
+    "none": csv.QUOTE_NONE,
+}
+_BOM = "\ufeff"
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+class ByteStream(Protocol):
+    """What readers need of a binary stream: lines by iteration, or everything by `read`."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class FormatError(ThumpflowError):
+    """A batch file that cannot be read at all; the text names the file and where."""
+
+
+@dataclass(slots=True, frozen=True)
+class UnreadableRecord(SourceRecord):
+    """A record that could not be read; `problem` names what is wrong (never the data)."""
+
+    problem: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class CsvOptions:
+    """CSV dialect: RFC 4180 with a header row by default.
+
+    `encoding` must be ASCII-compatible (UTF-8, Latin-1, Windows-1252, ...);
+    a UTF-8 byte order mark at the start is tolerated. With `quoting` "none"
+    quote characters are ordinary data. Writers end lines with CRLF.
+    """
+
+    delimiter: str = ","
+    quotechar: str = '"'
+    quoting: Quoting = "minimal"
+    encoding: str = "utf-8"
+
+    def dialect(self) -> dict[str, Any]:
+        """Keyword arguments for `csv.reader`/`csv.writer`."""
+        quoting = _QUOTING[self.quoting]
+        return {
+            "delimiter": self.delimiter,
+            "quotechar": self.quotechar if quoting != csv.QUOTE_NONE else None,
+            "quoting": csv.QUOTE_MINIMAL if quoting == csv.QUOTE_NONNUMERIC else quoting,
+            "doublequote": True,
+            "strict": True,
+            "lineterminator": "\r\n",
+            "escapechar": None,
+        }
+
+
+def _is_ascii_compatible(encoding: str) -> bool:
+    sample = "\r\n,;|\t\"'azAZ09"
+    try:
+        return sample.encode(encoding) == sample.encode("ascii")
+    except (LookupError, UnicodeError):
+        return False
+
+
+def check_encoding(encoding: str) -> str:
+    """`encoding` if it is a known ASCII-compatible codec; ValueError otherwise."""
+    if not _is_ascii_compatible(encoding):
+        raise ValueError(f"encoding {encoding!r} is unknown or not ASCII-compatible")
+    return encoding
+
+
+def read_records(
+    fmt: Format, stream: ByteStream, name: str, csv_options: CsvOptions | None = None
+) -> Iterator[SourceRecord]:
+    """The records of one file in `fmt`, in file order (see the module docstring)."""
+    if fmt == "csv":
+        return read_csv(stream, name, csv_options or CsvOptions())
+    if fmt == "ndjson":
+        return read_ndjson(stream, name)
+    return read_hl7_batch(stream.read(), name)
+
+
+def count_records(fmt: Format, stream: ByteStream, csv_options: CsvOptions | None = None) -> int:
+    """How many records `read_records` yields for this stream (FormatError as it would)."""
+    if fmt == "csv":
+        return count_csv(stream, csv_options or CsvOptions())
+    if fmt == "ndjson":
+        return count_ndjson(stream)
+    return len(_parse_hl7(stream.read(), "batch file"))
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def _text_lines(stream: ByteStream, encoding: str, errors: str) -> io.TextIOWrapper:
+    """Lines as the csv module wants them (`newline=""`: CR, LF and CRLF all end a line)."""
+    return io.TextIOWrapper(_RawReader(stream), encoding, errors, newline="")  # type: ignore[arg-type]
+
+
+def _decoded_lines(
+    stream: ByteStream, encoding: str, captured: list[str], bad: list[int]
+) -> Iterator[str]:
+    """Lines of text, each also appended to `captured`; a line with bytes invalid in the
+    encoding is kept (as surrogate escapes) and its number appended to `bad`."""
+    search = _SURROGATE.search
+    for number, line in enumerate(_text_lines(stream, encoding, "surrogateescape"), start=1):
+        if not line.isascii() and search(line):
+            bad.append(number)
+        captured.append(line)
+        yield line
+
+
+def _header(reader: Any, name: str) -> list[str]:
+    """The header row: first non-blank row; BOM removed; names unique and non-empty."""
+    try:
+        for row in reader:
+            if row:
+                break
+        else:
+            raise FormatError(f"{name}: no header row")
+    except csv.Error as exc:
+        raise FormatError(f"{name}: line {reader.line_num}: header row unreadable: {exc}") from exc
+    row = list(row)
+    if row[0].startswith(_BOM):
+        row[0] = row[0][1:]
+    seen: set[str] = set()
+    for index, column in enumerate(row, start=1):
+        if not column:
+            raise FormatError(f"{name}: line {reader.line_num}: header column {index} is empty")
+        if column in seen:
+            raise FormatError(
+                f"{name}: line {reader.line_num}: header column {index} repeats an earlier name"
+            )
+        seen.add(column)
+    return row
+
+
+def read_csv(stream: ByteStream, name: str, options: CsvOptions) -> Iterator[SourceRecord]:
+    """Records of a CSV file with a header row; each `data` maps column to text."""
+    captured: list[str] = []
+    bad: list[int] = []
+    reader = csv.reader(
+        _decoded_lines(stream, options.encoding, captured, bad), **options.dialect()
+    )
+    header = _header(reader, name)
+    width = len(header)
+    captured.clear()
+    bad.clear()
+    encoding = options.encoding
+    last = reader.line_num
+    while True:
+        try:
+            for row in reader:
+                first = last + 1
+                last = reader.line_num
+                raw = captured[0] if len(captured) == 1 else "".join(captured)
+                captured.clear()
+                if bad:
+                    bad.clear()
+                    text = raw.encode(encoding, "surrogateescape").decode(encoding, "replace")
+                    yield UnreadableRecord(
+                        {}, f"{name}:line {first}", text.rstrip("\r\n"), f"not valid {encoding}"
+                    )
+                elif len(row) == width:
+                    yield SourceRecord(
+                        dict(zip(header, row, strict=True)),
+                        f"{name}:line {first}",
+                        raw.rstrip("\r\n"),
+                    )
+                elif row:
+                    yield UnreadableRecord(
+                        {},
+                        f"{name}:line {first}",
+                        raw.rstrip("\r\n"),
+                        f"{len(row)} fields, the header has {width}",
+                    )
+            return
+        except csv.Error as exc:
+            first = last + 1
+            last = reader.line_num
+            raw = "".join(captured)
+            captured.clear()
+            bad.clear()
+            yield UnreadableRecord({}, f"{name}:line {first}", raw.rstrip("\r\n"), f"CSV: {exc}")
+
+
+def count_csv(stream: ByteStream, options: CsvOptions) -> int:
+    """The number of records `read_csv` yields (header and blank lines not counted).
+
+    A row with bytes invalid in the encoding is still one record (the reader
+    yields it as unreadable).
+    """
+    reader = csv.reader(_text_lines(stream, options.encoding, "replace"), **options.dialect())
+    _header(reader, "CSV file")
+    count = 0
+    while True:
+        try:
+            for row in reader:
+                if row:
+                    count += 1
+            return count
+        except csv.Error:
+            count += 1
+
+
+class _RawReader(io.RawIOBase):
+    """A raw binary stream over a `ByteStream`, for `io.TextIOWrapper`."""
+
+    def __init__(self, stream: ByteStream) -> None:
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._stream.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+class CsvEncoder:
+    """Encodes records as CSV rows in the order of `columns` (absent or None → empty).
+
+    Keys of a record that are not columns are not written.
+    """
+
+    __slots__ = ("_buffer", "_columns", "_encoding", "_writer")
+
+    def __init__(self, columns: Sequence[str], options: CsvOptions) -> None:
+        if not columns:
+            raise ValueError("a CSV file needs at least one column")
+        self._columns = tuple(columns)
+        self._encoding = options.encoding
+        self._buffer = io.StringIO()
+        dialect = options.dialect()
+        if options.quoting == "nonnumeric":
+            dialect["quoting"] = csv.QUOTE_NONNUMERIC
+        self._writer = csv.writer(self._buffer, **dialect)
+
+    def _row(self, values: Sequence[Any]) -> bytes:
+        buffer = self._buffer
+        buffer.seek(0)
+        buffer.truncate()
+        self._writer.writerow(values)
+        return buffer.getvalue().encode(self._encoding)
+
+    def header(self) -> bytes:
+        """The header row."""
+        return self._row(self._columns)
+
+    def encode(self, data: Mapping[str, Any]) -> bytes:
+        """One record as a CSV row ending in CRLF."""
+        get = data.get
+        return self._row([_cell(get(column)) for column in self._columns])
+
+    def trailer(self, count: int) -> bytes:
+        """Nothing: CSV has no trailer."""
+        return b""
+
+
+# ---------------------------------------------------------------- NDJSON
+
+
+def _ndjson_problem(line: bytes) -> str:
+    """Why a line is not a record: located, without its content."""
+    try:
+        value = json.loads(line)
+    except UnicodeDecodeError:
+        return "not valid UTF-8"
+    except json.JSONDecodeError as exc:
+        return f"not JSON: {exc.msg} at column {exc.colno}"
+    return f"a JSON {type(value).__name__}, not an object"
+
+
+def read_ndjson(stream: ByteStream, name: str) -> Iterator[SourceRecord]:
+    """Records of an NDJSON file: one JSON object per non-blank line."""
+    loads = json.loads
+    for number, line in enumerate(stream, start=1):
+        if line.isspace():
+            continue
+        raw = line.decode("utf-8", "replace").rstrip("\r\n")
+        try:
+            value = loads(line)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            yield SourceRecord(value, f"{name}:line {number}", raw)
+        else:
+            yield UnreadableRecord({}, f"{name}:line {number}", raw, _ndjson_problem(line))
+
+
+def count_ndjson(stream: ByteStream) -> int:
+    """The number of records `read_ndjson` yields (non-blank lines)."""
+    return sum(1 for line in stream if not line.isspace())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"a {type(value).__name__} cannot be written as JSON")
+
+
+class NdjsonEncoder:
+    """Encodes records as compact UTF-8 JSON lines; dates become ISO 8601 text.
+
+    A value JSON cannot represent raises TypeError naming its type.
+    """
+
+    __slots__ = ("_encode",)
+
+    def __init__(self) -> None:
+        self._encode = json.JSONEncoder(
+            ensure_ascii=False, separators=(",", ":"), default=_json_default
+        ).encode
+
+    def header(self) -> bytes:
+        """Nothing: NDJSON has no header."""
+        return b""
+
+    def encode(self, data: Mapping[str, Any]) -> bytes:
+        """One record as a JSON line."""
+        return (self._encode(data) + "\n").encode("utf-8")
+
+    def trailer(self, count: int) -> bytes:
+        """Nothing: NDJSON has no trailer."""
+        return b""
+
+
+# ---------------------------------------------------------------- HL7 v2 batch
+
+
+def _parse_hl7(data: bytes, name: str) -> list[tuple[int, Any]]:
+    """(line of its MSH, message) for every message; FormatError for a bad file."""
+    try:
+        batch = parse_batch(data)
+    except MessageError as exc:
+        where = f"line {exc.segment_index}" if exc.segment_index is not None else "file"
+        raise FormatError(f"{name}: {where}: {exc.reason}") from exc
+    clean = data.translate(None, b"\x0b\x1c").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lines = []
+    for number, line in enumerate(clean.split(b"\n"), start=1):
+        content = line.strip(WHITESPACE_BYTES)
+        if content[:3] == b"MSH" and (len(content) == 3 or not content[3:4].isalnum()):
+            lines.append(number)
+    return list(zip(lines, batch.messages, strict=True))
+
+
+def read_hl7_batch(data: bytes, name: str) -> Iterator[SourceRecord]:
+    """Records of an HL7 v2 batch file, one per message, after its counts are checked.
+
+    Raises FormatError at once (before any record) when `parse_batch` refuses
+    the file. Each record's data: `message` (the message text, segments
+    separated by CR), `message_type` (MSH-9.1^MSH-9.2), `control_id`
+    (MSH-10), `sending_application` (MSH-3), `sending_facility` (MSH-4) and
+    `version` (MSH-12); its origin is the line of its MSH.
+    """
+    messages = _parse_hl7(data, name)
+    return _hl7_records(messages, name)
+
+
+def _hl7_records(messages: list[tuple[int, Any]], name: str) -> Iterator[SourceRecord]:
+    for line, message in messages:
+        text = message.to_str()
+        yield SourceRecord(
+            {
+                "message": text,
+                "message_type": f"{message.message_type}^{message.trigger_event}",
+                "control_id": message.control_id,
+                "sending_application": message.sending_application,
+                "sending_facility": message.sending_facility,
+                "version": message.version,
+            },
+            f"{name}:line {line}",
+            text,
+        )
+
+
+def _hl7_escape(text: str) -> str:
+    return (
+        text.replace("\\", "\\E\\")
+        .replace("|", "\\F\\")
+        .replace("^", "\\S\\")
+        .replace("&", "\\T\\")
+        .replace("~", "\\R\\")
+    )
+
+
+class Hl7BatchEncoder:
+    """Encodes records (their `message` text) as an HL7 v2 batch file in UTF-8.
+
+    The file is `FHS BHS {MSH...} BTS FTS`; segments are separated by CR.
+    FHS-3/BHS-3 name the sending system and FHS-9 the file, so the same
+    records give the same bytes. `trailer(count)` writes BTS-1 = count and
+    FTS-1 = 1. A record without a `message` text raises ValueError.
+    """
+
+    __slots__ = ("_file_name", "_sender")
+
+    def __init__(self, sender: str, file_name: str) -> None:
+        self._sender = _hl7_escape(sender)
+        self._file_name = _hl7_escape(file_name)
+
+    def header(self) -> bytes:
+        """FHS and BHS segments."""
+        sender, name = self._sender, self._file_name
+        return f"FHS|^~\\&|{sender}||||||{name}\rBHS|^~\\&|{sender}\r".encode()
+
+    def encode(self, data: Mapping[str, Any]) -> bytes:
+        """One message, each segment ending in CR, blank lines dropped."""
+        message = data.get("message")
+        if not isinstance(message, str) or not message.strip():
+            raise ValueError("an HL7 v2 batch record needs its `message` text")
+        segments = [s for s in message.replace("\r\n", "\r").replace("\n", "\r").split("\r") if s]
+        return ("\r".join(segments) + "\r").encode("utf-8")
+
+    def trailer(self, count: int) -> bytes:
+        """BTS (messages in the batch) and FTS (batches in the file)."""
+        return f"BTS|{count}\rFTS|1\r".encode()
+
+
+Encoder = CsvEncoder | NdjsonEncoder | Hl7BatchEncoder

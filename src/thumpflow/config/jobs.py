@@ -1,0 +1,274 @@
+"""Scheduled batch jobs ("thump"): schedule, source, schema, rules, transform, destinations.
+
+A job is declared beside the channels in the same file. Connector fields come
+from each batch connector's own spec; `id` on a destination and everything
+else here (schedule, missed-run policy, validation, business key, batch size)
+is the thump core's and the same for every connector.
+
+The cron grammar and its time-zone rule are `thumpflow.thump.schedule`'s (a
+pure module, imported here so a bad expression is a located config error).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from thumpflow.config.model import ID_PATTERN, _Model, parse_duration
+from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec, FileDropSourceSpec
+from thumpflow.connectors.fhir_bulk.spec import FhirBulkSourceSpec
+from thumpflow.connectors.sftp.spec import SftpDestinationSpec, SftpDropSourceSpec
+from thumpflow.connectors.sql.spec import SqlSourceSpec, SqlUpsertDestinationSpec
+from thumpflow.thump.schedule import CronSchedule
+
+FIELD_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"
+FieldType = Literal["string", "integer", "decimal", "date", "datetime", "boolean", "code"]
+
+
+class JobSchedule(_Model):
+    """When a job runs: a cron expression in a time zone, or a fixed interval.
+
+    Cron: five fields `minute hour day-of-month month day-of-week` with
+    ranges, lists, steps and names (`JAN`, `MON`), or `@hourly`, `@daily`,
+    `@weekly`, `@monthly`, `@yearly`. Day of month and day of week combine
+    as in Vixie cron (either matches when both are restricted). Evaluated in
+    `timezone`: a local time skipped by a daylight-saving gap fires when the
+    gap ends; a repeated local time fires once, at its first occurrence (jobs
+    whose hour field is `*` fire in both passes). Intervals fire on multiples
+    of the interval since the Unix epoch.
+    """
+
+    cron: str | None = Field(
+        default=None, description="Cron expression, e.g. `0 2 * * *` (02:00 every day)."
+    )
+    timezone: str = Field(
+        default="UTC", description="IANA time zone the cron expression is read in."
+    )
+    interval: float | None = Field(
+        default=None, gt=0, description="Run every this long instead (`15m`, `1h`, seconds)."
+    )
+
+    example: ClassVar[dict[str, Any]] = {"cron": "0 2 * * *", "timezone": "America/New_York"}
+
+    _durations = field_validator("interval", mode="before")(parse_duration)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if (self.cron is None) == (self.interval is None):
+            raise ValueError("a schedule needs exactly one of `cron` and `interval`")
+        if self.cron is not None:
+            CronSchedule.parse(self.cron, self.timezone)
+        elif self.timezone != "UTC":
+            raise ValueError("`timezone` goes with `cron`; an interval is zone-free")
+        return self
+
+
+class FieldSpec(_Model):
+    """One declared field of a record: its type and constraints.
+
+    Empty text counts as missing. Values are converted to their type
+    (`integer` to int, `decimal` to an exact decimal, `date` from
+    `YYYY-MM-DD`, `datetime` from ISO 8601, `boolean` from true/false/1/0/yes/no);
+    a value that cannot be converted or breaks a constraint rejects the record.
+    """
+
+    name: str = Field(pattern=FIELD_NAME_PATTERN, description="Field name as the source names it.")
+    type: FieldType = Field(
+        default="string",
+        description="string, integer, decimal, date, datetime, boolean, or code (text from "
+        "`allowed`).",
+    )
+    required: bool = Field(default=False, description="A record without a value is rejected.")
+    max_length: int | None = Field(
+        default=None, ge=1, description="Longest text allowed (string and code)."
+    )
+    pattern: str | None = Field(
+        default=None, description="Regular expression the whole text must match."
+    )
+    allowed: list[str] | None = Field(
+        default=None, min_length=1, description="The values allowed (required for `code`)."
+    )
+
+    example: ClassVar[dict[str, Any]] = {
+        "name": "mrn",
+        "type": "string",
+        "required": True,
+        "max_length": 20,
+        "pattern": "[A-Z0-9]+",
+    }
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as err:
+                raise ValueError(f"not a regular expression: {err}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _code_values(self) -> Self:
+        if self.type == "code" and self.allowed is None:
+            raise ValueError("a `code` field needs `allowed` values")
+        if self.type not in ("string", "code") and (
+            self.max_length is not None or self.pattern is not None
+        ):
+            raise ValueError("`max_length` and `pattern` apply to string and code fields")
+        return self
+
+
+class RuleSpec(_Model):
+    """A cross-field rule: compare two fields, or require fields when another is given.
+
+    A comparison (`field`, `op`, `other`) holds when either value is missing.
+    """
+
+    id: str = Field(pattern=ID_PATTERN, description="Rule id, named in rejects.")
+    field: str = Field(pattern=FIELD_NAME_PATTERN, description="The field the rule is about.")
+    op: Literal["lt", "le", "gt", "ge", "eq", "ne"] | None = Field(
+        default=None, description="Compare `field` with `other`: lt, le, gt, ge, eq or ne."
+    )
+    other: str | None = Field(
+        default=None, pattern=FIELD_NAME_PATTERN, description="The field compared with."
+    )
+    requires: list[str] | None = Field(
+        default=None, min_length=1, description="Fields required whenever `field` is given."
+    )
+    remedy: str | None = Field(
+        default=None, description="How to fix a record that breaks the rule (shown in rejects)."
+    )
+
+    example: ClassVar[dict[str, Any]] = {
+        "id": "discharge-after-admit",
+        "field": "discharged_at",
+        "op": "ge",
+        "other": "admitted_at",
+    }
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        compare = self.op is not None or self.other is not None
+        if compare == (self.requires is not None):
+            raise ValueError("a rule needs either `op` with `other`, or `requires`")
+        if compare and (self.op is None or self.other is None):
+            raise ValueError("a comparison needs both `op` and `other`")
+        return self
+
+
+class BatchDestinationOptions(_Model):
+    """What the thump core needs of every batch destination."""
+
+    id: str = Field(pattern=ID_PATTERN, description="Stable destination id (unique in the file).")
+
+
+class BatchFileDestination(BatchDestinationOptions, BatchFileDestinationSpec):
+    """Write each run's records to one file, atomically, with a manifest beside it."""
+
+
+class SqlUpsertDestination(BatchDestinationOptions, SqlUpsertDestinationSpec):
+    """Upsert each item into a SQL table by business key (SQLite or PostgreSQL)."""
+
+
+class SftpDestination(BatchDestinationOptions, SftpDestinationSpec):
+    """Upload each run's file to an SFTP server, atomically, with a manifest beside it."""
+
+
+BatchSourceSpec = Annotated[
+    FileDropSourceSpec | SftpDropSourceSpec | SqlSourceSpec | FhirBulkSourceSpec,
+    Field(discriminator="type"),
+]
+BatchDestinationSpec = Annotated[
+    BatchFileDestination | SftpDestination | SqlUpsertDestination, Field(discriminator="type")
+]
+
+
+class Job(_Model):
+    """A scheduled batch job: read a window from a source, validate, load idempotently.
+
+    Each run reads what changed since the last successful run (the watermark),
+    validates every record (a failing record becomes a reject, the rest go
+    on), computes its business key and content hash, and upserts into every
+    destination in batches, so re-running a window never duplicates anything.
+    """
+
+    id: str = Field(
+        pattern=ID_PATTERN, description="Stable job id (unique among channels and jobs)."
+    )
+    description: str = Field(default="", description="What this job is for.")
+    enabled: bool = Field(default=True, description="A disabled job is validated, not scheduled.")
+    schedule: JobSchedule = Field(description="When the job runs.")
+    missed_runs: Literal["run_once", "skip"] = Field(
+        default="run_once",
+        description="Runs due while the engine was down: `run_once` runs once at start "
+        "(trigger `missed`), `skip` records a skipped run; either way it is recorded.",
+    )
+    expect_records: bool = Field(
+        default=True,
+        description="A run that reads zero records raises an alert (a batch that succeeds "
+        "with nothing is often a broken upstream).",
+    )
+    reconciles: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="Id of the flow channel this job backs up (hybrid): records the ledger "
+        "shows already delivered to a destination with the same content are skipped.",
+    )
+    source: BatchSourceSpec = Field(description="Where records come from.")
+    schema_: list[FieldSpec] = Field(
+        default_factory=list, alias="schema", description="Declared fields of a record."
+    )
+    unknown_fields: Literal["keep", "drop", "reject"] = Field(
+        default="keep",
+        description="Fields not in `schema`: keep them as read, drop them, or reject the record.",
+    )
+    rules: list[RuleSpec] = Field(default_factory=list, description="Cross-field rules.")
+    business_key: list[str] = Field(
+        min_length=1,
+        description="Fields that identify a record at the destination (upsert key); they must "
+        "be declared in `schema` and are required.",
+    )
+    transform: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="Optional pure function `package.module:function(record: dict) -> dict | "
+        "None`; None drops the record (counted as skipped).",
+    )
+    destinations: list[BatchDestinationSpec] = Field(
+        min_length=1, description="Where the records go."
+    )
+    batch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="Records per write to a destination."
+    )
+
+    @model_validator(mode="after")
+    def _fields_declared(self) -> Self:
+        declared: set[str] = set()
+        for spec in self.schema_:
+            if spec.name in declared:
+                raise ValueError(f"schema declares field {spec.name!r} twice")
+            declared.add(spec.name)
+        for name in self.business_key:
+            if name not in declared:
+                raise ValueError(f"business_key field {name!r} is not declared in `schema`")
+        types = {spec.name: spec.type for spec in self.schema_}
+        for rule in self.rules:
+            for name in (rule.field, rule.other, *(rule.requires or ())):
+                if name is not None and name not in declared:
+                    raise ValueError(
+                        f"rule {rule.id!r}: field {name!r} is not declared in `schema`"
+                    )
+            if rule.other is not None and _comparable(types[rule.field]) != _comparable(
+                types[rule.other]
+            ):
+                raise ValueError(f"rule {rule.id!r}: fields of different types cannot be compared")
+        ids = [destination.id for destination in self.destinations]
+        if len(set(ids)) != len(ids):
+            raise ValueError("destination ids of a job must differ")
+        return self
+
+
+def _comparable(kind: str) -> str:
+    return {"integer": "number", "decimal": "number", "code": "string"}.get(kind, kind)

@@ -1,0 +1,184 @@
+"""The SQL upsert destination: items into a table by business key, idempotently.
+
+Each item becomes one `INSERT … ON CONFLICT (key columns) DO UPDATE SET …
+WHERE <some non-key column differs>` (null-safe comparison: `IS NOT` on
+SQLite, `IS DISTINCT FROM` on PostgreSQL). The database reports one changed
+row per insert or real update and none when the stored row already holds the
+same values, which gives the counts without reading the table first.
+
+Guarantees:
+
+- `write` returns (written, skipped): written = inserted or changed rows,
+  skipped = items whose row was already identical (an item repeated in one
+  write is applied in order, each counted).
+- Each `write` is one transaction: all of its items are applied or none
+  (`SqlError`, naming the table and SQLSTATE but no values). Writes are
+  committed as they go, not at `finish`: upserts are idempotent, so a run
+  that crashes or is aborted midway leaves some items applied, and re-running
+  the window converges on exactly the state one complete run gives, without
+  duplicates. `abort` therefore only closes the connection.
+- An item without a field for a key column is refused (`SqlError` naming the
+  item's origin and the column); a missing non-key field is written as NULL.
+  Mappings and lists are written as JSON text; on SQLite dates and times as
+  ISO 8601 text.
+- `finish` writes no manifest (a table is not a file) and returns none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+
+from thumpflow.connectors.sql._connect import (
+    SqlError,
+    connect_postgresql,
+    connect_sqlite,
+    describe,
+    postgresql_value,
+    sqlite_value,
+)
+from thumpflow.connectors.sql._query import quote
+from thumpflow.connectors.sql.spec import SqlUpsertDestinationSpec
+from thumpflow.core.batch import BatchItem, Manifest, Window
+
+
+def upsert_statement(spec: SqlUpsertDestinationSpec) -> str:
+    """The parameterised upsert of one row, columns in `spec.columns` order."""
+    columns = list(spec.columns)
+    others = [column for column in columns if column not in spec.key_columns]
+    placeholder = "?" if spec.dialect == "sqlite" else "%s"
+    head = (
+        f"INSERT INTO {quote(spec.table)} AS target "
+        f"({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join(placeholder for _ in columns)}) "
+        f"ON CONFLICT ({', '.join(quote(c) for c in spec.key_columns)}) "
+    )
+    if not others:
+        return head + "DO NOTHING"
+    differs = " IS NOT " if spec.dialect == "sqlite" else " IS DISTINCT FROM "
+    assignments = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in others)
+    changed = " OR ".join(f"target.{quote(c)}{differs}excluded.{quote(c)}" for c in others)
+    return f"{head}DO UPDATE SET {assignments} WHERE {changed}"
+
+
+def create_statement(spec: SqlUpsertDestinationSpec) -> str:
+    """`CREATE TABLE IF NOT EXISTS` with text columns and the key as (non-NULL) primary key."""
+    columns = ", ".join(
+        f"{quote(c)} TEXT NOT NULL" if c in spec.key_columns else f"{quote(c)} TEXT"
+        for c in spec.columns
+    )
+    keys = ", ".join(quote(c) for c in spec.key_columns)
+    return f"CREATE TABLE IF NOT EXISTS {quote(spec.table)} ({columns}, PRIMARY KEY ({keys}))"
+
+
+class SqlUpsertDestination:
+    """Upserts items by business key; see the module docstring for its guarantees."""
+
+    def __init__(self, destination_id: str, spec: SqlUpsertDestinationSpec) -> None:
+        self.destination_id = destination_id
+        self.spec = spec
+        self._statement = upsert_statement(spec)
+        self._fields = list(spec.columns.items())
+        self._keys = set(spec.key_columns)
+        self._convert: Callable[[Any], Any] = (
+            sqlite_value if spec.dialect == "sqlite" else postgresql_value
+        )
+        self._sqlite: sqlite3.Connection | None = None
+        self._postgresql: psycopg.AsyncConnection[Any] | None = None
+
+    async def begin(self, job_id: str, run_id: int, window: Window) -> None:
+        """Connect (and create the table when configured to)."""
+        await self.abort()
+        create = create_statement(self.spec) if self.spec.create_table else None
+        if self.spec.dialect == "sqlite":
+            self._sqlite = conn = await asyncio.to_thread(connect_sqlite, self.spec)
+            if create is not None:
+                try:
+                    await asyncio.to_thread(conn.execute, create)
+                except sqlite3.Error as exc:
+                    raise self._failed(exc) from None
+        else:
+            self._postgresql = pg = await connect_postgresql(self.spec)
+            await pg.set_autocommit(True)
+            if create is not None:
+                try:
+                    await pg.execute(create)
+                except psycopg.Error as exc:
+                    raise self._failed(exc) from None
+
+    async def write(self, items: Sequence[BatchItem]) -> tuple[int, int]:
+        """Upsert `items` in one transaction; (written, skipped)."""
+        if not items:
+            return 0, 0
+        rows = [self._row(item) for item in items]
+        if self._sqlite is not None:
+            written = await self._sqlite_upsert(rows)
+        elif self._postgresql is not None:
+            written = await self._postgresql_upsert(rows)
+        else:
+            raise RuntimeError("write before begin")
+        return written, len(items) - written
+
+    def _row(self, item: BatchItem) -> tuple[Any, ...]:
+        values = []
+        for column, field in self._fields:
+            if field not in item.data and column in self._keys:
+                raise SqlError(
+                    f"sql_upsert {self.destination_id}: item from {item.origin} has no field "
+                    f"{field!r} for key column {column!r}"
+                )
+            values.append(self._convert(item.data.get(field)))
+        return tuple(values)
+
+    async def _sqlite_upsert(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        conn = self._sqlite
+        assert conn is not None
+
+        def apply() -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.executemany(self._statement, rows)
+                changed = cursor.rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return max(changed, 0)
+
+        try:
+            return await asyncio.to_thread(apply)
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
+
+    async def _postgresql_upsert(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        conn = self._postgresql
+        assert conn is not None
+        try:
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.executemany(self._statement, rows)
+                return max(cursor.rowcount, 0)
+        except psycopg.Error as exc:
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: Exception) -> SqlError:
+        return SqlError(
+            f"sql_upsert {self.destination_id}: write to {self.spec.table} failed: {describe(exc)}"
+        )
+
+    async def finish(self) -> list[Manifest]:
+        """Close the connection (every write is already committed); no manifests."""
+        await self.abort()
+        return []
+
+    async def abort(self) -> None:
+        """Close the connection; committed writes stay (re-running converges). Idempotent."""
+        if self._sqlite is not None:
+            conn, self._sqlite = self._sqlite, None
+            await asyncio.to_thread(conn.close)
+        if self._postgresql is not None:
+            pg, self._postgresql = self._postgresql, None
+            await pg.close()

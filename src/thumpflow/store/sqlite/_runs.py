@@ -1,0 +1,333 @@
+"""Runs, row rejects, watermarks and the delivery ledger: writer operations and row mapping.
+
+The write functions run on the writer thread inside its transaction (one
+savepoint per call, see `_writer`); each returns one answer per call. Every
+run transition and every replayed reject writes its audit entry in the same
+transaction as the change it records. Audit subjects: the job id for run
+started/finished/skipped and alerts, `row_reject:N` for replays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from thumpflow.core.batch import (
+    LedgerEntry,
+    Manifest,
+    RowReject,
+    RunCounts,
+    RunRecord,
+    RunStatus,
+    RunTrigger,
+    Window,
+)
+
+_log = logging.getLogger("thumpflow.store.sqlite")
+
+_INSERT_AUDIT = "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)"
+_RUNNING = RunStatus.RUNNING.value
+_ADVANCING = (RunStatus.SUCCEEDED.value, RunStatus.PARTIAL.value)
+
+RUN_COLUMNS = (
+    "run_id, job_id, trigger, window_start, window_end, status, scheduled_for, started_at,"
+    " finished_at, read_count, valid_count, rejected_count, written_count, skipped_count,"
+    " manifests_checked, manifests_written, error, next_watermark"
+)
+REJECT_COLUMNS = "reject_id, job_id, run_id, origin, record, rule, remedy, at, replayed_at"
+
+
+@dataclass(slots=True, frozen=True)
+class StartRun:
+    job_id: str
+    trigger: RunTrigger
+    window: Window
+    scheduled_for: float | None
+    started_at: float
+
+
+@dataclass(slots=True, frozen=True)
+class FinishRun:
+    run_id: int
+    status: RunStatus
+    counts: RunCounts
+    finished_at: float
+    manifests_checked: tuple[Manifest, ...]
+    manifests_written: tuple[Manifest, ...]
+    error: str | None
+    next_watermark: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class Alert:
+    job_id: str
+    run_id: int | None
+    reason: str
+    at: float
+
+
+@dataclass(slots=True, frozen=True)
+class MarkReplayed:
+    reject_ids: tuple[int, ...]
+    actor: str
+    at: float
+
+
+def _window_text(window: Window) -> str:
+    return f"({window.start or '-'}, {window.end or '-'}]"
+
+
+def start_runs(conn: sqlite3.Connection, calls: list[StartRun]) -> list[Any]:
+    """A new run id per call, or None while the job has a run `running` (nothing written)."""
+    answers: list[Any] = []
+    for call in calls:
+        busy = conn.execute(
+            "SELECT 1 FROM runs WHERE job_id = ? AND status = ?", (call.job_id, _RUNNING)
+        ).fetchone()
+        if busy is not None:
+            answers.append(None)
+            continue
+        cursor = conn.execute(
+            "INSERT INTO runs (job_id, trigger, window_start, window_end, status, scheduled_for,"
+            " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                call.job_id,
+                call.trigger.value,
+                call.window.start,
+                call.window.end,
+                _RUNNING,
+                call.scheduled_for,
+                call.started_at,
+            ),
+        )
+        run_id = cursor.lastrowid
+        conn.execute(
+            _INSERT_AUDIT,
+            (
+                call.started_at,
+                "thump",
+                "run_started",
+                call.job_id,
+                f"run {run_id} ({call.trigger.value}) window {_window_text(call.window)}",
+            ),
+        )
+        answers.append(run_id)
+    return answers
+
+
+def _manifests_json(manifests: Sequence[Manifest]) -> str:
+    return json.dumps(
+        [
+            {
+                "name": m.name,
+                "record_count": m.record_count,
+                "sha256": m.sha256,
+                "created_at": m.created_at,
+                "source": m.source,
+                "window_start": m.window.start,
+                "window_end": m.window.end,
+            }
+            for m in manifests
+        ]
+    )
+
+
+def _manifests(text: str) -> tuple[Manifest, ...]:
+    return tuple(
+        Manifest(
+            name=item["name"],
+            record_count=item["record_count"],
+            sha256=item["sha256"],
+            created_at=item["created_at"],
+            source=item["source"],
+            window=Window(item.get("window_start"), item.get("window_end")),
+        )
+        for item in json.loads(text)
+    )
+
+
+def finish_runs(conn: sqlite3.Connection, calls: list[FinishRun]) -> list[Any]:
+    """Close running runs; a run that is not running is left as it is (logged)."""
+    for call in calls:
+        row = conn.execute(
+            "SELECT job_id, trigger, status FROM runs WHERE run_id = ?", (call.run_id,)
+        ).fetchone()
+        if row is None or row[2] != _RUNNING:
+            _log.warning("finish of run %d ignored: it is not running", call.run_id)
+            continue
+        job_id, trigger = row[0], row[1]
+        counts = call.counts
+        conn.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, read_count = ?, valid_count = ?,"
+            " rejected_count = ?, written_count = ?, skipped_count = ?, manifests_checked = ?,"
+            " manifests_written = ?, error = ?, next_watermark = ? WHERE run_id = ?",
+            (
+                call.status.value,
+                call.finished_at,
+                counts.read,
+                counts.valid,
+                counts.rejected,
+                counts.written,
+                counts.skipped,
+                _manifests_json(call.manifests_checked),
+                _manifests_json(call.manifests_written),
+                call.error,
+                call.next_watermark,
+                call.run_id,
+            ),
+        )
+        if (
+            call.status.value in _ADVANCING
+            and call.next_watermark is not None
+            and trigger != RunTrigger.RERUN.value
+        ):
+            conn.execute(
+                "INSERT INTO watermarks (job_id, watermark, run_id, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET"
+                " watermark = excluded.watermark, run_id = excluded.run_id,"
+                " updated_at = excluded.updated_at",
+                (job_id, call.next_watermark, call.run_id, call.finished_at),
+            )
+        if call.status is RunStatus.SKIPPED:
+            action, detail = "run_skipped", f"run {call.run_id} skipped"
+        else:
+            action = "run_finished"
+            detail = (
+                f"run {call.run_id} {call.status.value}: read {counts.read}, valid {counts.valid},"
+                f" rejected {counts.rejected}, written {counts.written},"
+                f" skipped {counts.skipped}"
+            )
+        if call.error:
+            detail += f"; {call.error}"
+        conn.execute(_INSERT_AUDIT, (call.finished_at, "thump", action, job_id, detail))
+    return [None] * len(calls)
+
+
+def recover_runs(conn: sqlite3.Connection, calls: list[float]) -> list[Any]:
+    """Close every `running` run as failed ("interrupted"); answer their ids."""
+    answers: list[Any] = []
+    for at in calls:
+        rows = conn.execute(
+            "SELECT run_id, job_id FROM runs WHERE status = ? ORDER BY run_id", (_RUNNING,)
+        ).fetchall()
+        for run_id, job_id in rows:
+            conn.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
+                (RunStatus.FAILED.value, at, "interrupted", run_id),
+            )
+            conn.execute(
+                _INSERT_AUDIT,
+                (at, "thump", "run_finished", job_id, f"run {run_id} failed: interrupted"),
+            )
+        answers.append([row[0] for row in rows])
+    return answers
+
+
+def alerts(conn: sqlite3.Connection, calls: list[Alert]) -> list[Any]:
+    conn.executemany(
+        _INSERT_AUDIT,
+        [
+            (
+                call.at,
+                "thump",
+                "alert",
+                call.job_id,
+                call.reason if call.run_id is None else f"run {call.run_id}: {call.reason}",
+            )
+            for call in calls
+        ],
+    )
+    return [None] * len(calls)
+
+
+def add_rejects(conn: sqlite3.Connection, calls: list[tuple[RowReject, ...]]) -> list[Any]:
+    """Insert rejects; answer their ids in order per call."""
+    answers: list[Any] = []
+    for rejects in calls:
+        ids: list[int] = []
+        for reject in rejects:
+            cursor = conn.execute(
+                "INSERT INTO row_rejects (job_id, run_id, origin, record, rule, remedy, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    reject.job_id,
+                    reject.run_id,
+                    reject.origin,
+                    reject.record,
+                    reject.rule,
+                    reject.remedy,
+                    reject.at,
+                ),
+            )
+            assert cursor.lastrowid is not None
+            ids.append(cursor.lastrowid)
+        answers.append(ids)
+    return answers
+
+
+def mark_replayed(conn: sqlite3.Connection, calls: list[MarkReplayed]) -> list[Any]:
+    """Stamp rejects replayed (the first replay time is kept), one audit entry each."""
+    for call in calls:
+        for reject_id in call.reject_ids:
+            conn.execute(
+                "UPDATE row_rejects SET replayed_at = coalesce(replayed_at, ?) WHERE reject_id = ?",
+                (call.at, reject_id),
+            )
+        conn.executemany(
+            _INSERT_AUDIT,
+            [
+                (call.at, call.actor, "replayed", f"row_reject:{reject_id}", "reject replayed")
+                for reject_id in call.reject_ids
+            ],
+        )
+    return [None] * len(calls)
+
+
+def record_ledger(conn: sqlite3.Connection, calls: list[tuple[LedgerEntry, ...]]) -> list[Any]:
+    conn.executemany(
+        "INSERT INTO delivery_ledger (destination_id, business_key, content_hash, at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (destination_id, business_key) DO UPDATE SET"
+        " content_hash = excluded.content_hash, at = excluded.at",
+        [
+            (entry.destination_id, entry.business_key, entry.content_hash, entry.at)
+            for entries in calls
+            for entry in entries
+        ],
+    )
+    return [None] * len(calls)
+
+
+def run_from_row(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        job_id=row[1],
+        trigger=RunTrigger(row[2]),
+        window=Window(row[3], row[4]),
+        status=RunStatus(row[5]),
+        scheduled_for=row[6],
+        started_at=row[7],
+        finished_at=row[8],
+        counts=RunCounts(row[9], row[10], row[11], row[12], row[13]),
+        manifests_checked=_manifests(row[14]),
+        manifests_written=_manifests(row[15]),
+        error=row[16],
+        next_watermark=row[17],
+    )
+
+
+def reject_from_row(row: tuple[Any, ...]) -> RowReject:
+    return RowReject(
+        job_id=row[1],
+        run_id=row[2],
+        origin=row[3],
+        record=row[4],
+        rule=row[5],
+        remedy=row[6],
+        at=row[7],
+        reject_id=row[0],
+        replayed_at=row[8],
+    )

@@ -1,0 +1,1 @@
+"""Scheduled batch exchange ("thump"): schedules, runs, validation, reconciliation."""

@@ -1,0 +1,408 @@
+"""One run of a job: read a window, validate, transform, key, write in batches, record.
+
+The run is recorded before anything is read (`RunStore.start_run`, which is
+also the no-overlap guard) and closed with its counts, the manifests the
+source checked and the destinations wrote, and the next watermark:
+
+- every record read is counted; an unreadable or invalid record becomes a
+  `RowReject` (its fields as JSON, or its raw text when it has none; rule;
+  remedy; run) and the rest go on; the run
+  ends `partial` when any record was rejected, else `succeeded`;
+- a valid record is transformed (a transform that raises rejects that record
+  only; one that returns None drops it, counted as skipped), keyed by the
+  job's business key and hashed (SHA-256 of canonical JSON), then written to
+  every destination in batches of `batch_size`; destinations upsert by key,
+  so a re-run of a window, or a run re-done after a crash midway, converges
+  on the same destination state;
+- for a job that `reconciles` a flow channel, items the delivery ledger shows
+  already delivered to that destination with the same content hash are not
+  written (counted as skipped); after the run commits, what it wrote is
+  added to the ledger;
+- on success destinations `finish` (manifests), then the source `commit`s;
+  on any failure destinations `abort`, the source `fail`s with the reason,
+  the run ends `failed` with the reason and the watermark does not move;
+  if the run is cancelled (shutdown) destinations abort, the input is left
+  for the next run and the run ends `failed` ("cancelled");
+- a run that read zero records of a job with `expect_records` ends as it
+  would, and an alert is recorded (audit `alert`, subject the job id) and
+  logged as a WARNING; so is input the source refused (`BatchSourceError`).
+
+`written` and `skipped` count (item, destination) pairs. Logs and recorded
+reasons carry ids, counts and error kinds, never record values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from thumpflow.batch.formats import UnreadableRecord
+from thumpflow.config.jobs import Job
+from thumpflow.core.batch import (
+    BatchItem,
+    LedgerEntry,
+    Manifest,
+    RowReject,
+    RunCounts,
+    RunStatus,
+    RunTrigger,
+    SourceRecord,
+    Window,
+)
+from thumpflow.core.clock import Clock
+from thumpflow.core.errors import BatchSourceError, ThumpflowError
+from thumpflow.core.ports import BatchDestination, BatchSource, RunStore
+from thumpflow.thump.validate import Failure, RecordValidator
+
+log = logging.getLogger("thumpflow.thump")
+
+RecordTransform = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+@dataclass(slots=True)
+class Connectors:
+    """The source and destinations of one run (fresh instances: each has a per-run lifecycle)."""
+
+    source: BatchSource
+    destinations: list[BatchDestination]
+
+
+ConnectorFactory = Callable[[Job], Connectors]
+
+
+@dataclass(slots=True, frozen=True)
+class RunOutcome:
+    """How a run ended, as recorded."""
+
+    run_id: int
+    status: RunStatus
+    counts: RunCounts
+    error: str | None = None
+    manifests_written: tuple[Manifest, ...] = ()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot hash a value of type {type(value).__name__}")
+
+
+def canonical_json(data: Mapping[str, Any]) -> bytes:
+    """Keys sorted, no whitespace, UTF-8; dates ISO 8601, decimals as text."""
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_canonical
+    ).encode("utf-8")
+
+
+def content_hash(data: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of a record: equal content, equal hash."""
+    return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+def _key_part(value: Any) -> str:
+    text = value.isoformat() if isinstance(value, datetime | date) else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|")
+
+
+def business_key(record: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """The values of the key fields joined by `|` (a `|` or `\\` in a value is escaped)."""
+    return "|".join(_key_part(record[name]) for name in fields)
+
+
+def safe_reason(exc: BaseException) -> str:
+    """An error as people may read it: thumpflow and OS errors in full, others by kind only.
+
+    thumpflow errors promise no patient data; an arbitrary exception's text
+    might quote a value, so only its type is kept.
+    """
+    if isinstance(exc, ThumpflowError | OSError):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__
+
+
+def _record_text(record: SourceRecord) -> str:
+    """The record as kept in a reject: its fields as JSON (replayable), else its raw text."""
+    if record.data:
+        try:
+            return canonical_json(record.data).decode("utf-8", "replace")
+        except TypeError:
+            pass
+    return record.raw
+
+
+def _checked(connectors: Connectors | None) -> list[Manifest]:
+    if connectors is None:
+        return []
+    try:
+        return connectors.source.manifests()
+    except Exception:
+        return []
+
+
+@dataclass(slots=True)
+class _Run:
+    run_id: int
+    window: Window
+    counts: RunCounts = field(default_factory=RunCounts)
+    items: list[BatchItem] = field(default_factory=list)
+    rejects: list[RowReject] = field(default_factory=list)
+    ledger: list[LedgerEntry] = field(default_factory=list)
+
+
+class JobRunner:
+    """Executes runs of one job; see the module docstring for what a run guarantees.
+
+    `transform` is the job's loaded transform (None without one); `connect`
+    builds the source and destinations for each run.
+    """
+
+    def __init__(
+        self,
+        job: Job,
+        runs: RunStore,
+        clock: Clock,
+        connect: ConnectorFactory,
+        transform: RecordTransform | None = None,
+    ) -> None:
+        self.job = job
+        self._runs = runs
+        self._clock = clock
+        self._connect = connect
+        self._transform = transform
+        self._validator = RecordValidator.for_job(job)
+
+    async def run(
+        self,
+        trigger: RunTrigger,
+        *,
+        window: Window | None = None,
+        scheduled_for: float | None = None,
+        started: asyncio.Future[int | None] | None = None,
+    ) -> RunOutcome | None:
+        """Execute one run; None (nothing recorded) when the job already has a run `running`.
+
+        Without `window` the run covers (watermark, unbounded]. `started`, if
+        given, is resolved with the run id (or None) as soon as it is recorded.
+        Raises only what the store raises (`StoreError`) and cancellation;
+        every connector or record failure is recorded in the run.
+        """
+        job = self.job
+        try:
+            if window is None:
+                window = Window(start=await self._runs.watermark(job.id))
+            run_id = await self._runs.start_run(
+                job.id, trigger, window, scheduled_for, self._clock.now()
+            )
+        except BaseException as exc:
+            if started is not None and not started.done():
+                started.set_exception(exc)
+            raise
+        if started is not None and not started.done():
+            started.set_result(run_id)
+        if run_id is None:
+            log.info("job %s: a run is still running; %s run not started", job.id, trigger.value)
+            return None
+        log.info("job %s: run %d started (%s)", job.id, run_id, trigger.value)
+        return await self._execute(_Run(run_id, window))
+
+    async def _execute(self, state: _Run) -> RunOutcome:
+        job = self.job
+        connectors: Connectors | None = None
+        try:
+            connectors = self._connect(job)
+            for destination in connectors.destinations:
+                await destination.begin(job.id, state.run_id, state.window)
+            async for record in connectors.source.read(state.window):
+                await self._take(state, connectors.destinations, record)
+            await self._flush(state, connectors.destinations)
+            await self._flush_rejects(state)
+            written: list[Manifest] = []
+            for destination in connectors.destinations:
+                written.extend(await destination.finish())
+            await connectors.source.commit()
+        except asyncio.CancelledError:
+            await asyncio.shield(self._failed(state, connectors, "cancelled", fail_source=False))
+            raise
+        except Exception as exc:
+            reason = safe_reason(exc)
+            log.debug("job %s run %d failure detail", job.id, state.run_id, exc_info=True)
+            return await self._failed(
+                state, connectors, reason, alert=isinstance(exc, BatchSourceError)
+            )
+        if state.ledger:
+            await self._runs.record_ledger(state.ledger)
+        status = RunStatus.PARTIAL if state.counts.rejected else RunStatus.SUCCEEDED
+        source = connectors.source
+        await self._runs.finish_run(
+            state.run_id,
+            status,
+            state.counts,
+            self._clock.now(),
+            manifests_checked=source.manifests(),
+            manifests_written=written,
+            next_watermark=source.next_watermark(),
+        )
+        counts = state.counts
+        log.info(
+            "job %s: run %d %s: read %d, valid %d, rejected %d, written %d, skipped %d",
+            job.id,
+            state.run_id,
+            status.value,
+            counts.read,
+            counts.valid,
+            counts.rejected,
+            counts.written,
+            counts.skipped,
+        )
+        if counts.read == 0 and job.expect_records:
+            await self._alert(state.run_id, "the run read zero records; the job expects some")
+        return RunOutcome(state.run_id, status, counts, None, tuple(written))
+
+    async def _take(
+        self, state: _Run, destinations: Sequence[BatchDestination], record: SourceRecord
+    ) -> None:
+        counts = state.counts
+        counts.read += 1
+        if isinstance(record, UnreadableRecord):
+            self._reject(state, record, [Failure("unreadable", record.problem)])
+        else:
+            result = self._validator.validate(record.data)
+            if isinstance(result, list):
+                self._reject(state, record, result)
+            else:
+                counts.valid += 1
+                item = self._item(state, record, result)
+                if item is not None:
+                    state.items.append(item)
+                    if len(state.items) >= self.job.batch_size:
+                        await self._flush(state, destinations)
+        if len(state.rejects) >= self.job.batch_size:
+            await self._flush_rejects(state)
+
+    def _item(self, state: _Run, record: SourceRecord, typed: dict[str, Any]) -> BatchItem | None:
+        key = business_key(typed, self.job.business_key)
+        data = typed
+        if self._transform is not None:
+            try:
+                transformed = self._transform(dict(typed))
+            except Exception as exc:
+                state.counts.valid -= 1
+                remedy = (
+                    f"the job's transform failed on this record ({type(exc).__name__}); "
+                    "correct the record or the transform, then replay"
+                )
+                self._reject(state, record, [Failure("transform", remedy)])
+                return None
+            if transformed is None:
+                state.counts.skipped += 1
+                return None
+            data = transformed
+        return BatchItem(key, data, content_hash(data), record.origin)
+
+    def _reject(self, state: _Run, record: SourceRecord, failures: Sequence[Failure]) -> None:
+        state.counts.rejected += 1
+        state.rejects.append(
+            RowReject(
+                job_id=self.job.id,
+                run_id=state.run_id,
+                origin=record.origin,
+                record=_record_text(record),
+                rule="; ".join(failure.rule for failure in failures),
+                remedy="; ".join(failure.remedy for failure in failures),
+                at=self._clock.now(),
+            )
+        )
+
+    async def _flush(self, state: _Run, destinations: Sequence[BatchDestination]) -> None:
+        items, state.items = state.items, []
+        if not items:
+            return
+        now = self._clock.now()
+        for destination in destinations:
+            batch = items
+            if self.job.reconciles is not None:
+                known = await self._runs.ledger(
+                    destination.destination_id, [item.business_key for item in items]
+                )
+                batch = [
+                    item for item in items if known.get(item.business_key) != item.content_hash
+                ]
+                state.counts.skipped += len(items) - len(batch)
+                state.ledger.extend(
+                    LedgerEntry(
+                        destination.destination_id, item.business_key, item.content_hash, now
+                    )
+                    for item in batch
+                )
+            if batch:
+                written, skipped = await destination.write(batch)
+                state.counts.written += written
+                state.counts.skipped += skipped
+
+    async def _flush_rejects(self, state: _Run) -> None:
+        rejects, state.rejects = state.rejects, []
+        if rejects:
+            await self._runs.add_rejects(rejects)
+
+    async def _failed(
+        self,
+        state: _Run,
+        connectors: Connectors | None,
+        reason: str,
+        *,
+        fail_source: bool = True,
+        alert: bool = False,
+    ) -> RunOutcome:
+        job = self.job
+        if connectors is not None:
+            for destination in connectors.destinations:
+                try:
+                    await destination.abort()
+                except Exception as exc:
+                    log.error(
+                        "job %s run %d: destination %s abort failed (%s)",
+                        job.id,
+                        state.run_id,
+                        destination.destination_id,
+                        safe_reason(exc),
+                    )
+            if fail_source:
+                try:
+                    await connectors.source.fail(reason)
+                except Exception as exc:
+                    log.error(
+                        "job %s run %d: setting the input aside failed (%s)",
+                        job.id,
+                        state.run_id,
+                        safe_reason(exc),
+                    )
+        await self._flush_rejects(state)
+        await self._runs.finish_run(
+            state.run_id,
+            RunStatus.FAILED,
+            state.counts,
+            self._clock.now(),
+            manifests_checked=_checked(connectors),
+            error=reason,
+        )
+        log.error("job %s: run %d failed: %s", job.id, state.run_id, reason)
+        if alert:
+            await self._alert(state.run_id, f"input refused: {reason}")
+        return RunOutcome(state.run_id, RunStatus.FAILED, state.counts, reason)
+
+    async def _alert(self, run_id: int, reason: str) -> None:
+        log.warning("ALERT job %s run %d: %s", self.job.id, run_id, reason)
+        await self._runs.alert(self.job.id, run_id, reason, self._clock.now())

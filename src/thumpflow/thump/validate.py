@@ -1,0 +1,305 @@
+"""Row-level validation: a job's declared schema and rules, compiled once into closures.
+
+`RecordValidator.validate(record)` returns either the typed record (a new
+dict: declared fields first, converted to their types, then undeclared fields
+per the job's `unknown_fields`) or every failure found, each a `Failure`
+naming the rule (`dob.type`, `mrn.required`, `rule:discharge-after-admit`)
+and a remedy a person can act on. Remedies never quote the value: they
+describe it ("got a value of 11 characters", "got a number"), so they are
+safe to log; the reject itself keeps the record text. Validation is pure and
+never raises on any input.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from thumpflow.config.jobs import FieldSpec, Job, RuleSpec
+
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_DECIMAL = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?$"
+)
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+_OPERATORS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
+    "lt": (operator.lt, "less than"),
+    "le": (operator.le, "less than or equal to"),
+    "gt": (operator.gt, "greater than"),
+    "ge": (operator.ge, "greater than or equal to"),
+    "eq": (operator.eq, "equal to"),
+    "ne": (operator.ne, "different from"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One broken rule of one record and how to fix it (no patient values)."""
+
+    rule: str
+    remedy: str
+
+
+class _InvalidValueError(Exception):
+    """A value that does not fit its field; `expected` says what would."""
+
+    def __init__(self, rule: str, expected: str) -> None:
+        self.rule = rule
+        self.expected = expected
+
+
+def describe(value: Any) -> str:
+    """What a value is, without saying what it is: its kind and length only."""
+    if isinstance(value, str):
+        return f"a value of {len(value)} characters"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise _InvalidValueError("type", "text")
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise _InvalidValueError("type", "an integer (digits, optional sign)")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER.match(value.strip()):
+        return int(value.strip())
+    raise _InvalidValueError("type", "an integer (digits, optional sign)")
+
+
+def _decimal(value: Any) -> Decimal:
+    expected = "a decimal number like 12.50"
+    if isinstance(value, bool):
+        raise _InvalidValueError("type", expected)
+    if isinstance(value, Decimal) and value.is_finite():
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return Decimal(repr(value))
+    if isinstance(value, str) and _DECIMAL.match(value.strip()):
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation:
+            raise _InvalidValueError("type", expected) from None
+    raise _InvalidValueError("type", expected)
+
+
+def _date(value: Any) -> date:
+    expected = "a date YYYY-MM-DD"
+    if isinstance(value, datetime):
+        raise _InvalidValueError("type", expected)
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and _DATE.match(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise _InvalidValueError("type", expected + " (a real calendar date)") from None
+    raise _InvalidValueError("type", expected)
+
+
+def _datetime(value: Any) -> datetime:
+    expected = "a date-time YYYY-MM-DDThh:mm[:ss][Z|±hh:mm]"
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _DATETIME.match(value.strip()):
+        text = value.strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            raise _InvalidValueError("type", expected + " (a real date and time)") from None
+    raise _InvalidValueError("type", expected)
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise _InvalidValueError("type", "a boolean (true/false, yes/no, 1/0)")
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "string": _text,
+    "code": _text,
+    "integer": _integer,
+    "decimal": _decimal,
+    "date": _date,
+    "datetime": _datetime,
+    "boolean": _boolean,
+}
+
+
+def _field_checker(spec: FieldSpec) -> Callable[[Any], Any]:
+    """A function from a present value to its typed value, raising `_InvalidValueError`."""
+    convert = _CONVERTERS[spec.type]
+    max_length = spec.max_length
+    pattern = re.compile(spec.pattern) if spec.pattern is not None else None
+    allowed = frozenset(spec.allowed) if spec.allowed is not None else None
+    if max_length is None and pattern is None and allowed is None:
+        return convert
+    shown = ", ".join(spec.allowed or ())
+
+    def check(value: Any) -> Any:
+        typed = convert(value)
+        text = typed if isinstance(typed, str) else str(value)
+        if max_length is not None and len(text) > max_length:
+            raise _InvalidValueError("max_length", f"at most {max_length} characters")
+        if pattern is not None and pattern.fullmatch(text) is None:
+            raise _InvalidValueError("pattern", f"text matching `{pattern.pattern}`")
+        if allowed is not None and text not in allowed:
+            raise _InvalidValueError("allowed", f"one of {shown}")
+        return typed
+
+    return check
+
+
+def _rule_checker(rule: RuleSpec) -> Callable[[Mapping[str, Any]], Failure | None]:
+    name = f"rule:{rule.id}"
+    field = rule.field
+    if rule.requires is not None:
+        needed = tuple(rule.requires)
+        remedy = rule.remedy or (
+            f"field{'s' if len(needed) > 1 else ''} "
+            + ", ".join(f"`{n}`" for n in needed)
+            + f" {'are' if len(needed) > 1 else 'is'} required when field `{field}` is given"
+        )
+
+        def requires(record: Mapping[str, Any]) -> Failure | None:
+            if record.get(field) is None:
+                return None
+            if all(record.get(other) is not None for other in needed):
+                return None
+            return Failure(name, remedy)
+
+        return requires
+    assert rule.op is not None and rule.other is not None
+    compare, words = _OPERATORS[rule.op]
+    other = rule.other
+    remedy = rule.remedy or f"field `{field}` must be {words} field `{other}`"
+
+    def comparison(record: Mapping[str, Any]) -> Failure | None:
+        left, right = record.get(field), record.get(other)
+        if left is None or right is None:
+            return None
+        try:
+            holds = compare(left, right)
+        except TypeError:
+            return Failure(
+                name,
+                f"fields `{field}` and `{other}` cannot be compared (give both with a time "
+                "zone, or both without)",
+            )
+        return None if holds else Failure(name, remedy)
+
+    return comparison
+
+
+class RecordValidator:
+    """A job's schema and rules, compiled; `validate` is pure and thread-safe."""
+
+    def __init__(
+        self,
+        fields: Sequence[FieldSpec],
+        rules: Sequence[RuleSpec] = (),
+        *,
+        unknown_fields: str = "keep",
+        required: Sequence[str] = (),
+    ) -> None:
+        forced = set(required)
+        self._fields = tuple(
+            (spec.name, spec.required or spec.name in forced, _field_checker(spec))
+            for spec in fields
+        )
+        self._declared = frozenset(spec.name for spec in fields)
+        self._rules = tuple(_rule_checker(rule) for rule in rules)
+        self._unknown = unknown_fields
+
+    @classmethod
+    def for_job(cls, job: Job) -> RecordValidator:
+        """The validator of a job: its schema, rules, unknown-field policy; key fields required."""
+        return cls(
+            job.schema_, job.rules, unknown_fields=job.unknown_fields, required=job.business_key
+        )
+
+    def validate(self, data: Mapping[str, Any]) -> dict[str, Any] | list[Failure]:
+        """The typed record, or every failure of this record (never both, never raises)."""
+        typed: dict[str, Any] = {}
+        failures: list[Failure] = []
+        for name, required, check in self._fields:
+            value = data.get(name)
+            if _is_missing(value):
+                if required:
+                    failures.append(
+                        Failure(f"{name}.required", f"field `{name}` is required; it is missing")
+                    )
+                typed[name] = None
+                continue
+            try:
+                typed[name] = check(value)
+            except _InvalidValueError as invalid:
+                failures.append(
+                    Failure(
+                        f"{name}.{invalid.rule}",
+                        f"field `{name}` must be {invalid.expected}; got {describe(value)}",
+                    )
+                )
+        if self._unknown != "drop":
+            for name, value in data.items():
+                if name in self._declared:
+                    continue
+                if self._unknown == "reject":
+                    failures.append(
+                        Failure(
+                            "unknown_fields",
+                            f"field `{name}` is not declared in the job's schema; remove it or "
+                            "declare it",
+                        )
+                    )
+                else:
+                    typed[name] = value
+        if failures:
+            return failures
+        for rule in self._rules:
+            failure = rule(typed)
+            if failure is not None:
+                failures.append(failure)
+        return failures or typed

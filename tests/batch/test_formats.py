@@ -1,0 +1,125 @@
+"""Record formats: round trips (hypothesis), per-record problems with their lines, HL7 counts."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from thumpflow.batch import (
+    CsvEncoder,
+    CsvOptions,
+    FormatError,
+    Hl7BatchEncoder,
+    NdjsonEncoder,
+    UnreadableRecord,
+    count_records,
+    read_records,
+)
+
+COLUMNS = ["id", "name", "note"]
+text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
+)
+rows = st.lists(st.fixed_dictionaries({c: text for c in COLUMNS}), max_size=15)
+
+
+def write_csv(records: list[dict[str, Any]], options: CsvOptions) -> bytes:
+    encoder = CsvEncoder(COLUMNS, options)
+    return encoder.header() + b"".join(encoder.encode(r) for r in records)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows, st.sampled_from([",", ";", "\t", "|"]), st.sampled_from(["minimal", "all"]))
+def test_csv_round_trip(records: list[dict[str, str]], delimiter: str, quoting: Any) -> None:
+    options = CsvOptions(delimiter=delimiter, quoting=quoting)
+    data = write_csv(records, options)
+    read = list(read_records("csv", io.BytesIO(data), "f.csv", options))
+    assert not [r for r in read if isinstance(r, UnreadableRecord)]
+    assert [dict(r.data) for r in read] == records
+    assert count_records("csv", io.BytesIO(data), options) == len(read)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.dictionaries(text, st.none() | st.booleans() | st.integers() | text), max_size=15)
+)
+def test_ndjson_round_trip(records: list[dict[str, Any]]) -> None:
+    encoder = NdjsonEncoder()
+    data = b"".join(encoder.encode(r) for r in records)
+    read = list(read_records("ndjson", io.BytesIO(data), "f.ndjson"))
+    assert [dict(r.data) for r in read] == records
+    assert [r.origin for r in read] == [f"f.ndjson:line {n}" for n in range(1, len(records) + 1)]
+    assert count_records("ndjson", io.BytesIO(data)) == len(records)
+
+
+def test_csv_bom_origins_and_malformed_rows_are_per_record_problems() -> None:
+    data = (
+        '\ufeffid,name\r\n1,"multi\r\nline"\r\n\r\n2\r\n3,"bad"x\r\n4,ok\r\n'.encode()
+        + b"5,\xff\xfe\r\n6,last"
+    )
+    read = list(read_records("csv", io.BytesIO(data), "in.csv", CsvOptions()))
+    summary = [(r.origin, type(r).__name__, dict(r.data)) for r in read]
+    assert summary == [
+        ("in.csv:line 2", "SourceRecord", {"id": "1", "name": "multi\r\nline"}),
+        ("in.csv:line 5", "UnreadableRecord", {}),
+        ("in.csv:line 6", "UnreadableRecord", {}),
+        ("in.csv:line 7", "SourceRecord", {"id": "4", "name": "ok"}),
+        ("in.csv:line 8", "UnreadableRecord", {}),
+        ("in.csv:line 9", "SourceRecord", {"id": "6", "name": "last"}),
+    ]
+    problems = [r.problem for r in read if isinstance(r, UnreadableRecord)]
+    assert problems[0] == "1 fields, the header has 2"
+    assert problems[1].startswith("CSV: ")
+    assert problems[2] == "not valid utf-8"
+    assert read[0].raw == '1,"multi\r\nline"'
+    assert count_records("csv", io.BytesIO(data), CsvOptions()) == len(read)
+
+
+def test_csv_header_problems_refuse_the_file() -> None:
+    for data in (b"", b"id,,x\r\n", b"id,id\r\n1,2\r\n"):
+        with pytest.raises(FormatError):
+            list(read_records("csv", io.BytesIO(data), "h.csv", CsvOptions()))
+
+
+def test_ndjson_bad_lines_are_located_problems() -> None:
+    data = b'{"a":1}\n\n{"a":\n[1,2]\n{"a":2}\n'
+    read = list(read_records("ndjson", io.BytesIO(data), "x.ndjson"))
+    assert [(r.origin, isinstance(r, UnreadableRecord)) for r in read] == [
+        ("x.ndjson:line 1", False),
+        ("x.ndjson:line 3", True),
+        ("x.ndjson:line 4", True),
+        ("x.ndjson:line 5", False),
+    ]
+    assert isinstance(read[1], UnreadableRecord) and read[1].problem.startswith("not JSON")
+    assert isinstance(read[2], UnreadableRecord) and read[2].problem == "a JSON list, not an object"
+
+
+MSG = "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101||ORU^R01|C{n}|P|2.5\rPID|1||MRN{n}\rOBX|1|NM|GLU||5.{n}"
+
+
+def test_hl7_batch_writer_counts_and_reader_round_trip() -> None:
+    encoder = Hl7BatchEncoder("LAB", "r.hl7")
+    messages = [MSG.format(n=n) for n in range(3)]
+    data = encoder.header() + b"".join(encoder.encode({"message": m}) for m in messages)
+    data += encoder.trailer(3)
+    assert data.endswith(b"BTS|3\rFTS|1\r")
+    read = list(read_records("hl7_batch", io.BytesIO(data), "r.hl7"))
+    assert [r.data["message"].rstrip("\r") for r in read] == messages
+    assert [r.data["control_id"] for r in read] == ["C0", "C1", "C2"]
+    assert read[0].data["message_type"] == "ORU^R01"
+    assert [r.origin for r in read] == ["r.hl7:line 3", "r.hl7:line 6", "r.hl7:line 9"]
+    assert count_records("hl7_batch", io.BytesIO(data)) == 3
+
+
+def test_hl7_batch_count_mismatch_rejects_the_whole_file() -> None:
+    encoder = Hl7BatchEncoder("LAB", "r.hl7")
+    body = encoder.header() + encoder.encode({"message": MSG.format(n=1)})
+    for trailer, where in ((b"BTS|2\rFTS|1\r", "BTS-1"), (b"BTS|1\rFTS|3\r", "FTS-1")):
+        with pytest.raises(FormatError, match=where):
+            read_records("hl7_batch", io.BytesIO(body + trailer), "r.hl7")
+        with pytest.raises(FormatError):
+            count_records("hl7_batch", io.BytesIO(body + trailer))

@@ -1,0 +1,43 @@
+"""Jobs in the engine: the scheduler starts with it, and the control API starts a run."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from thumpflow.api.control import control_app
+from thumpflow.config import parse_config
+from thumpflow.core.batch import RunStatus
+from thumpflow.runtime.engine import Engine
+
+from .support import config_text, csv_rows, drop, now_clock
+
+
+def test_engine_runs_a_job_started_through_the_control_api(tmp_path: Path) -> None:
+    config = parse_config(config_text(tmp_path))
+    drop(tmp_path, "census-1.csv", csv_rows(10))
+
+    async def main() -> None:
+        engine = Engine(config, clock=now_clock())
+        await engine.start()
+        try:
+            assert engine.scheduler is not None and engine.scheduler.job_ids == ["census"]
+            async with TestClient(TestServer(control_app(engine))) as client:
+                response = await client.post("/api/jobs/census/runs")
+                assert response.status == 202
+                run_id = (await response.json())["run_id"]
+                missing = await client.post("/api/jobs/nope/runs")
+                assert missing.status == 404
+            for _ in range(500):
+                record = await engine.store.run(run_id)
+                if record is not None and record.status is not RunStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.01)
+            assert record is not None and record.status is RunStatus.SUCCEEDED
+            assert record.counts.written == 10
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
