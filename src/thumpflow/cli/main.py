@@ -14,18 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from thumpflow import __version__
+from thumpflow.cli._shared import config_argument
 from thumpflow.core.errors import ConfigError, ThumpflowError
-
-
-def _config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        "-c",
-        default=os.environ.get("THUMPFLOW_CONFIG"),
-        required="THUMPFLOW_CONFIG" not in os.environ,
-        help="configuration file (default: $THUMPFLOW_CONFIG)",
-    )
-
 
 # Commands whose module defines `add_arguments(parser)` and `run(args)`; the module
 # is imported only when its command is used, so `thumpflow --help` stays fast.
@@ -51,13 +41,13 @@ def build_parser() -> tuple[
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the engine with a configuration")
-    _config_argument(run)
+    config_argument(run)
     run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
     check = commands.add_parser(
         "check", help="validate a configuration (located errors) and lint it for anti-patterns"
     )
-    _config_argument(check)
+    config_argument(check)
     check.add_argument(
         "--strict", action="store_true", help="exit 1 on lint findings too, not only on errors"
     )
@@ -72,7 +62,7 @@ def build_parser() -> tuple[
     send.add_argument("--key-file", help="client key (with --tls)")
 
     status = commands.add_parser("status", help="per channel and destination counts")
-    _config_argument(status)
+    config_argument(status)
     status.add_argument("--json", action="store_true", help="print JSON")
 
     dlq = commands.add_parser("dlq", help="the dead-letter list: list, show, replay")
@@ -89,7 +79,7 @@ def build_parser() -> tuple[
         "--actor", default=os.environ.get("USER", "operator"), help="who (default: $USER)"
     )
     for sub in (dlq_list, dlq_show, dlq_replay):
-        _config_argument(sub)
+        config_argument(sub)
     for sub in (dlq_list, dlq_replay):
         sub.add_argument("--destination", help="only this destination id")
         sub.add_argument("--channel", help="only this channel id")

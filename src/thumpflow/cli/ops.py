@@ -18,35 +18,12 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from thumpflow.cli._shared import age, table, when
 from thumpflow.config import load_config
 from thumpflow.config.model import Config
 from thumpflow.core.errors import ThumpflowError
 from thumpflow.core.event import DeadLetterFilter
 from thumpflow.runtime.engine import open_store
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
-def _when(at: float | None) -> str:
-    return "-" if at is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
 
 
 def status(path: str, *, as_json: bool) -> int:
@@ -81,8 +58,8 @@ def status(path: str, *, as_json: bool) -> int:
                     str(outbox.delivered),
                     str(outbox.pending),
                     str(outbox.dead),
-                    _age(oldest),
-                    _when(outbox.last_delivered_at),
+                    age(oldest),
+                    when(outbox.last_delivered_at),
                 ]
             )
         if channel.duplicates or channel.rejected:
@@ -98,7 +75,7 @@ def status(path: str, *, as_json: bool) -> int:
                     "",
                 ]
             )
-    print(_table(rows))
+    print(table(rows))
     return 0
 
 
@@ -150,12 +127,12 @@ async def _list(config: Config, flt: DeadLetterFilter, limit: int, as_json: bool
             letter.channel_id,
             letter.event_type,
             str(letter.attempts),
-            _when(letter.died_at),
+            when(letter.died_at),
             letter.reason[:80],
         ]
         for letter in letters
     )
-    print(_table(rows))
+    print(table(rows))
     return 0
 
 
@@ -178,12 +155,12 @@ async def _show(config: Config, delivery_id: int, with_body: bool) -> int:
     print(f"destination  {letter.destination_id}")
     print(f"lane         {letter.lane.label}")
     print(f"attempts     {letter.attempts}")
-    print(f"created      {_when(letter.created_at)}")
-    print(f"died         {_when(letter.died_at)}")
+    print(f"created      {when(letter.created_at)}")
+    print(f"died         {when(letter.died_at)}")
     print(f"reason       {letter.reason}")
     print("audit trail:")
     for entry in reversed(trail):
-        print(f"  {_when(entry.at)}  {entry.actor:<16} {entry.action:<16} {entry.detail}")
+        print(f"  {when(entry.at)}  {entry.actor:<16} {entry.action:<16} {entry.detail}")
     if with_body and event is not None:
         print("message:")
         print(event.body.decode("utf-8", "replace").replace("\r", "\n"))

@@ -15,7 +15,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from thumpflow.cli.runs import table, when
+from thumpflow.cli._shared import config_argument, table, when
 from thumpflow.config import load_config
 from thumpflow.config.model import Config
 from thumpflow.core.clock import SystemClock
@@ -40,13 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--actor", default=os.environ.get("USER", "operator"), help="who (default: $USER)"
     )
     for sub in (listing, show, replay):
-        sub.add_argument(
-            "--config",
-            "-c",
-            default=os.environ.get("THUMPFLOW_CONFIG"),
-            required="THUMPFLOW_CONFIG" not in os.environ,
-            help="configuration file (default: $THUMPFLOW_CONFIG)",
-        )
+        config_argument(sub)
 
 
 def run(args: argparse.Namespace) -> int:

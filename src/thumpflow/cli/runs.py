@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import time
 import urllib.error
 import urllib.request
 
+from thumpflow.cli._shared import config_argument, table, when
 from thumpflow.config import load_config
 from thumpflow.config.jobs import Job
 from thumpflow.config.model import Config
@@ -45,13 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rerun.add_argument("--from", dest="window_from", help="window start watermark (exclusive)")
     rerun.add_argument("--to", dest="window_to", help="window end watermark (inclusive)")
     for sub in (listing, show, start, rerun):
-        sub.add_argument(
-            "--config",
-            "-c",
-            default=os.environ.get("THUMPFLOW_CONFIG"),
-            required="THUMPFLOW_CONFIG" not in os.environ,
-            help="configuration file (default: $THUMPFLOW_CONFIG)",
-        )
+        config_argument(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,18 +70,6 @@ def _job(config: Config, job_id: str) -> Job:
         if job.id == job_id:
             return job
     raise ThumpflowError(f"no job {job_id!r} in the configuration")
-
-
-def when(at: float | None) -> str:
-    return "-" if at is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
-
-
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
 
 
 def _duration(record: RunRecord) -> str:

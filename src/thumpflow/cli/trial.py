@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from thumpflow.cli._shared import config_argument
 from thumpflow.config import load_config
 from thumpflow.core.errors import MessageError, ThumpflowError
 from thumpflow.core.event import Event
@@ -27,13 +28,7 @@ from thumpflow.runtime.engine import load_transform
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        "-c",
-        default=os.environ.get("THUMPFLOW_CONFIG"),
-        required="THUMPFLOW_CONFIG" not in os.environ,
-        help="configuration file (default: $THUMPFLOW_CONFIG)",
-    )
+    config_argument(parser)
     parser.add_argument("channel", help="channel id")
     parser.add_argument("message_file", help="file with one or more HL7 v2 messages")
     parser.add_argument("--json", action="store_true", help="print JSON")
