@@ -19,7 +19,8 @@ from typing import Any
 import aiohttp
 
 from tests.connectors.conftest import TlsFiles
-from thumpflow.connectors.http.destination import HttpDestination, classify, parse_retry_after
+from thumpflow.connectors._http import parse_retry_after
+from thumpflow.connectors.http.destination import HttpDestination, classify
 from thumpflow.connectors.http.spec import HttpDestinationSpec
 from thumpflow.core.event import Delivery
 from thumpflow.core.lanes import Lane

@@ -274,6 +274,9 @@ def test_backlog_beyond_memory_capacity_waits_on_disk_and_keeps_order(tmp_path: 
             assert outbox.pending == 150
             assert outbox.in_memory <= 10
             await outbox_drained(engine, "ehr", 60)
+            assert outbox.pending == 0
+        resent = [r for r in receiver.requests if r.status == 200]
+        assert resent == [], "a delivery paged back from disk is sent once, not once per worker"
         for mrn in range(7):
             order = [
                 Message.parse(receiver.applied[key]).control_id

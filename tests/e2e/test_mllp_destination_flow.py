@@ -31,10 +31,10 @@ def test_ar_and_drops_are_retried_ae_is_dead_lettered_order_kept(tmp_path: Path)
             (dead,) = await engine.dead_letters(DeadLetterFilter(destination_id="lab"))
             assert dead.attempts == 1
             assert "AE" in dead.reason and "unknown patient class" in dead.reason
-        accepted = [c for c in peer.control_ids() if c != "LX"]
-        assert accepted[-5:] == [f"L{n}" for n in range(5)]
-        deduplicated = list(dict.fromkeys(accepted))
-        assert deduplicated == [f"L{n}" for n in range(5)]
+        received = [c for c in peer.control_ids() if c != "LX"]
+        assert list(dict.fromkeys(received)) == [f"L{n}" for n in range(5)], "order kept"
+        assert received.count("L0") >= 2, "the AR'd message was sent again"
+        assert len(received) in {6, 7}, "one more for the AR, one more for the drop"
         await peer.close()
 
     asyncio.run(scenario())

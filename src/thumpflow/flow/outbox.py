@@ -117,6 +117,7 @@ class Outbox:
         self._stopping = False
         self._paused_until = 0.0
         self._last_batch_at = 0.0
+        self._refilling = False
 
     def on_blocking_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
@@ -174,10 +175,20 @@ class Outbox:
         return self._schedule.lane_depths()
 
     async def _refill(self) -> None:
+        """Page spilled deliveries back in, one page at a time (single flight).
+
+        Two pages read from the same cursor would hand out deliveries that
+        were already sent and finished in between, so a worker that finds a
+        refill in progress leaves it to that one.
+        """
         room = self._settings.memory_capacity - len(self._schedule)
-        if room <= self._settings.memory_capacity // 2:
+        if self._refilling or room <= self._settings.memory_capacity // 2:
             return
-        page = await self._store.load_pending(self.destination_id, self._cursor, room)
+        self._refilling = True
+        try:
+            page = await self._store.load_pending(self.destination_id, self._cursor, room)
+        finally:
+            self._refilling = False
         if page:
             self._cursor = page[-1].delivery_id
             self._max_seen = max(self._max_seen, self._cursor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 
+from thumpflow.connectors._http import parse_retry_after
 from thumpflow.connectors.fhir._classify import (
     Answer,
     ConflictRule,
@@ -12,7 +13,6 @@ from thumpflow.connectors.fhir._classify import (
     combine,
     entry_answer,
     outcome_text,
-    parse_retry_after,
 )
 from thumpflow.core.outcome import Permanent, SendResult, Sent, Transient
 

@@ -51,29 +51,18 @@ import hashlib
 import os
 import re
 import secrets
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from thumpflow.batch import (
-    CsvEncoder,
-    Encoder,
-    Hl7BatchEncoder,
-    NdjsonEncoder,
-    fsync_directory,
-    manifest_path,
-    parse_time,
-    write_manifest,
-)
+from thumpflow.batch import Encoder, fsync_directory, manifest_path, write_manifest
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec
+from thumpflow.connectors.drop import KeyLog, encoder_for, read_ranges, render_name
 from thumpflow.core.batch import BatchItem, Manifest, Window
 from thumpflow.core.clock import Clock, SystemClock
 
 _BUFFER = 1 << 20
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass(slots=True)
@@ -86,11 +75,7 @@ class _Run:
     window: Window
     out: BinaryIO | None = None
     encoder: Encoder | None = None
-    header_end: int = 0
-    end: int = 0
-    keys: dict[bytes, int] = field(default_factory=dict)
-    starts: array[int] = field(default_factory=lambda: array("Q"))
-    superseded: set[int] = field(default_factory=set)
+    log: KeyLog = field(default_factory=lambda: KeyLog(0))
 
 
 class BatchFileDestination:
@@ -108,17 +93,7 @@ class BatchFileDestination:
 
     def file_name(self, job_id: str, run_id: int, window: Window) -> str:
         """The file name for this run, from the template."""
-        end = window.end
-        moment = parse_time(end) if end is not None else None
-        if moment is None:
-            moment = datetime.fromtimestamp(self._clock.now(), UTC)
-        day = moment.astimezone(UTC).strftime("%Y-%m-%d")
-        return self.spec.name.format(
-            job=_UNSAFE.sub("-", job_id),
-            run=run_id,
-            window_end=_UNSAFE.sub("-", end) if end is not None else "unbounded",
-            date=day,
-        )
+        return render_name(self.spec.name, job_id, run_id, window, self._clock.now())
 
     async def begin(self, job_id: str, run_id: int, window: Window) -> None:
         """Open a fresh temporary for this run's file (any unfinished run is aborted)."""
@@ -169,20 +144,12 @@ class BatchFileDestination:
         return _Run(name, directory / name, temporary, window, out)
 
     def _encoder(self, run: _Run, items: list[BatchItem]) -> Encoder:
-        spec = self.spec
-        encoder: Encoder
-        if spec.format == "ndjson":
-            encoder = NdjsonEncoder()
-        elif spec.format == "hl7_batch":
-            encoder = Hl7BatchEncoder(spec.source_system, run.name)
-        else:
-            columns = spec.columns or (list(items[0].data) if items else [])
-            encoder = CsvEncoder(columns, spec.csv.options())
+        encoder = encoder_for(self.spec, run.name, list(items[0].data) if items else [])
         header = encoder.header()
         if header:
             assert run.out is not None
             run.out.write(header)
-        run.header_end = run.end = len(header)
+        run.log = KeyLog(len(header))
         run.encoder = encoder
         return encoder
 
@@ -192,52 +159,22 @@ class BatchFileDestination:
         encoder = run.encoder or self._encoder(run, items)
         out = run.out
         assert out is not None
-        encode = encoder.encode
-        keys = run.keys
-        starts = run.starts
-        blake = hashlib.blake2b
-        chunks: list[bytes] = []
-        end = run.end
-        written = skipped = 0
-        for item in items:
-            line = encode(item.data)
-            digest = blake(item.business_key.encode(), digest_size=16).digest()
-            earlier = keys.get(digest)
-            if earlier is not None:
-                if self._same(run, earlier, line, chunks, end):
-                    skipped += 1
-                    continue
-                run.superseded.add(earlier)
-            keys[digest] = len(starts)
-            starts.append(end)
-            chunks.append(line)
-            end += len(line)
-            written += 1
-        out.write(b"".join(chunks))
-        run.end = end
-        return written, skipped
 
-    def _same(self, run: _Run, ordinal: int, line: bytes, pending: list[bytes], end: int) -> bool:
-        """Whether record `ordinal` (on disk or still in `pending`) has exactly these bytes."""
-        starts = run.starts
-        first_pending = len(starts) - len(pending)
-        if ordinal >= first_pending:
-            return pending[ordinal - first_pending] == line
-        start = starts[ordinal]
-        stop = starts[ordinal + 1] if ordinal + 1 < len(starts) else end
-        if stop - start != len(line):
-            return False
-        assert run.out is not None
-        run.out.flush()
-        return os.pread(run.out.fileno(), stop - start, start) == line
+        def read(start: int, length: int) -> bytes:
+            out.flush()
+            return os.pread(out.fileno(), length, start)
+
+        chunks, skipped = run.log.append(items, encoder, read)
+        out.write(b"".join(chunks))
+        return len(chunks), skipped
 
     def _complete(self, run: _Run) -> Manifest:
         out = run.out
         assert out is not None
         if run.encoder is None and (self.spec.format != "csv" or self.spec.columns):
             self._encoder(run, [])
-        count = len(run.keys)
-        if run.superseded:
+        count = run.log.count
+        if run.log.superseded:
             out.flush()
             temporary = self._compact(run)
             out.close()
@@ -267,15 +204,10 @@ class BatchFileDestination:
         """A new temporary without the superseded records, in order."""
         token = f"{os.getpid()}-{secrets.token_hex(4)}"
         temporary = run.temporary.with_name(f".{run.name}.{token}.tmp")
-        starts = run.starts
         with open(run.temporary, "rb") as source, open(temporary, "xb") as target:
-            keep_from = 0
-            for ordinal in sorted(run.superseded):
-                start = starts[ordinal]
-                stop = starts[ordinal + 1] if ordinal + 1 < len(starts) else run.end
-                _copy(source, target, keep_from, start)
-                keep_from = stop
-            _copy(source, target, keep_from, run.end)
+            ranges = [(0, run.log.start), *run.log.kept()]
+            for piece in read_ranges(source, ranges, _BUFFER):
+                target.write(piece)
         return temporary
 
     def _discard(self, run: _Run) -> None:
@@ -289,17 +221,6 @@ class BatchFileDestination:
 def _glob_escape(name: str) -> str:
     """`name` with glob metacharacters escaped."""
     return re.sub(r"([*?\[])", r"[\1]", name)
-
-
-def _copy(source: BinaryIO, target: BinaryIO, start: int, stop: int) -> None:
-    source.seek(start)
-    remaining = stop - start
-    while remaining > 0:
-        block = source.read(min(remaining, _BUFFER))
-        if not block:
-            raise OSError("temporary file shorter than written")
-        target.write(block)
-        remaining -= len(block)
 
 
 def _sha256(path: Path) -> str:

@@ -41,34 +41,26 @@ digests, times and system ids.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import os
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
-from thumpflow.batch import (
-    MANIFEST_SUFFIX,
-    ManifestError,
-    Problem,
-    compare_watermarks,
-    count_and_hash,
-    format_time,
-    fsync_directory,
-    manifest_path,
-    read_manifest,
-    read_records,
-    verify,
-)
-from thumpflow.batch.formats import FormatError
+from thumpflow.batch import Problem, fsync_directory, manifest_path, read_records
 from thumpflow.connectors.batchfile.spec import FileDropSourceSpec
+from thumpflow.connectors.drop import (
+    REASON_SUFFIX,
+    check_file,
+    describe_refused,
+    latest_watermark,
+    refusal_reasons,
+    stream,
+    takes,
+    unsettled,
+)
 from thumpflow.core.batch import Manifest, SourceRecord, Window
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import BatchSourceError
-
-_CHUNK = 4096
-_REASON_SUFFIX = ".reason"
 
 
 @dataclass(slots=True)
@@ -107,18 +99,13 @@ class FileDropSource:
         taken, refused = await asyncio.to_thread(self._survey, window)
         if refused:
             self._refused = refused
-            raise BatchSourceError(_describe(refused))
+            raise BatchSourceError(describe_refused({p.name: v for p, v in refused.items()}))
         self._taken = taken
         self._manifests = [c.manifest for c in taken if c.manifest is not None]
-        self._watermark = _latest(window.start, taken)
+        self._watermark = latest_watermark(window.start, [(c.manifest, c.mtime) for c in taken])
         for candidate in taken:
-            records = self._records(candidate.path)
-            try:
-                while chunk := await asyncio.to_thread(_take, records):
-                    for record in chunk:
-                        yield record
-            finally:
-                records.close()
+            async for record in stream(self._records(candidate.path)):
+                yield record
 
     def manifests(self) -> list[Manifest]:
         return list(self._manifests)
@@ -146,12 +133,8 @@ class FileDropSource:
         found = []
         with os.scandir(self._directory) as entries:
             for entry in entries:
-                name = entry.name
-                if (
-                    name.startswith(".")
-                    or name.endswith((MANIFEST_SUFFIX, _REASON_SUFFIX))
-                    or not fnmatch.fnmatchcase(name, self.spec.pattern)
-                    or not entry.is_file(follow_symlinks=False)
+                if not takes(entry.name, self.spec.pattern) or not entry.is_file(
+                    follow_symlinks=False
                 ):
                     continue
                 found.append((Path(entry.path), entry.stat(follow_symlinks=False).st_mtime))
@@ -176,50 +159,31 @@ class FileDropSource:
         path = candidate.path
         sidecar = manifest_path(path)
         has_manifest = spec.manifest != "none" and sidecar.exists()
-        settle = spec.settle_seconds
-        if now - candidate.mtime < settle or (
-            has_manifest and now - sidecar.stat().st_mtime < settle
-        ):
-            return [Problem("partial", f"modified less than {settle:g} s ago; still being written")]
-        if not has_manifest:
-            if spec.manifest == "required":
-                return [Problem("missing", f"no manifest {sidecar.name}")]
-            if spec.format == "hl7_batch":
-                try:
-                    count_and_hash(path, "hl7_batch")
-                except FormatError as exc:
-                    return [Problem("format", str(exc))]
-            return []
-        try:
-            manifest = read_manifest(sidecar)
-        except ManifestError as exc:
-            return [Problem("manifest", "; ".join(exc.problems))]
-        candidate.manifest = manifest
-        return verify(
-            manifest,
+        mtimes = [candidate.mtime, sidecar.stat().st_mtime] if has_manifest else [candidate.mtime]
+        partial = unsettled(now, spec.settle_seconds, *mtimes)
+        if partial:
+            return partial
+        candidate.manifest, problems = check_file(
+            spec,
             path,
-            window,
-            spec.max_age,
-            spec.source_system,
+            sidecar if has_manifest else None,
+            window=window,
             now=now,
-            fmt=spec.format,
             csv_options=self._csv,
         )
+        return problems
 
     def _records(self, path: Path) -> Generator[SourceRecord, None, None]:
-        with open(path, "rb", buffering=1 << 20) as stream:
-            yield from read_records(self.spec.format, stream, path.name, self._csv)
+        with open(path, "rb", buffering=1 << 20) as data:
+            yield from read_records(self.spec.format, data, path.name, self._csv)
 
     def _move_all(self, paths: list[Path], target: Path, reason: str | None) -> None:
         for path in paths:
             self._move(path, target, reason)
 
     def _fail_refused(self, refused: dict[Path, list[Problem]], reason: str) -> None:
-        for path, problems in refused.items():
-            if any(p.kind == "partial" for p in problems):
-                continue
-            lines = [str(p) for p in problems]
-            self._move(path, self._failed, "\n".join([reason, *lines]))
+        for path, text in refusal_reasons(refused, reason):
+            self._move(path, self._failed, text)
 
     def _move(self, path: Path, target: Path, reason: str | None) -> None:
         """Move a data file, then its manifest, into `target`; what is already moved stays."""
@@ -231,7 +195,7 @@ class FileDropSource:
             target.mkdir(parents=True, exist_ok=True)
             destination = _free_name(target, path.name)
             if reason is not None:
-                reason_path = destination.with_name(destination.name + _REASON_SUFFIX)
+                reason_path = destination.with_name(destination.name + REASON_SUFFIX)
                 reason_path.write_text(reason.rstrip("\n") + "\n", encoding="utf-8")
             path.replace(destination)
             self._moved[path] = destination
@@ -248,30 +212,8 @@ def _free_name(directory: Path, name: str) -> Path:
     while (
         candidate.exists()
         or manifest_path(candidate).exists()
-        or candidate.with_name(candidate.name + _REASON_SUFFIX).exists()
+        or candidate.with_name(candidate.name + REASON_SUFFIX).exists()
     ):
         suffix += 1
         candidate = directory / f"{name}.{suffix}"
     return candidate
-
-
-def _take(records: Iterator[SourceRecord]) -> list[SourceRecord]:
-    return list(islice(records, _CHUNK))
-
-
-def _latest(start: str | None, taken: list[_Candidate]) -> str | None:
-    latest = start
-    for candidate in taken:
-        manifest = candidate.manifest
-        end = manifest.window.end if manifest is not None else None
-        mark = end if end is not None else format_time(candidate.mtime)
-        if latest is None or compare_watermarks(mark, latest) > 0:
-            latest = mark
-    return latest
-
-
-def _describe(refused: dict[Path, list[Problem]]) -> str:
-    lines = [f"{len(refused)} batch file(s) not imported:"]
-    for path, problems in refused.items():
-        lines.extend(f"  {path.name}: {problem}" for problem in problems)
-    return "\n".join(lines)

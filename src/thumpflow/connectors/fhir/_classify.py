@@ -19,12 +19,8 @@ characters: only what the server said, never the request body.
 from __future__ import annotations
 
 import json
-import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 from typing import Literal
 
 from thumpflow.core.outcome import Permanent, SendResult, Sent, Transient
@@ -136,24 +132,3 @@ def body_excerpt(body: bytes) -> tuple[object, str]:
 def clip(text: str) -> str:
     """`text` cut to `_REASON_CHARS` characters."""
     return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS] + "…"
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` value (delta seconds or HTTP date), if valid."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        current = time.time() if now is None else now
-        return max(0.0, when.timestamp() - current)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)

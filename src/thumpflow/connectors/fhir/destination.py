@@ -51,13 +51,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from thumpflow.connectors._http import open_session, parse_retry_after, transport_failure
 from thumpflow.connectors.auth import CredentialError, authorizer
 from thumpflow.connectors.fhir._bundle import (
     BundleError,
@@ -75,10 +75,8 @@ from thumpflow.connectors.fhir._classify import (
     clip,
     combine,
     entry_answer,
-    parse_retry_after,
 )
 from thumpflow.connectors.fhir.spec import FhirDestinationSpec
-from thumpflow.connectors.tls import client_context
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.event import Delivery
 from thumpflow.core.outcome import Permanent, SendResult, Sent, Transient
@@ -111,7 +109,6 @@ class FhirDestination:
         self.max_batch = spec.max_batch
         self._base = spec.base_url.rstrip("/")
         self._base_path = urlsplit(self._base).path.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=spec.timeout_seconds)
         self._auth = authorizer(spec.auth, self._base, spec.timeout_seconds, clock or SystemClock())
         self._session: aiohttp.ClientSession | None = None
 
@@ -121,15 +118,8 @@ class FhirDestination:
         Raises OSError/ssl.SSLError for unreadable TLS or key files and
         ValueError for unusable credentials (wrong key type, unset variable).
         """
-        tls: ssl.SSLContext | bool = True
-        if self.spec.tls is not None:
-            tls = client_context(self.spec.tls)
-        connector = aiohttp.TCPConnector(ssl=tls, limit=max(2 * self.spec.max_batch, 8))
-        session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
-        # aiohttp silently repeats a PUT/GET/DELETE once when the connection closes
-        # without a response; retries belong to the flow core (backoff, rate limits,
-        # attempt counts), so a dropped connection is reported, not repeated.
-        session._retry_connection = False
+        spec = self.spec
+        session = open_session(spec.tls, max(2 * spec.max_batch, 8), spec.timeout_seconds)
         try:
             await self._auth.start(session)
         except BaseException:
@@ -311,7 +301,6 @@ class FhirDestination:
         data: bytes | None,
         headers: dict[str, str],
     ) -> _Reply:
-        timeout = self.spec.timeout_seconds
         try:
             async with session.request(
                 method, url, data=data, headers=headers, allow_redirects=False
@@ -328,20 +317,9 @@ class FhirDestination:
                     "Content-Location"
                 )
                 return _Reply(answer, location)
-        except TimeoutError:
-            raise _StopError(Transient(f"timed out after {timeout:g} s")) from None
-        except aiohttp.InvalidURL:
-            raise _StopError(
-                Permanent(f"invalid URL for destination {self.destination_id}")
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise _StopError(Transient(f"cannot connect: {_os_text(exc.os_error)}")) from None
-        except aiohttp.ServerDisconnectedError:
-            raise _StopError(Transient("server closed the connection without a response")) from None
-        except aiohttp.ClientOSError as exc:
-            raise _StopError(Transient(f"connection failed: {_os_text(exc)}")) from None
-        except aiohttp.ClientError as exc:
-            raise _StopError(Transient(f"request failed: {type(exc).__name__}")) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            failure = transport_failure(exc, self.spec.timeout_seconds, self.destination_id)
+            raise _StopError(failure) from None
 
     def _classify(self, answer: Answer, method: str, *, if_match: bool) -> SendResult:
         return classify(
@@ -372,7 +350,3 @@ def _labelled(result: Transient | Permanent, label: str, after: str = "") -> Tra
     if isinstance(result, Transient):
         return Transient(reason, result.retry_after)
     return Permanent(reason)
-
-
-def _os_text(exc: OSError) -> str:
-    return exc.strerror or type(exc).__name__

@@ -26,7 +26,6 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import errno
 import json
@@ -38,6 +37,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from thumpflow.connectors._body import body_fields
+from thumpflow.connectors._oserror import os_error_text
 from thumpflow.connectors.file.spec import FileDestinationSpec
 from thumpflow.core.event import Delivery
 from thumpflow.core.outcome import SendResult, Sent, Transient
@@ -280,11 +281,7 @@ def encode_jsonl(delivery: Delivery) -> bytes:
         "delivery_id": delivery.delivery_id,
         "content_type": delivery.content_type,
     }
-    try:
-        record["body"] = delivery.body.decode("utf-8")
-    except UnicodeDecodeError:
-        record["body"] = base64.b64encode(delivery.body).decode("ascii")
-        record["body_encoding"] = "base64"
+    record.update(body_fields(delivery.body))
     return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
@@ -358,6 +355,5 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def _os_error(exc: OSError) -> str:
-    text = exc.strerror or type(exc).__name__
     where = f" ({exc.filename})" if exc.filename else ""
-    return f"cannot write{where}: {text}"
+    return f"cannot write{where}: {os_error_text(exc)}"

@@ -17,19 +17,14 @@ resend once. The destination never retries; it classifies each response:
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import math
-import ssl
-import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 
 import aiohttp
 
+from thumpflow.connectors._body import body_fields
+from thumpflow.connectors._http import open_session, parse_retry_after, transport_failure
 from thumpflow.connectors.http.spec import HttpDestinationSpec
-from thumpflow.connectors.tls import client_context
 from thumpflow.core.event import Delivery
 from thumpflow.core.outcome import Permanent, SendResult, Sent, Transient
 
@@ -49,14 +44,8 @@ class HttpDestination:
 
     async def start(self) -> None:
         """Open the connection pool; raises OSError/ssl.SSLError on unreadable TLS files."""
-        tls: ssl.SSLContext | bool = True
-        if self.spec.tls is not None:
-            tls = client_context(self.spec.tls)
-        connector = aiohttp.TCPConnector(ssl=tls, limit=max(self.spec.max_batch, 8))
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.spec.timeout_seconds),
-        )
+        spec = self.spec
+        self._session = open_session(spec.tls, max(spec.max_batch, 8), spec.timeout_seconds)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -91,18 +80,8 @@ class HttpDestination:
                     return Sent(f"HTTP {status}")
                 payload = await response.read()
                 return classify(status, response.headers, payload)
-        except TimeoutError:
-            return Transient(f"timed out after {self.spec.timeout_seconds:g} s")
-        except aiohttp.InvalidURL:
-            return Permanent(f"invalid URL for destination {self.destination_id}")
-        except aiohttp.ClientConnectorError as exc:
-            return Transient(f"cannot connect: {_os_text(exc.os_error)}")
-        except aiohttp.ServerDisconnectedError:
-            return Transient("server closed the connection without a response")
-        except aiohttp.ClientOSError as exc:
-            return Transient(f"connection failed: {_os_text(exc)}")
-        except aiohttp.ClientError as exc:
-            return Transient(f"request failed: {type(exc).__name__}")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return transport_failure(exc, self.spec.timeout_seconds, self.destination_id)
 
 
 def classify(status: int, headers: Mapping[str, str], body: bytes) -> SendResult:
@@ -120,27 +99,6 @@ def classify(status: int, headers: Mapping[str, str], body: bytes) -> SendResult
     return Permanent(reason)
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` value (delta seconds or HTTP date), if valid."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        current = time.time() if now is None else now
-        return max(0.0, when.timestamp() - current)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
 def envelope(delivery: Delivery) -> bytes:
     """The `json` format body: event metadata and the message (text, or base64 if not UTF-8)."""
     record: dict[str, object] = {
@@ -155,11 +113,7 @@ def envelope(delivery: Delivery) -> bytes:
         "created_at": delivery.created_at,
         "content_type": delivery.content_type,
     }
-    try:
-        record["body"] = delivery.body.decode("utf-8")
-    except UnicodeDecodeError:
-        record["body"] = base64.b64encode(delivery.body).decode("ascii")
-        record["body_encoding"] = "base64"
+    record.update(body_fields(delivery.body))
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -188,7 +142,3 @@ def _reason_excerpt(body: bytes) -> str:
     if len(text) > _EXCERPT_CHARS:
         text = text[:_EXCERPT_CHARS] + "…"
     return text
-
-
-def _os_text(exc: OSError) -> str:
-    return exc.strerror or type(exc).__name__

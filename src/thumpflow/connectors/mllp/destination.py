@@ -24,6 +24,7 @@ import ssl
 from collections import deque
 from collections.abc import Sequence
 
+from thumpflow.connectors._oserror import os_error_text
 from thumpflow.connectors.mllp.framing import FramingError, MllpDecoder, frame
 from thumpflow.connectors.mllp.spec import MllpDestinationSpec
 from thumpflow.connectors.tls import client_context
@@ -97,7 +98,7 @@ class MllpDestination:
             return Transient(str(exc))
         except OSError as exc:
             await self._disconnect()
-            return Transient(f"connection failed: {exc.strerror or type(exc).__name__}")
+            return Transient(f"connection failed: {os_error_text(exc)}")
         try:
             ack = parse_ack(response)
         except MessageError as exc:
@@ -138,7 +139,7 @@ class MllpDestination:
         except TimeoutError:
             return Transient(f"connect timed out after {spec.connect_timeout_seconds:g} s")
         except OSError as exc:
-            return Transient(f"cannot connect: {exc.strerror or type(exc).__name__}")
+            return Transient(f"cannot connect: {os_error_text(exc)}")
         self._decoder = MllpDecoder(spec.max_message_bytes)
         self._frames.clear()
         log.info(

@@ -39,42 +39,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import re
+import os
 import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 import asyncssh
 
-from thumpflow.batch import (
-    CsvEncoder,
-    Encoder,
-    Hl7BatchEncoder,
-    NdjsonEncoder,
-    manifest_name,
-    manifest_to_json,
-    parse_manifest,
-    parse_time,
-)
+from thumpflow.batch import Encoder, manifest_name, manifest_to_json, parse_manifest
+from thumpflow.connectors.drop import KeyLog, encoder_for, read_ranges, render_name
 from thumpflow.connectors.sftp._client import join, replace, session
 from thumpflow.connectors.sftp.spec import SftpDestinationSpec
 from thumpflow.core.batch import BatchItem, Manifest, Window
 from thumpflow.core.clock import Clock, SystemClock
 
 _BLOCK = 1 << 20
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-@dataclass(slots=True)
-class _Record:
-    offset: int
-    length: int
-    digest: bytes
 
 
 @dataclass(slots=True)
@@ -86,9 +69,7 @@ class _Run:
     staging: Path
     out: BinaryIO
     encoder: Encoder | None = None
-    end: int = 0
-    records: dict[str, _Record] = field(default_factory=dict)
-    superseded: int = 0
+    log: KeyLog = field(default_factory=lambda: KeyLog(0))
 
 
 class SftpDestination:
@@ -104,16 +85,7 @@ class SftpDestination:
 
     def file_name(self, job_id: str, run_id: int, window: Window) -> str:
         """The file name for this run, from the template."""
-        end = window.end
-        moment = parse_time(end) if end is not None else None
-        if moment is None:
-            moment = datetime.fromtimestamp(self._clock.now(), UTC)
-        return self.spec.name.format(
-            job=_UNSAFE.sub("-", job_id),
-            run=run_id,
-            window_end=_UNSAFE.sub("-", end) if end is not None else "unbounded",
-            date=moment.astimezone(UTC).strftime("%Y-%m-%d"),
-        )
+        return render_name(self.spec.name, job_id, run_id, window, self._clock.now())
 
     async def begin(self, job_id: str, run_id: int, window: Window) -> None:
         """Start a run's file (staged locally; nothing remote changes yet)."""
@@ -133,33 +105,19 @@ class SftpDestination:
         return await asyncio.to_thread(self._stage, run, items)
 
     def _stage(self, run: _Run, items: Sequence[BatchItem]) -> tuple[int, int]:
-        if run.encoder is None and items:
-            run.encoder = self._encoder(run.name, list(items[0].data))
-        encoder = run.encoder
-        written = skipped = 0
-        for item in items:
-            assert encoder is not None
-            data = encoder.encode(item.data)
-            digest = hashlib.blake2b(data, digest_size=16).digest()
-            previous = run.records.get(item.business_key)
-            if previous is not None and previous.digest == digest:
-                skipped += 1
-                continue
-            if previous is not None:
-                run.superseded += 1
-            run.out.write(data)
-            run.records[item.business_key] = _Record(run.end, len(data), digest)
-            run.end += len(data)
-            written += 1
-        return written, skipped
+        if not items:
+            return 0, 0
+        if run.encoder is None:
+            run.encoder = encoder_for(self.spec, run.name, list(items[0].data))
+        out = run.out
 
-    def _encoder(self, name: str, first_keys: list[str]) -> Encoder:
-        spec = self.spec
-        if spec.format == "csv":
-            return CsvEncoder(spec.columns or first_keys, spec.csv.options())
-        if spec.format == "ndjson":
-            return NdjsonEncoder()
-        return Hl7BatchEncoder(spec.source_system, name)
+        def read(start: int, length: int) -> bytes:
+            out.flush()
+            return os.pread(out.fileno(), length, start)
+
+        chunks, skipped = run.log.append(items, run.encoder, read)
+        out.write(b"".join(chunks))
+        return len(chunks), skipped
 
     async def finish(self) -> list[Manifest]:
         """Upload the file and its manifest (see the module docstring); the manifest as written."""
@@ -200,12 +158,12 @@ class SftpDestination:
 
     def _frame(self, run: _Run) -> tuple[bytes, bytes, int]:
         """(header, trailer, record count) of the file to upload."""
-        count = len(run.records)
+        count = run.log.count
         encoder = run.encoder
         if encoder is None:
             if self.spec.format == "csv" and self.spec.columns is None:
                 return b"", b"", 0
-            encoder = self._encoder(run.name, [])
+            encoder = encoder_for(self.spec, run.name, [])
         return encoder.header(), encoder.trailer(count), count
 
     async def _upload(
@@ -237,17 +195,10 @@ class SftpDestination:
 
 
 def _blocks(run: _Run) -> Iterator[bytes]:
-    """The staged records to upload, in blocks: all of them, or without superseded ones."""
-    out = run.out
-    if not run.superseded:
-        out.seek(0)
-        while block := out.read(_BLOCK):
-            yield block
-        return
+    """The staged records to upload, without the superseded ones, in blocks of about 1 MiB."""
     pending = bytearray()
-    for record in sorted(run.records.values(), key=lambda r: r.offset):
-        out.seek(record.offset)
-        pending += out.read(record.length)
+    for piece in read_ranges(run.out, run.log.kept(), _BLOCK):
+        pending += piece
         if len(pending) >= _BLOCK:
             yield bytes(pending)
             pending.clear()

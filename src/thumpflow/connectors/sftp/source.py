@@ -46,38 +46,32 @@ digests, times and system ids.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import posixpath
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 import asyncssh
 
-from thumpflow.batch import (
-    MANIFEST_SUFFIX,
-    FormatError,
-    ManifestError,
-    Problem,
-    compare_watermarks,
-    count_and_hash,
-    format_time,
-    manifest_name,
-    read_manifest,
-    read_records,
-    verify,
+from thumpflow.batch import MANIFEST_SUFFIX, Problem, manifest_name, read_records
+from thumpflow.connectors.drop import (
+    REASON_SUFFIX,
+    check_file,
+    describe_refused,
+    latest_watermark,
+    missing_manifest,
+    refusal_reasons,
+    stream,
+    takes,
+    unsettled,
 )
 from thumpflow.connectors.sftp._client import SftpError, join, session, where
 from thumpflow.connectors.sftp.spec import SftpDropSourceSpec
 from thumpflow.core.batch import Manifest, SourceRecord, Window
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import BatchSourceError
-
-_CHUNK = 4096
-_REASON_SUFFIX = ".reason"
 
 
 @dataclass(slots=True)
@@ -127,19 +121,14 @@ class SftpDropSource:
                 taken, refused = await self._survey(sftp, window, self._staging)
             if refused:
                 self._refused = refused
-                raise BatchSourceError(_describe(self.spec.directory, refused))
+                raise BatchSourceError(describe_refused(refused, self.spec.directory))
             self._taken = taken
             self._manifests = [c.manifest for c in taken if c.manifest is not None]
-            self._watermark = _latest(window.start, taken)
+            self._watermark = latest_watermark(window.start, [(c.manifest, c.mtime) for c in taken])
             for candidate in taken:
                 assert candidate.staged is not None
-                records = self._records(candidate.staged, candidate.name)
-                try:
-                    while chunk := await asyncio.to_thread(_take, records):
-                        for record in chunk:
-                            yield record
-                finally:
-                    records.close()
+                async for record in stream(self._records(candidate.staged, candidate.name)):
+                    yield record
         finally:
             await self._clear_staging()
 
@@ -159,11 +148,8 @@ class SftpDropSource:
 
     async def fail(self, reason: str) -> None:
         """Rename the refused files, or the files read, into failed/ with a reason (idempotent)."""
-        moves: list[tuple[str, str]] = []
         if self._refused:
-            for name, problems in self._refused.items():
-                if not any(p.kind == "partial" for p in problems):
-                    moves.append((name, "\n".join([reason, *(str(p) for p in problems)])))
+            moves = refusal_reasons(self._refused, reason)
         else:
             moves = [(c.name, reason) for c in self._taken]
         if moves:
@@ -188,22 +174,16 @@ class SftpDropSource:
         refused: dict[str, list[Problem]] = {}
         for name in sorted(entries):
             attrs = entries[name]
-            if (
-                name.startswith(".")
-                or name.endswith((MANIFEST_SUFFIX, _REASON_SUFFIX))
-                or not fnmatch.fnmatchcase(name, self.spec.pattern)
-                or attrs.type != asyncssh.FILEXFER_TYPE_REGULAR
-            ):
+            if not takes(name, self.spec.pattern) or attrs.type != asyncssh.FILEXFER_TYPE_REGULAR:
                 continue
             sidecar = entries.get(manifest_name(name)) if self.spec.manifest != "none" else None
             candidate = _Candidate(name, float(attrs.mtime or 0), sidecar is not None)
-            settle = self.spec.settle_seconds
-            if now - candidate.mtime < settle or (
-                sidecar is not None and now - float(sidecar.mtime or 0) < settle
-            ):
-                refused[name] = [
-                    Problem("partial", f"modified less than {settle:g} s ago; still being written")
-                ]
+            mtimes = [candidate.mtime]
+            if sidecar is not None:
+                mtimes.append(float(sidecar.mtime or 0))
+            partial = unsettled(now, self.spec.settle_seconds, *mtimes)
+            if partial:
+                refused[name] = partial
                 continue
             problems = await self._check(sftp, candidate, window, staging, now)
             if problems:
@@ -220,37 +200,19 @@ class SftpDropSource:
         staging: Path,
         now: float,
     ) -> list[Problem]:
-        spec = self.spec
-        if not candidate.has_manifest and spec.manifest == "required":
-            return [Problem("missing", f"no manifest {manifest_name(candidate.name)}")]
+        if not candidate.has_manifest and self.spec.manifest == "required":
+            return missing_manifest(candidate.name)
         staged = staging / candidate.name
         await sftp.get(join(self._directory, candidate.name), staged)
         candidate.staged = staged
-        if not candidate.has_manifest:
-            if spec.format == "hl7_batch":
-                try:
-                    await asyncio.to_thread(count_and_hash, staged, "hl7_batch")
-                except FormatError as exc:
-                    return [Problem("format", str(exc))]
-            return []
-        sidecar = staging / manifest_name(candidate.name)
-        await sftp.get(join(self._directory, sidecar.name), sidecar)
-        try:
-            manifest = await asyncio.to_thread(read_manifest, sidecar)
-        except ManifestError as exc:
-            return [Problem("manifest", "; ".join(exc.problems))]
-        candidate.manifest = manifest
-        return await asyncio.to_thread(
-            verify,
-            manifest,
-            staged,
-            window,
-            spec.max_age,
-            spec.source_system,
-            now=now,
-            fmt=spec.format,
-            csv_options=self._csv,
+        sidecar = None
+        if candidate.has_manifest:
+            sidecar = staging / manifest_name(candidate.name)
+            await sftp.get(join(self._directory, sidecar.name), sidecar)
+        candidate.manifest, problems = await asyncio.to_thread(
+            check_file, self.spec, staged, sidecar, window=window, now=now, csv_options=self._csv
         )
+        return problems
 
     async def _move(
         self, sftp: asyncssh.SFTPClient, name: str, target: str, reason: str | None
@@ -264,7 +226,7 @@ class SftpDropSource:
             await sftp.makedirs(target, exist_ok=True)
             destination = await _free_name(sftp, target, name)
             if reason is not None:
-                async with sftp.open(destination + _REASON_SUFFIX, "wb") as out:
+                async with sftp.open(destination + REASON_SUFFIX, "wb") as out:
                     await out.write(reason.rstrip("\n").encode("utf-8") + b"\n")
             await sftp.rename(source, destination)
             self._moved[name] = destination
@@ -294,30 +256,8 @@ async def _free_name(sftp: asyncssh.SFTPClient, directory: str, name: str) -> st
     while (
         await sftp.exists(candidate)
         or await sftp.exists(candidate + MANIFEST_SUFFIX)
-        or await sftp.exists(candidate + _REASON_SUFFIX)
+        or await sftp.exists(candidate + REASON_SUFFIX)
     ):
         suffix += 1
         candidate = join(directory, f"{name}.{suffix}")
     return candidate
-
-
-def _take(records: Iterator[SourceRecord]) -> list[SourceRecord]:
-    return list(islice(records, _CHUNK))
-
-
-def _latest(start: str | None, taken: list[_Candidate]) -> str | None:
-    latest = start
-    for candidate in taken:
-        manifest = candidate.manifest
-        end = manifest.window.end if manifest is not None else None
-        mark = end if end is not None else format_time(candidate.mtime)
-        if latest is None or compare_watermarks(mark, latest) > 0:
-            latest = mark
-    return latest
-
-
-def _describe(directory: str, refused: dict[str, list[Problem]]) -> str:
-    lines = [f"{len(refused)} batch file(s) in {directory} not imported:"]
-    for name, problems in refused.items():
-        lines.extend(f"  {name}: {problem}" for problem in problems)
-    return "\n".join(lines)
