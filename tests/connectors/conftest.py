@@ -80,7 +80,7 @@ def _openssl(*args: str, cwd: Path) -> None:
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+        pytest.fail("openssl is not installed: run scripts/test-deps.sh (make test does)")
     d = tmp_path_factory.mktemp("tls")
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test ca",
              "-keyout", "ca.key", "-out", "ca.pem", cwd=d)  # fmt: skip

@@ -87,7 +87,7 @@ class ShiftedClock:
         return time.monotonic() + self.offset
 
     async def sleep(self, seconds: float) -> None:
-        raise NotImplementedError
+        raise AssertionError("the FHIR destination must not sleep: waiting is the flow core's job")
 
 
 @dataclass(frozen=True)
