@@ -97,6 +97,34 @@ def test_duplicate_ids_and_duplicate_keys() -> None:
     assert dup_key.startswith("chan.yaml:2:1:") and "appears twice" in dup_key
 
 
+def job_text(job_id: str, destination: str, reconciles: str = "adt") -> str:
+    return f"""\
+  - id: {job_id}
+    schedule: {{interval: 1h}}
+    reconciles: {reconciles}
+    source: {{type: file_drop, directory: drop, format: csv}}
+    schema: [{{name: visit}}]
+    business_key: [visit]
+    destinations:
+      - {{id: {destination}, type: batch_file, directory: out, name: 'a-{{date}}.csv',
+         format: csv, source_system: X}}
+"""
+
+
+def test_a_reconciling_job_may_share_its_channel_destination_id_once() -> None:
+    other = GOOD.replace("- id: adt", "- id: lab").replace("id: out", "id: lab-out")
+    channels = GOOD + other.split("channels:\n", 1)[1]
+    config = parse_config(channels + "jobs:\n" + job_text("census", "out"))
+    assert config.partner("adt") is config.jobs[0]
+    assert config.partner("lab") is None
+    (stranger,) = problems_of(channels + "jobs:\n" + job_text("census", "out", "lab"))
+    assert "destination 'out': id is already used in channel 'adt'" in stranger
+    (second,) = problems_of(
+        channels + "jobs:\n" + job_text("census", "out") + job_text("census2", "out")
+    )
+    assert "destination 'out': id is already used in job 'census'" in second
+
+
 def test_yaml_syntax_error_is_located() -> None:
     (problem,) = problems_of("channels:\n  - id: [unclosed\n")
     assert problem.startswith("chan.yaml:3:")

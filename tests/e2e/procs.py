@@ -33,7 +33,14 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], seconds: float =
     raise AssertionError(f"nothing listening on {port} after {seconds}s")
 
 
-def start_engine(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_engine(
+    config: Path,
+    port: int,
+    log: Path,
+    *,
+    log_format: str = "text",
+    log_level: str = "INFO",
+) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
     process = subprocess.Popen(
         [
@@ -44,7 +51,9 @@ def start_engine(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
             "--config",
             str(config),
             "--log-level",
-            "INFO",
+            log_level,
+            "--log-format",
+            log_format,
         ],
         stdin=subprocess.DEVNULL,
         stdout=handle,

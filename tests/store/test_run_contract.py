@@ -17,10 +17,13 @@ from thumpflow.core.batch import (
     RunTrigger,
     Window,
 )
+from thumpflow.core.event import Admission, Admitted, DeadLetterFilter, NewDelivery
+from thumpflow.core.lanes import Lane
+from thumpflow.core.outcome import Delivered, Died, Superseded
 from thumpflow.core.ports import RunStore, Store
 
 from .conftest import StoreFactory
-from .support import run
+from .support import event, run
 
 T0 = 1_700_000_000.0
 
@@ -210,6 +213,67 @@ def test_ledger_keeps_the_latest_hash_per_destination_and_key(
             "MRN2": "h2",
         }
         assert await store.ledger("registry", ["MRN2"]) == {}
+
+    run(lambda: make(store_factory), body)
+
+
+def test_flow_deliveries_enter_the_ledger_when_delivered_only(
+    store_factory: StoreFactory,
+) -> None:
+    """Delivered writes (destination, key) -> hash in the same commit; Died and Superseded never.
+
+    The key and hash are kept on the delivery row, so a dead delivery replayed
+    and then delivered enters the ledger too.
+    """
+    received = event()
+    keyed = {
+        "bed": ("V1", "hash-bed"),
+        "dies": ("V2", "hash-dies"),
+        "stale": ("V3", "hash-stale"),
+    }
+    adm = Admission(
+        received=received,
+        deliveries=(
+            *(
+                NewDelivery(
+                    received.event_id,
+                    destination,
+                    received.ordering_key,
+                    Lane.ROUTINE,
+                    business_key=key,
+                    content_hash=digest,
+                )
+                for destination, (key, digest) in keyed.items()
+            ),
+            NewDelivery(received.event_id, "plain", received.ordering_key, Lane.ROUTINE),
+        ),
+    )
+
+    async def body(store: FullStore) -> None:
+        result = await store.admit(adm)
+        assert isinstance(result, Admitted)
+        bed, dies, stale, plain = result.deliveries
+        assert (bed.business_key, bed.content_hash) == ("V1", "hash-bed")
+        assert (plain.business_key, plain.content_hash) == (None, None)
+        (pending,) = await store.load_pending("dies", 0, 10)
+        assert (pending.business_key, pending.content_hash) == ("V2", "hash-dies")
+        await store.record(
+            [
+                Delivered(bed.delivery_id, T0, 1, "bed", bed.ordering_key, None),
+                Died(dies.delivery_id, T0, 3, "refused"),
+                Superseded(stale.delivery_id, T0, "stale entity version"),
+                Delivered(plain.delivery_id, T0, 1, "plain", plain.ordering_key, None),
+            ]
+        )
+        assert await store.ledger("bed", ["V1"]) == {"V1": "hash-bed"}
+        assert await store.ledger("dies", ["V2"]) == {}
+        assert await store.ledger("stale", ["V3"]) == {}
+        (replayed,) = await store.replay(DeadLetterFilter(destination_id="dies"), "ops", "fixed")
+        assert (replayed.business_key, replayed.content_hash) == ("V2", "hash-dies")
+        await store.record(
+            [Delivered(replayed.delivery_id, T0 + 5, 1, "dies", replayed.ordering_key, None)]
+        )
+        assert await store.ledger("dies", ["V2"]) == {"V2": "hash-dies"}
 
     run(lambda: make(store_factory), body)
 

@@ -19,6 +19,7 @@ import pytest
 
 from thumpflow.core.errors import StoreError
 from thumpflow.core.event import Admission, Admitted, DeadLetterFilter, Duplicate, Reject
+from thumpflow.core.outcome import Delivered
 from thumpflow.store.sqlite import SqliteStore, _schema
 
 from .support import admission, event, run
@@ -99,6 +100,38 @@ def test_migrations_are_numbered_without_gaps() -> None:
 
 async def _noop(store: SqliteStore) -> None:
     return None
+
+
+def test_a_version_2_database_migrates_and_keeps_its_pending_deliveries(tmp_path: Path) -> None:
+    """Deliveries admitted before schema 3 load with no ledger key and never enter the ledger."""
+    path = tmp_path / "thumpflow.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
+        for version, script in _schema.migrations()[:2]:
+            for statement in _schema._statements(script):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+        conn.execute(
+            "INSERT INTO events VALUES (1, 'EVT1', 'K1', 'SIM', 'adt', 'adt.admit', 'Patient',"
+            " 'P1', 0, 0, 'x-application/hl7-v2+er7', NULL, 2, NULL, NULL, NULL, NULL, x'4d5348')"
+        )
+        conn.execute(
+            "INSERT INTO deliveries (delivery_id, event_seq, destination_id, channel_id,"
+            " ordering_key, lane, created_at, status, attempts, next_attempt_at)"
+            " VALUES (1, 1, 'bed', 'adt', 'Patient/P1', 2, 0, 0, 0, 0)"
+        )
+    conn.close()
+
+    async def body(store: SqliteStore) -> None:
+        (old,) = await store.load_pending("bed", 0, 10)
+        assert (old.business_key, old.content_hash) == (None, None)
+        await store.record([Delivered(1, 5.0, 1, "bed", "Patient/P1", None)])
+        with sqlite3.connect(path) as check:
+            assert check.execute("SELECT status FROM deliveries").fetchone() == (1,)
+            assert check.execute("SELECT count(*) FROM delivery_ledger").fetchone() == (0,)
+        check.close()
+
+    run(lambda: SqliteStore(path), body)
 
 
 def test_concurrent_callers_share_one_commit(tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ import pytest
 from thumpflow.batch import manifest_path, write_manifest
 from thumpflow.config.jobs import Job
 from thumpflow.core.batch import Manifest, RunStatus, RunTrigger, Window
+from thumpflow.core.records import business_key, content_hash
 from thumpflow.runtime.engine import job_runner
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.testing.batch import MemoryDestination, MemorySource
-from thumpflow.thump.runner import Connectors, JobRunner, business_key, content_hash
+from thumpflow.thump.runner import Connectors, JobRunner
 
 from .support import HEADER, config_text, csv_rows, drop, job_of, now_clock, with_store
 

@@ -1,4 +1,5 @@
-"""The control API: status, dead letters, replay and manual job runs over HTTP (JSON).
+"""The control API: status, dead letters, replay and manual job runs over HTTP (JSON),
+and `GET /metrics` in Prometheus text format 0.0.4.
 
 It binds to loopback by default; it carries no patient data (ids, counts,
 reasons only). Replay through the API is an audited act naming the actor.
@@ -14,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from thumpflow.core.event import DeadLetterFilter
+from thumpflow.core.metrics import CONTENT_TYPE
 from thumpflow.runtime.engine import Engine
 from thumpflow.thump.scheduler import UnknownJobError
 
@@ -104,6 +106,12 @@ async def _start_run(request: web.Request) -> web.Response:
     return _json({"job": job_id, "run_id": run_id}, 202)
 
 
+async def _metrics(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    text = await engine.render_metrics()
+    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
 async def _health(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
@@ -112,6 +120,7 @@ def control_app(engine: Engine) -> web.Application:
     app = web.Application()
     app[ENGINE_KEY] = engine
     app.router.add_get("/api/health", _health)
+    app.router.add_get("/metrics", _metrics)
     app.router.add_get("/api/status", _status)
     app.router.add_get("/api/dead-letters", _dead_letters)
     app.router.add_post("/api/dead-letters/replay", _replay)

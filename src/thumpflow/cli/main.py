@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from thumpflow import __version__
 from thumpflow.cli._shared import config_argument
+from thumpflow.cli.logs import FORMATS
 from thumpflow.core.errors import ConfigError, ThumpflowError
 
 # Commands whose module defines `add_arguments(parser)` and `run(args)`; the module
@@ -43,6 +44,13 @@ def build_parser() -> tuple[
     run = commands.add_parser("run", help="run the engine with a configuration")
     config_argument(run)
     run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    run.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="auto",
+        help="json: one JSON object per line; text; auto (default): text on a terminal, "
+        "json otherwise",
+    )
 
     check = commands.add_parser(
         "check", help="validate a configuration (located errors) and lint it for anti-patterns"
@@ -143,7 +151,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from thumpflow.cli.run import run
 
-        return run(args.config, args.log_level)
+        return run(args.config, args.log_level, args.log_format)
     if args.command == "check":
         from thumpflow.cli.run import check
 

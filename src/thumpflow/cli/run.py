@@ -8,6 +8,7 @@ import signal
 import sys
 
 from thumpflow.api.control import serve
+from thumpflow.cli.logs import configure
 from thumpflow.config import load_config
 from thumpflow.config.lint import lint
 from thumpflow.config.model import Config
@@ -39,14 +40,14 @@ def check(path: str, *, strict: bool = False) -> int:
     return 1 if strict and findings else 0
 
 
-def run(path: str, log_level: str) -> int:
-    """Run the engine until SIGINT or SIGTERM, then stop it cleanly."""
+def run(path: str, log_level: str, log_format: str) -> int:
+    """Run the engine until SIGINT or SIGTERM, then stop it cleanly.
+
+    Logs go to stderr as text or JSON lines (`cli.logs`; `auto`: text on a
+    terminal, JSON otherwise).
+    """
     config = load_config(path)
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure(log_level, log_format, sys.stderr)
     try:
         import uvloop
     except ImportError:
@@ -69,7 +70,11 @@ async def _serve(config: Config) -> None:
             raise ThumpflowError(
                 f"api: cannot listen on {config.api.host}:{config.api.port}: {err.strerror or err}"
             ) from None
-        log.info("control API on http://%s:%d/api/status", config.api.host, config.api.port)
+        log.info(
+            "control API on http://%s:%d/api/status, metrics on /metrics",
+            config.api.host,
+            config.api.port,
+        )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

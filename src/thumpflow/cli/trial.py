@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         known = ", ".join(c.id for c in config.channels)
         raise ThumpflowError(f"{args.config}: no channel {args.channel!r} (channels: {known})")
     transform = load_transform(channel.transform, channel.id) if channel.transform else None
-    pipeline = ChannelPipeline(channel, transform)
+    pipeline = ChannelPipeline(channel, transform, config.partner(channel.id))
     try:
         raws = split_messages(Path(args.message_file).read_bytes())
     except OSError as err:

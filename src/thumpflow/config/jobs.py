@@ -161,7 +161,12 @@ class RuleSpec(_Model):
 class BatchDestinationOptions(_Model):
     """What the thump core needs of every batch destination."""
 
-    id: str = Field(pattern=ID_PATTERN, description="Stable destination id (unique in the file).")
+    id: str = Field(
+        pattern=ID_PATTERN,
+        description="Stable destination id (unique in the file, except that one job may give "
+        "it the id of a destination of the channel it `reconciles`: the same receiving system, "
+        "whose delivery ledger the job then reads).",
+    )
 
 
 class BatchFileDestination(BatchDestinationOptions, BatchFileDestinationSpec):

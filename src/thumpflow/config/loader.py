@@ -177,6 +177,10 @@ def _duplicate_ids(config: Config, reader: _Reader, data: Any) -> list[str]:
         jobs.setdefault(job.id, index)
         for number, batch_destination in enumerate(job.destinations):
             owner = destinations.get(batch_destination.id)
+            if owner is not None and owner == f"channel {job.reconciles!r}":
+                # The reconciled channel's destination, reached in batch: shared once.
+                destinations[batch_destination.id] = f"job {job.id!r}"
+                continue
             if owner is not None:
                 loc = ("jobs", index, "destinations", number, "id")
                 _, (line, column) = reader.locate(data, loc)

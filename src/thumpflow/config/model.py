@@ -156,6 +156,53 @@ class OrderingKey(_Model):
         return None if value is None else _check_path(value)
 
 
+class Ledger(_Model):
+    """What a channel records in the delivery ledger, so a reconciling job skips what flow sent.
+
+    Each message is projected into the record the partner job (the job with
+    `reconciles: <this channel>`) loads: `record` names each field and the
+    HL7 v2 path it comes from. A field the job's `schema` declares gets that
+    type (HL7 dates and times are read as such, so `20261120` is the same
+    date as a CSV's `2026-11-20`); an empty value is null, as in the job. The
+    business key and content hash are computed exactly as the job computes
+    them, and written to the ledger when the delivery is delivered, under the
+    flow destination's id. A message whose key is empty or whose value does
+    not fit its type is left out of the ledger (the job then writes it).
+    """
+
+    business_key: list[str] = Field(
+        min_length=1,
+        description="Fields of `record` that identify it (the partner job's `business_key`, "
+        "in the same order).",
+    )
+    record: dict[str, str] = Field(
+        min_length=1,
+        description="Field name -> HL7 v2 path of its value, e.g. `{visit: PV1-19.1, "
+        "birth_date: PID-7}`; the fields of the record the partner job loads.",
+    )
+
+    example: ClassVar[dict[str, Any]] = {
+        "business_key": ["visit"],
+        "record": {"visit": "PV1-19.1", "mrn": "PID-3[1].1", "birth_date": "PID-7"},
+    }
+
+    @field_validator("record")
+    @classmethod
+    def _paths(cls, value: dict[str, str]) -> dict[str, str]:
+        for path in value.values():
+            _check_path(path)
+        return value
+
+    @model_validator(mode="after")
+    def _key_in_record(self) -> Self:
+        for name in self.business_key:
+            if name not in self.record:
+                raise ValueError(f"business_key field {name!r} is not a field of `record`")
+        if len(set(self.business_key)) != len(self.business_key):
+            raise ValueError("business_key names a field twice")
+        return self
+
+
 class Retry(_Model):
     """Exponential backoff with full jitter, bounded by attempts and age."""
 
@@ -279,6 +326,12 @@ class Channel(_Model):
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
     )
     destinations: list[DestinationSpec] = Field(min_length=1, description="Where events go.")
+    ledger: Ledger | None = Field(
+        default=None,
+        description="Optional: record each delivered message's business key and content hash "
+        "in the delivery ledger, so the job that `reconciles` this channel skips records flow "
+        "already delivered (see *Delivery ledger*).",
+    )
 
     @field_validator("entity_version")
     @classmethod
@@ -318,7 +371,56 @@ class Config(_Model):
                 raise ValueError(
                     f"job {job.id!r} reconciles channel {job.reconciles!r}, which is not defined"
                 )
+        for channel in self.channels:
+            if channel.ledger is not None:
+                _check_ledger(channel.id, channel.ledger, self.jobs)
         return self
+
+    def partner(self, channel_id: str) -> Job | None:
+        """The job that `reconciles` a channel, if any (at most one for a channel with a ledger)."""
+        for job in self.jobs:
+            if job.reconciles == channel_id:
+                return job
+        return None
+
+
+def _check_ledger(channel_id: str, ledger: Ledger, jobs: list[Job]) -> None:
+    """A ledger must project exactly the record its partner job keys and hashes.
+
+    Otherwise no hash ever matches and the job silently skips nothing; the
+    fields are only checked for a job without a transform (with one, the
+    record is the transform's output, which only running it could tell).
+    """
+    partners = [job.id for job in jobs if job.reconciles == channel_id]
+    if len(partners) > 1:
+        raise ValueError(
+            f"channel {channel_id!r} has a `ledger` and is reconciled by several jobs "
+            f"({', '.join(partners)}); a ledger serves one partner job"
+        )
+    if not partners:
+        return
+    job = next(job for job in jobs if job.id == partners[0])
+    where = f"channel {channel_id!r} > ledger"
+    if ledger.business_key != job.business_key:
+        raise ValueError(
+            f"{where}: business_key must equal job {job.id!r}'s business_key "
+            f"({', '.join(job.business_key)}), in the same order"
+        )
+    if job.transform is not None:
+        return
+    declared = [spec.name for spec in job.schema_]
+    missing = [name for name in declared if name not in ledger.record]
+    if missing:
+        raise ValueError(
+            f"{where}: `record` lacks field(s) {', '.join(missing)} declared in job "
+            f"{job.id!r}'s schema; the job hashes every declared field"
+        )
+    extra = [name for name in ledger.record if name not in declared]
+    if extra and job.unknown_fields != "keep":
+        raise ValueError(
+            f"{where}: `record` has field(s) {', '.join(extra)} that job {job.id!r} does not "
+            f"keep (unknown_fields: {job.unknown_fields})"
+        )
 
 
 from thumpflow.config.jobs import Job  # noqa: E402  (jobs.py builds on the models above)

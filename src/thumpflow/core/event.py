@@ -59,13 +59,19 @@ class DeliveryStatus(StrEnum):
 
 @dataclass(slots=True, frozen=True)
 class NewDelivery:
-    """A delivery to create: `event_id`'s body goes to `destination_id`."""
+    """A delivery to create: `event_id`'s body goes to `destination_id`.
+
+    `business_key` and `content_hash` are set (both or neither) for a channel
+    with a delivery ledger: once delivered, they are written to the ledger.
+    """
 
     event_id: str
     destination_id: str
     ordering_key: str
     lane: Lane
     sequence: int | None = None
+    business_key: str | None = None
+    content_hash: str | None = None
 
 
 @dataclass(slots=True)
@@ -73,7 +79,9 @@ class Delivery:
     """One (event, destination) pair in an outbox, as the flow core works on it.
 
     `delivery_id` increases with commit order within the whole store, so
-    sorting by it reproduces ingest order per ordering key.
+    sorting by it reproduces ingest order per ordering key. `business_key`
+    and `content_hash` (both or neither) are what the store writes to the
+    delivery ledger when it records this delivery delivered.
     """
 
     delivery_id: int
@@ -91,6 +99,8 @@ class Delivery:
     next_attempt_at: float = 0.0
     first_failed_at: float | None = None
     last_error: str | None = None
+    business_key: str | None = None
+    content_hash: str | None = None
 
     @property
     def key(self) -> str:

@@ -72,7 +72,10 @@ class Store(Protocol):
         """Commit delivery outcomes with their audit entries, atomically.
 
         `Delivered` also raises the applied entity version of
-        (destination, ordering key) to the delivery's sequence, never lowers it.
+        (destination, ordering key) to the delivery's sequence, never lowers it,
+        and, for a delivery with a business key, sets the delivery ledger's
+        (destination, business key) to its content hash (the latest wins) in
+        the same transaction; `Died` and `Superseded` never touch the ledger.
         """
         ...
 

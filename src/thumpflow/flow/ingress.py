@@ -14,6 +14,10 @@ Guarantees:
 - Batches: a frame holding an HL7 batch (FHS/BHS … BTS/FTS) has its counts
   checked, then each message is handled as if it came alone, and the answer
   is a batch of their ACKs.
+- Metrics (`IngressMetrics`): every admitted message counts as received,
+  every recognised resend as a duplicate, every kept reject under its reason
+  class, every store failure answered AR/CE as such; counted after the store
+  answered, so a figure never runs ahead of what is durable.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from thumpflow.core.clock import Clock
 from thumpflow.core.errors import MessageError, StoreError
 from thumpflow.core.event import Admission, Delivery, Duplicate, Reject
 from thumpflow.core.ports import Store
+from thumpflow.flow.metrics import IngressMetrics
 from thumpflow.flow.outbox import Outbox
 from thumpflow.flow.pipeline import ChannelPipeline
 from thumpflow.hl7v2 import (
@@ -55,8 +60,10 @@ class ChannelIngress:
         store: Store,
         outboxes: Sequence[Outbox],
         clock: Clock,
+        metrics: IngressMetrics,
     ) -> None:
         self.channel_id = pipeline.channel_id
+        self._metrics = metrics
         self._pipeline = pipeline
         self._store = store
         self._outboxes = {outbox.destination_id: outbox for outbox in outboxes}
@@ -85,7 +92,9 @@ class ChannelIngress:
         now = self._clock.now()
         if framing_error is not None:
             error = MessageError(framing_error, code="100")
-            return await self._reject(raw, peer, error, now, framing_error_only=True)
+            return await self._reject(
+                raw, peer, error, now, reason="framing", framing_error_only=True
+            )
         if raw.lstrip(b"\r\n\t \x0b")[:3] in (b"FHS", b"BHS"):
             return await self._receive_batch(raw, peer, now)
         return await self._receive_message(raw, peer, now)
@@ -102,7 +111,7 @@ class ChannelIngress:
         try:
             batch = parse_batch(raw)
         except MessageError as err:
-            nak = await self._reject(raw, peer, err, now)
+            nak = await self._reject(raw, peer, err, now, reason="batch")
             return nak if nak is not None else build_nak_for_raw(raw, "AE", err)
         acks = []
         for message in batch.messages:
@@ -120,13 +129,13 @@ class ChannelIngress:
             message = Message.parse(raw)
             message.validate_structure()
         except MessageError as err:
-            return await self._reject(raw, peer, err, now)
+            return await self._reject(raw, peer, err, now, reason="structure")
         mode = ack_mode(message)
         try:
             result = self._pipeline.run(message, raw, now)
         except Exception as err:
             failure = MessageError(f"transform failed: {_describe_exception(err)}", code="207")
-            return await self._reject(raw, peer, failure, now, message)
+            return await self._reject(raw, peer, failure, now, message, reason="transform")
         admission = Admission(
             received=result.received,
             derived=result.derived,
@@ -137,15 +146,22 @@ class ChannelIngress:
         try:
             outcome = await self._store.admit(admission)
         except StoreError:
-            log.exception("channel %s: could not commit a received message", self.channel_id)
+            self._metrics.store_failures.inc()
+            log.exception(
+                "channel %s: could not commit a received message",
+                self.channel_id,
+                extra={"channel": self.channel_id, "peer": peer},
+            )
             code = _RETRY_LATER[mode]
             error = MessageError("could not store the message; send it again later", code="207")
             return (
                 build_ack(message, code, error=error) if accept_ack_wanted(message, False) else None
             )
         if isinstance(outcome, Duplicate):
+            self._metrics.duplicates.inc()
             code = outcome.ack_code
         else:
+            self._metrics.received.inc()
             code = _POSITIVE[mode]
             self._offer(outcome.deliveries)
         if not accept_ack_wanted(message, code in _POSITIVE.values()):
@@ -167,20 +183,28 @@ class ChannelIngress:
         now: float,
         message: Message | None = None,
         *,
+        reason: str,
         framing_error_only: bool = False,
     ) -> bytes | None:
         """Keep the input as a reject and build the NAK, if one is owed.
 
         A complete frame is always answered; bytes that only failed framing
         (garbage between frames) are answered only when they look like a
-        message, since nobody may be waiting for an answer to noise.
+        message, since nobody may be waiting for an answer to noise. `reason`
+        is the class counted in `thumpflow_rejected_total` (one of
+        `flow.metrics.REJECT_REASONS`).
         """
         try:
             reject_id = await self._store.reject(
                 Reject(self.channel_id, now, peer, raw, error.describe())
             )
         except StoreError:
-            log.exception("channel %s: could not keep rejected input", self.channel_id)
+            self._metrics.store_failures.inc()
+            log.exception(
+                "channel %s: could not keep rejected input",
+                self.channel_id,
+                extra={"channel": self.channel_id, "peer": peer},
+            )
             if message is None:
                 return build_nak_for_raw(raw, "AR", error) if _looks_like_message(raw) else None
             return build_ack(message, _RETRY_LATER[ack_mode(message)], error=error)
@@ -190,7 +214,9 @@ class ChannelIngress:
             peer,
             reject_id,
             error.describe(),
+            extra={"channel": self.channel_id, "peer": peer},
         )
+        self._metrics.rejected[reason].inc()
         if message is not None:
             if not accept_ack_wanted(message, False):
                 return None

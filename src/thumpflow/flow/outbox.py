@@ -26,6 +26,11 @@ Guarantees (with the store's and the destination's):
   pays one fsync per batch rather than one per message at low load.
 - Backpressure: `blocking` is true from `high_water` durable pending
   deliveries down to `low_water`; ingress stops reading while it is.
+- Metrics (`OutboxMetrics`): every outcome is counted when it is decided
+  (delivered, failed attempt by kind, dead, superseded), with the send's
+  duration and, for a delivery accepted, its lag from receipt; waits for the
+  rate limit and pauses by `Retry-After` are counted as they start. State
+  gauges are set by `sample_metrics` when scraped.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from thumpflow.core.outcome import (
 )
 from thumpflow.core.ports import Destination, Store
 from thumpflow.flow.limits import CircuitBreaker, TokenBucket
+from thumpflow.flow.metrics import OutboxMetrics
 from thumpflow.flow.retry import RetryPolicy
 from thumpflow.flow.scheduler import LaneScheduler
 
@@ -88,10 +94,12 @@ class Outbox:
         clock: Clock,
         settings: OutboxSettings,
         *,
+        metrics: OutboxMetrics,
         rng: random.Random | None = None,
     ) -> None:
         self.destination = destination
         self.destination_id = destination.destination_id
+        self._metrics = metrics
         self._store = store
         self._clock = clock
         self._settings = settings
@@ -174,6 +182,23 @@ class Outbox:
         """Deliveries held in memory, per lane."""
         return self._schedule.lane_depths()
 
+    def sample_metrics(self, oldest_pending_at: float | None) -> None:
+        """Set the state gauges now; `oldest_pending_at` as the store's stats know it.
+
+        Outcomes reach the store a little after they are decided, so when this
+        outbox knows nothing is pending the age is 0 whatever the store says.
+        """
+        age = None
+        if oldest_pending_at is not None and self.pending > 0:
+            age = self._clock.now() - oldest_pending_at
+        self._metrics.sample(
+            pending=self.pending,
+            lane_depths=self.lane_depths(),
+            circuit=self.breaker.state,
+            blocking=self.blocking,
+            oldest_pending_age=age,
+        )
+
     async def _refill(self) -> None:
         """Page spilled deliveries back in, one page at a time (single flight).
 
@@ -208,6 +233,7 @@ class Outbox:
                     "destination %s passed its high-water mark (%d pending); ingress slows",
                     self.destination_id,
                     self.pending,
+                    extra={"destination": self.destination_id},
                 )
             for listener in self._listeners:
                 listener()
@@ -227,7 +253,11 @@ class Outbox:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("outbox worker of destination %s failed a step", self.destination_id)
+                log.exception(
+                    "outbox worker of destination %s failed a step",
+                    self.destination_id,
+                    extra={"destination": self.destination_id},
+                )
                 await self._wait(1.0)
 
     async def _step(self) -> None:
@@ -252,6 +282,8 @@ class Outbox:
         if self._bucket is not None:
             token_wait = self._bucket.wait_for_one(mono)
             if token_wait > 0:
+                self._metrics.rate_limit_waits.inc()
+                self._metrics.rate_limit_wait_seconds.inc(token_wait)
                 await asyncio.sleep(token_wait)
                 return
         breaker_wait = self.breaker.allows(now)
@@ -265,7 +297,9 @@ class Outbox:
         if not batch:
             self.breaker.cancel_probe()
             return
+        started = self._clock.monotonic()
         results = await self.destination.send(batch)
+        self._metrics.attempt_seconds.observe(self._clock.monotonic() - started)
         self._settle(batch, results)
         self._work.set()
 
@@ -279,6 +313,7 @@ class Outbox:
                         f"entity version {delivery.sequence} is not above the applied "
                         f"version {applied}"
                     )
+                    self._metrics.superseded.inc()
                     self._finish(delivery, Superseded(delivery.delivery_id, now, reason))
                     continue
             fresh.append(delivery)
@@ -302,6 +337,8 @@ class Outbox:
             attempts = delivery.attempts + 1
             if isinstance(result, Sent):
                 answered = True
+                self._metrics.delivered.inc()
+                self._metrics.lag.observe(now - delivery.created_at)
                 if delivery.sequence is not None:
                     previous = self._applied.get(delivery.ordering_key)
                     if previous is None or delivery.sequence > previous:
@@ -320,12 +357,19 @@ class Outbox:
                 )
             elif isinstance(result, Permanent):
                 answered = True
+                self._metrics.permanent.inc()
+                self._metrics.dead.inc()
                 self._finish(delivery, Died(delivery.delivery_id, now, attempts, result.reason))
             else:
                 any_transient = True
+                self._metrics.transient.inc()
                 if result.retry_after is not None:
                     pause = min(result.retry_after, self._settings.retry.max_retry_after_seconds)
-                    self._paused_until = max(self._paused_until, now + pause)
+                    if now + pause > self._paused_until:
+                        self._metrics.retry_after_seconds.inc(
+                            now + pause - max(now, self._paused_until)
+                        )
+                        self._paused_until = now + pause
                 self._retry(delivery, attempts, result, now)
         if answered:
             self.breaker.success()
@@ -337,6 +381,7 @@ class Outbox:
         exhausted = self._settings.retry.exhausted(attempts, first_failed, now)
         if exhausted is not None:
             reason = f"{exhausted}; last error: {result.reason}"
+            self._metrics.dead.inc()
             self._finish(delivery, Died(delivery.delivery_id, now, attempts, reason))
             return
         wait = self._settings.retry.delay(attempts, result.retry_after, self._rng)
@@ -369,7 +414,9 @@ class Outbox:
                     await self._store.record(batch)
                 except StoreError:
                     log.exception(
-                        "recording outcomes for destination %s failed", self.destination_id
+                        "recording outcomes for destination %s failed",
+                        self.destination_id,
+                        extra={"destination": self.destination_id},
                     )
                     self._outcomes = batch + self._outcomes
                     if self._stopping:

@@ -5,7 +5,9 @@ commits: the received event, the events a transform derived from it, and the
 deliveries to each destination whose routing conditions hold. It does no I/O,
 so it is tested without sockets or a store, and `thumpflow try` will show each
 stage. A message rejected by the filter is still admitted (kept and audited as
-filtered) but has no deliveries.
+filtered) but has no deliveries. For a channel with a `ledger`, every
+delivery of a message carries the message's business key and content hash
+(`flow/ledger.py`); other channels pay nothing for it.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from thumpflow.config.jobs import Job
 from thumpflow.config.model import Channel, Condition
 from thumpflow.core.event import Event, NewDelivery
 from thumpflow.core.ids import new_ulid
 from thumpflow.core.lanes import Lane
 from thumpflow.flow.hl7_facts import entity_version, event_type, parse_hl7_time
+from thumpflow.flow.ledger import LedgerProjection
 from thumpflow.hl7v2 import Message
 
 Predicate = Callable[[Message], bool]
@@ -71,9 +75,15 @@ class PipelineResult:
 
 
 class ChannelPipeline:
-    """One channel's compiled pipeline."""
+    """One channel's compiled pipeline.
 
-    def __init__(self, channel: Channel, transform: Transform | None = None) -> None:
+    `partner` is the job that `reconciles` the channel (`Config.partner`): its
+    schema types the channel's ledger record, so both sides hash alike.
+    """
+
+    def __init__(
+        self, channel: Channel, transform: Transform | None = None, partner: Job | None = None
+    ) -> None:
         self.channel = channel
         self.channel_id = channel.id
         self._transform = transform
@@ -86,6 +96,10 @@ class ChannelPipeline:
         self._key = channel.ordering_key
         self._version_path = channel.entity_version
         self._zone = ZoneInfo(channel.timezone)
+        self._ledger: LedgerProjection | None = None
+        if channel.ledger is not None:
+            types = {spec.name: spec.type for spec in partner.schema_} if partner else {}
+            self._ledger = LedgerProjection(channel.ledger, types)
 
     def source_system(self, message: Message) -> str:
         """The sender: MSH-3 and MSH-4 (application and facility)."""
@@ -148,6 +162,11 @@ class ChannelPipeline:
         else:
             derived = tuple(self._transform(received, message))
             outputs = derived
+        key = digest = None
+        if self._ledger is not None:
+            projected = self._ledger.project(message)
+            if projected is not None:
+                key, digest = projected
         deliveries = tuple(
             NewDelivery(
                 event_id=event.event_id,
@@ -155,6 +174,8 @@ class ChannelPipeline:
                 ordering_key=event.ordering_key,
                 lane=event.lane,
                 sequence=event.sequence,
+                business_key=key,
+                content_hash=digest,
             )
             for event in outputs
             for destination in targets

@@ -51,6 +51,7 @@ from thumpflow.flow.ingress import ChannelIngress
 from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
+from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.thump.runner import ConnectorFactory, Connectors, JobRunner, RecordTransform
 from thumpflow.thump.scheduler import Scheduler, UnknownJobError
@@ -193,6 +194,7 @@ class Engine:
         self.outboxes: dict[str, Outbox] = {}
         self.channels: dict[str, _RunningChannel] = {}
         self.scheduler: Scheduler | None = None
+        self.metrics = EngineMetrics()
 
     async def start(self) -> None:
         await self.store.open()
@@ -210,6 +212,7 @@ class Engine:
                         self.store,
                         self.clock,
                         outbox_settings(spec),
+                        metrics=self.metrics.flow.outbox(channel.id, spec.id),
                         rng=self._rng,
                     )
                     try:
@@ -221,8 +224,14 @@ class Engine:
                         ) from None
                     self.outboxes[spec.id] = outbox
                     outboxes.append(outbox)
-                pipeline = ChannelPipeline(channel, transform)
-                ingress = ChannelIngress(pipeline, self.store, outboxes, self.clock)
+                pipeline = ChannelPipeline(channel, transform, self.config.partner(channel.id))
+                ingress = ChannelIngress(
+                    pipeline,
+                    self.store,
+                    outboxes,
+                    self.clock,
+                    metrics=self.metrics.flow.ingress(channel.id),
+                )
                 source = MllpSource(channel.id, channel.source, ingress)
                 self.channels[channel.id] = _RunningChannel(channel, ingress, source)
             jobs = [job for job in self.config.jobs if job.enabled]
@@ -245,6 +254,7 @@ class Engine:
                     running.channel.id,
                     running.channel.source.host,
                     running.source.port,
+                    extra={"channel": running.channel.id},
                 )
         except BaseException:
             await self.stop()
@@ -273,6 +283,25 @@ class Engine:
 
     async def stats(self) -> list[ChannelStats]:
         return await self.store.stats()
+
+    async def render_metrics(self) -> str:
+        """Every metric in Prometheus text format 0.0.4, state gauges read now.
+
+        Queue depths, lanes, circuits and backpressure come from the outboxes,
+        the oldest pending age from the store's stats, job figures from the
+        store's recorded runs; counters are this process's since it started.
+        """
+        oldest = {
+            outbox.destination_id: outbox.oldest_pending_at
+            for channel in await self.store.stats()
+            for outbox in channel.outboxes
+        }
+        for destination_id, running in self.outboxes.items():
+            running.sample_metrics(oldest.get(destination_id))
+        if self.scheduler is not None:
+            for job_id in self.scheduler.job_ids:
+                self.metrics.jobs.sample(job_id, await self.store.runs(job_id, RUN_WINDOW))
+        return self.metrics.registry.render()
 
     async def dead_letters(self, flt: DeadLetterFilter, limit: int = 100) -> list[DeadLetter]:
         return await self.store.dead_letters(flt, limit)

@@ -10,7 +10,8 @@ source checked and the destinations wrote, and the next watermark:
   ends `partial` when any record was rejected, else `succeeded`;
 - a valid record is transformed (a transform that raises rejects that record
   only; one that returns None drops it, counted as skipped), keyed by the
-  job's business key and hashed (SHA-256 of canonical JSON), then written to
+  job's business key and hashed (SHA-256 of canonical JSON, by
+  `thumpflow.core.records`, as flow's delivery ledger is), then written to
   every destination in batches of `batch_size`; destinations upsert by key,
   so a re-run of a window, or a run re-done after a crash midway, converges
   on the same destination state;
@@ -34,13 +35,9 @@ reasons carry ids, counts and error kinds, never record values.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from thumpflow.batch.formats import UnreadableRecord
@@ -59,6 +56,7 @@ from thumpflow.core.batch import (
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import BatchSourceError, ThumpflowError
 from thumpflow.core.ports import BatchDestination, BatchSource, RunStore
+from thumpflow.core.records import business_key, canonical_json, content_hash
 from thumpflow.thump.validate import Failure, RecordValidator
 
 log = logging.getLogger("thumpflow.thump")
@@ -86,40 +84,6 @@ class RunOutcome:
     counts: RunCounts
     error: str | None = None
     manifests_written: tuple[Manifest, ...] = ()
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"cannot hash a value of type {type(value).__name__}")
-
-
-def canonical_json(data: Mapping[str, Any]) -> bytes:
-    """Keys sorted, no whitespace, UTF-8; dates ISO 8601, decimals as text."""
-    return json.dumps(
-        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_canonical
-    ).encode("utf-8")
-
-
-def content_hash(data: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of a record: equal content, equal hash."""
-    return hashlib.sha256(canonical_json(data)).hexdigest()
-
-
-def _key_part(value: Any) -> str:
-    text = value.isoformat() if isinstance(value, datetime | date) else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|")
-
-
-def business_key(record: Mapping[str, Any], fields: Sequence[str]) -> str:
-    """The values of the key fields joined by `|` (a `|` or `\\` in a value is escaped)."""
-    return "|".join(_key_part(record[name]) for name in fields)
 
 
 def safe_reason(exc: BaseException) -> str:

@@ -12,25 +12,16 @@ never raises on any input.
 
 from __future__ import annotations
 
-import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from thumpflow.config.jobs import FieldSpec, Job, RuleSpec
+from thumpflow.core.records import CONVERTERS, InvalidValueError, is_missing
 
-_INTEGER = re.compile(r"^[+-]?\d+$")
-_DECIMAL = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATETIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?$"
-)
-_TRUE = frozenset({"true", "t", "yes", "y", "1"})
-_FALSE = frozenset({"false", "f", "no", "n", "0"})
 _OPERATORS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
     "lt": (operator.lt, "less than"),
     "le": (operator.le, "less than or equal to"),
@@ -49,14 +40,6 @@ class Failure:
     remedy: str
 
 
-class _InvalidValueError(Exception):
-    """A value that does not fit its field; `expected` says what would."""
-
-    def __init__(self, rule: str, expected: str) -> None:
-        self.rule = rule
-        self.expected = expected
-
-
 def describe(value: Any) -> str:
     """What a value is, without saying what it is: its kind and length only."""
     if isinstance(value, str):
@@ -72,105 +55,9 @@ def describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise _InvalidValueError("type", "text")
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool):
-        raise _InvalidValueError("type", "an integer (digits, optional sign)")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _INTEGER.match(value.strip()):
-        return int(value.strip())
-    raise _InvalidValueError("type", "an integer (digits, optional sign)")
-
-
-def _decimal(value: Any) -> Decimal:
-    expected = "a decimal number like 12.50"
-    if isinstance(value, bool):
-        raise _InvalidValueError("type", expected)
-    if isinstance(value, Decimal) and value.is_finite():
-        return value
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return Decimal(repr(value))
-    if isinstance(value, str) and _DECIMAL.match(value.strip()):
-        try:
-            return Decimal(value.strip())
-        except InvalidOperation:
-            raise _InvalidValueError("type", expected) from None
-    raise _InvalidValueError("type", expected)
-
-
-def _date(value: Any) -> date:
-    expected = "a date YYYY-MM-DD"
-    if isinstance(value, datetime):
-        raise _InvalidValueError("type", expected)
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and _DATE.match(value.strip()):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            raise _InvalidValueError("type", expected + " (a real calendar date)") from None
-    raise _InvalidValueError("type", expected)
-
-
-def _datetime(value: Any) -> datetime:
-    expected = "a date-time YYYY-MM-DDThh:mm[:ss][Z|±hh:mm]"
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and _DATETIME.match(value.strip()):
-        text = value.strip()
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        try:
-            return datetime.fromisoformat(text)
-        except ValueError:
-            raise _InvalidValueError("type", expected + " (a real date and time)") from None
-    raise _InvalidValueError("type", expected)
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-    raise _InvalidValueError("type", "a boolean (true/false, yes/no, 1/0)")
-
-
-_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "string": _text,
-    "code": _text,
-    "integer": _integer,
-    "decimal": _decimal,
-    "date": _date,
-    "datetime": _datetime,
-    "boolean": _boolean,
-}
-
-
 def _field_checker(spec: FieldSpec) -> Callable[[Any], Any]:
-    """A function from a present value to its typed value, raising `_InvalidValueError`."""
-    convert = _CONVERTERS[spec.type]
+    """A function from a present value to its typed value, raising `InvalidValueError`."""
+    convert = CONVERTERS[spec.type]
     max_length = spec.max_length
     pattern = re.compile(spec.pattern) if spec.pattern is not None else None
     allowed = frozenset(spec.allowed) if spec.allowed is not None else None
@@ -182,11 +69,11 @@ def _field_checker(spec: FieldSpec) -> Callable[[Any], Any]:
         typed = convert(value)
         text = typed if isinstance(typed, str) else str(value)
         if max_length is not None and len(text) > max_length:
-            raise _InvalidValueError("max_length", f"at most {max_length} characters")
+            raise InvalidValueError("max_length", f"at most {max_length} characters")
         if pattern is not None and pattern.fullmatch(text) is None:
-            raise _InvalidValueError("pattern", f"text matching `{pattern.pattern}`")
+            raise InvalidValueError("pattern", f"text matching `{pattern.pattern}`")
         if allowed is not None and text not in allowed:
-            raise _InvalidValueError("allowed", f"one of {shown}")
+            raise InvalidValueError("allowed", f"one of {shown}")
         return typed
 
     return check
@@ -266,7 +153,7 @@ class RecordValidator:
         failures: list[Failure] = []
         for name, required, check in self._fields:
             value = data.get(name)
-            if _is_missing(value):
+            if is_missing(value):
                 if required:
                     failures.append(
                         Failure(f"{name}.required", f"field `{name}` is required; it is missing")
@@ -275,7 +162,7 @@ class RecordValidator:
                 continue
             try:
                 typed[name] = check(value)
-            except _InvalidValueError as invalid:
+            except InvalidValueError as invalid:
                 failures.append(
                     Failure(
                         f"{name}.{invalid.rule}",

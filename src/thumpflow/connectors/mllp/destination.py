@@ -143,7 +143,11 @@ class MllpDestination:
         self._decoder = MllpDecoder(spec.max_message_bytes)
         self._frames.clear()
         log.info(
-            "destination %s: MLLP connected to %s:%d", self.destination_id, spec.host, spec.port
+            "destination %s: MLLP connected to %s:%d",
+            self.destination_id,
+            spec.host,
+            spec.port,
+            extra={"destination": self.destination_id},
         )
         return None
 

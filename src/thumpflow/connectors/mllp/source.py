@@ -81,6 +81,7 @@ class MllpSource:
             self.spec.host,
             self.port,
             " (TLS)" if ssl_ctx is not None else "",
+            extra={"channel": self.channel_id},
         )
 
     async def close(self) -> None:
@@ -97,7 +98,11 @@ class MllpSource:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-            log.info("channel %s: MLLP listener closed", self.channel_id)
+            log.info(
+                "channel %s: MLLP listener closed",
+                self.channel_id,
+                extra={"channel": self.channel_id},
+            )
 
     def _admit(self, conn: _Connection) -> bool:
         if self._closing or len(self._connections) >= self.spec.max_connections:
@@ -137,11 +142,21 @@ class _Connection(asyncio.Protocol):
         self.peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         channel = self._source.channel_id
         if not self._source._admit(self):
-            log.warning("channel %s: MLLP connection from %s refused", channel, self.peer)
+            log.warning(
+                "channel %s: MLLP connection from %s refused",
+                channel,
+                self.peer,
+                extra={"channel": channel, "peer": self.peer},
+            )
             self._ended = True
             transport.abort()
             return
-        log.info("channel %s: MLLP connection from %s", channel, self.peer)
+        log.info(
+            "channel %s: MLLP connection from %s",
+            channel,
+            self.peer,
+            extra={"channel": channel, "peer": self.peer},
+        )
         self._last = self._loop.time()
         self._idle_handle = self._loop.call_later(self._idle, self._check_idle)
         if not self._ingress.is_open():
@@ -173,6 +188,7 @@ class _Connection(asyncio.Protocol):
                 self._source.channel_id,
                 self.peer,
                 type(exc).__name__,
+                extra={"channel": self._source.channel_id, "peer": self.peer},
             )
         self._end_of_input()
 
@@ -223,6 +239,7 @@ class _Connection(asyncio.Protocol):
             self._source.channel_id,
             self.peer,
             self._idle,
+            extra={"channel": self._source.channel_id, "peer": self.peer},
         )
         self._end_of_input()
 
@@ -274,6 +291,7 @@ class _Connection(asyncio.Protocol):
                 self._source.channel_id,
                 peer,
                 type(exc).__name__,
+                extra={"channel": self._source.channel_id, "peer": peer},
             )
         finally:
             self._finish()
@@ -285,4 +303,9 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.close()
-        log.info("channel %s: MLLP connection from %s closed", self._source.channel_id, self.peer)
+        log.info(
+            "channel %s: MLLP connection from %s closed",
+            self._source.channel_id,
+            self.peer,
+            extra={"channel": self._source.channel_id, "peer": self.peer},
+        )

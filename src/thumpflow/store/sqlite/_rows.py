@@ -30,7 +30,7 @@ SELECT_EVENT = (
 DELIVERY_COLUMNS = (
     "d.delivery_id, e.event_id, d.destination_id, d.channel_id, d.ordering_key, d.lane,"
     " d.sequence, d.created_at, e.body, e.content_type, e.event_type, d.attempts,"
-    " d.next_attempt_at, d.first_failed_at, d.last_error"
+    " d.next_attempt_at, d.first_failed_at, d.last_error, d.business_key, d.content_hash"
 )
 
 DEAD_LETTER_COLUMNS = (
@@ -101,6 +101,8 @@ def delivery_from_row(row: tuple[Any, ...]) -> Delivery:
         next_attempt_at=row[12],
         first_failed_at=row[13],
         last_error=row[14],
+        business_key=row[15],
+        content_hash=row[16],
     )
 
 

@@ -287,11 +287,16 @@ def mark_replayed(conn: sqlite3.Connection, calls: list[MarkReplayed]) -> list[A
     return [None] * len(calls)
 
 
+UPSERT_LEDGER = (
+    "INSERT INTO delivery_ledger (destination_id, business_key, content_hash, at)"
+    " VALUES (?, ?, ?, ?) ON CONFLICT (destination_id, business_key) DO UPDATE SET"
+    " content_hash = excluded.content_hash, at = excluded.at"
+)
+
+
 def record_ledger(conn: sqlite3.Connection, calls: list[tuple[LedgerEntry, ...]]) -> list[Any]:
     conn.executemany(
-        "INSERT INTO delivery_ledger (destination_id, business_key, content_hash, at)"
-        " VALUES (?, ?, ?, ?) ON CONFLICT (destination_id, business_key) DO UPDATE SET"
-        " content_hash = excluded.content_hash, at = excluded.at",
+        UPSERT_LEDGER,
         [
             (entry.destination_id, entry.business_key, entry.content_hash, entry.at)
             for entries in calls

@@ -45,8 +45,8 @@ _log = logging.getLogger("thumpflow.store.sqlite")
 
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (delivery_id, event_seq, destination_id, channel_id, ordering_key,"
-    " lane, sequence, created_at, status, attempts, next_attempt_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0.0)"
+    " lane, sequence, created_at, status, attempts, next_attempt_at, business_key, content_hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0.0, ?, ?)"
 )
 _INSERT_IDEMPOTENCY = (
     "INSERT INTO idempotency (key, event_id, ack_code, received_at) VALUES (?, ?, ?, ?)"
@@ -56,7 +56,8 @@ _SELECT_KNOWN_KEYS = (
     "SELECT key, event_id, ack_code FROM idempotency WHERE key IN (SELECT value FROM json_each(?))"
 )
 _SELECT_STATES = (
-    "SELECT delivery_id, status, channel_id, destination_id FROM deliveries"
+    "SELECT delivery_id, status, channel_id, destination_id, business_key, content_hash"
+    " FROM deliveries"
     " WHERE delivery_id IN (SELECT value FROM json_each(?))"
 )
 _UPDATE_RETRYING = (
@@ -421,6 +422,8 @@ class Writer:
                         int(new.lane),
                         new.sequence,
                         created_at,
+                        new.business_key,
+                        new.content_hash,
                     )
                 )
                 deliveries.append(
@@ -436,6 +439,8 @@ class Writer:
                         body=event.body,
                         content_type=event.content_type,
                         event_type=event.event_type,
+                        business_key=new.business_key,
+                        content_hash=new.content_hash,
                     )
                 )
                 deltas.outbox(new.destination_id, event.channel_id)[_PENDING] += 1
@@ -499,7 +504,7 @@ class Writer:
         conn = self._conn
         ids = [outcome.delivery_id for outcomes in calls for outcome in outcomes]
         states: dict[int, list[Any]] = {
-            row[0]: [row[1], row[2], row[3]]
+            row[0]: [row[1], row[2], row[3], row[4], row[5]]
             for row in conn.execute(_SELECT_STATES, (json.dumps(ids),))
         }
         retrying: list[tuple[Any, ...]] = []
@@ -507,6 +512,7 @@ class Writer:
         died: list[tuple[Any, ...]] = []
         superseded: list[tuple[Any, ...]] = []
         versions: list[tuple[Any, ...]] = []
+        ledger: list[tuple[Any, ...]] = []
         audit_rows: list[tuple[Any, ...]] = []
         ignored = 0
         for outcomes in calls:
@@ -537,6 +543,8 @@ class Writer:
                         versions.append(
                             (outcome.destination_id, outcome.ordering_key, outcome.sequence)
                         )
+                    if state[3] is not None:
+                        ledger.append((state[2], state[3], state[4], outcome.at))
                     audit_rows.append((outcome.at, "flow", "delivered", subject, outcome.detail))
                 elif isinstance(outcome, Died):
                     state[0] = _rows.DEAD
@@ -563,6 +571,8 @@ class Writer:
             conn.executemany(_UPDATE_SUPERSEDED, superseded)
         if versions:
             conn.executemany(_UPSERT_VERSION, versions)
+        if ledger:
+            conn.executemany(_runs.UPSERT_LEDGER, ledger)
         if audit_rows:
             conn.executemany(_INSERT_AUDIT, audit_rows)
         if ignored:

@@ -1,0 +1,174 @@
+"""How a record is typed, keyed and hashed, shared by flow (the ledger) and thump (runs). Pure.
+
+A batch run and a flow channel with a `ledger` must agree to the byte on a
+record's business key and content hash, or the hybrid skip never matches:
+both use `business_key` and `content_hash` from here, and both turn text into
+typed values with the same `CONVERTERS` (a job's schema types), so a date is
+`date(2026, 11, 20)` whether it was read as `2026-11-20` from a CSV or as
+`20261120` from HL7 v2 (flow reformats HL7 dates and times to ISO 8601 text
+first, then converts it here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_DECIMAL = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?$"
+)
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+
+
+class InvalidValueError(Exception):
+    """A value that does not fit its type; `rule` names the check, `expected` what would fit.
+
+    Neither quotes the value, so both are safe to log.
+    """
+
+    def __init__(self, rule: str, expected: str) -> None:
+        self.rule = rule
+        self.expected = expected
+
+
+def is_missing(value: Any) -> bool:
+    """None or blank text: a field that is not valued."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise InvalidValueError("type", "text")
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise InvalidValueError("type", "an integer (digits, optional sign)")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER.match(value.strip()):
+        return int(value.strip())
+    raise InvalidValueError("type", "an integer (digits, optional sign)")
+
+
+def _decimal(value: Any) -> Decimal:
+    expected = "a decimal number like 12.50"
+    if isinstance(value, bool):
+        raise InvalidValueError("type", expected)
+    if isinstance(value, Decimal) and value.is_finite():
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return Decimal(repr(value))
+    if isinstance(value, str) and _DECIMAL.match(value.strip()):
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidValueError("type", expected) from None
+    raise InvalidValueError("type", expected)
+
+
+def _date(value: Any) -> date:
+    expected = "a date YYYY-MM-DD"
+    if isinstance(value, datetime):
+        raise InvalidValueError("type", expected)
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and _DATE.match(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidValueError("type", expected + " (a real calendar date)") from None
+    raise InvalidValueError("type", expected)
+
+
+def _datetime(value: Any) -> datetime:
+    expected = "a date-time YYYY-MM-DDThh:mm[:ss][Z|±hh:mm]"
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _DATETIME.match(value.strip()):
+        text = value.strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidValueError("type", expected + " (a real date and time)") from None
+    raise InvalidValueError("type", expected)
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise InvalidValueError("type", "a boolean (true/false, yes/no, 1/0)")
+
+
+CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "string": _text,
+    "code": _text,
+    "integer": _integer,
+    "decimal": _decimal,
+    "date": _date,
+    "datetime": _datetime,
+    "boolean": _boolean,
+}
+"""Field type name -> a function from a present value to its typed value (raises
+`InvalidValueError`). Keys are the types a job's `schema` may declare."""
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot hash a value of type {type(value).__name__}")
+
+
+def canonical_json(data: Mapping[str, Any]) -> bytes:
+    """Keys sorted, no whitespace, UTF-8; dates ISO 8601, decimals as text."""
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_canonical
+    ).encode("utf-8")
+
+
+def content_hash(data: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of a record: equal content, equal hash."""
+    return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+def _key_part(value: Any) -> str:
+    text = value.isoformat() if isinstance(value, datetime | date) else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|")
+
+
+def business_key(record: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """The values of the key fields joined by `|` (a `|` or `\\` in a value is escaped)."""
+    return "|".join(_key_part(record[name]) for name in fields)
