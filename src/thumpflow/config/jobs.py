@@ -197,6 +197,12 @@ class Job(_Model):
     validates every record (a failing record becomes a reject, the rest go
     on), computes its business key and content hash, and upserts into every
     destination in batches, so re-running a window never duplicates anything.
+
+    `kind: reconcile` loads nothing: it takes the window as the truth, compares
+    each record's key and hash with the delivery ledger of the flow
+    `destination` of the channel it `reconciles`, writes a report to
+    `report_dir`, and with `repair: true` sends a repair message for every
+    record missing there or different into that channel.
     """
 
     id: str = Field(
@@ -215,11 +221,34 @@ class Job(_Model):
         description="A run that reads zero records raises an alert (a batch that succeeds "
         "with nothing is often a broken upstream).",
     )
+    kind: Literal["load", "reconcile"] = Field(
+        default="load",
+        description="`load` writes the records to `destinations`; `reconcile` compares them "
+        "with the delivery ledger of the flow `destination`, reports the differences and can "
+        "repair them through the channel it `reconciles`.",
+    )
     reconciles: str | None = Field(
         default=None,
         pattern=ID_PATTERN,
         description="Id of the flow channel this job backs up (hybrid): records the ledger "
-        "shows already delivered to a destination with the same content are skipped.",
+        "shows already delivered to a destination with the same content are skipped "
+        "(`load`), or it is the channel compared and repaired (`reconcile`).",
+    )
+    destination: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="`reconcile` only: id of the destination of the reconciled channel whose "
+        "delivery ledger is compared with the source.",
+    )
+    report_dir: str | None = Field(
+        default=None,
+        description="`reconcile` only: directory each run writes its report to "
+        "(`<job>-run-<run id>.json` and `.txt`).",
+    )
+    repair: bool = Field(
+        default=False,
+        description="`reconcile` only: send each missing or differing record into the "
+        "reconciled channel as the HL7 v2 message the `transform` builds.",
     )
     source: BatchSourceSpec = Field(description="Where records come from.")
     schema_: list[FieldSpec] = Field(
@@ -239,10 +268,13 @@ class Job(_Model):
         default=None,
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
         description="Optional pure function `package.module:function(record: dict) -> dict | "
-        "None`; None drops the record (counted as skipped).",
+        "None`; None drops the record (counted as skipped). For `kind: reconcile`, "
+        "`function(record: dict) -> bytes` builds the HL7 v2 repair message of a record "
+        "(required with `repair: true`).",
     )
     destinations: list[BatchDestinationSpec] = Field(
-        min_length=1, description="Where the records go."
+        default_factory=list,
+        description="Where the records go (at least one for `load`, none for `reconcile`).",
     )
     batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="Records per write to a destination."
@@ -272,6 +304,28 @@ class Job(_Model):
         ids = [destination.id for destination in self.destinations]
         if len(set(ids)) != len(ids):
             raise ValueError("destination ids of a job must differ")
+        return self._kind_fields()
+
+    def _kind_fields(self) -> Self:
+        if self.kind == "load":
+            if not self.destinations:
+                raise ValueError("a `load` job needs at least one destination")
+            if self.destination is not None or self.report_dir is not None or self.repair:
+                raise ValueError(
+                    "`destination`, `report_dir` and `repair` are for `kind: reconcile`"
+                )
+            return self
+        if self.destinations:
+            raise ValueError(
+                "a `reconcile` job loads nothing: it has no `destinations`, only the flow "
+                "`destination` it compares with"
+            )
+        if self.reconciles is None or self.destination is None or self.report_dir is None:
+            raise ValueError("a `reconcile` job needs `reconciles`, `destination` and `report_dir`")
+        if self.repair and self.transform is None:
+            raise ValueError(
+                "`repair: true` needs a `transform` that builds the HL7 v2 repair message"
+            )
         return self
 
 

@@ -371,6 +371,21 @@ class Config(_Model):
                 raise ValueError(
                     f"job {job.id!r} reconciles channel {job.reconciles!r}, which is not defined"
                 )
+        by_id = {channel.id: channel for channel in self.channels}
+        for job in self.jobs:
+            if job.kind != "reconcile":
+                continue
+            channel = by_id[job.reconciles or ""]
+            if job.destination not in {spec.id for spec in channel.destinations}:
+                raise ValueError(
+                    f"job {job.id!r}: channel {channel.id!r} has no destination "
+                    f"{job.destination!r} to reconcile"
+                )
+            if channel.ledger is None:
+                raise ValueError(
+                    f"job {job.id!r}: channel {channel.id!r} has no `ledger`, so nothing records "
+                    "what it delivered; a reconcile job compares with that record"
+                )
         for channel in self.channels:
             if channel.ledger is not None:
                 _check_ledger(channel.id, channel.ledger, self.jobs)
@@ -388,8 +403,9 @@ def _check_ledger(channel_id: str, ledger: Ledger, jobs: list[Job]) -> None:
     """A ledger must project exactly the record its partner job keys and hashes.
 
     Otherwise no hash ever matches and the job silently skips nothing; the
-    fields are only checked for a job without a transform (with one, the
-    record is the transform's output, which only running it could tell).
+    fields are not checked for a `load` job with a transform (its record is
+    the transform's output, which only running it could tell); a `reconcile`
+    job hashes the record as validated, so its fields are always checked.
     """
     partners = [job.id for job in jobs if job.reconciles == channel_id]
     if len(partners) > 1:
@@ -406,7 +422,7 @@ def _check_ledger(channel_id: str, ledger: Ledger, jobs: list[Job]) -> None:
             f"{where}: business_key must equal job {job.id!r}'s business_key "
             f"({', '.join(job.business_key)}), in the same order"
         )
-    if job.transform is not None:
+    if job.transform is not None and job.kind == "load":
         return
     declared = [spec.name for spec in job.schema_]
     missing = [name for name in declared if name not in ledger.record]

@@ -218,6 +218,13 @@ class RunStore(Protocol):
         """
         ...
 
+    async def reconciled(self, job_id: str, run_id: int, summary: str, at: float) -> None:
+        """Record that a reconcile run finished (audit action `reconciled`, subject the job id).
+
+        `summary` holds counts only, never a business key or record value.
+        """
+        ...
+
     async def add_rejects(self, rejects: Sequence[RowReject]) -> list[int]: ...
 
     async def row_rejects(

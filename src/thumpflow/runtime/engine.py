@@ -53,6 +53,7 @@ from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
 from thumpflow.store.sqlite import SqliteStore
+from thumpflow.thump.reconcile_job import ReconcileRunner, RepairSink, RepairTransform
 from thumpflow.thump.runner import ConnectorFactory, Connectors, JobRunner, RecordTransform
 from thumpflow.thump.scheduler import Scheduler, UnknownJobError
 
@@ -163,8 +164,31 @@ def load_record_transform(reference: str, job_id: str) -> RecordTransform:
     return cast(RecordTransform, _import_callable(reference, f"job {job_id!r}"))
 
 
-def job_runner(job: Job, runs: RunStore, clock: Clock) -> JobRunner:
-    """A runner for one job with its configured connectors and transform."""
+def job_runner(
+    job: Job, runs: RunStore, clock: Clock, repairs: RepairSink | None = None
+) -> JobRunner:
+    """A runner for one job with its configured connectors and transform.
+
+    `repairs` admits a `reconcile` job's repair messages into the channel it
+    reconciles (that channel's ingress); a job with `repair: true` without it
+    is a `ConfigError`, so such a job runs only inside the engine.
+    """
+    if job.kind == "reconcile":
+        if job.repair and repairs is None:
+            raise ConfigError(
+                [
+                    f"job {job.id!r}: `repair: true` sends repairs into channel "
+                    f"{job.reconciles!r}, so it runs only in the engine running that channel"
+                ]
+            )
+        repair = (
+            cast(RepairTransform, _import_callable(job.transform, f"job {job.id!r}"))
+            if job.transform
+            else None
+        )
+        return ReconcileRunner(
+            job, runs, clock, batch_connectors(clock), transform=repair, repairs=repairs
+        )
     transform = load_record_transform(job.transform, job.id) if job.transform else None
     return JobRunner(job, runs, clock, batch_connectors(clock), transform)
 
@@ -236,7 +260,10 @@ class Engine:
                 self.channels[channel.id] = _RunningChannel(channel, ingress, source)
             jobs = [job for job in self.config.jobs if job.enabled]
             if jobs:
-                runners = {job.id: job_runner(job, self.store, self.clock) for job in jobs}
+                runners = {
+                    job.id: job_runner(job, self.store, self.clock, self._repairs(job))
+                    for job in jobs
+                }
                 self.scheduler = Scheduler(runners, self.store, self.clock)
                 await self.scheduler.start()
                 log.info("scheduler started with %d job(s)", len(jobs))
@@ -259,6 +286,13 @@ class Engine:
         except BaseException:
             await self.stop()
             raise
+
+    def _repairs(self, job: Job) -> RepairSink | None:
+        """The ingress of the channel a reconcile job repairs, when that channel runs here."""
+        running = self.channels.get(job.reconciles or "")
+        if job.kind != "reconcile" or running is None:
+            return None
+        return running.ingress.receive
 
     async def stop(self) -> None:
         if self.scheduler is not None:

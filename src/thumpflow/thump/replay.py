@@ -131,7 +131,16 @@ async def replay_rejects(
     actor: str,
     corrected: Sequence[SourceRecord] | None = None,
 ) -> ReplayResult:
-    """Replay `rejects` of `job` (see the module docstring)."""
+    """Replay `rejects` of `job` (see the module docstring).
+
+    A `reconcile` job loads nothing, so its rejects are not replayed:
+    `ReplayError` says to correct the source and run the job again.
+    """
+    if job.kind == "reconcile":
+        raise ReplayError(
+            f"job {job.id!r} reconciles: correct the source or the transform and run it again "
+            "(`thumpflow runs rerun`); its rejects are not replayed"
+        )
     records = list(corrected) if corrected is not None else kept_records(rejects)
 
     def replay_connectors(job: Job) -> Connectors:

@@ -191,11 +191,7 @@ class JobRunner:
                 await destination.begin(job.id, state.run_id, state.window)
             async for record in connectors.source.read(state.window):
                 await self._take(state, connectors.destinations, record)
-            await self._flush(state, connectors.destinations)
-            await self._flush_rejects(state)
-            written: list[Manifest] = []
-            for destination in connectors.destinations:
-                written.extend(await destination.finish())
+            written = await self._complete(state, connectors.destinations)
             await connectors.source.commit()
         except asyncio.CancelledError:
             await asyncio.shield(self._failed(state, connectors, "cancelled", fail_source=False))
@@ -255,6 +251,17 @@ class JobRunner:
                         await self._flush(state, destinations)
         if len(state.rejects) >= self.job.batch_size:
             await self._flush_rejects(state)
+
+    async def _complete(
+        self, state: _Run, destinations: Sequence[BatchDestination]
+    ) -> list[Manifest]:
+        """After the last record: write what is left, keep the rejects, finish every destination."""
+        await self._flush(state, destinations)
+        await self._flush_rejects(state)
+        written: list[Manifest] = []
+        for destination in destinations:
+            written.extend(await destination.finish())
+        return written
 
     def _item(self, state: _Run, record: SourceRecord, typed: dict[str, Any]) -> BatchItem | None:
         key = business_key(typed, self.job.business_key)

@@ -4,7 +4,7 @@ The write functions run on the writer thread inside its transaction (one
 savepoint per call, see `_writer`); each returns one answer per call. Every
 run transition and every replayed reject writes its audit entry in the same
 transaction as the change it records. Audit subjects: the job id for run
-started/finished/skipped and alerts, `row_reject:N` for replays.
+started/finished/skipped, alerts and reconciliations, `row_reject:N` for replays.
 """
 
 from __future__ import annotations
@@ -63,10 +63,13 @@ class FinishRun:
 
 
 @dataclass(slots=True, frozen=True)
-class Alert:
+class JobAudit:
+    """An audit entry about a job (`alert`, `reconciled`), subject the job id."""
+
     job_id: str
     run_id: int | None
-    reason: str
+    action: str
+    detail: str
     at: float
 
 
@@ -227,16 +230,16 @@ def recover_runs(conn: sqlite3.Connection, calls: list[float]) -> list[Any]:
     return answers
 
 
-def alerts(conn: sqlite3.Connection, calls: list[Alert]) -> list[Any]:
+def job_audits(conn: sqlite3.Connection, calls: list[JobAudit]) -> list[Any]:
     conn.executemany(
         _INSERT_AUDIT,
         [
             (
                 call.at,
                 "thump",
-                "alert",
+                call.action,
                 call.job_id,
-                call.reason if call.run_id is None else f"run {call.run_id}: {call.reason}",
+                call.detail if call.run_id is None else f"run {call.run_id}: {call.detail}",
             )
             for call in calls
         ],

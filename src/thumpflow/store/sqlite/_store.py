@@ -371,7 +371,11 @@ class SqliteStore:
 
     async def alert(self, job_id: str, run_id: int | None, reason: str, at: float) -> None:
         """Record an `alert` audit entry with the job id as subject."""
-        await self._write(Kind.ALERT, _runs.Alert(job_id, run_id, reason, at))
+        await self._write(Kind.JOB_AUDIT, _runs.JobAudit(job_id, run_id, "alert", reason, at))
+
+    async def reconciled(self, job_id: str, run_id: int, summary: str, at: float) -> None:
+        """Record a `reconciled` audit entry with the job id as subject."""
+        await self._write(Kind.JOB_AUDIT, _runs.JobAudit(job_id, run_id, "reconciled", summary, at))
 
     async def add_rejects(self, rejects: Sequence[RowReject]) -> list[int]:
         """Keep rejected records with rule and remedy, atomically; return their ids in order."""

@@ -123,7 +123,7 @@ class Kind(Enum):
     START_RUN = "start_run"
     FINISH_RUN = "finish_run"
     RECOVER_RUNS = "recover_runs"
-    ALERT = "alert"
+    JOB_AUDIT = "job_audit"
     ADD_REJECTS = "add_rejects"
     MARK_REPLAYED = "mark_replayed"
     RECORD_LEDGER = "record_ledger"
@@ -214,7 +214,9 @@ def _latest(a: float | None, b: float | None) -> float | None:
 
 
 _Handler = Callable[[list[Any], _Deltas], list[Any]]
-_BULK_KINDS = frozenset({Kind.ADMIT, Kind.RECORD, Kind.ALERT, Kind.ADD_REJECTS, Kind.RECORD_LEDGER})
+_BULK_KINDS = frozenset(
+    {Kind.ADMIT, Kind.RECORD, Kind.JOB_AUDIT, Kind.ADD_REJECTS, Kind.RECORD_LEDGER}
+)
 
 
 class Writer:
@@ -240,7 +242,7 @@ class Writer:
             Kind.START_RUN: self._on_conn(_runs.start_runs),
             Kind.FINISH_RUN: self._on_conn(_runs.finish_runs),
             Kind.RECOVER_RUNS: self._on_conn(_runs.recover_runs),
-            Kind.ALERT: self._on_conn(_runs.alerts),
+            Kind.JOB_AUDIT: self._on_conn(_runs.job_audits),
             Kind.ADD_REJECTS: self._on_conn(_runs.add_rejects),
             Kind.MARK_REPLAYED: self._on_conn(_runs.mark_replayed),
             Kind.RECORD_LEDGER: self._on_conn(_runs.record_ledger),

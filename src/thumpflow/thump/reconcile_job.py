@@ -1,0 +1,232 @@
+"""A run of a `kind: reconcile` job: the source window against a flow destination's ledger.
+
+The run is started, recorded, failed, cancelled and alerted exactly as a
+load run (`JobRunner`); only what happens to the valid records differs:
+
+- the source window is the truth. Each record is validated and keyed and
+  hashed exactly as a load run does (`thumpflow.core.records`), but never
+  transformed for hashing: the hash is of the validated record, which is what
+  the channel's `ledger` projects each delivered message into;
+- the other side is the delivery ledger of the job's flow `destination`, read
+  for the window's keys only (`RunStore.ledger`). So every key lands in
+  `matched`, `missing_in_destination` or `content_mismatch`; the ledger keeps
+  no versions and is not windowed, so `stale_version`, `destination_ahead`
+  and `unexpected_extra` never occur here (they stay in the report at 0);
+- the report (`ReconciliationReport`) is written to `report_dir` as
+  `<job>-run-<run id>.json` and `<job>-run-<run id>.txt` (a readable table),
+  each to a temporary name, flushed to disk and renamed, before the source
+  commits; a failure to write it fails the run;
+- with `repair: true`, each missing or differing record is handed to the
+  job's transform (`record -> bytes`, an HL7 v2 message) and the message to
+  the reconciled channel's ingress with peer `reconcile:<job>`: it is
+  admitted, delivered, deduplicated (by MSH-3/MSH-4 and MSH-10, so a
+  transform that derives MSH-10 from the record's content makes a repeated
+  repair of the same content a duplicate) and audited like any message, and
+  its delivery writes the ledger. A repair counts as `written` when the
+  channel answers AA or CA; a transform that raises, or a message the channel
+  does not accept (no ACK asked for included), makes that record a row
+  reject (rule `transform` or `repair`) and the run `partial`;
+- the run records read (source records), valid, rejected, written (repairs
+  admitted) and skipped (matched keys); after a run that did not fail, one
+  audit entry `reconciled` (subject the job id) holds the counts of every
+  class and the report's name.
+
+The window's keys, hashes and records are held in memory for the
+comparison. Logs and the audit entry carry ids and counts only; business
+keys appear only in the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from thumpflow.config.jobs import Job
+from thumpflow.core.batch import Manifest, RunStatus, SourceRecord
+from thumpflow.core.clock import Clock
+from thumpflow.core.errors import MessageError
+from thumpflow.core.ports import BatchDestination, RunStore
+from thumpflow.hl7v2 import Message
+from thumpflow.thump.reconcile import (
+    Difference,
+    DifferenceKind,
+    KeyState,
+    ReconciliationReport,
+    reconcile,
+)
+from thumpflow.thump.runner import ConnectorFactory, JobRunner, RunOutcome, _Run
+from thumpflow.thump.validate import Failure
+
+RepairTransform = Callable[[dict[str, Any]], bytes]
+RepairSink = Callable[[bytes, str], Awaitable[bytes | None]]
+
+_ACCEPTED = frozenset({"AA", "CA"})
+
+
+@dataclass(slots=True)
+class _Reconciliation:
+    states: list[KeyState] = field(default_factory=list)
+    report: ReconciliationReport | None = None
+    report_name: str = ""
+
+
+async def _each(items: Iterable[KeyState]) -> AsyncIterator[KeyState]:
+    for item in items:
+        yield item
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w", encoding="utf-8") as stream:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
+    temporary.replace(path)
+
+
+def write_report(directory: Path, stem: str, report: ReconciliationReport) -> None:
+    """Write `<stem>.json` and `<stem>.txt` atomically (temporary name, fsync, rename)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_atomically(directory / f"{stem}.json", report.to_json() + "\n")
+    _write_atomically(directory / f"{stem}.txt", report.render_table() + "\n")
+
+
+def _ack_code(ack: bytes | None) -> str:
+    if ack is None:
+        return "none"
+    try:
+        return Message.parse(ack).get("MSA-1") or "none"
+    except MessageError:
+        return "unreadable"
+
+
+class ReconcileRunner(JobRunner):
+    """Executes runs of one `kind: reconcile` job; see the module docstring.
+
+    `transform` builds a record's repair message and `repairs` admits it into
+    the reconciled channel; both are needed only when the job has `repair: true`.
+    """
+
+    def __init__(
+        self,
+        job: Job,
+        runs: RunStore,
+        clock: Clock,
+        connect: ConnectorFactory,
+        *,
+        transform: RepairTransform | None = None,
+        repairs: RepairSink | None = None,
+    ) -> None:
+        if job.kind != "reconcile" or job.destination is None or job.report_dir is None:
+            raise ValueError(f"job {job.id!r} is not a reconcile job")
+        if job.repair and (transform is None or repairs is None):
+            raise ValueError(f"job {job.id!r} repairs: it needs its transform and the channel")
+        super().__init__(job, runs, clock, connect)
+        self._destination = job.destination
+        self._report_dir = Path(job.report_dir)
+        self._repair_transform = transform
+        self._repairs = repairs
+        self._open: dict[int, _Reconciliation] = {}
+
+    async def _execute(self, state: _Run) -> RunOutcome:
+        self._open[state.run_id] = reconciliation = _Reconciliation()
+        try:
+            outcome = await super()._execute(state)
+        finally:
+            del self._open[state.run_id]
+        report = reconciliation.report
+        if report is not None and outcome.status is not RunStatus.FAILED:
+            counts = ", ".join(f"{kind} {report.counts.get(kind, 0)}" for kind in DifferenceKind)
+            summary = (
+                f"read {outcome.counts.read}, matched {report.matched}, {counts}, "
+                f"repairs {outcome.counts.written}, rejected {outcome.counts.rejected}; "
+                f"report {reconciliation.report_name}"
+            )
+            await self._runs.reconciled(self.job.id, state.run_id, summary, self._clock.now())
+        return outcome
+
+    async def _flush(self, state: _Run, destinations: Sequence[BatchDestination]) -> None:
+        items, state.items = state.items, []
+        self._open[state.run_id].states.extend(
+            KeyState(
+                item.business_key,
+                item.content_hash,
+                record=SourceRecord(item.data, item.origin),
+            )
+            for item in items
+        )
+
+    async def _complete(
+        self, state: _Run, destinations: Sequence[BatchDestination]
+    ) -> list[Manifest]:
+        """Compare with the ledger, repair, keep the rejects, write the report."""
+        await self._flush(state, destinations)
+        reconciliation = self._open[state.run_id]
+        sources = sorted(reconciliation.states, key=lambda item: item.business_key)
+        keys = sorted({item.business_key for item in sources})
+        known: dict[str, str] = {}
+        size = self.job.batch_size
+        for start in range(0, len(keys), size):
+            known.update(await self._runs.ledger(self._destination, keys[start : start + size]))
+        delivered = [KeyState(key, known[key]) for key in keys if key in known]
+
+        async def repair(difference: Difference) -> None:
+            await self._repair(state, difference)
+
+        report = await reconcile(
+            _each(sources), _each(delivered), window=state.window, on_difference=repair
+        )
+        state.counts.skipped += report.matched
+        await self._flush_rejects(state)
+        stem = f"{self.job.id}-run-{state.run_id}"
+        await asyncio.to_thread(write_report, self._report_dir, stem, report)
+        reconciliation.report = report
+        reconciliation.report_name = f"{stem}.json"
+        return []
+
+    async def _repair(self, state: _Run, difference: Difference) -> None:
+        record = difference.record
+        if (
+            not self.job.repair
+            or self._repair_transform is None
+            or self._repairs is None
+            or record is None
+            or not difference.kind.repairable
+        ):
+            return
+        try:
+            message = self._repair_transform(dict(record.data))
+        except Exception as exc:
+            self._refuse(
+                state,
+                record,
+                Failure(
+                    "transform",
+                    f"the job's transform failed to build the repair message "
+                    f"({type(exc).__name__}); correct the record or the transform, then run "
+                    "the job again",
+                ),
+            )
+            return
+        code = _ack_code(await self._repairs(message, f"reconcile:{self.job.id}"))
+        if code in _ACCEPTED:
+            state.counts.written += 1
+            return
+        self._refuse(
+            state,
+            record,
+            Failure(
+                "repair",
+                f"the channel did not accept the repair message (ACK {code}); the channel's "
+                "reject says why (the message must ask for an accept ACK); correct the "
+                "transform or the record, then run the job again",
+            ),
+        )
+
+    def _refuse(self, state: _Run, record: SourceRecord, failure: Failure) -> None:
+        state.counts.valid -= 1
+        self._reject(state, record, [failure])

@@ -1,0 +1,192 @@
+"""Reconcile job proof: a real engine delivers ADT over MLLP to a file and writes the delivery
+ledger; a `kind: reconcile` job reads a census CSV drop, classifies each row against that ledger,
+writes its report, and repairs the drift through the channel; a second run finds none."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import outbox_drained
+from tests.e2e.procs import ack_code, send_in_order
+from thumpflow.batch import sha256_of, write_manifest
+from thumpflow.batch.files import manifest_path
+from thumpflow.config import parse_config
+from thumpflow.core.batch import Manifest, RunRecord, RunStatus, Window
+from thumpflow.core.errors import ConfigError
+from thumpflow.runtime.engine import Engine
+
+CONFIG = """\
+version: 1
+store: {{path: {tmp}/db/thumpflow.db}}
+api: {{enabled: false}}
+channels:
+  - id: adt
+    source: {{type: mllp, host: 127.0.0.1, port: 0}}
+    destinations:
+      - {{id: census-feed, type: file, path: {tmp}/flow/adt.hl7}}
+    ledger:
+      business_key: [visit]
+      record:
+        visit: PV1-19.1
+        mrn: PID-3[1].1
+        family: PID-5.1
+        birth_date: PID-7
+        unit: PV1-3.1
+jobs:
+  - id: census-check
+    kind: reconcile
+    schedule: {{cron: "0 3 * * *", timezone: UTC}}
+    missed_runs: skip
+    reconciles: adt
+    destination: census-feed
+    report_dir: {tmp}/reports
+    repair: true
+    transform: tests.thump.transforms:census_adt
+    source: {{type: file_drop, directory: {tmp}/drop, pattern: "census-*.csv", format: csv,
+             manifest: required, source_system: REG, settle_seconds: 0}}
+    schema:
+      - {{name: visit, type: string, required: true}}
+      - {{name: mrn, type: string, required: true}}
+      - {{name: family, type: string}}
+      - {{name: birth_date, type: date}}
+      - {{name: unit, type: code, allowed: [ICU, MED, SURG]}}
+    business_key: [visit]
+"""
+
+CENSUS = [
+    "V1,100001,Ames,1970-01-01,ICU",  # as flow delivered it
+    "V2,100002,Boom,1970-02-02,SURG",  # flow delivered MED: content mismatch
+    "V3,100003,Cole,1970-03-03,MED",  # flow never delivered it: missing
+]
+
+
+def adt(control: str, row: str) -> bytes:
+    """The ADT^A01 flow receives for a census row (`visit,mrn,family,birth_date,unit`)."""
+    visit, mrn, family, birth_date, unit = row.split(",")
+    born = birth_date.replace("-", "")
+    pv1 = {1: "1", 2: "I", 3: f"{unit}^1^A", 19: visit}
+    return (
+        f"MSH|^~\\&|REG|GENHOSP|ENGINE|GENHOSP|20261121083000||ADT^A01^ADT_A01|{control}|P|2.5\r"
+        f"PID|1||{mrn}^^^GENHOSP^MR||{family}^Pat||{born}\r"
+        + "|".join(["PV1", *(pv1.get(n, "") for n in range(1, 20))])
+        + "\r"
+    ).encode()
+
+
+def drop_census(directory: Path, name: str, rows: list[str]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text("\n".join(["visit,mrn,family,birth_date,unit", *rows]) + "\n")
+    old = time.time() - 120
+    write_manifest(
+        manifest_path(path), Manifest(path.name, len(rows), sha256_of(path), old, "REG", Window())
+    )
+    for written in (path, manifest_path(path)):
+        os.utime(written, (old, old))
+
+
+async def finished(engine: Engine, run_id: int) -> RunRecord:
+    while True:
+        record = await engine.store.run(run_id)
+        assert record is not None
+        if record.status is not RunStatus.RUNNING:
+            return record
+        await asyncio.sleep(0.02)
+
+
+async def reconcile_once(engine: Engine) -> RunRecord:
+    run_id = await engine.start_run("census-check")
+    assert run_id is not None
+    record = await asyncio.wait_for(finished(engine, run_id), 20)
+    assert record.status is RunStatus.SUCCEEDED, record
+    return record
+
+
+def test_reconcile_classifies_reports_and_repairs_through_the_channel(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+
+    async def scenario() -> None:
+        engine = Engine(parse_config(CONFIG.format(tmp=tmp_path), "reconcile.yaml"))
+        await engine.start()
+        try:
+            sent = [adt("C1", CENSUS[0]), adt("C2", "V2,100002,Boom,1970-02-02,MED")]
+            acks = await send_in_order(engine.source_port("adt"), sent)
+            assert [ack_code(ack) for ack in acks] == ["AA", "AA"]
+            await outbox_drained(engine, "census-feed")
+
+            drop_census(tmp_path / "drop", "census-1.csv", CENSUS)
+            first = await reconcile_once(engine)
+            counts = first.counts
+            assert (counts.read, counts.valid, counts.rejected) == (3, 3, 0)
+            assert (counts.written, counts.skipped) == (2, 1)
+            report = json.loads((reports / f"census-check-run-{first.run_id}.json").read_text())
+            assert report["matched"] == 1
+            assert {d["business_key"]: d["kind"] for d in report["differences"]} == {
+                "V2": "content_mismatch",
+                "V3": "missing_in_destination",
+            }
+            table = (reports / f"census-check-run-{first.run_id}.txt").read_text()
+            assert "content_mismatch" in table and "V3" in table
+
+            await outbox_drained(engine, "census-feed")
+            ledger = await engine.store.ledger("census-feed", ["V1", "V2", "V3"])
+            assert set(ledger) == {"V1", "V2", "V3"}
+
+            drop_census(tmp_path / "drop", "census-2.csv", CENSUS)
+            second = await reconcile_once(engine)
+            assert (second.counts.read, second.counts.written, second.counts.skipped) == (3, 0, 3)
+            again = json.loads((reports / f"census-check-run-{second.run_id}.json").read_text())
+            assert again["matched"] == 3 and again["differences"] == []
+
+            audit = await engine.store.audit("census-check")
+            reconciled = [entry for entry in audit if entry.action == "reconciled"]
+            assert len(reconciled) == 2
+            assert any("repairs 2" in entry.detail for entry in reconciled)
+            assert all("V2" not in entry.detail for entry in reconciled)
+            trail = [entry.action for entry in await engine.store.audit(limit=1000)]
+            assert trail.count("received") == trail.count("delivered") == 4
+        finally:
+            await engine.stop()
+
+    asyncio.run(scenario())
+    delivered = (tmp_path / "flow" / "adt.hl7").read_bytes()
+    assert delivered.count(b"MSH|") == 4
+    assert delivered.count(b"|RECON|") == 2
+
+
+def test_without_repair_the_job_only_reports(tmp_path: Path) -> None:
+    text = CONFIG.format(tmp=tmp_path).replace("repair: true", "repair: false")
+
+    async def scenario() -> None:
+        engine = Engine(parse_config(text, "reconcile.yaml"))
+        await engine.start()
+        try:
+            (ack,) = await send_in_order(engine.source_port("adt"), [adt("C1", CENSUS[0])])
+            assert ack_code(ack) == "AA"
+            await outbox_drained(engine, "census-feed")
+            drop_census(tmp_path / "drop", "census-1.csv", CENSUS)
+            record = await reconcile_once(engine)
+            assert (record.counts.read, record.counts.written, record.counts.skipped) == (3, 0, 1)
+            report = json.loads(
+                (tmp_path / "reports" / f"census-check-run-{record.run_id}.json").read_text()
+            )
+            assert report["counts"]["missing_in_destination"] == 2
+        finally:
+            await engine.stop()
+
+    asyncio.run(scenario())
+    assert (tmp_path / "flow" / "adt.hl7").read_bytes().count(b"MSH|") == 1
+
+
+def test_a_reconcile_job_checks_its_channel_destination_and_ledger(tmp_path: Path) -> None:
+    text = CONFIG.format(tmp=tmp_path)
+    with pytest.raises(ConfigError, match="no destination 'elsewhere'"):
+        parse_config(text.replace("destination: census-feed", "destination: elsewhere"), "x.yaml")
+    with pytest.raises(ConfigError, match="needs a `transform`"):
+        parse_config(text.replace("    transform: tests.thump.transforms:census_adt\n", ""), "x")
