@@ -6,82 +6,37 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import time
 from pathlib import Path
 
 from tests.e2e.harness import outbox_drained
 from tests.e2e.procs import ack_code, send_in_order
-from thumpflow.batch import sha256_of, write_manifest
-from thumpflow.batch.files import manifest_path
+from tests.thump.census import CENSUS_SOURCE, CHANNEL, adt, drop_census, finished
 from thumpflow.config import parse_config
-from thumpflow.core.batch import Manifest, RunRecord, RunStatus, Window
+from thumpflow.core.batch import RunStatus
 from thumpflow.runtime.engine import Engine
 
-CONFIG = """\
-version: 1
-store: {{path: {tmp}/db/thumpflow.db}}
-api: {{enabled: false}}
-channels:
-  - id: adt
-    source: {{type: mllp, host: 127.0.0.1, port: 0}}
-    destinations:
-      - {{id: census-feed, type: file, path: {tmp}/flow/adt.hl7}}
-    ledger:
-      business_key: [visit]
-      record:
-        visit: PV1-19.1
-        mrn: PID-3[1].1
-        family: PID-5.1
-        birth_date: PID-7
-        unit: PV1-3.1
+CONFIG = (
+    CHANNEL
+    + """\
 jobs:
   - id: census
     schedule: {{cron: "0 2 * * *", timezone: UTC}}
     missed_runs: skip
     reconciles: adt
-    source: {{type: file_drop, directory: {tmp}/drop, pattern: "census-*.csv", format: csv,
-             manifest: required, source_system: REG, settle_seconds: 0}}
-    schema:
-      - {{name: visit, type: string, required: true}}
-      - {{name: mrn, type: string, required: true}}
-      - {{name: family, type: string}}
-      - {{name: birth_date, type: date}}
-      - {{name: unit, type: code, allowed: [ICU, MED, SURG]}}
-    business_key: [visit]
+"""
+    + CENSUS_SOURCE
+    + """\
     destinations:
       - {{id: census-feed, type: batch_file, directory: {tmp}/out, name: "census-{{date}}.ndjson",
          format: ndjson, source_system: THUMPFLOW}}
 """
+)
 
-PATIENTS = [
-    ("V1", "100001", "Ames", "19700101", "ICU"),
-    ("V2", "100002", "Boom", "19700202", "MED"),
-    ("V3", "100003", "Cole", "19700303", "SURG"),
+DELIVERED = [
+    "V1,100001,Ames,1970-01-01,ICU",
+    "V2,100002,Boom,1970-02-02,MED",
+    "V3,100003,Cole,1970-03-03,SURG",
 ]
-
-
-def adt(control: str, patient: tuple[str, str, str, str, str]) -> bytes:
-    visit, mrn, family, born, unit = patient
-    pv1 = {1: "1", 2: "I", 3: f"{unit}^1^A", 19: visit}
-    return (
-        f"MSH|^~\\&|REG|GENHOSP|ENGINE|GENHOSP|20261121083000||ADT^A01^ADT_A01|{control}|P|2.5\r"
-        f"PID|1||{mrn}^^^GENHOSP^MR||{family}^Pat||{born}\r"
-        + "|".join(["PV1", *(pv1.get(n, "") for n in range(1, 20))])
-        + "\r"
-    ).encode()
-
-
-def drop_census(directory: Path, rows: list[str]) -> None:
-    directory.mkdir(parents=True)
-    path = directory / "census-1.csv"
-    path.write_text("\n".join(["visit,mrn,family,birth_date,unit", *rows]) + "\n")
-    old = time.time() - 120
-    write_manifest(
-        manifest_path(path), Manifest(path.name, len(rows), sha256_of(path), old, "REG", Window())
-    )
-    for written in (path, manifest_path(path)):
-        os.utime(written, (old, old))
 
 
 def test_the_reconciling_job_skips_what_flow_delivered_and_writes_the_rest(
@@ -91,7 +46,7 @@ def test_the_reconciling_job_skips_what_flow_delivered_and_writes_the_rest(
         engine = Engine(parse_config(CONFIG.format(tmp=tmp_path), "hybrid.yaml"))
         await engine.start()
         try:
-            messages = [adt(f"C{n}", p) for n, p in enumerate(PATIENTS)]
+            messages = [adt(f"C{n}", row) for n, row in enumerate(DELIVERED)]
             acks = await send_in_order(engine.source_port("adt"), messages)
             assert [ack_code(ack) for ack in acks] == ["AA"] * 3
             await outbox_drained(engine, "census-feed")
@@ -100,6 +55,7 @@ def test_the_reconciling_job_skips_what_flow_delivered_and_writes_the_rest(
 
             drop_census(
                 tmp_path / "drop",
+                "census-1.csv",
                 [
                     "V1,100001,Ames,1970-01-01,ICU",  # as flow delivered it
                     "V2,100002,Boom,1970-02-02,MED",  # as flow delivered it
@@ -109,16 +65,7 @@ def test_the_reconciling_job_skips_what_flow_delivered_and_writes_the_rest(
             )
             run_id = await engine.start_run("census")
             assert run_id is not None
-
-            async def finished() -> RunRecord:
-                while True:
-                    record = await engine.store.run(run_id)
-                    assert record is not None
-                    if record.status is not RunStatus.RUNNING:
-                        return record
-                    await asyncio.sleep(0.02)
-
-            record = await asyncio.wait_for(finished(), 20)
+            record = await asyncio.wait_for(finished(engine, run_id), 20)
             assert record.status is RunStatus.SUCCEEDED, record
             counts = record.counts
             assert (counts.read, counts.valid, counts.rejected) == (4, 4, 0)

@@ -6,38 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.harness import outbox_drained
 from tests.e2e.procs import ack_code, send_in_order
-from thumpflow.batch import sha256_of, write_manifest
-from thumpflow.batch.files import manifest_path
+from tests.thump.census import CENSUS_SOURCE, CHANNEL, adt, drop_census, finished
 from thumpflow.config import parse_config
-from thumpflow.core.batch import Manifest, RunRecord, RunStatus, Window
+from thumpflow.core.batch import RunRecord, RunStatus
 from thumpflow.core.errors import ConfigError
 from thumpflow.runtime.engine import Engine
 
-CONFIG = """\
-version: 1
-store: {{path: {tmp}/db/thumpflow.db}}
-api: {{enabled: false}}
-channels:
-  - id: adt
-    source: {{type: mllp, host: 127.0.0.1, port: 0}}
-    destinations:
-      - {{id: census-feed, type: file, path: {tmp}/flow/adt.hl7}}
-    ledger:
-      business_key: [visit]
-      record:
-        visit: PV1-19.1
-        mrn: PID-3[1].1
-        family: PID-5.1
-        birth_date: PID-7
-        unit: PV1-3.1
+CONFIG = (
+    CHANNEL
+    + """\
 jobs:
   - id: census-check
     kind: reconcile
@@ -48,56 +31,15 @@ jobs:
     report_dir: {tmp}/reports
     repair: true
     transform: tests.thump.transforms:census_adt
-    source: {{type: file_drop, directory: {tmp}/drop, pattern: "census-*.csv", format: csv,
-             manifest: required, source_system: REG, settle_seconds: 0}}
-    schema:
-      - {{name: visit, type: string, required: true}}
-      - {{name: mrn, type: string, required: true}}
-      - {{name: family, type: string}}
-      - {{name: birth_date, type: date}}
-      - {{name: unit, type: code, allowed: [ICU, MED, SURG]}}
-    business_key: [visit]
 """
+    + CENSUS_SOURCE
+)
 
 CENSUS = [
     "V1,100001,Ames,1970-01-01,ICU",  # as flow delivered it
     "V2,100002,Boom,1970-02-02,SURG",  # flow delivered MED: content mismatch
     "V3,100003,Cole,1970-03-03,MED",  # flow never delivered it: missing
 ]
-
-
-def adt(control: str, row: str) -> bytes:
-    """The ADT^A01 flow receives for a census row (`visit,mrn,family,birth_date,unit`)."""
-    visit, mrn, family, birth_date, unit = row.split(",")
-    born = birth_date.replace("-", "")
-    pv1 = {1: "1", 2: "I", 3: f"{unit}^1^A", 19: visit}
-    return (
-        f"MSH|^~\\&|REG|GENHOSP|ENGINE|GENHOSP|20261121083000||ADT^A01^ADT_A01|{control}|P|2.5\r"
-        f"PID|1||{mrn}^^^GENHOSP^MR||{family}^Pat||{born}\r"
-        + "|".join(["PV1", *(pv1.get(n, "") for n in range(1, 20))])
-        + "\r"
-    ).encode()
-
-
-def drop_census(directory: Path, name: str, rows: list[str]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text("\n".join(["visit,mrn,family,birth_date,unit", *rows]) + "\n")
-    old = time.time() - 120
-    write_manifest(
-        manifest_path(path), Manifest(path.name, len(rows), sha256_of(path), old, "REG", Window())
-    )
-    for written in (path, manifest_path(path)):
-        os.utime(written, (old, old))
-
-
-async def finished(engine: Engine, run_id: int) -> RunRecord:
-    while True:
-        record = await engine.store.run(run_id)
-        assert record is not None
-        if record.status is not RunStatus.RUNNING:
-            return record
-        await asyncio.sleep(0.02)
 
 
 async def reconcile_once(engine: Engine) -> RunRecord:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import Generic, TypeVar
@@ -142,7 +143,9 @@ class HistogramChild:
 Child = TypeVar("Child", CounterChild, GaugeChild, HistogramChild)
 
 
-class _Family(Generic[Child]):
+class _Family(ABC, Generic[Child]):
+    """A metric family: its name, help, label names and one child series per label set."""
+
     kind = ""
 
     def __init__(self, name: str, help_text: str, label_names: Sequence[str]) -> None:
@@ -159,8 +162,9 @@ class _Family(Generic[Child]):
         self._lock = threading.Lock()
         self._children: dict[tuple[str, ...], Child] = {}
 
+    @abstractmethod
     def _new_child(self) -> Child:
-        raise NotImplementedError
+        """A fresh series of this family's kind."""
 
     def labels(self, *values: str) -> Child:
         """The series for these label values (in label-name order), created at first use."""
@@ -177,8 +181,9 @@ class _Family(Generic[Child]):
         with self._lock:
             self._children.clear()
 
+    @abstractmethod
     def _samples(self, lines: list[str]) -> None:
-        raise NotImplementedError
+        """Append the sample lines of every series (the lock is held)."""
 
     def render(self, lines: list[str]) -> None:
         lines.append(f"# HELP {self.name} {_escape_help(self.help)}")

@@ -33,6 +33,8 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
+from thumpflow.testing._listener import Listener
+
 OPERATION_OUTCOME_DIAGNOSTICS = "rejected by the test receiver: body contains the reject marker"
 
 
@@ -87,17 +89,13 @@ class HttpReceiver:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
-        self.port = port
+        self._listening = Listener(host, port, ssl_context)
         self._ssl = ssl_context
         self.faults = Faults()
         self.requests: list[ReceivedRequest] = []
         self.applied: dict[str, bytes] = {}
         self._log_path = log
         self._log_fd: int | None = None
-        self._runner: web.AppRunner | None = None
-        self._listener: asyncio.Server | None = None
-        self._reopen: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -112,8 +110,13 @@ class HttpReceiver:
         return "https" if self._ssl is not None else "http"
 
     @property
+    def port(self) -> int:
+        """The port served (a free one when 0 was asked, known after `start`)."""
+        return self._listening.port
+
+    @property
     def is_listening(self) -> bool:
-        return self._listener is not None
+        return self._listening.is_listening
 
     def applied_order(self, ordering_key: str) -> list[str]:
         """Applied idempotency keys of one ordering key, in the order they were applied."""
@@ -139,57 +142,17 @@ class HttpReceiver:
         app.router.add_post("/_admin/faults", self._admin_faults)
         app.router.add_get("/_admin/state", self._admin_state)
         app.router.add_post("/{tail:.*}", self._receive)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await self._listen()
+        await self._listening.start(app)
 
     async def close(self) -> None:
-        if self._reopen is not None:
-            self._reopen.cancel()
-            self._reopen = None
-        for task in self._tasks:
-            task.cancel()
-        await self._stop_listening()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._listening.close()
         if self._log_fd is not None:
             os.close(self._log_fd)
             self._log_fd = None
 
     async def go_down(self, seconds: float) -> None:
         """Refuse connections (stop listening, drop open ones) for `seconds`, then listen again."""
-        await self._stop_listening()
-        loop = asyncio.get_running_loop()
-        if self._reopen is not None:
-            self._reopen.cancel()
-        self._reopen = loop.call_later(
-            seconds, lambda: self._tasks.add(loop.create_task(self._come_back()))
-        )
-
-    async def _come_back(self) -> None:
-        self._reopen = None
-        if self._runner is not None and self._listener is None:
-            await self._listen()
-        self._tasks = {task for task in self._tasks if not task.done()}
-
-    async def _listen(self) -> None:
-        assert self._runner is not None
-        loop = asyncio.get_running_loop()
-        server = self._runner.server
-        assert server is not None
-        self._listener = await loop.create_server(server, self.host, self.port, ssl=self._ssl)
-        self.port = self._listener.sockets[0].getsockname()[1]
-
-    async def _stop_listening(self) -> None:
-        if self._listener is None:
-            return
-        listener, self._listener = self._listener, None
-        listener.close()
-        if self._runner is not None and self._runner.server is not None:
-            for handler in self._runner.server.connections:
-                handler.force_close()
-        await listener.wait_closed()
+        await self._listening.go_down(seconds)
 
     def _load_log(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -285,10 +248,7 @@ class HttpReceiver:
             return web.json_response({"error": str(exc)}, status=400)
         if down:
             seconds = float(down)
-            loop = asyncio.get_running_loop()
-            self._reopen = loop.call_later(
-                0.05, lambda: self._tasks.add(loop.create_task(self.go_down(seconds)))
-            )
+            self._listening.go_down_soon(seconds)
         return web.json_response(asdict(self.faults))
 
     async def _admin_state(self, request: web.Request) -> web.Response:

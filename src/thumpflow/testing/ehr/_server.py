@@ -15,6 +15,7 @@ from typing import Any, Literal, NoReturn
 from aiohttp import web
 
 from thumpflow import __version__
+from thumpflow.testing._listener import Listener
 from thumpflow.testing.ehr._auth import SIGNING_ALGORITHMS, SmartAuthority, TokenError
 from thumpflow.testing.ehr._bulk import BulkExports
 from thumpflow.testing.ehr._faults import Faults
@@ -80,7 +81,7 @@ class SimulatedEhr:
         if auth not in ("none", "smart", "bearer"):
             raise ValueError(f"auth must be none, smart or bearer, not {auth!r}")
         self.host = host
-        self.port = port
+        self._listening = Listener(host, port)
         self.auth: AuthMode = auth
         self.faults = faults if faults is not None else Faults()
         self.requests: list[RecordedRequest] = []
@@ -96,10 +97,6 @@ class SimulatedEhr:
             skip_identical_updates=skip_identical_updates,
         )
         self._capability: dict[str, Any] | None = None
-        self._runner: web.AppRunner | None = None
-        self._listener: asyncio.Server | None = None
-        self._reopen: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def _rejects(self, type_: str, resource: dict[str, Any]) -> str | None:
         return self.faults.rejects(type_, resource)
@@ -129,8 +126,13 @@ class SimulatedEhr:
         return f"{self.url}/_admin"
 
     @property
+    def port(self) -> int:
+        """The port served (a free one when 0 was asked, known after `start`)."""
+        return self._listening.port
+
+    @property
     def is_listening(self) -> bool:
-        return self._listener is not None
+        return self._listening.is_listening
 
     def register_client(self, client_id: str, jwks: dict[str, Any]) -> None:
         """Register a SMART backend client by its public JWKS; raises ValueError on a bad one."""
@@ -224,55 +226,15 @@ class SimulatedEhr:
         app.router.add_post("/_admin/reset", self._admin_reset)
         app.router.add_post("/auth/token", self._token)
         app.router.add_route("*", "/fhir{tail:.*}", self._fhir)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await self._listen()
+        await self._listening.start(app)
 
     async def close(self) -> None:
-        if self._reopen is not None:
-            self._reopen.cancel()
-            self._reopen = None
-        for task in self._tasks:
-            task.cancel()
-        await self._stop_listening()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._listening.close()
         self._store.close()
 
     async def go_down(self, seconds: float) -> None:
         """Refuse connections (stop listening, drop open ones) for `seconds`, then listen again."""
-        await self._stop_listening()
-        loop = asyncio.get_running_loop()
-        if self._reopen is not None:
-            self._reopen.cancel()
-        self._reopen = loop.call_later(
-            seconds, lambda: self._tasks.add(loop.create_task(self._come_back()))
-        )
-
-    async def _come_back(self) -> None:
-        self._reopen = None
-        if self._runner is not None and self._listener is None:
-            await self._listen()
-        self._tasks = {task for task in self._tasks if not task.done()}
-
-    async def _listen(self) -> None:
-        assert self._runner is not None
-        server = self._runner.server
-        assert server is not None
-        loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(server, self.host, self.port)
-        self.port = self._listener.sockets[0].getsockname()[1]
-
-    async def _stop_listening(self) -> None:
-        if self._listener is None:
-            return
-        listener, self._listener = self._listener, None
-        listener.close()
-        if self._runner is not None and self._runner.server is not None:
-            for handler in self._runner.server.connections:
-                handler.force_close()
-        await listener.wait_closed()
+        await self._listening.go_down(seconds)
 
     async def _fhir(self, request: web.Request) -> web.StreamResponse:
         tail = request.match_info["tail"]
@@ -560,10 +522,7 @@ class SimulatedEhr:
         except (TypeError, ValueError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         if seconds > 0:
-            loop = asyncio.get_running_loop()
-            self._reopen = loop.call_later(
-                0.05, lambda: self._tasks.add(loop.create_task(self.go_down(seconds)))
-            )
+            self._listening.go_down_soon(seconds)
         return web.json_response(asdict(self.faults))
 
     async def _admin_state(self, request: web.Request) -> web.Response:
