@@ -1,13 +1,13 @@
 """Metrics agree with what happened, and a whole run's logs hold no patient data.
 
 The engine runs as a real process with `--log-format json` at DEBUG and its
-control API on a free port; an in-process HTTP receiver dead-letters one
+HTTP API on a free port; an in-process HTTP receiver dead-letters one
 message (422). Admitted ADT and ORU messages, a resend, a message rejected
 at ingress, one whose transform fails with an exception quoting the whole
 message, and a dead-lettered one carry distinctive identifiers and names;
 `/metrics` must count each, and after the engine stops its whole log output
 must be JSON lines that name none of them. Job run figures are scraped
-from an in-process engine whose job runs through the control API.
+from an in-process engine whose job runs through the HTTP API.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
-from aiohttp.test_utils import TestClient, TestServer
 
+from tests.api_support import api_client
 from tests.e2e.procs import ack_code, free_port, send_in_order, start_engine
 from tests.flow.test_metrics import Sample, parse
 from tests.thump.support import config_text, csv_rows, drop, now_clock
-from thumpflow.api.control import control_app
 from thumpflow.config import parse_config
 from thumpflow.core.event import Event
 from thumpflow.hl7v2 import Message
@@ -105,9 +104,11 @@ def broken(control: str, mrn: str, family: str, given: str) -> bytes:
     ).encode()
 
 
-async def scrape(api: int) -> tuple[str, str]:
+async def scrape(api: int, token: str) -> tuple[str, str]:
+    """Scrape as Prometheus would, with a bearer token."""
+    headers = {"Authorization": f"Bearer {token}"}
     async with (
-        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(headers=headers) as session,
         session.get(f"http://127.0.0.1:{api}/metrics") as response,
     ):
         assert response.status == 200
@@ -146,8 +147,9 @@ def test_metrics_count_what_happened_and_logs_hold_no_patient_data(tmp_path: Pat
             assert [ack_code(ack) for ack in acks] == ["AA", "AA", "AE", "AE", "AA", "AA"]
 
             ids = {"channel": "clinical", "destination": "ehr"}
+            token = (tmp_path / "admin-token").read_text().strip()
             for _ in range(200):
-                content_type, text = await scrape(api)
+                content_type, text = await scrape(api, token)
                 _, _, samples = parse(text)
                 done = value(samples, "thumpflow_delivered_total", **ids) == 2
                 if done and value(samples, "thumpflow_dead_total", **ids) == 1:
@@ -212,7 +214,7 @@ def test_job_run_figures_are_scraped_from_the_recorded_runs(tmp_path: Path) -> N
         engine = Engine(config, clock=now_clock())
         await engine.start()
         try:
-            async with TestClient(TestServer(control_app(engine))) as client:
+            async with api_client(engine) as client:
                 _, _, samples = parse(await (await client.get("/metrics")).text())
                 assert value(samples, "thumpflow_job_running", job="census") == 0
                 assert not [s for s in samples if s[0] == "thumpflow_job_last_run_status"]

@@ -1,6 +1,6 @@
 """Operating from the command line: status, dlq list/show/replay, against a running engine.
 
-The engine runs as a real process with its control API; the commands run as
+The engine runs as a real process with its HTTP API; the commands run as
 real processes too, reading the store read-only and replaying through the API
 (or through the store when the engine is stopped).
 """

@@ -1,13 +1,11 @@
-"""Jobs in the engine: the scheduler starts with it, and the control API starts a run."""
+"""Jobs in the engine: the scheduler starts with it, and the HTTP API starts a run."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from aiohttp.test_utils import TestClient, TestServer
-
-from thumpflow.api.control import control_app
+from tests.api_support import api_client
 from thumpflow.config import parse_config
 from thumpflow.core.batch import RunStatus
 from thumpflow.runtime.engine import Engine
@@ -24,7 +22,7 @@ def test_engine_runs_a_job_started_through_the_control_api(tmp_path: Path) -> No
         await engine.start()
         try:
             assert engine.scheduler is not None and engine.scheduler.job_ids == ["census"]
-            async with TestClient(TestServer(control_app(engine))) as client:
+            async with api_client(engine) as client:
                 response = await client.post("/api/jobs/census/runs")
                 assert response.status == 202
                 run_id = (await response.json())["run_id"]

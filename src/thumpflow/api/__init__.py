@@ -1,1 +1,1 @@
-"""The HTTP control API (status, dead letters, replay) for scripts and the command line."""
+"""The HTTP API (ASGI, OpenAPI documented) and the dashboard it serves."""

@@ -84,7 +84,10 @@ def build_parser() -> tuple[
     dlq_replay.add_argument("--all", action="store_true", help="every dead delivery (matching)")
     dlq_replay.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     dlq_replay.add_argument(
-        "--actor", default=os.environ.get("USER", "operator"), help="who (default: $USER)"
+        "--actor",
+        default=os.environ.get("USER", "operator"),
+        help="who, for a replay made in the store while the engine is stopped "
+        "(through the engine, the API token's name is audited; default: $USER)",
     )
     for sub in (dlq_list, dlq_show, dlq_replay):
         config_argument(sub)

@@ -1,7 +1,7 @@
 """`thumpflow status` and `thumpflow dlq list|show|replay`.
 
 Reads go straight to the store, read-only, so they work whether or not the
-engine runs. A replay goes through the running engine's control API when it
+engine runs. A replay goes through the running engine's HTTP API when it
 answers (so the engine schedules the deliveries at once), otherwise straight
 to the store (the engine schedules them when it next starts). Either way the
 replay is audited with its actor and reason.
@@ -14,14 +14,12 @@ import asyncio
 import dataclasses
 import json
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
+from thumpflow.cli._api import call
 from thumpflow.cli._shared import age, table, when
 from thumpflow.config import load_config
 from thumpflow.config.model import Config
-from thumpflow.core.errors import ThumpflowError
 from thumpflow.core.event import DeadLetterFilter
 from thumpflow.runtime.engine import open_store
 
@@ -173,7 +171,6 @@ def _replay(config: Config, args: argparse.Namespace) -> int:
         print("name deliveries with --id, a filter, or --all", flush=True)
         return 2
     body = {
-        "actor": args.actor,
         "reason": args.reason,
         "destination": flt.destination_id,
         "channel": flt.channel_id,
@@ -191,21 +188,8 @@ def _replay(config: Config, args: argparse.Namespace) -> int:
 
 
 def _replay_via_api(config: Config, body: dict[str, Any]) -> list[int] | None:
-    if not config.api.enabled:
-        return None
-    url = f"http://{config.api.host}:{config.api.port}/api/dead-letters/replay"
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.load(response)
-    except urllib.error.HTTPError as err:
-        detail = err.read().decode("utf-8", "replace")[:300]
-        raise ThumpflowError(f"the engine refused the replay ({err.code}): {detail}") from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return None
-    return [int(value) for value in answer["replayed"]]
+    answer = call(config, "POST", "/api/dead-letters/replay", body, "the replay")
+    return None if answer is None else [int(value) for value in answer["replayed"]]
 
 
 async def _replay_in_store(

@@ -7,12 +7,11 @@ import logging
 import signal
 import sys
 
-from thumpflow.api.control import serve
+from thumpflow.api.server import start_api
 from thumpflow.cli.logs import configure
 from thumpflow.config import load_config
 from thumpflow.config.lint import lint
 from thumpflow.config.model import Config
-from thumpflow.core.errors import ThumpflowError
 from thumpflow.runtime.engine import Engine, load_record_transform, load_transform
 
 
@@ -61,19 +60,17 @@ async def _serve(config: Config) -> None:
     log = logging.getLogger("thumpflow")
     engine = Engine(config)
     await engine.start()
-    runner = None
+    server = None
     if config.api.enabled:
         try:
-            runner = await serve(engine, config.api.host, config.api.port)
-        except OSError as err:
+            server = await start_api(engine)
+        except BaseException:
             await engine.stop()
-            raise ThumpflowError(
-                f"api: cannot listen on {config.api.host}:{config.api.port}: {err.strerror or err}"
-            ) from None
+            raise
         log.info(
-            "control API on http://%s:%d/api/status, metrics on /metrics",
+            "API and dashboard on http://%s:%d/ (metrics on /metrics)",
             config.api.host,
-            config.api.port,
+            server.port,
         )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -84,6 +81,6 @@ async def _serve(config: Config) -> None:
         await stopping.wait()
     finally:
         log.info("stopping: finishing in-flight messages")
-        if runner is not None:
-            await runner.cleanup()
+        if server is not None:
+            await server.close()
         await engine.stop()

@@ -1,7 +1,7 @@
 """`thumpflow runs list [JOB] | show RUN | start JOB | rerun JOB --from W --to W`.
 
 Reads open the store read-only, so they work whether or not the engine runs.
-`start` asks the running engine through its control API (the engine's
+`start` asks the running engine through its HTTP API (the engine's
 scheduler runs it, never beside another run of the job); when no engine
 answers it runs in this process with the store, to the end. `rerun` runs a
 past window in this process (trigger `rerun`; the watermark does not move).
@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import urllib.error
-import urllib.request
 
+from thumpflow.cli._api import call
 from thumpflow.cli._shared import config_argument, table, when
 from thumpflow.config import load_config
 from thumpflow.config.jobs import Job
@@ -184,21 +183,8 @@ async def _show(config: Config, run_id: int) -> int:
 
 
 def _start_via_api(config: Config, job_id: str) -> int | None:
-    if not config.api.enabled:
-        return None
-    url = f"http://{config.api.host}:{config.api.port}/api/jobs/{job_id}/runs"
-    request = urllib.request.Request(url, data=b"{}", method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.load(response)
-    except urllib.error.HTTPError as err:
-        detail = err.read().decode("utf-8", "replace")[:300]
-        raise ThumpflowError(
-            f"the engine refused to start the run ({err.code}): {detail}"
-        ) from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return None
-    return int(answer["run_id"])
+    answer = call(config, "POST", f"/api/jobs/{job_id}/runs", {}, "to start the run")
+    return None if answer is None else int(answer["run_id"])
 
 
 async def _in_process(

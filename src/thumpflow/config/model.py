@@ -1,7 +1,7 @@
 """The configuration model: one definition drives validation, JSON Schema and the reference.
 
 A configuration file is YAML that lives in git. It names the store, the
-control API and the channels; each channel has one source, an optional
+HTTP API and the channels; each channel has one source, an optional
 filter, lane rules, an optional transform and one or more destinations.
 Connector fields come from each connector's own spec; delivery fields
 (retry, rate limit, circuit breaker, concurrency, high-water mark, routing
@@ -11,6 +11,7 @@ condition) are the flow core's and are the same for every destination type.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -347,11 +348,16 @@ class StoreSpec(_Model):
 
 
 class ApiSpec(_Model):
-    """The control API (replay, status) for the command line; later the dashboard."""
+    """The HTTP API and dashboard. Every call but `/api/health` needs a bearer token."""
 
-    enabled: bool = Field(default=True, description="Serve the control API.")
+    enabled: bool = Field(default=True, description="Serve the HTTP API.")
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8080, ge=0, le=65535, description="TCP port.")
+    admin_token_file: str | None = Field(
+        default=None,
+        description="Where the first admin API token is written at first start (mode 0600); "
+        "default: `admin-token` beside the store file.",
+    )
 
 
 class Config(_Model):
@@ -359,7 +365,7 @@ class Config(_Model):
 
     version: Literal[1] = Field(default=1, description="Configuration format version.")
     store: StoreSpec = Field(default_factory=StoreSpec, description="Durable store.")
-    api: ApiSpec = Field(default_factory=ApiSpec, description="Control API.")
+    api: ApiSpec = Field(default_factory=ApiSpec, description="HTTP API and dashboard.")
     channels: list[Channel] = Field(min_length=1, description="The channels.")
     jobs: list[Job] = Field(default_factory=list, description="Scheduled batch jobs.")
 
@@ -390,6 +396,12 @@ class Config(_Model):
             if channel.ledger is not None:
                 _check_ledger(channel.id, channel.ledger, self.jobs)
         return self
+
+    def admin_token_path(self) -> Path:
+        """Where the first admin token is written: `api.admin_token_file` or beside the store."""
+        if self.api.admin_token_file:
+            return Path(self.api.admin_token_file)
+        return Path(self.store.path).parent / "admin-token"
 
     def partner(self, channel_id: str) -> Job | None:
         """The job that `reconciles` a channel, if any (at most one for a channel with a ledger)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+from thumpflow.core.access import ApiToken, Role
 from thumpflow.core.batch import (
     BatchItem,
     LedgerEntry,
@@ -241,6 +242,30 @@ class RunStore(Protocol):
 
     async def ledger(self, destination_id: str, business_keys: Sequence[str]) -> dict[str, str]:
         """Content hashes recorded for those keys at that destination."""
+        ...
+
+
+class AccessStore(Protocol):
+    """API tokens (hashes only) and the acts taken through the API, in the audit trail."""
+
+    async def add_token(self, name: str, role: Role, token_hash: str, actor: str, at: float) -> int:
+        """Store a token's hash and audit `token.issued` in one commit; the new token id."""
+        ...
+
+    async def revoke_token(self, token_id: int, actor: str, reason: str, at: float) -> bool:
+        """Revoke an active token, audited; False when unknown or already revoked."""
+        ...
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The active token with this hash, or None."""
+        ...
+
+    async def tokens(self) -> list[ApiToken]:
+        """Every token issued, revoked ones included, oldest first."""
+        ...
+
+    async def append_audit(self, entry: AuditEntry) -> int:
+        """Durably append one audit entry; its entry id."""
         ...
 
 

@@ -46,7 +46,14 @@ from thumpflow.connectors.sql import SqlSource, SqlSourceSpec, SqlUpsertDestinat
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import ConfigError, ThumpflowError
 from thumpflow.core.event import ChannelStats, DeadLetter, DeadLetterFilter, Delivery
-from thumpflow.core.ports import BatchDestination, BatchSource, Destination, RunStore, Store
+from thumpflow.core.ports import (
+    AccessStore,
+    BatchDestination,
+    BatchSource,
+    Destination,
+    RunStore,
+    Store,
+)
 from thumpflow.flow.ingress import ChannelIngress
 from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline, Transform
@@ -60,7 +67,7 @@ from thumpflow.thump.scheduler import Scheduler, UnknownJobError
 log = logging.getLogger("thumpflow.runtime")
 
 
-class StateStore(Store, RunStore, Protocol):
+class StateStore(Store, RunStore, AccessStore, Protocol):
     """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
 
 

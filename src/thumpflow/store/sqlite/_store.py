@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from thumpflow.core.access import ApiToken, Role
 from thumpflow.core.batch import (
     LedgerEntry,
     Manifest,
@@ -36,7 +37,7 @@ from thumpflow.core.event import (
     Reject,
 )
 from thumpflow.core.outcome import Outcome
-from thumpflow.store.sqlite import _rows, _runs, _schema
+from thumpflow.store.sqlite import _access, _rows, _runs, _schema
 from thumpflow.store.sqlite._writer import Kind, LoadPending, Op, Replay, Writer, WriterStats
 
 _T = TypeVar("_T")
@@ -304,6 +305,49 @@ class SqliteStore:
             ]
 
         return await self._read(query)
+
+    # --- AccessStore ------------------------------------------------------------
+
+    async def add_token(self, name: str, role: Role, token_hash: str, actor: str, at: float) -> int:
+        """Store a token's hash and audit `token.issued`; the new token id."""
+        token_id: int = await self._write(
+            Kind.ADD_TOKEN, _access.AddToken(name, role, token_hash, actor, at)
+        )
+        return token_id
+
+    async def revoke_token(self, token_id: int, actor: str, reason: str, at: float) -> bool:
+        """Revoke an active token (audited); False when it was unknown or already revoked."""
+        revoked: bool = await self._write(
+            Kind.REVOKE_TOKEN, _access.RevokeToken(token_id, actor, reason, at)
+        )
+        return revoked
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The active (not revoked) token with this hash."""
+
+        def query(conn: sqlite3.Connection) -> ApiToken | None:
+            row = conn.execute(
+                f"SELECT {_access.TOKEN_COLUMNS} FROM api_tokens"
+                " WHERE token_hash = ? AND revoked_at IS NULL",
+                (token_hash,),
+            ).fetchone()
+            return None if row is None else _access.token_from_row(row)
+
+        return await self._read(query)
+
+    async def tokens(self) -> list[ApiToken]:
+        """Every token ever issued, oldest first, revoked ones included."""
+
+        def query(conn: sqlite3.Connection) -> list[ApiToken]:
+            rows = conn.execute(f"SELECT {_access.TOKEN_COLUMNS} FROM api_tokens ORDER BY token_id")
+            return [_access.token_from_row(row) for row in rows]
+
+        return await self._read(query)
+
+    async def append_audit(self, entry: AuditEntry) -> int:
+        """Append one audit entry (an act through the API: login, pause, payload view)."""
+        entry_id: int = await self._write(Kind.AUDIT, entry)
+        return entry_id
 
     # --- RunStore ---------------------------------------------------------------
 

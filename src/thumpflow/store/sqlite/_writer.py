@@ -39,7 +39,7 @@ from thumpflow.core.event import (
     Reject,
 )
 from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying
-from thumpflow.store.sqlite import _rows, _runs
+from thumpflow.store.sqlite import _access, _rows, _runs
 
 _log = logging.getLogger("thumpflow.store.sqlite")
 
@@ -127,6 +127,9 @@ class Kind(Enum):
     ADD_REJECTS = "add_rejects"
     MARK_REPLAYED = "mark_replayed"
     RECORD_LEDGER = "record_ledger"
+    ADD_TOKEN = "add_token"
+    REVOKE_TOKEN = "revoke_token"
+    AUDIT = "audit"
 
 
 @dataclass(slots=True, frozen=True)
@@ -246,6 +249,9 @@ class Writer:
             Kind.ADD_REJECTS: self._on_conn(_runs.add_rejects),
             Kind.MARK_REPLAYED: self._on_conn(_runs.mark_replayed),
             Kind.RECORD_LEDGER: self._on_conn(_runs.record_ledger),
+            Kind.ADD_TOKEN: self._on_conn(_access.add_tokens),
+            Kind.REVOKE_TOKEN: self._on_conn(_access.revoke_tokens),
+            Kind.AUDIT: self._on_conn(_access.append_audits),
         }
 
     def _on_conn(self, operation: Callable[[sqlite3.Connection, list[Any]], list[Any]]) -> _Handler:

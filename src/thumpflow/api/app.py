@@ -1,0 +1,43 @@
+"""The HTTP API application (ASGI): routers, error bodies and the OpenAPI document.
+
+The OpenAPI document is served at `/api/openapi.json`; every route declares
+its request and response bodies, so the document is the contract the tests
+fuzz. Errors are JSON `{"detail": ...}`; a request that fails validation is
+422 naming the field; an unexpected failure is 500 with no detail (the log
+has the exception type and frames, never its text, see `cli.logs`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from thumpflow.api.auth import Authenticator
+from thumpflow.api.routes import operations
+from thumpflow.runtime.engine import Engine
+
+log = logging.getLogger("thumpflow.api")
+
+
+def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
+    """The API for `engine`, with callers resolved by `authenticator`."""
+    app = FastAPI(
+        title="thumpflow",
+        version="1",
+        summary="Healthcare integration engine: operate flow channels and batch jobs.",
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.engine = engine
+    app.state.authenticator = authenticator
+    app.include_router(operations.router)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("api: %s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error; see the engine log"}, status_code=500)
+
+    return app

@@ -1,0 +1,1 @@
+"""The API's routers, one module per concern; `thumpflow.api.app` mounts them."""

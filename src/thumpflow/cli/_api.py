@@ -1,0 +1,59 @@
+"""Calling the running engine's HTTP API from the command line.
+
+The credential is `$THUMPFLOW_TOKEN` when set, else the first admin token the
+engine wrote at first start (`api.admin_token_file`). `call` answers None when
+no engine is listening, so a command can fall back to working on the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+
+from thumpflow.config.model import Config
+from thumpflow.core.errors import ThumpflowError
+
+
+def credential(config: Config) -> str:
+    """The bearer token the command line uses; a clear error when there is none."""
+    token = os.environ.get("THUMPFLOW_TOKEN", "").strip()
+    if token:
+        return token
+    path = config.admin_token_path()
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except OSError:
+        raise ThumpflowError(
+            f"no API token: set THUMPFLOW_TOKEN, or run where {path} (written by the engine at "
+            "first start) is readable"
+        ) from None
+
+
+def call(config: Config, method: str, path: str, body: Any, what: str) -> Any | None:
+    """`method path` with a JSON body; the JSON answer, or None when no engine listens.
+
+    An answer of 4xx/5xx raises `ThumpflowError` naming `what` and the engine's reason.
+    """
+    if not config.api.enabled:
+        return None
+    url = f"http://{config.api.host}:{config.api.port}{path}"
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {credential(config)}",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as err:
+        detail = err.read().decode("utf-8", "replace")[:300]
+        raise ThumpflowError(f"the engine refused {what} ({err.code}): {detail}") from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
