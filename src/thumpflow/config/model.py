@@ -327,6 +327,13 @@ class Channel(_Model):
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
     )
     destinations: list[DestinationSpec] = Field(min_length=1, description="Where events go.")
+    latency_budget: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds from receipt to delivery this channel promises; the dashboard "
+        "shows a destination as delayed, and an alert fires, when its oldest undelivered "
+        "event is older than this.",
+    )
     ledger: Ledger | None = Field(
         default=None,
         description="Optional: record each delivered message's business key and content hash "
