@@ -129,17 +129,13 @@ def check_chain(
             )
         if prev_hash != expected_prev:
             if entry_id != previous_id + 1:
-                missing = (
-                    f"entry {previous_id + 1}"
-                    if entry_id == previous_id + 2
-                    else f"entries {previous_id + 1}..{entry_id - 1}"
-                )
+                through = "" if entry_id == previous_id + 2 else f" through entry {entry_id - 1}"
                 return _broken(
                     count,
                     head,
                     previous_id + 1,
                     Breach.DELETED,
-                    f"{missing} deleted (entry {entry_id} links to a hash no longer present)",
+                    f"deleted{through} (entry {entry_id} links to a hash no longer present)",
                 )
             holder = holder_of(prev_hash)
             if holder is not None and holder != previous_id:
