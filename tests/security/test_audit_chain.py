@@ -225,3 +225,32 @@ def test_check_chain_names_a_deleted_first_entry() -> None:
     second = entry_hash(first, (2, 2.0, "a", "b", "c", "d"))
     verdict = check_chain([(2, 2.0, "a", "b", "c", "d", first, second)], lambda _: None)
     assert not verdict.intact and verdict.breach is Breach.DELETED and verdict.entry_id == 1
+
+
+def test_the_engine_logs_an_anchor_at_shutdown_that_verify_accepts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.e2e.procs import send_in_order
+    from tests.security.test_encryption import message
+    from thumpflow.config import load_config
+    from thumpflow.runtime.engine import Engine
+
+    config = write_config(tmp_path)
+
+    async def main() -> None:
+        engine = Engine(load_config(config))
+        await engine.start()
+        try:
+            assert len(await send_in_order(engine.source_port("adt"), [message(0)])) == 1
+        finally:
+            await engine.stop()
+
+    with caplog.at_level("INFO", logger="thumpflow.runtime"):
+        asyncio.run(main())
+    anchors = [r for r in caplog.records if r.getMessage().startswith("audit.anchor ")]
+    assert anchors, "an anchor is logged at shutdown"
+    last = anchors[-1].__dict__["audit_anchor"]
+    assert Anchor.parse(last).entry_id >= 1
+    assert "MRN0" not in anchors[-1].getMessage()
+    code, out = verify(config, "--expect", last)
+    assert code == 0, out

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from tests.security.support import cli, file_size, write_config
-from tests.store.support import StepClock, admission, event
+from tests.store.support import StepClock, admission
 from thumpflow.core.batch import RowReject, RunCounts, RunStatus, RunTrigger, Window
 from thumpflow.core.event import Admitted, Duplicate, Reject
 from thumpflow.core.outcome import Delivered, Died

@@ -121,6 +121,9 @@ def build_parser() -> tuple[
     )
     bench.add_argument("--workdir", default="var/bench", help="scratch directory")
     bench.add_argument("--json", action="store_true", help="print JSON")
+    bench.add_argument(
+        "--encrypt", action="store_true", help="encrypt the store (store.encryption) to measure it"
+    )
     return parser, lazy
 
 
