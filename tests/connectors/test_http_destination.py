@@ -79,7 +79,7 @@ def test_json_envelope_and_headers() -> None:
         assert envelope["lane"] == "urgent"
         assert envelope["body"].startswith("MSH|")
 
-    with_receiver(body, headers={"X-Api-Key": "k"})
+    with_receiver(body, headers={"X-Source": "thumpflow"})
 
 
 def test_raw_format_posts_the_body_with_its_content_type() -> None:

@@ -5,6 +5,8 @@ SQLite store, `synchronous=FULL`, a file destination), drives it over
 loopback with realistic ~1.8 KB ADT^A01 messages, and reports messages/s,
 ACK p50/p99, the engine's peak RSS and the time until the last message was in
 the destination file. Every run is bounded by its message count and a deadline.
+With `--encrypt` the store encrypts message content at rest (a fresh key in a
+key file beside the store), to measure what encryption costs.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from thumpflow.runtime.keys import new_key
 from thumpflow.testing.generators import adt_a01
 from thumpflow.testing.load import drive
 
 CONFIG = """\
 version: 1
-store: {{path: {db}}}
+store: {{path: {db}{encryption}}}
 api: {{enabled: false}}
 channels:
   - id: bench
@@ -78,14 +81,23 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], deadline: float
     raise RuntimeError("the engine did not start listening in time")
 
 
-def run_once(workdir: Path, messages: list[bytes], connections: int) -> dict[str, Any]:
+def run_once(
+    workdir: Path, messages: list[bytes], connections: int, *, encrypt: bool = False
+) -> dict[str, Any]:
     run_dir = workdir / f"c{connections}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     port = _free_port()
     out = run_dir / "out.hl7"
     config = run_dir / "bench.yaml"
-    config.write_text(CONFIG.format(db=run_dir / "bench.db", port=port, out=out))
+    encryption = ""
+    if encrypt:
+        key_file = run_dir / "bench.key"
+        key_file.write_text(new_key())
+        encryption = f", encryption: {{keys: [{{id: bench, key_file: {key_file}}}]}}"
+    config.write_text(
+        CONFIG.format(db=run_dir / "bench.db", port=port, out=out, encryption=encryption)
+    )
     process = subprocess.Popen(
         [
             sys.executable,
@@ -151,13 +163,17 @@ def bench(args: argparse.Namespace) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"),
         "message_bytes": round(size),
-        "runs": [run_once(workdir, messages, count) for count in counts],
+        "encrypted": bool(args.encrypt),
+        "runs": [run_once(workdir, messages, count, encrypt=args.encrypt) for count in counts],
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     print(f"interpreter {report['interpreter']}; {report['machine']}; {report['date']}")
-    print(f"{len(messages)} ADT^A01 messages of about {report['message_bytes']} bytes per run")
+    print(
+        f"{len(messages)} ADT^A01 messages of about {report['message_bytes']} bytes per run"
+        + (", store encrypted" if args.encrypt else "")
+    )
     print(
         f"{'conns':>5} {'ingest/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'e2e/s':>7} {'e2e s':>7} "
         f"{'RSS MB':>7} {'B/msg':>6}"

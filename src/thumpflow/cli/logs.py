@@ -2,7 +2,7 @@
 
 JSON lines carry `time` (UTC, ISO 8601 with milliseconds), `level`,
 `logger` and `message` (the rendered message), plus `channel`,
-`destination`, `peer`, `job` and `run` when the log call passed them as
+`destination`, `peer`, `job`, `run` and `audit_anchor` when the log call passed them as
 `extra`. An exception adds `exc_type` and `exc_where` (the frames as
 `file:line function`), never the exception's own text, which may quote
 input. Messages name ids, counts and reasons only, never message contents;
@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 FORMATS = ("auto", "json", "text")
 
-FIELDS = ("channel", "destination", "peer", "job", "run")
+FIELDS = ("channel", "destination", "peer", "job", "run", "audit_anchor")
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -1,4 +1,4 @@
-"""`thumpflow`: run, check, send, status, dlq, runs, rejects, config and bench.
+"""`thumpflow`: run, check, send, status, dlq, runs, rejects, audit, store, config and bench.
 
 Every command exits 0 on success, 1 when what it did found a problem (a bad
 configuration, a negative ACK, a failed replay) and 2 on wrong usage. Errors
@@ -27,6 +27,8 @@ _LAZY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("runs", "thumpflow.cli.runs", "scheduled job runs: list, show, start, rerun"),
     ("rejects", "thumpflow.cli.rejects", "rejected batch records: list, show, replay"),
     ("advise", "thumpflow.cli.advise", "recommend flow, thump or a hybrid for an interface"),
+    ("audit", "thumpflow.cli.audit", "the tamper-evident audit trail: verify, list"),
+    ("store", "thumpflow.cli.store", "store upkeep: purge, rekey, vacuum, keygen"),
 )
 
 
@@ -122,6 +124,9 @@ def build_parser() -> tuple[
     )
     bench.add_argument("--workdir", default="var/bench", help="scratch directory")
     bench.add_argument("--json", action="store_true", help="print JSON")
+    bench.add_argument(
+        "--encrypt", action="store_true", help="encrypt the store (store.encryption) to measure it"
+    )
     return parser, lazy
 
 

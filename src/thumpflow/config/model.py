@@ -347,11 +347,126 @@ class Channel(_Model):
         return None if value is None else _check_path(value)
 
 
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class EncryptionKey(_Model):
+    """One payload encryption key: 32 random bytes, base64-encoded, from the environment or a file.
+
+    The key itself is never written in the configuration. Generate one with
+    `thumpflow store keygen`.
+    """
+
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="Key id, stored beside every value it encrypts (never the key itself).",
+    )
+    key_env: str | None = Field(
+        default=None, pattern=_ENV_NAME, description="Environment variable holding the key."
+    )
+    key_file: str | None = Field(
+        default=None, description="File holding the key (trailing newline ignored)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.key_env is None) == (self.key_file is None):
+            raise ValueError("give exactly one of key_env and key_file")
+        return self
+
+
+class Encryption(_Model):
+    """Encrypt message content at rest (AES-256-GCM, a random 96-bit nonce per value).
+
+    Event bodies, rejected input, batch row rejects and delivery errors and
+    reasons are encrypted. The first key encrypts; every listed key decrypts,
+    so rotation is: put the new key first, restart, run `thumpflow store
+    rekey`, then remove the old key. Ids, times, ordering keys and the audit
+    trail stay readable (they route and order messages; they hold no
+    message content beyond the entity id).
+    """
+
+    keys: list[EncryptionKey] = Field(
+        min_length=1, description="Keys, the current (encrypting) one first."
+    )
+
+    example: ClassVar[dict[str, Any]] = {
+        "keys": [
+            {"id": "2026-05", "key_env": "THUMPFLOW_STORE_KEY"},
+            {"id": "2025-11", "key_file": "/run/secrets/thumpflow-store-key-2025-11"},
+        ]
+    }
+
+    @field_validator("keys")
+    @classmethod
+    def _unique(cls, value: list[EncryptionKey]) -> list[EncryptionKey]:
+        ids = [key.id for key in value]
+        for key_id in ids:
+            if ids.count(key_id) > 1:
+                raise ValueError(f"key id {key_id!r} is listed twice")
+        return value
+
+
+class Retention(_Model):
+    """How long finished records are kept; the engine purges periodically.
+
+    An event goes once it is older than `events_days` and every delivery of
+    it is delivered or superseded, with its deliveries and idempotency key
+    (a resend after that is accepted as new). Pending and dead deliveries
+    are kept (dead letters wait for a replay). The audit trail is never
+    purged: it is the tamper-evident record. Each purge is audited (counts)
+    and the database file shrinks.
+    """
+
+    events_days: float | None = Field(
+        default=None, gt=0, description="Purge finished events older than this; none: keep."
+    )
+    rejects_days: float | None = Field(
+        default=None, gt=0, description="Purge rejected input older than this; none: keep."
+    )
+    runs_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Purge batch row rejects and finished runs older than this (each job's "
+        "newest run is kept); none: keep.",
+    )
+    audit: Literal["keep"] = Field(
+        default="keep", description="The audit trail is always kept (the only value)."
+    )
+    interval: float = Field(
+        default=3600.0, gt=0, description="How often the engine purges (e.g. `1h`)."
+    )
+
+    example: ClassVar[dict[str, Any]] = {
+        "events_days": 30,
+        "rejects_days": 90,
+        "runs_days": 365,
+        "audit": "keep",
+    }
+
+    _durations = field_validator("interval", mode="before")(parse_duration)
+
+
 class StoreSpec(_Model):
     """The embedded durable store (SQLite, WAL, one writer, group commit)."""
 
     type: Literal["sqlite"] = Field(default="sqlite", description="Store type.")
     path: str = Field(default="var/thumpflow.db", description="Database file.")
+    encryption: Encryption | None = Field(
+        default=None, description="Optional: encrypt message content at rest."
+    )
+    retention: Retention | None = Field(
+        default=None, description="Optional: purge finished records after a time."
+    )
+    audit_anchor_interval: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the engine logs an `audit.anchor` line (newest audit entry id "
+        "and hash; also logged at shutdown). Keep those lines outside this machine: "
+        "`thumpflow audit verify --expect ID:HASH` proves no entry up to it was removed.",
+    )
+
+    _durations = field_validator("audit_anchor_interval", mode="before")(parse_duration)
 
 
 class ApiSpec(_Model):

@@ -30,6 +30,8 @@ from thumpflow.config.model import (
     CircuitBreakerSpec,
     Condition,
     Config,
+    Encryption,
+    EncryptionKey,
     FhirDestination,
     FileDestination,
     HttpDestination,
@@ -39,6 +41,7 @@ from thumpflow.config.model import (
     MllpDestination,
     OrderingKey,
     RateLimit,
+    Retention,
     Retry,
     StoreSpec,
 )
@@ -54,6 +57,9 @@ from thumpflow.connectors.tls import ClientTls, ServerTls
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("Top level", Config),
     ("store", StoreSpec),
+    ("Encryption at rest (`store.encryption`)", Encryption),
+    ("Encryption key (`store.encryption.keys[]`)", EncryptionKey),
+    ("Retention (`store.retention`)", Retention),
     ("api", ApiSpec),
     ("Channel (`channels[]`)", Channel),
     ("MLLP source (`source`, `type: mllp`)", MllpSourceSpec),

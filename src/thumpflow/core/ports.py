@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from thumpflow.core.access import ApiToken, Role
+from thumpflow.core.audit import Anchor, AuditVerdict
 from thumpflow.core.batch import (
     BatchItem,
     LedgerEntry,
@@ -35,6 +36,7 @@ from thumpflow.core.event import (
     Reject,
 )
 from thumpflow.core.outcome import Outcome, SendResult
+from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
 
 
 class Store(Protocol):
@@ -117,12 +119,43 @@ class Store(Protocol):
         """Kept rejected input, newest first."""
         ...
 
-    async def audit(self, subject: str | None = None, limit: int = 100) -> list[AuditEntry]:
-        """Audit entries, newest first, optionally for one subject."""
+    async def audit(
+        self, subject: str | None = None, limit: int = 100, action: str | None = None
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first, optionally for one subject and/or one action."""
         ...
 
     async def stats(self) -> list[ChannelStats]:
         """Per channel and destination counts for `status`."""
+        ...
+
+
+class StoreUpkeep(Protocol):
+    """Keeping the store trustworthy and bounded: the audit chain, retention, keys.
+
+    The audit trail is append-only and hash chained (`thumpflow.core.audit`);
+    every audit entry is written in the transaction of the change it records.
+    """
+
+    async def audit_head(self) -> Anchor | None:
+        """The newest audit entry's id and hash, to be kept outside the store."""
+        ...
+
+    async def verify_audit(self, expect: Anchor | None = None) -> AuditVerdict:
+        """Check the whole chain, and that `expect` (an earlier anchor) is still in it."""
+        ...
+
+    async def purge(self, policy: RetentionPolicy, batch: int = 500) -> PurgeCounts:
+        """Delete what the policy lets go (never pending or dead deliveries, never audit),
+        audited with counts; the space is given back to the file system."""
+        ...
+
+    async def rekey(self, batch: int = 500) -> RekeyCounts:
+        """Re-encrypt every stored payload under the current key; retire unused keys."""
+        ...
+
+    async def vacuum(self) -> tuple[int, int]:
+        """Rebuild the database file; (bytes before, bytes after). Needs exclusive use."""
         ...
 
 

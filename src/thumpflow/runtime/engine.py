@@ -13,6 +13,8 @@ the store drains its writes and closes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import logging
 import random
@@ -53,11 +55,14 @@ from thumpflow.core.ports import (
     Destination,
     RunStore,
     Store,
+    StoreUpkeep,
 )
+from thumpflow.core.retention import RetentionPolicy
 from thumpflow.flow.ingress import ChannelIngress
 from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
+from thumpflow.runtime.keys import load_cipher
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.thump.reconcile_job import ReconcileRunner, RepairSink, RepairTransform
@@ -67,13 +72,31 @@ from thumpflow.thump.scheduler import Scheduler, UnknownJobError
 log = logging.getLogger("thumpflow.runtime")
 
 
-class StateStore(Store, RunStore, AccessStore, Protocol):
+class StateStore(Store, RunStore, AccessStore, StoreUpkeep, Protocol):
     """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
 
 
-def open_store(config: Config, *, read_only: bool = False) -> StateStore:
-    """The configured store (not yet opened)."""
-    return SqliteStore(Path(config.store.path), read_only=read_only)
+def open_store(
+    config: Config, *, read_only: bool = False, clock: Clock | None = None
+) -> StateStore:
+    """The configured store (not yet opened), with its encryption keys read.
+
+    Raises `ConfigError` naming the key id when a key cannot be read.
+    """
+    return SqliteStore(
+        Path(config.store.path),
+        read_only=read_only,
+        clock=clock,
+        cipher=load_cipher(config.store.encryption),
+    )
+
+
+def retention_policy(config: Config) -> RetentionPolicy:
+    """The configured retention (keep everything when `store.retention` is absent)."""
+    spec = config.store.retention
+    if spec is None:
+        return RetentionPolicy()
+    return RetentionPolicy(spec.events_days, spec.rejects_days, spec.runs_days)
 
 
 def build_destination(spec: DeliveryOptions) -> Destination:
@@ -220,16 +243,21 @@ class Engine:
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.store = store or open_store(config)
+        self.store = store or open_store(config, clock=self.clock)
         self._rng = rng or random.Random()
         self.outboxes: dict[str, Outbox] = {}
         self.channels: dict[str, _RunningChannel] = {}
         self.scheduler: Scheduler | None = None
         self.metrics = EngineMetrics()
+        self._upkeep: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.store.open()
         try:
+            await self.log_anchor()
+            self._upkeep.append(asyncio.create_task(self._anchor_loop()))
+            if retention_policy(self.config).purges:
+                self._upkeep.append(asyncio.create_task(self._purge_loop()))
             for channel in self.config.channels:
                 if not channel.enabled:
                     continue
@@ -302,13 +330,61 @@ class Engine:
         return running.ingress.receive
 
     async def stop(self) -> None:
+        for task in self._upkeep:
+            task.cancel()
+        for task in self._upkeep:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._upkeep.clear()
         if self.scheduler is not None:
             await self.scheduler.stop()
         for running in self.channels.values():
             await running.source.close()
         for outbox in self.outboxes.values():
             await outbox.stop()
-        await self.store.close()
+        try:
+            await self.log_anchor()
+        finally:
+            await self.store.close()
+
+    async def log_anchor(self) -> None:
+        """Log the audit trail's head as an `audit.anchor` line (entry id and hash only).
+
+        Kept outside the machine (log shipping), these lines let `thumpflow
+        audit verify --expect ID:HASH` prove that no entry up to that one was
+        deleted or rewritten since.
+        """
+        try:
+            head = await self.store.audit_head()
+        except ThumpflowError as err:
+            log.warning("audit.anchor unavailable: %s", type(err).__name__)
+            return
+        if head is not None:
+            log.info(
+                "audit.anchor %s",
+                head,
+                extra={"audit_anchor": str(head), "audit_entry": head.entry_id},
+            )
+
+    async def _anchor_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.store.audit_anchor_interval)
+            await self.log_anchor()
+
+    async def purge(self) -> None:
+        """Purge what the configured retention lets go, now (see `StoreUpkeep.purge`)."""
+        counts = await self.store.purge(retention_policy(self.config))
+        log.info("retention purge: %s", counts.summary())
+
+    async def _purge_loop(self) -> None:
+        spec = self.config.store.retention
+        assert spec is not None
+        while True:
+            try:
+                await self.purge()
+            except ThumpflowError as err:
+                log.warning("retention purge failed: %s", err)
+            await self.clock.sleep(spec.interval)
 
     async def start_run(self, job_id: str) -> int | None:
         """Start a manual run of an enabled job; its run id, or None while one is running.

@@ -32,7 +32,13 @@ from typing import Protocol
 import aiohttp
 
 from thumpflow.connectors.auth._jose import SigningKey, load_signing_key, sign_jwt
-from thumpflow.connectors.auth.spec import AuthSpec, BearerAuth, NoAuth, SmartBackendAuth
+from thumpflow.connectors.auth.spec import (
+    AuthSpec,
+    BearerAuth,
+    NoAuth,
+    SecretRef,
+    SmartBackendAuth,
+)
 from thumpflow.core.clock import Clock
 
 _REFRESH_MARGIN = 30.0
@@ -70,6 +76,24 @@ class Authorizer(Protocol):
         Raises CredentialError when the credential cannot be read or fetched again.
         """
         ...
+
+
+def read_secret(ref: SecretRef) -> str:
+    """The value a `SecretRef` points at; raises `ValueError` naming the variable or file."""
+    if ref.env is not None:
+        value = os.environ.get(ref.env, "").strip()
+        if not value:
+            raise ValueError(f"environment variable {ref.env} is not set")
+        return value
+    assert ref.file is not None
+    try:
+        value = Path(ref.file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or type(err).__name__
+        raise ValueError(f"cannot read {ref.file}: {reason}") from None
+    if not value:
+        raise ValueError(f"{ref.file} is empty")
+    return value
 
 
 def authorizer(spec: AuthSpec, base_url: str, timeout: float, clock: Clock) -> Authorizer:

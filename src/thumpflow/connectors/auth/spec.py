@@ -6,9 +6,62 @@ the environment variable or file that holds them.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_CREDENTIAL_HEADER = re.compile(
+    r"authorization|cookie|token|secret|password|passwd|api[-_]?key|credential|signature",
+    re.IGNORECASE,
+)
+_USERINFO = re.compile(r"^[a-z][a-z0-9+.-]*://[^/?#@]*@", re.IGNORECASE)
+
+
+class SecretRef(BaseModel):
+    """Where a secret value is read from when connecting: an environment variable or a file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the value.",
+    )
+    file: str | None = Field(
+        default=None, description="File holding the value (trailing newline ignored)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env and file")
+        return self
+
+
+def plain_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Refuse headers whose name says they carry a credential (`headers` are plain text).
+
+    The remedy names `secret_headers`, whose values come from the
+    environment or a file and are never written in the configuration.
+    """
+    for name in headers:
+        if _CREDENTIAL_HEADER.search(name):
+            raise ValueError(
+                f"header {name!r} carries a credential, which must not be written in the "
+                f"configuration; give it as `secret_headers: {{{name}: {{env: VARIABLE}}}}` "
+                "(or `file: PATH`)"
+            )
+    return headers
+
+
+def no_userinfo(url: str) -> str:
+    """Refuse a URL with a user name or password in it (`https://user:secret@host`)."""
+    if _USERINFO.match(url):
+        raise ValueError(
+            "the URL must not contain a user name or password; use `auth` or `secret_headers`"
+        )
+    return url
 
 
 class NoAuth(BaseModel):

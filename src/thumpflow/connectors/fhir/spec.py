@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from thumpflow.connectors.auth import AuthSpec, BearerAuth, NoAuth, SmartBackendAuth
+from thumpflow.connectors.auth import (
+    AuthSpec,
+    BearerAuth,
+    NoAuth,
+    SmartBackendAuth,
+    no_userinfo,
+    plain_headers,
+)
 from thumpflow.connectors.tls import ClientTls
 
 __all__ = ["BearerAuth", "FhirDestinationSpec", "NoAuth", "SmartBackendAuth"]
@@ -64,8 +71,12 @@ class FhirDestinationSpec(BaseModel):
     tls: ClientTls | None = Field(default=None, description="HTTPS settings (incl. mutual TLS).")
     headers: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra headers sent with every request (not for secrets: use `auth`).",
+        description="Extra headers sent with every request (not for secrets: a header whose "
+        "name says it carries a credential is refused; use `auth`).",
     )
+
+    _url = field_validator("base_url")(no_userinfo)
+    _headers = field_validator("headers")(plain_headers)
 
     example: ClassVar[dict[str, Any]] = {
         "type": "fhir",

@@ -24,6 +24,7 @@ import aiohttp
 
 from thumpflow.connectors._body import body_fields
 from thumpflow.connectors._http import open_session, parse_retry_after, transport_failure
+from thumpflow.connectors.auth.client import read_secret
 from thumpflow.connectors.http.spec import HttpDestinationSpec
 from thumpflow.core.event import Delivery
 from thumpflow.core.outcome import Permanent, SendResult, Sent, Transient
@@ -43,8 +44,17 @@ class HttpDestination:
         self._headers = dict(spec.headers)
 
     async def start(self) -> None:
-        """Open the connection pool; raises OSError/ssl.SSLError on unreadable TLS files."""
+        """Read the secret headers and open the connection pool.
+
+        Raises ValueError naming the variable or file of a secret header that
+        cannot be read, OSError/ssl.SSLError on unreadable TLS files.
+        """
         spec = self.spec
+        for name, ref in spec.secret_headers.items():
+            try:
+                self._headers[name] = read_secret(ref)
+            except ValueError as err:
+                raise ValueError(f"secret header {name!r}: {err}") from None
         self._session = open_session(spec.tls, max(spec.max_batch, 8), spec.timeout_seconds)
 
     async def close(self) -> None:

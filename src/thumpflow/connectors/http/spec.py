@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from thumpflow.connectors.auth.spec import SecretRef, no_userinfo, plain_headers
 from thumpflow.connectors.tls import ClientTls
 
 
@@ -25,7 +26,14 @@ class HttpDestinationSpec(BaseModel):
     )
     headers: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra headers sent with every request (e.g. an API key).",
+        description="Extra plain headers sent with every request; a header whose name says it "
+        "carries a credential (Authorization, Cookie, *token*, *key*, *secret*...) is refused: "
+        "use `secret_headers`.",
+    )
+    secret_headers: dict[str, SecretRef] = Field(
+        default_factory=dict,
+        description="Headers whose values are secrets (e.g. `Authorization`, an API key), each "
+        "read from `env` or `file` at start, never written in the configuration.",
     )
     timeout_seconds: float = Field(
         default=30.0,
@@ -44,6 +52,9 @@ class HttpDestinationSpec(BaseModel):
         "type": "http",
         "url": "https://warehouse.example.org/ingest",
         "format": "json",
-        "headers": {"Authorization": "Bearer ${WAREHOUSE_TOKEN}"},
+        "secret_headers": {"Authorization": {"env": "WAREHOUSE_AUTHORIZATION"}},
         "timeout_seconds": 30,
     }
+
+    _url = field_validator("url")(no_userinfo)
+    _headers = field_validator("headers")(plain_headers)

@@ -1,4 +1,9 @@
-"""Mapping between core records and rows, shared by the writer and the readers."""
+"""Mapping between core records and rows, shared by the writer and the readers.
+
+Payload columns (event bodies, delivery errors and reasons) go through the
+store's `Codec`: sealed when written if encryption is configured, opened
+when read.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 
 from thumpflow.core.event import DeadLetter, DeadLetterFilter, Delivery, Event
 from thumpflow.core.lanes import Lane
+from thumpflow.store.sqlite._crypt import DELIVERY_ERROR, DELIVERY_REASON, EVENT_BODY, Codec
 
 PENDING = 0
 DELIVERED = 1
@@ -39,7 +45,7 @@ DEAD_LETTER_COLUMNS = (
 )
 
 
-def event_row(event_seq: int, event: Event) -> tuple[Any, ...]:
+def event_row(event_seq: int, event: Event, codec: Codec) -> tuple[Any, ...]:
     return (
         event_seq,
         event.event_id,
@@ -58,11 +64,11 @@ def event_row(event_seq: int, event: Event) -> tuple[Any, ...]:
         event.actor,
         event.correlation_id,
         event.causation_id,
-        event.body,
+        codec.seal(event.body, EVENT_BODY),
     )
 
 
-def event_from_row(row: tuple[Any, ...]) -> Event:
+def event_from_row(row: tuple[Any, ...], codec: Codec) -> Event:
     return Event(
         event_id=row[0],
         idempotency_key=row[1],
@@ -80,11 +86,11 @@ def event_from_row(row: tuple[Any, ...]) -> Event:
         actor=row[13],
         correlation_id=row[14],
         causation_id=row[15],
-        body=bytes(row[16]),
+        body=codec.open(bytes(row[16]), EVENT_BODY),
     )
 
 
-def delivery_from_row(row: tuple[Any, ...]) -> Delivery:
+def delivery_from_row(row: tuple[Any, ...], codec: Codec) -> Delivery:
     return Delivery(
         delivery_id=row[0],
         event_id=row[1],
@@ -94,19 +100,19 @@ def delivery_from_row(row: tuple[Any, ...]) -> Delivery:
         lane=Lane(row[5]),
         sequence=row[6],
         created_at=row[7],
-        body=bytes(row[8]),
+        body=codec.open(bytes(row[8]), EVENT_BODY),
         content_type=row[9],
         event_type=row[10],
         attempts=row[11],
         next_attempt_at=row[12],
         first_failed_at=row[13],
-        last_error=row[14],
+        last_error=codec.open_text(row[14], DELIVERY_ERROR),
         business_key=row[15],
         content_hash=row[16],
     )
 
 
-def dead_letter_from_row(row: tuple[Any, ...]) -> DeadLetter:
+def dead_letter_from_row(row: tuple[Any, ...], codec: Codec) -> DeadLetter:
     return DeadLetter(
         delivery_id=row[0],
         event_id=row[1],
@@ -116,17 +122,19 @@ def dead_letter_from_row(row: tuple[Any, ...]) -> DeadLetter:
         ordering_key=row[5],
         lane=Lane(row[6]),
         attempts=row[7],
-        reason=row[8] or "",
+        reason=codec.open_text(row[8], DELIVERY_REASON) or "",
         created_at=row[9],
         died_at=row[10],
     )
 
 
-def dead_filter(flt: DeadLetterFilter) -> tuple[str, list[Any]]:
+def dead_filter(flt: DeadLetterFilter, codec: Codec) -> tuple[str, list[Any]]:
     """WHERE clause (over `deliveries d JOIN events e`) selecting dead deliveries matching `flt`.
 
     Fields combine with AND; `reason_contains` is a case-sensitive substring
-    match; an empty `delivery_ids` matches nothing.
+    match; an empty `delivery_ids` matches nothing. With encryption the
+    reasons are sealed, so `reason_contains` is left out of the clause and
+    the caller applies it to the opened reasons (`reason_matches`).
     """
     clauses = ["d.status = 2"]
     params: list[Any] = []
@@ -139,10 +147,15 @@ def dead_filter(flt: DeadLetterFilter) -> tuple[str, list[Any]]:
     if flt.event_type is not None:
         clauses.append("e.event_type = ?")
         params.append(flt.event_type)
-    if flt.reason_contains is not None:
+    if flt.reason_contains is not None and not codec.encrypts:
         clauses.append("instr(d.reason, ?) > 0")
         params.append(flt.reason_contains)
     if flt.delivery_ids is not None:
         clauses.append("d.delivery_id IN (SELECT value FROM json_each(?))")
         params.append(json.dumps(list(flt.delivery_ids)))
     return " AND ".join(clauses), params
+
+
+def reason_matches(flt: DeadLetterFilter, reason: str | None) -> bool:
+    """Whether an opened dead-letter reason passes `flt.reason_contains`."""
+    return flt.reason_contains is None or flt.reason_contains in (reason or "")

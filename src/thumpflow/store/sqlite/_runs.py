@@ -5,6 +5,8 @@ savepoint per call, see `_writer`); each returns one answer per call. Every
 run transition and every replayed reject writes its audit entry in the same
 transaction as the change it records. Audit subjects: the job id for run
 started/finished/skipped, alerts and reconciliations, `row_reject:N` for replays.
+Audit entries go through the writer's hash chain (`WriteContext.audit`);
+rejected records are sealed by its codec when encryption is configured.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from thumpflow.core.batch import (
     RunTrigger,
     Window,
 )
+from thumpflow.store.sqlite._audit import AuditChain
+from thumpflow.store.sqlite._crypt import ROW_REJECT_RECORD, Codec
 
 _log = logging.getLogger("thumpflow.store.sqlite")
 
-_INSERT_AUDIT = "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)"
 _RUNNING = RunStatus.RUNNING.value
 _ADVANCING = (RunStatus.SUCCEEDED.value, RunStatus.PARTIAL.value)
 
@@ -39,6 +42,15 @@ RUN_COLUMNS = (
     " manifests_checked, manifests_written, error, next_watermark"
 )
 REJECT_COLUMNS = "reject_id, job_id, run_id, origin, record, rule, remedy, at, replayed_at"
+
+
+@dataclass(slots=True, frozen=True)
+class WriteContext:
+    """What a writer operation writes with: the connection, the audit chain, the codec."""
+
+    conn: sqlite3.Connection
+    audit: AuditChain
+    codec: Codec
 
 
 @dataclass(slots=True, frozen=True)
@@ -84,8 +96,9 @@ def _window_text(window: Window) -> str:
     return f"({window.start or '-'}, {window.end or '-'}]"
 
 
-def start_runs(conn: sqlite3.Connection, calls: list[StartRun]) -> list[Any]:
+def start_runs(context: WriteContext, calls: list[StartRun]) -> list[Any]:
     """A new run id per call, or None while the job has a run `running` (nothing written)."""
+    conn = context.conn
     answers: list[Any] = []
     for call in calls:
         busy = conn.execute(
@@ -108,15 +121,16 @@ def start_runs(conn: sqlite3.Connection, calls: list[StartRun]) -> list[Any]:
             ),
         )
         run_id = cursor.lastrowid
-        conn.execute(
-            _INSERT_AUDIT,
-            (
-                call.started_at,
-                "thump",
-                "run_started",
-                call.job_id,
-                f"run {run_id} ({call.trigger.value}) window {_window_text(call.window)}",
-            ),
+        context.audit.append(
+            [
+                (
+                    call.started_at,
+                    "thump",
+                    "run_started",
+                    call.job_id,
+                    f"run {run_id} ({call.trigger.value}) window {_window_text(call.window)}",
+                )
+            ]
         )
         answers.append(run_id)
     return answers
@@ -153,8 +167,9 @@ def _manifests(text: str) -> tuple[Manifest, ...]:
     )
 
 
-def finish_runs(conn: sqlite3.Connection, calls: list[FinishRun]) -> list[Any]:
+def finish_runs(context: WriteContext, calls: list[FinishRun]) -> list[Any]:
     """Close running runs; a run that is not running is left as it is (logged)."""
+    conn = context.conn
     for call in calls:
         row = conn.execute(
             "SELECT job_id, trigger, status FROM runs WHERE run_id = ?", (call.run_id,)
@@ -206,12 +221,13 @@ def finish_runs(conn: sqlite3.Connection, calls: list[FinishRun]) -> list[Any]:
             )
         if call.error:
             detail += f"; {call.error}"
-        conn.execute(_INSERT_AUDIT, (call.finished_at, "thump", action, job_id, detail))
+        context.audit.append([(call.finished_at, "thump", action, job_id, detail)])
     return [None] * len(calls)
 
 
-def recover_runs(conn: sqlite3.Connection, calls: list[float]) -> list[Any]:
+def recover_runs(context: WriteContext, calls: list[float]) -> list[Any]:
     """Close every `running` run as failed ("interrupted"); answer their ids."""
+    conn = context.conn
     answers: list[Any] = []
     for at in calls:
         rows = conn.execute(
@@ -222,17 +238,15 @@ def recover_runs(conn: sqlite3.Connection, calls: list[float]) -> list[Any]:
                 "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
                 (RunStatus.FAILED.value, at, "interrupted", run_id),
             )
-            conn.execute(
-                _INSERT_AUDIT,
-                (at, "thump", "run_finished", job_id, f"run {run_id} failed: interrupted"),
+            context.audit.append(
+                [(at, "thump", "run_finished", job_id, f"run {run_id} failed: interrupted")]
             )
         answers.append([row[0] for row in rows])
     return answers
 
 
-def job_audits(conn: sqlite3.Connection, calls: list[JobAudit]) -> list[Any]:
-    conn.executemany(
-        _INSERT_AUDIT,
+def job_audits(context: WriteContext, calls: list[JobAudit]) -> list[Any]:
+    context.audit.append(
         [
             (
                 call.at,
@@ -242,13 +256,14 @@ def job_audits(conn: sqlite3.Connection, calls: list[JobAudit]) -> list[Any]:
                 call.detail if call.run_id is None else f"run {call.run_id}: {call.detail}",
             )
             for call in calls
-        ],
+        ]
     )
     return [None] * len(calls)
 
 
-def add_rejects(conn: sqlite3.Connection, calls: list[tuple[RowReject, ...]]) -> list[Any]:
-    """Insert rejects; answer their ids in order per call."""
+def add_rejects(context: WriteContext, calls: list[tuple[RowReject, ...]]) -> list[Any]:
+    """Insert rejects (records sealed when encrypting); answer their ids in order per call."""
+    conn, codec = context.conn, context.codec
     answers: list[Any] = []
     for rejects in calls:
         ids: list[int] = []
@@ -260,7 +275,7 @@ def add_rejects(conn: sqlite3.Connection, calls: list[tuple[RowReject, ...]]) ->
                     reject.job_id,
                     reject.run_id,
                     reject.origin,
-                    reject.record,
+                    codec.seal_text(reject.record, ROW_REJECT_RECORD),
                     reject.rule,
                     reject.remedy,
                     reject.at,
@@ -272,20 +287,20 @@ def add_rejects(conn: sqlite3.Connection, calls: list[tuple[RowReject, ...]]) ->
     return answers
 
 
-def mark_replayed(conn: sqlite3.Connection, calls: list[MarkReplayed]) -> list[Any]:
+def mark_replayed(context: WriteContext, calls: list[MarkReplayed]) -> list[Any]:
     """Stamp rejects replayed (the first replay time is kept), one audit entry each."""
+    conn = context.conn
     for call in calls:
         for reject_id in call.reject_ids:
             conn.execute(
                 "UPDATE row_rejects SET replayed_at = coalesce(replayed_at, ?) WHERE reject_id = ?",
                 (call.at, reject_id),
             )
-        conn.executemany(
-            _INSERT_AUDIT,
+        context.audit.append(
             [
                 (call.at, call.actor, "replayed", f"row_reject:{reject_id}", "reject replayed")
                 for reject_id in call.reject_ids
-            ],
+            ]
         )
     return [None] * len(calls)
 
@@ -297,8 +312,8 @@ UPSERT_LEDGER = (
 )
 
 
-def record_ledger(conn: sqlite3.Connection, calls: list[tuple[LedgerEntry, ...]]) -> list[Any]:
-    conn.executemany(
+def record_ledger(context: WriteContext, calls: list[tuple[LedgerEntry, ...]]) -> list[Any]:
+    context.conn.executemany(
         UPSERT_LEDGER,
         [
             (entry.destination_id, entry.business_key, entry.content_hash, entry.at)
@@ -327,12 +342,12 @@ def run_from_row(row: tuple[Any, ...]) -> RunRecord:
     )
 
 
-def reject_from_row(row: tuple[Any, ...]) -> RowReject:
+def reject_from_row(row: tuple[Any, ...], codec: Codec) -> RowReject:
     return RowReject(
         job_id=row[1],
         run_id=row[2],
         origin=row[3],
-        record=row[4],
+        record=codec.open_text(row[4], ROW_REJECT_RECORD) or "",
         rule=row[5],
         remedy=row[6],
         at=row[7],

@@ -78,13 +78,19 @@ def _statements(script: str) -> list[str]:
 def connect_writer(path: Path) -> sqlite3.Connection:
     """Open the read-write connection, creating the file and its directory if missing.
 
-    Raises `StoreError` if the database cannot be put in WAL mode.
+    A new database is created with `auto_vacuum = INCREMENTAL`, so pages freed
+    by a retention purge can be handed back to the file system.
+
+        Raises `StoreError` if the database cannot be put in WAL mode.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, cached_statements=256
     )
     try:
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            # Only an empty database can take this; older ones get it from `store vacuum`.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"database {path.name} cannot use WAL journaling (got {mode})")

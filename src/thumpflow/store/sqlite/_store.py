@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from thumpflow.core.access import ApiToken, Role
+from thumpflow.core.audit import Anchor, AuditVerdict
 from thumpflow.core.batch import (
     LedgerEntry,
     Manifest,
@@ -37,7 +38,9 @@ from thumpflow.core.event import (
     Reject,
 )
 from thumpflow.core.outcome import Outcome
-from thumpflow.store.sqlite import _access, _rows, _runs, _schema
+from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
+from thumpflow.store.sqlite import _access, _audit, _crypt, _rows, _runs, _schema, _upkeep
+from thumpflow.store.sqlite._crypt import REJECT_RAW, Codec, PayloadCipher
 from thumpflow.store.sqlite._writer import Kind, LoadPending, Op, Replay, Writer, WriterStats
 
 _T = TypeVar("_T")
@@ -59,6 +62,14 @@ class SqliteStore:
     migrated, write methods raise `StoreError`, and reads work while another
     process (the engine) is writing the same database. `max_batch` caps how
     many queued operations one group commit takes.
+
+    With `cipher`, every payload column (event bodies, rejected input,
+    batch row rejects, delivery errors and reasons) is sealed with
+    AES-256-GCM; `open` refuses a wrong key, a missing key the store still
+    uses, and a store with encrypted values opened without a cipher
+    (`StoreError` naming the key id). The audit trail is hash chained and
+    append-only (see `thumpflow.core.audit`); entries written before the
+    chain existed are chained by the first read-write `open`.
     """
 
     def __init__(
@@ -68,8 +79,10 @@ class SqliteStore:
         clock: Clock | None = None,
         read_only: bool = False,
         max_batch: int = 2000,
+        cipher: PayloadCipher | None = None,
     ) -> None:
         self._path = Path(path)
+        self._codec: Codec = cipher or Codec()
         self._clock: Clock = clock or SystemClock()
         self._read_only = read_only
         self._max_batch = max_batch
@@ -109,6 +122,7 @@ class SqliteStore:
             conn = _schema.connect_reader(self._path, read_only_file=True)
             try:
                 _schema.check_version(conn, self._path)
+                _crypt.check_keys(_stored_keys(conn), self._codec)
             except BaseException:
                 conn.close()
                 raise
@@ -117,14 +131,35 @@ class SqliteStore:
         write_conn = _schema.connect_writer(self._path)
         try:
             _schema.migrate(write_conn, self._path)
+            self._register_keys(write_conn)
+            _audit.chain_unchained(write_conn)
             read_conn = _schema.connect_reader(self._path, read_only_file=False)
         except BaseException:
             write_conn.close()
             raise
         self._write_conn = write_conn
         self._read_conn = read_conn
-        self._writer = Writer(write_conn, self._clock, self._max_batch)
+        self._writer = Writer(write_conn, self._clock, self._max_batch, self._codec)
         self._writer.start()
+
+    def _register_keys(self, conn: sqlite3.Connection) -> None:
+        """Check the configured keys against the store; record the sealing key if new."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            unknown = _crypt.check_keys(_stored_keys(conn), self._codec)
+            cipher = self._codec
+            if isinstance(cipher, PayloadCipher) and cipher.current_id in unknown:
+                current = cipher.current_id
+                assert current is not None
+                conn.execute(
+                    "INSERT INTO cipher_keys (key_id, check_value, added_at) VALUES (?, ?, ?)",
+                    (current, cipher.check_value(current), self._clock.now()),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
         """Finish every write already called, then release the database; idempotent."""
@@ -242,15 +277,32 @@ class SqliteStore:
 
     async def dead_letters(self, flt: DeadLetterFilter, limit: int = 100) -> list[DeadLetter]:
         """Dead deliveries matching `flt`, oldest death first (ties by delivery id)."""
-        where, params = _rows.dead_filter(flt)
+        where, params = _rows.dead_filter(flt, self._codec)
         sql = (
             f"SELECT {_rows.DEAD_LETTER_COLUMNS} FROM deliveries d"
             f" JOIN events e ON e.event_seq = d.event_seq WHERE {where}"
             " ORDER BY d.died_at, d.delivery_id LIMIT ?"
         )
 
+        codec = self._codec
+        if flt.reason_contains is not None and codec.encrypts:
+            sql = sql.replace(" LIMIT ?", "")
+
+            def sealed(conn: sqlite3.Connection) -> list[DeadLetter]:
+                letters = (
+                    _rows.dead_letter_from_row(row, codec) for row in conn.execute(sql, params)
+                )
+                return [letter for letter in letters if _rows.reason_matches(flt, letter.reason)][
+                    :limit
+                ]
+
+            return await self._read(sealed)
+
         def query(conn: sqlite3.Connection) -> list[DeadLetter]:
-            return [_rows.dead_letter_from_row(row) for row in conn.execute(sql, (*params, limit))]
+            return [
+                _rows.dead_letter_from_row(row, codec)
+                for row in conn.execute(sql, (*params, limit))
+            ]
 
         return await self._read(query)
 
@@ -259,7 +311,7 @@ class SqliteStore:
 
         def query(conn: sqlite3.Connection) -> Event | None:
             row = conn.execute(f"{_rows.SELECT_EVENT} WHERE event_id = ?", (event_id,)).fetchone()
-            return None if row is None else _rows.event_from_row(row)
+            return None if row is None else _rows.event_from_row(row, self._codec)
 
         return await self._read(query)
 
@@ -275,21 +327,35 @@ class SqliteStore:
 
         def query(conn: sqlite3.Connection) -> list[tuple[int, Reject]]:
             return [
-                (row[0], Reject(row[1], row[2], row[3], bytes(row[4]), row[5]))
+                (
+                    row[0],
+                    Reject(
+                        row[1], row[2], row[3], self._codec.open(bytes(row[4]), REJECT_RAW), row[5]
+                    ),
+                )
                 for row in conn.execute(sql, params)
             ]
 
         return await self._read(query)
 
-    async def audit(self, subject: str | None = None, limit: int = 100) -> list[AuditEntry]:
-        """Audit entries, newest first, optionally for one subject."""
-        columns = "SELECT entry_id, at, actor, action, subject, detail FROM audit"
-        params: tuple[Any, ...]
-        if subject is None:
-            sql, params = f"{columns} ORDER BY entry_id DESC LIMIT ?", (limit,)
-        else:
-            sql = f"{columns} WHERE subject = ? ORDER BY entry_id DESC LIMIT ?"
-            params = (subject, limit)
+    async def audit(
+        self, subject: str | None = None, limit: int = 100, action: str | None = None
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first, optionally for one subject and/or one action."""
+        clauses: list[str] = []
+        values: list[Any] = []
+        if subject is not None:
+            clauses.append("subject = ?")
+            values.append(subject)
+        if action is not None:
+            clauses.append("action = ?")
+            values.append(action)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = (
+            f"SELECT entry_id, at, actor, action, subject, detail FROM audit{where}"
+            " ORDER BY entry_id DESC LIMIT ?"
+        )
+        params = (*values, limit)
 
         def query(conn: sqlite3.Connection) -> list[AuditEntry]:
             return [
@@ -507,7 +573,7 @@ class SqliteStore:
         params.append(limit)
 
         def query(conn: sqlite3.Connection) -> list[RowReject]:
-            return [_runs.reject_from_row(row) for row in conn.execute(sql, params)]
+            return [_runs.reject_from_row(row, self._codec) for row in conn.execute(sql, params)]
 
         return await self._read(query)
 
@@ -519,7 +585,7 @@ class SqliteStore:
                 f"SELECT {_runs.REJECT_COLUMNS} FROM row_rejects WHERE reject_id = ?",
                 (reject_id,),
             ).fetchone()
-            return None if row is None else _runs.reject_from_row(row)
+            return None if row is None else _runs.reject_from_row(row, self._codec)
 
         return await self._read(query)
 
@@ -547,6 +613,97 @@ class SqliteStore:
         probe per outbox with pending deliveries.
         """
         return await self._read(_stats)
+
+    # --- Upkeep: the audit chain, retention, keys ---------------------------------
+
+    async def audit_head(self) -> Anchor | None:
+        """The newest audit entry's id and hash (an anchor to keep outside), None if empty."""
+        return await self._read(_audit.head)
+
+    async def verify_audit(self, expect: Anchor | None = None) -> AuditVerdict:
+        """Check the whole audit chain in one snapshot; see `thumpflow.core.audit.check_chain`."""
+        return await self._read(lambda conn: _audit.verify(conn, expect))
+
+    async def purge(self, policy: RetentionPolicy, batch: int = 500) -> PurgeCounts:
+        """Delete what `policy` lets go, measured from the store's clock; return the counts.
+
+        Works in writer operations of at most `batch` rows per table (other
+        writes interleave between them); ends with one `purged` audit entry
+        (counts only) and, once that committed, an incremental vacuum and a
+        WAL checkpoint so the file shrinks (databases created before schema
+        4 need one `vacuum` first). Pending and dead deliveries and their
+        events are never purged; the audit trail never is.
+        """
+        totals = PurgeCounts()
+        if not policy.purges:
+            return totals
+        now = self._clock.now()
+        after = 0
+        while True:
+            step: _upkeep.PurgeStep = await self._write(
+                Kind.PURGE, _upkeep.PurgeBatch(policy, now, after, batch)
+            )
+            totals.add(step.counts)
+            after = step.after_event_seq
+            if step.done:
+                break
+        await self._write(Kind.PURGE_DONE, totals)
+        return totals
+
+    async def rekey(self, batch: int = 500) -> RekeyCounts:
+        """Re-seal every value not under the current key, in operations of `batch` rows.
+
+        Plain values (written before encryption) are sealed too. Afterwards
+        keys no value uses any more are retired from the store (they may then
+        be removed from the configuration); one `rekeyed` audit entry records
+        the counts. Raises `StoreError` without encryption configured.
+        """
+        totals = RekeyCounts()
+        column, after = 0, 0
+        while True:
+            counts, column, after = await self._write(
+                Kind.REKEY, _upkeep.RekeyBatch(column, after, batch)
+            )
+            if column >= _upkeep.SEALED_COLUMN_COUNT and counts.total == 0:
+                break
+            totals.add(counts)
+        totals.retired = await self._write(Kind.REKEY_DONE, totals)
+        return totals
+
+    async def vacuum(self) -> tuple[int, int]:
+        """Rebuild the file (full VACUUM) with incremental auto-vacuum; (bytes before, after).
+
+        Needs exclusive use of the database: stop the engine first. Raises
+        `StoreError` when the store is read-only or busy.
+        """
+        if self._read_only:
+            raise StoreError("the store is open read-only")
+        return await asyncio.to_thread(self._vacuum_sync)
+
+    def _vacuum_sync(self) -> tuple[int, int]:
+        before = _file_bytes(self._path)
+        conn = sqlite3.connect(self._path, isolation_level=None, timeout=5.0)
+        try:
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.OperationalError as err:
+            raise StoreError(f"vacuum failed: {err} (is the engine running?)") from None
+        finally:
+            conn.close()
+        return before, _file_bytes(self._path)
+
+
+def _file_bytes(path: Path) -> int:
+    """The database file plus its WAL, in bytes."""
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def _stored_keys(conn: sqlite3.Connection) -> dict[str, bytes]:
+    return {
+        row[0]: bytes(row[1]) for row in conn.execute("SELECT key_id, check_value FROM cipher_keys")
+    }
 
 
 def _stats(conn: sqlite3.Connection) -> list[ChannelStats]:

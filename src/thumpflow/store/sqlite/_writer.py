@@ -12,6 +12,10 @@ returned, in commit order; if COMMIT fails, every caller of the batch gets
 
 A caller that stops waiting (cancellation) does not withdraw its operation:
 once queued it is executed and, if the commit succeeds, durable.
+
+Every audit entry is appended through the writer's `AuditChain` (hash
+chained, in the transaction of the change it records), and every payload
+column is sealed by the writer's `Codec` when encryption is configured.
 """
 
 from __future__ import annotations
@@ -39,7 +43,16 @@ from thumpflow.core.event import (
     Reject,
 )
 from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying
-from thumpflow.store.sqlite import _access, _rows, _runs
+from thumpflow.core.retention import PurgeCounts, RekeyCounts
+from thumpflow.store.sqlite import _access, _rows, _runs, _upkeep
+from thumpflow.store.sqlite._audit import AuditChain, AuditRow
+from thumpflow.store.sqlite._crypt import (
+    DELIVERY_ERROR,
+    DELIVERY_REASON,
+    REJECT_RAW,
+    Codec,
+    PayloadCipher,
+)
 
 _log = logging.getLogger("thumpflow.store.sqlite")
 
@@ -51,7 +64,6 @@ _INSERT_DELIVERY = (
 _INSERT_IDEMPOTENCY = (
     "INSERT INTO idempotency (key, event_id, ack_code, received_at) VALUES (?, ?, ?, ?)"
 )
-_INSERT_AUDIT = "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)"
 _SELECT_KNOWN_KEYS = (
     "SELECT key, event_id, ack_code FROM idempotency WHERE key IN (SELECT value FROM json_each(?))"
 )
@@ -130,6 +142,10 @@ class Kind(Enum):
     ADD_TOKEN = "add_token"
     REVOKE_TOKEN = "revoke_token"
     AUDIT = "audit"
+    PURGE = "purge"
+    PURGE_DONE = "purge_done"
+    REKEY = "rekey"
+    REKEY_DONE = "rekey_done"
 
 
 @dataclass(slots=True, frozen=True)
@@ -225,10 +241,20 @@ _BULK_KINDS = frozenset(
 class Writer:
     """Owns the write connection and the thread that uses it; see the module docstring."""
 
-    def __init__(self, conn: sqlite3.Connection, clock: Clock, max_batch: int = 2000) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        clock: Clock,
+        max_batch: int = 2000,
+        codec: Codec | None = None,
+    ) -> None:
         self._conn = conn
         self._clock = clock
         self._max_batch = max_batch
+        self._codec = codec or Codec()
+        self._audit = AuditChain(conn)
+        self._context = _runs.WriteContext(conn, self._audit, self._codec)
+        self._vacuum_after_commit = False
         self._queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="thumpflow-store-writer")
         self._next_event_seq = 0
@@ -252,12 +278,16 @@ class Writer:
             Kind.ADD_TOKEN: self._on_conn(_access.add_tokens),
             Kind.REVOKE_TOKEN: self._on_conn(_access.revoke_tokens),
             Kind.AUDIT: self._on_conn(_access.append_audits),
+            Kind.PURGE: self._purge,
+            Kind.PURGE_DONE: self._purge_done,
+            Kind.REKEY: self._rekey,
+            Kind.REKEY_DONE: self._rekey_done,
         }
 
-    def _on_conn(self, operation: Callable[[sqlite3.Connection, list[Any]], list[Any]]) -> _Handler:
+    def _on_conn(self, operation: Callable[[_runs.WriteContext, list[Any]], list[Any]]) -> _Handler:
         """A handler for an operation that touches no counters (runs, rejects, ledger)."""
-        conn = self._conn
-        return lambda args, deltas: operation(conn, args)
+        context = self._context
+        return lambda args, deltas: operation(context, args)
 
     @property
     def stats(self) -> WriterStats:
@@ -301,6 +331,8 @@ class Writer:
         deltas = _Deltas()
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self._audit.load_head()
+            self._vacuum_after_commit = False
             self._next_event_seq = conn.execute(
                 "SELECT coalesce(max(event_seq), 0) + 1 FROM events"
             ).fetchone()[0]
@@ -336,7 +368,22 @@ class Writer:
             ]
         self._commits += 1
         self._operations += len(batch)
+        if self._vacuum_after_commit:
+            self._vacuum()
         return results
+
+    def _vacuum(self) -> None:
+        """Give pages freed by a purge back to the file system, then truncate the WAL.
+
+        Runs after the purge committed, in its own transaction; a failure is
+        logged (the pages stay free inside the file and are reused).
+        """
+        try:
+            if self._conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+                self._conn.executescript("PRAGMA incremental_vacuum;")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            _log.warning("reclaiming space after a purge failed (%s)", type(exc).__name__)
 
     def _segment(self, kind: Kind, ops: list[Op], deltas: _Deltas) -> list[Any]:
         """Execute consecutive operations of one kind; return one answer per operation."""
@@ -344,10 +391,12 @@ class Writer:
         conn = self._conn
         if len(ops) > 1:
             attempt = _Deltas()
+            head = self._audit.snapshot()
             conn.execute("SAVEPOINT segment")
             try:
                 answers = handler([op.arg for op in ops], attempt)
             except Exception:
+                self._audit.restore(head)
                 conn.execute("ROLLBACK TO segment")
                 conn.execute("RELEASE segment")
             else:
@@ -357,10 +406,12 @@ class Writer:
         answers = []
         for op in ops:
             attempt = _Deltas()
+            head = self._audit.snapshot()
             conn.execute("SAVEPOINT op")
             try:
                 answer = handler([op.arg], attempt)[0]
             except Exception as exc:
+                self._audit.restore(head)
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
                 _log.warning("store %s failed (%s); rolled back", kind.value, type(exc).__name__)
@@ -382,7 +433,7 @@ class Writer:
         event_rows: list[tuple[Any, ...]] = []
         delivery_rows: list[tuple[Any, ...]] = []
         key_rows: list[tuple[Any, ...]] = []
-        audit_rows: list[tuple[Any, ...]] = []
+        audit_rows: list[AuditRow] = []
         for admission in admissions:
             received = admission.received
             actor = "source:" + received.channel_id
@@ -413,7 +464,7 @@ class Writer:
                 continue
             self._next_event_seq += len(events)
             for event_seq, event in events.values():
-                event_rows.append(_rows.event_row(event_seq, event))
+                event_rows.append(_rows.event_row(event_seq, event, self._codec))
             created_at = received.received_at
             deliveries: list[Delivery] = []
             for new in admission.deliveries:
@@ -480,8 +531,7 @@ class Writer:
             conn.executemany(_INSERT_DELIVERY, delivery_rows)
         if key_rows:
             conn.executemany(_INSERT_IDEMPOTENCY, key_rows)
-        if audit_rows:
-            conn.executemany(_INSERT_AUDIT, audit_rows)
+        self._audit.append(audit_rows)
         return answers
 
     def _reject(self, rejects: list[Reject], deltas: _Deltas) -> list[Any]:
@@ -490,19 +540,26 @@ class Writer:
             cursor = self._conn.execute(
                 "INSERT INTO rejects (channel_id, received_at, peer, reason, raw)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (reject.channel_id, reject.received_at, reject.peer, reject.reason, reject.raw),
+                (
+                    reject.channel_id,
+                    reject.received_at,
+                    reject.peer,
+                    reject.reason,
+                    self._codec.seal(reject.raw, REJECT_RAW),
+                ),
             )
             reject_id = cursor.lastrowid
             assert reject_id is not None
-            self._conn.execute(
-                _INSERT_AUDIT,
-                (
-                    reject.received_at,
-                    "source:" + reject.channel_id,
-                    "rejected",
-                    f"reject:{reject_id}",
-                    reject.reason,
-                ),
+            self._audit.append(
+                [
+                    (
+                        reject.received_at,
+                        "source:" + reject.channel_id,
+                        "rejected",
+                        f"reject:{reject_id}",
+                        reject.reason,
+                    )
+                ]
             )
             deltas.channel(reject.channel_id)[_REJECTED] += 1
             answers.append(reject_id)
@@ -521,7 +578,8 @@ class Writer:
         superseded: list[tuple[Any, ...]] = []
         versions: list[tuple[Any, ...]] = []
         ledger: list[tuple[Any, ...]] = []
-        audit_rows: list[tuple[Any, ...]] = []
+        audit_rows: list[AuditRow] = []
+        codec = self._codec
         ignored = 0
         for outcomes in calls:
             for outcome in outcomes:
@@ -535,13 +593,13 @@ class Writer:
                         (
                             outcome.attempts,
                             outcome.next_attempt_at,
-                            outcome.reason,
+                            codec.seal_text(outcome.reason, DELIVERY_ERROR),
                             outcome.first_failed_at,
                             outcome.delivery_id,
                         )
                     )
                     audit_rows.append(
-                        (outcome.at, "flow", "retry_scheduled", subject, outcome.reason)
+                        (outcome.at, "flow", "retry_scheduled", subject, self._told(outcome.reason))
                     )
                     continue
                 if isinstance(outcome, Delivered):
@@ -556,14 +614,25 @@ class Writer:
                     audit_rows.append((outcome.at, "flow", "delivered", subject, outcome.detail))
                 elif isinstance(outcome, Died):
                     state[0] = _rows.DEAD
-                    died.append((outcome.attempts, outcome.reason, outcome.at, outcome.delivery_id))
+                    died.append(
+                        (
+                            outcome.attempts,
+                            codec.seal_text(outcome.reason, DELIVERY_REASON),
+                            outcome.at,
+                            outcome.delivery_id,
+                        )
+                    )
                     audit_rows.append(
-                        (outcome.at, "flow", "dead_lettered", subject, outcome.reason)
+                        (outcome.at, "flow", "dead_lettered", subject, self._told(outcome.reason))
                     )
                 else:
                     state[0] = _rows.SUPERSEDED
-                    superseded.append((outcome.reason, outcome.delivery_id))
-                    audit_rows.append((outcome.at, "flow", "superseded", subject, outcome.reason))
+                    superseded.append(
+                        (codec.seal_text(outcome.reason, DELIVERY_REASON), outcome.delivery_id)
+                    )
+                    audit_rows.append(
+                        (outcome.at, "flow", "superseded", subject, self._told(outcome.reason))
+                    )
                 counters = deltas.outbox(state[2], state[1])
                 counters[_PENDING] -= 1
                 counters[_STATUS_SLOT[state[0]]] += 1
@@ -581,8 +650,7 @@ class Writer:
             conn.executemany(_UPSERT_VERSION, versions)
         if ledger:
             conn.executemany(_runs.UPSERT_LEDGER, ledger)
-        if audit_rows:
-            conn.executemany(_INSERT_AUDIT, audit_rows)
+        self._audit.append(audit_rows)
         if ignored:
             _log.warning("ignored %d outcomes for deliveries that are not pending", ignored)
         return [None] * len(calls)
@@ -590,7 +658,7 @@ class Writer:
     def _load_pending(self, loads: list[LoadPending], deltas: _Deltas) -> list[Any]:
         return [
             [
-                _rows.delivery_from_row(row)
+                _rows.delivery_from_row(row, self._codec)
                 for row in self._conn.execute(
                     _SELECT_PENDING, (load.destination_id, load.after_delivery_id, load.limit)
                 )
@@ -602,9 +670,9 @@ class Writer:
         conn = self._conn
         answers: list[Any] = []
         for replay in replays:
-            where, params = _rows.dead_filter(replay.flt)
+            where, params = _rows.dead_filter(replay.flt, self._codec)
             rows = conn.execute(
-                f"SELECT {_rows.DELIVERY_COLUMNS} FROM deliveries d"
+                f"SELECT {_rows.DELIVERY_COLUMNS}, d.reason FROM deliveries d"
                 f" JOIN events e ON e.event_seq = d.event_seq WHERE {where}"
                 " ORDER BY d.delivery_id",
                 params,
@@ -612,7 +680,11 @@ class Writer:
             replayed: list[Delivery] = []
             at = self._clock.now()
             for row in rows:
-                delivery = _rows.delivery_from_row(row)
+                if not _rows.reason_matches(
+                    replay.flt, self._codec.open_text(row[-1], DELIVERY_REASON)
+                ):
+                    continue
+                delivery = _rows.delivery_from_row(row, self._codec)
                 delivery.attempts = 0
                 delivery.next_attempt_at = 0.0
                 delivery.first_failed_at = None
@@ -622,15 +694,68 @@ class Writer:
                 counters[_DEAD] -= 1
                 counters[_PENDING] += 1
             conn.executemany(_UPDATE_REPLAYED, [(d.delivery_id,) for d in replayed])
-            conn.executemany(
-                _INSERT_AUDIT,
+            self._audit.append(
                 [
                     (at, replay.actor, "replayed", f"delivery:{d.delivery_id}", replay.reason)
                     for d in replayed
-                ],
+                ]
             )
             answers.append(replayed)
         return answers
+
+    def _told(self, reason: str) -> str:
+        """An outcome reason as the audit trail keeps it.
+
+        With encryption the reason itself is sealed in the delivery row, and
+        the audit trail (plain, never purged) keeps only its leading part, the
+        classification before the first `: ` (e.g. `HTTP 422`), so text a
+        receiver echoed from the message never lands there in the clear.
+        """
+        if not self._codec.encrypts:
+            return reason
+        return reason.split(": ", 1)[0][:80]
+
+    def _purge(self, steps: list[_upkeep.PurgeBatch], deltas: _Deltas) -> list[Any]:
+        return [_upkeep.purge_batch(self._conn, step) for step in steps]
+
+    def _purge_done(self, totals: list[PurgeCounts], deltas: _Deltas) -> list[Any]:
+        """Audit each finished purge (counts only) and reclaim the space after the commit."""
+        at = self._clock.now()
+        self._audit.append(
+            [(at, "store", "purged", "retention", counts.summary()) for counts in totals]
+        )
+        self._vacuum_after_commit = True
+        return [None] * len(totals)
+
+    def _rekey(self, steps: list[_upkeep.RekeyBatch], deltas: _Deltas) -> list[Any]:
+        cipher = self._cipher()
+        return [_upkeep.rekey_batch(self._conn, cipher, step) for step in steps]
+
+    def _rekey_done(self, totals: list[RekeyCounts], deltas: _Deltas) -> list[Any]:
+        """Retire keys no value uses any more; audit the rekey (counts and key ids only)."""
+        cipher = self._cipher()
+        at = self._clock.now()
+        answers: list[Any] = []
+        for counts in totals:
+            retired = _upkeep.retire_keys(self._conn, cipher)
+            self._audit.append(
+                [
+                    (
+                        at,
+                        "store",
+                        "rekeyed",
+                        f"key:{cipher.current_id}",
+                        f"resealed {counts.total}; retired keys: {', '.join(retired) or 'none'}",
+                    )
+                ]
+            )
+            answers.append(retired)
+        return answers
+
+    def _cipher(self) -> PayloadCipher:
+        if not isinstance(self._codec, PayloadCipher):
+            raise StoreError("store.encryption is not configured")
+        return self._codec
 
 
 def _store_error(message: str, cause: BaseException) -> StoreError:

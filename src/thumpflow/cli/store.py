@@ -1,0 +1,89 @@
+"""`thumpflow store purge | rekey | vacuum | keygen`: upkeep of the durable store.
+
+`purge` applies `store.retention` now (the engine also does it periodically);
+`rekey` re-encrypts every stored payload under the first `store.encryption`
+key and retires keys no longer used; both work in short transactions, so
+they may run while the engine runs (the engine must already list the new key
+first). `vacuum` rebuilds the file once (switching a database created before
+schema 5 to incremental auto-vacuum) and needs the engine stopped. `keygen`
+prints a new random key for `key_env`/`key_file`. Output is counts and key
+ids, never keys or content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from thumpflow.cli._shared import config_argument
+from thumpflow.config import load_config
+from thumpflow.config.model import Config
+from thumpflow.core.errors import ThumpflowError
+from thumpflow.core.retention import PurgeCounts, RekeyCounts
+from thumpflow.runtime.engine import open_store, retention_policy
+from thumpflow.runtime.keys import new_key
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the `purge`, `rekey`, `vacuum` and `keygen` actions."""
+    actions = parser.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    purge = actions.add_parser("purge", help="delete what store.retention lets go, now")
+    rekey = actions.add_parser("rekey", help="re-encrypt stored payloads under the current key")
+    vacuum = actions.add_parser("vacuum", help="rebuild the database file (engine stopped)")
+    actions.add_parser("keygen", help="print a new random encryption key (base64)")
+    for sub in (purge, rekey, vacuum):
+        config_argument(sub)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute the chosen action; see the module docstring."""
+    if args.store_command == "keygen":
+        print(new_key())
+        return 0
+    config = load_config(args.config)
+    if args.store_command == "purge":
+        if not retention_policy(config).purges:
+            raise ThumpflowError("store.retention keeps everything: nothing to purge")
+        counts = asyncio.run(_purge(config))
+        print(f"purged: {counts.summary()}")
+        return 0
+    if args.store_command == "rekey":
+        if config.store.encryption is None:
+            raise ThumpflowError("store.encryption is not configured: nothing to rekey")
+        done = asyncio.run(_rekey(config))
+        print(
+            f"re-encrypted {done.total} values (event bodies {done.event_bodies}, rejects "
+            f"{done.rejects}, row rejects {done.row_rejects}, delivery texts "
+            f"{done.delivery_texts}); retired keys: {', '.join(done.retired) or 'none'}"
+        )
+        return 0
+    before, after = asyncio.run(_vacuum(config))
+    print(f"vacuumed: {before} bytes before, {after} bytes after")
+    return 0
+
+
+async def _purge(config: Config) -> PurgeCounts:
+    store = open_store(config)
+    await store.open()
+    try:
+        return await store.purge(retention_policy(config))
+    finally:
+        await store.close()
+
+
+async def _rekey(config: Config) -> RekeyCounts:
+    store = open_store(config)
+    await store.open()
+    try:
+        return await store.rekey()
+    finally:
+        await store.close()
+
+
+async def _vacuum(config: Config) -> tuple[int, int]:
+    store = open_store(config)
+    await store.open()
+    try:
+        return await store.vacuum()
+    finally:
+        await store.close()
