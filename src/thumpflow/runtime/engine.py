@@ -41,6 +41,7 @@ from thumpflow.connectors.file.destination import FileDestination as FileConnect
 from thumpflow.connectors.http.destination import HttpDestination as HttpConnector
 from thumpflow.connectors.mllp.destination import MllpDestination as MllpConnector
 from thumpflow.connectors.mllp.source import MllpSource
+from thumpflow.connectors.mllp.spec import MllpSourceSpec
 from thumpflow.connectors.sftp import SftpDestination, SftpDropSource, SftpDropSourceSpec
 from thumpflow.connectors.sql import SqlSource, SqlSourceSpec, SqlUpsertDestination
 from thumpflow.core.clock import Clock, SystemClock
@@ -202,9 +203,11 @@ def job_runner(
 
 @dataclass(slots=True)
 class _RunningChannel:
+    """A started channel: its ingress and its MLLP listener, if it has one."""
+
     channel: Channel
     ingress: ChannelIngress
-    source: MllpSource
+    source: MllpSource | None
 
 
 class Engine:
@@ -263,7 +266,11 @@ class Engine:
                     self.clock,
                     metrics=self.metrics.flow.ingress(channel.id),
                 )
-                source = MllpSource(channel.id, channel.source, ingress)
+                source = (
+                    MllpSource(channel.id, channel.source, ingress)
+                    if isinstance(channel.source, MllpSourceSpec)
+                    else None
+                )
                 self.channels[channel.id] = _RunningChannel(channel, ingress, source)
             jobs = [job for job in self.config.jobs if job.enabled]
             if jobs:
@@ -275,24 +282,30 @@ class Engine:
                 await self.scheduler.start()
                 log.info("scheduler started with %d job(s)", len(jobs))
             for running in self.channels.values():
-                listen = running.channel.source
-                try:
-                    await running.source.start()
-                except (OSError, ssl.SSLError) as err:
-                    raise ThumpflowError(
-                        f"channel {running.channel.id!r}: cannot listen on "
-                        f"{listen.host}:{listen.port}: {err.strerror or err}"
-                    ) from None
-                log.info(
-                    "channel %s listening for MLLP on %s:%d",
-                    running.channel.id,
-                    running.channel.source.host,
-                    running.source.port,
-                    extra={"channel": running.channel.id},
-                )
+                await self._listen(running)
         except BaseException:
             await self.stop()
             raise
+
+    async def _listen(self, running: _RunningChannel) -> None:
+        source = running.source
+        if source is None:
+            return
+        listen = source.spec
+        try:
+            await source.start()
+        except (OSError, ssl.SSLError) as err:
+            raise ThumpflowError(
+                f"channel {running.channel.id!r}: cannot listen on "
+                f"{listen.host}:{listen.port}: {err.strerror or err}"
+            ) from None
+        log.info(
+            "channel %s listening for MLLP on %s:%d",
+            running.channel.id,
+            listen.host,
+            source.port,
+            extra={"channel": running.channel.id},
+        )
 
     def _repairs(self, job: Job) -> RepairSink | None:
         """The ingress of the channel a reconcile job repairs, when that channel runs here."""
@@ -305,7 +318,8 @@ class Engine:
         if self.scheduler is not None:
             await self.scheduler.stop()
         for running in self.channels.values():
-            await running.source.close()
+            if running.source is not None:
+                await running.source.close()
         for outbox in self.outboxes.values():
             await outbox.stop()
         await self.store.close()
@@ -320,7 +334,11 @@ class Engine:
         return await self.scheduler.trigger(job_id)
 
     def source_port(self, channel_id: str) -> int:
-        return self.channels[channel_id].source.port
+        """The bound port of a channel's MLLP listener; LookupError when it has none."""
+        source = self.channels[channel_id].source
+        if source is None:
+            raise LookupError(f"channel {channel_id!r} has no MLLP source")
+        return source.port
 
     async def stats(self) -> list[ChannelStats]:
         return await self.store.stats()
