@@ -269,7 +269,7 @@ class ChannelIngress:
         errors = tuple(issue for issue in issues if issue.severity == "error")
         if resource is None or errors:
             reason = "invalid FHIR: " + "; ".join(str(issue) for issue in errors[:5])
-            reject_id = await self._keep(raw, peer, reason, now, "fhir")
+            reject_id = await self.keep(raw, peer, reason, now, "fhir")
             if reject_id is None:
                 return Submission("unavailable")
             return Submission("invalid", reject_id=reject_id, issues=errors)
@@ -309,7 +309,7 @@ class ChannelIngress:
     async def _invalid(
         self, raw: bytes, peer: str, error: MessageError, now: float, reason: str
     ) -> Submission:
-        reject_id = await self._keep(raw, peer, error.describe(), now, reason)
+        reject_id = await self.keep(raw, peer, error.describe(), now, reason)
         if reject_id is None:
             return Submission("unavailable")
         return Submission("invalid", reject_id=reject_id, error=error)
@@ -340,7 +340,7 @@ class ChannelIngress:
         is the class counted in `thumpflow_rejected_total` (one of
         `flow.metrics.REJECT_REASONS`).
         """
-        reject_id = await self._keep(raw, peer, error.describe(), now, reason)
+        reject_id = await self.keep(raw, peer, error.describe(), now, reason)
         if reject_id is None:
             if message is None:
                 return build_nak_for_raw(raw, "AR", error) if _looks_like_message(raw) else None
@@ -353,7 +353,7 @@ class ChannelIngress:
             return None
         return build_nak_for_raw(raw, "AE", error)
 
-    async def _keep(
+    async def keep(
         self, raw: bytes, peer: str, reason_text: str, now: float, reason: str
     ) -> int | None:
         """Keep input as a reject, log and count it; its id, or None when the store failed."""

@@ -1,10 +1,13 @@
 """The composition root: builds a running engine from a `Config`.
 
 This is the only module that names concrete implementations (the SQLite
-store, the MLLP source, the file/HTTP/MLLP/FHIR destinations, the batch
-sources and destinations). Start order: store, outboxes (each loads its
-durable backlog), the scheduler of jobs (when the configuration has any),
-then sources, so nothing is accepted before it can be delivered. Stop order
+store, the MLLP source, the FHIR Subscription client, the file/HTTP/MLLP/FHIR
+destinations, the batch sources and destinations). A channel may have no
+MLLP source (fed over the HTTP API only); a `fhir_subscription` source gets
+a `SubscriptionReceiver` in `subscriptions`, fed by the API's rest-hook
+route. Start order: store, outboxes (each loads its durable backlog), the
+scheduler of jobs (when the configuration has any), then sources, so
+nothing is accepted before it can be delivered. Stop order
 is the reverse: the scheduler stops first (runs in progress get a grace
 period, then are cancelled and recorded failed), sources stop accepting and
 finish in-flight admissions, outboxes record every outcome they know, then
@@ -37,6 +40,10 @@ from thumpflow.config.model import (
 from thumpflow.connectors.batchfile import BatchFileDestination, FileDropSource, FileDropSourceSpec
 from thumpflow.connectors.fhir.destination import FhirDestination as FhirConnector
 from thumpflow.connectors.fhir_bulk import FhirBulkSource, FhirBulkSourceSpec
+from thumpflow.connectors.fhir_subscription import (
+    FhirSubscriptionClient,
+    FhirSubscriptionSourceSpec,
+)
 from thumpflow.connectors.file.destination import FileDestination as FileConnector
 from thumpflow.connectors.http.destination import HttpDestination as HttpConnector
 from thumpflow.connectors.mllp.destination import MllpDestination as MllpConnector
@@ -59,6 +66,7 @@ from thumpflow.flow.ingress import ChannelIngress
 from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
+from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceiver
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.thump.reconcile_job import ReconcileRunner, RepairSink, RepairTransform
@@ -229,6 +237,9 @@ class Engine:
         self.channels: dict[str, _RunningChannel] = {}
         self.scheduler: Scheduler | None = None
         self.metrics = EngineMetrics()
+        self.subscriptions: dict[str, SubscriptionReceiver] = {}
+        self._subscription_metrics = SubscriptionMetrics(self.metrics.registry)
+        self._clients: list[FhirSubscriptionClient] = []
 
     async def start(self) -> None:
         await self.store.open()
@@ -272,6 +283,8 @@ class Engine:
                     else None
                 )
                 self.channels[channel.id] = _RunningChannel(channel, ingress, source)
+                if isinstance(channel.source, FhirSubscriptionSourceSpec):
+                    await self._subscribe(channel.id, channel.source, ingress)
             jobs = [job for job in self.config.jobs if job.enabled]
             if jobs:
                 runners = {
@@ -286,6 +299,37 @@ class Engine:
         except BaseException:
             await self.stop()
             raise
+
+    async def _subscribe(
+        self, channel_id: str, spec: FhirSubscriptionSourceSpec, ingress: ChannelIngress
+    ) -> None:
+        """Receive a channel's Subscription notifications (they arrive through the API)."""
+        client = FhirSubscriptionClient(spec, self.clock)
+        try:
+            await client.start()
+        except (OSError, ssl.SSLError, ValueError) as err:
+            raise ThumpflowError(
+                f"channel {channel_id!r} > source: cannot start: "
+                f"{getattr(err, 'strerror', None) or err}"
+            ) from None
+        self._clients.append(client)
+        receiver = SubscriptionReceiver(
+            channel_id,
+            spec,
+            ingress,
+            client,
+            audit=self.store.append_audit,
+            clock=self.clock,
+            metrics=self._subscription_metrics,
+        )
+        receiver.start()
+        self.subscriptions[channel_id] = receiver
+        log.info(
+            "channel %s receiving notifications of subscription %s",
+            channel_id,
+            spec.subscription_id,
+            extra={"channel": channel_id},
+        )
 
     async def _listen(self, running: _RunningChannel) -> None:
         source = running.source
@@ -320,6 +364,10 @@ class Engine:
         for running in self.channels.values():
             if running.source is not None:
                 await running.source.close()
+        for receiver in self.subscriptions.values():
+            await receiver.stop()
+        for client in self._clients:
+            await client.close()
         for outbox in self.outboxes.values():
             await outbox.stop()
         await self.store.close()
@@ -357,6 +405,8 @@ class Engine:
         }
         for destination_id, running in self.outboxes.items():
             running.sample_metrics(oldest.get(destination_id))
+        for receiver in self.subscriptions.values():
+            receiver.sample()
         if self.scheduler is not None:
             for job_id in self.scheduler.job_ids:
                 self.metrics.jobs.sample(job_id, await self.store.runs(job_id, RUN_WINDOW))
