@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from thumpflow.api.ingest_schemas import SubscriptionState
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -50,6 +52,10 @@ class LiveOutbox(BaseModel):
 class Status(BaseModel):
     channels: list[ChannelFigures]
     outboxes: dict[str, LiveOutbox]
+    subscriptions: dict[str, SubscriptionState] = Field(
+        default_factory=dict,
+        description="Per FHIR Subscription channel: heartbeats (and whether overdue) and gaps.",
+    )
 
 
 class DeadLetterView(BaseModel):

@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from thumpflow.connectors.fhir.spec import FhirDestinationSpec
+from thumpflow.connectors.fhir_subscription.spec import FhirSubscriptionSourceSpec
 from thumpflow.connectors.file.spec import FileDestinationSpec
 from thumpflow.connectors.http.spec import HttpDestinationSpec
 from thumpflow.connectors.mllp.spec import MllpDestinationSpec, MllpSourceSpec
@@ -298,7 +299,32 @@ DestinationSpec = Annotated[
     FileDestination | HttpDestination | MllpDestination | FhirDestination,
     Field(discriminator="type"),
 ]
-SourceSpec = MllpSourceSpec
+SourceSpec = MllpSourceSpec | FhirSubscriptionSourceSpec
+
+
+class HttpIngest(_Model):
+    """Accept messages over HTTP: `POST /api/channels/<channel>/messages` (role `sender`).
+
+    Beside the channel's `source`, or instead of one. The body is an HL7 v2
+    message or a FHIR R4 resource or Bundle; the answer is `202 Accepted`
+    only after the durable commit, `429` with `Retry-After` while the
+    channel's outboxes are past their high-water mark.
+    """
+
+    enabled: bool = Field(default=False, description="Accept messages over HTTP.")
+    retry_after: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a sender is told to wait (`Retry-After`) when answered 429 under "
+        "backpressure.",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=64, description="Largest accepted body; a longer one is answered 413."
+    )
+
+    example: ClassVar[dict[str, Any]] = {"enabled": True, "retry_after": 5}
+
+    _durations = field_validator("retry_after", mode="before")(parse_duration)
 
 
 class Channel(_Model):
@@ -307,7 +333,17 @@ class Channel(_Model):
     id: str = Field(pattern=ID_PATTERN, description="Stable channel id (unique in the file).")
     description: str = Field(default="", description="What this channel is for.")
     enabled: bool = Field(default=True, description="A disabled channel is validated, not run.")
-    source: SourceSpec = Field(description="Where messages come from.")
+    source: SourceSpec | None = Field(
+        default=None,
+        discriminator="type",
+        description="Where messages come from: an MLLP listener (`type: mllp`, the type may be "
+        "left out) or FHIR Subscription notifications (`type: fhir_subscription`); none for a "
+        "channel fed only over HTTP (`http_ingest`).",
+    )
+    http_ingest: HttpIngest = Field(
+        default_factory=HttpIngest,
+        description="Also (or only) accept messages posted over the HTTP API.",
+    )
     ordering_key: OrderingKey = Field(default_factory=OrderingKey, description="Order per entity.")
     entity_version: str | None = Field(
         default=None,
@@ -345,6 +381,22 @@ class Channel(_Model):
     @classmethod
     def _version_path(cls, value: str | None) -> str | None:
         return None if value is None else _check_path(value)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _mllp_by_default(cls, value: Any) -> Any:
+        """A source without `type` is an MLLP listener (configurations before HTTP ingest)."""
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": "mllp", **value}
+        return value
+
+    @model_validator(mode="after")
+    def _fed_somehow(self) -> Self:
+        if self.source is None and not self.http_ingest.enabled:
+            raise ValueError(
+                "a channel needs a `source` or `http_ingest: {enabled: true}` (or both)"
+            )
+        return self
 
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"

@@ -35,6 +35,7 @@ from thumpflow.config.model import (
     FhirDestination,
     FileDestination,
     HttpDestination,
+    HttpIngest,
     LaneRule,
     Lanes,
     Ledger,
@@ -49,6 +50,7 @@ from thumpflow.connectors.auth import BearerAuth, NoAuth, SmartBackendAuth
 from thumpflow.connectors.batchfile.spec import FileDropSourceSpec
 from thumpflow.connectors.csv import CsvSpec
 from thumpflow.connectors.fhir_bulk.spec import FhirBulkSourceSpec
+from thumpflow.connectors.fhir_subscription.spec import FhirSubscriptionSourceSpec
 from thumpflow.connectors.mllp.spec import MllpClientTls, MllpSourceSpec
 from thumpflow.connectors.sftp.spec import SftpDropSourceSpec
 from thumpflow.connectors.sql.spec import SqlSourceSpec
@@ -63,6 +65,8 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("api", ApiSpec),
     ("Channel (`channels[]`)", Channel),
     ("MLLP source (`source`, `type: mllp`)", MllpSourceSpec),
+    ("FHIR Subscription source (`source`, `type: fhir_subscription`)", FhirSubscriptionSourceSpec),
+    ("HTTP ingest (`http_ingest`)", HttpIngest),
     ("Ordering key (`ordering_key`)", OrderingKey),
     ("Condition (`filter[]`, `when[]`)", Condition),
     ("Lanes (`lanes`)", Lanes),

@@ -4,6 +4,7 @@
   itself: retries belong to the flow core (backoff, rate limits, attempt
   counts), so a connection dropped without a response is reported, not
   repeated.
+- `open_authorized` is `open_session` with an `Authorizer` started on it.
 - `parse_retry_after` reads a `Retry-After` value (delta seconds or HTTP
   date) into seconds; anything unreadable is None, never an error.
 - `transport_failure` turns a failure to get any response into a result:
@@ -23,10 +24,11 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 
 from thumpflow.connectors._oserror import os_error_text
+from thumpflow.connectors.auth import Authorizer
 from thumpflow.connectors.tls import ClientTls, client_context
 from thumpflow.core.outcome import Permanent, Transient
 
-__all__ = ["open_session", "parse_retry_after", "transport_failure"]
+__all__ = ["open_authorized", "open_session", "parse_retry_after", "transport_failure"]
 
 
 def open_session(
@@ -46,6 +48,23 @@ def open_session(
     # aiohttp silently repeats an idempotent request (PUT, GET, DELETE) once when
     # the connection closes without a response; that retry belongs to the flow core.
     session._retry_connection = False
+    return session
+
+
+async def open_authorized(
+    authorizer: Authorizer, tls: ClientTls | None, limit: int, timeout_seconds: float
+) -> aiohttp.ClientSession:
+    """`open_session`, then `authorizer.start` on it; the session is closed if that fails.
+
+    Raises OSError/ssl.SSLError for unreadable TLS or key files and ValueError
+    for unusable credentials.
+    """
+    session = open_session(tls, limit, timeout_seconds)
+    try:
+        await authorizer.start(session)
+    except BaseException:
+        await session.close()
+        raise
     return session
 
 

@@ -69,3 +69,7 @@ class StoreError(ThumpflowError):
 
 class BatchSourceError(ThumpflowError):
     """Batch input that must not be imported (missing, partial, late, checksum mismatch)."""
+
+
+class SourceReadError(ThumpflowError):
+    """Reading from a source system failed (transport, status, content); nothing was read."""

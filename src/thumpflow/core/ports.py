@@ -7,7 +7,7 @@ only `runtime` names concrete implementations.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from thumpflow.core.access import ApiToken, Role
 from thumpflow.core.audit import Anchor, AuditVerdict
@@ -197,6 +197,21 @@ class Ingress(Protocol):
     def is_open(self) -> bool: ...
 
     async def wait_open(self) -> None: ...
+
+
+class NotificationSource(Protocol):
+    """The server behind a FHIR Subscription, read after it notifies (implemented by connectors).
+
+    Both methods raise `core.errors.SourceReadError` when nothing could be read.
+    """
+
+    async def read(self, reference: str) -> dict[str, Any]:
+        """The resource a notification's focus reference names (read-after-notify)."""
+        ...
+
+    async def events(self, since: int, until: int) -> dict[str, Any]:
+        """A notification Bundle with the subscription's events `since`..`until` (`$events`)."""
+        ...
 
 
 class RunStore(Protocol):

@@ -1,5 +1,8 @@
 """FHIR R4 (4.0.1) structural validation and resource helpers. Pure: no I/O, no asyncio.
 
+`parse_notification(bundle)` reads a Subscription notification Bundle (R4
+Subscriptions Backport IG or R5) into a `Notification`.
+
 `validate(resource)` walks decoded FHIR JSON against per-type element tables
 compiled at import from the official R4 StructureDefinitions (the data file
 `r4/definitions.json.gz`, made by `scripts/gen_fhir_r4.py`). It returns every
@@ -68,17 +71,27 @@ Not checked:
 
 from thumpflow.fhir._definitions import FHIR_VERSION
 from thumpflow.fhir._issues import FhirIssue, Severity, ValidationError
+from thumpflow.fhir._notification import (
+    Notification,
+    NotificationError,
+    NotificationEvent,
+    parse_notification,
+)
 from thumpflow.fhir._resources import deterministic_id, reference
 from thumpflow.fhir._validate import assert_valid, is_valid, validate
 
 __all__ = [
     "FHIR_VERSION",
     "FhirIssue",
+    "Notification",
+    "NotificationError",
+    "NotificationEvent",
     "Severity",
     "ValidationError",
     "assert_valid",
     "deterministic_id",
     "is_valid",
+    "parse_notification",
     "reference",
     "validate",
 ]

@@ -14,6 +14,13 @@ Guarantees:
 - Batches: a frame holding an HL7 batch (FHS/BHS … BTS/FTS) has its counts
   checked, then each message is handled as if it came alone, and the answer
   is a batch of their ACKs.
+- HTTP: `submit_hl7` and `submit_fhir` admit one message or FHIR resource
+  the same way (same store, same backpressure, same rejects) and answer
+  with a `Submission` instead of an ACK. With a sender's idempotency key
+  the event is keyed by it (scoped to the channel) instead of MSH-10, and a
+  repeat whose body differs from the first is a `conflict`, not a duplicate.
+  FHIR content is validated against R4 first; invalid content is kept as a
+  reject with the issues' paths.
 - Metrics (`IngressMetrics`): every admitted message counts as received,
   every recognised resend as a duplicate, every kept reject under its reason
   class, every store failure answered AR/CE as such; counted after the store
@@ -23,14 +30,20 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import MessageError, StoreError
-from thumpflow.core.event import Admission, Delivery, Duplicate, Reject
+from thumpflow.core.event import Admission, Admitted, Delivery, Duplicate, Event, Reject
 from thumpflow.core.ports import Store
+from thumpflow.fhir import FhirIssue, validate
+from thumpflow.flow.fhir_events import FhirRouting
 from thumpflow.flow.metrics import IngressMetrics
 from thumpflow.flow.outbox import Outbox
 from thumpflow.flow.pipeline import ChannelPipeline
@@ -51,6 +64,27 @@ _REJECT = {"original": "AE", "enhanced": "CR"}
 _RETRY_LATER = {"original": "AR", "enhanced": "CE"}
 
 
+@dataclass(slots=True, frozen=True)
+class Submission:
+    """What became of one message or resource handed in by `submit_hl7` / `submit_fhir`.
+
+    - `accepted`: durably committed now; `event_id` is the new event.
+    - `duplicate`: its idempotency key was committed before; nothing new was
+      written; `event_id` is the original event.
+    - `conflict`: the sender's idempotency key was committed before for a
+      different body (or content type); nothing was written.
+    - `invalid`: kept as reject `reject_id`; `error` (HL7 v2) or `issues`
+      (FHIR) say what is wrong and where.
+    - `unavailable`: the store failed; nothing is kept; send again later.
+    """
+
+    status: Literal["accepted", "duplicate", "conflict", "invalid", "unavailable"]
+    event_id: str | None = None
+    reject_id: int | None = None
+    error: MessageError | None = None
+    issues: tuple[FhirIssue, ...] = ()
+
+
 class ChannelIngress:
     """The `Ingress` of one channel; see the module docstring."""
 
@@ -68,6 +102,7 @@ class ChannelIngress:
         self._store = store
         self._outboxes = {outbox.destination_id: outbox for outbox in outboxes}
         self._clock = clock
+        self._fhir = FhirRouting(pipeline.channel)
         self._open = asyncio.Event()
         self._open.set()
         for outbox in outboxes:
@@ -143,6 +178,20 @@ class ChannelIngress:
             ack_code=_POSITIVE[mode],
             audit_detail="filtered" if result.filtered else None,
         )
+        outcome = await self._commit(admission, peer)
+        if outcome is None:
+            code = _RETRY_LATER[mode]
+            error = MessageError("could not store the message; send it again later", code="207")
+            return (
+                build_ack(message, code, error=error) if accept_ack_wanted(message, False) else None
+            )
+        code = outcome.ack_code if isinstance(outcome, Duplicate) else _POSITIVE[mode]
+        if not accept_ack_wanted(message, code in _POSITIVE.values()):
+            return None
+        return build_ack(message, code)
+
+    async def _commit(self, admission: Admission, peer: str) -> Admitted | Duplicate | None:
+        """Admit, count, hand new deliveries to their outboxes; None when the store failed."""
         try:
             outcome = await self._store.admit(admission)
         except StoreError:
@@ -152,21 +201,118 @@ class ChannelIngress:
                 self.channel_id,
                 extra={"channel": self.channel_id, "peer": peer},
             )
-            code = _RETRY_LATER[mode]
-            error = MessageError("could not store the message; send it again later", code="207")
-            return (
-                build_ack(message, code, error=error) if accept_ack_wanted(message, False) else None
-            )
+            return None
         if isinstance(outcome, Duplicate):
             self._metrics.duplicates.inc()
-            code = outcome.ack_code
         else:
             self._metrics.received.inc()
-            code = _POSITIVE[mode]
             self._offer(outcome.deliveries)
-        if not accept_ack_wanted(message, code in _POSITIVE.values()):
+        return outcome
+
+    async def submit_hl7(
+        self, raw: bytes, peer: str, key: str | None = None, via: str | None = None
+    ) -> Submission:
+        """Admit one HL7 v2 message (not a batch) handed in over HTTP; see `Submission`.
+
+        Without `key` a resend is recognised by sender and MSH-10, as over
+        MLLP. `via` is recorded in the `received` audit entry.
+        """
+        now = self._clock.now()
+        try:
+            message = Message.parse(raw)
+            message.validate_structure()
+        except MessageError as err:
+            return await self._invalid(raw, peer, err, now, "structure")
+        try:
+            result = self._pipeline.run(message, raw, now)
+        except Exception as err:
+            failure = MessageError(f"transform failed: {_describe_exception(err)}", code="207")
+            return await self._invalid(raw, peer, failure, now, "transform")
+        received = result.received
+        if key is not None:
+            received = dataclasses.replace(received, idempotency_key=self._http_key(key))
+        admission = Admission(
+            received=received,
+            derived=result.derived,
+            deliveries=result.deliveries,
+            ack_code=_POSITIVE[ack_mode(message)],
+            audit_detail="filtered" if result.filtered else via,
+        )
+        return await self._submitted(admission, peer, conflicts=key is not None)
+
+    async def submit_fhir(
+        self,
+        resource: dict[str, Any] | None,
+        raw: bytes,
+        peer: str,
+        key: str | None = None,
+        *,
+        source_system: str,
+        via: str | None = None,
+        scoped_key: str | None = None,
+    ) -> Submission:
+        """Admit one FHIR R4 resource or Bundle (decoded `resource`, bytes `raw`).
+
+        `resource` None means `raw` is not a JSON object; it is kept as a
+        reject like any content failing R4 validation (warnings do not
+        fail). `key` is a sender's idempotency key (a repeat with another
+        body is a conflict); `scoped_key` an idempotency key the caller
+        made itself (a subscription's event number: a repeat is a duplicate
+        whatever its body). With neither, every submission is a new event.
+        """
+        now = self._clock.now()
+        issues = (
+            validate(resource)
+            if resource is not None
+            else [FhirIssue("(body)", "error", "structure", "not a JSON object with resourceType")]
+        )
+        errors = tuple(issue for issue in issues if issue.severity == "error")
+        if resource is None or errors:
+            reason = "invalid FHIR: " + "; ".join(str(issue) for issue in errors[:5])
+            reject_id = await self.keep(raw, peer, reason, now, "fhir")
+            if reject_id is None:
+                return Submission("unavailable")
+            return Submission("invalid", reject_id=reject_id, issues=errors)
+        if key is not None:
+            scoped_key = self._http_key(key)
+        event = self._fhir.event(resource, raw, now, scoped_key, source_system)
+        admission = Admission(
+            received=event, deliveries=self._fhir.deliveries(event), audit_detail=via
+        )
+        return await self._submitted(admission, peer, conflicts=key is not None)
+
+    def _http_key(self, key: str) -> str:
+        return f"http:{self.channel_id}|{key}"
+
+    async def _submitted(self, admission: Admission, peer: str, *, conflicts: bool) -> Submission:
+        outcome = await self._commit(admission, peer)
+        if outcome is None:
+            return Submission("unavailable")
+        if isinstance(outcome, Admitted):
+            return Submission("accepted", event_id=outcome.event_id)
+        if conflicts:
+            original = await self._original(outcome.original_event_id)
+            received = admission.received
+            if original is not None and (
+                original.body != received.body or original.content_type != received.content_type
+            ):
+                return Submission("conflict", event_id=outcome.original_event_id)
+        return Submission("duplicate", event_id=outcome.original_event_id)
+
+    async def _original(self, event_id: str) -> Event | None:
+        """The first event of a key, to compare bodies; None when it cannot be read."""
+        try:
+            return await self._store.event(event_id)
+        except StoreError:
             return None
-        return build_ack(message, code)
+
+    async def _invalid(
+        self, raw: bytes, peer: str, error: MessageError, now: float, reason: str
+    ) -> Submission:
+        reject_id = await self.keep(raw, peer, error.describe(), now, reason)
+        if reject_id is None:
+            return Submission("unavailable")
+        return Submission("invalid", reject_id=reject_id, error=error)
 
     def _offer(self, deliveries: Sequence[Delivery]) -> None:
         by_destination: dict[str, list[Delivery]] = {}
@@ -194,9 +340,26 @@ class ChannelIngress:
         is the class counted in `thumpflow_rejected_total` (one of
         `flow.metrics.REJECT_REASONS`).
         """
+        reject_id = await self.keep(raw, peer, error.describe(), now, reason)
+        if reject_id is None:
+            if message is None:
+                return build_nak_for_raw(raw, "AR", error) if _looks_like_message(raw) else None
+            return build_ack(message, _RETRY_LATER[ack_mode(message)], error=error)
+        if message is not None:
+            if not accept_ack_wanted(message, False):
+                return None
+            return build_ack(message, _REJECT[ack_mode(message)], error=error)
+        if framing_error_only and not _looks_like_message(raw):
+            return None
+        return build_nak_for_raw(raw, "AE", error)
+
+    async def keep(
+        self, raw: bytes, peer: str, reason_text: str, now: float, reason: str
+    ) -> int | None:
+        """Keep input as a reject, log and count it; its id, or None when the store failed."""
         try:
             reject_id = await self._store.reject(
-                Reject(self.channel_id, now, peer, raw, error.describe())
+                Reject(self.channel_id, now, peer, raw, reason_text)
             )
         except StoreError:
             self._metrics.store_failures.inc()
@@ -205,25 +368,28 @@ class ChannelIngress:
                 self.channel_id,
                 extra={"channel": self.channel_id, "peer": peer},
             )
-            if message is None:
-                return build_nak_for_raw(raw, "AR", error) if _looks_like_message(raw) else None
-            return build_ack(message, _RETRY_LATER[ack_mode(message)], error=error)
+            return None
         log.warning(
             "channel %s: rejected input from %s kept as reject %d: %s",
             self.channel_id,
             peer,
             reject_id,
-            error.describe(),
+            reason_text,
             extra={"channel": self.channel_id, "peer": peer},
         )
         self._metrics.rejected[reason].inc()
-        if message is not None:
-            if not accept_ack_wanted(message, False):
-                return None
-            return build_ack(message, _REJECT[ack_mode(message)], error=error)
-        if framing_error_only and not _looks_like_message(raw):
-            return None
-        return build_nak_for_raw(raw, "AE", error)
+        return reject_id
+
+
+def decode_fhir(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object of a FHIR body, or None when it is not a JSON object with resourceType."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(value, dict) and isinstance(value.get("resourceType"), str):
+        return value
+    return None
 
 
 def _looks_like_message(raw: bytes) -> bool:

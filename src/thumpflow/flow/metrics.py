@@ -20,7 +20,7 @@ from thumpflow.flow.limits import BreakerState
 
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
-REJECT_REASONS = ("framing", "batch", "structure", "transform")
+REJECT_REASONS = ("framing", "batch", "structure", "transform", "fhir", "notification")
 
 CIRCUIT_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 

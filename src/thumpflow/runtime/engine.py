@@ -1,10 +1,13 @@
 """The composition root: builds a running engine from a `Config`.
 
 This is the only module that names concrete implementations (the SQLite
-store, the MLLP source, the file/HTTP/MLLP/FHIR destinations, the batch
-sources and destinations). Start order: store, outboxes (each loads its
-durable backlog), the scheduler of jobs (when the configuration has any),
-then sources, so nothing is accepted before it can be delivered. Stop order
+store, the MLLP source, the FHIR Subscription client, the file/HTTP/MLLP/FHIR
+destinations, the batch sources and destinations). A channel may have no
+MLLP source (fed over the HTTP API only); a `fhir_subscription` source gets
+a `SubscriptionReceiver` in `subscriptions`, fed by the API's rest-hook
+route. Start order: store, outboxes (each loads its durable backlog), the
+scheduler of jobs (when the configuration has any), then sources, so
+nothing is accepted before it can be delivered. Stop order
 is the reverse: the scheduler stops first (runs in progress get a grace
 period, then are cancelled and recorded failed), sources stop accepting and
 finish in-flight admissions, outboxes record every outcome they know, then
@@ -39,10 +42,15 @@ from thumpflow.config.model import (
 from thumpflow.connectors.batchfile import BatchFileDestination, FileDropSource, FileDropSourceSpec
 from thumpflow.connectors.fhir.destination import FhirDestination as FhirConnector
 from thumpflow.connectors.fhir_bulk import FhirBulkSource, FhirBulkSourceSpec
+from thumpflow.connectors.fhir_subscription import (
+    FhirSubscriptionClient,
+    FhirSubscriptionSourceSpec,
+)
 from thumpflow.connectors.file.destination import FileDestination as FileConnector
 from thumpflow.connectors.http.destination import HttpDestination as HttpConnector
 from thumpflow.connectors.mllp.destination import MllpDestination as MllpConnector
 from thumpflow.connectors.mllp.source import MllpSource
+from thumpflow.connectors.mllp.spec import MllpSourceSpec
 from thumpflow.connectors.sftp import SftpDestination, SftpDropSource, SftpDropSourceSpec
 from thumpflow.connectors.sql import SqlSource, SqlSourceSpec, SqlUpsertDestination
 from thumpflow.core.clock import Clock, SystemClock
@@ -62,6 +70,7 @@ from thumpflow.flow.ingress import ChannelIngress
 from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
+from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceiver
 from thumpflow.runtime.keys import load_cipher
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
 from thumpflow.store.sqlite import SqliteStore
@@ -225,9 +234,11 @@ def job_runner(
 
 @dataclass(slots=True)
 class _RunningChannel:
+    """A started channel: its ingress and its MLLP listener, if it has one."""
+
     channel: Channel
     ingress: ChannelIngress
-    source: MllpSource
+    source: MllpSource | None
 
 
 class Engine:
@@ -250,6 +261,9 @@ class Engine:
         self.scheduler: Scheduler | None = None
         self.metrics = EngineMetrics()
         self._upkeep: list[asyncio.Task[None]] = []
+        self.subscriptions: dict[str, SubscriptionReceiver] = {}
+        self._subscription_metrics = SubscriptionMetrics(self.metrics.registry)
+        self._clients: list[FhirSubscriptionClient] = []
 
     async def start(self) -> None:
         await self.store.open()
@@ -291,8 +305,14 @@ class Engine:
                     self.clock,
                     metrics=self.metrics.flow.ingress(channel.id),
                 )
-                source = MllpSource(channel.id, channel.source, ingress)
+                source = (
+                    MllpSource(channel.id, channel.source, ingress)
+                    if isinstance(channel.source, MllpSourceSpec)
+                    else None
+                )
                 self.channels[channel.id] = _RunningChannel(channel, ingress, source)
+                if isinstance(channel.source, FhirSubscriptionSourceSpec):
+                    await self._subscribe(channel.id, channel.source, ingress)
             jobs = [job for job in self.config.jobs if job.enabled]
             if jobs:
                 runners = {
@@ -303,24 +323,61 @@ class Engine:
                 await self.scheduler.start()
                 log.info("scheduler started with %d job(s)", len(jobs))
             for running in self.channels.values():
-                listen = running.channel.source
-                try:
-                    await running.source.start()
-                except (OSError, ssl.SSLError) as err:
-                    raise ThumpflowError(
-                        f"channel {running.channel.id!r}: cannot listen on "
-                        f"{listen.host}:{listen.port}: {err.strerror or err}"
-                    ) from None
-                log.info(
-                    "channel %s listening for MLLP on %s:%d",
-                    running.channel.id,
-                    running.channel.source.host,
-                    running.source.port,
-                    extra={"channel": running.channel.id},
-                )
+                await self._listen(running)
         except BaseException:
             await self.stop()
             raise
+
+    async def _subscribe(
+        self, channel_id: str, spec: FhirSubscriptionSourceSpec, ingress: ChannelIngress
+    ) -> None:
+        """Receive a channel's Subscription notifications (they arrive through the API)."""
+        client = FhirSubscriptionClient(spec, self.clock)
+        try:
+            await client.start()
+        except (OSError, ssl.SSLError, ValueError) as err:
+            raise ThumpflowError(
+                f"channel {channel_id!r} > source: cannot start: "
+                f"{getattr(err, 'strerror', None) or err}"
+            ) from None
+        self._clients.append(client)
+        receiver = SubscriptionReceiver(
+            channel_id,
+            spec,
+            ingress,
+            client,
+            audit=self.store.append_audit,
+            clock=self.clock,
+            metrics=self._subscription_metrics,
+        )
+        receiver.start()
+        self.subscriptions[channel_id] = receiver
+        log.info(
+            "channel %s receiving notifications of subscription %s",
+            channel_id,
+            spec.subscription_id,
+            extra={"channel": channel_id},
+        )
+
+    async def _listen(self, running: _RunningChannel) -> None:
+        source = running.source
+        if source is None:
+            return
+        listen = source.spec
+        try:
+            await source.start()
+        except (OSError, ssl.SSLError) as err:
+            raise ThumpflowError(
+                f"channel {running.channel.id!r}: cannot listen on "
+                f"{listen.host}:{listen.port}: {err.strerror or err}"
+            ) from None
+        log.info(
+            "channel %s listening for MLLP on %s:%d",
+            running.channel.id,
+            listen.host,
+            source.port,
+            extra={"channel": running.channel.id},
+        )
 
     def _repairs(self, job: Job) -> RepairSink | None:
         """The ingress of the channel a reconcile job repairs, when that channel runs here."""
@@ -339,7 +396,12 @@ class Engine:
         if self.scheduler is not None:
             await self.scheduler.stop()
         for running in self.channels.values():
-            await running.source.close()
+            if running.source is not None:
+                await running.source.close()
+        for receiver in self.subscriptions.values():
+            await receiver.stop()
+        for client in self._clients:
+            await client.close()
         for outbox in self.outboxes.values():
             await outbox.stop()
         try:
@@ -396,7 +458,11 @@ class Engine:
         return await self.scheduler.trigger(job_id)
 
     def source_port(self, channel_id: str) -> int:
-        return self.channels[channel_id].source.port
+        """The bound port of a channel's MLLP listener; LookupError when it has none."""
+        source = self.channels[channel_id].source
+        if source is None:
+            raise LookupError(f"channel {channel_id!r} has no MLLP source")
+        return source.port
 
     async def stats(self) -> list[ChannelStats]:
         return await self.store.stats()
@@ -415,6 +481,8 @@ class Engine:
         }
         for destination_id, running in self.outboxes.items():
             running.sample_metrics(oldest.get(destination_id))
+        for receiver in self.subscriptions.values():
+            receiver.sample()
         if self.scheduler is not None:
             for job_id in self.scheduler.job_ids:
                 self.metrics.jobs.sample(job_id, await self.store.runs(job_id, RUN_WINDOW))

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from thumpflow.api.auth import Operator, Reader
 from thumpflow.api.deps import EngineDep
 from thumpflow.api.masking import shown
+from thumpflow.api.routes.subscriptions import state
 from thumpflow.api.schemas import (
     ChannelFigures,
     DeadLetterQuery,
@@ -77,7 +78,10 @@ async def status(engine: EngineDep, _: Reader) -> Status:
         )
         for destination_id, outbox in engine.outboxes.items()
     }
-    return Status(channels=channels, outboxes=live)
+    subscriptions = {
+        channel_id: state(receiver.view()) for channel_id, receiver in engine.subscriptions.items()
+    }
+    return Status(channels=channels, outboxes=live, subscriptions=subscriptions)
 
 
 @router.get("/api/dead-letters", tags=["dead letters"])

@@ -57,7 +57,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from thumpflow.connectors._http import open_session, parse_retry_after, transport_failure
+from thumpflow.connectors._http import open_authorized, parse_retry_after, transport_failure
 from thumpflow.connectors.auth import CredentialError, authorizer
 from thumpflow.connectors.fhir._bundle import (
     BundleError,
@@ -119,13 +119,9 @@ class FhirDestination:
         ValueError for unusable credentials (wrong key type, unset variable).
         """
         spec = self.spec
-        session = open_session(spec.tls, max(2 * spec.max_batch, 8), spec.timeout_seconds)
-        try:
-            await self._auth.start(session)
-        except BaseException:
-            await session.close()
-            raise
-        self._session = session
+        self._session = await open_authorized(
+            self._auth, spec.tls, max(2 * spec.max_batch, 8), spec.timeout_seconds
+        )
 
     async def close(self) -> None:
         if self._session is not None:

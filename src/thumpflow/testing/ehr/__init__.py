@@ -23,7 +23,12 @@ Tests read the state directly (`resources`, `history`, `duplicates`,
 `requests`) or over HTTP (`GET /_admin/state`, `GET /_admin/duplicates`,
 `GET /_admin/requests`), and inject faults (`set_faults`, `go_down`, or
 `POST /_admin/faults` with `Faults` fields and `down_seconds`);
-`POST /_admin/reset` forgets everything. As a process:
+`POST /_admin/reset` forgets everything.
+
+`subscribe(...)` makes a topic-based Subscription that notifies a rest-hook
+endpoint (R4 Backport or R5 notification Bundles; handshake, heartbeat,
+events, lost and repeated notifications) and serves
+`Subscription/<id>/$events`; see `thumpflow.testing.ehr._subscriptions`. As a process:
 
     python -m thumpflow.testing.ehr --port 8090 --db ehr.sqlite --auth smart \\
         --client-jwks engine=engine.jwks.json
@@ -32,6 +37,7 @@ Tests read the state directly (`resources`, `history`, `duplicates`,
 from thumpflow.testing.ehr._faults import REJECT_DIAGNOSTICS, Faults
 from thumpflow.testing.ehr._server import AuthMode, RecordedRequest, SimulatedEhr
 from thumpflow.testing.ehr._store import Version
+from thumpflow.testing.ehr._subscriptions import SubscriptionFeed
 
 __all__ = [
     "REJECT_DIAGNOSTICS",
@@ -39,5 +45,6 @@ __all__ = [
     "Faults",
     "RecordedRequest",
     "SimulatedEhr",
+    "SubscriptionFeed",
     "Version",
 ]

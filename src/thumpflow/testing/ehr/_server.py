@@ -22,6 +22,7 @@ from thumpflow.testing.ehr._faults import Faults
 from thumpflow.testing.ehr._interactions import Authorize, Entry, Executor, Result
 from thumpflow.testing.ehr._outcome import FhirError, operation_outcome
 from thumpflow.testing.ehr._store import ResourceStore, Version, instant_datetime, instant_text
+from thumpflow.testing.ehr._subscriptions import Content, SubscriptionFeed
 from thumpflow.testing.ehr._types import RESOURCE_TYPES
 
 AuthMode = Literal["none", "smart", "bearer"]
@@ -33,6 +34,7 @@ _SEARCH_PARAMS = [
     {"name": "identifier", "type": "token"},
     {"name": "_lastUpdated", "type": "date"},
 ]
+_EVENTS = re.compile(r"^Subscription/(?P<id>[A-Za-z0-9\-.]{1,64})/\$events$")
 _EXPORT = re.compile(r"^(?:(?P<patient>Patient)/|Group/(?P<group>[A-Za-z0-9\-.]{1,64})/)?\$export$")
 _INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "create", "search-type"]
 
@@ -97,6 +99,7 @@ class SimulatedEhr:
             skip_identical_updates=skip_identical_updates,
         )
         self._capability: dict[str, Any] | None = None
+        self.subscriptions: dict[str, SubscriptionFeed] = {}
 
     def _rejects(self, type_: str, resource: dict[str, Any]) -> str | None:
         return self.faults.rejects(type_, resource)
@@ -153,6 +156,49 @@ class SimulatedEhr:
     @skip_identical_updates.setter
     def skip_identical_updates(self, value: bool) -> None:
         self._executor.skip_identical_updates = value
+
+    def put(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """Write a resource (with `resourceType` and `id`) as a new version; the stored copy."""
+        entry = Entry(
+            method="PUT",
+            url=f"{resource['resourceType']}/{resource['id']}",
+            resource=copy.deepcopy(resource),
+        )
+        result = self._executor.execute(entry, _allow_all)
+        assert result.version is not None and result.version.resource is not None
+        return copy.deepcopy(result.version.resource)
+
+    def current(self, reference: str) -> dict[str, Any] | None:
+        """A copy of the current version of `Type/id`, or None."""
+        type_, _, id_ = reference.partition("/")
+        versions = self._store.versions(type_, id_)
+        last = versions[-1].resource if versions else None
+        return copy.deepcopy(last) if last is not None else None
+
+    def subscribe(
+        self,
+        subscription_id: str,
+        endpoint: str,
+        *,
+        topic: str = "http://example.org/SubscriptionTopic/encounter-start",
+        token: str | None = None,
+        content: Content = "id-only",
+        version: Literal["R4", "R5"] = "R4",
+    ) -> SubscriptionFeed:
+        """A Subscription notifying `endpoint` by rest-hook (see `_subscriptions`)."""
+        feed = SubscriptionFeed(
+            base_url=lambda: self.base_url,
+            write=self.put,
+            read=self.current,
+            subscription_id=subscription_id,
+            topic=topic,
+            endpoint=endpoint,
+            token=token,
+            content=content,
+            version=version,
+        )
+        self.subscriptions[subscription_id] = feed
+        return feed
 
     def resources(self, type_: str) -> list[dict[str, Any]]:
         """Copies of the current (not deleted) resources of one type, oldest write first."""
@@ -287,6 +333,9 @@ class SimulatedEhr:
         bulk = self._bulk_request(request, path, authorize)
         if bulk is not None:
             return bulk
+        events = _EVENTS.match(path)
+        if events is not None:
+            return self._events(request, events["id"])
         try:
             resource = await _body(request)
             minimal = "return=minimal" in request.headers.get("Prefer", "")
@@ -361,6 +410,18 @@ class SimulatedEhr:
         except FhirError as err:
             return _fhir_error(err)
         return None
+
+    def _events(self, request: web.Request, subscription_id: str) -> web.Response:
+        """`Subscription/<id>/$events`: a notification Bundle of the numbered events asked for."""
+        feed = self.subscriptions.get(subscription_id)
+        if feed is None:
+            return _fhir_error(FhirError(404, "not-found", "no such Subscription"))
+        try:
+            since = int(request.query.get("eventsSinceNumber", "1"))
+            until = int(request.query.get("eventsUntilNumber", str(len(feed.events))))
+        except ValueError:
+            return _fhir_error(FhirError(400, "invalid", "event numbers must be integers"))
+        return _json(feed.events_bundle(since, until), content_type=FHIR_JSON)
 
     def _bundle(
         self, bundle: dict[str, Any] | None, authorize: Authorize, *, minimal: bool

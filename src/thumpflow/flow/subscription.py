@@ -1,0 +1,425 @@
+"""FHIR Subscription notifications into one channel: handshake, heartbeats, gaps, read-after-notify.
+
+A server's topic-based Subscription (R4 Backport IG or R5) posts
+notification Bundles by rest-hook; `SubscriptionReceiver.notify` handles one.
+
+Guarantees:
+
+- Same admission as every other input: each notified event becomes one FHIR
+  event through the channel's `ChannelIngress.submit_fhir` (validated
+  against R4, committed with its deliveries), keyed
+  `fhir-subscription:<channel>|<subscription id>|<event number>`. A
+  repeated notification (same subscription and event number) is a
+  duplicate and creates nothing, whatever its body.
+- Content: `full-resource` takes the resource from the Bundle; `id-only`
+  reads the focus reference back from the server (read-after-notify, the
+  current version); `empty` (or any event without its resource or focus)
+  asks `$events` for that event when the server supports it, then reads
+  its focus back.
+- The answer is `ok` once every event is committed (or was already), or is
+  kept as a reject because the server's resource is not valid R4. When a
+  resource cannot be read or the store fails the answer is `retry`: what
+  was committed stays, a repeat of the notification commits the rest and
+  nothing twice; until then the unread numbers are open gaps.
+- Gaps: event numbers run 1, 2, 3, ... from the subscription's start;
+  `events-since-subscription-start` (R4) / `eventsSinceSubscriptionStart`
+  (R5) says how many there are so far, also on heartbeats. Numbers at or
+  below it that never arrived are missed: with `events_operation` they are
+  fetched with `$events` and admitted; whatever stays missing is recorded
+  as an `alert` audit entry and a log line, counted in
+  `thumpflow_subscription_missed_events_total` and listed in the state. A
+  missed event that arrives later closes its gap.
+- Heartbeats: any notification is a sign of life; when none arrives for more
+  than twice `heartbeat_period` (`heartbeat_overdue`), one `alert` is
+  recorded per silence and the state shows `heartbeat_overdue`.
+- State is this process's: after a restart tracking starts again, and the
+  first notification's numbers are the baseline (a gap across the restart
+  is not detected; duplicates still are, by the store's keys). Handshakes
+  reset the baseline to the count they carry.
+- Audit details and logs name the channel, subscription and event numbers,
+  never resource content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from thumpflow.connectors.fhir_subscription.spec import FhirSubscriptionSourceSpec
+from thumpflow.core.clock import Clock
+from thumpflow.core.errors import SourceReadError, StoreError
+from thumpflow.core.event import AuditEntry
+from thumpflow.core.metrics import Registry
+from thumpflow.core.ports import NotificationSource
+from thumpflow.fhir import Notification, NotificationError, NotificationEvent, parse_notification
+from thumpflow.flow.ingress import ChannelIngress, decode_fhir
+
+log = logging.getLogger("thumpflow.flow.subscription")
+
+_TRACKED_GAP = 1000
+_RECOVER_AT_ONCE = 100
+
+
+def heartbeat_overdue(last_sign_of_life: float, period: float | None, now: float) -> bool:
+    """True when nothing arrived for more than twice the heartbeat period (never without one)."""
+    return period is not None and now - last_sign_of_life > 2 * period
+
+
+@dataclass(slots=True, frozen=True)
+class NotifyResult:
+    """The answer to one notification; see the module docstring.
+
+    `invalid`: not a usable notification (kept as reject `reject_id`, `reason`
+    names where); `retry`: some events could not be admitted now (`reason`).
+    """
+
+    status: Literal["ok", "invalid", "retry"]
+    type: str | None = None
+    accepted: tuple[str, ...] = ()
+    duplicates: tuple[str, ...] = ()
+    missed: tuple[int, ...] = ()
+    reason: str | None = None
+    reject_id: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class SubscriptionView:
+    """A subscription channel's liveness and gaps, for status and the API."""
+
+    channel_id: str
+    subscription_id: str
+    status: str | None
+    handshake_at: float | None
+    last_heartbeat_at: float | None
+    last_notification_at: float | None
+    heartbeat_period: float | None
+    heartbeat_overdue: bool
+    last_event_number: int | None
+    missed_events: tuple[int, ...]
+
+
+class SubscriptionMetrics:
+    """The families of every subscription channel (bound per channel by `labels`)."""
+
+    def __init__(self, registry: Registry) -> None:
+        channel = ("channel",)
+        self.last_heartbeat = registry.gauge(
+            "thumpflow_subscription_last_heartbeat_timestamp_seconds",
+            "When the last heartbeat notification arrived (Unix time).",
+            channel,
+        )
+        self.overdue = registry.gauge(
+            "thumpflow_subscription_heartbeat_overdue",
+            "1 while no notification arrived for over twice the heartbeat period.",
+            channel,
+        )
+        self.missed = registry.counter(
+            "thumpflow_subscription_missed_events_total",
+            "Event numbers found missing (gaps), before any recovery with $events.",
+            channel,
+        )
+        self.notifications = registry.counter(
+            "thumpflow_subscription_notifications_total",
+            "Notifications received, by type.",
+            (*channel, "type"),
+        )
+
+
+class SubscriptionReceiver:
+    """Handles one channel's notifications; see the module docstring."""
+
+    def __init__(
+        self,
+        channel_id: str,
+        spec: FhirSubscriptionSourceSpec,
+        ingress: ChannelIngress,
+        source: NotificationSource,
+        *,
+        audit: Callable[[AuditEntry], Awaitable[int]],
+        clock: Clock,
+        metrics: SubscriptionMetrics,
+    ) -> None:
+        self.channel_id = channel_id
+        self.spec = spec
+        self._ingress = ingress
+        self._source = source
+        self._audit = audit
+        self._clock = clock
+        self._metrics = metrics
+        self._started_at = clock.now()
+        self._status: str | None = None
+        self._handshake_at: float | None = None
+        self._last_heartbeat_at: float | None = None
+        self._last_notification_at: float | None = None
+        self._last_number: int | None = None
+        self._missed: set[int] = set()
+        self._silence_alerted = False
+        self._watch: asyncio.Task[None] | None = None
+        self._peer = f"fhir-subscription:{spec.subscription_id}"
+
+    def start(self) -> None:
+        """Start watching for missing heartbeats (when a period is configured)."""
+        if self.spec.heartbeat_period is not None and self._watch is None:
+            self._watch = asyncio.get_running_loop().create_task(self._watch_heartbeats())
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+
+    def view(self) -> SubscriptionView:
+        now = self._clock.now()
+        return SubscriptionView(
+            channel_id=self.channel_id,
+            subscription_id=self.spec.subscription_id,
+            status=self._status,
+            handshake_at=self._handshake_at,
+            last_heartbeat_at=self._last_heartbeat_at,
+            last_notification_at=self._last_notification_at,
+            heartbeat_period=self.spec.heartbeat_period,
+            heartbeat_overdue=heartbeat_overdue(
+                self._sign_of_life(), self.spec.heartbeat_period, now
+            ),
+            last_event_number=self._last_number,
+            missed_events=tuple(sorted(self._missed)),
+        )
+
+    def sample(self) -> None:
+        """Set this channel's gauges (at scrape time)."""
+        view = self.view()
+        if view.last_heartbeat_at is not None:
+            self._metrics.last_heartbeat.labels(self.channel_id).set(view.last_heartbeat_at)
+        self._metrics.overdue.labels(self.channel_id).set(1 if view.heartbeat_overdue else 0)
+
+    async def check_heartbeat(self) -> bool:
+        """Record one alert when heartbeats stopped (once per silence); whether they are overdue."""
+        now = self._clock.now()
+        period = self.spec.heartbeat_period
+        overdue = heartbeat_overdue(self._sign_of_life(), period, now)
+        if overdue and not self._silence_alerted:
+            self._silence_alerted = True
+            silent = now - self._sign_of_life()
+            await self._alert(
+                f"heartbeat missing: no notification for {silent:.0f} s "
+                f"(heartbeat period {period:g} s)"
+            )
+        elif not overdue:
+            self._silence_alerted = False
+        return overdue
+
+    async def notify(self, raw: bytes) -> NotifyResult:
+        """Handle one posted notification Bundle (raw JSON bytes)."""
+        try:
+            note = parse_notification(decode_fhir(raw))
+            self._check_addressed(note)
+        except NotificationError as err:
+            reason = f"unusable notification: {err}"
+            reject_id = await self._ingress.keep(
+                raw, self._peer, reason, self._clock.now(), "notification"
+            )
+            return NotifyResult("invalid", reason=str(err), reject_id=reject_id)
+        now = self._clock.now()
+        self._metrics.notifications.labels(self.channel_id, note.type).inc()
+        self._last_notification_at = now
+        self._status = note.status
+        if note.type == "handshake":
+            self._handshake_at = now
+            self._last_number = note.events_since_start or 0
+            self._missed.clear()
+            log.info(
+                "channel %s: handshake from subscription %s",
+                self.channel_id,
+                self.spec.subscription_id,
+                extra={"channel": self.channel_id},
+            )
+            return NotifyResult("ok", type=note.type)
+        if note.type in ("heartbeat", "query-status"):
+            self._last_heartbeat_at = now
+            missed = await self._track(set(), note.events_since_start)
+            return NotifyResult("ok", type=note.type, missed=missed)
+        return await self._events(note)
+
+    def _check_addressed(self, note: Notification) -> None:
+        subscription = note.subscription.split("/_history", 1)[0]
+        if not subscription.endswith(f"Subscription/{self.spec.subscription_id}"):
+            raise NotificationError(
+                "subscription",
+                f"is not Subscription/{self.spec.subscription_id}, which this channel receives",
+            )
+        if self.spec.topic is not None and note.topic not in (None, self.spec.topic):
+            raise NotificationError("topic", "is not the topic this channel receives")
+
+    async def _events(self, note: Notification) -> NotifyResult:
+        accepted: list[str] = []
+        duplicates: list[str] = []
+        seen: set[int] = set()
+        failures: list[str] = []
+        for event in sorted(note.events, key=lambda e: -1 if e.number is None else e.number):
+            outcome = await self._admit(event)
+            if isinstance(outcome, str):
+                failures.append(outcome)
+                continue
+            status, event_id = outcome
+            if event.number is not None:
+                seen.add(event.number)
+            if status == "accepted" and event_id is not None:
+                accepted.append(event_id)
+            elif status == "duplicate" and event_id is not None:
+                duplicates.append(event_id)
+        missed = await self._track(seen, note.events_since_start)
+        if failures:
+            return NotifyResult(
+                "retry",
+                type=note.type,
+                accepted=tuple(accepted),
+                duplicates=tuple(duplicates),
+                missed=missed,
+                reason="; ".join(failures[:5]),
+            )
+        return NotifyResult(
+            "ok",
+            type=note.type,
+            accepted=tuple(accepted),
+            duplicates=tuple(duplicates),
+            missed=missed,
+        )
+
+    async def _admit(self, event: NotificationEvent) -> tuple[str, str | None] | str:
+        """(submission status, event id) for one event, or why it cannot be admitted now."""
+        label = "an event" if event.number is None else f"event {event.number}"
+        try:
+            resource = await self._content(event)
+        except SourceReadError as err:
+            return f"{label}: {err}"
+        if resource is None:
+            return f"{label}: the notification has no resource or focus, and no $events to ask"
+        key = None
+        if event.number is not None:
+            key = f"fhir-subscription:{self.channel_id}|{self.spec.subscription_id}|{event.number}"
+        submission = await self._ingress.submit_fhir(
+            resource,
+            json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode(),
+            self._peer,
+            scoped_key=key,
+            source_system=self._peer,
+            via=f"subscription {self.spec.subscription_id} {label}",
+        )
+        if submission.status == "unavailable":
+            return f"{label}: the store could not commit it"
+        return submission.status, submission.event_id
+
+    async def _content(self, event: NotificationEvent) -> dict[str, Any] | None:
+        if event.resource is not None:
+            return event.resource
+        focus = event.focus
+        if focus is None and self.spec.events_operation and event.number is not None:
+            found = await self._query(event.number, event.number)
+            focus = next((e.focus for e in found if e.number == event.number), None)
+        if focus is None:
+            return None
+        return await self._source.read(focus)
+
+    async def _query(self, since: int, until: int) -> tuple[NotificationEvent, ...]:
+        bundle = await self._source.events(since, until)
+        try:
+            return parse_notification(bundle).events
+        except NotificationError as err:
+            raise SourceReadError(f"$events answered an unusable Bundle: {err}") from None
+
+    async def _track(self, seen: set[int], since: int | None) -> tuple[int, ...]:
+        """Update the numbers seen; recover or report the newly missing ones; those still open."""
+        marks = [*seen, *([] if since is None else [since])]
+        if self._last_number is None:
+            self._last_number = min(seen) - 1 if seen else (since or 0)
+        last = self._last_number
+        top = max([last, *marks])
+        self._missed.difference_update(seen)
+        self._last_number = top
+        if top - last <= len([n for n in seen if n > last]):
+            return ()
+        end = min(top, last + _TRACKED_GAP)
+        gap = [n for n in range(last + 1, end + 1) if n not in seen]
+        count = top - last - len([n for n in seen if n > last])
+        self._metrics.missed.labels(self.channel_id).inc(count)
+        missing = await self._recover(gap) if self.spec.events_operation else gap
+        self._missed.update(missing)
+        if missing:
+            more = " and more" if count > len(gap) else ""
+            await self._alert(
+                f"subscription {self.spec.subscription_id}: {count} event(s) missed "
+                f"({_ranges(gap)}{more}); not recovered: {_ranges(missing)}"
+            )
+        return tuple(missing)
+
+    async def _recover(self, missing: list[int]) -> list[int]:
+        """Fetch missed events with `$events` and admit them; the numbers still missing."""
+        left = set(missing)
+        batch = missing[:_RECOVER_AT_ONCE]
+        if not batch:
+            return missing
+        try:
+            found = await self._query(batch[0], batch[-1])
+        except SourceReadError as err:
+            log.warning(
+                "channel %s: $events failed: %s",
+                self.channel_id,
+                err,
+                extra={"channel": self.channel_id},
+            )
+            return missing
+        for event in found:
+            if event.number in left and not isinstance(await self._admit(event), str):
+                left.discard(event.number)
+        return [n for n in missing if n in left]
+
+    def _sign_of_life(self) -> float:
+        return max(self._started_at, self._last_notification_at or 0.0)
+
+    async def _watch_heartbeats(self) -> None:
+        period = self.spec.heartbeat_period or 0.0
+        interval = min(max(period / 4, 0.05), 60.0)
+        while True:
+            await self._clock.sleep(interval)
+            await self.check_heartbeat()
+
+    async def _alert(self, detail: str) -> None:
+        """Record an alert: an `alert` audit entry and a warning in the log."""
+        log.warning(
+            "channel %s: alert: %s", self.channel_id, detail, extra={"channel": self.channel_id}
+        )
+        entry = AuditEntry(
+            self._clock.now(),
+            f"source:{self.channel_id}",
+            "alert",
+            f"channel:{self.channel_id}",
+            detail,
+        )
+        try:
+            await self._audit(entry)
+        except StoreError:
+            log.exception(
+                "channel %s: could not record an alert",
+                self.channel_id,
+                extra={"channel": self.channel_id},
+            )
+
+
+def _ranges(numbers: list[int]) -> str:
+    """`3-5, 9` for [3, 4, 5, 9]."""
+    parts: list[str] = []
+    start = previous = numbers[0]
+    for number in [*numbers[1:], None]:
+        if number is not None and number == previous + 1:
+            previous = number
+            continue
+        parts.append(f"{start}" if start == previous else f"{start}-{previous}")
+        if number is not None:
+            start = previous = number
+    return ", ".join(parts)
