@@ -51,6 +51,7 @@ from thumpflow.core.ports import (
     BatchDestination,
     BatchSource,
     Destination,
+    FreshnessStore,
     RunStore,
     Store,
 )
@@ -67,7 +68,7 @@ from thumpflow.thump.scheduler import Scheduler, UnknownJobError
 log = logging.getLogger("thumpflow.runtime")
 
 
-class StateStore(Store, RunStore, AccessStore, Protocol):
+class StateStore(Store, RunStore, AccessStore, FreshnessStore, Protocol):
     """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
 
 

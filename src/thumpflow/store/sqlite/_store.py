@@ -36,8 +36,9 @@ from thumpflow.core.event import (
     OutboxStats,
     Reject,
 )
+from thumpflow.core.health import DeliverySample
 from thumpflow.core.outcome import Outcome
-from thumpflow.store.sqlite import _access, _rows, _runs, _schema
+from thumpflow.store.sqlite import _access, _freshness, _rows, _runs, _schema
 from thumpflow.store.sqlite._writer import Kind, LoadPending, Op, Replay, Writer, WriterStats
 
 _T = TypeVar("_T")
@@ -537,6 +538,22 @@ class SqliteStore:
                     (destination_id, keys),
                 )
             }
+
+        return await self._read(query)
+
+    # --- FreshnessStore -----------------------------------------------------------
+
+    async def delivery_sample(
+        self, destination_id: str, since: float, limit: int
+    ) -> DeliverySample:
+        """Deliveries of one destination finished since `since`: counts and newest lags.
+
+        Bounded: at most `limit` rows of each kind are read, counts stop at
+        a million; both walk indexes over the time range (see `_freshness`).
+        """
+
+        def query(conn: sqlite3.Connection) -> DeliverySample:
+            return _freshness.delivery_sample(conn, destination_id, since, limit)
 
         return await self._read(query)
 
