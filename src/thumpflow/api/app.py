@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from thumpflow.api.auth import Authenticator
-from thumpflow.api.routes import ingest, operations, subscriptions
+from thumpflow.api.routes import dashboard, ingest, operations, overview, subscriptions
 from thumpflow.runtime.engine import Engine
 
 log = logging.getLogger("thumpflow.api")
@@ -36,6 +36,8 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(ingest.router)
     app.include_router(subscriptions.router)
+    app.include_router(overview.router)
+    app.include_router(dashboard.router)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -35,6 +35,7 @@ from thumpflow.core.event import (
     Event,
     Reject,
 )
+from thumpflow.core.health import DeliverySample
 from thumpflow.core.outcome import Outcome, SendResult
 from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
 
@@ -314,6 +315,20 @@ class AccessStore(Protocol):
 
     async def append_audit(self, entry: AuditEntry) -> int:
         """Durably append one audit entry; its entry id."""
+        ...
+
+
+class FreshnessStore(Protocol):
+    """Recent deliveries for the dashboard's figures: bounded reads over indexes."""
+
+    async def delivery_sample(
+        self, destination_id: str, since: float, limit: int
+    ) -> DeliverySample:
+        """Deliveries of one destination delivered or dead-lettered at or after `since`.
+
+        Lags are `delivered_at - created_at` (a delivery's `created_at` is its
+        event's `received_at`). At most `limit` newest of each kind are read.
+        """
         ...
 
 

@@ -61,6 +61,7 @@ from thumpflow.core.ports import (
     BatchDestination,
     BatchSource,
     Destination,
+    FreshnessStore,
     RunStore,
     Store,
     StoreUpkeep,
@@ -81,7 +82,7 @@ from thumpflow.thump.scheduler import Scheduler, UnknownJobError
 log = logging.getLogger("thumpflow.runtime")
 
 
-class StateStore(Store, RunStore, AccessStore, StoreUpkeep, Protocol):
+class StateStore(Store, RunStore, AccessStore, StoreUpkeep, FreshnessStore, Protocol):
     """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
 
 

@@ -37,9 +37,19 @@ from thumpflow.core.event import (
     OutboxStats,
     Reject,
 )
+from thumpflow.core.health import DeliverySample
 from thumpflow.core.outcome import Outcome
 from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
-from thumpflow.store.sqlite import _access, _audit, _crypt, _rows, _runs, _schema, _upkeep
+from thumpflow.store.sqlite import (
+    _access,
+    _audit,
+    _crypt,
+    _freshness,
+    _rows,
+    _runs,
+    _schema,
+    _upkeep,
+)
 from thumpflow.store.sqlite._crypt import REJECT_RAW, Codec, PayloadCipher
 from thumpflow.store.sqlite._writer import Kind, LoadPending, Op, Replay, Writer, WriterStats
 
@@ -603,6 +613,22 @@ class SqliteStore:
                     (destination_id, keys),
                 )
             }
+
+        return await self._read(query)
+
+    # --- FreshnessStore -----------------------------------------------------------
+
+    async def delivery_sample(
+        self, destination_id: str, since: float, limit: int
+    ) -> DeliverySample:
+        """Deliveries of one destination finished since `since`: counts and newest lags.
+
+        Bounded: at most `limit` rows of each kind are read, counts stop at
+        a million; both walk indexes over the time range (see `_freshness`).
+        """
+
+        def query(conn: sqlite3.Connection) -> DeliverySample:
+            return _freshness.delivery_sample(conn, destination_id, since, limit)
 
         return await self._read(query)
 

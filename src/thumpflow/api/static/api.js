@@ -1,0 +1,73 @@
+// Calls to the engine's HTTP API with the bearer token kept in session storage.
+
+const TOKEN_KEY = "thumpflow.token";
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function keepToken(value) {
+  sessionStorage.setItem(TOKEN_KEY, value);
+}
+
+export function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+function describe(detail) {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail
+      .map((item) => `${(item.loc || []).join(" > ")}: ${item.msg}`)
+      .join("; ");
+  }
+  return "unexpected answer";
+}
+
+// GET or POST `path`; resolves to the JSON body, rejects with ApiError
+// (status 0 when the engine could not be reached).
+export async function call(path, { method = "GET", body, bearer = token() } = {}) {
+  const headers = { Accept: "application/json" };
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+  } catch {
+    throw new ApiError(0, "the engine could not be reached");
+  }
+  let payload = null;
+  try {
+    payload = await response.json();
+  } catch {
+    payload = null;
+  }
+  if (!response.ok) {
+    const detail = payload && "detail" in payload ? describe(payload.detail) : response.statusText;
+    throw new ApiError(response.status, detail);
+  }
+  return payload;
+}
+
+// Query string from an object, leaving out empty values.
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(name, value);
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
