@@ -183,14 +183,14 @@ async def run(
         digest = blake(record.raw.encode(), digest_size=16).hexdigest()
         batch.append(BatchItem(data["encounter_id"], data, digest, record.origin))
         if len(batch) >= 5000:
-            w, s = await destination.write(batch)
-            written += w
-            skipped += s
+            result = await destination.write(batch)
+            written += result.written
+            skipped += result.skipped
             batch = []
-    w, s = await destination.write(batch)
+    result = await destination.write(batch)
     manifests = await destination.finish()
     await source.commit()
-    return read, rejected, written + w, skipped + s, manifests
+    return read, rejected, written + result.written, skipped + result.skipped, manifests
 
 
 def main() -> None:

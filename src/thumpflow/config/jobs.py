@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from thumpflow.config.model import ID_PATTERN, _Model, parse_duration
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec, FileDropSourceSpec
+from thumpflow.connectors.fhir.spec import FhirBatchDestinationSpec
 from thumpflow.connectors.fhir_bulk.spec import FhirBulkSourceSpec
 from thumpflow.connectors.sftp.spec import SftpDestinationSpec, SftpDropSourceSpec
 from thumpflow.connectors.sql.spec import SqlSourceSpec, SqlUpsertDestinationSpec
@@ -181,12 +182,51 @@ class SftpDestination(BatchDestinationOptions, SftpDestinationSpec):
     """Upload each run's file to an SFTP server, atomically, with a manifest beside it."""
 
 
+class ChunkRetry(_Model):
+    """How a chunk that failed transiently (429, 5xx, timeout, dropped connection) is retried.
+
+    Exponential backoff with full jitter, never shorter than the server's
+    `Retry-After` (capped by `max_retry_after`). After `max_attempts` sends the
+    run fails; its watermark does not move, and re-running it is safe.
+    """
+
+    base: float = Field(default=0.5, gt=0, description="First backoff ceiling, seconds.")
+    cap: float = Field(default=30.0, gt=0, description="Largest backoff ceiling, seconds.")
+    max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Sends of one chunk before the run fails."
+    )
+    max_retry_after: float = Field(
+        default=300.0, ge=0, description="Largest `Retry-After` honoured, seconds."
+    )
+
+    example: ClassVar[dict[str, Any]] = {"base": "1s", "cap": "1m", "max_attempts": 8}
+
+    _durations = field_validator("base", "cap", "max_retry_after", mode="before")(parse_duration)
+
+
+class FhirBatchDestination(BatchDestinationOptions, FhirBatchDestinationSpec):
+    """Write each run's records (FHIR resources) to a FHIR R4 server in transaction Bundles.
+
+    Each Bundle holds `chunk_size` idempotent `PUT`s: `Type/id` by the resource's id, else a
+    conditional update by its first identifier, else an id derived from the business key, so a
+    re-run of a window updates the same resources and creates none twice. A chunk failing
+    transiently is retried (`retry`); a chunk the server refuses (4xx, OperationOutcome) is
+    split until the refused records stand alone: each becomes a row reject with the server's
+    diagnostics as its remedy, and the rest are written.
+    """
+
+    retry: ChunkRetry = Field(
+        default_factory=ChunkRetry, description="Retries of a chunk that failed transiently."
+    )
+
+
 BatchSourceSpec = Annotated[
     FileDropSourceSpec | SftpDropSourceSpec | SqlSourceSpec | FhirBulkSourceSpec,
     Field(discriminator="type"),
 ]
 BatchDestinationSpec = Annotated[
-    BatchFileDestination | SftpDestination | SqlUpsertDestination, Field(discriminator="type")
+    BatchFileDestination | SftpDestination | SqlUpsertDestination | FhirBatchDestination,
+    Field(discriminator="type"),
 ]
 
 

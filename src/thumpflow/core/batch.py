@@ -39,12 +39,39 @@ class SourceRecord:
 
 @dataclass(slots=True, frozen=True)
 class BatchItem:
-    """A valid, transformed record ready to load, identified by its business key."""
+    """A valid, transformed record ready to load, identified by its business key.
+
+    `source` is the record's fields as read, before validation and transform
+    (kept in a reject should a destination refuse the item), when known.
+    """
 
     business_key: str
     data: Mapping[str, Any]
     content_hash: str
     origin: str
+    source: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class ItemReject:
+    """An item a destination refused on its own (not the whole write): why, and how to fix it.
+
+    `rule` and `remedy` are read by people beside the kept record; `remedy`
+    may quote what the receiving system answered about the record.
+    """
+
+    item: BatchItem
+    rule: str
+    remedy: str
+
+
+@dataclass(slots=True, frozen=True)
+class WriteResult:
+    """What one `BatchDestination.write` did: items written, skipped, and refused one by one."""
+
+    written: int
+    skipped: int
+    rejected: tuple[ItemReject, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)

@@ -69,3 +69,10 @@ class StoreError(ThumpflowError):
 
 class BatchSourceError(ThumpflowError):
     """Batch input that must not be imported (missing, partial, late, checksum mismatch)."""
+
+
+class BatchDestinationError(ThumpflowError):
+    """A batch destination could not write (retries exhausted); the run fails, nothing is lost.
+
+    The text names the destination, counts and the kind of failure, never a record value.
+    """

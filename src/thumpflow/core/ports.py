@@ -20,6 +20,7 @@ from thumpflow.core.batch import (
     RunTrigger,
     SourceRecord,
     Window,
+    WriteResult,
 )
 from thumpflow.core.event import (
     Admission,
@@ -278,16 +279,44 @@ class BatchDestination(Protocol):
     re-run of a window (or a run re-done after a crash midway) converges on
     the same destination state without duplicates. File destinations write to
     a temporary name and rename on `finish`, beside a manifest.
+
+    `write` raises when the write as a whole failed (the run fails); a
+    destination that can tell one refused item from the rest returns it in
+    `WriteResult.rejected` (the run keeps it as a row reject) and writes the
+    others.
     """
 
     destination_id: str
 
     async def begin(self, job_id: str, run_id: int, window: Window) -> None: ...
 
-    async def write(self, items: Sequence[BatchItem]) -> tuple[int, int]:
-        """(written, skipped) for these items."""
+    async def write(self, items: Sequence[BatchItem]) -> WriteResult:
+        """What happened to these items: written, skipped, refused one by one."""
         ...
 
     async def finish(self) -> list[Manifest]: ...
 
     async def abort(self) -> None: ...
+
+
+class ChunkWriter(Protocol):
+    """Writes chunks of items, each as one all-or-nothing request (a FHIR transaction Bundle).
+
+    Lifecycle per run: `start`, `check` and `write_chunk` any number of times,
+    `close`. `check` names why an item can never be written (None when it can),
+    before anything is sent. `write_chunk` applies every item of the chunk or
+    none, idempotently (a chunk applied twice leaves the state one application
+    gives), and reports `Sent`, `Transient` (retrying may help) or `Permanent`
+    (the receiver refused the chunk; `reason` is what it said). It may raise
+    only on a bug. Retrying and splitting are the caller's (`thumpflow.thump.chunked`).
+    """
+
+    destination_id: str
+
+    async def start(self) -> None: ...
+
+    def check(self, item: BatchItem) -> str | None: ...
+
+    async def write_chunk(self, items: Sequence[BatchItem]) -> SendResult: ...
+
+    async def close(self) -> None: ...
