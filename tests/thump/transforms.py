@@ -49,3 +49,14 @@ def census_adt(record: dict[str, Any]) -> bytes:
         + "|".join(["PV1", *(pv1.get(n, "") for n in range(1, 20))])
         + "\r"
     ).encode()
+
+
+def census_adt_versioned(record: dict[str, Any]) -> bytes:
+    """As `census_adt`, with the record's `updated_at` (its version) as MSH-7."""
+    message = census_adt({k: v for k, v in record.items() if k != "updated_at"})
+    sent = record["updated_at"].strftime("%Y%m%d%H%M%S")
+    control = "R" + content_hash(record)[:19]
+    head, _, rest = message.partition(b"\r")
+    fields = head.split(b"|")
+    fields[6], fields[9] = sent.encode(), control.encode()
+    return b"|".join(fields) + b"\r" + rest

@@ -22,6 +22,7 @@ from thumpflow.connectors.fhir.spec import FhirBatchDestinationSpec
 from thumpflow.connectors.fhir_bulk.spec import FhirBulkSourceSpec
 from thumpflow.connectors.sftp.spec import SftpDestinationSpec, SftpDropSourceSpec
 from thumpflow.connectors.sql.spec import SqlSourceSpec, SqlUpsertDestinationSpec
+from thumpflow.core.records import VERSION_TYPES
 from thumpflow.thump.schedule import CronSchedule
 
 FIELD_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"
@@ -239,10 +240,11 @@ class Job(_Model):
     destination in batches, so re-running a window never duplicates anything.
 
     `kind: reconcile` loads nothing: it takes the window as the truth, compares
-    each record's key and hash with the delivery ledger of the flow
-    `destination` of the channel it `reconciles`, writes a report to
-    `report_dir`, and with `repair: true` sends a repair message for every
-    record missing there or different into that channel.
+    each record's key, hash and version with the delivery ledger of the flow
+    `destination` of the channel it `reconciles` (missing, stale, differing,
+    ahead, unexpected extra), writes a report to `report_dir`, and with
+    `repair: true` sends a repair message for every record missing there,
+    stale or different into that channel.
     """
 
     id: str = Field(
@@ -285,9 +287,25 @@ class Job(_Model):
         description="`reconcile` only: directory each run writes its report to "
         "(`<job>-run-<run id>.json` and `.txt`).",
     )
+    version_field: str | None = Field(
+        default=None,
+        pattern=FIELD_NAME_PATTERN,
+        description="With `reconciles`: a declared `integer`, `date` or `datetime` field holding "
+        "the record's entity version (a sequence, or the time the source last changed it). It "
+        "is kept in the delivery ledger beside the hash (flow takes it from the channel's "
+        "`ledger` record), so reconciliation tells `stale_version` (the destination holds an "
+        "older version) and `destination_ahead` from `content_mismatch`.",
+    )
+    extras: Literal["all", "window_keys"] = Field(
+        default="all",
+        description="`reconcile` only: which ledger keys are compared. `all`: every key of the "
+        "destination's ledger, so a key the source window lacks is an `unexpected_extra` (the "
+        "source is a full snapshot, e.g. a census). `window_keys`: only the window's keys (the "
+        "source holds changes only); no extra can then be found.",
+    )
     repair: bool = Field(
         default=False,
-        description="`reconcile` only: send each missing or differing record into the "
+        description="`reconcile` only: send each missing, stale or differing record into the "
         "reconciled channel as the HL7 v2 message the `transform` builds.",
     )
     source: BatchSourceSpec = Field(description="Where records come from.")
@@ -341,6 +359,16 @@ class Job(_Model):
                 types[rule.other]
             ):
                 raise ValueError(f"rule {rule.id!r}: fields of different types cannot be compared")
+        if self.version_field is not None:
+            if types.get(self.version_field) not in VERSION_TYPES:
+                raise ValueError(
+                    f"version_field {self.version_field!r} must be a field declared in `schema` "
+                    "as integer, date or datetime"
+                )
+            if self.reconciles is None:
+                raise ValueError(
+                    "`version_field` goes with `reconciles` (it is kept in the delivery ledger)"
+                )
         ids = [destination.id for destination in self.destinations]
         if len(set(ids)) != len(ids):
             raise ValueError("destination ids of a job must differ")
@@ -350,9 +378,14 @@ class Job(_Model):
         if self.kind == "load":
             if not self.destinations:
                 raise ValueError("a `load` job needs at least one destination")
-            if self.destination is not None or self.report_dir is not None or self.repair:
+            if (
+                self.destination is not None
+                or self.report_dir is not None
+                or self.repair
+                or "extras" in self.model_fields_set
+            ):
                 raise ValueError(
-                    "`destination`, `report_dir` and `repair` are for `kind: reconcile`"
+                    "`destination`, `report_dir`, `repair` and `extras` are for `kind: reconcile`"
                 )
             return self
         if self.destinations:

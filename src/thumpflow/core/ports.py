@@ -244,6 +244,22 @@ class RunStore(Protocol):
         """Content hashes recorded for those keys at that destination."""
         ...
 
+    async def ledger_entries(
+        self, destination_id: str, business_keys: Sequence[str]
+    ) -> list[LedgerEntry]:
+        """The ledger entries (hash and version) of those keys at that destination, by key."""
+        ...
+
+    async def ledger_page(
+        self, destination_id: str, after: str | None, limit: int
+    ) -> list[LedgerEntry]:
+        """Up to `limit` entries of the destination with a key greater than `after`, by key.
+
+        Keys are ordered by code point (Python's string order), so paging with
+        the last key returned visits every entry once, in the order a merge needs.
+        """
+        ...
+
 
 class BatchSource(Protocol):
     """Where a run reads from. Lifecycle per run: `read`, then `commit` or `fail`.

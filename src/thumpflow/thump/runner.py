@@ -62,7 +62,7 @@ from thumpflow.core.batch import (
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import BatchSourceError, ThumpflowError
 from thumpflow.core.ports import BatchDestination, BatchSource, RunStore
-from thumpflow.core.records import business_key, canonical_json, content_hash
+from thumpflow.core.records import business_key, canonical_json, content_hash, version_number
 from thumpflow.thump.validate import Failure, RecordValidator
 
 log = logging.getLogger("thumpflow.thump")
@@ -288,7 +288,10 @@ class JobRunner:
                 state.counts.skipped += 1
                 return None
             data = transformed
-        return BatchItem(key, data, content_hash(data), record.origin, record.data)
+        version = None
+        if self.job.version_field is not None:
+            version = version_number(typed.get(self.job.version_field))
+        return BatchItem(key, data, content_hash(data), record.origin, record.data, version)
 
     def _refused(self, state: _Run, destination_id: str, refused: Sequence[ItemReject]) -> None:
         """Keep each item a destination refused as a row reject of its record as read."""
@@ -353,7 +356,11 @@ class JobRunner:
                 refused = {id(reject.item) for reject in result.rejected}
                 state.ledger.extend(
                     LedgerEntry(
-                        destination.destination_id, item.business_key, item.content_hash, now
+                        destination.destination_id,
+                        item.business_key,
+                        item.content_hash,
+                        now,
+                        item.version,
                     )
                     for item in batch
                     if id(item) not in refused
