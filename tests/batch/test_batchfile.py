@@ -145,7 +145,8 @@ def item(key: str, value: str) -> BatchItem:
 
 async def write_run(d: BatchFileDestination, batches: list[list[BatchItem]]) -> list[object]:
     await d.begin("job", 1, WINDOW)
-    counts = [await d.write(b) for b in batches]
+    results = [await d.write(b) for b in batches]
+    counts = [(r.written, r.skipped) for r in results]
     return [counts, await d.finish()]
 
 

@@ -34,9 +34,9 @@ async def run_once(
 
     async def flush() -> None:
         nonlocal written, skipped, writes
-        w, s = await destination.write(pending)
-        written += w
-        skipped += s
+        result = await destination.write(pending)
+        written += result.written
+        skipped += result.skipped
         writes += 1
         pending.clear()
         if after_write is not None:

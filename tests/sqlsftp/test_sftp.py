@@ -214,7 +214,8 @@ async def upload(
     dst: SftpDestination, window: Window, *batches: list[dict[str, Any]]
 ) -> tuple[list[tuple[int, int]], list[Manifest]]:
     await dst.begin("census", 7, window)
-    counts = [await dst.write([item(d, "mrn") for d in batch]) for batch in batches]
+    results = [await dst.write([item(d, "mrn") for d in batch]) for batch in batches]
+    counts = [(r.written, r.skipped) for r in results]
     return counts, await dst.finish()
 
 

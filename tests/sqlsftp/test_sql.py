@@ -323,7 +323,8 @@ def people(n: int, *, family: str = "Fam", start: int = 1) -> list[dict[str, Any
 async def load(dst: SqlUpsertDestination, *writes: list[dict[str, Any]]) -> list[tuple[int, int]]:
     await dst.begin("job", 1, Window())
     try:
-        return [await dst.write([item(d, "mrn") for d in data]) for data in writes]
+        results = [await dst.write([item(d, "mrn") for d in data]) for data in writes]
+        return [(r.written, r.skipped) for r in results]
     finally:
         await dst.finish()
 

@@ -217,6 +217,34 @@ def test_ledger_keeps_the_latest_hash_per_destination_and_key(
     run(lambda: make(store_factory), body)
 
 
+def test_ledger_keeps_versions_and_pages_every_key_in_code_point_order(
+    store_factory: StoreFactory,
+) -> None:
+    keys = ["b", "a", "Z", "é", "a2", "10", "9"]
+
+    async def body(store: FullStore) -> None:
+        await store.record_ledger(
+            [LedgerEntry("w", key, f"h-{key}", T0, n) for n, key in enumerate(keys)]
+        )
+        await store.record_ledger([LedgerEntry("w", "a", "h-a2", T0 + 1, 40)])
+        await store.record_ledger([LedgerEntry("other", "a", "x", T0, None)])
+        seen: list[LedgerEntry] = []
+        after = None
+        while True:
+            page = await store.ledger_page("w", after, 3)
+            seen.extend(page)
+            if len(page) < 3:
+                break
+            after = page[-1].business_key
+        assert [entry.business_key for entry in seen] == sorted(keys)
+        assert {entry.business_key: entry.version for entry in seen}["a"] == 40
+        (entry,) = await store.ledger_entries("w", ["a", "missing"])
+        assert (entry.content_hash, entry.version, entry.at) == ("h-a2", 40, T0 + 1)
+        assert await store.ledger_entries("other", ["a"]) == [LedgerEntry("other", "a", "x", T0)]
+
+    run(lambda: make(store_factory), body)
+
+
 def test_flow_deliveries_enter_the_ledger_when_delivered_only(
     store_factory: StoreFactory,
 ) -> None:
@@ -242,6 +270,7 @@ def test_flow_deliveries_enter_the_ledger_when_delivered_only(
                     Lane.ROUTINE,
                     business_key=key,
                     content_hash=digest,
+                    ledger_version=7,
                 )
                 for destination, (key, digest) in keyed.items()
             ),
@@ -266,6 +295,7 @@ def test_flow_deliveries_enter_the_ledger_when_delivered_only(
             ]
         )
         assert await store.ledger("bed", ["V1"]) == {"V1": "hash-bed"}
+        assert [e.version for e in await store.ledger_entries("bed", ["V1"])] == [7]
         assert await store.ledger("dies", ["V2"]) == {}
         assert await store.ledger("stale", ["V3"]) == {}
         (replayed,) = await store.replay(DeadLetterFilter(destination_id="dies"), "ops", "fixed")

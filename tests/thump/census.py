@@ -47,24 +47,27 @@ CENSUS_SOURCE = """\
 """
 
 
-def adt(control: str, row: str) -> bytes:
-    """The ADT^A01 flow receives for a census row (`visit,mrn,family,birth_date,unit`)."""
+def adt(control: str, row: str, at: str = "20261121083000") -> bytes:
+    """The ADT^A01 flow receives for a census row (`visit,mrn,family,birth_date,unit`), sent `at`
+    (MSH-7)."""
     visit, mrn, family, birth_date, unit = row.split(",")
     born = birth_date.replace("-", "")
     pv1 = {1: "1", 2: "I", 3: f"{unit}^1^A", 19: visit}
     return (
-        f"MSH|^~\\&|REG|GENHOSP|ENGINE|GENHOSP|20261121083000||ADT^A01^ADT_A01|{control}|P|2.5\r"
+        f"MSH|^~\\&|REG|GENHOSP|ENGINE|GENHOSP|{at}||ADT^A01^ADT_A01|{control}|P|2.5\r"
         f"PID|1||{mrn}^^^GENHOSP^MR||{family}^Pat||{born}\r"
         + "|".join(["PV1", *(pv1.get(n, "") for n in range(1, 20))])
         + "\r"
     ).encode()
 
 
-def drop_census(directory: Path, name: str, rows: list[str]) -> None:
+def drop_census(
+    directory: Path, name: str, rows: list[str], header: str = "visit,mrn,family,birth_date,unit"
+) -> None:
     """A census CSV with its manifest, old enough to count as settled."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    path.write_text("\n".join(["visit,mrn,family,birth_date,unit", *rows]) + "\n")
+    path.write_text("\n".join([header, *rows]) + "\n")
     old = time.time() - 120
     write_manifest(
         manifest_path(path), Manifest(path.name, len(rows), sha256_of(path), old, "REG", Window())

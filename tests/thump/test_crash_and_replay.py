@@ -17,13 +17,14 @@ from thumpflow.core.batch import RunStatus
 from thumpflow.store.sqlite import SqliteStore
 
 from .support import config_text, csv_rows, drop, with_store
+from .transforms import SENTINEL_VARIABLE
 
 CHILD = Path(__file__).with_name("run_child.py")
 ROOT = Path(__file__).parents[2]
 
 
-def setup(tmp: Path, rows: list[str], *, slow: bool) -> Path:
-    extra = "    transform: tests.thump.transforms:slow\n" if slow else ""
+def setup(tmp: Path, rows: list[str], *, pause: bool) -> Path:
+    extra = "    transform: tests.thump.transforms:pause_midway\n" if pause else ""
     config = tmp / "thumpflow.yaml"
     tmp.mkdir(parents=True, exist_ok=True)
     config.write_text(config_text(tmp, extra_job=extra), encoding="utf-8")
@@ -32,7 +33,8 @@ def setup(tmp: Path, rows: list[str], *, slow: bool) -> Path:
 
 
 def run_child(config: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    sentinel = config.with_name("midway")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), SENTINEL_VARIABLE: str(sentinel)}
     return subprocess.Popen([sys.executable, str(CHILD), str(config)], cwd=ROOT, env=env)
 
 
@@ -48,18 +50,19 @@ def test_a_run_killed_midway_then_rerun_gives_the_same_destination_state(
     rows = csv_rows(1500)
     reference = tmp_path / "reference"
     crashed = tmp_path / "crashed"
-    assert run_child(setup(reference, rows, slow=False)).wait(60) == 0
+    assert run_child(setup(reference, rows, pause=False)).wait(60) == 0
 
-    config = setup(crashed, rows, slow=True)
+    config = setup(crashed, rows, pause=True)
     child = run_child(config)
-    deadline = time.monotonic() + 30
-    # The destination's temporary exists once the run has begun; the slow transform
-    # keeps the run going for about 1.5 s, so 0.4 s later it is midway through its writes.
-    while not (crashed / "out").exists() or not any((crashed / "out").glob(".*.tmp")):
-        assert time.monotonic() < deadline, "the child never started writing"
+    deadline = time.monotonic() + 60
+    # The transform creates the sentinel at record 750 of 1500 (batches of 50: the first
+    # 700 records are already written to the destination's temporary) and then blocks
+    # until killed, so the kill lands midway whatever the machine's load.
+    while not config.with_name("midway").exists():
+        assert child.poll() is None, "the child ended before it reached the middle"
+        assert time.monotonic() < deadline, "the child never reached the middle of the run"
         time.sleep(0.01)
-    time.sleep(0.4)
-    assert child.poll() is None, "the child finished before it could be killed"
+    assert [p for p in (crashed / "out").iterdir() if p.name.endswith(".tmp")]
     os.kill(child.pid, signal.SIGKILL)
     child.wait(30)
     assert not [p for p in (crashed / "out").iterdir() if p.suffix == ".ndjson"]
@@ -81,7 +84,7 @@ def test_rejects_are_listed_shown_and_replayed_from_a_corrected_file(
 ) -> None:
     rows = csv_rows(3)
     rows[1] = "MRN000002,Bad,1970-13-01,ICU,,"
-    config = setup(tmp_path, rows, slow=False)
+    config = setup(tmp_path, rows, pause=False)
     assert main(["runs", "start", "census", "-c", str(config)]) == 0
     assert "partial" in capsys.readouterr().out
     assert main(["runs", "list", "-c", str(config)]) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from thumpflow.batch import manifest_path, write_manifest
 from thumpflow.config.jobs import Job
 from thumpflow.core.batch import Manifest, RunStatus, RunTrigger, Window
-from thumpflow.core.records import business_key, content_hash
+from thumpflow.core.records import business_key, content_hash, version_number
 from thumpflow.runtime.engine import job_runner
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.testing.batch import MemoryDestination, MemorySource
@@ -218,3 +219,15 @@ def test_header_only_file_counts_as_zero_records(tmp_path: Path) -> None:
         assert outcome is not None and outcome.counts.read == 0
 
     with_store(tmp_path / "db" / "thumpflow.db", body)
+
+
+def test_versions_compare_as_their_values_do() -> None:
+    assert version_number(None) is None
+    assert version_number(7) == 7
+    assert version_number(date(2026, 11, 21)) - version_number(date(2026, 11, 20)) == 1
+    naive = datetime(2026, 11, 21, 8, 30)
+    assert version_number(naive) == version_number(naive.replace(tzinfo=UTC))
+    later = datetime(2026, 11, 21, 8, 30, 0, 1, tzinfo=timezone(timedelta(hours=-5)))
+    assert version_number(later) - version_number(naive) == 5 * 3_600_000_000 + 1
+    with pytest.raises(TypeError):
+        version_number(True)

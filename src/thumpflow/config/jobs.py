@@ -18,9 +18,11 @@ from pydantic import Field, field_validator, model_validator
 
 from thumpflow.config.model import ID_PATTERN, _Model, parse_duration
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec, FileDropSourceSpec
+from thumpflow.connectors.fhir.spec import FhirBatchDestinationSpec
 from thumpflow.connectors.fhir_bulk.spec import FhirBulkSourceSpec
 from thumpflow.connectors.sftp.spec import SftpDestinationSpec, SftpDropSourceSpec
 from thumpflow.connectors.sql.spec import SqlSourceSpec, SqlUpsertDestinationSpec
+from thumpflow.core.records import VERSION_TYPES
 from thumpflow.thump.schedule import CronSchedule
 
 FIELD_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"
@@ -181,12 +183,51 @@ class SftpDestination(BatchDestinationOptions, SftpDestinationSpec):
     """Upload each run's file to an SFTP server, atomically, with a manifest beside it."""
 
 
+class ChunkRetry(_Model):
+    """How a chunk that failed transiently (429, 5xx, timeout, dropped connection) is retried.
+
+    Exponential backoff with full jitter, never shorter than the server's
+    `Retry-After` (capped by `max_retry_after`). After `max_attempts` sends the
+    run fails; its watermark does not move, and re-running it is safe.
+    """
+
+    base: float = Field(default=0.5, gt=0, description="First backoff ceiling, seconds.")
+    cap: float = Field(default=30.0, gt=0, description="Largest backoff ceiling, seconds.")
+    max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Sends of one chunk before the run fails."
+    )
+    max_retry_after: float = Field(
+        default=300.0, ge=0, description="Largest `Retry-After` honoured, seconds."
+    )
+
+    example: ClassVar[dict[str, Any]] = {"base": "1s", "cap": "1m", "max_attempts": 8}
+
+    _durations = field_validator("base", "cap", "max_retry_after", mode="before")(parse_duration)
+
+
+class FhirBatchDestination(BatchDestinationOptions, FhirBatchDestinationSpec):
+    """Write each run's records (FHIR resources) to a FHIR R4 server in transaction Bundles.
+
+    Each Bundle holds `chunk_size` idempotent `PUT`s: `Type/id` by the resource's id, else a
+    conditional update by its first identifier, else an id derived from the business key, so a
+    re-run of a window updates the same resources and creates none twice. A chunk failing
+    transiently is retried (`retry`); a chunk the server refuses (4xx, OperationOutcome) is
+    split until the refused records stand alone: each becomes a row reject with the server's
+    diagnostics as its remedy, and the rest are written.
+    """
+
+    retry: ChunkRetry = Field(
+        default_factory=ChunkRetry, description="Retries of a chunk that failed transiently."
+    )
+
+
 BatchSourceSpec = Annotated[
     FileDropSourceSpec | SftpDropSourceSpec | SqlSourceSpec | FhirBulkSourceSpec,
     Field(discriminator="type"),
 ]
 BatchDestinationSpec = Annotated[
-    BatchFileDestination | SftpDestination | SqlUpsertDestination, Field(discriminator="type")
+    BatchFileDestination | SftpDestination | SqlUpsertDestination | FhirBatchDestination,
+    Field(discriminator="type"),
 ]
 
 
@@ -199,10 +240,11 @@ class Job(_Model):
     destination in batches, so re-running a window never duplicates anything.
 
     `kind: reconcile` loads nothing: it takes the window as the truth, compares
-    each record's key and hash with the delivery ledger of the flow
-    `destination` of the channel it `reconciles`, writes a report to
-    `report_dir`, and with `repair: true` sends a repair message for every
-    record missing there or different into that channel.
+    each record's key, hash and version with the delivery ledger of the flow
+    `destination` of the channel it `reconciles` (missing, stale, differing,
+    ahead, unexpected extra), writes a report to `report_dir`, and with
+    `repair: true` sends a repair message for every record missing there,
+    stale or different into that channel.
     """
 
     id: str = Field(
@@ -245,9 +287,25 @@ class Job(_Model):
         description="`reconcile` only: directory each run writes its report to "
         "(`<job>-run-<run id>.json` and `.txt`).",
     )
+    version_field: str | None = Field(
+        default=None,
+        pattern=FIELD_NAME_PATTERN,
+        description="With `reconciles`: a declared `integer`, `date` or `datetime` field holding "
+        "the record's entity version (a sequence, or the time the source last changed it). It "
+        "is kept in the delivery ledger beside the hash (flow takes it from the channel's "
+        "`ledger` record), so reconciliation tells `stale_version` (the destination holds an "
+        "older version) and `destination_ahead` from `content_mismatch`.",
+    )
+    extras: Literal["all", "window_keys"] = Field(
+        default="all",
+        description="`reconcile` only: which ledger keys are compared. `all`: every key of the "
+        "destination's ledger, so a key the source window lacks is an `unexpected_extra` (the "
+        "source is a full snapshot, e.g. a census). `window_keys`: only the window's keys (the "
+        "source holds changes only); no extra can then be found.",
+    )
     repair: bool = Field(
         default=False,
-        description="`reconcile` only: send each missing or differing record into the "
+        description="`reconcile` only: send each missing, stale or differing record into the "
         "reconciled channel as the HL7 v2 message the `transform` builds.",
     )
     source: BatchSourceSpec = Field(description="Where records come from.")
@@ -301,6 +359,16 @@ class Job(_Model):
                 types[rule.other]
             ):
                 raise ValueError(f"rule {rule.id!r}: fields of different types cannot be compared")
+        if self.version_field is not None:
+            if types.get(self.version_field) not in VERSION_TYPES:
+                raise ValueError(
+                    f"version_field {self.version_field!r} must be a field declared in `schema` "
+                    "as integer, date or datetime"
+                )
+            if self.reconciles is None:
+                raise ValueError(
+                    "`version_field` goes with `reconciles` (it is kept in the delivery ledger)"
+                )
         ids = [destination.id for destination in self.destinations]
         if len(set(ids)) != len(ids):
             raise ValueError("destination ids of a job must differ")
@@ -310,9 +378,14 @@ class Job(_Model):
         if self.kind == "load":
             if not self.destinations:
                 raise ValueError("a `load` job needs at least one destination")
-            if self.destination is not None or self.report_dir is not None or self.repair:
+            if (
+                self.destination is not None
+                or self.report_dir is not None
+                or self.repair
+                or "extras" in self.model_fields_set
+            ):
                 raise ValueError(
-                    "`destination`, `report_dir` and `repair` are for `kind: reconcile`"
+                    "`destination`, `report_dir`, `repair` and `extras` are for `kind: reconcile`"
                 )
             return self
         if self.destinations:

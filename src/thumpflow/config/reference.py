@@ -7,6 +7,7 @@ from what the validator accepts.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from typing import Any
@@ -17,6 +18,8 @@ from pydantic_core import PydanticUndefined
 
 from thumpflow.config.jobs import (
     BatchFileDestination,
+    ChunkRetry,
+    FhirBatchDestination,
     FieldSpec,
     Job,
     JobSchedule,
@@ -100,6 +103,8 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("Batch file destination (`type: batch_file`)", BatchFileDestination),
     ("SFTP destination (`type: sftp`)", SftpDestination),
     ("SQL upsert destination (`type: sql_upsert`)", SqlUpsertDestination),
+    ("FHIR batch destination (`type: fhir`)", FhirBatchDestination),
+    ("Chunk retry (FHIR batch destination `retry`)", ChunkRetry),
 )
 
 
@@ -135,7 +140,7 @@ def reference_markdown() -> str:
     for title, model in SECTIONS:
         lines.append(f"## {title}")
         lines.append("")
-        doc = (model.__doc__ or "").strip()
+        doc = inspect.cleandoc(model.__doc__ or "")
         if doc:
             lines.append(doc)
             lines.append("")

@@ -39,12 +39,42 @@ class SourceRecord:
 
 @dataclass(slots=True, frozen=True)
 class BatchItem:
-    """A valid, transformed record ready to load, identified by its business key."""
+    """A valid, transformed record ready to load, identified by its business key.
+
+    `source` is the record's fields as read, before validation and transform
+    (kept in a reject should a destination refuse the item), when known;
+    `version` its entity version (the job's `version_field`, as
+    `thumpflow.core.records.version_number` gives it), when the job has one.
+    """
 
     business_key: str
     data: Mapping[str, Any]
     content_hash: str
     origin: str
+    source: Mapping[str, Any] | None = None
+    version: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class ItemReject:
+    """An item a destination refused on its own (not the whole write): why, and how to fix it.
+
+    `rule` and `remedy` are read by people beside the kept record; `remedy`
+    may quote what the receiving system answered about the record.
+    """
+
+    item: BatchItem
+    rule: str
+    remedy: str
+
+
+@dataclass(slots=True, frozen=True)
+class WriteResult:
+    """What one `BatchDestination.write` did: items written, skipped, and refused one by one."""
+
+    written: int
+    skipped: int
+    rejected: tuple[ItemReject, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -119,9 +149,14 @@ class RunRecord:
 
 @dataclass(slots=True, frozen=True)
 class LedgerEntry:
-    """A business key delivered to a destination with a content hash (flow or thump)."""
+    """A business key delivered to a destination with a content hash (flow or thump).
+
+    `version` is the entity version delivered (None when unknown), so
+    reconciliation can tell a destination that is behind from one that differs.
+    """
 
     destination_id: str
     business_key: str
     content_hash: str
     at: float
+    version: int | None = None

@@ -73,3 +73,10 @@ class BatchSourceError(ThumpflowError):
 
 class SourceReadError(ThumpflowError):
     """Reading from a source system failed (transport, status, content); nothing was read."""
+
+
+class BatchDestinationError(ThumpflowError):
+    """A batch destination could not write (retries exhausted); the run fails, nothing is lost.
+
+    The text names the destination, counts and the kind of failure, never a record value.
+    """

@@ -62,7 +62,8 @@ class NewDelivery:
     """A delivery to create: `event_id`'s body goes to `destination_id`.
 
     `business_key` and `content_hash` are set (both or neither) for a channel
-    with a delivery ledger: once delivered, they are written to the ledger.
+    with a delivery ledger: once delivered, they are written to the ledger,
+    with `ledger_version` (the partner job's `version_field`, if any).
     """
 
     event_id: str
@@ -72,6 +73,7 @@ class NewDelivery:
     sequence: int | None = None
     business_key: str | None = None
     content_hash: str | None = None
+    ledger_version: int | None = None
 
 
 @dataclass(slots=True)

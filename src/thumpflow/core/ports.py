@@ -22,6 +22,7 @@ from thumpflow.core.batch import (
     RunTrigger,
     SourceRecord,
     Window,
+    WriteResult,
 )
 from thumpflow.core.event import (
     Admission,
@@ -293,6 +294,22 @@ class RunStore(Protocol):
         """Content hashes recorded for those keys at that destination."""
         ...
 
+    async def ledger_entries(
+        self, destination_id: str, business_keys: Sequence[str]
+    ) -> list[LedgerEntry]:
+        """The ledger entries (hash and version) of those keys at that destination, by key."""
+        ...
+
+    async def ledger_page(
+        self, destination_id: str, after: str | None, limit: int
+    ) -> list[LedgerEntry]:
+        """Up to `limit` entries of the destination with a key greater than `after`, by key.
+
+        Keys are ordered by code point (Python's string order), so paging with
+        the last key returned visits every entry once, in the order a merge needs.
+        """
+        ...
+
 
 class AccessStore(Protocol):
     """API tokens (hashes only) and the acts taken through the API, in the audit trail."""
@@ -366,16 +383,44 @@ class BatchDestination(Protocol):
     re-run of a window (or a run re-done after a crash midway) converges on
     the same destination state without duplicates. File destinations write to
     a temporary name and rename on `finish`, beside a manifest.
+
+    `write` raises when the write as a whole failed (the run fails); a
+    destination that can tell one refused item from the rest returns it in
+    `WriteResult.rejected` (the run keeps it as a row reject) and writes the
+    others.
     """
 
     destination_id: str
 
     async def begin(self, job_id: str, run_id: int, window: Window) -> None: ...
 
-    async def write(self, items: Sequence[BatchItem]) -> tuple[int, int]:
-        """(written, skipped) for these items."""
+    async def write(self, items: Sequence[BatchItem]) -> WriteResult:
+        """What happened to these items: written, skipped, refused one by one."""
         ...
 
     async def finish(self) -> list[Manifest]: ...
 
     async def abort(self) -> None: ...
+
+
+class ChunkWriter(Protocol):
+    """Writes chunks of items, each as one all-or-nothing request (a FHIR transaction Bundle).
+
+    Lifecycle per run: `start`, `check` and `write_chunk` any number of times,
+    `close`. `check` names why an item can never be written (None when it can),
+    before anything is sent. `write_chunk` applies every item of the chunk or
+    none, idempotently (a chunk applied twice leaves the state one application
+    gives), and reports `Sent`, `Transient` (retrying may help) or `Permanent`
+    (the receiver refused the chunk; `reason` is what it said). It may raise
+    only on a bug. Retrying and splitting are the caller's (`thumpflow.thump.chunked`).
+    """
+
+    destination_id: str
+
+    async def start(self) -> None: ...
+
+    def check(self, item: BatchItem) -> str | None: ...
+
+    async def write_chunk(self, items: Sequence[BatchItem]) -> SendResult: ...
+
+    async def close(self) -> None: ...

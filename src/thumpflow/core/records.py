@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -172,3 +172,30 @@ def _key_part(value: Any) -> str:
 def business_key(record: Mapping[str, Any], fields: Sequence[str]) -> str:
     """The values of the key fields joined by `|` (a `|` or `\\` in a value is escaped)."""
     return "|".join(_key_part(record[name]) for name in fields)
+
+
+VERSION_TYPES = frozenset({"integer", "date", "datetime"})
+_EPOCH = datetime(1970, 1, 1)
+
+
+def version_number(value: Any) -> int | None:
+    """A typed version value (of a `VERSION_TYPES` field) as a comparable integer; None if absent.
+
+    integer: itself; date: days since 0001-01-01 (`toordinal`); datetime:
+    microseconds since 1970-01-01T00:00:00 UTC, a value without an offset
+    read as UTC (so both sides of a comparison must agree on whether they
+    give offsets, as they must for the content hash anyway).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a version")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        naive = value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+        delta = naive - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if isinstance(value, date):
+        return value.toordinal()
+    raise TypeError(f"a {type(value).__name__} is not a version")

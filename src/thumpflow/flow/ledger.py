@@ -13,6 +13,10 @@ does, so equal content gives an equal hash on both sides:
 - a field the schema does not declare is kept as the text read (as the job
   keeps an undeclared column, under `unknown_fields: keep`).
 
+With a partner job's `version_field`, the projection also gives the record's
+version (`version_number` of that typed field; None when it is empty), which
+the ledger keeps beside the hash.
+
 A message whose key field is empty, or whose value does not fit its type, has
 no projection: it is left out of the ledger, so the job writes that record
 (the safe side of the skip). Nothing here logs, so no value is ever logged.
@@ -25,7 +29,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from thumpflow.config.model import Ledger
-from thumpflow.core.records import CONVERTERS, InvalidValueError, business_key, content_hash
+from thumpflow.core.records import (
+    CONVERTERS,
+    InvalidValueError,
+    business_key,
+    content_hash,
+    version_number,
+)
 from thumpflow.hl7v2 import Message
 
 _HL7_TIME = re.compile(
@@ -69,18 +79,22 @@ class LedgerProjection:
     """A channel's `ledger` block compiled against its partner job's field types.
 
     `types` maps the partner job's declared field names to their schema types
-    (empty without a partner job: every field is then kept as text).
+    (empty without a partner job: every field is then kept as text);
+    `version_field` is the partner job's, if it has one.
     """
 
-    def __init__(self, ledger: Ledger, types: Mapping[str, str]) -> None:
+    def __init__(
+        self, ledger: Ledger, types: Mapping[str, str], version_field: str | None = None
+    ) -> None:
+        self._version = version_field
         self._fields = tuple(
             (name, path, _typed(types[name]) if name in types else None)
             for name, path in ledger.record.items()
         )
         self._key = tuple(ledger.business_key)
 
-    def project(self, message: Message) -> tuple[str, str] | None:
-        """(business key, content hash) of the message's record, or None (see the module)."""
+    def project(self, message: Message) -> tuple[str, str, int | None] | None:
+        """(business key, content hash, version) of its record, or None (see the module)."""
         record: dict[str, Any] = {}
         for name, path, convert in self._fields:
             text = message.get(path)
@@ -97,4 +111,5 @@ class LedgerProjection:
             value = record[name]
             if value is None or value == "":
                 return None
-        return business_key(record, self._key), content_hash(record)
+        version = None if self._version is None else version_number(record.get(self._version))
+        return business_key(record, self._key), content_hash(record), version

@@ -99,7 +99,8 @@ class ChannelPipeline:
         self._ledger: LedgerProjection | None = None
         if channel.ledger is not None:
             types = {spec.name: spec.type for spec in partner.schema_} if partner else {}
-            self._ledger = LedgerProjection(channel.ledger, types)
+            version = partner.version_field if partner else None
+            self._ledger = LedgerProjection(channel.ledger, types, version)
 
     def source_system(self, message: Message) -> str:
         """The sender: MSH-3 and MSH-4 (application and facility)."""
@@ -163,10 +164,11 @@ class ChannelPipeline:
             derived = tuple(self._transform(received, message))
             outputs = derived
         key = digest = None
+        version: int | None = None
         if self._ledger is not None:
             projected = self._ledger.project(message)
             if projected is not None:
-                key, digest = projected
+                key, digest, version = projected
         deliveries = tuple(
             NewDelivery(
                 event_id=event.event_id,
@@ -176,6 +178,7 @@ class ChannelPipeline:
                 sequence=event.sequence,
                 business_key=key,
                 content_hash=digest,
+                ledger_version=version,
             )
             for event in outputs
             for destination in targets

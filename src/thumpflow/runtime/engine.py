@@ -28,6 +28,7 @@ from typing import Any, Protocol, cast
 
 from thumpflow.config.jobs import BatchDestinationSpec, BatchSourceSpec, Job
 from thumpflow.config.jobs import BatchFileDestination as JobFileDestination
+from thumpflow.config.jobs import FhirBatchDestination as JobFhirDestination
 from thumpflow.config.jobs import SftpDestination as JobSftpDestination
 from thumpflow.config.jobs import SqlUpsertDestination as JobSqlDestination
 from thumpflow.config.model import (
@@ -40,6 +41,7 @@ from thumpflow.config.model import (
     MllpDestination,
 )
 from thumpflow.connectors.batchfile import BatchFileDestination, FileDropSource, FileDropSourceSpec
+from thumpflow.connectors.fhir.batch import FhirBundleWriter
 from thumpflow.connectors.fhir.destination import FhirDestination as FhirConnector
 from thumpflow.connectors.fhir_bulk import FhirBulkSource, FhirBulkSourceSpec
 from thumpflow.connectors.fhir_subscription import (
@@ -75,6 +77,7 @@ from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceive
 from thumpflow.runtime.keys import load_cipher
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
 from thumpflow.store.sqlite import SqliteStore
+from thumpflow.thump.chunked import ChunkedDestination
 from thumpflow.thump.reconcile_job import ReconcileRunner, RepairSink, RepairTransform
 from thumpflow.thump.runner import ConnectorFactory, Connectors, JobRunner, RecordTransform
 from thumpflow.thump.scheduler import Scheduler, UnknownJobError
@@ -184,6 +187,17 @@ def build_batch_destination(spec: BatchDestinationSpec, clock: Clock) -> BatchDe
         return SqlUpsertDestination(spec.id, spec)
     if isinstance(spec, JobSftpDestination):
         return SftpDestination(spec.id, spec, clock=clock)
+    if isinstance(spec, JobFhirDestination):
+        retry = spec.retry
+        backoff = RetryPolicy(
+            base_seconds=retry.base,
+            cap_seconds=retry.cap,
+            max_attempts=retry.max_attempts,
+            max_retry_after_seconds=retry.max_retry_after,
+        )
+        return ChunkedDestination(
+            FhirBundleWriter(spec.id, spec, clock), spec.chunk_size, backoff, clock
+        )
     raise ConfigError([f"destination {spec.id!r}: unsupported batch destination type"])
 
 

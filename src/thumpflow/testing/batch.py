@@ -17,7 +17,7 @@ import itertools
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
-from thumpflow.core.batch import BatchItem, Manifest, SourceRecord, Window
+from thumpflow.core.batch import BatchItem, Manifest, SourceRecord, Window, WriteResult
 from thumpflow.core.errors import BatchSourceError
 
 
@@ -163,7 +163,7 @@ class MemoryDestination:
         self._staged = {}
         self._writes = 0
 
-    async def write(self, items: Sequence[BatchItem]) -> tuple[int, int]:
+    async def write(self, items: Sequence[BatchItem]) -> WriteResult:
         self._writes += 1
         if self._fail_on_write is not None and self._writes >= self._fail_on_write:
             raise DestinationFailedError(f"write {self._writes} failed as told")
@@ -175,7 +175,7 @@ class MemoryDestination:
                 continue
             self._staged[item.business_key] = (item.content_hash, dict(item.data))
             written += 1
-        return written, skipped
+        return WriteResult(written, skipped)
 
     async def finish(self) -> list[Manifest]:
         self.store.update(self._staged)

@@ -7,16 +7,21 @@ load run (`JobRunner`); only what happens to the valid records differs:
   hashed exactly as a load run does (`thumpflow.core.records`), but never
   transformed for hashing: the hash is of the validated record, which is what
   the channel's `ledger` projects each delivered message into;
-- the other side is the delivery ledger of the job's flow `destination`, read
-  for the window's keys only (`RunStore.ledger`). So every key lands in
-  `matched`, `missing_in_destination` or `content_mismatch`; the ledger keeps
-  no versions and is not windowed, so `stale_version`, `destination_ahead`
-  and `unexpected_extra` never occur here (they stay in the report at 0);
+- the other side is the delivery ledger of the job's flow `destination`:
+  with `extras: all` every key of it, paged in key order
+  (`RunStore.ledger_page`, a merge in bounded memory on that side), so a key
+  the window lacks is `unexpected_extra`; with `extras: window_keys` only
+  the window's keys (`RunStore.ledger_entries`), so no extra can be found;
+- each key is classified by `thumpflow.thump.reconcile.classify`: `matched`
+  (same hash), `missing_in_destination`, and, when the hashes differ, by
+  version (the job's `version_field`, kept in the ledger beside the hash):
+  `stale_version` (the ledger's is lower), `destination_ahead` (higher) or
+  `content_mismatch` (equal, or either unknown);
 - the report (`ReconciliationReport`) is written to `report_dir` as
   `<job>-run-<run id>.json` and `<job>-run-<run id>.txt` (a readable table),
   each to a temporary name, flushed to disk and renamed, before the source
   commits; a failure to write it fails the run;
-- with `repair: true`, each missing or differing record is handed to the
+- with `repair: true`, each missing, stale or differing record is handed to the
   job's transform (`record -> bytes`, an HL7 v2 message) and the message to
   the reconciled channel's ingress with peer `reconcile:<job>`: it is
   admitted, delivered, deduplicated (by MSH-3/MSH-4 and MSH-10, so a
@@ -32,8 +37,9 @@ load run (`JobRunner`); only what happens to the valid records differs:
   class and the report's name.
 
 The window's keys, hashes and records are held in memory for the
-comparison. Logs and the audit entry carry ids and counts only; business
-keys appear only in the report.
+comparison; the ledger side is read a page (`batch_size` keys) at a time.
+Logs and the audit entry carry ids and counts only; business keys appear
+only in the report.
 """
 
 from __future__ import annotations
@@ -155,7 +161,8 @@ class ReconcileRunner(JobRunner):
             KeyState(
                 item.business_key,
                 item.content_hash,
-                record=SourceRecord(item.data, item.origin),
+                item.version,
+                SourceRecord(item.data, item.origin),
             )
             for item in items
         )
@@ -167,18 +174,16 @@ class ReconcileRunner(JobRunner):
         await self._flush(state, destinations)
         reconciliation = self._open[state.run_id]
         sources = sorted(reconciliation.states, key=lambda item: item.business_key)
-        keys = sorted({item.business_key for item in sources})
-        known: dict[str, str] = {}
-        size = self.job.batch_size
-        for start in range(0, len(keys), size):
-            known.update(await self._runs.ledger(self._destination, keys[start : start + size]))
-        delivered = [KeyState(key, known[key]) for key in keys if key in known]
+        if self.job.extras == "all":
+            delivered = self._whole_ledger()
+        else:
+            delivered = self._ledger_of(sorted({item.business_key for item in sources}))
 
         async def repair(difference: Difference) -> None:
             await self._repair(state, difference)
 
         report = await reconcile(
-            _each(sources), _each(delivered), window=state.window, on_difference=repair
+            _each(sources), delivered, window=state.window, on_difference=repair
         )
         state.counts.skipped += report.matched
         await self._flush_rejects(state)
@@ -187,6 +192,25 @@ class ReconcileRunner(JobRunner):
         reconciliation.report = report
         reconciliation.report_name = f"{stem}.json"
         return []
+
+    async def _whole_ledger(self) -> AsyncIterator[KeyState]:
+        """Every ledger entry of the destination, in key order, a page at a time."""
+        after: str | None = None
+        while True:
+            page = await self._runs.ledger_page(self._destination, after, self.job.batch_size)
+            for entry in page:
+                yield KeyState(entry.business_key, entry.content_hash, entry.version)
+            if len(page) < self.job.batch_size:
+                return
+            after = page[-1].business_key
+
+    async def _ledger_of(self, keys: list[str]) -> AsyncIterator[KeyState]:
+        """The ledger entries of sorted `keys`, in key order."""
+        size = self.job.batch_size
+        for start in range(0, len(keys), size):
+            page = await self._runs.ledger_entries(self._destination, keys[start : start + size])
+            for entry in page:
+                yield KeyState(entry.business_key, entry.content_hash, entry.version)
 
     async def _repair(self, state: _Run, difference: Difference) -> None:
         record = difference.record

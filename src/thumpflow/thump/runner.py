@@ -15,6 +15,11 @@ source checked and the destinations wrote, and the next watermark:
   every destination in batches of `batch_size`; destinations upsert by key,
   so a re-run of a window, or a run re-done after a crash midway, converges
   on the same destination state;
+- an item a destination refuses on its own (`WriteResult.rejected`, e.g. a
+  resource a FHIR server answers with an OperationOutcome) becomes a row
+  reject holding the record as read, the destination's rule and remedy, and
+  the rest of the write proceeds; the record counts as rejected (once, however
+  many destinations refuse it), no longer as valid, and enters no ledger;
 - for a job that `reconciles` a flow channel, items the delivery ledger shows
   already delivered to that destination with the same content hash are not
   written (counted as skipped); after the run commits, what it wrote is
@@ -44,6 +49,7 @@ from thumpflow.batch.formats import UnreadableRecord
 from thumpflow.config.jobs import Job
 from thumpflow.core.batch import (
     BatchItem,
+    ItemReject,
     LedgerEntry,
     Manifest,
     RowReject,
@@ -56,7 +62,7 @@ from thumpflow.core.batch import (
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import BatchSourceError, ThumpflowError
 from thumpflow.core.ports import BatchDestination, BatchSource, RunStore
-from thumpflow.core.records import business_key, canonical_json, content_hash
+from thumpflow.core.records import business_key, canonical_json, content_hash, version_number
 from thumpflow.thump.validate import Failure, RecordValidator
 
 log = logging.getLogger("thumpflow.thump")
@@ -124,6 +130,7 @@ class _Run:
     items: list[BatchItem] = field(default_factory=list)
     rejects: list[RowReject] = field(default_factory=list)
     ledger: list[LedgerEntry] = field(default_factory=list)
+    refused: set[str] = field(default_factory=set)
 
 
 class JobRunner:
@@ -281,18 +288,45 @@ class JobRunner:
                 state.counts.skipped += 1
                 return None
             data = transformed
-        return BatchItem(key, data, content_hash(data), record.origin)
+        version = None
+        if self.job.version_field is not None:
+            version = version_number(typed.get(self.job.version_field))
+        return BatchItem(key, data, content_hash(data), record.origin, record.data, version)
+
+    def _refused(self, state: _Run, destination_id: str, refused: Sequence[ItemReject]) -> None:
+        """Keep each item a destination refused as a row reject of its record as read."""
+        for reject in refused:
+            item = reject.item
+            if item.origin not in state.refused:
+                state.refused.add(item.origin)
+                state.counts.valid -= 1
+                state.counts.rejected += 1
+            data = item.source if item.source is not None else item.data
+            self._keep(
+                state,
+                SourceRecord(data, item.origin),
+                f"{destination_id}: {reject.rule}",
+                reject.remedy,
+            )
 
     def _reject(self, state: _Run, record: SourceRecord, failures: Sequence[Failure]) -> None:
         state.counts.rejected += 1
+        self._keep(
+            state,
+            record,
+            "; ".join(failure.rule for failure in failures),
+            "; ".join(failure.remedy for failure in failures),
+        )
+
+    def _keep(self, state: _Run, record: SourceRecord, rule: str, remedy: str) -> None:
         state.rejects.append(
             RowReject(
                 job_id=self.job.id,
                 run_id=state.run_id,
                 origin=record.origin,
                 record=_record_text(record),
-                rule="; ".join(failure.rule for failure in failures),
-                remedy="; ".join(failure.remedy for failure in failures),
+                rule=rule,
+                remedy=remedy,
                 at=self._clock.now(),
             )
         )
@@ -312,16 +346,25 @@ class JobRunner:
                     item for item in items if known.get(item.business_key) != item.content_hash
                 ]
                 state.counts.skipped += len(items) - len(batch)
+            if not batch:
+                continue
+            result = await destination.write(batch)
+            state.counts.written += result.written
+            state.counts.skipped += result.skipped
+            self._refused(state, destination.destination_id, result.rejected)
+            if self.job.reconciles is not None:
+                refused = {id(reject.item) for reject in result.rejected}
                 state.ledger.extend(
                     LedgerEntry(
-                        destination.destination_id, item.business_key, item.content_hash, now
+                        destination.destination_id,
+                        item.business_key,
+                        item.content_hash,
+                        now,
+                        item.version,
                     )
                     for item in batch
+                    if id(item) not in refused
                 )
-            if batch:
-                written, skipped = await destination.write(batch)
-                state.counts.written += written
-                state.counts.skipped += skipped
 
     async def _flush_rejects(self, state: _Run) -> None:
         rejects, state.rejects = state.rejects, []

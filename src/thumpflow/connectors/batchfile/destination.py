@@ -59,7 +59,7 @@ from typing import BinaryIO
 from thumpflow.batch import Encoder, fsync_directory, manifest_path, write_manifest
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec
 from thumpflow.connectors.drop import KeyLog, encoder_for, read_ranges, render_name
-from thumpflow.core.batch import BatchItem, Manifest, Window
+from thumpflow.core.batch import BatchItem, Manifest, Window, WriteResult
 from thumpflow.core.clock import Clock, SystemClock
 
 _BUFFER = 1 << 20
@@ -104,11 +104,11 @@ class BatchFileDestination:
                 self._run = None
             self._run = await asyncio.to_thread(self._open, name, window)
 
-    async def write(self, items: Sequence[BatchItem]) -> tuple[int, int]:
-        """(written, skipped) for these items; see the module docstring for duplicates."""
+    async def write(self, items: Sequence[BatchItem]) -> WriteResult:
+        """Written and skipped for these items; see the module docstring for duplicates."""
         async with self._lock:
             run = self._require()
-            return await asyncio.to_thread(self._append, run, list(items))
+            return WriteResult(*await asyncio.to_thread(self._append, run, list(items)))
 
     async def finish(self) -> list[Manifest]:
         """Make the file and its manifest visible; returns the manifest written."""

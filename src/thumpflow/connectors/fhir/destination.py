@@ -50,15 +50,10 @@ send (the request was not applied); a second 401 is transient.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import aiohttp
-
-from thumpflow.connectors._http import open_authorized, parse_retry_after, transport_failure
-from thumpflow.connectors.auth import CredentialError, authorizer
+from thumpflow.connectors.auth import CredentialError
 from thumpflow.connectors.fhir._bundle import (
     BundleError,
     Entry,
@@ -68,34 +63,12 @@ from thumpflow.connectors.fhir._bundle import (
     rewrite_references,
     write_order,
 )
-from thumpflow.connectors.fhir._classify import (
-    Answer,
-    body_excerpt,
-    classify,
-    clip,
-    combine,
-    entry_answer,
-)
+from thumpflow.connectors.fhir._classify import Answer, classify, clip, combine, entry_answer
+from thumpflow.connectors.fhir._client import FhirClient, Reply, StopError
 from thumpflow.connectors.fhir.spec import FhirDestinationSpec
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.event import Delivery
 from thumpflow.core.outcome import Permanent, SendResult, Sent, Transient
-
-FHIR_JSON = "application/fhir+json"
-
-
-class _StopError(Exception):
-    """Ends a delivery early with `result` (a transport failure or a refused step)."""
-
-    def __init__(self, result: Transient | Permanent) -> None:
-        super().__init__(result.reason)
-        self.result = result
-
-
-@dataclass(slots=True, frozen=True)
-class _Reply:
-    answer: Answer
-    location: str | None
 
 
 class FhirDestination:
@@ -107,10 +80,11 @@ class FhirDestination:
         self.destination_id = destination_id
         self.spec = spec
         self.max_batch = spec.max_batch
-        self._base = spec.base_url.rstrip("/")
-        self._base_path = urlsplit(self._base).path.rstrip("/")
-        self._auth = authorizer(spec.auth, self._base, spec.timeout_seconds, clock or SystemClock())
-        self._session: aiohttp.ClientSession | None = None
+        self._client = FhirClient.for_server(
+            destination_id, spec, pool=max(2 * spec.max_batch, 8), clock=clock or SystemClock()
+        )
+        self._base_path = self._client.base_path
+        self._request = self._client.request
 
     async def start(self) -> None:
         """Open the connection pool and read credentials.
@@ -118,15 +92,10 @@ class FhirDestination:
         Raises OSError/ssl.SSLError for unreadable TLS or key files and
         ValueError for unusable credentials (wrong key type, unset variable).
         """
-        spec = self.spec
-        self._session = await open_authorized(
-            self._auth, spec.tls, max(2 * spec.max_batch, 8), spec.timeout_seconds
-        )
+        await self._client.start()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.close()
 
     async def send(self, batch: Sequence[Delivery]) -> list[SendResult]:
         if len(batch) == 1:
@@ -144,7 +113,7 @@ class FhirDestination:
             return Permanent(clip(f"cannot write safely: {exc}"))
         except CredentialError as exc:
             return Transient(clip(f"no credential: {exc}"))
-        except _StopError as stop:
+        except StopError as stop:
             return stop.result
 
     async def _post_bundle(
@@ -190,7 +159,7 @@ class FhirDestination:
         for done, entry in enumerate(entries):
             try:
                 literal = await self._write_one(delivery, entry, resolved)
-            except _StopError as stop:
+            except StopError as stop:
                 before = f" ({done} of {len(entries)} entries written before it)"
                 return _labelled(stop.result, entry.label, before)
             if literal is not None:
@@ -217,7 +186,7 @@ class FhirDestination:
         )
         result = self._classify(reply.answer, entry.method, if_match=entry.if_match is not None)
         if not isinstance(result, Sent):
-            raise _StopError(result)
+            raise StopError(result)
         return self._literal(entry, reply)
 
     async def _pin(self, entry: Entry) -> None:
@@ -232,7 +201,7 @@ class FhirDestination:
             result = self._classify(answer, "GET", if_match=False)
             if isinstance(result, Sent):
                 result = Transient(f"HTTP {answer.status} without a resource")
-            raise _StopError(_labelled(result, "reading the current version"))
+            raise StopError(_labelled(result, "reading the current version"))
         found: JsonObject = answer.payload
         if entry.conditional:
             matches = [
@@ -245,84 +214,21 @@ class FhirDestination:
             if not matches:
                 return
             if len(matches) > 1:
-                raise _StopError(Permanent(f"{len(matches)} resources match the conditional URL"))
+                raise StopError(Permanent(f"{len(matches)} resources match the conditional URL"))
             found = matches[0]
         resource_id = found.get("id")
         if not isinstance(resource_id, str):
-            raise _StopError(Transient("reading the current version: the server gave no id"))
+            raise StopError(Transient("reading the current version: the server gave no id"))
         meta = found.get("meta")
         version = meta.get("versionId") if isinstance(meta, dict) else None
         entry.pin(resource_id, version if isinstance(version, str) else None)
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: JsonObject | None,
-        headers: dict[str, str],
-        request_id: str | None,
-    ) -> _Reply:
-        """One request, with the credential renewed and the request repeated once after a 401."""
-        session = self._session
-        if session is None:
-            raise RuntimeError("the FHIR destination is not started")
-        url = f"{self._base}/{path}" if path else self._base
-        sent = dict(self.spec.headers)
-        sent.update(headers)
-        sent["Accept"] = FHIR_JSON
-        if request_id is not None:
-            sent["X-Request-Id"] = request_id
-        data = None
-        if body is not None:
-            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            sent["Content-Type"] = FHIR_JSON
-        renewed = False
-        while True:
-            credential = await self._auth.authorization()
-            if credential is not None:
-                sent["Authorization"] = credential
-            reply = await self._exchange(session, method, url, data, sent)
-            if reply.answer.status != 401 or renewed:
-                return reply
-            renewed = True
-            if not await self._auth.renew(credential):
-                return reply
-
-    async def _exchange(
-        self,
-        session: aiohttp.ClientSession,
-        method: str,
-        url: str,
-        data: bytes | None,
-        headers: dict[str, str],
-    ) -> _Reply:
-        try:
-            async with session.request(
-                method, url, data=data, headers=headers, allow_redirects=False
-            ) as response:
-                raw = await response.read()
-                payload, excerpt = body_excerpt(raw)
-                answer = Answer(
-                    response.status,
-                    payload=payload,
-                    excerpt=excerpt,
-                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                )
-                location = response.headers.get("Location") or response.headers.get(
-                    "Content-Location"
-                )
-                return _Reply(answer, location)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            failure = transport_failure(exc, self.spec.timeout_seconds, self.destination_id)
-            raise _StopError(failure) from None
 
     def _classify(self, answer: Answer, method: str, *, if_match: bool) -> SendResult:
         return classify(
             answer, method=method, if_match=if_match, on_conflict=self.spec.on_version_conflict
         )
 
-    def _literal(self, entry: Entry, reply: _Reply) -> str | None:
+    def _literal(self, entry: Entry, reply: Reply) -> str | None:
         """`Type/id` of what a write created or updated: Location, else the body, else its URL."""
         if reply.location:
             path = urlsplit(reply.location).path

@@ -20,11 +20,18 @@ from thumpflow.connectors.auth import (
 )
 from thumpflow.connectors.tls import ClientTls
 
-__all__ = ["BearerAuth", "FhirDestinationSpec", "NoAuth", "SmartBackendAuth"]
+__all__ = [
+    "BearerAuth",
+    "FhirBatchDestinationSpec",
+    "FhirDestinationSpec",
+    "FhirServer",
+    "NoAuth",
+    "SmartBackendAuth",
+]
 
 
-class FhirDestinationSpec(BaseModel):
-    """Write each delivery's FHIR Bundle to a FHIR R4 server, exactly once in effect."""
+class FhirServer(BaseModel):
+    """Where a FHIR R4 server is and how to reach it (shared by flow and batch destinations)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -33,6 +40,30 @@ class FhirDestinationSpec(BaseModel):
         pattern=r"^https?://",
         description="FHIR base URL of the server (e.g. `https://ehr.example.org/fhir/R4`).",
     )
+    timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Time limit of each HTTP request (and of a token request); passing it is "
+        "a transient failure.",
+    )
+    auth: AuthSpec = Field(
+        default_factory=lambda: NoAuth(type="none"),
+        description="How requests are authorised: `none`, `bearer` or `smart_backend`.",
+    )
+    tls: ClientTls | None = Field(default=None, description="HTTPS settings (incl. mutual TLS).")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra headers sent with every request (not for secrets: a header whose "
+        "name says it carries a credential is refused; use `auth`).",
+    )
+
+    _url = field_validator("base_url")(no_userinfo)
+    _headers = field_validator("headers")(plain_headers)
+
+
+class FhirDestinationSpec(FhirServer):
+    """Write each delivery's FHIR Bundle to a FHIR R4 server, exactly once in effect."""
+
     mode: Literal["transaction", "batch", "conditional_update"] = Field(
         default="transaction",
         description="`transaction`: POST the Bundle as one atomic transaction. `batch`: POST it "
@@ -52,31 +83,12 @@ class FhirDestinationSpec(BaseModel):
         "(transient: the next attempt reads the new version and writes again) or "
         "`dead_letter` (permanent: an operator decides).",
     )
-    timeout_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        description="Time limit of each HTTP request (and of a token request); passing it is "
-        "a transient failure.",
-    )
     max_batch: int = Field(
         default=1,
         ge=1,
         le=256,
         description="Deliveries written concurrently per send; 1 writes one at a time.",
     )
-    auth: AuthSpec = Field(
-        default_factory=lambda: NoAuth(type="none"),
-        description="How requests are authorised: `none`, `bearer` or `smart_backend`.",
-    )
-    tls: ClientTls | None = Field(default=None, description="HTTPS settings (incl. mutual TLS).")
-    headers: dict[str, str] = Field(
-        default_factory=dict,
-        description="Extra headers sent with every request (not for secrets: a header whose "
-        "name says it carries a credential is refused; use `auth`).",
-    )
-
-    _url = field_validator("base_url")(no_userinfo)
-    _headers = field_validator("headers")(plain_headers)
 
     example: ClassVar[dict[str, Any]] = {
         "type": "fhir",
@@ -92,4 +104,29 @@ class FhirDestinationSpec(BaseModel):
             "key_id": "thumpflow-2024",
             "algorithm": "ES384",
         },
+    }
+
+
+class FhirBatchDestinationSpec(FhirServer):
+    """Write a run's records (FHIR resources) to a FHIR R4 server in transaction Bundles.
+
+    Each record is one resource, written as an idempotent `PUT`: `Type/id` when
+    it has an `id`; else `Type?identifier=system|value` (conditional update) by
+    its first identifier with both; else `Type/<id>` with the id derived from
+    the job's business key (`thumpflow.fhir.deterministic_id`). Re-running a
+    window therefore updates the same resources and never creates a second one.
+    """
+
+    chunk_size: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Resources per transaction Bundle (one all-or-nothing request).",
+    )
+
+    example: ClassVar[dict[str, Any]] = {
+        "type": "fhir",
+        "base_url": "https://ehr.example.org/fhir/R4",
+        "chunk_size": 100,
+        "auth": {"type": "bearer", "token_env": "EHR_TOKEN"},
     }

@@ -54,7 +54,7 @@ from thumpflow.batch import Encoder, manifest_name, manifest_to_json, parse_mani
 from thumpflow.connectors.drop import KeyLog, encoder_for, read_ranges, render_name
 from thumpflow.connectors.sftp._client import join, replace, session
 from thumpflow.connectors.sftp.spec import SftpDestinationSpec
-from thumpflow.core.batch import BatchItem, Manifest, Window
+from thumpflow.core.batch import BatchItem, Manifest, Window, WriteResult
 from thumpflow.core.clock import Clock, SystemClock
 
 _BLOCK = 1 << 20
@@ -99,10 +99,10 @@ class SftpDestination:
         out = await asyncio.to_thread(open, staging / "records", "w+b")
         self._run = _Run(name=name, window=window, staging=staging, out=out)
 
-    async def write(self, items: Sequence[BatchItem]) -> tuple[int, int]:
-        """Stage `items`; (written, skipped) where skipped repeat a key with the same bytes."""
+    async def write(self, items: Sequence[BatchItem]) -> WriteResult:
+        """Stage `items`; skipped are items repeating a key with the same bytes."""
         run = self._running()
-        return await asyncio.to_thread(self._stage, run, items)
+        return WriteResult(*await asyncio.to_thread(self._stage, run, items))
 
     def _stage(self, run: _Run, items: Sequence[BatchItem]) -> tuple[int, int]:
         if not items:

@@ -43,7 +43,7 @@ from thumpflow.connectors.sql._connect import (
 )
 from thumpflow.connectors.sql._query import quote
 from thumpflow.connectors.sql.spec import SqlUpsertDestinationSpec
-from thumpflow.core.batch import BatchItem, Manifest, Window
+from thumpflow.core.batch import BatchItem, Manifest, Window, WriteResult
 
 
 def upsert_statement(spec: SqlUpsertDestinationSpec) -> str:
@@ -110,10 +110,10 @@ class SqlUpsertDestination:
                 except psycopg.Error as exc:
                     raise self._failed(exc) from None
 
-    async def write(self, items: Sequence[BatchItem]) -> tuple[int, int]:
-        """Upsert `items` in one transaction; (written, skipped)."""
+    async def write(self, items: Sequence[BatchItem]) -> WriteResult:
+        """Upsert `items` in one transaction; written and skipped (never rejects one by one)."""
         if not items:
-            return 0, 0
+            return WriteResult(0, 0)
         rows = [self._row(item) for item in items]
         if self._sqlite is not None:
             written = await self._sqlite_upsert(rows)
@@ -121,7 +121,7 @@ class SqlUpsertDestination:
             written = await self._postgresql_upsert(rows)
         else:
             raise RuntimeError("write before begin")
-        return written, len(items) - written
+        return WriteResult(written, len(items) - written)
 
     def _row(self, item: BatchItem) -> tuple[Any, ...]:
         values = []

@@ -306,9 +306,9 @@ def mark_replayed(context: WriteContext, calls: list[MarkReplayed]) -> list[Any]
 
 
 UPSERT_LEDGER = (
-    "INSERT INTO delivery_ledger (destination_id, business_key, content_hash, at)"
-    " VALUES (?, ?, ?, ?) ON CONFLICT (destination_id, business_key) DO UPDATE SET"
-    " content_hash = excluded.content_hash, at = excluded.at"
+    "INSERT INTO delivery_ledger (destination_id, business_key, content_hash, at, version)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (destination_id, business_key) DO UPDATE SET"
+    " content_hash = excluded.content_hash, at = excluded.at, version = excluded.version"
 )
 
 
@@ -316,7 +316,7 @@ def record_ledger(context: WriteContext, calls: list[tuple[LedgerEntry, ...]]) -
     context.conn.executemany(
         UPSERT_LEDGER,
         [
-            (entry.destination_id, entry.business_key, entry.content_hash, entry.at)
+            (entry.destination_id, entry.business_key, entry.content_hash, entry.at, entry.version)
             for entries in calls
             for entry in entries
         ],

@@ -632,6 +632,42 @@ class SqliteStore:
 
         return await self._read(query)
 
+    async def ledger_entries(
+        self, destination_id: str, business_keys: Sequence[str]
+    ) -> list[LedgerEntry]:
+        """The ledger entries of those keys at that destination (absent keys left out), by key."""
+        return await self._ledger_rows(
+            destination_id,
+            "business_key IN (SELECT value FROM json_each(?)) ORDER BY business_key",
+            (json.dumps(list(business_keys)),),
+        )
+
+    async def ledger_page(
+        self, destination_id: str, after: str | None, limit: int
+    ) -> list[LedgerEntry]:
+        """Up to `limit` entries with a key greater than `after`, in key (code point) order."""
+        return await self._ledger_rows(
+            destination_id,
+            "(? IS NULL OR business_key > ?) ORDER BY business_key LIMIT ?",
+            (after, after, limit),
+        )
+
+    async def _ledger_rows(
+        self, destination_id: str, condition: str, parameters: tuple[Any, ...]
+    ) -> list[LedgerEntry]:
+        statement = (
+            "SELECT business_key, content_hash, at, version FROM delivery_ledger"
+            f" WHERE destination_id = ? AND {condition}"
+        )
+
+        def query(conn: sqlite3.Connection) -> list[LedgerEntry]:
+            return [
+                LedgerEntry(destination_id, *row)
+                for row in conn.execute(statement, (destination_id, *parameters))
+            ]
+
+        return await self._read(query)
+
     async def stats(self) -> list[ChannelStats]:
         """Per channel and outbox counts from one consistent snapshot, by channel id.
 

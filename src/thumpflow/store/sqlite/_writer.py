@@ -58,8 +58,9 @@ _log = logging.getLogger("thumpflow.store.sqlite")
 
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (delivery_id, event_seq, destination_id, channel_id, ordering_key,"
-    " lane, sequence, created_at, status, attempts, next_attempt_at, business_key, content_hash)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0.0, ?, ?)"
+    " lane, sequence, created_at, status, attempts, next_attempt_at, business_key, content_hash,"
+    " ledger_version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0.0, ?, ?, ?)"
 )
 _INSERT_IDEMPOTENCY = (
     "INSERT INTO idempotency (key, event_id, ack_code, received_at) VALUES (?, ?, ?, ?)"
@@ -68,8 +69,8 @@ _SELECT_KNOWN_KEYS = (
     "SELECT key, event_id, ack_code FROM idempotency WHERE key IN (SELECT value FROM json_each(?))"
 )
 _SELECT_STATES = (
-    "SELECT delivery_id, status, channel_id, destination_id, business_key, content_hash"
-    " FROM deliveries"
+    "SELECT delivery_id, status, channel_id, destination_id, business_key, content_hash,"
+    " ledger_version FROM deliveries"
     " WHERE delivery_id IN (SELECT value FROM json_each(?))"
 )
 _UPDATE_RETRYING = (
@@ -483,6 +484,7 @@ class Writer:
                         created_at,
                         new.business_key,
                         new.content_hash,
+                        new.ledger_version,
                     )
                 )
                 deliveries.append(
@@ -569,7 +571,7 @@ class Writer:
         conn = self._conn
         ids = [outcome.delivery_id for outcomes in calls for outcome in outcomes]
         states: dict[int, list[Any]] = {
-            row[0]: [row[1], row[2], row[3], row[4], row[5]]
+            row[0]: [row[1], row[2], row[3], row[4], row[5], row[6]]
             for row in conn.execute(_SELECT_STATES, (json.dumps(ids),))
         }
         retrying: list[tuple[Any, ...]] = []
@@ -610,7 +612,7 @@ class Writer:
                             (outcome.destination_id, outcome.ordering_key, outcome.sequence)
                         )
                     if state[3] is not None:
-                        ledger.append((state[2], state[3], state[4], outcome.at))
+                        ledger.append((state[2], state[3], state[4], outcome.at, state[5]))
                     audit_rows.append((outcome.at, "flow", "delivered", subject, outcome.detail))
                 elif isinstance(outcome, Died):
                     state[0] = _rows.DEAD
