@@ -35,6 +35,15 @@ from thumpflow.core.event import (
     Reject,
 )
 from thumpflow.core.outcome import Outcome, SendResult
+from thumpflow.core.search import (
+    DeliveryQuery,
+    DeliveryRecord,
+    EventQuery,
+    EventSummary,
+    Pause,
+    PauseKind,
+    Timeline,
+)
 
 
 class Store(Protocol):
@@ -266,6 +275,39 @@ class AccessStore(Protocol):
 
     async def append_audit(self, entry: AuditEntry) -> int:
         """Durably append one audit entry; its entry id."""
+        ...
+
+
+class OperationsStore(Protocol):
+    """What the operating API reads and records: searches, timelines, the audit, pauses.
+
+    Searches are keyset-paged and served by indexes, so their cost does not
+    grow with the number of stored events (see `core.search`).
+    """
+
+    async def search_events(self, query: EventQuery) -> list[EventSummary]: ...
+
+    async def search_deliveries(self, query: DeliveryQuery) -> list[DeliveryRecord]: ...
+
+    async def timeline(self, event_id: str) -> Timeline | None:
+        """Everything known of one event; None when there is no such event."""
+        ...
+
+    async def audit_page(self, before: int | None, limit: int) -> list[AuditEntry]:
+        """Audit entries, newest first, entry id below `before` when given."""
+        ...
+
+    async def pauses(self) -> list[Pause]:
+        """The destinations and channels paused now (kept across restarts)."""
+        ...
+
+    async def set_paused(
+        self, kind: PauseKind, target_id: str, paused: bool, *, actor: str, reason: str, at: float
+    ) -> bool:
+        """Durably pause or resume a target, audited in the same commit.
+
+        Returns False, writing nothing, when it already was in that state.
+        """
         ...
 
 

@@ -39,7 +39,7 @@ from thumpflow.core.event import (
     Reject,
 )
 from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying
-from thumpflow.store.sqlite import _access, _rows, _runs
+from thumpflow.store.sqlite import _access, _rows, _runs, _search
 
 _log = logging.getLogger("thumpflow.store.sqlite")
 
@@ -130,6 +130,7 @@ class Kind(Enum):
     ADD_TOKEN = "add_token"
     REVOKE_TOKEN = "revoke_token"
     AUDIT = "audit"
+    SET_PAUSED = "set_paused"
 
 
 @dataclass(slots=True, frozen=True)
@@ -252,6 +253,7 @@ class Writer:
             Kind.ADD_TOKEN: self._on_conn(_access.add_tokens),
             Kind.REVOKE_TOKEN: self._on_conn(_access.revoke_tokens),
             Kind.AUDIT: self._on_conn(_access.append_audits),
+            Kind.SET_PAUSED: self._on_conn(_search.set_paused),
         }
 
     def _on_conn(self, operation: Callable[[sqlite3.Connection, list[Any]], list[Any]]) -> _Handler:
@@ -522,6 +524,7 @@ class Writer:
         versions: list[tuple[Any, ...]] = []
         ledger: list[tuple[Any, ...]] = []
         audit_rows: list[tuple[Any, ...]] = []
+        attempt_rows: list[tuple[Any, ...]] = []
         ignored = 0
         for outcomes in calls:
             for outcome in outcomes:
@@ -543,6 +546,15 @@ class Writer:
                     audit_rows.append(
                         (outcome.at, "flow", "retry_scheduled", subject, outcome.reason)
                     )
+                    attempt_rows.append(
+                        (
+                            outcome.delivery_id,
+                            outcome.attempts,
+                            outcome.at,
+                            "failed",
+                            outcome.reason,
+                        )
+                    )
                     continue
                 if isinstance(outcome, Delivered):
                     state[0] = _rows.DELIVERED
@@ -554,11 +566,23 @@ class Writer:
                     if state[3] is not None:
                         ledger.append((state[2], state[3], state[4], outcome.at))
                     audit_rows.append((outcome.at, "flow", "delivered", subject, outcome.detail))
+                    attempt_rows.append(
+                        (
+                            outcome.delivery_id,
+                            outcome.attempts,
+                            outcome.at,
+                            "delivered",
+                            outcome.detail,
+                        )
+                    )
                 elif isinstance(outcome, Died):
                     state[0] = _rows.DEAD
                     died.append((outcome.attempts, outcome.reason, outcome.at, outcome.delivery_id))
                     audit_rows.append(
                         (outcome.at, "flow", "dead_lettered", subject, outcome.reason)
+                    )
+                    attempt_rows.append(
+                        (outcome.delivery_id, outcome.attempts, outcome.at, "dead", outcome.reason)
                     )
                 else:
                     state[0] = _rows.SUPERSEDED
@@ -583,6 +607,8 @@ class Writer:
             conn.executemany(_runs.UPSERT_LEDGER, ledger)
         if audit_rows:
             conn.executemany(_INSERT_AUDIT, audit_rows)
+        if attempt_rows:
+            conn.executemany(_search.INSERT_ATTEMPT, attempt_rows)
         if ignored:
             _log.warning("ignored %d outcomes for deliveries that are not pending", ignored)
         return [None] * len(calls)
