@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from thumpflow.api.auth import Authenticator
+from thumpflow.api.contract import document_answers
 from thumpflow.api.routes import browse, operations, targets
 from thumpflow.runtime.engine import Engine
 
@@ -36,6 +37,7 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(browse.router)
     app.include_router(targets.router)
+    document_answers(app)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

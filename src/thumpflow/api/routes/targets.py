@@ -23,6 +23,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from thumpflow.api.auth import Operator, Reader
+from thumpflow.api.auth_first import AuthFirstRoute
 from thumpflow.api.browse_schemas import (
     ActRequest,
     Channels,
@@ -49,7 +50,7 @@ from thumpflow.core.search import Pause, PauseKind
 from thumpflow.runtime.engine import Engine, UnknownTargetError
 from thumpflow.thump.scheduler import schedule_of
 
-router = APIRouter()
+router = APIRouter(route_class=AuthFirstRoute)
 
 TargetId = Annotated[str, Path(min_length=1, max_length=200)]
 
