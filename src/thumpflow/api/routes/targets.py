@@ -18,7 +18,8 @@ an audit entry (`paused` / `resumed`, subject `destination:<id>` or
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
@@ -133,80 +134,46 @@ async def channels(engine: EngineDep, _: Reader) -> Channels:
     return Channels(channels=views)
 
 
-async def _set(
-    engine: Engine, kind: PauseKind, target_id: str, *, paused: bool, actor: str, reason: str
-) -> PauseState:
-    try:
-        changed = await engine.set_paused(
-            kind, target_id, paused, actor=actor, reason=reason.strip()
-        )
-    except UnknownTargetError as err:
-        raise HTTPException(404, str(err)) from None
-    return PauseState(kind=kind.value, id=target_id, paused=paused, changed=changed)
-
-
-_ACT_RESPONSES: dict[int | str, dict[str, object]] = {
+_ACT_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": Problem},
     404: {"model": Problem},
 }
 
-
-@router.post(
-    "/api/destinations/{destination_id}/pause", tags=["destinations"], responses=_ACT_RESPONSES
-)
-async def pause_destination(
-    destination_id: TargetId, body: ActRequest, engine: EngineDep, principal: Operator
-) -> PauseState:
-    """Stop sending to a destination (its queue keeps filling durably); audited."""
-    return await _set(
-        engine,
-        PauseKind.DESTINATION,
-        destination_id,
-        paused=True,
-        actor=principal.name,
-        reason=body.reason,
-    )
+_ACTS = {
+    (PauseKind.DESTINATION, True): "Stop sending to a destination (its queue keeps filling "
+    "durably); audited.",
+    (PauseKind.DESTINATION, False): "Send again, in order, from where the pause left off; audited.",
+    (PauseKind.CHANNEL, True): "Stop reading from the channel's senders (they are held, not "
+    "refused); audited.",
+    (PauseKind.CHANNEL, False): "Read from the channel's senders again; audited.",
+}
 
 
-@router.post(
-    "/api/destinations/{destination_id}/resume", tags=["destinations"], responses=_ACT_RESPONSES
-)
-async def resume_destination(
-    destination_id: TargetId, body: ActRequest, engine: EngineDep, principal: Operator
-) -> PauseState:
-    """Send again, in order, from where the pause left off; audited."""
-    return await _set(
-        engine,
-        PauseKind.DESTINATION,
-        destination_id,
-        paused=False,
-        actor=principal.name,
-        reason=body.reason,
-    )
+def _act_endpoint(kind: PauseKind, paused: bool) -> Callable[..., Awaitable[PauseState]]:
+    async def act(
+        target_id: TargetId, body: ActRequest, engine: EngineDep, principal: Operator
+    ) -> PauseState:
+        try:
+            changed = await engine.set_paused(
+                kind, target_id, paused, actor=principal.name, reason=body.reason.strip()
+            )
+        except UnknownTargetError as err:
+            raise HTTPException(404, str(err)) from None
+        return PauseState(kind=kind.value, id=target_id, paused=paused, changed=changed)
+
+    act.__doc__ = _ACTS[kind, paused]
+    return act
 
 
-@router.post("/api/channels/{channel_id}/pause", tags=["channels"], responses=_ACT_RESPONSES)
-async def pause_channel(
-    channel_id: TargetId, body: ActRequest, engine: EngineDep, principal: Operator
-) -> PauseState:
-    """Stop reading from the channel's senders (they are held, not refused); audited."""
-    return await _set(
-        engine, PauseKind.CHANNEL, channel_id, paused=True, actor=principal.name, reason=body.reason
-    )
-
-
-@router.post("/api/channels/{channel_id}/resume", tags=["channels"], responses=_ACT_RESPONSES)
-async def resume_channel(
-    channel_id: TargetId, body: ActRequest, engine: EngineDep, principal: Operator
-) -> PauseState:
-    """Read from the channel's senders again; audited."""
-    return await _set(
-        engine,
-        PauseKind.CHANNEL,
-        channel_id,
-        paused=False,
-        actor=principal.name,
-        reason=body.reason,
+for (_kind, _paused), _summary in _ACTS.items():
+    _verb = "pause" if _paused else "resume"
+    router.add_api_route(
+        f"/api/{_kind.value}s/{{target_id}}/{_verb}",
+        _act_endpoint(_kind, _paused),
+        methods=["POST"],
+        name=f"{_verb}_{_kind.value}",
+        tags=[f"{_kind.value}s"],
+        responses=_ACT_RESPONSES,
     )
 
 
