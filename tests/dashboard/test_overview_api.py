@@ -76,15 +76,16 @@ def test_overview_rows_for_a_channel_its_destination_and_a_job(tmp_path: Path) -
             assert job["next_due_at"] > first["at"]
 
             run = await _finished_run(admin)
-            assert (run["status"], run["read"], run["written"]) == ("succeeded", 10, 10)
-            assert [m["direction"] for m in run["manifests"]] == ["written"]
-            assert run["manifests"][0]["record_count"] == 10
+            counts = run["counts"]
+            assert (run["status"], counts["read"], counts["written"]) == ("succeeded", 10, 10)
+            assert len(run["manifests_written"]) == 1
+            assert run["manifests_written"][0]["record_count"] == 10
             job = (await _json(viewer, "/api/overview"))["rows"][2]
             assert job["status"] == "current", job["reasons"]
             assert job["last_run"]["run_id"] == run["run_id"]
 
             empty = await _finished_run(admin)
-            assert empty["read"] == 0
+            assert empty["counts"]["read"] == 0
             job = (await _json(viewer, "/api/overview"))["rows"][2]
             assert job["status"] == "delayed"
             assert job["reasons"] == ["last run read zero records"]
@@ -114,7 +115,7 @@ def test_series_and_runs_answer_unknown_names_and_bad_windows_clearly(tmp_path: 
             wrong = await _json(client, "/api/overview/series?minutes=0", 422)
             assert wrong["detail"][0]["loc"] == ["query", "minutes"]
             job = await _json(client, "/api/jobs/nope/runs", 404)
-            assert job == {"detail": "no job 'nope' in the configuration"}
+            assert job == {"detail": "no job 'nope'"}
             assert (await _json(client, "/api/jobs/census/runs"))["runs"] == []
 
     asyncio.run(main())

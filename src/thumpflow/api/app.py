@@ -15,7 +15,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from thumpflow.api.auth import Authenticator
-from thumpflow.api.routes import dashboard, ingest, operations, overview, subscriptions
+from thumpflow.api.contract import document_answers
+from thumpflow.api.routes import (
+    browse,
+    dashboard,
+    ingest,
+    operations,
+    overview,
+    subscriptions,
+    targets,
+)
 from thumpflow.runtime.engine import Engine
 
 log = logging.getLogger("thumpflow.api")
@@ -38,6 +47,9 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(subscriptions.router)
     app.include_router(overview.router)
     app.include_router(dashboard.router)
+    app.include_router(browse.router)
+    app.include_router(targets.router)
+    document_answers(app)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

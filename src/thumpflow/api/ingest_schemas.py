@@ -34,13 +34,17 @@ class Accepted(BaseModel):
 
 
 class Hl7Problem(BaseModel):
-    """An HL7 v2 message that was refused, kept as reject `reject_id`; where it is wrong."""
+    """A refused request: what is wrong and, for a refused message, where, and its reject id.
+
+    A message that was read but refused is kept as reject `reject_id`; a
+    request refused before its body was read (a bad header) has none.
+    """
 
     detail: str
-    segment: str | None
-    segment_index: int | None
-    field: int | None
-    reject_id: int
+    segment: str | None = None
+    segment_index: int | None = None
+    field: int | None = None
+    reject_id: int | None = None
 
 
 class NotificationAnswer(BaseModel):

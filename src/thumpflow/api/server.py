@@ -50,7 +50,9 @@ class ApiServer:
 async def serve(app: FastAPI, host: str, port: int) -> ApiServer:
     """Listen on host:port and serve `app` until `close()`. Raises OSError if it cannot bind."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
+    # without it every response waits ~40 ms (Nagle and delayed ACK).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

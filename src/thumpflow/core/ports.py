@@ -39,6 +39,15 @@ from thumpflow.core.event import (
 from thumpflow.core.health import DeliverySample
 from thumpflow.core.outcome import Outcome, SendResult
 from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
+from thumpflow.core.search import (
+    DeliveryQuery,
+    DeliveryRecord,
+    EventQuery,
+    EventSummary,
+    Pause,
+    PauseKind,
+    Timeline,
+)
 
 
 class Store(Protocol):
@@ -345,6 +354,39 @@ class FreshnessStore(Protocol):
 
         Lags are `delivered_at - created_at` (a delivery's `created_at` is its
         event's `received_at`). At most `limit` newest of each kind are read.
+        """
+        ...
+
+
+class OperationsStore(Protocol):
+    """What the operating API reads and records: searches, timelines, the audit, pauses.
+
+    Searches are keyset-paged and served by indexes, so their cost does not
+    grow with the number of stored events (see `core.search`).
+    """
+
+    async def search_events(self, query: EventQuery) -> list[EventSummary]: ...
+
+    async def search_deliveries(self, query: DeliveryQuery) -> list[DeliveryRecord]: ...
+
+    async def timeline(self, event_id: str) -> Timeline | None:
+        """Everything known of one event; None when there is no such event."""
+        ...
+
+    async def audit_page(self, before: int | None, limit: int) -> list[AuditEntry]:
+        """Audit entries, newest first, entry id below `before` when given."""
+        ...
+
+    async def pauses(self) -> list[Pause]:
+        """The destinations and channels paused now (kept across restarts)."""
+        ...
+
+    async def set_paused(
+        self, kind: PauseKind, target_id: str, paused: bool, *, actor: str, reason: str, at: float
+    ) -> bool:
+        """Durably pause or resume a target, audited in the same commit.
+
+        Returns False, writing nothing, when it already was in that state.
         """
         ...
 

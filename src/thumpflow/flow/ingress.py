@@ -11,6 +11,9 @@ Guarantees:
   answered with the original ACK code and not processed again.
 - Backpressure: `is_open` is false while any destination of the channel is
   past its high-water mark; sources stop reading until `wait_open` returns.
+- Pause: `pause` closes the ingress the same way until `resume` (an
+  operator's act); an MLLP sender is then held by TCP flow control, its
+  messages unread and unanswered, rather than refused (see README).
 - Batches: a frame holding an HL7 batch (FHS/BHS … BTS/FTS) has its counts
   checked, then each message is handled as if it came alone, and the answer
   is a batch of their ACKs.
@@ -105,12 +108,22 @@ class ChannelIngress:
         self._fhir = FhirRouting(pipeline.channel)
         self._open = asyncio.Event()
         self._open.set()
+        self.paused = False
         for outbox in outboxes:
             outbox.on_blocking_change(self._blocking_changed)
         self._blocking_changed()
 
+    def pause(self) -> None:
+        """Stop sources reading until `resume`."""
+        self.paused = True
+        self._blocking_changed()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._blocking_changed()
+
     def _blocking_changed(self) -> None:
-        if any(outbox.blocking for outbox in self._outboxes.values()):
+        if self.paused or any(outbox.blocking for outbox in self._outboxes.values()):
             self._open.clear()
         else:
             self._open.set()

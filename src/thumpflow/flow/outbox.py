@@ -24,6 +24,10 @@ Guarantees (with the store's and the destination's):
 - Destinations that take batches get at most one partial batch per
   `batch_linger_seconds` (a full batch goes at once), so a file destination
   pays one fsync per batch rather than one per message at low load.
+- Pause: while `paused` (an operator's act, see `Engine.pause_destination`)
+  no new send starts; a send already under way finishes and is recorded.
+  Deliveries keep arriving durably (and count toward backpressure); `resume`
+  sends them in the same order as if there had been no pause.
 - Backpressure: `blocking` is true from `high_water` durable pending
   deliveries down to `low_water`; ingress stops reading while it is.
 - Metrics (`OutboxMetrics`): every outcome is counted when it is decided
@@ -126,6 +130,16 @@ class Outbox:
         self._paused_until = 0.0
         self._last_batch_at = 0.0
         self._refilling = False
+        self.paused = False
+
+    def pause(self) -> None:
+        """Start no new send until `resume`; the queue keeps filling."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Send again, in order, from where the pause left off."""
+        self.paused = False
+        self._work.set()
 
     def on_blocking_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
@@ -261,6 +275,9 @@ class Outbox:
                 await self._wait(1.0)
 
     async def _step(self) -> None:
+        if self.paused:
+            await self._wait(None)
+            return
         if self._spilled:
             await self._refill()
         now = self._clock.now()

@@ -64,11 +64,13 @@ from thumpflow.core.ports import (
     BatchSource,
     Destination,
     FreshnessStore,
+    OperationsStore,
     RunStore,
     Store,
     StoreUpkeep,
 )
 from thumpflow.core.retention import RetentionPolicy
+from thumpflow.core.search import PauseKind
 from thumpflow.flow.ingress import ChannelIngress
 from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline, Transform
@@ -85,7 +87,9 @@ from thumpflow.thump.scheduler import Scheduler, UnknownJobError
 log = logging.getLogger("thumpflow.runtime")
 
 
-class StateStore(Store, RunStore, AccessStore, StoreUpkeep, FreshnessStore, Protocol):
+class StateStore(
+    Store, RunStore, AccessStore, StoreUpkeep, FreshnessStore, OperationsStore, Protocol
+):
     """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
 
 
@@ -256,8 +260,17 @@ class _RunningChannel:
     source: MllpSource | None
 
 
+class UnknownTargetError(ThumpflowError):
+    """No running destination or channel has this id."""
+
+
 class Engine:
-    """A running thumpflow engine: channels, their outboxes and the store."""
+    """A running thumpflow engine: channels, their outboxes and the store.
+
+    Pauses are durable: `pause_destination` / `pause_channel` record the pause
+    (audited) before it takes effect, and `start` applies the recorded pauses
+    before any source listens or outbox sends.
+    """
 
     def __init__(
         self,
@@ -287,6 +300,7 @@ class Engine:
             self._upkeep.append(asyncio.create_task(self._anchor_loop()))
             if retention_policy(self.config).purges:
                 self._upkeep.append(asyncio.create_task(self._purge_loop()))
+            paused = {(pause.kind, pause.target_id) for pause in await self.store.pauses()}
             for channel in self.config.channels:
                 if not channel.enabled:
                     continue
@@ -303,6 +317,9 @@ class Engine:
                         metrics=self.metrics.flow.outbox(channel.id, spec.id),
                         rng=self._rng,
                     )
+                    if (PauseKind.DESTINATION, spec.id) in paused:
+                        outbox.pause()
+                        log.warning("destination %s starts paused", spec.id)
                     try:
                         await outbox.start()
                     except (OSError, ssl.SSLError, ValueError) as err:
@@ -320,6 +337,9 @@ class Engine:
                     self.clock,
                     metrics=self.metrics.flow.ingress(channel.id),
                 )
+                if (PauseKind.CHANNEL, channel.id) in paused:
+                    ingress.pause()
+                    log.warning("channel %s starts paused", channel.id)
                 source = (
                     MllpSource(channel.id, channel.source, ingress)
                     if isinstance(channel.source, MllpSourceSpec)
@@ -393,6 +413,32 @@ class Engine:
             source.port,
             extra={"channel": running.channel.id},
         )
+
+    async def set_paused(
+        self, kind: PauseKind, target_id: str, paused: bool, *, actor: str, reason: str
+    ) -> bool:
+        """Pause or resume a running destination or channel, durably and audited.
+
+        The store records the change first; then the outbox stops or starts
+        sending, or the channel's ingress closes or opens. Returns False when
+        it was already in that state (nothing recorded). Raises
+        `UnknownTargetError` when no running target has that id.
+        """
+        if kind is PauseKind.DESTINATION:
+            outbox = self.outboxes.get(target_id)
+            if outbox is None:
+                raise UnknownTargetError(f"no running destination {target_id!r}")
+            apply = outbox.pause if paused else outbox.resume
+        else:
+            running = self.channels.get(target_id)
+            if running is None:
+                raise UnknownTargetError(f"no running channel {target_id!r}")
+            apply = running.ingress.pause if paused else running.ingress.resume
+        changed = await self.store.set_paused(
+            kind, target_id, paused, actor=actor, reason=reason, at=self.clock.now()
+        )
+        apply()
+        return changed
 
     def _repairs(self, job: Job) -> RepairSink | None:
         """The ingress of the channel a reconcile job repairs, when that channel runs here."""

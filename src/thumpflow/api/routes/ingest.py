@@ -36,6 +36,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from thumpflow.api.auth import require
 from thumpflow.api.deps import EngineDep
@@ -54,6 +55,21 @@ Ingester = Annotated[Principal, Depends(require(Permission.INGEST))]
 HL7_TYPES = frozenset({HL7V2_CONTENT_TYPE, "text/plain", "application/hl7-v2"})
 FHIR_TYPES = frozenset({FHIR_JSON, "application/json"})
 STORE_RETRY_AFTER = "5"
+MAX_KEY = 255
+OUTCOME_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"resourceType": {"const": "OperationOutcome"}},
+    "required": ["resourceType"],
+}
+
+
+def _either(model: type[BaseModel], description: str) -> dict[str, Any]:
+    """An error answer: JSON `model` for HL7 v2 callers, an OperationOutcome for FHIR ones."""
+    return {
+        "model": model,
+        "description": description,
+        "content": {FHIR_JSON: {"schema": OUTCOME_SCHEMA}},
+    }
 
 
 class RefusalError(Exception):
@@ -158,14 +174,14 @@ _REQUEST_BODY: dict[str, Any] = {
     response_model=Accepted,
     openapi_extra=_REQUEST_BODY,
     responses={
-        400: {"model": Hl7Problem, "description": "refused, kept as a reject"},
-        404: {"model": Problem},
-        409: {"model": Problem},
-        413: {"model": Problem},
-        415: {"model": Problem},
-        422: {"model": Problem, "description": "Idempotency-Key reused for another body"},
-        429: {"model": Problem, "description": "backpressure: send again after Retry-After"},
-        503: {"model": Problem},
+        400: _either(Hl7Problem, "refused, kept as a reject (FHIR: OperationOutcome)"),
+        404: _either(Problem, "no such channel"),
+        409: _either(Problem, "the channel does not take HTTP ingest, or is disabled"),
+        413: _either(Problem, "the body is too large"),
+        415: _either(Problem, "the content type is not accepted"),
+        422: _either(Problem, "Idempotency-Key reused for another body"),
+        429: _either(Problem, "backpressure: send again after Retry-After"),
+        503: _either(Problem, "the store could not commit: send again after Retry-After"),
     },
 )
 async def post_message(
@@ -174,7 +190,8 @@ async def post_message(
     engine: EngineDep,
     principal: Ingester,
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+        str | None,
+        Header(alias="Idempotency-Key", description="1 to 255 characters; a repeat is harmless"),
     ] = None,
 ) -> JSONResponse:
     """Submit one HL7 v2 message or one FHIR R4 resource/Bundle to a channel.
@@ -186,6 +203,8 @@ async def post_message(
     fhir = kind in FHIR_TYPES
     try:
         ingress = open_ingress(engine, channel, http=True)
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_KEY:
+            raise RefusalError(400, f"Idempotency-Key must be 1 to {MAX_KEY} characters")
         if not fhir and kind not in HL7_TYPES:
             raise RefusalError(
                 415,

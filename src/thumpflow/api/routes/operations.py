@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from thumpflow.api.auth import Operator, Reader
+from thumpflow.api.auth_first import AuthFirstRoute
 from thumpflow.api.deps import EngineDep
 from thumpflow.api.masking import shown
 from thumpflow.api.routes.subscriptions import state
@@ -32,7 +33,7 @@ from thumpflow.core.event import DeadLetterFilter
 from thumpflow.core.metrics import CONTENT_TYPE
 from thumpflow.thump.scheduler import UnknownJobError
 
-router = APIRouter()
+router = APIRouter(route_class=AuthFirstRoute)
 
 
 @router.get("/api/health", tags=["operations"])

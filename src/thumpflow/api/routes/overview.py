@@ -3,7 +3,7 @@
 `GET /api/overview` classifies every enabled channel, its destinations and
 every enabled job with `core.health` (the rules are there and in README,
 "Dashboard"); `GET /api/overview/series` gives per-minute throughput and lag
-for charts; `GET /api/jobs/{job}/runs` lists a job's recent runs. All three
+for charts (a job's runs are `GET /api/jobs/{job}/runs`, in `targets`). Both
 are reads (viewer and up) and hold no patient data: ids, counts, times.
 
 Figures of a recent window come from the store through bounded, indexed
@@ -141,11 +141,6 @@ class Series(BaseModel):
     destinations: list[str]
     sampled_from: float
     points: list[SeriesPoint]
-
-
-class JobRuns(BaseModel):
-    job: str
-    runs: list[RunSummary]
 
 
 def _run_summary(run: RunRecord) -> RunSummary:
@@ -359,17 +354,3 @@ async def series(
     return Series(
         at=now, minutes=minutes, destinations=chosen, sampled_from=sampled_from, points=points
     )
-
-
-@router.get("/api/jobs/{job}/runs", responses={404: {"model": Problem}})
-async def job_runs(
-    job: str,
-    engine: EngineDep,
-    _: Reader,
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
-) -> JobRuns:
-    """A configured job's runs, newest first, with counts and manifests."""
-    if not any(item.id == job for item in engine.config.jobs):
-        raise HTTPException(404, f"no job {job!r} in the configuration")
-    runs = await engine.store.runs(job, limit)
-    return JobRuns(job=job, runs=[_run_summary(run) for run in runs])

@@ -19,6 +19,8 @@ with a thumpflow token of the `sender` role in its channel headers. Answers:
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
@@ -26,6 +28,7 @@ from thumpflow.api.auth import Reader
 from thumpflow.api.deps import EngineDep
 from thumpflow.api.ingest_schemas import NotificationAnswer, SubscriptionState, operation_outcome
 from thumpflow.api.routes.ingest import (
+    OUTCOME_SCHEMA,
     STORE_RETRY_AFTER,
     Ingester,
     RefusalError,
@@ -66,6 +69,10 @@ def state(view: SubscriptionView) -> SubscriptionState:
     )
 
 
+def _outcome(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {FHIR_JSON: {"schema": OUTCOME_SCHEMA}}}
+
+
 @router.post(
     "/api/subscriptions/{channel}",
     tags=["ingest"],
@@ -74,11 +81,11 @@ def state(view: SubscriptionView) -> SubscriptionState:
         "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
     },
     responses={
-        400: {"description": "not a usable notification (OperationOutcome), kept as a reject"},
-        404: {"model": Problem},
-        409: {"model": Problem},
-        429: {"model": Problem},
-        503: {"description": "notify again later (OperationOutcome)"},
+        400: _outcome("not a usable notification, kept as a reject"),
+        404: _outcome("no such channel"),
+        409: _outcome("the channel is disabled or receives no subscription"),
+        429: _outcome("backpressure: notify again after Retry-After"),
+        503: _outcome("notify again later"),
     },
 )
 async def notification(

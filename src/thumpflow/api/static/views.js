@@ -256,10 +256,15 @@ export function detailView(kind, id, app) {
 }
 
 function runRow(run) {
-  const manifests = run.manifests.length
-    ? run.manifests.map((m) => `${m.direction} ${m.name}: ${m.record_count} records, sha256 ${m.sha256.slice(0, 12)}…`).join("; ")
+  const manifests = [
+    ...run.manifests_checked.map((m) => ["checked", m]),
+    ...run.manifests_written.map((m) => ["written", m]),
+  ];
+  const listed = manifests.length
+    ? manifests.map(([direction, m]) => `${direction} ${m.name}: ${m.record_count} records, sha256 ${m.sha256.slice(0, 12)}…`).join("; ")
     : DASH;
   const window = run.window_start || run.window_end ? `${run.window_start ?? "start"} → ${run.window_end ?? "now"}` : DASH;
+  const c = run.counts;
   return el("tr", { dataset: { run: run.run_id } },
     el("td", {}, String(run.run_id)),
     el("td", {}, run.trigger),
@@ -267,8 +272,8 @@ function runRow(run) {
     el("td", {}, window),
     el("td", {}, dateTime(run.started_at)),
     el("td", {}, dateTime(run.finished_at)),
-    el("td", {}, `${run.read} / ${run.valid} / ${run.rejected} / ${run.written} / ${run.skipped}`),
-    el("td", {}, manifests),
+    el("td", {}, `${c.read} / ${c.valid} / ${c.rejected} / ${c.written} / ${c.skipped}`),
+    el("td", {}, listed),
     el("td", {}, run.error ?? DASH));
 }
 

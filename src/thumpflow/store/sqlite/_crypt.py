@@ -33,6 +33,7 @@ REJECT_RAW = b"rejects.raw"
 ROW_REJECT_RECORD = b"row_rejects.record"
 DELIVERY_ERROR = b"deliveries.last_error"
 DELIVERY_REASON = b"deliveries.reason"
+ATTEMPT_DETAIL = b"attempts.detail"
 
 
 def key_of(value: object) -> str | None:

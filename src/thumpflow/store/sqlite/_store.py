@@ -40,6 +40,15 @@ from thumpflow.core.event import (
 from thumpflow.core.health import DeliverySample
 from thumpflow.core.outcome import Outcome
 from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
+from thumpflow.core.search import (
+    DeliveryQuery,
+    DeliveryRecord,
+    EventQuery,
+    EventSummary,
+    Pause,
+    PauseKind,
+    Timeline,
+)
 from thumpflow.store.sqlite import (
     _access,
     _audit,
@@ -48,6 +57,7 @@ from thumpflow.store.sqlite import (
     _rows,
     _runs,
     _schema,
+    _search,
     _upkeep,
 )
 from thumpflow.store.sqlite._crypt import REJECT_RAW, Codec, PayloadCipher
@@ -424,6 +434,37 @@ class SqliteStore:
         """Append one audit entry (an act through the API: login, pause, payload view)."""
         entry_id: int = await self._write(Kind.AUDIT, entry)
         return entry_id
+
+    # --- OperationsStore --------------------------------------------------------
+
+    async def search_events(self, query: EventQuery) -> list[EventSummary]:
+        """Events matching `query`, newest first (one index range read; see `_search`)."""
+        return await self._read(lambda conn: _search.search_events(conn, query))
+
+    async def search_deliveries(self, query: DeliveryQuery) -> list[DeliveryRecord]:
+        """Deliveries matching `query`, newest first (one index range read)."""
+        return await self._read(lambda conn: _search.search_deliveries(conn, query, self._codec))
+
+    async def timeline(self, event_id: str) -> Timeline | None:
+        """One event, its derived events, their deliveries and attempts, and their audit."""
+        return await self._read(lambda conn: _search.timeline(conn, event_id, self._codec))
+
+    async def audit_page(self, before: int | None, limit: int) -> list[AuditEntry]:
+        """Audit entries newest first, entry id below `before` when given."""
+        return await self._read(lambda conn: _search.audit_page(conn, before, limit))
+
+    async def pauses(self) -> list[Pause]:
+        """The destinations and channels paused now."""
+        return await self._read(_search.pauses)
+
+    async def set_paused(
+        self, kind: PauseKind, target_id: str, paused: bool, *, actor: str, reason: str, at: float
+    ) -> bool:
+        """Record a pause or resume with its audit entry in one commit; False if no change."""
+        changed: bool = await self._write(
+            Kind.SET_PAUSED, _search.SetPaused(kind, target_id, paused, actor, reason, at)
+        )
+        return changed
 
     # --- RunStore ---------------------------------------------------------------
 

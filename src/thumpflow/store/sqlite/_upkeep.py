@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from thumpflow.core.retention import DAY, PurgeCounts, RekeyCounts, RetentionPolicy
 from thumpflow.store.sqlite import _rows
 from thumpflow.store.sqlite._crypt import (
+    ATTEMPT_DETAIL,
     DELIVERY_ERROR,
     DELIVERY_REASON,
     EVENT_BODY,
@@ -100,6 +101,11 @@ def _purge_events(
     gone = [row for row in old if row[0] not in kept]
     if gone:
         gone_seqs = json.dumps([row[0] for row in gone])
+        conn.execute(
+            "DELETE FROM attempts WHERE delivery_id IN (SELECT delivery_id FROM deliveries"
+            " WHERE event_seq IN (SELECT value FROM json_each(?)))",
+            (gone_seqs,),
+        )
         counts.deliveries += conn.execute(
             "DELETE FROM deliveries WHERE event_seq IN (SELECT value FROM json_each(?))",
             (gone_seqs,),
@@ -157,6 +163,7 @@ _SEALED_COLUMNS = (
     ("row_rejects", "reject_id", "record", ROW_REJECT_RECORD, "row_rejects"),
     ("deliveries", "delivery_id", "last_error", DELIVERY_ERROR, "delivery_texts"),
     ("deliveries", "delivery_id", "reason", DELIVERY_REASON, "delivery_texts"),
+    ("attempts", "attempt_id", "detail", ATTEMPT_DETAIL, "delivery_texts"),
 )
 
 SEALED_COLUMN_COUNT = len(_SEALED_COLUMNS)

@@ -44,9 +44,10 @@ from thumpflow.core.event import (
 )
 from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying
 from thumpflow.core.retention import PurgeCounts, RekeyCounts
-from thumpflow.store.sqlite import _access, _rows, _runs, _upkeep
+from thumpflow.store.sqlite import _access, _rows, _runs, _search, _upkeep
 from thumpflow.store.sqlite._audit import AuditChain, AuditRow
 from thumpflow.store.sqlite._crypt import (
+    ATTEMPT_DETAIL,
     DELIVERY_ERROR,
     DELIVERY_REASON,
     REJECT_RAW,
@@ -147,6 +148,7 @@ class Kind(Enum):
     PURGE_DONE = "purge_done"
     REKEY = "rekey"
     REKEY_DONE = "rekey_done"
+    SET_PAUSED = "set_paused"
 
 
 @dataclass(slots=True, frozen=True)
@@ -283,6 +285,7 @@ class Writer:
             Kind.PURGE_DONE: self._purge_done,
             Kind.REKEY: self._rekey,
             Kind.REKEY_DONE: self._rekey_done,
+            Kind.SET_PAUSED: self._on_conn(_search.set_paused),
         }
 
     def _on_conn(self, operation: Callable[[_runs.WriteContext, list[Any]], list[Any]]) -> _Handler:
@@ -582,6 +585,7 @@ class Writer:
         ledger: list[tuple[Any, ...]] = []
         audit_rows: list[AuditRow] = []
         codec = self._codec
+        attempt_rows: list[tuple[Any, ...]] = []
         ignored = 0
         for outcomes in calls:
             for outcome in outcomes:
@@ -603,6 +607,15 @@ class Writer:
                     audit_rows.append(
                         (outcome.at, "flow", "retry_scheduled", subject, self._told(outcome.reason))
                     )
+                    attempt_rows.append(
+                        (
+                            outcome.delivery_id,
+                            outcome.attempts,
+                            outcome.at,
+                            "failed",
+                            codec.seal_text(outcome.reason, ATTEMPT_DETAIL),
+                        )
+                    )
                     continue
                 if isinstance(outcome, Delivered):
                     state[0] = _rows.DELIVERED
@@ -614,6 +627,15 @@ class Writer:
                     if state[3] is not None:
                         ledger.append((state[2], state[3], state[4], outcome.at, state[5]))
                     audit_rows.append((outcome.at, "flow", "delivered", subject, outcome.detail))
+                    attempt_rows.append(
+                        (
+                            outcome.delivery_id,
+                            outcome.attempts,
+                            outcome.at,
+                            "delivered",
+                            codec.seal_text(outcome.detail, ATTEMPT_DETAIL),
+                        )
+                    )
                 elif isinstance(outcome, Died):
                     state[0] = _rows.DEAD
                     died.append(
@@ -626,6 +648,15 @@ class Writer:
                     )
                     audit_rows.append(
                         (outcome.at, "flow", "dead_lettered", subject, self._told(outcome.reason))
+                    )
+                    attempt_rows.append(
+                        (
+                            outcome.delivery_id,
+                            outcome.attempts,
+                            outcome.at,
+                            "dead",
+                            codec.seal_text(outcome.reason, ATTEMPT_DETAIL),
+                        )
                     )
                 else:
                     state[0] = _rows.SUPERSEDED
@@ -653,6 +684,8 @@ class Writer:
         if ledger:
             conn.executemany(_runs.UPSERT_LEDGER, ledger)
         self._audit.append(audit_rows)
+        if attempt_rows:
+            conn.executemany(_search.INSERT_ATTEMPT, attempt_rows)
         if ignored:
             _log.warning("ignored %d outcomes for deliveries that are not pending", ignored)
         return [None] * len(calls)
