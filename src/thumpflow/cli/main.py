@@ -1,4 +1,4 @@
-"""`thumpflow`: run, check, send, status, dlq, runs, rejects, config and bench.
+"""`thumpflow`: run, check, send, status, dlq, runs, rejects, tokens, config and bench.
 
 Every command exits 0 on success, 1 when what it did found a problem (a bad
 configuration, a negative ACK, a failed replay) and 2 on wrong usage. Errors
@@ -27,6 +27,7 @@ _LAZY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("runs", "thumpflow.cli.runs", "scheduled job runs: list, show, start, rerun"),
     ("rejects", "thumpflow.cli.rejects", "rejected batch records: list, show, replay"),
     ("advise", "thumpflow.cli.advise", "recommend flow, thump or a hybrid for an interface"),
+    ("tokens", "thumpflow.cli.tokens", "API tokens: create (shown once), list, revoke"),
 )
 
 

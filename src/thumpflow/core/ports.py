@@ -248,8 +248,10 @@ class RunStore(Protocol):
 class AccessStore(Protocol):
     """API tokens (hashes only) and the acts taken through the API, in the audit trail."""
 
-    async def add_token(self, name: str, role: Role, token_hash: str, actor: str, at: float) -> int:
-        """Store a token's hash and audit `token.issued` in one commit; the new token id."""
+    async def add_token(
+        self, name: str, role: Role, token_hash: str, actor: str, at: float, *, reason: str = ""
+    ) -> int:
+        """Store a token's hash and audit `token.issued` (with `reason`) in one commit; its id."""
         ...
 
     async def revoke_token(self, token_id: int, actor: str, reason: str, at: float) -> bool:

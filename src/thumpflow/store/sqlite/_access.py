@@ -26,6 +26,7 @@ class AddToken:
     token_hash: str
     actor: str
     at: float
+    reason: str = ""
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,7 +54,7 @@ def add_tokens(conn: sqlite3.Connection, calls: list[AddToken]) -> list[Any]:
                 call.actor,
                 "token.issued",
                 f"token:{token_id}",
-                f"{call.name} ({call.role.value})",
+                f"{call.name} ({call.role.value})" + (f": {call.reason}" if call.reason else ""),
             ),
         )
         answers.append(token_id)

@@ -308,10 +308,12 @@ class SqliteStore:
 
     # --- AccessStore ------------------------------------------------------------
 
-    async def add_token(self, name: str, role: Role, token_hash: str, actor: str, at: float) -> int:
-        """Store a token's hash and audit `token.issued`; the new token id."""
+    async def add_token(
+        self, name: str, role: Role, token_hash: str, actor: str, at: float, *, reason: str = ""
+    ) -> int:
+        """Store a token's hash and audit `token.issued` (with `reason`); the new token id."""
         token_id: int = await self._write(
-            Kind.ADD_TOKEN, _access.AddToken(name, role, token_hash, actor, at)
+            Kind.ADD_TOKEN, _access.AddToken(name, role, token_hash, actor, at, reason)
         )
         return token_id
 
