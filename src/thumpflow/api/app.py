@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from thumpflow.api.auth import Authenticator
-from thumpflow.api.routes import operations, tokens
+from thumpflow.api.routes import alerts, operations, tokens
 from thumpflow.runtime.engine import Engine
 
 log = logging.getLogger("thumpflow.api")
@@ -35,6 +35,7 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.state.authenticator = authenticator
     app.include_router(operations.router)
     app.include_router(tokens.router)
+    app.include_router(alerts.router)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -20,6 +20,7 @@ from thumpflow.connectors.fhir.spec import FhirDestinationSpec
 from thumpflow.connectors.file.spec import FileDestinationSpec
 from thumpflow.connectors.http.spec import HttpDestinationSpec
 from thumpflow.connectors.mllp.spec import MllpDestinationSpec, MllpSourceSpec
+from thumpflow.connectors.webhook.spec import WebhookSpec
 from thumpflow.core.lanes import Lane
 from thumpflow.hl7v2 import compile_path
 
@@ -367,12 +368,58 @@ class ApiSpec(_Model):
     )
 
 
+class DeadLetterGrowth(_Model):
+    """Alert when a destination's dead-letter count rises this fast."""
+
+    count: int = Field(default=10, ge=1, description="Deliveries gone dead ...")
+    window: float = Field(
+        default=300.0, gt=0, description="... within this many seconds (or `5m`)."
+    )
+
+    _window = field_validator("window", mode="before")(parse_duration)
+
+
+class AlertsSpec(_Model):
+    """Alerts: evaluated on a timer, recorded, logged and sent to webhooks.
+
+    Raised once while a condition holds and cleared when it stops: latency
+    budget breached, dead-letter growth, circuit open, zero-record batch, disk
+    nearly full, heartbeat missing. Each transition is POSTed as JSON to every
+    webhook, retried with backoff when the webhook fails.
+    """
+
+    interval: float = Field(
+        default=15.0, gt=0, description="Seconds between evaluations (or `30s`)."
+    )
+    webhooks: list[WebhookSpec] = Field(
+        default_factory=list, description="Where alert notices are POSTed."
+    )
+    webhook_attempts: int = Field(
+        default=8, ge=1, le=100, description="Tries per notice and webhook before giving up."
+    )
+    webhook_backoff: float = Field(
+        default=1.0, gt=0, description="First retry delay (doubles, full jitter, capped at 5m)."
+    )
+    disk_free_min_percent: float = Field(
+        default=10.0,
+        ge=0,
+        le=100,
+        description="Alert when the store's file system has less free space than this.",
+    )
+    dead_letter_growth: DeadLetterGrowth = Field(
+        default_factory=DeadLetterGrowth, description="Dead-letter growth threshold."
+    )
+
+    _durations = field_validator("interval", "webhook_backoff", mode="before")(parse_duration)
+
+
 class Config(_Model):
     """A thumpflow configuration file."""
 
     version: Literal[1] = Field(default=1, description="Configuration format version.")
     store: StoreSpec = Field(default_factory=StoreSpec, description="Durable store.")
     api: ApiSpec = Field(default_factory=ApiSpec, description="HTTP API and dashboard.")
+    alerts: AlertsSpec = Field(default_factory=AlertsSpec, description="Alerts and webhooks.")
     channels: list[Channel] = Field(min_length=1, description="The channels.")
     jobs: list[Job] = Field(default_factory=list, description="Scheduled batch jobs.")
 

@@ -7,9 +7,10 @@ only `runtime` names concrete implementations.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from thumpflow.core.access import ApiToken, Role
+from thumpflow.core.alerts import Alert, AlertKind, Severity
 from thumpflow.core.batch import (
     BatchItem,
     LedgerEntry,
@@ -318,3 +319,41 @@ class BatchDestination(Protocol):
     async def finish(self) -> list[Manifest]: ...
 
     async def abort(self) -> None: ...
+
+
+class AlertStore(Protocol):
+    """Alerts: at most one active alert per (kind, subject); every transition audited."""
+
+    async def raise_alert(
+        self, kind: AlertKind, subject: str, severity: Severity, message: str, at: float
+    ) -> tuple[Alert, bool]:
+        """Record a raised alert with its `alert.raised` audit entry in one commit.
+
+        When an alert of that kind and subject is already active, nothing is
+        written: answers (that alert, False); else (the new alert, True).
+        """
+        ...
+
+    async def clear_alert(self, alert_id: int, at: float) -> Alert | None:
+        """Clear an active alert, audited `alert.cleared`; None when not active."""
+        ...
+
+    async def acknowledge_alert(
+        self, alert_id: int, actor: str, reason: str, at: float
+    ) -> Alert | None:
+        """Stamp an alert acknowledged, audited `alert.acknowledged`; None when unknown."""
+        ...
+
+    async def alerts(self, *, active_only: bool = False, limit: int = 100) -> list[Alert]:
+        """Active alerts first (newest first), then recently cleared ones (newest first)."""
+        ...
+
+
+class AlertSink(Protocol):
+    """Where alert notices go besides the store and the log (a webhook)."""
+
+    name: str
+
+    async def send(self, body: dict[str, Any]) -> None:
+        """Deliver one notice; raises `OSError` or `TimeoutError` (worth retrying) on failure."""
+        ...

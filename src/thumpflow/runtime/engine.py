@@ -13,14 +13,17 @@ the store drains its writes and closes.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import random
+import shutil
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from thumpflow.alerts import AlertMonitor, AlertSettings, JobReading, OutboxReading, Reading
 from thumpflow.config.jobs import BatchDestinationSpec, BatchSourceSpec, Job
 from thumpflow.config.jobs import BatchFileDestination as JobFileDestination
 from thumpflow.config.jobs import SftpDestination as JobSftpDestination
@@ -43,11 +46,14 @@ from thumpflow.connectors.mllp.destination import MllpDestination as MllpConnect
 from thumpflow.connectors.mllp.source import MllpSource
 from thumpflow.connectors.sftp import SftpDestination, SftpDropSource, SftpDropSourceSpec
 from thumpflow.connectors.sql import SqlSource, SqlSourceSpec, SqlUpsertDestination
+from thumpflow.connectors.webhook import WebhookSink
+from thumpflow.core.batch import RunStatus
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import ConfigError, ThumpflowError
 from thumpflow.core.event import ChannelStats, DeadLetter, DeadLetterFilter, Delivery
 from thumpflow.core.ports import (
     AccessStore,
+    AlertStore,
     BatchDestination,
     BatchSource,
     Destination,
@@ -55,6 +61,7 @@ from thumpflow.core.ports import (
     Store,
 )
 from thumpflow.flow.ingress import ChannelIngress
+from thumpflow.flow.limits import BreakerState
 from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
@@ -67,7 +74,7 @@ from thumpflow.thump.scheduler import Scheduler, UnknownJobError
 log = logging.getLogger("thumpflow.runtime")
 
 
-class StateStore(Store, RunStore, AccessStore, Protocol):
+class StateStore(Store, RunStore, AccessStore, AlertStore, Protocol):
     """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
 
 
@@ -226,6 +233,24 @@ class Engine:
         self.channels: dict[str, _RunningChannel] = {}
         self.scheduler: Scheduler | None = None
         self.metrics = EngineMetrics()
+        alerts = config.alerts
+        self._webhooks = [WebhookSink(spec) for spec in alerts.webhooks]
+        self.alerts = AlertMonitor(
+            self.store,
+            self.clock,
+            AlertSettings(
+                interval=alerts.interval,
+                disk_free_min_percent=alerts.disk_free_min_percent,
+                growth_count=alerts.dead_letter_growth.count,
+                growth_window=alerts.dead_letter_growth.window,
+                notify_attempts=alerts.webhook_attempts,
+                notify_backoff=alerts.webhook_backoff,
+            ),
+            self._alert_reading,
+            sinks=self._webhooks,
+            registry=self.metrics.registry,
+            rng=self._rng,
+        )
 
     async def start(self) -> None:
         await self.store.open()
@@ -290,6 +315,15 @@ class Engine:
                     running.source.port,
                     extra={"channel": running.channel.id},
                 )
+            for webhook in self._webhooks:
+                try:
+                    await webhook.start()
+                except (OSError, ssl.SSLError, ValueError) as err:
+                    raise ThumpflowError(
+                        f"alerts > webhook {webhook.name}: cannot start: "
+                        f"{getattr(err, 'strerror', None) or err}"
+                    ) from None
+            await self.alerts.start()
         except BaseException:
             await self.stop()
             raise
@@ -302,6 +336,9 @@ class Engine:
         return running.ingress.receive
 
     async def stop(self) -> None:
+        await self.alerts.stop()
+        for webhook in self._webhooks:
+            await webhook.close()
         if self.scheduler is not None:
             await self.scheduler.stop()
         for running in self.channels.values():
@@ -343,6 +380,54 @@ class Engine:
             for job_id in self.scheduler.job_ids:
                 self.metrics.jobs.sample(job_id, await self.store.runs(job_id, RUN_WINDOW))
         return self.metrics.registry.render()
+
+    async def _alert_reading(self) -> Reading:
+        """What the alert conditions are evaluated on (see `thumpflow.alerts.conditions`)."""
+        stats = {
+            outbox.destination_id: outbox
+            for channel in await self.store.stats()
+            for outbox in channel.outboxes
+        }
+        outboxes = []
+        for running in self.channels.values():
+            for spec in running.channel.destinations:
+                found = stats.get(spec.id)
+                outboxes.append(
+                    OutboxReading(
+                        channel_id=running.channel.id,
+                        destination_id=spec.id,
+                        latency_budget=running.channel.latency_budget,
+                        oldest_pending_at=found.oldest_pending_at if found else None,
+                        dead=found.dead if found else 0,
+                        circuit_open=self.outboxes[spec.id].breaker.state
+                        is not BreakerState.CLOSED,
+                    )
+                )
+        jobs = []
+        for job in self.config.jobs:
+            if not (job.enabled and job.expect_records):
+                continue
+            finished = [
+                run
+                for run in await self.store.runs(job.id, 5)
+                if run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+            ]
+            if finished:
+                jobs.append(JobReading(job.id, finished[0].run_id, finished[0].counts.read))
+        return Reading(
+            at=self.clock.now(),
+            outboxes=outboxes,
+            jobs=jobs,
+            disk_free_percent=await asyncio.to_thread(self._disk_free_percent),
+        )
+
+    def _disk_free_percent(self) -> float | None:
+        """Free space on the store's file system, in percent of its size."""
+        try:
+            usage = shutil.disk_usage(Path(self.config.store.path).resolve().parent)
+        except OSError:
+            return None
+        return 100.0 * usage.free / usage.total if usage.total else None
 
     async def dead_letters(self, flt: DeadLetterFilter, limit: int = 100) -> list[DeadLetter]:
         return await self.store.dead_letters(flt, limit)

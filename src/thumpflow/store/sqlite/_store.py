@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from thumpflow.core.access import ApiToken, Role
+from thumpflow.core.alerts import Alert, AlertKind, Severity
 from thumpflow.core.batch import (
     LedgerEntry,
     Manifest,
@@ -37,7 +38,7 @@ from thumpflow.core.event import (
     Reject,
 )
 from thumpflow.core.outcome import Outcome
-from thumpflow.store.sqlite import _access, _rows, _runs, _schema
+from thumpflow.store.sqlite import _access, _alerts, _rows, _runs, _schema
 from thumpflow.store.sqlite._writer import Kind, LoadPending, Op, Replay, Writer, WriterStats
 
 _T = TypeVar("_T")
@@ -350,6 +351,47 @@ class SqliteStore:
         """Append one audit entry (an act through the API: login, pause, payload view)."""
         entry_id: int = await self._write(Kind.AUDIT, entry)
         return entry_id
+
+    # --- AlertStore -------------------------------------------------------------
+
+    async def raise_alert(
+        self, kind: AlertKind, subject: str, severity: Severity, message: str, at: float
+    ) -> tuple[Alert, bool]:
+        """Record a raised alert (audited) unless one is active: (alert, newly raised)."""
+        answer: tuple[Alert, bool] = await self._write(
+            Kind.RAISE_ALERT, _alerts.RaiseAlert(kind, subject, severity, message, at)
+        )
+        return answer
+
+    async def clear_alert(self, alert_id: int, at: float) -> Alert | None:
+        """Clear an active alert (audited); None when it was not active."""
+        cleared: Alert | None = await self._write(
+            Kind.CLEAR_ALERT, _alerts.ClearAlert(alert_id, at)
+        )
+        return cleared
+
+    async def acknowledge_alert(
+        self, alert_id: int, actor: str, reason: str, at: float
+    ) -> Alert | None:
+        """Stamp an alert acknowledged (audited); None when there is no such alert."""
+        acknowledged: Alert | None = await self._write(
+            Kind.ACK_ALERT, _alerts.AcknowledgeAlert(alert_id, actor, reason, at)
+        )
+        return acknowledged
+
+    async def alerts(self, *, active_only: bool = False, limit: int = 100) -> list[Alert]:
+        """Active alerts, then cleared ones; newest first within each."""
+        where = " WHERE cleared_at IS NULL" if active_only else ""
+
+        def query(conn: sqlite3.Connection) -> list[Alert]:
+            rows = conn.execute(
+                f"SELECT {_alerts.ALERT_COLUMNS} FROM alerts{where}"
+                " ORDER BY cleared_at IS NOT NULL, raised_at DESC, alert_id DESC LIMIT ?",
+                (limit,),
+            )
+            return [_alerts.alert_from_row(row) for row in rows]
+
+        return await self._read(query)
 
     # --- RunStore ---------------------------------------------------------------
 

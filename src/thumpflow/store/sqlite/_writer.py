@@ -39,7 +39,7 @@ from thumpflow.core.event import (
     Reject,
 )
 from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying
-from thumpflow.store.sqlite import _access, _rows, _runs
+from thumpflow.store.sqlite import _access, _alerts, _rows, _runs
 
 _log = logging.getLogger("thumpflow.store.sqlite")
 
@@ -130,6 +130,9 @@ class Kind(Enum):
     ADD_TOKEN = "add_token"
     REVOKE_TOKEN = "revoke_token"
     AUDIT = "audit"
+    RAISE_ALERT = "raise_alert"
+    CLEAR_ALERT = "clear_alert"
+    ACK_ALERT = "ack_alert"
 
 
 @dataclass(slots=True, frozen=True)
@@ -252,6 +255,9 @@ class Writer:
             Kind.ADD_TOKEN: self._on_conn(_access.add_tokens),
             Kind.REVOKE_TOKEN: self._on_conn(_access.revoke_tokens),
             Kind.AUDIT: self._on_conn(_access.append_audits),
+            Kind.RAISE_ALERT: self._on_conn(_alerts.raise_alerts),
+            Kind.CLEAR_ALERT: self._on_conn(_alerts.clear_alerts),
+            Kind.ACK_ALERT: self._on_conn(_alerts.acknowledge_alerts),
         }
 
     def _on_conn(self, operation: Callable[[sqlite3.Connection, list[Any]], list[Any]]) -> _Handler:
