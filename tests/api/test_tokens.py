@@ -126,7 +126,7 @@ def test_viewer_and_sender_may_not_manage_tokens(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-async def _cli(config: Path, *args: str, token: str = "") -> tuple[int, str, str]:
+async def tokens_cli(config: Path, *args: str, token: str = "") -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -150,7 +150,7 @@ def test_cli_on_the_stopped_store_then_through_the_running_engine(tmp_path: Path
         config = tmp_path / "t.yaml"
         config.write_text(config_text(tmp_path, port))
         # Engine stopped: the command works on the store (lost admin token recovery).
-        code, out, err = await _cli(
+        code, out, err = await tokens_cli(
             config,
             "create",
             "rescue",
@@ -164,7 +164,7 @@ def test_cli_on_the_stopped_store_then_through_the_running_engine(tmp_path: Path
         assert code == 0, err
         token = out.strip().splitlines()[-1]
         assert token.startswith("tf_")
-        code, out, _ = await _cli(config, "list")
+        code, out, _ = await tokens_cli(config, "list")
         assert code == 0 and "rescue" in out and "admin" in out and token not in out
 
         engine = Engine(parse_config(config.read_text(), "t.yaml"))
@@ -175,7 +175,7 @@ def test_cli_on_the_stopped_store_then_through_the_running_engine(tmp_path: Path
                 base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}
             ) as rescued:
                 assert (await rescued.get("/api/tokens")).status == 200
-            code, out, err = await _cli(
+            code, out, err = await tokens_cli(
                 config,
                 "create",
                 "etl",
@@ -188,11 +188,13 @@ def test_cli_on_the_stopped_store_then_through_the_running_engine(tmp_path: Path
             assert code == 0, err
             viewer_token = out.strip().splitlines()[-1]
             etl_id = int(out.split()[1])
-            code, out, err = await _cli(
+            code, out, err = await tokens_cli(
                 config, "revoke", str(etl_id), "--reason", "done", token=token
             )
             assert code == 0, err
-            code, _, err = await _cli(config, "revoke", "999", "--reason", "typo", token=token)
+            code, _, err = await tokens_cli(
+                config, "revoke", "999", "--reason", "typo", token=token
+            )
             assert code == 1 and "999" in err
             audit = sorted(await engine.store.audit(f"token:{etl_id}"), key=lambda e: e.entry_id)
             # Through the engine the audit names the API caller (the rescue token).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
@@ -42,6 +43,19 @@ def _no_token(config: Config) -> ThumpflowError:
     )
 
 
+def _pinned(cert_file: str) -> ssl.SSLContext:
+    """Trust exactly the engine's own certificate (the command runs beside the engine).
+
+    The host name is not checked: the address comes from the same configuration
+    as the certificate. Under mutual TLS the command has no client certificate,
+    so it cannot reach the API and works on the store.
+    """
+    context = ssl.create_default_context(cafile=cert_file)
+    context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
 def call(config: Config, method: str, path: str, body: Any, what: str) -> Any | None:
     """`method path` with a JSON body (None: no body); the answer, or None when no engine listens.
 
@@ -51,7 +65,9 @@ def call(config: Config, method: str, path: str, body: Any, what: str) -> Any | 
     """
     if not config.api.enabled:
         return None
-    url = f"http://{config.api.host}:{config.api.port}{path}"
+    tls = config.api.tls
+    scheme = "https" if tls is not None else "http"
+    url = f"{scheme}://{config.api.host}:{config.api.port}{path}"
     request = urllib.request.Request(
         url,
         data=None if body is None else json.dumps(body).encode(),
@@ -62,12 +78,13 @@ def call(config: Config, method: str, path: str, body: Any, what: str) -> Any | 
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        context = _pinned(tls.cert_file) if tls is not None else None
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
             return json.load(response)
     except urllib.error.HTTPError as err:
         if err.code == 401 and token is None:
             raise _no_token(config) from None
         detail = err.read().decode("utf-8", "replace")[:300]
         raise ThumpflowError(f"the engine refused {what} ({err.code}): {detail}") from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ssl.SSLError):
         return None
