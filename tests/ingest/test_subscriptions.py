@@ -126,7 +126,9 @@ async def state(w: World) -> dict[str, Any]:
 
 
 async def alerts(w: World) -> list[str]:
-    return [e.detail for e in await w.engine.store.audit("channel:subs") if e.action == "alert"]
+    """Messages of the channel's active alerts, as the alert system recorded them."""
+    found = await w.engine.store.alerts(active_only=True)
+    return [alert.message for alert in found if alert.subject == "subs"]
 
 
 def run(coro: object) -> None:
@@ -218,6 +220,10 @@ def test_a_gap_without_events_is_reported_and_closed_by_a_late_arrival(tmp_path:
             status, body = await w.feed.resend(3)
             assert status == 200 and len(body["accepted"]) == 1
             assert (await state(w))["missed_events"] == [2]
+            assert len(await alerts(w)) == 1, "one gap stays open"
+            status, body = await w.feed.resend(2)
+            assert status == 200 and (await state(w))["missed_events"] == []
+            assert await alerts(w) == [], "the gap alert clears when no gap is left"
             async with w.reader.get("/metrics") as response:
                 metrics = await response.text()
             assert 'thumpflow_subscription_missed_events_total{channel="subs"} 2' in metrics
@@ -264,6 +270,11 @@ def test_stopped_heartbeats_are_alerted_once_and_cleared(tmp_path: Path) -> None
                 )
             await w.feed.heartbeat()
             assert not await overdue()
+            for _ in range(600):
+                if not await alerts(w):
+                    break
+                await asyncio.sleep(0.05)
+            assert await alerts(w) == [], "a heartbeat clears the alert"
 
     run(scenario())
 

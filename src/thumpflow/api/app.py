@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from thumpflow.api.auth import Authenticator
 from thumpflow.api.contract import document_answers
 from thumpflow.api.routes import (
+    alerts,
     browse,
     dashboard,
     ingest,
@@ -24,6 +25,7 @@ from thumpflow.api.routes import (
     overview,
     subscriptions,
     targets,
+    tokens,
 )
 from thumpflow.runtime.engine import Engine
 
@@ -49,6 +51,8 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(browse.router)
     app.include_router(targets.router)
+    app.include_router(tokens.router)
+    app.include_router(alerts.router)
     document_answers(app)
 
     @app.exception_handler(Exception)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Iterator
 
 import uvicorn
@@ -18,6 +19,8 @@ from fastapi import FastAPI
 
 from thumpflow.api.app import build_app
 from thumpflow.api.auth import Authenticator, ensure_admin_token
+from thumpflow.api.oidc import OidcVerifier
+from thumpflow.connectors.tls import server_context
 from thumpflow.core.errors import ThumpflowError
 from thumpflow.runtime.engine import Engine
 
@@ -47,8 +50,15 @@ class ApiServer:
         self._socket.close()
 
 
-async def serve(app: FastAPI, host: str, port: int) -> ApiServer:
-    """Listen on host:port and serve `app` until `close()`. Raises OSError if it cannot bind."""
+async def serve(
+    app: FastAPI, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> ApiServer:
+    """Listen on host:port and serve `app` until `close()`. Raises OSError if it cannot bind.
+
+    With `ssl_context` it serves HTTPS only; a client that fails the handshake
+    (no certificate under mutual TLS, an untrusted one, plain HTTP) is
+    disconnected before any request is read.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
     # without it every response waits ~40 ms (Nagle and delayed ACK).
@@ -68,6 +78,9 @@ async def serve(app: FastAPI, host: str, port: int) -> ApiServer:
         lifespan="off",
         server_header=False,
         timeout_graceful_shutdown=10,
+        ssl_context_factory=None
+        if ssl_context is None
+        else (lambda _config, _default: ssl_context),
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="thumpflow-api")
@@ -82,13 +95,24 @@ async def serve(app: FastAPI, host: str, port: int) -> ApiServer:
 async def start_api(engine: Engine) -> ApiServer:
     """Serve the engine's API as configured, issuing the first admin token if none exists.
 
-    Raises `ThumpflowError` naming the address when it cannot listen.
+    HTTPS when `api.tls` is set; OpenID Connect tokens accepted when `api.oidc`
+    is set. Raises `ThumpflowError` naming the address when it cannot listen,
+    or `api > tls` when the certificate or key cannot be loaded.
     """
     spec = engine.config.api
+    context = None
+    if spec.tls is not None:
+        try:
+            context = server_context(spec.tls)
+        except (OSError, ssl.SSLError) as err:
+            raise ThumpflowError(
+                f"api > tls: cannot load the certificate or key: {err.strerror or err}"
+            ) from None
+    oidc = OidcVerifier(spec.oidc, engine.clock) if spec.oidc is not None else None
     await ensure_admin_token(engine.store, engine.config.admin_token_path(), engine.clock)
-    app = build_app(engine, Authenticator(engine.store))
+    app = build_app(engine, Authenticator(engine.store, oidc))
     try:
-        return await serve(app, spec.host, spec.port)
+        return await serve(app, spec.host, spec.port, context)
     except OSError as err:
         raise ThumpflowError(
             f"api: cannot listen on {spec.host}:{spec.port}: {err.strerror or err}"

@@ -1,4 +1,5 @@
-"""`thumpflow`: run, check, send, status, dlq, runs, rejects, audit, store, config and bench.
+"""`thumpflow`: run, check, send, status, dlq, runs, rejects, audit, store, tokens, config
+and bench.
 
 Every command exits 0 on success, 1 when what it did found a problem (a bad
 configuration, a negative ACK, a failed replay) and 2 on wrong usage. Errors
@@ -29,6 +30,7 @@ _LAZY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("advise", "thumpflow.cli.advise", "recommend flow, thump or a hybrid for an interface"),
     ("audit", "thumpflow.cli.audit", "the tamper-evident audit trail: verify, list"),
     ("store", "thumpflow.cli.store", "store upkeep: purge, rekey, vacuum, keygen"),
+    ("tokens", "thumpflow.cli.tokens", "API tokens: create (shown once), list, revoke"),
 )
 
 

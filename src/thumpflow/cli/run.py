@@ -68,7 +68,8 @@ async def _serve(config: Config) -> None:
             await engine.stop()
             raise
         log.info(
-            "API and dashboard on http://%s:%d/ (metrics on /metrics)",
+            "API and dashboard on %s://%s:%d/ (metrics on /metrics)",
+            "https" if config.api.tls is not None else "http",
             config.api.host,
             server.port,
         )

@@ -21,6 +21,9 @@ from thumpflow.connectors.fhir_subscription.spec import FhirSubscriptionSourceSp
 from thumpflow.connectors.file.spec import FileDestinationSpec
 from thumpflow.connectors.http.spec import HttpDestinationSpec
 from thumpflow.connectors.mllp.spec import MllpDestinationSpec, MllpSourceSpec
+from thumpflow.connectors.tls import PLAINTEXT_WARNING, ServerTls, plaintext_problem
+from thumpflow.connectors.webhook.spec import WebhookSpec
+from thumpflow.core.access import Role
 from thumpflow.core.lanes import Lane
 from thumpflow.hl7v2 import compile_path
 
@@ -521,17 +524,134 @@ class StoreSpec(_Model):
     _durations = field_validator("audit_anchor_interval", mode="before")(parse_duration)
 
 
+class OidcSpec(_Model):
+    """OpenID Connect: accept the issuer's signed access tokens (JWT, RS256 or ES256).
+
+    A token is accepted when its signature verifies with a key of the issuer's
+    JWKS (fetched, cached, and fetched again for an unknown `kid`, at most
+    once every `jwks_refresh_interval`), `iss` equals `issuer`, `aud` holds `audience`, and `exp`
+    / `nbf` hold within `leeway`. Its role is the highest of `role_map`'s
+    roles for the values of the `role_claim` claim; a token with none is
+    refused (401).
+    """
+
+    issuer: str = Field(pattern=r"^https?://", description="The issuer (`iss`) URL.")
+    audience: str = Field(min_length=1, description="Required in the token's `aud`.")
+    jwks_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Where the signing keys are; default: `jwks_uri` of the issuer's "
+        "`/.well-known/openid-configuration`.",
+    )
+    role_claim: str = Field(
+        default="roles",
+        min_length=1,
+        description="Claim holding the caller's IdP roles or groups (a string or a list); "
+        "a dotted path reaches into objects (`realm_access.roles`).",
+    )
+    role_map: dict[str, Role] = Field(
+        min_length=1,
+        description="IdP value -> thumpflow role (viewer, operator, admin, sender).",
+    )
+    leeway: float = Field(
+        default=60.0, ge=0, le=600, description="Seconds of clock skew allowed on exp/nbf."
+    )
+    name_claim: str = Field(
+        default="preferred_username",
+        description="Claim naming the caller in the audit trail (`sub` when absent).",
+    )
+    ca_file: str | None = Field(
+        default=None, description="PEM CAs to verify the issuer's HTTPS certificate."
+    )
+    jwks_refresh_interval: float = Field(
+        default=30.0,
+        ge=0,
+        description="Least seconds between two fetches of the keys; a token with an unknown "
+        "`kid` (key rotation) fetches them again no sooner.",
+    )
+
+    example: ClassVar[dict[str, Any]] = {
+        "issuer": "https://login.example.org/realms/hospital",
+        "audience": "thumpflow",
+        "role_claim": "realm_access.roles",
+        "role_map": {"integration-admins": "admin", "integration-oncall": "operator"},
+    }
+
+
 class ApiSpec(_Model):
     """The HTTP API and dashboard. Every call but `/api/health` needs a bearer token."""
 
     enabled: bool = Field(default=True, description="Serve the HTTP API.")
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8080, ge=0, le=65535, description="TCP port.")
+    tls: ServerTls | None = Field(
+        default=None,
+        description="Serve HTTPS; with `ca_file` and `require_client_cert`, mutual TLS.",
+    )
+    allow_plaintext: bool = Field(
+        default=False,
+        description="Serve plain HTTP on a non-loopback address. " + PLAINTEXT_WARNING,
+    )
+    oidc: OidcSpec | None = Field(
+        default=None, description="Also accept OpenID Connect bearer tokens from this issuer."
+    )
     admin_token_file: str | None = Field(
         default=None,
         description="Where the first admin API token is written at first start (mode 0600); "
         "default: `admin-token` beside the store file.",
     )
+
+    @model_validator(mode="after")
+    def _no_plaintext_beyond_loopback(self) -> Self:
+        problem = plaintext_problem(self.host, self.tls, self.allow_plaintext)
+        if problem is not None and self.enabled:
+            raise ValueError(problem)
+        return self
+
+
+class DeadLetterGrowth(_Model):
+    """Alert when a destination's dead-letter count rises this fast."""
+
+    count: int = Field(default=10, ge=1, description="Deliveries gone dead ...")
+    window: float = Field(
+        default=300.0, gt=0, description="... within this many seconds (or `5m`)."
+    )
+
+    _window = field_validator("window", mode="before")(parse_duration)
+
+
+class AlertsSpec(_Model):
+    """Alerts: evaluated on a timer, recorded, logged and sent to webhooks.
+
+    Raised once while a condition holds and cleared when it stops: latency
+    budget breached, dead-letter growth, circuit open, zero-record batch, disk
+    nearly full, heartbeat missing. Each transition is POSTed as JSON to every
+    webhook, retried with backoff when the webhook fails.
+    """
+
+    interval: float = Field(
+        default=15.0, gt=0, description="Seconds between evaluations (or `30s`)."
+    )
+    webhooks: list[WebhookSpec] = Field(
+        default_factory=list, description="Where alert notices are POSTed."
+    )
+    webhook_attempts: int = Field(
+        default=8, ge=1, le=100, description="Tries per notice and webhook before giving up."
+    )
+    webhook_backoff: float = Field(
+        default=1.0, gt=0, description="First retry delay (doubles, full jitter, capped at 5m)."
+    )
+    disk_free_min_percent: float = Field(
+        default=10.0,
+        ge=0,
+        le=100,
+        description="Alert when the store's file system has less free space than this.",
+    )
+    dead_letter_growth: DeadLetterGrowth = Field(
+        default_factory=DeadLetterGrowth, description="Dead-letter growth threshold."
+    )
+
+    _durations = field_validator("interval", "webhook_backoff", mode="before")(parse_duration)
 
 
 class Config(_Model):
@@ -540,6 +660,7 @@ class Config(_Model):
     version: Literal[1] = Field(default=1, description="Configuration format version.")
     store: StoreSpec = Field(default_factory=StoreSpec, description="Durable store.")
     api: ApiSpec = Field(default_factory=ApiSpec, description="HTTP API and dashboard.")
+    alerts: AlertsSpec = Field(default_factory=AlertsSpec, description="Alerts and webhooks.")
     channels: list[Channel] = Field(min_length=1, description="The channels.")
     jobs: list[Job] = Field(default_factory=list, description="Scheduled batch jobs.")
 

@@ -7,8 +7,9 @@ other. Specs are pure data; the context builders read the PEM files and raise
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -54,7 +55,10 @@ class ServerTls(BaseModel):
     )
     require_client_cert: bool = Field(
         default=False,
-        description="Refuse clients that present no certificate signed by `ca_file`.",
+        description="Refuse clients that present no certificate signed by `ca_file` (mutual TLS).",
+    )
+    min_version: Literal["1.2", "1.3"] = Field(
+        default="1.2", description="Oldest TLS version accepted."
     )
 
     @model_validator(mode="after")
@@ -62,6 +66,34 @@ class ServerTls(BaseModel):
         if self.require_client_cert and self.ca_file is None:
             raise ValueError("require_client_cert needs ca_file")
         return self
+
+
+_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+PLAINTEXT_WARNING = (
+    "`allow_plaintext: true` lets anyone on the network read and alter what passes (patient "
+    "data, credentials); use it only behind a TLS-terminating proxy or on an isolated network."
+)
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plaintext_problem(host: str, tls: ServerTls | None, allow_plaintext: bool) -> str | None:
+    """Why a listener may not be configured so, or None: no plaintext beyond loopback."""
+    if tls is not None or allow_plaintext or is_loopback(host):
+        return None
+    return (
+        f"listening on {host} without TLS exposes the traffic to the network: add `tls` "
+        "(cert_file, key_file) or, knowingly, `allow_plaintext: true`"
+    )
 
 
 def client_context(tls: ClientTls) -> ssl.SSLContext:
@@ -79,7 +111,7 @@ def client_context(tls: ClientTls) -> ssl.SSLContext:
 def server_context(tls: ServerTls) -> ssl.SSLContext:
     """A server context; verifies client certificates against `ca_file` when given."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.minimum_version = _VERSIONS[tls.min_version]
     ctx.load_cert_chain(tls.cert_file, tls.key_file)
     if tls.ca_file is not None:
         ctx.load_verify_locations(cafile=tls.ca_file)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from thumpflow.core.access import ApiToken, Role
+from thumpflow.core.alerts import Alert, AlertKind, Severity
 from thumpflow.core.audit import Anchor, AuditVerdict
 from thumpflow.core.batch import (
     BatchItem,
@@ -323,8 +324,10 @@ class RunStore(Protocol):
 class AccessStore(Protocol):
     """API tokens (hashes only) and the acts taken through the API, in the audit trail."""
 
-    async def add_token(self, name: str, role: Role, token_hash: str, actor: str, at: float) -> int:
-        """Store a token's hash and audit `token.issued` in one commit; the new token id."""
+    async def add_token(
+        self, name: str, role: Role, token_hash: str, actor: str, at: float, *, reason: str = ""
+    ) -> int:
+        """Store a token's hash and audit `token.issued` (with `reason`) in one commit; its id."""
         ...
 
     async def revoke_token(self, token_id: int, actor: str, reason: str, at: float) -> bool:
@@ -466,3 +469,41 @@ class ChunkWriter(Protocol):
     async def write_chunk(self, items: Sequence[BatchItem]) -> SendResult: ...
 
     async def close(self) -> None: ...
+
+
+class AlertStore(Protocol):
+    """Alerts: at most one active alert per (kind, subject); every transition audited."""
+
+    async def raise_alert(
+        self, kind: AlertKind, subject: str, severity: Severity, message: str, at: float
+    ) -> tuple[Alert, bool]:
+        """Record a raised alert with its `alert.raised` audit entry in one commit.
+
+        When an alert of that kind and subject is already active, nothing is
+        written: answers (that alert, False); else (the new alert, True).
+        """
+        ...
+
+    async def clear_alert(self, alert_id: int, at: float) -> Alert | None:
+        """Clear an active alert, audited `alert.cleared`; None when not active."""
+        ...
+
+    async def acknowledge_alert(
+        self, alert_id: int, actor: str, reason: str, at: float
+    ) -> Alert | None:
+        """Stamp an alert acknowledged, audited `alert.acknowledged`; None when unknown."""
+        ...
+
+    async def alerts(self, *, active_only: bool = False, limit: int = 100) -> list[Alert]:
+        """Active alerts first (newest first), then recently cleared ones (newest first)."""
+        ...
+
+
+class AlertSink(Protocol):
+    """Where alert notices go besides the store and the log (a webhook)."""
+
+    name: str
+
+    async def send(self, body: dict[str, Any]) -> None:
+        """Deliver one notice; raises `OSError` or `TimeoutError` (worth retrying) on failure."""
+        ...

@@ -25,13 +25,16 @@ Guarantees:
   `events-since-subscription-start` (R4) / `eventsSinceSubscriptionStart`
   (R5) says how many there are so far, also on heartbeats. Numbers at or
   below it that never arrived are missed: with `events_operation` they are
-  fetched with `$events` and admitted; whatever stays missing is recorded
-  as an `alert` audit entry and a log line, counted in
+  fetched with `$events` and admitted; whatever stays missing raises a
+  `subscription_gap` alert (the engine's alerts: stored, audited, logged,
+  sent to webhooks), is counted in
   `thumpflow_subscription_missed_events_total` and listed in the state. A
-  missed event that arrives later closes its gap.
+  missed event that arrives later closes its gap; when no gap is left open
+  the alert clears.
 - Heartbeats: any notification is a sign of life; when none arrives for more
-  than twice `heartbeat_period` (`heartbeat_overdue`), one `alert` is
-  recorded per silence and the state shows `heartbeat_overdue`.
+  than twice `heartbeat_period` (`heartbeat_overdue`), a `heartbeat_missing`
+  alert is raised once per silence and the state shows `heartbeat_overdue`;
+  the next notification clears it.
 - State is this process's: after a restart tracking starts again, and the
   first notification's numbers are the baseline (a gap across the restart
   is not detected; duplicates still are, by the store's keys). Handshakes
@@ -46,14 +49,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from thumpflow.connectors.fhir_subscription.spec import FhirSubscriptionSourceSpec
+from thumpflow.core.alerts import AlertKind
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import SourceReadError, StoreError
-from thumpflow.core.event import AuditEntry
 from thumpflow.core.metrics import Registry
 from thumpflow.core.ports import NotificationSource
 from thumpflow.fhir import Notification, NotificationError, NotificationEvent, parse_notification
@@ -130,6 +132,14 @@ class SubscriptionMetrics:
         )
 
 
+class AlertRaiser(Protocol):
+    """Raises and clears alerts (the engine's alert monitor)."""
+
+    async def raise_alert(self, kind: AlertKind, subject: str, message: str) -> object: ...
+
+    async def clear_alert(self, kind: AlertKind, subject: str) -> object: ...
+
+
 class SubscriptionReceiver:
     """Handles one channel's notifications; see the module docstring."""
 
@@ -140,7 +150,7 @@ class SubscriptionReceiver:
         ingress: ChannelIngress,
         source: NotificationSource,
         *,
-        audit: Callable[[AuditEntry], Awaitable[int]],
+        alerts: AlertRaiser,
         clock: Clock,
         metrics: SubscriptionMetrics,
     ) -> None:
@@ -148,7 +158,7 @@ class SubscriptionReceiver:
         self.spec = spec
         self._ingress = ingress
         self._source = source
-        self._audit = audit
+        self._alerts = alerts
         self._clock = clock
         self._metrics = metrics
         self._started_at = clock.now()
@@ -207,11 +217,13 @@ class SubscriptionReceiver:
             self._silence_alerted = True
             silent = now - self._sign_of_life()
             await self._alert(
+                AlertKind.HEARTBEAT_MISSING,
                 f"heartbeat missing: no notification for {silent:.0f} s "
-                f"(heartbeat period {period:g} s)"
+                f"(heartbeat period {period:g} s)",
             )
-        elif not overdue:
+        elif not overdue and self._silence_alerted:
             self._silence_alerted = False
+            await self._clear(AlertKind.HEARTBEAT_MISSING)
         return overdue
 
     async def notify(self, raw: bytes) -> NotifyResult:
@@ -340,7 +352,10 @@ class SubscriptionReceiver:
             self._last_number = min(seen) - 1 if seen else (since or 0)
         last = self._last_number
         top = max([last, *marks])
+        had_gap = bool(self._missed)
         self._missed.difference_update(seen)
+        if had_gap and not self._missed:
+            await self._clear(AlertKind.SUBSCRIPTION_GAP)
         self._last_number = top
         if top - last <= len([n for n in seen if n > last]):
             return ()
@@ -353,8 +368,9 @@ class SubscriptionReceiver:
         if missing:
             more = " and more" if count > len(gap) else ""
             await self._alert(
+                AlertKind.SUBSCRIPTION_GAP,
                 f"subscription {self.spec.subscription_id}: {count} event(s) missed "
-                f"({_ranges(gap)}{more}); not recovered: {_ranges(missing)}"
+                f"({_ranges(gap)}{more}); not recovered: {_ranges(missing)}",
             )
         return tuple(missing)
 
@@ -389,23 +405,24 @@ class SubscriptionReceiver:
             await self._clock.sleep(interval)
             await self.check_heartbeat()
 
-    async def _alert(self, detail: str) -> None:
-        """Record an alert: an `alert` audit entry and a warning in the log."""
-        log.warning(
-            "channel %s: alert: %s", self.channel_id, detail, extra={"channel": self.channel_id}
-        )
-        entry = AuditEntry(
-            self._clock.now(),
-            f"source:{self.channel_id}",
-            "alert",
-            f"channel:{self.channel_id}",
-            detail,
-        )
+    async def _alert(self, kind: AlertKind, detail: str) -> None:
+        """Raise an alert for this channel (once while it holds); a store failure is logged."""
         try:
-            await self._audit(entry)
+            await self._alerts.raise_alert(kind, self.channel_id, detail)
         except StoreError:
             log.exception(
                 "channel %s: could not record an alert",
+                self.channel_id,
+                extra={"channel": self.channel_id},
+            )
+
+    async def _clear(self, kind: AlertKind) -> None:
+        """Clear this channel's alert of `kind`, if one is active."""
+        try:
+            await self._alerts.clear_alert(kind, self.channel_id)
+        except StoreError:
+            log.exception(
+                "channel %s: could not clear an alert",
                 self.channel_id,
                 extra={"channel": self.channel_id},
             )

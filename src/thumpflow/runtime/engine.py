@@ -21,11 +21,13 @@ import contextlib
 import importlib
 import logging
 import random
+import shutil
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from thumpflow.alerts import AlertMonitor, AlertSettings, JobReading, OutboxReading, Reading
 from thumpflow.config.jobs import BatchDestinationSpec, BatchSourceSpec, Job
 from thumpflow.config.jobs import BatchFileDestination as JobFileDestination
 from thumpflow.config.jobs import FhirBatchDestination as JobFhirDestination
@@ -55,11 +57,14 @@ from thumpflow.connectors.mllp.source import MllpSource
 from thumpflow.connectors.mllp.spec import MllpSourceSpec
 from thumpflow.connectors.sftp import SftpDestination, SftpDropSource, SftpDropSourceSpec
 from thumpflow.connectors.sql import SqlSource, SqlSourceSpec, SqlUpsertDestination
+from thumpflow.connectors.webhook import WebhookSink
+from thumpflow.core.batch import RunStatus
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import ConfigError, ThumpflowError
 from thumpflow.core.event import ChannelStats, DeadLetter, DeadLetterFilter, Delivery
 from thumpflow.core.ports import (
     AccessStore,
+    AlertStore,
     BatchDestination,
     BatchSource,
     Destination,
@@ -72,6 +77,7 @@ from thumpflow.core.ports import (
 from thumpflow.core.retention import RetentionPolicy
 from thumpflow.core.search import PauseKind
 from thumpflow.flow.ingress import ChannelIngress
+from thumpflow.flow.limits import BreakerState
 from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
@@ -88,7 +94,14 @@ log = logging.getLogger("thumpflow.runtime")
 
 
 class StateStore(
-    Store, RunStore, AccessStore, StoreUpkeep, FreshnessStore, OperationsStore, Protocol
+    Store,
+    RunStore,
+    AccessStore,
+    StoreUpkeep,
+    FreshnessStore,
+    OperationsStore,
+    AlertStore,
+    Protocol,
 ):
     """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
 
@@ -292,6 +305,24 @@ class Engine:
         self.subscriptions: dict[str, SubscriptionReceiver] = {}
         self._subscription_metrics = SubscriptionMetrics(self.metrics.registry)
         self._clients: list[FhirSubscriptionClient] = []
+        alerts = config.alerts
+        self._webhooks = [WebhookSink(spec) for spec in alerts.webhooks]
+        self.alerts = AlertMonitor(
+            self.store,
+            self.clock,
+            AlertSettings(
+                interval=alerts.interval,
+                disk_free_min_percent=alerts.disk_free_min_percent,
+                growth_count=alerts.dead_letter_growth.count,
+                growth_window=alerts.dead_letter_growth.window,
+                notify_attempts=alerts.webhook_attempts,
+                notify_backoff=alerts.webhook_backoff,
+            ),
+            self._alert_reading,
+            sinks=self._webhooks,
+            registry=self.metrics.registry,
+            rng=self._rng,
+        )
 
     async def start(self) -> None:
         await self.store.open()
@@ -359,6 +390,15 @@ class Engine:
                 log.info("scheduler started with %d job(s)", len(jobs))
             for running in self.channels.values():
                 await self._listen(running)
+            for webhook in self._webhooks:
+                try:
+                    await webhook.start()
+                except (OSError, ssl.SSLError, ValueError) as err:
+                    raise ThumpflowError(
+                        f"alerts > webhook {webhook.name}: cannot start: "
+                        f"{getattr(err, 'strerror', None) or err}"
+                    ) from None
+            await self.alerts.start()
         except BaseException:
             await self.stop()
             raise
@@ -381,7 +421,7 @@ class Engine:
             spec,
             ingress,
             client,
-            audit=self.store.append_audit,
+            alerts=self.alerts,
             clock=self.clock,
             metrics=self._subscription_metrics,
         )
@@ -448,6 +488,9 @@ class Engine:
         return running.ingress.receive
 
     async def stop(self) -> None:
+        await self.alerts.stop()
+        for webhook in self._webhooks:
+            await webhook.close()
         for task in self._upkeep:
             task.cancel()
         for task in self._upkeep:
@@ -548,6 +591,54 @@ class Engine:
             for job_id in self.scheduler.job_ids:
                 self.metrics.jobs.sample(job_id, await self.store.runs(job_id, RUN_WINDOW))
         return self.metrics.registry.render()
+
+    async def _alert_reading(self) -> Reading:
+        """What the alert conditions are evaluated on (see `thumpflow.alerts.conditions`)."""
+        stats = {
+            outbox.destination_id: outbox
+            for channel in await self.store.stats()
+            for outbox in channel.outboxes
+        }
+        outboxes = []
+        for running in self.channels.values():
+            for spec in running.channel.destinations:
+                found = stats.get(spec.id)
+                outboxes.append(
+                    OutboxReading(
+                        channel_id=running.channel.id,
+                        destination_id=spec.id,
+                        latency_budget=running.channel.latency_budget,
+                        oldest_pending_at=found.oldest_pending_at if found else None,
+                        dead=found.dead if found else 0,
+                        circuit_open=self.outboxes[spec.id].breaker.state
+                        is not BreakerState.CLOSED,
+                    )
+                )
+        jobs = []
+        for job in self.config.jobs:
+            if not (job.enabled and job.expect_records):
+                continue
+            finished = [
+                run
+                for run in await self.store.runs(job.id, 5)
+                if run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+            ]
+            if finished:
+                jobs.append(JobReading(job.id, finished[0].run_id, finished[0].counts.read))
+        return Reading(
+            at=self.clock.now(),
+            outboxes=outboxes,
+            jobs=jobs,
+            disk_free_percent=await asyncio.to_thread(self._disk_free_percent),
+        )
+
+    def _disk_free_percent(self) -> float | None:
+        """Free space on the store's file system, in percent of its size."""
+        try:
+            usage = shutil.disk_usage(Path(self.config.store.path).resolve().parent)
+        except OSError:
+            return None
+        return 100.0 * usage.free / usage.total if usage.total else None
 
     async def dead_letters(self, flt: DeadLetterFilter, limit: int = 100) -> list[DeadLetter]:
         return await self.store.dead_letters(flt, limit)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from thumpflow.connectors.tls import ClientTls, ServerTls
+from thumpflow.connectors.tls import PLAINTEXT_WARNING, ClientTls, ServerTls, plaintext_problem
 
 
 class MllpClientTls(ClientTls):
@@ -24,7 +24,10 @@ class MllpSourceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["mllp"] = Field(description="Source type.")
-    host: str = Field(default="0.0.0.0", description="Address to listen on.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to listen on; beyond loopback it needs `tls` or `allow_plaintext`.",
+    )
     port: int = Field(
         ge=0, le=65535, description="TCP port to listen on; 0 picks a free port (tests)."
     )
@@ -43,6 +46,10 @@ class MllpSourceSpec(BaseModel):
         "is closed.",
     )
     tls: ServerTls | None = Field(default=None, description="Serve MLLP over TLS.")
+    allow_plaintext: bool = Field(
+        default=False,
+        description="Listen without TLS on a non-loopback address. " + PLAINTEXT_WARNING,
+    )
 
     example: ClassVar[dict[str, Any]] = {
         "type": "mllp",
@@ -50,7 +57,15 @@ class MllpSourceSpec(BaseModel):
         "port": 2575,
         "max_connections": 64,
         "idle_timeout_seconds": 600,
+        "tls": {"cert_file": "/etc/thumpflow/mllp.pem", "key_file": "/etc/thumpflow/mllp.key"},
     }
+
+    @model_validator(mode="after")
+    def _no_plaintext_beyond_loopback(self) -> Self:
+        problem = plaintext_problem(self.host, self.tls, self.allow_plaintext)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class MllpDestinationSpec(BaseModel):

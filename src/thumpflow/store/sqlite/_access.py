@@ -26,6 +26,7 @@ class AddToken:
     token_hash: str
     actor: str
     at: float
+    reason: str = ""
 
 
 @dataclass(slots=True, frozen=True)
@@ -46,7 +47,7 @@ def add_tokens(context: WriteContext, calls: list[AddToken]) -> list[Any]:
             (call.name, call.role.value, call.token_hash, call.at, call.actor),
         )
         token_id = int(cursor.lastrowid or 0)
-        detail = f"{call.name} ({call.role.value})"
+        detail = f"{call.name} ({call.role.value})" + (f": {call.reason}" if call.reason else "")
         context.audit.append([(call.at, call.actor, "token.issued", f"token:{token_id}", detail)])
         answers.append(token_id)
     return answers

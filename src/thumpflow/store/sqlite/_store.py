@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from thumpflow.core.access import ApiToken, Role
+from thumpflow.core.alerts import Alert, AlertKind, Severity
 from thumpflow.core.audit import Anchor, AuditVerdict
 from thumpflow.core.batch import (
     LedgerEntry,
@@ -51,6 +52,7 @@ from thumpflow.core.search import (
 )
 from thumpflow.store.sqlite import (
     _access,
+    _alerts,
     _audit,
     _crypt,
     _freshness,
@@ -394,10 +396,12 @@ class SqliteStore:
 
     # --- AccessStore ------------------------------------------------------------
 
-    async def add_token(self, name: str, role: Role, token_hash: str, actor: str, at: float) -> int:
-        """Store a token's hash and audit `token.issued`; the new token id."""
+    async def add_token(
+        self, name: str, role: Role, token_hash: str, actor: str, at: float, *, reason: str = ""
+    ) -> int:
+        """Store a token's hash and audit `token.issued` (with `reason`); the new token id."""
         token_id: int = await self._write(
-            Kind.ADD_TOKEN, _access.AddToken(name, role, token_hash, actor, at)
+            Kind.ADD_TOKEN, _access.AddToken(name, role, token_hash, actor, at, reason)
         )
         return token_id
 
@@ -465,6 +469,47 @@ class SqliteStore:
             Kind.SET_PAUSED, _search.SetPaused(kind, target_id, paused, actor, reason, at)
         )
         return changed
+
+    # --- AlertStore -------------------------------------------------------------
+
+    async def raise_alert(
+        self, kind: AlertKind, subject: str, severity: Severity, message: str, at: float
+    ) -> tuple[Alert, bool]:
+        """Record a raised alert (audited) unless one is active: (alert, newly raised)."""
+        answer: tuple[Alert, bool] = await self._write(
+            Kind.RAISE_ALERT, _alerts.RaiseAlert(kind, subject, severity, message, at)
+        )
+        return answer
+
+    async def clear_alert(self, alert_id: int, at: float) -> Alert | None:
+        """Clear an active alert (audited); None when it was not active."""
+        cleared: Alert | None = await self._write(
+            Kind.CLEAR_ALERT, _alerts.ClearAlert(alert_id, at)
+        )
+        return cleared
+
+    async def acknowledge_alert(
+        self, alert_id: int, actor: str, reason: str, at: float
+    ) -> Alert | None:
+        """Stamp an alert acknowledged (audited); None when there is no such alert."""
+        acknowledged: Alert | None = await self._write(
+            Kind.ACK_ALERT, _alerts.AcknowledgeAlert(alert_id, actor, reason, at)
+        )
+        return acknowledged
+
+    async def alerts(self, *, active_only: bool = False, limit: int = 100) -> list[Alert]:
+        """Active alerts, then cleared ones; newest first within each."""
+        where = " WHERE cleared_at IS NULL" if active_only else ""
+
+        def query(conn: sqlite3.Connection) -> list[Alert]:
+            rows = conn.execute(
+                f"SELECT {_alerts.ALERT_COLUMNS} FROM alerts{where}"
+                " ORDER BY cleared_at IS NOT NULL, raised_at DESC, alert_id DESC LIMIT ?",
+                (limit,),
+            )
+            return [_alerts.alert_from_row(row) for row in rows]
+
+        return await self._read(query)
 
     # --- RunStore ---------------------------------------------------------------
 

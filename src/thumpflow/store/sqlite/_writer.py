@@ -44,7 +44,7 @@ from thumpflow.core.event import (
 )
 from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying
 from thumpflow.core.retention import PurgeCounts, RekeyCounts
-from thumpflow.store.sqlite import _access, _rows, _runs, _search, _upkeep
+from thumpflow.store.sqlite import _access, _alerts, _rows, _runs, _search, _upkeep
 from thumpflow.store.sqlite._audit import AuditChain, AuditRow
 from thumpflow.store.sqlite._crypt import (
     ATTEMPT_DETAIL,
@@ -149,6 +149,9 @@ class Kind(Enum):
     REKEY = "rekey"
     REKEY_DONE = "rekey_done"
     SET_PAUSED = "set_paused"
+    RAISE_ALERT = "raise_alert"
+    CLEAR_ALERT = "clear_alert"
+    ACK_ALERT = "ack_alert"
 
 
 @dataclass(slots=True, frozen=True)
@@ -286,6 +289,9 @@ class Writer:
             Kind.REKEY: self._rekey,
             Kind.REKEY_DONE: self._rekey_done,
             Kind.SET_PAUSED: self._on_conn(_search.set_paused),
+            Kind.RAISE_ALERT: self._on_conn(_alerts.raise_alerts),
+            Kind.CLEAR_ALERT: self._on_conn(_alerts.clear_alerts),
+            Kind.ACK_ALERT: self._on_conn(_alerts.acknowledge_alerts),
         }
 
     def _on_conn(self, operation: Callable[[_runs.WriteContext, list[Any]], list[Any]]) -> _Handler:

@@ -1,0 +1,21 @@
+"""Alerts: conditions evaluated from the engine's readings, raised and cleared once each."""
+
+from thumpflow.alerts.conditions import (
+    AlertSettings,
+    DeadLetterTrend,
+    JobReading,
+    OutboxReading,
+    Reading,
+    conditions,
+)
+from thumpflow.alerts.monitor import AlertMonitor
+
+__all__ = [
+    "AlertMonitor",
+    "AlertSettings",
+    "DeadLetterTrend",
+    "JobReading",
+    "OutboxReading",
+    "Reading",
+    "conditions",
+]

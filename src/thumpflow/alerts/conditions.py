@@ -1,0 +1,139 @@
+"""Which alert conditions hold, from one reading of the engine. Pure: no I/O, no clock.
+
+- latency budget: a destination's oldest undelivered event is older than its
+  channel's `latency_budget`;
+- dead-letter growth: a destination's dead count rose by `growth_count` or
+  more within `growth_window` seconds (`DeadLetterTrend` keeps the history);
+- circuit open: a destination's circuit breaker is open;
+- zero-record batch: the last finished run of a job that expects records
+  read none (the runner also audits and logs it when it happens);
+- disk nearly full: free space on the store's file system is below
+  `disk_free_min_percent`.
+
+Messages carry ids and figures only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from thumpflow.core.alerts import AlertKind, Condition, Severity
+
+
+@dataclass(slots=True, frozen=True)
+class AlertSettings:
+    interval: float = 15.0
+    disk_free_min_percent: float = 10.0
+    growth_count: int = 10
+    growth_window: float = 300.0
+    notify_attempts: int = 8
+    notify_backoff: float = 1.0
+    notify_backoff_cap: float = 300.0
+
+
+@dataclass(slots=True, frozen=True)
+class OutboxReading:
+    channel_id: str
+    destination_id: str
+    latency_budget: float
+    oldest_pending_at: float | None
+    dead: int
+    circuit_open: bool
+
+
+@dataclass(slots=True, frozen=True)
+class JobReading:
+    """The last finished run of a job that expects records."""
+
+    job_id: str
+    run_id: int
+    read: int
+
+
+@dataclass(slots=True, frozen=True)
+class Reading:
+    at: float
+    outboxes: Sequence[OutboxReading] = ()
+    jobs: Sequence[JobReading] = ()
+    disk_free_percent: float | None = None
+
+
+class DeadLetterTrend:
+    """Dead counts per destination over the last `window` seconds."""
+
+    def __init__(self, window: float) -> None:
+        self._window = window
+        self._history: dict[str, deque[tuple[float, int]]] = {}
+
+    def growth(self, destination_id: str, at: float, dead: int) -> int:
+        """Record `dead` at `at`; how much it rose since the window's lowest count."""
+        history = self._history.setdefault(destination_id, deque())
+        history.append((at, dead))
+        while history and history[0][0] < at - self._window:
+            history.popleft()
+        return dead - min(count for _, count in history)
+
+
+def conditions(
+    reading: Reading, settings: AlertSettings, trend: DeadLetterTrend
+) -> list[Condition]:
+    """Every evaluated condition that holds in `reading`."""
+    holding: list[Condition] = []
+    for outbox in reading.outboxes:
+        destination = outbox.destination_id
+        where = f"destination {destination} (channel {outbox.channel_id})"
+        if outbox.oldest_pending_at is not None:
+            age = reading.at - outbox.oldest_pending_at
+            if age > outbox.latency_budget:
+                holding.append(
+                    Condition(
+                        AlertKind.LATENCY_BUDGET,
+                        destination,
+                        Severity.WARNING,
+                        f"{where}: oldest undelivered event is {age:.0f}s old, "
+                        f"budget {outbox.latency_budget:g}s",
+                    )
+                )
+        growth = trend.growth(destination, reading.at, outbox.dead)
+        if growth >= settings.growth_count:
+            holding.append(
+                Condition(
+                    AlertKind.DEAD_LETTER_GROWTH,
+                    destination,
+                    Severity.WARNING,
+                    f"{where}: {growth} deliveries went dead within "
+                    f"{settings.growth_window:g}s ({outbox.dead} dead in all)",
+                )
+            )
+        if outbox.circuit_open:
+            holding.append(
+                Condition(
+                    AlertKind.CIRCUIT_OPEN,
+                    destination,
+                    Severity.WARNING,
+                    f"{where}: circuit open; deliveries wait for the cooldown",
+                )
+            )
+    for job in reading.jobs:
+        if job.read == 0:
+            holding.append(
+                Condition(
+                    AlertKind.ZERO_RECORD_BATCH,
+                    job.job_id,
+                    Severity.WARNING,
+                    f"job {job.job_id}: run {job.run_id} read zero records; the job expects some",
+                )
+            )
+    free = reading.disk_free_percent
+    if free is not None and free < settings.disk_free_min_percent:
+        holding.append(
+            Condition(
+                AlertKind.DISK_NEARLY_FULL,
+                "store",
+                Severity.CRITICAL,
+                f"store file system: {free:.1f}% free, below {settings.disk_free_min_percent:g}%",
+            )
+        )
+    return holding
