@@ -37,7 +37,7 @@ async def census(tmp_path: Path) -> AsyncIterator[Engine]:
 
 
 async def _finished_run(client: aiohttp.ClientSession) -> dict[str, Any]:
-    async with client.post("/api/jobs/census/runs") as response:
+    async with client.post("/api/jobs/census/runs", json={"reason": "test run"}) as response:
         assert response.status == 202
         run_id = (await response.json())["run_id"]
     for _ in range(300):

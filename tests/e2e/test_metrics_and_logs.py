@@ -218,7 +218,9 @@ def test_job_run_figures_are_scraped_from_the_recorded_runs(tmp_path: Path) -> N
                 _, _, samples = parse(await (await client.get("/metrics")).text())
                 assert value(samples, "thumpflow_job_running", job="census") == 0
                 assert not [s for s in samples if s[0] == "thumpflow_job_last_run_status"]
-                assert (await client.post("/api/jobs/census/runs")).status == 202
+                assert (
+                    await client.post("/api/jobs/census/runs", json={"reason": "test run"})
+                ).status == 202
                 job = {"job": "census"}
                 for _ in range(500):
                     _, _, samples = parse(await (await client.get("/metrics")).text())

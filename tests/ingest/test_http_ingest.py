@@ -15,6 +15,7 @@ from tests.api_support import api_client, issue
 from tests.e2e.harness import eventually, outbox_drained
 from thumpflow.config import parse_config
 from thumpflow.core.access import Role
+from thumpflow.core.search import EventQuery, PauseKind
 from thumpflow.runtime.engine import Engine
 from thumpflow.testing.http_receiver import HttpReceiver
 
@@ -99,9 +100,9 @@ def test_hl7_is_accepted_after_commit_and_delivered(tmp_path: Path) -> None:
             assert body == {
                 "channel": "web",
                 "event_id": event_id,
-                "links": {"event": f"/api/events/{event_id}"},
+                "links": {"event": f"/api/events/{event_id}/timeline"},
             }
-            assert r.headers["Location"] == f"/api/events/{event_id}"
+            assert r.headers["Location"] == f"/api/events/{event_id}/timeline"
             stored = await engine.store.event(event_id)
             assert stored is not None and stored.body == adt("H1")
             await outbox_drained(engine, "ehr")
@@ -273,5 +274,28 @@ def test_sender_may_ingest_but_not_read_and_viewer_may_not_ingest(tmp_path: Path
                 assert r.status == 401
             stats = await engine.store.stats()
             assert all(c.received == 0 for c in stats)
+
+    run(scenario())
+
+
+def test_a_paused_channel_answers_503_then_accepts_after_resume(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with ingest_engine(tmp_path) as (engine, receiver, client):
+            paused = await engine.set_paused(
+                PauseKind.CHANNEL, "web", True, actor="ops", reason="EHR maintenance"
+            )
+            assert paused
+            async with client.post("/api/channels/web/messages", data=adt("P1"), headers=HL7) as r:
+                assert r.status == 503
+                assert r.headers["Retry-After"].isdigit()
+                assert "paused by an operator" in (await r.json())["detail"]
+            assert await engine.store.search_events(EventQuery(limit=10)) == []
+            await engine.set_paused(
+                PauseKind.CHANNEL, "web", False, actor="ops", reason="maintenance over"
+            )
+            async with client.post("/api/channels/web/messages", data=adt("P1"), headers=HL7) as r:
+                assert r.status == 202
+            await outbox_drained(engine, "ehr")
+            assert list(receiver.applied.values()) == [adt("P1")]
 
     run(scenario())

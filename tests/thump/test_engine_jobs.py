@@ -23,11 +23,19 @@ def test_engine_runs_a_job_started_through_the_control_api(tmp_path: Path) -> No
         try:
             assert engine.scheduler is not None and engine.scheduler.job_ids == ["census"]
             async with api_client(engine) as client:
-                response = await client.post("/api/jobs/census/runs")
+                unexplained = await client.post("/api/jobs/census/runs", json={})
+                assert unexplained.status == 422, "a run by hand needs a reason"
+                body = {"reason": "census file re-sent by the registry"}
+                response = await client.post("/api/jobs/census/runs", json=body)
                 assert response.status == 202
                 run_id = (await response.json())["run_id"]
-                missing = await client.post("/api/jobs/nope/runs")
+                missing = await client.post("/api/jobs/nope/runs", json=body)
                 assert missing.status == 404
+            (requested,) = [
+                e for e in await engine.store.audit("census") if e.action == "run.requested"
+            ]
+            assert requested.actor == "test-admin"
+            assert requested.detail == f"run {run_id}: census file re-sent by the registry"
             for _ in range(500):
                 record = await engine.store.run(run_id)
                 if record is not None and record.status is not RunStatus.RUNNING:

@@ -104,6 +104,12 @@ class Replayed(BaseModel):
     replayed: list[int]
 
 
+class RunRequest(_Body):
+    """Why a job is run by hand now (audited under the caller's name)."""
+
+    reason: str = Field(min_length=1, max_length=500, description="Why; lands in the audit.")
+
+
 class RunStarted(BaseModel):
     job: str
     run_id: int

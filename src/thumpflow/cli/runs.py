@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show.add_argument("run_id", type=int)
     start = actions.add_parser("start", help="run a job now (through the engine if it runs)")
     start.add_argument("job")
+    start.add_argument(
+        "--reason",
+        default="started from the command line",
+        help="why (audited with the API token's name when the engine runs)",
+    )
     rerun = actions.add_parser("rerun", help="run a job again for a past window")
     rerun.add_argument("job")
     rerun.add_argument("--from", dest="window_from", help="window start watermark (exclusive)")
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_show(config, args.run_id))
     job = _job(config, args.job)
     if args.runs_command == "start":
-        run_id = _start_via_api(config, job.id)
+        run_id = _start_via_api(config, job.id, args.reason)
         if run_id is not None:
             print(f"run {run_id} of job {job.id} started by the running engine")
             return 0
@@ -182,8 +187,9 @@ async def _show(config: Config, run_id: int) -> int:
     return 0
 
 
-def _start_via_api(config: Config, job_id: str) -> int | None:
-    answer = call(config, "POST", f"/api/jobs/{job_id}/runs", {}, "to start the run")
+def _start_via_api(config: Config, job_id: str, reason: str) -> int | None:
+    body = {"reason": reason}
+    answer = call(config, "POST", f"/api/jobs/{job_id}/runs", body, "to start the run")
     return None if answer is None else int(answer["run_id"])
 
 

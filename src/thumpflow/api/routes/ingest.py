@@ -20,7 +20,8 @@ Guarantees:
 - Backpressure: while any outbox of the channel is past its high-water mark
   the answer is `429` with `Retry-After` (the channel's
   `http_ingest.retry_after`) and nothing is written; a request is never
-  accepted and then dropped. A failing store is `503` with `Retry-After`.
+  accepted and then dropped. A channel an operator paused, and a failing
+  store, answer `503` with `Retry-After`.
 - Unknown channel `404`; a channel that is disabled or does not accept HTTP
   ingest `409`; an unsupported content type `415`; a body over
   `http_ingest.max_body_bytes` `413`.
@@ -102,7 +103,10 @@ def _issue_code(status: int) -> str:
 
 
 def open_ingress(engine: Engine, channel_id: str, *, http: bool) -> ChannelIngress:
-    """The running channel's ingress, open for admission; `RefusalError` 404/409/429 otherwise.
+    """The running channel's ingress, open for admission; `RefusalError` otherwise.
+
+    404 unknown channel, 409 disabled or not taking HTTP, 503 paused by an
+    operator, 429 backpressure; the last two carry `Retry-After`.
 
     `http` asks that the channel accept HTTP ingest (`http_ingest.enabled`).
     """
@@ -118,8 +122,15 @@ def open_ingress(engine: Engine, channel_id: str, *, http: bool) -> ChannelIngre
             f"channel {channel_id!r} does not accept messages over HTTP "
             "(set http_ingest: {enabled: true})",
         )
+    wait = str(max(1, math.ceil(configured.http_ingest.retry_after)))
+    if running.ingress.paused:
+        raise RefusalError(
+            503,
+            f"channel {channel_id!r} is paused by an operator; nothing was accepted, send "
+            "again later",
+            headers={"Retry-After": wait},
+        )
     if not running.ingress.is_open():
-        wait = str(max(1, math.ceil(configured.http_ingest.retry_after)))
         raise RefusalError(
             429,
             f"channel {channel_id!r} is applying backpressure (a destination's queue is past "
@@ -147,7 +158,7 @@ def media_type(request: Request) -> str:
 
 def accepted(channel_id: str, event_id: str, *, replayed: bool) -> JSONResponse:
     """The 202 answer; built from the channel and event id only, so a repeat is identical."""
-    location = f"/api/events/{event_id}"
+    location = f"/api/events/{event_id}/timeline"
     body = Accepted(channel=channel_id, event_id=event_id, links=EventLinks(event=location))
     headers = {"Location": location}
     if replayed:

@@ -26,10 +26,11 @@ from thumpflow.api.schemas import (
     Problem,
     Replayed,
     ReplayRequest,
+    RunRequest,
     RunStarted,
     Status,
 )
-from thumpflow.core.event import DeadLetterFilter
+from thumpflow.core.event import AuditEntry, DeadLetterFilter
 from thumpflow.core.metrics import CONTENT_TYPE
 from thumpflow.thump.scheduler import UnknownJobError
 
@@ -147,14 +148,29 @@ async def replay(body: ReplayRequest, engine: EngineDep, principal: Operator) ->
     tags=["jobs"],
     responses={404: {"model": Problem}, 409: {"model": Problem}},
 )
-async def start_run(job: str, engine: EngineDep, _: Operator) -> RunStarted:
-    """Start a manual run of an enabled job now; 409 while one of its runs is going."""
+async def start_run(
+    job: str, body: RunRequest, engine: EngineDep, principal: Operator
+) -> RunStarted:
+    """Start a manual run of an enabled job now; 409 while one of its runs is going.
+
+    Audited as `run.requested` under the caller's name with the reason,
+    besides the run's own `started` entry.
+    """
     try:
         run_id = await engine.start_run(job)
     except UnknownJobError:
         raise HTTPException(404, f"no enabled job {job!r}") from None
     if run_id is None:
         raise HTTPException(409, f"job {job!r} has a run in progress")
+    await engine.store.append_audit(
+        AuditEntry(
+            engine.clock.now(),
+            principal.name,
+            "run.requested",
+            job,
+            f"run {run_id}: {body.reason.strip() or body.reason}",
+        )
+    )
     return RunStarted(job=job, run_id=run_id)
 
 
