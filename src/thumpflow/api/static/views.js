@@ -479,7 +479,7 @@ function toEpoch(raw) {
 export function messagesView(params) {
   const byPatient = mayAct();
   const fields = [
-    ...(byPatient ? [["patient", "Patient id", "text"]] : []),
+    ...(byPatient ? [["patient", "Patient id (as keyed, e.g. GEN|MRN123)", "text"]] : []),
     ["control_id", "Control id (MSH-10)", "text"],
     ["event_type", "Event type", "text"],
     ["channel", "Channel", "text"],
@@ -507,6 +507,7 @@ export function messagesView(params) {
   const more = el("button", { type: "button", id: "more", hidden: true }, "More");
   let cursor = null;
   let generation = 0;
+  let answered = 0;
   const form = el("form", { class: "search", id: "search", onsubmit: (event) => { event.preventDefault(); search(false); } },
     fields.map(([name, label]) => el("div", { class: "field" }, el("label", { for: `search-${name}` }, label), inputs[name])),
     el("button", { type: "submit", id: "search-button" }, "Search"));
@@ -548,19 +549,20 @@ export function messagesView(params) {
       more.hidden = true;
     } finally {
       more.disabled = false;
+      answered += 1;
+      table.dataset.answered = String(answered);
     }
   }
   more.addEventListener("click", () => search(true));
+  const table = el("table", { class: "grid", id: "events" },
+    el("caption", {}, "Events, newest first. Patient identifiers are masked for roles that may not see them."),
+    el("thead", {}, el("tr", {}, ["Event", "Received", "Channel", "Type", "Control id", "Ordering key", "Deliveries"]
+      .map((label) => el("th", { scope: "col" }, label)))),
+    results);
   const node = el("div", {},
     el("h1", {}, "Messages"), form,
     byPatient ? null : el("p", { class: "hint" }, "Your role may not search by patient or see patient identifiers; they show as •••."),
-    outcome,
-    el("table", { class: "grid", id: "events" },
-      el("caption", {}, "Events, newest first. Patient identifiers are masked for roles that may not see them."),
-      el("thead", {}, el("tr", {}, ["Event", "Received", "Channel", "Type", "Control id", "Ordering key", "Deliveries"]
-        .map((label) => el("th", { scope: "col" }, label)))),
-      results),
-    more);
+    outcome, table, more);
   return { node, live: false, title: "Messages", refresh: () => search(false) };
 }
 
