@@ -13,12 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from tests.api_support import issue
 from tests.browser import Page, chromium
 from tests.dashboard.test_browser import BUDGET, Site, adt, cell, sign_in, site
 from thumpflow.core.access import Role
+
+
+@asynccontextmanager
+async def as_operator(tmp_path: Path) -> AsyncIterator[tuple[Site, Page]]:
+    """The site, and a Chromium page signed in as operator `night-operator`."""
+    async with site(tmp_path) as s, chromium() as page:
+        await sign_in(page, s.url, await issue(s.engine, Role.OPERATOR, "night-operator"))
+        yield s, page
 
 
 async def search(page: Page, rows: int, **fields: str) -> list[dict[str, str]]:
@@ -88,9 +98,7 @@ def test_search_by_control_id_and_patient_pages_on_and_a_viewer_sees_masked_valu
     tmp_path: Path,
 ) -> None:
     async def main() -> None:
-        async with site(tmp_path) as s, chromium() as page:
-            operator = await issue(s.engine, Role.OPERATOR, "night-operator")
-            await sign_in(page, s.url, operator)
+        async with as_operator(tmp_path) as (s, page):
             await page.goto(s.url + "/#/messages")
             await page.wait_for("document.querySelectorAll('#events tbody tr').length === 7")
 
@@ -145,9 +153,7 @@ def test_timelines_show_attempts_and_an_operator_opens_the_message_audited(
     tmp_path: Path,
 ) -> None:
     async def main() -> None:
-        async with site(tmp_path) as s, chromium() as page:
-            operator = await issue(s.engine, Role.OPERATOR, "night-operator")
-            await sign_in(page, s.url, operator)
+        async with as_operator(tmp_path) as (s, page):
             delivered = await event_id(s, "OK0")
             await page.goto(f"{s.url}/#/event/{delivered}")
             await page.wait_for("document.querySelector('#deliveries tbody tr')")
@@ -204,9 +210,7 @@ def test_timelines_show_attempts_and_an_operator_opens_the_message_audited(
 
 def test_an_alert_acknowledged_from_the_overview_is_audited(tmp_path: Path) -> None:
     async def main() -> None:
-        async with site(tmp_path) as s, chromium() as page:
-            operator = await issue(s.engine, Role.OPERATOR, "night-operator")
-            await sign_in(page, s.url, operator)
+        async with as_operator(tmp_path) as (s, page):
             assert await page.text("#alerts-note") == "No active alerts."
             s.receiver.set_faults(unavailable=10**9, retry_after=5)
             await s.send([adt("LATE1", "MRN720")])
@@ -250,9 +254,7 @@ def test_pause_from_the_page_holds_deliveries_and_resume_sends_them_in_order(
     tmp_path: Path,
 ) -> None:
     async def main() -> None:
-        async with site(tmp_path) as s, chromium() as page:
-            operator = await issue(s.engine, Role.OPERATOR, "night-operator")
-            await sign_in(page, s.url, operator)
+        async with as_operator(tmp_path) as (s, page):
             await page.goto(s.url + "/#/destination/ehr")
             await page.wait_for("!document.getElementById('pause-toggle').hidden")
             assert await page.text("#pause-state") == "Sending."
