@@ -39,6 +39,7 @@ BUDGET = 2.0
 CONFIG = """\
 version: 1
 store: {{path: {db}}}
+alerts: {{interval: 100ms, disk_free_min_percent: 0}}
 channels:
   - id: adt
     latency_budget: {budget}
@@ -237,13 +238,13 @@ def test_replay_from_the_page_reaches_the_receiver_and_the_audit_trail(tmp_path:
 
             s.receiver.set_faults(reject_marker=None)
             await page.click(f'tr[data-delivery="{letter["delivery_id"]}"] button.replay')
-            await page.wait_for("document.getElementById('replay-dialog').open")
-            await page.click("#replay-confirm")
+            await page.wait_for("document.getElementById('act-dialog').open")
+            await page.click("#act-confirm")
             await page.wait_for(
-                "document.getElementById('replay-error').textContent.includes('Give a reason')"
+                "document.getElementById('act-error').textContent.includes('Give a reason')"
             )
-            await page.type("#replay-reason", "receiver fixed after the 03:00 outage")
-            await page.click("#replay-confirm")
+            await page.type("#act-reason", "receiver fixed after the 03:00 outage")
+            await page.click("#act-confirm")
             flash = await page.wait_for(
                 "document.getElementById('flash').textContent", what="the replay confirmation"
             )
@@ -279,12 +280,27 @@ def test_a_viewer_sees_masked_ordering_keys_and_may_not_replay(tmp_path: Path) -
             assert keys == ["•••", "•••"]
             body = await page.evaluate("document.body.innerText")
             assert "MRN80" not in body and "MRN70" not in body
+            assert await page.evaluate("document.querySelectorAll('button.replay').length") == 0
+            assert await page.evaluate("document.getElementById('pause-toggle').hidden")
+            assert "Signed in as ward-viewer (viewer)" in await page.text("#who")
+
+            # A page that offers the button anyway (the role is only a layout hint)
+            # gets the engine's 403, shown in words.
+            await page.evaluate(
+                "sessionStorage.setItem('thumpflow.who',"
+                " JSON.stringify({name: 'ward-viewer', role: 'operator'}))"
+            )
+            await page.evaluate("location.reload()")
+            await page.wait_for(
+                "document.querySelectorAll('#dead-letters tbody tr button.replay').length === 2",
+                what="replay buttons offered to a tampered page",
+            )
             await page.click("#dead-letters tbody tr button.replay")
-            await page.type("#replay-reason", "trying")
-            await page.click("#replay-confirm")
+            await page.type("#act-reason", "trying")
+            await page.click("#act-confirm")
             refused = await page.wait_for(
-                "document.getElementById('replay-error').textContent.startsWith('Not allowed')"
-                " && document.getElementById('replay-error').textContent"
+                "document.getElementById('act-error').textContent.startsWith('Not allowed')"
+                " && document.getElementById('act-error').textContent"
             )
             assert "viewer" in refused, refused
             dead = (await s.get("/api/status"))["channels"][0]["outboxes"][0]["dead"]

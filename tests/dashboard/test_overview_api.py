@@ -95,6 +95,30 @@ def test_overview_rows_for_a_channel_its_destination_and_a_job(tmp_path: Path) -
     asyncio.run(main())
 
 
+def test_overview_rows_say_which_destination_and_channel_are_paused(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with census(tmp_path) as engine, api_client(engine, Role.OPERATOR) as operator:
+
+            async def paused() -> dict[str, bool]:
+                rows = (await _json(operator, "/api/overview"))["rows"]
+                return {r["id"]: r["paused"] for r in rows}
+
+            async def act(path: str) -> None:
+                async with operator.post(path, json={"reason": "receiver maintenance"}) as answer:
+                    assert answer.status == 200, await answer.text()
+
+            assert await paused() == {"adt": False, "adt-file": False, "census": False}
+            await act("/api/destinations/adt-file/pause")
+            assert await paused() == {"adt": False, "adt-file": True, "census": False}
+            await act("/api/channels/adt/pause")
+            assert await paused() == {"adt": True, "adt-file": True, "census": False}
+            await act("/api/destinations/adt-file/resume")
+            await act("/api/channels/adt/resume")
+            assert await paused() == {"adt": False, "adt-file": False, "census": False}
+
+    asyncio.run(main())
+
+
 def test_series_and_runs_answer_unknown_names_and_bad_windows_clearly(tmp_path: Path) -> None:
     async def main() -> None:
         async with census(tmp_path) as engine, api_client(engine, Role.VIEWER) as client:

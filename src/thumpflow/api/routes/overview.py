@@ -88,13 +88,15 @@ class OverviewRow(BaseModel):
 
     Totals (`delivered`, `dead`, `queue_depth`) are the store's counters, as in
     `/api/status`; `*_recent`, `error_rate` and lags cover the last
-    `window_seconds`.
+    `window_seconds`. `paused` is true while an operator's pause holds the
+    destination (no sends) or the channel (no reading from its senders).
     """
 
     kind: Literal["channel", "destination", "job"]
     id: str
     channel_id: str | None = None
     status: Health
+    paused: bool = False
     reasons: list[str]
     latency_budget: float | None = None
     oldest_pending_at: float | None = None
@@ -214,6 +216,7 @@ async def _destination_row(
         error_rate=error_rate(sample.delivered, sample.dead),
         circuit=circuit,
         last_delivered_at=facts.last_delivered_at,
+        paused=live.paused if live is not None else False,
     )
     return row, sample, verdict
 
@@ -221,6 +224,7 @@ async def _destination_row(
 def _channel_row(
     channel: Channel,
     last_received_at: float | None,
+    paused: bool,
     parts: list[tuple[OverviewRow, DeliverySample, Verdict]],
 ) -> OverviewRow:
     verdict = worst((row.id, part_verdict) for row, _, part_verdict in parts)
@@ -250,6 +254,7 @@ def _channel_row(
         circuit=_worst_circuit(circuits),
         last_delivered_at=max(last) if last else None,
         last_received_at=last_received_at,
+        paused=paused,
     )
 
 
@@ -303,7 +308,10 @@ async def overview(engine: EngineDep, _: Reader) -> Overview:
             await _destination_row(engine, channel, spec.id, outboxes.get(spec.id), now)
             for spec in channel.destinations
         ]
-        rows.append(_channel_row(channel, found.last_received_at if found else None, parts))
+        running = engine.channels.get(channel.id)
+        paused = running is not None and running.ingress.paused
+        last_received = found.last_received_at if found else None
+        rows.append(_channel_row(channel, last_received, paused, parts))
         rows.extend(row for row, _, _ in parts)
     for job in engine.config.jobs:
         if job.enabled:

@@ -1,6 +1,7 @@
 // Calls to the engine's HTTP API with the bearer token kept in session storage.
 
 const TOKEN_KEY = "thumpflow.token";
+const WHO_KEY = "thumpflow.who";
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -20,6 +21,29 @@ export function keepToken(value) {
 
 export function forgetToken() {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(WHO_KEY);
+}
+
+// Who signed in ({name, role} from POST /api/session), or null when unknown.
+export function who() {
+  try {
+    return JSON.parse(sessionStorage.getItem(WHO_KEY));
+  } catch {
+    return null;
+  }
+}
+
+export function keepWho(session) {
+  sessionStorage.setItem(WHO_KEY, JSON.stringify({ name: session.name, role: session.role }));
+}
+
+// Whether the page offers acts (replay, pause, acknowledge, open a payload).
+// Only a hint for the layout: the engine decides, and the page shows its 403.
+// Operators and admins may act and see patient data; viewers may not. When
+// the role is unknown the buttons are shown and the engine answers.
+export function mayAct() {
+  const role = who()?.role;
+  return role === undefined || role === "operator" || role === "admin";
 }
 
 function describe(detail) {

@@ -1,10 +1,13 @@
 // The dashboard: sign-in with an API token, hash routes, live updates by polling.
 //
-// Live pages (overview, drill-downs, job runs) poll the API every 2 seconds:
-// the next request starts 2 s after the previous answer, so a slow engine is
-// never asked twice at once. A 401 at any time returns to the sign-in form.
+// Live pages (overview, drill-downs, job runs, timelines) poll the API every
+// 2 seconds: the next request starts 2 s after the previous answer, so a slow
+// engine is never asked twice at once. A 401 at any time returns to the
+// sign-in form. Every act (replay, pause, resume, acknowledge, open a
+// payload) goes through one dialog that asks for a reason; the engine audits
+// it under the token's name.
 
-import { ApiError, call, forgetToken, keepToken, token } from "./api.js";
+import { ApiError, call, forgetToken, keepToken, keepWho, token, who } from "./api.js";
 import { detailView, jobView, messagesView, overviewView, timelineView } from "./views.js";
 
 const POLL_MS = 2000;
@@ -16,18 +19,20 @@ const tokenInput = document.getElementById("token");
 const viewRoot = document.getElementById("view");
 const connection = document.getElementById("connection");
 const flash = document.getElementById("flash");
-const who = document.getElementById("who");
+const whoText = document.getElementById("who");
 const signOut = document.getElementById("sign-out");
-const dialog = document.getElementById("replay-dialog");
-const replayForm = document.getElementById("replay-form");
-const replayReason = document.getElementById("replay-reason");
-const replayError = document.getElementById("replay-error");
-const replayWhat = document.getElementById("replay-what");
+const dialog = document.getElementById("act-dialog");
+const actForm = document.getElementById("act-form");
+const actTitle = document.getElementById("act-title");
+const actReason = document.getElementById("act-reason");
+const actError = document.getElementById("act-error");
+const actWhat = document.getElementById("act-what");
+const actConfirm = document.getElementById("act-confirm");
 
 let current = null;
 let timer = null;
 let generation = 0;
-let replaying = null;
+let acting = null;
 
 function route() {
   const [path, search] = location.hash.replace(/^#/, "").split("?");
@@ -38,8 +43,8 @@ function route() {
   }
   if (parts[0] === "job" && parts[1]) return jobView(parts[1]);
   if (parts[0] === "messages") return messagesView(params);
-  if (parts[0] === "event" && parts[1]) return timelineView(parts[1]);
-  return overviewView();
+  if (parts[0] === "event" && parts[1]) return timelineView(parts[1], app);
+  return overviewView(app);
 }
 
 function showSignIn(message) {
@@ -48,7 +53,7 @@ function showSignIn(message) {
   viewRoot.replaceChildren();
   signIn.hidden = false;
   signOut.hidden = true;
-  who.textContent = "";
+  whoText.textContent = "";
   connection.hidden = true;
   signInError.textContent = message ?? "";
   document.title = "Sign in — thumpflow";
@@ -91,6 +96,8 @@ function show() {
   }
   signIn.hidden = true;
   signOut.hidden = false;
+  const session = who();
+  whoText.textContent = session ? `Signed in as ${session.name} (${session.role})` : "";
   document.body.dataset.ready = "false";
   current = route();
   document.title = `${current.title} — thumpflow`;
@@ -103,25 +110,44 @@ const app = {
     stop();
     tick(generation);
   },
-  replay(letter) {
-    replaying = letter;
-    replayWhat.textContent = `Delivery ${letter.delivery_id} of event ${letter.event_id} to ${letter.destination_id}, dead because: ${letter.reason}`;
-    replayReason.value = "";
-    replayError.textContent = "";
+  // Ask for a reason, then `perform(reason)`; its answer (a sentence) is
+  // flashed. `failed` names the act in an error ("Replay failed: ...").
+  act({ title, what, confirm, failed, perform }) {
+    acting = { failed, perform };
+    actTitle.textContent = title;
+    actWhat.textContent = what;
+    actConfirm.textContent = confirm;
+    actReason.value = "";
+    actError.textContent = "";
     dialog.showModal();
-    replayReason.focus();
+    actReason.focus();
+  },
+  replay(letter) {
+    app.act({
+      title: "Replay dead letter",
+      what: `Delivery ${letter.delivery_id} of event ${letter.event_id} to ${letter.destination_id}, dead because: ${letter.reason}`,
+      confirm: "Replay",
+      failed: "Replay",
+      async perform(reason) {
+        const result = await call("/api/dead-letters/replay", {
+          method: "POST",
+          body: { delivery_ids: [letter.delivery_id], reason },
+        });
+        return result.replayed.length
+          ? `Replayed delivery ${letter.delivery_id}; it is back in the outbox of ${letter.destination_id}.`
+          : `Delivery ${letter.delivery_id} was no longer dead; nothing replayed.`;
+      },
+    });
   },
 };
 
 async function recordSession(bearer) {
-  // Another part of the API may record logins (POST /api/session); without it, nothing to do.
+  // Records a login in the audit trail and says who the token belongs to.
   try {
     const session = await call("/api/session", { method: "POST", body: {}, bearer });
-    if (session && session.name) {
-      who.textContent = session.role ? `Signed in as ${session.name} (${session.role})` : `Signed in as ${session.name}`;
-    }
+    if (session && session.name) keepWho(session);
   } catch {
-    // absent or refused: the overview call below decides whether the token works
+    // refused or unreachable: the overview call before decided that the token works
   }
 }
 
@@ -155,32 +181,27 @@ signInForm.addEventListener("submit", async (event) => {
 
 signOut.addEventListener("click", () => showSignIn("Signed out."));
 
-document.getElementById("replay-cancel").addEventListener("click", () => dialog.close());
+document.getElementById("act-cancel").addEventListener("click", () => dialog.close());
 
-replayForm.addEventListener("submit", async (event) => {
+actForm.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const reason = replayReason.value.trim();
+  const reason = actReason.value.trim();
   if (!reason) {
-    replayError.textContent = "Give a reason: it is recorded in the audit trail.";
-    replayReason.focus();
+    actError.textContent = "Give a reason: it is recorded in the audit trail.";
+    actReason.focus();
     return;
   }
-  const letter = replaying;
-  replayError.textContent = "Replaying…";
+  const { failed, perform } = acting;
+  actError.textContent = "Working…";
   try {
-    const result = await call("/api/dead-letters/replay", {
-      method: "POST",
-      body: { delivery_ids: [letter.delivery_id], reason },
-    });
+    const done = await perform(reason);
     dialog.close();
-    flash.textContent = result.replayed.length
-      ? `Replayed delivery ${letter.delivery_id}; it is back in the outbox of ${letter.destination_id}.`
-      : `Delivery ${letter.delivery_id} was no longer dead; nothing replayed.`;
+    flash.textContent = done ?? "";
     app.refreshNow();
   } catch (error) {
-    replayError.textContent = error.status === 403
+    actError.textContent = error.status === 403
       ? `Not allowed: ${error.detail}.`
-      : `Replay failed: ${error.detail}`;
+      : `${failed} failed: ${error.detail ?? error.message}`;
   }
 });
 

@@ -1,8 +1,8 @@
 // The pages: overview, destination/channel drill-down, job runs, message browser, timeline.
 // A view has `node` (its DOM), `refresh()` (fetch and update in place) and `live`
-// (whether the app polls it).
+// (whether the app polls it). Acts go through `app.act` (a reason, then the call).
 
-import { ApiError, call, query } from "./api.js";
+import { ApiError, call, mayAct, query } from "./api.js";
 import { lagChart, throughputChart } from "./charts.js";
 import { DASH, age, clock, count, dateTime, el, percent, seconds, statusBadge } from "./format.js";
 
@@ -65,10 +65,14 @@ const COLUMNS = [
 function fillRow(tr, row, now) {
   const cells = Object.fromEntries([...tr.children].map((cell) => [cell.dataset.field, cell]));
   tr.dataset.status = row.status;
+  tr.dataset.paused = String(Boolean(row.paused));
   const prefix = row.kind === "destination" ? "→ " : "";
   setCell(cells.name, prefix, el("a", { href: rowLink(row) }, row.id), " ",
     el("span", { class: "kind" }, KIND_LABEL[row.kind].toLowerCase()));
-  setCell(cells.status, statusBadge(row.status), " ", reasons(row));
+  const paused = row.paused
+    ? el("span", { class: "paused-tag", title: "paused by an operator" }, "paused")
+    : null;
+  setCell(cells.status, statusBadge(row.status), " ", paused, reasons(row));
   setCell(cells.freshness, freshness(row, now));
   setCell(cells.lag, lag(row));
   setCell(cells.queue, count(row.queue_depth));
@@ -89,7 +93,78 @@ function summarize(rows) {
   return { overall, text: parts.join(", ") || "nothing configured" };
 }
 
-export function overviewView() {
+function alertRow(alert, now, app) {
+  const acknowledged = alert.acknowledged_by
+    ? `by ${alert.acknowledged_by} ${age(alert.acknowledged_at, now)}: ${alert.ack_reason ?? ""}`
+    : "not yet";
+  const action = !alert.acknowledged_by && mayAct()
+    ? el("button", {
+      type: "button",
+      class: "ack",
+      "aria-label": `Acknowledge alert ${alert.alert_id}`,
+      onclick: () => app.act({
+        title: "Acknowledge alert",
+        what: `Alert ${alert.alert_id}: ${alert.kind} on ${alert.subject} — ${alert.message}. It stays active until its condition stops.`,
+        confirm: "Acknowledge",
+        failed: "Acknowledging",
+        async perform(reason) {
+          await call(`/api/alerts/${alert.alert_id}/ack`, { method: "POST", body: { reason } });
+          return `Acknowledged alert ${alert.alert_id} (${alert.kind} on ${alert.subject}).`;
+        },
+      }),
+    }, "Acknowledge…")
+    : null;
+  return [
+    el("td", { dataset: { field: "kind" } }, alert.kind),
+    el("td", { dataset: { field: "subject" } }, alert.subject),
+    el("td", { dataset: { field: "severity" } }, alert.severity),
+    el("td", { dataset: { field: "message" } }, alert.message),
+    el("td", { dataset: { field: "since" } }, `${clock(alert.raised_at)} (${age(alert.raised_at, now)})`),
+    el("td", { dataset: { field: "acknowledged" } }, acknowledged),
+    el("td", {}, action),
+  ];
+}
+
+function alertsPanel(app) {
+  const body = el("tbody");
+  const note = el("p", { id: "alerts-note", class: "hint" });
+  const problem = el("div");
+  const node = el("section", { "aria-labelledby": "alerts-title" },
+    el("h2", { id: "alerts-title" }, "Active alerts"), problem, note,
+    el("table", { id: "alerts", class: "grid" },
+      el("caption", {}, "Raised by the engine; acknowledging asks for a reason and is audited."),
+      el("thead", {}, el("tr", {},
+        ["Kind", "Subject", "Severity", "Message", "Since", "Acknowledged", "Action"]
+          .map((label) => el("th", { scope: "col" }, label)))),
+      body));
+  function update(answer, now) {
+    if (answer instanceof Error) {
+      problem.replaceChildren(failure(answer, "The alert list"));
+      return;
+    }
+    problem.replaceChildren();
+    note.textContent = answer.alerts.length ? "" : "No active alerts.";
+    const wanted = new Set(answer.alerts.map((alert) => String(alert.alert_id)));
+    for (const tr of [...body.children]) if (!wanted.has(tr.dataset.alert)) tr.remove();
+    for (const alert of answer.alerts) {
+      const key = String(alert.alert_id);
+      let tr = body.querySelector(`tr[data-alert="${key}"]`);
+      if (!tr) {
+        tr = el("tr", { dataset: { alert: key } });
+        body.append(tr);
+      }
+      const state = `${alert.acknowledged_by}|${alert.message}|${Math.floor(now / 10)}`;
+      if (tr.dataset.state === state) continue;
+      tr.dataset.state = state;
+      tr.dataset.acknowledged = String(Boolean(alert.acknowledged_by));
+      tr.replaceChildren(...alertRow(alert, now, app));
+    }
+  }
+  return { node, update };
+}
+
+export function overviewView(app) {
+  const alerts = alertsPanel(app);
   const overall = el("p", { id: "overall", class: "summary", role: "status" });
   const updated = el("p", { id: "updated", class: "updated" });
   const tbody = el("tbody");
@@ -100,13 +175,17 @@ export function overviewView() {
     el("thead", {}, el("tr", {}, COLUMNS.map(([, label]) => el("th", { scope: "col" }, label)))),
     tbody,
   );
-  const node = el("div", {}, el("h1", {}, "Are we current?"), overall, updated, table);
+  const node = el("div", {}, el("h1", {}, "Are we current?"), overall, updated, table, alerts.node);
   return {
     node,
     live: true,
     title: "Overview",
     async refresh() {
-      const data = await call("/api/overview");
+      const [data, active] = await Promise.all([
+        call("/api/overview"),
+        call("/api/alerts?active=true").catch((error) => error),
+      ]);
+      alerts.update(active, data.at);
       const now = data.at;
       const seen = new Set();
       let previous = null;
@@ -170,7 +249,7 @@ function deadLetterRow(letter, onReplay) {
     el("td", {}, String(letter.attempts)),
     el("td", { dataset: { field: "reason" } }, letter.reason),
     el("td", {}, dateTime(letter.died_at)),
-    el("td", {}, el("button", {
+    el("td", {}, mayAct() && el("button", {
       type: "button",
       class: "replay",
       "aria-label": `Replay delivery ${letter.delivery_id}`,
@@ -179,8 +258,74 @@ function deadLetterRow(letter, onReplay) {
   );
 }
 
-// Drill-down of one destination or channel: figures, charts, dead letters.
+const PAUSE_WORDS = {
+  destination: {
+    running: "Sending.",
+    pause: "Stop sending to this destination. Its queue keeps filling durably; on resume it sends in order.",
+    resume: "Send again, in order, from where the pause left off.",
+  },
+  channel: {
+    running: "Reading from its senders.",
+    pause: "Stop reading from this channel's senders: they wait, holding their messages, and are not refused.",
+    resume: "Read from the channel's senders again, where they stopped.",
+  },
+};
+
+// The pause state of a destination or channel, and the Pause…/Resume… button.
+function pauseControl(kind, id, app) {
+  const state = el("p", { id: "pause-state" });
+  const button = el("button", { type: "button", id: "pause-toggle", hidden: true });
+  const problem = el("div");
+  let paused = null;
+  button.addEventListener("click", () => {
+    const verb = paused ? "resume" : "pause";
+    app.act({
+      title: `${paused ? "Resume" : "Pause"} ${kind} ${id}`,
+      what: PAUSE_WORDS[kind][verb],
+      confirm: paused ? "Resume" : "Pause",
+      failed: paused ? "Resuming" : "Pausing",
+      async perform(reason) {
+        const result = await call(`/api/${kind}s/${encodeURIComponent(id)}/${verb}`, {
+          method: "POST",
+          body: { reason },
+        });
+        const now = result.paused ? "paused" : "running again";
+        return result.changed ? `${KIND_LABEL[kind]} ${id} is ${now}.` : `${KIND_LABEL[kind]} ${id} already was ${now}.`;
+      },
+    });
+  });
+  const node = el("section", { "aria-labelledby": "pause-title" },
+    el("h2", { id: "pause-title" }, "Pause"), problem, state, button);
+  function update(answer) {
+    if (answer instanceof Error) {
+      problem.replaceChildren(failure(answer, "The pause state"));
+      return;
+    }
+    problem.replaceChildren();
+    const items = kind === "destination" ? answer.destinations : answer.channels;
+    const found = items.find((item) => item[`${kind}_id`] === id);
+    if (!found) {
+      state.textContent = `No running ${kind} ${id}.`;
+      button.hidden = true;
+      return;
+    }
+    paused = found.paused;
+    node.dataset.paused = String(paused);
+    const pause = found.pause;
+    state.textContent = !paused
+      ? PAUSE_WORDS[kind].running
+      : pause
+        ? `Paused by ${pause.paused_by} since ${dateTime(pause.paused_at)}: ${pause.reason}`
+        : "Paused.";
+    button.hidden = !mayAct();
+    button.textContent = paused ? "Resume…" : "Pause…";
+  }
+  return { node, update };
+}
+
+// Drill-down of one destination or channel: figures, pause, charts, dead letters.
 export function detailView(kind, id, app) {
+  const pause = pauseControl(kind, id, app);
   const heading = el("h1", {}, `${KIND_LABEL[kind]} ${id}`);
   const list = el("dl", { class: "figures", id: "figures" });
   const minutes = el("select", { id: "minutes" },
@@ -198,6 +343,7 @@ export function detailView(kind, id, app) {
     el("p", { class: "crumbs" }, el("a", { href: "#/" }, "Overview"), " / ", `${kind} ${id}`),
     heading,
     list,
+    pause.node,
     el("section", { "aria-labelledby": "charts-title" },
       el("h2", { id: "charts-title" }, "Throughput and lag"),
       el("label", { for: "minutes" }, "Show the last "), minutes,
@@ -218,11 +364,13 @@ export function detailView(kind, id, app) {
     live: true,
     title: `${KIND_LABEL[kind]} ${id}`,
     async refresh() {
-      const [overview, series, dead] = await Promise.all([
+      const [overview, series, dead, targets] = await Promise.all([
         call("/api/overview"),
         call(`/api/overview/series${query({ ...filter, minutes: minutes.value })}`),
         call(`/api/dead-letters${query({ ...filter, limit: 1000 })}`).catch((error) => error),
+        call(`/api/${kind}s`).catch((error) => error),
       ]);
+      pause.update(targets);
       const row = overview.rows.find((r) => r.kind === kind && r.id === id);
       if (!row) {
         list.replaceChildren(el("p", { class: "error", role: "alert" }, `No enabled ${kind} ${id}.`));
@@ -315,102 +463,242 @@ export function jobView(id) {
   };
 }
 
-// Message browser: GET /api/events with filters, page by page (cursor).
+function deliveryCounts(counts) {
+  const parts = Object.entries(counts).map(([status, n]) => `${n} ${status}`);
+  return parts.length ? parts.join(", ") : "none (filtered)";
+}
+
+function toEpoch(raw) {
+  return raw ? new Date(raw).getTime() / 1000 : "";
+}
+
+// Message browser: GET /api/events with filters, newest first, page by page
+// (keyset: "More" passes `next_cursor` back). Values are shown as the API
+// answers them, masked (•••) for roles without patient data; searching by
+// patient needs such a role, so viewers do not get that field.
 export function messagesView(params) {
+  const byPatient = mayAct();
   const fields = [
-    ["channel", "Channel", "text"],
+    ...(byPatient ? [["patient", "Patient id (as keyed, e.g. GEN|MRN123)", "text"]] : []),
+    ["control_id", "Control id (MSH-10)", "text"],
     ["event_type", "Event type", "text"],
-    ["entity_id", "Patient / ordering key", "text"],
-    ["control_id", "Control id", "text"],
-    ["status", "Status", "text"],
+    ["channel", "Channel", "text"],
+    ["status", "Delivery status", "select"],
     ["since", "Received from", "datetime-local"],
     ["until", "Received until", "datetime-local"],
+    ["limit", "Per page", "limit"],
   ];
-  const inputs = Object.fromEntries(fields.map(([name, , type]) =>
-    [name, el("input", { id: `search-${name}`, name, type, value: params.get(name) ?? "" })]));
+  const input = (name, type) => {
+    const attributes = { id: `search-${name}`, name };
+    if (type === "select") {
+      return el("select", attributes, ["", "pending", "delivered", "dead", "superseded"].map((value) =>
+        el("option", { value, selected: params.get(name) === value }, value || "any")));
+    }
+    if (type === "limit") {
+      const chosen = params.get(name) ?? "25";
+      return el("select", attributes, ["5", "25", "100"].map((value) =>
+        el("option", { value, selected: chosen === value }, value)));
+    }
+    return el("input", { ...attributes, type, value: params.get(name) ?? "" });
+  };
+  const inputs = Object.fromEntries(fields.map(([name, , type]) => [name, input(name, type)]));
   const results = el("tbody");
-  const outcome = el("div", { role: "status" });
-  const more = el("button", { type: "button", hidden: true }, "More");
+  const outcome = el("div", { id: "search-outcome", role: "status" });
+  const more = el("button", { type: "button", id: "more", hidden: true }, "More");
   let cursor = null;
-  const form = el("form", { class: "search", onsubmit: (event) => { event.preventDefault(); search(false); } },
+  let generation = 0;
+  let answered = 0;
+  const form = el("form", { class: "search", id: "search", onsubmit: (event) => { event.preventDefault(); search(false); } },
     fields.map(([name, label]) => el("div", { class: "field" }, el("label", { for: `search-${name}` }, label), inputs[name])),
-    el("button", { type: "submit" }, "Search"));
+    el("button", { type: "submit", id: "search-button" }, "Search"));
   function filters() {
     const values = {};
     for (const [name, , type] of fields) {
       const raw = inputs[name].value.trim();
-      values[name] = type === "datetime-local" && raw ? new Date(raw).getTime() / 1000 : raw;
+      values[name] = type === "datetime-local" ? toEpoch(raw) : raw;
     }
     return values;
   }
   async function search(next) {
-    if (!next) {
-      cursor = null;
-      results.replaceChildren();
-    }
+    const mine = next ? generation : ++generation;
+    const asked = next ? cursor : null;
+    more.disabled = true;
     try {
-      const page = await call(`/api/events${query({ ...filters(), cursor })}`);
-      outcome.replaceChildren();
+      const page = await call(`/api/events${query({ ...filters(), cursor: asked })}`);
+      if (mine !== generation) return;
+      if (!next) results.replaceChildren();
       for (const event of page.events) {
-        results.append(el("tr", {},
+        results.append(el("tr", { dataset: { event: event.event_id } },
           el("td", {}, el("a", { href: `#/event/${encodeURIComponent(event.event_id)}` }, event.event_id)),
-          el("td", {}, event.channel_id),
-          el("td", {}, event.event_type),
-          el("td", {}, event.entity_id),
-          el("td", {}, dateTime(event.received_at)),
-          el("td", {}, event.status ?? DASH)));
+          el("td", { dataset: { field: "received" } }, dateTime(event.received_at)),
+          el("td", { dataset: { field: "channel" } }, event.channel_id),
+          el("td", { dataset: { field: "type" } }, event.event_type),
+          el("td", { dataset: { field: "control-id" } }, event.control_id ?? DASH),
+          el("td", { dataset: { field: "ordering-key" } }, event.ordering_key),
+          el("td", { dataset: { field: "deliveries" } }, deliveryCounts(event.deliveries))));
       }
-      if (!results.children.length) outcome.replaceChildren(el("p", {}, "No messages match."));
+      const shown = results.children.length;
+      outcome.replaceChildren(el("p", {}, shown
+        ? `${shown} message${shown === 1 ? "" : "s"} shown${page.next_cursor ? "; more match" : ""}.`
+        : "No messages match."));
       cursor = page.next_cursor;
       more.hidden = !cursor;
     } catch (error) {
+      if (mine !== generation) return;
       outcome.replaceChildren(failure(error, "Message search"));
       more.hidden = true;
+    } finally {
+      more.disabled = false;
+      answered += 1;
+      table.dataset.answered = String(answered);
     }
   }
   more.addEventListener("click", () => search(true));
+  const table = el("table", { class: "grid", id: "events" },
+    el("caption", {}, "Events, newest first. Patient identifiers are masked for roles that may not see them."),
+    el("thead", {}, el("tr", {}, ["Event", "Received", "Channel", "Type", "Control id", "Ordering key", "Deliveries"]
+      .map((label) => el("th", { scope: "col" }, label)))),
+    results);
   const node = el("div", {},
-    el("h1", {}, "Messages"), form, outcome,
-    el("table", { class: "grid", id: "events" },
-      el("caption", {}, "Events, newest first. Patient identifiers are masked for roles that may not see them."),
-      el("thead", {}, el("tr", {}, ["Event", "Channel", "Type", "Patient / ordering key", "Received", "Status"]
-        .map((label) => el("th", { scope: "col" }, label)))),
-      results),
-    more);
+    el("h1", {}, "Messages"), form,
+    byPatient ? null : el("p", { class: "hint" }, "Your role may not search by patient or see patient identifiers; they show as •••."),
+    outcome, table, more);
   return { node, live: false, title: "Messages", refresh: () => search(false) };
 }
 
-// One event's timeline: GET /api/events/{id}/timeline.
-export function timelineView(id) {
-  const body = el("div");
+const STEP_WORDS = {
+  received: "received",
+  filtered: "filtered out",
+  duplicate: "duplicate",
+  mapped: "derived event",
+  queued: "queued",
+  attempt_failed: "attempt failed",
+  delivered: "delivered",
+  dead: "dead-lettered",
+  superseded: "superseded",
+  replayed: "replayed",
+  payload_viewed: "message viewed",
+};
+
+function eventFacts(event) {
+  const items = [
+    ["Event", event.event_id],
+    ["Channel", event.channel_id],
+    ["Type", event.event_type],
+    ["Control id", event.control_id ?? DASH],
+    ["Ordering key", event.ordering_key],
+    ["Source system", event.source_system],
+    ["Lane", event.lane],
+    ["Received", dateTime(event.received_at)],
+    ["Occurred", dateTime(event.occurred_at)],
+    ["Caused by", event.causation_id
+      ? el("a", { href: `#/event/${encodeURIComponent(event.causation_id)}` }, event.causation_id)
+      : DASH],
+    ["Deliveries", deliveryCounts(event.deliveries)],
+  ];
+  const slug = (label) => label.toLowerCase().replace(/[^a-z0-9]+/g, "-");
+  return items.flatMap(([label, value]) => [el("dt", {}, label), el("dd", { dataset: { figure: slug(label) } }, value)]);
+}
+
+function stepItem(step) {
+  return el("li", { dataset: { step: step.step } },
+    el("time", { datetime: new Date(step.at * 1000).toISOString() }, dateTime(step.at)), " ",
+    el("strong", {}, STEP_WORDS[step.step] ?? step.step), " ",
+    el("span", { class: "subject" }, step.subject),
+    ` by ${step.actor}`,
+    step.detail ? el("span", { class: "detail" }, `: ${step.detail}`) : null);
+}
+
+function deliveryRow(delivery) {
+  const attempts = delivery.attempt_log.length
+    ? el("ol", { class: "attempts" }, delivery.attempt_log.map((attempt) =>
+      el("li", { dataset: { attempt: attempt.attempt, outcome: attempt.outcome } },
+        `#${attempt.attempt} ${dateTime(attempt.at)} ${attempt.outcome}`,
+        attempt.detail ? `: ${attempt.detail}` : "")))
+    : "none yet";
+  const finished = delivery.delivered_at ?? delivery.died_at;
+  return el("tr", { dataset: { delivery: delivery.delivery_id, status: delivery.status } },
+    el("td", {}, String(delivery.delivery_id)),
+    el("td", {}, delivery.destination_id),
+    el("td", { dataset: { field: "status" } }, delivery.status),
+    el("td", {}, dateTime(delivery.created_at)),
+    el("td", {}, finished ? dateTime(finished) : DASH),
+    el("td", { dataset: { field: "attempts" } }, attempts),
+    el("td", {}, delivery.reason ?? delivery.last_error ?? DASH));
+}
+
+// One event's timeline: GET /api/events/{id}/timeline, live. "Show message…"
+// (roles with patient data) asks for a reason and opens the payload, which
+// the engine audits before it answers; the view then appears in the timeline.
+export function timelineView(id, app) {
+  const facts = el("dl", { class: "figures", id: "event-facts" });
+  const steps = el("ol", { class: "timeline", id: "steps" });
+  const deliveries = el("tbody");
+  const derived = el("ul", { id: "derived" });
+  const problem = el("div");
+  const payload = el("pre", { id: "payload", hidden: true });
+  const payloadNote = el("p", { id: "payload-note", class: "hint" });
+  const show = el("button", { type: "button", id: "show-payload" }, "Show message…");
+  show.addEventListener("click", () => app.act({
+    title: "Show message",
+    what: `Open the message of event ${id} as received. Patient data: the view is recorded in the audit trail under your name with the reason.`,
+    confirm: "Show message",
+    failed: "Opening the message",
+    async perform(reason) {
+      const answer = await call(`/api/events/${encodeURIComponent(id)}/payload${query({ reason })}`);
+      payload.textContent = answer.encoding === "utf-8"
+        ? answer.body.replace(/\r\n?/g, "\n")
+        : answer.body;
+      payload.hidden = false;
+      payloadNote.textContent = `${answer.content_type}${answer.encoding === "base64" ? ", not text: shown as base64" : ""}. Viewed now; recorded in the audit trail.`;
+      return `Opened the message of event ${id}; the view is audited.`;
+    },
+  }));
+  const actions = mayAct()
+    ? show
+    : el("p", { class: "hint", id: "payload-refused" }, "Your role may not open message contents (patient data).");
   const node = el("div", {},
     el("p", { class: "crumbs" }, el("a", { href: "#/messages" }, "Messages"), " / ", `event ${id}`),
-    el("h1", {}, `Event ${id}`), body);
+    el("h1", {}, `Event ${id}`), problem, facts,
+    el("section", { "aria-labelledby": "payload-title" },
+      el("h2", { id: "payload-title" }, "Message"), actions, payloadNote, payload),
+    el("section", { "aria-labelledby": "steps-title" },
+      el("h2", { id: "steps-title" }, "Timeline"),
+      el("p", { class: "hint" }, "Oldest first: received, derived events, queued, each attempt, delivered or dead, replays and message views, with who did it."),
+      steps),
+    el("section", { "aria-labelledby": "deliveries-title" },
+      el("h2", { id: "deliveries-title" }, "Deliveries"),
+      el("table", { class: "grid", id: "deliveries" },
+        el("thead", {}, el("tr", {}, ["Delivery", "Destination", "Status", "Queued", "Finished", "Attempts", "Reason"]
+          .map((label) => el("th", { scope: "col" }, label)))),
+        deliveries)),
+    el("section", { "aria-labelledby": "derived-title" },
+      el("h2", { id: "derived-title" }, "Derived events"), derived));
+  let seen = null;
   return {
     node,
-    live: false,
+    live: true,
     title: `Event ${id}`,
     async refresh() {
       let data;
       try {
         data = await call(`/api/events/${encodeURIComponent(id)}/timeline`);
       } catch (error) {
-        body.replaceChildren(failure(error, "The event timeline"));
+        if (error.status !== 404) throw error;
+        problem.replaceChildren(failure(error, "The event timeline"));
         return;
       }
-      const facts = Object.entries(data.event).map(([name, value]) => [
-        el("dt", {}, name.replaceAll("_", " ")),
-        el("dd", {}, name.endsWith("_at") && typeof value === "number" ? dateTime(value) : String(value ?? DASH)),
-      ]);
-      body.replaceChildren(
-        el("dl", { class: "figures" }, facts.flat()),
-        el("h2", {}, "Timeline"),
-        el("ol", { class: "timeline" }, data.entries.map((entry) =>
-          el("li", {},
-            el("time", { datetime: new Date(entry.at * 1000).toISOString() }, dateTime(entry.at)), " ",
-            el("strong", {}, entry.kind),
-            entry.destination_id ? ` → ${entry.destination_id}` : "",
-            entry.detail ? `: ${entry.detail}` : ""))));
+      problem.replaceChildren();
+      const text = JSON.stringify(data);
+      if (text === seen) return;
+      seen = text;
+      facts.replaceChildren(...eventFacts(data.event));
+      steps.replaceChildren(...data.steps.map(stepItem));
+      deliveries.replaceChildren(...data.deliveries.map(deliveryRow));
+      derived.replaceChildren(...(data.derived.length
+        ? data.derived.map((event) => el("li", {},
+          el("a", { href: `#/event/${encodeURIComponent(event.event_id)}` }, event.event_id), ` ${event.event_type}`))
+        : [el("li", {}, "none")]));
     },
   };
 }
