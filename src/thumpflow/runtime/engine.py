@@ -82,6 +82,7 @@ from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
 from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceiver
+from thumpflow.runtime.config_audit import record_config
 from thumpflow.runtime.keys import load_cipher
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
 from thumpflow.store.sqlite import SqliteStore
@@ -327,6 +328,7 @@ class Engine:
     async def start(self) -> None:
         await self.store.open()
         try:
+            await record_config(self.store, self.config, self.clock)
             await self.log_anchor()
             self._upkeep.append(asyncio.create_task(self._anchor_loop()))
             if retention_policy(self.config).purges:
