@@ -349,7 +349,17 @@ def count_ndjson(stream: ByteStream) -> int:
     return sum(1 for line in stream if not line.isspace())
 
 
+_JSON_TEXT: dict[type, Any] = {
+    date: date.isoformat,
+    datetime: datetime.isoformat,
+    Decimal: Decimal.__str__,
+}
+
+
 def _json_default(value: Any) -> Any:
+    text = _JSON_TEXT.get(value.__class__)  # the common types, without the chain below
+    if text is not None:
+        return text(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
