@@ -12,7 +12,10 @@ source checked and the destinations wrote, and the next watermark:
   only; one that returns None drops it, counted as skipped), keyed by the
   job's business key and hashed (SHA-256 of canonical JSON, by
   `thumpflow.core.records`, as flow's delivery ledger is), then written to
-  every destination in batches of `batch_size`; destinations upsert by key,
+  every destination in batches of `batch_size` (a batch goes to all
+  destinations at once while the next one is validated; each destination
+  gets its batches in order, one at a time, and a failure is raised only
+  after every write of its batch has ended); destinations upsert by key,
   so a re-run of a window, or a run re-done after a crash midway, converges
   on the same destination state;
 - an item a destination refuses on its own (`WriteResult.rejected`, e.g. a
