@@ -242,10 +242,16 @@ class _Slow(MemoryDestination):
         super().__init__(destination_id, **kw)  # type: ignore[arg-type]
         self.log = log
         self.batches: list[list[str]] = []
+        self.started = asyncio.Event()
 
     async def write(self, items: Sequence[BatchItem]) -> WriteResult:
         self.log.append(f"{self.destination_id} start {len(self.batches)}")
-        await asyncio.sleep(0.01)
+        self.started.set()
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            self.log.append(f"{self.destination_id} cancelled")
+            raise
         self.batches.append([item.business_key for item in items])
         try:
             return await super().write(items)
@@ -287,5 +293,24 @@ def test_destinations_are_written_at_once_in_order_and_aborted_only_after_their_
         first_abort = log.index("a abort")
         assert "a end 1" in log[:first_abort] and "b end 1" in log[:first_abort]
         assert "a start 2" not in log
+
+    with_store(tmp_path / "db" / "thumpflow.db", body)
+
+
+def test_a_cancelled_run_aborts_a_destination_only_after_its_write_ended(tmp_path: Path) -> None:
+    job = job_of(config_text(tmp_path)).model_copy(update={"batch_size": 1})
+
+    async def body(store: SqliteStore) -> None:
+        log: list[str] = []
+        slow = _Slow("a", log)
+        connect = lambda _: Connectors(MemorySource("census", RECORDS), [slow])  # noqa: E731
+        run = asyncio.ensure_future(
+            JobRunner(job, store, now_clock(), connect).run(RunTrigger.MANUAL)
+        )
+        await slow.started.wait()
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        assert log == ["a start 0", "a end 0", "a abort"]
 
     with_store(tmp_path / "db" / "thumpflow.db", body)

@@ -389,12 +389,16 @@ class JobRunner:
         """Wait for every write of the batch in flight; then count it, or raise its failure.
 
         Every write has ended before anything is raised (the first failure in
-        destination order), so a destination is never aborted mid-write.
+        destination order), so a destination is never aborted mid-write. The
+        writes are shielded: if the run is cancelled meanwhile, they stay in
+        `state.writing` and `_failed` waits for them before aborting.
         """
-        writes, state.writing = state.writing, []
+        writes = state.writing
         if not writes:
             return
-        results = await asyncio.gather(*(w.task for w in writes), return_exceptions=True)
+        gathered = asyncio.gather(*(w.task for w in writes), return_exceptions=True)
+        results = await asyncio.shield(gathered)
+        state.writing = []
         for result in results:
             if isinstance(result, BaseException):
                 raise result
