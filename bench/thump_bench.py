@@ -190,6 +190,7 @@ def main() -> None:
         print(f"destinations: {', '.join(legs)}")
         text = job_config(tmp, legs)
         started = time.perf_counter()
+        cpu = time.process_time()
         if profile:
             import cProfile
 
@@ -199,6 +200,7 @@ def main() -> None:
         else:
             outcome = asyncio.run(run(text))
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         counts = outcome.counts
         print(
             f"run {outcome.status.value}: read {counts.read:,}  valid {counts.valid:,}  "
@@ -208,6 +210,10 @@ def main() -> None:
         rate = counts.read / elapsed
         verdict = "meets" if rate >= 100_000 else "MISSES"
         print(f"{elapsed:.2f} s, {rate:,.0f} rows/s ({verdict} the 100,000 rows/s target)")
+        print(
+            f"CPU (all threads) {cpu:.2f} s, {cpu / counts.read * 1e6:.1f} µs per row; "
+            f"load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}"
+        )
 
 
 if __name__ == "__main__":

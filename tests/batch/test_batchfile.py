@@ -183,6 +183,9 @@ def test_csv_and_hl7_destinations_round_trip_through_the_source(tmp_path: Path) 
     settle(tmp_path / "h")
     data = (tmp_path / "h" / "r.hl7").read_bytes()
     assert data.startswith(b"FHS|") and data.endswith(b"BTS|3\rFTS|1\r")
+    for written in (tmp_path / "x.csv", tmp_path / "h" / "r.hl7"):
+        # header and trailer are in the SHA-256 computed while writing
+        assert read_manifest(manifest_path(written)).sha256 == sha256_of(written)
     hsrc = source(
         tmp_path / "h",
         pattern="*.hl7",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ from thumpflow.batch import (
     NdjsonEncoder,
     UnreadableRecord,
     count_records,
+    formats,
     read_records,
 )
 
@@ -123,3 +127,26 @@ def test_hl7_batch_count_mismatch_rejects_the_whole_file() -> None:
             read_records("hl7_batch", io.BytesIO(body + trailer), "r.hl7")
         with pytest.raises(FormatError):
             count_records("hl7_batch", io.BytesIO(body + trailer))
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"a": 'Müller "q" \\ \n\u2028', "b": None, "c": date(2024, 1, 2)},
+        {"a": datetime(2024, 1, 2, 3, 4, tzinfo=UTC), "b": Decimal("1.50"), "c": True},
+        {"a": 1, "b": 2.5, "c": float("nan"), "d": [1, date(2024, 1, 1)], "e": {"z": 1}},
+        {1: "x", None: "y", 2.5: "z"},
+        {},
+    ],
+)
+def test_ndjson_lines_are_the_json_encoder_s(record: dict[Any, Any]) -> None:
+    expected = json.JSONEncoder(
+        ensure_ascii=False, separators=(",", ":"), default=formats._json_default
+    ).encode(record)
+    assert NdjsonEncoder().encode(record) == (expected + "\n").encode("utf-8")
+
+
+@pytest.mark.parametrize("record", [{"a": object()}, {("t",): 1}, {"a": b"x"}])
+def test_ndjson_refuses_what_json_cannot_hold(record: dict[Any, Any]) -> None:
+    with pytest.raises(TypeError):
+        NdjsonEncoder().encode(record)

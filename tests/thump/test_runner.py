@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,12 +13,12 @@ import pytest
 
 from thumpflow.batch import manifest_path, write_manifest
 from thumpflow.config.jobs import Job
-from thumpflow.core.batch import Manifest, RunStatus, RunTrigger, Window
+from thumpflow.core.batch import BatchItem, Manifest, RunStatus, RunTrigger, Window, WriteResult
 from thumpflow.core.records import business_key, content_hash, version_number
 from thumpflow.runtime.engine import job_runner
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.testing.batch import MemoryDestination, MemorySource
-from thumpflow.thump.runner import Connectors, JobRunner
+from thumpflow.thump.runner import Connectors, JobRunner, RunOutcome
 
 from .support import HEADER, config_text, csv_rows, drop, job_of, now_clock, with_store
 
@@ -231,3 +233,84 @@ def test_versions_compare_as_their_values_do() -> None:
     assert version_number(later) - version_number(naive) == 5 * 3_600_000_000 + 1
     with pytest.raises(TypeError):
         version_number(True)
+
+
+class _Slow(MemoryDestination):
+    """Records the order of its batches and when each write ended; each write yields a while."""
+
+    def __init__(self, destination_id: str, log: list[str], **kw: object) -> None:
+        super().__init__(destination_id, **kw)  # type: ignore[arg-type]
+        self.log = log
+        self.batches: list[list[str]] = []
+        self.started = asyncio.Event()
+
+    async def write(self, items: Sequence[BatchItem]) -> WriteResult:
+        self.log.append(f"{self.destination_id} start {len(self.batches)}")
+        self.started.set()
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            self.log.append(f"{self.destination_id} cancelled")
+            raise
+        self.batches.append([item.business_key for item in items])
+        try:
+            return await super().write(items)
+        finally:
+            self.log.append(f"{self.destination_id} end {len(self.batches) - 1}")
+
+    async def abort(self) -> None:
+        self.log.append(f"{self.destination_id} abort")
+        await super().abort()
+
+
+def test_destinations_are_written_at_once_in_order_and_aborted_only_after_their_writes(
+    tmp_path: Path,
+) -> None:
+    job = job_of(config_text(tmp_path)).model_copy(update={"batch_size": 1})
+    records = [{**r, "mrn": f"MRN{n}"} for n, r in enumerate(RECORDS * 3)]
+
+    async def run(store: SqliteStore, destinations: list[_Slow]) -> RunOutcome | None:
+        source = MemorySource("census", records)
+        connect = lambda _: Connectors(source, list(destinations))  # noqa: E731
+        return await JobRunner(job, store, now_clock(), connect).run(RunTrigger.MANUAL)
+
+    async def body(store: SqliteStore) -> None:
+        log: list[str] = []
+        good, other = _Slow("a", log), _Slow("b", log)
+        outcome = await run(store, [good, other])
+        assert outcome is not None and outcome.status is RunStatus.SUCCEEDED
+        assert outcome.counts.written == 2 * len(records)
+        expected = [[f"MRN{n}"] for n in range(len(records))]
+        assert good.batches == other.batches == expected
+        # Both destinations write each batch at the same time; a batch starts after both ended.
+        assert log[:4] == ["a start 0", "b start 0", "a end 0", "b end 0"]
+
+        log.clear()
+        slow, broken = _Slow("a", log), _Slow("b", log, fail_on_write=2)
+        failed = await run(store, [slow, broken])
+        assert failed is not None and failed.status is RunStatus.FAILED
+        assert failed.error == "DestinationFailedError"
+        first_abort = log.index("a abort")
+        assert "a end 1" in log[:first_abort] and "b end 1" in log[:first_abort]
+        assert "a start 2" not in log
+
+    with_store(tmp_path / "db" / "thumpflow.db", body)
+
+
+def test_a_cancelled_run_aborts_a_destination_only_after_its_write_ended(tmp_path: Path) -> None:
+    job = job_of(config_text(tmp_path)).model_copy(update={"batch_size": 1})
+
+    async def body(store: SqliteStore) -> None:
+        log: list[str] = []
+        slow = _Slow("a", log)
+        connect = lambda _: Connectors(MemorySource("census", RECORDS), [slow])  # noqa: E731
+        run = asyncio.ensure_future(
+            JobRunner(job, store, now_clock(), connect).run(RunTrigger.MANUAL)
+        )
+        await slow.started.wait()
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        assert log == ["a start 0", "a end 0", "a abort"]
+
+    with_store(tmp_path / "db" / "thumpflow.db", body)

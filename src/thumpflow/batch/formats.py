@@ -33,6 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring as _json_text
 from typing import Any, Literal, Protocol
 
 from thumpflow.core.batch import SourceRecord
@@ -349,7 +350,17 @@ def count_ndjson(stream: ByteStream) -> int:
     return sum(1 for line in stream if not line.isspace())
 
 
+_JSON_TEXT: dict[type, Any] = {
+    date: date.isoformat,
+    datetime: datetime.isoformat,
+    Decimal: Decimal.__str__,
+}
+
+
 def _json_default(value: Any) -> Any:
+    text = _JSON_TEXT.get(value.__class__)  # the common types, without the chain below
+    if text is not None:
+        return text(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -376,7 +387,28 @@ class NdjsonEncoder:
 
     def encode(self, data: Mapping[str, Any]) -> bytes:
         """One record as a JSON line."""
-        return (self._encode(data) + "\n").encode("utf-8")
+        # The object assembled here from each key's and value's JSON is the encoder's own
+        # text; it only saves the encoder's call back for dates and decimals. Keys that are
+        # not text, and values JSON cannot hold, go to the encoder (which words the error).
+        value = self._value
+        try:
+            text = ",".join(
+                [
+                    _json_text(k) + ":" + (_json_text(v) if v.__class__ is str else value(v))
+                    for k, v in data.items()
+                ]
+            )
+        except TypeError:
+            return (self._encode(data) + "\n").encode("utf-8")
+        return ("{" + text + "}\n").encode("utf-8")
+
+    def _value(self, value: Any) -> str:
+        if value is None:
+            return "null"
+        text = _JSON_TEXT.get(value.__class__)
+        if text is not None:
+            return _json_text(text(value))
+        return self._encode(value)
 
     def trailer(self, count: int) -> bytes:
         """Nothing: NDJSON has no trailer."""

@@ -12,7 +12,10 @@ source checked and the destinations wrote, and the next watermark:
   only; one that returns None drops it, counted as skipped), keyed by the
   job's business key and hashed (SHA-256 of canonical JSON, by
   `thumpflow.core.records`, as flow's delivery ledger is), then written to
-  every destination in batches of `batch_size`; destinations upsert by key,
+  every destination in batches of `batch_size` (a batch goes to all
+  destinations at once while the next one is validated; each destination
+  gets its batches in order, one at a time, and a failure is raised only
+  after every write of its batch has ended); destinations upsert by key,
   so a re-run of a window, or a run re-done after a crash midway, converges
   on the same destination state;
 - an item a destination refuses on its own (`WriteResult.rejected`, e.g. a
@@ -58,11 +61,12 @@ from thumpflow.core.batch import (
     RunTrigger,
     SourceRecord,
     Window,
+    WriteResult,
 )
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import BatchSourceError, ThumpflowError
 from thumpflow.core.ports import BatchDestination, BatchSource, RunStore
-from thumpflow.core.records import business_key, canonical_json, content_hash, version_number
+from thumpflow.core.records import business_key, canonical_json, content_hasher, version_number
 from thumpflow.thump.validate import Failure, RecordValidator
 
 log = logging.getLogger("thumpflow.thump")
@@ -131,6 +135,17 @@ class _Run:
     rejects: list[RowReject] = field(default_factory=list)
     ledger: list[LedgerEntry] = field(default_factory=list)
     refused: set[str] = field(default_factory=set)
+    writing: list[_Write] = field(default_factory=list)
+    written_at: float = 0.0
+
+
+@dataclass(slots=True)
+class _Write:
+    """One destination's write of the batch in flight."""
+
+    destination: BatchDestination
+    batch: list[BatchItem]
+    task: asyncio.Future[WriteResult]
 
 
 class JobRunner:
@@ -154,6 +169,7 @@ class JobRunner:
         self._connect = connect
         self._transform = transform
         self._validator = RecordValidator.for_job(job)
+        self._hash = content_hasher([spec.name for spec in job.schema_])
 
     async def run(
         self,
@@ -196,8 +212,10 @@ class JobRunner:
             connectors = self._connect(job)
             for destination in connectors.destinations:
                 await destination.begin(job.id, state.run_id, state.window)
+            take, destinations = self._take, connectors.destinations
             async for record in connectors.source.read(state.window):
-                await self._take(state, connectors.destinations, record)
+                if take(state, record):
+                    await self._drain(state, destinations)
             written = await self._complete(state, connectors.destinations)
             await connectors.source.commit()
         except asyncio.CancelledError:
@@ -238,9 +256,8 @@ class JobRunner:
             await self._alert(state.run_id, "the run read zero records; the job expects some")
         return RunOutcome(state.run_id, status, counts, None, tuple(written))
 
-    async def _take(
-        self, state: _Run, destinations: Sequence[BatchDestination], record: SourceRecord
-    ) -> None:
+    def _take(self, state: _Run, record: SourceRecord) -> bool:
+        """Validate, key and hash one record; True when a batch or the rejects are full."""
         counts = state.counts
         counts.read += 1
         if isinstance(record, UnreadableRecord):
@@ -254,8 +271,13 @@ class JobRunner:
                 item = self._item(state, record, result)
                 if item is not None:
                     state.items.append(item)
-                    if len(state.items) >= self.job.batch_size:
-                        await self._flush(state, destinations)
+        size = self.job.batch_size
+        return len(state.items) >= size or len(state.rejects) >= size
+
+    async def _drain(self, state: _Run, destinations: Sequence[BatchDestination]) -> None:
+        """Write the batch gathered when it is full, and keep the rejects when they are."""
+        if len(state.items) >= self.job.batch_size:
+            await self._flush(state, destinations)
         if len(state.rejects) >= self.job.batch_size:
             await self._flush_rejects(state)
 
@@ -264,6 +286,7 @@ class JobRunner:
     ) -> list[Manifest]:
         """After the last record: write what is left, keep the rejects, finish every destination."""
         await self._flush(state, destinations)
+        await self._settle(state)
         await self._flush_rejects(state)
         written: list[Manifest] = []
         for destination in destinations:
@@ -291,7 +314,7 @@ class JobRunner:
         version = None
         if self.job.version_field is not None:
             version = version_number(typed.get(self.job.version_field))
-        return BatchItem(key, data, content_hash(data), record.origin, record.data, version)
+        return BatchItem(key, data, self._hash(data), record.origin, record.data, version)
 
     def _refused(self, state: _Run, destination_id: str, refused: Sequence[ItemReject]) -> None:
         """Keep each item a destination refused as a row reject of its record as read."""
@@ -332,10 +355,18 @@ class JobRunner:
         )
 
     async def _flush(self, state: _Run, destinations: Sequence[BatchDestination]) -> None:
+        """Hand the batch gathered to every destination at once, after the previous batch ended.
+
+        The writes run while the next batch is read and validated (the
+        destinations' blocking work is in threads); `_settle` takes their
+        results. So each destination still gets its batches one at a time,
+        in order, and a batch's results are taken in destination order.
+        """
         items, state.items = state.items, []
+        await self._settle(state)
         if not items:
             return
-        now = self._clock.now()
+        writes: list[_Write] = []
         for destination in destinations:
             batch = items
             if self.job.reconciles is not None:
@@ -346,9 +377,35 @@ class JobRunner:
                     item for item in items if known.get(item.business_key) != item.content_hash
                 ]
                 state.counts.skipped += len(items) - len(batch)
-            if not batch:
-                continue
-            result = await destination.write(batch)
+            if batch:
+                writes.append(
+                    _Write(destination, batch, asyncio.ensure_future(destination.write(batch)))
+                )
+        state.writing = writes
+        state.written_at = self._clock.now()
+        await asyncio.sleep(0)  # start them now, not at the reader's next chunk
+
+    async def _settle(self, state: _Run) -> None:
+        """Wait for every write of the batch in flight; then count it, or raise its failure.
+
+        Every write has ended before anything is raised (the first failure in
+        destination order), so a destination is never aborted mid-write. The
+        writes are shielded: if the run is cancelled meanwhile, they stay in
+        `state.writing` and `_failed` waits for them before aborting.
+        """
+        writes = state.writing
+        if not writes:
+            return
+        gathered = asyncio.gather(*(w.task for w in writes), return_exceptions=True)
+        results = await asyncio.shield(gathered)
+        state.writing = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        now = state.written_at
+        for write, result in zip(writes, results, strict=True):
+            assert isinstance(result, WriteResult)
+            destination, batch = write.destination, write.batch
             state.counts.written += result.written
             state.counts.skipped += result.skipped
             self._refused(state, destination.destination_id, result.rejected)
@@ -381,6 +438,9 @@ class JobRunner:
         alert: bool = False,
     ) -> RunOutcome:
         job = self.job
+        writing, state.writing = state.writing, []
+        # Let a batch still being written end (its outcome no longer matters) before aborting.
+        await asyncio.gather(*(w.task for w in writing), return_exceptions=True)
         if connectors is not None:
             for destination in connectors.destinations:
                 try:

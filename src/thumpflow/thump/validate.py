@@ -1,4 +1,4 @@
-"""Row-level validation: a job's declared schema and rules, compiled once into closures.
+"""Row-level validation: a job's declared schema and rules, compiled once.
 
 `RecordValidator.validate(record)` returns either the typed record (a new
 dict: declared fields first, converted to their types, then undeclared fields
@@ -8,6 +8,25 @@ and a remedy a person can act on. Remedies never quote the value: they
 describe it ("got a value of 11 characters", "got a number"), so they are
 safe to log; the reject itself keeps the record text. Validation is pure and
 never raises on any input.
+
+Two compiled forms of one schema, with one meaning:
+
+- the *fast path*, a Python function generated from the schema once per job
+  (`_generate`; names and literals are emitted with `repr`, never spliced in
+  raw, and compiled with `compile()`): every field's check inlined, text
+  values only, no failure bookkeeping. It answers the typed record, or None
+  for "not sure";
+- the *detailed path* (closures per field and rule, below), which finds every
+  failure with its rule and remedy.
+
+A record goes through the fast path first; when the fast path answers None
+(a missing required field, a value that does not fit, a value that is not
+text, an undeclared field under `unknown_fields: reject`, anything raised) or
+a rule fails, the detailed path decides. The fast path accepts only what the
+detailed path accepts and builds the same typed values with the same
+converters' logic (the same regular expressions, `strip`, `fromisoformat`,
+`Decimal`), so the answer never depends on which path gave it
+(`tests/thump/test_validate_compiled.py` checks both on the same inputs).
 """
 
 from __future__ import annotations
@@ -16,10 +35,12 @@ import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from thumpflow.config.jobs import FieldSpec, Job, RuleSpec
+from thumpflow.core import records
 from thumpflow.core.records import CONVERTERS, InvalidValueError, is_missing
 
 _OPERATORS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
@@ -139,6 +160,7 @@ class RecordValidator:
         self._declared = frozenset(spec.name for spec in fields)
         self._rules = tuple(_rule_checker(rule) for rule in rules)
         self._unknown = unknown_fields
+        self._fast = _generate(fields, forced, unknown_fields)
 
     @classmethod
     def for_job(cls, job: Job) -> RecordValidator:
@@ -149,6 +171,16 @@ class RecordValidator:
 
     def validate(self, data: Mapping[str, Any]) -> dict[str, Any] | list[Failure]:
         """The typed record, or every failure of this record (never both, never raises)."""
+        typed = self._fast(data)
+        if typed is None:
+            return self.validate_detailed(data)
+        for rule in self._rules:
+            if rule(typed) is not None:
+                return self.validate_detailed(data)
+        return typed
+
+    def validate_detailed(self, data: Mapping[str, Any]) -> dict[str, Any] | list[Failure]:
+        """`validate` without the fast path: every check with its failure (for failures, tests)."""
         typed: dict[str, Any] = {}
         failures: list[Failure] = []
         for name, required, check in self._fields:
@@ -190,3 +222,130 @@ class RecordValidator:
             if failure is not None:
                 failures.append(failure)
         return failures or typed
+
+
+# ---------------------------------------------------------------- the fast path
+
+_INLINED = frozenset({"string", "code", "date", "datetime", "decimal", "integer"})
+
+
+def _generate(
+    fields: Sequence[FieldSpec], forced: set[str], unknown: str
+) -> Callable[[Mapping[str, Any]], dict[str, Any] | None]:
+    """The fast path of a schema (see the module docstring): typed record or None."""
+    namespace: dict[str, Any] = {
+        "_DATE": records.DATE_TEXT.match,
+        "_DATETIME": records.DATETIME_TEXT.match,
+        "_DECIMAL": records.DECIMAL_TEXT.match,
+        "_INTEGER": records.INTEGER_TEXT.match,
+        "_date": date.fromisoformat,
+        "_datetime": datetime.fromisoformat,
+        "Decimal": Decimal,
+        "_str": str,
+        "_DECLARED": frozenset(spec.name for spec in fields),
+    }
+    # `absent` counts declared names not in `data` (only a None from `get` can be one), so
+    # `len(data) != len(fields) - absent` says, without a set, that undeclared names came.
+    lines = ["def fast(data):", "    get = data.get", "    absent = 0", "    try:"]
+    out = []
+    for n, spec in enumerate(fields):
+        name = repr(spec.name)
+        target = f"f{n}"
+        out.append(f"{name}: {target}")
+        required = spec.required or spec.name in forced
+        body = [f"v = get({name})"]
+        if spec.type in ("string", "code"):
+            # `_text`: text is kept as given (not stripped); missing = None or blank.
+            body += [
+                "if v.__class__ is _str and v and not v.isspace():",
+                f"    {target} = v",
+            ]
+            if required:
+                body += ["else:", "    return None"]
+            else:
+                body += [
+                    "elif v is None:",
+                    f"    {target} = None",
+                    f"    if {name} not in data:",
+                    "        absent += 1",
+                    "elif v.__class__ is _str:",
+                    f"    {target} = None",
+                    "else:",
+                    "    return None",
+                ]
+        else:
+            body += [
+                "if v.__class__ is _str:",
+                "    s = v.strip()",
+                "elif v is None:",
+                "    s = ''",
+                f"    if {name} not in data:",
+                "        absent += 1",
+                "else:",
+                "    return None",
+                "if not s:",
+                "    return None" if required else f"    {target} = None",
+                "else:",
+            ]
+            convert = _fast_convert(spec.type, target, namespace, n)
+            body += ["    " + line for line in convert]
+        body += _fast_constraints(spec, target, namespace, n)
+        lines += ["        " + line for line in body]
+    lines.append("        typed = {" + ", ".join(out) + "}")
+    if unknown != "drop":
+        lines += [
+            f"        if len(data) != {len(fields)} - absent:",
+        ]
+        if unknown == "reject":
+            lines.append("            return None")
+        else:
+            lines += [
+                "            for k, v in data.items():",
+                "                if k not in _DECLARED:",
+                "                    typed[k] = v",
+            ]
+    lines += ["        return typed", "    except Exception:", "        return None"]
+    code = compile("\n".join(lines) + "\n", "<thumpflow.thump.validate: fast>", "exec")
+    exec(code, namespace)
+    fast: Callable[[Mapping[str, Any]], dict[str, Any] | None] = namespace["fast"]
+    return fast
+
+
+def _fast_convert(kind: str, target: str, namespace: dict[str, Any], n: int) -> list[str]:
+    """Lines converting the stripped present text `s` to its typed value, as `CONVERTERS` do."""
+    if kind == "date":
+        return ["if _DATE(s) is None:", "    return None", f"{target} = _date(s)"]
+    if kind == "datetime":
+        return [
+            "if _DATETIME(s) is None:",
+            "    return None",
+            "if s[-1] == 'Z':",
+            "    s = s[:-1] + '+00:00'",
+            f"{target} = _datetime(s)",
+        ]
+    if kind == "decimal":
+        return ["if _DECIMAL(s) is None:", "    return None", f"{target} = Decimal(s)"]
+    if kind == "integer":
+        return ["if _INTEGER(s) is None:", "    return None", f"{target} = int(s)"]
+    namespace[f"_convert{n}"] = CONVERTERS[kind]
+    return [f"{target} = _convert{n}(s)"]
+
+
+def _fast_constraints(spec: FieldSpec, target: str, namespace: dict[str, Any], n: int) -> list[str]:
+    """Lines answering None when a present value breaks `max_length`, `pattern` or `allowed`."""
+    if spec.max_length is None and spec.pattern is None and spec.allowed is None:
+        return []
+    if spec.type not in ("string", "code"):
+        # Rare: constraints on a converted type go through the detailed checker.
+        namespace[f"_check{n}"] = _field_checker(spec)
+        return [f"if {target} is not None:", f"    _check{n}(v)"]
+    lines = [f"if {target} is not None:"]
+    if spec.max_length is not None:
+        lines += [f"    if len({target}) > {spec.max_length!r}:", "        return None"]
+    if spec.pattern is not None:
+        namespace[f"_pattern{n}"] = re.compile(spec.pattern).fullmatch
+        lines += [f"    if _pattern{n}({target}) is None:", "        return None"]
+    if spec.allowed is not None:
+        namespace[f"_allowed{n}"] = frozenset(spec.allowed)
+        lines += [f"    if {target} not in _allowed{n}:", "        return None"]
+    return lines

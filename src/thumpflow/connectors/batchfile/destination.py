@@ -34,7 +34,9 @@ Guarantees:
   take roughly 130 MB. An earlier record is re-read from the temporary only
   when its key comes again.
 - The manifest's `record_count` is the number of records in the final file
-  (distinct keys); `sha256` is that of the final file's bytes.
+  (distinct keys); `sha256` is that of the final file's bytes (computed as
+  they are written, batch by batch; a file compacted at `finish` is read
+  back and hashed instead).
 - A run with no records writes the format's empty file: an HL7 batch with
   zero counts, an empty NDJSON file, a CSV header row when `columns` is set
   (without `columns`, an empty file).
@@ -54,7 +56,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from thumpflow.batch import Encoder, fsync_directory, manifest_path, write_manifest
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec
@@ -76,6 +78,13 @@ class _Run:
     out: BinaryIO | None = None
     encoder: Encoder | None = None
     log: KeyLog = field(default_factory=lambda: KeyLog(0))
+    digest: Any = field(default_factory=hashlib.sha256)  # of every byte written, in order
+
+    def put(self, data: bytes) -> None:
+        """Append `data` to the temporary and to its running SHA-256."""
+        assert self.out is not None
+        self.out.write(data)
+        self.digest.update(data)
 
 
 class BatchFileDestination:
@@ -147,8 +156,7 @@ class BatchFileDestination:
         encoder = encoder_for(self.spec, run.name, list(items[0].data) if items else [])
         header = encoder.header()
         if header:
-            assert run.out is not None
-            run.out.write(header)
+            run.put(header)
         run.log = KeyLog(len(header))
         run.encoder = encoder
         return encoder
@@ -165,7 +173,7 @@ class BatchFileDestination:
             return os.pread(out.fileno(), length, start)
 
         chunks, skipped = run.log.append(items, encoder, read)
-        out.write(b"".join(chunks))
+        run.put(b"".join(chunks))
         return len(chunks), skipped
 
     def _complete(self, run: _Run) -> Manifest:
@@ -181,8 +189,11 @@ class BatchFileDestination:
             run.temporary.unlink()
             run.temporary = temporary
             out = run.out = open(temporary, "ab", buffering=_BUFFER)  # noqa: SIM115
+            run.digest = None  # the compacted file is hashed as written, below
         if run.encoder is not None:
-            out.write(run.encoder.trailer(count))
+            out.write(trailer := run.encoder.trailer(count))
+            if run.digest is not None:
+                run.digest.update(trailer)
         out.flush()
         os.fsync(out.fileno())
         out.close()
@@ -190,7 +201,7 @@ class BatchFileDestination:
         manifest = Manifest(
             name=run.name,
             record_count=count,
-            sha256=_sha256(run.temporary),
+            sha256=_sha256(run.temporary) if run.digest is None else run.digest.hexdigest(),
             created_at=self._clock.now(),
             source=self.spec.source_system,
             window=run.window,

@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import os
 import sqlite3
+from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +102,19 @@ def connect_sqlite(spec: SqlConnection, *, read_only: bool = False) -> sqlite3.C
     return conn
 
 
+_SQLITE_TEXT: dict[type, Callable[[Any], str]] = {
+    dt.date: dt.date.isoformat,
+    dt.datetime: dt.datetime.isoformat,
+    dt.time: dt.time.isoformat,
+    Decimal: Decimal.__str__,
+}
+
+
 def sqlite_value(value: Any) -> Any:
     """A value sqlite3 binds: dates and times as ISO text, containers as JSON, others as text."""
+    text = _SQLITE_TEXT.get(value.__class__)  # the common types, without the chain below
+    if text is not None:
+        return text(value)
     if value is None or isinstance(value, int | float | str | bytes):
         return value
     if isinstance(value, dt.date | dt.time):

@@ -84,6 +84,10 @@ class SqlUpsertDestination:
         self._statement = upsert_statement(spec)
         self._fields = list(spec.columns.items())
         self._keys = set(spec.key_columns)
+        self._field_names = tuple(spec.columns.values())
+        self._key_fields = tuple(
+            (column, field) for column, field in self._fields if column in self._keys
+        )
         self._convert: Callable[[Any], Any] = (
             sqlite_value if spec.dialect == "sqlite" else postgresql_value
         )
@@ -124,15 +128,21 @@ class SqlUpsertDestination:
         return WriteResult(written, len(items) - written)
 
     def _row(self, item: BatchItem) -> tuple[Any, ...]:
-        values = []
-        for column, field in self._fields:
-            if field not in item.data and column in self._keys:
+        data = item.data
+        for column, field in self._key_fields:
+            if field not in data:
                 raise SqlError(
                     f"sql_upsert {self.destination_id}: item from {item.origin} has no field "
                     f"{field!r} for key column {column!r}"
                 )
-            values.append(self._convert(item.data.get(field)))
-        return tuple(values)
+        convert = self._convert
+        # Text and None (nearly every value of a batch) bind as they are in both dialects.
+        return tuple(
+            [
+                value if value.__class__ is str or value is None else convert(value)
+                for value in map(data.get, self._field_names)
+            ]
+        )
 
     async def _sqlite_upsert(self, rows: Sequence[tuple[Any, ...]]) -> int:
         conn = self._sqlite
