@@ -74,6 +74,7 @@ def test_open_creates_directory_wal_full_sync_and_schema_version(tmp_path: Path)
         assert conn is not None
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == _schema.PAGE_SIZE
         versions = conn.execute("SELECT version FROM schema_version").fetchall()
         assert versions == [(v,) for v in range(1, _schema.LATEST_VERSION + 1)]
 
