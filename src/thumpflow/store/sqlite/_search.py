@@ -1,7 +1,7 @@
 """Reads for the API's searches and timelines, and the writes for pauses.
 
 Every search is one index range read in (time, id) order, newest first, cut
-by a keyset position and a limit (see `core.search` and `schema_0005.sql`);
+by a keyset position and a limit (see `core.search` and `schema_0008.sql`);
 `plan_events` / `plan_deliveries` give the SQL so tests can check the query
 plan. Pauses are written with their audit entry in one transaction.
 """
