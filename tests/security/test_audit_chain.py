@@ -259,3 +259,12 @@ def test_the_engine_logs_an_anchor_at_shutdown_that_verify_accepts(
     assert "MRN0" not in anchors[-1].getMessage()
     code, out = verify(config, "--expect", last)
     assert code == 0, out
+
+
+def test_canonical_encoding_is_compact_utf8_json() -> None:
+    """The bytes a hash covers, pinned: chains written by earlier versions must still verify."""
+    from thumpflow.core.audit import canonical
+
+    assert canonical((7, 1_700_000_000.25, "source:adt", "received", "E1", 'ü "x"')) == (
+        '[7,1700000000.25,"source:adt","received","E1","ü \\"x\\""]'.encode()
+    )

@@ -19,7 +19,7 @@ import pytest
 
 from thumpflow.core.errors import StoreError
 from thumpflow.core.event import Admission, Admitted, DeadLetterFilter, Duplicate, Reject
-from thumpflow.core.outcome import Delivered
+from thumpflow.core.outcome import Delivered, Retrying
 from thumpflow.store.sqlite import SqliteStore, _schema
 
 from .support import admission, event, run
@@ -74,6 +74,7 @@ def test_open_creates_directory_wal_full_sync_and_schema_version(tmp_path: Path)
         assert conn is not None
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == _schema.PAGE_SIZE
         versions = conn.execute("SELECT version FROM schema_version").fetchall()
         assert versions == [(v,) for v in range(1, _schema.LATEST_VERSION + 1)]
 
@@ -378,3 +379,48 @@ def test_sigkill_loses_no_acknowledged_admission(tmp_path: Path) -> None:
     (counted,) = conn.execute("SELECT received FROM channel_counters").fetchone()
     assert events == counted
     conn.close()
+
+
+def test_attempt_rows_are_kept_for_failures_and_the_success_comes_from_the_delivery(
+    tmp_path: Path,
+) -> None:
+    """A delivered outcome writes no `attempts` row; the timeline still lists it, last,
+    with the receiver's text from the `delivered` audit entry. A store that already
+    holds a `delivered` row (written before) shows it once."""
+
+    async def body(store: SqliteStore) -> None:
+        first = await store.admit(admission("fhir", "file"))
+        assert isinstance(first, Admitted)
+        fhir, file = first.deliveries
+        await store.record(
+            [Retrying(fhir.delivery_id, 1_700_000_001.0, 1, 1_700_000_002.0, "HTTP 503", 1.7e9)]
+        )
+        await store.record(
+            [
+                Delivered(
+                    fhir.delivery_id, 1_700_000_003.0, 2, "fhir", fhir.ordering_key, None, "201"
+                ),
+                Delivered(file.delivery_id, 1_700_000_004.0, 1, "file", file.ordering_key, None),
+            ]
+        )
+        conn = sqlite3.connect(tmp_path / "s.db")
+        rows = conn.execute("SELECT delivery_id, attempt, outcome FROM attempts").fetchall()
+        assert rows == [(fhir.delivery_id, 1, "failed")]
+        # As a store written before this change would hold it: a row for the success too.
+        conn.execute(
+            "INSERT INTO attempts (delivery_id, attempt, at, outcome, detail)"
+            " VALUES (?, 1, 1700000004.0, 'delivered', 'old row')",
+            (file.delivery_id,),
+        )
+        conn.commit()
+        conn.close()
+        timeline = await store.timeline(first.event_id)
+        assert timeline is not None
+        logs = {d.delivery_id: d.attempt_log for d in timeline.deliveries}
+        assert [(a.attempt, a.at, a.outcome, a.detail) for a in logs[fhir.delivery_id]] == [
+            (1, 1_700_000_001.0, "failed", "HTTP 503"),
+            (2, 1_700_000_003.0, "delivered", "201"),
+        ]
+        assert [(a.outcome, a.detail) for a in logs[file.delivery_id]] == [("delivered", "old row")]
+
+    run(lambda: SqliteStore(tmp_path / "s.db"), body)

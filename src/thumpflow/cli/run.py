@@ -7,7 +7,6 @@ import logging
 import signal
 import sys
 
-from thumpflow.api.server import start_api
 from thumpflow.cli.logs import configure
 from thumpflow.config import load_config
 from thumpflow.config.lint import lint
@@ -62,6 +61,10 @@ async def _serve(config: Config) -> None:
     await engine.start()
     server = None
     if config.api.enabled:
+        # Imported only here: FastAPI, Starlette and uvicorn add about 17 MB to an
+        # engine that serves no API.
+        from thumpflow.api.server import start_api
+
         try:
             server = await start_api(engine)
         except BaseException:

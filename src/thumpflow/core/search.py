@@ -73,7 +73,12 @@ class EventSummary:
 
 @dataclass(slots=True, frozen=True)
 class Attempt:
-    """One recorded send attempt: `outcome` is failed, delivered or dead."""
+    """One send attempt: `outcome` is failed, delivered or dead.
+
+    Failed and dead attempts are stored one row each; the one successful
+    attempt a delivery can have is its `delivered_at` and attempt count, with
+    the receiver's text from the `delivered` audit entry.
+    """
 
     attempt: int
     at: float

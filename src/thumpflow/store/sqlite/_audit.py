@@ -36,10 +36,11 @@ class AuditChain:
         self._last_id = 0
         self._last_hash = GENESIS
 
-    def load_head(self) -> None:
-        """Read the committed head; call at the start of every write transaction."""
-        row = self._conn.execute(_HEAD).fetchone()
-        self._last_id, self._last_hash = (0, GENESIS) if row is None else (row[0], row[1])
+    def set_head(self, entry_id: int | None, digest: str | None) -> None:
+        """Take the committed head (newest chained entry) the writer read at BEGIN."""
+        self._last_id, self._last_hash = (
+            (0, GENESIS) if entry_id is None or digest is None else (entry_id, digest)
+        )
 
     def snapshot(self) -> tuple[int, str]:
         return self._last_id, self._last_hash

@@ -1,7 +1,7 @@
 """Reads for the API's searches and timelines, and the writes for pauses.
 
 Every search is one index range read in (time, id) order, newest first, cut
-by a keyset position and a limit (see `core.search` and `schema_0005.sql`);
+by a keyset position and a limit (see `core.search` and `schema_0008.sql`);
 `plan_events` / `plan_deliveries` give the SQL so tests can check the query
 plan. Pauses are written with their audit entry in one transaction.
 """
@@ -274,6 +274,11 @@ def timeline(conn: sqlite3.Connection, event_id: str, codec: Codec) -> Timeline 
             (json.dumps(subjects),),
         )
     ]
+    delivered_detail = {
+        entry.subject: entry.detail for entry in audit if entry.action == "delivered"
+    }
+    for row in delivery_rows:
+        _add_success(row, attempts, delivered_detail)
     return Timeline(
         event=summaries[0],
         derived=tuple(summaries[1:]),
@@ -282,6 +287,26 @@ def timeline(conn: sqlite3.Connection, event_id: str, codec: Codec) -> Timeline 
         ),
         audit=tuple(audit),
     )
+
+
+def _add_success(
+    row: Sequence[Any], attempts: dict[int, list[Attempt]], details: dict[str, str]
+) -> None:
+    """Append a delivered delivery's successful attempt, which has no `attempts` row.
+
+    The writer records only failed and dead attempts as rows; the one success
+    a delivery can have is its `delivered_at` and `attempts` (the attempt that
+    succeeded) with the receiver's text in the `delivered` audit entry. Stores
+    written before that still hold a `delivered` row, which is kept as it is.
+    """
+    delivery_id, status, count, delivered_at = row[0], row[6], row[7], row[10]
+    if status != _rows.DELIVERED or delivered_at is None:
+        return
+    log = attempts.setdefault(delivery_id, [])
+    if any(attempt.outcome == "delivered" for attempt in log):
+        return
+    detail = details.get(f"delivery:{delivery_id}", "")
+    log.append(Attempt(count, delivered_at, "delivered", detail))
 
 
 def _audit(row: Sequence[Any]) -> AuditEntry:

@@ -115,6 +115,14 @@ _UPSERT_OUTBOX = (
     " last_delivered_at = coalesce(max(last_delivered_at, excluded.last_delivered_at),"
     " last_delivered_at, excluded.last_delivered_at)"
 )
+# What each write transaction starts from, read in one statement: the next event_seq,
+# the last delivery_id handed out and the audit chain's committed head (id, hash).
+_BEGIN = (
+    "SELECT (SELECT coalesce(max(event_seq), 0) + 1 FROM events),"
+    " (SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), h.entry_id, h.hash"
+    " FROM (SELECT 1) LEFT JOIN"
+    " (SELECT entry_id, hash FROM audit WHERE hash IS NOT NULL ORDER BY entry_id DESC LIMIT 1) h"
+)
 _SELECT_PENDING = (
     f"SELECT {_rows.DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.event_seq = d.event_seq"
     " WHERE d.destination_id = ? AND d.status = 0 AND d.delivery_id > ?"
@@ -341,15 +349,11 @@ class Writer:
         deltas = _Deltas()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            self._audit.load_head()
             self._vacuum_after_commit = False
-            self._next_event_seq = conn.execute(
-                "SELECT coalesce(max(event_seq), 0) + 1 FROM events"
-            ).fetchone()[0]
-            row = conn.execute(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'"
-            ).fetchone()
-            self._next_delivery_id = (row[0] if row else 0) + 1
+            event_seq, delivery_seq, head_id, head_hash = conn.execute(_BEGIN).fetchone()
+            self._audit.set_head(head_id, head_hash)
+            self._next_event_seq = event_seq
+            self._next_delivery_id = (delivery_seq or 0) + 1
             start = 0
             while start < len(batch):
                 kind = batch[start].kind
@@ -632,16 +636,9 @@ class Writer:
                         )
                     if state[3] is not None:
                         ledger.append((state[2], state[3], state[4], outcome.at, state[5]))
+                    # No attempts row: the success is the delivery row's `delivered_at`
+                    # and `attempts` plus this audit entry; the timeline shows it from those.
                     audit_rows.append((outcome.at, "flow", "delivered", subject, outcome.detail))
-                    attempt_rows.append(
-                        (
-                            outcome.delivery_id,
-                            outcome.attempts,
-                            outcome.at,
-                            "delivered",
-                            codec.seal_text(outcome.detail, ATTEMPT_DETAIL),
-                        )
-                    )
                 elif isinstance(outcome, Died):
                     state[0] = _rows.DEAD
                     died.append(

@@ -19,10 +19,12 @@
 --                            competes with deliveries_pending / deliveries_dead
 --   (deliveries_event, from schema 5, finds the deliveries of an event for the timeline)
 --
---   attempts    one row per send attempt's recorded outcome (failed, delivered,
---               dead), written with the outcome in the same transaction. `detail`
---               is the receiver's text, sealed like deliveries.last_error when the
---               store encrypts.
+--   attempts    one row per send attempt's recorded outcome (failed, dead; stores
+--               written before 2026-11-22 also hold one per delivered outcome, which
+--               the writer no longer writes: the timeline takes the success from the
+--               delivery row and its `delivered` audit entry), written with the
+--               outcome in the same transaction. `detail` is the receiver's text,
+--               sealed like deliveries.last_error when the store encrypts.
 --   pauses      destinations and channels an operator paused; a row exists
 --               while paused, so a restart resumes the paused state.
 
