@@ -21,7 +21,7 @@ from tests.api_support import issue
 from tests.e2e.harness import outbox_drained
 from thumpflow.api.app import build_app
 from thumpflow.api.auth import Authenticator
-from thumpflow.api.server import serve
+from thumpflow.api.server import ApiServer, serve
 from thumpflow.config import parse_config
 from thumpflow.core.access import Role
 from thumpflow.runtime.engine import Engine
@@ -58,6 +58,30 @@ class World:
     receiver: HttpReceiver
     feed: SubscriptionFeed
     reader: aiohttp.ClientSession
+    server: ApiServer
+    config: str
+
+    async def down(self) -> None:
+        """Stop serving and stop the engine (the store stays on disk)."""
+        await self.reader.close()
+        await self.server.close()
+        await self.engine.stop()
+
+    async def up(self) -> None:
+        """Start a new engine on the same store and point the Subscription at it."""
+        self.engine = Engine(parse_config(self.config, "test.yaml"))
+        await self.engine.start()
+        self.server = await serve(
+            build_app(self.engine, Authenticator(self.engine.store)), "127.0.0.1", 0
+        )
+        base = f"http://127.0.0.1:{self.server.port}"
+        self.feed.endpoint = f"{base}/api/subscriptions/subs"
+        if self.feed.token is None:
+            self.feed.token = await issue(self.engine, Role.SENDER)
+        admin = await issue(self.engine, Role.ADMIN)
+        self.reader = aiohttp.ClientSession(
+            base_url=base, headers={"Authorization": f"Bearer {admin}"}
+        )
 
 
 @asynccontextmanager
@@ -84,29 +108,20 @@ async def world(
             token_file=token_file,
             url=receiver.url,
         )
-        engine = Engine(parse_config(text, "test.yaml"))
-        await engine.start()
-        server = await serve(build_app(engine, Authenticator(engine.store)), "127.0.0.1", 0)
-        sender = await issue(engine, Role.SENDER)
-        admin = await issue(engine, Role.ADMIN)
         feed = ehr.subscribe(
             "enc-1",
-            f"http://127.0.0.1:{server.port}/api/subscriptions/subs",
+            "http://127.0.0.1:9/unset",
             topic=TOPIC,
-            token=sender,
+            token=None,
             content=content,  # type: ignore[arg-type]
             version=version,  # type: ignore[arg-type]
         )
-        reader = aiohttp.ClientSession(
-            base_url=f"http://127.0.0.1:{server.port}",
-            headers={"Authorization": f"Bearer {admin}"},
-        )
+        w = World(None, ehr, receiver, feed, None, None, text)  # type: ignore[arg-type]
+        await w.up()
         try:
-            yield World(engine, ehr, receiver, feed, reader)
+            yield w
         finally:
-            await reader.close()
-            await server.close()
-            await engine.stop()
+            await w.down()
             await receiver.close()
 
 
@@ -295,5 +310,96 @@ def test_unusable_notifications_are_400_with_the_path_and_kept(tmp_path: Path) -
             rejects = await w.engine.store.rejects("subs")
             assert len(rejects) == 2
             assert all(r.reason.startswith("unusable notification") for _, r in rejects)
+
+    run(scenario())
+
+
+def test_events_sent_while_the_engine_was_down_are_missed_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            await w.feed.handshake()
+            await w.feed.event(patient("r1"))
+            await w.feed.event(patient("r2"))
+            await w.down()
+            assert await w.feed.event(patient("r3"), send=False) == (0, None)
+            assert await w.feed.event(patient("r4"), send=False) == (0, None)
+            await w.up()
+            assert (await state(w))["last_event_number"] == 2, "loaded from the store"
+            status, body = await w.feed.event(patient("r5"))
+            assert status == 200 and len(body["accepted"]) == 1
+            assert body["missed"] == [3, 4]
+            seen = await state(w)
+            assert seen["missed_events"] == [3, 4] and seen["last_event_number"] == 5
+            (alert,) = await alerts(w)
+            assert "2 event(s) missed (3-4)" in alert
+            saved = await w.engine.store.subscription_state("subs", "enc-1")
+            assert saved == (5, (3, 4))
+
+    run(scenario())
+
+
+def test_events_sent_while_the_engine_was_down_are_recovered_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path, events=True) as w:
+            await w.feed.handshake()
+            await w.feed.event(patient("s1"))
+            await w.feed.event(patient("s2"))
+            await w.down()
+            await w.feed.event(patient("s3"), send=False)
+            await w.feed.event(patient("s4"), send=False)
+            await w.up()
+            status, body = await w.feed.event(patient("s5"))
+            assert status == 200 and body["missed"] == []
+            assert reads(w.ehr, "/fhir/Subscription/enc-1/$events") == 1
+            assert reads(w.ehr, "/fhir/Patient/s3") == 1 and reads(w.ehr, "/fhir/Patient/s4") == 1
+            await outbox_drained(w.engine, "out")
+            delivered = [json.loads(r.body)["id"] for r in w.receiver.requests]
+            assert sorted(delivered) == ["s1", "s2", "s3", "s4", "s5"]
+            assert (await state(w))["missed_events"] == []
+            assert await alerts(w) == []
+
+    run(scenario())
+
+
+def test_a_gap_open_before_a_restart_is_listed_after_it_and_closes(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            await w.feed.handshake()
+            await w.feed.event(patient("t1"))
+            await w.feed.event(patient("t2"), send=False)
+            status, body = await w.feed.event(patient("t3"))
+            assert status == 200 and body["missed"] == [2]
+            await w.down()
+            await w.up()
+            seen = await state(w)
+            assert seen["missed_events"] == [2] and seen["last_event_number"] == 3
+            assert len(await alerts(w)) == 1, "the gap alert outlives the restart"
+            status, body = await w.feed.resend(2)
+            assert status == 200 and len(body["accepted"]) == 1
+            assert (await state(w))["missed_events"] == []
+            assert await alerts(w) == [], "the gap closed after the restart clears the alert"
+            assert await w.engine.store.subscription_state("subs", "enc-1") == (3, ())
+
+    run(scenario())
+
+
+def test_a_handshake_after_a_restart_resets_the_saved_baseline(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            await w.feed.handshake()
+            await w.feed.event(patient("h1"))
+            await w.feed.event(patient("h2"), send=False)
+            await w.feed.event(patient("h3"))
+            assert (await state(w))["missed_events"] == [2]
+            await w.down()
+            await w.up()
+            await w.feed.handshake()
+            seen = await state(w)
+            assert seen["missed_events"] == [] and seen["last_event_number"] == 3
+            assert await w.engine.store.subscription_state("subs", "enc-1") == (3, ())
 
     run(scenario())

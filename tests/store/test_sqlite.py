@@ -424,3 +424,31 @@ def test_attempt_rows_are_kept_for_failures_and_the_success_comes_from_the_deliv
         assert [(a.outcome, a.detail) for a in logs[file.delivery_id]] == [("delivered", "old row")]
 
     run(lambda: SqliteStore(tmp_path / "s.db"), body)
+
+
+def test_subscription_state_is_saved_replaced_and_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+
+    async def write(store: SqliteStore) -> None:
+        assert await store.subscription_state("subs", "enc-1") is None
+        await store.save_subscription_state("subs", "enc-1", 4, (2, 3), 1_700_000_001.0)
+        await store.save_subscription_state("subs", "enc-1", 7, (3, 6), 1_700_000_002.0)
+        await store.save_subscription_state("subs", "enc-2", 0, (), 1_700_000_003.0)
+        await store.save_subscription_state("other", "enc-1", None, (), 1_700_000_004.0)
+
+    run(lambda: SqliteStore(path), write)
+
+    async def read(store: SqliteStore) -> None:
+        assert await store.subscription_state("subs", "enc-1") == (7, (3, 6))
+        assert await store.subscription_state("subs", "enc-2") == (0, ())
+        assert await store.subscription_state("other", "enc-1") == (None, ())
+        assert await store.subscription_state("subs", "enc-3") is None
+
+    run(lambda: SqliteStore(path), read)
+    conn = sqlite3.connect(path)
+    row = conn.execute(
+        "SELECT missed, updated_at FROM subscription_state"
+        " WHERE channel_id = 'subs' AND subscription_id = 'enc-1'"
+    ).fetchone()
+    conn.close()
+    assert row == ("[3, 6]", 1_700_000_002.0)

@@ -499,6 +499,27 @@ class AlertStore(Protocol):
         ...
 
 
+class SubscriptionStateStore(Protocol):
+    """A FHIR Subscription receiver's tracking state, kept across restarts."""
+
+    async def subscription_state(
+        self, channel_id: str, subscription_id: str
+    ) -> tuple[int | None, tuple[int, ...]] | None:
+        """(last event number, open gap numbers ascending) as last saved; None if never."""
+        ...
+
+    async def save_subscription_state(
+        self,
+        channel_id: str,
+        subscription_id: str,
+        last: int | None,
+        missed: tuple[int, ...],
+        at: float,
+    ) -> None:
+        """Replace the saved state of one (channel, subscription) in one commit."""
+        ...
+
+
 class AlertSink(Protocol):
     """Where alert notices go besides the store and the log (a webhook)."""
 

@@ -35,10 +35,22 @@ Guarantees:
   than twice `heartbeat_period` (`heartbeat_overdue`), a `heartbeat_missing`
   alert is raised once per silence and the state shows `heartbeat_overdue`;
   the next notification clears it.
-- State is this process's: after a restart tracking starts again, and the
-  first notification's numbers are the baseline (a gap across the restart
-  is not detected; duplicates still are, by the store's keys). Handshakes
-  reset the baseline to the count they carry.
+- Durable tracking: the last event number and the open gaps are saved in
+  the store (`SubscriptionStateStore`, one row per channel and
+  subscription) whenever they change, after that notification's events
+  were admitted, and loaded when the receiver starts. A restart therefore
+  loses nothing: events the server sent while the engine was down are
+  missed numbers at the next notification (recovered with `$events` or
+  alerted), and a gap open before the restart is still listed and closes
+  when its event arrives. A failed save is logged by its error type; the
+  admitted events stay committed, and the state in memory goes on. On a
+  crash between admitting and saving, the saved state is one notification
+  behind: the next notification's `events-since-subscription-start`
+  finds the unsaved numbers again (recovered with `$events` as duplicates
+  that create nothing, or listed as missed until resent, never silently
+  lost), and repeated events are duplicates by the store's keys. At most
+  1000 open gaps are kept (the newest); older ones stay counted and
+  alerted. Handshakes reset the baseline to the count they carry (saved).
 - Audit details and logs name the channel, subscription and event numbers,
   never resource content.
 """
@@ -57,7 +69,7 @@ from thumpflow.core.alerts import AlertKind
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import SourceReadError, StoreError
 from thumpflow.core.metrics import Registry
-from thumpflow.core.ports import NotificationSource
+from thumpflow.core.ports import NotificationSource, SubscriptionStateStore
 from thumpflow.fhir import Notification, NotificationError, NotificationEvent, parse_notification
 from thumpflow.flow.ingress import ChannelIngress, decode_fhir
 
@@ -151,6 +163,7 @@ class SubscriptionReceiver:
         source: NotificationSource,
         *,
         alerts: AlertRaiser,
+        state: SubscriptionStateStore,
         clock: Clock,
         metrics: SubscriptionMetrics,
     ) -> None:
@@ -159,6 +172,7 @@ class SubscriptionReceiver:
         self._ingress = ingress
         self._source = source
         self._alerts = alerts
+        self._state = state
         self._clock = clock
         self._metrics = metrics
         self._started_at = clock.now()
@@ -172,8 +186,25 @@ class SubscriptionReceiver:
         self._watch: asyncio.Task[None] | None = None
         self._peer = f"fhir-subscription:{spec.subscription_id}"
 
-    def start(self) -> None:
-        """Start watching for missing heartbeats (when a period is configured)."""
+    async def start(self) -> None:
+        """Load the saved tracking state; start watching heartbeats (when a period is set).
+
+        When the state cannot be read (the error is logged by type) tracking
+        starts afresh: the first notification is the baseline.
+        """
+        try:
+            saved = await self._state.subscription_state(self.channel_id, self.spec.subscription_id)
+        except StoreError as err:
+            log.error(
+                "channel %s: could not load the subscription state (%s); tracking starts afresh",
+                self.channel_id,
+                type(err).__name__,
+                extra={"channel": self.channel_id},
+            )
+            saved = None
+        if saved is not None:
+            self._last_number, missed = saved
+            self._missed = set(missed)
         if self.spec.heartbeat_period is not None and self._watch is None:
             self._watch = asyncio.get_running_loop().create_task(self._watch_heartbeats())
 
@@ -245,6 +276,7 @@ class SubscriptionReceiver:
             self._handshake_at = now
             self._last_number = note.events_since_start or 0
             self._missed.clear()
+            await self._save()
             log.info(
                 "channel %s: handshake from subscription %s",
                 self.channel_id,
@@ -346,6 +378,32 @@ class SubscriptionReceiver:
             raise SourceReadError(f"$events answered an unusable Bundle: {err}") from None
 
     async def _track(self, seen: set[int], since: int | None) -> tuple[int, ...]:
+        """`_follow`, then save the state when it changed."""
+        before = (self._last_number, frozenset(self._missed))
+        missing = await self._follow(seen, since)
+        if (self._last_number, frozenset(self._missed)) != before:
+            await self._save()
+        return missing
+
+    async def _save(self) -> None:
+        """Save the last number and open gaps; a failure is logged by type, nothing is lost."""
+        try:
+            await self._state.save_subscription_state(
+                self.channel_id,
+                self.spec.subscription_id,
+                self._last_number,
+                tuple(sorted(self._missed)),
+                self._clock.now(),
+            )
+        except StoreError as err:
+            log.error(
+                "channel %s: could not save the subscription state (%s)",
+                self.channel_id,
+                type(err).__name__,
+                extra={"channel": self.channel_id},
+            )
+
+    async def _follow(self, seen: set[int], since: int | None) -> tuple[int, ...]:
         """Update the numbers seen; recover or report the newly missing ones; those still open."""
         marks = [*seen, *([] if since is None else [since])]
         if self._last_number is None:
@@ -365,6 +423,8 @@ class SubscriptionReceiver:
         self._metrics.missed.labels(self.channel_id).inc(count)
         missing = await self._recover(gap) if self.spec.events_operation else gap
         self._missed.update(missing)
+        if len(self._missed) > _TRACKED_GAP:
+            self._missed = set(sorted(self._missed)[-_TRACKED_GAP:])
         if missing:
             more = " and more" if count > len(gap) else ""
             await self._alert(

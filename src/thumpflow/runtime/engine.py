@@ -73,6 +73,7 @@ from thumpflow.core.ports import (
     RunStore,
     Store,
     StoreUpkeep,
+    SubscriptionStateStore,
 )
 from thumpflow.core.retention import RetentionPolicy
 from thumpflow.core.search import PauseKind
@@ -102,6 +103,7 @@ class StateStore(
     FreshnessStore,
     OperationsStore,
     AlertStore,
+    SubscriptionStateStore,
     Protocol,
 ):
     """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
@@ -424,10 +426,11 @@ class Engine:
             ingress,
             client,
             alerts=self.alerts,
+            state=self.store,
             clock=self.clock,
             metrics=self._subscription_metrics,
         )
-        receiver.start()
+        await receiver.start()
         self.subscriptions[channel_id] = receiver
         log.info(
             "channel %s receiving notifications of subscription %s",

@@ -60,6 +60,7 @@ from thumpflow.store.sqlite import (
     _runs,
     _schema,
     _search,
+    _subscriptions,
     _upkeep,
 )
 from thumpflow.store.sqlite._crypt import REJECT_RAW, Codec, PayloadCipher
@@ -510,6 +511,30 @@ class SqliteStore:
             return [_alerts.alert_from_row(row) for row in rows]
 
         return await self._read(query)
+
+    # --- SubscriptionStateStore ------------------------------------------------
+
+    async def subscription_state(
+        self, channel_id: str, subscription_id: str
+    ) -> tuple[int | None, tuple[int, ...]] | None:
+        """(last event number, open gaps) saved for a subscription; None when never saved."""
+        return await self._read(
+            lambda conn: _subscriptions.load_state(conn, channel_id, subscription_id)
+        )
+
+    async def save_subscription_state(
+        self,
+        channel_id: str,
+        subscription_id: str,
+        last: int | None,
+        missed: tuple[int, ...],
+        at: float,
+    ) -> None:
+        """Replace a subscription's saved state (one commit)."""
+        await self._write(
+            Kind.SAVE_SUBSCRIPTION,
+            _subscriptions.SaveSubscriptionState(channel_id, subscription_id, last, missed, at),
+        )
 
     # --- RunStore ---------------------------------------------------------------
 

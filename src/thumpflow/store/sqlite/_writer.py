@@ -44,7 +44,15 @@ from thumpflow.core.event import (
 )
 from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying
 from thumpflow.core.retention import PurgeCounts, RekeyCounts
-from thumpflow.store.sqlite import _access, _alerts, _rows, _runs, _search, _upkeep
+from thumpflow.store.sqlite import (
+    _access,
+    _alerts,
+    _rows,
+    _runs,
+    _search,
+    _subscriptions,
+    _upkeep,
+)
 from thumpflow.store.sqlite._audit import AuditChain, AuditRow
 from thumpflow.store.sqlite._crypt import (
     ATTEMPT_DETAIL,
@@ -160,6 +168,7 @@ class Kind(Enum):
     RAISE_ALERT = "raise_alert"
     CLEAR_ALERT = "clear_alert"
     ACK_ALERT = "ack_alert"
+    SAVE_SUBSCRIPTION = "save_subscription"
 
 
 @dataclass(slots=True, frozen=True)
@@ -300,6 +309,7 @@ class Writer:
             Kind.RAISE_ALERT: self._on_conn(_alerts.raise_alerts),
             Kind.CLEAR_ALERT: self._on_conn(_alerts.clear_alerts),
             Kind.ACK_ALERT: self._on_conn(_alerts.acknowledge_alerts),
+            Kind.SAVE_SUBSCRIPTION: self._on_conn(_subscriptions.save_states),
         }
 
     def _on_conn(self, operation: Callable[[_runs.WriteContext, list[Any]], list[Any]]) -> _Handler:
