@@ -397,9 +397,11 @@ def test_a_handshake_after_a_restart_resets_the_saved_baseline(tmp_path: Path) -
             assert (await state(w))["missed_events"] == [2]
             await w.down()
             await w.up()
+            assert len(await alerts(w)) == 1, "the open gap's alert survives the restart"
             await w.feed.handshake()
             seen = await state(w)
             assert seen["missed_events"] == [] and seen["last_event_number"] == 3
             assert await w.engine.store.subscription_state("subs", "enc-1") == (3, ())
+            assert await alerts(w) == [], "a handshake starts afresh: the gap alert clears"
 
     run(scenario())

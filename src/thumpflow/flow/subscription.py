@@ -50,7 +50,8 @@ Guarantees:
   that create nothing, or listed as missed until resent, never silently
   lost), and repeated events are duplicates by the store's keys. At most
   1000 open gaps are kept (the newest); older ones stay counted and
-  alerted. Handshakes reset the baseline to the count they carry (saved).
+  alerted. Handshakes reset the baseline to the count they carry (saved) and
+  close open gaps, clearing their alert.
 - Audit details and logs name the channel, subscription and event numbers,
   never resource content.
 """
@@ -275,8 +276,11 @@ class SubscriptionReceiver:
         if note.type == "handshake":
             self._handshake_at = now
             self._last_number = note.events_since_start or 0
+            had_gap = bool(self._missed)
             self._missed.clear()
             await self._save()
+            if had_gap:
+                await self._clear(AlertKind.SUBSCRIPTION_GAP)
             log.info(
                 "channel %s: handshake from subscription %s",
                 self.channel_id,
