@@ -84,6 +84,12 @@ async def _search(operator: aiohttp.ClientSession, viewer: aiohttp.ClientSession
     assert {e["ordering_key"] for e in page["events"]} == {"Patient/GEN|ZQX100"}
     assert page["next_cursor"] is None
     assert page["events"][0]["deliveries"] == {"delivered": 1}
+    bare = await get(operator, "/api/events", patient="ZQX100")
+    assert [e["control_id"] for e in bare["events"]] == ["CTL-2", "CTL-1"], (
+        "the id alone finds the patient under its assigning authority"
+    )
+    other = await get(operator, "/api/events", patient="OTHER|ZQX100")
+    assert other["events"] == [], "a named authority must match"
     first = await get(operator, "/api/events", patient="GEN|ZQX100", limit=1)
     assert [e["control_id"] for e in first["events"]] == ["CTL-2"]
     second = await get(

@@ -37,7 +37,8 @@ class EventSearch(_Query):
         default=None,
         min_length=1,
         max_length=200,
-        description="Patient identifier: the entity id of the ordering key (e.g. `MRN123`).",
+        description="Patient identifier: the ordering key's id alone (`MRN123`, under any "
+        "assigning authority) or with its authority (`GEN|MRN123`).",
     )
     control_id: str | None = Field(
         default=None, min_length=1, max_length=200, description="HL7 v2 MSH-10."

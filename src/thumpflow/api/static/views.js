@@ -479,7 +479,7 @@ function toEpoch(raw) {
 export function messagesView(params) {
   const byPatient = mayAct();
   const fields = [
-    ...(byPatient ? [["patient", "Patient id (as keyed, e.g. GEN|MRN123)", "text"]] : []),
+    ...(byPatient ? [["patient", "Patient id (MRN123, or GEN|MRN123 for one authority)", "text"]] : []),
     ["control_id", "Control id (MSH-10)", "text"],
     ["event_type", "Event type", "text"],
     ["channel", "Channel", "text"],

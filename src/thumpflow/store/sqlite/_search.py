@@ -59,6 +59,9 @@ INSERT_ATTEMPT = (
 )
 
 
+# The entity id without its assigning authority: the expression `events_patient` indexes.
+PATIENT_ID = "substr(e.entity_id, instr(e.entity_id, '|') + 1)"
+
 # Statuses few deliveries hold: searches by them start from their partial indexes;
 # for `delivered` they walk newest first and check each row.
 _RARE = frozenset({DeliveryStatus.PENDING, DeliveryStatus.DEAD, DeliveryStatus.SUPERSEDED})
@@ -83,13 +86,24 @@ def _equalities(
 
 
 def events_sql(query: EventQuery) -> tuple[str, list[Any]]:
-    """The SQL and parameters of an event search (exposed for query-plan tests)."""
+    """The SQL and parameters of an event search (exposed for query-plan tests).
+
+    A patient id is searched without its assigning authority through
+    `events_patient` (`MRN123` finds it under any authority); one given with
+    its authority (`GEN|MRN123`) is also compared whole.
+    """
     clauses: list[str] = []
     params: list[Any] = []
+    bare = None if query.entity_id is None else query.entity_id.partition("|")[2]
+    if query.entity_id is not None and "|" in query.entity_id:
+        clauses.append("+e.entity_id = ?")
+        params.append(query.entity_id)
+    elif query.entity_id is not None:
+        bare = query.entity_id
     _equalities(
         (
             ("e.correlation_id", query.control_id),
-            ("e.entity_id", query.entity_id),
+            (PATIENT_ID, bare),
             ("e.event_type", query.event_type),
             ("e.channel_id", query.channel_id),
         ),
