@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from thumpflow.api.schemas import StrictBody
 
 Status = Literal["pending", "delivered", "dead", "superseded"]
 
@@ -23,11 +25,7 @@ _CURSOR = Field(
 )
 
 
-class _Query(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class EventSearch(_Query):
+class EventSearch(StrictBody):
     """Which events to list, newest first; every given filter must match.
 
     Searching by `patient` needs the `read_patient_data` permission (403 otherwise).
@@ -54,7 +52,7 @@ class EventSearch(_Query):
     limit: int = Field(default=100, ge=1, le=500)
 
 
-class DeliverySearch(_Query):
+class DeliverySearch(StrictBody):
     """Which deliveries to list, newest first; every given filter must match."""
 
     destination: str | None = _ID
@@ -158,10 +156,8 @@ class PayloadView(BaseModel):
     body: str
 
 
-class ActRequest(BaseModel):
+class ActRequest(StrictBody):
     """An act's reason: why, in words; lands in the audit trail under the caller's name."""
-
-    model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
 
@@ -293,7 +289,7 @@ class AuditView(BaseModel):
     detail: str
 
 
-class AuditSearch(_Query):
+class AuditSearch(StrictBody):
     before: int | None = Field(
         default=None, ge=1, le=2**62, description="`next_before` of the previous page."
     )

@@ -7,7 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from thumpflow.api.ingest_schemas import SubscriptionState
 
 
-class _Body(BaseModel):
+class StrictBody(BaseModel):
+    """A request body or query that refuses unknown fields."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -74,7 +76,7 @@ class DeadLetterView(BaseModel):
     died_at: float
 
 
-class DeadLetterQuery(_Body):
+class DeadLetterQuery(StrictBody):
     """Which dead deliveries to list; every given field must match."""
 
     destination: str | None = Field(default=None, max_length=200)
@@ -88,7 +90,7 @@ class DeadLetters(BaseModel):
     dead_letters: list[DeadLetterView]
 
 
-class ReplayRequest(_Body):
+class ReplayRequest(StrictBody):
     """Which dead deliveries to replay, and why (audited under the caller's name)."""
 
     reason: str = Field(min_length=1, max_length=500, description="Why; lands in the audit.")
@@ -104,7 +106,7 @@ class Replayed(BaseModel):
     replayed: list[int]
 
 
-class RunRequest(_Body):
+class RunRequest(StrictBody):
     """Why a job is run by hand now (audited under the caller's name)."""
 
     reason: str = Field(min_length=1, max_length=500, description="Why; lands in the audit.")

@@ -11,12 +11,11 @@ pure module, imported here so a bad expression is a located config error).
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from thumpflow.config.model import ID_PATTERN, _Model, parse_duration
+from thumpflow.config.model import ID_PATTERN, _Model, check_regex, parse_duration
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec, FileDropSourceSpec
 from thumpflow.connectors.fhir.spec import FhirBatchDestinationSpec
 from thumpflow.connectors.fhir_bulk.spec import FhirBulkSourceSpec
@@ -104,12 +103,7 @@ class FieldSpec(_Model):
     @field_validator("pattern")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as err:
-                raise ValueError(f"not a regular expression: {err}") from None
-        return value
+        return check_regex(value)
 
     @model_validator(mode="after")
     def _code_values(self) -> Self:

@@ -54,6 +54,16 @@ def _check_path(path: str) -> str:
     return path
 
 
+def check_regex(value: str | None) -> str | None:
+    """`value` unchanged if it is None or a valid regular expression; else ValueError."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"not a regular expression: {err}") from None
+    return value
+
+
 class Condition(_Model):
     """A test on one HL7 v2 field (by path), or `any` of several conditions.
 
@@ -88,12 +98,7 @@ class Condition(_Model):
     @field_validator("matches")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as err:
-                raise ValueError(f"not a regular expression: {err}") from None
-        return value
+        return check_regex(value)
 
     @model_validator(mode="after")
     def _one_operator(self) -> Self:

@@ -14,7 +14,6 @@ carry 256 bits of randomness, so an unsalted hash is not open to guessing.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from enum import Enum
@@ -82,8 +81,3 @@ def new_token() -> str:
 def token_hash(token: str) -> str:
     """The hex SHA-256 the store keeps for `token`."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def same_hash(a: str, b: str) -> bool:
-    """Compare two hashes in constant time."""
-    return hmac.compare_digest(a, b)

@@ -28,7 +28,6 @@ DATETIME_TEXT = re.compile(
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?$"
 )
 """The texts the converters take (after `strip`); the compiled validators reuse them."""
-_INTEGER, _DECIMAL, _DATE, _DATETIME = INTEGER_TEXT, DECIMAL_TEXT, DATE_TEXT, DATETIME_TEXT
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
@@ -64,7 +63,7 @@ def _integer(value: Any) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and _INTEGER.match(value.strip()):
+    if isinstance(value, str) and INTEGER_TEXT.match(value.strip()):
         return int(value.strip())
     raise InvalidValueError("type", "an integer (digits, optional sign)")
 
@@ -79,7 +78,7 @@ def _decimal(value: Any) -> Decimal:
         return Decimal(value)
     if isinstance(value, float) and math.isfinite(value):
         return Decimal(repr(value))
-    if isinstance(value, str) and _DECIMAL.match(value.strip()):
+    if isinstance(value, str) and DECIMAL_TEXT.match(value.strip()):
         try:
             return Decimal(value.strip())
         except InvalidOperation:
@@ -93,7 +92,7 @@ def _date(value: Any) -> date:
         raise InvalidValueError("type", expected)
     if isinstance(value, date):
         return value
-    if isinstance(value, str) and _DATE.match(value.strip()):
+    if isinstance(value, str) and DATE_TEXT.match(value.strip()):
         try:
             return date.fromisoformat(value.strip())
         except ValueError:
@@ -105,7 +104,7 @@ def _datetime(value: Any) -> datetime:
     expected = "a date-time YYYY-MM-DDThh:mm[:ss][Z|±hh:mm]"
     if isinstance(value, datetime):
         return value
-    if isinstance(value, str) and _DATETIME.match(value.strip()):
+    if isinstance(value, str) and DATETIME_TEXT.match(value.strip()):
         text = value.strip()
         if text.endswith("Z"):
             text = text[:-1] + "+00:00"

@@ -61,7 +61,13 @@ from thumpflow.connectors.webhook import WebhookSink
 from thumpflow.core.batch import RunStatus
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import ConfigError, ThumpflowError
-from thumpflow.core.event import ChannelStats, DeadLetter, DeadLetterFilter, Delivery
+from thumpflow.core.event import (
+    ChannelStats,
+    DeadLetter,
+    DeadLetterFilter,
+    Delivery,
+    OutboxStats,
+)
 from thumpflow.core.ports import (
     AccessStore,
     AlertStore,
@@ -267,6 +273,11 @@ def job_runner(
     return JobRunner(job, runs, clock, batch_connectors(clock), transform)
 
 
+def _cannot_start(where: str, err: Exception) -> ThumpflowError:
+    """The start-up error naming the connector that failed and the OS's reason."""
+    return ThumpflowError(f"{where}: cannot start: {getattr(err, 'strerror', None) or err}")
+
+
 @dataclass(slots=True)
 class _RunningChannel:
     """A started channel: its ingress and its MLLP listener, if it has one."""
@@ -358,9 +369,8 @@ class Engine:
                     try:
                         await outbox.start()
                     except (OSError, ssl.SSLError, ValueError) as err:
-                        raise ThumpflowError(
-                            f"channel {channel.id!r} > destination {spec.id!r}: cannot start: "
-                            f"{getattr(err, 'strerror', None) or err}"
+                        raise _cannot_start(
+                            f"channel {channel.id!r} > destination {spec.id!r}", err
                         ) from None
                     self.outboxes[spec.id] = outbox
                     outboxes.append(outbox)
@@ -398,10 +408,7 @@ class Engine:
                 try:
                     await webhook.start()
                 except (OSError, ssl.SSLError, ValueError) as err:
-                    raise ThumpflowError(
-                        f"alerts > webhook {webhook.name}: cannot start: "
-                        f"{getattr(err, 'strerror', None) or err}"
-                    ) from None
+                    raise _cannot_start(f"alerts > webhook {webhook.name}", err) from None
             await self.alerts.start()
         except BaseException:
             await self.stop()
@@ -415,10 +422,7 @@ class Engine:
         try:
             await client.start()
         except (OSError, ssl.SSLError, ValueError) as err:
-            raise ThumpflowError(
-                f"channel {channel_id!r} > source: cannot start: "
-                f"{getattr(err, 'strerror', None) or err}"
-            ) from None
+            raise _cannot_start(f"channel {channel_id!r} > source", err) from None
         self._clients.append(client)
         receiver = SubscriptionReceiver(
             channel_id,
@@ -576,6 +580,14 @@ class Engine:
     async def stats(self) -> list[ChannelStats]:
         return await self.store.stats()
 
+    async def outbox_stats(self) -> dict[str, OutboxStats]:
+        """The store's figures of every outbox, by destination id."""
+        return {
+            outbox.destination_id: outbox
+            for channel in await self.store.stats()
+            for outbox in channel.outboxes
+        }
+
     async def render_metrics(self) -> str:
         """Every metric in Prometheus text format 0.0.4, state gauges read now.
 
@@ -583,13 +595,10 @@ class Engine:
         the oldest pending age from the store's stats, job figures from the
         store's recorded runs; counters are this process's since it started.
         """
-        oldest = {
-            outbox.destination_id: outbox.oldest_pending_at
-            for channel in await self.store.stats()
-            for outbox in channel.outboxes
-        }
+        stats = await self.outbox_stats()
         for destination_id, running in self.outboxes.items():
-            running.sample_metrics(oldest.get(destination_id))
+            found = stats.get(destination_id)
+            running.sample_metrics(found.oldest_pending_at if found else None)
         for receiver in self.subscriptions.values():
             receiver.sample()
         if self.scheduler is not None:
@@ -599,11 +608,7 @@ class Engine:
 
     async def _alert_reading(self) -> Reading:
         """What the alert conditions are evaluated on (see `thumpflow.alerts.conditions`)."""
-        stats = {
-            outbox.destination_id: outbox
-            for channel in await self.store.stats()
-            for outbox in channel.outboxes
-        }
+        stats = await self.outbox_stats()
         outboxes = []
         for running in self.channels.values():
             for spec in running.channel.destinations:

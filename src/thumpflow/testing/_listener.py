@@ -5,12 +5,16 @@ and drops open connections, so clients see "connection refused" or a reset,
 then listens again on the same port; `go_down_soon` does the same after the
 current response has gone out (for admin endpoints). `close` cancels any
 pending return and releases the port.
+
+`Served` gives a server that owns a `Listener` its `port`, `is_listening`,
+`go_down` and the `POST /_admin/faults` handler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from typing import Any
 
 from aiohttp import web
 
@@ -87,3 +91,50 @@ class Listener:
             for connection in self._runner.server.connections:
                 connection.force_close()
         await server.wait_closed()
+
+
+class Served:
+    """What a test server serving through `self._listening` shares with the others.
+
+    The owner implements `set_faults(**changes)` (TypeError or ValueError on a
+    bad change) and `_fault_state` (its faults as JSON).
+    """
+
+    _listening: Listener
+
+    @property
+    def port(self) -> int:
+        """The port served (a free one when 0 was asked, known after `start`)."""
+        return self._listening.port
+
+    @property
+    def is_listening(self) -> bool:
+        return self._listening.is_listening
+
+    async def go_down(self, seconds: float) -> None:
+        """Refuse connections (stop listening, drop open ones) for `seconds`, then listen again."""
+        await self._listening.go_down(seconds)
+
+    def set_faults(self, **changes: Any) -> None:
+        raise NotImplementedError
+
+    def _fault_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _admin_faults(self, request: web.Request) -> web.Response:
+        """`POST /_admin/faults`: change faults; `down_seconds` goes down after the response."""
+        try:
+            changes = await request.json()
+        except ValueError:
+            return web.json_response({"error": "expected a JSON object"}, status=400)
+        if not isinstance(changes, dict):
+            return web.json_response({"error": "expected a JSON object"}, status=400)
+        down = changes.pop("down_seconds", None)
+        try:
+            self.set_faults(**changes)
+            seconds = float(down) if down else 0.0
+        except (TypeError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if seconds > 0:
+            self._listening.go_down_soon(seconds)
+        return web.json_response(self._fault_state())

@@ -33,7 +33,7 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
-from thumpflow.testing._listener import Listener
+from thumpflow.testing._listener import Listener, Served
 
 OPERATION_OUTCOME_DIAGNOSTICS = "rejected by the test receiver: body contains the reject marker"
 
@@ -74,7 +74,7 @@ class ReceivedRequest:
     at: float = field(default_factory=time.time)
 
 
-class HttpReceiver:
+class HttpReceiver(Served):
     """The receiver; `url` is valid after `start` and keeps its port across `go_down`.
 
     With `ssl_context` it serves HTTPS (for mutual TLS tests).
@@ -109,15 +109,6 @@ class HttpReceiver:
     def _scheme(self) -> str:
         return "https" if self._ssl is not None else "http"
 
-    @property
-    def port(self) -> int:
-        """The port served (a free one when 0 was asked, known after `start`)."""
-        return self._listening.port
-
-    @property
-    def is_listening(self) -> bool:
-        return self._listening.is_listening
-
     def applied_order(self, ordering_key: str) -> list[str]:
         """Applied idempotency keys of one ordering key, in the order they were applied."""
         return [
@@ -149,10 +140,6 @@ class HttpReceiver:
         if self._log_fd is not None:
             os.close(self._log_fd)
             self._log_fd = None
-
-    async def go_down(self, seconds: float) -> None:
-        """Refuse connections (stop listening, drop open ones) for `seconds`, then listen again."""
-        await self._listening.go_down(seconds)
 
     def _load_log(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,19 +224,8 @@ class HttpReceiver:
             _dropped(request)
         return response
 
-    async def _admin_faults(self, request: web.Request) -> web.Response:
-        changes = await request.json()
-        if not isinstance(changes, dict):
-            return web.json_response({"error": "expected a JSON object"}, status=400)
-        down = changes.pop("down_seconds", None)
-        try:
-            self.set_faults(**changes)
-        except TypeError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        if down:
-            seconds = float(down)
-            self._listening.go_down_soon(seconds)
-        return web.json_response(asdict(self.faults))
+    def _fault_state(self) -> dict[str, Any]:
+        return asdict(self.faults)
 
     async def _admin_state(self, request: web.Request) -> web.Response:
         return web.json_response(

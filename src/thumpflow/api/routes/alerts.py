@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from thumpflow.api.auth import Operator, Reader
 from thumpflow.api.auth_first import AuthFirstRoute
 from thumpflow.api.deps import EngineDep
-from thumpflow.api.schemas import Problem
+from thumpflow.api.schemas import Problem, StrictBody
 from thumpflow.core.alerts import Alert
 
 router = APIRouter(tags=["alerts"], route_class=AuthFirstRoute)
@@ -36,9 +36,7 @@ class Alerts(BaseModel):
     alerts: list[AlertView]
 
 
-class AckRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AckRequest(StrictBody):
     reason: str = Field(min_length=1, max_length=500, description="Why; lands in the audit.")
 
 

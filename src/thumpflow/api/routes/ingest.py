@@ -64,13 +64,16 @@ OUTCOME_SCHEMA: dict[str, Any] = {
 }
 
 
-def _either(model: type[BaseModel], description: str) -> dict[str, Any]:
-    """An error answer: JSON `model` for HL7 v2 callers, an OperationOutcome for FHIR ones."""
-    return {
-        "model": model,
+def error_answer(description: str, model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """An error answer for OpenAPI: an OperationOutcome for FHIR callers and, when
+    `model` is given, that JSON body for HL7 v2 callers."""
+    answer: dict[str, Any] = {
         "description": description,
         "content": {FHIR_JSON: {"schema": OUTCOME_SCHEMA}},
     }
+    if model is not None:
+        answer["model"] = model
+    return answer
 
 
 class RefusalError(Exception):
@@ -185,14 +188,14 @@ _REQUEST_BODY: dict[str, Any] = {
     response_model=Accepted,
     openapi_extra=_REQUEST_BODY,
     responses={
-        400: _either(Hl7Problem, "refused, kept as a reject (FHIR: OperationOutcome)"),
-        404: _either(Problem, "no such channel"),
-        409: _either(Problem, "the channel does not take HTTP ingest, or is disabled"),
-        413: _either(Problem, "the body is too large"),
-        415: _either(Problem, "the content type is not accepted"),
-        422: _either(Problem, "Idempotency-Key reused for another body"),
-        429: _either(Problem, "backpressure: send again after Retry-After"),
-        503: _either(Problem, "the store could not commit: send again after Retry-After"),
+        400: error_answer("refused, kept as a reject (FHIR: OperationOutcome)", Hl7Problem),
+        404: error_answer("no such channel", Problem),
+        409: error_answer("the channel does not take HTTP ingest, or is disabled", Problem),
+        413: error_answer("the body is too large", Problem),
+        415: error_answer("the content type is not accepted", Problem),
+        422: error_answer("Idempotency-Key reused for another body", Problem),
+        429: error_answer("backpressure: send again after Retry-After", Problem),
+        503: error_answer("the store could not commit: send again after Retry-After", Problem),
     },
 )
 async def post_message(

@@ -86,18 +86,25 @@ async def status(engine: EngineDep, _: Reader) -> Status:
     return Status(channels=channels, outboxes=live, subscriptions=subscriptions)
 
 
+def _dead_letter_filter(
+    given: DeadLetterQuery | ReplayRequest, delivery_ids: tuple[int, ...] | None = None
+) -> DeadLetterFilter:
+    """The store's filter of the fields a caller gave; empty strings match anything."""
+    return DeadLetterFilter(
+        destination_id=given.destination or None,
+        channel_id=given.channel or None,
+        event_type=given.event_type or None,
+        reason_contains=given.reason_contains or None,
+        delivery_ids=delivery_ids,
+    )
+
+
 @router.get("/api/dead-letters", tags=["dead letters"])
 async def dead_letters(
     query: Annotated[DeadLetterQuery, Query()], engine: EngineDep, principal: Reader
 ) -> DeadLetters:
     """Dead deliveries, oldest first; ordering keys masked without patient-data access."""
-    flt = DeadLetterFilter(
-        destination_id=query.destination or None,
-        channel_id=query.channel or None,
-        event_type=query.event_type or None,
-        reason_contains=query.reason_contains or None,
-    )
-    letters = await engine.dead_letters(flt, query.limit)
+    letters = await engine.dead_letters(_dead_letter_filter(query), query.limit)
     return DeadLetters(
         dead_letters=[
             DeadLetterView(
@@ -129,13 +136,7 @@ async def replay(body: ReplayRequest, engine: EngineDep, principal: Operator) ->
     Audited as `replayed` under the caller's name with the reason. Replaying a
     delivery that is no longer dead does nothing (it is not listed).
     """
-    flt = DeadLetterFilter(
-        destination_id=body.destination or None,
-        channel_id=body.channel or None,
-        event_type=body.event_type or None,
-        reason_contains=body.reason_contains or None,
-        delivery_ids=tuple(body.delivery_ids) if body.delivery_ids else None,
-    )
+    flt = _dead_letter_filter(body, tuple(body.delivery_ids) if body.delivery_ids else None)
     if flt == DeadLetterFilter() and not body.all:
         raise HTTPException(400, "name deliveries or a filter, or pass `all: true`")
     replayed = await engine.replay(flt, principal.name, body.reason.strip() or body.reason)

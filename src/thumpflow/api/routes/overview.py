@@ -4,7 +4,8 @@
 every enabled job with `core.health` (the rules are there and in README,
 "Dashboard"); `GET /api/overview/series` gives per-minute throughput and lag
 for charts (a job's runs are `GET /api/jobs/{job}/runs`, in `targets`). Both
-are reads (viewer and up) and hold no patient data: ids, counts, times.
+are reads (viewer and up) and hold no patient data: ids, counts, times (a
+job row's `last_run` is the `RunView` of `/api/jobs`, its `error` masked alike).
 
 Figures of a recent window come from the store through bounded, indexed
 reads (`FreshnessStore.delivery_sample`); queue depths and totals from the
@@ -23,11 +24,14 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from thumpflow.api.auth import Reader
+from thumpflow.api.browse_schemas import RunView
 from thumpflow.api.deps import EngineDep
+from thumpflow.api.routes.targets import run_view
 from thumpflow.api.schemas import Problem
 from thumpflow.config.jobs import Job
 from thumpflow.config.model import Channel
-from thumpflow.core.batch import Manifest, RunRecord, RunStatus
+from thumpflow.core.access import Principal
+from thumpflow.core.batch import RunStatus
 from thumpflow.core.event import OutboxStats
 from thumpflow.core.health import (
     DeliverySample,
@@ -52,35 +56,6 @@ THRESHOLDS = Thresholds()
 OVERVIEW_SAMPLE = 10_000
 SERIES_SAMPLE = 100_000
 _RECENT_RUNS = 10
-
-
-class ManifestSummary(BaseModel):
-    """A manifest a run checked (`checked`) or wrote (`written`)."""
-
-    direction: Literal["checked", "written"]
-    name: str
-    record_count: int
-    sha256: str
-
-
-class RunSummary(BaseModel):
-    """One run of a job: what it covered, what it did, how it ended."""
-
-    run_id: int
-    job_id: str
-    trigger: str
-    status: str
-    window_start: str | None
-    window_end: str | None
-    started_at: float
-    finished_at: float | None
-    read: int
-    valid: int
-    rejected: int
-    written: int
-    skipped: int
-    manifests: list[ManifestSummary]
-    error: str | None
 
 
 class OverviewRow(BaseModel):
@@ -111,7 +86,7 @@ class OverviewRow(BaseModel):
     circuit: str | None = None
     last_delivered_at: float | None = None
     last_received_at: float | None = None
-    last_run: RunSummary | None = None
+    last_run: RunView | None = None
     next_due_at: float | None = None
 
 
@@ -143,37 +118,6 @@ class Series(BaseModel):
     destinations: list[str]
     sampled_from: float
     points: list[SeriesPoint]
-
-
-def _run_summary(run: RunRecord) -> RunSummary:
-    groups: tuple[tuple[Literal["checked", "written"], tuple[Manifest, ...]], ...] = (
-        ("checked", run.manifests_checked),
-        ("written", run.manifests_written),
-    )
-    manifests = [
-        ManifestSummary(
-            direction=direction, name=m.name, record_count=m.record_count, sha256=m.sha256
-        )
-        for direction, group in groups
-        for m in group
-    ]
-    return RunSummary(
-        run_id=run.run_id,
-        job_id=run.job_id,
-        trigger=run.trigger.value,
-        status=run.status.value,
-        window_start=run.window.start,
-        window_end=run.window.end,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        read=run.counts.read,
-        valid=run.counts.valid,
-        rejected=run.counts.rejected,
-        written=run.counts.written,
-        skipped=run.counts.skipped,
-        manifests=manifests,
-        error=run.error,
-    )
 
 
 async def _destination_row(
@@ -265,7 +209,7 @@ def _worst_circuit(circuits: list[str]) -> str | None:
     return None
 
 
-async def _job_row(engine: Engine, job: Job, now: float) -> OverviewRow:
+async def _job_row(engine: Engine, principal: Principal, job: Job, now: float) -> OverviewRow:
     runs = await engine.store.runs(job.id, _RECENT_RUNS)
     running = next((run for run in runs if run.status is RunStatus.RUNNING), None)
     finished = next((run for run in runs if run.status is not RunStatus.RUNNING), None)
@@ -288,13 +232,13 @@ async def _job_row(engine: Engine, job: Job, now: float) -> OverviewRow:
         id=job.id,
         status=verdict.status,
         reasons=list(verdict.reasons),
-        last_run=_run_summary(shown) if shown else None,
+        last_run=run_view(principal, shown) if shown else None,
         next_due_at=next_due,
     )
 
 
 @router.get("/api/overview")
-async def overview(engine: EngineDep, _: Reader) -> Overview:
+async def overview(engine: EngineDep, principal: Reader) -> Overview:
     """Every enabled channel, each followed by its destinations, then every enabled job."""
     now = engine.clock.now()
     stats = {item.channel_id: item for item in await engine.stats()}
@@ -315,7 +259,7 @@ async def overview(engine: EngineDep, _: Reader) -> Overview:
         rows.extend(row for row, _, _ in parts)
     for job in engine.config.jobs:
         if job.enabled:
-            rows.append(await _job_row(engine, job, now))
+            rows.append(await _job_row(engine, principal, job, now))
     return Overview(at=now, window_seconds=THRESHOLDS.window_seconds, rows=rows)
 
 

@@ -19,8 +19,6 @@ with a thumpflow token of the `sender` role in its channel headers. Answers:
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
@@ -28,10 +26,10 @@ from thumpflow.api.auth import Reader
 from thumpflow.api.deps import EngineDep
 from thumpflow.api.ingest_schemas import NotificationAnswer, SubscriptionState, operation_outcome
 from thumpflow.api.routes.ingest import (
-    OUTCOME_SCHEMA,
     STORE_RETRY_AFTER,
     Ingester,
     RefusalError,
+    error_answer,
     open_ingress,
     read_body,
 )
@@ -69,10 +67,6 @@ def state(view: SubscriptionView) -> SubscriptionState:
     )
 
 
-def _outcome(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {FHIR_JSON: {"schema": OUTCOME_SCHEMA}}}
-
-
 @router.post(
     "/api/subscriptions/{channel}",
     tags=["ingest"],
@@ -81,11 +75,11 @@ def _outcome(description: str) -> dict[str, Any]:
         "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
     },
     responses={
-        400: _outcome("not a usable notification, kept as a reject"),
-        404: _outcome("no such channel"),
-        409: _outcome("the channel is disabled or receives no subscription"),
-        429: _outcome("backpressure: notify again after Retry-After"),
-        503: _outcome("notify again later"),
+        400: error_answer("not a usable notification, kept as a reject"),
+        404: error_answer("no such channel"),
+        409: error_answer("the channel is disabled or receives no subscription"),
+        429: error_answer("backpressure: notify again after Retry-After"),
+        503: error_answer("notify again later"),
     },
 )
 async def notification(

@@ -46,7 +46,6 @@ from thumpflow.api.schemas import Problem
 from thumpflow.config.jobs import Job
 from thumpflow.core.access import Principal
 from thumpflow.core.batch import Manifest, RunRecord, RunStatus
-from thumpflow.core.event import OutboxStats
 from thumpflow.core.search import Pause, PauseKind
 from thumpflow.runtime.engine import Engine, UnknownTargetError
 from thumpflow.thump.scheduler import schedule_of
@@ -69,11 +68,7 @@ def _pause_info(pause: Pause | None) -> PauseInfo | None:
 @router.get("/api/destinations", tags=["destinations"])
 async def destinations(engine: EngineDep, _: Reader) -> Destinations:
     """Every running destination: counts, pending, oldest pending age, circuit, pause."""
-    stats: dict[str, OutboxStats] = {
-        outbox.destination_id: outbox
-        for channel in await engine.stats()
-        for outbox in channel.outboxes
-    }
+    stats = await engine.outbox_stats()
     pauses = await _pauses(engine)
     now = engine.clock.now()
     views = []

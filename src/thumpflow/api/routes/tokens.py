@@ -14,23 +14,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from thumpflow.api.auth import Administrator, current_principal
 from thumpflow.api.auth_first import AuthFirstRoute
 from thumpflow.api.deps import EngineDep
-from thumpflow.api.schemas import Problem
+from thumpflow.api.schemas import Problem, StrictBody
 from thumpflow.core.access import Principal, Role, new_token, token_hash
 from thumpflow.core.event import AuditEntry
 
 router = APIRouter(tags=["access"], route_class=AuthFirstRoute)
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TokenRequest(_Body):
+class TokenRequest(StrictBody):
     """A token to issue: who it is for, its role, and why (audited)."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")
@@ -60,7 +56,7 @@ class Tokens(BaseModel):
     tokens: list[TokenView]
 
 
-class RevokeRequest(_Body):
+class RevokeRequest(StrictBody):
     reason: str = Field(min_length=1, max_length=500, description="Why; lands in the audit.")
 
 

@@ -27,7 +27,7 @@ function lastRun(row, now) {
   const run = row.last_run;
   if (!run) return row.kind === "job" ? "no run yet" : DASH;
   const when = run.finished_at ?? run.started_at;
-  return `${run.status} ${age(when, now)}, ${run.read} read, ${run.written} written, ${run.rejected} rejected`;
+  return `${run.status} ${age(when, now)}, ${run.counts.read} read, ${run.counts.written} written, ${run.counts.rejected} rejected`;
 }
 
 function reasons(row) {

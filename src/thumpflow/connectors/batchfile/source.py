@@ -85,7 +85,6 @@ class FileDropSource:
         self._csv = spec.csv.options()
         self._taken: list[_Candidate] = []
         self._refused: dict[Path, list[Problem]] = {}
-        self._manifests: list[Manifest] = []
         self._watermark: str | None = None
         self._moved: dict[Path, Path] = {}
 
@@ -93,7 +92,6 @@ class FileDropSource:
         """Records of every file present, after all of them passed their checks."""
         self._taken = []
         self._refused = {}
-        self._manifests = []
         self._moved = {}
         self._watermark = window.start
         taken, refused = await asyncio.to_thread(self._survey, window)
@@ -101,14 +99,13 @@ class FileDropSource:
             self._refused = refused
             raise BatchSourceError(describe_refused({p.name: v for p, v in refused.items()}))
         self._taken = taken
-        self._manifests = [c.manifest for c in taken if c.manifest is not None]
         self._watermark = latest_watermark(window.start, [(c.manifest, c.mtime) for c in taken])
         for candidate in taken:
             async for record in stream(self._records(candidate.path)):
                 yield record
 
     def manifests(self) -> list[Manifest]:
-        return list(self._manifests)
+        return [c.manifest for c in self._taken if c.manifest is not None]
 
     def next_watermark(self) -> str | None:
         return self._watermark

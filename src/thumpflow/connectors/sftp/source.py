@@ -99,7 +99,6 @@ class SftpDropSource:
         self._staging: Path | None = None
         self._taken: list[_Candidate] = []
         self._refused: dict[str, list[Problem]] = {}
-        self._manifests: list[Manifest] = []
         self._watermark: str | None = None
         self._moved: dict[str, str] = {}
 
@@ -108,7 +107,6 @@ class SftpDropSource:
         await self._clear_staging()
         self._taken = []
         self._refused = {}
-        self._manifests = []
         self._moved = {}
         self._watermark = window.start
         self._staging = Path(
@@ -123,7 +121,6 @@ class SftpDropSource:
                 self._refused = refused
                 raise BatchSourceError(describe_refused(refused, self.spec.directory))
             self._taken = taken
-            self._manifests = [c.manifest for c in taken if c.manifest is not None]
             self._watermark = latest_watermark(window.start, [(c.manifest, c.mtime) for c in taken])
             for candidate in taken:
                 assert candidate.staged is not None
@@ -133,7 +130,7 @@ class SftpDropSource:
             await self._clear_staging()
 
     def manifests(self) -> list[Manifest]:
-        return list(self._manifests)
+        return [c.manifest for c in self._taken if c.manifest is not None]
 
     def next_watermark(self) -> str | None:
         return self._watermark

@@ -67,7 +67,8 @@ def raise_alerts(context: WriteContext, calls: list[RaiseAlert]) -> list[Any]:
         context.audit.append(
             [(call.at, _ACTOR, "alert.raised", f"alert:{alert_id}", _detail(call.kind, call))]
         )
-        answers.append((alert_from_row(conn.execute(_SELECT, (alert_id,)).fetchone()), True))
+        alert = Alert(alert_id, call.kind, call.subject, call.severity, call.message, call.at)
+        answers.append((alert, True))
     return answers
 
 

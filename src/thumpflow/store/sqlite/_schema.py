@@ -89,7 +89,7 @@ def connect_writer(path: Path) -> sqlite3.Connection:
     indexes), so smaller pages mean fewer bytes to fsync per commit (measured
     in docs/benchmarks.md). A database created earlier keeps its page size.
 
-        Raises `StoreError` if the database cannot be put in WAL mode.
+    Raises `StoreError` if the database cannot be put in WAL mode.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(

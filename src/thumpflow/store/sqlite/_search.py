@@ -2,8 +2,9 @@
 
 Every search is one index range read in (time, id) order, newest first, cut
 by a keyset position and a limit (see `core.search` and `schema_0008.sql`);
-`plan_events` / `plan_deliveries` give the SQL so tests can check the query
-plan. Pauses are written with their audit entry in one transaction.
+`events_sql` / `deliveries_sql` give the SQL so tests can check the query
+plan (`tests/store/test_search_indexes.py`). Pauses are written with their
+audit entry in one transaction.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ _DELIVERY_COLUMNS = (
     " d.status, d.attempts, d.created_at, d.next_attempt_at, d.delivered_at, d.died_at,"
     " d.last_error, d.reason"
 )
-_AUDIT_COLUMNS = "entry_id, at, actor, action, subject, detail"
+AUDIT_COLUMNS = "entry_id, at, actor, action, subject, detail"
 
 INSERT_ATTEMPT = (
     "INSERT INTO attempts (delivery_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)"
@@ -281,9 +282,9 @@ def timeline(conn: sqlite3.Connection, event_id: str, codec: Codec) -> Timeline 
     subjects = [summary.event_id for summary in summaries]
     subjects += [f"delivery:{row[0]}" for row in delivery_rows]
     audit = [
-        _audit(row)
+        audit_from_row(row)
         for row in conn.execute(
-            f"SELECT {_AUDIT_COLUMNS} FROM audit"
+            f"SELECT {AUDIT_COLUMNS} FROM audit"
             " WHERE subject IN (SELECT value FROM json_each(?)) ORDER BY entry_id",
             (json.dumps(subjects),),
         )
@@ -323,7 +324,7 @@ def _add_success(
     log.append(Attempt(count, delivered_at, "delivered", detail))
 
 
-def _audit(row: Sequence[Any]) -> AuditEntry:
+def audit_from_row(row: Sequence[Any]) -> AuditEntry:
     return AuditEntry(
         at=row[1], actor=row[2], action=row[3], subject=row[4], detail=row[5], entry_id=row[0]
     )
@@ -332,13 +333,11 @@ def _audit(row: Sequence[Any]) -> AuditEntry:
 def audit_page(conn: sqlite3.Connection, before: int | None, limit: int) -> list[AuditEntry]:
     """Audit entries newest first, with entry id below `before` when given."""
     if before is None:
-        sql, params = f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY entry_id DESC LIMIT ?", [limit]
+        sql, params = f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY entry_id DESC LIMIT ?", [limit]
     else:
-        sql = (
-            f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE entry_id < ? ORDER BY entry_id DESC LIMIT ?"
-        )
+        sql = f"SELECT {AUDIT_COLUMNS} FROM audit WHERE entry_id < ? ORDER BY entry_id DESC LIMIT ?"
         params = [before, limit]
-    return [_audit(row) for row in conn.execute(sql, params)]
+    return [audit_from_row(row) for row in conn.execute(sql, params)]
 
 
 def pauses(conn: sqlite3.Connection) -> list[Pause]:

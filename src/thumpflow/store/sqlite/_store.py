@@ -304,12 +304,12 @@ class SqliteStore:
         sql = (
             f"SELECT {_rows.DEAD_LETTER_COLUMNS} FROM deliveries d"
             f" JOIN events e ON e.event_seq = d.event_seq WHERE {where}"
-            " ORDER BY d.died_at, d.delivery_id LIMIT ?"
+            " ORDER BY d.died_at, d.delivery_id"
         )
 
         codec = self._codec
         if flt.reason_contains is not None and codec.encrypts:
-            sql = sql.replace(" LIMIT ?", "")
+            # Sealed reasons: filter the opened ones here, so the limit applies after.
 
             def sealed(conn: sqlite3.Connection) -> list[DeadLetter]:
                 letters = (
@@ -324,7 +324,7 @@ class SqliteStore:
         def query(conn: sqlite3.Connection) -> list[DeadLetter]:
             return [
                 _rows.dead_letter_from_row(row, codec)
-                for row in conn.execute(sql, (*params, limit))
+                for row in conn.execute(f"{sql} LIMIT ?", (*params, limit))
             ]
 
         return await self._read(query)
@@ -365,33 +365,11 @@ class SqliteStore:
         self, subject: str | None = None, limit: int = 100, action: str | None = None
     ) -> list[AuditEntry]:
         """Audit entries, newest first, optionally for one subject and/or one action."""
-        clauses: list[str] = []
-        values: list[Any] = []
-        if subject is not None:
-            clauses.append("subject = ?")
-            values.append(subject)
-        if action is not None:
-            clauses.append("action = ?")
-            values.append(action)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = (
-            f"SELECT entry_id, at, actor, action, subject, detail FROM audit{where}"
-            " ORDER BY entry_id DESC LIMIT ?"
-        )
-        params = (*values, limit)
+        where, params = _equal(subject=subject, action=action)
+        sql = f"SELECT {_search.AUDIT_COLUMNS} FROM audit{where} ORDER BY entry_id DESC LIMIT ?"
 
         def query(conn: sqlite3.Connection) -> list[AuditEntry]:
-            return [
-                AuditEntry(
-                    at=row[1],
-                    actor=row[2],
-                    action=row[3],
-                    subject=row[4],
-                    detail=row[5],
-                    entry_id=row[0],
-                )
-                for row in conn.execute(sql, params)
-            ]
+            return [_search.audit_from_row(row) for row in conn.execute(sql, (*params, limit))]
 
         return await self._read(query)
 
@@ -679,22 +657,16 @@ class SqliteStore:
         self, job_id: str | None = None, run_id: int | None = None, limit: int = 100
     ) -> list[RowReject]:
         """Kept rejected records, newest first, optionally of one job and/or one run."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if job_id is not None:
-            clauses.append("job_id = ?")
-            params.append(job_id)
-        if run_id is not None:
-            clauses.append("run_id = ?")
-            params.append(run_id)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _equal(job_id=job_id, run_id=run_id)
         sql = (
             f"SELECT {_runs.REJECT_COLUMNS} FROM row_rejects{where} ORDER BY reject_id DESC LIMIT ?"
         )
-        params.append(limit)
 
         def query(conn: sqlite3.Connection) -> list[RowReject]:
-            return [_runs.reject_from_row(row, self._codec) for row in conn.execute(sql, params)]
+            return [
+                _runs.reject_from_row(row, self._codec)
+                for row in conn.execute(sql, (*params, limit))
+            ]
 
         return await self._read(query)
 
@@ -712,20 +684,8 @@ class SqliteStore:
 
     async def ledger(self, destination_id: str, business_keys: Sequence[str]) -> dict[str, str]:
         """Content hashes recorded for those keys at that destination (absent keys left out)."""
-        keys = json.dumps(list(business_keys))
-
-        def query(conn: sqlite3.Connection) -> dict[str, str]:
-            return {
-                row[0]: row[1]
-                for row in conn.execute(
-                    "SELECT business_key, content_hash FROM delivery_ledger"
-                    " WHERE destination_id = ?"
-                    " AND business_key IN (SELECT value FROM json_each(?))",
-                    (destination_id, keys),
-                )
-            }
-
-        return await self._read(query)
+        entries = await self.ledger_entries(destination_id, business_keys)
+        return {entry.business_key: entry.content_hash for entry in entries}
 
     # --- FreshnessStore -----------------------------------------------------------
 
@@ -735,7 +695,8 @@ class SqliteStore:
         """Deliveries of one destination finished since `since`: counts and newest lags.
 
         Bounded: at most `limit` rows of each kind are read, counts stop at
-        a million; both walk indexes over the time range (see `_freshness`).
+        a million; both walk indexes over the time range (see `_freshness` and
+        `tests/store/test_freshness.py`).
         """
 
         def query(conn: sqlite3.Connection) -> DeliverySample:
@@ -783,7 +744,8 @@ class SqliteStore:
         """Per channel and outbox counts from one consistent snapshot, by channel id.
 
         Cost is independent of the number of events: counters plus one index
-        probe per outbox with pending deliveries.
+        probe per outbox with pending deliveries (the "oldest pending" plan in
+        `tests/store/test_sqlite.py::test_queries_are_served_by_indexes`).
         """
         return await self._read(_stats)
 
@@ -871,6 +833,13 @@ def _file_bytes(path: Path) -> int:
     """The database file plus its WAL, in bytes."""
     wal = path.with_name(path.name + "-wal")
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def _equal(**columns: object) -> tuple[str, tuple[object, ...]]:
+    """` WHERE a = ? AND b = ?` over the columns given a value (None leaves one out)."""
+    given = {column: value for column, value in columns.items() if value is not None}
+    where = " AND ".join(f"{column} = ?" for column in given)
+    return (f" WHERE {where}" if where else ""), tuple(given.values())
 
 
 def _stored_keys(conn: sqlite3.Connection) -> dict[str, bytes]:

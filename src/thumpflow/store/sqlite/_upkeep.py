@@ -114,10 +114,10 @@ def _purge_events(
             "DELETE FROM events WHERE event_seq IN (SELECT value FROM json_each(?))",
             (gone_seqs,),
         ).rowcount
-        for row in gone:
-            counts.idempotency += conn.execute(
-                "DELETE FROM idempotency WHERE key = ? AND event_id = ?", (row[2], row[1])
-            ).rowcount
+        counts.idempotency += conn.executemany(
+            "DELETE FROM idempotency WHERE key = ? AND event_id = ?",
+            [(row[2], row[1]) for row in gone],
+        ).rowcount
     finished = len(old) < len(rows) or len(rows) < limit
     return old[-1][0], finished
 

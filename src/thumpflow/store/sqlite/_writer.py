@@ -141,8 +141,6 @@ _SELECT_PENDING = (
 _RECEIVED, _DUPLICATES, _REJECTED, _LAST_RECEIVED = 0, 1, 2, 3
 _DELIVERED, _PENDING, _DEAD, _SUPERSEDED, _LAST_DELIVERED = 0, 1, 2, 3, 4
 
-_STATUS_SLOT = {_rows.DELIVERED: _DELIVERED, _rows.DEAD: _DEAD, _rows.SUPERSEDED: _SUPERSEDED}
-
 
 class Kind(Enum):
     ADMIT = "admit"
@@ -637,8 +635,12 @@ class Writer:
                         )
                     )
                     continue
+                counters = deltas.outbox(state[2], state[1])
+                counters[_PENDING] -= 1
                 if isinstance(outcome, Delivered):
                     state[0] = _rows.DELIVERED
+                    counters[_DELIVERED] += 1
+                    counters[_LAST_DELIVERED] = _latest(counters[_LAST_DELIVERED], outcome.at)
                     delivered.append((outcome.attempts, outcome.at, outcome.delivery_id))
                     if outcome.sequence is not None:
                         versions.append(
@@ -651,6 +653,7 @@ class Writer:
                     audit_rows.append((outcome.at, "flow", "delivered", subject, outcome.detail))
                 elif isinstance(outcome, Died):
                     state[0] = _rows.DEAD
+                    counters[_DEAD] += 1
                     died.append(
                         (
                             outcome.attempts,
@@ -673,17 +676,13 @@ class Writer:
                     )
                 else:
                     state[0] = _rows.SUPERSEDED
+                    counters[_SUPERSEDED] += 1
                     superseded.append(
                         (codec.seal_text(outcome.reason, DELIVERY_REASON), outcome.delivery_id)
                     )
                     audit_rows.append(
                         (outcome.at, "flow", "superseded", subject, self._told(outcome.reason))
                     )
-                counters = deltas.outbox(state[2], state[1])
-                counters[_PENDING] -= 1
-                counters[_STATUS_SLOT[state[0]]] += 1
-                if isinstance(outcome, Delivered):
-                    counters[_LAST_DELIVERED] = _latest(counters[_LAST_DELIVERED], outcome.at)
         if retrying:
             conn.executemany(_UPDATE_RETRYING, retrying)
         if delivered:

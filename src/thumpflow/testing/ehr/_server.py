@@ -15,7 +15,7 @@ from typing import Any, Literal, NoReturn
 from aiohttp import web
 
 from thumpflow import __version__
-from thumpflow.testing._listener import Listener
+from thumpflow.testing._listener import Listener, Served
 from thumpflow.testing.ehr._auth import SIGNING_ALGORITHMS, SmartAuthority, TokenError
 from thumpflow.testing.ehr._bulk import BulkExports
 from thumpflow.testing.ehr._faults import Faults
@@ -53,7 +53,7 @@ class RecordedRequest:
     at: float = field(default_factory=time.time)
 
 
-class SimulatedEhr:
+class SimulatedEhr(Served):
     """A FHIR R4 server for tests; `base_url` is valid after `start` and keeps its port.
 
     With `db`, resources and their history are kept in that SQLite file and
@@ -127,15 +127,6 @@ class SimulatedEhr:
     @property
     def admin_url(self) -> str:
         return f"{self.url}/_admin"
-
-    @property
-    def port(self) -> int:
-        """The port served (a free one when 0 was asked, known after `start`)."""
-        return self._listening.port
-
-    @property
-    def is_listening(self) -> bool:
-        return self._listening.is_listening
 
     def register_client(self, client_id: str, jwks: dict[str, Any]) -> None:
         """Register a SMART backend client by its public JWKS; raises ValueError on a bad one."""
@@ -277,10 +268,6 @@ class SimulatedEhr:
     async def close(self) -> None:
         await self._listening.close()
         self._store.close()
-
-    async def go_down(self, seconds: float) -> None:
-        """Refuse connections (stop listening, drop open ones) for `seconds`, then listen again."""
-        await self._listening.go_down(seconds)
 
     async def _fhir(self, request: web.Request) -> web.StreamResponse:
         tail = request.match_info["tail"]
@@ -569,22 +556,8 @@ class SimulatedEhr:
             ],
         }
 
-    async def _admin_faults(self, request: web.Request) -> web.Response:
-        try:
-            changes = await request.json()
-        except ValueError:
-            return web.json_response({"error": "expected a JSON object"}, status=400)
-        if not isinstance(changes, dict):
-            return web.json_response({"error": "expected a JSON object"}, status=400)
-        down = changes.pop("down_seconds", None)
-        try:
-            self.set_faults(**changes)
-            seconds = float(down) if down else 0.0
-        except (TypeError, ValueError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        if seconds > 0:
-            self._listening.go_down_soon(seconds)
-        return web.json_response(asdict(self.faults))
+    def _fault_state(self) -> dict[str, Any]:
+        return asdict(self.faults)
 
     async def _admin_state(self, request: web.Request) -> web.Response:
         return web.json_response(self.state())
