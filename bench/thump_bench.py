@@ -32,6 +32,7 @@ from thumpflow.config import parse_config
 from thumpflow.core.batch import Manifest, RunTrigger, Window
 from thumpflow.core.clock import SystemClock
 from thumpflow.runtime.engine import job_runner
+from thumpflow.runtime.heap import freeze_startup_heap
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.thump.runner import RunOutcome
 
@@ -139,6 +140,7 @@ async def run(text: str) -> RunOutcome:
     (job,) = config.jobs
     store = SqliteStore(Path(config.store.path))
     await store.open()
+    freeze_startup_heap()  # as `thumpflow run` does once the engine has started
     try:
         outcome = await job_runner(job, store, SystemClock()).run(RunTrigger.MANUAL, window=WINDOW)
     finally:

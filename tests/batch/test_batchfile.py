@@ -45,7 +45,7 @@ def source(directory: Path, **fields: object) -> FileDropSource:
 
 
 async def collect(src: FileDropSource, window: Window = WINDOW) -> list[SourceRecord]:
-    return [record async for record in src.read(window)]
+    return [record async for chunk in src.read(window) for record in chunk]
 
 
 def test_good_files_are_read_in_order_then_moved_to_processed(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
-import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,6 +23,8 @@ from thumpflow.batch import (
     formats,
     read_records,
 )
+from thumpflow.core.batch import BatchItem
+from thumpflow.core.records import canonical_json, content_hash
 
 COLUMNS = ["id", "name", "note"]
 text = st.text(
@@ -79,8 +81,36 @@ def test_csv_bom_origins_and_malformed_rows_are_per_record_problems() -> None:
     assert problems[0] == "1 fields, the header has 2"
     assert problems[1].startswith("CSV: ")
     assert problems[2] == "not valid utf-8"
-    assert read[0].raw == '1,"multi\r\nline"'
+    assert [r.raw for r in read if isinstance(r, UnreadableRecord)] == [
+        "2",
+        '3,"bad"x',
+        "5,\ufffd\ufffd",
+    ]
     assert count_records("csv", io.BytesIO(data), CsvOptions()) == len(read)
+
+
+def test_csv_unreadable_records_keep_their_lines_across_read_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(formats._Lines, "_HINT", 8)  # a block of lines per 8 characters read
+    long_field = "x" * 50 + "\r\n" + "y" * 50
+    data = (
+        f'id,name\r\n1,"{long_field}"\r\n2,"{long_field}",extra\r\n'.encode()
+        + b"3,\xff"
+        + ("z" * 40).encode()
+        + b"\r\n4,done\r\n"
+    )
+    read = list(read_records("csv", io.BytesIO(data), "b.csv", CsvOptions()))
+    assert [(r.origin, type(r).__name__) for r in read] == [
+        ("b.csv:line 2", "SourceRecord"),
+        ("b.csv:line 4", "UnreadableRecord"),
+        ("b.csv:line 6", "UnreadableRecord"),
+        ("b.csv:line 7", "SourceRecord"),
+    ]
+    assert read[0].data["name"] == long_field
+    assert read[1].raw == f'2,"{long_field}",extra'
+    assert read[2].raw == "3,\ufffd" + "z" * 40
+    assert read[3].data == {"id": "4", "name": "done"}
 
 
 def test_csv_header_problems_refuse_the_file() -> None:
@@ -135,18 +165,21 @@ def test_hl7_batch_count_mismatch_rejects_the_whole_file() -> None:
         {"a": 'Müller "q" \\ \n\u2028', "b": None, "c": date(2024, 1, 2)},
         {"a": datetime(2024, 1, 2, 3, 4, tzinfo=UTC), "b": Decimal("1.50"), "c": True},
         {"a": 1, "b": 2.5, "c": float("nan"), "d": [1, date(2024, 1, 1)], "e": {"z": 1}},
-        {1: "x", None: "y", 2.5: "z"},
+        {"z": "last", "a": "first"},
         {},
     ],
 )
-def test_ndjson_lines_are_the_json_encoder_s(record: dict[Any, Any]) -> None:
-    expected = json.JSONEncoder(
-        ensure_ascii=False, separators=(",", ":"), default=formats._json_default
-    ).encode(record)
-    assert NdjsonEncoder().encode(record) == (expected + "\n").encode("utf-8")
+def test_ndjson_lines_are_the_records_canonical_json(record: dict[str, Any]) -> None:
+    line = NdjsonEncoder().encode(record)
+    assert line == canonical_json(record) + b"\n"
+    assert hashlib.sha256(line[:-1]).hexdigest() == content_hash(record)
+    item = BatchItem("k", record, content_hash(record), "o")
+    assert NdjsonEncoder().encode_item(item) == line
+    carried = BatchItem("k", record, "h", "o", canonical=b'{"carried":true}')
+    assert NdjsonEncoder().encode_item(carried) == b'{"carried":true}\n'
 
 
-@pytest.mark.parametrize("record", [{"a": object()}, {("t",): 1}, {"a": b"x"}])
+@pytest.mark.parametrize("record", [{"a": object()}, {("t",): 1}, {"a": "x", 1: "y"}])
 def test_ndjson_refuses_what_json_cannot_hold(record: dict[Any, Any]) -> None:
     with pytest.raises(TypeError):
         NdjsonEncoder().encode(record)

@@ -42,11 +42,12 @@ async def run_once(
         if after_write is not None:
             after_write(writes)
 
-    async for record in source.read(window):
-        read += 1
-        pending.append(item(record.data, key_field, record.origin))
-        if len(pending) >= chunk:
-            await flush()
+    async for records in source.read(window):
+        for record in records:
+            read += 1
+            pending.append(item(record.data, key_field, record.origin))
+            if len(pending) >= chunk:
+                await flush()
     if pending:
         await flush()
     await destination.finish()

@@ -76,7 +76,7 @@ def drop(directory: Path, name: str, data: bytes, *, manifest: str = "good") -> 
 
 
 async def collect(src: SftpDropSource, window: Window | None = None) -> list[SourceRecord]:
-    return [record async for record in src.read(window or Window())]
+    return [record async for chunk in src.read(window or Window()) for record in chunk]
 
 
 def names(directory: Path) -> set[str]:

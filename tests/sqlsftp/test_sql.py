@@ -87,7 +87,7 @@ def destination(db: Db, **extra: Any) -> SqlUpsertDestination:
 
 
 async def collect(src: SqlSource, window: Window) -> list[SourceRecord]:
-    return [record async for record in src.read(window)]
+    return [record async for chunk in src.read(window) for record in chunk]
 
 
 CHANGES = (
@@ -217,9 +217,10 @@ def test_streaming_a_large_result_is_bounded_by_fetch_size(db: Db) -> None:
 
     async def consume() -> int:
         count = 0
-        async for record in src.read(Window()):
-            count += 1
-            assert record.data["n"] == count
+        async for chunk in src.read(Window()):
+            for record in chunk:
+                count += 1
+                assert record.data["n"] == count
             if count == 10_000 and db.dialect == "postgresql":
                 seen_fetch.extend(
                     str(q)
@@ -250,8 +251,8 @@ def test_sqlite_stream_keeps_memory_bounded(tmp_path: Path) -> None:
 
     async def count() -> int:
         total = 0
-        async for _ in src.read(Window()):
-            total += 1
+        async for chunk in src.read(Window()):
+            total += len(chunk)
         return total
 
     tracemalloc.start()

@@ -2,7 +2,9 @@
 
 `RecordValidator.validate` (generated fast path first) must answer what
 `validate_detailed` answers, value for value and type for type, on any input;
-`content_hasher(fields)` must give `content_hash` on any record.
+`content_hasher(fields)` must give `content_hash` on any record;
+`RecordValidator.prepare` must answer `validate`'s typed record with its
+`canonical_json`, or None.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from thumpflow.config.jobs import FieldSpec, RuleSpec
-from thumpflow.core.records import content_hash, content_hasher
+from thumpflow.core.records import canonical_json, content_hash, content_hasher
 from thumpflow.thump.validate import RecordValidator
 
 FIELDS = [
@@ -57,6 +61,10 @@ VALUES: dict[str, list[Any]] = {
     ],
     "seen": [
         "2024-02-01T05:15:00Z",
+        "2024-02-01T05:15:00-00:00",
+        "2024-02-01T05:15:00+05:30",
+        "2024-02-01T05:15:00.000Z",
+        "2024-02-01T05:15Z",
         "2024-02-01 05:15",
         "2024-02-01T05:15:00.5+01:00",
         "2024-02-01T05:15:00+0100",
@@ -67,8 +75,39 @@ VALUES: dict[str, list[Any]] = {
         datetime(2024, 2, 1, tzinfo=UTC),
     ],
     "left": ["2024-03-01T15:40:00Z", "2024-01-01T00:00:00Z", "2024-03-01T15:40", "", None],
-    "charge": ["123.45", ".5", "+1", "1e5", "00.50", " 7 ", "", None, 1.5, 3, Decimal("2.5"), True],
-    "count": ["42", "-3", " 5 ", "4.0", "", None, 8, 2.0, False],
+    "charge": [
+        "123.45",
+        ".5",
+        "+1",
+        "1e5",
+        "00.50",
+        " 7 ",
+        "",
+        None,
+        1.5,
+        3,
+        Decimal("2.5"),
+        True,
+        "0.0000001",
+        "-0",
+        "-0.000",
+        "1234567890123456789.5",
+    ],
+    "count": [
+        "42",
+        "-3",
+        " 5 ",
+        "4.0",
+        "",
+        None,
+        8,
+        2.0,
+        False,
+        "9223372036854775807",
+        "9223372036854775808",
+        "-9223372036854775808",
+        "+7",
+    ],
     "flag": ["yes", "N", "1", "maybe", "", None, True, 1],
     "day": ["2024-01-02", "2023-01-02", "", None],
 }
@@ -94,6 +133,89 @@ def test_fast_path_answers_what_the_detailed_path_answers(unknown: str) -> None:
         if rng.random() < 0.2:
             record["extra"] = rng.choice(["x", 1, None])
         assert _same(validator.validate(record), validator.validate_detailed(record)), record
+
+
+def _check_prepared(validator: RecordValidator, record: dict[str, Any]) -> bool:
+    prepared = validator.prepare(record)
+    if prepared is None:
+        return False
+    typed, canonical = prepared
+    assert _same(typed, validator.validate(record)), record
+    assert canonical == canonical_json(typed), record
+    return True
+
+
+@pytest.mark.parametrize("unknown", ["keep", "drop", "reject"])
+def test_prepare_answers_the_typed_record_with_its_canonical_json(unknown: str) -> None:
+    validator = RecordValidator(FIELDS, RULES, unknown_fields=unknown, required=["name"])
+    rng = random.Random(5)
+    accepted = 0
+    for _ in range(4000):
+        record: dict[str, Any] = {}
+        for spec in FIELDS:  # text values only (the first valid): the fast path decides each
+            if rng.random() < 0.98:
+                values = VALUES[spec.name]
+                record[spec.name] = rng.choice(values[:4]) if rng.random() < 0.2 else values[0]
+        if rng.random() < 0.2:
+            record["extra"] = "x"
+        kept = "extra" in record and unknown == "keep"
+        answered = _check_prepared(validator, record)
+        valid = not isinstance(validator.validate(record), list)
+        assert answered == (valid and not kept), record
+        accepted += valid
+    assert accepted > 100
+
+
+# Texts of the inlined types, valid and not, in the forms files hold them.
+_DIGITS = st.integers(0, 9999)
+_DATE_TEXTS = st.one_of(
+    st.dates().map(date.isoformat),
+    st.from_regex(r"\A\d{4}-\d{2}-\d{2}\Z"),
+)
+_DATETIME_TEXTS = st.one_of(
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.isoformat(sep=" ", timespec="minutes")),
+    st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    st.from_regex(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?\Z"),
+)
+_DECIMAL_TEXTS = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    st.from_regex(r"\A[+-]?(\d{1,25}(\.\d{0,12})?|\.\d{1,12})\Z"),
+)
+_INTEGER_TEXTS = st.one_of(st.integers().map(str), st.from_regex(r"\A[+-]?\d{1,22}\Z"))
+_TEXTS = st.text(max_size=12)
+TYPED_FIELDS = [
+    FieldSpec(name="key", required=True),
+    FieldSpec(name="t", type="string"),
+    FieldSpec(name="d", type="date"),
+    FieldSpec(name="dt", type="datetime"),
+    FieldSpec(name="n", type="decimal"),
+    FieldSpec(name="i", type="integer"),
+    FieldSpec(name="b", type="boolean"),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {
+            "key": st.text(min_size=1, max_size=8),
+            "t": _TEXTS,
+            "d": st.one_of(_DATE_TEXTS, _TEXTS),
+            "dt": st.one_of(_DATETIME_TEXTS, _TEXTS),
+            "n": st.one_of(_DECIMAL_TEXTS, _TEXTS),
+            "i": st.one_of(_INTEGER_TEXTS, _TEXTS),
+            "b": st.sampled_from(["yes", "no", "1", "0", "", "maybe"]),
+        }
+    )
+)
+def test_prepared_json_is_canonical_json_for_any_text(record: dict[str, Any]) -> None:
+    validator = RecordValidator(TYPED_FIELDS)
+    if not _check_prepared(validator, record):
+        result = validator.validate(record)
+        if not isinstance(result, list):
+            # Only integers beyond 64 bits (bound the usual way) go unprepared when valid.
+            assert not -(2**63) <= result["i"] < 2**63
 
 
 def test_a_valid_record_takes_the_fast_path() -> None:

@@ -73,7 +73,7 @@ async def seed(ehr: SimulatedEhr, *names: str) -> list[str]:
 
 
 async def read_all(source: FhirBulkSource, window: Window | None = None) -> list[SourceRecord]:
-    return [record async for record in source.read(window or Window())]
+    return [record async for chunk in source.read(window or Window()) for record in chunk]
 
 
 def test_system_export_is_read_with_manifests_watermark_and_cleanup() -> None:

@@ -3,8 +3,8 @@
 Readers take a binary stream opened by the caller and yield `SourceRecord`s
 one at a time, so a CSV or NDJSON file of any size is read in constant
 memory. Each record's `origin` is `NAME:line N` (N is the 1-based line on
-which the record starts) and its `raw` is the record's original text without
-its final line end.
+which the record starts); a record that cannot be read keeps, as `raw`, its
+original text without its final line end.
 
 A record that cannot be read (a CSV row with the wrong number of fields or
 broken quoting, an NDJSON line that is not a JSON object, bytes not valid in
@@ -29,15 +29,16 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
-from json.encoder import encode_basestring as _json_text
+from itertools import chain
 from typing import Any, Literal, Protocol
 
-from thumpflow.core.batch import SourceRecord
+from thumpflow.core.batch import BatchItem, SourceRecord
 from thumpflow.core.errors import MessageError, ThumpflowError
+from thumpflow.core.records import canonical_json
 from thumpflow.hl7v2 import parse_batch
 from thumpflow.hl7v2.segment import WHITESPACE_BYTES
 
@@ -66,7 +67,7 @@ class FormatError(ThumpflowError):
     """A batch file that cannot be read at all; the text names the file and where."""
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class UnreadableRecord(SourceRecord):
     """A record that could not be read; `problem` names what is wrong (never the data)."""
 
@@ -144,17 +145,55 @@ def _text_lines(stream: ByteStream, encoding: str, errors: str) -> io.TextIOWrap
     return io.TextIOWrapper(_RawReader(stream), encoding, errors, newline="")  # type: ignore[arg-type]
 
 
-def _decoded_lines(
-    stream: ByteStream, encoding: str, captured: list[str], bad: list[int]
-) -> Iterator[str]:
-    """Lines of text, each also appended to `captured`; a line with bytes invalid in the
-    encoding is kept (as surrogate escapes) and its number appended to `bad`."""
-    search = _SURROGATE.search
-    for number, line in enumerate(_text_lines(stream, encoding, "surrogateescape"), start=1):
-        if not line.isascii() and search(line):
-            bad.append(number)
-        captured.append(line)
-        yield line
+class _Lines:
+    """The decoded lines of a stream, a block at a time, for `csv.reader`; kept until passed.
+
+    Decoding uses `surrogateescape`, so bytes invalid in the encoding survive
+    as lone surrogates; each line holding one is noted in `bad` by number.
+    Blocks are kept from the one holding line `keep_from()` on (the first
+    line of the record being read), so `text` can give that record's
+    original lines, however many blocks it spans.
+    """
+
+    _HINT = 1 << 18  # characters per block read
+
+    def __init__(self, stream: ByteStream, encoding: str) -> None:
+        self._text = _text_lines(stream, encoding, "surrogateescape")
+        self._blocks: deque[tuple[int, list[str]]] = deque()
+        self._read = 0
+        self.bad: set[int] = set()
+
+    def blocks(self, keep_from: Callable[[], int]) -> Iterator[list[str]]:
+        """Each block of lines in turn (`itertools.chain.from_iterable` makes lines of them)."""
+        blocks = self._blocks
+        while block := self._text.readlines(self._HINT):
+            keep = keep_from()
+            while blocks and blocks[0][0] + len(blocks[0][1]) <= keep:
+                blocks.popleft()
+            first = self._read + 1
+            self._read += len(block)
+            blocks.append((first, block))
+            joined = "".join(block)
+            if not joined.isascii() and _SURROGATE.search(joined):
+                self.bad.update(
+                    number
+                    for number, line in enumerate(block, start=first)
+                    if _SURROGATE.search(line)
+                )
+            yield block
+
+    def any_bad(self, first: int, last: int) -> bool:
+        """Whether a line from `first` to `last` (inclusive) held bytes invalid in the encoding."""
+        return any(number in self.bad for number in range(first, last + 1))
+
+    def text(self, first: int, last: int) -> str:
+        """Lines `first` to `last` (inclusive) as read, joined."""
+        parts: list[str] = []
+        for start, block in self._blocks:
+            if start + len(block) <= first or start > last:
+                continue
+            parts.extend(block[max(first - start, 0) : last - start + 1])
+        return "".join(parts)
 
 
 def _header(reader: Any, name: str) -> list[str]:
@@ -183,16 +222,18 @@ def _header(reader: Any, name: str) -> list[str]:
 
 
 def read_csv(stream: ByteStream, name: str, options: CsvOptions) -> Iterator[SourceRecord]:
-    """Records of a CSV file with a header row; each `data` maps column to text."""
-    captured: list[str] = []
-    bad: list[int] = []
-    reader = csv.reader(
-        _decoded_lines(stream, options.encoding, captured, bad), **options.dialect()
-    )
+    """Records of a CSV file with a header row; each `data` maps column to text.
+
+    The file is decoded a block of lines at a time and parsed by `csv.reader`
+    over them (no Python step per line); a record's original lines are
+    looked up only when it cannot be read.
+    """
+    last = 0
+    lines = _Lines(stream, options.encoding)
+    reader = csv.reader(chain.from_iterable(lines.blocks(lambda: last + 1)), **options.dialect())
     header = _header(reader, name)
     width = len(header)
-    captured.clear()
-    bad.clear()
+    bad = lines.bad
     encoding = options.encoding
     last = reader.line_num
     while True:
@@ -200,35 +241,28 @@ def read_csv(stream: ByteStream, name: str, options: CsvOptions) -> Iterator[Sou
             for row in reader:
                 first = last + 1
                 last = reader.line_num
-                raw = captured[0] if len(captured) == 1 else "".join(captured)
-                captured.clear()
-                if bad:
-                    bad.clear()
+                if len(row) == width and not (bad and lines.any_bad(first, last)):
+                    yield SourceRecord(dict(zip(header, row, strict=False)), f"{name}:line {first}")
+                    continue
+                raw = lines.text(first, last).rstrip("\r\n")
+                if bad and lines.any_bad(first, last):
                     text = raw.encode(encoding, "surrogateescape").decode(encoding, "replace")
                     yield UnreadableRecord(
-                        {}, f"{name}:line {first}", text.rstrip("\r\n"), f"not valid {encoding}"
-                    )
-                elif len(row) == width:
-                    yield SourceRecord(
-                        dict(zip(header, row, strict=True)),
-                        f"{name}:line {first}",
-                        raw.rstrip("\r\n"),
+                        {}, f"{name}:line {first}", text, f"not valid {encoding}"
                     )
                 elif row:
                     yield UnreadableRecord(
                         {},
                         f"{name}:line {first}",
-                        raw.rstrip("\r\n"),
+                        raw,
                         f"{len(row)} fields, the header has {width}",
                     )
             return
         except csv.Error as exc:
             first = last + 1
             last = reader.line_num
-            raw = "".join(captured)
-            captured.clear()
-            bad.clear()
-            yield UnreadableRecord({}, f"{name}:line {first}", raw.rstrip("\r\n"), f"CSV: {exc}")
+            raw = lines.text(first, last).rstrip("\r\n")
+            yield UnreadableRecord({}, f"{name}:line {first}", raw, f"CSV: {exc}")
 
 
 def count_csv(stream: ByteStream, options: CsvOptions) -> int:
@@ -309,6 +343,10 @@ class CsvEncoder:
         get = data.get
         return self._row([_cell(get(column)) for column in self._columns])
 
+    def encode_item(self, item: BatchItem) -> bytes:
+        """`encode` of the item's record."""
+        return self.encode(item.data)
+
     def trailer(self, count: int) -> bytes:
         """Nothing: CSV has no trailer."""
         return b""
@@ -350,36 +388,17 @@ def count_ndjson(stream: ByteStream) -> int:
     return sum(1 for line in stream if not line.isspace())
 
 
-_JSON_TEXT: dict[type, Any] = {
-    date: date.isoformat,
-    datetime: datetime.isoformat,
-    Decimal: Decimal.__str__,
-}
-
-
-def _json_default(value: Any) -> Any:
-    text = _JSON_TEXT.get(value.__class__)  # the common types, without the chain below
-    if text is not None:
-        return text(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"a {type(value).__name__} cannot be written as JSON")
-
-
 class NdjsonEncoder:
-    """Encodes records as compact UTF-8 JSON lines; dates become ISO 8601 text.
+    """Encodes each record as its canonical JSON on a line of its own.
 
-    A value JSON cannot represent raises TypeError naming its type.
+    A line is `thumpflow.core.records.canonical_json` of the record (keys
+    sorted, compact, UTF-8; dates ISO 8601 text, decimals as text), so the
+    SHA-256 of a line without its LF is the record's content hash; an item
+    that carries its canonical JSON is not encoded again. A value JSON cannot
+    represent raises TypeError naming its type.
     """
 
-    __slots__ = ("_encode",)
-
-    def __init__(self) -> None:
-        self._encode = json.JSONEncoder(
-            ensure_ascii=False, separators=(",", ":"), default=_json_default
-        ).encode
+    __slots__ = ()
 
     def header(self) -> bytes:
         """Nothing: NDJSON has no header."""
@@ -387,28 +406,12 @@ class NdjsonEncoder:
 
     def encode(self, data: Mapping[str, Any]) -> bytes:
         """One record as a JSON line."""
-        # The object assembled here from each key's and value's JSON is the encoder's own
-        # text; it only saves the encoder's call back for dates and decimals. Keys that are
-        # not text, and values JSON cannot hold, go to the encoder (which words the error).
-        value = self._value
-        try:
-            text = ",".join(
-                [
-                    _json_text(k) + ":" + (_json_text(v) if v.__class__ is str else value(v))
-                    for k, v in data.items()
-                ]
-            )
-        except TypeError:
-            return (self._encode(data) + "\n").encode("utf-8")
-        return ("{" + text + "}\n").encode("utf-8")
+        return canonical_json(data) + b"\n"
 
-    def _value(self, value: Any) -> str:
-        if value is None:
-            return "null"
-        text = _JSON_TEXT.get(value.__class__)
-        if text is not None:
-            return _json_text(text(value))
-        return self._encode(value)
+    def encode_item(self, item: BatchItem) -> bytes:
+        """An item's record as a JSON line (its canonical JSON when it carries it)."""
+        canonical = item.canonical
+        return canonical + b"\n" if canonical is not None else canonical_json(item.data) + b"\n"
 
     def trailer(self, count: int) -> bytes:
         """Nothing: NDJSON has no trailer."""
@@ -501,6 +504,10 @@ class Hl7BatchEncoder:
             raise ValueError("an HL7 v2 batch record needs its `message` text")
         segments = [s for s in message.replace("\r\n", "\r").replace("\n", "\r").split("\r") if s]
         return ("\r".join(segments) + "\r").encode("utf-8")
+
+    def encode_item(self, item: BatchItem) -> bytes:
+        """`encode` of the item's record."""
+        return self.encode(item.data)
 
     def trailer(self, count: int) -> bytes:
         """BTS (messages in the batch) and FTS (batches in the file)."""

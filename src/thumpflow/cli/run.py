@@ -12,6 +12,7 @@ from thumpflow.config import load_config
 from thumpflow.config.lint import lint
 from thumpflow.config.model import Config
 from thumpflow.runtime.engine import Engine, load_record_transform, load_transform
+from thumpflow.runtime.heap import freeze_startup_heap
 
 
 def check(path: str, *, strict: bool = False) -> int:
@@ -76,6 +77,7 @@ async def _serve(config: Config) -> None:
             config.api.host,
             server.port,
         )
+    freeze_startup_heap()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -289,12 +289,13 @@ def refusal_reasons(
     ]
 
 
-async def stream(records: Generator[SourceRecord, None, None]) -> AsyncIterator[SourceRecord]:
-    """`records`, read in chunks on a worker thread; the generator is closed when done."""
+async def stream(
+    records: Generator[SourceRecord, None, None],
+) -> AsyncIterator[list[SourceRecord]]:
+    """`records` in chunks, each read on a worker thread; the generator is closed when done."""
     try:
         while chunk := await asyncio.to_thread(_take, records):
-            for record in chunk:
-                yield record
+            yield chunk
     finally:
         records.close()
 
@@ -335,16 +336,17 @@ class KeyLog:
 
     A record whose key was already appended with the same bytes is skipped;
     with different bytes it is appended and the earlier record is marked
-    superseded. Keys are kept as 16-byte BLAKE2b digests mapped to their
-    record's ordinal, plus 8 bytes per record for its offset (about 130 bytes
-    per distinct key). An earlier record's bytes are re-read, through `read`,
-    only when its key comes again.
+    superseded. Keys of up to 32 characters are kept as they are, longer
+    ones as 16-byte BLAKE2b digests (text never equals bytes, so the two
+    cannot be confused), mapped to their record's ordinal, plus 8 bytes per
+    record for its offset (about 150 bytes per distinct key). An earlier
+    record's bytes are re-read, through `read`, only when its key comes again.
     """
 
     def __init__(self, start: int) -> None:
         """A log of records written from byte `start` of the file on."""
         self.start = start
-        self.keys: dict[bytes, int] = {}
+        self.keys: dict[str | bytes, int] = {}
         self.starts: array[int] = array("Q")
         self.superseded: set[int] = set()
         self.end = start
@@ -357,7 +359,7 @@ class KeyLog:
         `end` advances past the records returned; the caller must write them
         in order, there, before the next `append`.
         """
-        encode = encoder.encode
+        encode = encoder.encode_item
         keys = self.keys
         starts = self.starts
         blake = hashlib.blake2b
@@ -366,8 +368,11 @@ class KeyLog:
         end = self.end
         skipped = 0
         for item in items:
-            line = encode(item.data)
-            digest = blake(item.business_key.encode(), digest_size=16).digest()
+            line = encode(item)
+            key = item.business_key
+            digest: str | bytes = (
+                key if len(key) <= 32 else blake(key.encode(), digest_size=16).digest()
+            )
             earlier = keys.get(digest)
             if earlier is not None:
                 if earlier >= first_pending:

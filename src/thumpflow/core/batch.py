@@ -28,23 +28,37 @@ class Window:
     end: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class SourceRecord:
-    """One record as read: its fields, where it came from, and its original text."""
+    """One record as read: its fields, where it came from, and its original text.
+
+    Never changed once made (not frozen only because a frozen dataclass costs
+    several times as much to create, and a run creates one per row).
+
+    `raw` is kept for a record that has no fields (unreadable: wrong field
+    count, bad bytes, broken quoting), so its reject holds the text as it was;
+    a record with fields is kept in a reject as its fields.
+    """
 
     data: Mapping[str, Any]
     origin: str
     raw: str = ""
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class BatchItem:
     """A valid, transformed record ready to load, identified by its business key.
+
+    Never changed once made (not frozen for the cost of creating one per row,
+    as `SourceRecord`).
 
     `source` is the record's fields as read, before validation and transform
     (kept in a reject should a destination refuse the item), when known;
     `version` its entity version (the job's `version_field`, as
     `thumpflow.core.records.version_number` gives it), when the job has one.
+    `canonical` is `thumpflow.core.records.canonical_json(data)`, the bytes
+    whose SHA-256 is `content_hash`, when the runner made it while validating
+    (None otherwise), so destinations need not encode the record again.
     """
 
     business_key: str
@@ -53,6 +67,7 @@ class BatchItem:
     origin: str
     source: Mapping[str, Any] | None = None
     version: int | None = None
+    canonical: bytes | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -151,7 +151,7 @@ def _canonical(value: Any) -> Any:
         return value.hex()
     if isinstance(value, set | frozenset | tuple):
         return list(value)
-    raise TypeError(f"cannot hash a value of type {type(value).__name__}")
+    raise TypeError(f"a value of type {type(value).__name__} has no canonical JSON form")
 
 
 _CANONICAL = json.JSONEncoder(

@@ -75,8 +75,10 @@ class MemorySource:
     """A `BatchSource` over records given in advance.
 
     `refuse` makes `read` raise `BatchSourceError` with that reason before
-    yielding anything. `next_watermark` is the given one. `gate`, if given, is
-    awaited before each record (to hold a run midway in a test).
+    yielding anything. `next_watermark` is the given one. Records come in
+    chunks of `chunk` records; `gate`, if given, is awaited before each
+    record, and each record is then a chunk of its own (to hold a run midway
+    in a test).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class MemorySource:
         manifests: Sequence[Manifest] = (),
         refuse: str | None = None,
         gate: asyncio.Event | None = None,
+        chunk: int = 1000,
     ) -> None:
         self.source_id = source_id
         self.records = [
@@ -100,18 +103,20 @@ class MemorySource:
         self._manifests = list(manifests)
         self._refuse = refuse
         self._gate = gate
+        self._chunk = 1 if gate is not None else max(1, chunk)
         self.windows: list[Window] = []
         self.committed = False
         self.failed: str | None = None
 
-    async def read(self, window: Window) -> AsyncIterator[SourceRecord]:
+    async def read(self, window: Window) -> AsyncIterator[list[SourceRecord]]:
         self.windows.append(window)
         if self._refuse is not None:
             raise BatchSourceError(self._refuse)
-        for record in self.records:
+        size = self._chunk
+        for start in range(0, len(self.records), size):
             if self._gate is not None:
                 await self._gate.wait()
-            yield record
+            yield self.records[start : start + size]
 
     def manifests(self) -> list[Manifest]:
         return list(self._manifests)

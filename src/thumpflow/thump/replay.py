@@ -53,9 +53,9 @@ class _RecordsSource:
         self.source_id = source_id
         self._records = list(records)
 
-    async def read(self, window: Window) -> AsyncIterator[SourceRecord]:
-        for record in self._records:
-            yield record
+    async def read(self, window: Window) -> AsyncIterator[list[SourceRecord]]:
+        if self._records:
+            yield self._records
 
     def manifests(self) -> list[Manifest]:
         return []

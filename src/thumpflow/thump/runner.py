@@ -46,6 +46,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from hashlib import sha256
 from typing import Any
 
 from thumpflow.batch.formats import UnreadableRecord
@@ -168,8 +169,9 @@ class JobRunner:
         self._clock = clock
         self._connect = connect
         self._transform = transform
-        self._validator = RecordValidator.for_job(job)
+        self._validator = validator = RecordValidator.for_job(job)
         self._hash = content_hasher([spec.name for spec in job.schema_])
+        self._prepare = validator.prepare if transform is None else None
 
     async def run(
         self,
@@ -213,9 +215,11 @@ class JobRunner:
             for destination in connectors.destinations:
                 await destination.begin(job.id, state.run_id, state.window)
             take, destinations = self._take, connectors.destinations
-            async for record in connectors.source.read(state.window):
-                if take(state, record):
+            async for chunk in connectors.source.read(state.window):
+                position = 0
+                while (position := take(state, chunk, position)) < len(chunk):
                     await self._drain(state, destinations)
+                await self._drain(state, destinations)
             written = await self._complete(state, connectors.destinations)
             await connectors.source.commit()
         except asyncio.CancelledError:
@@ -256,23 +260,45 @@ class JobRunner:
             await self._alert(state.run_id, "the run read zero records; the job expects some")
         return RunOutcome(state.run_id, status, counts, None, tuple(written))
 
-    def _take(self, state: _Run, record: SourceRecord) -> bool:
-        """Validate, key and hash one record; True when a batch or the rejects are full."""
-        counts = state.counts
-        counts.read += 1
-        if isinstance(record, UnreadableRecord):
-            self._reject(state, record, [Failure("unreadable", record.problem)])
-        else:
-            result = self._validator.validate(record.data)
-            if isinstance(result, list):
-                self._reject(state, record, result)
-            else:
-                counts.valid += 1
-                item = self._item(state, record, result)
-                if item is not None:
-                    state.items.append(item)
+    def _take(self, state: _Run, chunk: Sequence[SourceRecord], start: int) -> int:
+        """Validate, key and hash the records of `chunk` from `start` on, until a batch or
+        the rejects are full; the position after the last record taken."""
+        counts, items, rejects = state.counts, state.items, state.rejects
         size = self.job.batch_size
-        return len(state.items) >= size or len(state.rejects) >= size
+        prepare, keys = self._prepare, self.job.business_key
+        version_field = self.job.version_field
+        position = start
+        end = len(chunk)
+        while position < end and len(items) < size and len(rejects) < size:
+            record = chunk[position]
+            position += 1
+            counts.read += 1
+            if isinstance(record, UnreadableRecord):
+                self._reject(state, record, [Failure("unreadable", record.problem)])
+            elif prepare is not None and (prepared := prepare(record.data)) is not None:
+                typed, canonical = prepared
+                counts.valid += 1
+                items.append(
+                    BatchItem(
+                        business_key(typed, keys),
+                        typed,
+                        sha256(canonical).hexdigest(),
+                        record.origin,
+                        record.data,
+                        None if version_field is None else version_number(typed.get(version_field)),
+                        canonical,
+                    )
+                )
+            else:
+                result = self._validator.validate(record.data)
+                if isinstance(result, list):
+                    self._reject(state, record, result)
+                else:
+                    counts.valid += 1
+                    item = self._item(state, record, result)
+                    if item is not None:
+                        items.append(item)
+        return position
 
     async def _drain(self, state: _Run, destinations: Sequence[BatchDestination]) -> None:
         """Write the batch gathered when it is full, and keep the rejects when they are."""

@@ -27,6 +27,17 @@ detailed path accepts and builds the same typed values with the same
 converters' logic (the same regular expressions, `strip`, `fromisoformat`,
 `Decimal`), so the answer never depends on which path gave it
 (`tests/thump/test_validate_compiled.py` checks both on the same inputs).
+
+`RecordValidator.prepare(record)` is the fast path once more, generated to
+also write the record's canonical JSON while each value is at hand
+(`thumpflow.core.records.canonical_json` of the typed record: the bytes
+its content hash is taken of, and what the NDJSON and SQLite destinations
+write). A date's text is its own ISO form, a date-time's is when it has the
+form `isoformat` writes, so neither is formatted again. It answers None
+whenever `validate` would not take the fast path, and also for a record
+with undeclared fields kept (`unknown_fields: keep`) or an integer outside
+SQLite's 64 bits: the caller then validates and encodes the usual way. The
+tests compare its JSON with `canonical_json` on generated records.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 from thumpflow.config.jobs import FieldSpec, Job, RuleSpec
@@ -161,6 +173,7 @@ class RecordValidator:
         self._rules = tuple(_rule_checker(rule) for rule in rules)
         self._unknown = unknown_fields
         self._fast = _generate(fields, forced, unknown_fields)
+        self._prepare = _generate(fields, forced, unknown_fields, render=True)
 
     @classmethod
     def for_job(cls, job: Job) -> RecordValidator:
@@ -171,13 +184,28 @@ class RecordValidator:
 
     def validate(self, data: Mapping[str, Any]) -> dict[str, Any] | list[Failure]:
         """The typed record, or every failure of this record (never both, never raises)."""
-        typed = self._fast(data)
+        typed: dict[str, Any] | None = self._fast(data)
         if typed is None:
             return self.validate_detailed(data)
         for rule in self._rules:
             if rule(typed) is not None:
                 return self.validate_detailed(data)
         return typed
+
+    def prepare(self, data: Mapping[str, Any]) -> Prepared | None:
+        """The typed record with its canonical JSON, when the fast path is sure of the record.
+
+        None means "validate instead" (see the module docstring); a record it
+        answers is one `validate` accepts, as the same typed record.
+        """
+        prepared: Prepared | None = self._prepare(data)
+        if prepared is None:
+            return None
+        typed = prepared[0]
+        for rule in self._rules:
+            if rule(typed) is not None:
+                return None
+        return prepared
 
     def validate_detailed(self, data: Mapping[str, Any]) -> dict[str, Any] | list[Failure]:
         """`validate` without the fast path: every check with its failure (for failures, tests)."""
@@ -226,13 +254,23 @@ class RecordValidator:
 
 # ---------------------------------------------------------------- the fast path
 
-_INLINED = frozenset({"string", "code", "date", "datetime", "decimal", "integer"})
+Prepared = tuple[dict[str, Any], bytes]
+"""A prepared record: (typed record, its canonical JSON)."""
+
+# A date-time text `datetime.isoformat` gives back unchanged: seconds, no fraction, `T`, and
+# an offset with a colon other than -00:00 (which it writes as +00:00), or none.
+_ISOFORMAT_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[+-](?!00:00)\d{2}:\d{2}|\+00:00)?"
+)
 
 
 def _generate(
-    fields: Sequence[FieldSpec], forced: set[str], unknown: str
-) -> Callable[[Mapping[str, Any]], dict[str, Any] | None]:
-    """The fast path of a schema (see the module docstring): typed record or None."""
+    fields: Sequence[FieldSpec], forced: set[str], unknown: str, *, render: bool = False
+) -> Callable[[Mapping[str, Any]], Any]:
+    """The fast path of a schema (see the module docstring): typed record or None.
+
+    With `render`, a `Prepared` or None (also for undeclared fields kept).
+    """
     namespace: dict[str, Any] = {
         "_DATE": records.DATE_TEXT.match,
         "_DATETIME": records.DATETIME_TEXT.match,
@@ -243,6 +281,8 @@ def _generate(
         "Decimal": Decimal,
         "_str": str,
         "_DECLARED": frozenset(spec.name for spec in fields),
+        "_ISOFORMAT": _ISOFORMAT_DATETIME.fullmatch,
+        "_js": encode_basestring,
     }
     # `absent` counts declared names not in `data` (only a None from `get` can be one), so
     # `len(data) != len(fields) - absent` says, without a set, that undeclared names came.
@@ -290,8 +330,25 @@ def _generate(
             convert = _fast_convert(spec.type, target, namespace, n)
             body += ["    " + line for line in convert]
         body += _fast_constraints(spec, target, namespace, n)
+        if render:
+            body += _render(spec.type, n)
         lines += ["        " + line for line in body]
     lines.append("        typed = {" + ", ".join(out) + "}")
+    if render:
+        if unknown != "drop":
+            lines += [f"        if len(data) != {len(fields)} - absent:", "            return None"]
+        ordered = sorted(range(len(fields)), key=lambda n: fields[n].name)
+        parts = []
+        for position, n in enumerate(ordered):
+            opening = "{" if position == 0 else ","
+            parts += [repr(opening + encode_basestring(fields[n].name) + ":"), f"j{n}"]
+        lines += [
+            "        text = ''.join((" + ", ".join(parts) + ", '}'))",
+            "        return typed, text.encode('utf-8')",
+            "    except Exception:",
+            "        return None",
+        ]
+        return _compiled(lines, namespace, "prepare")
     if unknown != "drop":
         lines += [
             f"        if len(data) != {len(fields)} - absent:",
@@ -305,10 +362,42 @@ def _generate(
                 "                    typed[k] = v",
             ]
     lines += ["        return typed", "    except Exception:", "        return None"]
-    code = compile("\n".join(lines) + "\n", "<thumpflow.thump.validate: fast>", "exec")
+    return _compiled(lines, namespace, "fast")
+
+
+def _compiled(
+    lines: list[str], namespace: dict[str, Any], name: str
+) -> Callable[[Mapping[str, Any]], Any]:
+    lines[0] = f"def {name}(data):"
+    code = compile("\n".join(lines) + "\n", f"<thumpflow.thump.validate: {name}>", "exec")
     exec(code, namespace)
-    fast: Callable[[Mapping[str, Any]], dict[str, Any] | None] = namespace["fast"]
-    return fast
+    function: Callable[[Mapping[str, Any]], Any] = namespace[name]
+    return function
+
+
+def _render(kind: str, n: int) -> list[str]:
+    """Lines setting `j{n}`, the canonical JSON of the typed value `f{n}`.
+
+    After a conversion `s` still holds the text converted: a date's is its
+    ISO form, a date-time's (after `Z` became `+00:00`) is when it matches
+    `_ISOFORMAT`. Dates, date-times and decimals need no JSON escaping.
+    """
+    target = f"f{n}"
+    value = {
+        "string": f"_js({target})",
+        "code": f"_js({target})",
+        "date": "'\"' + s + '\"'",
+        "datetime": f"'\"' + (s if _ISOFORMAT(s) is not None else {target}.isoformat()) + '\"'",
+        "decimal": f"'\"' + _str({target}) + '\"'",
+        "integer": f"_str({target})",
+        "boolean": f"'true' if {target} else 'false'",
+    }[kind]
+    lines = [f"j{n} = 'null' if {target} is None else {value}"]
+    if kind == "integer":
+        # SQLite holds 64-bit integers; a larger one is bound (and refused) the usual way.
+        lines.insert(0, f"if {target} is not None and not {-(2**63)} <= {target} < {2**63}:")
+        lines.insert(1, "    return None")
+    return lines
 
 
 def _fast_convert(kind: str, target: str, namespace: dict[str, Any], n: int) -> list[str]:

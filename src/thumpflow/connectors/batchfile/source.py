@@ -88,8 +88,8 @@ class FileDropSource:
         self._watermark: str | None = None
         self._moved: dict[Path, Path] = {}
 
-    async def read(self, window: Window) -> AsyncIterator[SourceRecord]:
-        """Records of every file present, after all of them passed their checks."""
+    async def read(self, window: Window) -> AsyncIterator[list[SourceRecord]]:
+        """Records of every file present (in chunks), after all of them passed their checks."""
         self._taken = []
         self._refused = {}
         self._moved = {}
@@ -101,8 +101,8 @@ class FileDropSource:
         self._taken = taken
         self._watermark = latest_watermark(window.start, [(c.manifest, c.mtime) for c in taken])
         for candidate in taken:
-            async for record in stream(self._records(candidate.path)):
-                yield record
+            async for chunk in stream(self._records(candidate.path)):
+                yield chunk
 
     def manifests(self) -> list[Manifest]:
         return [c.manifest for c in self._taken if c.manifest is not None]

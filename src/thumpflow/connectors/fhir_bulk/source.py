@@ -153,8 +153,8 @@ class FhirBulkSource:
         self._manifests: list[Manifest] = []
         self._issues: list[ExportIssue] = []
 
-    def read(self, window: Window) -> AsyncIterator[SourceRecord]:
-        """Run one export of `window` and yield its resources; see the module docstring."""
+    def read(self, window: Window) -> AsyncIterator[list[SourceRecord]]:
+        """Run one export of `window`; yield its resources in chunks (see the module docstring)."""
         return self._read(window)
 
     def manifests(self) -> list[Manifest]:
@@ -186,7 +186,7 @@ class FhirBulkSource:
             timeout=self._timeout,
         )
 
-    async def _read(self, window: Window) -> AsyncIterator[SourceRecord]:
+    async def _read(self, window: Window) -> AsyncIterator[list[SourceRecord]]:
         self._status_url = None
         self._watermark = None
         self._manifests = []
@@ -205,8 +205,8 @@ class FhirBulkSource:
                 manifest = await self._poll(session, self._status_url, deadline)
                 outputs = await self._fetch(session, manifest, spool, since, deadline)
             for spooled in outputs:
-                async for record in self._records(spooled):
-                    yield record
+                async for chunk in self._records(spooled):
+                    yield chunk
         finally:
             await asyncio.to_thread(shutil.rmtree, spool, True)
 
@@ -361,11 +361,12 @@ class FhirBulkSource:
         finally:
             await asyncio.to_thread(fh.close)
 
-    async def _records(self, spooled: _Spooled) -> AsyncIterator[SourceRecord]:
+    async def _records(self, spooled: _Spooled) -> AsyncIterator[list[SourceRecord]]:
         fh = await asyncio.to_thread(spooled.path.open, "rb")
         try:
             number = 0
             while lines := await asyncio.to_thread(_next_lines, fh):
+                chunk: list[SourceRecord] = []
                 for line in lines:
                     number += 1
                     text = line.decode("utf-8", errors="replace").rstrip("\r\n")
@@ -380,7 +381,9 @@ class FhirBulkSource:
                         self.error_count += 1
                         self._keep(ExportIssue(origin, "error", "structure", "not a JSON object"))
                         continue
-                    yield SourceRecord(data=data, origin=origin, raw=text)
+                    chunk.append(SourceRecord(data=data, origin=origin, raw=text))
+                if chunk:
+                    yield chunk
         finally:
             await asyncio.to_thread(fh.close)
 

@@ -102,8 +102,8 @@ class SftpDropSource:
         self._watermark: str | None = None
         self._moved: dict[str, str] = {}
 
-    async def read(self, window: Window) -> AsyncIterator[SourceRecord]:
-        """Records of every remote file present, after all of them passed their checks."""
+    async def read(self, window: Window) -> AsyncIterator[list[SourceRecord]]:
+        """Records of every remote file present (in chunks), after all passed their checks."""
         await self._clear_staging()
         self._taken = []
         self._refused = {}
@@ -124,8 +124,8 @@ class SftpDropSource:
             self._watermark = latest_watermark(window.start, [(c.manifest, c.mtime) for c in taken])
             for candidate in taken:
                 assert candidate.staged is not None
-                async for record in stream(self._records(candidate.staged, candidate.name)):
-                    yield record
+                async for chunk in stream(self._records(candidate.staged, candidate.name)):
+                    yield chunk
         finally:
             await self._clear_staging()
 

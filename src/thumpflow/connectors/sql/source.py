@@ -60,23 +60,28 @@ class SqlSource:
         self._start: str | None = None
         self._greatest: Any = None
 
-    async def read(self, window: Window) -> AsyncIterator[SourceRecord]:
-        """Yield the rows of `window`, binding its start and end to the query."""
+    async def read(self, window: Window) -> AsyncIterator[list[SourceRecord]]:
+        """Yield the rows of `window` as fetched, binding its start and end to the query."""
         self._start = window.start
         self._greatest = None
         column = self.spec.watermark_column
         params = {"window_start": window.start, "window_end": window.end}
         number = 0
         async for rows in self._batches(params):
+            chunk: list[SourceRecord] = []
             for row in rows:
                 number += 1
                 if column is not None:
                     self._track(row, column)
-                yield SourceRecord(
-                    data=row,
-                    origin=f"query row {number}",
-                    raw=json.dumps(row, default=str, ensure_ascii=False),
+                chunk.append(
+                    SourceRecord(
+                        data=row,
+                        origin=f"query row {number}",
+                        raw=json.dumps(row, default=str, ensure_ascii=False),
+                    )
                 )
+            if chunk:
+                yield chunk
 
     def _track(self, row: dict[str, Any], column: str) -> None:
         try:
