@@ -9,9 +9,10 @@ the file drop source (manifest count and SHA-256 checked before reading), every 
 validated by the job's schema (`thumpflow.thump.validate`: dates, datetimes, a decimal, a
 code, required fields), business key and content hash (`thumpflow.core.records`), then
 written in batches of `batch_size` to each destination of `--legs`: `ndjson` (the batch file
-destination: NDJSON, atomic rename, manifest) and `sqlite` (the SQL upsert destination:
-`executemany` of `INSERT ... ON CONFLICT DO UPDATE ... WHERE changed` in one transaction per
-batch, into a fresh SQLite file in WAL mode). `--profile FILE` writes a cProfile of the run.
+destination: NDJSON, atomic rename, manifest) and `sqlite` (the SQL upsert destination: one
+`INSERT ... SELECT ... FROM json_each(?) ... ON CONFLICT DO UPDATE ... WHERE changed` per
+batch, into a fresh SQLite file in WAL mode). The start-up heap is frozen first, as
+`thumpflow run` does. `--profile FILE` writes a cProfile of the run (main thread only).
 """
 
 from __future__ import annotations

@@ -156,8 +156,10 @@ class BatchFileFields(BaseModel):
         "the same window replaces the file instead of adding one."
     )
     format: Literal["csv", "ndjson", "hl7_batch"] = Field(
-        description="`csv` (header row, then `columns`), `ndjson` (one JSON object per line), "
-        "or `hl7_batch` (each record's `message` text inside FHS/BHS..BTS/FTS with counts)."
+        description="`csv` (header row, then `columns`), `ndjson` (one JSON object per line: "
+        "the record's canonical JSON, keys sorted, so a line's SHA-256 is the record's content "
+        "hash), or `hl7_batch` (each record's `message` text inside FHS/BHS..BTS/FTS with "
+        "counts)."
     )
     csv: CsvSpec = Field(default_factory=CsvSpec, description="CSV dialect (format `csv`).")
     columns: list[str] | None = Field(
