@@ -398,8 +398,8 @@ class BatchSource(Protocol):
     """Where a run reads from. Lifecycle per run: `read`, then `commit` or `fail`.
 
     `read` yields the records of the window in source order, in chunks (a
-    list of records at a time, each chunk non-empty, so a run pays the
-    asynchronous hand-over per chunk, not per record); it raises
+    list of records at a time, so a run pays the asynchronous hand-over per
+    chunk, not per record); it raises
     `BatchSourceError` (core.errors) before yielding anything when the input
     must not be imported at all (missing, partial, late, or checksum-failing
     file), naming what is wrong. `manifests` are those it checked.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from abc import ABC, abstractmethod
 from typing import Any
 
 from aiohttp import web
@@ -93,7 +94,7 @@ class Listener:
         await server.wait_closed()
 
 
-class Served:
+class Served(ABC):
     """What a test server serving through `self._listening` shares with the others.
 
     The owner implements `set_faults(**changes)` (TypeError or ValueError on a
@@ -115,11 +116,11 @@ class Served:
         """Refuse connections (stop listening, drop open ones) for `seconds`, then listen again."""
         await self._listening.go_down(seconds)
 
-    def set_faults(self, **changes: Any) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def set_faults(self, **changes: Any) -> None: ...
 
-    def _fault_state(self) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _fault_state(self) -> dict[str, Any]: ...
 
     async def _admin_faults(self, request: web.Request) -> web.Response:
         """`POST /_admin/faults`: change faults; `down_seconds` goes down after the response."""
