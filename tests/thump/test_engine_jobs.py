@@ -6,10 +6,14 @@ import asyncio
 from pathlib import Path
 
 from tests.api_support import api_client
+from thumpflow.batch import CsvOptions
+from thumpflow.batch.parts import plan_csv
 from thumpflow.config import parse_config
 from thumpflow.core.batch import RunStatus
 from thumpflow.runtime.engine import Engine
+from thumpflow.thump.parallel import PART_BYTES
 
+from .census import finished
 from .support import config_text, csv_rows, drop, now_clock
 
 
@@ -47,3 +51,26 @@ def test_engine_runs_a_job_started_through_the_control_api(tmp_path: Path) -> No
             await engine.stop()
 
     asyncio.run(main())
+
+
+def test_engine_reads_a_job_s_large_csv_in_its_read_processes(tmp_path: Path) -> None:
+    config = parse_config(config_text(tmp_path, extra_job="    read_processes: 2\n"))
+    drop(tmp_path, "census-1.csv", csv_rows(45_000))  # about 3 MB: three parts of 1 MiB
+    assert plan_csv(tmp_path / "drop" / "census-1.csv", CsvOptions(), PART_BYTES) is not None
+
+    async def main() -> None:
+        engine = Engine(config, clock=now_clock())
+        await engine.start()
+        try:
+            run_id = await engine.start_run("census")
+            assert run_id is not None
+            record = await asyncio.wait_for(finished(engine, run_id), 60)
+            assert record.status is RunStatus.SUCCEEDED
+            assert record.counts.read == record.counts.written == 45_000
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
+    lines = (tmp_path / "out").glob("census-*.ndjson")
+    (written,) = list(lines)
+    assert sum(1 for _ in written.open("rb")) == 45_000

@@ -157,10 +157,11 @@ class _Lines:
 
     _HINT = 1 << 18  # characters per block read
 
-    def __init__(self, stream: ByteStream, encoding: str) -> None:
+    def __init__(self, stream: ByteStream, encoding: str, base: int = 0) -> None:
+        """Lines of `stream`, numbered from `base + 1`."""
         self._text = _text_lines(stream, encoding, "surrogateescape")
         self._blocks: deque[tuple[int, list[str]]] = deque()
-        self._read = 0
+        self._read = base
         self.bad: set[int] = set()
 
     def blocks(self, keep_from: Callable[[], int]) -> Iterator[list[str]]:
@@ -196,6 +197,12 @@ class _Lines:
         return "".join(parts)
 
 
+def csv_header(stream: ByteStream, name: str, options: CsvOptions) -> tuple[list[str], int]:
+    """(the header row, the number of lines it and any blank lines before it take)."""
+    reader = csv.reader(_text_lines(stream, options.encoding, "replace"), **options.dialect())
+    return _header(reader, name), reader.line_num
+
+
 def _header(reader: Any, name: str) -> list[str]:
     """The header row: first non-blank row; BOM removed; names unique and non-empty."""
     try:
@@ -228,19 +235,70 @@ def read_csv(stream: ByteStream, name: str, options: CsvOptions) -> Iterator[Sou
     over them (no Python step per line); a record's original lines are
     looked up only when it cannot be read.
     """
-    last = 0
-    lines = _Lines(stream, options.encoding)
+    return _csv_records(_Lines(stream, options.encoding), name, options, None)
+
+
+@dataclass(slots=True)
+class CsvStop:
+    """Where a reading of part of a CSV file stopped: the line the next record starts on
+    (None: the end of the data)."""
+
+    line: int | None = None
+
+
+def read_csv_lines(
+    stream: ByteStream,
+    name: str,
+    options: CsvOptions,
+    header: Sequence[str],
+    *,
+    first_line: int,
+    stop_line: int | None,
+    stop: CsvStop,
+) -> Iterator[SourceRecord]:
+    """The records `read_csv` yields from line `first_line` (where `stream` starts, at a record
+    boundary) up to, not including, the first record starting on `stop_line` or later.
+
+    `stop.line` is then set to the line that record starts on (None at the
+    end of the data): the reading matched a whole-file reading exactly when
+    it is `stop_line`. The header is given, not read.
+    """
+    base = first_line - 1
+    lines = _Lines(stream, options.encoding, base)
+    return _csv_records(
+        lines, name, options, list(header), base=base, stop_line=stop_line, stop=stop
+    )
+
+
+def _csv_records(
+    lines: _Lines,
+    name: str,
+    options: CsvOptions,
+    header: list[str] | None,
+    *,
+    base: int = 0,
+    stop_line: int | None = None,
+    stop: CsvStop | None = None,
+) -> Iterator[SourceRecord]:
+    """The records of `lines` (`base`: the number of the line before the first one);
+    the header is read first when not given."""
+    last = base
     reader = csv.reader(chain.from_iterable(lines.blocks(lambda: last + 1)), **options.dialect())
-    header = _header(reader, name)
+    if header is None:
+        header = _header(reader, name)
+        last = reader.line_num
     width = len(header)
     bad = lines.bad
     encoding = options.encoding
-    last = reader.line_num
     while True:
         try:
             for row in reader:
                 first = last + 1
-                last = reader.line_num
+                last = base + reader.line_num
+                if stop_line is not None and first >= stop_line:
+                    if stop is not None:
+                        stop.line = first
+                    return
                 if len(row) == width and not (bad and lines.any_bad(first, last)):
                     yield SourceRecord(dict(zip(header, row, strict=False)), f"{name}:line {first}")
                     continue
@@ -260,7 +318,11 @@ def read_csv(stream: ByteStream, name: str, options: CsvOptions) -> Iterator[Sou
             return
         except csv.Error as exc:
             first = last + 1
-            last = reader.line_num
+            last = base + reader.line_num
+            if stop_line is not None and first >= stop_line:
+                if stop is not None:
+                    stop.line = first
+                return
             raw = lines.text(first, last).rstrip("\r\n")
             yield UnreadableRecord({}, f"{name}:line {first}", raw, f"CSV: {exc}")
 
@@ -273,14 +335,39 @@ def count_csv(stream: ByteStream, options: CsvOptions) -> int:
     """
     reader = csv.reader(_text_lines(stream, options.encoding, "replace"), **options.dialect())
     _header(reader, "CSV file")
+    return _count_rows(reader, 0, None, CsvStop())
+
+
+def count_csv_lines(
+    stream: ByteStream, options: CsvOptions, first_line: int, stop_line: int | None, stop: CsvStop
+) -> int:
+    """What `read_csv_lines` would yield, counted (`count_csv` of part of a file)."""
+    base = first_line - 1
+    reader = csv.reader(_text_lines(stream, options.encoding, "replace"), **options.dialect())
+    return _count_rows(reader, base, stop_line, stop)
+
+
+def _count_rows(reader: Any, base: int, stop_line: int | None, stop: CsvStop) -> int:
+    """Rows of `reader` counted as `_csv_records` yields them (blank ones not)."""
     count = 0
+    last = base + reader.line_num
     while True:
         try:
             for row in reader:
+                first = last + 1
+                last = base + reader.line_num
+                if stop_line is not None and first >= stop_line:
+                    stop.line = first
+                    return count
                 if row:
                     count += 1
             return count
         except csv.Error:
+            first = last + 1
+            last = base + reader.line_num
+            if stop_line is not None and first >= stop_line:
+                stop.line = first
+                return count
             count += 1
 
 

@@ -331,6 +331,16 @@ class Job(_Model):
     batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="Records per write to a destination."
     )
+    read_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Worker processes that read, validate, key and hash a `file_drop` source's "
+        "CSV files beside the engine (which then only writes), for large files; 0: the engine "
+        "does it all. Records, counts, rejects and origins are the same either way; a record a "
+        "destination refuses is kept as its canonical JSON rather than as read. For a `load` "
+        "job without a `transform` reading CSV from `file_drop`.",
+    )
 
     @model_validator(mode="after")
     def _fields_declared(self) -> Self:
@@ -366,6 +376,16 @@ class Job(_Model):
         ids = [destination.id for destination in self.destinations]
         if len(set(ids)) != len(ids):
             raise ValueError("destination ids of a job must differ")
+        if self.read_processes and (
+            self.kind != "load"
+            or self.transform is not None
+            or not isinstance(self.source, FileDropSourceSpec)
+            or self.source.format != "csv"
+        ):
+            raise ValueError(
+                "`read_processes` is for a `load` job without a `transform` whose source is a "
+                "`file_drop` of `format: csv`"
+            )
         return self._kind_fields()
 
     def _kind_fields(self) -> Self:

@@ -223,6 +223,7 @@ def check_file(
     window: Window,
     now: float,
     csv_options: CsvOptions,
+    count: Callable[[Path], int | None] | None = None,
 ) -> tuple[Manifest | None, list[Problem]]:
     """The manifest read (if any) and the problems of the local file `data`.
 
@@ -230,7 +231,8 @@ def check_file(
     manifests are ignored). Without a manifest: `missing` when one is
     required, else `format` for an HL7 v2 batch file whose structure or
     counts are wrong. With one: `manifest` when it is not valid, else what
-    `thumpflow.batch.verify` finds. Blocking: call it from a worker thread.
+    `thumpflow.batch.verify` finds (with `count` counting the records when it
+    answers a number). Blocking: call it from a worker thread.
     """
     if sidecar is None:
         if spec.manifest == "required":
@@ -254,6 +256,7 @@ def check_file(
         now=now,
         fmt=spec.format,
         csv_options=csv_options,
+        count=count,
     )
     return manifest, problems
 

@@ -70,6 +70,15 @@ class BatchItem:
     canonical: bytes | None = None
 
 
+@dataclass(slots=True)
+class PreparedRecord(SourceRecord):
+    """A record read, validated, keyed and hashed for its job before it reached the run
+    (by a reader working in other processes): `item` is the `BatchItem` the run would have
+    made of it, which the run takes as it is. `data` is `item.data`."""
+
+    item: BatchItem = field(kw_only=True)
+
+
 @dataclass(slots=True, frozen=True)
 class ItemReject:
     """An item a destination refused on its own (not the whole write): why, and how to fix it.

@@ -6,7 +6,8 @@ only `runtime` names concrete implementations.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from thumpflow.core.access import ApiToken, Role
@@ -419,6 +420,23 @@ class BatchSource(Protocol):
     async def commit(self) -> None: ...
 
     async def fail(self, reason: str) -> None: ...
+
+
+class DataFileReader(Protocol):
+    """Reads a job's local CSV data files beside the engine (in other processes), for a file
+    drop source. Both methods block (call them from a worker thread).
+
+    `count` answers the number of records of a file exactly as reading it
+    would yield them (for the manifest check), or None when this file is to
+    be counted the usual way. `records` answers a file's records in file
+    order, the valid ones as `PreparedRecord`s, exactly those (with the same
+    origins) a reading in the engine would give, or None for "read it the
+    usual way".
+    """
+
+    def count(self, path: Path) -> int | None: ...
+
+    def records(self, path: Path, name: str) -> Iterator[SourceRecord] | None: ...
 
 
 class BatchDestination(Protocol):

@@ -151,6 +151,8 @@ def _canonical(value: Any) -> Any:
         return value.hex()
     if isinstance(value, set | frozenset | tuple):
         return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
     raise TypeError(f"a value of type {type(value).__name__} has no canonical JSON form")
 
 

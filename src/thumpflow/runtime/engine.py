@@ -73,6 +73,7 @@ from thumpflow.core.ports import (
     AlertStore,
     BatchDestination,
     BatchSource,
+    DataFileReader,
     Destination,
     FreshnessStore,
     OperationsStore,
@@ -92,8 +93,10 @@ from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceive
 from thumpflow.runtime.config_audit import record_config
 from thumpflow.runtime.keys import load_cipher
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
+from thumpflow.runtime.workers import close_read_processes, read_executor, start_read_processes
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.thump.chunked import ChunkedDestination
+from thumpflow.thump.parallel import ParallelCsvReader
 from thumpflow.thump.reconcile_job import ReconcileRunner, RepairSink, RepairTransform
 from thumpflow.thump.runner import ConnectorFactory, Connectors, JobRunner, RecordTransform
 from thumpflow.thump.scheduler import Scheduler, UnknownJobError
@@ -192,10 +195,13 @@ def load_transform(reference: str, channel_id: str) -> Transform:
     return cast(Transform, _import_callable(reference, f"channel {channel_id!r}"))
 
 
-def build_batch_source(spec: BatchSourceSpec, source_id: str, clock: Clock) -> BatchSource:
-    """The connector for one batch source spec (a fresh instance: one per run)."""
+def build_batch_source(
+    spec: BatchSourceSpec, source_id: str, clock: Clock, reader: DataFileReader | None = None
+) -> BatchSource:
+    """The connector for one batch source spec (a fresh instance: one per run); a file drop
+    source reads its CSV files through `reader` when given."""
     if isinstance(spec, FileDropSourceSpec):
-        return FileDropSource(source_id, spec, clock=clock)
+        return FileDropSource(source_id, spec, clock=clock, reader=reader)
     if isinstance(spec, SftpDropSourceSpec):
         return SftpDropSource(source_id, spec, clock=clock)
     if isinstance(spec, SqlSourceSpec):
@@ -231,8 +237,16 @@ def batch_connectors(clock: Clock) -> ConnectorFactory:
     """Builds each run's source and destinations from its job's specs."""
 
     def connect(job: Job) -> Connectors:
+        reader = None
+        if job.read_processes and isinstance(job.source, FileDropSourceSpec):
+            reader = ParallelCsvReader(
+                read_executor(job.read_processes),
+                job,
+                job.source.csv.options(),
+                processes=job.read_processes,
+            )
         return Connectors(
-            build_batch_source(job.source, job.id, clock),
+            build_batch_source(job.source, job.id, clock, reader),
             [build_batch_destination(spec, clock) for spec in job.destinations],
         )
 
@@ -394,6 +408,9 @@ class Engine:
                 if isinstance(channel.source, FhirSubscriptionSourceSpec):
                     await self._subscribe(channel.id, channel.source, ingress)
             jobs = [job for job in self.config.jobs if job.enabled]
+            processes = max((job.read_processes for job in jobs), default=0)
+            if processes:
+                await asyncio.to_thread(start_read_processes, processes)
             if jobs:
                 runners = {
                     job.id: job_runner(job, self.store, self.clock, self._repairs(job))
@@ -508,6 +525,7 @@ class Engine:
         self._upkeep.clear()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        await asyncio.to_thread(close_read_processes)
         for running in self.channels.values():
             if running.source is not None:
                 await running.source.close()

@@ -8,6 +8,9 @@ source checked and the destinations wrote, and the next watermark:
   `RowReject` (its fields as JSON, or its raw text when it has none; rule;
   remedy; run) and the rest go on; the run
   ends `partial` when any record was rejected, else `succeeded`;
+- a record the source already prepared for the job (`PreparedRecord`, from
+  a job's `read_processes`; only for jobs without a transform) counts as
+  valid and is written as the item it carries;
 - a valid record is transformed (a transform that raises rejects that record
   only; one that returns None drops it, counted as skipped), keyed by the
   job's business key and hashed (SHA-256 of canonical JSON, by
@@ -56,6 +59,7 @@ from thumpflow.core.batch import (
     ItemReject,
     LedgerEntry,
     Manifest,
+    PreparedRecord,
     RowReject,
     RunCounts,
     RunStatus,
@@ -273,7 +277,10 @@ class JobRunner:
             record = chunk[position]
             position += 1
             counts.read += 1
-            if isinstance(record, UnreadableRecord):
+            if type(record) is PreparedRecord and prepare is not None:
+                counts.valid += 1
+                items.append(record.item)
+            elif isinstance(record, UnreadableRecord):
                 self._reject(state, record, [Failure("unreadable", record.problem)])
             elif prepare is not None and (prepared := prepare(record.data)) is not None:
                 typed, canonical = prepared

@@ -30,6 +30,10 @@ between moving a data file and its manifest leaves an orphaned manifest in
 the drop directory, which is never taken as data; the data is not imported
 twice.
 
+With a `DataFileReader` (a job's `read_processes`), CSV files are counted
+for their manifest check and read through it, in other processes, with the
+same records and counts.
+
 `next_watermark` is the latest window end of the manifests read, or, for a
 file without one, its modification time (ISO 8601 UTC); with no files, the
 run's window start.
@@ -61,6 +65,7 @@ from thumpflow.connectors.drop import (
 from thumpflow.core.batch import Manifest, SourceRecord, Window
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import BatchSourceError
+from thumpflow.core.ports import DataFileReader
 
 
 @dataclass(slots=True)
@@ -74,9 +79,15 @@ class FileDropSource:
     """A `BatchSource` over a local drop directory; see the module docstring."""
 
     def __init__(
-        self, source_id: str, spec: FileDropSourceSpec, *, clock: Clock | None = None
+        self,
+        source_id: str,
+        spec: FileDropSourceSpec,
+        *,
+        clock: Clock | None = None,
+        reader: DataFileReader | None = None,
     ) -> None:
         self.source_id = source_id
+        self._reader = reader
         self.spec = spec
         self._clock = clock or SystemClock()
         self._directory = Path(spec.directory)
@@ -167,10 +178,16 @@ class FileDropSource:
             window=window,
             now=now,
             csv_options=self._csv,
+            count=self._reader.count if self._reader is not None else None,
         )
         return problems
 
     def _records(self, path: Path) -> Generator[SourceRecord, None, None]:
+        if self._reader is not None:
+            records = self._reader.records(path, path.name)
+            if records is not None:
+                yield from records
+                return
         with open(path, "rb", buffering=1 << 20) as data:
             yield from read_records(self.spec.format, data, path.name, self._csv)
 
