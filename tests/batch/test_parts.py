@@ -13,7 +13,9 @@ from thumpflow.batch.formats import CsvOptions, UnreadableRecord, count_csv, rea
 from thumpflow.batch.parts import count_part, plan_csv, read_part
 from thumpflow.config.jobs import FieldSpec, Job
 from thumpflow.core.batch import PreparedRecord, SourceRecord
-from thumpflow.thump.parallel import ParallelCsvReader
+from thumpflow.core.records import business_key
+from thumpflow.thump.parallel import ParallelCsvReader, Recipe
+from thumpflow.thump.validate import RecordValidator
 
 HEADER = b"id,name,note\r\n"
 
@@ -91,9 +93,6 @@ def _seen(record: SourceRecord) -> tuple[object, ...]:
 
 def _expected(records: list[SourceRecord]) -> list[tuple[object, ...]]:
     """What a prepared reading must give: `prepare`'s answer for every record it answers."""
-    from thumpflow.core.records import business_key
-    from thumpflow.thump.validate import RecordValidator
-
     prepare = RecordValidator.for_job(JOB).prepare
     out: list[tuple[object, ...]] = []
     for record in records:
@@ -196,8 +195,6 @@ def test_a_bom_and_blank_lines_before_the_header_keep_line_numbers(tmp_path: Pat
 
 
 def test_field_specs_travel_to_workers_unchanged() -> None:
-    from thumpflow.thump.parallel import Recipe
-
     recipe = Recipe.of(JOB)
     assert [FieldSpec.model_validate_json(t) for t in recipe.fields] == JOB.schema_
     assert recipe.validator().validate({"id": "7", "name": "n", "note": "x"}) == {

@@ -20,9 +20,14 @@ A prepared record's `BatchItem` carries its typed record lazily
 (`TypedFields`: its field names are known at once, its values are decoded
 from the canonical JSON the first time one is asked for) and no `source`: a
 record a destination refuses is kept as its canonical JSON, which is valid
-input giving the same typed record on replay. A worker that fails (an OS
-error, a process that died) fails the count or the read, and so the run,
-with the reason; nothing of the file has then been imported.
+input giving the same typed record on replay. Destinations that read typed
+values (CSV, HL7 v2 batch, FHIR, PostgreSQL) decode them from it per record.
+
+A worker that fails (an OS error, a process that died) fails the count or
+the read, and so the run, as any failure of its source would: during the
+count nothing of the file has been imported; during the read the
+destinations abort and the file is set aside, and a re-run converges as
+after any run that failed midway.
 """
 
 from __future__ import annotations
