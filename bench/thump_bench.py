@@ -9,11 +9,12 @@ the file drop source (manifest count and SHA-256 checked before reading), every 
 validated by the job's schema (`thumpflow.thump.validate`: dates, datetimes, a decimal, a
 code, required fields), business key and content hash (`thumpflow.core.records`), then
 written in batches of `batch_size` to each destination of `--legs`: `ndjson` (the batch file
-destination: NDJSON, atomic rename, manifest) and `sqlite` (the SQL upsert destination: one
-`INSERT ... SELECT ... FROM json_each(?) ... ON CONFLICT DO UPDATE ... WHERE changed` per
-batch, into a fresh SQLite file in WAL mode). `--read-processes N` sets the job's
+destination: NDJSON, atomic rename, manifest) and `sqlite` (the SQL upsert destination:
+multi-row `INSERT ... VALUES (...), ... ON CONFLICT DO UPDATE ... WHERE changed` statements,
+one transaction per batch, into a fresh SQLite file). `--read-processes N` sets the job's
 `read_processes` (0 by default): the file is then counted and read in N worker processes,
-started before the timed run as the engine starts them. The start-up heap is frozen first, as
+started before the timed run as the engine starts them, and their CPU time is printed too.
+The start-up heap is frozen first, as
 `thumpflow run` does. `--profile FILE` writes a cProfile of the run (main thread only).
 """
 
@@ -36,7 +37,7 @@ from thumpflow.core.batch import Manifest, RunTrigger, Window
 from thumpflow.core.clock import SystemClock
 from thumpflow.runtime.engine import job_runner
 from thumpflow.runtime.heap import freeze_startup_heap
-from thumpflow.runtime.workers import close_read_processes, start_read_processes
+from thumpflow.runtime.workers import close_read_processes, read_executor, start_read_processes
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.thump.runner import RunOutcome
 
@@ -152,9 +153,24 @@ async def run(text: str) -> RunOutcome:
         outcome = await job_runner(job, store, SystemClock()).run(RunTrigger.MANUAL, window=WINDOW)
     finally:
         await store.close()
-        close_read_processes()
+        if job.read_processes:
+            WORKER_CPU.append(_pool_cpu())
+            close_read_processes()
     assert outcome is not None
     return outcome
+
+
+WORKER_CPU: list[float] = []
+
+
+def _pool_cpu() -> float:
+    """CPU seconds (user + system) the read processes have used so far (Linux `/proc`)."""
+    pool = read_executor(1)
+    total = 0.0
+    for pid in getattr(pool, "_processes", None) or {}:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def option(name: str, default: str) -> str:
@@ -224,8 +240,14 @@ def main() -> None:
         print(f"{elapsed:.2f} s, {rate:,.0f} rows/s ({verdict} the 100,000 rows/s target)")
         print(
             f"CPU ({'engine process, not its read processes' if processes else 'all threads'}) "
-            f"{cpu:.2f} s, {cpu / counts.read * 1e6:.1f} µs per row; "
-            f"load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}"
+            f"{cpu:.2f} s, {cpu / counts.read * 1e6:.1f} µs per row"
+            + (
+                f"; read processes {WORKER_CPU[0]:.2f} s, "
+                f"{WORKER_CPU[0] / counts.read * 1e6:.1f} µs per row; "
+                if processes
+                else "; "
+            )
+            + f"load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}"
         )
 
 

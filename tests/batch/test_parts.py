@@ -86,7 +86,14 @@ def _seen(record: SourceRecord) -> tuple[object, ...]:
     """A record as the run sees it: a prepared one by its item, another by what it holds."""
     if isinstance(record, PreparedRecord):
         item = record.item
-        return ("item", record.origin, item.business_key, item.canonical, dict(item.data))
+        return (
+            "item",
+            record.origin,
+            item.business_key,
+            item.canonical,
+            item.values,
+            dict(item.data),
+        )
     problem = record.problem if isinstance(record, UnreadableRecord) else None
     return ("record", record.origin, dict(record.data), record.raw, problem)
 
@@ -101,8 +108,10 @@ def _expected(records: list[SourceRecord]) -> list[tuple[object, ...]]:
             problem = record.problem if isinstance(record, UnreadableRecord) else None
             out.append(("record", record.origin, dict(record.data), record.raw, problem))
         else:
-            typed, canonical = prepared
-            out.append(("item", record.origin, business_key(typed, ["id"]), canonical, typed))
+            typed, canonical, values = prepared
+            out.append(
+                ("item", record.origin, business_key(typed, ["id"]), canonical, values, typed)
+            )
     return out
 
 

@@ -227,8 +227,8 @@ def test_typed_fields_decode_to_the_typed_record_validation_gave(record: dict[st
     prepared = RecordValidator.for_job(_JOB).prepare(record)
     if prepared is None:
         return
-    typed, canonical = prepared
-    fields = TypedFields(canonical, _Shape(_JOB.schema_))
+    typed, canonical, values = prepared
+    fields = TypedFields(values, _Shape(_JOB.schema_))
     assert list(fields) == list(typed) and len(fields) == len(typed)
     assert "mrn" in fields and "absent" not in fields
     assert fields._typed is None  # names are known without decoding
@@ -253,7 +253,7 @@ def test_typed_fields_types_are_those_of_the_schema() -> None:
     }
     prepared = RecordValidator.for_job(_JOB).prepare(record)
     assert prepared is not None
-    fields = TypedFields(prepared[1], _Shape(_JOB.schema_))
+    fields = TypedFields(prepared[2], _Shape(_JOB.schema_))
     assert fields["admit_at"] == datetime.fromisoformat("2024-03-01T08:00:00+00:00")
     assert fields["birth_date"] == date(1980, 2, 29)
     assert fields["charge"] == Decimal("12.50") and str(fields["charge"]) == "12.50"

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from collections import defaultdict
 from datetime import UTC, date, datetime
@@ -139,9 +140,12 @@ def _check_prepared(validator: RecordValidator, record: dict[str, Any]) -> bool:
     prepared = validator.prepare(record)
     if prepared is None:
         return False
-    typed, canonical = prepared
+    typed, canonical, values = prepared
     assert _same(typed, validator.validate(record)), record
     assert canonical == canonical_json(typed), record
+    loaded = json.loads(canonical)
+    assert values == tuple(loaded[name] for name in typed), record
+    assert [type(v) for v in values] == [type(loaded[name]) for name in typed], record
     return True
 
 

@@ -333,42 +333,57 @@ def count_csv(stream: ByteStream, options: CsvOptions) -> int:
     A row with bytes invalid in the encoding is still one record (the reader
     yields it as unreadable).
     """
-    reader = csv.reader(_text_lines(stream, options.encoding, "replace"), **options.dialect())
+    text = _text_lines(stream, options.encoding, "replace")
+    reader = csv.reader(text, **options.dialect())
     _header(reader, "CSV file")
-    return _count_rows(reader, 0, None, CsvStop())
+    return _count_rows(_line_blocks(text), options, reader.line_num, None, CsvStop())
 
 
 def count_csv_lines(
     stream: ByteStream, options: CsvOptions, first_line: int, stop_line: int | None, stop: CsvStop
 ) -> int:
     """What `read_csv_lines` would yield, counted (`count_csv` of part of a file)."""
-    base = first_line - 1
-    reader = csv.reader(_text_lines(stream, options.encoding, "replace"), **options.dialect())
-    return _count_rows(reader, base, stop_line, stop)
+    text = _text_lines(stream, options.encoding, "replace")
+    return _count_rows(_line_blocks(text), options, first_line - 1, stop_line, stop)
 
 
-def _count_rows(reader: Any, base: int, stop_line: int | None, stop: CsvStop) -> int:
-    """Rows of `reader` counted as `_csv_records` yields them (blank ones not)."""
+def _line_blocks(text: io.TextIOWrapper) -> Iterator[str]:
+    return chain.from_iterable(iter(lambda: text.readlines(_Lines._HINT), []))
+
+
+def _count_rows(
+    lines: Iterator[str], options: CsvOptions, line: int, stop_line: int | None, stop: CsvStop
+) -> int:
+    """Records counted as `_csv_records` yields them (blank rows not), from the line after
+    `line` on, up to the first record starting on `stop_line` or later.
+
+    A record starting on a line without the quote character is that line
+    alone (a line end outside quotes ends it), so it is counted without
+    parsing: a record unless blank. Only a record starting on a line with a
+    quote character is parsed, by `csv.reader`, over as many lines as it
+    takes; one that cannot be parsed counts as one, as it is yielded.
+    """
+    dialect = options.dialect()
+    quote = dialect["quotechar"]
+    limit = stop_line if stop_line is not None else -1
     count = 0
-    last = base + reader.line_num
-    while True:
-        try:
-            for row in reader:
-                first = last + 1
-                last = base + reader.line_num
-                if stop_line is not None and first >= stop_line:
-                    stop.line = first
-                    return count
-                if row:
-                    count += 1
+    for text in lines:
+        line += 1
+        if line == limit or 0 < limit < line:
+            stop.line = line
             return count
+        if quote is None or quote not in text:
+            if text.strip("\r\n"):
+                count += 1
+            continue
+        reader = csv.reader(chain((text,), lines), **dialect)
+        try:
+            if next(reader):
+                count += 1
         except csv.Error:
-            first = last + 1
-            last = base + reader.line_num
-            if stop_line is not None and first >= stop_line:
-                stop.line = first
-                return count
             count += 1
+        line += reader.line_num - 1
+    return count
 
 
 class _RawReader(io.RawIOBase):

@@ -36,7 +36,7 @@ from collections.abc import (
     Sequence,
 )
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import BinaryIO, Literal, TypeVar
 
@@ -362,8 +362,12 @@ class KeyLog:
         """(the encoded records to write after `end` as it was, skipped count) for `items`.
 
         `end` advances past the records returned; the caller must write them
-        in order, there, before the next `append`.
+        in order, there, before the next `append`. A batch whose keys are all
+        short, distinct and new to the log (the usual case) is taken in one go.
         """
+        fresh = self._all_new(items, encoder)
+        if fresh is not None:
+            return fresh, 0
         encode = encoder.encode_item
         keys = self.keys
         starts = self.starts
@@ -394,6 +398,23 @@ class KeyLog:
             end += len(line)
         self.end = end
         return chunks, skipped
+
+    def _all_new(self, items: Sequence[BatchItem], encoder: Encoder) -> list[bytes] | None:
+        """`append` of `items` when no key is longer than 32 characters, repeated within
+        them, or already in the log (None otherwise; nothing is changed then)."""
+        keys = [item.business_key for item in items]
+        if not keys or max(map(len, keys)) > 32:
+            return None
+        if len(set(keys)) != len(keys) or not self.keys.keys().isdisjoint(keys):
+            return None
+        encode = encoder.encode_item
+        lines = [encode(item) for item in items]
+        first = len(self.starts)
+        ends = list(accumulate(map(len, lines), initial=self.end))
+        self.end = ends.pop()
+        self.starts.extend(ends)
+        self.keys.update(zip(keys, range(first, first + len(keys)), strict=True))
+        return lines
 
     @property
     def count(self) -> int:

@@ -58,7 +58,9 @@ class BatchItem:
     `thumpflow.core.records.version_number` gives it), when the job has one.
     `canonical` is `thumpflow.core.records.canonical_json(data)`, the bytes
     whose SHA-256 is `content_hash`, when the runner made it while validating
-    (None otherwise), so destinations need not encode the record again.
+    (None otherwise), so destinations need not encode the record again;
+    `values`, made with it, are `data`'s values in its key order as that JSON
+    gives them back (text, integers, booleans, None), ready to bind.
     """
 
     business_key: str
@@ -68,6 +70,7 @@ class BatchItem:
     source: Mapping[str, Any] | None = None
     version: int | None = None
     canonical: bytes | None = None
+    values: tuple[Any, ...] | None = None
 
 
 @dataclass(slots=True)

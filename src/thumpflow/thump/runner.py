@@ -283,7 +283,7 @@ class JobRunner:
             elif isinstance(record, UnreadableRecord):
                 self._reject(state, record, [Failure("unreadable", record.problem)])
             elif prepare is not None and (prepared := prepare(record.data)) is not None:
-                typed, canonical = prepared
+                typed, canonical, values = prepared
                 counts.valid += 1
                 items.append(
                     BatchItem(
@@ -294,6 +294,7 @@ class JobRunner:
                         record.data,
                         None if version_field is None else version_number(typed.get(version_field)),
                         canonical,
+                        values,
                     )
                 )
             else:

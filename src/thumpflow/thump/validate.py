@@ -31,13 +31,15 @@ converters' logic (the same regular expressions, `strip`, `fromisoformat`,
 `RecordValidator.prepare(record)` is the fast path once more, generated to
 also write the record's canonical JSON while each value is at hand
 (`thumpflow.core.records.canonical_json` of the typed record: the bytes
-its content hash is taken of, and what the NDJSON and SQLite destinations
-write). A date's text is its own ISO form, a date-time's is when it has the
+its content hash is taken of, and what the NDJSON destination writes) and
+its values as that JSON gives them back, in field order (what the SQLite
+destination binds). A date's text is its own ISO form, a date-time's is when it has the
 form `isoformat` writes, so neither is formatted again. It answers None
 whenever `validate` would not take the fast path, and also for a record
 with undeclared fields kept (`unknown_fields: keep`) or an integer outside
 SQLite's 64 bits: the caller then validates and encodes the usual way. The
-tests compare its JSON with `canonical_json` on generated records.
+tests compare its JSON with `canonical_json`, and its values with that JSON's, on
+generated records.
 """
 
 from __future__ import annotations
@@ -193,7 +195,8 @@ class RecordValidator:
         return typed
 
     def prepare(self, data: Mapping[str, Any]) -> Prepared | None:
-        """The typed record with its canonical JSON, when the fast path is sure of the record.
+        """The typed record with its canonical JSON and values, when the fast path is sure of
+        the record.
 
         None means "validate instead" (see the module docstring); a record it
         answers is one `validate` accepts, as the same typed record.
@@ -254,8 +257,9 @@ class RecordValidator:
 
 # ---------------------------------------------------------------- the fast path
 
-Prepared = tuple[dict[str, Any], bytes]
-"""A prepared record: (typed record, its canonical JSON)."""
+Prepared = tuple[dict[str, Any], bytes, tuple[Any, ...]]
+"""A prepared record: (typed record, its canonical JSON, the typed record's values in its key
+order as that JSON gives them back: text, integers, booleans, None)."""
 
 # A date-time text `datetime.isoformat` gives back unchanged: seconds, no fraction, `T`, and
 # an offset with a colon other than -00:00 (which it writes as +00:00), or none.
@@ -342,9 +346,10 @@ def _generate(
         for position, n in enumerate(ordered):
             opening = "{" if position == 0 else ","
             parts += [repr(opening + encode_basestring(fields[n].name) + ":"), f"j{n}"]
+        values = "".join(f"v{n}, " for n in range(len(fields)))
         lines += [
             "        text = ''.join((" + ", ".join(parts) + ", '}'))",
-            "        return typed, text.encode('utf-8')",
+            f"        return typed, text.encode('utf-8'), ({values})",
             "    except Exception:",
             "        return None",
         ]
@@ -376,23 +381,34 @@ def _compiled(
 
 
 def _render(kind: str, n: int) -> list[str]:
-    """Lines setting `j{n}`, the canonical JSON of the typed value `f{n}`.
+    """Lines setting `v{n}`, the typed value `f{n}` as JSON gives it back (text, integer,
+    boolean or None), and `j{n}`, its canonical JSON.
 
     After a conversion `s` still holds the text converted: a date's is its
     ISO form, a date-time's (after `Z` became `+00:00`) is when it matches
     `_ISOFORMAT`. Dates, date-times and decimals need no JSON escaping.
     """
     target = f"f{n}"
-    value = {
-        "string": f"_js({target})",
-        "code": f"_js({target})",
-        "date": "'\"' + s + '\"'",
-        "datetime": f"'\"' + (s if _ISOFORMAT(s) is not None else {target}.isoformat()) + '\"'",
-        "decimal": f"'\"' + _str({target}) + '\"'",
-        "integer": f"_str({target})",
-        "boolean": f"'true' if {target} else 'false'",
+    value, text = {
+        "string": (target, f"_js(v{n})"),
+        "code": (target, f"_js(v{n})"),
+        "date": ("s", f"'\"' + v{n} + '\"'"),
+        "datetime": (
+            f"s if _ISOFORMAT(s) is not None else {target}.isoformat()",
+            f"'\"' + v{n} + '\"'",
+        ),
+        "decimal": (f"_str({target})", f"'\"' + v{n} + '\"'"),
+        "integer": (target, f"_str({target})"),
+        "boolean": (target, f"'true' if {target} else 'false'"),
     }[kind]
-    lines = [f"j{n} = 'null' if {target} is None else {value}"]
+    lines = [
+        f"if {target} is None:",
+        f"    v{n} = None",
+        f"    j{n} = 'null'",
+        "else:",
+        f"    v{n} = {value}",
+        f"    j{n} = {text}",
+    ]
     if kind == "integer":
         # SQLite holds 64-bit integers; a larger one is bound (and refused) the usual way.
         lines.insert(0, f"if {target} is not None and not {-(2**63)} <= {target} < {2**63}:")
