@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thumpflow.batch.formats import CsvOptions, UnreadableRecord, count_csv, read_csv
-from thumpflow.batch.parts import count_part, plan_csv, read_part
+from thumpflow.batch.parts import count_part, plan_csv, read_part_rows
 from thumpflow.config.jobs import FieldSpec, Job
 from thumpflow.core.batch import PreparedRecord, SourceRecord
 from thumpflow.core.records import business_key
@@ -157,8 +157,8 @@ def test_a_cut_inside_a_quoted_line_end_is_moved_to_the_record_boundary(tmp_path
     assert plan is not None
     first, second = plan.parts[0], plan.parts[1]
     assert second.first_line == 4  # cut before `z"`, inside the quoted field
-    records, stop = read_part(path, path.name, plan, first)
-    assert [r.origin for r in records] == ["multi.csv:line 2"]
+    rows, stop = read_part_rows(path, path.name, plan, first)
+    assert [line for _, line in rows] == [2]
     assert stop.line == 5  # the next record starts after the quoted field's last line
     assert count_part(path, plan, first) == (1, 5)
     with ThreadPoolExecutor(1) as executor:

@@ -264,3 +264,33 @@ def test_hasher_gives_content_hash_on_many_records() -> None:
     for k, v in itertools.product(values, repeat=2):
         record = {"k": k, "v": v}
         assert hasher(record) == content_hash(record)
+
+
+def _same_prepared(left: Any, right: Any) -> bool:
+    if left is None or right is None:
+        return left is right
+    return _same(left[0], right[0]) and left[1:] == right[1:]
+
+
+@pytest.mark.parametrize("unknown", ["keep", "drop", "reject"])
+def test_row_preparer_answers_what_prepare_answers_on_the_same_record(unknown: str) -> None:
+    """Rows of text in a CSV header's order: columns in any order, some declared fields
+    missing from the header, undeclared columns (kept, dropped or rejected)."""
+    validator = RecordValidator(FIELDS, RULES, unknown_fields=unknown, required=["name"])
+    rng = random.Random(6)
+    names = [spec.name for spec in FIELDS]
+    answered = 0
+    for round_ in range(60):
+        header = rng.sample(names, k=len(names) - (round_ % 3))
+        if round_ % 4 == 0:
+            header.insert(rng.randrange(len(header) + 1), "extra")
+        prepare_row = validator.row_preparer(header)
+        for _ in range(80):
+            row = []
+            for column in header:
+                texts = [v for v in VALUES.get(column, ["x", ""]) if isinstance(v, str)]
+                row.append(texts[0] if rng.random() < 0.8 else rng.choice(texts))
+            expected = validator.prepare(dict(zip(header, row, strict=True)))
+            assert _same_prepared(prepare_row(row), expected), (header, row)
+            answered += expected is not None
+    assert answered > 200

@@ -246,7 +246,7 @@ class CsvStop:
     line: int | None = None
 
 
-def read_csv_lines(
+def read_csv_rows(
     stream: ByteStream,
     name: str,
     options: CsvOptions,
@@ -255,18 +255,20 @@ def read_csv_lines(
     first_line: int,
     stop_line: int | None,
     stop: CsvStop,
-) -> Iterator[SourceRecord]:
-    """The records `read_csv` yields from line `first_line` (where `stream` starts, at a record
-    boundary) up to, not including, the first record starting on `stop_line` or later.
+) -> Iterator[tuple[list[str], int] | UnreadableRecord]:
+    """The records `read_csv` yields from line `first_line` (where `stream` starts, at a
+    record boundary) up to, not including, the first record starting on `stop_line` or
+    later, a readable one given as (its fields in header order, the line it starts on).
 
     `stop.line` is then set to the line that record starts on (None at the
     end of the data): the reading matched a whole-file reading exactly when
-    it is `stop_line`. The header is given, not read.
+    it is `stop_line`. The header is given, not read. Unreadable records are
+    `UnreadableRecord`s, as `read_csv` yields them.
     """
     base = first_line - 1
     lines = _Lines(stream, options.encoding, base)
     return _csv_records(
-        lines, name, options, list(header), base=base, stop_line=stop_line, stop=stop
+        lines, name, options, list(header), base=base, stop_line=stop_line, stop=stop, rows=True
     )
 
 
@@ -279,9 +281,11 @@ def _csv_records(
     base: int = 0,
     stop_line: int | None = None,
     stop: CsvStop | None = None,
-) -> Iterator[SourceRecord]:
+    rows: bool = False,
+) -> Iterator[Any]:
     """The records of `lines` (`base`: the number of the line before the first one);
-    the header is read first when not given."""
+    the header is read first when not given. With `rows`, a readable record is yielded
+    as (its fields in header order, the line it starts on) instead."""
     last = base
     reader = csv.reader(chain.from_iterable(lines.blocks(lambda: last + 1)), **options.dialect())
     if header is None:
@@ -300,7 +304,12 @@ def _csv_records(
                         stop.line = first
                     return
                 if len(row) == width and not (bad and lines.any_bad(first, last)):
-                    yield SourceRecord(dict(zip(header, row, strict=False)), f"{name}:line {first}")
+                    if rows:
+                        yield row, first
+                    else:
+                        yield SourceRecord(
+                            dict(zip(header, row, strict=False)), f"{name}:line {first}"
+                        )
                     continue
                 raw = lines.text(first, last).rstrip("\r\n")
                 if bad and lines.any_bad(first, last):
@@ -342,7 +351,7 @@ def count_csv(stream: ByteStream, options: CsvOptions) -> int:
 def count_csv_lines(
     stream: ByteStream, options: CsvOptions, first_line: int, stop_line: int | None, stop: CsvStop
 ) -> int:
-    """What `read_csv_lines` would yield, counted (`count_csv` of part of a file)."""
+    """What `read_csv_rows` would yield, counted (`count_csv` of part of a file)."""
     text = _text_lines(stream, options.encoding, "replace")
     return _count_rows(_line_blocks(text), options, first_line - 1, stop_line, stop)
 

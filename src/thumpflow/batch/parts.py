@@ -3,7 +3,7 @@
 `plan_csv` cuts a file after its header into parts of about `part_bytes`,
 each starting at the beginning of a line. A part is read from its first line
 up to the first record that starts on the next part's first line or later
-(`read_part`, `count_part`), and reports the line that record starts on. A
+(`read_part_rows`, `count_part`), and reports the line that record starts on. A
 cut can fall inside a record (a quoted field holding a line end): the part
 before it then reports a later line than the next part's first, and that
 part, read from the wrong place, must be discarded and the cut moved there
@@ -33,11 +33,11 @@ from thumpflow.batch.formats import (
     CsvOptions,
     CsvStop,
     FormatError,
+    UnreadableRecord,
     count_csv_lines,
     csv_header,
-    read_csv_lines,
+    read_csv_rows,
 )
-from thumpflow.core.batch import SourceRecord
 
 _SPLITTABLE = ("utf-8", "ascii", "latin-1", "iso8859-", "cp125")
 
@@ -132,21 +132,22 @@ def moved(path: Path, plan: CsvPlan, index: int, line: int | None) -> CsvPlan:
     return replace(plan, parts=(*parts[: index + 1], CsvPart(start, line, stop), *later))
 
 
-def read_part(
+def read_part_rows(
     path: Path, name: str, plan: CsvPlan, part: CsvPart
-) -> tuple[Iterator[SourceRecord], CsvStop]:
-    """The records of one part (as `read_csv` yields them) and, once they are all read, where
-    the part stopped. The file is closed when the records end or are closed."""
+) -> tuple[Iterator[tuple[list[str], int] | UnreadableRecord], CsvStop]:
+    """The records of one part as `read_csv` reads them, a readable one given as (its fields
+    in header order, the line it starts on), and, once they are all read, where the part
+    stopped. The file is closed when the records end or are closed."""
     stop = CsvStop()
-    return _read(path, name, plan, part, stop), stop
+    return _rows(path, name, plan, part, stop), stop
 
 
-def _read(
+def _rows(
     path: Path, name: str, plan: CsvPlan, part: CsvPart, stop: CsvStop
-) -> Iterator[SourceRecord]:
+) -> Iterator[tuple[list[str], int] | UnreadableRecord]:
     with open(path, "rb", buffering=1 << 20) as data:
         data.seek(part.start)
-        yield from read_csv_lines(
+        yield from read_csv_rows(
             data,
             name,
             plan.options,

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from thumpflow.batch.formats import CsvOptions, UnreadableRecord
-from thumpflow.batch.parts import CsvPart, CsvPlan, count_part, moved, plan_csv, read_part
+from thumpflow.batch.parts import CsvPart, CsvPlan, count_part, moved, plan_csv, read_part_rows
 from thumpflow.config.jobs import FieldSpec, Job, RuleSpec
 from thumpflow.core.batch import BatchItem, PreparedRecord, SourceRecord
 from thumpflow.core.records import business_key, version_number
@@ -118,26 +118,31 @@ def prepare_part(
     validator = _VALIDATORS.get(recipe)
     if validator is None:
         validator = _VALIDATORS[recipe] = recipe.validator()
-    prepare, keys, version_field = validator.prepare, recipe.business_key, recipe.version_field
+    header = plan.header
+    prepare = validator.row_preparer(header)
+    keys, version_field = recipe.business_key, recipe.version_field
     out = PreparedPart()
     canonical, hashes, origins, others = out.canonical, out.hashes, out.origins, out.others
     item_keys, versions, values = out.keys, out.versions, out.values
-    records, stop = read_part(path, name, plan, part)
-    for position, record in enumerate(records):
-        if (
-            record.__class__ is not UnreadableRecord
-            and (prepared := prepare(record.data)) is not None
-        ):
-            typed, text, row = prepared
-            canonical.append(text)
-            values.append(row)
-            hashes.append(sha256(text).hexdigest())
-            item_keys.append(business_key(typed, keys))
-            origins.append(record.origin)
-            if version_field is not None:
-                versions.append(version_number(typed.get(version_field)))
-        else:
+    rows, stop = read_part_rows(path, name, plan, part)
+    for position, entry in enumerate(rows):
+        if isinstance(entry, UnreadableRecord):
+            others.append((position, entry))
+            continue
+        row, line = entry
+        prepared = prepare(row)
+        if prepared is None:
+            record = SourceRecord(dict(zip(header, row, strict=True)), f"{name}:line {line}")
             others.append((position, record))
+            continue
+        typed, text, typed_values = prepared
+        canonical.append(text)
+        values.append(typed_values)
+        hashes.append(sha256(text).hexdigest())
+        item_keys.append(business_key(typed, keys))
+        origins.append(f"{name}:line {line}")
+        if version_field is not None:
+            versions.append(version_number(typed.get(version_field)))
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.fast = True

@@ -39,7 +39,11 @@ whenever `validate` would not take the fast path, and also for a record
 with undeclared fields kept (`unknown_fields: keep`) or an integer outside
 SQLite's 64 bits: the caller then validates and encodes the usual way. The
 tests compare its JSON with `canonical_json`, and its values with that JSON's, on
-generated records.
+generated records. `RecordValidator.row_preparer(columns)` is `prepare`
+generated once more for rows of text in a CSV header's order, so a reader
+need not make a mapping of each row first (the tests compare it with
+`prepare` on the same records, with columns reordered, missing and
+undeclared).
 """
 
 from __future__ import annotations
@@ -174,6 +178,8 @@ class RecordValidator:
         self._declared = frozenset(spec.name for spec in fields)
         self._rules = tuple(_rule_checker(rule) for rule in rules)
         self._unknown = unknown_fields
+        self._specs = tuple(fields)
+        self._forced = forced
         self._fast = _generate(fields, forced, unknown_fields)
         self._prepare = _generate(fields, forced, unknown_fields, render=True)
 
@@ -209,6 +215,31 @@ class RecordValidator:
             if rule(typed) is not None:
                 return None
         return prepared
+
+    def row_preparer(self, columns: Sequence[str]) -> Callable[[Sequence[str]], Prepared | None]:
+        """`prepare` for records given as rows of text in the order of `columns` (a CSV
+        file's header): the same answers as `prepare(dict(zip(columns, row)))`, without
+        making the mapping (which it does make, and prepares, when undeclared columns would
+        have to be kept or rejected)."""
+        declared = {name for name, _, _ in self._fields}
+        if self._unknown != "drop" and not declared.issuperset(columns):
+            prepare = self.prepare
+            names = list(columns)
+            return lambda row: prepare(dict(zip(names, row, strict=False)))
+        fast: Callable[[Sequence[str]], Prepared | None] = _generate(
+            self._specs, self._forced, self._unknown, render=True, columns=list(columns)
+        )
+        rules = self._rules
+        if not rules:
+            return fast
+
+        def prepare_row(row: Sequence[str]) -> Prepared | None:
+            prepared = fast(row)
+            if prepared is None or any(rule(prepared[0]) is not None for rule in rules):
+                return None
+            return prepared
+
+        return prepare_row
 
     def validate_detailed(self, data: Mapping[str, Any]) -> dict[str, Any] | list[Failure]:
         """`validate` without the fast path: every check with its failure (for failures, tests)."""
@@ -269,11 +300,18 @@ _ISOFORMAT_DATETIME = re.compile(
 
 
 def _generate(
-    fields: Sequence[FieldSpec], forced: set[str], unknown: str, *, render: bool = False
-) -> Callable[[Mapping[str, Any]], Any]:
+    fields: Sequence[FieldSpec],
+    forced: set[str],
+    unknown: str,
+    *,
+    render: bool = False,
+    columns: Sequence[str] | None = None,
+) -> Callable[[Any], Any]:
     """The fast path of a schema (see the module docstring): typed record or None.
 
     With `render`, a `Prepared` or None (also for undeclared fields kept).
+    With `columns` (and `render`), the function takes a row of text values in
+    the order of `columns` instead of a mapping (no undeclared column kept).
     """
     namespace: dict[str, Any] = {
         "_DATE": records.DATE_TEXT.match,
@@ -291,6 +329,8 @@ def _generate(
     # `absent` counts declared names not in `data` (only a None from `get` can be one), so
     # `len(data) != len(fields) - absent` says, without a set, that undeclared names came.
     lines = ["def fast(data):", "    get = data.get", "    absent = 0", "    try:"]
+    if columns is not None:
+        lines[1] = "    pass"
     out = []
     for n, spec in enumerate(fields):
         name = repr(spec.name)
@@ -298,6 +338,9 @@ def _generate(
         out.append(f"{name}: {target}")
         required = spec.required or spec.name in forced
         body = [f"v = get({name})"]
+        if columns is not None:
+            body = [f"v = data[{columns.index(spec.name)}]" if spec.name in columns else "v = None"]
+        counted = [f"    if {name} not in data:", "        absent += 1"] if columns is None else []
         if spec.type in ("string", "code"):
             # `_text`: text is kept as given (not stripped); missing = None or blank.
             body += [
@@ -310,8 +353,7 @@ def _generate(
                 body += [
                     "elif v is None:",
                     f"    {target} = None",
-                    f"    if {name} not in data:",
-                    "        absent += 1",
+                    *counted,
                     "elif v.__class__ is _str:",
                     f"    {target} = None",
                     "else:",
@@ -323,8 +365,7 @@ def _generate(
                 "    s = v.strip()",
                 "elif v is None:",
                 "    s = ''",
-                f"    if {name} not in data:",
-                "        absent += 1",
+                *counted,
                 "else:",
                 "    return None",
                 "if not s:",
@@ -339,7 +380,7 @@ def _generate(
         lines += ["        " + line for line in body]
     lines.append("        typed = {" + ", ".join(out) + "}")
     if render:
-        if unknown != "drop":
+        if unknown != "drop" and columns is None:
             lines += [f"        if len(data) != {len(fields)} - absent:", "            return None"]
         ordered = sorted(range(len(fields)), key=lambda n: fields[n].name)
         parts = []
@@ -353,7 +394,7 @@ def _generate(
             "    except Exception:",
             "        return None",
         ]
-        return _compiled(lines, namespace, "prepare")
+        return _compiled(lines, namespace, "prepare" if columns is None else "prepare_row")
     if unknown != "drop":
         lines += [
             f"        if len(data) != {len(fields)} - absent:",
