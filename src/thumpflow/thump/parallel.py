@@ -9,20 +9,22 @@ the part was cut (a record spanning the cut), the part is discarded and read
 again from the true boundary, so the records, origins, counts and rejects
 are exactly those of a reading in the engine.
 
-In a worker each record goes through the job's validator (`prepare`: the
-typed record, its canonical JSON and values at once), its business key and
-SHA-256; what travels back per valid record is its canonical JSON, values,
-key, hash, origin and version. Every record `prepare` does not answer (unreadable, invalid, or
-one it leaves to the detailed path) comes back as read, and the run
-validates it as it always does, so its reject names every failure.
+In a worker each row goes through the job's validator as read
+(`RecordValidator.row_preparer`: the typed record, its canonical JSON and
+values at once), then its business key and SHA-256; what travels back per
+valid record is its canonical JSON, values, key, hash, origin and version,
+pickled without the pickler's memo. Every record the validator does not
+answer (unreadable, invalid, or one it leaves to the detailed path) comes
+back as read, and the run validates it as it always does, so its reject
+names every failure.
 
 A prepared record's `BatchItem` carries its typed record lazily
 (`TypedFields`: its field names are known at once, its typed values are
 decoded from `BatchItem.values` the first time one is asked for) and no
-`source`: a
-record a destination refuses is kept as its canonical JSON, which is valid
-input giving the same typed record on replay. Destinations that read typed
-values (CSV, HL7 v2 batch, FHIR, PostgreSQL) decode them from it per record.
+`source`: a record a destination refuses is kept as its canonical JSON,
+which is valid input giving the same typed record on replay. Destinations
+that read typed values (CSV, HL7 v2 batch, FHIR, PostgreSQL) decode them
+from the values per record.
 
 A worker that fails (an OS error, a process that died) fails the count or
 the read, and so the run, as any failure of its source would: during the
