@@ -186,3 +186,30 @@ def test_a_failing_multi_row_write_applies_none_of_its_items(tmp_path: Path) -> 
         asyncio.run(load(path, "by_values", FIELDS, [rows], values=True))
     assert "M0000" not in str(caught.value)
     assert table(path, "by_values") == []
+
+
+def test_statements_hold_no_more_rows_than_sqlite_s_parameter_limit_allows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "w.db"
+    rows = records(VALUES, 20)
+
+    async def main() -> list[str]:
+        destination = SqlUpsertDestination("dst", spec(path, "limited", FIELDS))
+        await destination.begin("job", 1, Window())
+        statements: list[str] = []
+        assert destination._sqlite is not None
+        destination._sqlite.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32)
+        destination._sqlite.set_trace_callback(statements.append)
+        try:
+            result = await destination.write([item(d, values=True) for d in rows])
+            assert (result.written, result.skipped) == (20, 0)
+        finally:
+            await destination.finish()
+        return statements
+
+    statements = asyncio.run(main())
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    # 5 columns, 32 parameters: 6 rows a statement, the last of 2.
+    assert [s.count("), (") + 1 for s in inserts] == [6, 6, 6, 2]
+    assert len(table(path, "limited")) == 20

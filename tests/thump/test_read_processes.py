@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,14 +25,23 @@ from thumpflow.batch import CsvOptions
 from thumpflow.batch.parts import plan_csv
 from thumpflow.config import parse_config
 from thumpflow.config.jobs import Job
-from thumpflow.core.batch import RunTrigger, Window
+from thumpflow.core.batch import (
+    BatchItem,
+    ItemReject,
+    PreparedRecord,
+    RunTrigger,
+    Window,
+    WriteResult,
+)
 from thumpflow.core.clock import SystemClock
 from thumpflow.core.errors import ConfigError
 from thumpflow.core.records import canonical_json
 from thumpflow.runtime.engine import job_runner
 from thumpflow.runtime.workers import close_read_processes
 from thumpflow.store.sqlite import SqliteStore
-from thumpflow.thump.parallel import PART_BYTES, TypedFields, _Shape
+from thumpflow.testing.batch import FakeClock, MemoryDestination, MemorySource
+from thumpflow.thump.parallel import PART_BYTES, ParallelCsvReader, TypedFields, _Shape
+from thumpflow.thump.runner import Connectors, JobRunner
 from thumpflow.thump.validate import RecordValidator
 
 WINDOW = Window("2024-03-01T00:00:00Z", "2024-03-02T00:00:00Z")
@@ -259,3 +270,59 @@ def test_typed_fields_types_are_those_of_the_schema() -> None:
     assert fields["charge"] == Decimal("12.50") and str(fields["charge"]) == "12.50"
     assert fields["stays"] == 3 and fields["active"] is True
     assert fields["discharge_at"] is None and fields["note"] == "  kept as given "
+
+
+class _Refusing(MemoryDestination):
+    """Refuses the item of one business key, writes the others."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__("refusing")
+        self._refused = refused
+
+    async def write(self, items: Sequence[BatchItem]) -> WriteResult:
+        refused = [i for i in items if i.business_key == self._refused]
+        result = await super().write([i for i in items if i.business_key != self._refused])
+        rejects = tuple(ItemReject(i, "refused", "as told") for i in refused)
+        return WriteResult(result.written, result.skipped, rejects)
+
+
+def test_a_prepared_record_a_destination_refuses_is_kept_as_its_canonical_json(
+    tmp_path: Path,
+) -> None:
+    data = _csv(400)
+    path = tmp_path / "enc.csv"
+    path.write_bytes(data)
+    with ThreadPoolExecutor(2) as executor:
+        reader = ParallelCsvReader(executor, _JOB, CsvOptions(), processes=2, part_bytes=4096)
+        read = reader.records(path, path.name)
+        assert read is not None
+        records = list(read)
+    prepared = [r for r in records if isinstance(r, PreparedRecord)]
+    assert len(prepared) > 300
+    target = prepared[5].item
+    destination = _Refusing(target.business_key)
+
+    async def main() -> tuple[Any, list[Any]]:
+        store = SqliteStore(tmp_path / "store.db")
+        await store.open()
+        try:
+            runner = JobRunner(
+                _JOB,
+                store,
+                FakeClock(),
+                lambda job: Connectors(MemorySource("mem", records), [destination]),
+            )
+            outcome = await runner.run(RunTrigger.MANUAL, window=WINDOW)
+            return outcome, await store.row_rejects(job_id=_JOB.id, limit=10_000)
+        finally:
+            await store.close()
+
+    outcome, rejects = asyncio.run(main())
+    refused = [r for r in rejects if r.rule == "refusing: refused"]
+    assert [r.origin for r in refused] == [
+        p.origin for p in prepared if p.item.business_key == target.business_key
+    ]
+    assert refused[0].record.encode() in {
+        p.item.canonical for p in prepared if p.item.business_key == target.business_key
+    }
+    assert outcome.counts.rejected == len(rejects)

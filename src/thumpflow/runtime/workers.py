@@ -5,8 +5,9 @@ use (or at start, `start_read_processes`) with the most `read_processes` any
 job asks for, and shut down with the engine (`close_read_processes`). Workers
 come from a `forkserver` that imported the reading code once, never from a
 fork of the engine itself (whose threads and open connections a forked child
-must not inherit). A worker that dies breaks the pool: the run using it
-fails with the reason, and the next run makes a new pool.
+must not inherit). A worker that dies breaks the pool: the count or read
+using it raises `BrokenProcessPool` (and so its run fails, as on any error
+of its source), and the next `read_executor` makes a new pool.
 """
 
 from __future__ import annotations

@@ -231,21 +231,25 @@ class ParallelCsvReader:
         self._options = options
         self._ahead = 2 * processes
         self._part_bytes = part_bytes
-        self._plans: dict[Path, CsvPlan] = {}
+        self._plans: dict[Path, CsvPlan | None] = {}
+        """Plans made by `count`, checked part by part (None: the file cannot be cut), for
+        `records` to use instead of planning the file again."""
 
     def count(self, path: Path) -> int | None:
-        plan = plan_csv(path, self._options, self._part_bytes)
+        plan = self._plans[path] = plan_csv(path, self._options, self._part_bytes)
         if plan is None:
             return None
         total = 0
         for checked, (count, _line) in self._in_order(path, plan, self._submit_count):
             total += count
-            plan = checked
-        self._plans[path] = plan
+            self._plans[path] = checked
         return total
 
     def records(self, path: Path, name: str) -> Iterator[SourceRecord] | None:
-        plan = self._plans.pop(path, None) or plan_csv(path, self._options, self._part_bytes)
+        if path in self._plans:
+            plan = self._plans.pop(path)
+        else:
+            plan = plan_csv(path, self._options, self._part_bytes)
         if plan is None:
             return None
         return self._records(path, name, plan)
