@@ -62,7 +62,7 @@ def _job(schema: list[dict[str, object]], key: str) -> Job:
                     "id": "out",
                     "type": "batch_file",
                     "directory": "/unused",
-                    "name": "x.ndjson",
+                    "name": "x-{run}.ndjson",
                     "format": "ndjson",
                     "source_system": "test",
                 }

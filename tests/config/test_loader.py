@@ -106,7 +106,7 @@ def job_text(job_id: str, destination: str, reconciles: str = "adt") -> str:
     schema: [{{name: visit}}]
     business_key: [visit]
     destinations:
-      - {{id: {destination}, type: batch_file, directory: out, name: 'a-{{date}}.csv',
+      - {{id: {destination}, type: batch_file, directory: out, name: 'a-{{run}}.csv',
          format: csv, source_system: X}}
 """
 

@@ -56,7 +56,7 @@ jobs:
       - {name: unit, type: code, allowed: [ICU, MED]}
     business_key: [facility, visit]
     destinations:
-      - {id: census-feed, type: batch_file, directory: out, name: 'census-{date}.ndjson',
+      - {id: census-feed, type: batch_file, directory: out, name: 'census-{run}.ndjson',
          format: ndjson, source_system: THUMPFLOW}
 """
 

@@ -29,7 +29,7 @@ from thumpflow.connectors.sftp import (
     SftpError,
 )
 from thumpflow.core.batch import Manifest, SourceRecord, Window
-from thumpflow.core.errors import BatchSourceError
+from thumpflow.core.errors import BatchSourceError, OutputConflictError
 
 CSV = b"mrn,family\r\nM1,Ash\r\nM2,Birch\r\nM3,Cedar\r\n"
 
@@ -321,6 +321,26 @@ def test_an_empty_run_uploads_the_empty_file_of_its_format(
     _, manifests = asyncio.run(upload(dst, WINDOW))
     assert manifests[0].record_count == 0
     assert (box / "v.hl7").read_bytes().endswith(b"BTS|0\rFTS|1\r")
+
+
+def test_a_run_of_another_window_never_replaces_the_remote_file(
+    ssh_server: SshServer, tmp_path: Path
+) -> None:
+    box = tmp_path / "box"
+    box.mkdir()
+    dst = destination(ssh_server, box, name="census-{date}.ndjson")
+    rows = [{"mrn": "M1", "family": "Ash"}, {"mrn": "M2", "family": "Birch"}]
+    asyncio.run(upload(dst, WINDOW, rows))
+    (target,) = box.glob("census-*.ndjson")
+    before = target.read_bytes(), (box / f"{target.name}.manifest.json").read_bytes()
+    later = Window(WINDOW.end, None)  # an open window's name takes the date of its run
+    dst = destination(ssh_server, box, name=target.name)
+    assert asyncio.run(upload(dst, later)) == ([], []), "no records: the file stays"
+    with pytest.raises(OutputConflictError, match="another window"):
+        asyncio.run(upload(dst, later, rows[:1]))
+    asyncio.run(dst.abort())
+    assert (target.read_bytes(), (box / f"{target.name}.manifest.json").read_bytes()) == before
+    assert sorted(p.name for p in box.iterdir()) == [target.name, f"{target.name}.manifest.json"]
 
 
 # --------------------------------------------------------------------------- trust

@@ -33,10 +33,11 @@ def config_text(
     extra_job: str = "",
     destination: str | None = None,
     schedule: str = "cron: '0 2 * * *'\n      timezone: America/New_York",
+    name: str = "census-{date}.ndjson",
 ) -> str:
     destination = destination or (
         f"- id: warehouse\n        type: batch_file\n        directory: {tmp / 'out'}\n"
-        "        name: 'census-{window_end}.ndjson'\n        format: ndjson\n"
+        f"        name: '{name}'\n        format: ndjson\n"
         "        source_system: thumpflow"
     )
     return f"""

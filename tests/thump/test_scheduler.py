@@ -20,7 +20,12 @@ START = 1_704_067_200.0  # 2024-01-01T00:00:00Z
 
 
 def interval_job(tmp: Path, policy: str = "run_once") -> Job:
-    text = config_text(tmp, schedule="interval: 1h", extra_job=f"    missed_runs: {policy}\n")
+    text = config_text(
+        tmp,
+        schedule="interval: 1h",
+        name="census-{run}.ndjson",
+        extra_job=f"    missed_runs: {policy}\n",
+    )
     return job_of(text)
 
 

@@ -152,7 +152,7 @@ def test_real_job_models_are_linted() -> None:
                             "id": "out",
                             "type": "batch_file",
                             "directory": "var/out",
-                            "name": "census.ndjson",
+                            "name": "census-{run}.ndjson",
                             "format": "ndjson",
                             "source_system": "ehr",
                         }

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from thumpflow.config.model import ID_PATTERN, _Model, check_regex, parse_duration
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec, FileDropSourceSpec
+from thumpflow.connectors.drop import name_fields
 from thumpflow.connectors.fhir.spec import FhirBatchDestinationSpec
 from thumpflow.connectors.fhir_bulk.spec import FhirBulkSourceSpec
 from thumpflow.connectors.sftp.spec import SftpDestinationSpec, SftpDropSourceSpec
@@ -25,6 +26,9 @@ from thumpflow.core.records import VERSION_TYPES
 from thumpflow.thump.schedule import CronSchedule
 
 FIELD_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"
+_DAY = 86400.0
+_SAMPLE_FROM = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+_SAMPLED_DUE_TIMES = 400
 FieldType = Literal["string", "integer", "decimal", "date", "datetime", "boolean", "code"]
 
 
@@ -64,6 +68,24 @@ class JobSchedule(_Model):
         elif self.timezone != "UTC":
             raise ValueError("`timezone` goes with `cron`; an interval is zone-free")
         return self
+
+    def more_than_once_a_day(self) -> bool:
+        """Whether two runs can fall due on one UTC date (which `{date}` in a file name
+        cannot tell apart): an interval under a day, or a cron expression that fires twice on
+        one date in a year of due times from 2026-01-01 (both daylight-saving changes)."""
+        if self.interval is not None:
+            return self.interval < _DAY
+        assert self.cron is not None
+        schedule = CronSchedule.parse(self.cron, self.timezone)
+        due = schedule.next_after(_SAMPLE_FROM)
+        for _ in range(_SAMPLED_DUE_TIMES):
+            following = schedule.next_after(due)
+            if following - _SAMPLE_FROM > _DAY * 366:
+                return False
+            if int(following // _DAY) == int(due // _DAY):
+                return True
+            due = following
+        return False
 
 
 class FieldSpec(_Model):
@@ -341,6 +363,31 @@ class Job(_Model):
         "destination refuses is kept as its canonical JSON rather than as read. For a `load` "
         "job without a `transform` reading CSV from `file_drop`.",
     )
+
+    @field_validator("destinations")
+    @classmethod
+    def _names_tell_windows_apart(
+        cls, destinations: list[BatchDestinationSpec], info: ValidationInfo
+    ) -> list[BatchDestinationSpec]:
+        schedule = info.data.get("schedule")
+        for spec in destinations:
+            if not isinstance(spec, BatchFileDestination | SftpDestination):
+                continue
+            fields = name_fields(spec.template)
+            if not {"run", "date"} & fields:
+                raise ValueError(
+                    f"destination {spec.id!r}: every run would write the same file (`name` has "
+                    "neither `{run}` nor `{date}`, and `{window_end}` is `unbounded` for all "
+                    "runs but re-runs), replacing another window's output: put `{run}` or "
+                    "`{date}` in `name`"
+                )
+            if "run" not in fields and schedule is not None and schedule.more_than_once_a_day():
+                raise ValueError(
+                    f"destination {spec.id!r}: `name` tells runs apart by `{{date}}` only, and "
+                    "the schedule has more than one run a day, so a run would replace another "
+                    "window's output: put `{run}` in `name`"
+                )
+        return destinations
 
     @model_validator(mode="after")
     def _fields_declared(self) -> Self:

@@ -56,6 +56,7 @@ from thumpflow.batch import (
     count_and_hash,
     format_time,
     manifest_name,
+    parse_manifest,
     parse_time,
     read_manifest,
     verify,
@@ -75,9 +76,11 @@ __all__ = [
     "encoder_for",
     "latest_watermark",
     "missing_manifest",
+    "name_fields",
     "read_ranges",
     "refusal_reasons",
     "render_name",
+    "replaced_output",
     "stream",
     "takes",
     "unsettled",
@@ -87,6 +90,7 @@ NAME_FIELDS = frozenset({"job", "run", "window_end", "date"})
 REASON_SUFFIX = ".reason"
 
 _CHUNK = 4096
+_EXTENSIONS = {"csv": "csv", "ndjson": "ndjson", "hl7_batch": "hl7"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _Key = TypeVar("_Key")
 
@@ -149,11 +153,16 @@ class BatchFileFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(
+    name: str | None = Field(
+        default=None,
         description="File name template with `{job}`, `{run}`, `{window_end}` (characters other "
-        "than letters, digits, `.`, `_` and `-` become `-`; `unbounded` when open) and `{date}` "
-        "(the window end's UTC date, else the date the run began). Without `{run}`, a re-run of "
-        "the same window replaces the file instead of adding one."
+        "than letters, digits, `.`, `_` and `-` become `-`; `unbounded` when open, as it is for "
+        "every run but a re-run of a past window) and `{date}` (the window end's UTC date, else "
+        "the date the run began). Default `{job}-{run}.<csv|ndjson|hl7>`. A name must tell "
+        "windows apart: it needs `{run}` or `{date}` (with `{date}` alone, a schedule of at most "
+        "one run a day); a run never replaces a file another window wrote (it fails with an "
+        "alert, its input left for a later run), while a re-run of the same window replaces "
+        "its own file. A run that read no records leaves an existing file as it is.",
     )
     format: Literal["csv", "ndjson", "hl7_batch"] = Field(
         description="`csv` (header row, then `columns`), `ndjson` (one JSON object per line: "
@@ -172,9 +181,16 @@ class BatchFileFields(BaseModel):
         description="The source system id written into each manifest (and FHS-3/BHS-3)."
     )
 
+    @property
+    def template(self) -> str:
+        """The file name template: `name`, else `{job}-{run}.<extension of the format>`."""
+        return self.name or f"{{job}}-{{run}}.{_EXTENSIONS[self.format]}"
+
     @field_validator("name")
     @classmethod
-    def _known_fields(cls, value: str) -> str:
+    def _known_fields(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             parsed = list(string.Formatter().parse(value))
         except ValueError as exc:
@@ -188,6 +204,11 @@ class BatchFileFields(BaseModel):
         if "/" in value or "\\" in value or value.startswith("."):
             raise ValueError("must be a plain file name (no directories, not hidden)")
         return value
+
+
+def name_fields(template: str) -> set[str]:
+    """The placeholders a (valid) name template uses."""
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
 
 
 # ------------------------------------------------------------------ drop sources
@@ -325,6 +346,29 @@ def render_name(template: str, job_id: str, run_id: int, window: Window, now: fl
         window_end=_UNSAFE.sub("-", end) if end is not None else "unbounded",
         date=moment.astimezone(UTC).strftime("%Y-%m-%d"),
     )
+
+
+def replaced_output(name: str, manifest: bytes | None, window: Window) -> str | None:
+    """Why a run of `window` must not replace the existing file `name`, or None when the file
+    is this window's own output (a re-run replaces it). `manifest` is the text of the file's
+    manifest, None when it has none: a file that does not say its window is never replaced."""
+    if manifest is None:
+        return f"{name} exists without a manifest, so it is not known to be this window's output"
+    try:
+        existing = parse_manifest(manifest, manifest_name(name)).window
+    except ManifestError:
+        return f"{name} has a manifest that cannot be read, so its window is not known"
+    if existing == window:
+        return None
+    return (
+        f"{name} holds the output of another window ({_window_text(existing)}; this run: "
+        f"{_window_text(window)}); a run never replaces it: give the destination a name "
+        "template with `{run}`, or with `{date}` and at most one run a day"
+    )
+
+
+def _window_text(window: Window) -> str:
+    return f"({window.start or 'unbounded'}, {window.end or 'unbounded'}]"
 
 
 def encoder_for(spec: BatchFileFields, name: str, first_keys: list[str]) -> Encoder:

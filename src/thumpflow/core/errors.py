@@ -80,3 +80,11 @@ class BatchDestinationError(ThumpflowError):
 
     The text names the destination, counts and the kind of failure, never a record value.
     """
+
+
+class OutputConflictError(BatchDestinationError):
+    """A run's output file is taken by the output of another window; nothing was replaced.
+
+    The run fails with an alert and its input is left for a later run; the
+    text names the destination, the file and the windows, never a record value.
+    """

@@ -37,7 +37,9 @@ source checked and the destinations wrote, and the next watermark:
   for the next run and the run ends `failed` ("cancelled");
 - a run that read zero records of a job with `expect_records` ends as it
   would, and an alert is recorded (audit `alert`, subject the job id) and
-  logged as a WARNING; so is input the source refused (`BatchSourceError`).
+  logged as a WARNING; so is input the source refused (`BatchSourceError`)
+  and a destination's refusal to replace another window's output
+  (`OutputConflictError`: the run fails, its input is left for a later run).
 
 `written` and `skipped` count (item, destination) pairs. Logs and recorded
 reasons carry ids, counts and error kinds, never record values.
@@ -69,7 +71,7 @@ from thumpflow.core.batch import (
     WriteResult,
 )
 from thumpflow.core.clock import Clock
-from thumpflow.core.errors import BatchSourceError, ThumpflowError
+from thumpflow.core.errors import BatchSourceError, OutputConflictError, ThumpflowError
 from thumpflow.core.ports import BatchDestination, BatchSource, RunStore
 from thumpflow.core.records import business_key, canonical_json, content_hasher, version_number
 from thumpflow.thump.validate import Failure, RecordValidator
@@ -232,8 +234,13 @@ class JobRunner:
         except Exception as exc:
             reason = safe_reason(exc)
             log.debug("job %s run %d failure detail", job.id, state.run_id, exc_info=True)
+            conflict = isinstance(exc, OutputConflictError)
             return await self._failed(
-                state, connectors, reason, alert=isinstance(exc, BatchSourceError)
+                state,
+                connectors,
+                reason,
+                fail_source=not conflict,
+                alert=conflict or isinstance(exc, BatchSourceError),
             )
         if state.ledger:
             await self._runs.record_ledger(state.ledger)

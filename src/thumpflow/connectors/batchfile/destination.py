@@ -25,6 +25,11 @@ Guarantees:
   the same, the file is replaced atomically, and the same records give the
   same bytes (nothing in the file depends on the time of the run; only the
   manifest's `created_at` does).
+- A run never replaces another window's output: when the name is taken,
+  `finish` reads the existing file's manifest, and unless it names this run's
+  window (a re-run) it raises `OutputConflictError` and changes nothing (a
+  file without a readable manifest is never replaced either). A run with no
+  records leaves an existing file as it is and returns no manifest.
 - Within one run, a business key is written once, last wins: an item whose
   key was already written with the same bytes is skipped (counted in
   `write`'s second number); with different bytes, it is written and the
@@ -37,9 +42,9 @@ Guarantees:
   (distinct keys); `sha256` is that of the final file's bytes (computed as
   they are written, batch by batch; a file compacted at `finish` is read
   back and hashed instead).
-- A run with no records writes the format's empty file: an HL7 batch with
-  zero counts, an empty NDJSON file, a CSV header row when `columns` is set
-  (without `columns`, an empty file).
+- A run with no records writes the format's empty file when the name is
+  free: an HL7 batch with zero counts, an empty NDJSON file, a CSV header row
+  when `columns` is set (without `columns`, an empty file).
 - Failure (disk full, permission denied, a record the format cannot encode)
   raises from `write` or `finish`; the temporary stays until `abort` or the
   next `begin` of the same name removes it. Nothing visible changes.
@@ -60,9 +65,16 @@ from typing import Any, BinaryIO
 
 from thumpflow.batch import Encoder, fsync_directory, manifest_path, write_manifest
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec
-from thumpflow.connectors.drop import KeyLog, encoder_for, read_ranges, render_name
+from thumpflow.connectors.drop import (
+    KeyLog,
+    encoder_for,
+    read_ranges,
+    render_name,
+    replaced_output,
+)
 from thumpflow.core.batch import BatchItem, Manifest, Window, WriteResult
 from thumpflow.core.clock import Clock, SystemClock
+from thumpflow.core.errors import OutputConflictError
 
 _BUFFER = 1 << 20
 
@@ -102,7 +114,7 @@ class BatchFileDestination:
 
     def file_name(self, job_id: str, run_id: int, window: Window) -> str:
         """The file name for this run, from the template."""
-        return render_name(self.spec.name, job_id, run_id, window, self._clock.now())
+        return render_name(self.spec.template, job_id, run_id, window, self._clock.now())
 
     async def begin(self, job_id: str, run_id: int, window: Window) -> None:
         """Open a fresh temporary for this run's file (any unfinished run is aborted)."""
@@ -120,12 +132,15 @@ class BatchFileDestination:
             return WriteResult(*await asyncio.to_thread(self._append, run, list(items)))
 
     async def finish(self) -> list[Manifest]:
-        """Make the file and its manifest visible; returns the manifest written."""
+        """Make the file and its manifest visible; returns the manifest written (none when a
+        run without records left an existing file as it was).
+
+        Raises `OutputConflictError` when the name holds another window's output."""
         async with self._lock:
             run = self._require()
             manifest = await asyncio.to_thread(self._complete, run)
             self._run = None
-            return [manifest]
+            return [] if manifest is None else [manifest]
 
     async def abort(self) -> None:
         """Remove the temporary; the visible file (if any) is unchanged. Idempotent."""
@@ -176,9 +191,20 @@ class BatchFileDestination:
         run.put(b"".join(chunks))
         return len(chunks), skipped
 
-    def _complete(self, run: _Run) -> Manifest:
+    def _complete(self, run: _Run) -> Manifest | None:
         out = run.out
         assert out is not None
+        if run.path.exists():
+            if not run.log.count:
+                self._discard(run)
+                return None
+            try:
+                manifest_text: bytes | None = manifest_path(run.path).read_bytes()
+            except FileNotFoundError:
+                manifest_text = None
+            reason = replaced_output(run.name, manifest_text, run.window)
+            if reason is not None:
+                raise OutputConflictError(f"batch file destination {self.destination_id}: {reason}")
         if run.encoder is None and (self.spec.format != "csv" or self.spec.columns):
             self._encoder(run, [])
         count = run.log.count

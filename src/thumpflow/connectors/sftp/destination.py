@@ -22,11 +22,15 @@ Guarantees:
 - Re-running a window converges: without `{run}` in the template the name is
   the same, the file is replaced atomically, and the same records give the
   same bytes (only the manifest's `created_at` differs).
+- A run never replaces another window's output: when the name is taken,
+  `finish` reads the remote manifest, and unless it names this run's window
+  (a re-run) raises `OutputConflictError` with nothing uploaded. A run with
+  no records leaves an existing remote file as it is and returns no manifest.
 - Within one run a business key is written once, last wins: an item whose
   key was already written with the same bytes is skipped (counted in
   `write`'s second number); with different bytes it is written and the
   earlier record is left out of the upload.
-- A run with no records uploads the format's empty file (an HL7 batch with
+- A run with no records, when the name is free, uploads the format's empty file (an HL7 batch with
   zero counts, an empty NDJSON file, a CSV header row when `columns` is set,
   else an empty file).
 - Failures raise: `SftpError` for the server (naming it), `OSError` for the
@@ -51,11 +55,18 @@ from typing import BinaryIO
 import asyncssh
 
 from thumpflow.batch import Encoder, manifest_name, manifest_to_json, parse_manifest
-from thumpflow.connectors.drop import KeyLog, encoder_for, read_ranges, render_name
+from thumpflow.connectors.drop import (
+    KeyLog,
+    encoder_for,
+    read_ranges,
+    render_name,
+    replaced_output,
+)
 from thumpflow.connectors.sftp._client import join, replace, session
 from thumpflow.connectors.sftp.spec import SftpDestinationSpec
 from thumpflow.core.batch import BatchItem, Manifest, Window, WriteResult
 from thumpflow.core.clock import Clock, SystemClock
+from thumpflow.core.errors import OutputConflictError
 
 _BLOCK = 1 << 20
 
@@ -85,7 +96,7 @@ class SftpDestination:
 
     def file_name(self, job_id: str, run_id: int, window: Window) -> str:
         """The file name for this run, from the template."""
-        return render_name(self.spec.name, job_id, run_id, window, self._clock.now())
+        return render_name(self.spec.template, job_id, run_id, window, self._clock.now())
 
     async def begin(self, job_id: str, run_id: int, window: Window) -> None:
         """Start a run's file (staged locally; nothing remote changes yet)."""
@@ -120,7 +131,9 @@ class SftpDestination:
         return len(chunks), skipped
 
     async def finish(self) -> list[Manifest]:
-        """Upload the file and its manifest (see the module docstring); the manifest as written."""
+        """Upload the file and its manifest (see the module docstring); the manifest as written,
+        none when a run without records left an existing file. Raises `OutputConflictError`
+        when the name holds another window's output."""
         run = self._running()
         header, trailer, count = self._frame(run)
         await asyncio.to_thread(run.out.flush)
@@ -130,6 +143,17 @@ class SftpDestination:
         manifest_temporary = join(directory, f".{manifest_name(run.name)}.{token}.tmp")
         async with session(self.spec) as sftp:
             await sftp.makedirs(directory, exist_ok=True)
+            if await sftp.exists(join(directory, run.name)):
+                if not count:
+                    await self.abort()
+                    return []
+                reason = replaced_output(
+                    run.name,
+                    await _read(sftp, join(directory, manifest_name(run.name))),
+                    run.window,
+                )
+                if reason is not None:
+                    raise OutputConflictError(f"sftp destination {self.destination_id}: {reason}")
             await _remove_stale(sftp, directory, run.name)
             try:
                 digest = await self._upload(sftp, temporary, run, header, trailer)
@@ -204,6 +228,16 @@ def _blocks(run: _Run) -> Iterator[bytes]:
             pending.clear()
     if pending:
         yield bytes(pending)
+
+
+async def _read(sftp: asyncssh.SFTPClient, path: str) -> bytes | None:
+    """The bytes of the remote file `path`, None when there is none."""
+    try:
+        async with sftp.open(path, "rb") as remote:
+            data: bytes = await remote.read()
+    except asyncssh.SFTPNoSuchFile:
+        return None
+    return data
 
 
 async def _remove_stale(sftp: asyncssh.SFTPClient, directory: str, name: str) -> None:
