@@ -40,6 +40,7 @@ def start_engine(
     *,
     log_format: str = "text",
     log_level: str = "INFO",
+    new_session: bool = False,
 ) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
     process = subprocess.Popen(
@@ -58,6 +59,7 @@ def start_engine(
         stdin=subprocess.DEVNULL,
         stdout=handle,
         stderr=handle,
+        start_new_session=new_session,
     )
     wait_listening(port, process)
     return process

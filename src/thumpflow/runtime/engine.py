@@ -93,7 +93,12 @@ from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceive
 from thumpflow.runtime.config_audit import record_config
 from thumpflow.runtime.keys import load_cipher
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
-from thumpflow.runtime.workers import close_read_processes, read_executor, start_read_processes
+from thumpflow.runtime.workers import (
+    close_read_processes,
+    read_executor,
+    reap_leftovers,
+    start_read_processes,
+)
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.thump.chunked import ChunkedDestination
 from thumpflow.thump.parallel import ParallelCsvReader
@@ -409,6 +414,7 @@ class Engine:
                     await self._subscribe(channel.id, channel.source, ingress)
             jobs = [job for job in self.config.jobs if job.enabled]
             processes = max((job.read_processes for job in jobs), default=0)
+            await asyncio.to_thread(reap_leftovers)
             if processes:
                 await asyncio.to_thread(start_read_processes, processes)
             if jobs:

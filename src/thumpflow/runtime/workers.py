@@ -8,15 +8,41 @@ fork of the engine itself (whose threads and open connections a forked child
 must not inherit). A worker that dies breaks the pool: the count or read
 using it raises `BrokenProcessPool` (and so its run fails, as on any error
 of its source), and the next `read_executor` makes a new pool.
+
+The read processes end when the engine dies, however it dies (SIGKILL
+included). Each worker watches the engine's process through a pidfd (Linux
+5.3+; elsewhere it checks once a second) from a daemon thread and exits when
+it is gone; a worker started after the engine died exits at once. The
+forkserver and multiprocessing's resource tracker then follow by themselves:
+each waits for the end of pipes the workers hold open, which is why, without
+the watch, a killed engine left all of them running. Every process the pool
+starts carries `THUMPFLOW_READ_PROCESSES_OF=<engine pid>:<its start time>` in
+its environment (set in the engine's environment when the pool is made), so
+`reap_leftovers`, called at engine start, finds read processes (forkserver,
+resource tracker, workers) whose engine is no longer running and kills them,
+e.g. those left by a version without the watch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
+import os
+import select
+import signal
+import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
-_PRELOAD = ["thumpflow.thump.parallel"]
+log = logging.getLogger("thumpflow.runtime")
+
+_PRELOAD = ["thumpflow.thump.parallel", "thumpflow.runtime.workers"]
+MARK = "THUMPFLOW_READ_PROCESSES_OF"
+_MULTIPROCESSING = (b"multiprocessing.forkserver import main", b"multiprocessing.resource_tracker")
+_POLL_SECONDS = 1.0
 
 
 class _ReadProcesses:
@@ -31,9 +57,16 @@ class _ReadProcesses:
             pool.shutdown(wait=False, cancel_futures=True)
             pool = None
         if pool is None:
+            engine = os.getpid()
+            os.environ[MARK] = f"{engine}:{_started(engine)}"
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(_PRELOAD)
-            pool = ProcessPoolExecutor(max(processes, self._size), mp_context=context)
+            pool = ProcessPoolExecutor(
+                max(processes, self._size),
+                mp_context=context,
+                initializer=watch_engine,
+                initargs=(engine,),
+            )
             self._pool, self._size = pool, max(processes, self._size)
         return pool
 
@@ -56,6 +89,87 @@ def _broken(pool: ProcessPoolExecutor) -> bool:
     except BrokenProcessPool:
         return True
     return False
+
+
+def watch_engine(engine: int) -> None:
+    """In a worker: exit as soon as the process `engine` has ended (at once if it already has)."""
+    try:
+        handle = os.pidfd_open(engine)
+    except ProcessLookupError:
+        os._exit(0)
+    except (AttributeError, OSError):
+        handle = -1  # no pidfd here: check once a second instead
+    threading.Thread(target=_exit_after, args=(engine, handle), daemon=True).start()
+
+
+def _exit_after(engine: int, handle: int) -> None:
+    if handle >= 0:
+        watch = select.poll()
+        watch.register(handle, select.POLLIN)
+        while not watch.poll():
+            pass
+    else:
+        while _alive(engine):
+            time.sleep(_POLL_SECONDS)
+    os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _started(pid: int) -> str:
+    """The start time of process `pid` in clock ticks since boot ('' when unknown): with the
+    pid, it names one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2 :].split()[19]
+
+
+def reap_leftovers() -> int:
+    """Kill the read processes of engines that are no longer running; how many were killed.
+
+    Only processes of this user carrying the mark and running multiprocessing's
+    forkserver or resource tracker code (workers are forks of the forkserver)
+    are considered; a process whose engine (pid and start time) still runs is
+    left alone. Does nothing where /proc is not readable.
+    """
+    killed = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and _leftover(int(entry.name)):
+                with contextlib.suppress(OSError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    killed += 1
+    if killed:
+        log.warning("killed %d read process(es) left running by an engine that ended", killed)
+    return killed
+
+
+def _leftover(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    prefix = MARK.encode() + b"="
+    marks = [v[len(prefix) :] for v in environ.split(b"\0") if v.startswith(prefix)]
+    if not marks or not any(code in command for code in _MULTIPROCESSING):
+        return False
+    engine, _, started = marks[0].decode("ascii", "replace").partition(":")
+    if not engine.isdigit():
+        return False
+    return not _alive(int(engine)) or _started(int(engine)) != started
 
 
 _PROCESSES = _ReadProcesses()
