@@ -17,8 +17,8 @@ or `--max-requests` were sent:
   deep, unknown element names, JSON that does not parse;
 - garbage bodies, unknown channels, unknown content types, bodies over the
   size limit, random `Idempotency-Key`s;
-- over MLLP: valid frames, garbage between frames, truncated frames, a new
-  connection (a new peer port) every few messages.
+- over MLLP: valid frames, garbage between frames, truncated frames, frames
+  of 10 MB, a new connection (a new peer port) every few messages.
 
 Every `--sample` seconds it reads the engine's VmRSS and VmHWM from
 /proc/<pid>/status and prints a row; at the end, the answers by kind. No
@@ -174,6 +174,8 @@ def mllp_case(rng: random.Random, n: int) -> tuple[str, bytes]:
         return "mllp-garbage", rng.randbytes(rng.randrange(1, 512)) + START + adt(rng, n) + END
     if pick < 90:
         return "mllp-truncated", START + adt(rng, n)[:40] + START + adt(rng, n + 1) + END
+    if pick < 91:
+        return "mllp-10MB", START + adt(rng, n) + b"x" * (10 << 20) + END
     return "mllp-not-hl7", START + rng.randbytes(rng.randrange(1, 2048)) + END
 
 
