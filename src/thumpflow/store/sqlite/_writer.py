@@ -77,10 +77,10 @@ _INSERT_DELIVERY = (
 _INSERT_IDEMPOTENCY = (
     "INSERT INTO idempotency (key, event_id, ack_code, received_at, digest) VALUES (?, ?, ?, ?, ?)"
 )
-_SELECT_KNOWN_KEYS = (
-    "SELECT key, event_id, ack_code, digest FROM idempotency"
-    " WHERE key IN (SELECT value FROM json_each(?))"
-)
+# Keys are bound one parameter each, not passed through json_each: SQLite's
+# JSON functions end a text at NUL, and a control id may hold one.
+_SELECT_KNOWN_KEYS = "SELECT key, event_id, ack_code, digest FROM idempotency WHERE key IN "
+_KEYS_PER_SELECT = 500
 _SELECT_STATES = (
     "SELECT delivery_id, status, channel_id, destination_id, business_key, content_hash,"
     " ledger_version FROM deliveries"
@@ -452,9 +452,13 @@ class Writer:
         conn = self._conn
         keys = [admission.received.idempotency_key for admission in admissions]
         keys += [reused_key(a) for a in admissions if a.content_digest is not None]
-        known: dict[str, tuple[str, str, str | None]] = {
-            row[0]: row[1:] for row in conn.execute(_SELECT_KNOWN_KEYS, (json.dumps(keys),))
-        }
+        known: dict[str, tuple[str, str, str | None]] = {}
+        for start in range(0, len(keys), _KEYS_PER_SELECT):
+            chunk = keys[start : start + _KEYS_PER_SELECT]
+            marks = "(" + ",".join("?" * len(chunk)) + ")"
+            known.update(
+                (row[0], row[1:]) for row in conn.execute(_SELECT_KNOWN_KEYS + marks, chunk)
+            )
         answers: list[Any] = []
         event_rows: list[tuple[Any, ...]] = []
         delivery_rows: list[tuple[Any, ...]] = []
