@@ -19,7 +19,35 @@ Guarantees:
   response, then closes every connection; frames not yet handed over are not
   acknowledged and will be resent by their senders.
 
-Logs name peers only, never message content.
+Connection limits (so that idle or trickling peers cannot lock senders out):
+
+- Idle: a connection that sends nothing for `idle_timeout_seconds`, with
+  nothing queued or being processed, is closed. Whitespace alone between
+  frames does not count as sending.
+- Slow frames: once a frame (or input outside a frame) has started, after
+  `frame_grace_seconds` it must have arrived at `min_frame_bytes_per_second`
+  or more on average since its first byte; otherwise the connection is
+  closed and the part received is handed over as a truncated frame (a
+  reject, answered AR before the close), as when the peer disconnects.
+  While the source itself is not reading (backpressure, a closed ingress)
+  the clock of a partial frame restarts when reading resumes.
+- At `max_connections` (or `max_connections_per_peer` for the new
+  connection's remote address), a new connection first closes, to make
+  room, the connection with the slowest partial frame (below the minimum
+  rate) or else the one idle longest, among that address's connections for
+  the per-peer limit. A connection with a frame queued or being processed,
+  or a frame arriving at the minimum rate or faster, is never closed so; the
+  new connection is refused (reset) only when none can be closed. A closed
+  connection's slot is free at once; it still hands over what it had
+  received (as above) before its socket closes.
+- Timers run on the injected `Clock`: one watchdog task per source checks
+  every connection about four times per timeout (at most every second).
+- `limit_reached_at` (the clock's `now`) and `limit_reached` (which limit)
+  tell the alert monitor when a limit was last reached; `refused` and
+  `evicted` count refusals and closures to make room since start. The
+  metrics count the same by reason, and closures for idleness and slowness.
+
+Logs name peers and figures only, never message content.
 """
 
 from __future__ import annotations
@@ -30,8 +58,11 @@ from collections import deque
 from typing import cast
 
 from thumpflow.connectors.mllp.framing import FramingError, MllpDecoder, frame
+from thumpflow.connectors.mllp.metrics import ListenerMetrics, MllpMetrics
 from thumpflow.connectors.mllp.spec import MllpSourceSpec
 from thumpflow.connectors.tls import server_context
+from thumpflow.core.clock import Clock, SystemClock
+from thumpflow.core.metrics import Registry
 from thumpflow.core.ports import Ingress
 
 log = logging.getLogger("thumpflow.connectors.mllp")
@@ -40,17 +71,35 @@ _HIGH_WATER = 8
 _LOW_WATER = 2
 _PAUSED_BY_QUEUE = 1
 _PAUSED_BY_INGRESS = 2
+_MAX_TICK = 1.0
 
 
 class MllpSource:
     """An MLLP server feeding one channel's ingress. `port` is the bound port after `start`."""
 
-    def __init__(self, channel_id: str, spec: MllpSourceSpec, ingress: Ingress) -> None:
+    def __init__(
+        self,
+        channel_id: str,
+        spec: MllpSourceSpec,
+        ingress: Ingress,
+        *,
+        clock: Clock | None = None,
+        metrics: ListenerMetrics | None = None,
+    ) -> None:
         self.channel_id = channel_id
         self.spec = spec
         self.ingress = ingress
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or MllpMetrics(Registry()).listener(channel_id)
+        self.refused = 0
+        self.evicted = 0
+        self.limit_reached: str | None = None
+        self.limit_reached_at: float | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self._per_peer: dict[str, int] = {}
+        self._tick = min(_MAX_TICK, spec.idle_timeout_seconds / 4, spec.frame_grace_seconds / 4)
+        self._watchdog: asyncio.Task[None] | None = None
         self._closing = False
 
     @property
@@ -75,6 +124,7 @@ class MllpSource:
             ssl=ssl_ctx,
             backlog=max(128, self.spec.max_connections),
         )
+        self._watchdog = loop.create_task(self._watch(), name=f"thumpflow-mllp-{self.channel_id}")
         log.info(
             "channel %s: MLLP listening on %s:%d%s",
             self.channel_id,
@@ -87,6 +137,10 @@ class MllpSource:
     async def close(self) -> None:
         """Stop accepting, finish in-flight messages, close every connection."""
         self._closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+            self._watchdog = None
         if self._server is not None:
             self._server.close()
         connections = list(self._connections)
@@ -104,34 +158,96 @@ class MllpSource:
                 extra={"channel": self.channel_id},
             )
 
-    def _admit(self, conn: _Connection) -> bool:
-        if self._closing or len(self._connections) >= self.spec.max_connections:
-            return False
+    async def _watch(self) -> None:
+        """Close idle connections and slow frames (see the module docstring)."""
+        while True:
+            await self.clock.sleep(self._tick)
+            now = self.clock.monotonic()
+            for conn in list(self._connections):
+                conn.check(now)
+
+    def _admit(self, conn: _Connection) -> str | None:
+        """Take `conn` in, closing another connection to make room if a limit is reached.
+
+        Returns why it is refused when no connection can be closed (`limit`,
+        `peer_limit`, or `closing` while the source closes), else None.
+        """
+        if self._closing:
+            return "closing"
+        host = conn.host
+        spec = self.spec
+        peer_limit = spec.max_connections_per_peer
+        if (
+            peer_limit < spec.max_connections
+            and self._per_peer.get(host, 0) >= peer_limit
+            and not self._make_room("max_connections_per_peer", host)
+        ):
+            return "peer_limit"
+        if len(self._connections) >= spec.max_connections and not self._make_room(
+            "max_connections", None
+        ):
+            return "limit"
         self._connections.add(conn)
+        self._per_peer[host] = self._per_peer.get(host, 0) + 1
+        self.metrics.open.set(len(self._connections))
+        return None
+
+    def _make_room(self, limit: str, host: str | None) -> bool:
+        """Close the most readily closed connection (of `host` when given); False if none."""
+        self.limit_reached = limit
+        self.limit_reached_at = self.clock.now()
+        now = self.clock.monotonic()
+        victim: _Connection | None = None
+        best: tuple[int, float] | None = None
+        for conn in self._connections:
+            if host is not None and conn.host != host:
+                continue
+            rank = conn.eviction_rank(now)
+            if rank is not None and (best is None or rank < best):
+                victim, best = conn, rank
+        if victim is None:
+            return False
+        victim.close_for(None, f"to make room for a new connection ({limit} reached)")
+        self.evicted += 1
+        self.metrics.closed["evicted"].inc()
         return True
 
     def _forget(self, conn: _Connection) -> None:
-        self._connections.discard(conn)
+        if conn not in self._connections:
+            return
+        self._connections.remove(conn)
+        left = self._per_peer[conn.host] - 1
+        if left:
+            self._per_peer[conn.host] = left
+        else:
+            del self._per_peer[conn.host]
+        self.metrics.open.set(len(self._connections))
 
 
 class _Connection(asyncio.Protocol):
     """One MLLP connection: decodes frames and hands them to the ingress in order."""
 
     def __init__(self, source: MllpSource) -> None:
+        spec = source.spec
         self._source = source
         self._ingress = source.ingress
-        self._decoder = MllpDecoder(source.spec.max_message_bytes)
-        self._idle = source.spec.idle_timeout_seconds
+        self._clock = source.clock
+        self._decoder = MllpDecoder(spec.max_message_bytes)
+        self._idle = spec.idle_timeout_seconds
+        self._grace = spec.frame_grace_seconds
+        self._min_rate = spec.min_frame_bytes_per_second
         self._queue: deque[bytes | FramingError] = deque()
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._idle_handle: asyncio.TimerHandle | None = None
         self._paused = 0
         self._busy = False
         self._ended = False
         self._stopping = False
         self._last = 0.0
+        self._partial_since: float | None = None
+        self._partial_bytes = 0
+        self.host = "?"
         self.peer = "?"
         self.task: asyncio.Task[None] | None = None
 
@@ -139,13 +255,22 @@ class _Connection(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)
         self._transport = transport
         peername = transport.get_extra_info("peername")
-        self.peer = f"{peername[0]}:{peername[1]}" if peername else "?"
-        channel = self._source.channel_id
-        if not self._source._admit(self):
+        if peername:
+            self.host = str(peername[0])
+            self.peer = f"{peername[0]}:{peername[1]}"
+        source = self._source
+        channel = source.channel_id
+        refusal = source._admit(self)
+        if refusal is not None:
+            if refusal != "closing":
+                source.refused += 1
+                source.metrics.refused[refusal].inc()
             log.warning(
-                "channel %s: MLLP connection from %s refused",
+                "channel %s: MLLP connection from %s refused (%s): no connection can be closed "
+                "to make room",
                 channel,
                 self.peer,
+                refusal,
                 extra={"channel": channel, "peer": self.peer},
             )
             self._ended = True
@@ -157,8 +282,7 @@ class _Connection(asyncio.Protocol):
             self.peer,
             extra={"channel": channel, "peer": self.peer},
         )
-        self._last = self._loop.time()
-        self._idle_handle = self._loop.call_later(self._idle, self._check_idle)
+        self._last = self._clock.monotonic()
         if not self._ingress.is_open():
             self._pause(_PAUSED_BY_INGRESS)
         self.task = self._loop.create_task(self._run())
@@ -166,8 +290,20 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._ended or self._stopping:
             return
-        self._last = self._loop.time()
-        items = self._decoder.feed(data)
+        now = self._clock.monotonic()
+        decoder = self._decoder
+        items = decoder.feed(data)
+        if decoder.pending:
+            if self._partial_since is None or items:
+                self._partial_since = now
+                self._partial_bytes = len(data)
+            else:
+                self._partial_bytes += len(data)
+            self._last = now
+        else:
+            self._partial_since = None
+            if items:
+                self._last = now
         if not items:
             return
         self._queue.extend(items)
@@ -225,22 +361,74 @@ class _Connection(asyncio.Protocol):
         self._paused &= ~reason
         if not self._paused and self._transport is not None and not self._stopping:
             self._transport.resume_reading()
+            now = self._clock.monotonic()
+            self._last = now
+            if self._partial_since is not None:
+                self._partial_since = now
+                self._partial_bytes = 0
 
-    def _check_idle(self) -> None:
-        transport = self._transport
-        if transport is None or transport.is_closing():
+    def _rate(self, now: float) -> float:
+        """Average bytes per second of the partial frame since its first byte."""
+        since = self._partial_since
+        elapsed = now - since if since is not None else 0.0
+        return self._partial_bytes / elapsed if elapsed > 0 else float("inf")
+
+    def eviction_rank(self, now: float) -> tuple[int, float] | None:
+        """How readily this connection is closed to make room (lowest first); None: never.
+
+        A slow partial frame (below the minimum rate) comes first, slowest
+        first; then idle connections, idle longest first. A connection with a
+        frame queued or being processed, or a partial frame arriving fast
+        enough (or that cannot arrive: the source is not reading), is never
+        chosen.
+        """
+        if self._busy or self._queue or self._ended or self._stopping:
+            return None
+        if self._partial_since is None:
+            return (1, self._last)
+        if self._paused or self._min_rate <= 0:
+            return None
+        rate = self._rate(now)
+        return (0, rate) if rate < self._min_rate else None
+
+    def check(self, now: float) -> None:
+        """Close the connection if idle too long or its partial frame is too slow."""
+        if self._ended or self._stopping or self._busy or self._queue or self._paused:
             return
-        remaining = self._last + self._idle - self._loop.time()
-        if self._busy or self._queue or remaining > 0:
-            self._idle_handle = self._loop.call_later(max(remaining, 0.05), self._check_idle)
-            return
-        log.info(
-            "channel %s: MLLP connection from %s closed after %.0f s idle",
-            self._source.channel_id,
+        since = self._partial_since
+        if since is not None and self._min_rate > 0 and now - since >= self._grace:
+            rate = self._rate(now)
+            if rate < self._min_rate:
+                self.close_for(
+                    "slow",
+                    f"after {now - since:.1f} s of a frame arriving at {rate:.0f} bytes/s, "
+                    f"below {self._min_rate:g}",
+                )
+                return
+        if now - self._last >= self._idle:
+            self.close_for("idle", f"after {self._idle:g} s idle")
+
+    def close_for(self, reason: str | None, why: str) -> None:
+        """Free the slot, hand over what is unfinished, answer it, then close.
+
+        Bytes arriving meanwhile are read and discarded (left unread, they would
+        make the close a reset that can lose the answer).
+
+        `reason` is the closure counted in the metrics (None: counted by the
+        caller). Idle closures are logged at INFO, the others at WARNING.
+        """
+        source = self._source
+        log.log(
+            logging.INFO if reason == "idle" else logging.WARNING,
+            "channel %s: MLLP connection from %s closed %s",
+            source.channel_id,
             self.peer,
-            self._idle,
-            extra={"channel": self._source.channel_id, "peer": self.peer},
+            why,
+            extra={"channel": source.channel_id, "peer": self.peer},
         )
+        if reason is not None:
+            source.metrics.closed[reason].inc()
+        source._forget(self)
         self._end_of_input()
 
     async def _run(self) -> None:
@@ -253,7 +441,9 @@ class _Connection(asyncio.Protocol):
             while True:
                 if not ingress.is_open():
                     self._pause(_PAUSED_BY_INGRESS)
-                    await ingress.wait_open()
+                    if not queue and (self._ended or self._stopping):
+                        break
+                    await self._until_open_or_woken()
                     continue
                 self._resume(_PAUSED_BY_INGRESS)
                 if not queue:
@@ -281,6 +471,7 @@ class _Connection(asyncio.Protocol):
                     self._busy = False
                 if response is not None and not transport.is_closing():
                     transport.write(frame(response))
+                self._last = self._clock.monotonic()
                 if self._stopping:
                     break
         except asyncio.CancelledError:
@@ -296,9 +487,17 @@ class _Connection(asyncio.Protocol):
         finally:
             self._finish()
 
+    async def _until_open_or_woken(self) -> None:
+        """Wait until the ingress opens or the connection is told to end."""
+        self._waiter = waiter = self._loop.create_future()
+        opened = self._loop.create_task(self._ingress.wait_open())
+        try:
+            await asyncio.wait((opened, waiter), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            opened.cancel()
+            self._waiter = None
+
     def _finish(self) -> None:
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
         self._source._forget(self)
         transport = self._transport
         if transport is not None and not transport.is_closing():
