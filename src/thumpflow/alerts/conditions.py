@@ -8,7 +8,10 @@
 - zero-record batch: the last finished run of a job that expects records
   read none (the runner also audits and logs it when it happens);
 - disk nearly full: free space on the store's file system is below
-  `disk_free_min_percent`.
+  `disk_free_min_percent`;
+- connection limit: a channel's MLLP listener has `max_connections` open,
+  or reached a connection limit (global or per peer) within the last
+  `connection_limit_window` seconds.
 
 Messages carry ids and figures only.
 """
@@ -31,6 +34,7 @@ class AlertSettings:
     notify_attempts: int = 8
     notify_backoff: float = 1.0
     notify_backoff_cap: float = 300.0
+    connection_limit_window: float = 300.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,11 +57,30 @@ class JobReading:
 
 
 @dataclass(slots=True, frozen=True)
+class ListenerReading:
+    """A channel's MLLP listener: open connections and when a limit was last reached.
+
+    `limit` names the limit last reached (`max_connections` or
+    `max_connections_per_peer`); `refused` and `evicted` count new
+    connections refused and connections closed to make room since start.
+    """
+
+    channel_id: str
+    connections: int
+    max_connections: int
+    limit: str | None
+    limit_reached_at: float | None
+    refused: int
+    evicted: int
+
+
+@dataclass(slots=True, frozen=True)
 class Reading:
     at: float
     outboxes: Sequence[OutboxReading] = ()
     jobs: Sequence[JobReading] = ()
     disk_free_percent: float | None = None
+    listeners: Sequence[ListenerReading] = ()
 
 
 class DeadLetterTrend:
@@ -124,6 +147,26 @@ def conditions(
                     job.job_id,
                     Severity.WARNING,
                     f"job {job.job_id}: run {job.run_id} read zero records; the job expects some",
+                )
+            )
+    for listener in reading.listeners:
+        reached = listener.limit_reached_at
+        recent = reached is not None and reading.at - reached <= settings.connection_limit_window
+        if recent or listener.connections >= listener.max_connections:
+            last = (
+                f"{listener.limit} last reached {reading.at - reached:.0f}s ago"
+                if reached is not None
+                else "no connection refused or closed yet"
+            )
+            holding.append(
+                Condition(
+                    AlertKind.CONNECTION_LIMIT,
+                    listener.channel_id,
+                    Severity.WARNING,
+                    f"channel {listener.channel_id}: MLLP listener at its connection limit: "
+                    f"{listener.connections} of {listener.max_connections} connections open, "
+                    f"{last}; {listener.refused} refused and {listener.evicted} closed to make "
+                    "room since start",
                 )
             )
     free = reading.disk_free_percent

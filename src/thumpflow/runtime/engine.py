@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from thumpflow.alerts import AlertMonitor, AlertSettings, JobReading, OutboxReading, Reading
+from thumpflow.alerts import (
+    AlertMonitor,
+    AlertSettings,
+    JobReading,
+    ListenerReading,
+    OutboxReading,
+    Reading,
+)
 from thumpflow.config.jobs import BatchDestinationSpec, BatchSourceSpec, Job
 from thumpflow.config.jobs import BatchFileDestination as JobFileDestination
 from thumpflow.config.jobs import FhirBatchDestination as JobFhirDestination
@@ -345,6 +352,7 @@ class Engine:
                 growth_window=alerts.dead_letter_growth.window,
                 notify_attempts=alerts.webhook_attempts,
                 notify_backoff=alerts.webhook_backoff,
+                connection_limit_window=alerts.connection_limit_window,
             ),
             self._alert_reading,
             sinks=self._webhooks,
@@ -400,7 +408,13 @@ class Engine:
                     ingress.pause()
                     log.warning("channel %s starts paused", channel.id)
                 source = (
-                    MllpSource(channel.id, channel.source, ingress)
+                    MllpSource(
+                        channel.id,
+                        channel.source,
+                        ingress,
+                        clock=self.clock,
+                        metrics=self.metrics.mllp.listener(channel.id),
+                    )
                     if isinstance(channel.source, MllpSourceSpec)
                     else None
                 )
@@ -658,6 +672,19 @@ class Engine:
             outboxes=outboxes,
             jobs=jobs,
             disk_free_percent=await asyncio.to_thread(self._disk_free_percent),
+            listeners=[
+                ListenerReading(
+                    channel_id=channel_id,
+                    connections=source.connection_count,
+                    max_connections=source.spec.max_connections,
+                    limit=source.limit_reached,
+                    limit_reached_at=source.limit_reached_at,
+                    refused=source.refused,
+                    evicted=source.evicted,
+                )
+                for channel_id, running in self.channels.items()
+                if (source := running.source) is not None
+            ],
         )
 
     def _disk_free_percent(self) -> float | None:
