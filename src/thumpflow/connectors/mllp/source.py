@@ -262,15 +262,16 @@ class _Connection(asyncio.Protocol):
         channel = source.channel_id
         refusal = source._admit(self)
         if refusal is not None:
+            why = "the listener is closing"
             if refusal != "closing":
                 source.refused += 1
                 source.metrics.refused[refusal].inc()
+                why = f"{refusal} reached and no connection can be closed to make room"
             log.warning(
-                "channel %s: MLLP connection from %s refused (%s): no connection can be closed "
-                "to make room",
+                "channel %s: MLLP connection from %s refused: %s",
                 channel,
                 self.peer,
-                refusal,
+                why,
                 extra={"channel": channel, "peer": self.peer},
             )
             self._ended = True
