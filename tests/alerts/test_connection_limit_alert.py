@@ -12,7 +12,7 @@ from tests.connectors.test_mllp_source import read_frames
 from tests.e2e.harness import eventually
 from tests.e2e.procs import ack_code
 from tests.e2e.test_flow_guarantees import adt
-from thumpflow.alerts import AlertSettings, DeadLetterTrend, ListenerReading, Reading, conditions
+from thumpflow.alerts import AlertSettings, CountTrend, ListenerReading, Reading, conditions
 from thumpflow.config import parse_config
 from thumpflow.connectors.mllp.framing import frame
 from thumpflow.core.alerts import AlertKind
@@ -95,7 +95,7 @@ def test_a_full_listener_holds_the_condition_and_a_limit_reached_long_ago_does_n
         reading = Reading(at=1000.0, listeners=[listener])
         return [
             c.subject
-            for c in conditions(reading, settings, DeadLetterTrend(300))
+            for c in conditions(reading, settings, CountTrend(300))
             if c.kind is AlertKind.CONNECTION_LIMIT
         ]
 

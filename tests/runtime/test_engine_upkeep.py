@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from pathlib import Path
 
@@ -72,4 +73,7 @@ def test_the_purge_loop_runs_at_start_and_every_interval(tmp_path: Path) -> None
 
     purges = asyncio.run(main())
     assert rejects(db) == 0
-    assert any("rejects 5" in detail for detail in purges), purges
+    # Other timers (alerts, the MLLP watchdog) move this clock too, so the day
+    # may end between two rejects' times: they may go in more than one purge.
+    purged = [re.search(r"\brejects (\d+)", detail) for detail in purges]
+    assert sum(int(found.group(1)) for found in purged if found) == 5, purges

@@ -2,7 +2,8 @@
 
 from thumpflow.alerts.conditions import (
     AlertSettings,
-    DeadLetterTrend,
+    ChannelReading,
+    CountTrend,
     JobReading,
     ListenerReading,
     OutboxReading,
@@ -14,7 +15,8 @@ from thumpflow.alerts.monitor import AlertMonitor
 __all__ = [
     "AlertMonitor",
     "AlertSettings",
-    "DeadLetterTrend",
+    "ChannelReading",
+    "CountTrend",
     "JobReading",
     "ListenerReading",
     "OutboxReading",

@@ -25,6 +25,7 @@ class AlertKind(Enum):
     HEARTBEAT_MISSING = "heartbeat_missing"
     SUBSCRIPTION_GAP = "subscription_gap"
     CONNECTION_LIMIT = "connection_limit"
+    CONTROL_ID_REUSED = "control_id_reused"
 
 
 class Severity(Enum):
@@ -42,6 +43,7 @@ EVALUATED_KINDS = frozenset(
         AlertKind.ZERO_RECORD_BATCH,
         AlertKind.DISK_NEARLY_FULL,
         AlertKind.CONNECTION_LIMIT,
+        AlertKind.CONTROL_ID_REUSED,
     }
 )
 

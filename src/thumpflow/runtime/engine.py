@@ -30,6 +30,7 @@ from typing import Any, Protocol, cast
 from thumpflow.alerts import (
     AlertMonitor,
     AlertSettings,
+    ChannelReading,
     JobReading,
     ListenerReading,
     OutboxReading,
@@ -667,6 +668,7 @@ class Engine:
             ]
             if finished:
                 jobs.append(JobReading(job.id, finished[0].run_id, finished[0].counts.read))
+        reused = self.metrics.flow.control_ids_reused
         return Reading(
             at=self.clock.now(),
             outboxes=outboxes,
@@ -684,6 +686,10 @@ class Engine:
                 )
                 for channel_id, running in self.channels.items()
                 if (source := running.source) is not None
+            ],
+            channels=[
+                ChannelReading(channel_id, int(reused.labels(channel_id).value))
+                for channel_id in self.channels
             ],
         )
 
