@@ -129,3 +129,34 @@ def test_any_chunking_of_any_bytes_gives_the_same_result(
     whole = decode_all(stream, [], limit=150)
     assert decode_all(stream, cuts, limit=150) == whole
     assert decode_all(stream, list(range(len(stream))), limit=150) == whole
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([b"\x0b", b"\x1c", b"\r", b"\n", b" ", b"x", b"MSH|", b"\x1c\r"]),
+        max_size=40,
+    ),
+    st.integers(min_value=1, max_value=12),
+    st.lists(st.integers(min_value=0, max_value=200), max_size=6),
+)
+def test_pending_says_whether_finish_would_report_something(
+    parts: list[bytes], limit: int, cuts: list[int]
+) -> None:
+    stream = b"".join(parts)
+    decoder = MllpDecoder(limit)
+    prev = 0
+    for cut in [*sorted(c for c in cuts if c <= len(stream)), len(stream)]:
+        decoder.feed(stream[prev:cut])
+        prev = cut
+    pending = decoder.pending
+    assert pending == bool(decoder.finish())
+    assert not decoder.pending
+
+
+def test_whitespace_after_a_frame_is_not_pending() -> None:
+    decoder = MllpDecoder(64)
+    decoder.feed(frame(b"a") + b"\r\n")
+    assert not decoder.pending
+    decoder.feed(b"\x0bMSH")
+    assert decoder.pending

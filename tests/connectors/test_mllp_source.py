@@ -126,22 +126,6 @@ def test_frame_cut_by_disconnect_is_kept_as_truncated() -> None:
     run_with_source(body)
 
 
-def test_connections_beyond_max_are_refused() -> None:
-    async def body(source: MllpSource, ingress: RecordingIngress) -> None:
-        held = [await asyncio.open_connection("127.0.0.1", source.port) for _ in range(2)]
-        await asyncio.sleep(0.05)
-        reader, writer = await asyncio.open_connection("127.0.0.1", source.port)
-        writer.write(frame(hl7(9)))
-        assert await asyncio.wait_for(reader.read(100), 2) == b""
-        assert source.connection_count == 2
-        for _, w in held:
-            w.close()
-        await asyncio.sleep(0.1)
-        assert len(await send_messages("127.0.0.1", source.port, [hl7(1)])) == 1
-
-    run_with_source(body, max_connections=2)
-
-
 def test_idle_connection_is_closed() -> None:
     async def body(source: MllpSource, ingress: RecordingIngress) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", source.port)

@@ -9,6 +9,9 @@
   read none (the runner also audits and logs it when it happens);
 - disk nearly full: free space on the store's file system is below
   `disk_free_min_percent`;
+- connection limit: a channel's MLLP listener has `max_connections` open,
+  or reached a connection limit (global or per peer) within the last
+  `connection_limit_window` seconds;
 - control id reused: a channel admitted a message whose sender and MSH-10
   were committed before for different content within `growth_window`
   seconds (admitted as a new event, flagged; the alert clears once a window
@@ -35,6 +38,7 @@ class AlertSettings:
     notify_attempts: int = 8
     notify_backoff: float = 1.0
     notify_backoff_cap: float = 300.0
+    connection_limit_window: float = 300.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -57,6 +61,24 @@ class JobReading:
 
 
 @dataclass(slots=True, frozen=True)
+class ListenerReading:
+    """A channel's MLLP listener: open connections and when a limit was last reached.
+
+    `limit` names the limit last reached (`max_connections` or
+    `max_connections_per_peer`); `refused` and `evicted` count new
+    connections refused and connections closed to make room since start.
+    """
+
+    channel_id: str
+    connections: int
+    max_connections: int
+    limit: str | None
+    limit_reached_at: float | None
+    refused: int
+    evicted: int
+
+
+@dataclass(slots=True, frozen=True)
 class ChannelReading:
     """A channel's ingress counters since the engine started."""
 
@@ -70,6 +92,7 @@ class Reading:
     outboxes: Sequence[OutboxReading] = ()
     jobs: Sequence[JobReading] = ()
     disk_free_percent: float | None = None
+    listeners: Sequence[ListenerReading] = ()
     channels: Sequence[ChannelReading] = ()
 
 
@@ -145,6 +168,26 @@ def conditions(reading: Reading, settings: AlertSettings, trend: CountTrend) -> 
                     job.job_id,
                     Severity.WARNING,
                     f"job {job.job_id}: run {job.run_id} read zero records; the job expects some",
+                )
+            )
+    for listener in reading.listeners:
+        reached = listener.limit_reached_at
+        recent = reached is not None and reading.at - reached <= settings.connection_limit_window
+        if recent or listener.connections >= listener.max_connections:
+            last = (
+                f"{listener.limit} last reached {reading.at - reached:.0f}s ago"
+                if reached is not None
+                else "no connection refused or closed yet"
+            )
+            holding.append(
+                Condition(
+                    AlertKind.CONNECTION_LIMIT,
+                    listener.channel_id,
+                    Severity.WARNING,
+                    f"channel {listener.channel_id}: MLLP listener at its connection limit: "
+                    f"{listener.connections} of {listener.max_connections} connections open, "
+                    f"{last}; {listener.refused} refused and {listener.evicted} closed to make "
+                    "room since start",
                 )
             )
     for channel in reading.channels:

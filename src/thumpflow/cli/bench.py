@@ -34,7 +34,8 @@ store: {{path: {db}{encryption}}}
 api: {{enabled: false}}
 channels:
   - id: bench
-    source: {{type: mllp, host: 127.0.0.1, port: {port}, max_connections: 256}}
+    source: {{type: mllp, host: 127.0.0.1, port: {port}, max_connections: 256,
+              max_connections_per_peer: 256}}
     destinations:
       - id: out
         type: file

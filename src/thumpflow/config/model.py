@@ -630,8 +630,9 @@ class AlertsSpec(_Model):
 
     Raised once while a condition holds and cleared when it stops: latency
     budget breached, dead-letter growth, circuit open, zero-record batch, disk
-    nearly full, heartbeat missing. Each transition is POSTed as JSON to every
-    webhook, retried with backoff when the webhook fails.
+    nearly full, heartbeat missing, MLLP connection limit reached. Each
+    transition is POSTed as JSON to every webhook, retried with backoff when
+    the webhook fails.
     """
 
     interval: float = Field(
@@ -655,8 +656,16 @@ class AlertsSpec(_Model):
     dead_letter_growth: DeadLetterGrowth = Field(
         default_factory=DeadLetterGrowth, description="Dead-letter growth threshold."
     )
+    connection_limit_window: float = Field(
+        default=300.0,
+        gt=0,
+        description="The `connection_limit` alert of a channel holds while its MLLP listener "
+        "is full and for this long after it last reached a connection limit (or `5m`).",
+    )
 
-    _durations = field_validator("interval", "webhook_backoff", mode="before")(parse_duration)
+    _durations = field_validator(
+        "interval", "webhook_backoff", "connection_limit_window", mode="before"
+    )(parse_duration)
 
 
 class Config(_Model):

@@ -24,6 +24,7 @@ class AlertKind(Enum):
     DISK_NEARLY_FULL = "disk_nearly_full"
     HEARTBEAT_MISSING = "heartbeat_missing"
     SUBSCRIPTION_GAP = "subscription_gap"
+    CONNECTION_LIMIT = "connection_limit"
     CONTROL_ID_REUSED = "control_id_reused"
 
 
@@ -41,6 +42,7 @@ EVALUATED_KINDS = frozenset(
         AlertKind.CIRCUIT_OPEN,
         AlertKind.ZERO_RECORD_BATCH,
         AlertKind.DISK_NEARLY_FULL,
+        AlertKind.CONNECTION_LIMIT,
         AlertKind.CONTROL_ID_REUSED,
     }
 )

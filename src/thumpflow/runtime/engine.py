@@ -32,6 +32,7 @@ from thumpflow.alerts import (
     AlertSettings,
     ChannelReading,
     JobReading,
+    ListenerReading,
     OutboxReading,
     Reading,
 )
@@ -357,6 +358,7 @@ class Engine:
                 growth_window=alerts.dead_letter_growth.window,
                 notify_attempts=alerts.webhook_attempts,
                 notify_backoff=alerts.webhook_backoff,
+                connection_limit_window=alerts.connection_limit_window,
             ),
             self._alert_reading,
             sinks=self._webhooks,
@@ -412,7 +414,13 @@ class Engine:
                     ingress.pause()
                     log.warning("channel %s starts paused", channel.id)
                 source = (
-                    MllpSource(channel.id, channel.source, ingress)
+                    MllpSource(
+                        channel.id,
+                        channel.source,
+                        ingress,
+                        clock=self.clock,
+                        metrics=self.metrics.mllp.listener(channel.id),
+                    )
                     if isinstance(channel.source, MllpSourceSpec)
                     else None
                 )
@@ -672,6 +680,19 @@ class Engine:
             outboxes=outboxes,
             jobs=jobs,
             disk_free_percent=await asyncio.to_thread(self._disk_free_percent),
+            listeners=[
+                ListenerReading(
+                    channel_id=channel_id,
+                    connections=source.connection_count,
+                    max_connections=source.spec.max_connections,
+                    limit=source.limit_reached,
+                    limit_reached_at=source.limit_reached_at,
+                    refused=source.refused,
+                    evicted=source.evicted,
+                )
+                for channel_id, running in self.channels.items()
+                if (source := running.source) is not None
+            ],
             channels=[
                 ChannelReading(channel_id, int(reused.labels(channel_id).value))
                 for channel_id in self.channels

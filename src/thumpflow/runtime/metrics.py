@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from thumpflow.connectors.mllp.metrics import MllpMetrics
 from thumpflow.core.batch import RunRecord, RunStatus
 from thumpflow.core.metrics import Registry
 from thumpflow.flow.metrics import FlowMetrics
@@ -81,9 +82,10 @@ class JobMetrics:
 
 
 class EngineMetrics:
-    """One registry holding the flow's and the jobs' families."""
+    """One registry holding the flow's, the MLLP listeners' and the jobs' families."""
 
     def __init__(self) -> None:
         self.registry = Registry()
         self.flow = FlowMetrics(self.registry)
+        self.mllp = MllpMetrics(self.registry)
         self.jobs = JobMetrics(self.registry)

@@ -71,7 +71,16 @@ class MllpDecoder:
     a new start block resynchronises it.
     """
 
-    __slots__ = ("_buf", "_count", "_fs_tail", "_garbage", "_garbage_size", "_limit", "_state")
+    __slots__ = (
+        "_buf",
+        "_count",
+        "_fs_tail",
+        "_garbage",
+        "_garbage_size",
+        "_garbage_solid",
+        "_limit",
+        "_state",
+    )
 
     def __init__(self, max_message_bytes: int) -> None:
         if max_message_bytes < 1:
@@ -83,11 +92,19 @@ class MllpDecoder:
         self._fs_tail = False
         self._garbage = bytearray()
         self._garbage_size = 0
+        self._garbage_solid = False
 
     @property
     def buffered(self) -> int:
         """Bytes held for an unfinished frame or pending garbage."""
         return len(self._buf) + len(self._garbage)
+
+    @property
+    def pending(self) -> bool:
+        """True while input is unfinished: a frame started (or being discarded as
+        oversized), or bytes outside a frame that `finish` would report. Whitespace
+        alone between frames is not pending."""
+        return self._state != _OUTSIDE or self._garbage_solid
 
     def feed(self, data: bytes) -> list[bytes | FramingError]:
         out: list[bytes | FramingError] = []
@@ -190,9 +207,11 @@ class MllpDecoder:
 
     def _add_garbage(self, data: bytes, begin: int, end: int) -> None:
         room = self._limit - len(self._garbage)
-        if room > 0:
-            self._garbage += data[begin : min(end, begin + room)]
+        kept = data[begin : min(end, begin + room)] if room > 0 else b""
+        self._garbage += kept
         self._garbage_size += end - begin
+        if not self._garbage_solid:
+            self._garbage_solid = self._garbage_size > len(self._garbage) or bool(kept.strip())
 
     def _flush_garbage(self, out: list[bytes | FramingError]) -> None:
         if not self._garbage_size:
@@ -201,6 +220,7 @@ class MllpDecoder:
         size = self._garbage_size
         self._garbage.clear()
         self._garbage_size = 0
+        self._garbage_solid = False
         if size == len(kept) and not kept.strip():
             return
         out.append(FramingError("garbage", kept, size))

@@ -32,7 +32,19 @@ class MllpSourceSpec(BaseModel):
         ge=0, le=65535, description="TCP port to listen on; 0 picks a free port (tests)."
     )
     max_connections: int = Field(
-        default=64, ge=1, description="Connections beyond this many are closed at once."
+        default=64,
+        ge=1,
+        description="Most connections open at once. At the limit a new connection closes "
+        "the slowest one (a partial frame arriving below `min_frame_bytes_per_second`) or else "
+        "the one idle longest; one whose message is being processed or whose frame is arriving "
+        "fast enough is never closed. Only when none can be closed is the new one refused.",
+    )
+    max_connections_per_peer: int = Field(
+        default=16,
+        ge=1,
+        description="Most connections from one remote address (at most `max_connections`), "
+        "so one sender cannot take every slot. Beyond it, that address's own slowest or "
+        "longest idle connection is closed as above, or else the new one is refused.",
     )
     max_message_bytes: int = Field(
         default=1_048_576,
@@ -45,6 +57,18 @@ class MllpSourceSpec(BaseModel):
         description="A connection that sends nothing for this long, with nothing in progress, "
         "is closed.",
     )
+    frame_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a frame may take before `min_frame_bytes_per_second` applies to it.",
+    )
+    min_frame_bytes_per_second: float = Field(
+        default=1024.0,
+        ge=0,
+        description="Past the grace, a frame not yet complete must have arrived at least this "
+        "fast on average since its first byte, or the connection is closed; the part received "
+        "is kept as a truncated frame (a reject, answered AR). 0 turns the check off.",
+    )
     tls: ServerTls | None = Field(default=None, description="Serve MLLP over TLS.")
     allow_plaintext: bool = Field(
         default=False,
@@ -56,7 +80,10 @@ class MllpSourceSpec(BaseModel):
         "host": "0.0.0.0",
         "port": 2575,
         "max_connections": 64,
+        "max_connections_per_peer": 16,
         "idle_timeout_seconds": 600,
+        "frame_grace_seconds": 10,
+        "min_frame_bytes_per_second": 1024,
         "tls": {"cert_file": "/etc/thumpflow/mllp.pem", "key_file": "/etc/thumpflow/mllp.key"},
     }
 
