@@ -88,6 +88,12 @@ def build_parser() -> tuple[
     dlq_replay.add_argument("--all", action="store_true", help="every dead delivery (matching)")
     dlq_replay.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     dlq_replay.add_argument(
+        "--out-of-order",
+        action="store_true",
+        help="also replay deliveries whose ordering key has had a newer delivery delivered "
+        "(they reach the receiver out of order; audited as replayed.out_of_order)",
+    )
+    dlq_replay.add_argument(
         "--actor",
         default=os.environ.get("USER", "operator"),
         help="who, for a replay made in the store while the engine is stopped "
