@@ -215,8 +215,7 @@ class OrderConflict:
         return (
             f"delivery {self.delivery_id} was not replayed: delivery {self.newer_delivery_id} "
             f"of the same ordering key was delivered to {self.destination_id} after it, so "
-            "replaying it now would deliver it out of order; replay it out of order explicitly "
-            "to send it anyway"
+            "replaying it now would deliver it out of order"
         )
 
 
