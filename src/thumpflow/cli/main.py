@@ -2,7 +2,7 @@
 and bench.
 
 Every command exits 0 on success, 1 when what it did found a problem (a bad
-configuration, a negative ACK, a failed replay) and 2 on wrong usage. Errors
+configuration, a negative ACK, a failed or refused replay) and 2 on wrong usage. Errors
 are one located line each, never a traceback.
 """
 
