@@ -133,7 +133,7 @@ def test_validation_error_dead_letters_with_reason_then_replay_delivers(tmp_path
             replayed = await engine.replay(
                 DeadLetterFilter(destination_id="ehr"), "alice", "receiver fixed"
             )
-            assert [d.delivery_id for d in replayed] == [dead.delivery_id]
+            assert [d.delivery_id for d in replayed.replayed] == [dead.delivery_id]
             await outbox_drained(engine, "ehr")
             assert await engine.dead_letters(DeadLetterFilter()) == []
             trail = await engine.store.audit(f"delivery:{dead.delivery_id}")

@@ -93,7 +93,7 @@ def test_the_database_holds_no_plaintext_and_flow_still_works(
             replayed = await engine.replay(
                 DeadLetterFilter(delivery_ids=(dead.delivery_id,)), "alice", "receiver fixed"
             )
-            assert len(replayed) == 1
+            assert len(replayed.replayed) == 1
             await eventually(lambda: len(receiver.applied) == 3, what="replayed delivery")
             await outbox_drained(engine, "ehr")
         finally:

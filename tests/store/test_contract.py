@@ -19,6 +19,7 @@ from thumpflow.core.event import (
     Duplicate,
     NewDelivery,
     Reject,
+    ReplayResult,
 )
 from thumpflow.core.lanes import Lane
 from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying, Superseded
@@ -506,11 +507,13 @@ def test_replay_returns_dead_deliveries_to_pending_audited(store_factory: StoreF
         await store.record([Retrying(a.delivery_id, 10.0, 1, 12.0, "503", 10.0)])
         for d in (a, b, c):
             await kill(store, d, "HTTP 422", 20.0)
-        replayed = await store.replay(
+        result = await store.replay(
             DeadLetterFilter(channel_id="adt", delivery_ids=(a.delivery_id, c.delivery_id)),
             actor="user:alice",
             reason="mapping fixed",
         )
+        assert (result.refused, result.out_of_order) == ((), ())
+        replayed = result.replayed
         assert [d.delivery_id for d in replayed] == [a.delivery_id]
         [r] = replayed
         assert (r.attempts, r.next_attempt_at, r.first_failed_at, r.last_error) == (
@@ -531,13 +534,13 @@ def test_replay_returns_dead_deliveries_to_pending_audited(store_factory: StoreF
         )
         rest = await store.dead_letters(DeadLetterFilter())
         assert [x.delivery_id for x in rest] == [b.delivery_id, c.delivery_id]
-        all_rest = await store.replay(DeadLetterFilter(), "user:bob", "retry all")
+        all_rest = (await store.replay(DeadLetterFilter(), "user:bob", "retry all")).replayed
         assert [d.delivery_id for d in all_rest] == [b.delivery_id, c.delivery_id]
         assert await store.dead_letters(DeadLetterFilter()) == []
         assert await store.pending_count("fhir") == 3
         outboxes = {o.channel_id: o for s in await store.stats() for o in s.outboxes}
         assert (outboxes["adt"].pending, outboxes["adt"].dead) == (2, 0)
-        assert await store.replay(DeadLetterFilter(), "user:bob", "again") == []
+        assert await store.replay(DeadLetterFilter(), "user:bob", "again") == ReplayResult()
 
     run(lambda: store_factory.make(clock), body)
 

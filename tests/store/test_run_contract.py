@@ -298,7 +298,9 @@ def test_flow_deliveries_enter_the_ledger_when_delivered_only(
         assert [e.version for e in await store.ledger_entries("bed", ["V1"])] == [7]
         assert await store.ledger("dies", ["V2"]) == {}
         assert await store.ledger("stale", ["V3"]) == {}
-        (replayed,) = await store.replay(DeadLetterFilter(destination_id="dies"), "ops", "fixed")
+        (replayed,) = (
+            await store.replay(DeadLetterFilter(destination_id="dies"), "ops", "fixed")
+        ).replayed
         assert (replayed.business_key, replayed.content_hash) == ("V2", "hash-dies")
         await store.record(
             [Delivered(replayed.delivery_id, T0 + 5, 1, "dies", replayed.ordering_key, None)]

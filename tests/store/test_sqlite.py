@@ -20,7 +20,7 @@ import pytest
 from thumpflow.core.errors import StoreError
 from thumpflow.core.event import Admission, Admitted, DeadLetterFilter, Duplicate, Reject
 from thumpflow.core.outcome import Delivered, Retrying
-from thumpflow.store.sqlite import SqliteStore, _schema
+from thumpflow.store.sqlite import SqliteStore, _rows, _schema
 
 from .support import admission, event, run
 
@@ -263,6 +263,10 @@ def test_queries_are_served_by_indexes(tmp_path: Path) -> None:
             "audit_subject",
         ),
         "event": ("SELECT body FROM events WHERE event_id = 'e'", "sqlite_autoindex_events_1"),
+        "newer delivery of a dead one's key (replay)": (
+            _rows.NEWER_DELIVERED.replace("?", "7"),
+            "events_patient",
+        ),
     }
     for name, (sql, index) in queries.items():
         steps = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]

@@ -127,7 +127,9 @@ class Step(BaseModel):
     """One thing that happened to the event or its deliveries, from the audit trail.
 
     `step` is received, filtered, duplicate, mapped, queued, attempt_failed,
-    delivered, dead, superseded, replayed or payload_viewed (others by their
+    delivered, dead, superseded, replayed, replayed_out_of_order (replayed
+    although a newer delivery of its ordering key was already delivered, at
+    the operator's explicit request) or payload_viewed (others by their
     audit action). `actor` says who: `source:<channel>`, `flow`, or a person's
     token name for replays and payload views. Receiver text in `detail` is
     masked for viewers.

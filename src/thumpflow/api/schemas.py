@@ -100,10 +100,32 @@ class ReplayRequest(StrictBody):
     reason_contains: str | None = Field(default=None, max_length=200)
     delivery_ids: list[int] | None = Field(default=None, max_length=10_000)
     all: bool = Field(default=False, description="Replay every dead delivery.")
+    out_of_order: bool = Field(
+        default=False,
+        description="Also replay dead deliveries whose ordering key has had a newer delivery "
+        "delivered to the same destination: they reach the receiver out of order (audited as "
+        "`replayed.out_of_order`). Without it they are refused and listed in `refused`.",
+    )
+
+
+class RefusedReplay(BaseModel):
+    """A dead delivery left dead: a newer delivery of its ordering key was delivered."""
+
+    delivery_id: int
+    destination_id: str
+    newer_delivery_id: int = Field(description="The latest delivery of the key delivered since.")
+    newer_delivered_at: float
+    reason: str = Field(description="Why, in words; names deliveries, never message content.")
 
 
 class Replayed(BaseModel):
-    replayed: list[int]
+    replayed: list[int] = Field(description="Pending again, in delivery id order.")
+    out_of_order: list[int] = Field(
+        default_factory=list, description="Replayed although a newer delivery was delivered."
+    )
+    refused: list[RefusedReplay] = Field(
+        default_factory=list, description="Left dead; ask again with `out_of_order: true`."
+    )
 
 
 class RunRequest(StrictBody):

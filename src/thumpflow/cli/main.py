@@ -2,7 +2,7 @@
 and bench.
 
 Every command exits 0 on success, 1 when what it did found a problem (a bad
-configuration, a negative ACK, a failed replay) and 2 on wrong usage. Errors
+configuration, a negative ACK, a failed or refused replay) and 2 on wrong usage. Errors
 are one located line each, never a traceback.
 """
 
@@ -87,6 +87,12 @@ def build_parser() -> tuple[
     dlq_replay.add_argument("--id", type=int, action="append", dest="ids", help="delivery id")
     dlq_replay.add_argument("--all", action="store_true", help="every dead delivery (matching)")
     dlq_replay.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    dlq_replay.add_argument(
+        "--out-of-order",
+        action="store_true",
+        help="also replay deliveries whose ordering key has had a newer delivery delivered "
+        "(they reach the receiver out of order; audited as replayed.out_of_order)",
+    )
     dlq_replay.add_argument(
         "--actor",
         default=os.environ.get("USER", "operator"),

@@ -4,7 +4,9 @@ Reads go straight to the store, read-only, so they work whether or not the
 engine runs. A replay goes through the running engine's HTTP API when it
 answers (so the engine schedules the deliveries at once), otherwise straight
 to the store (the engine schedules them when it next starts). Either way the
-replay is audited with its actor and reason.
+replay is audited with its actor and reason, and a dead delivery whose
+ordering key has had a newer delivery delivered is refused (the command says
+which and why, and exits 1) unless `--out-of-order` is given.
 """
 
 from __future__ import annotations
@@ -165,7 +167,17 @@ async def _show(config: Config, delivery_id: int, with_body: bool) -> int:
     return 0
 
 
+@dataclasses.dataclass(slots=True, frozen=True)
+class _Replayed:
+    """A replay's answer as the command prints it (from the API or the store)."""
+
+    replayed: list[int]
+    out_of_order: list[int]
+    refused: list[str]
+
+
 def _replay(config: Config, args: argparse.Namespace) -> int:
+    """Replay; 1 when some matching dead delivery was refused (its key had newer deliveries)."""
     flt = _filter(args)
     if flt == DeadLetterFilter() and not args.all:
         print("name deliveries with --id, a filter, or --all", flush=True)
@@ -177,27 +189,49 @@ def _replay(config: Config, args: argparse.Namespace) -> int:
         "event_type": flt.event_type,
         "delivery_ids": list(flt.delivery_ids or ()),
         "all": bool(args.all),
+        "out_of_order": bool(args.out_of_order),
     }
-    replayed = _replay_via_api(config, body)
+    answer = _replay_via_api(config, body)
     where = "through the running engine"
-    if replayed is None:
-        replayed = asyncio.run(_replay_in_store(config, flt, args.actor, args.reason))
+    if answer is None:
+        answer = asyncio.run(
+            _replay_in_store(config, flt, args.actor, args.reason, out_of_order=args.out_of_order)
+        )
         where = "in the store (the engine sends them when it starts)"
-    print(f"replayed {len(replayed)} deliveries {where}")
+    print(f"replayed {len(answer.replayed)} deliveries {where}")
+    if answer.out_of_order:
+        ids = ", ".join(str(i) for i in answer.out_of_order)
+        print(f"replayed out of order (asked with --out-of-order): {ids}")
+    for refusal in answer.refused:
+        print(f"refused: {refusal}")
+    if answer.refused:
+        print(f"{len(answer.refused)} refused; add --out-of-order to replay them anyway")
+        return 1
     return 0
 
 
-def _replay_via_api(config: Config, body: dict[str, Any]) -> list[int] | None:
+def _replay_via_api(config: Config, body: dict[str, Any]) -> _Replayed | None:
     answer = call(config, "POST", "/api/dead-letters/replay", body, "the replay")
-    return None if answer is None else [int(value) for value in answer["replayed"]]
+    if answer is None:
+        return None
+    return _Replayed(
+        replayed=[int(value) for value in answer["replayed"]],
+        out_of_order=[int(value) for value in answer.get("out_of_order", [])],
+        refused=[str(item["reason"]) for item in answer.get("refused", [])],
+    )
 
 
 async def _replay_in_store(
-    config: Config, flt: DeadLetterFilter, actor: str, reason: str
-) -> list[int]:
+    config: Config, flt: DeadLetterFilter, actor: str, reason: str, *, out_of_order: bool
+) -> _Replayed:
     store = open_store(config)
     await store.open()
     try:
-        return [delivery.delivery_id for delivery in await store.replay(flt, actor, reason)]
+        result = await store.replay(flt, actor, reason, out_of_order=out_of_order)
     finally:
         await store.close()
+    return _Replayed(
+        replayed=[delivery.delivery_id for delivery in result.replayed],
+        out_of_order=[conflict.delivery_id for conflict in result.out_of_order],
+        refused=[conflict.explain() for conflict in result.refused],
+    )

@@ -221,6 +221,43 @@ class DeadLetterFilter:
 
 
 @dataclass(slots=True, frozen=True)
+class OrderConflict:
+    """A dead delivery whose ordering key has had a newer delivery to the same destination.
+
+    `newer_delivery_id` is the latest delivery of the same ordering key to
+    `destination_id`, committed after the dead one and already delivered (at
+    `newer_delivered_at`): sending the dead one now would reach the receiver
+    after it, out of order, and could overwrite newer state. Names deliveries
+    only, never the ordering key or anything from the message.
+    """
+
+    delivery_id: int
+    destination_id: str
+    newer_delivery_id: int
+    newer_delivered_at: float
+
+    def explain(self) -> str:
+        """Why a replay was refused, in words an operator can act on."""
+        return (
+            f"delivery {self.delivery_id} was not replayed: delivery {self.newer_delivery_id} "
+            f"of the same ordering key was delivered to {self.destination_id} after it, so "
+            "replaying it now would deliver it out of order"
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class ReplayResult:
+    """What a replay did: `replayed` are pending again (in delivery id order); `refused`
+    stay dead (their ordering key has had a newer delivery, see `OrderConflict`);
+    `out_of_order` are the replayed ones that had such a conflict and were
+    replayed because the operator asked for it explicitly."""
+
+    replayed: tuple[Delivery, ...] = ()
+    refused: tuple[OrderConflict, ...] = ()
+    out_of_order: tuple[OrderConflict, ...] = ()
+
+
+@dataclass(slots=True, frozen=True)
 class OutboxStats:
     """Counts for one (channel, destination) outbox, for `status`."""
 

@@ -37,6 +37,7 @@ from thumpflow.core.event import (
     Duplicate,
     Event,
     Reject,
+    ReplayResult,
 )
 from thumpflow.core.health import DeliverySample
 from thumpflow.core.outcome import Outcome, SendResult
@@ -117,10 +118,25 @@ class Store(Protocol):
         """Dead deliveries matching `flt`, oldest first."""
         ...
 
-    async def replay(self, flt: DeadLetterFilter, actor: str, reason: str) -> list[Delivery]:
-        """Return matching dead deliveries to pending (attempts reset), audited.
+    async def replay(
+        self, flt: DeadLetterFilter, actor: str, reason: str, *, out_of_order: bool = False
+    ) -> ReplayResult:
+        """Return matching dead deliveries to pending (attempts reset), audited; respect order.
 
-        The returned deliveries are pending again; the flow core schedules them.
+        Each matching dead delivery is checked, in the same transaction as its
+        return to pending: if a later delivery (higher `delivery_id`) to the
+        same destination with the same ordering key is already delivered, the
+        dead one is an `OrderConflict` naming the latest such delivery. A
+        delivery's ordering key is its event's `entity_type/entity_id`, so the
+        check may look the newer deliveries up through that entity's events.
+        Without `out_of_order` a conflicting delivery stays dead and is listed
+        in `refused` (nothing is written for it). With `out_of_order` it is
+        replayed too and listed in `out_of_order`. Each replayed delivery gets
+        one audit entry under `actor`, subject `delivery:<id>`: `replayed`
+        with `reason` as detail, or `replayed.out_of_order` with `reason` and
+        the newer delivery's id. Deliveries purged by retention are not seen
+        by the check. The replayed deliveries are pending again; the flow core
+        schedules them.
         """
         ...
 

@@ -75,6 +75,7 @@ from thumpflow.core.event import (
     DeadLetterFilter,
     Delivery,
     OutboxStats,
+    ReplayResult,
 )
 from thumpflow.core.ports import (
     AccessStore,
@@ -710,14 +711,23 @@ class Engine:
     async def dead_letters(self, flt: DeadLetterFilter, limit: int = 100) -> list[DeadLetter]:
         return await self.store.dead_letters(flt, limit)
 
-    async def replay(self, flt: DeadLetterFilter, actor: str, reason: str) -> list[Delivery]:
-        """Return matching dead deliveries to their outboxes (audited in the store)."""
-        replayed = await self.store.replay(flt, actor, reason)
+    async def replay(
+        self, flt: DeadLetterFilter, actor: str, reason: str, *, out_of_order: bool = False
+    ) -> ReplayResult:
+        """Return matching dead deliveries to their outboxes (audited in the store).
+
+        A dead delivery whose ordering key has had a newer delivery delivered
+        to the same destination is refused (stays dead, listed in `refused`)
+        unless `out_of_order`; see `Store.replay`. A replayed delivery goes
+        into its key's queue by delivery id, so it is sent before any later
+        delivery of the key still pending.
+        """
+        result = await self.store.replay(flt, actor, reason, out_of_order=out_of_order)
         by_destination: dict[str, list[Delivery]] = {}
-        for delivery in replayed:
+        for delivery in result.replayed:
             by_destination.setdefault(delivery.destination_id, []).append(delivery)
         for destination_id, batch in by_destination.items():
             outbox = self.outboxes.get(destination_id)
             if outbox is not None:
                 outbox.readmit(batch)
-        return replayed
+        return result

@@ -62,6 +62,7 @@ RECEIVER_TEXT = frozenset({"retry_scheduled", "delivered", "dead_lettered", "rej
 _STEP_NAMES = {
     "retry_scheduled": "attempt_failed",
     "dead_lettered": "dead",
+    "replayed.out_of_order": "replayed_out_of_order",
     "payload.viewed": "payload_viewed",
 }
 

@@ -24,6 +24,7 @@ from thumpflow.api.schemas import (
     LiveOutbox,
     OutboxFigures,
     Problem,
+    RefusedReplay,
     Replayed,
     ReplayRequest,
     RunRequest,
@@ -133,14 +134,34 @@ async def dead_letters(
 async def replay(body: ReplayRequest, engine: EngineDep, principal: Operator) -> Replayed:
     """Return dead deliveries to their outboxes: by id, by filter, or all (`all: true`).
 
-    Audited as `replayed` under the caller's name with the reason. Replaying a
+    Audited as `replayed` under the caller's name with the reason. A dead
+    delivery whose ordering key has had a newer delivery delivered to the same
+    destination is refused (it stays dead and is listed in `refused`, with
+    why) unless `out_of_order` is true; then it is replayed and audited as
+    `replayed.out_of_order`. Each matching dead delivery is judged on its own,
+    so a replay by filter may replay some and refuse others. Replaying a
     delivery that is no longer dead does nothing (it is not listed).
     """
     flt = _dead_letter_filter(body, tuple(body.delivery_ids) if body.delivery_ids else None)
     if flt == DeadLetterFilter() and not body.all:
         raise HTTPException(400, "name deliveries or a filter, or pass `all: true`")
-    replayed = await engine.replay(flt, principal.name, body.reason.strip() or body.reason)
-    return Replayed(replayed=[delivery.delivery_id for delivery in replayed])
+    result = await engine.replay(
+        flt, principal.name, body.reason.strip() or body.reason, out_of_order=body.out_of_order
+    )
+    return Replayed(
+        replayed=[delivery.delivery_id for delivery in result.replayed],
+        out_of_order=[conflict.delivery_id for conflict in result.out_of_order],
+        refused=[
+            RefusedReplay(
+                delivery_id=conflict.delivery_id,
+                destination_id=conflict.destination_id,
+                newer_delivery_id=conflict.newer_delivery_id,
+                newer_delivered_at=conflict.newer_delivered_at,
+                reason=conflict.explain(),
+            )
+            for conflict in result.refused
+        ],
+    )
 
 
 @router.post(

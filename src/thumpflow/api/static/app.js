@@ -28,6 +28,13 @@ const actReason = document.getElementById("act-reason");
 const actError = document.getElementById("act-error");
 const actWhat = document.getElementById("act-what");
 const actConfirm = document.getElementById("act-confirm");
+const actOption = document.getElementById("act-option");
+const actOptionBox = document.getElementById("act-option-box");
+const actOptionLabel = document.getElementById("act-option-label");
+
+// An act the engine declined (nothing changed): its message is shown as is,
+// and the dialog stays open so the operator can change the choice.
+class Refused extends Error {}
 
 let current = null;
 let timer = null;
@@ -110,32 +117,43 @@ const app = {
     stop();
     tick(generation);
   },
-  // Ask for a reason, then `perform(reason)`; its answer (a sentence) is
-  // flashed. `failed` names the act in an error ("Replay failed: ...").
-  act({ title, what, confirm, failed, perform }) {
+  // Ask for a reason (and, with `option`, a checkbox labelled with it, unticked),
+  // then `perform(reason, ticked)`; its answer (a sentence) is flashed.
+  // `failed` names the act in an error ("Replay failed: ...").
+  act({ title, what, confirm, failed, option, perform }) {
     acting = { failed, perform };
     actTitle.textContent = title;
     actWhat.textContent = what;
     actConfirm.textContent = confirm;
     actReason.value = "";
     actError.textContent = "";
+    actOption.hidden = !option;
+    actOptionBox.checked = false;
+    actOptionLabel.textContent = option ?? "";
     dialog.showModal();
     actReason.focus();
   },
+  // A replay the engine refuses (a newer message of the same ordering key was
+  // delivered) keeps the dialog open with why; ticking "out of order" sends it.
   replay(letter) {
     app.act({
       title: "Replay dead letter",
       what: `Delivery ${letter.delivery_id} of event ${letter.event_id} to ${letter.destination_id}, dead because: ${letter.reason}`,
       confirm: "Replay",
       failed: "Replay",
-      async perform(reason) {
+      option: "Deliver out of order: replay even if a newer message of the same ordering key was already delivered (it may overwrite newer data at the receiver)",
+      async perform(reason, outOfOrder) {
         const result = await call("/api/dead-letters/replay", {
           method: "POST",
-          body: { delivery_ids: [letter.delivery_id], reason },
+          body: { delivery_ids: [letter.delivery_id], reason, out_of_order: outOfOrder },
         });
-        return result.replayed.length
-          ? `Replayed delivery ${letter.delivery_id}; it is back in the outbox of ${letter.destination_id}.`
-          : `Delivery ${letter.delivery_id} was no longer dead; nothing replayed.`;
+        if (result.refused.length) {
+          throw new Refused(`Not replayed: ${result.refused[0].reason}. Tick “Deliver out of order” to send it anyway.`);
+        }
+        if (!result.replayed.length) return `Delivery ${letter.delivery_id} was no longer dead; nothing replayed.`;
+        return result.out_of_order.length
+          ? `Replayed delivery ${letter.delivery_id} out of order; it is back in the outbox of ${letter.destination_id}.`
+          : `Replayed delivery ${letter.delivery_id}; it is back in the outbox of ${letter.destination_id}.`;
       },
     });
   },
@@ -194,14 +212,14 @@ actForm.addEventListener("submit", async (event) => {
   const { failed, perform } = acting;
   actError.textContent = "Working…";
   try {
-    const done = await perform(reason);
+    const done = await perform(reason, !actOption.hidden && actOptionBox.checked);
     dialog.close();
     flash.textContent = done ?? "";
     app.refreshNow();
   } catch (error) {
-    actError.textContent = error.status === 403
-      ? `Not allowed: ${error.detail}.`
-      : `${failed} failed: ${error.detail ?? error.message}`;
+    if (error instanceof Refused) actError.textContent = error.message;
+    else if (error.status === 403) actError.textContent = `Not allowed: ${error.detail}.`;
+    else actError.textContent = `${failed} failed: ${error.detail ?? error.message}`;
   }
 });
 

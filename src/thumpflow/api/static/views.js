@@ -577,6 +577,7 @@ const STEP_WORDS = {
   dead: "dead-lettered",
   superseded: "superseded",
   replayed: "replayed",
+  replayed_out_of_order: "replayed out of order",
   payload_viewed: "message viewed",
 };
 

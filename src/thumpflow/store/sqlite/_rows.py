@@ -8,9 +8,10 @@ when read.
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
-from thumpflow.core.event import DeadLetter, DeadLetterFilter, Delivery, Event
+from thumpflow.core.event import DeadLetter, DeadLetterFilter, Delivery, Event, OrderConflict
 from thumpflow.core.lanes import Lane
 from thumpflow.store.sqlite._crypt import DELIVERY_ERROR, DELIVERY_REASON, EVENT_BODY, Codec
 
@@ -159,3 +160,31 @@ def dead_filter(flt: DeadLetterFilter, codec: Codec) -> tuple[str, list[Any]]:
 def reason_matches(flt: DeadLetterFilter, reason: str | None) -> bool:
     """Whether an opened dead-letter reason passes `flt.reason_contains`."""
     return flt.reason_contains is None or flt.reason_contains in (reason or "")
+
+
+# The latest delivery to the same destination with the same ordering key, committed
+# after dead delivery `?` and delivered (with `max`, SQLite takes `delivered_at` from
+# that row). A delivery's ordering key is its event's
+# `entity_type/entity_id`, so the newer deliveries are found through that entity's
+# events (index `events_patient`, then `deliveries_event`; the join order is fixed by
+# CROSS JOIN): a few rows per patient, and no index on deliveries that every admission
+# would have to pay for.
+NEWER_DELIVERED = (
+    "SELECT max(n.delivery_id), n.delivered_at FROM deliveries d"
+    " CROSS JOIN events e ON e.event_seq = d.event_seq"
+    " CROSS JOIN events ne ON substr(ne.entity_id, instr(ne.entity_id, '|') + 1)"
+    " = substr(e.entity_id, instr(e.entity_id, '|') + 1)"
+    " AND +ne.entity_id = e.entity_id AND +ne.entity_type = e.entity_type"
+    " AND +ne.event_seq >= e.event_seq"
+    " CROSS JOIN deliveries n ON n.event_seq = ne.event_seq"
+    " WHERE d.delivery_id = ? AND +n.destination_id = d.destination_id"
+    " AND +n.ordering_key = d.ordering_key AND +n.status = 1 AND +n.delivery_id > d.delivery_id"
+)
+
+
+def order_conflict(conn: sqlite3.Connection, delivery: Delivery) -> OrderConflict | None:
+    """The `OrderConflict` of a dead delivery, or None when no newer one was delivered."""
+    row = conn.execute(NEWER_DELIVERED, (delivery.delivery_id,)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return OrderConflict(delivery.delivery_id, delivery.destination_id, row[0], row[1])

@@ -37,6 +37,7 @@ from thumpflow.core.event import (
     Event,
     OutboxStats,
     Reject,
+    ReplayResult,
 )
 from thumpflow.core.health import DeliverySample
 from thumpflow.core.outcome import Outcome
@@ -250,14 +251,19 @@ class SqliteStore:
         )
         return deliveries
 
-    async def replay(self, flt: DeadLetterFilter, actor: str, reason: str) -> list[Delivery]:
+    async def replay(
+        self, flt: DeadLetterFilter, actor: str, reason: str, *, out_of_order: bool = False
+    ) -> ReplayResult:
         """Return every dead delivery matching `flt` to pending, attempts reset, audited.
 
-        Each replayed delivery gets a `replayed` audit entry with `actor` and
-        `reason`, stamped with the store's clock.
+        A delivery whose ordering key has had a newer delivery delivered to its
+        destination stays dead (refused) unless `out_of_order`; see
+        `Store.replay`. Audit entries are stamped with the store's clock.
         """
-        deliveries: list[Delivery] = await self._write(Kind.REPLAY, Replay(flt, actor, reason))
-        return deliveries
+        result: ReplayResult = await self._write(
+            Kind.REPLAY, Replay(flt, actor, reason, out_of_order)
+        )
+        return result
 
     async def _read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
         return await asyncio.to_thread(self._read_sync, query)

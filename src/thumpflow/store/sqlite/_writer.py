@@ -41,7 +41,9 @@ from thumpflow.core.event import (
     Delivery,
     Duplicate,
     Event,
+    OrderConflict,
     Reject,
+    ReplayResult,
     control_id_reused,
     reused_key,
 )
@@ -185,6 +187,7 @@ class Replay:
     flt: DeadLetterFilter
     actor: str
     reason: str
+    out_of_order: bool = False
 
 
 @dataclass(slots=True)
@@ -743,6 +746,11 @@ class Writer:
         ]
 
     def _replay(self, replays: list[Replay], deltas: _Deltas) -> list[Any]:
+        """Dead deliveries back to pending, unless a newer one of their key was delivered.
+
+        See `Store.replay`: the order check and the return to pending share
+        this transaction, so no delivery can be recorded in between.
+        """
         conn = self._conn
         answers: list[Any] = []
         for replay in replays:
@@ -754,6 +762,9 @@ class Writer:
                 params,
             ).fetchall()
             replayed: list[Delivery] = []
+            refused: list[OrderConflict] = []
+            forced: list[OrderConflict] = []
+            entries: list[AuditRow] = []
             at = self._clock.now()
             for row in rows:
                 if not _rows.reason_matches(
@@ -761,6 +772,17 @@ class Writer:
                 ):
                     continue
                 delivery = _rows.delivery_from_row(row, self._codec)
+                conflict = _rows.order_conflict(conn, delivery)
+                subject = f"delivery:{delivery.delivery_id}"
+                if conflict is None:
+                    entries.append((at, replay.actor, "replayed", subject, replay.reason))
+                elif not replay.out_of_order:
+                    refused.append(conflict)
+                    continue
+                else:
+                    forced.append(conflict)
+                    detail = f"{replay.reason} (after delivery {conflict.newer_delivery_id})"
+                    entries.append((at, replay.actor, "replayed.out_of_order", subject, detail))
                 delivery.attempts = 0
                 delivery.next_attempt_at = 0.0
                 delivery.first_failed_at = None
@@ -770,13 +792,8 @@ class Writer:
                 counters[_DEAD] -= 1
                 counters[_PENDING] += 1
             conn.executemany(_UPDATE_REPLAYED, [(d.delivery_id,) for d in replayed])
-            self._audit.append(
-                [
-                    (at, replay.actor, "replayed", f"delivery:{d.delivery_id}", replay.reason)
-                    for d in replayed
-                ]
-            )
-            answers.append(replayed)
+            self._audit.append(entries)
+            answers.append(ReplayResult(tuple(replayed), tuple(refused), tuple(forced)))
         return answers
 
     def _told(self, reason: str) -> str:
