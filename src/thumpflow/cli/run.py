@@ -8,9 +8,11 @@ import signal
 import sys
 
 from thumpflow.cli.logs import configure
-from thumpflow.config import load_config
 from thumpflow.config.lint import lint
+from thumpflow.config.loader import load_located
 from thumpflow.config.model import Config
+from thumpflow.config.secrets import missing_in_environment
+from thumpflow.core.errors import ConfigError
 from thumpflow.runtime.engine import Engine, load_record_transform, load_transform
 from thumpflow.runtime.heap import freeze_startup_heap
 
@@ -18,10 +20,16 @@ from thumpflow.runtime.heap import freeze_startup_heap
 def check(path: str, *, strict: bool = False) -> int:
     """Validate a configuration file, then lint it for integration anti-patterns.
 
-    Errors (the file cannot be used) exit 1 with every located problem. Lint
-    findings are printed as warnings; they fail the check only with `strict`.
+    Errors (the file cannot be used) exit 1 with every located problem,
+    including secret references (environment variables, files) that `run`
+    could not resolve here. Lint findings are printed as warnings; they fail
+    the check only with `strict`.
     """
-    config = load_config(path)
+    located = load_located(path)
+    config = located.config
+    missing = missing_in_environment(config, located.where)
+    if missing:
+        raise ConfigError(missing)
     for channel in config.channels:
         if channel.transform:
             load_transform(channel.transform, channel.id)
@@ -43,9 +51,14 @@ def run(path: str, log_level: str, log_format: str) -> int:
     """Run the engine until SIGINT or SIGTERM, then stop it cleanly.
 
     Logs go to stderr as text or JSON lines (`cli.logs`; `auto`: text on a
-    terminal, JSON otherwise).
+    terminal, JSON otherwise). A secret reference that cannot be resolved
+    stops it before it starts, located as `check` locates it.
     """
-    config = load_config(path)
+    located = load_located(path)
+    config = located.config
+    missing = missing_in_environment(config, located.where)
+    if missing:
+        raise ConfigError(missing)
     configure(log_level, log_format, sys.stderr)
     try:
         import uvloop
