@@ -20,7 +20,12 @@ from thumpflow.config import load_config
 from thumpflow.config.model import Config
 from thumpflow.core.clock import SystemClock
 from thumpflow.core.errors import ThumpflowError
-from thumpflow.runtime.engine import batch_connectors, load_record_transform, open_store
+from thumpflow.runtime.engine import (
+    add_transforms_path,
+    batch_connectors,
+    load_record_transform,
+    open_store,
+)
 from thumpflow.thump.replay import file_records, load_rejects, replay_rejects
 
 
@@ -46,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute the chosen action; see the module docstring."""
     config = load_config(args.config)
+    add_transforms_path(config.transforms_path)
     if args.rejects_command == "list":
         return asyncio.run(_list(config, args.job, args.run, args.limit))
     if args.rejects_command == "show":

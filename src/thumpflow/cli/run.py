@@ -13,7 +13,12 @@ from thumpflow.config.loader import load_located
 from thumpflow.config.model import Config
 from thumpflow.config.secrets import missing_in_environment
 from thumpflow.core.errors import ConfigError
-from thumpflow.runtime.engine import Engine, load_record_transform, load_transform
+from thumpflow.runtime.engine import (
+    Engine,
+    add_transforms_path,
+    load_record_transform,
+    load_transform,
+)
 from thumpflow.runtime.heap import freeze_startup_heap
 
 
@@ -27,6 +32,7 @@ def check(path: str, *, strict: bool = False) -> int:
     """
     located = load_located(path)
     config = located.config
+    add_transforms_path(config.transforms_path)
     missing = missing_in_environment(config, located.where)
     if missing:
         raise ConfigError(missing)

@@ -346,8 +346,10 @@ class Channel(_Model):
     lanes: Lanes = Field(default_factory=Lanes, description="Lane rules.")
     transform: str | None = Field(
         default=None,
-        description="Optional pure function `package.module:function(event, message)` returning "
-        "the events to deliver (zero or more).",
+        description="Optional pure function `module:function(event, message)` returning the "
+        "events to deliver (zero or more), each made with `thumpflow.transform.derive`; the "
+        "module is looked for in `transforms_path`. A transform that raises rejects the message "
+        "with its reason (see README, *Transforms*).",
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
     )
     destinations: list[DestinationSpec] = Field(min_length=1, description="Where events go.")
@@ -640,6 +642,11 @@ class Config(_Model):
     alerts: AlertsSpec = Field(default_factory=AlertsSpec, description="Alerts and webhooks.")
     channels: list[Channel] = Field(min_length=1, description="The channels.")
     jobs: list[Job] = Field(default_factory=list, description="Scheduled batch jobs.")
+    transforms_path: list[LocalPath] = Field(
+        default_factory=list,
+        description="Folders where the modules named by `transform:` are looked for (before "
+        "the installed packages); relative to this file's folder, e.g. `[transforms]`.",
+    )
 
     @model_validator(mode="after")
     def _reconciled_channels_exist(self) -> Self:

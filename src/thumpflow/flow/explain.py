@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from thumpflow.config.model import Condition
+from thumpflow.core.errors import MessageError
 from thumpflow.core.event import Event
-from thumpflow.flow.pipeline import ChannelPipeline, compile_condition
+from thumpflow.flow.pipeline import ChannelPipeline, compile_condition, transform_failure
 from thumpflow.hl7v2 import Message
 
 
@@ -89,7 +90,11 @@ def explain(pipeline: ChannelPipeline, message: Message, raw: bytes, now: float)
     try:
         outcome = pipeline.run(message, raw, now)
     except Exception as err:
-        result.transform_error = f"{type(err).__name__}: {err}"
+        # The engine's reason, then (for an exception that is not a MessageError,
+        # which the engine does not quote) the exception's own text, shown here only.
+        result.transform_error = transform_failure(err).describe()
+        if not isinstance(err, MessageError):
+            result.transform_error += f" [{type(err).__name__}: {err}]"
         return result
     result.received = outcome.received
     result.outputs = list(outcome.derived) or [outcome.received]

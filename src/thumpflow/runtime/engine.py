@@ -23,6 +23,8 @@ import logging
 import random
 import shutil
 import ssl
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -177,6 +179,13 @@ def outbox_settings(spec: DeliveryOptions) -> OutboxSettings:
     )
 
 
+def add_transforms_path(folders: Sequence[str]) -> None:
+    """Look for transform modules in these folders first (`transforms_path`), then as usual."""
+    for folder in reversed(folders):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+
+
 def _import_callable(reference: str, where: str) -> Any:
     """Import `package.module:function`; a missing one is a located config error."""
     module_name, _, function_name = reference.partition(":")
@@ -322,6 +331,7 @@ class Engine:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
+        add_transforms_path(config.transforms_path)
         self.clock = clock or SystemClock()
         self.store = store or open_store(config, clock=self.clock)
         self._rng = rng or random.Random()
