@@ -16,6 +16,7 @@ from thumpflow.core.errors import ConfigError
 from thumpflow.runtime.engine import (
     Engine,
     add_transforms_path,
+    load_destination_transform,
     load_record_transform,
     load_transform,
 )
@@ -39,6 +40,9 @@ def check(path: str, *, strict: bool = False) -> int:
     for channel in config.channels:
         if channel.transform:
             load_transform(channel.transform, channel.id)
+        for destination in channel.destinations:
+            if destination.transform:
+                load_destination_transform(destination, channel.id)
     for job in config.jobs:
         if job.transform:
             load_record_transform(job.transform, job.id)

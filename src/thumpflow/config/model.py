@@ -241,6 +241,15 @@ class DeliveryOptions(_Model):
     when: list[Condition] = Field(
         default_factory=list, description="Route to this destination only when all hold."
     )
+    transform: str | None = Field(
+        default=None,
+        description="Optional pure function `module:function(event, message)` run as each "
+        "delivery to this destination is sent, returning the one event it receives (made with "
+        "`thumpflow.transform.derive`); `message` is None for content other than HL7 v2. A "
+        "failure dead-letters this delivery only, with its reason; the sender is still "
+        "acknowledged and other destinations proceed.",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+    )
     retry: Retry = Field(default_factory=Retry, description="Retry policy.")
     rate_limit: RateLimit | None = Field(default=None, description="Optional rate limit.")
     circuit_breaker: CircuitBreakerSpec = Field(

@@ -86,6 +86,7 @@ from thumpflow.core.ports import (
 )
 from thumpflow.core.retention import RetentionPolicy
 from thumpflow.core.search import PauseKind
+from thumpflow.flow.destination_transform import DestinationTransform, TransformingDestination
 from thumpflow.flow.ingress import ChannelIngress
 from thumpflow.flow.limits import BreakerState
 from thumpflow.flow.outbox import Outbox, OutboxSettings
@@ -197,6 +198,19 @@ def _import_callable(reference: str, where: str) -> Any:
     if not callable(function):
         raise ConfigError([f"{where} > transform: {reference!r} is not callable"])
     return function
+
+
+def with_transform(destination: Destination, spec: DeliveryOptions, channel_id: str) -> Destination:
+    """`destination`, running its spec's `transform` on each delivery when it has one."""
+    if spec.transform is None:
+        return destination
+    return TransformingDestination(destination, load_destination_transform(spec, channel_id))
+
+
+def load_destination_transform(spec: DeliveryOptions, channel_id: str) -> DestinationTransform:
+    """A destination's transform function (see `_import_callable`)."""
+    where = f"channel {channel_id!r} > destination {spec.id!r}"
+    return cast(DestinationTransform, _import_callable(spec.transform or "", where))
 
 
 def load_transform(reference: str, channel_id: str) -> Transform:
@@ -380,7 +394,7 @@ class Engine:
                 outboxes = []
                 for spec in channel.destinations:
                     outbox = Outbox(
-                        build_destination(spec),
+                        with_transform(build_destination(spec), spec, channel.id),
                         self.store,
                         self.clock,
                         outbox_settings(spec),
