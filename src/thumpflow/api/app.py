@@ -19,6 +19,7 @@ from thumpflow.api.contract import document_answers
 from thumpflow.api.routes import (
     alerts,
     browse,
+    config,
     dashboard,
     ingest,
     operations,
@@ -53,6 +54,7 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(targets.router)
     app.include_router(tokens.router)
     app.include_router(alerts.router)
+    app.include_router(config.router)
     document_answers(app)
 
     @app.exception_handler(Exception)
