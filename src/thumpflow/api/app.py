@@ -24,6 +24,7 @@ from thumpflow.api.routes import (
     ingest,
     operations,
     overview,
+    rejects,
     subscriptions,
     targets,
     tokens,
@@ -55,6 +56,7 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(alerts.router)
     app.include_router(config.router)
+    app.include_router(rejects.router)
     document_answers(app)
 
     @app.exception_handler(Exception)

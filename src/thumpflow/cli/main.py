@@ -26,7 +26,11 @@ _LAZY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("convert", "thumpflow.cli.convert", "convert HL7 v2 messages to FHIR R4 Bundles (stdout)"),
     ("simulate", "thumpflow.cli.simulate", "run a simulated peer system for tests and demos"),
     ("runs", "thumpflow.cli.runs", "scheduled job runs: list, show, start, rerun"),
-    ("rejects", "thumpflow.cli.rejects", "rejected batch records: list, show, replay"),
+    (
+        "rejects",
+        "thumpflow.cli.rejects",
+        "rejects: batch records (list, show, replay) and messages (messages, message, reprocess)",
+    ),
     ("advise", "thumpflow.cli.advise", "recommend flow, thump or a hybrid for an interface"),
     ("audit", "thumpflow.cli.audit", "the tamper-evident audit trail: verify, list"),
     ("store", "thumpflow.cli.store", "store upkeep: purge, rekey, vacuum, keygen"),
