@@ -50,7 +50,13 @@ def build_parser() -> tuple[
     parser.add_argument("--version", action="version", version=f"thumpflow {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the engine with a configuration")
+    run = commands.add_parser(
+        "run",
+        help="run the engine with a configuration",
+        epilog="example: thumpflow run --config examples/thumpflow.yaml --log-format text\n"
+        "SIGTERM or Ctrl-C stops it; SIGHUP (systemctl reload) reloads the configuration",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     config_argument(run)
     run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     run.add_argument(
@@ -62,14 +68,20 @@ def build_parser() -> tuple[
     )
 
     check = commands.add_parser(
-        "check", help="validate a configuration (located errors) and lint it for anti-patterns"
+        "check",
+        help="validate a configuration (located errors) and lint it for anti-patterns",
+        epilog="example: thumpflow check --config examples/thumpflow.yaml --strict",
     )
     config_argument(check)
     check.add_argument(
         "--strict", action="store_true", help="exit 1 on lint findings too, not only on errors"
     )
 
-    send = commands.add_parser("send", help="send HL7 v2 files over MLLP and print each ACK")
+    send = commands.add_parser(
+        "send",
+        help="send HL7 v2 files over MLLP and print each ACK",
+        epilog="example: thumpflow send 127.0.0.1:2575 examples/messages/*.hl7",
+    )
     send.add_argument("target", metavar="HOST:PORT")
     send.add_argument("files", nargs="+", metavar="FILE")
     send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each ACK")
@@ -78,7 +90,11 @@ def build_parser() -> tuple[
     send.add_argument("--cert-file", help="client certificate (with --tls)")
     send.add_argument("--key-file", help="client key (with --tls)")
 
-    status = commands.add_parser("status", help="per channel and destination counts")
+    status = commands.add_parser(
+        "status",
+        help="per channel and destination counts",
+        epilog="example: thumpflow status --config examples/thumpflow.yaml --json",
+    )
     config_argument(status)
     status.add_argument("--json", action="store_true", help="print JSON")
 
@@ -87,7 +103,10 @@ def build_parser() -> tuple[
     dlq_list = dlq_commands.add_parser("list", help="list dead deliveries")
     dlq_show = dlq_commands.add_parser("show", help="one dead delivery with its audit trail")
     dlq_show.add_argument("delivery_id", type=int)
-    dlq_show.add_argument("--body", action="store_true", help="also print the message")
+    dlq_show.add_argument(
+        "--body", action="store_true", help="also print the message (needs --reason; audited)"
+    )
+    dlq_show.add_argument("--reason", help="why you look at the message (kept in the audit trail)")
     dlq_replay = dlq_commands.add_parser("replay", help="send dead deliveries again (audited)")
     dlq_replay.add_argument("--id", type=int, action="append", dest="ids", help="delivery id")
     dlq_replay.add_argument("--all", action="store_true", help="every dead delivery (matching)")
@@ -160,6 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`thumpflow config schema | head`): stop quietly,
+        # with stdout pointed at /dev/null so the interpreter's final flush is silent.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _dispatch(args: argparse.Namespace) -> int:
