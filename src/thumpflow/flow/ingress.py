@@ -57,7 +57,7 @@ from thumpflow.fhir import FhirIssue, validate
 from thumpflow.flow.fhir_events import FhirRouting
 from thumpflow.flow.metrics import IngressMetrics
 from thumpflow.flow.outbox import Outbox
-from thumpflow.flow.pipeline import ChannelPipeline, transform_failure
+from thumpflow.flow.pipeline import ChannelPipeline, describe_exception, transform_failure
 from thumpflow.hl7v2 import (
     Batch,
     Message,
@@ -443,7 +443,7 @@ def read_batch(raw: bytes) -> Batch:
 
 
 def _unreadable(what: str, err: Exception) -> MessageError:
-    return MessageError(f"{what} could not be read ({_describe_exception(err)})", code="102")
+    return MessageError(f"{what} could not be read ({describe_exception(err)})", code="102")
 
 
 def _ack(message: Message, raw: bytes, code: str, error: MessageError | None = None) -> bytes:

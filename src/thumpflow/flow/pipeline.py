@@ -69,6 +69,13 @@ def compile_all(conditions: Sequence[Condition]) -> Predicate:
     return lambda message: all(predicate(message) for predicate in predicates)
 
 
+def describe_exception(err: Exception) -> str:
+    """Type and place of an exception, without its message (which may hold patient data)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(err).__name__}{where}"
+
+
 def transform_failure(err: Exception) -> MessageError:
     """The reject reason for a transform that raised `err`, fit for a NAK, a log and the list.
 
@@ -79,10 +86,8 @@ def transform_failure(err: Exception) -> MessageError:
     """
     if isinstance(err, MessageError):
         return MessageError(f"transform failed: {err.describe()}", code=err.code)
-    frames = traceback.extract_tb(err.__traceback__)
-    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
     return MessageError(
-        f"transform failed: {type(err).__name__}{where} (raise "
+        f"transform failed: {describe_exception(err)} (raise "
         "thumpflow.transform.TransformError to give a reason)",
         code="207",
     )
