@@ -10,6 +10,9 @@ fixed, a replay runs it again and delivers.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from thumpflow.hl7v2 import Message
 from thumpflow.transform import TransformError, derive, editable
 
 REFUSING = {"on": True}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def uppercase_names(event: Event, message: Message | None) -> list[Event]:
@@ -145,3 +149,33 @@ def test_results_keep_the_batch_order_and_wrong_outputs_are_named() -> None:
     )
     assert reasons[2].startswith("destination transform failed: the body is not HL7 v2")
     assert delivery_event(batch[0]).idempotency_key == f"{batch[0].event_id}.ehr"
+
+
+def test_try_shows_what_each_destination_transform_makes_or_why_it_would_dead_letter(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "channels:\n  - id: adt\n    source: {type: mllp, port: 0}\n    destinations:\n"
+        f"      - {{id: archive, type: file, path: {tmp_path / 'a.hl7'}}}\n"
+        f"      - {{id: ehr, type: file, path: {tmp_path / 'e.hl7'},\n"
+        "         transform: 'tests.flow.test_destination_transform:uppercase_names'}\n"
+    )
+    messages = tmp_path / "in.hl7"
+    messages.write_bytes(adt("D1", "Diaz") + b"\n" + adt("D2", ""))
+    REFUSING["on"] = True
+    done = subprocess.run(
+        [sys.executable, "-m", "thumpflow.cli.main", "try", "--config", str(config), "adt",
+         str(messages), "--json"],
+        capture_output=True, text=True, check=False, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    first, second = (
+        {route["destination"]: route for route in found["routes"]}
+        for found in json.loads(done.stdout)
+    )
+    assert first["archive"]["sent"] == [] and first["archive"]["transform_error"] is None
+    assert "PID|1||MRND1^^^GEN^MR||DIAZ^Ana" in first["ehr"]["sent"][0]
+    assert second["ehr"]["transform_error"] == (
+        "destination transform failed: PID-5.1 (family name) is missing"
+    )

@@ -112,7 +112,7 @@ class TransformingDestination:
             try:
                 ready.append(transform_delivery(self._transform, delivery))
             except MessageError as err:
-                results[position] = Permanent(_destination_reason(err))
+                results[position] = Permanent(destination_reason(err))
                 continue
             positions.append(position)
         if ready:
@@ -124,7 +124,8 @@ class TransformingDestination:
         return [result for result in results if result is not None]
 
 
-def _destination_reason(err: MessageError) -> str:
+def destination_reason(err: MessageError) -> str:
+    """The dead-letter reason for a delivery its destination's transform failed on."""
     reason = err.describe()
     if not reason.startswith("transform failed"):
         reason = f"transform failed: {reason}"
