@@ -117,7 +117,15 @@ def build_parser() -> tuple[
         help="who, for a replay made in the store while the engine is stopped "
         "(through the engine, the API token's name is audited; default: $USER)",
     )
-    for sub in (dlq_list, dlq_show, dlq_replay):
+    dlq_edit = dlq_commands.add_parser(
+        "edit",
+        help="send an edited copy of a dead letter's message to its destination (audited)",
+        epilog="example: thumpflow dlq edit 42 --file fixed.hl7 --reason 'PID-8 corrected'",
+    )
+    dlq_edit.add_argument("delivery_id", type=int)
+    dlq_edit.add_argument("--file", required=True, help="file with the edited message")
+    dlq_edit.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    for sub in (dlq_list, dlq_show, dlq_replay, dlq_edit):
         config_argument(sub)
     for sub in (dlq_list, dlq_replay):
         sub.add_argument("--destination", help="only this destination id")

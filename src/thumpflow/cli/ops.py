@@ -103,6 +103,8 @@ def dlq(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.dlq_command == "list":
         return asyncio.run(_list(config, _filter(args), args.limit, args.json))
+    if args.dlq_command == "edit":
+        return _edit(config, args.delivery_id, args.file, args.reason)
     if args.dlq_command == "show":
         if args.body and not (args.reason or "").strip():
             raise ThumpflowError("--body shows patient data: give --reason WHY (it is audited)")
@@ -233,3 +235,22 @@ async def _replay_in_store(
         return [delivery.delivery_id for delivery in await store.replay(flt, actor, reason)]
     finally:
         await store.close()
+
+
+def _edit(config: Config, delivery_id: int, file: str, reason: str) -> int:
+    """Send the edited message of `file` to a dead letter's destination, through the engine."""
+    try:
+        body = open(file, encoding="utf-8").read()  # noqa: SIM115
+    except (OSError, UnicodeDecodeError) as err:
+        raise ThumpflowError(f"{file}: cannot read: {err}") from None
+    path = f"/api/dead-letters/{delivery_id}/edit"
+    answer = call(config, "POST", path, {"reason": reason, "body": body}, "the edit")
+    if answer is None:
+        raise ThumpflowError(
+            f"no engine answers on {config.api.host}:{config.api.port}: an edited message is "
+            "sent by the running engine"
+        )
+    again = " (this same edit was sent before)" if answer["duplicate"] else ""
+    print(f"delivery {delivery_id}: edited copy queued for {answer['destination_id']} as event "
+          f"{answer['event_id']}{again}")  # fmt: skip
+    return 0

@@ -12,6 +12,9 @@ transform's refusal, invalid FHIR), kept raw with its reason.
 - `POST /api/rejects/{id}/reprocess` (operator): the kept bytes, or the
   edited `body`, go through the channel again as if resent
   (`runtime/rejects.py`); audited with the reason, the original kept.
+- `POST /api/dead-letters/{id}/edit` (operator): an edited copy of a dead
+  letter's message goes to its destination as a new derived event
+  (`runtime/dead_letters.py`); audited, the original kept.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from thumpflow.api.routes.browse import PatientReader
 from thumpflow.api.schemas import Problem, StrictBody
 from thumpflow.core.errors import ThumpflowError
 from thumpflow.core.event import AuditEntry
+from thumpflow.runtime.dead_letters import DeadLetterNotFoundError, reprocess_dead_letter
 from thumpflow.runtime.rejects import RejectNotFoundError, reprocess_reject
 
 router = APIRouter(route_class=AuthFirstRoute)
@@ -161,4 +165,51 @@ async def reprocess(
         edited=done.edited,
         ack_code=done.ack_code,
         error=done.error,
+    )
+
+
+class EditRequest(StrictBody):
+    """Why (audited), and the edited message to send to the dead letter's destination."""
+
+    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
+    body: str = Field(min_length=1, max_length=10_000_000, description="The edited message.")
+
+
+class EditAnswer(BaseModel):
+    """The event made from the edit; `duplicate` when this same edit was sent before."""
+
+    delivery_id: int
+    destination_id: str
+    event_id: str
+    duplicate: bool
+
+
+@router.post(
+    "/api/dead-letters/{delivery_id}/edit",
+    tags=["dead letters"],
+    responses={404: {"model": Problem}, 409: {"model": Problem}},
+)
+async def edit_dead_letter(
+    delivery_id: Annotated[int, Path(ge=1)],
+    body: EditRequest,
+    engine: EngineDep,
+    principal: Operator,
+) -> EditAnswer:
+    """Send an edited copy of a dead letter's message to its destination (audited)."""
+    edited = body.body
+    if edited.lstrip().startswith("MSH"):
+        edited = edited.replace("\r\n", "\r").replace("\n", "\r")
+    try:
+        done = await reprocess_dead_letter(
+            engine, delivery_id, principal.name, body.reason.strip(), edited.encode("utf-8")
+        )
+    except DeadLetterNotFoundError as err:
+        raise HTTPException(404, str(err)) from None
+    except ThumpflowError as err:
+        raise HTTPException(409, str(err)) from None
+    return EditAnswer(
+        delivery_id=done.delivery_id,
+        destination_id=done.destination_id,
+        event_id=done.event_id,
+        duplicate=done.duplicate,
     )
