@@ -179,3 +179,31 @@ def test_try_shows_what_each_destination_transform_makes_or_why_it_would_dead_le
     assert second["ehr"]["transform_error"] == (
         "destination transform failed: PID-5.1 (family name) is missing"
     )
+
+
+def test_check_runs_the_transforms_on_sample_messages_and_names_each_refusal(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "channels:\n  - id: adt\n    source: {type: mllp, port: 0}\n"
+        "    transform: 'tests.flow.test_transform_api:picky'\n    destinations:\n"
+        f"      - {{id: ehr, type: file, path: {tmp_path / 'e.hl7'},\n"
+        "         transform: 'tests.flow.test_destination_transform:uppercase_names'}\n"
+    )
+    messages = tmp_path / "in.hl7"
+    no_time = adt("D3", "Lee").replace(b"|20261121083000|", b"||")
+    messages.write_bytes(adt("D1", "Diaz") + b"\n" + adt("D2", "") + b"\n" + no_time)
+    REFUSING["on"] = True
+    done = subprocess.run(
+        [sys.executable, "-m", "thumpflow.cli.main", "check", "--config", str(config),
+         "--messages", str(messages)],
+        capture_output=True, text=True, check=False, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"{messages}: message 2: channel 'adt' > destination 'ehr': would be dead-lettered: "
+        "destination transform failed: PID-5.1 (family name) is missing",
+        f"{messages}: message 3: channel 'adt': would be refused: "
+        "transform failed: MSH-7 (message time) is missing",
+    ]

@@ -70,11 +70,18 @@ def build_parser() -> tuple[
     check = commands.add_parser(
         "check",
         help="validate a configuration (located errors) and lint it for anti-patterns",
-        epilog="example: thumpflow check --config examples/thumpflow.yaml --strict",
+        epilog="example: thumpflow check --config examples/thumpflow.yaml --strict "
+        "--messages examples/messages/*.hl7",
     )
     config_argument(check)
     check.add_argument(
         "--strict", action="store_true", help="exit 1 on lint findings too, not only on errors"
+    )
+    check.add_argument(
+        "--messages",
+        nargs="+",
+        metavar="FILE",
+        help="also run every channel's transforms on these HL7 v2 files, as the engine would",
     )
 
     send = commands.add_parser(
@@ -202,7 +209,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         from thumpflow.cli.run import check
 
-        return check(args.config, strict=args.strict)
+        return check(args.config, strict=args.strict, messages=args.messages)
     if args.command == "send":
         from thumpflow.cli.send import send
 

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from thumpflow.cli.check_messages import transform_problems
 from thumpflow.cli.logs import configure
 from thumpflow.config.lint import lint
 from thumpflow.config.loader import load_located
@@ -24,13 +25,15 @@ from thumpflow.runtime.engine import (
 from thumpflow.runtime.heap import freeze_startup_heap
 
 
-def check(path: str, *, strict: bool = False) -> int:
+def check(path: str, *, strict: bool = False, messages: list[str] | None = None) -> int:
     """Validate a configuration file, then lint it for integration anti-patterns.
 
     Errors (the file cannot be used) exit 1 with every located problem,
     including secret references (environment variables, files) that `run`
-    could not resolve here. Lint findings are printed as warnings; they fail
-    the check only with `strict`.
+    could not resolve here. With `messages`, every channel's transforms run
+    on those messages as the engine runs them (`cli.check_messages`), and
+    each refusal is a problem too. Lint findings are printed as warnings;
+    they fail the check only with `strict`.
     """
     located = load_located(path)
     config = located.config
@@ -47,6 +50,10 @@ def check(path: str, *, strict: bool = False) -> int:
     for job in config.jobs:
         if job.transform:
             load_record_transform(job.transform, job.id)
+    if messages:
+        refused = transform_problems(config, messages)
+        if refused:
+            raise ConfigError(refused)
     destinations = sum(len(channel.destinations) for channel in config.channels)
     print(
         f"{path}: OK: {len(config.channels)} channel(s), {destinations} destination(s), "
