@@ -101,3 +101,24 @@ def test_store_vacuum_refuses_to_run_against_a_live_engine(tmp_path: Path) -> No
     done = thumpflow("store", "vacuum", "--config", str(config))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("vacuumed: ")
+
+
+def complete(*words: str) -> list[str]:
+    script = thumpflow("completion", "bash").stdout
+    line = " ".join(["thumpflow", *words])
+    probe = (
+        f"{script}\nCOMP_WORDS=({line}); COMP_CWORD={len(words)}; _thumpflow; "
+        'printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    done = subprocess.run(
+        ["bash", "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    return done.stdout.split()
+
+
+def test_bash_completion_offers_commands_actions_and_options() -> None:
+    assert complete("rel") == ["reload"]
+    assert complete("dlq", "") == ["edit", "list", "replay", "show"]
+    assert complete("rejects", "rep") == ["replay", "reprocess"]
+    assert "--messages" in complete("check", "--m")
+    assert complete("dlq", "edit", "--r") == ["--reason"]

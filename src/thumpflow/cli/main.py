@@ -36,6 +36,7 @@ _LAZY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("store", "thumpflow.cli.store", "store upkeep: purge, rekey, vacuum, keygen"),
     ("tokens", "thumpflow.cli.tokens", "API tokens: create (shown once), list, revoke"),
     ("reload", "thumpflow.cli.reload", "the running engine re-reads its configuration"),
+    ("completion", "thumpflow.cli.completion", "a shell completion script (bash, zsh)"),
 )
 
 
