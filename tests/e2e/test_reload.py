@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -240,3 +241,57 @@ def test_thumpflow_reload_through_the_api_is_an_audited_act(tmp_path: Path) -> N
                for action, _, detail in entries), entries  # fmt: skip
     assert any(action == "config.reload_refused" and actor == "admin"
                for action, actor, _ in entries)  # fmt: skip
+
+
+PROBE = """\
+from thumpflow.transform import derive, editable
+
+
+def mark(event, message):
+    copy = editable(event)
+    copy.set("PID-5.1", "{mark}")
+    return [derive(event, copy.to_bytes(), purpose="marked")]
+"""
+
+
+def test_a_changed_transform_module_restarts_only_its_channel_and_a_broken_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    ports = {"steady": free_port(), "lab": free_port(), "extra": free_port()}
+    module = f"tf_reload_probe_{abs(hash(tmp_path)) % 10**8}"
+    folder = tmp_path / "transforms"
+    folder.mkdir()
+    (folder / f"{module}.py").write_text(PROBE.format(mark="FIRST"))
+    config = tmp_path / "thumpflow.yaml"
+    text = CONFIG.format(api="false", api_port=0, more="", **ports).replace(
+        f"    source: {{type: mllp, port: {ports['lab']}}}\n",
+        f"    source: {{type: mllp, port: {ports['lab']}}}\n    transform: '{module}:mark'\n",
+    )
+    config.write_text("transforms_path: [transforms]\n" + text)
+    out = tmp_path / "out" / "lab.hl7"
+
+    async def marks_after(control: str) -> list[str]:
+        acks = await send_in_order(ports["lab"], [adt(control)])
+        assert [ack_code(a) for a in acks] == ["AA"]
+        await wait_for(lambda: out.exists() and control.encode() in out.read_bytes())
+        pids = re.findall(r"PID\|[^\r\n]*", out.read_text())
+        return [pid.split("|")[5].split("^")[0] for pid in pids]
+
+    async def scenario() -> None:
+        engine = Engine(load_config(config))
+        engine.config_path = config
+        await engine.start()
+        try:
+            assert await marks_after("T1") == ["FIRST"]
+            (folder / f"{module}.py").write_text(PROBE.format(mark="SECOND-VERSION"))
+            plan = await engine.reload_file("test")
+            assert (plan.changed, plan.unchanged) == (("lab",), ("steady",))
+            assert await marks_after("T2") == ["FIRST", "SECOND-VERSION"]
+            (folder / f"{module}.py").write_text("def mark(event, message):\n    return [\n")
+            with pytest.raises(Exception, match=f"transform module '{module}' cannot be imported"):
+                await engine.reload_file("test")
+            assert await marks_after("T3") == ["FIRST", "SECOND-VERSION", "SECOND-VERSION"]
+        finally:
+            await engine.stop()
+
+    asyncio.run(scenario())

@@ -111,7 +111,9 @@ from thumpflow.runtime.reload import (
     enabled_channels,
     plan_reload,
     restart_only_changes,
+    transform_modules,
 )
+from thumpflow.runtime.transform_modules import refresh_changed, remember
 from thumpflow.runtime.workers import close_read_processes, read_executor, start_read_processes
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.thump.chunked import ChunkedDestination
@@ -208,6 +210,7 @@ def _import_callable(reference: str, where: str) -> Any:
     module_name, _, function_name = reference.partition(":")
     try:
         module = importlib.import_module(module_name)
+        remember(module)
         function = getattr(module, function_name)
     except (ImportError, AttributeError) as err:
         raise ConfigError([f"{where} > transform: cannot load {reference!r}: {err}"]) from None
@@ -519,7 +522,10 @@ class Engine:
                     [f"{', '.join(parts)} change only with a restart; nothing was reloaded"]
                 )
             add_transforms_path(new.transforms_path)
-            plan = plan_reload(self.config, new)
+            modules = transform_modules(enabled_channels(new))
+            fresh = refresh_changed(modules)
+            code_changed = {channel for name in fresh for channel in modules[name]}
+            plan = plan_reload(self.config, new, code_changed)
             channels = enabled_channels(new)
             for channel_id in (*plan.changed, *plan.added):
                 channel = channels[channel_id]

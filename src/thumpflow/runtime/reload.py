@@ -4,7 +4,8 @@
 newly validated one, channel by channel (enabled channels only):
 
 - unchanged channels keep running, connections and queues untouched;
-- changed channels are drained and restarted with their new settings;
+- changed channels, and channels whose transform module changed on disk
+  (`runtime/transform_modules.py`), are drained and restarted;
 - removed (or now disabled) channels stop after their in-flight messages;
 - added (or now enabled) channels start.
 
@@ -16,6 +17,7 @@ whole, with the parts named, and the running configuration stays.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from thumpflow.config.model import Channel, Config
@@ -55,14 +57,34 @@ def restart_only_changes(running: Config, new: Config) -> list[str]:
     return [part for part in RESTART_ONLY if getattr(running, part) != getattr(new, part)]
 
 
-def plan_reload(running: Config, new: Config) -> ReloadPlan:
-    """What a reload to `new` does to each enabled channel (see the module)."""
+def transform_modules(channels: dict[str, Channel]) -> dict[str, set[str]]:
+    """Module name -> ids of the channels whose (or whose destinations') transform is in it."""
+    found: dict[str, set[str]] = {}
+    for channel in channels.values():
+        references = [channel.transform, *(spec.transform for spec in channel.destinations)]
+        for reference in references:
+            if reference:
+                found.setdefault(reference.partition(":")[0], set()).add(channel.id)
+    return found
+
+
+def plan_reload(running: Config, new: Config, code_changed: Iterable[str] = ()) -> ReloadPlan:
+    """What a reload to `new` does to each enabled channel (see the module).
+
+    `code_changed` names channels whose transform code changed on disk: they
+    restart even when their configuration is the same.
+    """
     before = enabled_channels(running)
     after = enabled_channels(new)
     both = before.keys() & after.keys()
+    recode = set(code_changed)
+
+    def same(key: str) -> bool:
+        return before[key] == after[key] and key not in recode
+
     return ReloadPlan(
-        unchanged=tuple(sorted(key for key in both if before[key] == after[key])),
-        changed=tuple(sorted(key for key in both if before[key] != after[key])),
+        unchanged=tuple(sorted(key for key in both if same(key))),
+        changed=tuple(sorted(key for key in both if not same(key))),
         removed=tuple(sorted(before.keys() - after.keys())),
         added=tuple(sorted(after.keys() - before.keys())),
     )
