@@ -16,7 +16,6 @@ import asyncio
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -30,6 +29,7 @@ from thumpflow.core.event import Event
 from thumpflow.hl7v2 import Message
 from thumpflow.runtime.engine import Engine
 from thumpflow.testing.http_receiver import HttpReceiver
+from thumpflow.transform import derive
 
 CONFIG = """\
 version: 1
@@ -76,7 +76,7 @@ def careless_transform(event: Event, message: Message) -> Iterator[Event]:
     """Passes each event on; fails on one family name with an error quoting the message."""
     if FAILS.encode() in event.body:
         raise ValueError(f"cannot map {event.body.decode()}")
-    yield replace(event, event_id=f"{event.event_id}T", causation_id=event.event_id)
+    yield derive(event, event.body)
 
 
 def adt(control: str, mrn: str, family: str, given: str, note: str = "") -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 from thumpflow.config import parse_config
 from thumpflow.core.event import Event
@@ -11,6 +10,7 @@ from thumpflow.core.lanes import Lane
 from thumpflow.flow.hl7_facts import entity_version, event_type, parse_hl7_time
 from thumpflow.flow.pipeline import ChannelPipeline
 from thumpflow.hl7v2 import Message
+from thumpflow.transform import derive
 
 CONFIG = """\
 channels:
@@ -93,12 +93,7 @@ def test_message_without_patient_is_ordered_per_channel() -> None:
 def test_transform_may_emit_zero_or_many_events_each_routed() -> None:
     def split_names(event: Event, message: Message) -> Iterable[Event]:
         for n, name in enumerate(message.get_all("PID-3")):
-            yield replace(
-                event,
-                event_id=f"{event.event_id}-{n}",
-                body=name.encode(),
-                causation_id=event.event_id,
-            )
+            yield derive(event, name, purpose=f"name-{n}")
 
     result = pipeline(split_names).run(Message.parse(ADT), ADT.encode(), 0.0)
     assert [e.body for e in result.derived] == [b"123456^^^GENHOSP^MR", b"999^^^SSA^SS"]

@@ -22,10 +22,12 @@ from thumpflow.api.contract import document_answers
 from thumpflow.api.routes import (
     alerts,
     browse,
+    config,
     dashboard,
     ingest,
     operations,
     overview,
+    rejects,
     subscriptions,
     targets,
     tokens,
@@ -57,6 +59,8 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(targets.router)
     app.include_router(tokens.router)
     app.include_router(alerts.router)
+    app.include_router(config.router)
+    app.include_router(rejects.router)
     document_answers(app)
 
     @app.get("/api/openapi.json", include_in_schema=False)

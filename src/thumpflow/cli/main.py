@@ -26,11 +26,17 @@ _LAZY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("convert", "thumpflow.cli.convert", "convert HL7 v2 messages to FHIR R4 Bundles (stdout)"),
     ("simulate", "thumpflow.cli.simulate", "run a simulated peer system for tests and demos"),
     ("runs", "thumpflow.cli.runs", "scheduled job runs: list, show, start, rerun"),
-    ("rejects", "thumpflow.cli.rejects", "rejected batch records: list, show, replay"),
+    (
+        "rejects",
+        "thumpflow.cli.rejects",
+        "rejects: batch records (list, show, replay) and messages (messages, message, reprocess)",
+    ),
     ("advise", "thumpflow.cli.advise", "recommend flow, thump or a hybrid for an interface"),
     ("audit", "thumpflow.cli.audit", "the tamper-evident audit trail: verify, list"),
     ("store", "thumpflow.cli.store", "store upkeep: purge, rekey, vacuum, keygen"),
     ("tokens", "thumpflow.cli.tokens", "API tokens: create (shown once), list, revoke"),
+    ("reload", "thumpflow.cli.reload", "the running engine re-reads its configuration"),
+    ("completion", "thumpflow.cli.completion", "a shell completion script (bash, zsh)"),
 )
 
 
@@ -45,7 +51,13 @@ def build_parser() -> tuple[
     parser.add_argument("--version", action="version", version=f"thumpflow {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the engine with a configuration")
+    run = commands.add_parser(
+        "run",
+        help="run the engine with a configuration",
+        epilog="example: thumpflow run --config examples/thumpflow.yaml --log-format text\n"
+        "SIGTERM or Ctrl-C stops it; SIGHUP (systemctl reload) reloads the configuration",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     config_argument(run)
     run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     run.add_argument(
@@ -57,14 +69,27 @@ def build_parser() -> tuple[
     )
 
     check = commands.add_parser(
-        "check", help="validate a configuration (located errors) and lint it for anti-patterns"
+        "check",
+        help="validate a configuration (located errors) and lint it for anti-patterns",
+        epilog="example: thumpflow check --config examples/thumpflow.yaml --strict "
+        "--messages examples/messages/*.hl7",
     )
     config_argument(check)
     check.add_argument(
         "--strict", action="store_true", help="exit 1 on lint findings too, not only on errors"
     )
+    check.add_argument(
+        "--messages",
+        nargs="+",
+        metavar="FILE",
+        help="also run every channel's transforms on these HL7 v2 files, as the engine would",
+    )
 
-    send = commands.add_parser("send", help="send HL7 v2 files over MLLP and print each ACK")
+    send = commands.add_parser(
+        "send",
+        help="send HL7 v2 files over MLLP and print each ACK",
+        epilog="example: thumpflow send 127.0.0.1:2575 examples/messages/*.hl7",
+    )
     send.add_argument("target", metavar="HOST:PORT")
     send.add_argument("files", nargs="+", metavar="FILE")
     send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each ACK")
@@ -73,7 +98,11 @@ def build_parser() -> tuple[
     send.add_argument("--cert-file", help="client certificate (with --tls)")
     send.add_argument("--key-file", help="client key (with --tls)")
 
-    status = commands.add_parser("status", help="per channel and destination counts")
+    status = commands.add_parser(
+        "status",
+        help="per channel and destination counts",
+        epilog="example: thumpflow status --config examples/thumpflow.yaml --json",
+    )
     config_argument(status)
     status.add_argument("--json", action="store_true", help="print JSON")
 
@@ -82,7 +111,10 @@ def build_parser() -> tuple[
     dlq_list = dlq_commands.add_parser("list", help="list dead deliveries")
     dlq_show = dlq_commands.add_parser("show", help="one dead delivery with its audit trail")
     dlq_show.add_argument("delivery_id", type=int)
-    dlq_show.add_argument("--body", action="store_true", help="also print the message")
+    dlq_show.add_argument(
+        "--body", action="store_true", help="also print the message (needs --reason; audited)"
+    )
+    dlq_show.add_argument("--reason", help="why you look at the message (kept in the audit trail)")
     dlq_replay = dlq_commands.add_parser("replay", help="send dead deliveries again (audited)")
     dlq_replay.add_argument("--id", type=int, action="append", dest="ids", help="delivery id")
     dlq_replay.add_argument("--all", action="store_true", help="every dead delivery (matching)")
@@ -99,7 +131,15 @@ def build_parser() -> tuple[
         help="who, for a replay made in the store while the engine is stopped "
         "(through the engine, the API token's name is audited; default: $USER)",
     )
-    for sub in (dlq_list, dlq_show, dlq_replay):
+    dlq_edit = dlq_commands.add_parser(
+        "edit",
+        help="send an edited copy of a dead letter's message to its destination (audited)",
+        epilog="example: thumpflow dlq edit 42 --file fixed.hl7 --reason 'PID-8 corrected'",
+    )
+    dlq_edit.add_argument("delivery_id", type=int)
+    dlq_edit.add_argument("--file", required=True, help="file with the edited message")
+    dlq_edit.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    for sub in (dlq_list, dlq_show, dlq_replay, dlq_edit):
         config_argument(sub)
     for sub in (dlq_list, dlq_replay):
         sub.add_argument("--destination", help="only this destination id")
@@ -161,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`thumpflow config schema | head`): stop quietly,
+        # with stdout pointed at /dev/null so the interpreter's final flush is silent.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -171,7 +216,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         from thumpflow.cli.run import check
 
-        return check(args.config, strict=args.strict)
+        return check(args.config, strict=args.strict, messages=args.messages)
     if args.command == "send":
         from thumpflow.cli.send import send
 

@@ -96,7 +96,15 @@ def write_expected(case: Path, bundle: dict[str, Any]) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare `[DIR]` and `--update`."""
-    parser.add_argument("dir", nargs="?", default=str(DEFAULT_DIR), metavar="DIR")
+    parser.add_argument(
+        "dir",
+        nargs="?",
+        default=str(DEFAULT_DIR),
+        metavar="DIR",
+        help="folder of cases, each a folder with input.hl7 beside expected.json, searched "
+        "below DIR (default: tests/mappings, the repository's)",
+    )
+    parser.epilog = "example: thumpflow mapping test ~/interfaces/lab/mapping-cases"
     parser.add_argument(
         "--update", action="store_true", help="rewrite expected.json from the current output"
     )
@@ -107,7 +115,11 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     cases = find_cases(root)
     if not cases:
-        print(f"{root}: no mapping cases (folders with input.hl7)", file=sys.stderr)
+        print(
+            f"{root.resolve()}: no mapping cases (folders with input.hl7 beside expected.json); "
+            "name the folder holding yours: thumpflow mapping test DIR",
+            file=sys.stderr,
+        )
         return 1
     failures = 0
     for case in cases:

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import dataclasses
 import json
+import os
 import time
+import urllib.parse
 from typing import Any
 
 from thumpflow.cli._api import call
 from thumpflow.cli._shared import age, table, when
 from thumpflow.config import load_config
 from thumpflow.config.model import Config
-from thumpflow.core.event import DeadLetterFilter
+from thumpflow.core.errors import ThumpflowError
+from thumpflow.core.event import AuditEntry, DeadLetterFilter
 from thumpflow.runtime.engine import open_store
 
 
@@ -101,8 +105,12 @@ def dlq(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.dlq_command == "list":
         return asyncio.run(_list(config, _filter(args), args.limit, args.json))
+    if args.dlq_command == "edit":
+        return _edit(config, args.delivery_id, args.file, args.reason)
     if args.dlq_command == "show":
-        return asyncio.run(_show(config, args.delivery_id, args.body))
+        if args.body and not (args.reason or "").strip():
+            raise ThumpflowError("--body shows patient data: give --reason WHY (it is audited)")
+        return asyncio.run(_show(config, args.delivery_id, args.reason if args.body else None))
     return _replay(config, args)
 
 
@@ -136,7 +144,7 @@ async def _list(config: Config, flt: DeadLetterFilter, limit: int, as_json: bool
     return 0
 
 
-async def _show(config: Config, delivery_id: int, with_body: bool) -> int:
+async def _show(config: Config, delivery_id: int, body_reason: str | None) -> int:
     store = open_store(config, read_only=True)
     await store.open()
     try:
@@ -161,9 +169,9 @@ async def _show(config: Config, delivery_id: int, with_body: bool) -> int:
     print("audit trail:")
     for entry in reversed(trail):
         print(f"  {when(entry.at)}  {entry.actor:<16} {entry.action:<16} {entry.detail}")
-    if with_body and event is not None:
+    if body_reason is not None and event is not None:
         print("message:")
-        print(event.body.decode("utf-8", "replace").replace("\r", "\n"))
+        print(await _viewed_body(config, event.event_id, body_reason))
     return 0
 
 
@@ -174,6 +182,32 @@ class _Replayed:
     replayed: list[int]
     out_of_order: list[int]
     refused: list[str]
+
+
+async def _viewed_body(config: Config, event_id: str, reason: str) -> str:
+    """The message, its view audited (`payload.viewed`) with the reason before it is shown.
+
+    Through the running engine's API when one answers (under the token's
+    name), else in the store as $USER.
+    """
+    query = urllib.parse.urlencode({"reason": reason})
+    answer = call(config, "GET", f"/api/events/{event_id}/payload?{query}", None, "the view")
+    if answer is not None:
+        body = str(answer["body"])
+        if answer["encoding"] == "base64":
+            body = base64.b64decode(body).decode("utf-8", "replace")
+        return body.replace("\r", "\n")
+    store = open_store(config)
+    await store.open()
+    try:
+        actor = os.environ.get("USER", "operator")
+        await store.append_audit(
+            AuditEntry(time.time(), actor, "payload.viewed", event_id, reason.strip())
+        )
+        event = await store.event(event_id)
+    finally:
+        await store.close()
+    return "" if event is None else event.body.decode("utf-8", "replace").replace("\r", "\n")
 
 
 def _replay(config: Config, args: argparse.Namespace) -> int:
@@ -235,3 +269,22 @@ async def _replay_in_store(
         out_of_order=[conflict.delivery_id for conflict in result.out_of_order],
         refused=[conflict.explain() for conflict in result.refused],
     )
+
+
+def _edit(config: Config, delivery_id: int, file: str, reason: str) -> int:
+    """Send the edited message of `file` to a dead letter's destination, through the engine."""
+    try:
+        body = open(file, encoding="utf-8").read()  # noqa: SIM115
+    except (OSError, UnicodeDecodeError) as err:
+        raise ThumpflowError(f"{file}: cannot read: {err}") from None
+    path = f"/api/dead-letters/{delivery_id}/edit"
+    answer = call(config, "POST", path, {"reason": reason, "body": body}, "the edit")
+    if answer is None:
+        raise ThumpflowError(
+            f"no engine answers on {config.api.host}:{config.api.port}: an edited message is "
+            "sent by the running engine"
+        )
+    again = " (this same edit was sent before)" if answer["duplicate"] else ""
+    print(f"delivery {delivery_id}: edited copy queued for {answer['destination_id']} as event "
+          f"{answer['event_id']}{again}")  # fmt: skip
+    return 0

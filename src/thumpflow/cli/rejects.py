@@ -1,4 +1,5 @@
-"""`thumpflow rejects list [--job J] [--run R] | show ID | replay ID... [--file F]`.
+"""`thumpflow rejects list [--job J] [--run R] | show ID | replay ID... [--file F]`, and
+`messages | message ID | reprocess ID` for flow rejects (`cli/flow_rejects.py`).
 
 `list` and `show` open the store read-only. `show` prints the kept record
 (patient data: it is what the operator must fix), `list` only ids, rules and
@@ -15,12 +16,18 @@ import asyncio
 import os
 from pathlib import Path
 
+from thumpflow.cli import flow_rejects
 from thumpflow.cli._shared import config_argument, table, when
 from thumpflow.config import load_config
 from thumpflow.config.model import Config
 from thumpflow.core.clock import SystemClock
 from thumpflow.core.errors import ThumpflowError
-from thumpflow.runtime.engine import batch_connectors, load_record_transform, open_store
+from thumpflow.runtime.engine import (
+    add_transforms_path,
+    batch_connectors,
+    load_record_transform,
+    open_store,
+)
 from thumpflow.thump.replay import file_records, load_rejects, replay_rejects
 
 
@@ -41,11 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for sub in (listing, show, replay):
         config_argument(sub)
+    flow_rejects.add_actions(actions)
 
 
 def run(args: argparse.Namespace) -> int:
     """Execute the chosen action; see the module docstring."""
     config = load_config(args.config)
+    add_transforms_path(config.transforms_path)
+    if args.rejects_command in ("messages", "message", "reprocess"):
+        return flow_rejects.run(config, args)
     if args.rejects_command == "list":
         return asyncio.run(_list(config, args.job, args.run, args.limit))
     if args.rejects_command == "show":
@@ -61,7 +72,7 @@ async def _list(config: Config, job_id: str | None, run_id: int | None, limit: i
     finally:
         await store.close()
     if not rejects:
-        print("no rejects")
+        print("no batch rejects (`thumpflow rejects messages` lists the messages channels refused)")
         return 0
     rows = [["ID", "JOB", "RUN", "ORIGIN", "RULE", "REPLAYED", "REMEDY"]]
     rows.extend(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from thumpflow.cli._api import call
 from thumpflow.cli._shared import config_argument
 from thumpflow.config import load_config
 from thumpflow.config.model import Config
@@ -57,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
             f"{done.delivery_texts}); retired keys: {', '.join(done.retired) or 'none'}"
         )
         return 0
+    if call(config, "GET", "/api/health", None, "the health check") is not None:
+        raise ThumpflowError(
+            f"an engine answers on {config.api.host}:{config.api.port} with this configuration: "
+            "stop it first (vacuum rebuilds the file it is writing)"
+        )
     before, after = asyncio.run(_vacuum(config))
     print(f"vacuumed: {before} bytes before, {after} bytes after")
     return 0

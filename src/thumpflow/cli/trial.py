@@ -24,7 +24,11 @@ from thumpflow.core.event import Event
 from thumpflow.flow.explain import ConditionResult, Explanation, explain
 from thumpflow.flow.pipeline import ChannelPipeline
 from thumpflow.hl7v2 import Message, split_messages
-from thumpflow.runtime.engine import load_transform
+from thumpflow.runtime.engine import (
+    add_transforms_path,
+    load_destination_transform,
+    load_transform,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("channel", help="channel id")
     parser.add_argument("message_file", help="file with one or more HL7 v2 messages")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.epilog = (
+        "example: thumpflow try --config examples/thumpflow.yaml hl7-in "
+        "examples/messages/oru-r01-critical-potassium.hl7"
+    )
 
 
 class _Style:
@@ -116,6 +124,14 @@ def _render(index: int, found: Explanation, style: _Style) -> None:
         print(f"  {route.destination_id}: {verdict}{count}")
         for check in route.conditions:
             print(f"    {_mark(style, check)}  {check.description}")
+        if route.transform_error is not None:
+            print("    " + style.bad(f"{route.transform_error} (would be dead-lettered)"))
+        for sent in route.sent:
+            print(
+                style.dim(f"    after its transform: {sent.content_type}, {len(sent.body)} bytes")
+            )
+            for line in _body(sent).splitlines():
+                print("    " + line)
 
 
 def _as_json(found: Explanation) -> dict[str, Any]:
@@ -140,6 +156,8 @@ def _as_json(found: Explanation) -> dict[str, Any]:
                 "conditions": [
                     {"condition": c.description, "holds": c.holds} for c in r.conditions
                 ],
+                "transform_error": r.transform_error,
+                "sent": [_body(event) for event in r.sent],
             }
             for r in found.routes
         ],
@@ -148,12 +166,18 @@ def _as_json(found: Explanation) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    add_transforms_path(config.transforms_path)
     channel = next((c for c in config.channels if c.id == args.channel), None)
     if channel is None:
         known = ", ".join(c.id for c in config.channels)
         raise ThumpflowError(f"{args.config}: no channel {args.channel!r} (channels: {known})")
     transform = load_transform(channel.transform, channel.id) if channel.transform else None
     pipeline = ChannelPipeline(channel, transform, config.partner(channel.id))
+    by_destination = {
+        spec.id: load_destination_transform(spec, channel.id)
+        for spec in channel.destinations
+        if spec.transform
+    }
     try:
         raws = split_messages(Path(args.message_file).read_bytes())
     except OSError as err:
@@ -174,8 +198,10 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(style.bad(f"message {index}: cannot be parsed: {err.describe()}"))
             continue
-        found = explain(pipeline, message, raw, time.time())
-        failed += found.transform_error is not None
+        found = explain(pipeline, message, raw, time.time(), by_destination)
+        failed += found.transform_error is not None or any(
+            route.transform_error is not None for route in found.routes
+        )
         if args.json:
             results.append(_as_json(found))
         else:

@@ -15,11 +15,12 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from thumpflow.config.model import ID_PATTERN, _Model, check_regex, parse_duration
+from thumpflow.config.model import ID_PATTERN, _Model, check_regex
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec, FileDropSourceSpec
 from thumpflow.connectors.drop import name_fields
 from thumpflow.connectors.fhir.spec import FhirBatchDestinationSpec
 from thumpflow.connectors.fhir_bulk.spec import FhirBulkSourceSpec
+from thumpflow.connectors.fields import Duration, LocalPath
 from thumpflow.connectors.sftp.spec import SftpDestinationSpec, SftpDropSourceSpec
 from thumpflow.connectors.sql.spec import SqlSourceSpec, SqlUpsertDestinationSpec
 from thumpflow.core.records import VERSION_TYPES
@@ -51,13 +52,11 @@ class JobSchedule(_Model):
     timezone: str = Field(
         default="UTC", description="IANA time zone the cron expression is read in."
     )
-    interval: float | None = Field(
+    interval: Duration | None = Field(
         default=None, gt=0, description="Run every this long instead (`15m`, `1h`, seconds)."
     )
 
     example: ClassVar[dict[str, Any]] = {"cron": "0 2 * * *", "timezone": "America/New_York"}
-
-    _durations = field_validator("interval", mode="before")(parse_duration)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
@@ -207,18 +206,16 @@ class ChunkRetry(_Model):
     run fails; its watermark does not move, and re-running it is safe.
     """
 
-    base: float = Field(default=0.5, gt=0, description="First backoff ceiling, seconds.")
-    cap: float = Field(default=30.0, gt=0, description="Largest backoff ceiling, seconds.")
+    base: Duration = Field(default=0.5, gt=0, description="First backoff ceiling, seconds.")
+    cap: Duration = Field(default=30.0, gt=0, description="Largest backoff ceiling, seconds.")
     max_attempts: int = Field(
         default=8, ge=1, le=100, description="Sends of one chunk before the run fails."
     )
-    max_retry_after: float = Field(
+    max_retry_after: Duration = Field(
         default=300.0, ge=0, description="Largest `Retry-After` honoured, seconds."
     )
 
     example: ClassVar[dict[str, Any]] = {"base": "1s", "cap": "1m", "max_attempts": 8}
-
-    _durations = field_validator("base", "cap", "max_retry_after", mode="before")(parse_duration)
 
 
 class FhirBatchDestination(BatchDestinationOptions, FhirBatchDestinationSpec):
@@ -298,7 +295,7 @@ class Job(_Model):
         description="`reconcile` only: id of the destination of the reconciled channel whose "
         "delivery ledger is compared with the source.",
     )
-    report_dir: str | None = Field(
+    report_dir: LocalPath | None = Field(
         default=None,
         description="`reconcile` only: directory each run writes its report to "
         "(`<job>-run-<run id>.json` and `.txt`).",

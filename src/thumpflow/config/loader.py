@@ -3,12 +3,15 @@
 Every problem is reported as `FILE:LINE:COLUMN: WHERE: WHAT`, where WHERE
 names the channel and destination by id and then the field by its YAML path.
 All problems of a file are reported together as one `ConfigError`, never as
-a traceback. Relative paths in the file are resolved against the current
-directory when the engine runs (as `make run` does from the repository).
+a traceback; the common mistakes are told in words (`config._messages`).
+Relative local paths in a file read by `load_config` are resolved against
+the file's folder (`connectors.fields.LocalPath`), so the engine reads the
+same files whatever directory it is started from.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 from yaml.constructor import SafeConstructor
 
+from thumpflow.config._messages import explain
 from thumpflow.config.model import Config
 from thumpflow.core.errors import ConfigError
 
@@ -95,8 +99,27 @@ def _child(node: Any, part: int | str) -> tuple[bool, Any]:
     return False, None
 
 
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A validated configuration with the file positions of its keys."""
+
+    config: Config
+    reader: _Reader
+    data: Any
+
+    def where(self, loc: tuple[int | str, ...]) -> str:
+        """`FILE:LINE:COLUMN: channel 'adt' > destination 'out' > field` for a location."""
+        where, (line, column) = self.reader.locate(self.data, loc)
+        return f"{self.reader.source}:{line}:{column}: {where or 'top level'}"
+
+
 def load_config(path: str | Path) -> Config:
     """Read, parse and validate a configuration file; raise `ConfigError` with every problem."""
+    return load_located(path).config
+
+
+def load_located(path: str | Path) -> Located:
+    """`load_config`, keeping where each key is (for checks made after validation)."""
     file = Path(path)
     source = str(file)
     try:
@@ -105,11 +128,19 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([f"{source}: cannot read: {err.strerror or err}"]) from None
     except UnicodeDecodeError as err:
         raise ConfigError([f"{source}: not UTF-8 text (byte {err.start})"]) from None
-    return parse_config(text, source)
+    return _parse(text, source, file.resolve().parent)
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
-    """Parse and validate configuration text; `source` names it in error messages."""
+def parse_config(text: str, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    """Parse and validate configuration text; `source` names it in error messages.
+
+    With `base_dir`, relative local paths are resolved against it; without,
+    they stay as written.
+    """
+    return _parse(text, source, base_dir).config
+
+
+def _parse(text: str, source: str, base_dir: Path | None) -> Located:
     reader = _Reader(source)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -125,18 +156,19 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     problems = list(reader.problems)
     config: Config | None = None
     try:
-        config = Config.model_validate(data)
+        context = {"base_dir": base_dir} if base_dir is not None else None
+        config = Config.model_validate(data, context=context)
     except ValidationError as err:
         for error in err.errors(include_url=False):
             where, (line, column) = reader.locate(data, error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
+            message = explain(error, data, Config)
             problems.append(f"{source}:{line}:{column}: {where or 'top level'}: {message}")
     if config is not None:
         problems.extend(_duplicate_ids(config, reader, data))
     if problems:
         raise ConfigError(problems)
     assert config is not None
-    return config
+    return Located(config, reader, data)
 
 
 def _duplicate_ids(config: Config, reader: _Reader, data: Any) -> list[str]:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from thumpflow.connectors.fhir.spec import FhirDestinationSpec
 from thumpflow.connectors.fhir_subscription.spec import FhirSubscriptionSourceSpec
+from thumpflow.connectors.fields import Duration, LocalPath
 from thumpflow.connectors.file.spec import FileDestinationSpec
 from thumpflow.connectors.http.spec import HttpDestinationSpec
 from thumpflow.connectors.mllp.spec import MllpDestinationSpec, MllpSourceSpec
@@ -28,18 +29,6 @@ from thumpflow.core.lanes import Lane
 from thumpflow.hl7v2 import compile_path
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> Any:
-    """Seconds from a number or a string like `500ms`, `30s`, `5m`, `2h`, `1d`."""
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 2h, 1d)")
-        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    return value
 
 
 class _Model(BaseModel):
@@ -216,20 +205,16 @@ class Ledger(_Model):
 class Retry(_Model):
     """Exponential backoff with full jitter, bounded by attempts and age."""
 
-    base: float = Field(
+    base: Duration = Field(
         default=0.5, gt=0, description="First backoff ceiling, seconds (or `500ms`)."
     )
-    cap: float = Field(default=300.0, gt=0, description="Largest backoff ceiling.")
+    cap: Duration = Field(default=300.0, gt=0, description="Largest backoff ceiling.")
     max_attempts: int = Field(default=50, ge=1, description="Dead-letter after this many attempts.")
-    max_age: float = Field(
+    max_age: Duration = Field(
         default=86_400.0, gt=0, description="Dead-letter once failing this long."
     )
-    max_retry_after: float = Field(
+    max_retry_after: Duration = Field(
         default=3_600.0, ge=0, description="Largest Retry-After honoured."
-    )
-
-    _durations = field_validator("base", "cap", "max_age", "max_retry_after", mode="before")(
-        parse_duration
     )
 
 
@@ -246,9 +231,7 @@ class CircuitBreakerSpec(_Model):
     failure_threshold: int = Field(
         default=5, ge=1, description="Consecutive failures that open it."
     )
-    cooldown: float = Field(default=30.0, gt=0, description="Seconds open before one probe.")
-
-    _durations = field_validator("cooldown", mode="before")(parse_duration)
+    cooldown: Duration = Field(default=30.0, gt=0, description="Seconds open before one probe.")
 
 
 class DeliveryOptions(_Model):
@@ -258,9 +241,17 @@ class DeliveryOptions(_Model):
     when: list[Condition] = Field(
         default_factory=list, description="Route to this destination only when all hold."
     )
+    transform: str | None = Field(
+        default=None,
+        description="Optional pure function `module:function(event, message)` run as each "
+        "delivery to this destination is sent, returning the one event it receives (made with "
+        "`thumpflow.transform.derive`); `message` is None for content other than HL7 v2. A "
+        "failure dead-letters this delivery only, with its reason; the sender is still "
+        "acknowledged and other destinations proceed.",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+    )
     retry: Retry = Field(default_factory=Retry, description="Retry policy.")
     rate_limit: RateLimit | None = Field(default=None, description="Optional rate limit.")
-    _linger = field_validator("batch_linger", mode="before")(parse_duration)
     circuit_breaker: CircuitBreakerSpec = Field(
         default_factory=CircuitBreakerSpec, description="Circuit breaker."
     )
@@ -274,7 +265,7 @@ class DeliveryOptions(_Model):
     high_water: int = Field(
         default=100_000, ge=10, description="Durable pending deliveries at which ingress slows."
     )
-    batch_linger: float = Field(
+    batch_linger: Duration = Field(
         default=0.01,
         ge=0,
         description="For destinations that send batches (file): wait up to this long to fill "
@@ -320,7 +311,7 @@ class HttpIngest(_Model):
     """
 
     enabled: bool = Field(default=False, description="Accept messages over HTTP.")
-    retry_after: float = Field(
+    retry_after: Duration = Field(
         default=5.0,
         gt=0,
         description="Seconds a sender is told to wait (`Retry-After`) when answered 429 under "
@@ -331,8 +322,6 @@ class HttpIngest(_Model):
     )
 
     example: ClassVar[dict[str, Any]] = {"enabled": True, "retry_after": 5}
-
-    _durations = field_validator("retry_after", mode="before")(parse_duration)
 
 
 class Channel(_Model):
@@ -366,12 +355,14 @@ class Channel(_Model):
     lanes: Lanes = Field(default_factory=Lanes, description="Lane rules.")
     transform: str | None = Field(
         default=None,
-        description="Optional pure function `package.module:function(event, message)` returning "
-        "the events to deliver (zero or more).",
+        description="Optional pure function `module:function(event, message)` returning the "
+        "events to deliver (zero or more), each made with `thumpflow.transform.derive`; the "
+        "module is looked for in `transforms_path`. A transform that raises rejects the message "
+        "with its reason (see README, *Transforms*).",
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
     )
     destinations: list[DestinationSpec] = Field(min_length=1, description="Where events go.")
-    latency_budget: float = Field(
+    latency_budget: Duration = Field(
         default=60.0,
         gt=0,
         description="Seconds from receipt to delivery this channel promises; the dashboard "
@@ -424,7 +415,7 @@ class EncryptionKey(_Model):
     key_env: str | None = Field(
         default=None, pattern=_ENV_NAME, description="Environment variable holding the key."
     )
-    key_file: str | None = Field(
+    key_file: LocalPath | None = Field(
         default=None, description="File holding the key (trailing newline ignored)."
     )
 
@@ -493,7 +484,7 @@ class Retention(_Model):
     audit: Literal["keep"] = Field(
         default="keep", description="The audit trail is always kept (the only value)."
     )
-    interval: float = Field(
+    interval: Duration = Field(
         default=3600.0, gt=0, description="How often the engine purges (e.g. `1h`)."
     )
 
@@ -504,29 +495,25 @@ class Retention(_Model):
         "audit": "keep",
     }
 
-    _durations = field_validator("interval", mode="before")(parse_duration)
-
 
 class StoreSpec(_Model):
     """The embedded durable store (SQLite, WAL, one writer, group commit)."""
 
     type: Literal["sqlite"] = Field(default="sqlite", description="Store type.")
-    path: str = Field(default="var/thumpflow.db", description="Database file.")
+    path: LocalPath = Field(default="var/thumpflow.db", description="Database file.")
     encryption: Encryption | None = Field(
         default=None, description="Optional: encrypt message content at rest."
     )
     retention: Retention | None = Field(
         default=None, description="Optional: purge finished records after a time."
     )
-    audit_anchor_interval: float = Field(
+    audit_anchor_interval: Duration = Field(
         default=3600.0,
         gt=0,
         description="How often the engine logs an `audit.anchor` line (newest audit entry id "
         "and hash; also logged at shutdown). Keep those lines outside this machine: "
         "`thumpflow audit verify --expect ID:HASH` proves no entry up to it was removed.",
     )
-
-    _durations = field_validator("audit_anchor_interval", mode="before")(parse_duration)
 
 
 class OidcSpec(_Model):
@@ -558,17 +545,17 @@ class OidcSpec(_Model):
         min_length=1,
         description="IdP value -> thumpflow role (viewer, operator, admin, sender).",
     )
-    leeway: float = Field(
+    leeway: Duration = Field(
         default=60.0, ge=0, le=600, description="Seconds of clock skew allowed on exp/nbf."
     )
     name_claim: str = Field(
         default="preferred_username",
         description="Claim naming the caller in the audit trail (`sub` when absent).",
     )
-    ca_file: str | None = Field(
+    ca_file: LocalPath | None = Field(
         default=None, description="PEM CAs to verify the issuer's HTTPS certificate."
     )
-    jwks_refresh_interval: float = Field(
+    jwks_refresh_interval: Duration = Field(
         default=30.0,
         ge=0,
         description="Least seconds between two fetches of the keys; a token with an unknown "
@@ -600,7 +587,7 @@ class ApiSpec(_Model):
     oidc: OidcSpec | None = Field(
         default=None, description="Also accept OpenID Connect bearer tokens from this issuer."
     )
-    admin_token_file: str | None = Field(
+    admin_token_file: LocalPath | None = Field(
         default=None,
         description="Where the first admin API token is written at first start (mode 0600); "
         "default: `admin-token` beside the store file.",
@@ -618,11 +605,9 @@ class DeadLetterGrowth(_Model):
     """Alert when a destination's dead-letter count rises this fast."""
 
     count: int = Field(default=10, ge=1, description="Deliveries gone dead ...")
-    window: float = Field(
+    window: Duration = Field(
         default=300.0, gt=0, description="... within this many seconds (or `5m`)."
     )
-
-    _window = field_validator("window", mode="before")(parse_duration)
 
 
 class AlertsSpec(_Model):
@@ -635,7 +620,7 @@ class AlertsSpec(_Model):
     the webhook fails.
     """
 
-    interval: float = Field(
+    interval: Duration = Field(
         default=15.0, gt=0, description="Seconds between evaluations (or `30s`)."
     )
     webhooks: list[WebhookSpec] = Field(
@@ -644,7 +629,7 @@ class AlertsSpec(_Model):
     webhook_attempts: int = Field(
         default=8, ge=1, le=100, description="Tries per notice and webhook before giving up."
     )
-    webhook_backoff: float = Field(
+    webhook_backoff: Duration = Field(
         default=1.0, gt=0, description="First retry delay (doubles, full jitter, capped at 5m)."
     )
     disk_free_min_percent: float = Field(
@@ -656,16 +641,12 @@ class AlertsSpec(_Model):
     dead_letter_growth: DeadLetterGrowth = Field(
         default_factory=DeadLetterGrowth, description="Dead-letter growth threshold."
     )
-    connection_limit_window: float = Field(
+    connection_limit_window: Duration = Field(
         default=300.0,
         gt=0,
         description="The `connection_limit` alert of a channel holds while its MLLP listener "
         "is full and for this long after it last reached a connection limit (or `5m`).",
     )
-
-    _durations = field_validator(
-        "interval", "webhook_backoff", "connection_limit_window", mode="before"
-    )(parse_duration)
 
 
 class Config(_Model):
@@ -677,6 +658,11 @@ class Config(_Model):
     alerts: AlertsSpec = Field(default_factory=AlertsSpec, description="Alerts and webhooks.")
     channels: list[Channel] = Field(min_length=1, description="The channels.")
     jobs: list[Job] = Field(default_factory=list, description="Scheduled batch jobs.")
+    transforms_path: list[LocalPath] = Field(
+        default_factory=list,
+        description="Folders where the modules named by `transform:` are looked for (before "
+        "the installed packages); relative to this file's folder, e.g. `[transforms]`.",
+    )
 
     @model_validator(mode="after")
     def _reconciled_channels_exist(self) -> Self:

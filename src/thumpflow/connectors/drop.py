@@ -62,6 +62,7 @@ from thumpflow.batch import (
     verify,
 )
 from thumpflow.connectors.csv import CsvSpec
+from thumpflow.connectors.fields import Duration
 from thumpflow.core.batch import BatchItem, Manifest, SourceRecord, Window
 
 __all__ = [
@@ -122,7 +123,7 @@ class DropSourceFields(BaseModel):
         default=None,
         description="The source system id a manifest must name; unset, any is accepted.",
     )
-    max_age: float | None = Field(
+    max_age: Duration | None = Field(
         default=None,
         gt=0,
         description="Seconds: a file whose window ended longer ago than this (or, when its "
@@ -139,7 +140,7 @@ class DropSourceFields(BaseModel):
         description="Where refused files are moved, with a `<file>.reason` text beside them; "
         "default `<directory>/failed`; created if absent. Same rule as `processed_dir`.",
     )
-    settle_seconds: float = Field(
+    settle_seconds: Duration = Field(
         default=5.0,
         ge=0,
         description="A file (or its manifest) modified less than this many seconds ago (for a "

@@ -13,21 +13,23 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from thumpflow.connectors.fields import LocalPath
+
 
 class ClientTls(BaseModel):
     """TLS for outgoing connections: server verification and optional mutual TLS."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ca_file: str | None = Field(
+    ca_file: LocalPath | None = Field(
         default=None,
         description="PEM file with the CAs the server certificate is verified against; "
         "the system trust store when omitted.",
     )
-    cert_file: str | None = Field(
+    cert_file: LocalPath | None = Field(
         default=None, description="PEM file with a client certificate chain, for mutual TLS."
     )
-    key_file: str | None = Field(
+    key_file: LocalPath | None = Field(
         default=None, description="PEM file with the client private key, for mutual TLS."
     )
     verify: bool = Field(
@@ -47,9 +49,9 @@ class ServerTls(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cert_file: str = Field(description="PEM file with the server certificate chain.")
-    key_file: str = Field(description="PEM file with the server private key.")
-    ca_file: str | None = Field(
+    cert_file: LocalPath = Field(description="PEM file with the server certificate chain.")
+    key_file: LocalPath = Field(description="PEM file with the server private key.")
+    ca_file: LocalPath | None = Field(
         default=None,
         description="PEM file with the CAs that client certificates are verified against.",
     )

@@ -7,6 +7,7 @@ strictly increasing (monotonic ULID), so sorting ids reproduces mint order.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -51,3 +52,15 @@ def delivery_key(event_id: str, destination_id: str) -> str:
     journal) can drop a resend.
     """
     return f"{event_id}.{destination_id}"
+
+
+def derived_ulid(source_event_id: str, purpose: str) -> str:
+    """The id of the event derived from `source_event_id` for `purpose`, the same every time.
+
+    The first 10 characters (the millisecond timestamp) are the source's, so
+    the derived event sorts with its cause; the other 16 are 80 bits of the
+    SHA-256 of the source id and the purpose. Running a transform again (a
+    replay, a restart before commit) gives the same id; two purposes give two.
+    """
+    digest = hashlib.sha256(f"{source_event_id}\x1f{purpose}".encode()).digest()
+    return source_event_id[:10] + _encode(int.from_bytes(digest[:10], "big"), 16)

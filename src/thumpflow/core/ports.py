@@ -148,6 +148,10 @@ class Store(Protocol):
         """Kept rejected input, newest first."""
         ...
 
+    async def reject_by_id(self, reject_id: int) -> Reject | None:
+        """One kept rejected input, with its raw bytes."""
+        ...
+
     async def audit(
         self, subject: str | None = None, limit: int = 100, action: str | None = None
     ) -> list[AuditEntry]:

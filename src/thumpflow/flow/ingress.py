@@ -45,7 +45,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -58,7 +57,7 @@ from thumpflow.fhir import FhirIssue, validate
 from thumpflow.flow.fhir_events import FhirRouting
 from thumpflow.flow.metrics import IngressMetrics
 from thumpflow.flow.outbox import Outbox
-from thumpflow.flow.pipeline import ChannelPipeline
+from thumpflow.flow.pipeline import ChannelPipeline, describe_exception, transform_failure
 from thumpflow.hl7v2 import (
     Batch,
     Message,
@@ -192,7 +191,7 @@ class ChannelIngress:
         try:
             result = self._pipeline.run(message, raw, now)
         except Exception as err:
-            failure = MessageError(f"transform failed: {_describe_exception(err)}", code="207")
+            failure = transform_failure(err)
             return await self._reject(raw, peer, failure, now, message, reason="transform")
         admission = Admission(
             received=result.received,
@@ -258,7 +257,7 @@ class ChannelIngress:
         try:
             result = self._pipeline.run(message, raw, now)
         except Exception as err:
-            failure = MessageError(f"transform failed: {_describe_exception(err)}", code="207")
+            failure = transform_failure(err)
             return await self._invalid(raw, peer, failure, now, "transform")
         received = result.received
         if key is not None:
@@ -444,7 +443,7 @@ def read_batch(raw: bytes) -> Batch:
 
 
 def _unreadable(what: str, err: Exception) -> MessageError:
-    return MessageError(f"{what} could not be read ({_describe_exception(err)})", code="102")
+    return MessageError(f"{what} could not be read ({describe_exception(err)})", code="102")
 
 
 def _ack(message: Message, raw: bytes, code: str, error: MessageError | None = None) -> bytes:
@@ -473,10 +472,3 @@ def decode_fhir(raw: bytes) -> dict[str, Any] | None:
 
 def _looks_like_message(raw: bytes) -> bool:
     return raw.lstrip(b"\r\n\t \x0b").startswith(b"MSH")
-
-
-def _describe_exception(err: Exception) -> str:
-    """Type and place of an exception, without its message (which may hold patient data)."""
-    frames = traceback.extract_tb(err.__traceback__)
-    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-    return f"{type(err).__name__}{where}"

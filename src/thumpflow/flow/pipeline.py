@@ -13,21 +13,24 @@ delivery of a message carries the message's business key and content hash
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from thumpflow.config.jobs import Job
 from thumpflow.config.model import Channel, Condition
+from thumpflow.core.errors import MessageError
 from thumpflow.core.event import Event, NewDelivery
 from thumpflow.core.ids import new_ulid
 from thumpflow.core.lanes import Lane
 from thumpflow.flow.hl7_facts import entity_version, event_type, parse_hl7_time
 from thumpflow.flow.ledger import LedgerProjection
 from thumpflow.hl7v2 import Message
+from thumpflow.transform import check_outputs
 
 Predicate = Callable[[Message], bool]
-Transform = Callable[[Event, Message], Iterable[Event]]
+Transform = Callable[[Event, Message], Iterable[object]]
 
 
 def compile_condition(condition: Condition) -> Predicate:
@@ -66,6 +69,30 @@ def compile_all(conditions: Sequence[Condition]) -> Predicate:
     return lambda message: all(predicate(message) for predicate in predicates)
 
 
+def describe_exception(err: Exception) -> str:
+    """Type and place of an exception, without its message (which may hold patient data)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(err).__name__}{where}"
+
+
+def transform_failure(err: Exception) -> MessageError:
+    """The reject reason for a transform that raised `err`, fit for a NAK, a log and the list.
+
+    A `MessageError` (`TransformError`, the FHIR mapping's `ConversionError`)
+    carries a reason that names fields and rules, never values, and is
+    given whole. Any other exception may quote the message (a `KeyError`
+    holding an MRN), so only its type and place are given, with the remedy.
+    """
+    if isinstance(err, MessageError):
+        return MessageError(f"transform failed: {err.describe()}", code=err.code)
+    return MessageError(
+        f"transform failed: {describe_exception(err)} (raise "
+        "thumpflow.transform.TransformError to give a reason)",
+        code="207",
+    )
+
+
 @dataclass(slots=True, frozen=True)
 class PipelineResult:
     received: Event
@@ -93,6 +120,7 @@ class ChannelPipeline:
         self._routes = [
             (destination.id, compile_all(destination.when)) for destination in channel.destinations
         ]
+        self._ids = [destination.id for destination in channel.destinations]
         self._key = channel.ordering_key
         self._version_path = channel.entity_version
         self._zone = ZoneInfo(channel.timezone)
@@ -152,17 +180,22 @@ class ChannelPipeline:
         )
 
     def run(self, message: Message, raw: bytes, received_at: float) -> PipelineResult:
-        """Filter, transform and route one message. Raises whatever a transform raises."""
+        """Filter, transform and route one message.
+
+        Raises whatever a transform raises, and `TransformError` for an
+        output the store would refuse (`thumpflow.transform.check_outputs`);
+        `transform_failure` says either in words fit for a NAK and a log.
+        """
         received = self.event(message, raw, received_at)
         if not self._filter(message):
             return PipelineResult(received, (), (), filtered=True)
         targets = [destination for destination, holds in self._routes if holds(message)]
         if self._transform is None:
-            outputs: tuple[Event, ...] = (received,)
+            outputs: list[tuple[Event, tuple[str, ...] | None]] = [(received, None)]
             derived: tuple[Event, ...] = ()
         else:
-            derived = tuple(self._transform(received, message))
-            outputs = derived
+            outputs = check_outputs(received, self._transform(received, message), self._ids)
+            derived = tuple(event for event, _ in outputs)
         key = digest = None
         version: int | None = None
         if self._ledger is not None:
@@ -180,7 +213,8 @@ class ChannelPipeline:
                 content_hash=digest,
                 ledger_version=version,
             )
-            for event in outputs
+            for event, only in outputs
             for destination in targets
+            if only is None or destination in only
         )
         return PipelineResult(received, derived, deliveries, filtered=False)

@@ -4,8 +4,9 @@ Configuration lives in git, not in the store; what the store proves is which
 configuration the engine ran. At every start the engine fingerprints the
 validated configuration (SHA-256 of each part's canonical JSON: the store,
 API and alert settings, each channel, each job) and compares it with the
-fingerprint of the last `config.*` audit entry: the first start records
-`config.loaded`, a start with a different configuration records
+fingerprint of the last `config.loaded` or `config.changed` entry: the
+first start records `config.loaded`, a start (or a reload, see
+`runtime/reload.py`) with a different configuration records
 `config.changed` naming the parts added, removed and changed, an unchanged
 one records nothing. The detail holds ids and 12-hex-digit digests only:
 secrets are references in the configuration and never appear here.
@@ -24,6 +25,9 @@ from thumpflow.core.ports import AccessStore, Store
 SUBJECT = "config"
 ACTOR = "thumpflow"
 _DIGITS = 12
+# The entries that record a configuration (beside them: `config.reload`, the act
+# asking for one, and `config.reload_refused`).
+_RECORDS = frozenset({"config.loaded", "config.changed"})
 
 
 def _digest(json_text: str) -> str:
@@ -73,7 +77,7 @@ class _AuditStore(Store, AccessStore, Protocol):
 async def record_config(store: _AuditStore, config: Config, clock: Clock) -> str | None:
     """Audit the configuration the engine starts with, if it differs; the action written."""
     parts = fingerprint(config)
-    previous = [e for e in await store.audit(SUBJECT, limit=20) if e.action.startswith("config.")]
+    previous = [e for e in await store.audit(SUBJECT, limit=50) if e.action in _RECORDS]
     if not previous:
         action = "config.loaded"
         summary = f"{len(config.channels)} channel(s), {len(config.jobs)} job(s)"

@@ -23,6 +23,8 @@ import logging
 import random
 import shutil
 import ssl
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -41,6 +43,7 @@ from thumpflow.config.jobs import BatchFileDestination as JobFileDestination
 from thumpflow.config.jobs import FhirBatchDestination as JobFhirDestination
 from thumpflow.config.jobs import SftpDestination as JobSftpDestination
 from thumpflow.config.jobs import SqlUpsertDestination as JobSqlDestination
+from thumpflow.config.loader import load_located
 from thumpflow.config.model import (
     Channel,
     Config,
@@ -50,6 +53,7 @@ from thumpflow.config.model import (
     HttpDestination,
     MllpDestination,
 )
+from thumpflow.config.secrets import missing_in_environment
 from thumpflow.connectors.batchfile import BatchFileDestination, FileDropSource, FileDropSourceSpec
 from thumpflow.connectors.fhir.batch import FhirBundleWriter
 from thumpflow.connectors.fhir.destination import FhirDestination as FhirConnector
@@ -70,6 +74,7 @@ from thumpflow.core.batch import RunStatus
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import ConfigError, ThumpflowError
 from thumpflow.core.event import (
+    AuditEntry,
     ChannelStats,
     DeadLetter,
     DeadLetterFilter,
@@ -93,6 +98,7 @@ from thumpflow.core.ports import (
 )
 from thumpflow.core.retention import RetentionPolicy
 from thumpflow.core.search import PauseKind
+from thumpflow.flow.destination_transform import DestinationTransform, TransformingDestination
 from thumpflow.flow.ingress import ChannelIngress
 from thumpflow.flow.limits import BreakerState
 from thumpflow.flow.outbox import Outbox, OutboxSettings
@@ -102,6 +108,14 @@ from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceive
 from thumpflow.runtime.config_audit import record_config
 from thumpflow.runtime.keys import load_cipher
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
+from thumpflow.runtime.reload import (
+    ReloadPlan,
+    enabled_channels,
+    plan_reload,
+    restart_only_changes,
+    transform_modules,
+)
+from thumpflow.runtime.transform_modules import refresh_changed, remember
 from thumpflow.runtime.workers import (
     close_read_processes,
     read_executor,
@@ -191,17 +205,38 @@ def outbox_settings(spec: DeliveryOptions) -> OutboxSettings:
     )
 
 
+def add_transforms_path(folders: Sequence[str]) -> None:
+    """Look for transform modules in these folders first (`transforms_path`), then as usual."""
+    for folder in reversed(folders):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+
+
 def _import_callable(reference: str, where: str) -> Any:
     """Import `package.module:function`; a missing one is a located config error."""
     module_name, _, function_name = reference.partition(":")
     try:
         module = importlib.import_module(module_name)
+        remember(module)
         function = getattr(module, function_name)
     except (ImportError, AttributeError) as err:
         raise ConfigError([f"{where} > transform: cannot load {reference!r}: {err}"]) from None
     if not callable(function):
         raise ConfigError([f"{where} > transform: {reference!r} is not callable"])
     return function
+
+
+def with_transform(destination: Destination, spec: DeliveryOptions, channel_id: str) -> Destination:
+    """`destination`, running its spec's `transform` on each delivery when it has one."""
+    if spec.transform is None:
+        return destination
+    return TransformingDestination(destination, load_destination_transform(spec, channel_id))
+
+
+def load_destination_transform(spec: DeliveryOptions, channel_id: str) -> DestinationTransform:
+    """A destination's transform function (see `_import_callable`)."""
+    where = f"channel {channel_id!r} > destination {spec.id!r}"
+    return cast(DestinationTransform, _import_callable(spec.transform or "", where))
 
 
 def load_transform(reference: str, channel_id: str) -> Transform:
@@ -336,6 +371,8 @@ class Engine:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
+        self.config_path: Path | None = None
+        add_transforms_path(config.transforms_path)
         self.clock = clock or SystemClock()
         self.store = store or open_store(config, clock=self.clock)
         self._rng = rng or random.Random()
@@ -346,7 +383,8 @@ class Engine:
         self._upkeep: list[asyncio.Task[None]] = []
         self.subscriptions: dict[str, SubscriptionReceiver] = {}
         self._subscription_metrics = SubscriptionMetrics(self.metrics.registry)
-        self._clients: list[FhirSubscriptionClient] = []
+        self._clients: dict[str, FhirSubscriptionClient] = {}
+        self._reloading = asyncio.Lock()
         alerts = config.alerts
         self._webhooks = [WebhookSink(spec) for spec in alerts.webhooks]
         self.alerts = AlertMonitor(
@@ -375,59 +413,10 @@ class Engine:
             self._upkeep.append(asyncio.create_task(self._anchor_loop()))
             if retention_policy(self.config).purges:
                 self._upkeep.append(asyncio.create_task(self._purge_loop()))
-            paused = {(pause.kind, pause.target_id) for pause in await self.store.pauses()}
+            paused = await self._paused()
             for channel in self.config.channels:
-                if not channel.enabled:
-                    continue
-                transform = (
-                    load_transform(channel.transform, channel.id) if channel.transform else None
-                )
-                outboxes = []
-                for spec in channel.destinations:
-                    outbox = Outbox(
-                        build_destination(spec),
-                        self.store,
-                        self.clock,
-                        outbox_settings(spec),
-                        metrics=self.metrics.flow.outbox(channel.id, spec.id),
-                        rng=self._rng,
-                    )
-                    if (PauseKind.DESTINATION, spec.id) in paused:
-                        outbox.pause()
-                        log.warning("destination %s starts paused", spec.id)
-                    try:
-                        await outbox.start()
-                    except (OSError, ssl.SSLError, ValueError) as err:
-                        raise _cannot_start(
-                            f"channel {channel.id!r} > destination {spec.id!r}", err
-                        ) from None
-                    self.outboxes[spec.id] = outbox
-                    outboxes.append(outbox)
-                pipeline = ChannelPipeline(channel, transform, self.config.partner(channel.id))
-                ingress = ChannelIngress(
-                    pipeline,
-                    self.store,
-                    outboxes,
-                    self.clock,
-                    metrics=self.metrics.flow.ingress(channel.id),
-                )
-                if (PauseKind.CHANNEL, channel.id) in paused:
-                    ingress.pause()
-                    log.warning("channel %s starts paused", channel.id)
-                source = (
-                    MllpSource(
-                        channel.id,
-                        channel.source,
-                        ingress,
-                        clock=self.clock,
-                        metrics=self.metrics.mllp.listener(channel.id),
-                    )
-                    if isinstance(channel.source, MllpSourceSpec)
-                    else None
-                )
-                self.channels[channel.id] = _RunningChannel(channel, ingress, source)
-                if isinstance(channel.source, FhirSubscriptionSourceSpec):
-                    await self._subscribe(channel.id, channel.source, ingress)
+                if channel.enabled:
+                    await self._open_channel(channel, paused)
             jobs = [job for job in self.config.jobs if job.enabled]
             processes = max((job.read_processes for job in jobs), default=0)
             await asyncio.to_thread(reap_leftovers)
@@ -453,6 +442,156 @@ class Engine:
             await self.stop()
             raise
 
+    async def _paused(self) -> set[tuple[PauseKind, str]]:
+        return {(pause.kind, pause.target_id) for pause in await self.store.pauses()}
+
+    async def _open_channel(self, channel: Channel, paused: set[tuple[PauseKind, str]]) -> None:
+        """Start a channel's outboxes and ingress (and subscription); its source listens later."""
+        transform = load_transform(channel.transform, channel.id) if channel.transform else None
+        outboxes = []
+        for spec in channel.destinations:
+            outbox = Outbox(
+                with_transform(build_destination(spec), spec, channel.id),
+                self.store,
+                self.clock,
+                outbox_settings(spec),
+                metrics=self.metrics.flow.outbox(channel.id, spec.id),
+                rng=self._rng,
+            )
+            if (PauseKind.DESTINATION, spec.id) in paused:
+                outbox.pause()
+                log.warning("destination %s starts paused", spec.id)
+            try:
+                await outbox.start()
+            except (OSError, ssl.SSLError, ValueError) as err:
+                raise _cannot_start(
+                    f"channel {channel.id!r} > destination {spec.id!r}", err
+                ) from None
+            self.outboxes[spec.id] = outbox
+            outboxes.append(outbox)
+        pipeline = ChannelPipeline(channel, transform, self.config.partner(channel.id))
+        ingress = ChannelIngress(
+            pipeline,
+            self.store,
+            outboxes,
+            self.clock,
+            metrics=self.metrics.flow.ingress(channel.id),
+        )
+        if (PauseKind.CHANNEL, channel.id) in paused:
+            ingress.pause()
+            log.warning("channel %s starts paused", channel.id)
+        source = (
+            MllpSource(
+                channel.id,
+                channel.source,
+                ingress,
+                clock=self.clock,
+                metrics=self.metrics.mllp.listener(channel.id),
+            )
+            if isinstance(channel.source, MllpSourceSpec)
+            else None
+        )
+        self.channels[channel.id] = _RunningChannel(channel, ingress, source)
+        if isinstance(channel.source, FhirSubscriptionSourceSpec):
+            await self._subscribe(channel.id, channel.source, ingress)
+
+    async def _close_channel(self, channel_id: str) -> None:
+        """Stop a channel after its in-flight messages; its queued deliveries stay in the store.
+
+        The ingress is paused first (HTTP senders are answered as under
+        backpressure, never refused), the MLLP listener stops accepting and
+        answers what it is handling before closing its connections, then the
+        outboxes stop sending and record every outcome they know. The
+        channel's entry stays in `channels` (paused) until it is replaced
+        or removed.
+        """
+        running = self.channels[channel_id]
+        running.ingress.pause()
+        if running.source is not None:
+            await running.source.close()
+        receiver = self.subscriptions.pop(channel_id, None)
+        if receiver is not None:
+            await receiver.stop()
+        client = self._clients.pop(channel_id, None)
+        if client is not None:
+            await client.close()
+        for spec in running.channel.destinations:
+            outbox = self.outboxes.pop(spec.id, None)
+            if outbox is not None:
+                await outbox.stop()
+
+    async def reload(self, new: Config) -> ReloadPlan:
+        """Apply a new configuration channel by channel (see `runtime.reload`); audited.
+
+        Refused whole, with `ConfigError`, when it changes what only a
+        restart changes or names a transform that cannot be loaded; the
+        running configuration then stays as it was. Unchanged channels keep
+        their connections; changed ones are drained (`_close_channel`) and
+        started again; removed ones stop; added ones start. The change is
+        recorded as `config.changed` naming the parts.
+        """
+        async with self._reloading:
+            parts = restart_only_changes(self.config, new)
+            if parts:
+                raise ConfigError(
+                    [f"{', '.join(parts)} change only with a restart; nothing was reloaded"]
+                )
+            add_transforms_path(new.transforms_path)
+            modules = transform_modules(enabled_channels(new))
+            fresh = refresh_changed(modules)
+            code_changed = {channel for name in fresh for channel in modules[name]}
+            plan = plan_reload(self.config, new, code_changed)
+            channels = enabled_channels(new)
+            for channel_id in (*plan.changed, *plan.added):
+                channel = channels[channel_id]
+                if channel.transform:
+                    load_transform(channel.transform, channel.id)
+                for spec in channel.destinations:
+                    if spec.transform:
+                        load_destination_transform(spec, channel.id)
+            for channel_id in (*plan.removed, *plan.changed):
+                await self._close_channel(channel_id)
+            for channel_id in plan.removed:
+                del self.channels[channel_id]
+            self.config = new
+            paused = await self._paused()
+            failed = []
+            for channel_id in (*plan.changed, *plan.added):
+                try:
+                    await self._open_channel(channels[channel_id], paused)
+                    await self._listen(self.channels[channel_id])
+                except ThumpflowError as err:
+                    log.error("reload: %s", err, extra={"channel": channel_id})
+                    failed.append(str(err))
+            await record_config(self.store, new, self.clock)
+            log.info("configuration reloaded: %s", plan.summary())
+            if failed:
+                raise ThumpflowError("; ".join(failed) + " (the other channels were reloaded)")
+            return plan
+
+    async def reload_file(self, actor: str = "thumpflow") -> ReloadPlan:
+        """Read `config_path` again, validate it with its secrets, and `reload` it.
+
+        A file that does not validate, names a missing secret or changes
+        what needs a restart raises `ConfigError` with every located problem,
+        audited as `config.reload_refused` (by `actor`); the running
+        configuration stays.
+        """
+        if self.config_path is None:
+            raise ThumpflowError("the engine was not started from a configuration file")
+        try:
+            located = await asyncio.to_thread(load_located, self.config_path)
+            missing = missing_in_environment(located.config, located.where)
+            if missing:
+                raise ConfigError(missing)
+            return await self.reload(located.config)
+        except ConfigError as err:
+            detail = f"{len(err.problems)} problem(s): " + " | ".join(err.problems)
+            await self.store.append_audit(
+                AuditEntry(self.clock.now(), actor, "config.reload_refused", "config", detail)
+            )
+            raise
+
     async def _subscribe(
         self, channel_id: str, spec: FhirSubscriptionSourceSpec, ingress: ChannelIngress
     ) -> None:
@@ -462,7 +601,7 @@ class Engine:
             await client.start()
         except (OSError, ssl.SSLError, ValueError) as err:
             raise _cannot_start(f"channel {channel_id!r} > source", err) from None
-        self._clients.append(client)
+        self._clients[channel_id] = client
         receiver = SubscriptionReceiver(
             channel_id,
             spec,
@@ -529,11 +668,22 @@ class Engine:
         return changed
 
     def _repairs(self, job: Job) -> RepairSink | None:
-        """The ingress of the channel a reconcile job repairs, when that channel runs here."""
-        running = self.channels.get(job.reconciles or "")
-        if job.kind != "reconcile" or running is None:
+        """The ingress of the channel a reconcile job repairs, when that channel runs here.
+
+        Looked up at each repair, so a channel restarted by a reload gets the
+        repairs, never its stopped predecessor.
+        """
+        channel_id = job.reconciles or ""
+        if job.kind != "reconcile" or channel_id not in self.channels:
             return None
-        return running.ingress.receive
+
+        async def repair(raw: bytes, peer: str) -> bytes | None:
+            running = self.channels.get(channel_id)
+            if running is None:
+                raise ThumpflowError(f"channel {channel_id!r} is not running")
+            return await running.ingress.receive(raw, peer)
+
+        return repair
 
     async def stop(self) -> None:
         await self.alerts.stop()
@@ -553,7 +703,7 @@ class Engine:
                 await running.source.close()
         for receiver in self.subscriptions.values():
             await receiver.stop()
-        for client in self._clients:
+        for client in self._clients.values():
             await client.close()
         for outbox in self.outboxes.values():
             await outbox.stop()

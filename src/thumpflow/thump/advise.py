@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from thumpflow.config.model import parse_duration
+from thumpflow.connectors.fields import parse_duration
 
 Recovery = Literal["per_record", "reload"]
 Audit = Literal["basic", "per_record", "completeness"]

@@ -25,6 +25,7 @@ FILES = {
     "api.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
     "views.js": "text/javascript; charset=utf-8",
+    "rejects.js": "text/javascript; charset=utf-8",
     "format.js": "text/javascript; charset=utf-8",
 }
 

@@ -9,6 +9,7 @@
 
 import { ApiError, call, forgetToken, keepToken, keepWho, token, who } from "./api.js";
 import { detailView, jobView, messagesView, overviewView, timelineView } from "./views.js";
+import { rejectView, rejectsView } from "./rejects.js";
 
 const POLL_MS = 2000;
 
@@ -50,6 +51,8 @@ function route() {
   }
   if (parts[0] === "job" && parts[1]) return jobView(parts[1]);
   if (parts[0] === "messages") return messagesView(params);
+  if (parts[0] === "rejects") return rejectsView(params);
+  if (parts[0] === "reject" && parts[1]) return rejectView(parts[1], app);
   if (parts[0] === "event" && parts[1]) return timelineView(parts[1], app);
   return overviewView(app);
 }

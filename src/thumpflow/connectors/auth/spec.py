@@ -11,6 +11,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from thumpflow.connectors.fields import LocalPath
+
 _CREDENTIAL_HEADER = re.compile(
     r"authorization|cookie|token|secret|password|passwd|api[-_]?key|credential|signature",
     re.IGNORECASE,
@@ -28,7 +30,7 @@ class SecretRef(BaseModel):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Environment variable holding the value.",
     )
-    file: str | None = Field(
+    file: LocalPath | None = Field(
         default=None, description="File holding the value (trailing newline ignored)."
     )
 
@@ -84,7 +86,7 @@ class BearerAuth(BaseModel):
         description="Environment variable holding the token (the token is never written in "
         "the configuration).",
     )
-    token_file: str | None = Field(
+    token_file: LocalPath | None = Field(
         default=None,
         description="File holding the token; read again after a 401, so a rotated token is "
         "picked up without a restart.",
@@ -110,7 +112,7 @@ class SmartBackendAuth(BaseModel):
         description="OAuth token endpoint; discovered from "
         "`<base_url>/.well-known/smart-configuration` when omitted.",
     )
-    private_key_file: str = Field(
+    private_key_file: LocalPath = Field(
         description="PEM file with the private key whose public half the EHR holds (read at "
         "start, never logged)."
     )

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from thumpflow.connectors.csv import CsvSpec
 from thumpflow.connectors.drop import BatchFileFields, DropSourceFields
+from thumpflow.connectors.fields import LocalPath
 
 __all__ = ["BatchFileDestinationSpec", "CsvSpec", "FileDropSourceSpec"]
 
@@ -21,7 +22,9 @@ class FileDropSourceSpec(DropSourceFields):
     """Read batch files dropped in a local directory, each checked against its manifest."""
 
     type: Literal["file_drop"] = Field(description="Source type.")
-    directory: str = Field(description="The drop directory; files are taken from it, not below.")
+    directory: LocalPath = Field(
+        description="The drop directory; files are taken from it, not below."
+    )
 
     example: ClassVar[dict[str, Any]] = {
         "type": "file_drop",
@@ -38,7 +41,9 @@ class BatchFileDestinationSpec(BatchFileFields):
     """Write each run's records to one file, atomically, with a manifest beside it."""
 
     type: Literal["batch_file"] = Field(description="Destination type.")
-    directory: str = Field(description="Directory the files are written to; created if absent.")
+    directory: LocalPath = Field(
+        description="Directory the files are written to; created if absent."
+    )
 
     example: ClassVar[dict[str, Any]] = {
         "type": "batch_file",

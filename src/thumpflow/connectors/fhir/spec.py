@@ -18,6 +18,7 @@ from thumpflow.connectors.auth import (
     no_userinfo,
     plain_headers,
 )
+from thumpflow.connectors.fields import Duration
 from thumpflow.connectors.tls import ClientTls
 
 __all__ = [
@@ -40,7 +41,7 @@ class FhirServer(BaseModel):
         pattern=r"^https?://",
         description="FHIR base URL of the server (e.g. `https://ehr.example.org/fhir/R4`).",
     )
-    timeout_seconds: float = Field(
+    timeout_seconds: Duration = Field(
         default=30.0,
         gt=0,
         description="Time limit of each HTTP request (and of a token request); passing it is "

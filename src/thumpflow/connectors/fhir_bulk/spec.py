@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from thumpflow.connectors.auth import AuthSpec, BearerAuth, NoAuth
+from thumpflow.connectors.fields import Duration, LocalPath
 from thumpflow.connectors.tls import ClientTls
 
 __all__ = ["BearerAuth", "FhirBulkSourceSpec", "NoAuth"]
@@ -50,19 +51,19 @@ class FhirBulkSourceSpec(BaseModel):
         "export) as `_since`, so each run exports only what changed; off, every run exports "
         "everything.",
     )
-    poll_interval: float = Field(
+    poll_interval: Duration = Field(
         default=5.0,
         gt=0,
         description="Shortest wait between status polls, seconds; a longer `Retry-After` from "
         "the server is honoured.",
     )
-    timeout: float = Field(
+    timeout: Duration = Field(
         default=3600.0,
         gt=0,
         description="Give up (the run fails) when the export has not completed and been "
         "downloaded within this many seconds of the kick-off.",
     )
-    request_timeout: float = Field(
+    request_timeout: Duration = Field(
         default=300.0,
         gt=0,
         description="Time limit of each HTTP request, seconds (a file download included); "
@@ -85,7 +86,7 @@ class FhirBulkSourceSpec(BaseModel):
         default_factory=dict,
         description="Extra headers sent with every request (not for secrets: use `auth`).",
     )
-    spool_dir: str | None = Field(
+    spool_dir: LocalPath | None = Field(
         default=None,
         description="Directory where output files are downloaded before they are read; the "
         "system temporary directory when omitted. Files are removed after the read.",

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from thumpflow.connectors.auth import AuthSpec, NoAuth
+from thumpflow.connectors.fields import Duration
 from thumpflow.connectors.tls import ClientTls
 
 
@@ -42,7 +43,7 @@ class FhirSubscriptionSourceSpec(BaseModel):
         "the notification), `id-only` (focus references, read back from the server) or "
         "`empty` (nothing: each event is asked for with `$events`, then read back).",
     )
-    heartbeat_period: float | None = Field(
+    heartbeat_period: Duration | None = Field(
         default=None,
         gt=0,
         description="The Subscription's `heartbeatPeriod` in seconds; when no "
@@ -55,7 +56,7 @@ class FhirSubscriptionSourceSpec(BaseModel):
         "event numbers, or an empty notification) are fetched with it; otherwise a gap is "
         "recorded as an alert.",
     )
-    timeout_seconds: float = Field(
+    timeout_seconds: Duration = Field(
         default=30.0, gt=0, description="Time limit of each request to the server."
     )
     auth: AuthSpec = Field(

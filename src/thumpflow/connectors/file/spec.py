@@ -6,6 +6,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from thumpflow.connectors.fields import LocalPath
+
 
 class FileDestinationSpec(BaseModel):
     """Append each delivery as one record to a local file, exactly once across crashes."""
@@ -13,7 +15,7 @@ class FileDestinationSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["file"] = Field(description="Destination type.")
-    path: str = Field(
+    path: LocalPath = Field(
         description="Data file to append to; parent directories are created. With rotation "
         "the UTC date (`daily`) or a sequence number (`size`) is inserted before the suffix. "
         "A sidecar `<file>.journal` records what was committed."

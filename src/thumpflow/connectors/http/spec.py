@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from thumpflow.connectors.auth.spec import SecretRef, no_userinfo, plain_headers
+from thumpflow.connectors.fields import Duration
 from thumpflow.connectors.tls import ClientTls
 
 
@@ -35,7 +36,7 @@ class HttpDestinationSpec(BaseModel):
         description="Headers whose values are secrets (e.g. `Authorization`, an API key), each "
         "read from `env` or `file` at start, never written in the configuration.",
     )
-    timeout_seconds: float = Field(
+    timeout_seconds: Duration = Field(
         default=30.0,
         gt=0,
         description="Whole-request time limit; passing it is a transient failure.",

@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from thumpflow.connectors.fields import Duration
 from thumpflow.connectors.tls import PLAINTEXT_WARNING, ClientTls, ServerTls, plaintext_problem
 
 
@@ -51,13 +52,13 @@ class MllpSourceSpec(BaseModel):
         ge=64,
         description="Largest accepted message; a longer frame is kept (truncated) as a reject.",
     )
-    idle_timeout_seconds: float = Field(
+    idle_timeout_seconds: Duration = Field(
         default=600.0,
         gt=0,
         description="A connection that sends nothing for this long, with nothing in progress, "
         "is closed.",
     )
-    frame_grace_seconds: float = Field(
+    frame_grace_seconds: Duration = Field(
         default=10.0,
         gt=0,
         description="Time a frame may take before `min_frame_bytes_per_second` applies to it.",
@@ -103,10 +104,10 @@ class MllpDestinationSpec(BaseModel):
     type: Literal["mllp"] = Field(description="Destination type.")
     host: str = Field(description="Receiver host name or address.")
     port: int = Field(ge=1, le=65535, description="Receiver TCP port.")
-    connect_timeout_seconds: float = Field(
+    connect_timeout_seconds: Duration = Field(
         default=10.0, gt=0, description="Give up connecting after this long (a transient failure)."
     )
-    ack_timeout_seconds: float = Field(
+    ack_timeout_seconds: Duration = Field(
         default=30.0,
         gt=0,
         description="Give up waiting for the ACK after this long (a transient failure; the "

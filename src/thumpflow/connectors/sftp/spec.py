@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from thumpflow.connectors.drop import BatchFileFields, DropSourceFields
+from thumpflow.connectors.fields import Duration, LocalPath
 
 
 class SftpConnection(BaseModel):
@@ -21,7 +22,7 @@ class SftpConnection(BaseModel):
     host: str = Field(min_length=1, description="Server host name or address.")
     port: int = Field(default=22, ge=1, le=65535, description="Server port.")
     username: str = Field(min_length=1, description="User to log in as.")
-    private_key_file: str | None = Field(
+    private_key_file: LocalPath | None = Field(
         default=None,
         description="File with the (unencrypted) private key to log in with, in OpenSSH or "
         "PEM form; read when connecting, never logged.",
@@ -41,7 +42,7 @@ class SftpConnection(BaseModel):
         description="Accept any host key (no protection against a man in the middle). "
         "For tests only.",
     )
-    connect_timeout_seconds: float = Field(
+    connect_timeout_seconds: Duration = Field(
         default=30.0, gt=0, description="Time limit for connecting and logging in."
     )
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from thumpflow.connectors.fields import Duration, LocalPath
 from thumpflow.connectors.sql._query import IDENTIFIER, WINDOW_PARAMETERS, parameters
 
 Identifier = Annotated[str, StringConstraints(pattern=rf"^{IDENTIFIER}$")]
@@ -20,7 +21,7 @@ class SqlConnection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dialect: Literal["sqlite", "postgresql"] = Field(description="Database engine.")
-    database: str | None = Field(
+    database: LocalPath | None = Field(
         default=None, description="SQLite: path of the database file (required for sqlite)."
     )
     dsn: str | None = Field(
@@ -33,12 +34,12 @@ class SqlConnection(BaseModel):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="PostgreSQL: environment variable holding the password, read when connecting.",
     )
-    password_file: str | None = Field(
+    password_file: LocalPath | None = Field(
         default=None,
         description="PostgreSQL: file holding the password (trailing newline ignored), read "
         "when connecting.",
     )
-    timeout_seconds: float = Field(
+    timeout_seconds: Duration = Field(
         default=30.0,
         gt=0,
         description="PostgreSQL: time limit for connecting. SQLite: how long to wait for a "

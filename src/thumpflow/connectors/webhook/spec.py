@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from thumpflow.connectors.fields import Duration, LocalPath
 from thumpflow.connectors.tls import ClientTls
 
 
@@ -22,7 +23,7 @@ class HeaderSecret(BaseModel):
     env: str | None = Field(
         default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable."
     )
-    file: str | None = Field(default=None, description="File holding the value.")
+    file: LocalPath | None = Field(default=None, description="File holding the value.")
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -41,7 +42,7 @@ class WebhookSpec(BaseModel):
         default_factory=dict,
         description="Extra headers: a plain value, or `{env: NAME}` / `{file: PATH}` for a secret.",
     )
-    timeout_seconds: float = Field(
+    timeout_seconds: Duration = Field(
         default=10.0, gt=0, description="Whole-request time limit; passing it is retried."
     )
     tls: ClientTls | None = Field(default=None, description="HTTPS settings.")

@@ -367,6 +367,19 @@ class SqliteStore:
 
         return await self._read(query)
 
+    async def reject_by_id(self, reject_id: int) -> Reject | None:
+        """One kept rejected input by its id, with its raw bytes; None when unknown."""
+        sql = "SELECT channel_id, received_at, peer, raw, reason FROM rejects WHERE reject_id = ?"
+
+        def query(conn: sqlite3.Connection) -> Reject | None:
+            row = conn.execute(sql, (reject_id,)).fetchone()
+            if row is None:
+                return None
+            raw = self._codec.open(bytes(row[3]), REJECT_RAW)
+            return Reject(row[0], row[1], row[2], raw, row[4])
+
+        return await self._read(query)
+
     async def audit(
         self, subject: str | None = None, limit: int = 100, action: str | None = None
     ) -> list[AuditEntry]:
