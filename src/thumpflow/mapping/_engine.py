@@ -41,7 +41,7 @@ from thumpflow.mapping._compile import (
 )
 from thumpflow.mapping._values import FhirDecimal, instant, timezone_of
 
-BundleType = Literal["transaction", "batch"]
+BundleType = Literal["transaction", "batch", "collection"]
 
 
 class ConversionError(MessageError):
@@ -80,6 +80,7 @@ class Rule:
     notes: Setter | None
     group: tuple[tuple[str, ...], tuple[Rule, ...]] | None
     requires: tuple[tuple[str, int, str], ...]
+    unless: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +167,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         notes=compile_setter(str(notes), where) if notes else None,
         group=None,
         requires=requires,
+        unless=spec.get("unless"),
     )
 
 
@@ -234,8 +236,10 @@ class _Run:
         self.message = message
         self.message_type = f"{message.message_type}^{message.trigger_event}"
         self.transaction = bundle_type == "transaction"
+        self.urn_references = bundle_type != "batch"
         self.built: dict[str, _Built] = {}
         self.order: list[str] = []
+        self.warnings: list[str] = []
         self.texts: dict[str, str] = {}
         d = message.delimiters
         fs = d.field
@@ -276,7 +280,7 @@ class _Run:
         return cached
 
     def reference(self, b: _Built) -> dict[str, Any]:
-        if self.transaction:
+        if self.urn_references:
             return {"reference": f"urn:uuid:{b.rid}"}
         return reference(b.resource["resourceType"], b.rid)
 
@@ -314,17 +318,21 @@ class _Run:
         return b
 
     def add_datatype_resource(
-        self, rtype: str, body: dict[str, Any], conditional: str | None
+        self, rtype: str, body: dict[str, Any], conditional: str | None, key: str | None = None
     ) -> dict[str, Any]:
         """Register a resource built by a data type map (once per message) and
-        return a reference to it."""
+        return a reference to it; its id comes from its identifier (with
+        `conditional`), else `key`, else its content."""
         resource = {"resourceType": rtype, **body}
         found = _identifier_of(resource, conditional) if conditional else None
-        basis = (
-            found
-            if found is not None
-            else (json.dumps(resource, sort_keys=True, ensure_ascii=False, default=_content_key),)
-        )
+        if found is not None:
+            basis: tuple[str, ...] = found
+        elif key is not None:
+            basis = (key,)
+        else:
+            basis = (
+                json.dumps(resource, sort_keys=True, ensure_ascii=False, default=_content_key),
+            )
         rid = _reference_data_id(rtype, *basis)
         existing = self.built.get(rid)
         if existing is None:
@@ -349,13 +357,11 @@ class _Run:
                 starts, inner = rule.group
                 instances = _instances(segs, ids_of, starts)
                 if not instances and rule.required:
-                    raise ConversionError(
-                        f"{structure}: required segment {starts[0]} is missing",
-                        segment=starts[0],
-                        code="100",
-                    )
+                    self.missing(structure, starts[0])
                 for instance in instances:
                     self.run(inner, instance, _Scope(scope), structure, pending)
+                continue
+            if rule.unless is not None and scope.lookup(rule.unless):
                 continue
             wanted = rule.segment
             matched = False
@@ -371,11 +377,14 @@ class _Run:
                 if not rule.each:
                     break
             if not matched and rule.required:
-                raise ConversionError(
-                    f"{structure}: required segment {rule.segment} is missing",
-                    segment=rule.segment,
-                    code="100",
-                )
+                self.missing(structure, rule.segment)
+
+    def missing(self, structure: str, segment: str) -> None:
+        """Note a required segment that is absent (once per segment): what the
+        message does hold is still converted."""
+        text = f"{structure}: required segment {segment} is missing"
+        if text not in self.warnings:
+            self.warnings.append(text)
 
     def apply(
         self, rule: Rule, parts: Parts, segs: list[int], pos: int, scope: _Scope
@@ -467,15 +476,24 @@ def _instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...]) -> l
     return instances
 
 
-def evaluate(message: Message, mmap: MessageMap, bundle_type: BundleType) -> dict[str, Any]:
-    """Run `mmap` over `message` and assemble the Bundle (see the package docstring)."""
+def evaluate(
+    message: Message, mmap: MessageMap, bundle_type: BundleType, warnings: list[str]
+) -> dict[str, Any]:
+    """Run `mmap` over `message` and assemble the Bundle (see the package
+    docstring); what could not be converted is appended to `warnings` (a
+    required segment that is missing), and a message of which nothing at all
+    can be converted raises `ConversionError` naming the segment missing."""
     run = _Run(message, bundle_type)
+    run.warnings = warnings
     root = _Scope(None)
     pending: list[tuple[Rule, _Built, _Scope]] = []
     everything = list(range(len(run.ids_of)))
     run.run(mmap.rules, everything, root, mmap.structure, pending)
     if not run.order:
-        first = mmap.rules[0].segment
+        first = next(
+            (r.segment for r in mmap.rules if r.required and r.segment not in run.ids_of),
+            mmap.rules[0].segment,
+        )
         raise ConversionError(
             f"{mmap.structure}: nothing to convert; segment {first} is missing",
             segment=first,
@@ -484,21 +502,36 @@ def evaluate(message: Message, mmap: MessageMap, bundle_type: BundleType) -> dic
     run.run(mmap.final, everything, root, mmap.structure, pending)
     run.resolve(pending)
     entries = []
+    collection = bundle_type == "collection"
     for rid in run.order:
         b = run.built[rid]
         resource = b.resource
         if not b.conditional:
             resource = {"id": rid, **resource}
-        entries.append(
-            {
-                "fullUrl": f"urn:uuid:{rid}",
-                "resource": resource,
-                "request": {"method": "PUT", "url": b.url},
-            }
-        )
+        entry: dict[str, Any] = {"fullUrl": f"urn:uuid:{rid}", "resource": resource}
+        if not collection:
+            entry["request"] = {"method": "PUT", "url": b.url}
+        entries.append(entry)
+    if collection and warnings:
+        entries.append(_outcome(warnings, message))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
     stamp = instant(message.get("MSH-7")) or instant(message.get("EVN-2.1"), run.ctx.tz)
     if stamp:
         bundle["timestamp"] = stamp
     bundle["entry"] = entries
     return bundle
+
+
+def _outcome(warnings: list[str], message: Message) -> dict[str, Any]:
+    """An OperationOutcome entry holding `warnings` (severity warning, code
+    incomplete), for collection Bundles, whose entries are not written."""
+    rid = deterministic_id(
+        "OperationOutcome", message.sending_application, message.control_id, *warnings
+    )
+    issues = [
+        {"severity": "warning", "code": "incomplete", "diagnostics": text} for text in warnings
+    ]
+    return {
+        "fullUrl": f"urn:uuid:{rid}",
+        "resource": {"resourceType": "OperationOutcome", "id": rid, "issue": issues},
+    }
