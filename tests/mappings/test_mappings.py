@@ -80,11 +80,13 @@ def test_every_message_type_converts_and_warns_what_was_not_mapped() -> None:
     _assert_valid(bundle)
     warnings = []
     bundle = convert(b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPV1|1|I|W^1", warnings=warnings)
-    assert warnings == ["ADT_A01: required segment PID is missing"]
+    assert warnings == ["ADT^A01 (ADT_A01): required segment PID is missing"]
     assert "Encounter" in [e["resource"]["resourceType"] for e in bundle["entry"]]
     _assert_valid(bundle)
     with pytest.raises(ConversionError):
         convert(b"not hl7 at all")
+    with pytest.raises(ConversionError, match="nothing to convert; segment PID is missing"):
+        convert(b"MSH|^~\\&|A|B|C|D|20240101||QBP^Q22^QBP_Q21|1|P|2.5\rQPD|Q22|Q1|@PID.5.1^X")
 
 
 def test_order_without_orc_converts_from_obr_with_a_warning() -> None:
@@ -94,7 +96,7 @@ def test_order_without_orc_converts_from_obr_with_a_warning() -> None:
         b"OBR|1|P77^ORD||24331-1^Lipid panel^LN|||20240101"
     )
     bundle = convert(raw, warnings=warnings)
-    assert warnings == ["ORM_O01: required segment ORC is missing"]
+    assert warnings == ["OML^O21 (ORM_O01): required segment ORC is missing"]
     orders = [
         e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest"
     ]

@@ -382,7 +382,7 @@ class _Run:
     def missing(self, structure: str, segment: str) -> None:
         """Note a required segment that is absent (once per segment): what the
         message does hold is still converted."""
-        text = f"{structure}: required segment {segment} is missing"
+        text = f"{self.message_type} ({structure}): required segment {segment} is missing"
         if text not in self.warnings:
             self.warnings.append(text)
 
