@@ -81,6 +81,7 @@ class Rule:
     group: tuple[tuple[str, ...], tuple[Rule, ...]] | None
     requires: tuple[tuple[str, int, str], ...]
     unless: str | None = None
+    needs: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +169,34 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         group=None,
         requires=requires,
         unless=spec.get("unless"),
+        needs=next(
+            (
+                str(r["ref"])
+                for r in spec.get("refs", ())
+                if (resource_type, str(r["to"])) in _REQUIRED_REFERENCES
+            ),
+            None,
+        ),
     )
+
+
+# References FHIR R4 requires (min 1) that message maps fill from another
+# rule's resource: a rule whose resource needs one is skipped, with a warning,
+# when that resource was not built (a PID missing), rather than writing an
+# invalid resource.
+_REQUIRED_REFERENCES = frozenset(
+    {
+        ("AllergyIntolerance", "patient"),
+        ("ChargeItem", "subject"),
+        ("Condition", "subject"),
+        ("Coverage", "beneficiary"),
+        ("Immunization", "patient"),
+        ("MedicationRequest", "subject"),
+        ("Procedure", "subject"),
+        ("RelatedPerson", "patient"),
+        ("ServiceRequest", "subject"),
+    }
+)
 
 
 @dataclass(slots=True)
@@ -363,6 +391,13 @@ class _Run:
                 continue
             if rule.unless is not None and scope.lookup(rule.unless):
                 continue
+            if rule.needs is not None and not scope.lookup(rule.needs):
+                if rule.segment in ids_of:
+                    self.warn(
+                        f"{self.message_type}: {rule.segment} not converted to"
+                        f" {rule.resource_type}: no {rule.needs} to refer to"
+                    )
+                continue
             wanted = rule.segment
             matched = False
             for pos, i in enumerate(segs):
@@ -382,7 +417,10 @@ class _Run:
     def missing(self, structure: str, segment: str) -> None:
         """Note a required segment that is absent (once per segment): what the
         message does hold is still converted."""
-        text = f"{self.message_type} ({structure}): required segment {segment} is missing"
+        self.warn(f"{self.message_type} ({structure}): required segment {segment} is missing")
+
+    def warn(self, text: str) -> None:
+        """Add `text` to the warnings unless it is there already."""
         if text not in self.warnings:
             self.warnings.append(text)
 
