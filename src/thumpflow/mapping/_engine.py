@@ -537,7 +537,17 @@ def evaluate(
             segment=first,
             code="100",
         )
+    before = len(run.order)
     run.run(mmap.final, everything, root, mmap.structure, pending)
+    # The final rules' own resources (the Provenance) end the Bundle, after
+    # what their data type maps added (an EVN-5 Practitioner).
+    names = {r.name for r in mmap.final if r.name}
+    last = [
+        rid
+        for rid in run.order[before:]
+        if any(rid == b.rid for n in names for b in root.lookup(n))
+    ]
+    run.order = [rid for rid in run.order if rid not in last] + last
     run.resolve(pending)
     entries = []
     collection = bundle_type == "collection"
