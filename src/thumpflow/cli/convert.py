@@ -3,7 +3,9 @@
 Each file may hold one or many messages with any segment separators (CR,
 LF, CRLF) and optional MLLP framing or batch wrappers; every message yields
 one Bundle of the `--bundle-type` (transaction, the default; batch;
-collection). Bundles go to stdout (one compact JSON per line, or indented
+collection). `--naming-systems FILE` adds a YAML mapping of namespace id →
+identifier system URI to the built-in naming-system table
+(`thumpflow.mapping._naming`). Bundles go to stdout (one compact JSON per line, or indented
 with `--pretty`), or with `--out DIR` into one file per input: `DIR/<input
 file name>.json` holding that file's Bundles (a JSON array when it has more
 than one message; `-` is written as `stdin.json`). A file is written whole
@@ -25,8 +27,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from thumpflow.hl7v2 import split_messages
-from thumpflow.mapping import BundleType, ConversionError, convert, to_json
+from thumpflow.mapping import (
+    BundleType,
+    ConversionError,
+    configure_naming_systems,
+    convert,
+    to_json,
+)
 
 _TYPES: tuple[BundleType, ...] = ("transaction", "batch", "collection")
 
@@ -45,6 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch", action="store_true", help="same as --bundle-type batch (kept for scripts)"
     )
     parser.add_argument(
+        "--naming-systems",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="YAML mapping of namespace id -> identifier system URI (added to the built-in table)",
+    )
+    parser.add_argument(
         "--out",
         metavar="DIR",
         type=Path,
@@ -58,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     bundle_type: BundleType = args.bundle_type or ("batch" if args.batch else "transaction")
     if args.bundle_type and args.batch and args.bundle_type != "batch":
         print("--batch and --bundle-type disagree; give one", file=sys.stderr)
+        return 2
+    if args.naming_systems is not None and not _naming_systems(args.naming_systems):
         return 2
     out_dir: Path | None = args.out
     if out_dir is not None:
@@ -95,6 +114,25 @@ def run(args: argparse.Namespace) -> int:
             failed |= not _write(out_dir, name, bundles, args.pretty)
     stdout.flush()
     return 1 if failed else 0
+
+
+def _naming_systems(path: Path) -> bool:
+    """Add the naming systems of YAML file `path` (namespace: URI); False,
+    reported on stderr naming the file, when it cannot be read or is invalid."""
+    try:
+        table = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        print(f"{path}: cannot read naming systems: {type(exc).__name__}", file=sys.stderr)
+        return False
+    if not isinstance(table, dict):
+        print(f"{path}: naming systems must be a mapping of namespace to URI", file=sys.stderr)
+        return False
+    try:
+        configure_naming_systems(table, where=str(path))
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return False
+    return True
 
 
 def _write(out_dir: Path, name: str, bundles: list[dict[str, Any]], pretty: bool) -> bool:
