@@ -25,6 +25,10 @@ Guarantees of `convert`:
   `fullUrl` is always `urn:uuid:<id>` and references between entries use it.
   Batch bundles (which FHIR does not resolve references in) use
   `PUT Type/<deterministic id>` for every entry and `Type/<id>` references.
+  Collection bundles have no requests, every resource its id, `urn:uuid:`
+  references, and the conversion's warnings as an OperationOutcome entry.
+- Every message type converts (see `convert` and `map_for`): what could not
+  be converted is a warning, not a failure.
 - Every bundle ends with a Provenance naming the source message (MSH-10,
   sending application and facility, MSH-7, the event).
 - Failures raise `ConversionError` (a `thumpflow.core.errors.MessageError`)
