@@ -76,7 +76,14 @@ def test_every_message_type_converts_and_warns_what_was_not_mapped() -> None:
         " PV2, OBX, AL1, DG1, PR1, IN1 ...) were converted generically"
     ]
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
-    assert kinds == ["Patient", "Observation", "Organization", "Provenance"]
+    assert kinds == [
+        "Patient",
+        "Observation",
+        "Organization",
+        "Organization",
+        "MessageHeader",
+        "Provenance",
+    ]
     _assert_valid(bundle)
     warnings = []
     bundle = convert(b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPV1|1|I|W^1", warnings=warnings)

@@ -187,6 +187,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
 _REQUIRED_REFERENCES = frozenset(
     {
         ("AllergyIntolerance", "patient"),
+        ("Appointment", "participant[].actor"),
         ("ChargeItem", "subject"),
         ("Condition", "subject"),
         ("Coverage", "beneficiary"),
