@@ -381,13 +381,10 @@ def evaluate(
     run.run(mmap.final, everything, root, mmap.structure, pending)
     # The final rules' own resources (the Provenance) end the Bundle, after
     # what their data type maps added (an EVN-5 Practitioner).
-    names = {r.name for r in mmap.final if r.name}
-    last = [
-        rid
-        for rid in run.order[before:]
-        if any(rid == b.rid for n in names for b in root.lookup(n))
-    ]
-    run.order = [rid for rid in run.order if rid not in last] + last
+    last = {b.rid for r in mmap.final if r.name for b in root.names.get(r.name, ())}
+    tail = run.order[before:]
+    if any(rid not in last for rid in tail[-len(last) :]):
+        run.order[before:] = [r for r in tail if r not in last] + [r for r in tail if r in last]
     run.resolve(pending)
     entries = []
     collection = bundle_type == "collection"
