@@ -200,7 +200,9 @@ def test_burst_to_simulated_ehr_under_faults_and_a_crash(tmp_path: Path) -> None
         counts = state["resources"]
         assert counts["Patient"] == PATIENTS - 1
         assert counts["DiagnosticReport"] == PATIENTS - 1
-        assert counts["Observation"] == (PATIENTS - 1) * 3
+        # Three results per patient, plus the two vital-sign OBX of the A01 and
+        # of the A08 (the IG maps OBX in ADT to Observation; OBX-14 differs).
+        assert counts["Observation"] == (PATIENTS - 1) * (3 + 2 + 2)
 
         async def dead_letters() -> list[Any]:
             store = SqliteStore(tmp_path / "engine.db", read_only=True)

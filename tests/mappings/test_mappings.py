@@ -19,7 +19,9 @@ from thumpflow.hl7v2.delimiters import DEFAULT_DELIMITERS
 from thumpflow.mapping import (
     ConversionError,
     FhirDecimal,
+    all_maps,
     convert,
+    map_for,
     supported_messages,
     to_fhir,
     to_json,
@@ -30,13 +32,14 @@ HERE = Path(__file__).parent
 CASES = find_cases(HERE)
 
 
-def test_enough_cases_cover_every_supported_message() -> None:
+def test_enough_cases_cover_every_message_map() -> None:
     assert len(CASES) >= 60
     seen = set()
     for case in CASES:
         msg = Message.parse((case / "input.hl7").read_bytes())
-        seen.add(f"{msg.message_type}^{msg.trigger_event}")
-    assert set(supported_messages()) <= seen
+        seen.add(map_for(msg.message_type, msg.trigger_event, msg.get("MSH-9.3"))[0])
+    assert set(all_maps()) <= seen
+    assert len(supported_messages()) >= 100
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -62,13 +65,65 @@ def test_batch_bundles_are_valid_and_use_plain_references() -> None:
         assert b"urn:uuid:" not in to_json(resources)
 
 
-def test_unsupported_type_and_missing_segment_raise_located_errors() -> None:
-    with pytest.raises(ConversionError, match="ADT\\^A99 is not supported"):
-        convert(b"MSH|^~\\&|A|B|C|D|20240101||ADT^A99|1|P|2.5\rPID|1||X^^^H")
-    with pytest.raises(ConversionError, match="required segment PID is missing"):
-        convert(b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPV1|1|I")
+def test_every_message_type_converts_and_warns_what_was_not_mapped() -> None:
+    warnings: list[str] = []
+    bundle = convert(
+        b"MSH|^~\\&|A|B|C|D|20240101||ZZZ^Z99|1|P|2.5\rPID|1||X^^^H\rOBX|1|NM|8867-4^HR^LN||72",
+        warnings=warnings,
+    )
+    assert warnings == [
+        "message type ZZZ^Z99 has no message map; its common segments (PID, PD1, NK1, PV1,"
+        " PV2, OBX, AL1, DG1, PR1, IN1 ...) were converted generically"
+    ]
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert sorted(kinds) == [
+        "MessageHeader",
+        "Observation",
+        "Organization",
+        "Organization",
+        "Organization",
+        "Patient",
+        "Provenance",
+    ]
+    _assert_valid(bundle)
+    warnings = []
+    bundle = convert(b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPV1|1|I|W^1", warnings=warnings)
+    assert warnings == ["ADT^A01 (ADT_A01): required segment PID is missing"]
+    assert "Encounter" in [e["resource"]["resourceType"] for e in bundle["entry"]]
+    _assert_valid(bundle)
     with pytest.raises(ConversionError):
         convert(b"not hl7 at all")
+    with pytest.raises(ConversionError, match="nothing to convert; segment PID is missing"):
+        convert(b"MSH|^~\\&|A|B|C|D|20240101||QBP^Q22^QBP_Q21|1|P|2.5\rQPD|Q22|Q1|@PID.5.1^X")
+
+
+def test_order_without_orc_converts_from_obr_with_a_warning() -> None:
+    warnings: list[str] = []
+    raw = (
+        b"MSH|^~\\&|A|B|C|D|20240101||OML^O21^OML_O21|1|P|2.5.1\rPID|1||X^^^H\r"
+        b"OBR|1|P77^ORD||24331-1^Lipid panel^LN|||20240101"
+    )
+    bundle = convert(raw, warnings=warnings)
+    assert warnings == ["OML^O21 (ORM_O01): required segment ORC is missing"]
+    orders = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest"
+    ]
+    assert len(orders) == 1
+    assert orders[0]["status"] == "unknown" and orders[0]["intent"] == "order"
+    assert orders[0]["code"]["coding"][0]["code"] == "24331-1"
+    _assert_valid(bundle)
+
+
+def test_collection_bundles_carry_the_warnings_in_an_operation_outcome() -> None:
+    raw = b"MSH|^~\\&|A|B|C|D|20240101||QRY^Q99|1|P|2.5\rPID|1||X^^^H"
+    bundle = convert(raw, bundle_type="collection")
+    assert bundle["type"] == "collection"
+    assert all("request" not in e and "id" in e["resource"] for e in bundle["entry"])
+    outcome = bundle["entry"][-1]["resource"]
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["severity"] == "warning"
+    assert "QRY^Q99" in outcome["issue"][0]["diagnostics"]
+    _assert_valid(bundle)
 
 
 def test_to_fhir_derives_one_deterministic_event() -> None:
@@ -98,21 +153,47 @@ def test_to_fhir_derives_one_deterministic_event() -> None:
     assert out.body == to_json(convert(raw))
 
 
-def test_cli_converts_many_messages_and_reports_failures(
+def _cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    convert_cli.add_arguments(parser)
+    return convert_cli.run(parser.parse_args(list(argv)))
+
+
+def test_cli_converts_many_messages_and_reports_failures_and_warnings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = adt_a01("MRN1", "C1", seed=1) + b"\n" + oru_r01("MRN1", "C2", seed=1)
-    bad = b"MSH|^~\\&|A|B|C|D|20240101||ZZZ^Z01|9|P|2.5\rPID|1||SECRET^^^H\r"
+    partial = b"MSH|^~\\&|A|B|C|D|20240101||ZZZ^Z01|9|P|2.5\rPID|1||SECRET^^^H\r"
+    bad = b"MSH|^~\\&|A|B|C|D|||ADT^A01|9|P|2.5\rPID|1||SECRET^^^H\rPV1|1|I\r"
     path = tmp_path / "in.hl7"
-    path.write_bytes(good.replace(b"\r", b"\r\n") + b"\n" + bad)
-    parser = argparse.ArgumentParser()
-    convert_cli.add_arguments(parser)
-    status = convert_cli.run(parser.parse_args([str(path)]))
+    path.write_bytes(good.replace(b"\r", b"\r\n") + b"\n" + partial + b"\n" + bad)
+    status = _cli(str(path), "--bundle-type", "batch")
     out, err = capsys.readouterr()
     assert status == 1
-    assert len(out.splitlines()) == 2
-    assert all(json.loads(line)["resourceType"] == "Bundle" for line in out.splitlines())
-    assert "message 3" in err and "SECRET" not in err
+    assert len(out.splitlines()) == 3
+    assert all(json.loads(line)["type"] == "batch" for line in out.splitlines())
+    assert "message 3: warning: message type ZZZ^Z01 has no message map" in err
+    assert "message 4: " in err and "MSH-7" in err and "SECRET" not in err
+
+
+def test_cli_writes_one_file_per_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    one = tmp_path / "one.hl7"
+    one.write_bytes(adt_a01("MRN1", "C1", seed=1))
+    two = tmp_path / "two.hl7"
+    two.write_bytes(adt_a01("MRN2", "C2", seed=2) + b"\n" + oru_r01("MRN2", "C3", seed=2))
+    out_dir = tmp_path / "out"
+    assert _cli(str(one), str(two), "--out", str(out_dir), "--bundle-type", "collection") == 0
+    assert capsys.readouterr().out == ""
+    assert sorted(p.name for p in out_dir.iterdir()) == ["one.hl7.json", "two.hl7.json"]
+    first = json.loads((out_dir / "one.hl7.json").read_text())
+    assert first["resourceType"] == "Bundle" and first["type"] == "collection"
+    both = json.loads((out_dir / "two.hl7.json").read_text())
+    assert [b["type"] for b in both] == ["collection", "collection"]
+    assert _cli(str(one), "--batch", "--bundle-type", "collection") == 2
+    blocked = tmp_path / "file"
+    blocked.write_bytes(b"")
+    assert _cli(str(one), "--out", str(blocked)) == 1
+    assert "cannot create" in capsys.readouterr().err
 
 
 _names = st.text(
@@ -159,7 +240,9 @@ def test_message_time_falls_back_to_evn2_else_names_msh7() -> None:
 
 
 def test_message_that_would_yield_only_a_provenance_is_rejected() -> None:
-    with pytest.raises(ConversionError, match="required segment PID is missing") as caught:
+    with pytest.raises(
+        ConversionError, match="nothing to convert; segment PID is missing"
+    ) as caught:
         convert(b"MSH|^~\\&|A|B|C|D|20240101||ADT^A40|1|P|2.5\rEVN|A40|20240101")
     assert caught.value.segment == "PID"
     with pytest.raises(ConversionError, match="segment PID is missing"):

@@ -25,6 +25,10 @@ Guarantees of `convert`:
   `fullUrl` is always `urn:uuid:<id>` and references between entries use it.
   Batch bundles (which FHIR does not resolve references in) use
   `PUT Type/<deterministic id>` for every entry and `Type/<id>` references.
+  Collection bundles have no requests, every resource its id, `urn:uuid:`
+  references, and the conversion's warnings as an OperationOutcome entry.
+- Every message type converts (see `convert` and `map_for`): what could not
+  be converted is a warning, not a failure.
 - Every bundle ends with a Provenance naming the source message (MSH-10,
   sending application and facility, MSH-7, the event).
 - Failures raise `ConversionError` (a `thumpflow.core.errors.MessageError`)
@@ -36,9 +40,10 @@ Guarantees of `convert`:
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
@@ -47,22 +52,25 @@ from thumpflow.core.event import Event
 from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message
 from thumpflow.mapping._compile import Compiler, MapError, compile_vocab
-from thumpflow.mapping._engine import (
-    ConversionError,
-    MessageMap,
-    compile_rules,
-    evaluate,
-)
+from thumpflow.mapping._engine import BundleType, ConversionError, evaluate
+from thumpflow.mapping._naming import DEFAULT_BASE, configure_naming_systems, system_for
+from thumpflow.mapping._rules import MessageMap, compile_rules
 from thumpflow.mapping._values import FhirDecimal
 
 __all__ = [
+    "DEFAULT_BASE",
     "FHIR_CONTENT_TYPE",
+    "BundleType",
     "ConversionError",
     "FhirDecimal",
     "MapError",
+    "all_maps",
+    "configure_naming_systems",
     "convert",
     "derived_event_id",
+    "map_for",
     "supported_messages",
+    "system_for",
     "to_fhir",
     "to_json",
 ]
@@ -77,6 +85,7 @@ def _load() -> dict[str, MessageMap]:
         "segments": {},
         "messages": {},
         "final": {},
+        "naming_systems": {},
     }
     folder = resources.files("thumpflow.mapping") / "maps"
     for item in sorted(folder.iterdir(), key=lambda t: t.name):
@@ -90,6 +99,10 @@ def _load() -> dict[str, MessageMap]:
                 if name in sections[section]:
                     raise MapError(f"{item.name}: {section} {name!r} is defined twice")
                 sections[section][name] = spec
+    naming = sections["naming_systems"]
+    configure_naming_systems(
+        naming.get("systems") or {}, base=naming.get("base"), where="naming-systems.yaml"
+    )
     comp = Compiler(
         {n: compile_vocab(n, s) for n, s in sections["vocabulary"].items()},
         sections["datatypes"],
@@ -97,36 +110,79 @@ def _load() -> dict[str, MessageMap]:
     )
     final = compile_rules(sections["final"].get("rules", []), comp, "final rules")
     by_event: dict[str, MessageMap] = {}
+    generic: MessageMap | None = None
     for structure, spec in sections["messages"].items():
         rules = compile_rules(spec.get("rules"), comp, f"message {structure}")
         events = tuple(str(e) for e in spec.get("events", ()))
         mmap = MessageMap(structure, events, rules, final)
+        if structure == GENERIC:
+            generic = mmap
         for event in events:
             if event in by_event:
                 raise MapError(f"message {structure}: event {event} is mapped twice")
             by_event[event] = mmap
+        if _STRUCTURE.fullmatch(structure) and structure not in by_event:
+            by_event[structure] = mmap
+    if generic is None:
+        raise MapError(f"no message map {GENERIC!r} (used for messages without a map)")
+    by_event[GENERIC] = generic
     return by_event
 
 
+GENERIC = "generic"
+_STRUCTURE = re.compile(r"[A-Z]{3}_[A-Z0-9]{3}")
+_EVENT = re.compile(r"[A-Z0-9]{2,3}\^[A-Z0-9]{2,3}")
 _MAPS = _load()
 
 
 def supported_messages() -> list[str]:
-    """Every supported `TYPE^EVENT` (e.g. `ADT^A01`), sorted."""
-    return sorted(_MAPS)
+    """Every `TYPE^EVENT` (e.g. `ADT^A01`) with a message map of its own,
+    sorted; any other message is converted with the generic map."""
+    return sorted(e for e in _MAPS if "^" in e)
+
+
+def map_for(message_type: str, trigger_event: str, structure: str) -> tuple[str, str | None]:
+    """The name of the message map used for a message (its event's map, else
+    that of its structure MSH-9.3, else the generic map) and, for the generic
+    one, the warning saying so (naming the message type, never data)."""
+    mmap, warning = _lookup(message_type, trigger_event, structure)
+    return mmap.structure, warning
+
+
+def all_maps() -> list[str]:
+    """The name of every message map (the generic one included), sorted."""
+    return sorted({m.structure for m in _MAPS.values()})
+
+
+def _lookup(message_type: str, trigger_event: str, structure: str) -> tuple[MessageMap, str | None]:
+    event = f"{message_type}^{trigger_event}"
+    found = _MAPS.get(event) or _MAPS.get(structure)
+    if found is not None:
+        return found, None
+    shown = event if _EVENT.fullmatch(event) else "(invalid)"
+    return _MAPS[GENERIC], (
+        f"message type {shown} has no message map; its common segments"
+        " (PID, PD1, NK1, PV1, PV2, OBX, AL1, DG1, PR1, IN1 ...) were converted generically"
+    )
 
 
 def convert(
     message: Message | bytes,
     *,
-    bundle_type: Literal["transaction", "batch"] = "transaction",
+    bundle_type: BundleType = "transaction",
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     """Convert one HL7 v2 message to a FHIR R4 Bundle (a dict for `to_json`).
 
-    Raises `ConversionError` when the message cannot be parsed, its type is
-    not supported (`supported_messages`), a segment the map requires is
-    missing, or it has no usable message time (MSH-7, else EVN-2); nothing
-    else (a bug in a map shows up as an error naming the map, at import).
+    Every message type converts: one without a map of its own (see
+    `map_for`) has its common segments converted by the generic map. What is
+    converted only in part is appended to `warnings` (when given) and, in a
+    `collection` Bundle, listed in an OperationOutcome entry: a message type
+    without a map, a required segment that is missing (naming it). Raises
+    `ConversionError` when the message cannot be parsed, nothing at all can
+    be converted (naming the segment missing), or it has no usable message
+    time (MSH-7, else EVN-2); nothing else (a bug in a map shows up as an
+    error naming the map, at import).
     """
     if isinstance(message, bytes | bytearray):
         try:
@@ -138,18 +194,15 @@ def convert(
                 field=exc.field,
                 code=exc.code,
             ) from None
-    event = f"{message.message_type}^{message.trigger_event}"
-    mmap = _MAPS.get(event)
-    if mmap is None:
-        shown = event if event.replace("^", "").isalnum() and len(event) <= 12 else "(invalid)"
-        raise ConversionError(
-            f"message type {shown} is not supported", segment="MSH", field=9, code="200"
-        )
-    return evaluate(message, mmap, bundle_type)
+    found: list[str] = [] if warnings is None else warnings
+    mmap, warning = _lookup(message.message_type, message.trigger_event, message.get("MSH-9.3"))
+    if warning is not None:
+        found.append(warning)
+    return evaluate(message, mmap, bundle_type, found)
 
 
-def to_json(bundle: dict[str, Any], *, pretty: bool = False) -> bytes:
-    """A Bundle as UTF-8 JSON: compact with sorted keys, or indented with `pretty`.
+def to_json(bundle: dict[str, Any] | list[dict[str, Any]], *, pretty: bool = False) -> bytes:
+    """A Bundle (or a list of them) as UTF-8 JSON: compact, sorted keys, or indented (`pretty`).
 
     `FhirDecimal` values are written as numbers with the sender's digits
     (`1.50`, never `1.5`); everything else as `json.dumps` writes it. Raises

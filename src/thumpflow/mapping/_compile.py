@@ -50,7 +50,7 @@ class Ctx:
         unescape: Callable[[str], str],
         tz: str,
         mget: Callable[[str], str],
-        add: Callable[[str, dict[str, Any], str | None], dict[str, Any]],
+        add: Callable[..., dict[str, Any]],
     ) -> None:
         self.rep = rep
         self.comp = comp
@@ -74,8 +74,10 @@ class VocabTable:
 
     A code is looked up as given, then upper-cased. Unmapped codes: `code`
     gives the vocabulary default (else None, so the element is omitted);
-    `coding`/`concept` keep the original code under the v2 table's system when
-    the vocabulary names one, else None. Every call returns new objects.
+    `coding`/`concept` keep the original code when the vocabulary names a v2
+    table (`v2`), but never under that table's system: a code the map does
+    not list may be a local or free-text value (a Coding without system, a
+    CodeableConcept with text only); else None. Every call returns new objects.
     """
 
     __slots__ = ("codes", "codings", "default", "v2")
@@ -104,11 +106,15 @@ class VocabTable:
             found = self.codings.get(text.upper())
         if found is not None:
             return dict(found)
-        return {"system": self.v2, "code": text} if self.v2 else None
+        return {"code": text} if self.v2 else None
 
-    def concept(self, text: str) -> dict[str, list[dict[str, str]]] | None:
-        coding = self.coding(text)
-        return None if coding is None else {"coding": [coding]}
+    def concept(self, text: str) -> dict[str, Any] | None:
+        found = self.codings.get(text)
+        if found is None:
+            found = self.codings.get(text.upper())
+        if found is not None:
+            return {"coding": [dict(found)]}
+        return {"text": text} if self.v2 else None
 
 
 def compile_vocab(name: str, spec: Any) -> VocabTable:
@@ -515,10 +521,18 @@ class Compiler:
             raise MapError(f"{where}: unknown data type map {name!r}")
         fname = self._fname("dt", f"{name}_{level}")
         self.datatypes[(name, level)] = fname
+        if "python" in spec:
+            return self._hook(name, str(spec["python"]), level, fname, where)
         gen = _Function(fname, level, f"data type {name}")
         gen.body.append("o = {}")
-        self._entries(gen, spec.get("entries"), "o")
-        self._cleanup(gen, spec["entries"], "o")
+        entries = list(spec.get("entries") or [])
+        if "extends" in spec:
+            base = self.datatype_specs.get(str(spec["extends"]))
+            if base is None or "entries" not in base:
+                raise MapError(f"{where}: data type {name} extends unknown {spec['extends']!r}")
+            entries = list(base["entries"]) + entries
+        self._entries(gen, entries, "o")
+        self._cleanup(gen, entries, "o")
         gen.body.append("if not o: return None")
         resource_type = spec.get("resourceType")
         if resource_type is None:
@@ -528,6 +542,17 @@ class Compiler:
             conditional = ident.get("conditional")
             gen.body.append(f"return x.add({str(resource_type)!r}, o, {conditional!r})")
         self._define(gen.source(), fname)
+        return fname
+
+    def _hook(self, name: str, hook: str, level: int, fname: str, where: str) -> str:
+        """A data type map written in Python (`python: <hook>`, see
+        `_locations.HOOKS`): called with the components of one field."""
+        from thumpflow.mapping._locations import HOOKS
+
+        if hook not in HOOKS or level != 1:
+            raise MapError(f"{where}: data type {name}: no hook {hook!r} for this level")
+        self.names[f"H_{hook}"] = HOOKS[hook]
+        self._define(f"def {fname}(p, x):\n    return H_{hook}(p, x)\n", fname)
         return fname
 
     def _entries(self, gen: _Function, specs: Any, out: str) -> None:

@@ -27,146 +27,16 @@ from urllib.parse import quote
 from thumpflow.core.errors import MessageError
 from thumpflow.fhir import deterministic_id, reference
 from thumpflow.hl7v2 import Message, unescape
-from thumpflow.mapping._compile import (
-    Compiler,
-    Ctx,
-    Fill,
-    MapError,
-    Parts,
-    Setter,
-    Test,
-    Texts,
-    compile_setter,
-    read_output,
-)
+from thumpflow.mapping._compile import Ctx, Parts, read_output
+from thumpflow.mapping._rules import MessageMap, Rule
 from thumpflow.mapping._values import FhirDecimal, instant, timezone_of
 
-BundleType = Literal["transaction", "batch"]
+BundleType = Literal["transaction", "batch", "collection"]
 
 
 class ConversionError(MessageError):
     """A message that cannot be converted to FHIR; `reason` names the message
     type, segment and field concerned, never data from the message."""
-
-
-@dataclass(frozen=True, slots=True)
-class Ref:
-    to: Setter
-    name: str
-    all: bool
-    with_: tuple[tuple[Setter, Any], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One line of a message map: a segment (or group) → a resource.
-
-    `key` lists the deterministic key's parts: a str names an earlier rule
-    (its resource id), an int indexes the texts `texts` reads.
-    """
-
-    name: str | None
-    segment: str
-    each: bool
-    required: bool
-    when: Test | None
-    resource_type: str
-    fill: Fill | None
-    into: str | None
-    conditional: str | None
-    key: tuple[str | int, ...]
-    texts: Texts | None
-    refs: tuple[Ref, ...]
-    notes: Setter | None
-    group: tuple[tuple[str, ...], tuple[Rule, ...]] | None
-    requires: tuple[tuple[str, int, str], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class MessageMap:
-    structure: str
-    events: tuple[str, ...]
-    rules: tuple[Rule, ...]
-    final: tuple[Rule, ...]
-
-
-def compile_rules(specs: Any, comp: Compiler, where: str) -> tuple[Rule, ...]:
-    """The rules of a message map (or group), compiled."""
-    if not isinstance(specs, list):
-        raise MapError(f"{where}: `rules` must be a list")
-    return tuple(_compile_rule(s, comp, f"{where} rule {i + 1}") for i, s in enumerate(specs))
-
-
-def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
-    if not isinstance(spec, dict):
-        raise MapError(f"{where}: a rule is a mapping")
-    if "group" in spec:
-        starts = tuple(str(s) for s in spec["group"])
-        if not starts:
-            raise MapError(f"{where}: a group names its start segments")
-        inner = compile_rules(spec.get("rules"), comp, f"{where} group")
-        return Rule(
-            None,
-            starts[0],
-            False,
-            bool(spec.get("required")),
-            None,
-            "",
-            None,
-            None,
-            None,
-            (),
-            None,
-            (),
-            None,
-            (starts, inner),
-            (),
-        )
-    segment = str(spec.get("segment", ""))
-    if not segment:
-        raise MapError(f"{where}: `segment` is required")
-    map_name = str(spec.get("map", ""))
-    resource_type, fill = comp.segment(map_name, where)
-    ident = spec.get("identity") or {}
-    key: list[str | int] = []
-    paths: list[str] = []
-    for part in (str(k) for k in ident.get("key", ())):
-        if part[:1].isdigit() or part.startswith("$"):
-            key.append(len(paths))
-            paths.append(part)
-        else:
-            key.append(part)
-    refs = tuple(
-        Ref(
-            compile_setter(str(r["to"]), where),
-            str(r["ref"]),
-            bool(r.get("all")),
-            tuple((compile_setter(str(k), where), v) for k, v in (r.get("with") or {}).items()),
-        )
-        for r in spec.get("refs", ())
-    )
-    notes = spec.get("notes")
-    requires = tuple(
-        (str(path), int(req["field"]), str(req["reason"]))
-        for path, req in (comp.segment_specs[map_name].get("required") or {}).items()
-    )
-    return Rule(
-        name=spec.get("name"),
-        segment=segment,
-        each=bool(spec.get("each")),
-        required=bool(spec.get("required")),
-        when=comp.test(spec["when"], where) if "when" in spec else None,
-        resource_type=resource_type,
-        fill=fill,
-        into=spec.get("into"),
-        conditional=ident.get("conditional"),
-        key=tuple(key),
-        texts=comp.texts(paths, where) if paths else None,
-        refs=refs,
-        notes=compile_setter(str(notes), where) if notes else None,
-        group=None,
-        requires=requires,
-    )
 
 
 @dataclass(slots=True)
@@ -234,8 +104,10 @@ class _Run:
         self.message = message
         self.message_type = f"{message.message_type}^{message.trigger_event}"
         self.transaction = bundle_type == "transaction"
+        self.urn_references = bundle_type != "batch"
         self.built: dict[str, _Built] = {}
         self.order: list[str] = []
+        self.warnings: list[str] = []
         self.texts: dict[str, str] = {}
         d = message.delimiters
         fs = d.field
@@ -276,7 +148,7 @@ class _Run:
         return cached
 
     def reference(self, b: _Built) -> dict[str, Any]:
-        if self.transaction:
+        if self.urn_references:
             return {"reference": f"urn:uuid:{b.rid}"}
         return reference(b.resource["resourceType"], b.rid)
 
@@ -314,17 +186,21 @@ class _Run:
         return b
 
     def add_datatype_resource(
-        self, rtype: str, body: dict[str, Any], conditional: str | None
+        self, rtype: str, body: dict[str, Any], conditional: str | None, key: str | None = None
     ) -> dict[str, Any]:
         """Register a resource built by a data type map (once per message) and
-        return a reference to it."""
+        return a reference to it; its id comes from its identifier (with
+        `conditional`), else `key`, else its content."""
         resource = {"resourceType": rtype, **body}
         found = _identifier_of(resource, conditional) if conditional else None
-        basis = (
-            found
-            if found is not None
-            else (json.dumps(resource, sort_keys=True, ensure_ascii=False, default=_content_key),)
-        )
+        if found is not None:
+            basis: tuple[str, ...] = found
+        elif key is not None:
+            basis = (key,)
+        else:
+            basis = (
+                json.dumps(resource, sort_keys=True, ensure_ascii=False, default=_content_key),
+            )
         rid = _reference_data_id(rtype, *basis)
         existing = self.built.get(rid)
         if existing is None:
@@ -349,13 +225,18 @@ class _Run:
                 starts, inner = rule.group
                 instances = _instances(segs, ids_of, starts)
                 if not instances and rule.required:
-                    raise ConversionError(
-                        f"{structure}: required segment {starts[0]} is missing",
-                        segment=starts[0],
-                        code="100",
-                    )
+                    self.missing(structure, starts[0])
                 for instance in instances:
                     self.run(inner, instance, _Scope(scope), structure, pending)
+                continue
+            if rule.unless is not None and scope.lookup(rule.unless):
+                continue
+            if rule.needs is not None and not scope.lookup(rule.needs):
+                if rule.segment in ids_of:
+                    self.warn(
+                        f"{self.message_type}: {rule.segment} not converted to"
+                        f" {rule.resource_type}: no {rule.needs} to refer to"
+                    )
                 continue
             wanted = rule.segment
             matched = False
@@ -371,11 +252,17 @@ class _Run:
                 if not rule.each:
                     break
             if not matched and rule.required:
-                raise ConversionError(
-                    f"{structure}: required segment {rule.segment} is missing",
-                    segment=rule.segment,
-                    code="100",
-                )
+                self.missing(structure, rule.segment)
+
+    def missing(self, structure: str, segment: str) -> None:
+        """Note a required segment that is absent (once per segment): what the
+        message does hold is still converted."""
+        self.warn(f"{self.message_type} ({structure}): required segment {segment} is missing")
+
+    def warn(self, text: str) -> None:
+        """Add `text` to the warnings unless it is there already."""
+        if text not in self.warnings:
+            self.warnings.append(text)
 
     def apply(
         self, rule: Rule, parts: Parts, segs: list[int], pos: int, scope: _Scope
@@ -467,38 +354,69 @@ def _instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...]) -> l
     return instances
 
 
-def evaluate(message: Message, mmap: MessageMap, bundle_type: BundleType) -> dict[str, Any]:
-    """Run `mmap` over `message` and assemble the Bundle (see the package docstring)."""
+def evaluate(
+    message: Message, mmap: MessageMap, bundle_type: BundleType, warnings: list[str]
+) -> dict[str, Any]:
+    """Run `mmap` over `message` and assemble the Bundle (see the package
+    docstring); what could not be converted is appended to `warnings` (a
+    required segment that is missing), and a message of which nothing at all
+    can be converted raises `ConversionError` naming the segment missing."""
     run = _Run(message, bundle_type)
+    run.warnings = warnings
     root = _Scope(None)
     pending: list[tuple[Rule, _Built, _Scope]] = []
     everything = list(range(len(run.ids_of)))
     run.run(mmap.rules, everything, root, mmap.structure, pending)
     if not run.order:
-        first = mmap.rules[0].segment
+        first = next(
+            (r.segment for r in mmap.rules if r.required and r.segment not in run.ids_of),
+            mmap.rules[0].segment,
+        )
         raise ConversionError(
             f"{mmap.structure}: nothing to convert; segment {first} is missing",
             segment=first,
             code="100",
         )
+    before = len(run.order)
     run.run(mmap.final, everything, root, mmap.structure, pending)
+    # The final rules' own resources (the Provenance) end the Bundle, after
+    # what their data type maps added (an EVN-5 Practitioner).
+    last = {b.rid for r in mmap.final if r.name for b in root.names.get(r.name, ())}
+    tail = run.order[before:]
+    if any(rid not in last for rid in tail[-len(last) :]):
+        run.order[before:] = [r for r in tail if r not in last] + [r for r in tail if r in last]
     run.resolve(pending)
     entries = []
+    collection = bundle_type == "collection"
     for rid in run.order:
         b = run.built[rid]
         resource = b.resource
         if not b.conditional:
             resource = {"id": rid, **resource}
-        entries.append(
-            {
-                "fullUrl": f"urn:uuid:{rid}",
-                "resource": resource,
-                "request": {"method": "PUT", "url": b.url},
-            }
-        )
+        entry: dict[str, Any] = {"fullUrl": f"urn:uuid:{rid}", "resource": resource}
+        if not collection:
+            entry["request"] = {"method": "PUT", "url": b.url}
+        entries.append(entry)
+    if collection and warnings:
+        entries.append(_outcome(warnings, message))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
     stamp = instant(message.get("MSH-7")) or instant(message.get("EVN-2.1"), run.ctx.tz)
     if stamp:
         bundle["timestamp"] = stamp
     bundle["entry"] = entries
     return bundle
+
+
+def _outcome(warnings: list[str], message: Message) -> dict[str, Any]:
+    """An OperationOutcome entry holding `warnings` (severity warning, code
+    incomplete), for collection Bundles, whose entries are not written."""
+    rid = deterministic_id(
+        "OperationOutcome", message.sending_application, message.control_id, *warnings
+    )
+    issues = [
+        {"severity": "warning", "code": "incomplete", "diagnostics": text} for text in warnings
+    ]
+    return {
+        "fullUrl": f"urn:uuid:{rid}",
+        "resource": {"resourceType": "OperationOutcome", "id": rid, "issue": issues},
+    }

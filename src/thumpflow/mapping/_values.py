@@ -16,6 +16,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from thumpflow.mapping._naming import naming_system
+
 _DTM = re.compile(
     r"(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?"
     r"\s*(?:([+-])(\d{2}):?(\d{2}))?"
@@ -239,4 +241,5 @@ PRIMITIVES: dict[str, Converter] = {
     "base64": base64_data,
     "text_base64": text_as_base64,
     "dateTime_plus": date_time_plus,
+    "naming_system": naming_system,
 }

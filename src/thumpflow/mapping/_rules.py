@@ -1,0 +1,175 @@
+"""Message maps as compiled rules: a segment (or group) → a resource.
+
+A message map (`messages` in the map files) is a list of rules; each names a
+segment, the segment map it applies (`map`), how the resource's id is
+derived (`identity`), which other rules' resources it references (`refs`),
+and conditions (`when`, `unless`, `required`). `compile_rules` turns them
+into `Rule` values once, at import; a malformed rule raises `MapError`
+naming the map and rule. `_engine` evaluates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from thumpflow.mapping._compile import (
+    Compiler,
+    Fill,
+    MapError,
+    Setter,
+    Test,
+    Texts,
+    compile_setter,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    to: Setter
+    name: str
+    all: bool
+    with_: tuple[tuple[Setter, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One line of a message map: a segment (or group) → a resource.
+
+    `key` lists the deterministic key's parts: a str names an earlier rule
+    (its resource id), an int indexes the texts `texts` reads.
+    """
+
+    name: str | None
+    segment: str
+    each: bool
+    required: bool
+    when: Test | None
+    resource_type: str
+    fill: Fill | None
+    into: str | None
+    conditional: str | None
+    key: tuple[str | int, ...]
+    texts: Texts | None
+    refs: tuple[Ref, ...]
+    notes: Setter | None
+    group: tuple[tuple[str, ...], tuple[Rule, ...]] | None
+    requires: tuple[tuple[str, int, str], ...]
+    unless: str | None = None
+    needs: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMap:
+    structure: str
+    events: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    final: tuple[Rule, ...]
+
+
+def compile_rules(specs: Any, comp: Compiler, where: str) -> tuple[Rule, ...]:
+    """The rules of a message map (or group), compiled."""
+    if not isinstance(specs, list):
+        raise MapError(f"{where}: `rules` must be a list")
+    return tuple(_compile_rule(s, comp, f"{where} rule {i + 1}") for i, s in enumerate(specs))
+
+
+def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
+    if not isinstance(spec, dict):
+        raise MapError(f"{where}: a rule is a mapping")
+    if "group" in spec:
+        starts = tuple(str(s) for s in spec["group"])
+        if not starts:
+            raise MapError(f"{where}: a group names its start segments")
+        inner = compile_rules(spec.get("rules"), comp, f"{where} group")
+        return Rule(
+            None,
+            starts[0],
+            False,
+            bool(spec.get("required")),
+            None,
+            "",
+            None,
+            None,
+            None,
+            (),
+            None,
+            (),
+            None,
+            (starts, inner),
+            (),
+        )
+    segment = str(spec.get("segment", ""))
+    if not segment:
+        raise MapError(f"{where}: `segment` is required")
+    map_name = str(spec.get("map", ""))
+    resource_type, fill = comp.segment(map_name, where)
+    ident = spec.get("identity") or {}
+    key: list[str | int] = []
+    paths: list[str] = []
+    for part in (str(k) for k in ident.get("key", ())):
+        if part[:1].isdigit() or part.startswith("$"):
+            key.append(len(paths))
+            paths.append(part)
+        else:
+            key.append(part)
+    refs = tuple(
+        Ref(
+            compile_setter(str(r["to"]), where),
+            str(r["ref"]),
+            bool(r.get("all")),
+            tuple((compile_setter(str(k), where), v) for k, v in (r.get("with") or {}).items()),
+        )
+        for r in spec.get("refs", ())
+    )
+    notes = spec.get("notes")
+    requires = tuple(
+        (str(path), int(req["field"]), str(req["reason"]))
+        for path, req in (comp.segment_specs[map_name].get("required") or {}).items()
+    )
+    return Rule(
+        name=spec.get("name"),
+        segment=segment,
+        each=bool(spec.get("each")),
+        required=bool(spec.get("required")),
+        when=comp.test(spec["when"], where) if "when" in spec else None,
+        resource_type=resource_type,
+        fill=fill,
+        into=spec.get("into"),
+        conditional=ident.get("conditional"),
+        key=tuple(key),
+        texts=comp.texts(paths, where) if paths else None,
+        refs=refs,
+        notes=compile_setter(str(notes), where) if notes else None,
+        group=None,
+        requires=requires,
+        unless=spec.get("unless"),
+        needs=next(
+            (
+                str(r["ref"])
+                for r in spec.get("refs", ())
+                if (resource_type, str(r["to"])) in _REQUIRED_REFERENCES
+            ),
+            None,
+        ),
+    )
+
+
+# References FHIR R4 requires (min 1) that message maps fill from another
+# rule's resource: a rule whose resource needs one is skipped, with a warning,
+# when that resource was not built (a PID missing), rather than writing an
+# invalid resource.
+_REQUIRED_REFERENCES = frozenset(
+    {
+        ("AllergyIntolerance", "patient"),
+        ("Appointment", "participant[].actor"),
+        ("ChargeItem", "subject"),
+        ("Condition", "subject"),
+        ("Coverage", "beneficiary"),
+        ("Immunization", "patient"),
+        ("MedicationRequest", "subject"),
+        ("Procedure", "subject"),
+        ("RelatedPerson", "patient"),
+        ("ServiceRequest", "subject"),
+    }
+)
