@@ -668,6 +668,9 @@ class Config(_Model):
     alerts: AlertsSpec = Field(default_factory=AlertsSpec, description="Alerts and webhooks.")
     channels: list[Channel] = Field(min_length=1, description="The channels.")
     jobs: list[Job] = Field(default_factory=list, description="Scheduled batch jobs.")
+    views: ViewsSpec | None = Field(
+        default=None, description="Operational read models (bed board, census) and ownership."
+    )
 
     @model_validator(mode="after")
     def _reconciled_channels_exist(self) -> Self:
@@ -695,6 +698,8 @@ class Config(_Model):
         for channel in self.channels:
             if channel.ledger is not None:
                 _check_ledger(channel.id, channel.ledger, self.jobs)
+        if self.views is not None:
+            check_view_channels(self.views, channels)
         return self
 
     def admin_token_path(self) -> Path:
@@ -752,5 +757,6 @@ def _check_ledger(channel_id: str, ledger: Ledger, jobs: list[Job]) -> None:
 
 
 from thumpflow.config.jobs import Job  # noqa: E402  (jobs.py builds on the models above)
+from thumpflow.config.views import ViewsSpec, check_view_channels  # noqa: E402
 
 Config.model_rebuild()
