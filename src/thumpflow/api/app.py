@@ -29,6 +29,7 @@ from thumpflow.api.routes import (
     subscriptions,
     targets,
     tokens,
+    views,
 )
 from thumpflow.core.access import Principal
 from thumpflow.runtime.engine import Engine
@@ -57,6 +58,7 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(targets.router)
     app.include_router(tokens.router)
     app.include_router(alerts.router)
+    app.include_router(views.router)
     document_answers(app)
 
     @app.get("/api/openapi.json", include_in_schema=False)

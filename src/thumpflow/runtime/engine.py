@@ -23,6 +23,7 @@ import logging
 import random
 import shutil
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -82,6 +83,7 @@ from thumpflow.core.ports import (
     BatchSource,
     DataFileReader,
     Destination,
+    EventLog,
     FreshnessStore,
     OperationsStore,
     RunStore,
@@ -107,6 +109,7 @@ from thumpflow.thump.parallel import ParallelCsvReader
 from thumpflow.thump.reconcile_job import ReconcileRunner, RepairSink, RepairTransform
 from thumpflow.thump.runner import ConnectorFactory, Connectors, JobRunner, RecordTransform
 from thumpflow.thump.scheduler import Scheduler, UnknownJobError
+from thumpflow.views.live import LiveViews
 
 log = logging.getLogger("thumpflow.runtime")
 
@@ -120,6 +123,7 @@ class StateStore(
     OperationsStore,
     AlertStore,
     SubscriptionStateStore,
+    EventLog,
     Protocol,
 ):
     """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
@@ -335,6 +339,9 @@ class Engine:
         self.outboxes: dict[str, Outbox] = {}
         self.channels: dict[str, _RunningChannel] = {}
         self.scheduler: Scheduler | None = None
+        self.views = (
+            LiveViews(config.views, self.store, self.clock) if config.views is not None else None
+        )
         self.metrics = EngineMetrics()
         self._upkeep: list[asyncio.Task[None]] = []
         self.subscriptions: dict[str, SubscriptionReceiver] = {}
@@ -367,6 +374,8 @@ class Engine:
             self._upkeep.append(asyncio.create_task(self._anchor_loop()))
             if retention_policy(self.config).purges:
                 self._upkeep.append(asyncio.create_task(self._purge_loop()))
+            if self.views is not None:
+                await self.views.start()
             paused = {(pause.kind, pause.target_id) for pause in await self.store.pauses()}
             for channel in self.config.channels:
                 if not channel.enabled:
@@ -402,6 +411,7 @@ class Engine:
                     outboxes,
                     self.clock,
                     metrics=self.metrics.flow.ingress(channel.id),
+                    on_commit=self._views_notice(channel.id),
                 )
                 if (PauseKind.CHANNEL, channel.id) in paused:
                     ingress.pause()
@@ -513,6 +523,12 @@ class Engine:
         apply()
         return changed
 
+    def _views_notice(self, channel_id: str) -> Callable[[], None] | None:
+        """What a channel's ingress calls after a commit: wake the views if they read it."""
+        if self.views is None or channel_id not in self.views.channels:
+            return None
+        return self.views.notify
+
     def _repairs(self, job: Job) -> RepairSink | None:
         """The ingress of the channel a reconcile job repairs, when that channel runs here."""
         running = self.channels.get(job.reconciles or "")
@@ -532,6 +548,8 @@ class Engine:
         self._upkeep.clear()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.views is not None:
+            await self.views.stop()
         await asyncio.to_thread(close_read_processes)
         for running in self.channels.values():
             if running.source is not None:

@@ -110,7 +110,7 @@ class Hospital:
     units: dict[str, list[str]]
     ed: str
     seed: int = 1
-    start: float = 1_796_461_200.0  # 2026-12-05 06:20 UTC
+    start: float = 1_796_461_200.0  # 2026-12-05 09:00 UTC
     adt_channel: str = "adt-in"
     evs_channel: str = "evs-in"
     _rng: random.Random = field(init=False)

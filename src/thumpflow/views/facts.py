@@ -145,6 +145,23 @@ def changes(event: Event) -> list[Change]:
     return []
 
 
+def read_bed_status(body: bytes) -> tuple[str, float | None] | str:
+    """(bed, `at`) of a bed-status JSON document, or what is wrong with it (never quoted)."""
+    try:
+        found = _bed_status_json(body)
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return "bed-status JSON is not a JSON object"
+    problems = [change.reason for change in found if isinstance(change, Unreadable)]
+    if problems:
+        return problems[0]
+    at = data.get("at")
+    moment = _instant(at)
+    if at is not None and moment is None:
+        return "bed-status JSON `at` is not an ISO 8601 time with a zone"
+    return str(data["bed"]), moment
+
+
 def bed_status_time(event: Event) -> float | None:
     """The `at` of a bed-status JSON event, if it has a readable one."""
     if event.content_type != BED_STATUS_JSON:
