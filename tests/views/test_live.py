@@ -9,6 +9,8 @@ state, also across a restart; viewers see the board with patients masked.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -60,6 +62,7 @@ views:
 @asynccontextmanager
 async def engine_at(tmp_path: Path) -> AsyncIterator[Engine]:
     text = CONFIG.format(db=tmp_path / "views.db", out=tmp_path)
+    (tmp_path / "views.yaml").write_text(text)
     engine = Engine(parse_config(text, "views.yaml"))
     await engine.start()
     try:
@@ -142,6 +145,40 @@ def test_adt_and_bed_status_reach_the_board_live_and_a_rebuild_agrees(tmp_path: 
             assert again.views is not None and again.views.projection.state() == live
 
     asyncio.run(main())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "thumpflow.cli.main",
+            "views",
+            "rebuild",
+            "--board",
+            "-c",
+            str(tmp_path / "views.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == [
+        "unit",
+        "kind",
+        "occupied",
+        "open",
+        "unavailable",
+        "pending",
+        "in",
+        "pending",
+        "out",
+        "total",
+    ]
+    assert lines[2].split() == ["4W", "inpatient", "1", "2", "0", "0", "0", "3"]
+    assert "writes not applied: superseded 1" in done.stdout
+    assert any(line.split()[:3] == ["4W/401-B", "O", "P1"] for line in lines)
+    assert "rebuilt from 6 events" in done.stdout
 
 
 def test_bed_status_json_is_read_or_named_without_quoting() -> None:

@@ -31,6 +31,7 @@ _LAZY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("audit", "thumpflow.cli.audit", "the tamper-evident audit trail: verify, list"),
     ("store", "thumpflow.cli.store", "store upkeep: purge, rekey, vacuum, keygen"),
     ("tokens", "thumpflow.cli.tokens", "API tokens: create (shown once), list, revoke"),
+    ("views", "thumpflow.cli.views", "bed board and census: rebuild from the event log"),
 )
 
 
