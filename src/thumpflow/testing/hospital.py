@@ -97,6 +97,7 @@ class _Visit:
     bed: str | None = None
     stage: str = "ed"
     decided: bool = False
+    pending: str | None = None
 
 
 @dataclass
@@ -123,15 +124,32 @@ class Hospital:
 
     def _free(self, unit: str) -> list[str]:
         held = {visit.bed for visit in self._visits.values()}
+        held |= {visit.pending for visit in self._visits.values()}
         return [
             f"{unit}/{bed}"
             for bed in self.units[unit]
             if f"{unit}/{bed}" not in held and f"{unit}/{bed}" not in self._dirty
         ]
 
-    def _adt(self, trigger: str, visit: _Visit, at: float, **kw: object) -> Traffic:
+    def _adt(
+        self,
+        trigger: str,
+        visit: _Visit,
+        at: float,
+        *,
+        patient_class: str = "I",
+        pending: str | None = None,
+    ) -> Traffic:
         self._serial += 1
-        body = adt(trigger, visit.patient, visit.bed, at, f"S{self._serial:09d}", **kw)  # type: ignore[arg-type]
+        body = adt(
+            trigger,
+            visit.patient,
+            visit.bed,
+            at,
+            f"S{self._serial:09d}",
+            patient_class=patient_class,
+            pending=pending,
+        )
         return Traffic(self.adt_channel, HL7, body, at)
 
     def traffic(self, count: int, rate: float = 2.0) -> Iterator[Traffic]:
@@ -163,17 +181,21 @@ class Hospital:
         return self._advance(rng.choice(visits), at, wards)
 
     def _advance(self, visit: _Visit, at: float, wards: list[str]) -> Traffic:
-        rng = self._rng
+        """ED: admit decision (A06), bed requested (A15), moved (A02); ward: pending
+        discharge (A16), discharge (A03). The beds left are dirty until cleaned."""
         if visit.stage == "ed" and not visit.decided:
             visit.decided = True
             return self._adt("A06", visit, at)
         if visit.stage == "ed":
-            free = self._free(rng.choice(wards))
-            if not free:
+            free = self._free(self._rng.choice(wards))
+            if not free:  # boarding goes on
                 return self._adt("A08", visit, at)
+            visit.pending, visit.stage = free[0], "requested"
+            return self._adt("A15", visit, at, pending=visit.pending)
+        if visit.stage == "requested":
             if visit.bed is not None:
                 self._dirty.append(visit.bed)
-            visit.bed, visit.stage = free[0], "ward"
+            visit.bed, visit.pending, visit.stage = visit.pending, None, "ward"
             return self._adt("A02", visit, at)
         if visit.stage == "ward":
             visit.stage = "leaving"
