@@ -179,6 +179,31 @@ def test_adt_and_bed_status_reach_the_board_live_and_a_rebuild_agrees(tmp_path: 
     assert "writes not applied: superseded 1" in done.stdout
     assert any(line.split()[:3] == ["4W/401-B", "O", "P1"] for line in lines)
     assert "rebuilt from 6 events" in done.stdout
+    snapshot = tmp_path / "census.csv"
+    snapshot.write_text("unit,bed,patient\n4W,401-A,\n4W,401-B,P1\n4W,402-A,P9\n")
+    compared = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "thumpflow.cli.main",
+            "views",
+            "reconcile",
+            str(snapshot),
+            "--as-of",
+            "2026-12-05T10:00:00Z",
+            "-c",
+            str(tmp_path / "views.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert compared.returncode == 1, compared.stderr
+    assert "compared 3 beds; 0 changed after the snapshot (not compared); drift in 1" in (
+        compared.stdout
+    )
+    assert compared.stdout.splitlines()[-1].split() == ["4W/402-A", "-", "P9"]
 
 
 def test_bed_status_json_is_read_or_named_without_quoting() -> None:

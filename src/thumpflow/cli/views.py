@@ -1,4 +1,9 @@
-"""`thumpflow views rebuild`: project the views from the event log and print them.
+"""`thumpflow views rebuild | reconcile`: the views from the event log, offline.
+
+`reconcile SNAPSHOT --as-of TIME` rebuilds the same way and compares the bed
+board with an EHR census snapshot (CSV `unit,bed,patient`; see
+`thumpflow.views.reconcile`), printing the beds that drifted; exit status 1
+when some did. It reports; it does not repair.
 
 Opens the store read-only (so it may run beside the engine), rebuilds every
 view from the committed events of the channels `views.systems` names, in
@@ -16,6 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from datetime import datetime
+from pathlib import Path
 
 from thumpflow.cli._shared import config_argument, table, when
 from thumpflow.config import load_config
@@ -25,6 +32,7 @@ from thumpflow.core.errors import ThumpflowError
 from thumpflow.runtime.engine import open_store
 from thumpflow.views import read
 from thumpflow.views.live import LiveViews
+from thumpflow.views.reconcile import read_snapshot, reconcile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_argument(rebuild)
     rebuild.add_argument("--board", action="store_true", help="also print the bed board")
     rebuild.add_argument("--unit", help="only this unit's beds on the board")
+    compare = actions.add_parser(
+        "reconcile", help="compare the bed board with an EHR census snapshot (CSV)"
+    )
+    config_argument(compare)
+    compare.add_argument("snapshot", help="CSV with unit,bed,patient (patient empty: free)")
+    compare.add_argument("--as-of", required=True, help="the snapshot's time (ISO 8601, zoned)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if config.views is None:
         raise ThumpflowError(f"{args.config}: no `views:` section, so there is nothing to rebuild")
     views, events, seconds = asyncio.run(_rebuild(config))
+    if args.views_command == "reconcile":
+        return _reconcile(views, args)
     projection = views.projection
     rows = [
         ["unit", "kind", "occupied", "open", "unavailable", "pending in", "pending out", "total"]
@@ -79,6 +95,32 @@ def run(args: argparse.Namespace) -> int:
         f"({rate:,.0f} events/s); newest source time {when(projection.as_of)}"
     )
     return 0
+
+
+def _reconcile(views: LiveViews, args: argparse.Namespace) -> int:
+    """Print the drift between the rebuilt board and the snapshot; 1 when there is some."""
+    try:
+        as_of = datetime.fromisoformat(args.as_of.replace("Z", "+00:00"))
+    except ValueError:
+        raise ThumpflowError(f"--as-of: not an ISO 8601 time: {args.as_of!r}") from None
+    if as_of.tzinfo is None:
+        raise ThumpflowError("--as-of: give the time zone (e.g. 2026-12-05T06:00:00Z)")
+    try:
+        snapshot = read_snapshot(Path(args.snapshot).read_text(encoding="utf-8"), args.snapshot)
+    except OSError as err:
+        raise ThumpflowError(f"{args.snapshot}: cannot read ({err.strerror})") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ThumpflowError(str(err)) from None
+    found = reconcile(views.projection, snapshot, as_of.timestamp())
+    print(
+        f"compared {found.compared} beds; {found.newer} changed after the snapshot (not "
+        f"compared); drift in {len(found.drift)}"
+    )
+    if found.drift:
+        rows = [["bed", "board", "snapshot"]]
+        rows += [[d.bed, d.board or "-", d.snapshot or "-"] for d in found.drift]
+        print(table(rows))
+    return 1 if found.drift else 0
 
 
 async def _rebuild(config: Config) -> tuple[LiveViews, int, float]:
