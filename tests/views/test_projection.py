@@ -203,11 +203,15 @@ def test_owner_only_rejects_and_conflict_is_kept_for_a_person() -> None:
     assert seen["counts"] == {"conflict": 1, "rejected": 1}
     assert seen["recent"][1]["rule"] == "owner_only: beds does not own patient.location"
     (conflict,) = seen["conflicts"]
+    settled = event(a20("4W/402-A", "U", T0 + 3, "b3"), 3, channel="beds-in")
     assert (conflict["field"], conflict["subject"], conflict["system"]) == (
         "bed.block",
         "4W/402-A",
         "evs",
     )
+    run(p, settled)  # the owner's newer write closes the conflict
+    assert outcomes(p)["conflicts"] == []
+    assert outcomes(p)["counts"]["conflict"] == 1
 
 
 def test_owner_wins_over_a_newer_non_owner() -> None:

@@ -10,6 +10,8 @@ Guarantees (each proven by `tests/views/test_projection.py`):
   conflict) with the rule that decided, never applied, so a late or stale
   update never rolls a field back. A resent event (a higher commit position
   with the same content) changes nothing.
+- Conflicts: a non-owner's write under `conflict` stays open (one per field
+  and subject, the latest) until a write to that field is applied.
 - Atomic: one event's changes are applied in full before anything can read
   the state (one synchronous call), and an A17 swap applies both placements
   or neither. No patient is ever in two beds and no bed holds two patients:
@@ -213,6 +215,7 @@ class Projection:
         target.value = value
         target.stamp = stamp
         target.owner = stamp.system in rule.owners
+        self.conflicts.pop((name, subject), None)
         return True
 
     def _apply(self, change: Change, stamp: Stamp) -> None:
@@ -286,6 +289,7 @@ class Projection:
         patient.location.value = bed_name
         patient.location.stamp = stamp
         patient.location.owner = stamp.system in rule.owners
+        self.conflicts.pop(("patient.location", patient.id), None)
         if bed_name is None:
             return
         bed = self.beds[bed_name]
