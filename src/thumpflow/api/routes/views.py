@@ -18,6 +18,7 @@ from thumpflow.api.auth import Operator, Reader
 from thumpflow.api.auth_first import AuthFirstRoute
 from thumpflow.api.deps import EngineDep
 from thumpflow.api.masking import shown
+from thumpflow.api.schemas import Problem
 from thumpflow.core.access import Principal
 from thumpflow.core.event import AuditEntry
 from thumpflow.runtime.engine import Engine
@@ -25,6 +26,7 @@ from thumpflow.views import read
 from thumpflow.views.live import LiveViews
 
 router = APIRouter(tags=["views"], route_class=AuthFirstRoute)
+_NO_VIEWS: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
 
 
 def _views(engine: Engine) -> LiveViews:
@@ -58,7 +60,7 @@ def _envelope(engine: Engine, views: LiveViews, **parts: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/api/views")
+@router.get("/api/views", responses=_NO_VIEWS)
 async def summary(engine: EngineDep, _: Reader) -> dict[str, Any]:
     """Census by unit and the counts of writes not applied, with freshness."""
     views = _views(engine)
@@ -66,7 +68,7 @@ async def summary(engine: EngineDep, _: Reader) -> dict[str, Any]:
     return _envelope(engine, views, census=read.census(views.projection), outcomes=counts)
 
 
-@router.get("/api/views/board")
+@router.get("/api/views/board", responses=_NO_VIEWS)
 async def board(
     engine: EngineDep,
     principal: Reader,
@@ -78,14 +80,14 @@ async def board(
     return _envelope(engine, views, beds=_masked(principal, rows))
 
 
-@router.get("/api/views/census")
+@router.get("/api/views/census", responses=_NO_VIEWS)
 async def census(engine: EngineDep, _: Reader) -> dict[str, Any]:
     """Per unit: occupied, open, unavailable, pending in, pending out, total beds."""
     views = _views(engine)
     return _envelope(engine, views, units=read.census(views.projection))
 
 
-@router.get("/api/views/transfers")
+@router.get("/api/views/transfers", responses=_NO_VIEWS)
 async def transfers(engine: EngineDep, principal: Reader) -> dict[str, Any]:
     """Pending transfers and discharges, oldest first."""
     views = _views(engine)
@@ -93,7 +95,7 @@ async def transfers(engine: EngineDep, principal: Reader) -> dict[str, Any]:
     return _envelope(engine, views, transfers=_masked(principal, rows))
 
 
-@router.get("/api/views/boarding")
+@router.get("/api/views/boarding", responses=_NO_VIEWS)
 async def boarding(engine: EngineDep, principal: Reader) -> dict[str, Any]:
     """Admitted patients still in an ED unit, with the time since the admit decision."""
     views = _views(engine)
@@ -101,7 +103,7 @@ async def boarding(engine: EngineDep, principal: Reader) -> dict[str, Any]:
     return _envelope(engine, views, boarding=_masked(principal, rows))
 
 
-@router.get("/api/views/dirty-beds")
+@router.get("/api/views/dirty-beds", responses=_NO_VIEWS)
 async def dirty_beds(engine: EngineDep, _: Reader) -> dict[str, Any]:
     """Free beds waiting for cleaning, longest waiting first."""
     views = _views(engine)
@@ -109,7 +111,7 @@ async def dirty_beds(engine: EngineDep, _: Reader) -> dict[str, Any]:
     return _envelope(engine, views, beds=rows)
 
 
-@router.get("/api/views/outcomes")
+@router.get("/api/views/outcomes", responses=_NO_VIEWS)
 async def outcomes(engine: EngineDep, principal: Reader) -> dict[str, Any]:
     """Writes not applied (superseded, rejected, conflicts, displaced) and the rule that decided."""
     views = _views(engine)
@@ -123,7 +125,7 @@ async def outcomes(engine: EngineDep, principal: Reader) -> dict[str, Any]:
     )
 
 
-@router.post("/api/views/rebuild")
+@router.post("/api/views/rebuild", responses=_NO_VIEWS)
 async def rebuild(engine: EngineDep, principal: Operator) -> dict[str, Any]:
     """Rebuild the views from the event log (an audited act); the number of events read."""
     views = _views(engine)
