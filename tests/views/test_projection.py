@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from tests.views.support import T0, event, spec
@@ -180,6 +181,23 @@ def test_fhir_location_and_encounter() -> None:
     assert {row["unit"]: row["pending_in"] for row in census(p)}["4W"] == 1
     run(p, event(json.dumps({**encounter, "status": "finished"}).encode(), 3, content_type=fhir))
     assert beds(p)["ED/03"] == ("H", None)
+
+
+def test_a_bundle_is_read_entry_by_entry_and_derived_events_are_not_applied() -> None:
+    location = {
+        "resourceType": "Location",
+        "identifier": [{"value": "4W/401-B"}],
+        "operationalStatus": {"code": "C"},
+    }
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": location}]}
+    fhir = "application/fhir+json"
+    p = run(Projection(spec()), event(json.dumps(bundle).encode(), 1, content_type=fhir))
+    assert beds(p)["4W/401-B"] == ("C", None)
+    derived = dataclasses.replace(
+        event(adt("A01", "P1", "4W/401-A", T0 + 5, "c2"), 2), causation_id="E000001"
+    )
+    assert not p.apply(derived, 2)
+    assert beds(p)["4W/401-A"] == ("U", None)
 
 
 def test_owner_only_rejects_and_conflict_is_kept_for_a_person() -> None:

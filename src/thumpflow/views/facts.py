@@ -26,6 +26,7 @@ FHIR R4: a Location (identifier value `<unit>/<bed>`) with
 (subject `Patient/<id>`) places its patient in the `active` location,
 assigns the `planned` one, discharges on `finished` and cancels on
 `cancelled`/`entered-in-error`; class `IMP` or `ACUTE` is an admit decision.
+A Bundle's entries are read in order, each as above.
 
 Bed-status JSON (`application/vnd.thumpflow.bed-status+json`, e.g. from
 environmental services): `{"bed": "4W/401-A", "at": "2026-12-05T10:00:00Z",
@@ -262,6 +263,13 @@ def _fhir(resource: Any) -> list[Change]:
         return bed_status_changes(bed, code)
     if kind == "Encounter":
         return _encounter(resource)
+    if kind == "Bundle":
+        entries = resource.get("entry")
+        out: list[Change] = []
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict):
+                out += _fhir(entry.get("resource"))
+        return out
     return []
 
 

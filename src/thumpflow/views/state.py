@@ -169,13 +169,16 @@ class Projection:
     def apply(self, event: Event, position: int) -> bool:
         """Apply one committed event at commit `position`; False if not a views event.
 
+        Only received events count: a derived event (a transform's output, with
+        a `causation_id`) restates its cause, which was applied already.
+
         Positions must increase; an event at or below the last applied position
         was applied already and changes nothing (resume and replay are safe).
         """
         if position <= self.position:
             return False
         system = self.spec.system_of(event.channel_id)
-        if system is None:
+        if system is None or event.causation_id is not None:
             return False
         self.position = position
         as_of = bed_status_time(event) or event.occurred_at
