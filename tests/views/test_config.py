@@ -89,3 +89,12 @@ def test_bad_beds_are_named() -> None:
     assert "bed '401-A' is listed twice" in problem
     (problem,) = problems(BASE.replace("beds: 3", "beds: 0"))
     assert "between 1 and 10000" in problem
+
+
+def test_publish_needs_a_channel_that_does_not_feed_the_views() -> None:
+    (problem,) = problems(BASE + "  publish: {channel: nowhere}\n")
+    assert "views > publish > channel: 'nowhere' is not a channel" in problem
+    (problem,) = problems(BASE + "  publish: {channel: adt-in}\n")
+    assert "'adt-in' feeds the views; publishing to it would loop" in problem
+    (problem,) = problems(BASE + "  publish: {channel: adt-in, format: csv}\n")
+    assert "publish > format" in problem

@@ -21,6 +21,7 @@ from tests.views.support import T0, event, spec
 from thumpflow.config.views import MonotonicKey, Precedence
 from thumpflow.core.event import Event
 from thumpflow.testing.hospital import a17, a20, adt, bed_status
+from thumpflow.views import state
 from thumpflow.views.facts import BED_STATUS_JSON
 from thumpflow.views.read import board
 from thumpflow.views.state import Projection, Value
@@ -184,6 +185,7 @@ def test_live_equals_rebuild_and_invariants_hold_at_every_step(
     for position, e in enumerate(log, start=1):
         live.apply(e, position)
         check_one_bed_per_patient(live)
+        assert all(bed.status == state.bed_status(bed)[0] for bed in live.beds.values())
         check_monotonic(live, ranks)
         if position == resume_at:  # a restart replays from an earlier position
             for again, old in enumerate(log[:position], start=1):

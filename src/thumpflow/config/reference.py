@@ -49,7 +49,14 @@ from thumpflow.config.model import (
     Retry,
     StoreSpec,
 )
-from thumpflow.config.views import FieldRule, Ownership, SystemSpec, UnitSpec, ViewsSpec
+from thumpflow.config.views import (
+    FieldRule,
+    Ownership,
+    PublishSpec,
+    SystemSpec,
+    UnitSpec,
+    ViewsSpec,
+)
 from thumpflow.connectors.auth import BearerAuth, NoAuth, SmartBackendAuth
 from thumpflow.connectors.batchfile.spec import FileDropSourceSpec
 from thumpflow.connectors.csv import CsvSpec
@@ -114,6 +121,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
         "Field rule (`views.ownership.patient.<field>`, `views.ownership.bed.<field>`)",
         FieldRule,
     ),
+    ("Publishing bed status (`views.publish`)", PublishSpec),
 )
 
 

@@ -212,6 +212,22 @@ class UnitSpec(_Model):
         return list(self.beds)
 
 
+class PublishSpec(_Model):
+    """Bed status changes sent on: each change of a bed's table 0116 status becomes one event
+    on `channel`, delivered to that channel's destinations (without a `when`), in order per
+    bed, once per change."""
+
+    channel: str = Field(description="The channel whose destinations receive the changes.")
+    format: str = Field(
+        default="fhir_location",
+        pattern=r"^(fhir_location|hl7_a20)$",
+        description="`fhir_location` (a FHIR R4 Location with operationalStatus) or "
+        "`hl7_a20` (an HL7 v2.5.1 ADT^A20 with NPU).",
+    )
+
+    example: ClassVar[dict[str, Any]] = {"channel": "beds-out", "format": "fhir_location"}
+
+
 class ViewsSpec(_Model):
     """Operational read models (bed board, census, transfer queue, ED boarding, dirty beds)
     and the ownership matrix that decides what they believe."""
@@ -221,6 +237,9 @@ class ViewsSpec(_Model):
     )
     units: list[UnitSpec] = Field(min_length=1, description="The units and their beds.")
     ownership: Ownership = Field(default_factory=Ownership, description="The ownership matrix.")
+    publish: PublishSpec | None = Field(
+        default=None, description="Send bed status changes to a channel's destinations."
+    )
     history: int = Field(
         default=1000,
         ge=0,
@@ -279,3 +298,14 @@ def check_view_channels(views: ViewsSpec, channels: set[str]) -> None:
                     f"views > systems > {system.id} > channels: {channel!r} is not a "
                     "channel in `channels`"
                 )
+    publish = views.publish
+    if publish is not None:
+        if publish.channel not in channels:
+            raise ValueError(
+                f"views > publish > channel: {publish.channel!r} is not a channel in `channels`"
+            )
+        if views.system_of(publish.channel) is not None:
+            raise ValueError(
+                f"views > publish > channel: {publish.channel!r} feeds the views; publishing "
+                "to it would loop"
+            )

@@ -102,6 +102,7 @@ from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceive
 from thumpflow.runtime.config_audit import record_config
 from thumpflow.runtime.keys import load_cipher
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
+from thumpflow.runtime.publish import BedPublisher
 from thumpflow.runtime.workers import close_read_processes, read_executor, start_read_processes
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.thump.chunked import ChunkedDestination
@@ -374,8 +375,6 @@ class Engine:
             self._upkeep.append(asyncio.create_task(self._anchor_loop()))
             if retention_policy(self.config).purges:
                 self._upkeep.append(asyncio.create_task(self._purge_loop()))
-            if self.views is not None:
-                await self.views.start()
             paused = {(pause.kind, pause.target_id) for pause in await self.store.pauses()}
             for channel in self.config.channels:
                 if not channel.enabled:
@@ -436,6 +435,9 @@ class Engine:
                 self.scheduler = Scheduler(runners, self.store, self.clock)
                 await self.scheduler.start()
                 log.info("scheduler started with %d job(s)", len(jobs))
+            if self.views is not None:
+                self.views.publisher = self._bed_publisher()
+                await self.views.start()
             for running in self.channels.values():
                 await self._listen(running)
             for webhook in self._webhooks:
@@ -522,6 +524,14 @@ class Engine:
         )
         apply()
         return changed
+
+    def _bed_publisher(self) -> BedPublisher | None:
+        """The publisher of bed status changes, when `views.publish` names an enabled channel."""
+        spec = self.config.views.publish if self.config.views is not None else None
+        running = self.channels.get(spec.channel) if spec is not None else None
+        if spec is None or running is None:
+            return None
+        return BedPublisher(spec, running.channel, self.store, self.outboxes, self.clock)
 
     def _views_notice(self, channel_id: str) -> Callable[[], None] | None:
         """What a channel's ingress calls after a commit: wake the views if they read it."""

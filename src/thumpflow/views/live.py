@@ -14,6 +14,11 @@ Guarantees:
   the log, so a restart can neither lose nor double an update. A store
   failure while following is logged (no content) and retried at the next
   wake-up; the views keep the last state and say how old it is.
+- Publishing (with a `publisher`): after each catch-up the beds whose
+  status changed are handed on (a bed changed twice in one catch-up once, in
+  its latest state); after a rebuild, every bed that ever changed, so what a
+  crash cut off is sent at the next start. The publisher's idempotency keys
+  (`views.publish`) make what was sent before a duplicate.
 - Readers see whole events: the projection is changed only between awaits,
   one event at a time, and a rebuild swaps the new projection in whole.
 """
@@ -24,13 +29,16 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from thumpflow.config.views import ViewsSpec
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import StoreError
 from thumpflow.core.ports import EventLog
-from thumpflow.views.state import Projection
+from thumpflow.views.state import Bed, Projection
+
+Publisher = Callable[[Sequence[tuple[str, Bed]]], Awaitable[None]]
+"""Sends bed status changes on (`runtime.publish`); given (bed name, bed) in change order."""
 
 log = logging.getLogger("thumpflow.views")
 
@@ -46,6 +54,7 @@ class LiveViews:
         *,
         poll: float = 1.0,
         batch: int = 1000,
+        publisher: Publisher | None = None,
     ) -> None:
         self.spec = spec
         self.projection = Projection(spec)
@@ -54,6 +63,7 @@ class LiveViews:
         self._clock = clock
         self._poll = poll
         self._batch = batch
+        self.publisher = publisher
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -82,15 +92,26 @@ class LiveViews:
             fresh = Projection(self.spec)
             applied = await _catch_up(fresh, self._log, self.channels, self._batch)
             self.projection = fresh
+            fresh.changed.clear()
+            await self._publish([(name, bed) for name, bed in fresh.beds.items() if bed.changed_at])
             return applied
 
     async def catch_up(self) -> int:
         """Apply every event committed since the last one applied; how many were applied."""
         async with self._lock:
             now = self._clock.now
-            return await _catch_up(
-                self.projection, self._log, self.channels, self._batch, delays=self.delays, now=now
+            projection = self.projection
+            applied = await _catch_up(
+                projection, self._log, self.channels, self._batch, delays=self.delays, now=now
             )
+            changed = [(name, projection.beds[name]) for name in projection.changed]
+            projection.changed.clear()
+            await self._publish(changed)
+            return applied
+
+    async def _publish(self, beds: list[tuple[str, Bed]]) -> None:
+        if self.publisher is not None and beds:
+            await self.publisher(beds)
 
     async def _follow(self) -> None:
         while True:

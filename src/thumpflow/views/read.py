@@ -5,38 +5,16 @@ the write that set it) and lag (seconds from that time to the event's
 receipt). Times that depend on now (waiting times) take `now` as an
 argument, so a read is a function of the state and the time asked.
 
-Bed status is HL7 table 0116: `O` occupied (a patient is placed, or an
-occupancy statement says so), else `C` closed (blocked), `K` contaminated,
-`H` housekeeping (dirty or being cleaned), `I` isolated, `U` unoccupied.
+Bed status is HL7 table 0116 (`state.bed_status`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from thumpflow.views.state import Bed, Projection, Stamp, Value
+from thumpflow.views.state import Projection, Stamp, bed_status
 
 UNAVAILABLE = frozenset({"C", "K", "H", "I"})
-
-
-def bed_status(bed: Bed) -> tuple[str, Value]:
-    """The bed's table 0116 status and the value that decides it."""
-    if bed.occupant is not None or bed.occupancy.value == "O":
-        return "O", bed.occupancy
-    if bed.block.value:
-        return "C", bed.block
-    if bed.cleaning.value == "contaminated":
-        return "K", bed.cleaning
-    if bed.cleaning.value in ("dirty", "cleaning"):
-        return "H", bed.cleaning
-    if bed.isolation.value:
-        return "I", bed.isolation
-    latest = max(
-        (v for v in (bed.occupancy, bed.cleaning, bed.block, bed.isolation) if v.stamp),
-        key=lambda v: v.stamp.position if v.stamp else 0,
-        default=bed.occupancy,
-    )
-    return "U", latest
 
 
 def _source(stamp: Stamp | None) -> dict[str, Any]:

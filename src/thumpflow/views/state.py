@@ -85,6 +85,31 @@ class Bed:
     cleaning: Value = field(default_factory=lambda: Value("clean"))
     isolation: Value = field(default_factory=lambda: Value(False))
     block: Value = field(default_factory=lambda: Value(False))
+    status: str = "U"
+    changed_at: int = 0
+    """Commit position of the event that last changed `status` (0: never)."""
+
+
+def bed_status(bed: Bed) -> tuple[str, Value]:
+    """The bed's HL7 table 0116 status and the value that decides it: `O` occupied (a
+    patient is placed, or an occupancy statement says so), else `C` closed, `K`
+    contaminated, `H` housekeeping (dirty or being cleaned), `I` isolated, `U` open."""
+    if bed.occupant is not None or bed.occupancy.value == "O":
+        return "O", bed.occupancy
+    if bed.block.value:
+        return "C", bed.block
+    if bed.cleaning.value == "contaminated":
+        return "K", bed.cleaning
+    if bed.cleaning.value in ("dirty", "cleaning"):
+        return "H", bed.cleaning
+    if bed.isolation.value:
+        return "I", bed.isolation
+    latest = max(
+        (v for v in (bed.occupancy, bed.cleaning, bed.block, bed.isolation) if v.stamp),
+        key=lambda v: v.stamp.position if v.stamp else 0,
+        default=bed.occupancy,
+    )
+    return "U", latest
 
 
 @dataclass(slots=True)
@@ -149,6 +174,9 @@ class Projection:
         self.counts: dict[str, int] = {}
         self.conflicts: dict[tuple[str, str], Outcome] = {}
         self.position = 0
+        self.changed: dict[str, None] = {}
+        """Beds whose status changed since the owner last cleared this (in order)."""
+        self._touched: set[str] = set()
         self.as_of: float | None = None
         self.applied_at: float | None = None
 
@@ -185,6 +213,14 @@ class Projection:
         stamp = Stamp(system, event.event_id, as_of, event.received_at, event.sequence, position)
         for change in changes(event):
             self._apply(change, stamp)
+        for name in self._touched:
+            bed = self.beds[name]
+            status, _ = bed_status(bed)
+            if status != bed.status:
+                bed.status, bed.changed_at = status, position
+                self.changed.pop(name, None)
+                self.changed[name] = None
+        self._touched.clear()
         self.as_of = max(self.as_of or as_of, as_of)
         self.applied_at = event.received_at
         return True
@@ -261,6 +297,7 @@ class Projection:
         return patient
 
     def bed(self, name: str) -> Bed:
+        self._touched.add(name)
         bed = self.beds.get(name)
         if bed is None:
             unit, _, short = name.partition("/")
@@ -280,6 +317,7 @@ class Projection:
         if old is None:
             return
         bed = self.beds[old]
+        self._touched.add(old)
         if bed.occupant == patient.id:
             bed.occupant = None
             _occupancy(bed, "U", stamp)
@@ -295,7 +333,7 @@ class Projection:
         self.conflicts.pop(("patient.location", patient.id), None)
         if bed_name is None:
             return
-        bed = self.beds[bed_name]
+        bed = self.bed(bed_name)
         if bed.occupant is not None and bed.occupant != patient.id:
             holder = self.patients[bed.occupant]
             holder.location.value = None
