@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from thumpflow.config import parse_config
+from thumpflow.config import load_config, parse_config
 from thumpflow.config.views import MonotonicKey, Precedence
 from thumpflow.core.errors import ConfigError
 
@@ -98,3 +100,9 @@ def test_publish_needs_a_channel_that_does_not_feed_the_views() -> None:
     assert "'adt-in' feeds the views; publishing to it would loop" in problem
     (problem,) = problems(BASE + "  publish: {channel: adt-in, format: csv}\n")
     assert "publish > format" in problem
+
+
+def test_the_capacity_example_is_valid() -> None:
+    config = load_config(Path(__file__).resolve().parents[2] / "examples" / "capacity.yaml")
+    assert config.views is not None and config.views.publish is not None
+    assert [unit.kind for unit in config.views.units] == ["ed", "inpatient", "inpatient"]

@@ -20,6 +20,7 @@ from tests.e2e.procs import send_in_order
 from tests.views.support import T0
 from tests.views.test_live import CONFIG
 from thumpflow.config import parse_config
+from thumpflow.fhir import validate
 from thumpflow.hl7v2 import Message
 from thumpflow.runtime.engine import Engine
 from thumpflow.testing.hospital import adt
@@ -53,7 +54,8 @@ def published(tmp_path: Path) -> list[tuple[str, str]]:
     if not path.exists():
         return []
     lines = path.read_text().splitlines()
-    rows = [json.loads(json.loads(line)["body"]) for line in lines if line.strip()]
+    bundles = [json.loads(json.loads(line)["body"]) for line in lines if line.strip()]
+    rows = [bundle["entry"][0]["resource"] for bundle in bundles]
     return [(r["identifier"][0]["value"], r["operationalStatus"]["code"]) for r in rows]
 
 
@@ -103,6 +105,15 @@ def test_changes_not_published_before_a_stop_are_published_at_the_next_start(
         assert sorted(published(tmp_path)) == [("4W/401-A", "O"), ("ED/01", "O")]
 
     asyncio.run(main())
+
+
+def test_the_location_bundle_is_valid_fhir_r4() -> None:
+    event = publication("4W/401-A", "K", 3, T0, fmt="fhir_location", channel="b", now=T0)
+    bundle = json.loads(event.body)
+    assert [i for i in validate(bundle) if i.severity == "error"] == []
+    (entry,) = bundle["entry"]
+    assert entry["request"] == {"method": "PUT", "url": f"Location/{entry['resource']['id']}"}
+    assert entry["resource"]["operationalStatus"]["code"] == "K"
 
 
 def test_the_a20_form_names_the_bed_and_status() -> None:

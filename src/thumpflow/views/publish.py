@@ -1,5 +1,8 @@
 """What a bed status change is sent as: a FHIR R4 Location or an HL7 v2.5.1 ADT^A20. Pure.
 
+The Location goes in a transaction Bundle of one `PUT Location/<id>` entry
+(the id is deterministic from the bed), as a `type: fhir` destination writes.
+
 One publication per (bed, commit position of the change): its idempotency
 key `views|<bed>|<position>` makes a second admission of the same change a
 duplicate, so a change is sent once however often it is published (after a
@@ -75,7 +78,18 @@ def _location(bed: str, status: str) -> bytes:
             "display": WORDS[status],
         },
     }
-    return json.dumps(resource, sort_keys=True, separators=(",", ":")).encode()
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{resource['id']}",
+                "resource": resource,
+                "request": {"method": "PUT", "url": f"Location/{resource['id']}"},
+            }
+        ],
+    }
+    return json.dumps(bundle, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _a20(bed: str, status: str, position: int, as_of: float) -> bytes:
