@@ -13,7 +13,9 @@ Guarantees:
 - Crash and restart: nothing of the views is stored; `start` rebuilds from
   the log, so a restart can neither lose nor double an update. A store
   failure while following is logged (no content) and retried at the next
-  wake-up; the views keep the last state and say how old it is.
+  wake-up; the views keep the last state and say how old it is. Any other
+  failure is logged by its type only (its text may name a patient) and
+  retried the same way.
 - Publishing (with a `publisher`): after each catch-up the beds whose
   status changed are handed on (a bed changed twice in one catch-up once, in
   its latest state); after a rebuild, every bed that ever changed, so what a
@@ -124,6 +126,9 @@ class LiveViews:
                 log.warning(
                     "views: could not read the event log (%s); will retry", type(err).__name__
                 )
+            except Exception as err:  # a bug must not stop the views for good; retried
+                # the type only: an exception's text may hold a patient identifier
+                log.error("views: catching up failed (%s); will retry", type(err).__name__)
 
 
 async def _catch_up(
