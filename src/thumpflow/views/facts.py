@@ -199,7 +199,6 @@ def _hl7(message: Message) -> list[Change]:
     if not patient:
         return [Unreadable("no patient identifier in PID-3")] if trigger in _ADT else []
     location = _pl(message, "PV1-3")
-    pending = _pl(message, "PV1-42") or location
     inpatient = message.get("PV1-2").strip().upper() == "I"
     if trigger in {"A01", "A06"}:
         return [Place(patient, location, admit_decision=inpatient)]
@@ -216,8 +215,9 @@ def _hl7(message: Message) -> list[Change]:
     if trigger == "A11":
         return [Place(patient, None, admit_decision=False, cancel=True)]
     if trigger == "A14":
-        return [Assign(patient, pending, admit_decision=True)]
+        return [Assign(patient, _pl(message, "PV1-42") or location, admit_decision=True)]
     if trigger == "A15":
+        pending = _pl(message, "PV1-42") or location
         return [Request(patient, pending), Assign(patient, pending)]
     if trigger == "A16":
         return [Request(patient, "discharge")]
