@@ -31,6 +31,7 @@ from thumpflow.api.routes import (
     subscriptions,
     targets,
     tokens,
+    views,
 )
 from thumpflow.core.access import Principal
 from thumpflow.runtime.engine import Engine
@@ -61,6 +62,7 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(config.router)
     app.include_router(rejects.router)
+    app.include_router(views.router)
     document_answers(app)
 
     @app.get("/api/openapi.json", include_in_schema=False)

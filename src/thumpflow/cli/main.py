@@ -37,6 +37,7 @@ _LAZY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("tokens", "thumpflow.cli.tokens", "API tokens: create (shown once), list, revoke"),
     ("reload", "thumpflow.cli.reload", "the running engine re-reads its configuration"),
     ("completion", "thumpflow.cli.completion", "a shell completion script (bash, zsh)"),
+    ("views", "thumpflow.cli.views", "bed board and census: rebuild from the event log"),
 )
 
 

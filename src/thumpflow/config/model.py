@@ -663,6 +663,9 @@ class Config(_Model):
         description="Folders where the modules named by `transform:` are looked for (before "
         "the installed packages); relative to this file's folder, e.g. `[transforms]`.",
     )
+    views: ViewsSpec | None = Field(
+        default=None, description="Operational read models (bed board, census) and ownership."
+    )
 
     @model_validator(mode="after")
     def _reconciled_channels_exist(self) -> Self:
@@ -690,6 +693,8 @@ class Config(_Model):
         for channel in self.channels:
             if channel.ledger is not None:
                 _check_ledger(channel.id, channel.ledger, self.jobs)
+        if self.views is not None:
+            check_view_channels(self.views, channels)
         return self
 
     def admin_token_path(self) -> Path:
@@ -747,5 +752,6 @@ def _check_ledger(channel_id: str, ledger: Ledger, jobs: list[Job]) -> None:
 
 
 from thumpflow.config.jobs import Job  # noqa: E402  (jobs.py builds on the models above)
+from thumpflow.config.views import ViewsSpec, check_view_channels  # noqa: E402
 
 Config.model_rebuild()

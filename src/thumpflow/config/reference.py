@@ -51,6 +51,14 @@ from thumpflow.config.model import (
     Retry,
     StoreSpec,
 )
+from thumpflow.config.views import (
+    FieldRule,
+    Ownership,
+    PublishSpec,
+    SystemSpec,
+    UnitSpec,
+    ViewsSpec,
+)
 from thumpflow.connectors.auth import BearerAuth, NoAuth, SmartBackendAuth
 from thumpflow.connectors.batchfile.spec import FileDropSourceSpec
 from thumpflow.connectors.csv import CsvSpec
@@ -108,6 +116,15 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("SQL upsert destination (`type: sql_upsert`)", SqlUpsertDestination),
     ("FHIR batch destination (`type: fhir`)", FhirBatchDestination),
     ("Chunk retry (FHIR batch destination `retry`)", ChunkRetry),
+    ("Views (`views`)", ViewsSpec),
+    ("View system (`views.systems[]`)", SystemSpec),
+    ("Unit (`views.units[]`)", UnitSpec),
+    ("Ownership matrix (`views.ownership`)", Ownership),
+    (
+        "Field rule (`views.ownership.patient.<field>`, `views.ownership.bed.<field>`)",
+        FieldRule,
+    ),
+    ("Publishing bed status (`views.publish`)", PublishSpec),
 )
 
 

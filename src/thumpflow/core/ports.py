@@ -459,6 +459,28 @@ class DataFileReader(Protocol):
     def records(self, path: Path, name: str) -> Iterator[SourceRecord] | None: ...
 
 
+class EventLog(Protocol):
+    """Committed events in commit order: what the views are projected from.
+
+    A position is an event's place in commit order across the whole store:
+    once a reader has seen position N, no event with a position at or below N
+    becomes visible later (a backend with concurrent writers must hold
+    positions back until every lower one is committed or abandoned). Events
+    removed by retention are gone from the log; a view rebuilt after a purge
+    starts from the oldest kept event.
+    """
+
+    async def events_after(
+        self, position: int, channels: Sequence[str], limit: int = 1000
+    ) -> list[tuple[int, Event]]:
+        """Up to `limit` (position, event) of `channels` after `position`, in commit order."""
+        ...
+
+    async def last_position(self) -> int:
+        """The position of the newest committed event (0 when there is none)."""
+        ...
+
+
 class BatchDestination(Protocol):
     """Where a run writes. Lifecycle per run: `begin`, `write` any number of times, then
     `finish` (commit, returning the manifests written) or `abort`.

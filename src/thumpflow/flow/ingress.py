@@ -20,6 +20,8 @@ Guarantees:
   never dropped.
 - Backpressure: `is_open` is false while any destination of the channel is
   past its high-water mark; sources stop reading until `wait_open` returns.
+- Views: `on_commit` (if given) is called after every committed admission,
+  so the views (`thumpflow.views.live`) catch up at once.
 - Pause: `pause` closes the ingress the same way until `resume` (an
   operator's act); an MLLP sender is then held by TCP flow control, its
   messages unread and unanswered, rather than refused (see README).
@@ -45,7 +47,7 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -108,8 +110,11 @@ class ChannelIngress:
         outboxes: Sequence[Outbox],
         clock: Clock,
         metrics: IngressMetrics,
+        *,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.channel_id = pipeline.channel_id
+        self._on_commit = on_commit
         self._metrics = metrics
         self._pipeline = pipeline
         self._store = store
@@ -227,6 +232,8 @@ class ChannelIngress:
             self._metrics.duplicates.inc()
         else:
             self._metrics.received.inc()
+            if self._on_commit is not None:
+                self._on_commit()
             if outcome.reused_control_id_of is not None:
                 self._metrics.control_ids_reused.inc()
                 log.warning(
@@ -308,6 +315,36 @@ class ChannelIngress:
         if key is not None:
             scoped_key = self._http_key(key)
         event = self._fhir.event(resource, raw, now, scoped_key, source_system)
+        admission = Admission(
+            received=event, deliveries=self._fhir.deliveries(event), audit_detail=via
+        )
+        return await self._submitted(admission, peer, conflicts=key is not None)
+
+    async def submit_document(
+        self,
+        raw: bytes,
+        peer: str,
+        key: str | None,
+        *,
+        content_type: str,
+        event_type: str,
+        entity: tuple[str, str],
+        occurred_at: float | None,
+        via: str | None = None,
+    ) -> Submission:
+        """Admit one JSON document the caller has read and checked (the views' bed-status
+        JSON): one event of `content_type`, ordered by `entity`, routed like FHIR content
+        (to every destination without a `when`). `key` as for `submit_fhir`."""
+        now = self._clock.now()
+        scoped = self._http_key(key) if key is not None else None
+        event = dataclasses.replace(
+            self._fhir.event({}, raw, now, scoped, peer),
+            content_type=content_type,
+            event_type=event_type,
+            entity_type=entity[0],
+            entity_id=entity[1],
+            occurred_at=now if occurred_at is None else occurred_at,
+        )
         admission = Admission(
             received=event, deliveries=self._fhir.deliveries(event), audit_detail=via
         )

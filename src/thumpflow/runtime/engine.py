@@ -24,7 +24,7 @@ import random
 import shutil
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -89,6 +89,7 @@ from thumpflow.core.ports import (
     BatchSource,
     DataFileReader,
     Destination,
+    EventLog,
     FreshnessStore,
     OperationsStore,
     RunStore,
@@ -108,6 +109,7 @@ from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceive
 from thumpflow.runtime.config_audit import record_config
 from thumpflow.runtime.keys import load_cipher
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
+from thumpflow.runtime.publish import BedPublisher
 from thumpflow.runtime.reload import (
     ReloadPlan,
     enabled_channels,
@@ -128,6 +130,7 @@ from thumpflow.thump.parallel import ParallelCsvReader
 from thumpflow.thump.reconcile_job import ReconcileRunner, RepairSink, RepairTransform
 from thumpflow.thump.runner import ConnectorFactory, Connectors, JobRunner, RecordTransform
 from thumpflow.thump.scheduler import Scheduler, UnknownJobError
+from thumpflow.views.live import LiveViews
 
 log = logging.getLogger("thumpflow.runtime")
 
@@ -141,6 +144,7 @@ class StateStore(
     OperationsStore,
     AlertStore,
     SubscriptionStateStore,
+    EventLog,
     Protocol,
 ):
     """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
@@ -379,6 +383,9 @@ class Engine:
         self.outboxes: dict[str, Outbox] = {}
         self.channels: dict[str, _RunningChannel] = {}
         self.scheduler: Scheduler | None = None
+        self.views = (
+            LiveViews(config.views, self.store, self.clock) if config.views is not None else None
+        )
         self.metrics = EngineMetrics()
         self._upkeep: list[asyncio.Task[None]] = []
         self.subscriptions: dict[str, SubscriptionReceiver] = {}
@@ -430,6 +437,9 @@ class Engine:
                 self.scheduler = Scheduler(runners, self.store, self.clock)
                 await self.scheduler.start()
                 log.info("scheduler started with %d job(s)", len(jobs))
+            if self.views is not None:
+                self.views.publisher = self._bed_publisher()
+                await self.views.start()
             for running in self.channels.values():
                 await self._listen(running)
             for webhook in self._webhooks:
@@ -476,6 +486,7 @@ class Engine:
             outboxes,
             self.clock,
             metrics=self.metrics.flow.ingress(channel.id),
+            on_commit=self._views_notice(channel.id),
         )
         if (PauseKind.CHANNEL, channel.id) in paused:
             ingress.pause()
@@ -667,6 +678,20 @@ class Engine:
         apply()
         return changed
 
+    def _bed_publisher(self) -> BedPublisher | None:
+        """The publisher of bed status changes, when `views.publish` names an enabled channel."""
+        spec = self.config.views.publish if self.config.views is not None else None
+        running = self.channels.get(spec.channel) if spec is not None else None
+        if spec is None or running is None:
+            return None
+        return BedPublisher(spec, running.channel, self.store, self.outboxes, self.clock)
+
+    def _views_notice(self, channel_id: str) -> Callable[[], None] | None:
+        """What a channel's ingress calls after a commit: wake the views if they read it."""
+        if self.views is None or channel_id not in self.views.channels:
+            return None
+        return self.views.notify
+
     def _repairs(self, job: Job) -> RepairSink | None:
         """The ingress of the channel a reconcile job repairs, when that channel runs here.
 
@@ -697,6 +722,8 @@ class Engine:
         self._upkeep.clear()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.views is not None:
+            await self.views.stop()
         await asyncio.to_thread(close_read_processes)
         for running in self.channels.values():
             if running.source is not None:

@@ -27,6 +27,7 @@ FILES = {
     "views.js": "text/javascript; charset=utf-8",
     "rejects.js": "text/javascript; charset=utf-8",
     "format.js": "text/javascript; charset=utf-8",
+    "beds.js": "text/javascript; charset=utf-8",
 }
 
 _HEADERS = {

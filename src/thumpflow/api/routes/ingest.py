@@ -48,6 +48,7 @@ from thumpflow.core.event import HL7V2_CONTENT_TYPE
 from thumpflow.flow.fhir_events import FHIR_JSON
 from thumpflow.flow.ingress import ChannelIngress, Submission, decode_fhir
 from thumpflow.runtime.engine import Engine
+from thumpflow.views.facts import BED_STATUS_JSON, read_bed_status
 
 router = APIRouter()
 
@@ -219,11 +220,16 @@ async def post_message(
         ingress = open_ingress(engine, channel, http=True)
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_KEY:
             raise RefusalError(400, f"Idempotency-Key must be 1 to {MAX_KEY} characters")
+        if kind == BED_STATUS_JSON:
+            return await _bed_status(
+                engine, ingress, request, channel, principal=principal, key=idempotency_key
+            )
         if not fhir and kind not in HL7_TYPES:
             raise RefusalError(
                 415,
                 f"content type {kind or '(none)'!r} is not accepted; send HL7 v2 as "
-                f"{HL7V2_CONTENT_TYPE} or text/plain, FHIR as {FHIR_JSON}",
+                f"{HL7V2_CONTENT_TYPE} or text/plain, FHIR as {FHIR_JSON}, bed status as "
+                f"{BED_STATUS_JSON}",
             )
         limit = next(c for c in engine.config.channels if c.id == channel).http_ingest
         raw = await read_body(request, limit.max_body_bytes)
@@ -238,6 +244,42 @@ async def post_message(
         return _answer(channel, submission, fhir, idempotency_key)
     except RefusalError as refusal:
         return refusal.response(fhir)
+
+
+async def _bed_status(
+    engine: Engine,
+    ingress: ChannelIngress,
+    request: Request,
+    channel: str,
+    *,
+    principal: Principal,
+    key: str | None,
+) -> JSONResponse:
+    """A bed-status JSON document (see `thumpflow.views.facts`): checked, then admitted."""
+    limit = next(c for c in engine.config.channels if c.id == channel).http_ingest
+    raw = await read_body(request, limit.max_body_bytes)
+    peer = f"http:{principal.name}"
+    found = read_bed_status(raw)
+    if isinstance(found, str):
+        reject_id = await ingress.keep(raw, peer, found, engine.clock.now(), "structure")
+        if reject_id is None:
+            return _answer(channel, Submission("unavailable"), False, key)
+        return JSONResponse(
+            {"detail": f"{found} (kept as reject {reject_id})", "reject_id": reject_id},
+            status_code=400,
+        )
+    bed, at = found
+    submission = await ingress.submit_document(
+        raw,
+        peer,
+        key,
+        content_type=BED_STATUS_JSON,
+        event_type="bed.status",
+        entity=("Bed", bed),
+        occurred_at=at,
+        via=f"over HTTP from {principal.name!r}",
+    )
+    return _answer(channel, submission, False, key)
 
 
 def _answer(channel: str, submission: Submission, fhir: bool, key: str | None) -> JSONResponse:

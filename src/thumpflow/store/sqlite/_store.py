@@ -63,6 +63,7 @@ from thumpflow.store.sqlite import (
     _search,
     _subscriptions,
     _upkeep,
+    _views,
 )
 from thumpflow.store.sqlite._crypt import REJECT_RAW, Codec, PayloadCipher
 from thumpflow.store.sqlite._writer import Kind, LoadPending, Op, Replay, Writer, WriterStats
@@ -343,6 +344,18 @@ class SqliteStore:
             return None if row is None else _rows.event_from_row(row, self._codec)
 
         return await self._read(query)
+
+    async def events_after(
+        self, position: int, channels: Sequence[str], limit: int = 1000
+    ) -> list[tuple[int, Event]]:
+        """`core.ports.EventLog.events_after` (see `_views`)."""
+        return await self._read(
+            lambda conn: _views.events_after(conn, self._codec, position, channels, limit)
+        )
+
+    async def last_position(self) -> int:
+        """`core.ports.EventLog.last_position`."""
+        return await self._read(_views.last_position)
 
     async def rejects(self, channel_id: str | None, limit: int = 100) -> list[tuple[int, Reject]]:
         """Kept rejected input with its reject id, newest first, optionally for one channel."""

@@ -1,0 +1,76 @@
+// The bed board: census by unit, each unit's beds as tiles coloured by status
+// (HL7 table 0116; the letter and word are always shown, colour only repeats
+// them), ED boarding, dirty beds, pending transfers and the writes the
+// ownership matrix did not apply. Live: polled like every page. Patient
+// identifiers come masked (•••) for roles without patient data.
+
+import { call } from "./api.js";
+import { DASH, age, count, el, seconds } from "./format.js";
+
+const WORDS = {
+  O: "occupied", U: "open", H: "housekeeping", K: "contaminated", C: "closed", I: "isolated",
+};
+
+function tile(bed, now) {
+  const who = bed.patient ? `${bed.patient}${bed.on_leave ? " (on leave)" : ""}` : DASH;
+  return el("li", { class: `bed bed-${bed.status}`, dataset: { bed: bed.bed, status: bed.status } },
+    el("span", { class: "bed-name" }, bed.name),
+    el("span", { class: "bed-status" }, `${bed.status} ${WORDS[bed.status] ?? ""}`),
+    el("span", { class: "bed-patient" }, who),
+    el("span", { class: "bed-since", title: `source ${bed.source ?? DASH}, lag ${seconds(bed.lag)}` },
+      bed.since ? `since ${age(bed.since, now)}` : DASH));
+}
+
+function table(caption, labels, rows) {
+  return el("table", { class: "grid" },
+    el("caption", {}, caption),
+    el("thead", {}, el("tr", {}, labels.map((label) => el("th", { scope: "col" }, label)))),
+    el("tbody", {}, rows.length
+      ? rows.map((cells) => el("tr", {}, cells.map((cell) => el("td", {}, cell))))
+      : el("tr", {}, el("td", { colspan: labels.length }, "None."))));
+}
+
+export function bedsView() {
+  const fresh = el("p", { id: "views-freshness" });
+  const body = el("div", { id: "bed-board" });
+  const node = el("div", {}, el("h1", {}, "Beds"), fresh, body);
+  return {
+    node,
+    live: true,
+    title: "Beds",
+    async refresh() {
+      const [board, census, boarding, dirty, transfers, outcomes] = await Promise.all([
+        call("/api/views/board"), call("/api/views/census"), call("/api/views/boarding"),
+        call("/api/views/dirty-beds"), call("/api/views/transfers"), call("/api/views/outcomes"),
+      ]);
+      const now = board.now;
+      fresh.textContent = `Position ${board.position}; newest source time ${age(board.as_of, now)}; `
+        + `last event received ${board.lag === null ? DASH : seconds(board.lag)} ago.`;
+      const units = census.units.map((unit) => {
+        const beds = board.beds.filter((bed) => bed.unit === unit.unit);
+        return el("section", { class: "unit", dataset: { unit: unit.unit } },
+          el("h2", {}, `${unit.unit} (${unit.kind})`),
+          el("p", { class: "census" },
+            `${count(unit.occupied)} occupied, ${count(unit.open)} open, `
+            + `${count(unit.unavailable)} unavailable, ${count(unit.pending_in)} pending in, `
+            + `${count(unit.pending_out)} pending out, ${count(unit.total)} beds`),
+          el("ul", { class: "beds" }, beds.map((bed) => tile(bed, now))));
+      });
+      const counts = Object.entries(outcomes.counts).map(([kind, n]) => `${n} ${kind}`).join(", ");
+      body.replaceChildren(...units,
+        table("ED boarding: admitted patients still in the ED, longest first.",
+          ["Patient", "Bed", "Waiting", "Assigned bed"],
+          boarding.boarding.map((row) => [row.patient, row.bed, seconds(row.waiting),
+            row.assigned_bed ?? DASH])),
+        table("Dirty beds, longest waiting first.", ["Bed", "Status", "Cleaning", "Waiting"],
+          dirty.beds.map((row) => [row.bed, row.status, row.cleaning, seconds(row.waiting)])),
+        table("Pending transfers and discharges.", ["Patient", "From", "To", "Requested"],
+          transfers.transfers.map((row) => [row.patient, row.from ?? DASH, row.to,
+            age(row.requested_at, now)])),
+        table(`Writes not applied (${counts || "none"}), newest first.`,
+          ["Kind", "Field", "Subject", "System", "Rule"],
+          outcomes.recent.slice(0, 20).map((row) => [row.kind, row.field, row.subject,
+            row.system, row.rule])));
+    },
+  };
+}
