@@ -49,6 +49,16 @@ def test_a_misspelt_key_gets_did_you_mean_with_its_line() -> None:
     )
 
 
+def test_a_value_outside_its_set_names_the_closest_and_every_choice() -> None:
+    (problem,) = problems_of(
+        GOOD.replace("path: out/a.hl7", "path: out/a.hl7\n        rotate: dayly")
+    )
+    assert problem == (
+        "chan.yaml:9:9: channel 'adt' > destination 'out' > rotate: unknown value 'dayly' — "
+        "did you mean 'daily'?; one of: none, daily, size"
+    )
+
+
 def test_a_misspelt_key_inside_a_destination_and_its_tls_is_matched_to_that_model() -> None:
     text = GOOD.replace("path: out/a.hl7", "pth: out/a.hl7") + FHIR.replace(
         "auth:", "tls: {ca_fil: ca.pem}\n        auth:"

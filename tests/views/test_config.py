@@ -65,9 +65,11 @@ def test_an_unknown_owner_is_named_with_its_place() -> None:
 
 def test_an_unknown_precedence_and_field_are_located() -> None:
     found = problems(BASE.replace("owner_only", "loudest").replace("location:", "locaton:"))
-    assert any("locaton" in p and "not permitted" in p for p in found)
-    bad = problems(BASE.replace("owner_only", "loudest"))
-    assert any("views.yaml:15:" in p and "precedence" in p for p in bad)
+    assert any("unknown key 'locaton' — did you mean 'location'?" in p for p in found)
+    (bad,) = problems(BASE.replace("owner_only", "loudest"))
+    assert bad.startswith("views.yaml:15:")
+    assert bad.endswith("precedence: unknown value 'loudest'; one of: owner_only, newest, "
+                        "owner_wins, conflict")  # fmt: skip
 
 
 def test_precedence_other_than_newest_needs_an_owner() -> None:

@@ -9,6 +9,8 @@ errors a person most often makes into sentences that name the remedy:
 - a secret written inline (`token: ...`) where the model reads it from the
   environment or a file: `inline secrets are not allowed here: use
   token_env or token_file`;
+- a value outside a fixed set: `unknown value 'ndjsn' — did you mean
+  'ndjson'?; one of: csv, ndjson, hl7_batch`;
 - an unknown type: `unknown destination type 'kafka'; known: file, http,
   mllp, fhir`, the list taken from the models of the union (each connector's
   spec), so it cannot drift from what validation accepts.
@@ -47,6 +49,8 @@ def explain(error: ErrorDetails, data: Any, root: type[BaseModel]) -> str:
     if error["type"] == "union_tag_not_found":
         kind = _kind(loc)
         return f"a {kind} needs `type`"
+    if error["type"] in ("literal_error", "enum"):
+        return unknown_value(error.get("input"), str((error.get("ctx") or {}).get("expected", "")))
     if error["type"] == "missing" and loc:
         return f"required: give `{loc[-1]}`"
     return error["msg"].removeprefix("Value error, ")
@@ -63,6 +67,15 @@ def unknown_key(key: str, known: list[str]) -> str:
     if close:
         return f"unknown key {key!r} — did you mean {close[0]!r}?"
     return f"unknown key {key!r}; allowed here: {', '.join(known)}"
+
+
+def unknown_value(value: Any, expected: str) -> str:
+    """`unknown value 'loudest'; one of: owner_only, newest` (with a close match first)."""
+    choices = [part.strip().strip("'") for part in expected.replace(" or ", ", ").split(",")]
+    choices = [choice for choice in choices if choice]
+    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+    hint = f" — did you mean {close[0]!r}?" if close else ""
+    return f"unknown value {str(value)!r}{hint}; one of: {', '.join(choices)}"
 
 
 def _kind(loc: tuple[int | str, ...]) -> str:
