@@ -25,7 +25,7 @@ import shutil
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from thumpflow.alerts import AlertMonitor, AlertSettings, JobReading, OutboxReading, Reading
 from thumpflow.config.jobs import BatchDestinationSpec, BatchSourceSpec, Job
@@ -69,18 +69,12 @@ from thumpflow.core.event import (
     OutboxStats,
 )
 from thumpflow.core.ports import (
-    AccessStore,
-    AlertStore,
     BatchDestination,
     BatchSource,
     DataFileReader,
     Destination,
-    FreshnessStore,
-    OperationsStore,
     RunStore,
-    Store,
-    StoreUpkeep,
-    SubscriptionStateStore,
+    StateStore,
 )
 from thumpflow.core.retention import RetentionPolicy
 from thumpflow.core.search import PauseKind
@@ -102,20 +96,6 @@ from thumpflow.thump.runner import ConnectorFactory, Connectors, JobRunner, Reco
 from thumpflow.thump.scheduler import Scheduler, UnknownJobError
 
 log = logging.getLogger("thumpflow.runtime")
-
-
-class StateStore(
-    Store,
-    RunStore,
-    AccessStore,
-    StoreUpkeep,
-    FreshnessStore,
-    OperationsStore,
-    AlertStore,
-    SubscriptionStateStore,
-    Protocol,
-):
-    """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
 
 
 def open_store(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from thumpflow.config.model import Encryption, EncryptionKey
 from thumpflow.core.errors import ConfigError
-from thumpflow.store.sqlite import PayloadCipher
+from thumpflow.store.crypt import PayloadCipher
 
 
 def new_key() -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from thumpflow.core.event import DeadLetter, DeadLetterFilter, Delivery, Event
 from thumpflow.core.lanes import Lane
-from thumpflow.store.sqlite._crypt import DELIVERY_ERROR, DELIVERY_REASON, EVENT_BODY, Codec
+from thumpflow.store.crypt import DELIVERY_ERROR, DELIVERY_REASON, EVENT_BODY, Codec
 
 PENDING = 0
 DELIVERED = 1

@@ -28,8 +28,8 @@ from thumpflow.core.batch import (
     RunTrigger,
     Window,
 )
+from thumpflow.store.crypt import ROW_REJECT_RECORD, Codec
 from thumpflow.store.sqlite._audit import AuditChain
-from thumpflow.store.sqlite._crypt import ROW_REJECT_RECORD, Codec
 
 _log = logging.getLogger("thumpflow.store.sqlite")
 

@@ -27,13 +27,13 @@ from thumpflow.core.search import (
     PauseKind,
     Timeline,
 )
-from thumpflow.store.sqlite import _rows
-from thumpflow.store.sqlite._crypt import (
+from thumpflow.store.crypt import (
     ATTEMPT_DETAIL,
     DELIVERY_ERROR,
     DELIVERY_REASON,
     Codec,
 )
+from thumpflow.store.sqlite import _rows
 from thumpflow.store.sqlite._runs import WriteContext
 
 STATUS_CODES: dict[DeliveryStatus, int] = {

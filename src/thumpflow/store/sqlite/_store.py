@@ -50,11 +50,12 @@ from thumpflow.core.search import (
     PauseKind,
     Timeline,
 )
+from thumpflow.store import crypt as _crypt
+from thumpflow.store.crypt import REJECT_RAW, Codec, PayloadCipher
 from thumpflow.store.sqlite import (
     _access,
     _alerts,
     _audit,
-    _crypt,
     _freshness,
     _rows,
     _runs,
@@ -63,7 +64,6 @@ from thumpflow.store.sqlite import (
     _subscriptions,
     _upkeep,
 )
-from thumpflow.store.sqlite._crypt import REJECT_RAW, Codec, PayloadCipher
 from thumpflow.store.sqlite._writer import Kind, LoadPending, Op, Replay, Writer, WriterStats
 
 _T = TypeVar("_T")

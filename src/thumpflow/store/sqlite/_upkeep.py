@@ -14,8 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from thumpflow.core.retention import DAY, PurgeCounts, RekeyCounts, RetentionPolicy
-from thumpflow.store.sqlite import _rows
-from thumpflow.store.sqlite._crypt import (
+from thumpflow.store.crypt import (
     ATTEMPT_DETAIL,
     DELIVERY_ERROR,
     DELIVERY_REASON,
@@ -25,6 +24,7 @@ from thumpflow.store.sqlite._crypt import (
     PayloadCipher,
     key_of,
 )
+from thumpflow.store.sqlite import _rows
 
 
 @dataclass(slots=True, frozen=True)

@@ -44,6 +44,14 @@ from thumpflow.core.event import (
 )
 from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying
 from thumpflow.core.retention import PurgeCounts, RekeyCounts
+from thumpflow.store.crypt import (
+    ATTEMPT_DETAIL,
+    DELIVERY_ERROR,
+    DELIVERY_REASON,
+    REJECT_RAW,
+    Codec,
+    PayloadCipher,
+)
 from thumpflow.store.sqlite import (
     _access,
     _alerts,
@@ -54,14 +62,6 @@ from thumpflow.store.sqlite import (
     _upkeep,
 )
 from thumpflow.store.sqlite._audit import AuditChain, AuditRow
-from thumpflow.store.sqlite._crypt import (
-    ATTEMPT_DETAIL,
-    DELIVERY_ERROR,
-    DELIVERY_REASON,
-    REJECT_RAW,
-    Codec,
-    PayloadCipher,
-)
 
 _log = logging.getLogger("thumpflow.store.sqlite")
 

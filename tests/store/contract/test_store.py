@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.store.support import StepClock, admission, event, run
 from thumpflow.core.errors import StoreError
 from thumpflow.core.event import (
     Admission,
@@ -25,7 +26,6 @@ from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying, Supersede
 from thumpflow.core.ports import Store
 
 from .conftest import StoreFactory
-from .support import StepClock, admission, event, run
 
 
 def admitted(result: Admitted | Duplicate) -> Admitted:
