@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from thumpflow.core.access import ApiToken, Role
+from thumpflow.core.access import Role
 from thumpflow.core.event import AuditEntry
+from thumpflow.store.rows import TOKEN_COLUMNS, token_from_row
 from thumpflow.store.sqlite._runs import WriteContext
 
-TOKEN_COLUMNS = "token_id, name, role, token_hash, created_at, created_by, revoked_at"
+__all__ = ["TOKEN_COLUMNS", "token_from_row"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -77,15 +78,3 @@ def append_audits(context: WriteContext, calls: list[AuditEntry]) -> list[Any]:
         context.audit.append([(entry.at, entry.actor, entry.action, entry.subject, entry.detail)])
         answers.append(context.audit.snapshot()[0])
     return answers
-
-
-def token_from_row(row: tuple[Any, ...]) -> ApiToken:
-    return ApiToken(
-        token_id=row[0],
-        name=row[1],
-        role=Role(row[2]),
-        token_hash=row[3],
-        created_at=row[4],
-        created_by=row[5],
-        revoked_at=row[6],
-    )

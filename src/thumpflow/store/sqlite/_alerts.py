@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from thumpflow.core.alerts import Alert, AlertKind, Severity
+from thumpflow.store.rows import ALERT_COLUMNS, alert_from_row
 from thumpflow.store.sqlite._runs import WriteContext
 
-ALERT_COLUMNS = (
-    "alert_id, kind, subject, severity, message, raised_at, cleared_at,"
-    " acknowledged_by, acknowledged_at, ack_reason"
-)
+__all__ = ["ALERT_COLUMNS", "alert_from_row"]
 _SELECT = f"SELECT {ALERT_COLUMNS} FROM alerts WHERE alert_id = ?"
 _ACTOR = "thumpflow"
 
@@ -113,18 +111,3 @@ def acknowledge_alerts(context: WriteContext, calls: list[AcknowledgeAlert]) -> 
 
 def _detail(kind: AlertKind, what: RaiseAlert | Alert) -> str:
     return f"{kind.value} {what.subject}: {what.message}"
-
-
-def alert_from_row(row: tuple[Any, ...]) -> Alert:
-    return Alert(
-        alert_id=row[0],
-        kind=AlertKind(row[1]),
-        subject=row[2],
-        severity=Severity(row[3]),
-        message=row[4],
-        raised_at=row[5],
-        cleared_at=row[6],
-        acknowledged_by=row[7],
-        acknowledged_at=row[8],
-        ack_reason=row[9],
-    )

@@ -11,10 +11,8 @@ rejected records are sealed by its codec when encryption is configured.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,25 +21,26 @@ from thumpflow.core.batch import (
     Manifest,
     RowReject,
     RunCounts,
-    RunRecord,
     RunStatus,
     RunTrigger,
     Window,
 )
 from thumpflow.store.crypt import ROW_REJECT_RECORD, Codec
+from thumpflow.store.rows import (
+    REJECT_COLUMNS,
+    RUN_COLUMNS,
+    manifests_json,
+    reject_from_row,
+    run_from_row,
+)
 from thumpflow.store.sqlite._audit import AuditChain
+
+__all__ = ["REJECT_COLUMNS", "RUN_COLUMNS", "reject_from_row", "run_from_row"]
 
 _log = logging.getLogger("thumpflow.store.sqlite")
 
 _RUNNING = RunStatus.RUNNING.value
 _ADVANCING = (RunStatus.SUCCEEDED.value, RunStatus.PARTIAL.value)
-
-RUN_COLUMNS = (
-    "run_id, job_id, trigger, window_start, window_end, status, scheduled_for, started_at,"
-    " finished_at, read_count, valid_count, rejected_count, written_count, skipped_count,"
-    " manifests_checked, manifests_written, error, next_watermark"
-)
-REJECT_COLUMNS = "reject_id, job_id, run_id, origin, record, rule, remedy, at, replayed_at"
 
 
 @dataclass(slots=True, frozen=True)
@@ -136,37 +135,6 @@ def start_runs(context: WriteContext, calls: list[StartRun]) -> list[Any]:
     return answers
 
 
-def _manifests_json(manifests: Sequence[Manifest]) -> str:
-    return json.dumps(
-        [
-            {
-                "name": m.name,
-                "record_count": m.record_count,
-                "sha256": m.sha256,
-                "created_at": m.created_at,
-                "source": m.source,
-                "window_start": m.window.start,
-                "window_end": m.window.end,
-            }
-            for m in manifests
-        ]
-    )
-
-
-def _manifests(text: str) -> tuple[Manifest, ...]:
-    return tuple(
-        Manifest(
-            name=item["name"],
-            record_count=item["record_count"],
-            sha256=item["sha256"],
-            created_at=item["created_at"],
-            source=item["source"],
-            window=Window(item.get("window_start"), item.get("window_end")),
-        )
-        for item in json.loads(text)
-    )
-
-
 def finish_runs(context: WriteContext, calls: list[FinishRun]) -> list[Any]:
     """Close running runs; a run that is not running is left as it is (logged)."""
     conn = context.conn
@@ -191,8 +159,8 @@ def finish_runs(context: WriteContext, calls: list[FinishRun]) -> list[Any]:
                 counts.rejected,
                 counts.written,
                 counts.skipped,
-                _manifests_json(call.manifests_checked),
-                _manifests_json(call.manifests_written),
+                manifests_json(call.manifests_checked),
+                manifests_json(call.manifests_written),
                 call.error,
                 call.next_watermark,
                 call.run_id,
@@ -322,35 +290,3 @@ def record_ledger(context: WriteContext, calls: list[tuple[LedgerEntry, ...]]) -
         ],
     )
     return [None] * len(calls)
-
-
-def run_from_row(row: tuple[Any, ...]) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        job_id=row[1],
-        trigger=RunTrigger(row[2]),
-        window=Window(row[3], row[4]),
-        status=RunStatus(row[5]),
-        scheduled_for=row[6],
-        started_at=row[7],
-        finished_at=row[8],
-        counts=RunCounts(row[9], row[10], row[11], row[12], row[13]),
-        manifests_checked=_manifests(row[14]),
-        manifests_written=_manifests(row[15]),
-        error=row[16],
-        next_watermark=row[17],
-    )
-
-
-def reject_from_row(row: tuple[Any, ...], codec: Codec) -> RowReject:
-    return RowReject(
-        job_id=row[1],
-        run_id=row[2],
-        origin=row[3],
-        record=codec.open_text(row[4], ROW_REJECT_RECORD) or "",
-        rule=row[5],
-        remedy=row[6],
-        at=row[7],
-        reject_id=row[0],
-        replayed_at=row[8],
-    )

@@ -29,31 +29,24 @@ from thumpflow.core.search import (
 )
 from thumpflow.store.crypt import (
     ATTEMPT_DETAIL,
-    DELIVERY_ERROR,
-    DELIVERY_REASON,
     Codec,
+)
+from thumpflow.store.rows import (
+    AUDIT_COLUMNS,
+    RECORD_COLUMNS,
+    STATUS_CODES,
+    STATUS_OF,
+    audit_from_row,
+    record_from_row,
 )
 from thumpflow.store.sqlite import _rows
 from thumpflow.store.sqlite._runs import WriteContext
-
-STATUS_CODES: dict[DeliveryStatus, int] = {
-    DeliveryStatus.PENDING: _rows.PENDING,
-    DeliveryStatus.DELIVERED: _rows.DELIVERED,
-    DeliveryStatus.DEAD: _rows.DEAD,
-    DeliveryStatus.SUPERSEDED: _rows.SUPERSEDED,
-}
-_STATUS_OF = {code: status for status, code in STATUS_CODES.items()}
 
 _EVENT_COLUMNS = (
     "e.event_seq, e.event_id, e.channel_id, e.event_type, e.entity_type, e.entity_id,"
     " e.source_system, e.correlation_id, e.received_at, e.occurred_at, e.lane, e.causation_id"
 )
-_DELIVERY_COLUMNS = (
-    "d.delivery_id, e.event_id, d.destination_id, d.channel_id, d.ordering_key, d.lane,"
-    " d.status, d.attempts, d.created_at, d.next_attempt_at, d.delivered_at, d.died_at,"
-    " d.last_error, d.reason"
-)
-AUDIT_COLUMNS = "entry_id, at, actor, action, subject, detail"
+__all__ = ["AUDIT_COLUMNS", "STATUS_CODES", "audit_from_row"]
 
 INSERT_ATTEMPT = (
     "INSERT INTO attempts (delivery_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)"
@@ -161,7 +154,7 @@ def deliveries_sql(query: DeliveryQuery) -> tuple[str, list[Any]]:
     _time_range(clauses, params, "d.created_at", "d.delivery_id", query)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
-        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
+        f"SELECT {RECORD_COLUMNS} FROM deliveries d"
         f" JOIN events e ON e.event_seq = d.event_seq{where}"
         " ORDER BY d.created_at DESC, d.delivery_id DESC LIMIT ?"
     )
@@ -196,7 +189,7 @@ def search_deliveries(
     conn: sqlite3.Connection, query: DeliveryQuery, codec: Codec
 ) -> list[DeliveryRecord]:
     sql, params = deliveries_sql(query)
-    return [_delivery(row, codec) for row in conn.execute(sql, params)]
+    return [record_from_row(row, codec) for row in conn.execute(sql, params)]
 
 
 def _with_statuses(conn: sqlite3.Connection, rows: Sequence[Any]) -> list[EventSummary]:
@@ -209,7 +202,7 @@ def _with_statuses(conn: sqlite3.Connection, rows: Sequence[Any]) -> list[EventS
             " WHERE event_seq IN (SELECT value FROM json_each(?)) GROUP BY event_seq, status",
             (seqs,),
         ):
-            counts.setdefault(event_seq, {})[_STATUS_OF[status]] = count
+            counts.setdefault(event_seq, {})[STATUS_OF[status]] = count
     return [
         EventSummary(
             event_seq=row[0],
@@ -230,28 +223,6 @@ def _with_statuses(conn: sqlite3.Connection, rows: Sequence[Any]) -> list[EventS
     ]
 
 
-def _delivery(
-    row: Sequence[Any], codec: Codec, attempts: tuple[Attempt, ...] = ()
-) -> DeliveryRecord:
-    return DeliveryRecord(
-        delivery_id=row[0],
-        event_id=row[1],
-        destination_id=row[2],
-        channel_id=row[3],
-        ordering_key=row[4],
-        lane=Lane(row[5]),
-        status=_STATUS_OF[row[6]],
-        attempts=row[7],
-        created_at=row[8],
-        next_attempt_at=row[9],
-        delivered_at=row[10],
-        died_at=row[11],
-        last_error=codec.open_text(row[12], DELIVERY_ERROR),
-        reason=codec.open_text(row[13], DELIVERY_REASON),
-        attempt_log=attempts,
-    )
-
-
 def timeline(conn: sqlite3.Connection, event_id: str, codec: Codec) -> Timeline | None:
     """Everything the store knows of one event; None when no event has that id."""
     found = conn.execute(
@@ -266,7 +237,7 @@ def timeline(conn: sqlite3.Connection, event_id: str, codec: Codec) -> Timeline 
     summaries = _with_statuses(conn, [*found, *derived_rows])
     seqs = json.dumps([summary.event_seq for summary in summaries])
     delivery_rows = conn.execute(
-        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.event_seq = d.event_seq"
+        f"SELECT {RECORD_COLUMNS} FROM deliveries d JOIN events e ON e.event_seq = d.event_seq"
         " WHERE d.event_seq IN (SELECT value FROM json_each(?)) ORDER BY d.delivery_id",
         (seqs,),
     ).fetchall()
@@ -298,7 +269,7 @@ def timeline(conn: sqlite3.Connection, event_id: str, codec: Codec) -> Timeline 
         event=summaries[0],
         derived=tuple(summaries[1:]),
         deliveries=tuple(
-            _delivery(row, codec, tuple(attempts.get(row[0], ()))) for row in delivery_rows
+            record_from_row(row, codec, tuple(attempts.get(row[0], ()))) for row in delivery_rows
         ),
         audit=tuple(audit),
     )
@@ -322,12 +293,6 @@ def _add_success(
         return
     detail = details.get(f"delivery:{delivery_id}", "")
     log.append(Attempt(count, delivered_at, "delivered", detail))
-
-
-def audit_from_row(row: Sequence[Any]) -> AuditEntry:
-    return AuditEntry(
-        at=row[1], actor=row[2], action=row[3], subject=row[4], detail=row[5], entry_id=row[0]
-    )
 
 
 def audit_page(conn: sqlite3.Connection, before: int | None, limit: int) -> list[AuditEntry]:

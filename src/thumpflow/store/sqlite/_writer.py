@@ -731,7 +731,7 @@ class Writer:
                     replay.flt, self._codec.open_text(row[-1], DELIVERY_REASON)
                 ):
                     continue
-                delivery = _rows.delivery_from_row(row, self._codec)
+                delivery = _rows.delivery_from_row(row[:-1], self._codec)
                 delivery.attempts = 0
                 delivery.next_attempt_at = 0.0
                 delivery.first_failed_at = None
