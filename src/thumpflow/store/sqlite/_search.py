@@ -3,8 +3,7 @@
 Every search is one index range read in (time, id) order, newest first, cut
 by a keyset position and a limit (see `core.search` and `schema_0008.sql`);
 `events_sql` / `deliveries_sql` give the SQL so tests can check the query
-plan (`tests/store/test_search_indexes.py`). Pauses are written with their
-audit entry in one transaction.
+plan (`tests/store/test_search_indexes.py`).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from thumpflow.core.event import AuditEntry, DeliveryStatus
@@ -40,7 +38,6 @@ from thumpflow.store.rows import (
     record_from_row,
 )
 from thumpflow.store.sqlite import _rows
-from thumpflow.store.sqlite._runs import WriteContext
 
 _EVENT_COLUMNS = (
     "e.event_seq, e.event_id, e.channel_id, e.event_type, e.entity_type, e.entity_id,"
@@ -312,46 +309,3 @@ def pauses(conn: sqlite3.Connection) -> list[Pause]:
             "SELECT kind, target_id, paused_at, actor, reason FROM pauses ORDER BY kind, target_id"
         )
     ]
-
-
-@dataclass(slots=True, frozen=True)
-class SetPaused:
-    kind: PauseKind
-    target_id: str
-    paused: bool
-    actor: str
-    reason: str
-    at: float
-
-
-def set_paused(context: WriteContext, changes: list[SetPaused]) -> list[Any]:
-    """Pause or resume targets, each audited (`paused` / `resumed`); True when it changed."""
-    conn = context.conn
-    answers: list[Any] = []
-    for change in changes:
-        if change.paused:
-            cursor = conn.execute(
-                "INSERT INTO pauses (kind, target_id, paused_at, actor, reason)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, target_id) DO NOTHING",
-                (change.kind.value, change.target_id, change.at, change.actor, change.reason),
-            )
-        else:
-            cursor = conn.execute(
-                "DELETE FROM pauses WHERE kind = ? AND target_id = ?",
-                (change.kind.value, change.target_id),
-            )
-        changed = cursor.rowcount > 0
-        if changed:
-            context.audit.append(
-                [
-                    (
-                        change.at,
-                        change.actor,
-                        "paused" if change.paused else "resumed",
-                        f"{change.kind.value}:{change.target_id}",
-                        change.reason,
-                    )
-                ]
-            )
-        answers.append(changed)
-    return answers

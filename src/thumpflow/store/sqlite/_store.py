@@ -52,16 +52,17 @@ from thumpflow.core.search import (
 )
 from thumpflow.store import crypt as _crypt
 from thumpflow.store.crypt import REJECT_RAW, Codec, PayloadCipher
+from thumpflow.store.ops import access as _access
+from thumpflow.store.ops import alerts as _alerts
+from thumpflow.store.ops import pauses as _pauses
+from thumpflow.store.ops import runs as _runs
+from thumpflow.store.ops import subscriptions as _subscriptions
 from thumpflow.store.sqlite import (
-    _access,
-    _alerts,
     _audit,
     _freshness,
     _rows,
-    _runs,
     _schema,
     _search,
-    _subscriptions,
     _upkeep,
 )
 from thumpflow.store.sqlite._writer import Kind, LoadPending, Op, Replay, Writer, WriterStats
@@ -445,7 +446,7 @@ class SqliteStore:
     ) -> bool:
         """Record a pause or resume with its audit entry in one commit; False if no change."""
         changed: bool = await self._write(
-            Kind.SET_PAUSED, _search.SetPaused(kind, target_id, paused, actor, reason, at)
+            Kind.SET_PAUSED, _pauses.SetPaused(kind, target_id, paused, actor, reason, at)
         )
         return changed
 

@@ -52,13 +52,14 @@ from thumpflow.store.crypt import (
     Codec,
     PayloadCipher,
 )
+from thumpflow.store.ops import access as _access
+from thumpflow.store.ops import alerts as _alerts
+from thumpflow.store.ops import pauses as _pauses
+from thumpflow.store.ops import runs as _runs
+from thumpflow.store.ops import subscriptions as _subscriptions
 from thumpflow.store.sqlite import (
-    _access,
-    _alerts,
     _rows,
-    _runs,
     _search,
-    _subscriptions,
     _upkeep,
 )
 from thumpflow.store.sqlite._audit import AuditChain, AuditRow
@@ -303,7 +304,7 @@ class Writer:
             Kind.PURGE_DONE: self._purge_done,
             Kind.REKEY: self._rekey,
             Kind.REKEY_DONE: self._rekey_done,
-            Kind.SET_PAUSED: self._on_conn(_search.set_paused),
+            Kind.SET_PAUSED: self._on_conn(_pauses.set_paused),
             Kind.RAISE_ALERT: self._on_conn(_alerts.raise_alerts),
             Kind.CLEAR_ALERT: self._on_conn(_alerts.clear_alerts),
             Kind.ACK_ALERT: self._on_conn(_alerts.acknowledge_alerts),

@@ -1,7 +1,7 @@
 """Runs, row rejects, watermarks and the delivery ledger: writer operations and row mapping.
 
 The write functions run on the writer thread inside its transaction (one
-savepoint per call, see `_writer`); each returns one answer per call. Every
+savepoint per call, see `thumpflow.store.ops`); each returns one answer per call. Every
 run transition and every replayed reject writes its audit entry in the same
 transaction as the change it records. Audit subjects: the job id for run
 started/finished/skipped, alerts and reconciliations, `row_reject:N` for replays.
@@ -12,7 +12,6 @@ rejected records are sealed by its codec when encryption is configured.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,8 @@ from thumpflow.core.batch import (
     RunTrigger,
     Window,
 )
-from thumpflow.store.crypt import ROW_REJECT_RECORD, Codec
+from thumpflow.store.crypt import ROW_REJECT_RECORD
+from thumpflow.store.ops import WriteContext
 from thumpflow.store.rows import (
     REJECT_COLUMNS,
     RUN_COLUMNS,
@@ -33,23 +33,13 @@ from thumpflow.store.rows import (
     reject_from_row,
     run_from_row,
 )
-from thumpflow.store.sqlite._audit import AuditChain
 
-__all__ = ["REJECT_COLUMNS", "RUN_COLUMNS", "reject_from_row", "run_from_row"]
+__all__ = ["REJECT_COLUMNS", "RUN_COLUMNS", "WriteContext", "reject_from_row", "run_from_row"]
 
-_log = logging.getLogger("thumpflow.store.sqlite")
+_log = logging.getLogger("thumpflow.store")
 
 _RUNNING = RunStatus.RUNNING.value
 _ADVANCING = (RunStatus.SUCCEEDED.value, RunStatus.PARTIAL.value)
-
-
-@dataclass(slots=True, frozen=True)
-class WriteContext:
-    """What a writer operation writes with: the connection, the audit chain, the codec."""
-
-    conn: sqlite3.Connection
-    audit: AuditChain
-    codec: Codec
 
 
 @dataclass(slots=True, frozen=True)
@@ -108,7 +98,7 @@ def start_runs(context: WriteContext, calls: list[StartRun]) -> list[Any]:
             continue
         cursor = conn.execute(
             "INSERT INTO runs (job_id, trigger, window_start, window_end, status, scheduled_for,"
-            " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " started_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
             (
                 call.job_id,
                 call.trigger.value,
@@ -119,7 +109,7 @@ def start_runs(context: WriteContext, calls: list[StartRun]) -> list[Any]:
                 call.started_at,
             ),
         )
-        run_id = cursor.lastrowid
+        run_id = int(cursor.fetchone()[0])
         context.audit.append(
             [
                 (
@@ -238,19 +228,18 @@ def add_rejects(context: WriteContext, calls: list[tuple[RowReject, ...]]) -> li
         for reject in rejects:
             cursor = conn.execute(
                 "INSERT INTO row_rejects (job_id, run_id, origin, record, rule, remedy, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING reject_id",
                 (
                     reject.job_id,
                     reject.run_id,
                     reject.origin,
-                    codec.seal_text(reject.record, ROW_REJECT_RECORD),
+                    context.payload(codec.seal_text(reject.record, ROW_REJECT_RECORD)),
                     reject.rule,
                     reject.remedy,
                     reject.at,
                 ),
             )
-            assert cursor.lastrowid is not None
-            ids.append(cursor.lastrowid)
+            ids.append(int(cursor.fetchone()[0]))
         answers.append(ids)
     return answers
 

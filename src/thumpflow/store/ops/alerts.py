@@ -1,7 +1,7 @@
 """Alerts: writer operations and row mapping.
 
 The write functions run on the writer thread inside its transaction (one
-savepoint per call, see `_writer`); each transition writes its audit entry
+savepoint per call, see `thumpflow.store.ops`); each transition writes its audit entry
 in the same transaction. The partial unique index `alerts_active` keeps at
 most one active alert per (kind, subject).
 """
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from thumpflow.core.alerts import Alert, AlertKind, Severity
+from thumpflow.store.ops import WriteContext
 from thumpflow.store.rows import ALERT_COLUMNS, alert_from_row
-from thumpflow.store.sqlite._runs import WriteContext
 
 __all__ = ["ALERT_COLUMNS", "alert_from_row"]
 _SELECT = f"SELECT {ALERT_COLUMNS} FROM alerts WHERE alert_id = ?"
@@ -58,10 +58,10 @@ def raise_alerts(context: WriteContext, calls: list[RaiseAlert]) -> list[Any]:
             continue
         cursor = conn.execute(
             "INSERT INTO alerts (kind, subject, severity, message, raised_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?) RETURNING alert_id",
             (call.kind.value, call.subject, call.severity.value, call.message, call.at),
         )
-        alert_id = int(cursor.lastrowid or 0)
+        alert_id = int(cursor.fetchone()[0])
         context.audit.append(
             [(call.at, _ACTOR, "alert.raised", f"alert:{alert_id}", _detail(call.kind, call))]
         )
