@@ -6,7 +6,7 @@ status`, `thumpflow dlq list`) that read a database the engine is writing.
 """
 
 from thumpflow.store.crypt import PayloadCipher
+from thumpflow.store.group import WriterStats
 from thumpflow.store.sqlite._store import SqliteStore
-from thumpflow.store.sqlite._writer import WriterStats
 
 __all__ = ["PayloadCipher", "SqliteStore", "WriterStats"]

@@ -52,6 +52,7 @@ from thumpflow.core.search import (
 )
 from thumpflow.store import crypt as _crypt
 from thumpflow.store.crypt import REJECT_RAW, Codec, PayloadCipher
+from thumpflow.store.group import Kind, LoadPending, Op, Replay, WriterStats
 from thumpflow.store.ops import access as _access
 from thumpflow.store.ops import alerts as _alerts
 from thumpflow.store.ops import pauses as _pauses
@@ -65,7 +66,7 @@ from thumpflow.store.sqlite import (
     _search,
     _upkeep,
 )
-from thumpflow.store.sqlite._writer import Kind, LoadPending, Op, Replay, Writer, WriterStats
+from thumpflow.store.sqlite._writer import Writer
 
 _T = TypeVar("_T")
 

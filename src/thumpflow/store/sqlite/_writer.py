@@ -1,17 +1,9 @@
-"""The single writer: one thread, one connection, group commit.
+"""SQLite's writer: the shared group commit (`thumpflow.store.group`) on one connection.
 
-Operations are queued by coroutines on any asyncio loop. The writer thread
-takes the first waiting operation plus everything already queued behind it
-(up to `max_batch`), executes them in queue order inside one transaction and
-commits once, so all of them share one fsync. Each operation is isolated by a
-savepoint: consecutive operations of the same kind first share one savepoint
-and, should that fail, are executed again one savepoint each, so a bad
-operation fails only its own caller. Callers are answered only after COMMIT
-returned, in commit order; if COMMIT fails, every caller of the batch gets
-`StoreError` and nothing of the batch is committed.
-
-A caller that stops waiting (cancellation) does not withdraw its operation:
-once queued it is executed and, if the commit succeeds, durable.
+One thread owns the write connection; each batch of queued operations is one
+`BEGIN IMMEDIATE` transaction with one fsync (see `thumpflow.store.group`
+for the ordering, isolation and failure guarantees). Ids (`event_seq`,
+`delivery_id`) are handed out by this writer in call order.
 
 Every audit entry is appended through the writer's `AuditChain` (hash
 chained, in the transaction of the change it records), and every payload
@@ -20,15 +12,10 @@ column is sealed by the writer's `Codec` when encryption is configured.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import queue
 import sqlite3
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import Enum
+from collections.abc import Sequence
 from typing import Any
 
 from thumpflow.core.clock import Clock
@@ -36,7 +23,6 @@ from thumpflow.core.errors import StoreError
 from thumpflow.core.event import (
     Admission,
     Admitted,
-    DeadLetterFilter,
     Delivery,
     Duplicate,
     Event,
@@ -52,11 +38,26 @@ from thumpflow.store.crypt import (
     Codec,
     PayloadCipher,
 )
-from thumpflow.store.ops import access as _access
-from thumpflow.store.ops import alerts as _alerts
-from thumpflow.store.ops import pauses as _pauses
+from thumpflow.store.group import (
+    DEAD,
+    DELIVERED,
+    DUPLICATES,
+    LAST_DELIVERED,
+    LAST_RECEIVED,
+    PENDING,
+    RECEIVED,
+    REJECTED,
+    SUPERSEDED,
+    Deltas,
+    GroupWriter,
+    Kind,
+    LoadPending,
+    Replay,
+    common_handlers,
+    latest,
+)
+from thumpflow.store.ops import WriteContext
 from thumpflow.store.ops import runs as _runs
-from thumpflow.store.ops import subscriptions as _subscriptions
 from thumpflow.store.sqlite import (
     _rows,
     _search,
@@ -138,129 +139,8 @@ _SELECT_PENDING = (
     " ORDER BY d.delivery_id LIMIT ?"
 )
 
-# Channel counter slots and outbox counter slots.
-_RECEIVED, _DUPLICATES, _REJECTED, _LAST_RECEIVED = 0, 1, 2, 3
-_DELIVERED, _PENDING, _DEAD, _SUPERSEDED, _LAST_DELIVERED = 0, 1, 2, 3, 4
 
-
-class Kind(Enum):
-    ADMIT = "admit"
-    REJECT = "reject"
-    RECORD = "record"
-    LOAD_PENDING = "load_pending"
-    REPLAY = "replay"
-    START_RUN = "start_run"
-    FINISH_RUN = "finish_run"
-    RECOVER_RUNS = "recover_runs"
-    JOB_AUDIT = "job_audit"
-    ADD_REJECTS = "add_rejects"
-    MARK_REPLAYED = "mark_replayed"
-    RECORD_LEDGER = "record_ledger"
-    ADD_TOKEN = "add_token"
-    REVOKE_TOKEN = "revoke_token"
-    AUDIT = "audit"
-    PURGE = "purge"
-    PURGE_DONE = "purge_done"
-    REKEY = "rekey"
-    REKEY_DONE = "rekey_done"
-    SET_PAUSED = "set_paused"
-    RAISE_ALERT = "raise_alert"
-    CLEAR_ALERT = "clear_alert"
-    ACK_ALERT = "ack_alert"
-    SAVE_SUBSCRIPTION = "save_subscription"
-
-
-@dataclass(slots=True, frozen=True)
-class LoadPending:
-    destination_id: str
-    after_delivery_id: int
-    limit: int
-
-
-@dataclass(slots=True, frozen=True)
-class Replay:
-    flt: DeadLetterFilter
-    actor: str
-    reason: str
-
-
-@dataclass(slots=True)
-class Op:
-    kind: Kind
-    arg: Any
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-
-
-@dataclass(slots=True, frozen=True)
-class WriterStats:
-    """Group commit counters since the store was opened."""
-
-    commits: int
-    operations: int
-    failed_commits: int
-
-
-class _Deltas:
-    """Counter changes of committed-to-be operations, applied once per transaction."""
-
-    __slots__ = ("channels", "outboxes")
-
-    def __init__(self) -> None:
-        self.channels: dict[str, list[Any]] = {}
-        self.outboxes: dict[tuple[str, str], list[Any]] = {}
-
-    def channel(self, channel_id: str) -> list[Any]:
-        slot = self.channels.get(channel_id)
-        if slot is None:
-            slot = self.channels[channel_id] = [0, 0, 0, None]
-        return slot
-
-    def outbox(self, destination_id: str, channel_id: str) -> list[Any]:
-        key = (destination_id, channel_id)
-        slot = self.outboxes.get(key)
-        if slot is None:
-            slot = self.outboxes[key] = [0, 0, 0, 0, None]
-        return slot
-
-    def merge(self, other: _Deltas) -> None:
-        for channel_id, theirs in other.channels.items():
-            mine = self.channel(channel_id)
-            for i in (_RECEIVED, _DUPLICATES, _REJECTED):
-                mine[i] += theirs[i]
-            mine[_LAST_RECEIVED] = _latest(mine[_LAST_RECEIVED], theirs[_LAST_RECEIVED])
-        for (destination_id, channel_id), theirs in other.outboxes.items():
-            mine = self.outbox(destination_id, channel_id)
-            for i in (_DELIVERED, _PENDING, _DEAD, _SUPERSEDED):
-                mine[i] += theirs[i]
-            mine[_LAST_DELIVERED] = _latest(mine[_LAST_DELIVERED], theirs[_LAST_DELIVERED])
-
-    def apply(self, conn: sqlite3.Connection) -> None:
-        if self.channels:
-            conn.executemany(
-                _UPSERT_CHANNEL, [(key, *values) for key, values in self.channels.items()]
-            )
-        if self.outboxes:
-            conn.executemany(
-                _UPSERT_OUTBOX, [(*key, *values) for key, values in self.outboxes.items()]
-            )
-
-
-def _latest(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b)
-
-
-_Handler = Callable[[list[Any], _Deltas], list[Any]]
-_BULK_KINDS = frozenset(
-    {Kind.ADMIT, Kind.RECORD, Kind.JOB_AUDIT, Kind.ADD_REJECTS, Kind.RECORD_LEDGER}
-)
-
-
-class Writer:
+class Writer(GroupWriter):
     """Owns the write connection and the thread that uses it; see the module docstring."""
 
     def __init__(
@@ -270,130 +150,57 @@ class Writer:
         max_batch: int = 2000,
         codec: Codec | None = None,
     ) -> None:
+        super().__init__(AuditChain(conn), max_batch, "thumpflow-store-writer")
         self._conn = conn
         self._clock = clock
-        self._max_batch = max_batch
         self._codec = codec or Codec()
-        self._audit = AuditChain(conn)
-        self._context = _runs.WriteContext(conn, self._audit, self._codec)
         self._vacuum_after_commit = False
-        self._queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="thumpflow-store-writer")
         self._next_event_seq = 0
         self._next_delivery_id = 0
-        self._commits = 0
-        self._operations = 0
-        self._failed_commits = 0
-        self._handlers: dict[Kind, _Handler] = {
+        self.handlers = {
+            **common_handlers(WriteContext(conn, self._audit, self._codec)),
             Kind.ADMIT: self._admit,
             Kind.REJECT: self._reject,
             Kind.RECORD: self._record,
             Kind.LOAD_PENDING: self._load_pending,
             Kind.REPLAY: self._replay,
-            Kind.START_RUN: self._on_conn(_runs.start_runs),
-            Kind.FINISH_RUN: self._on_conn(_runs.finish_runs),
-            Kind.RECOVER_RUNS: self._on_conn(_runs.recover_runs),
-            Kind.JOB_AUDIT: self._on_conn(_runs.job_audits),
-            Kind.ADD_REJECTS: self._on_conn(_runs.add_rejects),
-            Kind.MARK_REPLAYED: self._on_conn(_runs.mark_replayed),
-            Kind.RECORD_LEDGER: self._on_conn(_runs.record_ledger),
-            Kind.ADD_TOKEN: self._on_conn(_access.add_tokens),
-            Kind.REVOKE_TOKEN: self._on_conn(_access.revoke_tokens),
-            Kind.AUDIT: self._on_conn(_access.append_audits),
             Kind.PURGE: self._purge,
             Kind.PURGE_DONE: self._purge_done,
             Kind.REKEY: self._rekey,
             Kind.REKEY_DONE: self._rekey_done,
-            Kind.SET_PAUSED: self._on_conn(_pauses.set_paused),
-            Kind.RAISE_ALERT: self._on_conn(_alerts.raise_alerts),
-            Kind.CLEAR_ALERT: self._on_conn(_alerts.clear_alerts),
-            Kind.ACK_ALERT: self._on_conn(_alerts.acknowledge_alerts),
-            Kind.SAVE_SUBSCRIPTION: self._on_conn(_subscriptions.save_states),
         }
 
-    def _on_conn(self, operation: Callable[[_runs.WriteContext, list[Any]], list[Any]]) -> _Handler:
-        """A handler for an operation that touches no counters (runs, rejects, ledger)."""
-        context = self._context
-        return lambda args, deltas: operation(context, args)
+    def _begin(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._vacuum_after_commit = False
+        event_seq, delivery_seq, head_id, head_hash = self._conn.execute(_BEGIN).fetchone()
+        self._audit.set_head(head_id, head_hash)
+        self._next_event_seq = event_seq
+        self._next_delivery_id = (delivery_seq or 0) + 1
 
-    @property
-    def stats(self) -> WriterStats:
-        return WriterStats(self._commits, self._operations, self._failed_commits)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, op: Op) -> None:
-        self._queue.put(op)
-
-    def stop(self) -> None:
-        """Execute everything queued so far, then end the thread (blocking)."""
-        self._queue.put(None)
-        self._thread.join()
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    op = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if op is None:
-                    stopping = True
-                    break
-                batch.append(op)
-            _answer(batch, self._execute(batch))
+    def _finish(self, deltas: Deltas) -> None:
+        if deltas.channels:
+            self._conn.executemany(_UPSERT_CHANNEL, deltas.channel_rows())
+        if deltas.outboxes:
+            self._conn.executemany(_UPSERT_OUTBOX, deltas.outbox_rows())
+        self._commit()
 
     def _commit(self) -> None:
         self._conn.execute("COMMIT")
 
-    def _execute(self, batch: list[Op]) -> list[Any]:
-        conn = self._conn
-        results: list[Any] = []
-        deltas = _Deltas()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            self._vacuum_after_commit = False
-            event_seq, delivery_seq, head_id, head_hash = conn.execute(_BEGIN).fetchone()
-            self._audit.set_head(head_id, head_hash)
-            self._next_event_seq = event_seq
-            self._next_delivery_id = (delivery_seq or 0) + 1
-            start = 0
-            while start < len(batch):
-                kind = batch[start].kind
-                end = start + 1
-                if kind in _BULK_KINDS:
-                    while end < len(batch) and batch[end].kind is kind:
-                        end += 1
-                results.extend(self._segment(kind, batch[start:end], deltas))
-                start = end
-            deltas.apply(conn)
-            self._commit()
-        except Exception as exc:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    _log.exception("rollback after a failed group commit failed")
-            self._failed_commits += 1
-            _log.error(
-                "group commit of %d operations failed (%s); none was committed",
-                len(batch),
-                type(exc).__name__,
-            )
-            return [
-                _store_error("the group commit failed; nothing was committed", exc) for _ in batch
-            ]
-        self._commits += 1
-        self._operations += len(batch)
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                _log.exception("rollback after a failed group commit failed")
+
+    def _statement(self, sql: str) -> None:
+        self._conn.execute(sql)
+
+    def _after_commit(self) -> None:
         if self._vacuum_after_commit:
             self._vacuum()
-        return results
 
     def _vacuum(self) -> None:
         """Give pages freed by a purge back to the file system, then truncate the WAL.
@@ -408,44 +215,7 @@ class Writer:
         except sqlite3.Error as exc:
             _log.warning("reclaiming space after a purge failed (%s)", type(exc).__name__)
 
-    def _segment(self, kind: Kind, ops: list[Op], deltas: _Deltas) -> list[Any]:
-        """Execute consecutive operations of one kind; return one answer per operation."""
-        handler = self._handlers[kind]
-        conn = self._conn
-        if len(ops) > 1:
-            attempt = _Deltas()
-            head = self._audit.snapshot()
-            conn.execute("SAVEPOINT segment")
-            try:
-                answers = handler([op.arg for op in ops], attempt)
-            except Exception:
-                self._audit.restore(head)
-                conn.execute("ROLLBACK TO segment")
-                conn.execute("RELEASE segment")
-            else:
-                conn.execute("RELEASE segment")
-                deltas.merge(attempt)
-                return answers
-        answers = []
-        for op in ops:
-            attempt = _Deltas()
-            head = self._audit.snapshot()
-            conn.execute("SAVEPOINT op")
-            try:
-                answer = handler([op.arg], attempt)[0]
-            except Exception as exc:
-                self._audit.restore(head)
-                conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
-                _log.warning("store %s failed (%s); rolled back", kind.value, type(exc).__name__)
-                answer = _store_error(f"store {kind.value} failed", exc)
-            else:
-                conn.execute("RELEASE op")
-                deltas.merge(attempt)
-            answers.append(answer)
-        return answers
-
-    def _admit(self, admissions: list[Admission], deltas: _Deltas) -> list[Any]:
+    def _admit(self, admissions: list[Admission], deltas: Deltas) -> list[Any]:
         conn = self._conn
         keys = [admission.received.idempotency_key for admission in admissions]
         known: dict[str, tuple[str, str]] = {
@@ -472,7 +242,7 @@ class Writer:
                         "resent as " + received.event_id,
                     )
                 )
-                deltas.channel(received.channel_id)[_DUPLICATES] += 1
+                deltas.channel(received.channel_id)[DUPLICATES] += 1
                 continue
             events: dict[str, tuple[int, Event]] = {}
             for event in (received, *admission.derived):
@@ -526,7 +296,7 @@ class Writer:
                         content_hash=new.content_hash,
                     )
                 )
-                deltas.outbox(new.destination_id, event.channel_id)[_PENDING] += 1
+                deltas.outbox(new.destination_id, event.channel_id)[PENDING] += 1
             known[received.idempotency_key] = (received.event_id, admission.ack_code)
             key_rows.append(
                 (
@@ -546,8 +316,8 @@ class Writer:
                 )
             )
             counters = deltas.channel(received.channel_id)
-            counters[_RECEIVED] += 1
-            counters[_LAST_RECEIVED] = _latest(counters[_LAST_RECEIVED], received.received_at)
+            counters[RECEIVED] += 1
+            counters[LAST_RECEIVED] = latest(counters[LAST_RECEIVED], received.received_at)
             answers.append(Admitted(received.event_id, tuple(deliveries)))
         if event_rows:
             conn.executemany(_rows.INSERT_EVENT, event_rows)
@@ -558,7 +328,7 @@ class Writer:
         self._audit.append(audit_rows)
         return answers
 
-    def _reject(self, rejects: list[Reject], deltas: _Deltas) -> list[Any]:
+    def _reject(self, rejects: list[Reject], deltas: Deltas) -> list[Any]:
         answers: list[Any] = []
         for reject in rejects:
             cursor = self._conn.execute(
@@ -585,11 +355,11 @@ class Writer:
                     )
                 ]
             )
-            deltas.channel(reject.channel_id)[_REJECTED] += 1
+            deltas.channel(reject.channel_id)[REJECTED] += 1
             answers.append(reject_id)
         return answers
 
-    def _record(self, calls: list[Sequence[Outcome]], deltas: _Deltas) -> list[Any]:
+    def _record(self, calls: list[Sequence[Outcome]], deltas: Deltas) -> list[Any]:
         conn = self._conn
         ids = [outcome.delivery_id for outcomes in calls for outcome in outcomes]
         states: dict[int, list[Any]] = {
@@ -637,11 +407,11 @@ class Writer:
                     )
                     continue
                 counters = deltas.outbox(state[2], state[1])
-                counters[_PENDING] -= 1
+                counters[PENDING] -= 1
                 if isinstance(outcome, Delivered):
                     state[0] = _rows.DELIVERED
-                    counters[_DELIVERED] += 1
-                    counters[_LAST_DELIVERED] = _latest(counters[_LAST_DELIVERED], outcome.at)
+                    counters[DELIVERED] += 1
+                    counters[LAST_DELIVERED] = latest(counters[LAST_DELIVERED], outcome.at)
                     delivered.append((outcome.attempts, outcome.at, outcome.delivery_id))
                     if outcome.sequence is not None:
                         versions.append(
@@ -654,7 +424,7 @@ class Writer:
                     audit_rows.append((outcome.at, "flow", "delivered", subject, outcome.detail))
                 elif isinstance(outcome, Died):
                     state[0] = _rows.DEAD
-                    counters[_DEAD] += 1
+                    counters[DEAD] += 1
                     died.append(
                         (
                             outcome.attempts,
@@ -677,7 +447,7 @@ class Writer:
                     )
                 else:
                     state[0] = _rows.SUPERSEDED
-                    counters[_SUPERSEDED] += 1
+                    counters[SUPERSEDED] += 1
                     superseded.append(
                         (codec.seal_text(outcome.reason, DELIVERY_REASON), outcome.delivery_id)
                     )
@@ -703,7 +473,7 @@ class Writer:
             _log.warning("ignored %d outcomes for deliveries that are not pending", ignored)
         return [None] * len(calls)
 
-    def _load_pending(self, loads: list[LoadPending], deltas: _Deltas) -> list[Any]:
+    def _load_pending(self, loads: list[LoadPending], deltas: Deltas) -> list[Any]:
         return [
             [
                 _rows.delivery_from_row(row, self._codec)
@@ -714,7 +484,7 @@ class Writer:
             for load in loads
         ]
 
-    def _replay(self, replays: list[Replay], deltas: _Deltas) -> list[Any]:
+    def _replay(self, replays: list[Replay], deltas: Deltas) -> list[Any]:
         conn = self._conn
         answers: list[Any] = []
         for replay in replays:
@@ -739,8 +509,8 @@ class Writer:
                 delivery.last_error = None
                 replayed.append(delivery)
                 counters = deltas.outbox(delivery.destination_id, delivery.channel_id)
-                counters[_DEAD] -= 1
-                counters[_PENDING] += 1
+                counters[DEAD] -= 1
+                counters[PENDING] += 1
             conn.executemany(_UPDATE_REPLAYED, [(d.delivery_id,) for d in replayed])
             self._audit.append(
                 [
@@ -763,10 +533,10 @@ class Writer:
             return reason
         return reason.split(": ", 1)[0][:80]
 
-    def _purge(self, steps: list[_upkeep.PurgeBatch], deltas: _Deltas) -> list[Any]:
+    def _purge(self, steps: list[_upkeep.PurgeBatch], deltas: Deltas) -> list[Any]:
         return [_upkeep.purge_batch(self._conn, step) for step in steps]
 
-    def _purge_done(self, totals: list[PurgeCounts], deltas: _Deltas) -> list[Any]:
+    def _purge_done(self, totals: list[PurgeCounts], deltas: Deltas) -> list[Any]:
         """Audit each finished purge (counts only) and reclaim the space after the commit."""
         at = self._clock.now()
         self._audit.append(
@@ -775,11 +545,11 @@ class Writer:
         self._vacuum_after_commit = True
         return [None] * len(totals)
 
-    def _rekey(self, steps: list[_upkeep.RekeyBatch], deltas: _Deltas) -> list[Any]:
+    def _rekey(self, steps: list[_upkeep.RekeyBatch], deltas: Deltas) -> list[Any]:
         cipher = self._cipher()
         return [_upkeep.rekey_batch(self._conn, cipher, step) for step in steps]
 
-    def _rekey_done(self, totals: list[RekeyCounts], deltas: _Deltas) -> list[Any]:
+    def _rekey_done(self, totals: list[RekeyCounts], deltas: Deltas) -> list[Any]:
         """Retire keys no value uses any more; audit the rekey (counts and key ids only)."""
         cipher = self._cipher()
         at = self._clock.now()
@@ -804,30 +574,3 @@ class Writer:
         if not isinstance(self._codec, PayloadCipher):
             raise StoreError("store.encryption is not configured")
         return self._codec
-
-
-def _store_error(message: str, cause: BaseException) -> StoreError:
-    error = StoreError(f"{message} ({type(cause).__name__})")
-    error.__cause__ = cause
-    return error
-
-
-def _answer(batch: list[Op], results: list[Any]) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-    for op, result in zip(batch, results, strict=True):
-        by_loop.setdefault(op.loop, []).append((op.future, result))
-    for loop, answers in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_resolve, answers)
-        except RuntimeError:
-            _log.warning("%d store results had no loop left to receive them", len(answers))
-
-
-def _resolve(answers: list[tuple[asyncio.Future[Any], Any]]) -> None:
-    for future, result in answers:
-        if future.done():
-            continue
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
