@@ -28,11 +28,9 @@ from thumpflow.core.event import (
     Event,
     Reject,
 )
-from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying
+from thumpflow.core.outcome import Outcome
 from thumpflow.core.retention import PurgeCounts, RekeyCounts
 from thumpflow.store.crypt import (
-    ATTEMPT_DETAIL,
-    DELIVERY_ERROR,
     DELIVERY_REASON,
     REJECT_RAW,
     Codec,
@@ -40,14 +38,11 @@ from thumpflow.store.crypt import (
 )
 from thumpflow.store.group import (
     DEAD,
-    DELIVERED,
     DUPLICATES,
-    LAST_DELIVERED,
     LAST_RECEIVED,
     PENDING,
     RECEIVED,
     REJECTED,
-    SUPERSEDED,
     Deltas,
     GroupWriter,
     Kind,
@@ -57,10 +52,9 @@ from thumpflow.store.group import (
     latest,
 )
 from thumpflow.store.ops import WriteContext
-from thumpflow.store.ops import runs as _runs
+from thumpflow.store.ops.outcomes import STATE_COLUMNS, record_outcomes, states_of
 from thumpflow.store.sqlite import (
     _rows,
-    _search,
     _upkeep,
 )
 from thumpflow.store.sqlite._audit import AuditChain, AuditRow
@@ -80,21 +74,8 @@ _SELECT_KNOWN_KEYS = (
     "SELECT key, event_id, ack_code FROM idempotency WHERE key IN (SELECT value FROM json_each(?))"
 )
 _SELECT_STATES = (
-    "SELECT delivery_id, status, channel_id, destination_id, business_key, content_hash,"
-    " ledger_version FROM deliveries"
-    " WHERE delivery_id IN (SELECT value FROM json_each(?))"
+    f"SELECT {STATE_COLUMNS} FROM deliveries WHERE delivery_id IN (SELECT value FROM json_each(?))"
 )
-_UPDATE_RETRYING = (
-    "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ?,"
-    " first_failed_at = ? WHERE delivery_id = ?"
-)
-_UPDATE_DELIVERED = (
-    "UPDATE deliveries SET status = 1, attempts = ?, delivered_at = ? WHERE delivery_id = ?"
-)
-_UPDATE_DIED = (
-    "UPDATE deliveries SET status = 2, attempts = ?, reason = ?, died_at = ? WHERE delivery_id = ?"
-)
-_UPDATE_SUPERSEDED = "UPDATE deliveries SET status = 3, reason = ? WHERE delivery_id = ?"
 _UPDATE_REPLAYED = (
     "UPDATE deliveries SET status = 0, attempts = 0, next_attempt_at = 0.0,"
     " first_failed_at = NULL, last_error = NULL, died_at = NULL, reason = NULL"
@@ -157,8 +138,9 @@ class Writer(GroupWriter):
         self._vacuum_after_commit = False
         self._next_event_seq = 0
         self._next_delivery_id = 0
+        self._context = WriteContext(conn, self._audit, self._codec)
         self.handlers = {
-            **common_handlers(WriteContext(conn, self._audit, self._codec)),
+            **common_handlers(self._context),
             Kind.ADMIT: self._admit,
             Kind.REJECT: self._reject,
             Kind.RECORD: self._record,
@@ -362,115 +344,8 @@ class Writer(GroupWriter):
     def _record(self, calls: list[Sequence[Outcome]], deltas: Deltas) -> list[Any]:
         conn = self._conn
         ids = [outcome.delivery_id for outcomes in calls for outcome in outcomes]
-        states: dict[int, list[Any]] = {
-            row[0]: [row[1], row[2], row[3], row[4], row[5], row[6]]
-            for row in conn.execute(_SELECT_STATES, (json.dumps(ids),))
-        }
-        retrying: list[tuple[Any, ...]] = []
-        delivered: list[tuple[Any, ...]] = []
-        died: list[tuple[Any, ...]] = []
-        superseded: list[tuple[Any, ...]] = []
-        versions: list[tuple[Any, ...]] = []
-        ledger: list[tuple[Any, ...]] = []
-        audit_rows: list[AuditRow] = []
-        codec = self._codec
-        attempt_rows: list[tuple[Any, ...]] = []
-        ignored = 0
-        for outcomes in calls:
-            for outcome in outcomes:
-                state = states.get(outcome.delivery_id)
-                if state is None or state[0] != _rows.PENDING:
-                    ignored += 1
-                    continue
-                subject = f"delivery:{outcome.delivery_id}"
-                if isinstance(outcome, Retrying):
-                    retrying.append(
-                        (
-                            outcome.attempts,
-                            outcome.next_attempt_at,
-                            codec.seal_text(outcome.reason, DELIVERY_ERROR),
-                            outcome.first_failed_at,
-                            outcome.delivery_id,
-                        )
-                    )
-                    audit_rows.append(
-                        (outcome.at, "flow", "retry_scheduled", subject, self._told(outcome.reason))
-                    )
-                    attempt_rows.append(
-                        (
-                            outcome.delivery_id,
-                            outcome.attempts,
-                            outcome.at,
-                            "failed",
-                            codec.seal_text(outcome.reason, ATTEMPT_DETAIL),
-                        )
-                    )
-                    continue
-                counters = deltas.outbox(state[2], state[1])
-                counters[PENDING] -= 1
-                if isinstance(outcome, Delivered):
-                    state[0] = _rows.DELIVERED
-                    counters[DELIVERED] += 1
-                    counters[LAST_DELIVERED] = latest(counters[LAST_DELIVERED], outcome.at)
-                    delivered.append((outcome.attempts, outcome.at, outcome.delivery_id))
-                    if outcome.sequence is not None:
-                        versions.append(
-                            (outcome.destination_id, outcome.ordering_key, outcome.sequence)
-                        )
-                    if state[3] is not None:
-                        ledger.append((state[2], state[3], state[4], outcome.at, state[5]))
-                    # No attempts row: the success is the delivery row's `delivered_at`
-                    # and `attempts` plus this audit entry; the timeline shows it from those.
-                    audit_rows.append((outcome.at, "flow", "delivered", subject, outcome.detail))
-                elif isinstance(outcome, Died):
-                    state[0] = _rows.DEAD
-                    counters[DEAD] += 1
-                    died.append(
-                        (
-                            outcome.attempts,
-                            codec.seal_text(outcome.reason, DELIVERY_REASON),
-                            outcome.at,
-                            outcome.delivery_id,
-                        )
-                    )
-                    audit_rows.append(
-                        (outcome.at, "flow", "dead_lettered", subject, self._told(outcome.reason))
-                    )
-                    attempt_rows.append(
-                        (
-                            outcome.delivery_id,
-                            outcome.attempts,
-                            outcome.at,
-                            "dead",
-                            codec.seal_text(outcome.reason, ATTEMPT_DETAIL),
-                        )
-                    )
-                else:
-                    state[0] = _rows.SUPERSEDED
-                    counters[SUPERSEDED] += 1
-                    superseded.append(
-                        (codec.seal_text(outcome.reason, DELIVERY_REASON), outcome.delivery_id)
-                    )
-                    audit_rows.append(
-                        (outcome.at, "flow", "superseded", subject, self._told(outcome.reason))
-                    )
-        if retrying:
-            conn.executemany(_UPDATE_RETRYING, retrying)
-        if delivered:
-            conn.executemany(_UPDATE_DELIVERED, delivered)
-        if died:
-            conn.executemany(_UPDATE_DIED, died)
-        if superseded:
-            conn.executemany(_UPDATE_SUPERSEDED, superseded)
-        if versions:
-            conn.executemany(_UPSERT_VERSION, versions)
-        if ledger:
-            conn.executemany(_runs.UPSERT_LEDGER, ledger)
-        self._audit.append(audit_rows)
-        if attempt_rows:
-            conn.executemany(_search.INSERT_ATTEMPT, attempt_rows)
-        if ignored:
-            _log.warning("ignored %d outcomes for deliveries that are not pending", ignored)
+        states = states_of(conn.execute(_SELECT_STATES, (json.dumps(ids),)).fetchall())
+        record_outcomes(self._context, calls, deltas, states, _UPSERT_VERSION)
         return [None] * len(calls)
 
     def _load_pending(self, loads: list[LoadPending], deltas: Deltas) -> list[Any]:
@@ -520,18 +395,6 @@ class Writer(GroupWriter):
             )
             answers.append(replayed)
         return answers
-
-    def _told(self, reason: str) -> str:
-        """An outcome reason as the audit trail keeps it.
-
-        With encryption the reason itself is sealed in the delivery row, and
-        the audit trail (plain, never purged) keeps only its leading part, the
-        classification before the first `: ` (e.g. `HTTP 422`), so text a
-        receiver echoed from the message never lands there in the clear.
-        """
-        if not self._codec.encrypts:
-            return reason
-        return reason.split(": ", 1)[0][:80]
 
     def _purge(self, steps: list[_upkeep.PurgeBatch], deltas: Deltas) -> list[Any]:
         return [_upkeep.purge_batch(self._conn, step) for step in steps]
