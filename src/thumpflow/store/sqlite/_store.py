@@ -58,13 +58,13 @@ from thumpflow.store.ops import alerts as _alerts
 from thumpflow.store.ops import pauses as _pauses
 from thumpflow.store.ops import runs as _runs
 from thumpflow.store.ops import subscriptions as _subscriptions
+from thumpflow.store.ops import upkeep as _upkeep
 from thumpflow.store.sqlite import (
     _audit,
     _freshness,
     _rows,
     _schema,
     _search,
-    _upkeep,
 )
 from thumpflow.store.sqlite._writer import Writer
 

@@ -52,14 +52,20 @@ from thumpflow.store.group import (
     latest,
 )
 from thumpflow.store.ops import WriteContext
+from thumpflow.store.ops import upkeep as _upkeep
 from thumpflow.store.ops.outcomes import STATE_COLUMNS, record_outcomes, states_of
 from thumpflow.store.sqlite import (
     _rows,
-    _upkeep,
 )
 from thumpflow.store.sqlite._audit import AuditChain, AuditRow
 
 _log = logging.getLogger("thumpflow.store.sqlite")
+
+DIALECT = _upkeep.Dialect(
+    in_ids="IN (SELECT value FROM json_each(?))",
+    ids=json.dumps,
+    sealed_prefix="typeof({column}) = 'blob' AND substr({column}, 1, ?) = ?",
+)
 
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (delivery_id, event_seq, destination_id, channel_id, ordering_key,"
@@ -397,7 +403,7 @@ class Writer(GroupWriter):
         return answers
 
     def _purge(self, steps: list[_upkeep.PurgeBatch], deltas: Deltas) -> list[Any]:
-        return [_upkeep.purge_batch(self._conn, step) for step in steps]
+        return [_upkeep.purge_batch(self._conn, DIALECT, step) for step in steps]
 
     def _purge_done(self, totals: list[PurgeCounts], deltas: Deltas) -> list[Any]:
         """Audit each finished purge (counts only) and reclaim the space after the commit."""
@@ -418,7 +424,7 @@ class Writer(GroupWriter):
         at = self._clock.now()
         answers: list[Any] = []
         for counts in totals:
-            retired = _upkeep.retire_keys(self._conn, cipher)
+            retired = _upkeep.retire_keys(self._conn, DIALECT, cipher)
             self._audit.append(
                 [
                     (
