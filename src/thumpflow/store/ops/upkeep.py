@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from thumpflow.core.errors import StoreError
 from thumpflow.core.retention import DAY, PurgeCounts, RekeyCounts, RetentionPolicy
 from thumpflow.store.crypt import (
     ATTEMPT_DETAIL,
@@ -24,7 +25,7 @@ from thumpflow.store.crypt import (
     PayloadCipher,
     key_of,
 )
-from thumpflow.store.ops import Db
+from thumpflow.store.ops import Db, WriteContext
 from thumpflow.store.rows import DEAD, PENDING
 
 
@@ -259,3 +260,27 @@ def _uses(conn: Db, dialect: Dialect, prefix: bytes) -> bool:
         if found is not None:
             return True
     return False
+
+
+def audit_purges(context: WriteContext, totals: list[PurgeCounts], at: float) -> list[Any]:
+    """One `purged` audit entry per finished purge (counts only)."""
+    context.audit.append(
+        [(at, "store", "purged", "retention", counts.summary()) for counts in totals]
+    )
+    return [None] * len(totals)
+
+
+def finish_rekeys(
+    context: WriteContext, dialect: Dialect, totals: list[RekeyCounts], at: float
+) -> list[Any]:
+    """Retire keys no value uses any more; one `rekeyed` entry each (counts and key ids only)."""
+    cipher = context.codec
+    if not isinstance(cipher, PayloadCipher):
+        raise StoreError("store.encryption is not configured")
+    answers: list[Any] = []
+    for counts in totals:
+        retired = retire_keys(context.conn, dialect, cipher)
+        resealed = f"resealed {counts.total}; retired keys: {', '.join(retired) or 'none'}"
+        context.audit.append([(at, "store", "rekeyed", f"key:{cipher.current_id}", resealed)])
+        answers.append(retired)
+    return answers

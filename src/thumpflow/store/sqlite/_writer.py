@@ -31,18 +31,14 @@ from thumpflow.core.event import (
 from thumpflow.core.outcome import Outcome
 from thumpflow.core.retention import PurgeCounts, RekeyCounts
 from thumpflow.store.crypt import (
-    DELIVERY_REASON,
-    REJECT_RAW,
     Codec,
     PayloadCipher,
 )
 from thumpflow.store.group import (
-    DEAD,
     DUPLICATES,
     LAST_RECEIVED,
     PENDING,
     RECEIVED,
-    REJECTED,
     Deltas,
     GroupWriter,
     Kind,
@@ -53,6 +49,7 @@ from thumpflow.store.group import (
 )
 from thumpflow.store.ops import WriteContext
 from thumpflow.store.ops import upkeep as _upkeep
+from thumpflow.store.ops.flow import new_delivery, reject_inputs, replay_dead
 from thumpflow.store.ops.outcomes import STATE_COLUMNS, record_outcomes, states_of
 from thumpflow.store.sqlite import (
     _rows,
@@ -267,23 +264,7 @@ class Writer(GroupWriter):
                         new.ledger_version,
                     )
                 )
-                deliveries.append(
-                    Delivery(
-                        delivery_id=delivery_id,
-                        event_id=new.event_id,
-                        destination_id=new.destination_id,
-                        channel_id=event.channel_id,
-                        ordering_key=new.ordering_key,
-                        lane=new.lane,
-                        sequence=new.sequence,
-                        created_at=created_at,
-                        body=event.body,
-                        content_type=event.content_type,
-                        event_type=event.event_type,
-                        business_key=new.business_key,
-                        content_hash=new.content_hash,
-                    )
-                )
+                deliveries.append(new_delivery(delivery_id, new, event, created_at))
                 deltas.outbox(new.destination_id, event.channel_id)[PENDING] += 1
             known[received.idempotency_key] = (received.event_id, admission.ack_code)
             key_rows.append(
@@ -317,35 +298,7 @@ class Writer(GroupWriter):
         return answers
 
     def _reject(self, rejects: list[Reject], deltas: Deltas) -> list[Any]:
-        answers: list[Any] = []
-        for reject in rejects:
-            cursor = self._conn.execute(
-                "INSERT INTO rejects (channel_id, received_at, peer, reason, raw)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    reject.channel_id,
-                    reject.received_at,
-                    reject.peer,
-                    reject.reason,
-                    self._codec.seal(reject.raw, REJECT_RAW),
-                ),
-            )
-            reject_id = cursor.lastrowid
-            assert reject_id is not None
-            self._audit.append(
-                [
-                    (
-                        reject.received_at,
-                        "source:" + reject.channel_id,
-                        "rejected",
-                        f"reject:{reject_id}",
-                        reject.reason,
-                    )
-                ]
-            )
-            deltas.channel(reject.channel_id)[REJECTED] += 1
-            answers.append(reject_id)
-        return answers
+        return reject_inputs(self._context, rejects, deltas)
 
     def _record(self, calls: list[Sequence[Outcome]], deltas: Deltas) -> list[Any]:
         conn = self._conn
@@ -366,78 +319,29 @@ class Writer(GroupWriter):
         ]
 
     def _replay(self, replays: list[Replay], deltas: Deltas) -> list[Any]:
-        conn = self._conn
-        answers: list[Any] = []
-        for replay in replays:
-            where, params = _rows.dead_filter(replay.flt, self._codec)
-            rows = conn.execute(
-                f"SELECT {_rows.DELIVERY_COLUMNS}, d.reason FROM deliveries d"
-                f" JOIN events e ON e.event_seq = d.event_seq WHERE {where}"
-                " ORDER BY d.delivery_id",
-                params,
-            ).fetchall()
-            replayed: list[Delivery] = []
-            at = self._clock.now()
-            for row in rows:
-                if not _rows.reason_matches(
-                    replay.flt, self._codec.open_text(row[-1], DELIVERY_REASON)
-                ):
-                    continue
-                delivery = _rows.delivery_from_row(row[:-1], self._codec)
-                delivery.attempts = 0
-                delivery.next_attempt_at = 0.0
-                delivery.first_failed_at = None
-                delivery.last_error = None
-                replayed.append(delivery)
-                counters = deltas.outbox(delivery.destination_id, delivery.channel_id)
-                counters[DEAD] -= 1
-                counters[PENDING] += 1
-            conn.executemany(_UPDATE_REPLAYED, [(d.delivery_id,) for d in replayed])
-            self._audit.append(
-                [
-                    (at, replay.actor, "replayed", f"delivery:{d.delivery_id}", replay.reason)
-                    for d in replayed
-                ]
-            )
-            answers.append(replayed)
-        return answers
+        return replay_dead(
+            self._context,
+            replays,
+            deltas,
+            dead_filter=_rows.dead_filter,
+            lock="",
+            at=self._clock.now(),
+        )
 
     def _purge(self, steps: list[_upkeep.PurgeBatch], deltas: Deltas) -> list[Any]:
         return [_upkeep.purge_batch(self._conn, DIALECT, step) for step in steps]
 
     def _purge_done(self, totals: list[PurgeCounts], deltas: Deltas) -> list[Any]:
         """Audit each finished purge (counts only) and reclaim the space after the commit."""
-        at = self._clock.now()
-        self._audit.append(
-            [(at, "store", "purged", "retention", counts.summary()) for counts in totals]
-        )
         self._vacuum_after_commit = True
-        return [None] * len(totals)
+        return _upkeep.audit_purges(self._context, totals, self._clock.now())
 
     def _rekey(self, steps: list[_upkeep.RekeyBatch], deltas: Deltas) -> list[Any]:
         cipher = self._cipher()
         return [_upkeep.rekey_batch(self._conn, cipher, step) for step in steps]
 
     def _rekey_done(self, totals: list[RekeyCounts], deltas: Deltas) -> list[Any]:
-        """Retire keys no value uses any more; audit the rekey (counts and key ids only)."""
-        cipher = self._cipher()
-        at = self._clock.now()
-        answers: list[Any] = []
-        for counts in totals:
-            retired = _upkeep.retire_keys(self._conn, DIALECT, cipher)
-            self._audit.append(
-                [
-                    (
-                        at,
-                        "store",
-                        "rekeyed",
-                        f"key:{cipher.current_id}",
-                        f"resealed {counts.total}; retired keys: {', '.join(retired) or 'none'}",
-                    )
-                ]
-            )
-            answers.append(retired)
-        return answers
+        return _upkeep.finish_rekeys(self._context, DIALECT, totals, self._clock.now())
 
     def _cipher(self) -> PayloadCipher:
         if not isinstance(self._codec, PayloadCipher):

@@ -1,0 +1,201 @@
+"""Flow writes every backend runs the same way: rejected input, replays, and screening admissions.
+
+Each function runs inside the backend writer's transaction (see
+`thumpflow.store.ops`) and writes its audit entries in that transaction.
+What differs between backends is passed in: the dead-letter filter's SQL
+and the row lock a replay takes (PostgreSQL: `FOR UPDATE OF d`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from thumpflow.core.errors import StoreError
+from thumpflow.core.event import (
+    Admission,
+    DeadLetterFilter,
+    Delivery,
+    Duplicate,
+    Event,
+    NewDelivery,
+    Reject,
+)
+from thumpflow.store.chain import AuditRow
+from thumpflow.store.crypt import DELIVERY_REASON, REJECT_RAW, Codec
+from thumpflow.store.group import (
+    DEAD,
+    DUPLICATES,
+    LAST_RECEIVED,
+    PENDING,
+    RECEIVED,
+    REJECTED,
+    Deltas,
+    Replay,
+    latest,
+)
+from thumpflow.store.ops import WriteContext
+from thumpflow.store.rows import DELIVERY_COLUMNS, delivery_from_row, reason_matches
+
+DeadFilter = Callable[[DeadLetterFilter, Codec], tuple[str, list[Any]]]
+
+_UPDATE_REPLAYED = (
+    "UPDATE deliveries SET status = 0, attempts = 0, next_attempt_at = 0.0,"
+    " first_failed_at = NULL, last_error = NULL, died_at = NULL, reason = NULL"
+    " WHERE delivery_id = ?"
+)
+
+
+def screen_admissions(
+    admissions: list[Admission],
+    known: dict[str, tuple[str, str]],
+    deltas: Deltas,
+    audit_rows: list[AuditRow],
+) -> tuple[list[Any], list[tuple[int, Admission]]]:
+    """Answer duplicates and inconsistent admissions; return (answers, the ones to write).
+
+    `known` maps idempotency keys committed before (and those of this batch,
+    as they are accepted) to (event id, ACK code). A duplicate is answered
+    `Duplicate` with a `duplicate` audit entry; an admission repeating an
+    event id, or with a delivery of an event it does not hold, `StoreError`.
+    Each accepted one gets its `received` audit entry and counters, and a
+    placeholder answer at its index for the caller to fill.
+    """
+    answers: list[Any] = []
+    accepted: list[tuple[int, Admission]] = []
+    for admission in admissions:
+        received = admission.received
+        actor = "source:" + received.channel_id
+        original = known.get(received.idempotency_key)
+        if original is not None:
+            answers.append(Duplicate(original[0], original[1]))
+            audit_rows.append(
+                (
+                    received.received_at,
+                    actor,
+                    "duplicate",
+                    original[0],
+                    "resent as " + received.event_id,
+                )
+            )
+            deltas.channel(received.channel_id)[DUPLICATES] += 1
+            continue
+        event_ids = {event.event_id for event in (received, *admission.derived)}
+        if len(event_ids) != 1 + len(admission.derived):
+            answers.append(StoreError("admission repeats an event_id"))
+            continue
+        if any(new.event_id not in event_ids for new in admission.deliveries):
+            answers.append(StoreError("admission has a delivery for an event it does not contain"))
+            continue
+        known[received.idempotency_key] = (received.event_id, admission.ack_code)
+        accepted.append((len(answers), admission))
+        answers.append(None)
+        audit_rows.append(
+            (
+                received.received_at,
+                actor,
+                "received",
+                received.event_id,
+                admission.audit_detail or "",
+            )
+        )
+        counters = deltas.channel(received.channel_id)
+        counters[RECEIVED] += 1
+        counters[LAST_RECEIVED] = latest(counters[LAST_RECEIVED], received.received_at)
+    return answers, accepted
+
+
+def new_delivery(delivery_id: int, new: NewDelivery, event: Event, created_at: float) -> Delivery:
+    """The pending delivery an admission hands back (and the outbox schedules)."""
+    return Delivery(
+        delivery_id=delivery_id,
+        event_id=new.event_id,
+        destination_id=new.destination_id,
+        channel_id=event.channel_id,
+        ordering_key=new.ordering_key,
+        lane=new.lane,
+        sequence=new.sequence,
+        created_at=created_at,
+        body=event.body,
+        content_type=event.content_type,
+        event_type=event.event_type,
+        business_key=new.business_key,
+        content_hash=new.content_hash,
+    )
+
+
+def reject_inputs(context: WriteContext, rejects: list[Reject], deltas: Deltas) -> list[Any]:
+    """Keep rejected input (raw bytes sealed when encrypting), audited; answer the reject ids."""
+    answers: list[Any] = []
+    for reject in rejects:
+        row = context.conn.execute(
+            "INSERT INTO rejects (channel_id, received_at, peer, reason, raw)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING reject_id",
+            (
+                reject.channel_id,
+                reject.received_at,
+                reject.peer,
+                reject.reason,
+                context.codec.seal(reject.raw, REJECT_RAW),
+            ),
+        ).fetchone()
+        reject_id = int(row[0])
+        context.audit.append(
+            [
+                (
+                    reject.received_at,
+                    "source:" + reject.channel_id,
+                    "rejected",
+                    f"reject:{reject_id}",
+                    reject.reason,
+                )
+            ]
+        )
+        deltas.channel(reject.channel_id)[REJECTED] += 1
+        answers.append(reject_id)
+    return answers
+
+
+def replay_dead(
+    context: WriteContext,
+    replays: list[Replay],
+    deltas: Deltas,
+    *,
+    dead_filter: DeadFilter,
+    lock: str,
+    at: float,
+) -> list[Any]:
+    """Return matching dead deliveries to pending (attempts reset), each audited `replayed`."""
+    codec = context.codec
+    answers: list[Any] = []
+    for replay in replays:
+        where, params = dead_filter(replay.flt, codec)
+        rows = context.conn.execute(
+            f"SELECT {DELIVERY_COLUMNS}, d.reason FROM deliveries d"
+            f" JOIN events e ON e.event_seq = d.event_seq WHERE {where}"
+            f" ORDER BY d.delivery_id{lock}",
+            params,
+        ).fetchall()
+        replayed: list[Delivery] = []
+        for row in rows:
+            if not reason_matches(replay.flt, codec.open_text(row[-1], DELIVERY_REASON)):
+                continue
+            delivery = delivery_from_row(row[:-1], codec)
+            delivery.attempts = 0
+            delivery.next_attempt_at = 0.0
+            delivery.first_failed_at = None
+            delivery.last_error = None
+            replayed.append(delivery)
+            counters = deltas.outbox(delivery.destination_id, delivery.channel_id)
+            counters[DEAD] -= 1
+            counters[PENDING] += 1
+        if replayed:
+            context.conn.executemany(_UPDATE_REPLAYED, [(d.delivery_id,) for d in replayed])
+        context.audit.append(
+            [
+                (at, replay.actor, "replayed", f"delivery:{d.delivery_id}", replay.reason)
+                for d in replayed
+            ]
+        )
+        answers.append(replayed)
+    return answers
