@@ -39,6 +39,20 @@ class Db(Protocol):
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
 
 
+@dataclass(slots=True, frozen=True)
+class Dialect:
+    """How a backend writes the few things the statements here say differently.
+
+    `in_ids` follows a column to test membership in one list parameter, made
+    by `ids`; `sealed_prefix` is the condition that `{column}` holds bytes
+    starting with the prefix given as two parameters (its length, its bytes).
+    """
+
+    in_ids: str
+    ids: Callable[[list[Any]], Any]
+    sealed_prefix: str
+
+
 def _same(value: str | bytes | None) -> str | bytes | None:
     return value
 

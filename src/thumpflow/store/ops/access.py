@@ -15,9 +15,6 @@ from typing import Any
 from thumpflow.core.access import Role
 from thumpflow.core.event import AuditEntry
 from thumpflow.store.ops import WriteContext
-from thumpflow.store.rows import TOKEN_COLUMNS, token_from_row
-
-__all__ = ["TOKEN_COLUMNS", "token_from_row"]
 
 
 @dataclass(slots=True, frozen=True)

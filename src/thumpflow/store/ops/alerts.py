@@ -15,7 +15,6 @@ from thumpflow.core.alerts import Alert, AlertKind, Severity
 from thumpflow.store.ops import WriteContext
 from thumpflow.store.rows import ALERT_COLUMNS, alert_from_row
 
-__all__ = ["ALERT_COLUMNS", "alert_from_row"]
 _SELECT = f"SELECT {ALERT_COLUMNS} FROM alerts WHERE alert_id = ?"
 _ACTOR = "thumpflow"
 

@@ -27,14 +27,8 @@ from thumpflow.core.batch import (
 from thumpflow.store.crypt import ROW_REJECT_RECORD
 from thumpflow.store.ops import WriteContext
 from thumpflow.store.rows import (
-    REJECT_COLUMNS,
-    RUN_COLUMNS,
     manifests_json,
-    reject_from_row,
-    run_from_row,
 )
-
-__all__ = ["REJECT_COLUMNS", "RUN_COLUMNS", "WriteContext", "reject_from_row", "run_from_row"]
 
 _log = logging.getLogger("thumpflow.store")
 

@@ -9,7 +9,6 @@ were written: a walk stops at the first row younger than the cut-off.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,22 +24,8 @@ from thumpflow.store.crypt import (
     PayloadCipher,
     key_of,
 )
-from thumpflow.store.ops import Db, WriteContext
+from thumpflow.store.ops import Db, Dialect, WriteContext
 from thumpflow.store.rows import DEAD, PENDING
-
-
-@dataclass(slots=True, frozen=True)
-class Dialect:
-    """How a backend writes the few things the statements here say differently.
-
-    `in_ids` follows a column to test membership in one list parameter, made
-    by `ids`; `sealed_prefix` is the condition that `{column}` holds bytes
-    starting with the prefix given as two parameters (its length, its bytes).
-    """
-
-    in_ids: str
-    ids: Callable[[list[Any]], Any]
-    sealed_prefix: str
 
 
 @dataclass(slots=True, frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from thumpflow.core.event import DeadLetterFilter, Event
 from thumpflow.store.crypt import Codec
+from thumpflow.store.ops import Dialect
 from thumpflow.store.rows import (
     DEAD,
     DEAD_LETTER_COLUMNS,
@@ -32,6 +33,7 @@ __all__ = [
     "DEAD_LETTER_COLUMNS",
     "DELIVERED",
     "DELIVERY_COLUMNS",
+    "DIALECT",
     "INSERT_EVENT",
     "PENDING",
     "SELECT_EVENT",
@@ -43,6 +45,13 @@ __all__ = [
     "event_row",
     "reason_matches",
 ]
+
+# How SQLite writes what the shared statements say differently (see `thumpflow.store.ops`).
+DIALECT = Dialect(
+    in_ids="IN (SELECT value FROM json_each(?))",
+    ids=json.dumps,
+    sealed_prefix="typeof({column}) = 'blob' AND substr({column}, 1, ?) = ?",
+)
 
 INSERT_EVENT = (
     f"INSERT INTO events (event_seq, {', '.join(EVENT_FIELDS)})"

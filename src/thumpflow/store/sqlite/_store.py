@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -35,7 +34,6 @@ from thumpflow.core.event import (
     Delivery,
     Duplicate,
     Event,
-    OutboxStats,
     Reject,
 )
 from thumpflow.core.health import DeliverySample
@@ -51,7 +49,8 @@ from thumpflow.core.search import (
     Timeline,
 )
 from thumpflow.store import crypt as _crypt
-from thumpflow.store.crypt import REJECT_RAW, Codec, PayloadCipher
+from thumpflow.store import reads
+from thumpflow.store.crypt import Codec, PayloadCipher
 from thumpflow.store.group import Kind, LoadPending, Op, Replay, WriterStats
 from thumpflow.store.ops import access as _access
 from thumpflow.store.ops import alerts as _alerts
@@ -66,6 +65,7 @@ from thumpflow.store.sqlite import (
     _schema,
     _search,
 )
+from thumpflow.store.sqlite._rows import DIALECT
 from thumpflow.store.sqlite._writer import Writer
 
 _T = TypeVar("_T")
@@ -277,28 +277,13 @@ class SqliteStore:
 
     async def pending_count(self, destination_id: str) -> int:
         """Pending deliveries of a destination, from counters (constant time)."""
-
-        def query(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT coalesce(sum(pending), 0) FROM outbox_counters WHERE destination_id = ?",
-                (destination_id,),
-            ).fetchone()
-            return int(row[0])
-
-        return await self._read(query)
+        return await self._read(lambda conn: reads.pending_count(conn, destination_id))
 
     async def applied_version(self, destination_id: str, ordering_key: str) -> int | None:
         """The highest entity version delivered to a destination for a key, if any."""
-
-        def query(conn: sqlite3.Connection) -> int | None:
-            row = conn.execute(
-                "SELECT version FROM applied_versions"
-                " WHERE destination_id = ? AND ordering_key = ?",
-                (destination_id, ordering_key),
-            ).fetchone()
-            return None if row is None else int(row[0])
-
-        return await self._read(query)
+        return await self._read(
+            lambda conn: reads.applied_version(conn, destination_id, ordering_key)
+        )
 
     async def dead_letters(self, flt: DeadLetterFilter, limit: int = 100) -> list[DeadLetter]:
         """Dead deliveries matching `flt`, oldest death first (ties by delivery id)."""
@@ -333,47 +318,17 @@ class SqliteStore:
 
     async def event(self, event_id: str) -> Event | None:
         """One stored event with its body, byte for byte as admitted."""
-
-        def query(conn: sqlite3.Connection) -> Event | None:
-            row = conn.execute(f"{_rows.SELECT_EVENT} WHERE event_id = ?", (event_id,)).fetchone()
-            return None if row is None else _rows.event_from_row(row, self._codec)
-
-        return await self._read(query)
+        return await self._read(lambda conn: reads.event(conn, event_id, self._codec))
 
     async def rejects(self, channel_id: str | None, limit: int = 100) -> list[tuple[int, Reject]]:
         """Kept rejected input with its reject id, newest first, optionally for one channel."""
-        columns = "SELECT reject_id, channel_id, received_at, peer, raw, reason FROM rejects"
-        params: tuple[Any, ...]
-        if channel_id is None:
-            sql, params = f"{columns} ORDER BY reject_id DESC LIMIT ?", (limit,)
-        else:
-            sql = f"{columns} WHERE channel_id = ? ORDER BY reject_id DESC LIMIT ?"
-            params = (channel_id, limit)
-
-        def query(conn: sqlite3.Connection) -> list[tuple[int, Reject]]:
-            return [
-                (
-                    row[0],
-                    Reject(
-                        row[1], row[2], row[3], self._codec.open(bytes(row[4]), REJECT_RAW), row[5]
-                    ),
-                )
-                for row in conn.execute(sql, params)
-            ]
-
-        return await self._read(query)
+        return await self._read(lambda conn: reads.rejects(conn, channel_id, limit, self._codec))
 
     async def audit(
         self, subject: str | None = None, limit: int = 100, action: str | None = None
     ) -> list[AuditEntry]:
         """Audit entries, newest first, optionally for one subject and/or one action."""
-        where, params = _equal(subject=subject, action=action)
-        sql = f"SELECT {_search.AUDIT_COLUMNS} FROM audit{where} ORDER BY entry_id DESC LIMIT ?"
-
-        def query(conn: sqlite3.Connection) -> list[AuditEntry]:
-            return [_search.audit_from_row(row) for row in conn.execute(sql, (*params, limit))]
-
-        return await self._read(query)
+        return await self._read(lambda conn: reads.audit(conn, subject, limit, action))
 
     # --- AccessStore ------------------------------------------------------------
 
@@ -395,25 +350,11 @@ class SqliteStore:
 
     async def token_by_hash(self, token_hash: str) -> ApiToken | None:
         """The active (not revoked) token with this hash."""
-
-        def query(conn: sqlite3.Connection) -> ApiToken | None:
-            row = conn.execute(
-                f"SELECT {_access.TOKEN_COLUMNS} FROM api_tokens"
-                " WHERE token_hash = ? AND revoked_at IS NULL",
-                (token_hash,),
-            ).fetchone()
-            return None if row is None else _access.token_from_row(row)
-
-        return await self._read(query)
+        return await self._read(lambda conn: reads.token_by_hash(conn, token_hash))
 
     async def tokens(self) -> list[ApiToken]:
         """Every token ever issued, oldest first, revoked ones included."""
-
-        def query(conn: sqlite3.Connection) -> list[ApiToken]:
-            rows = conn.execute(f"SELECT {_access.TOKEN_COLUMNS} FROM api_tokens ORDER BY token_id")
-            return [_access.token_from_row(row) for row in rows]
-
-        return await self._read(query)
+        return await self._read(reads.tokens)
 
     async def append_audit(self, entry: AuditEntry) -> int:
         """Append one audit entry (an act through the API: login, pause, payload view)."""
@@ -432,15 +373,15 @@ class SqliteStore:
 
     async def timeline(self, event_id: str) -> Timeline | None:
         """One event, its derived events, their deliveries and attempts, and their audit."""
-        return await self._read(lambda conn: _search.timeline(conn, event_id, self._codec))
+        return await self._read(lambda conn: reads.timeline(conn, DIALECT, event_id, self._codec))
 
     async def audit_page(self, before: int | None, limit: int) -> list[AuditEntry]:
         """Audit entries newest first, entry id below `before` when given."""
-        return await self._read(lambda conn: _search.audit_page(conn, before, limit))
+        return await self._read(lambda conn: reads.audit_page(conn, before, limit))
 
     async def pauses(self) -> list[Pause]:
         """The destinations and channels paused now."""
-        return await self._read(_search.pauses)
+        return await self._read(reads.pauses)
 
     async def set_paused(
         self, kind: PauseKind, target_id: str, paused: bool, *, actor: str, reason: str, at: float
@@ -480,17 +421,7 @@ class SqliteStore:
 
     async def alerts(self, *, active_only: bool = False, limit: int = 100) -> list[Alert]:
         """Active alerts, then cleared ones; newest first within each."""
-        where = " WHERE cleared_at IS NULL" if active_only else ""
-
-        def query(conn: sqlite3.Connection) -> list[Alert]:
-            rows = conn.execute(
-                f"SELECT {_alerts.ALERT_COLUMNS} FROM alerts{where}"
-                " ORDER BY cleared_at IS NOT NULL, raised_at DESC, alert_id DESC LIMIT ?",
-                (limit,),
-            )
-            return [_alerts.alert_from_row(row) for row in rows]
-
-        return await self._read(query)
+        return await self._read(lambda conn: reads.alerts(conn, active_only, limit))
 
     # --- SubscriptionStateStore ------------------------------------------------
 
@@ -607,82 +538,31 @@ class SqliteStore:
 
     async def runs(self, job_id: str | None = None, limit: int = 50) -> list[RunRecord]:
         """Runs, newest first, optionally of one job."""
-        columns = f"SELECT {_runs.RUN_COLUMNS} FROM runs"
-        params: tuple[Any, ...]
-        if job_id is None:
-            sql, params = f"{columns} ORDER BY run_id DESC LIMIT ?", (limit,)
-        else:
-            sql = f"{columns} WHERE job_id = ? ORDER BY run_id DESC LIMIT ?"
-            params = (job_id, limit)
-
-        def query(conn: sqlite3.Connection) -> list[RunRecord]:
-            return [_runs.run_from_row(row) for row in conn.execute(sql, params)]
-
-        return await self._read(query)
+        return await self._read(lambda conn: reads.runs(conn, job_id, limit))
 
     async def run(self, run_id: int) -> RunRecord | None:
         """One run, if recorded."""
-
-        def query(conn: sqlite3.Connection) -> RunRecord | None:
-            row = conn.execute(
-                f"SELECT {_runs.RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            return None if row is None else _runs.run_from_row(row)
-
-        return await self._read(query)
+        return await self._read(lambda conn: reads.run(conn, run_id))
 
     async def watermark(self, job_id: str) -> str | None:
         """Where the job's next run starts: the `next_watermark` of its last advancing run."""
-
-        def query(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(
-                "SELECT watermark FROM watermarks WHERE job_id = ?", (job_id,)
-            ).fetchone()
-            return None if row is None else str(row[0])
-
-        return await self._read(query)
+        return await self._read(lambda conn: reads.watermark(conn, job_id))
 
     async def last_scheduled(self, job_id: str) -> float | None:
         """The latest `scheduled_for` of the job's runs, skipped ones included."""
-
-        def query(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute(
-                "SELECT max(scheduled_for) FROM runs"
-                " WHERE job_id = ? AND scheduled_for IS NOT NULL",
-                (job_id,),
-            ).fetchone()
-            return None if row is None or row[0] is None else float(row[0])
-
-        return await self._read(query)
+        return await self._read(lambda conn: reads.last_scheduled(conn, job_id))
 
     async def row_rejects(
         self, job_id: str | None = None, run_id: int | None = None, limit: int = 100
     ) -> list[RowReject]:
         """Kept rejected records, newest first, optionally of one job and/or one run."""
-        where, params = _equal(job_id=job_id, run_id=run_id)
-        sql = (
-            f"SELECT {_runs.REJECT_COLUMNS} FROM row_rejects{where} ORDER BY reject_id DESC LIMIT ?"
+        return await self._read(
+            lambda conn: reads.row_rejects(conn, job_id, run_id, limit, self._codec)
         )
-
-        def query(conn: sqlite3.Connection) -> list[RowReject]:
-            return [
-                _runs.reject_from_row(row, self._codec)
-                for row in conn.execute(sql, (*params, limit))
-            ]
-
-        return await self._read(query)
 
     async def row_reject(self, reject_id: int) -> RowReject | None:
         """One kept rejected record, if any."""
-
-        def query(conn: sqlite3.Connection) -> RowReject | None:
-            row = conn.execute(
-                f"SELECT {_runs.REJECT_COLUMNS} FROM row_rejects WHERE reject_id = ?",
-                (reject_id,),
-            ).fetchone()
-            return None if row is None else _runs.reject_from_row(row, self._codec)
-
-        return await self._read(query)
+        return await self._read(lambda conn: reads.row_reject(conn, reject_id, self._codec))
 
     async def ledger(self, destination_id: str, business_keys: Sequence[str]) -> dict[str, str]:
         """Content hashes recorded for those keys at that destination (absent keys left out)."""
@@ -710,37 +590,15 @@ class SqliteStore:
         self, destination_id: str, business_keys: Sequence[str]
     ) -> list[LedgerEntry]:
         """The ledger entries of those keys at that destination (absent keys left out), by key."""
-        return await self._ledger_rows(
-            destination_id,
-            "business_key IN (SELECT value FROM json_each(?)) ORDER BY business_key",
-            (json.dumps(list(business_keys)),),
+        return await self._read(
+            lambda conn: reads.ledger_entries(conn, DIALECT, destination_id, business_keys)
         )
 
     async def ledger_page(
         self, destination_id: str, after: str | None, limit: int
     ) -> list[LedgerEntry]:
         """Up to `limit` entries with a key greater than `after`, in key (code point) order."""
-        return await self._ledger_rows(
-            destination_id,
-            "(? IS NULL OR business_key > ?) ORDER BY business_key LIMIT ?",
-            (after, after, limit),
-        )
-
-    async def _ledger_rows(
-        self, destination_id: str, condition: str, parameters: tuple[Any, ...]
-    ) -> list[LedgerEntry]:
-        statement = (
-            "SELECT business_key, content_hash, at, version FROM delivery_ledger"
-            f" WHERE destination_id = ? AND {condition}"
-        )
-
-        def query(conn: sqlite3.Connection) -> list[LedgerEntry]:
-            return [
-                LedgerEntry(destination_id, *row)
-                for row in conn.execute(statement, (destination_id, *parameters))
-            ]
-
-        return await self._read(query)
+        return await self._read(lambda conn: reads.ledger_page(conn, destination_id, after, limit))
 
     async def stats(self) -> list[ChannelStats]:
         """Per channel and outbox counts from one consistent snapshot, by channel id.
@@ -749,7 +607,7 @@ class SqliteStore:
         probe per outbox with pending deliveries (the "oldest pending" plan in
         `tests/store/test_sqlite.py::test_queries_are_served_by_indexes`).
         """
-        return await self._read(_stats)
+        return await self._read(reads.stats)
 
     # --- Upkeep: the audit chain, retention, keys ---------------------------------
 
@@ -837,65 +695,7 @@ def _file_bytes(path: Path) -> int:
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
-def _equal(**columns: object) -> tuple[str, tuple[object, ...]]:
-    """` WHERE a = ? AND b = ?` over the columns given a value (None leaves one out)."""
-    given = {column: value for column, value in columns.items() if value is not None}
-    where = " AND ".join(f"{column} = ?" for column in given)
-    return (f" WHERE {where}" if where else ""), tuple(given.values())
-
-
 def _stored_keys(conn: sqlite3.Connection) -> dict[str, bytes]:
     return {
         row[0]: bytes(row[1]) for row in conn.execute("SELECT key_id, check_value FROM cipher_keys")
     }
-
-
-def _stats(conn: sqlite3.Connection) -> list[ChannelStats]:
-    channels: dict[str, tuple[int, int, int, float | None]] = {
-        row[0]: (row[1], row[2], row[3], row[4])
-        for row in conn.execute(
-            "SELECT channel_id, received, duplicates, rejected, last_received_at"
-            " FROM channel_counters"
-        )
-    }
-    outboxes: dict[str, list[OutboxStats]] = {}
-    rows = conn.execute(
-        "SELECT channel_id, destination_id, delivered, pending, dead, superseded,"
-        " last_delivered_at FROM outbox_counters ORDER BY channel_id, destination_id"
-    ).fetchall()
-    for channel_id, destination_id, delivered, pending, dead, superseded, last in rows:
-        oldest = None
-        if pending > 0:
-            found = conn.execute(
-                "SELECT created_at FROM deliveries"
-                " WHERE channel_id = ? AND destination_id = ? AND status = 0"
-                " ORDER BY delivery_id LIMIT 1",
-                (channel_id, destination_id),
-            ).fetchone()
-            oldest = None if found is None else found[0]
-        outboxes.setdefault(channel_id, []).append(
-            OutboxStats(
-                channel_id=channel_id,
-                destination_id=destination_id,
-                delivered=delivered,
-                pending=pending,
-                dead=dead,
-                superseded=superseded,
-                oldest_pending_at=oldest,
-                last_delivered_at=last,
-            )
-        )
-    result: list[ChannelStats] = []
-    for channel_id in sorted(channels.keys() | outboxes.keys()):
-        received, duplicates, rejected, last_received = channels.get(channel_id, (0, 0, 0, None))
-        result.append(
-            ChannelStats(
-                channel_id=channel_id,
-                received=received,
-                duplicates=duplicates,
-                rejected=rejected,
-                last_received_at=last_received,
-                outboxes=tuple(outboxes.get(channel_id, ())),
-            )
-        )
-    return result

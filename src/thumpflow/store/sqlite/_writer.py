@@ -58,11 +58,6 @@ from thumpflow.store.sqlite._audit import AuditChain, AuditRow
 
 _log = logging.getLogger("thumpflow.store.sqlite")
 
-DIALECT = _upkeep.Dialect(
-    in_ids="IN (SELECT value FROM json_each(?))",
-    ids=json.dumps,
-    sealed_prefix="typeof({column}) = 'blob' AND substr({column}, 1, ?) = ?",
-)
 
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (delivery_id, event_seq, destination_id, channel_id, ordering_key,"
@@ -329,7 +324,7 @@ class Writer(GroupWriter):
         )
 
     def _purge(self, steps: list[_upkeep.PurgeBatch], deltas: Deltas) -> list[Any]:
-        return [_upkeep.purge_batch(self._conn, DIALECT, step) for step in steps]
+        return [_upkeep.purge_batch(self._conn, _rows.DIALECT, step) for step in steps]
 
     def _purge_done(self, totals: list[PurgeCounts], deltas: Deltas) -> list[Any]:
         """Audit each finished purge (counts only) and reclaim the space after the commit."""
@@ -341,7 +336,7 @@ class Writer(GroupWriter):
         return [_upkeep.rekey_batch(self._conn, cipher, step) for step in steps]
 
     def _rekey_done(self, totals: list[RekeyCounts], deltas: Deltas) -> list[Any]:
-        return _upkeep.finish_rekeys(self._context, DIALECT, totals, self._clock.now())
+        return _upkeep.finish_rekeys(self._context, _rows.DIALECT, totals, self._clock.now())
 
     def _cipher(self) -> PayloadCipher:
         if not isinstance(self._codec, PayloadCipher):
