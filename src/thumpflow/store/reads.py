@@ -9,11 +9,12 @@ backends (`store/sqlite/_search.py`, `store/postgresql/_search.py`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from thumpflow.core.access import ApiToken
 from thumpflow.core.alerts import Alert
+from thumpflow.core.audit import Anchor, AuditVerdict, ChainRow, check_chain
 from thumpflow.core.batch import LedgerEntry, RowReject, RunRecord
 from thumpflow.core.event import (
     AuditEntry,
@@ -365,3 +366,27 @@ def _add_success(
         return
     detail = details.get(f"delivery:{delivery_id}", "")
     log.append(Attempt(count, delivered_at, "delivered", detail))
+
+
+def audit_head(db: Db) -> Anchor | None:
+    """The newest chained entry's anchor, None for an empty trail."""
+    row = db.execute(
+        "SELECT entry_id, hash FROM audit WHERE hash IS NOT NULL ORDER BY entry_id DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else Anchor(int(row[0]), row[1])
+
+
+def verify_audit(db: Db, expect: Anchor | None) -> AuditVerdict:
+    """Check the whole chain (see `thumpflow.core.audit.check_chain`), streaming in id order."""
+
+    def rows() -> Iterator[ChainRow]:
+        yield from db.execute(
+            "SELECT entry_id, at, actor, action, subject, detail, prev_hash, hash"
+            " FROM audit ORDER BY entry_id"
+        )
+
+    def holder_of(digest: str) -> int | None:
+        found = _one(db, "SELECT entry_id FROM audit WHERE hash = ? LIMIT 1", (digest,))
+        return None if found is None else int(found)
+
+    return check_chain(rows(), holder_of, expect)

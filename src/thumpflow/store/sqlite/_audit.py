@@ -10,9 +10,8 @@ triggers (schema 0005) refuse DELETE and any UPDATE of a chained entry.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 
-from thumpflow.core.audit import GENESIS, Anchor, AuditVerdict, ChainRow, check_chain, entry_hash
+from thumpflow.core.audit import GENESIS, entry_hash
 from thumpflow.store.chain import AuditChain as SharedChain
 from thumpflow.store.chain import AuditRow
 
@@ -23,7 +22,7 @@ _INSERT = (
 _HEAD = "SELECT entry_id, hash FROM audit WHERE hash IS NOT NULL ORDER BY entry_id DESC LIMIT 1"
 _CHAIN_BATCH = 5000
 
-__all__ = ["AuditChain", "AuditRow", "chain_unchained", "head", "verify"]
+__all__ = ["AuditChain", "AuditRow", "chain_unchained"]
 
 
 class AuditChain(SharedChain):
@@ -73,26 +72,3 @@ def chain_unchained(conn: sqlite3.Connection) -> int:
                 conn.execute("ROLLBACK")
             raise
         total += len(rows)
-
-
-def head(conn: sqlite3.Connection) -> Anchor | None:
-    """The newest chained entry's anchor, None for an empty trail."""
-    row = conn.execute(_HEAD).fetchone()
-    return None if row is None else Anchor(row[0], row[1])
-
-
-def verify(conn: sqlite3.Connection, expect: Anchor | None) -> AuditVerdict:
-    """Check the whole chain (see `thumpflow.core.audit.check_chain`), streaming in id order."""
-
-    def rows() -> Iterator[ChainRow]:
-        yield from conn.execute(
-            "SELECT entry_id, at, actor, action, subject, detail, prev_hash, hash"
-            " FROM audit ORDER BY entry_id"
-        )
-
-    def holder_of(digest: str) -> int | None:
-        found = conn.execute("SELECT entry_id FROM audit WHERE hash = ? LIMIT 1", (digest,))
-        row = found.fetchone()
-        return None if row is None else int(row[0])
-
-    return check_chain(rows(), holder_of, expect)
