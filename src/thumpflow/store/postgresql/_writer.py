@@ -1,0 +1,374 @@
+"""PostgreSQL's writer: the shared group commit (`thumpflow.store.group`) on one connection.
+
+One thread owns the write connection; each batch of queued operations is one
+transaction, committed once (PostgreSQL flushes the WAL at COMMIT with
+`synchronous_commit = on`; with a synchronous standby COMMIT also waits for it).
+
+Every write transaction first locks the audit chain's head row
+(`SELECT ... FROM audit_head FOR UPDATE`) and keeps it until COMMIT. So:
+- the audit trail stays one chain however many nodes write, with the
+  entries of one transaction together;
+- ids (`event_seq`, `delivery_id`) are taken from their sequences only
+  while the lock is held, so they commit in the order they were taken, on
+  every node: `load_pending(after_delivery_id)` never passes over a delivery
+  that commits later;
+- each delivery also gets `key_seq`, its place among the deliveries of its
+  (destination, ordering key), from an upsert `RETURNING seq` in the same
+  transaction.
+A connection that broke is replaced at the next batch; the batch that met
+the break fails with `StoreError` and nothing of it is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+
+from thumpflow.core.clock import Clock
+from thumpflow.core.errors import StoreError
+from thumpflow.core.event import (
+    Admission,
+    Admitted,
+    DeadLetterFilter,
+    Delivery,
+    Event,
+    Reject,
+)
+from thumpflow.core.outcome import Outcome
+from thumpflow.core.retention import PurgeCounts, RekeyCounts
+from thumpflow.store.chain import AuditChain, AuditRow
+from thumpflow.store.crypt import Codec, PayloadCipher
+from thumpflow.store.group import (
+    PENDING,
+    Deltas,
+    GroupWriter,
+    Kind,
+    LoadPending,
+    Replay,
+    common_handlers,
+)
+from thumpflow.store.ops import Dialect, WriteContext
+from thumpflow.store.ops import upkeep as _upkeep
+from thumpflow.store.ops.flow import new_delivery, reject_inputs, replay_dead, screen_admissions
+from thumpflow.store.ops.outcomes import STATE_COLUMNS, record_outcomes, states_of
+from thumpflow.store.postgresql._db import PgDb, as_bytes
+from thumpflow.store.rows import (
+    DELIVERY_COLUMNS,
+    EVENT_FIELDS,
+    delivery_from_row,
+    event_row,
+)
+
+_log = logging.getLogger("thumpflow.store.postgresql")
+
+DIALECT = Dialect(in_ids="= ANY(?)", ids=list, sealed_prefix="substr({column}, 1, ?) = ?")
+
+_HEAD = "SELECT entry_id, hash FROM audit_head WHERE one FOR UPDATE"
+_SET_HEAD = "UPDATE audit_head SET entry_id = ?, hash = ? WHERE one"
+_INSERT_AUDIT = (
+    "INSERT INTO audit (entry_id, at, actor, action, subject, detail, prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT = (
+    f"INSERT INTO events (event_seq, {', '.join(EVENT_FIELDS)})"
+    f" VALUES (?{', ?' * len(EVENT_FIELDS)})"
+)
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (delivery_id, event_seq, destination_id, channel_id, ordering_key,"
+    " key_seq, lane, sequence, created_at, status, attempts, next_attempt_at, business_key,"
+    " content_hash, ledger_version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0.0, ?, ?, ?)"
+)
+_INSERT_IDEMPOTENCY = (
+    "INSERT INTO idempotency (key, event_id, ack_code, received_at) VALUES (?, ?, ?, ?)"
+)
+_KEY_SEQUENCES = (
+    "INSERT INTO key_sequences (destination_id, ordering_key, seq)"
+    " SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[])"
+    " ON CONFLICT (destination_id, ordering_key)"
+    " DO UPDATE SET seq = key_sequences.seq + excluded.seq"
+    " RETURNING destination_id, ordering_key, seq"
+)
+_UPSERT_VERSION = (
+    "INSERT INTO applied_versions (destination_id, ordering_key, version) VALUES (?, ?, ?)"
+    " ON CONFLICT (destination_id, ordering_key)"
+    " DO UPDATE SET version = greatest(applied_versions.version, excluded.version)"
+)
+_UPSERT_CHANNEL = (
+    "INSERT INTO channel_counters (channel_id, received, duplicates, rejected, last_received_at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel_id) DO UPDATE SET"
+    " received = channel_counters.received + excluded.received,"
+    " duplicates = channel_counters.duplicates + excluded.duplicates,"
+    " rejected = channel_counters.rejected + excluded.rejected,"
+    " last_received_at = greatest(channel_counters.last_received_at, excluded.last_received_at)"
+)
+_UPSERT_OUTBOX = (
+    "INSERT INTO outbox_counters (destination_id, channel_id, delivered, pending, dead,"
+    " superseded, last_delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (destination_id, channel_id) DO UPDATE SET"
+    " delivered = outbox_counters.delivered + excluded.delivered,"
+    " pending = outbox_counters.pending + excluded.pending,"
+    " dead = outbox_counters.dead + excluded.dead,"
+    " superseded = outbox_counters.superseded + excluded.superseded,"
+    " last_delivered_at = greatest(outbox_counters.last_delivered_at,"
+    " excluded.last_delivered_at)"
+)
+_SELECT_PENDING = (
+    f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.event_seq = d.event_seq"
+    " WHERE d.destination_id = ? AND d.status = 0 AND d.delivery_id > ?"
+    " ORDER BY d.delivery_id LIMIT ?"
+)
+_UPDATE_REPLAYED = (
+    "UPDATE deliveries SET status = 0, attempts = 0, next_attempt_at = 0.0,"
+    " first_failed_at = NULL, last_error = NULL, died_at = NULL, reason = NULL"
+    " WHERE delivery_id = ?"
+)
+
+
+def dead_filter(flt: DeadLetterFilter, codec: Codec) -> tuple[str, list[Any]]:
+    """WHERE clause (over `deliveries d JOIN events e`) for dead deliveries matching `flt`.
+
+    As SQLite's: fields combine with AND, an empty `delivery_ids` matches
+    nothing, and with encryption `reason_contains` is left to the caller.
+    """
+    clauses = ["d.status = 2"]
+    params: list[Any] = []
+    for column, value in (
+        ("d.destination_id", flt.destination_id),
+        ("d.channel_id", flt.channel_id),
+        ("e.event_type", flt.event_type),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if flt.reason_contains is not None and not codec.encrypts:
+        clauses.append("position(?::bytea in d.reason) > 0")
+        params.append(flt.reason_contains.encode("utf-8"))
+    if flt.delivery_ids is not None:
+        clauses.append("d.delivery_id = ANY(?::bigint[])")
+        params.append(list(flt.delivery_ids))
+    return " AND ".join(clauses), params
+
+
+class Writer(GroupWriter):
+    """Owns the write connection and the thread that uses it; see the module docstring."""
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection[Any]],
+        clock: Clock,
+        max_batch: int = 2000,
+        codec: Codec | None = None,
+    ) -> None:
+        self._connect = connect
+        self._db = PgDb(connect())
+        super().__init__(
+            AuditChain(lambda rows: self._db.executemany(_INSERT_AUDIT, rows)),
+            max_batch,
+            "thumpflow-store-writer",
+        )
+        self._clock = clock
+        self._codec = codec or Codec()
+        self._head: tuple[int, str] = (0, "")
+        self._context = WriteContext(self._db, self._audit, self._codec, as_bytes)
+        self.handlers = {
+            **common_handlers(self._context),
+            Kind.ADMIT: self._admit,
+            Kind.REJECT: self._reject,
+            Kind.RECORD: self._record,
+            Kind.LOAD_PENDING: self._load_pending,
+            Kind.REPLAY: self._replay,
+            Kind.PURGE: self._purge,
+            Kind.PURGE_DONE: self._purge_done,
+            Kind.REKEY: self._rekey,
+            Kind.REKEY_DONE: self._rekey_done,
+        }
+
+    def close(self) -> None:
+        self._db.conn.close()
+
+    def _begin(self) -> None:
+        if self._db.conn.closed or self._db.conn.broken:
+            self._db.conn.close()
+            self._db.conn = self._connect()
+        self._db.conn.execute("BEGIN")
+        head = self._db.execute(_HEAD).fetchone()
+        if head is None:
+            raise StoreError("the store has no audit_head row; its schema was altered")
+        self._audit.set_head(head[0], head[1])
+        self._head = self._audit.snapshot()
+
+    def _finish(self, deltas: Deltas) -> None:
+        db = self._db
+        if deltas.channels:
+            db.executemany(_UPSERT_CHANNEL, deltas.channel_rows())
+        if deltas.outboxes:
+            db.executemany(_UPSERT_OUTBOX, deltas.outbox_rows())
+        head = self._audit.snapshot()
+        if head != self._head:
+            db.execute(_SET_HEAD, head)
+        db.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        conn = self._db.conn
+        if conn.closed or conn.broken:
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            _log.exception("rollback after a failed group commit failed")
+
+    def _statement(self, sql: str) -> None:
+        self._db.conn.execute(sql.encode("ascii"))
+
+    def _take(self, sequence: str, count: int) -> list[int]:
+        """`count` new ids from a sequence, ascending (the head lock is held)."""
+        if count == 0:
+            return []
+        rows = self._db.execute(
+            f"SELECT nextval('{sequence}') FROM generate_series(1, ?)", (count,)
+        ).fetchall()
+        return sorted(int(row[0]) for row in rows)
+
+    def _key_seqs(self, keys: list[tuple[str, str]]) -> list[int]:
+        """The next per-(destination, ordering key) sequence of each key, in order."""
+        counts: dict[tuple[str, str], int] = {}
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+        destinations = [key[0] for key in counts]
+        ordering = [key[1] for key in counts]
+        last = {
+            (row[0], row[1]): int(row[2])
+            for row in self._db.execute(
+                _KEY_SEQUENCES, (destinations, ordering, list(counts.values()))
+            )
+        }
+        taken: dict[tuple[str, str], int] = {}
+        result = []
+        for key in keys:
+            n = taken.get(key, 0)
+            taken[key] = n + 1
+            result.append(last[key] - counts[key] + 1 + n)
+        return result
+
+    def _admit(self, admissions: list[Admission], deltas: Deltas) -> list[Any]:
+        keys = [admission.received.idempotency_key for admission in admissions]
+        known: dict[str, tuple[str, str]] = {
+            row[0]: (row[1], row[2])
+            for row in self._db.execute(
+                "SELECT key, event_id, ack_code FROM idempotency WHERE key = ANY(?::text[])",
+                (keys,),
+            )
+        }
+        audit_rows: list[AuditRow] = []
+        answers, accepted = screen_admissions(admissions, known, deltas, audit_rows)
+        if accepted:
+            self._insert_admissions(accepted, answers, deltas)
+        self._audit.append(audit_rows)
+        return answers
+
+    def _insert_admissions(
+        self, accepted: list[tuple[int, Admission]], answers: list[Any], deltas: Deltas
+    ) -> None:
+        event_seqs = iter(self._take("events_seq", sum(1 + len(a.derived) for _, a in accepted)))
+        new_deliveries = [new for _, a in accepted for new in a.deliveries]
+        delivery_ids = iter(self._take("deliveries_seq", len(new_deliveries)))
+        key_seqs = iter(
+            self._key_seqs([(new.destination_id, new.ordering_key) for new in new_deliveries])
+        )
+        event_rows: list[tuple[Any, ...]] = []
+        delivery_rows: list[tuple[Any, ...]] = []
+        key_rows: list[tuple[Any, ...]] = []
+        for index, admission in accepted:
+            received = admission.received
+            events: dict[str, tuple[int, Event]] = {}
+            for event in (received, *admission.derived):
+                events[event.event_id] = (next(event_seqs), event)
+                event_rows.append((events[event.event_id][0], *event_row(event, self._codec)))
+            created_at = received.received_at
+            deliveries: list[Delivery] = []
+            for new in admission.deliveries:
+                event_seq, event = events[new.event_id]
+                delivery_id = next(delivery_ids)
+                delivery_rows.append(
+                    (
+                        delivery_id,
+                        event_seq,
+                        new.destination_id,
+                        event.channel_id,
+                        new.ordering_key,
+                        next(key_seqs),
+                        int(new.lane),
+                        new.sequence,
+                        created_at,
+                        new.business_key,
+                        new.content_hash,
+                        new.ledger_version,
+                    )
+                )
+                deliveries.append(new_delivery(delivery_id, new, event, created_at))
+                deltas.outbox(new.destination_id, event.channel_id)[PENDING] += 1
+            key_rows.append(
+                (received.idempotency_key, received.event_id, admission.ack_code, created_at)
+            )
+            answers[index] = Admitted(received.event_id, tuple(deliveries))
+        self._db.executemany(_INSERT_EVENT, event_rows)
+        if delivery_rows:
+            self._db.executemany(_INSERT_DELIVERY, delivery_rows)
+        self._db.executemany(_INSERT_IDEMPOTENCY, key_rows)
+
+    def _reject(self, rejects: list[Reject], deltas: Deltas) -> list[Any]:
+        return reject_inputs(self._context, rejects, deltas)
+
+    def _record(self, calls: list[Sequence[Outcome]], deltas: Deltas) -> list[Any]:
+        ids = [outcome.delivery_id for outcomes in calls for outcome in outcomes]
+        rows = self._db.execute(
+            f"SELECT {STATE_COLUMNS} FROM deliveries WHERE delivery_id = ANY(?::bigint[])"
+            " ORDER BY delivery_id FOR UPDATE",
+            (ids,),
+        ).fetchall()
+        record_outcomes(self._context, calls, deltas, states_of(rows), _UPSERT_VERSION)
+        return [None] * len(calls)
+
+    def _load_pending(self, loads: list[LoadPending], deltas: Deltas) -> list[Any]:
+        return [
+            [
+                delivery_from_row(row, self._codec)
+                for row in self._db.execute(
+                    _SELECT_PENDING, (load.destination_id, load.after_delivery_id, load.limit)
+                )
+            ]
+            for load in loads
+        ]
+
+    def _replay(self, replays: list[Replay], deltas: Deltas) -> list[Any]:
+        return replay_dead(
+            self._context,
+            replays,
+            deltas,
+            dead_filter=dead_filter,
+            lock=" FOR UPDATE OF d",
+            at=self._clock.now(),
+        )
+
+    def _purge(self, steps: list[_upkeep.PurgeBatch], deltas: Deltas) -> list[Any]:
+        return [_upkeep.purge_batch(self._db, DIALECT, step) for step in steps]
+
+    def _purge_done(self, totals: list[PurgeCounts], deltas: Deltas) -> list[Any]:
+        """Audit each finished purge (counts only); autovacuum reclaims the space."""
+        return _upkeep.audit_purges(self._context, totals, self._clock.now())
+
+    def _rekey(self, steps: list[_upkeep.RekeyBatch], deltas: Deltas) -> list[Any]:
+        cipher = self._cipher()
+        return [_upkeep.rekey_batch(self._db, cipher, step) for step in steps]
+
+    def _rekey_done(self, totals: list[RekeyCounts], deltas: Deltas) -> list[Any]:
+        return _upkeep.finish_rekeys(self._context, DIALECT, totals, self._clock.now())
+
+    def _cipher(self) -> PayloadCipher:
+        if not isinstance(self._codec, PayloadCipher):
+            raise StoreError("store.encryption is not configured")
+        return self._codec
