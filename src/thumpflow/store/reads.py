@@ -24,8 +24,17 @@ from thumpflow.core.event import (
     OutboxStats,
     Reject,
 )
+from thumpflow.core.health import DeliverySample
 from thumpflow.core.lanes import Lane
-from thumpflow.core.search import Attempt, EventSummary, Pause, PauseKind, Timeline
+from thumpflow.core.search import (
+    Attempt,
+    DeliveryQuery,
+    EventQuery,
+    EventSummary,
+    Pause,
+    PauseKind,
+    Timeline,
+)
 from thumpflow.store.crypt import ATTEMPT_DETAIL, REJECT_RAW, Codec
 from thumpflow.store.ops import Db, Dialect
 from thumpflow.store.rows import (
@@ -390,3 +399,51 @@ def verify_audit(db: Db, expect: Anchor | None) -> AuditVerdict:
         return None if found is None else int(found)
 
     return check_chain(rows(), holder_of, expect)
+
+
+def time_range(
+    clauses: list[str],
+    params: list[Any],
+    time: str,
+    row_id: str,
+    query: EventQuery | DeliveryQuery,
+) -> None:
+    """Add a search's time range and keyset position (`core.search`) to its WHERE clauses."""
+    if query.since is not None:
+        clauses.append(f"{time} >= ?")
+        params.append(query.since)
+    if query.until is not None:
+        clauses.append(f"{time} < ?")
+        params.append(query.until)
+    if query.after is not None:
+        clauses.append(f"({time}, {row_id}) < (?, ?)")
+        params.extend(query.after)
+
+
+# delivery_sample's statements: delivered count, dead count (each capped by a third
+# parameter), newest delivered (at, lag), newest dead (at); see `FreshnessStore`.
+FreshnessSql = tuple[str, str, str, str]
+COUNT_CAP = 1_000_000
+
+
+def delivery_sample(
+    db: Db, statements: FreshnessSql, destination_id: str, since: float, limit: int
+) -> DeliverySample:
+    """See `core.ports.FreshnessStore.delivery_sample`; run in one read transaction."""
+    delivered_count, dead_count, delivered_rows, dead_rows = statements
+    delivered = int(_one(db, delivered_count, (destination_id, since, COUNT_CAP)))
+    dead = int(_one(db, dead_count, (since, destination_id, COUNT_CAP)))
+    recent = tuple(
+        (float(at), float(lag))
+        for at, lag in db.execute(delivered_rows, (destination_id, since, limit))
+    )
+    died = tuple(float(row[0]) for row in db.execute(dead_rows, (since, destination_id, limit)))
+    return DeliverySample(
+        destination_id=destination_id,
+        since=since,
+        delivered=delivered,
+        dead=dead,
+        recent=recent,
+        died=died,
+        complete=len(recent) == delivered and len(died) == dead,
+    )

@@ -259,9 +259,7 @@ def finish_rekeys(
     context: WriteContext, dialect: Dialect, totals: list[RekeyCounts], at: float
 ) -> list[Any]:
     """Retire keys no value uses any more; one `rekeyed` entry each (counts and key ids only)."""
-    cipher = context.codec
-    if not isinstance(cipher, PayloadCipher):
-        raise StoreError("store.encryption is not configured")
+    cipher = cipher_of(context.codec)
     answers: list[Any] = []
     for counts in totals:
         retired = retire_keys(context.conn, dialect, cipher)
@@ -269,3 +267,10 @@ def finish_rekeys(
         context.audit.append([(at, "store", "rekeyed", f"key:{cipher.current_id}", resealed)])
         answers.append(retired)
     return answers
+
+
+def cipher_of(codec: object) -> PayloadCipher:
+    """The store's cipher; `StoreError` when encryption is not configured."""
+    if not isinstance(codec, PayloadCipher):
+        raise StoreError("store.encryption is not configured")
+    return codec

@@ -5,14 +5,13 @@ Searches list newest first by (time, id) and page by keyset, like SQLite's
 (one per filter, each ending in time and id). A patient id is searched
 without its assigning authority through the `events_patient` expression
 index (`MRN123` finds `GEN|MRN123`); one given with its authority is also
-compared whole. Freshness counts stop at `COUNT_CAP` rows.
+compared whole.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from thumpflow.core.health import DeliverySample
 from thumpflow.core.search import (
     DeliveryQuery,
     DeliveryRecord,
@@ -26,21 +25,6 @@ from thumpflow.store.reads import EVENT_SUMMARY_COLUMNS
 from thumpflow.store.rows import RECORD_COLUMNS, STATUS_CODES, record_from_row
 
 PATIENT_ID = "substr(e.entity_id, strpos(e.entity_id, '|') + 1)"
-COUNT_CAP = 1_000_000
-
-
-def _time_range(
-    clauses: list[str], params: list[Any], time: str, row_id: str, query: EventQuery | DeliveryQuery
-) -> None:
-    if query.since is not None:
-        clauses.append(f"{time} >= ?")
-        params.append(query.since)
-    if query.until is not None:
-        clauses.append(f"{time} < ?")
-        params.append(query.until)
-    if query.after is not None:
-        clauses.append(f"({time}, {row_id}) < (?, ?)")
-        params.extend(query.after)
 
 
 def _where(clauses: list[str]) -> str:
@@ -69,7 +53,7 @@ def search_events(db: Db, dialect: Dialect, query: EventQuery) -> list[EventSumm
             "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.event_seq"
             f" AND d.status = {STATUS_CODES[query.status]})"
         )
-    _time_range(clauses, params, "e.received_at", "e.event_seq", query)
+    reads.time_range(clauses, params, "e.received_at", "e.event_seq", query)
     sql = (
         f"SELECT {EVENT_SUMMARY_COLUMNS} FROM events e{_where(clauses)}"
         " ORDER BY e.received_at DESC, e.event_seq DESC LIMIT ?"
@@ -93,7 +77,7 @@ def search_deliveries(db: Db, query: DeliveryQuery, codec: Codec) -> list[Delive
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
-    _time_range(clauses, params, "d.created_at", "d.delivery_id", query)
+    reads.time_range(clauses, params, "d.created_at", "d.delivery_id", query)
     sql = (
         f"SELECT {RECORD_COLUMNS} FROM deliveries d"
         f" JOIN events e ON e.event_seq = d.event_seq{_where(clauses)}"
@@ -102,41 +86,15 @@ def search_deliveries(db: Db, query: DeliveryQuery, codec: Codec) -> list[Delive
     return [record_from_row(row, codec) for row in db.execute(sql, (*params, query.limit))]
 
 
-def delivery_sample(db: Db, destination_id: str, since: float, limit: int) -> DeliverySample:
-    """See `core.ports.FreshnessStore.delivery_sample`; run in one read transaction."""
-    delivered = db.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE destination_id = ?"
-        " AND status = 1 AND delivered_at >= ? LIMIT ?) AS capped",
-        (destination_id, since, COUNT_CAP),
-    ).fetchone()[0]
-    dead = db.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = 2 AND died_at >= ?"
-        " AND destination_id = ? LIMIT ?) AS capped",
-        (since, destination_id, COUNT_CAP),
-    ).fetchone()[0]
-    recent = tuple(
-        (float(at), float(lag))
-        for at, lag in db.execute(
-            "SELECT delivered_at, delivered_at - created_at FROM deliveries"
-            " WHERE destination_id = ? AND status = 1 AND delivered_at >= ?"
-            " ORDER BY delivered_at DESC LIMIT ?",
-            (destination_id, since, limit),
-        )
-    )
-    died = tuple(
-        float(row[0])
-        for row in db.execute(
-            "SELECT died_at FROM deliveries WHERE status = 2 AND died_at >= ?"
-            " AND destination_id = ? ORDER BY died_at DESC LIMIT ?",
-            (since, destination_id, limit),
-        )
-    )
-    return DeliverySample(
-        destination_id=destination_id,
-        since=since,
-        delivered=int(delivered),
-        dead=int(dead),
-        recent=recent,
-        died=died,
-        complete=len(recent) == int(delivered) and len(died) == int(dead),
-    )
+# delivery_sample's statements (`thumpflow.store.reads.delivery_sample`).
+FRESHNESS = (
+    "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE destination_id = ?"
+    " AND status = 1 AND delivered_at >= ? LIMIT ?) AS capped",
+    "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = 2 AND died_at >= ?"
+    " AND destination_id = ? LIMIT ?) AS capped",
+    "SELECT delivered_at, delivered_at - created_at FROM deliveries"
+    " WHERE destination_id = ? AND status = 1 AND delivered_at >= ?"
+    " ORDER BY delivered_at DESC LIMIT ?",
+    "SELECT died_at FROM deliveries WHERE status = 2 AND died_at >= ?"
+    " AND destination_id = ? ORDER BY died_at DESC LIMIT ?",
+)

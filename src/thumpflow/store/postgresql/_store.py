@@ -13,6 +13,7 @@ from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import StoreError
 from thumpflow.core.health import DeliverySample
 from thumpflow.core.search import DeliveryQuery, DeliveryRecord, EventQuery, EventSummary
+from thumpflow.store import reads
 from thumpflow.store.base import GroupStore
 from thumpflow.store.crypt import Codec, PayloadCipher, check_keys
 from thumpflow.store.ops import Db
@@ -167,7 +168,7 @@ class PostgresStore(GroupStore):
     ) -> DeliverySample:
         """Deliveries of one destination finished since `since`: counts and newest lags."""
         return await self._read(
-            lambda db: _search.delivery_sample(db, destination_id, since, limit)
+            lambda db: reads.delivery_sample(db, _search.FRESHNESS, destination_id, since, limit)
         )
 
     async def vacuum(self) -> tuple[int, int]:

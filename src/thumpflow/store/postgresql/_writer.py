@@ -22,7 +22,7 @@ the break fails with `StoreError` and nothing of it is committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -35,30 +35,21 @@ from thumpflow.core.event import (
     DeadLetterFilter,
     Delivery,
     Event,
-    Reject,
 )
-from thumpflow.core.outcome import Outcome
-from thumpflow.core.retention import PurgeCounts, RekeyCounts
 from thumpflow.store.chain import AuditChain, AuditRow
-from thumpflow.store.crypt import Codec, PayloadCipher
+from thumpflow.store.crypt import Codec
 from thumpflow.store.group import (
     PENDING,
     Deltas,
     GroupWriter,
     Kind,
-    LoadPending,
-    Replay,
-    common_handlers,
 )
+from thumpflow.store.handlers import BackendSql, shared_handlers
 from thumpflow.store.ops import Dialect, WriteContext
-from thumpflow.store.ops import upkeep as _upkeep
-from thumpflow.store.ops.flow import new_delivery, reject_inputs, replay_dead, screen_admissions
-from thumpflow.store.ops.outcomes import STATE_COLUMNS, record_outcomes, states_of
+from thumpflow.store.ops.flow import new_delivery, screen_admissions
 from thumpflow.store.postgresql._db import PgDb, as_bytes
 from thumpflow.store.rows import (
-    DELIVERY_COLUMNS,
     EVENT_FIELDS,
-    delivery_from_row,
     event_row,
 )
 
@@ -116,16 +107,6 @@ _UPSERT_OUTBOX = (
     " last_delivered_at = greatest(outbox_counters.last_delivered_at,"
     " excluded.last_delivered_at)"
 )
-_SELECT_PENDING = (
-    f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.event_seq = d.event_seq"
-    " WHERE d.destination_id = ? AND d.status = 0 AND d.delivery_id > ?"
-    " ORDER BY d.delivery_id LIMIT ?"
-)
-_UPDATE_REPLAYED = (
-    "UPDATE deliveries SET status = 0, attempts = 0, next_attempt_at = 0.0,"
-    " first_failed_at = NULL, last_error = NULL, died_at = NULL, reason = NULL"
-    " WHERE delivery_id = ?"
-)
 
 
 def dead_filter(flt: DeadLetterFilter, codec: Codec) -> tuple[str, list[Any]]:
@@ -153,6 +134,15 @@ def dead_filter(flt: DeadLetterFilter, codec: Codec) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
+SQL = BackendSql(
+    dialect=DIALECT,
+    dead_filter=dead_filter,
+    replay_lock=" FOR UPDATE OF d",
+    states_lock=" FOR UPDATE",
+    upsert_version=_UPSERT_VERSION,
+)
+
+
 class Writer(GroupWriter):
     """Owns the write connection and the thread that uses it; see the module docstring."""
 
@@ -175,16 +165,8 @@ class Writer(GroupWriter):
         self._head: tuple[int, str] = (0, "")
         self._context = WriteContext(self._db, self._audit, self._codec, as_bytes)
         self.handlers = {
-            **common_handlers(self._context),
+            **shared_handlers(self._context, SQL, clock),
             Kind.ADMIT: self._admit,
-            Kind.REJECT: self._reject,
-            Kind.RECORD: self._record,
-            Kind.LOAD_PENDING: self._load_pending,
-            Kind.REPLAY: self._replay,
-            Kind.PURGE: self._purge,
-            Kind.PURGE_DONE: self._purge_done,
-            Kind.REKEY: self._rekey,
-            Kind.REKEY_DONE: self._rekey_done,
         }
 
     def close(self) -> None:
@@ -319,56 +301,3 @@ class Writer(GroupWriter):
         if delivery_rows:
             self._db.executemany(_INSERT_DELIVERY, delivery_rows)
         self._db.executemany(_INSERT_IDEMPOTENCY, key_rows)
-
-    def _reject(self, rejects: list[Reject], deltas: Deltas) -> list[Any]:
-        return reject_inputs(self._context, rejects, deltas)
-
-    def _record(self, calls: list[Sequence[Outcome]], deltas: Deltas) -> list[Any]:
-        ids = [outcome.delivery_id for outcomes in calls for outcome in outcomes]
-        rows = self._db.execute(
-            f"SELECT {STATE_COLUMNS} FROM deliveries WHERE delivery_id = ANY(?::bigint[])"
-            " ORDER BY delivery_id FOR UPDATE",
-            (ids,),
-        ).fetchall()
-        record_outcomes(self._context, calls, deltas, states_of(rows), _UPSERT_VERSION)
-        return [None] * len(calls)
-
-    def _load_pending(self, loads: list[LoadPending], deltas: Deltas) -> list[Any]:
-        return [
-            [
-                delivery_from_row(row, self._codec)
-                for row in self._db.execute(
-                    _SELECT_PENDING, (load.destination_id, load.after_delivery_id, load.limit)
-                )
-            ]
-            for load in loads
-        ]
-
-    def _replay(self, replays: list[Replay], deltas: Deltas) -> list[Any]:
-        return replay_dead(
-            self._context,
-            replays,
-            deltas,
-            dead_filter=dead_filter,
-            lock=" FOR UPDATE OF d",
-            at=self._clock.now(),
-        )
-
-    def _purge(self, steps: list[_upkeep.PurgeBatch], deltas: Deltas) -> list[Any]:
-        return [_upkeep.purge_batch(self._db, DIALECT, step) for step in steps]
-
-    def _purge_done(self, totals: list[PurgeCounts], deltas: Deltas) -> list[Any]:
-        """Audit each finished purge (counts only); autovacuum reclaims the space."""
-        return _upkeep.audit_purges(self._context, totals, self._clock.now())
-
-    def _rekey(self, steps: list[_upkeep.RekeyBatch], deltas: Deltas) -> list[Any]:
-        cipher = self._cipher()
-        return [_upkeep.rekey_batch(self._db, cipher, step) for step in steps]
-
-    def _rekey_done(self, totals: list[RekeyCounts], deltas: Deltas) -> list[Any]:
-        return _upkeep.finish_rekeys(self._context, DIALECT, totals, self._clock.now())
-
-    def _cipher(self) -> PayloadCipher:
-        if not isinstance(self._codec, PayloadCipher):
-            raise StoreError("store.encryption is not configured")
-        return self._codec

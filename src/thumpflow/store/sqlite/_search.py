@@ -99,7 +99,7 @@ def events_sql(query: EventQuery) -> tuple[str, list[Any]]:
                 "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.event_seq"
                 f" AND d.status = {code})"
             )
-    _time_range(clauses, params, "e.received_at", "e.event_seq", query)
+    reads.time_range(clauses, params, "e.received_at", "e.event_seq", query)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
         f"SELECT {EVENT_SUMMARY_COLUMNS} FROM events e{where}"
@@ -134,7 +134,7 @@ def deliveries_sql(query: DeliveryQuery) -> tuple[str, list[Any]]:
         clauses,
         params,
     )
-    _time_range(clauses, params, "d.created_at", "d.delivery_id", query)
+    reads.time_range(clauses, params, "d.created_at", "d.delivery_id", query)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
         f"SELECT {RECORD_COLUMNS} FROM deliveries d"
@@ -142,24 +142,6 @@ def deliveries_sql(query: DeliveryQuery) -> tuple[str, list[Any]]:
         " ORDER BY d.created_at DESC, d.delivery_id DESC LIMIT ?"
     )
     return sql, [*params, query.limit]
-
-
-def _time_range(
-    clauses: list[str],
-    params: list[Any],
-    time: str,
-    row_id: str,
-    query: EventQuery | DeliveryQuery,
-) -> None:
-    if query.since is not None:
-        clauses.append(f"{time} >= ?")
-        params.append(query.since)
-    if query.until is not None:
-        clauses.append(f"{time} < ?")
-        params.append(query.until)
-    if query.after is not None:
-        clauses.append(f"({time}, {row_id}) < (?, ?)")
-        params.extend(query.after)
 
 
 def search_events(conn: sqlite3.Connection, query: EventQuery) -> list[EventSummary]:

@@ -19,6 +19,7 @@ from thumpflow.core.search import (
     EventSummary,
 )
 from thumpflow.store import crypt as _crypt
+from thumpflow.store import reads
 from thumpflow.store.base import GroupStore
 from thumpflow.store.crypt import Codec, PayloadCipher
 from thumpflow.store.sqlite import (
@@ -208,10 +209,11 @@ class SqliteStore(GroupStore):
         `tests/store/test_freshness.py`).
         """
 
-        def query(conn: sqlite3.Connection) -> DeliverySample:
-            return _freshness.delivery_sample(conn, destination_id, since, limit)
-
-        return await self._read(query)
+        return await self._read(
+            lambda conn: reads.delivery_sample(
+                conn, _freshness.STATEMENTS, destination_id, since, limit
+            )
+        )
 
     # --- Upkeep: the audit chain, retention, keys ---------------------------------
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
 from typing import Any
 
 from thumpflow.core.clock import Clock
@@ -26,13 +25,10 @@ from thumpflow.core.event import (
     Delivery,
     Duplicate,
     Event,
-    Reject,
 )
-from thumpflow.core.outcome import Outcome
-from thumpflow.core.retention import PurgeCounts, RekeyCounts
+from thumpflow.core.retention import PurgeCounts
 from thumpflow.store.crypt import (
     Codec,
-    PayloadCipher,
 )
 from thumpflow.store.group import (
     DUPLICATES,
@@ -42,15 +38,11 @@ from thumpflow.store.group import (
     Deltas,
     GroupWriter,
     Kind,
-    LoadPending,
-    Replay,
-    common_handlers,
     latest,
 )
+from thumpflow.store.handlers import BackendSql, shared_handlers
 from thumpflow.store.ops import WriteContext
-from thumpflow.store.ops import upkeep as _upkeep
-from thumpflow.store.ops.flow import new_delivery, reject_inputs, replay_dead
-from thumpflow.store.ops.outcomes import STATE_COLUMNS, record_outcomes, states_of
+from thumpflow.store.ops.flow import new_delivery
 from thumpflow.store.sqlite import (
     _rows,
 )
@@ -70,14 +62,6 @@ _INSERT_IDEMPOTENCY = (
 )
 _SELECT_KNOWN_KEYS = (
     "SELECT key, event_id, ack_code FROM idempotency WHERE key IN (SELECT value FROM json_each(?))"
-)
-_SELECT_STATES = (
-    f"SELECT {STATE_COLUMNS} FROM deliveries WHERE delivery_id IN (SELECT value FROM json_each(?))"
-)
-_UPDATE_REPLAYED = (
-    "UPDATE deliveries SET status = 0, attempts = 0, next_attempt_at = 0.0,"
-    " first_failed_at = NULL, last_error = NULL, died_at = NULL, reason = NULL"
-    " WHERE delivery_id = ?"
 )
 _UPSERT_VERSION = (
     "INSERT INTO applied_versions (destination_id, ordering_key, version) VALUES (?, ?, ?)"
@@ -112,10 +96,14 @@ _BEGIN = (
     " FROM (SELECT 1) LEFT JOIN"
     " (SELECT entry_id, hash FROM audit WHERE hash IS NOT NULL ORDER BY entry_id DESC LIMIT 1) h"
 )
-_SELECT_PENDING = (
-    f"SELECT {_rows.DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.event_seq = d.event_seq"
-    " WHERE d.destination_id = ? AND d.status = 0 AND d.delivery_id > ?"
-    " ORDER BY d.delivery_id LIMIT ?"
+
+
+SQL = BackendSql(
+    dialect=_rows.DIALECT,
+    dead_filter=_rows.dead_filter,
+    replay_lock="",
+    states_lock="",
+    upsert_version=_UPSERT_VERSION,
 )
 
 
@@ -137,18 +125,9 @@ class Writer(GroupWriter):
         self._next_event_seq = 0
         self._next_delivery_id = 0
         self._context = WriteContext(conn, self._audit, self._codec)
-        self.handlers = {
-            **common_handlers(self._context),
-            Kind.ADMIT: self._admit,
-            Kind.REJECT: self._reject,
-            Kind.RECORD: self._record,
-            Kind.LOAD_PENDING: self._load_pending,
-            Kind.REPLAY: self._replay,
-            Kind.PURGE: self._purge,
-            Kind.PURGE_DONE: self._purge_done,
-            Kind.REKEY: self._rekey,
-            Kind.REKEY_DONE: self._rekey_done,
-        }
+        shared = shared_handlers(self._context, SQL, clock)
+        self._audit_purges = shared[Kind.PURGE_DONE]
+        self.handlers = {**shared, Kind.ADMIT: self._admit, Kind.PURGE_DONE: self._purge_done}
 
     def _begin(self) -> None:
         self._conn.execute("BEGIN IMMEDIATE")
@@ -292,53 +271,8 @@ class Writer(GroupWriter):
         self._audit.append(audit_rows)
         return answers
 
-    def _reject(self, rejects: list[Reject], deltas: Deltas) -> list[Any]:
-        return reject_inputs(self._context, rejects, deltas)
-
-    def _record(self, calls: list[Sequence[Outcome]], deltas: Deltas) -> list[Any]:
-        conn = self._conn
-        ids = [outcome.delivery_id for outcomes in calls for outcome in outcomes]
-        states = states_of(conn.execute(_SELECT_STATES, (json.dumps(ids),)).fetchall())
-        record_outcomes(self._context, calls, deltas, states, _UPSERT_VERSION)
-        return [None] * len(calls)
-
-    def _load_pending(self, loads: list[LoadPending], deltas: Deltas) -> list[Any]:
-        return [
-            [
-                _rows.delivery_from_row(row, self._codec)
-                for row in self._conn.execute(
-                    _SELECT_PENDING, (load.destination_id, load.after_delivery_id, load.limit)
-                )
-            ]
-            for load in loads
-        ]
-
-    def _replay(self, replays: list[Replay], deltas: Deltas) -> list[Any]:
-        return replay_dead(
-            self._context,
-            replays,
-            deltas,
-            dead_filter=_rows.dead_filter,
-            lock="",
-            at=self._clock.now(),
-        )
-
-    def _purge(self, steps: list[_upkeep.PurgeBatch], deltas: Deltas) -> list[Any]:
-        return [_upkeep.purge_batch(self._conn, _rows.DIALECT, step) for step in steps]
-
     def _purge_done(self, totals: list[PurgeCounts], deltas: Deltas) -> list[Any]:
         """Audit each finished purge (counts only) and reclaim the space after the commit."""
         self._vacuum_after_commit = True
-        return _upkeep.audit_purges(self._context, totals, self._clock.now())
-
-    def _rekey(self, steps: list[_upkeep.RekeyBatch], deltas: Deltas) -> list[Any]:
-        cipher = self._cipher()
-        return [_upkeep.rekey_batch(self._conn, cipher, step) for step in steps]
-
-    def _rekey_done(self, totals: list[RekeyCounts], deltas: Deltas) -> list[Any]:
-        return _upkeep.finish_rekeys(self._context, _rows.DIALECT, totals, self._clock.now())
-
-    def _cipher(self) -> PayloadCipher:
-        if not isinstance(self._codec, PayloadCipher):
-            raise StoreError("store.encryption is not configured")
-        return self._codec
+        answers: list[Any] = self._audit_purges(totals, deltas)
+        return answers
