@@ -85,9 +85,10 @@ from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
 from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceiver
 from thumpflow.runtime.config_audit import record_config
-from thumpflow.runtime.keys import load_cipher
+from thumpflow.runtime.keys import load_cipher, store_password
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
 from thumpflow.runtime.workers import close_read_processes, read_executor, start_read_processes
+from thumpflow.store.postgresql import PostgresStore
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.thump.chunked import ChunkedDestination
 from thumpflow.thump.parallel import ParallelCsvReader
@@ -101,16 +102,23 @@ log = logging.getLogger("thumpflow.runtime")
 def open_store(
     config: Config, *, read_only: bool = False, clock: Clock | None = None
 ) -> StateStore:
-    """The configured store (not yet opened), with its encryption keys read.
+    """The configured store (not yet opened), with its encryption keys and password read.
 
-    Raises `ConfigError` naming the key id when a key cannot be read.
+    Raises `ConfigError` naming the key id, or the password's variable or
+    file, when one cannot be read.
     """
-    return SqliteStore(
-        Path(config.store.path),
-        read_only=read_only,
-        clock=clock,
-        cipher=load_cipher(config.store.encryption),
-    )
+    spec = config.store
+    cipher = load_cipher(spec.encryption)
+    if spec.type == "postgresql":
+        assert spec.dsn is not None
+        return PostgresStore(
+            spec.dsn,
+            password=store_password(spec),
+            read_only=read_only,
+            clock=clock,
+            cipher=cipher,
+        )
+    return SqliteStore(Path(spec.path), read_only=read_only, clock=clock, cipher=cipher)
 
 
 def retention_policy(config: Config) -> RetentionPolicy:
