@@ -29,7 +29,7 @@ _LAZY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("rejects", "thumpflow.cli.rejects", "rejected batch records: list, show, replay"),
     ("advise", "thumpflow.cli.advise", "recommend flow, thump or a hybrid for an interface"),
     ("audit", "thumpflow.cli.audit", "the tamper-evident audit trail: verify, list"),
-    ("store", "thumpflow.cli.store", "store upkeep: purge, rekey, vacuum, keygen"),
+    ("store", "thumpflow.cli.store", "store upkeep: purge, rekey, vacuum, keygen, copy"),
     ("tokens", "thumpflow.cli.tokens", "API tokens: create (shown once), list, revoke"),
 )
 

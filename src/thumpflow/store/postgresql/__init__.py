@@ -6,7 +6,8 @@ with the SQLite store's semantics (the contract suite in
 database. Driver: psycopg 3 (see docs/architecture.md for why).
 """
 
+from thumpflow.store.postgresql._copy import CopyCounts
 from thumpflow.store.postgresql._db import describe
 from thumpflow.store.postgresql._store import PostgresStore
 
-__all__ = ["PostgresStore", "describe"]
+__all__ = ["CopyCounts", "PostgresStore", "describe"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -18,6 +19,7 @@ from thumpflow.store.base import GroupStore
 from thumpflow.store.crypt import Codec, PayloadCipher, check_keys
 from thumpflow.store.ops import Db
 from thumpflow.store.postgresql import _schema, _search
+from thumpflow.store.postgresql._copy import CopyCounts, copy_sqlite
 from thumpflow.store.postgresql._db import PgDb, connect, describe
 from thumpflow.store.postgresql._writer import DIALECT, Writer, dead_filter
 
@@ -170,6 +172,19 @@ class PostgresStore(GroupStore):
         return await self._read(
             lambda db: reads.delivery_sample(db, _search.FRESHNESS, destination_id, since, limit)
         )
+
+    async def import_sqlite(self, source: Path) -> CopyCounts:
+        """Copy an embedded SQLite store file into this (empty) store; see `_copy`."""
+        if self._read_only or self._writer is None:
+            raise StoreError("the store is not open for writing")
+        return await asyncio.to_thread(self._import_sync, source)
+
+    def _import_sync(self, source: Path) -> CopyCounts:
+        conn = self._connect()
+        try:
+            return copy_sqlite(source, conn)
+        finally:
+            conn.close()
 
     async def vacuum(self) -> tuple[int, int]:
         """`VACUUM FULL` of the store's tables; (database bytes before, after).
