@@ -129,6 +129,12 @@ def build_parser() -> tuple[
     bench.add_argument(
         "--encrypt", action="store_true", help="encrypt the store (store.encryption) to measure it"
     )
+    bench.add_argument(
+        "--postgresql",
+        metavar="DSN",
+        help="use a PostgreSQL store: a fresh database per run on this server (password from "
+        "PGPASSWORD); default: SQLite",
+    )
     return parser, lazy
 
 

@@ -53,8 +53,6 @@ _TABLES: tuple[tuple[str, frozenset[str]], ...] = (
 
 # Sequences to continue after the copied rows: (sequence, table, id column).
 _SEQUENCES = (
-    ("events_seq", "events", "event_seq"),
-    ("deliveries_seq", "deliveries", "delivery_id"),
     ("rejects_reject_id_seq", "rejects", "reject_id"),
     ("runs_run_id_seq", "runs", "run_id"),
     ("row_rejects_reject_id_seq", "row_rejects", "reject_id"),
@@ -97,6 +95,12 @@ def copy_sqlite(source: Path, target: psycopg.Connection[Any]) -> CopyCounts:
             target.execute(
                 "UPDATE audit_head SET (entry_id, hash) = (SELECT entry_id, hash FROM audit"
                 " ORDER BY entry_id DESC LIMIT 1) WHERE one AND EXISTS (SELECT 1 FROM audit)"
+            )
+            target.execute(
+                "UPDATE audit_head SET"
+                " event_seq = (SELECT coalesce(max(event_seq), 0) FROM events),"
+                " delivery_id = (SELECT coalesce(max(delivery_id), 0) FROM deliveries)"
+                " WHERE one"
             )
         return counts
     except psycopg.Error as error:

@@ -57,8 +57,8 @@ _log = logging.getLogger("thumpflow.store.postgresql")
 
 DIALECT = Dialect(in_ids="= ANY(?)", ids=list, sealed_prefix="substr({column}, 1, ?) = ?")
 
-_HEAD = "SELECT entry_id, hash FROM audit_head WHERE one FOR UPDATE"
-_SET_HEAD = "UPDATE audit_head SET entry_id = ?, hash = ? WHERE one"
+_HEAD = "SELECT entry_id, hash, event_seq, delivery_id FROM audit_head WHERE one FOR UPDATE"
+_SET_HEAD = "UPDATE audit_head SET entry_id = ?, hash = ?, event_seq = ?, delivery_id = ? WHERE one"
 _INSERT_AUDIT = (
     "INSERT INTO audit (entry_id, at, actor, action, subject, detail, prev_hash, hash)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -162,7 +162,8 @@ class Writer(GroupWriter):
         )
         self._clock = clock
         self._codec = codec or Codec()
-        self._head: tuple[int, str] = (0, "")
+        self._head: tuple[Any, ...] = ()
+        self._last_ids = [0, 0]
         self._context = WriteContext(self._db, self._audit, self._codec, as_bytes)
         self.handlers = {
             **shared_handlers(self._context, SQL, clock),
@@ -181,7 +182,11 @@ class Writer(GroupWriter):
         if head is None:
             raise StoreError("the store has no audit_head row; its schema was altered")
         self._audit.set_head(head[0], head[1])
-        self._head = self._audit.snapshot()
+        self._last_ids = [int(head[2]), int(head[3])]
+        self._head = self._state()
+
+    def _state(self) -> tuple[Any, ...]:
+        return (*self._audit.snapshot(), *self._last_ids)
 
     def _finish(self, deltas: Deltas) -> None:
         db = self._db
@@ -189,9 +194,9 @@ class Writer(GroupWriter):
             db.executemany(_UPSERT_CHANNEL, deltas.channel_rows())
         if deltas.outboxes:
             db.executemany(_UPSERT_OUTBOX, deltas.outbox_rows())
-        head = self._audit.snapshot()
-        if head != self._head:
-            db.execute(_SET_HEAD, head)
+        state = self._state()
+        if state != self._head:
+            db.execute(_SET_HEAD, state)
         db.conn.execute("COMMIT")
 
     def _rollback(self) -> None:
@@ -206,14 +211,11 @@ class Writer(GroupWriter):
     def _statement(self, sql: str) -> None:
         self._db.conn.execute(sql.encode("ascii"))
 
-    def _take(self, sequence: str, count: int) -> list[int]:
-        """`count` new ids from a sequence, ascending (the head lock is held)."""
-        if count == 0:
-            return []
-        rows = self._db.execute(
-            f"SELECT nextval('{sequence}') FROM generate_series(1, ?)", (count,)
-        ).fetchall()
-        return sorted(int(row[0]) for row in rows)
+    def _take(self, which: int, count: int) -> range:
+        """`count` new event (0) or delivery (1) ids, ascending (the head lock is held)."""
+        first = self._last_ids[which] + 1
+        self._last_ids[which] += count
+        return range(first, first + count)
 
     def _key_seqs(self, keys: list[tuple[str, str]]) -> list[int]:
         """The next per-(destination, ordering key) sequence of each key, in order."""
@@ -255,9 +257,9 @@ class Writer(GroupWriter):
     def _insert_admissions(
         self, accepted: list[tuple[int, Admission]], answers: list[Any], deltas: Deltas
     ) -> None:
-        event_seqs = iter(self._take("events_seq", sum(1 + len(a.derived) for _, a in accepted)))
+        event_seqs = iter(self._take(0, sum(1 + len(a.derived) for _, a in accepted)))
         new_deliveries = [new for _, a in accepted for new in a.deliveries]
-        delivery_ids = iter(self._take("deliveries_seq", len(new_deliveries)))
+        delivery_ids = iter(self._take(1, len(new_deliveries)))
         key_seqs = iter(
             self._key_seqs([(new.destination_id, new.ordering_key) for new in new_deliveries])
         )

@@ -6,17 +6,19 @@
 -- sealed value (deliveries.last_error / reason, row_rejects.record,
 -- attempts.detail) are bytea whether sealed or not (UTF-8 when plain).
 --
--- Ids come from sequences but are taken only while the writing transaction
--- holds the row lock on audit_head (every write transaction takes it first),
--- so ids commit in the order they were handed out, across nodes too: a
--- reader paging pending deliveries by id never skips one committed later.
+-- Event and delivery ids are handed out from the last ones used, kept in the
+-- audit_head row, which every write transaction locks first and keeps until
+-- COMMIT: ids commit in the order they were handed out, across nodes too, so
+-- a reader paging pending deliveries by id never skips one committed later
+-- (and taking them costs no statement of its own).
 --
 --   key_sequences    per (destination, ordering key): the last delivery
 --                    sequence handed out, from an upsert RETURNING seq in the
 --                    admitting transaction; deliveries.key_seq orders one
 --                    key's deliveries by commit, whatever node admitted them.
---   audit_head       one row: the newest chained audit entry (id, hash). Its
---                    row lock serialises appends to the one chain.
+--   audit_head       one row: the newest chained audit entry (id, hash) and the
+--                    last event_seq and delivery_id handed out. Its row lock
+--                    serialises appends to the one chain and the ids.
 -- Key columns compared by code point (ledger paging) use COLLATE "C".
 
 CREATE TABLE events (
@@ -39,7 +41,6 @@ CREATE TABLE events (
     causation_id    text,
     body            bytea            NOT NULL
 );
-CREATE SEQUENCE events_seq;
 
 CREATE INDEX events_received ON events (received_at, event_seq);
 CREATE INDEX events_patient
@@ -79,7 +80,6 @@ CREATE TABLE deliveries (
     content_hash    text,
     ledger_version  bigint
 );
-CREATE SEQUENCE deliveries_seq;
 
 CREATE INDEX deliveries_pending ON deliveries (destination_id, delivery_id) WHERE status = 0;
 CREATE INDEX deliveries_dead ON deliveries (died_at, delivery_id) WHERE status = 2;
@@ -132,11 +132,13 @@ CREATE INDEX audit_subject ON audit (subject, entry_id);
 CREATE INDEX audit_hash ON audit (hash);
 
 CREATE TABLE audit_head (
-    one      boolean PRIMARY KEY DEFAULT true CHECK (one),
-    entry_id bigint,
-    hash     text
+    one         boolean PRIMARY KEY DEFAULT true CHECK (one),
+    entry_id    bigint,
+    hash        text,
+    event_seq   bigint  NOT NULL DEFAULT 0,
+    delivery_id bigint  NOT NULL DEFAULT 0
 );
-INSERT INTO audit_head (one, entry_id, hash) VALUES (true, NULL, NULL);
+INSERT INTO audit_head (one) VALUES (true);
 
 CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
