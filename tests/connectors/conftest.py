@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from thumpflow.core.errors import MessageError
-from thumpflow.hl7v2 import Message, build_ack, build_nak_for_raw
+from thumpflow.hl7v2 import Message, build_ack, build_ack_for_raw
 
 
 @dataclass
@@ -42,7 +42,7 @@ class RecordingIngress:
                 await asyncio.sleep(self.delay)
             self.calls.append((raw, peer, framing_error))
             if framing_error is not None:
-                return build_nak_for_raw(raw, "AR", MessageError(framing_error))
+                return build_ack_for_raw(raw, "AR", MessageError(framing_error))
             return build_ack(Message.parse(raw), "AA")
         finally:
             self.in_flight -= 1

@@ -65,6 +65,8 @@ SECRETS = (
     "ZQX6060842",
     "Huitzilopochtlina",
     "Tonatiuh",
+    "DOE",
+    "ZQX2020311",
 )
 
 FAILS = "Huitzilopochtlina"
@@ -142,9 +144,10 @@ def test_metrics_count_what_happened_and_logs_hold_no_patient_data(tmp_path: Pat
                 adt("FAIL1", "ZQX6060842", FAILS, "Tonatiuh"),
                 adt("DEAD1", "ZQX7733119", "Tlahuicolez", "Yaretzi", note=MARKER),
                 admit,
+                b"DOE|JOHN|ZQX2020311\r" + admit,
             ]
             acks = await send_in_order(port, messages)
-            assert [ack_code(ack) for ack in acks] == ["AA", "AA", "AE", "AE", "AA", "AA"]
+            assert [ack_code(ack) for ack in acks] == ["AA", "AA", "AE", "AE", "AA", "AA", "AE"]
 
             ids = {"channel": "clinical", "destination": "ehr"}
             token = (tmp_path / "admin-token").read_text().strip()
@@ -161,7 +164,7 @@ def test_metrics_count_what_happened_and_logs_hold_no_patient_data(tmp_path: Pat
             assert value(samples, "thumpflow_received_total", **channel) == 3
             assert value(samples, "thumpflow_duplicates_total", **channel) == 1
             rejected = "thumpflow_rejected_total"
-            assert value(samples, rejected, **channel, reason="structure") == 1
+            assert value(samples, rejected, **channel, reason="structure") == 2
             assert value(samples, rejected, **channel, reason="transform") == 1
             assert value(samples, "thumpflow_delivered_total", **ids) == 2
             assert value(samples, "thumpflow_dead_total", **ids) == 1
@@ -196,7 +199,7 @@ def test_metrics_count_what_happened_and_logs_hold_no_patient_data(tmp_path: Pat
         found = [secret for secret in SECRETS if secret in output]
         assert not found, f"patient data in the log: {found}"
         rejects = [record for record in records if "rejected input" in record["message"]]
-        assert len(rejects) == 2
+        assert len(rejects) == 3
         assert "transform failed: ValueError at test_metrics_and_logs.py:" in rejects[1]["message"]
         assert rejects[0]["channel"] == "clinical" and rejects[0]["level"] == "WARNING"
         assert rejects[0]["peer"].startswith("127.0.0.1:")

@@ -44,19 +44,34 @@ def test_unknown_elements_including_misplaced_underscore_elements() -> None:
     patient["address"][0]["_period"] = {"id": "p"}
     patient["identifier"][0]["_id"] = {"id": "attribute"}
     patient["meta"]["project"] = "medplum-only"
+
+    def at(obj: dict[str, object], key: str) -> str:
+        return f"<property {list(obj).index(key) + 1}>"
+
     assert errors(patient) == {
-        ("Patient.meta.project", "unknown-element"),
-        ("Patient.identifier[0]._id", "unknown-element"),
-        ("Patient.address[0]._period", "unknown-element"),
-        ("Patient.nickname", "unknown-element"),
-        ("Patient._name", "unknown-element"),
+        (f"Patient.meta.{at(patient['meta'], 'project')}", "unknown-element"),
+        (f"Patient.identifier[0].{at(patient['identifier'][0], '_id')}", "unknown-element"),
+        (f"Patient.address[0].{at(patient['address'][0], '_period')}", "unknown-element"),
+        (f"Patient.{at(patient, 'nickname')}", "unknown-element"),
+        (f"Patient.{at(patient, '_name')}", "unknown-element"),
     }
 
 
 def test_resource_type_inside_a_data_type_is_unknown() -> None:
     patient = examples.patient()
     patient["name"][0]["resourceType"] = "HumanName"
-    assert errors(patient) == {("Patient.name[0].resourceType", "unknown-element")}
+    position = list(patient["name"][0]).index("resourceType") + 1
+    assert errors(patient) == {(f"Patient.name[0].<property {position}>", "unknown-element")}
+
+
+def test_an_unknown_property_name_is_never_repeated() -> None:
+    """A name or MRN used as a key must not reach a reason, a log line or the audit trail."""
+    patient = examples.patient()
+    patient["DOE^JOHN^MRN0042"] = True
+    issues = [issue for issue in validate(patient) if issue.code == "unknown-element"]
+    assert len(issues) == 1
+    assert "DOE" not in str(issues[0]) and "MRN0042" not in str(issues[0])
+    assert issues[0].path == f"Patient.<property {len(patient)}>"
 
 
 def test_array_versus_single_value() -> None:

@@ -12,7 +12,7 @@ from thumpflow.hl7v2 import (
     accept_ack_wanted,
     ack_mode,
     build_ack,
-    build_nak_for_raw,
+    build_ack_for_raw,
     parse_ack,
 )
 from thumpflow.hl7v2.ack import hl7_timestamp, new_control_id
@@ -145,7 +145,7 @@ def test_accept_ack_wanted(accept: str, app: str, success: bool, wanted: bool) -
 def test_nak_salvages_msh() -> None:
     raw = b"\x0bMSH|^~\\&|LAB|NORTH|HUB|OPS|2024||ORU^R01|X9|D|2.3\rPID|\xff\xfe broken"
     err = MessageError("unparseable", segment="PID", segment_index=2, code="102")
-    nak = Message.parse(build_nak_for_raw(raw, "AR", err))
+    nak = Message.parse(build_ack_for_raw(raw, "AR", err))
     assert (nak.get("MSH-3"), nak.get("MSH-5")) == ("HUB", "LAB")
     assert nak.get("MSH-9") == "ACK^R01^ACK"
     assert nak.get("MSH-11") == "D" and nak.version == "2.3"
@@ -168,7 +168,7 @@ def test_nak_salvages_msh() -> None:
     ],
 )
 def test_nak_defaults_when_msh_unusable(raw: bytes) -> None:
-    nak = Message.parse(build_nak_for_raw(raw, "AR", MessageError("no MSH", code="100")))
+    nak = Message.parse(build_ack_for_raw(raw, "AR", MessageError("no MSH", code="100")))
     assert nak.get("MSH-2") == "^~\\&"
     assert nak.version == "2.5"
     assert nak.get("MSA-1") == "AR"
@@ -178,7 +178,7 @@ def test_nak_defaults_when_msh_unusable(raw: bytes) -> None:
 
 def test_nak_strips_framing_bytes_from_salvaged_fields() -> None:
     raw = b"MSH|^~\\&|A\x1cB|F|||||ADT^A01|C\x0b1|P|2.5\r"
-    out = build_nak_for_raw(raw, "AE", MessageError("x"))
+    out = build_ack_for_raw(raw, "AE", MessageError("x"))
     assert b"\x1c" not in out and b"\x0b" not in out
     assert Message.parse(out).get("MSA-2") == "C1"
 

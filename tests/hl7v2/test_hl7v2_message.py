@@ -259,7 +259,7 @@ SECRET = "SECRETVALUE"
     [
         (b"", "100", "empty"),
         (b"   \r\n", "100", "empty"),
-        (f"PID|1||{SECRET}\r".encode(), "100", "found segment id 'PID'"),
+        (f"PID|1||{SECRET}\r".encode(), "100", "its first segment is another one"),
         (f"{SECRET}|MSH".encode(), "100", "does not begin with an MSH"),
         (b"MSH", "102", "field separator"),
         (f"MSH|^~\\|{SECRET}\r".encode(), "102", "4 or 5"),

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thumpflow.core.errors import MessageError
-from thumpflow.hl7v2 import Delimiters, Message, build_nak_for_raw, escape, unescape
+from thumpflow.hl7v2 import Delimiters, Message, build_ack_for_raw, escape, unescape
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 SEGMENT_IDS = st.from_regex(r"[A-Z][A-Z0-9]{2}", fullmatch=True).filter(
@@ -127,7 +127,7 @@ RAW = st.one_of(
 @settings(max_examples=400, deadline=None)
 @given(RAW)
 def test_nak_for_raw_never_raises(raw: bytes) -> None:
-    nak = build_nak_for_raw(raw, "AR", MessageError("bad", segment="PID", field=3, code="102"))
+    nak = build_ack_for_raw(raw, "AR", MessageError("bad", segment="PID", field=3, code="102"))
     ack = Message.parse(nak)
     assert ack.get("MSA-1") == "AR"
     assert ack.get("ERR-3.1") == "102"

@@ -2,7 +2,8 @@
 
 from thumpflow.alerts.conditions import (
     AlertSettings,
-    DeadLetterTrend,
+    ChannelReading,
+    CountTrend,
     JobReading,
     OutboxReading,
     Reading,
@@ -13,7 +14,8 @@ from thumpflow.alerts.monitor import AlertMonitor
 __all__ = [
     "AlertMonitor",
     "AlertSettings",
-    "DeadLetterTrend",
+    "ChannelReading",
+    "CountTrend",
     "JobReading",
     "OutboxReading",
     "Reading",

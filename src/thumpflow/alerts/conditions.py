@@ -3,12 +3,16 @@
 - latency budget: a destination's oldest undelivered event is older than its
   channel's `latency_budget`;
 - dead-letter growth: a destination's dead count rose by `growth_count` or
-  more within `growth_window` seconds (`DeadLetterTrend` keeps the history);
+  more within `growth_window` seconds (`CountTrend` keeps the history);
 - circuit open: a destination's circuit breaker is open;
 - zero-record batch: the last finished run of a job that expects records
   read none (the runner also audits and logs it when it happens);
 - disk nearly full: free space on the store's file system is below
-  `disk_free_min_percent`.
+  `disk_free_min_percent`;
+- control id reused: a channel admitted a message whose sender and MSH-10
+  were committed before for different content within `growth_window`
+  seconds (admitted as a new event, flagged; the alert clears once a window
+  passes without one).
 
 Messages carry ids and figures only.
 """
@@ -53,32 +57,49 @@ class JobReading:
 
 
 @dataclass(slots=True, frozen=True)
+class ChannelReading:
+    """A channel's ingress counters since the engine started."""
+
+    channel_id: str
+    control_ids_reused: int
+
+
+@dataclass(slots=True, frozen=True)
 class Reading:
     at: float
     outboxes: Sequence[OutboxReading] = ()
     jobs: Sequence[JobReading] = ()
     disk_free_percent: float | None = None
+    channels: Sequence[ChannelReading] = ()
 
 
-class DeadLetterTrend:
-    """Dead counts per destination over the last `window` seconds."""
+class CountTrend:
+    """Counts per subject (a destination's dead letters, a channel's reused
+    control ids) over the last `window` seconds."""
 
     def __init__(self, window: float) -> None:
         self._window = window
         self._history: dict[str, deque[tuple[float, int]]] = {}
 
-    def growth(self, destination_id: str, at: float, dead: int) -> int:
-        """Record `dead` at `at`; how much it rose since the window's lowest count."""
-        history = self._history.setdefault(destination_id, deque())
-        history.append((at, dead))
+    def growth(self, subject: str, at: float, count: int, start: int | None = None) -> int:
+        """Record `count` at `at`; how much it rose since the window's lowest count.
+
+        `start` is the count before a subject's first reading, for counters
+        that start at zero with the engine; without it the first reading is
+        its own baseline (a store-wide total).
+        """
+        history = self._history.get(subject)
+        if history is None:
+            history = self._history[subject] = deque()
+            if start is not None:
+                history.append((at, start))
+        history.append((at, count))
         while history and history[0][0] < at - self._window:
             history.popleft()
-        return dead - min(count for _, count in history)
+        return count - min(seen for _, seen in history)
 
 
-def conditions(
-    reading: Reading, settings: AlertSettings, trend: DeadLetterTrend
-) -> list[Condition]:
+def conditions(reading: Reading, settings: AlertSettings, trend: CountTrend) -> list[Condition]:
     """Every evaluated condition that holds in `reading`."""
     holding: list[Condition] = []
     for outbox in reading.outboxes:
@@ -124,6 +145,21 @@ def conditions(
                     job.job_id,
                     Severity.WARNING,
                     f"job {job.job_id}: run {job.run_id} read zero records; the job expects some",
+                )
+            )
+    for channel in reading.channels:
+        subject = "channel:" + channel.channel_id
+        reused = trend.growth(subject, reading.at, channel.control_ids_reused, start=0)
+        if reused:
+            holding.append(
+                Condition(
+                    AlertKind.CONTROL_ID_REUSED,
+                    channel.channel_id,
+                    Severity.WARNING,
+                    f"channel {channel.channel_id}: {reused} message(s) within "
+                    f"{settings.growth_window:g}s reused a sender's control id (MSH-10) for "
+                    "different content; each was admitted as a new event (control_id_reused "
+                    "in the audit trail)",
                 )
             )
     free = reading.disk_free_percent

@@ -28,7 +28,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from thumpflow.alerts.conditions import AlertSettings, DeadLetterTrend, Reading, conditions
+from thumpflow.alerts.conditions import AlertSettings, CountTrend, Reading, conditions
 from thumpflow.core.alerts import EVALUATED_KINDS, Alert, AlertKind, Condition, Severity, notice
 from thumpflow.core.clock import Clock
 from thumpflow.core.metrics import Registry
@@ -57,7 +57,7 @@ class AlertMonitor:
         self._read = read
         self._sinks = list(sinks)
         self._rng = rng or random.Random()
-        self._trend = DeadLetterTrend(settings.growth_window)
+        self._trend = CountTrend(settings.growth_window)
         self._active: dict[tuple[AlertKind, str], Alert] = {}
         self._lock = asyncio.Lock()
         self._loop_task: asyncio.Task[None] | None = None

@@ -1,8 +1,10 @@
 """The HTTP API application (ASGI): routers, error bodies and the OpenAPI document.
 
-The OpenAPI document is served at `/api/openapi.json`; every route declares
-its request and response bodies, so the document is the contract the tests
-fuzz. Errors are JSON `{"detail": ...}`; a request that fails validation is
+The OpenAPI document is served at `/api/openapi.json` to any authenticated
+caller (like every route but `/api/health`: an unauthenticated caller learns
+nothing about the installation); every route declares its request and
+response bodies, so the document is the contract the tests fuzz.
+Errors are JSON `{"detail": ...}`; a request that fails validation is
 422 naming the field; an unexpected failure is 500 with no detail (the log
 has the exception type and frames, never its text, see `cli.logs`).
 """
@@ -10,11 +12,12 @@ has the exception type and frames, never its text, see `cli.logs`).
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from thumpflow.api.auth import Authenticator
+from thumpflow.api.auth import Authenticator, current_principal
 from thumpflow.api.contract import document_answers
 from thumpflow.api.routes import (
     alerts,
@@ -27,6 +30,7 @@ from thumpflow.api.routes import (
     targets,
     tokens,
 )
+from thumpflow.core.access import Principal
 from thumpflow.runtime.engine import Engine
 
 log = logging.getLogger("thumpflow.api")
@@ -38,7 +42,7 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
         title="thumpflow",
         version="1",
         summary="Healthcare integration engine: operate flow channels and batch jobs.",
-        openapi_url="/api/openapi.json",
+        openapi_url=None,
         docs_url=None,
         redoc_url=None,
     )
@@ -54,6 +58,10 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(alerts.router)
     document_answers(app)
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    async def _openapi(_: Annotated[Principal, Depends(current_principal)]) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -25,6 +25,11 @@ from thumpflow.core.batch import Manifest, Window
 
 _BLOCK = 1 << 20
 
+FILE_MODE = 0o640
+"""Mode of every file the engine writes beside data (extracts, manifests,
+reports, reasons): owner read-write, group read, nothing for others, whatever
+the process umask (a umask can only narrow it)."""
+
 
 def manifest_path(data_path: Path) -> Path:
     """Where the manifest of `data_path` lives: `<file>.manifest.json` beside it."""
@@ -37,16 +42,24 @@ def read_manifest(path: Path) -> Manifest:
 
 
 def write_manifest(path: Path, manifest: Manifest) -> None:
-    """Write a manifest atomically: a temporary file in the same directory, fsynced, renamed.
+    """Write a manifest atomically (see `write_atomically`)."""
+    write_atomically(path, manifest_to_json(manifest))
 
-    A reader sees the previous manifest or the new one, never a torn one; the
-    directory is fsynced so the rename survives a power loss.
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a file atomically: a temporary file in the same directory, fsynced, renamed.
+
+    A reader sees the previous file or the new one, never a torn one; the
+    directory is fsynced so the rename survives a power loss. The file has
+    `FILE_MODE`.
     """
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as out:
-        out.write(manifest_to_json(manifest))
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with open(fd, "wb") as out:
+        os.fchmod(fd, FILE_MODE)
+        out.write(data)
         out.flush()
-        os.fsync(out.fileno())
+        os.fsync(fd)
     temporary.replace(path)
     fsync_directory(path.parent)
 

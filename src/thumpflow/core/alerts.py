@@ -24,6 +24,7 @@ class AlertKind(Enum):
     DISK_NEARLY_FULL = "disk_nearly_full"
     HEARTBEAT_MISSING = "heartbeat_missing"
     SUBSCRIPTION_GAP = "subscription_gap"
+    CONTROL_ID_REUSED = "control_id_reused"
 
 
 class Severity(Enum):
@@ -40,6 +41,7 @@ EVALUATED_KINDS = frozenset(
         AlertKind.CIRCUIT_OPEN,
         AlertKind.ZERO_RECORD_BATCH,
         AlertKind.DISK_NEARLY_FULL,
+        AlertKind.CONTROL_ID_REUSED,
     }
 )
 

@@ -118,6 +118,14 @@ class Admission:
     holds events emitted by transforms; `deliveries` the outbox entries to
     create. `ack_code` is the acknowledgment code given to the sender, kept so
     a resend of the same idempotency key is answered the same way.
+
+    `content_digest` (HL7 v2 keyed by sender and MSH-10) is a digest of the
+    message without its send time (MSH-7). With it, a committed key is a
+    duplicate only when its digest is the same (or unknown: committed before
+    digests were kept). Different content under a committed key is a reused
+    control id: the message is admitted as a new event under the key
+    `<key>#<digest>` (so its own resends are duplicates of it), flagged
+    `control_id_reused` in the audit trail, never dropped.
     """
 
     received: Event
@@ -125,14 +133,32 @@ class Admission:
     deliveries: tuple[NewDelivery, ...] = ()
     ack_code: str = "AA"
     audit_detail: str | None = None
+    content_digest: str | None = None
+
+
+def control_id_reused(admission: Admission, committed_digest: str | None) -> bool:
+    """Whether `admission`, whose key was committed with `committed_digest`,
+    reuses that control id for different content (see `Admission`)."""
+    digest = admission.content_digest
+    return digest is not None and committed_digest is not None and digest != committed_digest
+
+
+def reused_key(admission: Admission) -> str:
+    """The idempotency key under which a reused control id's message is admitted."""
+    return f"{admission.received.idempotency_key}#{admission.content_digest}"
 
 
 @dataclass(slots=True, frozen=True)
 class Admitted:
-    """The admission committed; `deliveries` are now durable outbox entries."""
+    """The admission committed; `deliveries` are now durable outbox entries.
+
+    `reused_control_id_of` is the event that first used the message's control
+    id for different content, when this admission reused it (see `Admission`).
+    """
 
     event_id: str
     deliveries: tuple[Delivery, ...]
+    reused_control_id_of: str | None = None
 
 
 @dataclass(slots=True, frozen=True)

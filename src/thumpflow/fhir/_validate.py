@@ -192,13 +192,24 @@ def _walk(obj: dict[str, Any], table: TypeTable, path: str, ctx: _Context) -> No
 
 
 def _unlisted(obj: dict[str, Any], key: str, table: TypeTable, path: str, ctx: _Context) -> None:
-    """A property that is not an element: a primitive's `_key`, or unknown."""
+    """A property that is not an element: a primitive's `_key`, or unknown.
+
+    An unknown property's name comes from the input and may be patient data
+    (a name or MRN used as a key), so the issue locates it by its position
+    among the object's properties and never repeats it.
+    """
     if key[:1] == "_":
         element = table.elements.get(key[1:])
         if element is not None and element.kind == PRIMITIVE and not element.attribute:
             _primitive_extension(obj, key, element, path, ctx)
             return
-    ctx.error(f"{path}.{key}", "unknown-element", f"{table.name} has no element {key}")
+    position = list(obj).index(key) + 1
+    ctx.error(
+        f"{path}.<property {position}>",
+        "unknown-element",
+        f"property {position} of this {table.name} is not an R4 element "
+        "(its name is not repeated here)",
+    )
 
 
 def _check_choices(obj: dict[str, Any], table: TypeTable, path: str, ctx: _Context) -> None:

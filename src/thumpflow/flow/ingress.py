@@ -3,12 +3,21 @@
 Guarantees:
 - No loss: the positive ACK (AA, or CA in enhanced mode) is returned only
   after `Store.admit` has durably committed the event and its deliveries.
-- Nothing silently dropped: input that cannot be parsed, framed or
-  transformed is kept raw as a reject (`Store.reject`) and answered with a NAK
-  whose ERR segment names what is wrong and where (AE/CR: do not resend as
-  is). When the store itself fails the answer is AR/CE (resend later).
-- Exactly once: a resend of the same MSH-10 from the same sender (MSH-3/4) is
-  answered with the original ACK code and not processed again.
+- Nothing silently dropped: every input gets an answer. Input that cannot be
+  decoded, parsed, framed or transformed (whatever fails: a character set
+  that cannot be looked up, bytes no codec reads, a structure error) is kept
+  raw as a reject (`Store.reject`) and answered with a NAK whose ERR segment
+  names what is wrong and where (AE/CR: do not resend as is). When the store
+  itself fails the answer is AR/CE (resend later). A committed message always
+  gets its ACK: when one cannot be built from the message's own header, a
+  minimal valid ACK (`build_ack_for_raw`) is sent instead.
+- Exactly once: a resend of the same MSH-10 from the same sender (MSH-3/4)
+  with the same content (MSH-7, the send time, left out) is answered with the
+  original ACK code and not processed again. The same MSH-10 with different
+  content is a reused control id (senders' counters reset): admitted as a new
+  event, flagged `control_id_reused` in the audit trail and the timeline,
+  counted (`thumpflow_control_ids_reused_total`) and logged without content;
+  never dropped.
 - Backpressure: `is_open` is false while any destination of the channel is
   past its high-water mark; sources stop reading until `wait_open` returns.
 - Pause: `pause` closes the ingress the same way until `resume` (an
@@ -51,11 +60,13 @@ from thumpflow.flow.metrics import IngressMetrics
 from thumpflow.flow.outbox import Outbox
 from thumpflow.flow.pipeline import ChannelPipeline
 from thumpflow.hl7v2 import (
+    Batch,
     Message,
     accept_ack_wanted,
     ack_mode,
     build_ack,
-    build_nak_for_raw,
+    build_ack_for_raw,
+    content_digest,
     parse_batch,
 )
 from thumpflow.hl7v2.ack import hl7_timestamp
@@ -157,10 +168,10 @@ class ChannelIngress:
         count in BTS-1.
         """
         try:
-            batch = parse_batch(raw)
+            batch = read_batch(raw)
         except MessageError as err:
             nak = await self._reject(raw, peer, err, now, reason="batch")
-            return nak if nak is not None else build_nak_for_raw(raw, "AE", err)
+            return nak if nak is not None else build_ack_for_raw(raw, "AE", err)
         acks = []
         for message in batch.messages:
             ack = await self._receive_message(message.to_bytes(), peer, now)
@@ -174,8 +185,7 @@ class ChannelIngress:
 
     async def _receive_message(self, raw: bytes, peer: str, now: float) -> bytes | None:
         try:
-            message = Message.parse(raw)
-            message.validate_structure()
+            message = read_message(raw)
         except MessageError as err:
             return await self._reject(raw, peer, err, now, reason="structure")
         mode = ack_mode(message)
@@ -190,18 +200,17 @@ class ChannelIngress:
             deliveries=result.deliveries,
             ack_code=_POSITIVE[mode],
             audit_detail="filtered" if result.filtered else None,
+            content_digest=content_digest(raw),
         )
         outcome = await self._commit(admission, peer)
         if outcome is None:
             code = _RETRY_LATER[mode]
             error = MessageError("could not store the message; send it again later", code="207")
-            return (
-                build_ack(message, code, error=error) if accept_ack_wanted(message, False) else None
-            )
+            return _ack(message, raw, code, error) if accept_ack_wanted(message, False) else None
         code = outcome.ack_code if isinstance(outcome, Duplicate) else _POSITIVE[mode]
         if not accept_ack_wanted(message, code in _POSITIVE.values()):
             return None
-        return build_ack(message, code)
+        return _ack(message, raw, code)
 
     async def _commit(self, admission: Admission, peer: str) -> Admitted | Duplicate | None:
         """Admit, count, hand new deliveries to their outboxes; None when the store failed."""
@@ -219,6 +228,17 @@ class ChannelIngress:
             self._metrics.duplicates.inc()
         else:
             self._metrics.received.inc()
+            if outcome.reused_control_id_of is not None:
+                self._metrics.control_ids_reused.inc()
+                log.warning(
+                    "channel %s: a message from %s reused the control id of event %s with "
+                    "different content; admitted as new event %s",
+                    self.channel_id,
+                    peer,
+                    outcome.reused_control_id_of,
+                    outcome.event_id,
+                    extra={"channel": self.channel_id, "peer": peer},
+                )
             self._offer(outcome.deliveries)
         return outcome
 
@@ -232,8 +252,7 @@ class ChannelIngress:
         """
         now = self._clock.now()
         try:
-            message = Message.parse(raw)
-            message.validate_structure()
+            message = read_message(raw)
         except MessageError as err:
             return await self._invalid(raw, peer, err, now, "structure")
         try:
@@ -250,6 +269,7 @@ class ChannelIngress:
             deliveries=result.deliveries,
             ack_code=_POSITIVE[ack_mode(message)],
             audit_detail="filtered" if result.filtered else via,
+            content_digest=content_digest(raw) if key is None else None,
         )
         return await self._submitted(admission, peer, conflicts=key is not None)
 
@@ -356,15 +376,15 @@ class ChannelIngress:
         reject_id = await self.keep(raw, peer, error.describe(), now, reason)
         if reject_id is None:
             if message is None:
-                return build_nak_for_raw(raw, "AR", error) if _looks_like_message(raw) else None
-            return build_ack(message, _RETRY_LATER[ack_mode(message)], error=error)
+                return build_ack_for_raw(raw, "AR", error) if _looks_like_message(raw) else None
+            return _ack(message, raw, _RETRY_LATER[ack_mode(message)], error)
         if message is not None:
             if not accept_ack_wanted(message, False):
                 return None
-            return build_ack(message, _REJECT[ack_mode(message)], error=error)
+            return _ack(message, raw, _REJECT[ack_mode(message)], error)
         if framing_error_only and not _looks_like_message(raw):
             return None
-        return build_nak_for_raw(raw, "AE", error)
+        return build_ack_for_raw(raw, "AE", error)
 
     async def keep(
         self, raw: bytes, peer: str, reason_text: str, now: float, reason: str
@@ -394,11 +414,57 @@ class ChannelIngress:
         return reject_id
 
 
+def read_message(raw: bytes) -> Message:
+    """Parse and check one message, its character set and ACK mode resolved.
+
+    Any failure to read it is a `MessageError` naming where; no other
+    exception escapes, whatever the bytes (the reason names the failure's
+    type and place, never content).
+    """
+    try:
+        message = Message.parse(raw)
+        message.validate_structure()
+        if message.encoding and ack_mode(message):
+            return message
+    except MessageError:
+        raise
+    except Exception as err:
+        raise _unreadable("message", err) from err
+    raise MessageError("message could not be read", code="102")
+
+
+def read_batch(raw: bytes) -> Batch:
+    """`parse_batch` where any failure is a `MessageError` (see `read_message`)."""
+    try:
+        return parse_batch(raw)
+    except MessageError:
+        raise
+    except Exception as err:
+        raise _unreadable("batch", err) from err
+
+
+def _unreadable(what: str, err: Exception) -> MessageError:
+    return MessageError(f"{what} could not be read ({_describe_exception(err)})", code="102")
+
+
+def _ack(message: Message, raw: bytes, code: str, error: MessageError | None = None) -> bytes:
+    """The ACK from the message's own header; a minimal one when that cannot be built."""
+    try:
+        return build_ack(message, code, error=error)
+    except Exception as err:
+        log.warning("could not build an ACK from the message's header (%s)", type(err).__name__)
+        return build_ack_for_raw(raw, code, error)
+
+
 def decode_fhir(raw: bytes) -> dict[str, Any] | None:
-    """The JSON object of a FHIR body, or None when it is not a JSON object with resourceType."""
+    """The JSON object of a FHIR body, or None when it is not a JSON object with resourceType.
+
+    Never raises: bytes that are not UTF-8 JSON, and JSON nested too deeply to
+    decode (`RecursionError`), are None like any other non-resource.
+    """
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if isinstance(value, dict) and isinstance(value.get("resourceType"), str):
         return value

@@ -28,11 +28,12 @@ CIRCUIT_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerStat
 class IngressMetrics:
     """The series of one channel's ingress."""
 
-    __slots__ = ("duplicates", "received", "rejected", "store_failures")
+    __slots__ = ("control_ids_reused", "duplicates", "received", "rejected", "store_failures")
 
     def __init__(self, flow: FlowMetrics, channel_id: str) -> None:
         self.received = flow.received.labels(channel_id)
         self.duplicates = flow.duplicates.labels(channel_id)
+        self.control_ids_reused = flow.control_ids_reused.labels(channel_id)
         self.store_failures = flow.store_failures.labels(channel_id)
         self.rejected = {
             reason: flow.rejected.labels(channel_id, reason) for reason in REJECT_REASONS
@@ -110,6 +111,12 @@ class FlowMetrics:
         self.duplicates = registry.counter(
             "thumpflow_duplicates_total",
             "Resent messages recognised by idempotency key: acknowledged, not processed again.",
+            channel,
+        )
+        self.control_ids_reused = registry.counter(
+            "thumpflow_control_ids_reused_total",
+            "Messages whose sender and MSH-10 were committed before for different content: "
+            "admitted as new events, flagged control_id_reused.",
             channel,
         )
         self.rejected = registry.counter(

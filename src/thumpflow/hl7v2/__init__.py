@@ -11,12 +11,13 @@ from thumpflow.hl7v2.ack import (
     accept_ack_wanted,
     ack_mode,
     build_ack,
-    build_nak_for_raw,
+    build_ack_for_raw,
     parse_ack,
 )
 from thumpflow.hl7v2.batch import Batch, MessageBatch, parse_batch, split_messages
 from thumpflow.hl7v2.charset import codec_for
 from thumpflow.hl7v2.delimiters import DEFAULT_DELIMITERS, Delimiters
+from thumpflow.hl7v2.digest import content_digest
 from thumpflow.hl7v2.escape import escape, unescape
 from thumpflow.hl7v2.message import Message
 from thumpflow.hl7v2.path import compile_path
@@ -33,9 +34,10 @@ __all__ = [
     "accept_ack_wanted",
     "ack_mode",
     "build_ack",
-    "build_nak_for_raw",
+    "build_ack_for_raw",
     "codec_for",
     "compile_path",
+    "content_digest",
     "escape",
     "parse_ack",
     "parse_batch",

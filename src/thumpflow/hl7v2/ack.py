@@ -177,17 +177,19 @@ def _salvage(raw: bytes) -> tuple[Delimiters, list[bytes]] | None:
     except MessageError:
         return None
     fields = [b"MSH", fs, *line.split(fs)[1:]]
-    return delims, [f.translate(None, b"\x0b\x1c")[:_SALVAGE_MAX] for f in fields]
+    return delims, [f.translate(None, b"\x00\x0b\x1c")[:_SALVAGE_MAX] for f in fields]
 
 
-def build_nak_for_raw(raw: bytes, code: str, error: MessageError) -> bytes:
-    """A best-effort negative ACK for bytes that did not parse. Never raises
-    for any `raw` (ValueError only for an invalid `code`).
+def build_ack_for_raw(raw: bytes, code: str, error: MessageError | None = None) -> bytes:
+    """A best-effort ACK for bytes that did not parse, or whose own header cannot
+    build one (`build_ack` failed). Never raises for any `raw` (ValueError only
+    for an invalid `code`).
 
     When the first line is an MSH with usable delimiters its routing fields,
     trigger, control id (MSA-2), processing id, version and charset are copied
-    byte for byte as in `build_ack`; otherwise the NAK uses `|^~\\&`, version
-    2.5, processing id P and an empty MSA-2.
+    byte for byte as in `build_ack` (without framing bytes and NULs, each cut
+    to 199 bytes); otherwise the ACK uses `|^~\\&`, version 2.5, processing id
+    P and an empty MSA-2. With `error`, an ERR segment says what is wrong.
     """
     _check_code(code)
     salvaged = _salvage(raw)
@@ -219,7 +221,8 @@ def build_nak_for_raw(raw: bytes, code: str, error: MessageError) -> bytes:
     if field(18):
         header += [b"", b"", b"", b"", b"", field(18)]
     acked_id = field(10).decode("latin-1")
-    tail = _tail(d, code, acked_id, error.describe(), error).encode("latin-1", "replace")
+    text = "" if error is None else error.describe()
+    tail = _tail(d, code, acked_id, text, error).encode("latin-1", "replace")
     return fs.join(header) + b"\r" + tail
 
 

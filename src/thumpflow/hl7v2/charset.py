@@ -56,7 +56,8 @@ NOT_ASCII_COMPATIBLE = frozenset({"utf-16", "utf-32"})
 
 def codec_for(charset: str) -> str | None:
     """The Python codec for an MSH-18 value (table 0211 code or a common codec
-    name such as `UTF-8`), or None when it is not recognised."""
+    name such as `UTF-8`), or None when it is not recognised. Never raises,
+    whatever the value holds (NUL and other bytes `codecs.lookup` refuses)."""
     if charset in _known:
         return _known[charset]
     name = " ".join(charset.split()).upper()
@@ -64,7 +65,7 @@ def codec_for(charset: str) -> str | None:
     if codec is None:
         try:
             canonical = codecs.lookup(name).name
-        except LookupError:
+        except (LookupError, ValueError, TypeError):
             canonical = ""
         codec = canonical if canonical in _ALIASABLE else None
     if len(_known) < 256:

@@ -29,7 +29,7 @@ def _not_msh(head: str) -> MessageError:
         return MessageError("message is empty", code="100")
     sid = head[:3]
     if _SEGMENT_ID.fullmatch(sid) and (len(head) == 3 or not head[3].isalnum()):
-        reason = f"message must begin with MSH, found segment id {sid!r}"
+        reason = "message must begin with MSH; its first segment is another one"
     else:
         reason = "message does not begin with an MSH segment"
     return MessageError(reason, segment_index=1, code="100")

@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from thumpflow.alerts import AlertMonitor, AlertSettings, JobReading, OutboxReading, Reading
+from thumpflow.alerts import (
+    AlertMonitor,
+    AlertSettings,
+    ChannelReading,
+    JobReading,
+    OutboxReading,
+    Reading,
+)
 from thumpflow.config.jobs import BatchDestinationSpec, BatchSourceSpec, Job
 from thumpflow.config.jobs import BatchFileDestination as JobFileDestination
 from thumpflow.config.jobs import FhirBatchDestination as JobFhirDestination
@@ -641,11 +648,16 @@ class Engine:
             ]
             if finished:
                 jobs.append(JobReading(job.id, finished[0].run_id, finished[0].counts.read))
+        reused = self.metrics.flow.control_ids_reused
         return Reading(
             at=self.clock.now(),
             outboxes=outboxes,
             jobs=jobs,
             disk_free_percent=await asyncio.to_thread(self._disk_free_percent),
+            channels=[
+                ChannelReading(channel_id, int(reused.labels(channel_id).value))
+                for channel_id in self.channels
+            ],
         )
 
     def _disk_free_percent(self) -> float | None:

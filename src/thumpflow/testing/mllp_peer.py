@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from thumpflow.connectors.mllp.framing import FramingError, MllpDecoder, frame
 from thumpflow.core.errors import MessageError
-from thumpflow.hl7v2 import Message, build_ack, build_nak_for_raw
+from thumpflow.hl7v2 import Message, build_ack, build_ack_for_raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +134,7 @@ def _ack(raw: bytes, reply: Reply) -> bytes:
     try:
         message = Message.parse(raw)
     except MessageError as exc:
-        return build_nak_for_raw(raw, "AR" if reply.code == "AA" else reply.code, exc)
+        return build_ack_for_raw(raw, "AR" if reply.code == "AA" else reply.code, exc)
     if reply.control_id is not None:
         message.set("MSH-10", reply.control_id)
     return build_ack(message, reply.code, text=reply.text)

@@ -45,12 +45,12 @@ only in the report.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thumpflow.batch.files import write_atomically
 from thumpflow.config.jobs import Job
 from thumpflow.core.batch import Manifest, RunStatus, SourceRecord
 from thumpflow.core.clock import Clock
@@ -85,20 +85,11 @@ async def _each(items: Iterable[KeyState]) -> AsyncIterator[KeyState]:
         yield item
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as stream:
-        stream.write(text)
-        stream.flush()
-        os.fsync(stream.fileno())
-    temporary.replace(path)
-
-
 def write_report(directory: Path, stem: str, report: ReconciliationReport) -> None:
     """Write `<stem>.json` and `<stem>.txt` atomically (temporary name, fsync, rename)."""
     directory.mkdir(parents=True, exist_ok=True)
-    _write_atomically(directory / f"{stem}.json", report.to_json() + "\n")
-    _write_atomically(directory / f"{stem}.txt", report.render_table() + "\n")
+    write_atomically(directory / f"{stem}.json", (report.to_json() + "\n").encode())
+    write_atomically(directory / f"{stem}.txt", (report.render_table() + "\n").encode())
 
 
 def _ack_code(ack: bytes | None) -> str:

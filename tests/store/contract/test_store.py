@@ -6,6 +6,7 @@ Every test runs against every backend in `conftest.BACKENDS`.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -592,5 +593,28 @@ def test_audit_is_newest_first_with_limit(store_factory: StoreFactory) -> None:
         assert entries[0].entry_id > entries[1].entry_id > entries[2].entry_id
         assert len(await store.audit()) == 5
         assert await store.audit("nobody") == []
+
+    run(store_factory.make, body)
+
+
+def test_a_reused_control_id_with_other_content_is_a_new_event_flagged(
+    store_factory: StoreFactory,
+) -> None:
+    def sent(digest: str | None, at: float) -> Admission:
+        return replace(
+            admission("fhir", received=event(key="SIM|GEN|77", at=at)), content_digest=digest
+        )
+
+    async def body(store: Store) -> None:
+        first = admitted(await store.admit(sent("d1", 1_700_000_001.0)))
+        assert await store.admit(sent("d1", 1_700_000_002.0)) == Duplicate(first.event_id, "AA")
+        reused = admitted(await store.admit(sent("d2", 1_700_000_003.0)))
+        assert reused.reused_control_id_of == first.event_id
+        assert reused.event_id != first.event_id
+        assert await store.admit(sent("d2", 1_700_000_004.0)) == Duplicate(reused.event_id, "AA")
+        assert await store.admit(sent(None, 1_700_000_005.0)) == Duplicate(first.event_id, "AA")
+        [flag] = await store.audit(reused.event_id, action="control_id_reused")
+        assert first.event_id in flag.detail
+        assert await store.pending_count("fhir") == 2
 
     run(store_factory.make, body)

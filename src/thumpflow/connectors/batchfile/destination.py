@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from thumpflow.batch import Encoder, fsync_directory, manifest_path, write_manifest
+from thumpflow.batch.files import FILE_MODE
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec
 from thumpflow.connectors.drop import KeyLog, encoder_for, read_ranges, render_name
 from thumpflow.core.batch import BatchItem, Manifest, Window, WriteResult
@@ -148,7 +149,7 @@ class BatchFileDestination:
             stale.unlink(missing_ok=True)
         token = f"{os.getpid()}-{secrets.token_hex(4)}"
         temporary = directory / f".{name}.{token}.tmp"
-        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
         out = open(fd, "wb", buffering=_BUFFER)  # noqa: SIM115 - closed by finish or abort
         return _Run(name, directory / name, temporary, window, out)
 

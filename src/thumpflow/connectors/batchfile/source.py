@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from thumpflow.batch import Problem, fsync_directory, manifest_path, read_records
+from thumpflow.batch.files import write_atomically
 from thumpflow.connectors.batchfile.spec import FileDropSourceSpec
 from thumpflow.connectors.drop import (
     REASON_SUFFIX,
@@ -210,7 +211,7 @@ class FileDropSource:
             destination = _free_name(target, path.name)
             if reason is not None:
                 reason_path = destination.with_name(destination.name + REASON_SUFFIX)
-                reason_path.write_text(reason.rstrip("\n") + "\n", encoding="utf-8")
+                write_atomically(reason_path, (reason.rstrip("\n") + "\n").encode())
             path.replace(destination)
             self._moved[path] = destination
         if sidecar.exists():

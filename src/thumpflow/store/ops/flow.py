@@ -9,6 +9,7 @@ and the row lock a replay takes (PostgreSQL: `FOR UPDATE OF d`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from thumpflow.core.errors import StoreError
@@ -20,6 +21,8 @@ from thumpflow.core.event import (
     Event,
     NewDelivery,
     Reject,
+    control_id_reused,
+    reused_key,
 )
 from thumpflow.store.chain import AuditRow
 from thumpflow.store.crypt import DELIVERY_REASON, REJECT_RAW, Codec
@@ -46,27 +49,45 @@ _UPDATE_REPLAYED = (
 )
 
 
+def known_keys(admissions: list[Admission]) -> list[str]:
+    """The idempotency keys to look up before screening: each received key and, for a
+    message with a content digest, the key it would take as a reused control id."""
+    keys = [admission.received.idempotency_key for admission in admissions]
+    return keys + [reused_key(a) for a in admissions if a.content_digest is not None]
+
+
 def screen_admissions(
     admissions: list[Admission],
-    known: dict[str, tuple[str, str]],
+    known: dict[str, tuple[str, str, str | None]],
     deltas: Deltas,
     audit_rows: list[AuditRow],
-) -> tuple[list[Any], list[tuple[int, Admission]]]:
+) -> tuple[list[Any], list[tuple[int, Admission, str | None]]]:
     """Answer duplicates and inconsistent admissions; return (answers, the ones to write).
 
     `known` maps idempotency keys committed before (and those of this batch,
-    as they are accepted) to (event id, ACK code). A duplicate is answered
-    `Duplicate` with a `duplicate` audit entry; an admission repeating an
-    event id, or with a delivery of an event it does not hold, `StoreError`.
-    Each accepted one gets its `received` audit entry and counters, and a
-    placeholder answer at its index for the caller to fill.
+    as they are accepted) to (event id, ACK code, content digest). A duplicate
+    is answered `Duplicate` with a `duplicate` audit entry; a committed key
+    with another digest is a reused control id (`core.event.Admission`): the
+    admission goes on under `reused_key`, with a `control_id_reused` audit
+    entry, and the event it reused is returned beside it. An admission
+    repeating an event id, or with a delivery of an event it does not hold,
+    is answered `StoreError`. Each accepted one gets its `received` audit
+    entry and counters, and a placeholder answer at its index for the caller
+    to fill.
     """
     answers: list[Any] = []
-    accepted: list[tuple[int, Admission]] = []
-    for admission in admissions:
+    accepted: list[tuple[int, Admission, str | None]] = []
+    for given in admissions:
+        admission = given
         received = admission.received
         actor = "source:" + received.channel_id
         original = known.get(received.idempotency_key)
+        reused_of: str | None = None
+        if original is not None and control_id_reused(admission, original[2]):
+            reused_of = original[0]
+            received = replace(received, idempotency_key=reused_key(admission))
+            admission = replace(admission, received=received)
+            original = known.get(received.idempotency_key)
         if original is not None:
             answers.append(Duplicate(original[0], original[1]))
             audit_rows.append(
@@ -87,9 +108,24 @@ def screen_admissions(
         if any(new.event_id not in event_ids for new in admission.deliveries):
             answers.append(StoreError("admission has a delivery for an event it does not contain"))
             continue
-        known[received.idempotency_key] = (received.event_id, admission.ack_code)
-        accepted.append((len(answers), admission))
+        known[received.idempotency_key] = (
+            received.event_id,
+            admission.ack_code,
+            admission.content_digest,
+        )
+        accepted.append((len(answers), admission, reused_of))
         answers.append(None)
+        if reused_of is not None:
+            audit_rows.append(
+                (
+                    received.received_at,
+                    actor,
+                    "control_id_reused",
+                    received.event_id,
+                    f"MSH-10 was first used by event {reused_of} for different content; "
+                    "admitted as a new event",
+                )
+            )
         audit_rows.append(
             (
                 received.received_at,

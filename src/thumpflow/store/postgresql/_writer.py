@@ -46,7 +46,7 @@ from thumpflow.store.group import (
 )
 from thumpflow.store.handlers import BackendSql, shared_handlers
 from thumpflow.store.ops import Dialect, WriteContext
-from thumpflow.store.ops.flow import new_delivery, screen_admissions
+from thumpflow.store.ops.flow import known_keys, new_delivery, screen_admissions
 from thumpflow.store.postgresql._db import PgDb, as_bytes
 from thumpflow.store.rows import (
     EVENT_FIELDS,
@@ -74,7 +74,7 @@ _INSERT_DELIVERY = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0.0, ?, ?, ?)"
 )
 _INSERT_IDEMPOTENCY = (
-    "INSERT INTO idempotency (key, event_id, ack_code, received_at) VALUES (?, ?, ?, ?)"
+    "INSERT INTO idempotency (key, event_id, ack_code, received_at, digest) VALUES (?, ?, ?, ?, ?)"
 )
 _KEY_SEQUENCES = (
     "INSERT INTO key_sequences (destination_id, ordering_key, seq)"
@@ -239,12 +239,12 @@ class Writer(GroupWriter):
         return result
 
     def _admit(self, admissions: list[Admission], deltas: Deltas) -> list[Any]:
-        keys = [admission.received.idempotency_key for admission in admissions]
-        known: dict[str, tuple[str, str]] = {
-            row[0]: (row[1], row[2])
+        known: dict[str, tuple[str, str, str | None]] = {
+            row[0]: (row[1], row[2], row[3])
             for row in self._db.execute(
-                "SELECT key, event_id, ack_code FROM idempotency WHERE key = ANY(?::text[])",
-                (keys,),
+                "SELECT key, event_id, ack_code, digest FROM idempotency"
+                " WHERE key = ANY(?::text[])",
+                (known_keys(admissions),),
             )
         }
         audit_rows: list[AuditRow] = []
@@ -255,10 +255,13 @@ class Writer(GroupWriter):
         return answers
 
     def _insert_admissions(
-        self, accepted: list[tuple[int, Admission]], answers: list[Any], deltas: Deltas
+        self,
+        accepted: list[tuple[int, Admission, str | None]],
+        answers: list[Any],
+        deltas: Deltas,
     ) -> None:
-        event_seqs = iter(self._take(0, sum(1 + len(a.derived) for _, a in accepted)))
-        new_deliveries = [new for _, a in accepted for new in a.deliveries]
+        event_seqs = iter(self._take(0, sum(1 + len(a.derived) for _, a, _ in accepted)))
+        new_deliveries = [new for _, a, _ in accepted for new in a.deliveries]
         delivery_ids = iter(self._take(1, len(new_deliveries)))
         key_seqs = iter(
             self._key_seqs([(new.destination_id, new.ordering_key) for new in new_deliveries])
@@ -266,7 +269,7 @@ class Writer(GroupWriter):
         event_rows: list[tuple[Any, ...]] = []
         delivery_rows: list[tuple[Any, ...]] = []
         key_rows: list[tuple[Any, ...]] = []
-        for index, admission in accepted:
+        for index, admission, reused_of in accepted:
             received = admission.received
             events: dict[str, tuple[int, Event]] = {}
             for event in (received, *admission.derived):
@@ -296,9 +299,15 @@ class Writer(GroupWriter):
                 deliveries.append(new_delivery(delivery_id, new, event, created_at))
                 deltas.outbox(new.destination_id, event.channel_id)[PENDING] += 1
             key_rows.append(
-                (received.idempotency_key, received.event_id, admission.ack_code, created_at)
+                (
+                    received.idempotency_key,
+                    received.event_id,
+                    admission.ack_code,
+                    created_at,
+                    admission.content_digest,
+                )
             )
-            answers[index] = Admitted(received.event_id, tuple(deliveries))
+            answers[index] = Admitted(received.event_id, tuple(deliveries), reused_of)
         self._db.executemany(_INSERT_EVENT, event_rows)
         if delivery_rows:
             self._db.executemany(_INSERT_DELIVERY, delivery_rows)

@@ -50,11 +50,13 @@ CREATE INDEX events_type ON events (event_type, received_at, event_seq);
 CREATE INDEX events_channel ON events (channel_id, received_at, event_seq);
 CREATE INDEX events_causation ON events (causation_id) WHERE causation_id IS NOT NULL;
 
+-- idempotency.digest: as SQLite's schema 12 (a reused control id is a new event).
 CREATE TABLE idempotency (
     key         text             NOT NULL PRIMARY KEY,
     event_id    text             NOT NULL,
     ack_code    text             NOT NULL,
-    received_at double precision NOT NULL
+    received_at double precision NOT NULL,
+    digest      text
 );
 
 -- status: 0 pending, 1 delivered, 2 dead, 3 superseded.

@@ -9,6 +9,7 @@ than guessing.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -78,9 +79,15 @@ def connect_writer(path: Path) -> sqlite3.Connection:
     indexes), so smaller pages mean fewer bytes to fsync per commit (measured
     in docs/benchmarks.md). A database created earlier keeps its page size.
 
+    The database and its WAL and shared-memory files are readable by their
+    owner only (0600) whatever the umask: the file is created with that mode
+    before SQLite opens it (SQLite gives its WAL and shm files the database's
+    mode), and files left looser by an older version are tightened.
+
     Raises `StoreError` if the database cannot be put in WAL mode.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    _make_private(path)
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, cached_statements=256
     )
@@ -99,6 +106,20 @@ def connect_writer(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+DATABASE_MODE = 0o600
+
+
+def _make_private(path: Path) -> None:
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, DATABASE_MODE))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        try:
+            if companion.stat().st_mode & 0o777 != DATABASE_MODE:
+                companion.chmod(DATABASE_MODE)
+        except FileNotFoundError:
+            continue
 
 
 def connect_reader(path: Path, *, read_only_file: bool) -> sqlite3.Connection:

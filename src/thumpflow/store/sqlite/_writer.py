@@ -12,7 +12,7 @@ column is sealed by the writer's `Codec` when encryption is configured.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import sqlite3
 from typing import Any
@@ -25,6 +25,8 @@ from thumpflow.core.event import (
     Delivery,
     Duplicate,
     Event,
+    control_id_reused,
+    reused_key,
 )
 from thumpflow.core.retention import PurgeCounts
 from thumpflow.store.crypt import (
@@ -58,11 +60,12 @@ _INSERT_DELIVERY = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0.0, ?, ?, ?)"
 )
 _INSERT_IDEMPOTENCY = (
-    "INSERT INTO idempotency (key, event_id, ack_code, received_at) VALUES (?, ?, ?, ?)"
+    "INSERT INTO idempotency (key, event_id, ack_code, received_at, digest) VALUES (?, ?, ?, ?, ?)"
 )
-_SELECT_KNOWN_KEYS = (
-    "SELECT key, event_id, ack_code FROM idempotency WHERE key IN (SELECT value FROM json_each(?))"
-)
+# Keys are bound one parameter each, not passed through json_each: SQLite's
+# JSON functions end a text at NUL, and a control id may hold one.
+_SELECT_KNOWN_KEYS = "SELECT key, event_id, ack_code, digest FROM idempotency WHERE key IN "
+_KEYS_PER_SELECT = 500
 _UPSERT_VERSION = (
     "INSERT INTO applied_versions (destination_id, ordering_key, version) VALUES (?, ?, ?)"
     " ON CONFLICT (destination_id, ordering_key)"
@@ -177,10 +180,14 @@ class Writer(GroupWriter):
     def _admit(self, admissions: list[Admission], deltas: Deltas) -> list[Any]:
         conn = self._conn
         keys = [admission.received.idempotency_key for admission in admissions]
-        known: dict[str, tuple[str, str]] = {
-            key: (event_id, ack_code)
-            for key, event_id, ack_code in conn.execute(_SELECT_KNOWN_KEYS, (json.dumps(keys),))
-        }
+        keys += [reused_key(a) for a in admissions if a.content_digest is not None]
+        known: dict[str, tuple[str, str, str | None]] = {}
+        for start in range(0, len(keys), _KEYS_PER_SELECT):
+            chunk = keys[start : start + _KEYS_PER_SELECT]
+            marks = "(" + ",".join("?" * len(chunk)) + ")"
+            known.update(
+                (row[0], row[1:]) for row in conn.execute(_SELECT_KNOWN_KEYS + marks, chunk)
+            )
         answers: list[Any] = []
         event_rows: list[tuple[Any, ...]] = []
         delivery_rows: list[tuple[Any, ...]] = []
@@ -190,6 +197,11 @@ class Writer(GroupWriter):
             received = admission.received
             actor = "source:" + received.channel_id
             original = known.get(received.idempotency_key)
+            reused_of: str | None = None
+            if original is not None and control_id_reused(admission, original[2]):
+                reused_of = original[0]
+                received = dataclasses.replace(received, idempotency_key=reused_key(admission))
+                original = known.get(received.idempotency_key)
             if original is not None:
                 answers.append(Duplicate(original[0], original[1]))
                 audit_rows.append(
@@ -240,15 +252,31 @@ class Writer(GroupWriter):
                 )
                 deliveries.append(new_delivery(delivery_id, new, event, created_at))
                 deltas.outbox(new.destination_id, event.channel_id)[PENDING] += 1
-            known[received.idempotency_key] = (received.event_id, admission.ack_code)
+            known[received.idempotency_key] = (
+                received.event_id,
+                admission.ack_code,
+                admission.content_digest,
+            )
             key_rows.append(
                 (
                     received.idempotency_key,
                     received.event_id,
                     admission.ack_code,
                     received.received_at,
+                    admission.content_digest,
                 )
             )
+            if reused_of is not None:
+                audit_rows.append(
+                    (
+                        received.received_at,
+                        actor,
+                        "control_id_reused",
+                        received.event_id,
+                        f"MSH-10 was first used by event {reused_of} for different content; "
+                        "admitted as a new event",
+                    )
+                )
             audit_rows.append(
                 (
                     received.received_at,
@@ -261,7 +289,7 @@ class Writer(GroupWriter):
             counters = deltas.channel(received.channel_id)
             counters[RECEIVED] += 1
             counters[LAST_RECEIVED] = latest(counters[LAST_RECEIVED], received.received_at)
-            answers.append(Admitted(received.event_id, tuple(deliveries)))
+            answers.append(Admitted(received.event_id, tuple(deliveries), reused_of))
         if event_rows:
             conn.executemany(_rows.INSERT_EVENT, event_rows)
         if delivery_rows:
