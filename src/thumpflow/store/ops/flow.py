@@ -8,13 +8,14 @@ and the row lock a replay takes (PostgreSQL: `FOR UPDATE OF d`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from thumpflow.core.errors import StoreError
 from thumpflow.core.event import (
     Admission,
+    Admitted,
     DeadLetterFilter,
     Delivery,
     Duplicate,
@@ -38,7 +39,7 @@ from thumpflow.store.group import (
     latest,
 )
 from thumpflow.store.ops import WriteContext
-from thumpflow.store.rows import DELIVERY_COLUMNS, delivery_from_row, reason_matches
+from thumpflow.store.rows import DELIVERY_COLUMNS, delivery_from_row, event_row, reason_matches
 
 DeadFilter = Callable[[DeadLetterFilter, Codec], tuple[str, list[Any]]]
 
@@ -139,6 +140,78 @@ def screen_admissions(
         counters[RECEIVED] += 1
         counters[LAST_RECEIVED] = latest(counters[LAST_RECEIVED], received.received_at)
     return answers, accepted
+
+
+@dataclass(slots=True)
+class AdmissionRows:
+    """The rows of accepted admissions: events (`event_seq` first, then `EVENT_FIELDS`),
+    deliveries (id, event_seq, destination, channel, ordering key, [key_seq,] lane,
+    sequence, created_at, business key, content hash, ledger version) and idempotency
+    keys (key, event id, ACK code, received_at, digest)."""
+
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    deliveries: list[tuple[Any, ...]] = field(default_factory=list)
+    keys: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def admission_rows(
+    accepted: list[tuple[int, Admission, str | None]],
+    answers: list[Any],
+    deltas: Deltas,
+    codec: Codec,
+    ids: tuple[Iterator[int], Iterator[int]],
+    *,
+    key_seqs: Iterator[int] | None = None,
+) -> AdmissionRows:
+    """Rows for the admissions `screen_admissions` accepted, each answered `Admitted`.
+
+    `ids` hand out event seqs and delivery ids in order; `key_seqs`, when the
+    backend keeps them, each delivery's place in its (destination, ordering key).
+    """
+    event_seqs, delivery_ids = ids
+    rows = AdmissionRows()
+    for index, admission, reused_of in accepted:
+        received = admission.received
+        events: dict[str, tuple[int, Event]] = {}
+        for event in (received, *admission.derived):
+            seq = next(event_seqs)
+            events[event.event_id] = (seq, event)
+            rows.events.append((seq, *event_row(event, codec)))
+        created_at = received.received_at
+        deliveries: list[Delivery] = []
+        for new in admission.deliveries:
+            event_seq, event = events[new.event_id]
+            delivery_id = next(delivery_ids)
+            place = () if key_seqs is None else (next(key_seqs),)
+            rows.deliveries.append(
+                (
+                    delivery_id,
+                    event_seq,
+                    new.destination_id,
+                    event.channel_id,
+                    new.ordering_key,
+                    *place,
+                    int(new.lane),
+                    new.sequence,
+                    created_at,
+                    new.business_key,
+                    new.content_hash,
+                    new.ledger_version,
+                )
+            )
+            deliveries.append(new_delivery(delivery_id, new, event, created_at))
+            deltas.outbox(new.destination_id, event.channel_id)[PENDING] += 1
+        rows.keys.append(
+            (
+                received.idempotency_key,
+                received.event_id,
+                admission.ack_code,
+                created_at,
+                admission.content_digest,
+            )
+        )
+        answers[index] = Admitted(received.event_id, tuple(deliveries), reused_of)
+    return rows
 
 
 def new_delivery(delivery_id: int, new: NewDelivery, event: Event, created_at: float) -> Delivery:

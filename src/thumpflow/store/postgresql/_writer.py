@@ -31,26 +31,21 @@ from thumpflow.core.clock import Clock
 from thumpflow.core.errors import StoreError
 from thumpflow.core.event import (
     Admission,
-    Admitted,
     DeadLetterFilter,
-    Delivery,
-    Event,
 )
 from thumpflow.store.chain import AuditChain, AuditRow
 from thumpflow.store.crypt import Codec
 from thumpflow.store.group import (
-    PENDING,
     Deltas,
     GroupWriter,
     Kind,
 )
 from thumpflow.store.handlers import BackendSql, shared_handlers
 from thumpflow.store.ops import Dialect, WriteContext
-from thumpflow.store.ops.flow import known_keys, new_delivery, screen_admissions
+from thumpflow.store.ops.flow import admission_rows, known_keys, screen_admissions
 from thumpflow.store.postgresql._db import PgDb, as_bytes
 from thumpflow.store.rows import (
     EVENT_FIELDS,
-    event_row,
 )
 
 _log = logging.getLogger("thumpflow.store.postgresql")
@@ -266,49 +261,10 @@ class Writer(GroupWriter):
         key_seqs = iter(
             self._key_seqs([(new.destination_id, new.ordering_key) for new in new_deliveries])
         )
-        event_rows: list[tuple[Any, ...]] = []
-        delivery_rows: list[tuple[Any, ...]] = []
-        key_rows: list[tuple[Any, ...]] = []
-        for index, admission, reused_of in accepted:
-            received = admission.received
-            events: dict[str, tuple[int, Event]] = {}
-            for event in (received, *admission.derived):
-                events[event.event_id] = (next(event_seqs), event)
-                event_rows.append((events[event.event_id][0], *event_row(event, self._codec)))
-            created_at = received.received_at
-            deliveries: list[Delivery] = []
-            for new in admission.deliveries:
-                event_seq, event = events[new.event_id]
-                delivery_id = next(delivery_ids)
-                delivery_rows.append(
-                    (
-                        delivery_id,
-                        event_seq,
-                        new.destination_id,
-                        event.channel_id,
-                        new.ordering_key,
-                        next(key_seqs),
-                        int(new.lane),
-                        new.sequence,
-                        created_at,
-                        new.business_key,
-                        new.content_hash,
-                        new.ledger_version,
-                    )
-                )
-                deliveries.append(new_delivery(delivery_id, new, event, created_at))
-                deltas.outbox(new.destination_id, event.channel_id)[PENDING] += 1
-            key_rows.append(
-                (
-                    received.idempotency_key,
-                    received.event_id,
-                    admission.ack_code,
-                    created_at,
-                    admission.content_digest,
-                )
-            )
-            answers[index] = Admitted(received.event_id, tuple(deliveries), reused_of)
-        self._db.executemany(_INSERT_EVENT, event_rows)
-        if delivery_rows:
-            self._db.executemany(_INSERT_DELIVERY, delivery_rows)
-        self._db.executemany(_INSERT_IDEMPOTENCY, key_rows)
+        rows = admission_rows(
+            accepted, answers, deltas, self._codec, (event_seqs, delivery_ids), key_seqs=key_seqs
+        )
+        self._db.executemany(_INSERT_EVENT, rows.events)
+        if rows.deliveries:
+            self._db.executemany(_INSERT_DELIVERY, rows.deliveries)
+        self._db.executemany(_INSERT_IDEMPOTENCY, rows.keys)

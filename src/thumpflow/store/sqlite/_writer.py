@@ -12,39 +12,26 @@ column is sealed by the writer's `Codec` when encryption is configured.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sqlite3
 from typing import Any
 
 from thumpflow.core.clock import Clock
-from thumpflow.core.errors import StoreError
 from thumpflow.core.event import (
     Admission,
-    Admitted,
-    Delivery,
-    Duplicate,
-    Event,
-    control_id_reused,
-    reused_key,
 )
 from thumpflow.core.retention import PurgeCounts
 from thumpflow.store.crypt import (
     Codec,
 )
 from thumpflow.store.group import (
-    DUPLICATES,
-    LAST_RECEIVED,
-    PENDING,
-    RECEIVED,
     Deltas,
     GroupWriter,
     Kind,
-    latest,
 )
 from thumpflow.store.handlers import BackendSql, shared_handlers
 from thumpflow.store.ops import WriteContext
-from thumpflow.store.ops.flow import new_delivery
+from thumpflow.store.ops.flow import admission_rows, known_keys, screen_admissions
 from thumpflow.store.sqlite import (
     _rows,
 )
@@ -179,123 +166,32 @@ class Writer(GroupWriter):
 
     def _admit(self, admissions: list[Admission], deltas: Deltas) -> list[Any]:
         conn = self._conn
-        keys = [admission.received.idempotency_key for admission in admissions]
-        keys += [reused_key(a) for a in admissions if a.content_digest is not None]
+        keys = known_keys(admissions)
         known: dict[str, tuple[str, str, str | None]] = {}
         for start in range(0, len(keys), _KEYS_PER_SELECT):
             chunk = keys[start : start + _KEYS_PER_SELECT]
             marks = "(" + ",".join("?" * len(chunk)) + ")"
             known.update(
-                (row[0], row[1:]) for row in conn.execute(_SELECT_KNOWN_KEYS + marks, chunk)
+                (row[0], (row[1], row[2], row[3]))
+                for row in conn.execute(_SELECT_KNOWN_KEYS + marks, chunk)
             )
-        answers: list[Any] = []
-        event_rows: list[tuple[Any, ...]] = []
-        delivery_rows: list[tuple[Any, ...]] = []
-        key_rows: list[tuple[Any, ...]] = []
         audit_rows: list[AuditRow] = []
-        for admission in admissions:
-            received = admission.received
-            actor = "source:" + received.channel_id
-            original = known.get(received.idempotency_key)
-            reused_of: str | None = None
-            if original is not None and control_id_reused(admission, original[2]):
-                reused_of = original[0]
-                received = dataclasses.replace(received, idempotency_key=reused_key(admission))
-                original = known.get(received.idempotency_key)
-            if original is not None:
-                answers.append(Duplicate(original[0], original[1]))
-                audit_rows.append(
-                    (
-                        received.received_at,
-                        actor,
-                        "duplicate",
-                        original[0],
-                        "resent as " + received.event_id,
-                    )
-                )
-                deltas.channel(received.channel_id)[DUPLICATES] += 1
-                continue
-            events: dict[str, tuple[int, Event]] = {}
-            for event in (received, *admission.derived):
-                events[event.event_id] = (self._next_event_seq + len(events), event)
-            if len(events) != 1 + len(admission.derived):
-                answers.append(StoreError("admission repeats an event_id"))
-                continue
-            if any(new.event_id not in events for new in admission.deliveries):
-                answers.append(
-                    StoreError("admission has a delivery for an event it does not contain")
-                )
-                continue
-            self._next_event_seq += len(events)
-            for event_seq, event in events.values():
-                event_rows.append(_rows.event_row(event_seq, event, self._codec))
-            created_at = received.received_at
-            deliveries: list[Delivery] = []
-            for new in admission.deliveries:
-                event_seq, event = events[new.event_id]
-                delivery_id = self._next_delivery_id
-                self._next_delivery_id += 1
-                delivery_rows.append(
-                    (
-                        delivery_id,
-                        event_seq,
-                        new.destination_id,
-                        event.channel_id,
-                        new.ordering_key,
-                        int(new.lane),
-                        new.sequence,
-                        created_at,
-                        new.business_key,
-                        new.content_hash,
-                        new.ledger_version,
-                    )
-                )
-                deliveries.append(new_delivery(delivery_id, new, event, created_at))
-                deltas.outbox(new.destination_id, event.channel_id)[PENDING] += 1
-            known[received.idempotency_key] = (
-                received.event_id,
-                admission.ack_code,
-                admission.content_digest,
-            )
-            key_rows.append(
-                (
-                    received.idempotency_key,
-                    received.event_id,
-                    admission.ack_code,
-                    received.received_at,
-                    admission.content_digest,
-                )
-            )
-            if reused_of is not None:
-                audit_rows.append(
-                    (
-                        received.received_at,
-                        actor,
-                        "control_id_reused",
-                        received.event_id,
-                        f"MSH-10 was first used by event {reused_of} for different content; "
-                        "admitted as a new event",
-                    )
-                )
-            audit_rows.append(
-                (
-                    received.received_at,
-                    actor,
-                    "received",
-                    received.event_id,
-                    admission.audit_detail or "",
-                )
-            )
-            counters = deltas.channel(received.channel_id)
-            counters[RECEIVED] += 1
-            counters[LAST_RECEIVED] = latest(counters[LAST_RECEIVED], received.received_at)
-            answers.append(Admitted(received.event_id, tuple(deliveries), reused_of))
-        if event_rows:
-            conn.executemany(_rows.INSERT_EVENT, event_rows)
-        if delivery_rows:
-            conn.executemany(_INSERT_DELIVERY, delivery_rows)
-        if key_rows:
-            conn.executemany(_INSERT_IDEMPOTENCY, key_rows)
+        answers, accepted = screen_admissions(admissions, known, deltas, audit_rows)
+        events = sum(1 + len(admission.derived) for _, admission, _ in accepted)
+        deliveries = sum(len(admission.deliveries) for _, admission, _ in accepted)
+        ids = (
+            iter(range(self._next_event_seq, self._next_event_seq + events)),
+            iter(range(self._next_delivery_id, self._next_delivery_id + deliveries)),
+        )
+        self._next_event_seq += events
+        self._next_delivery_id += deliveries
+        rows = admission_rows(accepted, answers, deltas, self._codec, ids)
+        if rows.events:
+            conn.executemany(_rows.INSERT_EVENT, rows.events)
+        if rows.deliveries:
+            conn.executemany(_INSERT_DELIVERY, rows.deliveries)
+        if rows.keys:
+            conn.executemany(_INSERT_IDEMPOTENCY, rows.keys)
         self._audit.append(audit_rows)
         return answers
 
