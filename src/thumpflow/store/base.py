@@ -71,6 +71,22 @@ class GroupStore:
     _dialect: Dialect
     _dead_filter: DeadFilter
 
+    _closed: bool
+
+    async def close(self) -> None:
+        """Finish every write already called, then release the connections; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await asyncio.to_thread(writer.stop)
+        await asyncio.to_thread(self._release)
+
+    def _release(self) -> None:
+        """Close the backend's connections (after the writer stopped)."""
+        raise NotImplementedError
+
     def _read(self, query: Callable[[Db], _T]) -> Awaitable[_T]:
         """Run `query` in one read transaction of the backend's reader connection."""
         raise NotImplementedError

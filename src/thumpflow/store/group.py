@@ -218,6 +218,7 @@ class GroupWriter:
         """Execute everything queued so far, then end the thread (blocking)."""
         self._queue.put(None)
         self._thread.join()
+        self._disconnect()
 
     # --- what a backend provides ------------------------------------------------
 
@@ -236,6 +237,9 @@ class GroupWriter:
     def _statement(self, sql: str) -> None:
         """Execute one statement without parameters (savepoints)."""
         raise NotImplementedError
+
+    def _disconnect(self) -> None:
+        """Close what the writer opened itself, after its thread ended (default: nothing)."""
 
     def _after_commit(self) -> None:
         """Work that must follow a commit (SQLite gives freed pages back)."""

@@ -21,7 +21,9 @@ from thumpflow.store.crypt import (
     EVENT_BODY,
     REJECT_RAW,
     ROW_REJECT_RECORD,
+    Codec,
     PayloadCipher,
+    check_keys,
     key_of,
 )
 from thumpflow.store.ops import Db, Dialect, WriteContext
@@ -274,3 +276,25 @@ def cipher_of(codec: object) -> PayloadCipher:
     if not isinstance(codec, PayloadCipher):
         raise StoreError("store.encryption is not configured")
     return codec
+
+
+def stored_keys(conn: Db) -> dict[str, bytes]:
+    """The key ids the store has used, with their check values."""
+    return {
+        row[0]: bytes(row[1]) for row in conn.execute("SELECT key_id, check_value FROM cipher_keys")
+    }
+
+
+def register_keys(conn: Db, codec: object, at: float) -> None:
+    """Check the configured keys against the store (`crypt.check_keys` raises on a misfit);
+    record the sealing key if the store does not know it yet. Run it in a transaction
+    that holds the store's write lock."""
+    cipher = codec if isinstance(codec, PayloadCipher) else None
+    unknown = check_keys(stored_keys(conn), cipher or Codec())
+    if cipher is not None and cipher.current_id in unknown:
+        current = cipher.current_id
+        assert current is not None
+        conn.execute(
+            "INSERT INTO cipher_keys (key_id, check_value, added_at) VALUES (?, ?, ?)",
+            (current, cipher.check_value(current), at),
+        )

@@ -18,6 +18,7 @@ from thumpflow.store import reads
 from thumpflow.store.base import GroupStore
 from thumpflow.store.crypt import Codec, PayloadCipher, check_keys
 from thumpflow.store.ops import Db
+from thumpflow.store.ops import upkeep as _upkeep
 from thumpflow.store.postgresql import _schema, _search
 from thumpflow.store.postgresql._copy import CopyCounts, copy_sqlite
 from thumpflow.store.postgresql._db import PgDb, connect, describe
@@ -93,7 +94,7 @@ class PostgresStore(GroupStore):
         try:
             if self._read_only:
                 _schema.check_version(conn, self.where)
-                check_keys(_stored_keys(conn), self._codec)
+                check_keys(_upkeep.stored_keys(PgDb(conn)), self._codec)
             else:
                 _schema.migrate(conn, self.where)
                 self._register_keys(conn)
@@ -108,29 +109,13 @@ class PostgresStore(GroupStore):
         """Check the configured keys against the store; record the sealing key if new."""
         with conn.transaction():
             conn.execute("LOCK TABLE cipher_keys IN EXCLUSIVE MODE")
-            unknown = check_keys(_stored_keys(conn), self._codec)
-            cipher = self._codec
-            if isinstance(cipher, PayloadCipher) and cipher.current_id in unknown:
-                current = cipher.current_id
-                assert current is not None
-                conn.execute(
-                    "INSERT INTO cipher_keys (key_id, check_value, added_at) VALUES (%s, %s, %s)",
-                    (current, cipher.check_value(current), self._clock.now()),
-                )
+            _upkeep.register_keys(PgDb(conn), self._codec, self._clock.now())
 
-    async def close(self) -> None:
-        """Finish every write already called, then release the connections; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            await asyncio.to_thread(writer.stop)
-            await asyncio.to_thread(writer.close)
+    def _release(self) -> None:
         with self._read_lock:
             reader, self._reader = self._reader, None
         if reader is not None:
-            await asyncio.to_thread(reader.conn.close)
+            reader.conn.close()
 
     async def _read(self, query: Callable[[Db], _T]) -> _T:
         return await asyncio.to_thread(self._read_sync, query)
@@ -210,10 +195,3 @@ class PostgresStore(GroupStore):
         finally:
             conn.close()
         return before, after
-
-
-def _stored_keys(conn: psycopg.Connection[Any]) -> dict[str, bytes]:
-    return {
-        row[0]: bytes(row[1])
-        for row in conn.execute("SELECT key_id, check_value FROM cipher_keys").fetchall()
-    }

@@ -165,7 +165,7 @@ class Writer(GroupWriter):
             Kind.ADMIT: self._admit,
         }
 
-    def close(self) -> None:
+    def _disconnect(self) -> None:
         self._db.conn.close()
 
     def _begin(self) -> None:

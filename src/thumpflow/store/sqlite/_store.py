@@ -22,6 +22,7 @@ from thumpflow.store import crypt as _crypt
 from thumpflow.store import reads
 from thumpflow.store.base import GroupStore
 from thumpflow.store.crypt import Codec, PayloadCipher
+from thumpflow.store.ops import upkeep as _upkeep
 from thumpflow.store.sqlite import (
     _audit,
     _freshness,
@@ -109,7 +110,7 @@ class SqliteStore(GroupStore):
             conn = _schema.connect_reader(self._path, read_only_file=True)
             try:
                 _schema.check_version(conn, self._path)
-                _crypt.check_keys(_stored_keys(conn), self._codec)
+                _crypt.check_keys(_upkeep.stored_keys(conn), self._codec)
             except BaseException:
                 conn.close()
                 raise
@@ -133,32 +134,14 @@ class SqliteStore(GroupStore):
         """Check the configured keys against the store; record the sealing key if new."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            unknown = _crypt.check_keys(_stored_keys(conn), self._codec)
-            cipher = self._codec
-            if isinstance(cipher, PayloadCipher) and cipher.current_id in unknown:
-                current = cipher.current_id
-                assert current is not None
-                conn.execute(
-                    "INSERT INTO cipher_keys (key_id, check_value, added_at) VALUES (?, ?, ?)",
-                    (current, cipher.check_value(current), self._clock.now()),
-                )
+            _upkeep.register_keys(conn, self._codec, self._clock.now())
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
 
-    async def close(self) -> None:
-        """Finish every write already called, then release the database; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            await asyncio.to_thread(writer.stop)
-        await asyncio.to_thread(self._close_connections)
-
-    def _close_connections(self) -> None:
+    def _release(self) -> None:
         with self._read_lock:
             for conn in (self._read_conn, self._write_conn):
                 if conn is not None:
@@ -245,9 +228,3 @@ def _file_bytes(path: Path) -> int:
     """The database file plus its WAL, in bytes."""
     wal = path.with_name(path.name + "-wal")
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-
-
-def _stored_keys(conn: sqlite3.Connection) -> dict[str, bytes]:
-    return {
-        row[0]: bytes(row[1]) for row in conn.execute("SELECT key_id, check_value FROM cipher_keys")
-    }
