@@ -1,9 +1,13 @@
-"""Throughput of the SQLite store: admissions/s and Delivered records/s.
+"""Throughput of the store (SQLite, or PostgreSQL): admissions/s and Delivered records/s.
 
 Run with the project's virtualenv (the system interpreter lacks the
 dependencies):
 
     .venv/bin/python bench/store_bench.py [--admissions 100000] [--uvloop]
+    PGPASSWORD=... .venv/bin/python bench/store_bench.py --postgresql "host=... dbname=postgres"
+
+With `--postgresql DSN` the store is a fresh database `thumpflow_store_bench`
+on that server (dropped first if it exists) instead of a SQLite file.
 
 Three phases on a fresh database in a temporary directory:
 
@@ -29,6 +33,8 @@ from pathlib import Path
 from thumpflow.core.event import Admission, Admitted, Delivery, Event, NewDelivery
 from thumpflow.core.lanes import Lane
 from thumpflow.core.outcome import Delivered
+from thumpflow.core.ports import StateStore
+from thumpflow.store.postgresql import PostgresStore
 from thumpflow.store.sqlite import SqliteStore
 
 DESTINATIONS = ("fhir-server", "bed-board", "warehouse")
@@ -84,7 +90,7 @@ def delivered(delivery: Delivery) -> Delivered:
 
 
 async def admit_all(
-    store: SqliteStore, admissions: list[Admission], callers: int, out: list[Delivery]
+    store: StateStore, admissions: list[Admission], callers: int, out: list[Delivery]
 ) -> None:
     source: Iterator[Admission] = iter(admissions)
 
@@ -97,7 +103,7 @@ async def admit_all(
     await asyncio.gather(*(caller() for _ in range(callers)))
 
 
-async def record_all(store: SqliteStore, deliveries: list[Delivery], batch: int) -> int:
+async def record_all(store: StateStore, deliveries: list[Delivery], batch: int) -> int:
     chunks = iter(range(0, len(deliveries), batch))
 
     async def caller() -> None:
@@ -109,7 +115,7 @@ async def record_all(store: SqliteStore, deliveries: list[Delivery], batch: int)
 
 
 async def mixed(
-    store: SqliteStore, admissions: list[Admission], callers: int, batch: int
+    store: StateStore, admissions: list[Admission], callers: int, batch: int
 ) -> tuple[float, int]:
     """Admit while recording Delivered for what was admitted; return (seconds, recorded)."""
     ready: list[Delivery] = []
@@ -136,9 +142,22 @@ async def mixed(
     return time.perf_counter() - started, recorded
 
 
+def fresh_database(server: str, name: str) -> str:
+    """Create (again) database `name` on the PostgreSQL server `server`; its DSN."""
+    import psycopg
+    from psycopg import conninfo, sql
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return conninfo.make_conninfo(server, dbname=name)
+
+
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        store = SqliteStore(Path(tmp) / "bench.db")
+        store: SqliteStore | PostgresStore = SqliteStore(Path(tmp) / "bench.db")
+        if args.postgresql:
+            store = PostgresStore(fresh_database(args.postgresql, "thumpflow_store_bench"))
         await store.open()
         n = args.admissions
         first = make_admissions(n, 0)
@@ -181,6 +200,7 @@ if __name__ == "__main__":
     parser.add_argument("--record-batch", type=int, default=200)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
     parser.add_argument("--dir", default=None, help="directory for the temporary database")
+    parser.add_argument("--postgresql", metavar="DSN", help="measure a PostgreSQL store")
     arguments = parser.parse_args()
     if arguments.uvloop:
         import uvloop

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
-from tests.sqlsftp.conftest import PG_PASSWORD, PgCluster
+from tests.postgres import PG_PASSWORD, PgCluster
 from tests.sqlsftp.support import item, run_once
 from thumpflow.connectors.sql import (
     SqlError,

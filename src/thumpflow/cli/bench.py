@@ -6,7 +6,10 @@ loopback with realistic ~1.8 KB ADT^A01 messages, and reports messages/s,
 ACK p50/p99, the engine's peak RSS and the time until the last message was in
 the destination file. Every run is bounded by its message count and a deadline.
 With `--encrypt` the store encrypts message content at rest (a fresh key in a
-key file beside the store), to measure what encryption costs.
+key file beside the store), to measure what encryption costs. With
+`--postgresql DSN` each run's store is a fresh database `thumpflow_bench_cN`
+on that server (created, dropped first if it exists; password from libpq's
+`PGPASSWORD`) instead of a SQLite file.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from thumpflow.testing.load import drive
 
 CONFIG = """\
 version: 1
-store: {{path: {db}{encryption}}}
+store: {{{store}{encryption}}}
 api: {{enabled: false}}
 channels:
   - id: bench
@@ -82,8 +85,32 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], deadline: float
     raise RuntimeError("the engine did not start listening in time")
 
 
+def _fresh_database(server: str, name: str) -> str:
+    """Create (again) database `name` on the PostgreSQL server `server`; its DSN."""
+    import psycopg
+    from psycopg import conninfo, sql
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return conninfo.make_conninfo(server, dbname=name)
+
+
+def _database_bytes(dsn: str) -> int:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return int(row[0]) if row else 0
+
+
 def run_once(
-    workdir: Path, messages: list[bytes], connections: int, *, encrypt: bool = False
+    workdir: Path,
+    messages: list[bytes],
+    connections: int,
+    *,
+    encrypt: bool = False,
+    postgresql: str | None = None,
 ) -> dict[str, Any]:
     run_dir = workdir / f"c{connections}"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -96,9 +123,12 @@ def run_once(
         key_file = run_dir / "bench.key"
         key_file.write_text(new_key())
         encryption = f", encryption: {{keys: [{{id: bench, key_file: {key_file}}}]}}"
-    config.write_text(
-        CONFIG.format(db=run_dir / "bench.db", port=port, out=out, encryption=encryption)
-    )
+    dsn = None
+    store = f"path: {run_dir / 'bench.db'}"
+    if postgresql is not None:
+        dsn = _fresh_database(postgresql, f"thumpflow_bench_c{connections}")
+        store = f'type: postgresql, dsn: "{dsn}", path: {run_dir / "bench.db"}'
+    config.write_text(CONFIG.format(store=store, port=port, out=out, encryption=encryption))
     process = subprocess.Popen(
         [
             sys.executable,
@@ -144,7 +174,8 @@ def run_once(
         "end_to_end_per_second": round(drained / end_to_end) if end_to_end > 0 else 0,
         "peak_rss_mb": round(rss, 1),
         "db_bytes_per_message": round(
-            (run_dir / "bench.db").stat().st_size / max(1, len(messages))
+            (_database_bytes(dsn) if dsn else (run_dir / "bench.db").stat().st_size)
+            / max(1, len(messages))
         ),
     }
 
@@ -165,7 +196,11 @@ def bench(args: argparse.Namespace) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "message_bytes": round(size),
         "encrypted": bool(args.encrypt),
-        "runs": [run_once(workdir, messages, count, encrypt=args.encrypt) for count in counts],
+        "store": "postgresql" if args.postgresql else "sqlite",
+        "runs": [
+            run_once(workdir, messages, count, encrypt=args.encrypt, postgresql=args.postgresql)
+            for count in counts
+        ],
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -173,7 +208,8 @@ def bench(args: argparse.Namespace) -> int:
     print(f"interpreter {report['interpreter']}; {report['machine']}; {report['date']}")
     print(
         f"{len(messages)} ADT^A01 messages of about {report['message_bytes']} bytes per run"
-        + (", store encrypted" if args.encrypt else "")
+        + f", {report['store']} store"
+        + (", encrypted" if args.encrypt else "")
     )
     print(
         f"{'conns':>5} {'ingest/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'e2e/s':>7} {'e2e s':>7} "

@@ -33,7 +33,7 @@ _LAZY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ),
     ("advise", "thumpflow.cli.advise", "recommend flow, thump or a hybrid for an interface"),
     ("audit", "thumpflow.cli.audit", "the tamper-evident audit trail: verify, list"),
-    ("store", "thumpflow.cli.store", "store upkeep: purge, rekey, vacuum, keygen"),
+    ("store", "thumpflow.cli.store", "store upkeep: purge, rekey, vacuum, keygen, copy"),
     ("tokens", "thumpflow.cli.tokens", "API tokens: create (shown once), list, revoke"),
     ("reload", "thumpflow.cli.reload", "the running engine re-reads its configuration"),
     ("completion", "thumpflow.cli.completion", "a shell completion script (bash, zsh)"),
@@ -175,6 +175,12 @@ def build_parser() -> tuple[
     bench.add_argument("--json", action="store_true", help="print JSON")
     bench.add_argument(
         "--encrypt", action="store_true", help="encrypt the store (store.encryption) to measure it"
+    )
+    bench.add_argument(
+        "--postgresql",
+        metavar="DSN",
+        help="use a PostgreSQL store: a fresh database per run on this server (password from "
+        "PGPASSWORD); default: SQLite",
     )
     return parser, lazy
 

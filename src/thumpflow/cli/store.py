@@ -1,4 +1,4 @@
-"""`thumpflow store purge | rekey | vacuum | keygen`: upkeep of the durable store.
+"""`thumpflow store purge | rekey | vacuum | keygen | copy`: upkeep of the durable store.
 
 `purge` applies `store.retention` now (the engine also does it periodically);
 `rekey` re-encrypts every stored payload under the first `store.encryption`
@@ -6,14 +6,19 @@ key and retires keys no longer used; both work in short transactions, so
 they may run while the engine runs (the engine must already list the new key
 first). `vacuum` rebuilds the file once (switching a database created before
 schema 5 to incremental auto-vacuum) and needs the engine stopped. `keygen`
-prints a new random key for `key_env`/`key_file`. Output is counts and key
-ids, never keys or content.
+prints a new random key for `key_env`/`key_file`. `copy` moves an
+installation from its SQLite file into an empty PostgreSQL database (engine
+stopped; the password from `--password-env` or libpq's own `PGPASSWORD`;
+`--config` of the SQLite installation when its store is encrypted).
+Output is counts and key ids, never keys or content.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+from pathlib import Path
 
 from thumpflow.cli._api import call
 from thumpflow.cli._shared import config_argument
@@ -22,7 +27,8 @@ from thumpflow.config.model import Config
 from thumpflow.core.errors import ThumpflowError
 from thumpflow.core.retention import PurgeCounts, RekeyCounts
 from thumpflow.runtime.engine import open_store, retention_policy
-from thumpflow.runtime.keys import new_key
+from thumpflow.runtime.keys import load_cipher, new_key
+from thumpflow.runtime.store_copy import copy_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +38,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rekey = actions.add_parser("rekey", help="re-encrypt stored payloads under the current key")
     vacuum = actions.add_parser("vacuum", help="rebuild the database file (engine stopped)")
     actions.add_parser("keygen", help="print a new random encryption key (base64)")
+    copy = actions.add_parser("copy", help="copy a SQLite store into an empty PostgreSQL one")
+    copy.add_argument("--from", dest="source", required=True, help="the SQLite store file")
+    copy.add_argument(
+        "--to", dest="target", required=True, help="PostgreSQL DSN or URI, without a password"
+    )
+    copy.add_argument(
+        "--password-env", help="environment variable holding the password (else PGPASSWORD)"
+    )
+    copy.add_argument(
+        "--config", help="the SQLite installation's configuration, for its store.encryption keys"
+    )
     for sub in (purge, rekey, vacuum):
         config_argument(sub)
 
@@ -40,6 +57,16 @@ def run(args: argparse.Namespace) -> int:
     """Execute the chosen action; see the module docstring."""
     if args.store_command == "keygen":
         print(new_key())
+        return 0
+    if args.store_command == "copy":
+        password = None
+        if args.password_env:
+            password = os.environ.get(args.password_env)
+            if not password:
+                raise ThumpflowError(f"environment variable {args.password_env} is not set")
+        cipher = load_cipher(load_config(args.config).store.encryption) if args.config else None
+        copied = asyncio.run(copy_store(Path(args.source), args.target, password, cipher))
+        print(f"copied: {copied.summary()}")
         return 0
     config = load_config(args.config)
     if args.store_command == "purge":

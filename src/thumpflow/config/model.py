@@ -497,10 +497,38 @@ class Retention(_Model):
 
 
 class StoreSpec(_Model):
-    """The embedded durable store (SQLite, WAL, one writer, group commit)."""
+    """The durable store: embedded SQLite (the default) or a shared PostgreSQL database.
 
-    type: Literal["sqlite"] = Field(default="sqlite", description="Store type.")
-    path: LocalPath = Field(default="var/thumpflow.db", description="Database file.")
+    SQLite: one file in WAL mode, one writer, group commit; one engine process.
+    PostgreSQL: `dsn` names the database (without a password: the password
+    comes from `password_env` or `password_file`); every engine process
+    configured with the same database shares its state (see docs/deployment.md).
+    """
+
+    type: Literal["sqlite", "postgresql"] = Field(
+        default="sqlite", description="Store type: `sqlite` (embedded) or `postgresql`."
+    )
+    path: LocalPath = Field(
+        default="var/thumpflow.db",
+        description="SQLite: the database file. PostgreSQL: the admin token is still written "
+        "beside it, and the disk alert watches its directory.",
+    )
+    dsn: str | None = Field(
+        default=None,
+        description="PostgreSQL: libpq connection string or `postgresql://` URI, without a "
+        "password (required for postgresql; a password in it is refused). Several hosts with "
+        "`target_session_attrs=read-write` follow a failover.",
+    )
+    password_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="PostgreSQL: environment variable holding the password, read at start.",
+    )
+    password_file: LocalPath | None = Field(
+        default=None,
+        description="PostgreSQL: file holding the password (trailing newline ignored), read at "
+        "start.",
+    )
     encryption: Encryption | None = Field(
         default=None, description="Optional: encrypt message content at rest."
     )
@@ -514,6 +542,23 @@ class StoreSpec(_Model):
         "and hash; also logged at shutdown). Keep those lines outside this machine: "
         "`thumpflow audit verify --expect ID:HASH` proves no entry up to it was removed.",
     )
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> Self:
+        if self.type == "sqlite":
+            if self.dsn is not None or self.password_env or self.password_file:
+                raise ValueError("dsn, password_env and password_file are for type postgresql")
+            return self
+        if self.dsn is None:
+            raise ValueError("type postgresql needs dsn (which database to use)")
+        if _PASSWORD_IN_DSN.search(self.dsn):
+            raise ValueError("dsn must not contain a password; use password_env or password_file")
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("give at most one of password_env and password_file")
+        return self
+
+
+_PASSWORD_IN_DSN = re.compile(r"password\s*=|^postgres(?:ql)?://[^@/?#]*:[^@/?#]*@", re.IGNORECASE)
 
 
 class OidcSpec(_Model):

@@ -590,3 +590,22 @@ class AlertSink(Protocol):
     async def send(self, body: dict[str, Any]) -> None:
         """Deliver one notice; raises `OSError` or `TimeoutError` (worth retrying) on failure."""
         ...
+
+
+class StateStore(
+    Store,
+    RunStore,
+    AccessStore,
+    StoreUpkeep,
+    FreshnessStore,
+    OperationsStore,
+    AlertStore,
+    SubscriptionStateStore,
+    EventLog,
+    Protocol,
+):
+    """The engine's store: every storage protocol on one database (same commits, one audit).
+
+    Each backend (SQLite, PostgreSQL) implements all of them with the same
+    semantics; `tests/store/contract` runs the same tests against each.
+    """

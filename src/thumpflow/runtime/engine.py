@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from thumpflow.alerts import (
     AlertMonitor,
@@ -83,19 +83,12 @@ from thumpflow.core.event import (
     ReplayResult,
 )
 from thumpflow.core.ports import (
-    AccessStore,
-    AlertStore,
     BatchDestination,
     BatchSource,
     DataFileReader,
     Destination,
-    EventLog,
-    FreshnessStore,
-    OperationsStore,
     RunStore,
-    Store,
-    StoreUpkeep,
-    SubscriptionStateStore,
+    StateStore,
 )
 from thumpflow.core.retention import RetentionPolicy
 from thumpflow.core.search import PauseKind
@@ -107,7 +100,7 @@ from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
 from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceiver
 from thumpflow.runtime.config_audit import record_config
-from thumpflow.runtime.keys import load_cipher
+from thumpflow.runtime.keys import load_cipher, store_password
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
 from thumpflow.runtime.publish import BedPublisher
 from thumpflow.runtime.reload import (
@@ -124,6 +117,7 @@ from thumpflow.runtime.workers import (
     reap_leftovers,
     start_read_processes,
 )
+from thumpflow.store.postgresql import PostgresStore
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.thump.chunked import ChunkedDestination
 from thumpflow.thump.parallel import ParallelCsvReader
@@ -135,34 +129,26 @@ from thumpflow.views.live import LiveViews
 log = logging.getLogger("thumpflow.runtime")
 
 
-class StateStore(
-    Store,
-    RunStore,
-    AccessStore,
-    StoreUpkeep,
-    FreshnessStore,
-    OperationsStore,
-    AlertStore,
-    SubscriptionStateStore,
-    EventLog,
-    Protocol,
-):
-    """The engine's store: flow state and scheduled runs in one place (same commits, audit)."""
-
-
 def open_store(
     config: Config, *, read_only: bool = False, clock: Clock | None = None
 ) -> StateStore:
-    """The configured store (not yet opened), with its encryption keys read.
+    """The configured store (not yet opened), with its encryption keys and password read.
 
-    Raises `ConfigError` naming the key id when a key cannot be read.
+    Raises `ConfigError` naming the key id, or the password's variable or
+    file, when one cannot be read.
     """
-    return SqliteStore(
-        Path(config.store.path),
-        read_only=read_only,
-        clock=clock,
-        cipher=load_cipher(config.store.encryption),
-    )
+    spec = config.store
+    cipher = load_cipher(spec.encryption)
+    if spec.type == "postgresql":
+        assert spec.dsn is not None
+        return PostgresStore(
+            spec.dsn,
+            password=store_password(spec),
+            read_only=read_only,
+            clock=clock,
+            cipher=cipher,
+        )
+    return SqliteStore(Path(spec.path), read_only=read_only, clock=clock, cipher=cipher)
 
 
 def retention_policy(config: Config) -> RetentionPolicy:

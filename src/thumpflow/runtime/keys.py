@@ -1,4 +1,4 @@
-"""Payload encryption keys: read from where the configuration points, checked, never shown.
+"""Store secrets (payload keys, the PostgreSQL password): read where the configuration points.
 
 A key is 32 random bytes written as base64 (standard or URL-safe alphabet).
 Every problem is a `ConfigError` naming the key id and the variable or file,
@@ -13,9 +13,9 @@ import os
 import secrets
 from pathlib import Path
 
-from thumpflow.config.model import Encryption, EncryptionKey
+from thumpflow.config.model import Encryption, EncryptionKey, StoreSpec
 from thumpflow.core.errors import ConfigError
-from thumpflow.store.sqlite import PayloadCipher
+from thumpflow.store.crypt import PayloadCipher
 
 
 def new_key() -> str:
@@ -64,3 +64,27 @@ def _read(key: EncryptionKey) -> bytes:
             "(generate one with `thumpflow store keygen`)"
         )
     return raw
+
+
+def store_password(spec: StoreSpec) -> str | None:
+    """The PostgreSQL store's password from `password_env` / `password_file`, None without.
+
+    Raises `ConfigError` naming the variable or file (never a value) when it
+    cannot be read.
+    """
+    if spec.password_env is not None:
+        value = os.environ.get(spec.password_env)
+        if not value:
+            raise ConfigError(
+                [f"store > password_env: environment variable {spec.password_env} is not set"]
+            )
+        return value
+    if spec.password_file is not None:
+        try:
+            return Path(spec.password_file).read_text("utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or type(err).__name__
+            raise ConfigError(
+                [f"store > password_file: cannot read {spec.password_file}: {reason}"]
+            ) from None
+    return None

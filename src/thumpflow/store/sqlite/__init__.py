@@ -5,8 +5,8 @@ the engine process; open it with `read_only=True` from tools (`thumpflow
 status`, `thumpflow dlq list`) that read a database the engine is writing.
 """
 
-from thumpflow.store.sqlite._crypt import PayloadCipher
+from thumpflow.store.crypt import PayloadCipher
+from thumpflow.store.group import WriterStats
 from thumpflow.store.sqlite._store import SqliteStore
-from thumpflow.store.sqlite._writer import WriterStats
 
 __all__ = ["PayloadCipher", "SqliteStore", "WriterStats"]

@@ -1,19 +1,19 @@
 """The audit trail's hash chain in SQLite: the one way entries are written, and verification.
 
-Every audit entry is inserted by `AuditChain.append`, on the writer thread,
-inside the transaction that makes the change it records; the chain head
-(last entry id and hash) is read from the database at the start of each
-transaction and put back when a savepoint rolls back, so an entry that was
-not committed never becomes anyone's predecessor. Entries are append-only:
+Every audit entry is inserted by `AuditChain.append` (`thumpflow.store.chain`),
+on the writer thread, inside the transaction that makes the change it records;
+the chain head is read at the start of each transaction (under SQLite's write
+lock) and put back when a savepoint rolls back. Entries are append-only:
 triggers (schema 0005) refuse DELETE and any UPDATE of a chained entry.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
 
-from thumpflow.core.audit import GENESIS, Anchor, AuditVerdict, ChainRow, check_chain, entry_hash
+from thumpflow.core.audit import GENESIS, entry_hash
+from thumpflow.store.chain import AuditChain as SharedChain
+from thumpflow.store.chain import AuditRow
 
 _INSERT = (
     "INSERT INTO audit (entry_id, at, actor, action, subject, detail, prev_hash, hash)"
@@ -22,46 +22,16 @@ _INSERT = (
 _HEAD = "SELECT entry_id, hash FROM audit WHERE hash IS NOT NULL ORDER BY entry_id DESC LIMIT 1"
 _CHAIN_BATCH = 5000
 
-# One new entry: at, actor, action, subject, detail.
-AuditRow = tuple[float, str, str, str, str]
+__all__ = ["AuditChain", "AuditRow", "chain_unchained"]
 
 
-class AuditChain:
-    """Appends entries to the chain; owned by the writer (one thread, one connection)."""
+class AuditChain(SharedChain):
+    """The shared chain appending through the writer's connection (one thread)."""
 
-    __slots__ = ("_conn", "_last_hash", "_last_id")
+    __slots__ = ()
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._last_id = 0
-        self._last_hash = GENESIS
-
-    def set_head(self, entry_id: int | None, digest: str | None) -> None:
-        """Take the committed head (newest chained entry) the writer read at BEGIN."""
-        self._last_id, self._last_hash = (
-            (0, GENESIS) if entry_id is None or digest is None else (entry_id, digest)
-        )
-
-    def snapshot(self) -> tuple[int, str]:
-        return self._last_id, self._last_hash
-
-    def restore(self, head: tuple[int, str]) -> None:
-        """Put back the head taken before a savepoint that was rolled back."""
-        self._last_id, self._last_hash = head
-
-    def append(self, rows: Sequence[AuditRow]) -> None:
-        """Insert entries after the head, chained, in order."""
-        if not rows:
-            return
-        chained = []
-        entry_id, prev = self._last_id, self._last_hash
-        for at, actor, action, subject, detail in rows:
-            entry_id += 1
-            digest = entry_hash(prev, (entry_id, at, actor, action, subject, detail))
-            chained.append((entry_id, float(at), actor, action, subject, detail, prev, digest))
-            prev = digest
-        self._conn.executemany(_INSERT, chained)
-        self._last_id, self._last_hash = entry_id, prev
+        super().__init__(lambda rows: conn.executemany(_INSERT, rows))
 
 
 def chain_unchained(conn: sqlite3.Connection) -> int:
@@ -102,26 +72,3 @@ def chain_unchained(conn: sqlite3.Connection) -> int:
                 conn.execute("ROLLBACK")
             raise
         total += len(rows)
-
-
-def head(conn: sqlite3.Connection) -> Anchor | None:
-    """The newest chained entry's anchor, None for an empty trail."""
-    row = conn.execute(_HEAD).fetchone()
-    return None if row is None else Anchor(row[0], row[1])
-
-
-def verify(conn: sqlite3.Connection, expect: Anchor | None) -> AuditVerdict:
-    """Check the whole chain (see `thumpflow.core.audit.check_chain`), streaming in id order."""
-
-    def rows() -> Iterator[ChainRow]:
-        yield from conn.execute(
-            "SELECT entry_id, at, actor, action, subject, detail, prev_hash, hash"
-            " FROM audit ORDER BY entry_id"
-        )
-
-    def holder_of(digest: str) -> int | None:
-        found = conn.execute("SELECT entry_id FROM audit WHERE hash = ? LIMIT 1", (digest,))
-        row = found.fetchone()
-        return None if row is None else int(row[0])
-
-    return check_chain(rows(), holder_of, expect)

@@ -1,132 +1,67 @@
-"""Mapping between core records and rows, shared by the writer and the readers.
+"""SQLite's side of the row mapping: the event insert and the dead-letter filter.
 
-Payload columns (event bodies, delivery errors and reasons) go through the
-store's `Codec`: sealed when written if encryption is configured, opened
-when read.
+The mappers and column lists are shared by every backend (`thumpflow.store.rows`)
+and re-exported here for the SQLite modules.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
-from thumpflow.core.event import DeadLetter, DeadLetterFilter, Delivery, Event, OrderConflict
-from thumpflow.core.lanes import Lane
-from thumpflow.store.sqlite._crypt import DELIVERY_ERROR, DELIVERY_REASON, EVENT_BODY, Codec
+from thumpflow.core.event import DeadLetterFilter, Event
+from thumpflow.store.crypt import Codec
+from thumpflow.store.ops import Dialect
+from thumpflow.store.rows import (
+    DEAD,
+    DEAD_LETTER_COLUMNS,
+    DELIVERED,
+    DELIVERY_COLUMNS,
+    EVENT_FIELDS,
+    PENDING,
+    SELECT_EVENT,
+    SUPERSEDED,
+    dead_letter_from_row,
+    delivery_from_row,
+    event_from_row,
+    reason_matches,
+)
+from thumpflow.store.rows import event_row as _event_values
 
-PENDING = 0
-DELIVERED = 1
-DEAD = 2
-SUPERSEDED = 3
+__all__ = [
+    "DEAD",
+    "DEAD_LETTER_COLUMNS",
+    "DELIVERED",
+    "DELIVERY_COLUMNS",
+    "DIALECT",
+    "INSERT_EVENT",
+    "NEWER_DELIVERED",
+    "PENDING",
+    "SELECT_EVENT",
+    "SUPERSEDED",
+    "dead_filter",
+    "dead_letter_from_row",
+    "delivery_from_row",
+    "event_from_row",
+    "event_row",
+    "reason_matches",
+]
+
+# How SQLite writes what the shared statements say differently (see `thumpflow.store.ops`).
+DIALECT = Dialect(
+    in_ids="IN (SELECT value FROM json_each(?))",
+    ids=json.dumps,
+    sealed_prefix="typeof({column}) = 'blob' AND substr({column}, 1, ?) = ?",
+)
 
 INSERT_EVENT = (
-    "INSERT INTO events (event_seq, event_id, idempotency_key, source_system, channel_id,"
-    " event_type, entity_type, entity_id, occurred_at, received_at, content_type, sequence,"
-    " lane, location, actor, correlation_id, causation_id, body)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-SELECT_EVENT = (
-    "SELECT event_id, idempotency_key, source_system, channel_id, event_type, entity_type,"
-    " entity_id, occurred_at, received_at, content_type, sequence, lane, location, actor,"
-    " correlation_id, causation_id, body FROM events"
-)
-
-# Columns of a Delivery, in constructor order, from `deliveries d JOIN events e`.
-DELIVERY_COLUMNS = (
-    "d.delivery_id, e.event_id, d.destination_id, d.channel_id, d.ordering_key, d.lane,"
-    " d.sequence, d.created_at, e.body, e.content_type, e.event_type, d.attempts,"
-    " d.next_attempt_at, d.first_failed_at, d.last_error, d.business_key, d.content_hash"
-)
-
-DEAD_LETTER_COLUMNS = (
-    "d.delivery_id, e.event_id, d.destination_id, d.channel_id, e.event_type, d.ordering_key,"
-    " d.lane, d.attempts, d.reason, d.created_at, d.died_at"
+    f"INSERT INTO events (event_seq, {', '.join(EVENT_FIELDS)})"
+    f" VALUES (?{', ?' * len(EVENT_FIELDS)})"
 )
 
 
 def event_row(event_seq: int, event: Event, codec: Codec) -> tuple[Any, ...]:
-    return (
-        event_seq,
-        event.event_id,
-        event.idempotency_key,
-        event.source_system,
-        event.channel_id,
-        event.event_type,
-        event.entity_type,
-        event.entity_id,
-        event.occurred_at,
-        event.received_at,
-        event.content_type,
-        event.sequence,
-        int(event.lane),
-        event.location,
-        event.actor,
-        event.correlation_id,
-        event.causation_id,
-        codec.seal(event.body, EVENT_BODY),
-    )
-
-
-def event_from_row(row: tuple[Any, ...], codec: Codec) -> Event:
-    return Event(
-        event_id=row[0],
-        idempotency_key=row[1],
-        source_system=row[2],
-        channel_id=row[3],
-        event_type=row[4],
-        entity_type=row[5],
-        entity_id=row[6],
-        occurred_at=row[7],
-        received_at=row[8],
-        content_type=row[9],
-        sequence=row[10],
-        lane=Lane(row[11]),
-        location=row[12],
-        actor=row[13],
-        correlation_id=row[14],
-        causation_id=row[15],
-        body=codec.open(bytes(row[16]), EVENT_BODY),
-    )
-
-
-def delivery_from_row(row: tuple[Any, ...], codec: Codec) -> Delivery:
-    return Delivery(
-        delivery_id=row[0],
-        event_id=row[1],
-        destination_id=row[2],
-        channel_id=row[3],
-        ordering_key=row[4],
-        lane=Lane(row[5]),
-        sequence=row[6],
-        created_at=row[7],
-        body=codec.open(bytes(row[8]), EVENT_BODY),
-        content_type=row[9],
-        event_type=row[10],
-        attempts=row[11],
-        next_attempt_at=row[12],
-        first_failed_at=row[13],
-        last_error=codec.open_text(row[14], DELIVERY_ERROR),
-        business_key=row[15],
-        content_hash=row[16],
-    )
-
-
-def dead_letter_from_row(row: tuple[Any, ...], codec: Codec) -> DeadLetter:
-    return DeadLetter(
-        delivery_id=row[0],
-        event_id=row[1],
-        destination_id=row[2],
-        channel_id=row[3],
-        event_type=row[4],
-        ordering_key=row[5],
-        lane=Lane(row[6]),
-        attempts=row[7],
-        reason=codec.open_text(row[8], DELIVERY_REASON) or "",
-        created_at=row[9],
-        died_at=row[10],
-    )
+    return (event_seq, *_event_values(event, codec))
 
 
 def dead_filter(flt: DeadLetterFilter, codec: Codec) -> tuple[str, list[Any]]:
@@ -157,18 +92,12 @@ def dead_filter(flt: DeadLetterFilter, codec: Codec) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
-def reason_matches(flt: DeadLetterFilter, reason: str | None) -> bool:
-    """Whether an opened dead-letter reason passes `flt.reason_contains`."""
-    return flt.reason_contains is None or flt.reason_contains in (reason or "")
-
-
 # The latest delivery to the same destination with the same ordering key, committed
 # after dead delivery `?` and delivered (with `max`, SQLite takes `delivered_at` from
-# that row). A delivery's ordering key is its event's
-# `entity_type/entity_id`, so the newer deliveries are found through that entity's
-# events (index `events_patient`, then `deliveries_event`; the join order is fixed by
-# CROSS JOIN): a few rows per patient, and no index on deliveries that every admission
-# would have to pay for.
+# that row). A delivery's ordering key is its event's `entity_type/entity_id`, so the
+# newer deliveries are found through that entity's events (index `events_patient`,
+# then `deliveries_event`; the join order is fixed by CROSS JOIN): a few rows per
+# patient, and no index on deliveries that every admission would have to pay for.
 NEWER_DELIVERED = (
     "SELECT max(n.delivery_id), n.delivered_at FROM deliveries d"
     " CROSS JOIN events e ON e.event_seq = d.event_seq"
@@ -180,11 +109,3 @@ NEWER_DELIVERED = (
     " WHERE d.delivery_id = ? AND +n.destination_id = d.destination_id"
     " AND +n.ordering_key = d.ordering_key AND +n.status = 1 AND +n.delivery_id > d.delivery_id"
 )
-
-
-def order_conflict(conn: sqlite3.Connection, delivery: Delivery) -> OrderConflict | None:
-    """The `OrderConflict` of a dead delivery, or None when no newer one was delivered."""
-    row = conn.execute(NEWER_DELIVERED, (delivery.delivery_id,)).fetchone()
-    if row is None or row[0] is None:
-        return None
-    return OrderConflict(delivery.delivery_id, delivery.destination_id, row[0], row[1])

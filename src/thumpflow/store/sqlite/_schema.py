@@ -10,15 +10,12 @@ than guessing.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import time
-from importlib import resources
 from pathlib import Path
 
 from thumpflow.core.errors import StoreError
-
-_MIGRATION_NAME = re.compile(r"schema_(\d{4})\.sql")
+from thumpflow.store.migrations import newer_schema, packaged_migrations
 
 # Writer connection tuning. `synchronous=FULL` in WAL mode fsyncs the WAL on
 # every commit: a commit that returned survives a process kill and an OS crash.
@@ -49,15 +46,7 @@ _READER_PRAGMAS = (
 
 def migrations() -> list[tuple[int, str]]:
     """The packaged migrations as (version, sql), in order."""
-    found: list[tuple[int, str]] = []
-    for entry in resources.files(__package__).iterdir():
-        match = _MIGRATION_NAME.fullmatch(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
-    found.sort()
-    if [version for version, _ in found] != list(range(1, len(found) + 1)):
-        raise StoreError("packaged schema migrations are not numbered 1..N without gaps")
-    return found
+    return packaged_migrations(__package__)
 
 
 LATEST_VERSION = len(migrations())
@@ -189,10 +178,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
         )
         found = schema_version(conn)
         if found > LATEST_VERSION:
-            raise StoreError(
-                f"database {path.name} has schema version {found}, newer than "
-                f"this thumpflow supports ({LATEST_VERSION})"
-            )
+            raise newer_schema(path.name, found, LATEST_VERSION)
         for version, script in migrations():
             if version <= found:
                 continue

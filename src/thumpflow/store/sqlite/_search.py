@@ -3,57 +3,33 @@
 Every search is one index range read in (time, id) order, newest first, cut
 by a keyset position and a limit (see `core.search` and `schema_0008.sql`);
 `events_sql` / `deliveries_sql` give the SQL so tests can check the query
-plan (`tests/store/test_search_indexes.py`). Pauses are written with their
-audit entry in one transaction.
+plan (`tests/store/test_search_indexes.py`).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from thumpflow.core.event import AuditEntry, DeliveryStatus
-from thumpflow.core.lanes import Lane
+from thumpflow.core.event import DeliveryStatus
 from thumpflow.core.search import (
-    Attempt,
     DeliveryQuery,
     DeliveryRecord,
     EventQuery,
     EventSummary,
-    Pause,
-    PauseKind,
-    Timeline,
 )
-from thumpflow.store.sqlite import _rows
-from thumpflow.store.sqlite._crypt import (
-    ATTEMPT_DETAIL,
-    DELIVERY_ERROR,
-    DELIVERY_REASON,
+from thumpflow.store import reads
+from thumpflow.store.crypt import (
     Codec,
 )
-from thumpflow.store.sqlite._runs import WriteContext
-
-STATUS_CODES: dict[DeliveryStatus, int] = {
-    DeliveryStatus.PENDING: _rows.PENDING,
-    DeliveryStatus.DELIVERED: _rows.DELIVERED,
-    DeliveryStatus.DEAD: _rows.DEAD,
-    DeliveryStatus.SUPERSEDED: _rows.SUPERSEDED,
-}
-_STATUS_OF = {code: status for status, code in STATUS_CODES.items()}
-
-_EVENT_COLUMNS = (
-    "e.event_seq, e.event_id, e.channel_id, e.event_type, e.entity_type, e.entity_id,"
-    " e.source_system, e.correlation_id, e.received_at, e.occurred_at, e.lane, e.causation_id"
+from thumpflow.store.reads import EVENT_SUMMARY_COLUMNS
+from thumpflow.store.rows import (
+    RECORD_COLUMNS,
+    STATUS_CODES,
+    record_from_row,
 )
-_DELIVERY_COLUMNS = (
-    "d.delivery_id, e.event_id, d.destination_id, d.channel_id, d.ordering_key, d.lane,"
-    " d.status, d.attempts, d.created_at, d.next_attempt_at, d.delivered_at, d.died_at,"
-    " d.last_error, d.reason"
-)
-AUDIT_COLUMNS = "entry_id, at, actor, action, subject, detail"
+from thumpflow.store.sqlite._rows import DIALECT
 
 INSERT_ATTEMPT = (
     "INSERT INTO attempts (delivery_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)"
@@ -123,10 +99,10 @@ def events_sql(query: EventQuery) -> tuple[str, list[Any]]:
                 "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.event_seq"
                 f" AND d.status = {code})"
             )
-    _time_range(clauses, params, "e.received_at", "e.event_seq", query)
+    reads.time_range(clauses, params, "e.received_at", "e.event_seq", query)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
-        f"SELECT {_EVENT_COLUMNS} FROM events e{where}"
+        f"SELECT {EVENT_SUMMARY_COLUMNS} FROM events e{where}"
         " ORDER BY e.received_at DESC, e.event_seq DESC LIMIT ?"
     )
     return sql, [*params, query.limit]
@@ -158,235 +134,24 @@ def deliveries_sql(query: DeliveryQuery) -> tuple[str, list[Any]]:
         clauses,
         params,
     )
-    _time_range(clauses, params, "d.created_at", "d.delivery_id", query)
+    reads.time_range(clauses, params, "d.created_at", "d.delivery_id", query)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
-        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
+        f"SELECT {RECORD_COLUMNS} FROM deliveries d"
         f" JOIN events e ON e.event_seq = d.event_seq{where}"
         " ORDER BY d.created_at DESC, d.delivery_id DESC LIMIT ?"
     )
     return sql, [*params, query.limit]
 
 
-def _time_range(
-    clauses: list[str],
-    params: list[Any],
-    time: str,
-    row_id: str,
-    query: EventQuery | DeliveryQuery,
-) -> None:
-    if query.since is not None:
-        clauses.append(f"{time} >= ?")
-        params.append(query.since)
-    if query.until is not None:
-        clauses.append(f"{time} < ?")
-        params.append(query.until)
-    if query.after is not None:
-        clauses.append(f"({time}, {row_id}) < (?, ?)")
-        params.extend(query.after)
-
-
 def search_events(conn: sqlite3.Connection, query: EventQuery) -> list[EventSummary]:
     sql, params = events_sql(query)
     rows = conn.execute(sql, params).fetchall()
-    return _with_statuses(conn, rows)
+    return reads.with_statuses(conn, DIALECT, rows)
 
 
 def search_deliveries(
     conn: sqlite3.Connection, query: DeliveryQuery, codec: Codec
 ) -> list[DeliveryRecord]:
     sql, params = deliveries_sql(query)
-    return [_delivery(row, codec) for row in conn.execute(sql, params)]
-
-
-def _with_statuses(conn: sqlite3.Connection, rows: Sequence[Any]) -> list[EventSummary]:
-    """Event summaries with their deliveries counted by status (one indexed query)."""
-    counts: dict[int, dict[DeliveryStatus, int]] = {}
-    if rows:
-        seqs = json.dumps([row[0] for row in rows])
-        for event_seq, status, count in conn.execute(
-            "SELECT event_seq, status, count(*) FROM deliveries"
-            " WHERE event_seq IN (SELECT value FROM json_each(?)) GROUP BY event_seq, status",
-            (seqs,),
-        ):
-            counts.setdefault(event_seq, {})[_STATUS_OF[status]] = count
-    return [
-        EventSummary(
-            event_seq=row[0],
-            event_id=row[1],
-            channel_id=row[2],
-            event_type=row[3],
-            entity_type=row[4],
-            entity_id=row[5],
-            source_system=row[6],
-            control_id=row[7],
-            received_at=row[8],
-            occurred_at=row[9],
-            lane=Lane(row[10]),
-            causation_id=row[11],
-            statuses=counts.get(row[0], {}),
-        )
-        for row in rows
-    ]
-
-
-def _delivery(
-    row: Sequence[Any], codec: Codec, attempts: tuple[Attempt, ...] = ()
-) -> DeliveryRecord:
-    return DeliveryRecord(
-        delivery_id=row[0],
-        event_id=row[1],
-        destination_id=row[2],
-        channel_id=row[3],
-        ordering_key=row[4],
-        lane=Lane(row[5]),
-        status=_STATUS_OF[row[6]],
-        attempts=row[7],
-        created_at=row[8],
-        next_attempt_at=row[9],
-        delivered_at=row[10],
-        died_at=row[11],
-        last_error=codec.open_text(row[12], DELIVERY_ERROR),
-        reason=codec.open_text(row[13], DELIVERY_REASON),
-        attempt_log=attempts,
-    )
-
-
-def timeline(conn: sqlite3.Connection, event_id: str, codec: Codec) -> Timeline | None:
-    """Everything the store knows of one event; None when no event has that id."""
-    found = conn.execute(
-        f"SELECT {_EVENT_COLUMNS} FROM events e WHERE e.event_id = ?", (event_id,)
-    ).fetchall()
-    if not found:
-        return None
-    derived_rows = conn.execute(
-        f"SELECT {_EVENT_COLUMNS} FROM events e WHERE e.causation_id = ? ORDER BY e.event_seq",
-        (event_id,),
-    ).fetchall()
-    summaries = _with_statuses(conn, [*found, *derived_rows])
-    seqs = json.dumps([summary.event_seq for summary in summaries])
-    delivery_rows = conn.execute(
-        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.event_seq = d.event_seq"
-        " WHERE d.event_seq IN (SELECT value FROM json_each(?)) ORDER BY d.delivery_id",
-        (seqs,),
-    ).fetchall()
-    ids = json.dumps([row[0] for row in delivery_rows])
-    attempts: dict[int, list[Attempt]] = {}
-    for delivery_id, attempt, at, outcome, detail in conn.execute(
-        "SELECT delivery_id, attempt, at, outcome, detail FROM attempts"
-        " WHERE delivery_id IN (SELECT value FROM json_each(?)) ORDER BY attempt_id",
-        (ids,),
-    ):
-        text = codec.open_text(detail, ATTEMPT_DETAIL) or ""
-        attempts.setdefault(delivery_id, []).append(Attempt(attempt, at, outcome, text))
-    subjects = [summary.event_id for summary in summaries]
-    subjects += [f"delivery:{row[0]}" for row in delivery_rows]
-    audit = [
-        audit_from_row(row)
-        for row in conn.execute(
-            f"SELECT {AUDIT_COLUMNS} FROM audit"
-            " WHERE subject IN (SELECT value FROM json_each(?)) ORDER BY entry_id",
-            (json.dumps(subjects),),
-        )
-    ]
-    delivered_detail = {
-        entry.subject: entry.detail for entry in audit if entry.action == "delivered"
-    }
-    for row in delivery_rows:
-        _add_success(row, attempts, delivered_detail)
-    return Timeline(
-        event=summaries[0],
-        derived=tuple(summaries[1:]),
-        deliveries=tuple(
-            _delivery(row, codec, tuple(attempts.get(row[0], ()))) for row in delivery_rows
-        ),
-        audit=tuple(audit),
-    )
-
-
-def _add_success(
-    row: Sequence[Any], attempts: dict[int, list[Attempt]], details: dict[str, str]
-) -> None:
-    """Append a delivered delivery's successful attempt, which has no `attempts` row.
-
-    The writer records only failed and dead attempts as rows; the one success
-    a delivery can have is its `delivered_at` and `attempts` (the attempt that
-    succeeded) with the receiver's text in the `delivered` audit entry. Stores
-    written before that still hold a `delivered` row, which is kept as it is.
-    """
-    delivery_id, status, count, delivered_at = row[0], row[6], row[7], row[10]
-    if status != _rows.DELIVERED or delivered_at is None:
-        return
-    log = attempts.setdefault(delivery_id, [])
-    if any(attempt.outcome == "delivered" for attempt in log):
-        return
-    detail = details.get(f"delivery:{delivery_id}", "")
-    log.append(Attempt(count, delivered_at, "delivered", detail))
-
-
-def audit_from_row(row: Sequence[Any]) -> AuditEntry:
-    return AuditEntry(
-        at=row[1], actor=row[2], action=row[3], subject=row[4], detail=row[5], entry_id=row[0]
-    )
-
-
-def audit_page(conn: sqlite3.Connection, before: int | None, limit: int) -> list[AuditEntry]:
-    """Audit entries newest first, with entry id below `before` when given."""
-    if before is None:
-        sql, params = f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY entry_id DESC LIMIT ?", [limit]
-    else:
-        sql = f"SELECT {AUDIT_COLUMNS} FROM audit WHERE entry_id < ? ORDER BY entry_id DESC LIMIT ?"
-        params = [before, limit]
-    return [audit_from_row(row) for row in conn.execute(sql, params)]
-
-
-def pauses(conn: sqlite3.Connection) -> list[Pause]:
-    return [
-        Pause(PauseKind(row[0]), row[1], row[2], row[3], row[4])
-        for row in conn.execute(
-            "SELECT kind, target_id, paused_at, actor, reason FROM pauses ORDER BY kind, target_id"
-        )
-    ]
-
-
-@dataclass(slots=True, frozen=True)
-class SetPaused:
-    kind: PauseKind
-    target_id: str
-    paused: bool
-    actor: str
-    reason: str
-    at: float
-
-
-def set_paused(context: WriteContext, changes: list[SetPaused]) -> list[Any]:
-    """Pause or resume targets, each audited (`paused` / `resumed`); True when it changed."""
-    conn = context.conn
-    answers: list[Any] = []
-    for change in changes:
-        if change.paused:
-            cursor = conn.execute(
-                "INSERT INTO pauses (kind, target_id, paused_at, actor, reason)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, target_id) DO NOTHING",
-                (change.kind.value, change.target_id, change.at, change.actor, change.reason),
-            )
-        else:
-            cursor = conn.execute(
-                "DELETE FROM pauses WHERE kind = ? AND target_id = ?",
-                (change.kind.value, change.target_id),
-            )
-        changed = cursor.rowcount > 0
-        if changed:
-            context.audit.append(
-                [
-                    (
-                        change.at,
-                        change.actor,
-                        "paused" if change.paused else "resumed",
-                        f"{change.kind.value}:{change.target_id}",
-                        change.reason,
-                    )
-                ]
-            )
-        answers.append(changed)
-    return answers
+    return [record_from_row(row, codec) for row in conn.execute(sql, params)]

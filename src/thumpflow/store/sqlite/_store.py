@@ -3,75 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from thumpflow.core.access import ApiToken, Role
-from thumpflow.core.alerts import Alert, AlertKind, Severity
-from thumpflow.core.audit import Anchor, AuditVerdict
-from thumpflow.core.batch import (
-    LedgerEntry,
-    Manifest,
-    RowReject,
-    RunCounts,
-    RunRecord,
-    RunStatus,
-    RunTrigger,
-    Window,
-)
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import StoreError
-from thumpflow.core.event import (
-    Admission,
-    Admitted,
-    AuditEntry,
-    ChannelStats,
-    DeadLetter,
-    DeadLetterFilter,
-    Delivery,
-    Duplicate,
-    Event,
-    OutboxStats,
-    Reject,
-    ReplayResult,
-)
 from thumpflow.core.health import DeliverySample
-from thumpflow.core.outcome import Outcome
-from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
 from thumpflow.core.search import (
     DeliveryQuery,
     DeliveryRecord,
     EventQuery,
     EventSummary,
-    Pause,
-    PauseKind,
-    Timeline,
 )
+from thumpflow.store import crypt as _crypt
+from thumpflow.store import reads
+from thumpflow.store.base import GroupStore
+from thumpflow.store.crypt import Codec, PayloadCipher
+from thumpflow.store.ops import upkeep as _upkeep
 from thumpflow.store.sqlite import (
-    _access,
-    _alerts,
     _audit,
-    _crypt,
     _freshness,
     _rows,
-    _runs,
     _schema,
     _search,
-    _subscriptions,
-    _upkeep,
-    _views,
 )
-from thumpflow.store.sqlite._crypt import REJECT_RAW, Codec, PayloadCipher
-from thumpflow.store.sqlite._writer import Kind, LoadPending, Op, Replay, Writer, WriterStats
+from thumpflow.store.sqlite._rows import DIALECT
+from thumpflow.store.sqlite._writer import Writer
 
 _T = TypeVar("_T")
 
 
-class SqliteStore:
+class SqliteStore(GroupStore):
     """The `Store` and the `RunStore` on one SQLite database file.
 
     Durability: WAL journaling with `synchronous=FULL`; a write coroutine
@@ -116,6 +81,8 @@ class SqliteStore:
         self._read_conn: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._closed = False
+        self._dialect = DIALECT
+        self._dead_filter = _rows.dead_filter
 
     @property
     def path(self) -> Path:
@@ -124,10 +91,6 @@ class SqliteStore:
     @property
     def read_only(self) -> bool:
         return self._read_only
-
-    def writer_stats(self) -> WriterStats:
-        """Group commits, operations and failed commits since `open` (zero when read-only)."""
-        return self._writer.stats if self._writer else WriterStats(0, 0, 0)
 
     async def open(self) -> None:
         """Create or migrate the schema and start the writer; idempotent.
@@ -147,7 +110,7 @@ class SqliteStore:
             conn = _schema.connect_reader(self._path, read_only_file=True)
             try:
                 _schema.check_version(conn, self._path)
-                _crypt.check_keys(_stored_keys(conn), self._codec)
+                _crypt.check_keys(_upkeep.stored_keys(conn), self._codec)
             except BaseException:
                 conn.close()
                 raise
@@ -171,100 +134,19 @@ class SqliteStore:
         """Check the configured keys against the store; record the sealing key if new."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            unknown = _crypt.check_keys(_stored_keys(conn), self._codec)
-            cipher = self._codec
-            if isinstance(cipher, PayloadCipher) and cipher.current_id in unknown:
-                current = cipher.current_id
-                assert current is not None
-                conn.execute(
-                    "INSERT INTO cipher_keys (key_id, check_value, added_at) VALUES (?, ?, ?)",
-                    (current, cipher.check_value(current), self._clock.now()),
-                )
+            _upkeep.register_keys(conn, self._codec, self._clock.now())
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
 
-    async def close(self) -> None:
-        """Finish every write already called, then release the database; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            await asyncio.to_thread(writer.stop)
-        await asyncio.to_thread(self._close_connections)
-
-    def _close_connections(self) -> None:
+    def _release(self) -> None:
         with self._read_lock:
             for conn in (self._read_conn, self._write_conn):
                 if conn is not None:
                     conn.close()
             self._read_conn = self._write_conn = None
-
-    async def _write(self, kind: Kind, arg: Any) -> Any:
-        writer = self._writer
-        if writer is None:
-            if self._read_only:
-                raise StoreError("the store is open read-only")
-            raise StoreError("the store is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        writer.submit(Op(kind, arg, future, loop))
-        return await future
-
-    async def admit(self, admission: Admission) -> Admitted | Duplicate:
-        """Commit a received event, its derived events and deliveries, atomically.
-
-        A received idempotency key committed before (also earlier in the same
-        group commit) yields `Duplicate` and only a `duplicate` audit entry.
-        Deliveries get ids in call order and `created_at` = the received
-        event's `received_at`. Raises `StoreError` (nothing written) if the
-        admission is inconsistent or the commit fails.
-        """
-        result: Admitted | Duplicate = await self._write(Kind.ADMIT, admission)
-        return result
-
-    async def reject(self, reject: Reject) -> int:
-        """Keep the raw input with its reason, audited; return its reject id."""
-        reject_id: int = await self._write(Kind.REJECT, reject)
-        return reject_id
-
-    async def record(self, outcomes: Sequence[Outcome]) -> None:
-        """Commit outcomes and their audit entries atomically.
-
-        Outcomes apply only to pending deliveries: an outcome for a delivery
-        that is already delivered, dead or superseded (or unknown) changes
-        nothing, so recording the same outcomes twice is harmless.
-        """
-        await self._write(Kind.RECORD, tuple(outcomes))
-
-    async def load_pending(
-        self, destination_id: str, after_delivery_id: int, limit: int
-    ) -> list[Delivery]:
-        """Pending deliveries of one destination with id > `after_delivery_id`, by id.
-
-        Ordered with writes: sees every write called before it, none called after.
-        """
-        deliveries: list[Delivery] = await self._write(
-            Kind.LOAD_PENDING, LoadPending(destination_id, after_delivery_id, limit)
-        )
-        return deliveries
-
-    async def replay(
-        self, flt: DeadLetterFilter, actor: str, reason: str, *, out_of_order: bool = False
-    ) -> ReplayResult:
-        """Return every dead delivery matching `flt` to pending, attempts reset, audited.
-
-        A delivery whose ordering key has had a newer delivery delivered to its
-        destination stays dead (refused) unless `out_of_order`; see
-        `Store.replay`. Audit entries are stamped with the store's clock.
-        """
-        result: ReplayResult = await self._write(
-            Kind.REPLAY, Replay(flt, actor, reason, out_of_order)
-        )
-        return result
 
     async def _read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
         return await asyncio.to_thread(self._read_sync, query)
@@ -280,175 +162,7 @@ class SqliteStore:
             finally:
                 conn.execute("COMMIT")
 
-    async def pending_count(self, destination_id: str) -> int:
-        """Pending deliveries of a destination, from counters (constant time)."""
-
-        def query(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT coalesce(sum(pending), 0) FROM outbox_counters WHERE destination_id = ?",
-                (destination_id,),
-            ).fetchone()
-            return int(row[0])
-
-        return await self._read(query)
-
-    async def applied_version(self, destination_id: str, ordering_key: str) -> int | None:
-        """The highest entity version delivered to a destination for a key, if any."""
-
-        def query(conn: sqlite3.Connection) -> int | None:
-            row = conn.execute(
-                "SELECT version FROM applied_versions"
-                " WHERE destination_id = ? AND ordering_key = ?",
-                (destination_id, ordering_key),
-            ).fetchone()
-            return None if row is None else int(row[0])
-
-        return await self._read(query)
-
-    async def dead_letters(self, flt: DeadLetterFilter, limit: int = 100) -> list[DeadLetter]:
-        """Dead deliveries matching `flt`, oldest death first (ties by delivery id)."""
-        where, params = _rows.dead_filter(flt, self._codec)
-        sql = (
-            f"SELECT {_rows.DEAD_LETTER_COLUMNS} FROM deliveries d"
-            f" JOIN events e ON e.event_seq = d.event_seq WHERE {where}"
-            " ORDER BY d.died_at, d.delivery_id"
-        )
-
-        codec = self._codec
-        if flt.reason_contains is not None and codec.encrypts:
-            # Sealed reasons: filter the opened ones here, so the limit applies after.
-
-            def sealed(conn: sqlite3.Connection) -> list[DeadLetter]:
-                letters = (
-                    _rows.dead_letter_from_row(row, codec) for row in conn.execute(sql, params)
-                )
-                return [letter for letter in letters if _rows.reason_matches(flt, letter.reason)][
-                    :limit
-                ]
-
-            return await self._read(sealed)
-
-        def query(conn: sqlite3.Connection) -> list[DeadLetter]:
-            return [
-                _rows.dead_letter_from_row(row, codec)
-                for row in conn.execute(f"{sql} LIMIT ?", (*params, limit))
-            ]
-
-        return await self._read(query)
-
-    async def event(self, event_id: str) -> Event | None:
-        """One stored event with its body, byte for byte as admitted."""
-
-        def query(conn: sqlite3.Connection) -> Event | None:
-            row = conn.execute(f"{_rows.SELECT_EVENT} WHERE event_id = ?", (event_id,)).fetchone()
-            return None if row is None else _rows.event_from_row(row, self._codec)
-
-        return await self._read(query)
-
-    async def events_after(
-        self, position: int, channels: Sequence[str], limit: int = 1000
-    ) -> list[tuple[int, Event]]:
-        """`core.ports.EventLog.events_after` (see `_views`)."""
-        return await self._read(
-            lambda conn: _views.events_after(conn, self._codec, position, channels, limit)
-        )
-
-    async def last_position(self) -> int:
-        """`core.ports.EventLog.last_position`."""
-        return await self._read(_views.last_position)
-
-    async def rejects(self, channel_id: str | None, limit: int = 100) -> list[tuple[int, Reject]]:
-        """Kept rejected input with its reject id, newest first, optionally for one channel."""
-        columns = "SELECT reject_id, channel_id, received_at, peer, raw, reason FROM rejects"
-        params: tuple[Any, ...]
-        if channel_id is None:
-            sql, params = f"{columns} ORDER BY reject_id DESC LIMIT ?", (limit,)
-        else:
-            sql = f"{columns} WHERE channel_id = ? ORDER BY reject_id DESC LIMIT ?"
-            params = (channel_id, limit)
-
-        def query(conn: sqlite3.Connection) -> list[tuple[int, Reject]]:
-            return [
-                (
-                    row[0],
-                    Reject(
-                        row[1], row[2], row[3], self._codec.open(bytes(row[4]), REJECT_RAW), row[5]
-                    ),
-                )
-                for row in conn.execute(sql, params)
-            ]
-
-        return await self._read(query)
-
-    async def reject_by_id(self, reject_id: int) -> Reject | None:
-        """One kept rejected input by its id, with its raw bytes; None when unknown."""
-        sql = "SELECT channel_id, received_at, peer, raw, reason FROM rejects WHERE reject_id = ?"
-
-        def query(conn: sqlite3.Connection) -> Reject | None:
-            row = conn.execute(sql, (reject_id,)).fetchone()
-            if row is None:
-                return None
-            raw = self._codec.open(bytes(row[3]), REJECT_RAW)
-            return Reject(row[0], row[1], row[2], raw, row[4])
-
-        return await self._read(query)
-
-    async def audit(
-        self, subject: str | None = None, limit: int = 100, action: str | None = None
-    ) -> list[AuditEntry]:
-        """Audit entries, newest first, optionally for one subject and/or one action."""
-        where, params = _equal(subject=subject, action=action)
-        sql = f"SELECT {_search.AUDIT_COLUMNS} FROM audit{where} ORDER BY entry_id DESC LIMIT ?"
-
-        def query(conn: sqlite3.Connection) -> list[AuditEntry]:
-            return [_search.audit_from_row(row) for row in conn.execute(sql, (*params, limit))]
-
-        return await self._read(query)
-
     # --- AccessStore ------------------------------------------------------------
-
-    async def add_token(
-        self, name: str, role: Role, token_hash: str, actor: str, at: float, *, reason: str = ""
-    ) -> int:
-        """Store a token's hash and audit `token.issued` (with `reason`); the new token id."""
-        token_id: int = await self._write(
-            Kind.ADD_TOKEN, _access.AddToken(name, role, token_hash, actor, at, reason)
-        )
-        return token_id
-
-    async def revoke_token(self, token_id: int, actor: str, reason: str, at: float) -> bool:
-        """Revoke an active token (audited); False when it was unknown or already revoked."""
-        revoked: bool = await self._write(
-            Kind.REVOKE_TOKEN, _access.RevokeToken(token_id, actor, reason, at)
-        )
-        return revoked
-
-    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
-        """The active (not revoked) token with this hash."""
-
-        def query(conn: sqlite3.Connection) -> ApiToken | None:
-            row = conn.execute(
-                f"SELECT {_access.TOKEN_COLUMNS} FROM api_tokens"
-                " WHERE token_hash = ? AND revoked_at IS NULL",
-                (token_hash,),
-            ).fetchone()
-            return None if row is None else _access.token_from_row(row)
-
-        return await self._read(query)
-
-    async def tokens(self) -> list[ApiToken]:
-        """Every token ever issued, oldest first, revoked ones included."""
-
-        def query(conn: sqlite3.Connection) -> list[ApiToken]:
-            rows = conn.execute(f"SELECT {_access.TOKEN_COLUMNS} FROM api_tokens ORDER BY token_id")
-            return [_access.token_from_row(row) for row in rows]
-
-        return await self._read(query)
-
-    async def append_audit(self, entry: AuditEntry) -> int:
-        """Append one audit entry (an act through the API: login, pause, payload view)."""
-        entry_id: int = await self._write(Kind.AUDIT, entry)
-        return entry_id
 
     # --- OperationsStore --------------------------------------------------------
 
@@ -460,264 +174,11 @@ class SqliteStore:
         """Deliveries matching `query`, newest first (one index range read)."""
         return await self._read(lambda conn: _search.search_deliveries(conn, query, self._codec))
 
-    async def timeline(self, event_id: str) -> Timeline | None:
-        """One event, its derived events, their deliveries and attempts, and their audit."""
-        return await self._read(lambda conn: _search.timeline(conn, event_id, self._codec))
-
-    async def audit_page(self, before: int | None, limit: int) -> list[AuditEntry]:
-        """Audit entries newest first, entry id below `before` when given."""
-        return await self._read(lambda conn: _search.audit_page(conn, before, limit))
-
-    async def pauses(self) -> list[Pause]:
-        """The destinations and channels paused now."""
-        return await self._read(_search.pauses)
-
-    async def set_paused(
-        self, kind: PauseKind, target_id: str, paused: bool, *, actor: str, reason: str, at: float
-    ) -> bool:
-        """Record a pause or resume with its audit entry in one commit; False if no change."""
-        changed: bool = await self._write(
-            Kind.SET_PAUSED, _search.SetPaused(kind, target_id, paused, actor, reason, at)
-        )
-        return changed
-
     # --- AlertStore -------------------------------------------------------------
-
-    async def raise_alert(
-        self, kind: AlertKind, subject: str, severity: Severity, message: str, at: float
-    ) -> tuple[Alert, bool]:
-        """Record a raised alert (audited) unless one is active: (alert, newly raised)."""
-        answer: tuple[Alert, bool] = await self._write(
-            Kind.RAISE_ALERT, _alerts.RaiseAlert(kind, subject, severity, message, at)
-        )
-        return answer
-
-    async def clear_alert(self, alert_id: int, at: float) -> Alert | None:
-        """Clear an active alert (audited); None when it was not active."""
-        cleared: Alert | None = await self._write(
-            Kind.CLEAR_ALERT, _alerts.ClearAlert(alert_id, at)
-        )
-        return cleared
-
-    async def acknowledge_alert(
-        self, alert_id: int, actor: str, reason: str, at: float
-    ) -> Alert | None:
-        """Stamp an alert acknowledged (audited); None when there is no such alert."""
-        acknowledged: Alert | None = await self._write(
-            Kind.ACK_ALERT, _alerts.AcknowledgeAlert(alert_id, actor, reason, at)
-        )
-        return acknowledged
-
-    async def alerts(self, *, active_only: bool = False, limit: int = 100) -> list[Alert]:
-        """Active alerts, then cleared ones; newest first within each."""
-        where = " WHERE cleared_at IS NULL" if active_only else ""
-
-        def query(conn: sqlite3.Connection) -> list[Alert]:
-            rows = conn.execute(
-                f"SELECT {_alerts.ALERT_COLUMNS} FROM alerts{where}"
-                " ORDER BY cleared_at IS NOT NULL, raised_at DESC, alert_id DESC LIMIT ?",
-                (limit,),
-            )
-            return [_alerts.alert_from_row(row) for row in rows]
-
-        return await self._read(query)
 
     # --- SubscriptionStateStore ------------------------------------------------
 
-    async def subscription_state(
-        self, channel_id: str, subscription_id: str
-    ) -> tuple[int | None, tuple[int, ...]] | None:
-        """(last event number, open gaps) saved for a subscription; None when never saved."""
-        return await self._read(
-            lambda conn: _subscriptions.load_state(conn, channel_id, subscription_id)
-        )
-
-    async def save_subscription_state(
-        self,
-        channel_id: str,
-        subscription_id: str,
-        last: int | None,
-        missed: tuple[int, ...],
-        at: float,
-    ) -> None:
-        """Replace a subscription's saved state (one commit)."""
-        await self._write(
-            Kind.SAVE_SUBSCRIPTION,
-            _subscriptions.SaveSubscriptionState(channel_id, subscription_id, last, missed, at),
-        )
-
     # --- RunStore ---------------------------------------------------------------
-
-    async def start_run(
-        self,
-        job_id: str,
-        trigger: RunTrigger,
-        window: Window,
-        scheduled_for: float | None,
-        started_at: float,
-    ) -> int | None:
-        """Record a new `running` run and its `run_started` audit entry; return its id.
-
-        Returns None, writing nothing, while the job has a run `running`
-        (checked in the writer, so two concurrent starts cannot both win).
-        """
-        run_id: int | None = await self._write(
-            Kind.START_RUN, _runs.StartRun(job_id, trigger, window, scheduled_for, started_at)
-        )
-        return run_id
-
-    async def finish_run(
-        self,
-        run_id: int,
-        status: RunStatus,
-        counts: RunCounts,
-        finished_at: float,
-        *,
-        manifests_checked: Sequence[Manifest] = (),
-        manifests_written: Sequence[Manifest] = (),
-        error: str | None = None,
-        next_watermark: str | None = None,
-    ) -> None:
-        """Close a running run with its counts and manifests, audited.
-
-        The audit action is `run_skipped` for a skipped run, else `run_finished`.
-
-        A succeeded or partial run that is not a rerun moves the job's
-        watermark to `next_watermark` (when given) in the same commit; a rerun
-        never moves it. Finishing a run that is not running changes nothing.
-        """
-        await self._write(
-            Kind.FINISH_RUN,
-            _runs.FinishRun(
-                run_id,
-                status,
-                RunCounts(
-                    counts.read, counts.valid, counts.rejected, counts.written, counts.skipped
-                ),
-                finished_at,
-                tuple(manifests_checked),
-                tuple(manifests_written),
-                error,
-                next_watermark,
-            ),
-        )
-
-    async def recover_runs(self, at: float) -> list[int]:
-        """Close every run left `running` (by a crash) as failed "interrupted"; return their ids.
-
-        Call it at start-up, before any run starts.
-        """
-        ids: list[int] = await self._write(Kind.RECOVER_RUNS, at)
-        return ids
-
-    async def alert(self, job_id: str, run_id: int | None, reason: str, at: float) -> None:
-        """Record an `alert` audit entry with the job id as subject."""
-        await self._write(Kind.JOB_AUDIT, _runs.JobAudit(job_id, run_id, "alert", reason, at))
-
-    async def reconciled(self, job_id: str, run_id: int, summary: str, at: float) -> None:
-        """Record a `reconciled` audit entry with the job id as subject."""
-        await self._write(Kind.JOB_AUDIT, _runs.JobAudit(job_id, run_id, "reconciled", summary, at))
-
-    async def add_rejects(self, rejects: Sequence[RowReject]) -> list[int]:
-        """Keep rejected records with rule and remedy, atomically; return their ids in order."""
-        if not rejects:
-            return []
-        ids: list[int] = await self._write(Kind.ADD_REJECTS, tuple(rejects))
-        return ids
-
-    async def mark_replayed(self, reject_ids: Sequence[int], actor: str, at: float) -> None:
-        """Stamp rejects replayed (a second replay keeps the first time), one audit entry each."""
-        if reject_ids:
-            await self._write(Kind.MARK_REPLAYED, _runs.MarkReplayed(tuple(reject_ids), actor, at))
-
-    async def record_ledger(self, entries: Sequence[LedgerEntry]) -> None:
-        """Remember (destination, business key) -> content hash; the latest call wins."""
-        if entries:
-            await self._write(Kind.RECORD_LEDGER, tuple(entries))
-
-    async def runs(self, job_id: str | None = None, limit: int = 50) -> list[RunRecord]:
-        """Runs, newest first, optionally of one job."""
-        columns = f"SELECT {_runs.RUN_COLUMNS} FROM runs"
-        params: tuple[Any, ...]
-        if job_id is None:
-            sql, params = f"{columns} ORDER BY run_id DESC LIMIT ?", (limit,)
-        else:
-            sql = f"{columns} WHERE job_id = ? ORDER BY run_id DESC LIMIT ?"
-            params = (job_id, limit)
-
-        def query(conn: sqlite3.Connection) -> list[RunRecord]:
-            return [_runs.run_from_row(row) for row in conn.execute(sql, params)]
-
-        return await self._read(query)
-
-    async def run(self, run_id: int) -> RunRecord | None:
-        """One run, if recorded."""
-
-        def query(conn: sqlite3.Connection) -> RunRecord | None:
-            row = conn.execute(
-                f"SELECT {_runs.RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            return None if row is None else _runs.run_from_row(row)
-
-        return await self._read(query)
-
-    async def watermark(self, job_id: str) -> str | None:
-        """Where the job's next run starts: the `next_watermark` of its last advancing run."""
-
-        def query(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(
-                "SELECT watermark FROM watermarks WHERE job_id = ?", (job_id,)
-            ).fetchone()
-            return None if row is None else str(row[0])
-
-        return await self._read(query)
-
-    async def last_scheduled(self, job_id: str) -> float | None:
-        """The latest `scheduled_for` of the job's runs, skipped ones included."""
-
-        def query(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute(
-                "SELECT max(scheduled_for) FROM runs"
-                " WHERE job_id = ? AND scheduled_for IS NOT NULL",
-                (job_id,),
-            ).fetchone()
-            return None if row is None or row[0] is None else float(row[0])
-
-        return await self._read(query)
-
-    async def row_rejects(
-        self, job_id: str | None = None, run_id: int | None = None, limit: int = 100
-    ) -> list[RowReject]:
-        """Kept rejected records, newest first, optionally of one job and/or one run."""
-        where, params = _equal(job_id=job_id, run_id=run_id)
-        sql = (
-            f"SELECT {_runs.REJECT_COLUMNS} FROM row_rejects{where} ORDER BY reject_id DESC LIMIT ?"
-        )
-
-        def query(conn: sqlite3.Connection) -> list[RowReject]:
-            return [
-                _runs.reject_from_row(row, self._codec)
-                for row in conn.execute(sql, (*params, limit))
-            ]
-
-        return await self._read(query)
-
-    async def row_reject(self, reject_id: int) -> RowReject | None:
-        """One kept rejected record, if any."""
-
-        def query(conn: sqlite3.Connection) -> RowReject | None:
-            row = conn.execute(
-                f"SELECT {_runs.REJECT_COLUMNS} FROM row_rejects WHERE reject_id = ?",
-                (reject_id,),
-            ).fetchone()
-            return None if row is None else _runs.reject_from_row(row, self._codec)
-
-        return await self._read(query)
-
-    async def ledger(self, destination_id: str, business_keys: Sequence[str]) -> dict[str, str]:
-        """Content hashes recorded for those keys at that destination (absent keys left out)."""
-        entries = await self.ledger_entries(destination_id, business_keys)
-        return {entry.business_key: entry.content_hash for entry in entries}
 
     # --- FreshnessStore -----------------------------------------------------------
 
@@ -731,111 +192,13 @@ class SqliteStore:
         `tests/store/test_freshness.py`).
         """
 
-        def query(conn: sqlite3.Connection) -> DeliverySample:
-            return _freshness.delivery_sample(conn, destination_id, since, limit)
-
-        return await self._read(query)
-
-    async def ledger_entries(
-        self, destination_id: str, business_keys: Sequence[str]
-    ) -> list[LedgerEntry]:
-        """The ledger entries of those keys at that destination (absent keys left out), by key."""
-        return await self._ledger_rows(
-            destination_id,
-            "business_key IN (SELECT value FROM json_each(?)) ORDER BY business_key",
-            (json.dumps(list(business_keys)),),
+        return await self._read(
+            lambda conn: reads.delivery_sample(
+                conn, _freshness.STATEMENTS, destination_id, since, limit
+            )
         )
-
-    async def ledger_page(
-        self, destination_id: str, after: str | None, limit: int
-    ) -> list[LedgerEntry]:
-        """Up to `limit` entries with a key greater than `after`, in key (code point) order."""
-        return await self._ledger_rows(
-            destination_id,
-            "(? IS NULL OR business_key > ?) ORDER BY business_key LIMIT ?",
-            (after, after, limit),
-        )
-
-    async def _ledger_rows(
-        self, destination_id: str, condition: str, parameters: tuple[Any, ...]
-    ) -> list[LedgerEntry]:
-        statement = (
-            "SELECT business_key, content_hash, at, version FROM delivery_ledger"
-            f" WHERE destination_id = ? AND {condition}"
-        )
-
-        def query(conn: sqlite3.Connection) -> list[LedgerEntry]:
-            return [
-                LedgerEntry(destination_id, *row)
-                for row in conn.execute(statement, (destination_id, *parameters))
-            ]
-
-        return await self._read(query)
-
-    async def stats(self) -> list[ChannelStats]:
-        """Per channel and outbox counts from one consistent snapshot, by channel id.
-
-        Cost is independent of the number of events: counters plus one index
-        probe per outbox with pending deliveries (the "oldest pending" plan in
-        `tests/store/test_sqlite.py::test_queries_are_served_by_indexes`).
-        """
-        return await self._read(_stats)
 
     # --- Upkeep: the audit chain, retention, keys ---------------------------------
-
-    async def audit_head(self) -> Anchor | None:
-        """The newest audit entry's id and hash (an anchor to keep outside), None if empty."""
-        return await self._read(_audit.head)
-
-    async def verify_audit(self, expect: Anchor | None = None) -> AuditVerdict:
-        """Check the whole audit chain in one snapshot; see `thumpflow.core.audit.check_chain`."""
-        return await self._read(lambda conn: _audit.verify(conn, expect))
-
-    async def purge(self, policy: RetentionPolicy, batch: int = 500) -> PurgeCounts:
-        """Delete what `policy` lets go, measured from the store's clock; return the counts.
-
-        Works in writer operations of at most `batch` rows per table (other
-        writes interleave between them); ends with one `purged` audit entry
-        (counts only) and, once that committed, an incremental vacuum and a
-        WAL checkpoint so the file shrinks (databases created before schema
-        4 need one `vacuum` first). Pending and dead deliveries and their
-        events are never purged; the audit trail never is.
-        """
-        totals = PurgeCounts()
-        if not policy.purges:
-            return totals
-        now = self._clock.now()
-        after = 0
-        while True:
-            step: _upkeep.PurgeStep = await self._write(
-                Kind.PURGE, _upkeep.PurgeBatch(policy, now, after, batch)
-            )
-            totals.add(step.counts)
-            after = step.after_event_seq
-            if step.done:
-                break
-        await self._write(Kind.PURGE_DONE, totals)
-        return totals
-
-    async def rekey(self, batch: int = 500) -> RekeyCounts:
-        """Re-seal every value not under the current key, in operations of `batch` rows.
-
-        Plain values (written before encryption) are sealed too. Afterwards
-        keys no value uses any more are retired from the store (they may then
-        be removed from the configuration); one `rekeyed` audit entry records
-        the counts. Raises `StoreError` without encryption configured.
-        """
-        totals = RekeyCounts()
-        column, after = 0, 0
-        while True:
-            counts, column, after = await self._write(
-                Kind.REKEY, _upkeep.RekeyBatch(column, after, batch)
-            )
-            if column >= _upkeep.SEALED_COLUMN_COUNT and counts.total == 0:
-                break
-            totals.add(counts)
-        totals.retired = await self._write(Kind.REKEY_DONE, totals)
-        return totals
 
     async def vacuum(self) -> tuple[int, int]:
         """Rebuild the file (full VACUUM) with incremental auto-vacuum; (bytes before, after).
@@ -865,67 +228,3 @@ def _file_bytes(path: Path) -> int:
     """The database file plus its WAL, in bytes."""
     wal = path.with_name(path.name + "-wal")
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-
-
-def _equal(**columns: object) -> tuple[str, tuple[object, ...]]:
-    """` WHERE a = ? AND b = ?` over the columns given a value (None leaves one out)."""
-    given = {column: value for column, value in columns.items() if value is not None}
-    where = " AND ".join(f"{column} = ?" for column in given)
-    return (f" WHERE {where}" if where else ""), tuple(given.values())
-
-
-def _stored_keys(conn: sqlite3.Connection) -> dict[str, bytes]:
-    return {
-        row[0]: bytes(row[1]) for row in conn.execute("SELECT key_id, check_value FROM cipher_keys")
-    }
-
-
-def _stats(conn: sqlite3.Connection) -> list[ChannelStats]:
-    channels: dict[str, tuple[int, int, int, float | None]] = {
-        row[0]: (row[1], row[2], row[3], row[4])
-        for row in conn.execute(
-            "SELECT channel_id, received, duplicates, rejected, last_received_at"
-            " FROM channel_counters"
-        )
-    }
-    outboxes: dict[str, list[OutboxStats]] = {}
-    rows = conn.execute(
-        "SELECT channel_id, destination_id, delivered, pending, dead, superseded,"
-        " last_delivered_at FROM outbox_counters ORDER BY channel_id, destination_id"
-    ).fetchall()
-    for channel_id, destination_id, delivered, pending, dead, superseded, last in rows:
-        oldest = None
-        if pending > 0:
-            found = conn.execute(
-                "SELECT created_at FROM deliveries"
-                " WHERE channel_id = ? AND destination_id = ? AND status = 0"
-                " ORDER BY delivery_id LIMIT 1",
-                (channel_id, destination_id),
-            ).fetchone()
-            oldest = None if found is None else found[0]
-        outboxes.setdefault(channel_id, []).append(
-            OutboxStats(
-                channel_id=channel_id,
-                destination_id=destination_id,
-                delivered=delivered,
-                pending=pending,
-                dead=dead,
-                superseded=superseded,
-                oldest_pending_at=oldest,
-                last_delivered_at=last,
-            )
-        )
-    result: list[ChannelStats] = []
-    for channel_id in sorted(channels.keys() | outboxes.keys()):
-        received, duplicates, rejected, last_received = channels.get(channel_id, (0, 0, 0, None))
-        result.append(
-            ChannelStats(
-                channel_id=channel_id,
-                received=received,
-                duplicates=duplicates,
-                rejected=rejected,
-                last_received_at=last_received,
-                outboxes=tuple(outboxes.get(channel_id, ())),
-            )
-        )
-    return result

@@ -1,7 +1,7 @@
 """Alerts: writer operations and row mapping.
 
 The write functions run on the writer thread inside its transaction (one
-savepoint per call, see `_writer`); each transition writes its audit entry
+savepoint per call, see `thumpflow.store.ops`); each transition writes its audit entry
 in the same transaction. The partial unique index `alerts_active` keeps at
 most one active alert per (kind, subject).
 """
@@ -12,12 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from thumpflow.core.alerts import Alert, AlertKind, Severity
-from thumpflow.store.sqlite._runs import WriteContext
+from thumpflow.store.ops import WriteContext
+from thumpflow.store.rows import ALERT_COLUMNS, alert_from_row
 
-ALERT_COLUMNS = (
-    "alert_id, kind, subject, severity, message, raised_at, cleared_at,"
-    " acknowledged_by, acknowledged_at, ack_reason"
-)
 _SELECT = f"SELECT {ALERT_COLUMNS} FROM alerts WHERE alert_id = ?"
 _ACTOR = "thumpflow"
 
@@ -60,10 +57,10 @@ def raise_alerts(context: WriteContext, calls: list[RaiseAlert]) -> list[Any]:
             continue
         cursor = conn.execute(
             "INSERT INTO alerts (kind, subject, severity, message, raised_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?) RETURNING alert_id",
             (call.kind.value, call.subject, call.severity.value, call.message, call.at),
         )
-        alert_id = int(cursor.lastrowid or 0)
+        alert_id = int(cursor.fetchone()[0])
         context.audit.append(
             [(call.at, _ACTOR, "alert.raised", f"alert:{alert_id}", _detail(call.kind, call))]
         )
@@ -113,18 +110,3 @@ def acknowledge_alerts(context: WriteContext, calls: list[AcknowledgeAlert]) -> 
 
 def _detail(kind: AlertKind, what: RaiseAlert | Alert) -> str:
     return f"{kind.value} {what.subject}: {what.message}"
-
-
-def alert_from_row(row: tuple[Any, ...]) -> Alert:
-    return Alert(
-        alert_id=row[0],
-        kind=AlertKind(row[1]),
-        subject=row[2],
-        severity=Severity(row[3]),
-        message=row[4],
-        raised_at=row[5],
-        cleared_at=row[6],
-        acknowledged_by=row[7],
-        acknowledged_at=row[8],
-        ack_reason=row[9],
-    )

@@ -1,4 +1,4 @@
-"""Retention purges and re-encryption, one bounded batch per writer operation.
+"""Retention purges and re-encryption, one bounded batch per writer operation, every backend.
 
 Each function runs on the writer thread inside its transaction and touches
 at most `limit` rows of each table, so a purge or a rekey of a large store
@@ -9,22 +9,25 @@ were written: a walk stops at the first row younger than the cut-off.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
+from thumpflow.core.errors import StoreError
 from thumpflow.core.retention import DAY, PurgeCounts, RekeyCounts, RetentionPolicy
-from thumpflow.store.sqlite import _rows
-from thumpflow.store.sqlite._crypt import (
+from thumpflow.store.crypt import (
     ATTEMPT_DETAIL,
     DELIVERY_ERROR,
     DELIVERY_REASON,
     EVENT_BODY,
     REJECT_RAW,
     ROW_REJECT_RECORD,
+    Codec,
     PayloadCipher,
+    check_keys,
     key_of,
 )
+from thumpflow.store.ops import Db, Dialect, WriteContext
+from thumpflow.store.rows import DEAD, PENDING
 
 
 @dataclass(slots=True, frozen=True)
@@ -44,18 +47,24 @@ class PurgeStep:
     done: bool
 
 
-def purge_batch(conn: sqlite3.Connection, step: PurgeBatch) -> PurgeStep:
+def purge_batch(conn: Db, dialect: Dialect, step: PurgeBatch) -> PurgeStep:
     """Delete up to `limit` purgeable rows of each kind; `done` when none is left."""
     policy, counts = step.policy, PurgeCounts()
     after = step.after_event_seq
     events_done = True
     if policy.events_days is not None:
         after, events_done = _purge_events(
-            conn, step.now - policy.events_days * DAY, after, step.limit, counts
+            conn,
+            dialect,
+            step.now - policy.events_days * DAY,
+            after,
+            limit=step.limit,
+            counts=counts,
         )
     if policy.rejects_days is not None:
         counts.rejects = _purge_prefix(
             conn,
+            dialect,
             "rejects",
             "reject_id",
             "received_at",
@@ -65,7 +74,7 @@ def purge_batch(conn: sqlite3.Connection, step: PurgeBatch) -> PurgeStep:
     if policy.runs_days is not None:
         cutoff = step.now - policy.runs_days * DAY
         counts.row_rejects = _purge_prefix(
-            conn, "row_rejects", "reject_id", "at", cutoff=cutoff, limit=step.limit
+            conn, dialect, "row_rejects", "reject_id", "at", cutoff=cutoff, limit=step.limit
         )
         counts.runs = _purge_runs(conn, cutoff, step.limit)
     done = events_done and counts.rejects < step.limit and counts.row_rejects < step.limit
@@ -74,7 +83,7 @@ def purge_batch(conn: sqlite3.Connection, step: PurgeBatch) -> PurgeStep:
 
 
 def _purge_events(
-    conn: sqlite3.Connection, cutoff: float, after: int, limit: int, counts: PurgeCounts
+    conn: Db, dialect: Dialect, cutoff: float, after: int, *, limit: int, counts: PurgeCounts
 ) -> tuple[int, bool]:
     rows = conn.execute(
         "SELECT event_seq, event_id, idempotency_key, received_at FROM events"
@@ -88,30 +97,30 @@ def _purge_events(
         old.append(row)
     if not old:
         return after, True
-    seqs = json.dumps([row[0] for row in old])
+    seqs = dialect.ids([row[0] for row in old])
     kept = {
         seq
         for (seq,) in conn.execute(
             "SELECT DISTINCT event_seq FROM deliveries"
-            " WHERE event_seq IN (SELECT value FROM json_each(?))"
-            f" AND status IN ({_rows.PENDING}, {_rows.DEAD})",
+            f" WHERE event_seq {dialect.in_ids}"
+            f" AND status IN ({PENDING}, {DEAD})",
             (seqs,),
         )
     }
     gone = [row for row in old if row[0] not in kept]
     if gone:
-        gone_seqs = json.dumps([row[0] for row in gone])
+        gone_seqs = dialect.ids([row[0] for row in gone])
         conn.execute(
             "DELETE FROM attempts WHERE delivery_id IN (SELECT delivery_id FROM deliveries"
-            " WHERE event_seq IN (SELECT value FROM json_each(?)))",
+            f" WHERE event_seq {dialect.in_ids})",
             (gone_seqs,),
         )
         counts.deliveries += conn.execute(
-            "DELETE FROM deliveries WHERE event_seq IN (SELECT value FROM json_each(?))",
+            f"DELETE FROM deliveries WHERE event_seq {dialect.in_ids}",
             (gone_seqs,),
         ).rowcount
         counts.events += conn.execute(
-            "DELETE FROM events WHERE event_seq IN (SELECT value FROM json_each(?))",
+            f"DELETE FROM events WHERE event_seq {dialect.in_ids}",
             (gone_seqs,),
         ).rowcount
         counts.idempotency += conn.executemany(
@@ -123,7 +132,7 @@ def _purge_events(
 
 
 def _purge_prefix(
-    conn: sqlite3.Connection, table: str, key: str, stamp: str, *, cutoff: float, limit: int
+    conn: Db, dialect: Dialect, table: str, key: str, stamp: str, *, cutoff: float, limit: int
 ) -> int:
     rows = conn.execute(
         f"SELECT {key}, {stamp} FROM {table} ORDER BY {key} LIMIT ?", (limit,)
@@ -137,13 +146,13 @@ def _purge_prefix(
         return 0
     return int(
         conn.execute(
-            f"DELETE FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))",
-            (json.dumps(ids),),
+            f"DELETE FROM {table} WHERE {key} {dialect.in_ids}",
+            (dialect.ids(ids),),
         ).rowcount
     )
 
 
-def _purge_runs(conn: sqlite3.Connection, cutoff: float, limit: int) -> int:
+def _purge_runs(conn: Db, cutoff: float, limit: int) -> int:
     """Finished runs older than the cut-off, except each job's newest run."""
     return int(
         conn.execute(
@@ -178,9 +187,7 @@ class RekeyBatch:
     limit: int
 
 
-def rekey_batch(
-    conn: sqlite3.Connection, cipher: PayloadCipher, step: RekeyBatch
-) -> tuple[RekeyCounts, int, int]:
+def rekey_batch(conn: Db, cipher: PayloadCipher, step: RekeyBatch) -> tuple[RekeyCounts, int, int]:
     """Re-seal up to `limit` rows of one column under the current key.
 
     Returns the counts and where to continue (column index, row id); a
@@ -212,7 +219,7 @@ def rekey_batch(
     return counts, step.column, rows[-1][0]
 
 
-def retire_keys(conn: sqlite3.Connection, cipher: PayloadCipher) -> tuple[str, ...]:
+def retire_keys(conn: Db, dialect: Dialect, cipher: PayloadCipher) -> tuple[str, ...]:
     """Forget every key id other than the current one that no stored value uses any more.
 
     Checks each sealed column for the key's prefix within this transaction
@@ -224,20 +231,70 @@ def retire_keys(conn: sqlite3.Connection, cipher: PayloadCipher) -> tuple[str, .
         if key_id == cipher.current_id:
             continue
         prefix = cipher.prefix(key_id) if key_id in cipher.key_ids else None
-        if prefix is None or _uses(conn, prefix):
+        if prefix is None or _uses(conn, dialect, prefix):
             continue
         conn.execute("DELETE FROM cipher_keys WHERE key_id = ?", (key_id,))
         retired.append(key_id)
     return tuple(retired)
 
 
-def _uses(conn: sqlite3.Connection, prefix: bytes) -> bool:
+def _uses(conn: Db, dialect: Dialect, prefix: bytes) -> bool:
     for table, _key, column, _label, _slot in _SEALED_COLUMNS:
         found = conn.execute(
-            f"SELECT 1 FROM {table} WHERE typeof({column}) = 'blob'"
-            f" AND substr({column}, 1, ?) = ? LIMIT 1",
+            f"SELECT 1 FROM {table} WHERE {dialect.sealed_prefix.format(column=column)} LIMIT 1",
             (len(prefix), prefix),
         ).fetchone()
         if found is not None:
             return True
     return False
+
+
+def audit_purges(context: WriteContext, totals: list[PurgeCounts], at: float) -> list[Any]:
+    """One `purged` audit entry per finished purge (counts only)."""
+    context.audit.append(
+        [(at, "store", "purged", "retention", counts.summary()) for counts in totals]
+    )
+    return [None] * len(totals)
+
+
+def finish_rekeys(
+    context: WriteContext, dialect: Dialect, totals: list[RekeyCounts], at: float
+) -> list[Any]:
+    """Retire keys no value uses any more; one `rekeyed` entry each (counts and key ids only)."""
+    cipher = cipher_of(context.codec)
+    answers: list[Any] = []
+    for counts in totals:
+        retired = retire_keys(context.conn, dialect, cipher)
+        resealed = f"resealed {counts.total}; retired keys: {', '.join(retired) or 'none'}"
+        context.audit.append([(at, "store", "rekeyed", f"key:{cipher.current_id}", resealed)])
+        answers.append(retired)
+    return answers
+
+
+def cipher_of(codec: object) -> PayloadCipher:
+    """The store's cipher; `StoreError` when encryption is not configured."""
+    if not isinstance(codec, PayloadCipher):
+        raise StoreError("store.encryption is not configured")
+    return codec
+
+
+def stored_keys(conn: Db) -> dict[str, bytes]:
+    """The key ids the store has used, with their check values."""
+    return {
+        row[0]: bytes(row[1]) for row in conn.execute("SELECT key_id, check_value FROM cipher_keys")
+    }
+
+
+def register_keys(conn: Db, codec: object, at: float) -> None:
+    """Check the configured keys against the store (`crypt.check_keys` raises on a misfit);
+    record the sealing key if the store does not know it yet. Run it in a transaction
+    that holds the store's write lock."""
+    cipher = codec if isinstance(codec, PayloadCipher) else None
+    unknown = check_keys(stored_keys(conn), cipher or Codec())
+    if cipher is not None and cipher.current_id in unknown:
+        current = cipher.current_id
+        assert current is not None
+        conn.execute(
+            "INSERT INTO cipher_keys (key_id, check_value, added_at) VALUES (?, ?, ?)",
+            (current, cipher.check_value(current), at),
+        )

@@ -1,7 +1,7 @@
 """Runs, row rejects, watermarks and the delivery ledger: writer operations and row mapping.
 
 The write functions run on the writer thread inside its transaction (one
-savepoint per call, see `_writer`); each returns one answer per call. Every
+savepoint per call, see `thumpflow.store.ops`); each returns one answer per call. Every
 run transition and every replayed reject writes its audit entry in the same
 transaction as the change it records. Audit subjects: the job id for run
 started/finished/skipped, alerts and reconciliations, `row_reject:N` for replays.
@@ -11,10 +11,7 @@ rejected records are sealed by its codec when encryption is configured.
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,34 +20,20 @@ from thumpflow.core.batch import (
     Manifest,
     RowReject,
     RunCounts,
-    RunRecord,
     RunStatus,
     RunTrigger,
     Window,
 )
-from thumpflow.store.sqlite._audit import AuditChain
-from thumpflow.store.sqlite._crypt import ROW_REJECT_RECORD, Codec
+from thumpflow.store.crypt import ROW_REJECT_RECORD
+from thumpflow.store.ops import WriteContext
+from thumpflow.store.rows import (
+    manifests_json,
+)
 
-_log = logging.getLogger("thumpflow.store.sqlite")
+_log = logging.getLogger("thumpflow.store")
 
 _RUNNING = RunStatus.RUNNING.value
 _ADVANCING = (RunStatus.SUCCEEDED.value, RunStatus.PARTIAL.value)
-
-RUN_COLUMNS = (
-    "run_id, job_id, trigger, window_start, window_end, status, scheduled_for, started_at,"
-    " finished_at, read_count, valid_count, rejected_count, written_count, skipped_count,"
-    " manifests_checked, manifests_written, error, next_watermark"
-)
-REJECT_COLUMNS = "reject_id, job_id, run_id, origin, record, rule, remedy, at, replayed_at"
-
-
-@dataclass(slots=True, frozen=True)
-class WriteContext:
-    """What a writer operation writes with: the connection, the audit chain, the codec."""
-
-    conn: sqlite3.Connection
-    audit: AuditChain
-    codec: Codec
 
 
 @dataclass(slots=True, frozen=True)
@@ -109,7 +92,7 @@ def start_runs(context: WriteContext, calls: list[StartRun]) -> list[Any]:
             continue
         cursor = conn.execute(
             "INSERT INTO runs (job_id, trigger, window_start, window_end, status, scheduled_for,"
-            " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " started_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
             (
                 call.job_id,
                 call.trigger.value,
@@ -120,7 +103,7 @@ def start_runs(context: WriteContext, calls: list[StartRun]) -> list[Any]:
                 call.started_at,
             ),
         )
-        run_id = cursor.lastrowid
+        run_id = int(cursor.fetchone()[0])
         context.audit.append(
             [
                 (
@@ -134,37 +117,6 @@ def start_runs(context: WriteContext, calls: list[StartRun]) -> list[Any]:
         )
         answers.append(run_id)
     return answers
-
-
-def _manifests_json(manifests: Sequence[Manifest]) -> str:
-    return json.dumps(
-        [
-            {
-                "name": m.name,
-                "record_count": m.record_count,
-                "sha256": m.sha256,
-                "created_at": m.created_at,
-                "source": m.source,
-                "window_start": m.window.start,
-                "window_end": m.window.end,
-            }
-            for m in manifests
-        ]
-    )
-
-
-def _manifests(text: str) -> tuple[Manifest, ...]:
-    return tuple(
-        Manifest(
-            name=item["name"],
-            record_count=item["record_count"],
-            sha256=item["sha256"],
-            created_at=item["created_at"],
-            source=item["source"],
-            window=Window(item.get("window_start"), item.get("window_end")),
-        )
-        for item in json.loads(text)
-    )
 
 
 def finish_runs(context: WriteContext, calls: list[FinishRun]) -> list[Any]:
@@ -191,8 +143,8 @@ def finish_runs(context: WriteContext, calls: list[FinishRun]) -> list[Any]:
                 counts.rejected,
                 counts.written,
                 counts.skipped,
-                _manifests_json(call.manifests_checked),
-                _manifests_json(call.manifests_written),
+                manifests_json(call.manifests_checked),
+                manifests_json(call.manifests_written),
                 call.error,
                 call.next_watermark,
                 call.run_id,
@@ -270,19 +222,18 @@ def add_rejects(context: WriteContext, calls: list[tuple[RowReject, ...]]) -> li
         for reject in rejects:
             cursor = conn.execute(
                 "INSERT INTO row_rejects (job_id, run_id, origin, record, rule, remedy, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING reject_id",
                 (
                     reject.job_id,
                     reject.run_id,
                     reject.origin,
-                    codec.seal_text(reject.record, ROW_REJECT_RECORD),
+                    context.payload(codec.seal_text(reject.record, ROW_REJECT_RECORD)),
                     reject.rule,
                     reject.remedy,
                     reject.at,
                 ),
             )
-            assert cursor.lastrowid is not None
-            ids.append(cursor.lastrowid)
+            ids.append(int(cursor.fetchone()[0]))
         answers.append(ids)
     return answers
 
@@ -322,35 +273,3 @@ def record_ledger(context: WriteContext, calls: list[tuple[LedgerEntry, ...]]) -
         ],
     )
     return [None] * len(calls)
-
-
-def run_from_row(row: tuple[Any, ...]) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        job_id=row[1],
-        trigger=RunTrigger(row[2]),
-        window=Window(row[3], row[4]),
-        status=RunStatus(row[5]),
-        scheduled_for=row[6],
-        started_at=row[7],
-        finished_at=row[8],
-        counts=RunCounts(row[9], row[10], row[11], row[12], row[13]),
-        manifests_checked=_manifests(row[14]),
-        manifests_written=_manifests(row[15]),
-        error=row[16],
-        next_watermark=row[17],
-    )
-
-
-def reject_from_row(row: tuple[Any, ...], codec: Codec) -> RowReject:
-    return RowReject(
-        job_id=row[1],
-        run_id=row[2],
-        origin=row[3],
-        record=codec.open_text(row[4], ROW_REJECT_RECORD) or "",
-        rule=row[5],
-        remedy=row[6],
-        at=row[7],
-        reject_id=row[0],
-        replayed_at=row[8],
-    )

@@ -9,12 +9,12 @@ count.
 
 from __future__ import annotations
 
+from tests.store.support import StepClock, admission, run
 from thumpflow.core.event import DeadLetterFilter, Delivery, OrderConflict
 from thumpflow.core.outcome import Delivered, Died, Superseded
 from thumpflow.core.ports import Store
 
 from .conftest import StoreFactory
-from .support import StepClock, admission, run
 
 
 async def one(store: Store, destination: str = "fhir", entity: str = "MRN001") -> Delivery:

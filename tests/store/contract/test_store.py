@@ -6,10 +6,12 @@ Every test runs against every backend in `conftest.BACKENDS`.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from tests.store.support import StepClock, admission, event, run
 from thumpflow.core.errors import StoreError
 from thumpflow.core.event import (
     Admission,
@@ -26,7 +28,6 @@ from thumpflow.core.outcome import Delivered, Died, Outcome, Retrying, Supersede
 from thumpflow.core.ports import Store
 
 from .conftest import StoreFactory
-from .support import StepClock, admission, event, run
 
 
 def admitted(result: Admitted | Duplicate) -> Admitted:
@@ -284,6 +285,8 @@ def test_reject_keeps_raw_input_and_is_audited(store_factory: StoreFactory) -> N
         assert [i for i, _ in kept] == [third, first]
         assert kept[1][1] == Reject("adt-in", 1_700_000_001.0, "10.0.0.5:4100", raw, "no MSH")
         assert [i for i, _ in await store.rejects("adt-in", limit=1)] == [third]
+        assert await store.reject_by_id(first) == kept[1][1]
+        assert await store.reject_by_id(third + 1) is None
         [entry] = await store.audit(f"reject:{first}")
         assert (entry.action, entry.actor, entry.detail, entry.at) == (
             "rejected",
@@ -595,5 +598,28 @@ def test_audit_is_newest_first_with_limit(store_factory: StoreFactory) -> None:
         assert entries[0].entry_id > entries[1].entry_id > entries[2].entry_id
         assert len(await store.audit()) == 5
         assert await store.audit("nobody") == []
+
+    run(store_factory.make, body)
+
+
+def test_a_reused_control_id_with_other_content_is_a_new_event_flagged(
+    store_factory: StoreFactory,
+) -> None:
+    def sent(digest: str | None, at: float) -> Admission:
+        return replace(
+            admission("fhir", received=event(key="SIM|GEN|77", at=at)), content_digest=digest
+        )
+
+    async def body(store: Store) -> None:
+        first = admitted(await store.admit(sent("d1", 1_700_000_001.0)))
+        assert await store.admit(sent("d1", 1_700_000_002.0)) == Duplicate(first.event_id, "AA")
+        reused = admitted(await store.admit(sent("d2", 1_700_000_003.0)))
+        assert reused.reused_control_id_of == first.event_id
+        assert reused.event_id != first.event_id
+        assert await store.admit(sent("d2", 1_700_000_004.0)) == Duplicate(reused.event_id, "AA")
+        assert await store.admit(sent(None, 1_700_000_005.0)) == Duplicate(first.event_id, "AA")
+        [flag] = await store.audit(reused.event_id, action="control_id_reused")
+        assert first.event_id in flag.detail
+        assert await store.pending_count("fhir") == 2
 
     run(store_factory.make, body)

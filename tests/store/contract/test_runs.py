@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from tests.store.support import event, run
 from thumpflow.core.batch import (
     LedgerEntry,
     Manifest,
@@ -23,7 +24,6 @@ from thumpflow.core.outcome import Delivered, Died, Superseded
 from thumpflow.core.ports import RunStore, Store
 
 from .conftest import StoreFactory
-from .support import event, run
 
 T0 = 1_700_000_000.0
 

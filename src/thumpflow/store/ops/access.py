@@ -1,7 +1,7 @@
 """API tokens and audited acts: writer operations and row mapping.
 
 The write functions run on the writer thread inside its transaction (one
-savepoint per call, see `_writer`); audit entries go through the chain.
+savepoint per call, see `thumpflow.store.ops`); audit entries go through the chain.
 Issuing and revoking a token write their audit entry in the same
 transaction; the audit detail names the token and its role, never the token
 or its hash.
@@ -12,11 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from thumpflow.core.access import ApiToken, Role
+from thumpflow.core.access import Role
 from thumpflow.core.event import AuditEntry
-from thumpflow.store.sqlite._runs import WriteContext
-
-TOKEN_COLUMNS = "token_id, name, role, token_hash, created_at, created_by, revoked_at"
+from thumpflow.store.ops import WriteContext
 
 
 @dataclass(slots=True, frozen=True)
@@ -43,10 +41,10 @@ def add_tokens(context: WriteContext, calls: list[AddToken]) -> list[Any]:
     for call in calls:
         cursor = context.conn.execute(
             "INSERT INTO api_tokens (name, role, token_hash, created_at, created_by)"
-            " VALUES (?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?) RETURNING token_id",
             (call.name, call.role.value, call.token_hash, call.at, call.actor),
         )
-        token_id = int(cursor.lastrowid or 0)
+        token_id = int(cursor.fetchone()[0])
         detail = f"{call.name} ({call.role.value})" + (f": {call.reason}" if call.reason else "")
         context.audit.append([(call.at, call.actor, "token.issued", f"token:{token_id}", detail)])
         answers.append(token_id)
@@ -77,15 +75,3 @@ def append_audits(context: WriteContext, calls: list[AuditEntry]) -> list[Any]:
         context.audit.append([(entry.at, entry.actor, entry.action, entry.subject, entry.detail)])
         answers.append(context.audit.snapshot()[0])
     return answers
-
-
-def token_from_row(row: tuple[Any, ...]) -> ApiToken:
-    return ApiToken(
-        token_id=row[0],
-        name=row[1],
-        role=Role(row[2]),
-        token_hash=row[3],
-        created_at=row[4],
-        created_by=row[5],
-        revoked_at=row[6],
-    )

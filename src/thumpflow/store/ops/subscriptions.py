@@ -1,7 +1,7 @@
 """FHIR Subscriptions tracking state: writer operation and row mapping.
 
 The write function runs on the writer thread inside its transaction (one
-savepoint per call, see `_writer`). One row per (channel, subscription):
+savepoint per call, see `thumpflow.store.ops`). One row per (channel, subscription):
 the last event number and the open gaps as a JSON array of numbers. Not
 audited: it is the receiver's bookkeeping, not an act.
 """
@@ -9,11 +9,10 @@ audited: it is the receiver's bookkeeping, not an act.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from thumpflow.store.sqlite._runs import WriteContext
+from thumpflow.store.ops import Db, WriteContext
 
 
 @dataclass(slots=True, frozen=True)
@@ -47,7 +46,7 @@ def save_states(context: WriteContext, calls: list[SaveSubscriptionState]) -> li
 
 
 def load_state(
-    conn: sqlite3.Connection, channel_id: str, subscription_id: str
+    conn: Db, channel_id: str, subscription_id: str
 ) -> tuple[int | None, tuple[int, ...]] | None:
     """(last event number, open gaps) of a subscription, or None when none was saved."""
     row = conn.execute(

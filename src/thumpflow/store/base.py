@@ -1,0 +1,510 @@
+"""What every backend's store does the same way: write dispatch to the group writer, shared reads.
+
+A backend (`SqliteStore`, `PostgresStore`) subclasses `GroupStore` and
+provides `open`/`close`, its group writer (`self._writer`), `_read` (one read
+transaction on its reader connection), its `Dialect` and dead-letter filter,
+and what it does differently (searches, freshness, vacuum). Writes go through
+the writer (group commit, see `thumpflow.store.group`): each write coroutine
+returns only after its transaction committed; reads see the last committed
+state, except `load_pending`, which the writer executes in call order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from thumpflow.core.access import ApiToken, Role
+from thumpflow.core.alerts import Alert, AlertKind, Severity
+from thumpflow.core.audit import Anchor, AuditVerdict
+from thumpflow.core.batch import (
+    LedgerEntry,
+    Manifest,
+    RowReject,
+    RunCounts,
+    RunRecord,
+    RunStatus,
+    RunTrigger,
+    Window,
+)
+from thumpflow.core.clock import Clock
+from thumpflow.core.errors import StoreError
+from thumpflow.core.event import (
+    Admission,
+    Admitted,
+    AuditEntry,
+    ChannelStats,
+    DeadLetter,
+    DeadLetterFilter,
+    Delivery,
+    Duplicate,
+    Event,
+    Reject,
+    ReplayResult,
+)
+from thumpflow.core.outcome import Outcome
+from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
+from thumpflow.core.search import Pause, PauseKind, Timeline
+from thumpflow.store import reads
+from thumpflow.store.crypt import Codec
+from thumpflow.store.event_log import EventLogReads
+from thumpflow.store.group import GroupWriter, Kind, LoadPending, Op, Replay, WriterStats
+from thumpflow.store.ops import Db, Dialect
+from thumpflow.store.ops import access as _access
+from thumpflow.store.ops import alerts as _alerts
+from thumpflow.store.ops import pauses as _pauses
+from thumpflow.store.ops import runs as _runs
+from thumpflow.store.ops import subscriptions as _subscriptions
+from thumpflow.store.ops import upkeep as _upkeep
+from thumpflow.store.ops.flow import DeadFilter
+from thumpflow.store.rows import DEAD_LETTER_COLUMNS, dead_letter_from_row, reason_matches
+
+
+class GroupStore(EventLogReads):
+    """The shared part of every backend's store; see the module docstring."""
+
+    _codec: Codec
+    _clock: Clock
+    _read_only: bool
+    _writer: GroupWriter | None
+    _dialect: Dialect
+    _dead_filter: DeadFilter
+
+    _closed: bool
+
+    async def close(self) -> None:
+        """Finish every write already called, then release the connections; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await asyncio.to_thread(writer.stop)
+        await asyncio.to_thread(self._release)
+
+    def _release(self) -> None:
+        """Close the backend's connections (after the writer stopped)."""
+        raise NotImplementedError
+
+    async def _write(self, kind: Kind, arg: Any) -> Any:
+        writer = self._writer
+        if writer is None:
+            if self._read_only:
+                raise StoreError("the store is open read-only")
+            raise StoreError("the store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        writer.submit(Op(kind, arg, future, loop))
+        return await future
+
+    async def admit(self, admission: Admission) -> Admitted | Duplicate:
+        """Commit a received event, its derived events and deliveries, atomically.
+
+        A received idempotency key committed before (also earlier in the same
+        group commit) yields `Duplicate` and only a `duplicate` audit entry.
+        Deliveries get ids in call order and `created_at` = the received
+        event's `received_at`. Raises `StoreError` (nothing written) if the
+        admission is inconsistent or the commit fails.
+        """
+        result: Admitted | Duplicate = await self._write(Kind.ADMIT, admission)
+        return result
+
+    async def reject(self, reject: Reject) -> int:
+        """Keep the raw input with its reason, audited; return its reject id."""
+        reject_id: int = await self._write(Kind.REJECT, reject)
+        return reject_id
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Commit outcomes and their audit entries atomically.
+
+        Outcomes apply only to pending deliveries: an outcome for a delivery
+        that is already delivered, dead or superseded (or unknown) changes
+        nothing, so recording the same outcomes twice is harmless.
+        """
+        await self._write(Kind.RECORD, tuple(outcomes))
+
+    async def load_pending(
+        self, destination_id: str, after_delivery_id: int, limit: int
+    ) -> list[Delivery]:
+        """Pending deliveries of one destination with id > `after_delivery_id`, by id.
+
+        Ordered with writes: sees every write called before it, none called after.
+        """
+        deliveries: list[Delivery] = await self._write(
+            Kind.LOAD_PENDING, LoadPending(destination_id, after_delivery_id, limit)
+        )
+        return deliveries
+
+    async def replay(
+        self, flt: DeadLetterFilter, actor: str, reason: str, *, out_of_order: bool = False
+    ) -> ReplayResult:
+        """Return every dead delivery matching `flt` to pending, attempts reset, audited.
+
+        A delivery whose ordering key has had a newer delivery delivered to its
+        destination stays dead (refused) unless `out_of_order`; see
+        `Store.replay`. Audit entries are stamped with the store's clock.
+        """
+        result: ReplayResult = await self._write(
+            Kind.REPLAY, Replay(flt, actor, reason, out_of_order)
+        )
+        return result
+
+    async def pending_count(self, destination_id: str) -> int:
+        """Pending deliveries of a destination, from counters (constant time)."""
+        return await self._read(lambda conn: reads.pending_count(conn, destination_id))
+
+    async def applied_version(self, destination_id: str, ordering_key: str) -> int | None:
+        """The highest entity version delivered to a destination for a key, if any."""
+        return await self._read(
+            lambda conn: reads.applied_version(conn, destination_id, ordering_key)
+        )
+
+    async def dead_letters(self, flt: DeadLetterFilter, limit: int = 100) -> list[DeadLetter]:
+        """Dead deliveries matching `flt`, oldest death first (ties by delivery id)."""
+        where, params = self._dead_filter(flt, self._codec)
+        sql = (
+            f"SELECT {DEAD_LETTER_COLUMNS} FROM deliveries d"
+            f" JOIN events e ON e.event_seq = d.event_seq WHERE {where}"
+            " ORDER BY d.died_at, d.delivery_id"
+        )
+
+        codec = self._codec
+        if flt.reason_contains is not None and codec.encrypts:
+            # Sealed reasons: filter the opened ones here, so the limit applies after.
+
+            def sealed(conn: Db) -> list[DeadLetter]:
+                letters = (dead_letter_from_row(row, codec) for row in conn.execute(sql, params))
+                return [letter for letter in letters if reason_matches(flt, letter.reason)][:limit]
+
+            return await self._read(sealed)
+
+        def query(conn: Db) -> list[DeadLetter]:
+            return [
+                dead_letter_from_row(row, codec)
+                for row in conn.execute(f"{sql} LIMIT ?", (*params, limit))
+            ]
+
+        return await self._read(query)
+
+    async def event(self, event_id: str) -> Event | None:
+        """One stored event with its body, byte for byte as admitted."""
+        return await self._read(lambda conn: reads.event(conn, event_id, self._codec))
+
+    async def rejects(self, channel_id: str | None, limit: int = 100) -> list[tuple[int, Reject]]:
+        """Kept rejected input with its reject id, newest first, optionally for one channel."""
+        return await self._read(lambda conn: reads.rejects(conn, channel_id, limit, self._codec))
+
+    async def reject_by_id(self, reject_id: int) -> Reject | None:
+        """One kept rejected input by its id, with its raw bytes; None when unknown."""
+        return await self._read(lambda conn: reads.reject_by_id(conn, reject_id, self._codec))
+
+    async def audit(
+        self, subject: str | None = None, limit: int = 100, action: str | None = None
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first, optionally for one subject and/or one action."""
+        return await self._read(lambda conn: reads.audit(conn, subject, limit, action))
+
+    async def add_token(
+        self, name: str, role: Role, token_hash: str, actor: str, at: float, *, reason: str = ""
+    ) -> int:
+        """Store a token's hash and audit `token.issued` (with `reason`); the new token id."""
+        token_id: int = await self._write(
+            Kind.ADD_TOKEN, _access.AddToken(name, role, token_hash, actor, at, reason)
+        )
+        return token_id
+
+    async def revoke_token(self, token_id: int, actor: str, reason: str, at: float) -> bool:
+        """Revoke an active token (audited); False when it was unknown or already revoked."""
+        revoked: bool = await self._write(
+            Kind.REVOKE_TOKEN, _access.RevokeToken(token_id, actor, reason, at)
+        )
+        return revoked
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The active (not revoked) token with this hash."""
+        return await self._read(lambda conn: reads.token_by_hash(conn, token_hash))
+
+    async def tokens(self) -> list[ApiToken]:
+        """Every token ever issued, oldest first, revoked ones included."""
+        return await self._read(reads.tokens)
+
+    async def append_audit(self, entry: AuditEntry) -> int:
+        """Append one audit entry (an act through the API: login, pause, payload view)."""
+        entry_id: int = await self._write(Kind.AUDIT, entry)
+        return entry_id
+
+    async def timeline(self, event_id: str) -> Timeline | None:
+        """One event, its derived events, their deliveries and attempts, and their audit."""
+        return await self._read(
+            lambda conn: reads.timeline(conn, self._dialect, event_id, self._codec)
+        )
+
+    async def audit_page(self, before: int | None, limit: int) -> list[AuditEntry]:
+        """Audit entries newest first, entry id below `before` when given."""
+        return await self._read(lambda conn: reads.audit_page(conn, before, limit))
+
+    async def pauses(self) -> list[Pause]:
+        """The destinations and channels paused now."""
+        return await self._read(reads.pauses)
+
+    async def set_paused(
+        self, kind: PauseKind, target_id: str, paused: bool, *, actor: str, reason: str, at: float
+    ) -> bool:
+        """Record a pause or resume with its audit entry in one commit; False if no change."""
+        changed: bool = await self._write(
+            Kind.SET_PAUSED, _pauses.SetPaused(kind, target_id, paused, actor, reason, at)
+        )
+        return changed
+
+    async def raise_alert(
+        self, kind: AlertKind, subject: str, severity: Severity, message: str, at: float
+    ) -> tuple[Alert, bool]:
+        """Record a raised alert (audited) unless one is active: (alert, newly raised)."""
+        answer: tuple[Alert, bool] = await self._write(
+            Kind.RAISE_ALERT, _alerts.RaiseAlert(kind, subject, severity, message, at)
+        )
+        return answer
+
+    async def clear_alert(self, alert_id: int, at: float) -> Alert | None:
+        """Clear an active alert (audited); None when it was not active."""
+        cleared: Alert | None = await self._write(
+            Kind.CLEAR_ALERT, _alerts.ClearAlert(alert_id, at)
+        )
+        return cleared
+
+    async def acknowledge_alert(
+        self, alert_id: int, actor: str, reason: str, at: float
+    ) -> Alert | None:
+        """Stamp an alert acknowledged (audited); None when there is no such alert."""
+        acknowledged: Alert | None = await self._write(
+            Kind.ACK_ALERT, _alerts.AcknowledgeAlert(alert_id, actor, reason, at)
+        )
+        return acknowledged
+
+    async def alerts(self, *, active_only: bool = False, limit: int = 100) -> list[Alert]:
+        """Active alerts, then cleared ones; newest first within each."""
+        return await self._read(lambda conn: reads.alerts(conn, active_only, limit))
+
+    async def subscription_state(
+        self, channel_id: str, subscription_id: str
+    ) -> tuple[int | None, tuple[int, ...]] | None:
+        """(last event number, open gaps) saved for a subscription; None when never saved."""
+        return await self._read(
+            lambda conn: _subscriptions.load_state(conn, channel_id, subscription_id)
+        )
+
+    async def save_subscription_state(
+        self,
+        channel_id: str,
+        subscription_id: str,
+        last: int | None,
+        missed: tuple[int, ...],
+        at: float,
+    ) -> None:
+        """Replace a subscription's saved state (one commit)."""
+        await self._write(
+            Kind.SAVE_SUBSCRIPTION,
+            _subscriptions.SaveSubscriptionState(channel_id, subscription_id, last, missed, at),
+        )
+
+    async def start_run(
+        self,
+        job_id: str,
+        trigger: RunTrigger,
+        window: Window,
+        scheduled_for: float | None,
+        started_at: float,
+    ) -> int | None:
+        """Record a new `running` run and its `run_started` audit entry; return its id.
+
+        Returns None, writing nothing, while the job has a run `running`
+        (checked in the writer, so two concurrent starts cannot both win).
+        """
+        run_id: int | None = await self._write(
+            Kind.START_RUN, _runs.StartRun(job_id, trigger, window, scheduled_for, started_at)
+        )
+        return run_id
+
+    async def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        counts: RunCounts,
+        finished_at: float,
+        *,
+        manifests_checked: Sequence[Manifest] = (),
+        manifests_written: Sequence[Manifest] = (),
+        error: str | None = None,
+        next_watermark: str | None = None,
+    ) -> None:
+        """Close a running run with its counts and manifests, audited.
+
+        The audit action is `run_skipped` for a skipped run, else `run_finished`.
+
+        A succeeded or partial run that is not a rerun moves the job's
+        watermark to `next_watermark` (when given) in the same commit; a rerun
+        never moves it. Finishing a run that is not running changes nothing.
+        """
+        await self._write(
+            Kind.FINISH_RUN,
+            _runs.FinishRun(
+                run_id,
+                status,
+                RunCounts(
+                    counts.read, counts.valid, counts.rejected, counts.written, counts.skipped
+                ),
+                finished_at,
+                tuple(manifests_checked),
+                tuple(manifests_written),
+                error,
+                next_watermark,
+            ),
+        )
+
+    async def recover_runs(self, at: float) -> list[int]:
+        """Close every run left `running` (by a crash) as failed "interrupted"; return their ids.
+
+        Call it at start-up, before any run starts.
+        """
+        ids: list[int] = await self._write(Kind.RECOVER_RUNS, at)
+        return ids
+
+    async def alert(self, job_id: str, run_id: int | None, reason: str, at: float) -> None:
+        """Record an `alert` audit entry with the job id as subject."""
+        await self._write(Kind.JOB_AUDIT, _runs.JobAudit(job_id, run_id, "alert", reason, at))
+
+    async def reconciled(self, job_id: str, run_id: int, summary: str, at: float) -> None:
+        """Record a `reconciled` audit entry with the job id as subject."""
+        await self._write(Kind.JOB_AUDIT, _runs.JobAudit(job_id, run_id, "reconciled", summary, at))
+
+    async def add_rejects(self, rejects: Sequence[RowReject]) -> list[int]:
+        """Keep rejected records with rule and remedy, atomically; return their ids in order."""
+        if not rejects:
+            return []
+        ids: list[int] = await self._write(Kind.ADD_REJECTS, tuple(rejects))
+        return ids
+
+    async def mark_replayed(self, reject_ids: Sequence[int], actor: str, at: float) -> None:
+        """Stamp rejects replayed (a second replay keeps the first time), one audit entry each."""
+        if reject_ids:
+            await self._write(Kind.MARK_REPLAYED, _runs.MarkReplayed(tuple(reject_ids), actor, at))
+
+    async def record_ledger(self, entries: Sequence[LedgerEntry]) -> None:
+        """Remember (destination, business key) -> content hash; the latest call wins."""
+        if entries:
+            await self._write(Kind.RECORD_LEDGER, tuple(entries))
+
+    async def runs(self, job_id: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """Runs, newest first, optionally of one job."""
+        return await self._read(lambda conn: reads.runs(conn, job_id, limit))
+
+    async def run(self, run_id: int) -> RunRecord | None:
+        """One run, if recorded."""
+        return await self._read(lambda conn: reads.run(conn, run_id))
+
+    async def watermark(self, job_id: str) -> str | None:
+        """Where the job's next run starts: the `next_watermark` of its last advancing run."""
+        return await self._read(lambda conn: reads.watermark(conn, job_id))
+
+    async def last_scheduled(self, job_id: str) -> float | None:
+        """The latest `scheduled_for` of the job's runs, skipped ones included."""
+        return await self._read(lambda conn: reads.last_scheduled(conn, job_id))
+
+    async def row_rejects(
+        self, job_id: str | None = None, run_id: int | None = None, limit: int = 100
+    ) -> list[RowReject]:
+        """Kept rejected records, newest first, optionally of one job and/or one run."""
+        return await self._read(
+            lambda conn: reads.row_rejects(conn, job_id, run_id, limit, self._codec)
+        )
+
+    async def row_reject(self, reject_id: int) -> RowReject | None:
+        """One kept rejected record, if any."""
+        return await self._read(lambda conn: reads.row_reject(conn, reject_id, self._codec))
+
+    async def ledger(self, destination_id: str, business_keys: Sequence[str]) -> dict[str, str]:
+        """Content hashes recorded for those keys at that destination (absent keys left out)."""
+        entries = await self.ledger_entries(destination_id, business_keys)
+        return {entry.business_key: entry.content_hash for entry in entries}
+
+    async def ledger_entries(
+        self, destination_id: str, business_keys: Sequence[str]
+    ) -> list[LedgerEntry]:
+        """The ledger entries of those keys at that destination (absent keys left out), by key."""
+        return await self._read(
+            lambda conn: reads.ledger_entries(conn, self._dialect, destination_id, business_keys)
+        )
+
+    async def ledger_page(
+        self, destination_id: str, after: str | None, limit: int
+    ) -> list[LedgerEntry]:
+        """Up to `limit` entries with a key greater than `after`, in key (code point) order."""
+        return await self._read(lambda conn: reads.ledger_page(conn, destination_id, after, limit))
+
+    async def stats(self) -> list[ChannelStats]:
+        """Per channel and outbox counts from one consistent snapshot, by channel id.
+
+        Cost is independent of the number of events: counters plus one index
+        probe per outbox with pending deliveries (the "oldest pending" plan in
+        `tests/store/test_sqlite.py::test_queries_are_served_by_indexes`).
+        """
+        return await self._read(reads.stats)
+
+    async def audit_head(self) -> Anchor | None:
+        """The newest audit entry's id and hash (an anchor to keep outside), None if empty."""
+        return await self._read(reads.audit_head)
+
+    async def verify_audit(self, expect: Anchor | None = None) -> AuditVerdict:
+        """Check the whole audit chain in one snapshot; see `thumpflow.core.audit.check_chain`."""
+        return await self._read(lambda conn: reads.verify_audit(conn, expect))
+
+    async def purge(self, policy: RetentionPolicy, batch: int = 500) -> PurgeCounts:
+        """Delete what `policy` lets go, measured from the store's clock; return the counts.
+
+        Works in writer operations of at most `batch` rows per table (other
+        writes interleave between them); ends with one `purged` audit entry
+        (counts only) and, once that committed, an incremental vacuum and a
+        WAL checkpoint so the file shrinks (databases created before schema
+        4 need one `vacuum` first). Pending and dead deliveries and their
+        events are never purged; the audit trail never is.
+        """
+        totals = PurgeCounts()
+        if not policy.purges:
+            return totals
+        now = self._clock.now()
+        after = 0
+        while True:
+            step: _upkeep.PurgeStep = await self._write(
+                Kind.PURGE, _upkeep.PurgeBatch(policy, now, after, batch)
+            )
+            totals.add(step.counts)
+            after = step.after_event_seq
+            if step.done:
+                break
+        await self._write(Kind.PURGE_DONE, totals)
+        return totals
+
+    async def rekey(self, batch: int = 500) -> RekeyCounts:
+        """Re-seal every value not under the current key, in operations of `batch` rows.
+
+        Plain values (written before encryption) are sealed too. Afterwards
+        keys no value uses any more are retired from the store (they may then
+        be removed from the configuration); one `rekeyed` audit entry records
+        the counts. Raises `StoreError` without encryption configured.
+        """
+        totals = RekeyCounts()
+        column, after = 0, 0
+        while True:
+            counts, column, after = await self._write(
+                Kind.REKEY, _upkeep.RekeyBatch(column, after, batch)
+            )
+            if column >= _upkeep.SEALED_COLUMN_COUNT and counts.total == 0:
+                break
+            totals.add(counts)
+        totals.retired = await self._write(Kind.REKEY_DONE, totals)
+        return totals
+
+    def writer_stats(self) -> WriterStats:
+        """Group commits, operations and failed commits since `open` (zero when read-only)."""
+        return self._writer.stats if self._writer else WriterStats(0, 0, 0)

@@ -1,0 +1,287 @@
+"""PostgreSQL's writer: the shared group commit (`thumpflow.store.group`) on one connection.
+
+One thread owns the write connection; each batch of queued operations is one
+transaction, committed once (PostgreSQL flushes the WAL at COMMIT with
+`synchronous_commit = on`; with a synchronous standby COMMIT also waits for it).
+
+Every write transaction first locks the audit chain's head row
+(`SELECT ... FROM audit_head FOR UPDATE`) and keeps it until COMMIT. So:
+- the audit trail stays one chain however many nodes write, with the
+  entries of one transaction together;
+- ids (`event_seq`, `delivery_id`) are taken from their sequences only
+  while the lock is held, so they commit in the order they were taken, on
+  every node: `load_pending(after_delivery_id)` never passes over a delivery
+  that commits later;
+- each delivery also gets `key_seq`, its place among the deliveries of its
+  (destination, ordering key), from an upsert `RETURNING seq` in the same
+  transaction.
+A connection that broke is replaced at the next batch; the batch that met
+the break fails with `StoreError` and nothing of it is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from thumpflow.core.clock import Clock
+from thumpflow.core.errors import StoreError
+from thumpflow.core.event import (
+    Admission,
+    DeadLetterFilter,
+)
+from thumpflow.store.chain import AuditChain, AuditRow
+from thumpflow.store.crypt import Codec
+from thumpflow.store.group import (
+    Deltas,
+    GroupWriter,
+    Kind,
+)
+from thumpflow.store.handlers import BackendSql, shared_handlers
+from thumpflow.store.ops import Dialect, WriteContext
+from thumpflow.store.ops.flow import admission_rows, known_keys, screen_admissions
+from thumpflow.store.postgresql._db import PgDb, as_bytes
+from thumpflow.store.rows import (
+    EVENT_FIELDS,
+)
+
+_log = logging.getLogger("thumpflow.store.postgresql")
+
+DIALECT = Dialect(in_ids="= ANY(?)", ids=list, sealed_prefix="substr({column}, 1, ?) = ?")
+
+_HEAD = "SELECT entry_id, hash, event_seq, delivery_id FROM audit_head WHERE one FOR UPDATE"
+_SET_HEAD = "UPDATE audit_head SET entry_id = ?, hash = ?, event_seq = ?, delivery_id = ? WHERE one"
+_INSERT_AUDIT = (
+    "INSERT INTO audit (entry_id, at, actor, action, subject, detail, prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT = (
+    f"INSERT INTO events (event_seq, {', '.join(EVENT_FIELDS)})"
+    f" VALUES (?{', ?' * len(EVENT_FIELDS)})"
+)
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (delivery_id, event_seq, destination_id, channel_id, ordering_key,"
+    " key_seq, lane, sequence, created_at, status, attempts, next_attempt_at, business_key,"
+    " content_hash, ledger_version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0.0, ?, ?, ?)"
+)
+_INSERT_IDEMPOTENCY = (
+    "INSERT INTO idempotency (key, event_id, ack_code, received_at, digest) VALUES (?, ?, ?, ?, ?)"
+)
+_KEY_SEQUENCES = (
+    "INSERT INTO key_sequences (destination_id, ordering_key, seq)"
+    " SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[])"
+    " ON CONFLICT (destination_id, ordering_key)"
+    " DO UPDATE SET seq = key_sequences.seq + excluded.seq"
+    " RETURNING destination_id, ordering_key, seq"
+)
+_UPSERT_VERSION = (
+    "INSERT INTO applied_versions (destination_id, ordering_key, version) VALUES (?, ?, ?)"
+    " ON CONFLICT (destination_id, ordering_key)"
+    " DO UPDATE SET version = greatest(applied_versions.version, excluded.version)"
+)
+_UPSERT_CHANNEL = (
+    "INSERT INTO channel_counters (channel_id, received, duplicates, rejected, last_received_at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel_id) DO UPDATE SET"
+    " received = channel_counters.received + excluded.received,"
+    " duplicates = channel_counters.duplicates + excluded.duplicates,"
+    " rejected = channel_counters.rejected + excluded.rejected,"
+    " last_received_at = greatest(channel_counters.last_received_at, excluded.last_received_at)"
+)
+_UPSERT_OUTBOX = (
+    "INSERT INTO outbox_counters (destination_id, channel_id, delivered, pending, dead,"
+    " superseded, last_delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (destination_id, channel_id) DO UPDATE SET"
+    " delivered = outbox_counters.delivered + excluded.delivered,"
+    " pending = outbox_counters.pending + excluded.pending,"
+    " dead = outbox_counters.dead + excluded.dead,"
+    " superseded = outbox_counters.superseded + excluded.superseded,"
+    " last_delivered_at = greatest(outbox_counters.last_delivered_at,"
+    " excluded.last_delivered_at)"
+)
+
+
+def dead_filter(flt: DeadLetterFilter, codec: Codec) -> tuple[str, list[Any]]:
+    """WHERE clause (over `deliveries d JOIN events e`) for dead deliveries matching `flt`.
+
+    As SQLite's: fields combine with AND, an empty `delivery_ids` matches
+    nothing, and with encryption `reason_contains` is left to the caller.
+    """
+    clauses = ["d.status = 2"]
+    params: list[Any] = []
+    for column, value in (
+        ("d.destination_id", flt.destination_id),
+        ("d.channel_id", flt.channel_id),
+        ("e.event_type", flt.event_type),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if flt.reason_contains is not None and not codec.encrypts:
+        clauses.append("position(?::bytea in d.reason) > 0")
+        params.append(flt.reason_contains.encode("utf-8"))
+    if flt.delivery_ids is not None:
+        clauses.append("d.delivery_id = ANY(?::bigint[])")
+        params.append(list(flt.delivery_ids))
+    return " AND ".join(clauses), params
+
+
+# The latest delivered delivery of a dead one's destination and ordering key, committed
+# after it: through the entity's events (`events_patient`, then `deliveries_event`), as
+# a delivery's ordering key is its event's `entity_type/entity_id`.
+_NEWER_DELIVERED = (
+    "SELECT n.delivery_id, n.delivered_at FROM deliveries d"
+    " JOIN events e ON e.event_seq = d.event_seq"
+    " JOIN events ne ON substr(ne.entity_id, strpos(ne.entity_id, '|') + 1)"
+    " = substr(e.entity_id, strpos(e.entity_id, '|') + 1)"
+    " AND ne.entity_id = e.entity_id AND ne.entity_type = e.entity_type"
+    " AND ne.event_seq >= e.event_seq"
+    " JOIN deliveries n ON n.event_seq = ne.event_seq"
+    " WHERE d.delivery_id = ? AND n.destination_id = d.destination_id"
+    " AND n.ordering_key = d.ordering_key AND n.status = 1 AND n.delivery_id > d.delivery_id"
+    " ORDER BY n.delivery_id DESC LIMIT 1"
+)
+
+SQL = BackendSql(
+    dialect=DIALECT,
+    dead_filter=dead_filter,
+    replay_lock=" FOR UPDATE OF d",
+    newer_delivered=_NEWER_DELIVERED,
+    states_lock=" FOR UPDATE",
+    upsert_version=_UPSERT_VERSION,
+)
+
+
+class Writer(GroupWriter):
+    """Owns the write connection and the thread that uses it; see the module docstring."""
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection[Any]],
+        clock: Clock,
+        max_batch: int = 2000,
+        codec: Codec | None = None,
+    ) -> None:
+        self._connect = connect
+        self._db = PgDb(connect())
+        super().__init__(
+            AuditChain(lambda rows: self._db.executemany(_INSERT_AUDIT, rows)),
+            max_batch,
+            "thumpflow-store-writer",
+        )
+        self._clock = clock
+        self._codec = codec or Codec()
+        self._head: tuple[Any, ...] = ()
+        self._last_ids = [0, 0]
+        self._context = WriteContext(self._db, self._audit, self._codec, as_bytes)
+        self.handlers = {
+            **shared_handlers(self._context, SQL, clock),
+            Kind.ADMIT: self._admit,
+        }
+
+    def _disconnect(self) -> None:
+        self._db.conn.close()
+
+    def _begin(self) -> None:
+        if self._db.conn.closed or self._db.conn.broken:
+            self._db.conn.close()
+            self._db.conn = self._connect()
+        self._db.conn.execute("BEGIN")
+        head = self._db.execute(_HEAD).fetchone()
+        if head is None:
+            raise StoreError("the store has no audit_head row; its schema was altered")
+        self._audit.set_head(head[0], head[1])
+        self._last_ids = [int(head[2]), int(head[3])]
+        self._head = self._state()
+
+    def _state(self) -> tuple[Any, ...]:
+        return (*self._audit.snapshot(), *self._last_ids)
+
+    def _finish(self, deltas: Deltas) -> None:
+        db = self._db
+        if deltas.channels:
+            db.executemany(_UPSERT_CHANNEL, deltas.channel_rows())
+        if deltas.outboxes:
+            db.executemany(_UPSERT_OUTBOX, deltas.outbox_rows())
+        state = self._state()
+        if state != self._head:
+            db.execute(_SET_HEAD, state)
+        db.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        conn = self._db.conn
+        if conn.closed or conn.broken:
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            _log.exception("rollback after a failed group commit failed")
+
+    def _statement(self, sql: str) -> None:
+        self._db.conn.execute(sql.encode("ascii"))
+
+    def _take(self, which: int, count: int) -> range:
+        """`count` new event (0) or delivery (1) ids, ascending (the head lock is held)."""
+        first = self._last_ids[which] + 1
+        self._last_ids[which] += count
+        return range(first, first + count)
+
+    def _key_seqs(self, keys: list[tuple[str, str]]) -> list[int]:
+        """The next per-(destination, ordering key) sequence of each key, in order."""
+        counts: dict[tuple[str, str], int] = {}
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+        destinations = [key[0] for key in counts]
+        ordering = [key[1] for key in counts]
+        last = {
+            (row[0], row[1]): int(row[2])
+            for row in self._db.execute(
+                _KEY_SEQUENCES, (destinations, ordering, list(counts.values()))
+            )
+        }
+        taken: dict[tuple[str, str], int] = {}
+        result = []
+        for key in keys:
+            n = taken.get(key, 0)
+            taken[key] = n + 1
+            result.append(last[key] - counts[key] + 1 + n)
+        return result
+
+    def _admit(self, admissions: list[Admission], deltas: Deltas) -> list[Any]:
+        known: dict[str, tuple[str, str, str | None]] = {
+            row[0]: (row[1], row[2], row[3])
+            for row in self._db.execute(
+                "SELECT key, event_id, ack_code, digest FROM idempotency"
+                " WHERE key = ANY(?::text[])",
+                (known_keys(admissions),),
+            )
+        }
+        audit_rows: list[AuditRow] = []
+        answers, accepted = screen_admissions(admissions, known, deltas, audit_rows)
+        if accepted:
+            self._insert_admissions(accepted, answers, deltas)
+        self._audit.append(audit_rows)
+        return answers
+
+    def _insert_admissions(
+        self,
+        accepted: list[tuple[int, Admission, str | None]],
+        answers: list[Any],
+        deltas: Deltas,
+    ) -> None:
+        event_seqs = iter(self._take(0, sum(1 + len(a.derived) for _, a, _ in accepted)))
+        new_deliveries = [new for _, a, _ in accepted for new in a.deliveries]
+        delivery_ids = iter(self._take(1, len(new_deliveries)))
+        key_seqs = iter(
+            self._key_seqs([(new.destination_id, new.ordering_key) for new in new_deliveries])
+        )
+        rows = admission_rows(
+            accepted, answers, deltas, self._codec, (event_seqs, delivery_ids), key_seqs=key_seqs
+        )
+        self._db.executemany(_INSERT_EVENT, rows.events)
+        if rows.deliveries:
+            self._db.executemany(_INSERT_DELIVERY, rows.deliveries)
+        self._db.executemany(_INSERT_IDEMPOTENCY, rows.keys)
