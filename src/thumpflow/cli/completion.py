@@ -34,7 +34,6 @@ complete -o default -F _thumpflow thumpflow
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shell", choices=["bash"], help="the shell (zsh: see the module help)")
-    parser.epilog = 'example: eval "$(thumpflow completion bash)"'
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
