@@ -32,7 +32,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "status": ("thumpflow status --config examples/thumpflow.yaml --json",),
     "dlq": (
-        "thumpflow dlq list --destination lab-system",
+        "thumpflow dlq list --destination lab-system --reason-contains 422",
         'thumpflow dlq show 42 --body --reason "ticket 1234: the lab reads it garbled"',
         'thumpflow dlq replay --destination lab-system --all --reason "lab interface back up"',
         'thumpflow dlq replay --id 42 --out-of-order --reason "receiver merges by time"',

@@ -134,6 +134,7 @@ def build_parser() -> tuple[
         sub.add_argument("--destination", help="only this destination id")
         sub.add_argument("--channel", help="only this channel id")
         sub.add_argument("--event-type", help="only this event type")
+        sub.add_argument("--reason-contains", help="only reasons containing this text")
     dlq_list.add_argument("--limit", type=int, default=100)
     dlq_list.add_argument("--json", action="store_true", help="print JSON")
 
