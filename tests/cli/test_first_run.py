@@ -122,3 +122,5 @@ def test_bash_completion_offers_commands_actions_and_options() -> None:
     assert complete("rejects", "rep") == ["replay", "reprocess"]
     assert "--messages" in complete("check", "--m")
     assert complete("dlq", "edit", "--r") == ["--reason"]
+    assert complete("dlq", "list", "--re") == ["--reason-contains"]
+    assert complete("send", "--t") == ["--timeout", "--tls"]
