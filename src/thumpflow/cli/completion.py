@@ -56,7 +56,7 @@ def script() -> str:
         importlib.import_module(module).add_arguments(target)
     commands = _subcommands(parser)
     actions = []
-    options = []
+    options: list[str] = []
     for name, command in sorted(commands.items()):
         subs = _subcommands(command)
         if subs:
