@@ -9,7 +9,9 @@ refused and listed with why (naming the newer delivery, no message value);
 a second, explicit act sends it out of order. Edit: an operator opens a
 dead letter's page, opens its message (audited), removes the marker and
 sends the edited copy; the receiver gets it as a new event, the original
-stays dead, and the same edit sent again is recognised as a duplicate.
+stays dead, and the same edit sent again is recognised as a duplicate. A
+viewer sees the list and a dead letter's facts with masked ordering keys,
+and no act.
 """
 
 from __future__ import annotations
@@ -189,6 +191,28 @@ def test_a_dead_letter_is_opened_edited_and_sent_again_from_its_page(tmp_path: P
                 "day-operator",
                 "look at what the receiver refused",
             )
+
+            await page.click("#sign-out")
+            await sign_in(page, s.url, await issue(s.engine, Role.VIEWER, "ward-viewer"))
+            await page.goto(s.url + "/#/dead-letters")
+            await page.wait_for(
+                "document.querySelectorAll('#dead-letters tbody tr').length === 2",
+                what="the list for a viewer",
+            )
+            keys = await page.evaluate(
+                "[...document.querySelectorAll('[data-field=ordering-key]')]"
+                ".map(e => e.textContent)"
+            )
+            assert keys == ["•••", "•••"]
+            for control in ("replay-matching", "replay-refused-out-of-order"):
+                assert await page.evaluate(f"document.getElementById('{control}') === null")
+            assert await page.evaluate("document.querySelector('button.replay') === null")
+            await page.goto(f"{s.url}/#/dead-letter/{delivery}")
+            await page.wait_for(
+                "document.querySelector('[data-figure=reason]') !== null", what="its page"
+            )
+            assert await page.evaluate("document.getElementById('open-dead-letter') === null")
+            assert "MRN80" not in await page.evaluate("document.body.innerText")
 
             await page.goto(s.url + "/#/dead-letter/999999")
             await page.wait_for(
