@@ -460,13 +460,18 @@ def read_message(raw: bytes) -> Message:
     try:
         message = Message.parse(raw)
         message.validate_structure()
-        if message.encoding and ack_mode(message):
-            return message
+        _resolve_header(message)
     except MessageError:
         raise
     except Exception as err:
         raise _unreadable("message", err) from err
-    raise MessageError("message could not be read", code="102")
+    return message
+
+
+def _resolve_header(message: Message) -> None:
+    """Resolve the character set (MSH-18) and ACK mode (MSH-15/16) now, so a header that
+    cannot be read fails here, as a `MessageError`, and never while answering."""
+    _ = (message.encoding, ack_mode(message))
 
 
 def read_batch(raw: bytes) -> Batch:
