@@ -660,9 +660,9 @@ class AlertsSpec(_Model):
 
     Raised once while a condition holds and cleared when it stops: latency
     budget breached, dead-letter growth, circuit open, zero-record batch, disk
-    nearly full, heartbeat missing, MLLP connection limit reached. Each
-    transition is POSTed as JSON to every webhook, retried with backoff when
-    the webhook fails.
+    nearly full, heartbeat missing, MLLP connection limit reached, a control
+    id reused with other content. Each transition is POSTed as JSON to every
+    webhook, retried with backoff when the webhook fails.
     """
 
     interval: Duration = Field(
