@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 from thumpflow.core.errors import MessageError, ThumpflowError
 from thumpflow.core.event import HL7V2_CONTENT_TYPE, AuditEntry, Reject
 from thumpflow.flow.fhir_events import FHIR_JSON
-from thumpflow.flow.ingress import ChannelIngress, Submission, decode_fhir
+from thumpflow.flow.ingress import ChannelIngress, Submission
+from thumpflow.flow.reading import decode_fhir
 from thumpflow.views.facts import BED_STATUS_JSON, read_bed_status
 
 if TYPE_CHECKING:
