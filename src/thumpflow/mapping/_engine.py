@@ -110,16 +110,10 @@ class _Run:
         self.warnings: list[str] = []
         self.texts: dict[str, str] = {}
         d = message.delimiters
-        fs = d.field
         enc = message.encoding
-        self.ids_of: list[str] = []
-        self.fields: list[Parts] = []
-        for seg in message.segments():
-            fields = seg.text.split(fs)
-            if seg.id == "MSH":
-                fields.insert(1, fs)
-            self.ids_of.append(seg.id)
-            self.fields.append(fields)
+        split = message.segment_fields()
+        self.ids_of: list[str] = [sid for sid, _ in split]
+        self.fields: list[Parts] = [fields for _, fields in split]
         self.ctx = Ctx(
             d.repetition,
             d.component,
@@ -130,6 +124,12 @@ class _Run:
             self.message_get,
             self.add_datatype_resource,
         )
+
+    def close(self) -> None:
+        """Break the run ↔ context reference cycle, so the run and everything
+        it built are freed by reference counting, without waiting for (and
+        promoting garbage into the older generations of) the cyclic GC."""
+        self.ctx.mget = self.ctx.add = _closed
 
     def message_get(self, path: str) -> str:
         """The unescaped, stripped text at a message path; `*SEG-F` joins every
@@ -331,6 +331,10 @@ class _Run:
                             setter(anchor, value)
 
 
+def _closed(*_: Any) -> Any:
+    raise RuntimeError("the conversion run is over")
+
+
 def _instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...]) -> list[list[int]]:
     """Split `segs` into group instances: a start segment opens a new instance
     unless it continues the current one in `starts` order (ORC then OBR)."""
@@ -362,6 +366,15 @@ def evaluate(
     required segment that is missing), and a message of which nothing at all
     can be converted raises `ConversionError` naming the segment missing."""
     run = _Run(message, bundle_type)
+    try:
+        return _evaluate(run, message, mmap, bundle_type, warnings)
+    finally:
+        run.close()
+
+
+def _evaluate(
+    run: _Run, message: Message, mmap: MessageMap, bundle_type: BundleType, warnings: list[str]
+) -> dict[str, Any]:
     run.warnings = warnings
     root = _Scope(None)
     pending: list[tuple[Rule, _Built, _Scope]] = []
