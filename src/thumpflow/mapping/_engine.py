@@ -25,7 +25,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from thumpflow.core.errors import MessageError
-from thumpflow.fhir import deterministic_id, reference
+from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message, unescape
 from thumpflow.mapping._compile import Ctx, Parts, read_output
 from thumpflow.mapping._rules import MessageMap, Rule
@@ -45,6 +45,7 @@ class _Built:
     rid: str
     url: str
     conditional: bool
+    ref: str
 
 
 class _Scope:
@@ -104,7 +105,7 @@ class _Run:
         self.message = message
         self.message_type = f"{message.message_type}^{message.trigger_event}"
         self.transaction = bundle_type == "transaction"
-        self.urn_references = bundle_type != "batch"
+        self.batch = bundle_type == "batch"
         self.built: dict[str, _Built] = {}
         self.order: list[str] = []
         self.warnings: list[str] = []
@@ -148,9 +149,8 @@ class _Run:
         return cached
 
     def reference(self, b: _Built) -> dict[str, Any]:
-        if self.urn_references:
-            return {"reference": f"urn:uuid:{b.rid}"}
-        return reference(b.resource["resourceType"], b.rid)
+        """A new Reference to `b` (`urn:uuid:` or, in a batch, `Type/id`)."""
+        return {"reference": b.ref}
 
     def register(
         self,
@@ -178,9 +178,10 @@ class _Run:
         while rid in self.built:
             n += 1
             rid = deterministic_id(rtype, *basis, f"#{n}")
+        local = f"{rtype}/{rid}"
         if not is_conditional:
-            url = f"{rtype}/{rid}"
-        b = _Built(resource, rid, url, is_conditional)
+            url = local
+        b = _Built(resource, rid, url, is_conditional, local if self.batch else f"urn:uuid:{rid}")
         self.built[rid] = b
         self.order.append(rid)
         return b
@@ -191,7 +192,8 @@ class _Run:
         """Register a resource built by a data type map (once per message) and
         return a reference to it; its id comes from its identifier (with
         `conditional`), else `key`, else its content."""
-        resource = {"resourceType": rtype, **body}
+        resource = body
+        resource["resourceType"] = rtype
         found = _identifier_of(resource, conditional) if conditional else None
         if found is not None:
             basis: tuple[str, ...] = found
@@ -288,6 +290,17 @@ class _Run:
                 raise ConversionError(
                     f"{self.message_type}: {reason}", segment=rule.segment, field=field, code="101"
                 )
+        found = _identifier_of(resource, rule.conditional) if rule.conditional else None
+        basis = found if found is not None else self.key(rule, parts, pos, scope)
+        rtype = rule.resource_type
+        built = self.register(rtype, resource, found, basis, deterministic_id(rtype, *basis))
+        if rule.name:
+            scope.names.setdefault(rule.name, []).append(built)
+        return built
+
+    def key(self, rule: Rule, parts: Parts, pos: int, scope: _Scope) -> tuple[str, ...]:
+        """The id basis of a resource without a business identifier: the
+        rule's key parts, else the message's sender, control id and position."""
         texts = rule.texts(parts, self.ctx) if rule.texts is not None else ()
         key_parts: list[str] = []
         for part in rule.key:
@@ -297,14 +310,8 @@ class _Run:
                 named = scope.lookup(str(part))
                 key_parts.append(named[0].rid if named else "")
         if not any(key_parts):
-            key_parts = [self.message.sending_application, self.message.control_id, str(pos)]
-        found = _identifier_of(resource, rule.conditional) if rule.conditional else None
-        basis = found if found is not None else tuple(key_parts)
-        rtype = rule.resource_type
-        built = self.register(rtype, resource, found, basis, deterministic_id(rtype, *basis))
-        if rule.name:
-            scope.names.setdefault(rule.name, []).append(built)
-        return built
+            return (self.message.sending_application, self.message.control_id, str(pos))
+        return tuple(key_parts)
 
     def note_text(self, fields: Parts) -> str:
         """NTE-3, every repetition unescaped and joined with line feeds."""
@@ -405,7 +412,7 @@ def _evaluate(
         b = run.built[rid]
         resource = b.resource
         if not b.conditional:
-            resource = {"id": rid, **resource}
+            resource["id"] = rid
         entry: dict[str, Any] = {"fullUrl": f"urn:uuid:{rid}", "resource": resource}
         if not collection:
             entry["request"] = {"method": "PUT", "url": b.url}
