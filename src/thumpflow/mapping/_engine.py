@@ -222,6 +222,15 @@ class _Run:
         """Apply `rules` to the segments at positions `segs` (a whole message
         or one group instance), collecting built resources into `pending`."""
         ids_of = self.ids_of
+        fields = self.fields
+        ctx = self.ctx
+        at: dict[str, list[int]] = {}
+        for pos, i in enumerate(segs):
+            found = at.get(ids_of[i])
+            if found is None:
+                at[ids_of[i]] = [pos]
+            else:
+                found.append(pos)
         for rule in rules:
             if rule.group is not None:
                 starts, inner = rule.group
@@ -240,21 +249,18 @@ class _Run:
                         f" {rule.resource_type}: no {rule.needs} to refer to"
                     )
                 continue
-            wanted = rule.segment
-            matched = False
-            for pos, i in enumerate(segs):
-                if ids_of[i] != wanted:
-                    continue
-                matched = True
-                parts = self.fields[i]
-                if rule.when is None or rule.when(parts, self.ctx):
+            positions = at.get(rule.segment)
+            if positions is None:
+                if rule.required:
+                    self.missing(structure, rule.segment)
+                continue
+            when = rule.when
+            for pos in positions if rule.each else positions[:1]:
+                parts = fields[segs[pos]]
+                if when is None or when(parts, ctx):
                     built = self.apply(rule, parts, segs, pos, scope)
                     if built is not None:
                         pending.append((rule, built, scope))
-                if not rule.each:
-                    break
-            if not matched and rule.required:
-                self.missing(structure, rule.segment)
 
     def missing(self, structure: str, segment: str) -> None:
         """Note a required segment that is absent (once per segment): what the
