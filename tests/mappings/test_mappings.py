@@ -26,6 +26,7 @@ from thumpflow.mapping import (
     to_fhir,
     to_json,
 )
+from thumpflow.mapping import _stdlib_json as stdlib_json
 from thumpflow.testing.generators import adt_a01, adt_a03, adt_a08, oru_r01
 
 HERE = Path(__file__).parent
@@ -46,6 +47,8 @@ def test_enough_cases_cover_every_message_map() -> None:
 def test_golden_case(case: Path) -> None:
     text = (case / "expected.json").read_text(encoding="utf-8")
     assert golden_differences(text, actual_bundle(case)) == []
+    bundle = convert((case / "input.hl7").read_bytes())
+    assert to_json(bundle) == stdlib_json(bundle, False)
     errors = [i for i in validate(json.loads(text)) if i.severity == "error"]
     assert errors == [], errors
 
@@ -221,7 +224,7 @@ def test_generated_messages_convert_deterministically_to_valid_fhir(
         first = convert(data)
     except ConversionError:
         return
-    assert to_json(first) == to_json(convert(data))
+    assert to_json(first) == to_json(convert(data)) == stdlib_json(first, False)
     _assert_valid(first)
 
 
@@ -276,3 +279,16 @@ def test_to_json_writes_decimals_verbatim_whatever_the_strings_hold() -> None:
     assert to_json(data) == b'{"a":[1.50,"\\u0000","\\u0000\\u0000"],"b":-0.10}'
     with pytest.raises(TypeError):
         to_json({"a": object()})
+
+
+def test_to_json_is_what_the_standard_library_writes_even_where_orjson_refuses() -> None:
+    data = {
+        "z": [2**70, -(2**64), 2**63 - 1, True, None, {}, []],
+        "\u00e9\U0001f600": '\x00\x1f\x7f\u2028\\"\n\t',
+        "a": {"nested": FhirDecimal("0.001")},
+    }
+    assert to_json(data) == stdlib_json(data, False)
+    assert to_json(data, pretty=True) == stdlib_json(data, True)
+    assert to_json({1: "key"}) == b'{"1":"key"}'
+    with pytest.raises(TypeError):
+        to_json({"a": FhirDecimal("1.5"), "b": object()})
