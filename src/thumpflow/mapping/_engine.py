@@ -337,10 +337,11 @@ class _Run:
                     targets = scope.lookup(ref.name)
                 if not ref.all:
                     targets = targets[:1]
+                to, with_, resource = ref.to, ref.with_, built.resource
                 for t in targets:
                     if t is not built:
-                        anchor = ref.to(built.resource, self.reference(t))
-                        for setter, value in ref.with_:
+                        anchor = to(resource, {"reference": t.ref})
+                        for setter, value in with_:
                             setter(anchor, value)
 
 
