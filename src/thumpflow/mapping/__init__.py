@@ -52,11 +52,13 @@ from thumpflow.core.errors import MessageError
 from thumpflow.core.event import Event
 from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message
-from thumpflow.mapping._compile import Compiler, MapError, compile_vocab
+from thumpflow.mapping._compile import Compiler
 from thumpflow.mapping._engine import BundleType, ConversionError, evaluate
 from thumpflow.mapping._naming import DEFAULT_BASE, configure_naming_systems, system_for
 from thumpflow.mapping._rules import MessageMap, compile_rules
+from thumpflow.mapping._support import MapError
 from thumpflow.mapping._values import FhirDecimal
+from thumpflow.mapping._vocab import compile_vocab
 
 __all__ = [
     "DEFAULT_BASE",

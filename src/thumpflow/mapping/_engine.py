@@ -27,8 +27,8 @@ from urllib.parse import quote
 from thumpflow.core.errors import MessageError
 from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message, unescape
-from thumpflow.mapping._compile import Ctx, Parts, read_output
 from thumpflow.mapping._rules import MessageMap, Rule
+from thumpflow.mapping._support import Ctx, Parts, read_output
 from thumpflow.mapping._values import FhirDecimal, instant, timezone_of
 
 BundleType = Literal["transaction", "batch", "collection"]

@@ -13,15 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from thumpflow.mapping._compile import (
-    Compiler,
-    Fill,
-    MapError,
-    Setter,
-    Test,
-    Texts,
-    compile_setter,
-)
+from thumpflow.mapping._codegen import compile_setter
+from thumpflow.mapping._compile import Compiler
+from thumpflow.mapping._support import Fill, MapError, Setter, Test, Texts
 
 
 @dataclass(frozen=True, slots=True)
