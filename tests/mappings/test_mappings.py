@@ -292,3 +292,46 @@ def test_to_json_is_what_the_standard_library_writes_even_where_orjson_refuses()
     assert to_json({1: "key"}) == b'{"1":"key"}'
     with pytest.raises(TypeError):
         to_json({"a": FhirDecimal("1.5"), "b": object()})
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    layout=st.lists(
+        st.tuples(st.integers(0, 3), st.booleans(), st.booleans()), min_size=1, max_size=5
+    )
+)
+def test_each_observation_gets_the_participations_that_follow_it(
+    layout: list[tuple[int, bool, bool]],
+) -> None:
+    """PRTs after an OBX (with NTEs among them) are that OBX's performers and
+    device, never a neighbour's; every Bundle is valid R4."""
+    lines = [
+        "MSH|^~\\&|LIS|LAB|A|B|20240101120000||ORU^R01^ORU_R01|1|P|2.8.2",
+        "PID|1||X1^^^H^MR||Doe^Jo",
+        "OBR|1|P1|F1|C^Chem^LN",
+    ]
+    for n, (performers, device, note) in enumerate(layout, start=1):
+        lines.append(f"OBX|{n}|NM|T{n}^Test {n}^LN||{n}|mg|||||F")
+        if note:
+            lines.append(f"NTE|1||note {n}")
+        lines.extend(f"PRT||UC||RO|P{n}x{k}^Tech^K{k}" for k in range(performers))
+        if device:
+            lines.append(f"PRT||UC||EQUIP||||||D{n}^LAB")
+    bundle = convert("\r".join(lines).encode())
+    _assert_valid(bundle)
+    resources = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    observations = [r for r in resources.values() if r["resourceType"] == "Observation"]
+    assert len(observations) == len(layout)
+    for n, (obs, (performers, device, _)) in enumerate(
+        zip(observations, layout, strict=True), start=1
+    ):
+        people = [
+            resources[resources[p["reference"]]["practitioner"]["reference"]]["identifier"][0]
+            for p in obs.get("performer", [])
+        ]
+        assert [i["value"] for i in people] == [f"P{n}x{k}" for k in range(performers)]
+        if device:
+            found = resources[obs["device"]["reference"]]["identifier"][0]["value"]
+            assert found == f"D{n}"
+        else:
+            assert "device" not in obs

@@ -46,6 +46,10 @@ class _Built:
     url: str
     conditional: bool
     ref: str
+    # The segment (index in the message) the resource was built from, and the
+    # one a `follows` rule's segment follows (-1: none).
+    seg: int = -1
+    anchor: int = -1
 
 
 class _Scope:
@@ -257,10 +261,32 @@ class _Run:
             when = rule.when
             for pos in positions if rule.each else positions[:1]:
                 parts = fields[segs[pos]]
+                anchor = -1 if rule.follows is None else self.anchor_of(segs[pos], rule.follows)
+                if anchor == -2:
+                    continue
                 if when is None or when(parts, ctx):
                     built = self.apply(rule, parts, segs, pos, scope)
                     if built is not None:
+                        built.seg, built.anchor = segs[pos], anchor
                         pending.append((rule, built, scope))
+
+    def anchor_of(self, i: int, follows: tuple[str, ...]) -> int:
+        """The segment that segment `i` belongs to under a `follows` rule: the
+        nearest `follows[0]` before it, stepping back only over segments like
+        `i` itself, NTEs and `follows[1:]` (a PRT after PID and PD1 belongs
+        to the PID; one after OBX, NTE and PRT to that OBX); -2 when there is
+        none, so the rule does not apply."""
+        ids_of = self.ids_of
+        own = ids_of[i]
+        j = i - 1
+        while j >= 0:
+            sid = ids_of[j]
+            if sid == follows[0]:
+                return j
+            if sid not in (own, "NTE") and sid not in follows:
+                break
+            j -= 1
+        return -2
 
     def missing(self, structure: str, segment: str) -> None:
         """Note a required segment that is absent (once per segment): what the
@@ -335,6 +361,8 @@ class _Run:
                     targets = [self.built[r] for r in self.order if r != built.rid]
                 else:
                     targets = scope.lookup(ref.name)
+                if ref.own:
+                    targets = [t for t in targets if t.anchor == built.seg]
                 if not ref.all:
                     targets = targets[:1]
                 to, with_, resource = ref.to, ref.with_, built.resource
