@@ -38,6 +38,9 @@ from thumpflow.mapping._support import Fill, MapError, Test, Texts, read_keys
 from thumpflow.mapping._values import PRIMITIVES
 from thumpflow.mapping._vocab import VocabTable
 
+# What `Ctx.refs` holds for an element not met before in the message.
+_MISSING = object()
+
 _ENTRY_KEYS = frozenset(
     {
         "from",
@@ -70,13 +73,15 @@ class Compiler:
     ) -> None:
         self.datatype_specs = datatype_specs
         self.segment_specs = segment_specs
-        self.names: dict[str, Any] = {"_out": read_keys}
+        self.names: dict[str, Any] = {"_out": read_keys, "_MISSING": _MISSING}
         for pname, conv in PRIMITIVES.items():
             self.names[f"P_{pname}"] = conv
         for i, vname in enumerate(sorted(vocab)):
             self.names[f"V{i}"] = vocab[vname]
         self.vocab_names = {vname: f"V{i}" for i, vname in enumerate(sorted(vocab))}
         self.datatypes: dict[tuple[str, int], str] = {}
+        # Data type functions that build a resource and return a Reference.
+        self.resource_datatypes: set[str] = set()
         self.segments: dict[str, tuple[str, Fill]] = {}
         self.fnames: set[str] = set()
 
@@ -158,6 +163,7 @@ class Compiler:
         if resource_type is None:
             gen.body.append("return o")
         else:
+            self.resource_datatypes.add(fname)
             ident = spec.get("identity") or {}
             conditional = ident.get("conditional")
             gen.body.append(f"return x.add({str(resource_type)!r}, o, {conditional!r})")
@@ -172,6 +178,7 @@ class Compiler:
         if hook not in HOOKS or level != 1:
             raise MapError(f"{where}: data type {name}: no hook {hook!r} for this level")
         self.names[f"H_{hook}"] = HOOKS[hook]
+        self.resource_datatypes.add(fname)
         self._define(f"def {fname}(p, x):\n    return H_{hook}(p, x)\n", fname)
         return fname
 
@@ -347,7 +354,18 @@ class Compiler:
             if composite:
                 parts = f"{raw}.split({SPLIT[nested]})" if nested in SPLIT else f"[{raw}]"
                 value = gen.temp("_v")
-                body.append(f"{value} = {datatype}({parts}, x)")
+                if datatype in self.resource_datatypes:
+                    # The same element met again in this message (an assigning
+                    # authority, a clinician, a location) refers to the resource
+                    # already built: a new Reference dict, no rebuild.
+                    key = gen.temp("_k")
+                    body.append(f"{key} = ({datatype!r}, {raw})")
+                    body.append(f"{value} = x.refs.get({key}, _MISSING)")
+                    body.append(f"if {value} is _MISSING:")
+                    body.append(f"    {value} = x.refs[{key}] = {datatype}({parts}, x)")
+                    body.append(f"if {value} is not None: {value} = dict({value})")
+                else:
+                    body.append(f"{value} = {datatype}({parts}, x)")
                 emit_if_valued(value)
                 return
             text = gen.temp("_u")

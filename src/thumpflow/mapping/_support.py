@@ -22,9 +22,12 @@ class MapError(ThumpflowError):
 class Ctx:
     """Per-message evaluation state read by generated functions: delimiters,
     the unescape function, the default timezone, message-level reads and the
-    registration of resources built from data types (see `_engine`)."""
+    registration of resources built from data types (see `_engine`), and
+    `refs`: the Reference each element that built such a resource gave, by
+    (data type function, element text), so an element met again in the
+    message is not built again (the result would be the same resource)."""
 
-    __slots__ = ("add", "comp", "esc", "mget", "rep", "sub", "tz", "unescape")
+    __slots__ = ("add", "comp", "esc", "mget", "refs", "rep", "sub", "tz", "unescape")
 
     def __init__(  # noqa: PLR0917
         self,
@@ -45,6 +48,7 @@ class Ctx:
         self.tz = tz
         self.mget = mget
         self.add = add
+        self.refs: dict[tuple[str, str], dict[str, Any] | None] = {}
 
 
 Parts = list[str]
