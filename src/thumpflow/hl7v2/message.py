@@ -338,12 +338,17 @@ class Message:
         creates no `Segment` objects (the fast path for converters)."""
         if self._index is None:
             self._build_index()
+        parts = self._parts or self._split_parts()
+        n = len(parts)
         fs = self._delims.field
         cached = self._fields
         out: list[tuple[str, list[str]]] = []
         for i in self._order:
-            fields = cached.get(i) or self._part_fields(i)
-            out.append((segment_id(self._part_text(i), fs), fields))
+            text = parts[i] if i < n else self._appended[i - n]
+            fields = cached.get(i)
+            if fields is None:
+                fields = cached[i] = split_fields(text, fs)
+            out.append((text[:3] if text[3:4] == fs else segment_id(text, fs), fields))
         return out
 
     def segment_ids(self) -> list[str]:
