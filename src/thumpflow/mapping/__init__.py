@@ -54,7 +54,12 @@ from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message
 from thumpflow.mapping._compile import Compiler
 from thumpflow.mapping._engine import BundleType, ConversionError, evaluate
-from thumpflow.mapping._naming import DEFAULT_BASE, configure_naming_systems, system_for
+from thumpflow.mapping._naming import (
+    DEFAULT_BASE,
+    configure_naming_systems,
+    read_naming_systems,
+    system_for,
+)
 from thumpflow.mapping._rules import MessageMap, compile_rules
 from thumpflow.mapping._support import MapError
 from thumpflow.mapping._values import FhirDecimal
@@ -72,6 +77,7 @@ __all__ = [
     "convert",
     "derived_event_id",
     "map_for",
+    "read_naming_systems",
     "supported_messages",
     "system_for",
     "to_fhir",

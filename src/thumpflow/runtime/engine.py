@@ -59,6 +59,7 @@ from thumpflow.runtime.build import (
 )
 from thumpflow.runtime.channels import RunningChannels, cannot_start
 from thumpflow.runtime.config_audit import record_config
+from thumpflow.runtime.conversion import configure_conversion
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
 from thumpflow.runtime.publish import BedPublisher
 from thumpflow.runtime.readings import alert_reading
@@ -110,6 +111,7 @@ class Engine:
         self.config = config
         self.config_path: Path | None = None
         add_transforms_path(config.transforms_path)
+        configure_conversion(config.naming_systems)
         self.clock = clock or SystemClock()
         self.store = store or open_store(config, clock=self.clock)
         self._rng = rng or random.Random()

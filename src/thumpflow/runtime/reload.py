@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from thumpflow.config.model import Channel, Config
 
-RESTART_ONLY = ("store", "api", "alerts", "jobs")
+RESTART_ONLY = ("store", "api", "alerts", "jobs", "naming_systems")
 
 
 @dataclass(frozen=True, slots=True)
