@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
-from thumpflow.batch.formats import UnreadableRecord
+from thumpflow.batch.reading import UnreadableRecord
 from thumpflow.config.jobs import Job
 from thumpflow.core.batch import (
     BatchItem,
