@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from thumpflow.config.modes import ModesSpec, check_modes
 from thumpflow.connectors.fhir.spec import FhirDestinationSpec
 from thumpflow.connectors.fhir_subscription.spec import FhirSubscriptionSourceSpec
 from thumpflow.connectors.fields import Duration, LocalPath
@@ -711,6 +712,10 @@ class Config(_Model):
     views: ViewsSpec | None = Field(
         default=None, description="Operational read models (bed board, census) and ownership."
     )
+    modes: ModesSpec = Field(
+        default_factory=ModesSpec,
+        description="Operating modes (normal, surge, diversion): what they do and their rules.",
+    )
 
     @model_validator(mode="after")
     def _reconciled_channels_exist(self) -> Self:
@@ -740,6 +745,11 @@ class Config(_Model):
                 _check_ledger(channel.id, channel.ledger, self.jobs)
         if self.views is not None:
             check_view_channels(self.views, channels)
+        check_modes(
+            self.modes,
+            {spec.id for channel in self.channels for spec in channel.destinations},
+            None if self.views is None else {unit.id for unit in self.views.units},
+        )
         return self
 
     def admin_token_path(self) -> Path:

@@ -110,6 +110,7 @@ from thumpflow.runtime.reload import (
     restart_only_changes,
     transform_modules,
 )
+from thumpflow.runtime.surge import ModeController
 from thumpflow.runtime.transform_modules import refresh_changed, remember
 from thumpflow.runtime.workers import (
     close_read_processes,
@@ -373,6 +374,7 @@ class Engine:
             LiveViews(config.views, self.store, self.clock) if config.views is not None else None
         )
         self.metrics = EngineMetrics()
+        self.modes = ModeController(config.modes, self.store, self.clock, self.outboxes, self.views)
         self._upkeep: list[asyncio.Task[None]] = []
         self.subscriptions: dict[str, SubscriptionReceiver] = {}
         self._subscription_metrics = SubscriptionMetrics(self.metrics.registry)
@@ -407,6 +409,7 @@ class Engine:
             if retention_policy(self.config).purges:
                 self._upkeep.append(asyncio.create_task(self._purge_loop()))
             paused = await self._paused()
+            await self.modes.load()
             for channel in self.config.channels:
                 if channel.enabled:
                     await self._open_channel(channel, paused)
@@ -426,6 +429,7 @@ class Engine:
             if self.views is not None:
                 self.views.publisher = self._bed_publisher()
                 await self.views.start()
+            await self.modes.start()
             for running in self.channels.values():
                 await self._listen(running)
             for webhook in self._webhooks:
@@ -454,6 +458,7 @@ class Engine:
                 metrics=self.metrics.flow.outbox(channel.id, spec.id),
                 rng=self._rng,
             )
+            self.modes.attach(outbox)
             if (PauseKind.DESTINATION, spec.id) in paused:
                 outbox.pause()
                 log.warning("destination %s starts paused", spec.id)
@@ -708,6 +713,7 @@ class Engine:
         self._upkeep.clear()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        await self.modes.stop()
         if self.views is not None:
             await self.views.stop()
         await asyncio.to_thread(close_read_processes)

@@ -30,7 +30,6 @@ from thumpflow.core.batch import (
 )
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import StoreError
-from thumpflow.core.modes import ModeState
 from thumpflow.core.event import (
     Admission,
     Admitted,
@@ -44,6 +43,7 @@ from thumpflow.core.event import (
     Reject,
     ReplayResult,
 )
+from thumpflow.core.modes import ModeState
 from thumpflow.core.outcome import Outcome
 from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
 from thumpflow.core.search import Pause, PauseKind, Timeline
