@@ -82,7 +82,7 @@ def delivered(tmp_path: Path, name: str) -> int:
 
 
 async def put_mode(client: aiohttp.ClientSession, mode: str, reason: str) -> tuple[int, Any]:
-    async with client.put("/api/mode", json={"mode": mode, "reason": reason}) as response:
+    async with client.post("/api/mode", json={"mode": mode, "reason": reason}) as response:
         return response.status, await response.json()
 
 
@@ -102,7 +102,7 @@ def test_surge_by_act_defers_bulk_survives_a_restart_and_rules_take_over(
             ):
                 code, _ = await put_mode(viewer, "surge", "not mine to say")
                 assert code == 403
-                async with operator.put("/api/mode", json={"mode": "surge"}) as missing:
+                async with operator.post("/api/mode", json={"mode": "surge"}) as missing:
                     assert missing.status == 422
                 code, answer = await put_mode(operator, "surge", "mass casualty drill")
                 assert code == 200, answer

@@ -55,7 +55,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         print("declaring a mode needs --reason (it lands in the audit trail)", flush=True)
         return 2
     body = {"mode": args.mode, "reason": reason}
-    answer = call(config, "PUT", "/api/mode", body, "the mode declaration")
+    answer = call(config, "POST", "/api/mode", body, "the mode declaration")
     if answer is not None:
         _print(answer)
         return 0

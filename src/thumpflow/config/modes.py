@@ -2,7 +2,7 @@
 
 The engine is always in one operating mode (`core.modes`): `normal`,
 `surge` or `diversion`. An operator declares one (`thumpflow views mode`,
-`PUT /api/mode`, the dashboard), or the rules here decide from the views
+`POST /api/mode`, the dashboard), or the rules here decide from the views
 (e.g. ED boarding at or over a threshold). Each mode other than `normal`
 says, for every destination's outbox, how lanes are weighted, which lanes
 are deferred (kept durably, sent when the mode ends), which destinations

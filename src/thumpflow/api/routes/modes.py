@@ -1,6 +1,6 @@
 """The operating mode over HTTP: which mode is in force, since when and why; declaring one.
 
-`GET /api/mode` is readable by every role. `PUT /api/mode` is an act
+`GET /api/mode` is readable by every role. `POST /api/mode` is an act
 (operator role and a reason, audited as `mode.changed` under the caller's
 name): `normal`, `surge` or `diversion` holds until an operator declares
 another; `auto` hands the choice back to the configured rules, which decide
@@ -70,7 +70,7 @@ async def mode(engine: EngineDep, _: Reader) -> ModeView:
     return _view(engine)
 
 
-@router.put("/api/mode", responses={503: {"model": Problem}})
+@router.post("/api/mode", responses={503: {"model": Problem}})
 async def declare(body: ModeRequest, engine: EngineDep, principal: Operator) -> ModeView:
     """Declare the operating mode (an audited act), or `auto` to let the rules decide."""
     chosen = None if body.mode == "auto" else OperatingMode(body.mode)

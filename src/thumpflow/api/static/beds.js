@@ -57,7 +57,7 @@ function modeControl(app) {
       confirm: "Declare",
       failed: "Declaring the mode",
       async perform(reason) {
-        const result = await call("/api/mode", { method: "PUT", body: { mode, reason } });
+        const result = await call("/api/mode", { method: "POST", body: { mode, reason } });
         return result.changed ? `The mode is now ${result.mode}.` : `The mode already was ${result.mode}.`;
       },
     });
