@@ -1,4 +1,4 @@
-"""The surge test: a 10x burst of ADT and results, bulk deferred, the bed board in budget, nothing lost.
+"""The surge test: 10x ADT and results, bulk deferred, the bed board in budget, nothing lost.
 
 A real engine (SQLite store, three MLLP listeners on loopback, file
 destinations). Three ED admissions make ED boarding reach the rule's
