@@ -76,11 +76,16 @@ class RuleBook:
             self.holding.add(rule_id)
 
     def decide(self, projection: Projection, now: float) -> Decision:
-        """Evaluate every rule now; the mode they declare."""
+        """Evaluate every rule on the views now; the mode they declare."""
+        values = {rule.id: measure(projection, rule.measure, rule.unit, now) for rule in self.rules}
+        return self.settle(values)
+
+    def settle(self, values: dict[str, float]) -> Decision:
+        """The mode the rules declare for these measured values (by rule id)."""
         best: Decision | None = None
         holding: set[str] = set()
         for rule in self.rules:
-            value = measure(projection, rule.measure, rule.unit, now)
+            value = values[rule.id]
             if not _holds(rule, value, rule.id in self.holding):
                 continue
             holding.add(rule.id)
