@@ -60,6 +60,7 @@ modes:
   surge:
     defer: [bulk]
     lane_weights: {{urgent: 12}}
+  diversion: {{defer: [bulk, routine]}}
   rules:
     - {{id: ed-boarding, mode: surge, measure: ed_boarding, at_least: 2, leave_below: 1}}
 """

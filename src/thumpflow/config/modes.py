@@ -112,10 +112,6 @@ class ModeSpec(_Model):
         return [pace.destination for pace in self.pace] + list(self.hold)
 
 
-def _diversion() -> ModeSpec:
-    return ModeSpec(defer=[Lane.BULK, Lane.ROUTINE])
-
-
 class Measure(StrEnum):
     """What a rule reads from the views."""
 
@@ -201,10 +197,10 @@ class ModesSpec(_Model):
         description="Surge: urgent weighted up, `bulk` deferred, listed destinations paced.",
     )
     diversion: ModeSpec = Field(
-        default_factory=_diversion,
+        default_factory=ModeSpec,
         description="Diversion (the hospital turns ambulances away and sheds load): by "
-        "default `bulk` and `routine` deferred, so only `stat` and `urgent` flow; `hold` the "
-        "feeds that must stop (e.g. elective scheduling) and `pace` the rest.",
+        "default as surge; `hold` the feeds that must stop (e.g. elective scheduling), `pace` "
+        "those to slow, and add `routine` to `defer` to keep only `stat` and `urgent` moving.",
     )
     rules: list[ModeRule] = Field(
         default_factory=list,
