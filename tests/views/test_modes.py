@@ -154,6 +154,9 @@ def test_surge_by_act_defers_bulk_survives_a_restart_and_rules_take_over(
                 "ed-boarding",
             )
             assert state.reason == "ed_boarding is 2 (at least 2)"
+            metrics = await engine.render_metrics()
+            assert 'thumpflow_operating_mode{mode="surge"} 1' in metrics
+            assert 'thumpflow_operating_mode{mode="normal"} 0' in metrics
             moved = [adt("A02", "E1", "4W/01", T0 + 30, "e3")]
             assert len(await send_in_order(port, moved)) == 1
             await eventually(lambda: engine.modes.status()["rules"][0]["value"] == 1, 10, "1")

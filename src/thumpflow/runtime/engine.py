@@ -374,7 +374,14 @@ class Engine:
             LiveViews(config.views, self.store, self.clock) if config.views is not None else None
         )
         self.metrics = EngineMetrics()
-        self.modes = ModeController(config.modes, self.store, self.clock, self.outboxes, self.views)
+        self.modes = ModeController(
+            config.modes,
+            self.store,
+            self.clock,
+            self.outboxes,
+            self.views,
+            registry=self.metrics.registry,
+        )
         self._upkeep: list[asyncio.Task[None]] = []
         self.subscriptions: dict[str, SubscriptionReceiver] = {}
         self._subscription_metrics = SubscriptionMetrics(self.metrics.registry)

@@ -36,6 +36,7 @@ from typing import Any
 from thumpflow.config.modes import ModesSpec
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import StoreError
+from thumpflow.core.metrics import Registry
 from thumpflow.core.modes import ENGINE_ACTOR, ModeOrigin, ModeState, OperatingMode, initial_state
 from thumpflow.core.ports import OperationsStore
 from thumpflow.flow.outbox import Outbox
@@ -56,6 +57,8 @@ class ModeController:
         clock: Clock,
         outboxes: Mapping[str, Outbox],
         views: LiveViews | None,
+        *,
+        registry: Registry | None = None,
     ) -> None:
         self.spec = spec
         self._store = store
@@ -66,6 +69,16 @@ class ModeController:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.state = initial_state(clock.now())
+        self._gauge = (registry or Registry()).gauge(
+            "thumpflow_operating_mode",
+            "1 for the operating mode in force (normal, surge, diversion), 0 for the others.",
+            ("mode",),
+        )
+        self._show()
+
+    def _show(self) -> None:
+        for mode in OperatingMode:
+            self._gauge.labels(mode.value).set(1.0 if mode is self.state.mode else 0.0)
 
     async def load(self) -> None:
         """Read the recorded mode (before any outbox starts)."""
@@ -74,6 +87,7 @@ class ModeController:
             self.state = recorded
             if recorded.origin is ModeOrigin.RULE:
                 self._rules.resume(recorded.rule)
+            self._show()
         if self.state.mode is not OperatingMode.NORMAL:
             log.warning(
                 "operating mode %s (since %s, %s)",
@@ -199,6 +213,7 @@ class ModeController:
         changed = await self._store.set_operating_mode(state)
         if changed:
             self.state = await self._store.operating_mode() or state
+            self._show()
             log.warning(
                 "operating mode %s (%s by %s)",
                 self.state.mode.value,
