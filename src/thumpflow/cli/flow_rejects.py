@@ -20,7 +20,7 @@ from thumpflow.cli._api import call
 from thumpflow.cli._shared import config_argument, table, when
 from thumpflow.config.model import Config
 from thumpflow.core.errors import ThumpflowError
-from thumpflow.runtime.engine import open_store
+from thumpflow.runtime.build import open_store
 
 
 def add_actions(actions: Any) -> None:

@@ -23,7 +23,7 @@ from thumpflow.cli._shared import config_argument
 from thumpflow.config.model import Config
 from thumpflow.core.clock import SystemClock
 from thumpflow.core.modes import ModeOrigin, ModeState, OperatingMode, initial_state
-from thumpflow.runtime.engine import open_store
+from thumpflow.runtime.build import open_store
 
 CHOICES = ("normal", "surge", "diversion", "auto")
 

@@ -27,7 +27,7 @@ from thumpflow.config import load_config
 from thumpflow.config.model import Config
 from thumpflow.core.errors import ThumpflowError
 from thumpflow.core.event import AuditEntry, DeadLetterFilter
-from thumpflow.runtime.engine import open_store
+from thumpflow.runtime.build import open_store
 
 
 def status(path: str, *, as_json: bool) -> int:

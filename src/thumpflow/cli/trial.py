@@ -24,7 +24,7 @@ from thumpflow.core.event import Event
 from thumpflow.flow.explain import ConditionResult, Explanation, explain
 from thumpflow.flow.pipeline import ChannelPipeline
 from thumpflow.hl7v2 import Message, split_messages
-from thumpflow.runtime.engine import (
+from thumpflow.runtime.transform_modules import (
     add_transforms_path,
     load_destination_transform,
     load_transform,

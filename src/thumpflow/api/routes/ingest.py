@@ -46,7 +46,8 @@ from thumpflow.api.schemas import Problem
 from thumpflow.core.access import Permission, Principal
 from thumpflow.core.event import HL7V2_CONTENT_TYPE
 from thumpflow.flow.fhir_events import FHIR_JSON
-from thumpflow.flow.ingress import ChannelIngress, Submission, decode_fhir
+from thumpflow.flow.ingress import ChannelIngress, Submission
+from thumpflow.flow.reading import decode_fhir
 from thumpflow.runtime.engine import Engine
 from thumpflow.views.facts import BED_STATUS_JSON, read_bed_status
 
