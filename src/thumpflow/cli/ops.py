@@ -97,6 +97,7 @@ def _filter(args: argparse.Namespace) -> DeadLetterFilter:
         destination_id=getattr(args, "destination", None),
         channel_id=getattr(args, "channel", None),
         event_type=getattr(args, "event_type", None),
+        reason_contains=getattr(args, "reason_contains", None),
         delivery_ids=tuple(args.ids) if getattr(args, "ids", None) else None,
     )
 
@@ -221,6 +222,7 @@ def _replay(config: Config, args: argparse.Namespace) -> int:
         "destination": flt.destination_id,
         "channel": flt.channel_id,
         "event_type": flt.event_type,
+        "reason_contains": flt.reason_contains,
         "delivery_ids": list(flt.delivery_ids or ()),
         "all": bool(args.all),
         "out_of_order": bool(args.out_of_order),
