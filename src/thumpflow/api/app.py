@@ -28,6 +28,7 @@ from thumpflow.api.routes import (
     config,
     dashboard,
     ingest,
+    modes,
     operations,
     overview,
     rejects,
@@ -70,6 +71,7 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(config.router)
     app.include_router(rejects.router)
     app.include_router(views.router)
+    app.include_router(modes.router)
     document_answers(app)
 
     @app.get("/api/openapi.json", include_in_schema=False)

@@ -55,6 +55,7 @@ from thumpflow.config.model import (
     Retry,
     StoreSpec,
 )
+from thumpflow.config.modes import LaneWeights, ModeRule, ModeSpec, ModesSpec, Pace
 from thumpflow.config.views import (
     BedFields,
     FieldRule,
@@ -141,6 +142,11 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
         FieldRule,
     ),
     ("Publishing bed status (`views.publish`)", PublishSpec),
+    ("Operating modes (`modes`)", ModesSpec),
+    ("Mode (`modes.surge`, `modes.diversion`)", ModeSpec),
+    ("Lane weights (`modes.<mode>.lane_weights`)", LaneWeights),
+    ("Pace (`modes.<mode>.pace[]`)", Pace),
+    ("Mode rule (`modes.rules[]`)", ModeRule),
 )
 
 

@@ -326,8 +326,14 @@ class Message(HeaderFields):
         address deeper instead. MSH-1 is the field separator and MSH-2 the
         encoding characters, both literal.
         """
-        sid, occ, field, rep, comp, sub = compile_path(path)
-        i = self._locate(sid, occ)
+        return self.get_at(*compile_path(path))
+
+    def get_at(  # noqa: PLR0917
+        self, sid: str, occurrence: int, field: int, rep: int = 0, comp: int = 0, sub: int = 0
+    ) -> str:
+        """`get` at compiled indices (`thumpflow.hl7v2.path.compile_path`'s), for hot loops
+        that read the same few elements of many messages."""
+        i = self._locate(sid, occurrence)
         if i < 0:
             return ""
         fields = self._fields.get(i) or self._part_fields(i)

@@ -52,6 +52,7 @@ from thumpflow.core.ports import (
     StateStore,
 )
 from thumpflow.core.search import PauseKind
+from thumpflow.flow.outbox import Outbox
 from thumpflow.runtime.build import (
     job_runner,
     open_store,
@@ -70,6 +71,7 @@ from thumpflow.runtime.reload import (
     restart_only_changes,
     transform_modules,
 )
+from thumpflow.runtime.surge import ModeController
 from thumpflow.runtime.transform_modules import (
     add_transforms_path,
     load_destination_transform,
@@ -148,9 +150,18 @@ class Engine:
             alerts=self.alerts,
             rng=self._rng,
             on_commit=self._views_notice,
+            on_outbox=self._attach_mode,
         )
         self.channels = self.running.channels
         self.outboxes = self.running.outboxes
+        self.modes = ModeController(
+            config.modes,
+            self.store,
+            self.clock,
+            self.outboxes,
+            self.views,
+            registry=self.metrics.registry,
+        )
         self.subscriptions = self.running.subscriptions
 
     async def start(self) -> None:
@@ -162,6 +173,7 @@ class Engine:
             if retention_policy(self.config).purges:
                 self._upkeep.append(asyncio.create_task(self._purge_loop()))
             paused = await self._paused()
+            await self.modes.load()
             for channel in self.config.channels:
                 if channel.enabled:
                     await self.running.open(self.config, channel, paused)
@@ -181,6 +193,7 @@ class Engine:
             if self.views is not None:
                 self.views.publisher = self._bed_publisher()
                 await self.views.start()
+            await self.modes.start()
             for channel_id in self.channels:
                 await self.running.listen(channel_id)
             for webhook in self._webhooks:
@@ -192,6 +205,10 @@ class Engine:
         except BaseException:
             await self.stop()
             raise
+
+    def _attach_mode(self, outbox: Outbox) -> None:
+        """Give a new outbox the lane policy of the operating mode in force."""
+        self.modes.attach(outbox)
 
     async def _paused(self) -> set[tuple[PauseKind, str]]:
         return {(pause.kind, pause.target_id) for pause in await self.store.pauses()}
@@ -338,6 +355,7 @@ class Engine:
         self._upkeep.clear()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        await self.modes.stop()
         if self.views is not None:
             await self.views.stop()
         await asyncio.to_thread(close_read_processes)
