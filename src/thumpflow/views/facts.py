@@ -45,6 +45,7 @@ from thumpflow.core.event import Event
 from thumpflow.hl7v2 import Message
 
 BED_STATUS_JSON = "application/vnd.thumpflow.bed-status+json"
+SETTLEMENT_JSON = "application/vnd.thumpflow.settlement+json"
 FHIR_CONTENT = frozenset({"application/fhir+json", "application/json"})
 CLEANING = ("dirty", "cleaning", "clean", "contaminated")
 BedField = Literal["occupancy", "cleaning", "isolation", "block"]
@@ -112,7 +113,33 @@ class Unreadable:
     reason: str
 
 
-Change = Place | Swap | Leave | Assign | Request | SetBed | Unreadable
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """A person settles the open conflict of `field` for `subject` that event `event_id`
+    raised: `accept` applies that write (with an owner's authority), else it is dismissed."""
+
+    field: str
+    subject: str
+    event_id: str
+    accept: bool
+
+
+Change = Place | Swap | Leave | Assign | Request | SetBed | Unreadable | Settle
+
+
+def settlement(field: str, subject: str, event_id: str, accept: bool) -> bytes:
+    """The body of a settlement event (content type `SETTLEMENT_JSON`)."""
+    document = {"field": field, "subject": subject, "event_id": event_id, "accept": accept}
+    return json.dumps(document, sort_keys=True).encode()
+
+
+def _settlement(body: bytes) -> list[Change]:
+    data = json.loads(body)
+    parts = [data.get(key) for key in ("field", "subject", "event_id")]
+    if not all(isinstance(part, str) for part in parts) or type(data.get("accept")) is not bool:
+        return [Unreadable("a settlement needs field, subject, event_id and accept")]
+    return [Settle(parts[0], parts[1], parts[2], data["accept"])]
+
 
 _STATUS_0116: dict[str, tuple[tuple[BedField, str | bool], ...]] = {
     "O": (("occupancy", "O"),),
@@ -137,6 +164,8 @@ def changes(event: Event) -> list[Change]:
     try:
         if event.content_type == BED_STATUS_JSON:
             return _bed_status_json(event.body)
+        if event.content_type == SETTLEMENT_JSON:
+            return _settlement(event.body)
         if event.content_type in FHIR_CONTENT:
             return _fhir(json.loads(event.body))
         if event.event_type.startswith("adt.") or event.body.startswith(b"MSH"):

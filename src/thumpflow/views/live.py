@@ -33,7 +33,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
-from thumpflow.config.views import ViewsSpec
+from thumpflow.config.views import SETTLEMENTS_CHANNEL, ViewsSpec
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import StoreError
 from thumpflow.core.ports import EventLog
@@ -60,7 +60,9 @@ class LiveViews:
     ) -> None:
         self.spec = spec
         self.projection = Projection(spec)
-        self.channels = sorted({c for system in spec.systems for c in system.channels})
+        self.channels = sorted(
+            {SETTLEMENTS_CHANNEL, *(c for system in spec.systems for c in system.channels)}
+        )
         self._log = events
         self._clock = clock
         self._poll = poll

@@ -5,7 +5,8 @@
 // identifiers come masked (•••) for roles without patient data. Above it,
 // the operating mode (normal, surge, diversion): since when, declared by an
 // operator or the rules, why, and each rule's measure; operators declare a
-// mode (or hand back to the rules) through the act dialog, with a reason.
+// mode (or hand back to the rules) through the act dialog, with a reason, and
+// settle open conflicts (apply the write or dismiss it) the same way.
 
 import { call, mayAct } from "./api.js";
 import { DASH, age, count, dateTime, el, seconds } from "./format.js";
@@ -83,6 +84,29 @@ function modeControl(app) {
   return { node, update };
 }
 
+// One open conflict's acts for operators: apply the write or dismiss it, with a reason.
+function settleButtons(app, conflict) {
+  if (!mayAct()) return DASH;
+  const act = (accept) => {
+    const button = el("button", { type: "button", dataset: { settle: accept ? "apply" : "dismiss", conflict: conflict.id } },
+      accept ? "Apply…" : "Dismiss…");
+    button.addEventListener("click", () => app.act({
+      title: `${accept ? "Apply" : "Dismiss"} ${conflict.system}'s ${conflict.field} write`,
+      what: accept
+        ? "The write is applied with an owner's authority; a later owner's write still supersedes it."
+        : "The field keeps what it holds; the conflict is closed.",
+      confirm: accept ? "Apply" : "Dismiss",
+      failed: "Settling the conflict",
+      async perform(reason) {
+        await call(`/api/views/conflicts/${conflict.id}/settle`, { method: "POST", body: { accept, reason } });
+        return accept ? "The write is applied." : "The conflict is dismissed.";
+      },
+    }));
+    return button;
+  };
+  return el("span", {}, act(true), " ", act(false));
+}
+
 export function bedsView(app) {
   const fresh = el("p", { id: "views-freshness" });
   const body = el("div", { id: "bed-board" });
@@ -123,6 +147,10 @@ export function bedsView(app) {
         table("Pending transfers and discharges.", ["Patient", "From", "To", "Requested"],
           transfers.transfers.map((row) => [row.patient, row.from ?? DASH, row.to,
             age(row.requested_at, now)])),
+        table("Open conflicts: a system that does not own the field wrote it; a person settles it.",
+          ["Field", "Subject", "System", "Event", "Settle"],
+          outcomes.conflicts.map((row) => [row.field, row.subject, row.system, row.event_id,
+            settleButtons(app, row)])),
         table(`Writes not applied (${counts || "none"}), newest first.`,
           ["Kind", "Field", "Subject", "System", "Rule"],
           outcomes.recent.slice(0, 20).map((row) => [row.kind, row.field, row.subject,
