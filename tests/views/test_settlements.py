@@ -241,3 +241,62 @@ def test_an_operator_applies_a_conflicting_write_from_the_beds_page(tmp_path: Pa
             await engine.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_repair_of_census_drift_places_the_snapshot_occupants_over_the_api(
+    tmp_path: Path,
+) -> None:
+    text = CONFIG.format(db=tmp_path / "views.db", out=tmp_path).replace(
+        "    bed:\n",
+        "    patient:\n      location: {owners: [beds], precedence: newest}\n    bed:\n",
+    )
+    snapshot = "unit,bed,patient\n4W,401-A,P2\n4W,401-B,\n4W,402-A,P1\n"
+
+    async def scenario() -> None:
+        engine = Engine(parse_config(text, "views.yaml"))
+        await engine.start()
+        try:
+            assert engine.views is not None
+            views = engine.views
+            async with (
+                api_client(engine, Role.SENDER) as sender,
+                api_client(engine, Role.OPERATOR) as operator,
+            ):
+                for n, (patient, bed) in enumerate([("P1", "4W/401-A"), ("P3", "4W/401-B")]):
+                    body = adt("A01", patient, bed, T0 + n, f"c{n}")
+                    headers = {"Content-Type": "x-application/hl7-v2+er7"}
+                    async with sender.post(
+                        "/api/channels/beds-in/messages", data=body, headers=headers
+                    ) as r:
+                        assert r.status == 202
+                await eventually(lambda: views.projection.beds["4W/401-B"].occupant == "P3")
+                request = {"snapshot": snapshot, "as_of": "2026-12-05T23:00:00Z"}
+                async with operator.post("/api/views/reconcile", json=request) as r:
+                    report = await r.json()
+                assert [d["bed"] for d in report["drift"]] == ["4W/401-A", "4W/401-B", "4W/402-A"]
+                assert report["repair_event_id"] is None
+                async with operator.post(
+                    "/api/views/reconcile", json={**request, "repair": True}
+                ) as r:
+                    assert r.status == 422
+                request = {**request, "repair": True, "reason": "night census"}
+                async with operator.post("/api/views/reconcile", json=request) as r:
+                    assert r.status == 200, await r.text()
+                    assert (await r.json())["duplicate"] is False
+                beds = views.projection.beds
+                await eventually(lambda: beds["4W/402-A"].occupant == "P1")
+                assert (beds["4W/401-A"].occupant, beds["4W/401-B"].occupant) == ("P2", None)
+                async with operator.post("/api/views/reconcile", json=request) as r:
+                    again = await r.json()
+                assert again["drift"] == [] and again["repair_event_id"] is None
+            (entry,) = await engine.store.audit(action="views.drift_repaired")
+            assert entry.detail.startswith("3 beds corrected from the census snapshot of ")
+            assert "P1" not in entry.detail
+            fresh = Projection(views.spec)
+            for position, one in await engine.store.events_after(0, views.channels, 100):
+                fresh.apply(one, position)
+            assert fresh.state() == views.projection.state()
+        finally:
+            await engine.stop()
+
+    asyncio.run(scenario())

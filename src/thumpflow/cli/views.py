@@ -5,7 +5,9 @@
 `reconcile SNAPSHOT --as-of TIME` rebuilds the same way and compares the bed
 board with an EHR census snapshot (CSV `unit,bed,patient`; see
 `thumpflow.views.reconcile`), printing the beds that drifted; exit status 1
-when some did. It reports; it does not repair.
+when some did. With `--repair --reason WHY` the running engine compares its
+live board and admits the repair of the drift (`POST /api/views/reconcile`,
+an audited act); exit status 0 once the repair is admitted.
 
 Opens the store read-only (so it may run beside the engine), rebuilds every
 view from the committed events of the channels `views.systems` names, in
@@ -27,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from thumpflow.cli import modes
+from thumpflow.cli._api import call
 from thumpflow.cli._shared import config_argument, table, when
 from thumpflow.config import load_config
 from thumpflow.config.model import Config
@@ -51,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_argument(compare)
     compare.add_argument("snapshot", help="CSV with unit,bed,patient (patient empty: free)")
     compare.add_argument("--as-of", required=True, help="the snapshot's time (ISO 8601, zoned)")
+    compare.add_argument(
+        "--repair", action="store_true", help="have the running engine repair the drift"
+    )
+    compare.add_argument("--reason", help="why (required with --repair; audited)")
     modes.add_parser(actions)
 
 
@@ -61,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         return modes.run(config, args)
     if config.views is None:
         raise ThumpflowError(f"{args.config}: no `views:` section, so there is nothing to rebuild")
+    if args.views_command == "reconcile" and args.repair:
+        return _repair(config, args)
     views, events, seconds = asyncio.run(_rebuild(config))
     if args.views_command == "reconcile":
         return _reconcile(views, args)
@@ -100,6 +109,33 @@ def run(args: argparse.Namespace) -> int:
         f"\nrebuilt from {events} events (position {projection.position}) in {seconds:.2f}s "
         f"({rate:,.0f} events/s); newest source time {when(projection.as_of)}"
     )
+    return 0
+
+
+def _repair(config: Config, args: argparse.Namespace) -> int:
+    """Have the running engine compare its live board and repair the drift."""
+    if not (args.reason or "").strip():
+        raise ThumpflowError("--repair needs --reason (it is audited)")
+    try:
+        text = Path(args.snapshot).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ThumpflowError(f"{args.snapshot}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ThumpflowError(f"{args.snapshot}: not UTF-8 text") from None
+    request = {"snapshot": text, "as_of": args.as_of, "repair": True, "reason": args.reason}
+    answer = call(config, "POST", "/api/views/reconcile", request, "the repair")
+    if answer is None:
+        raise ThumpflowError(
+            f"no engine answers on {config.api.host}:{config.api.port}: a repair is admitted "
+            "by the running engine"
+        )
+    print(
+        f"compared {answer['compared']} beds; {answer['newer']} changed after the snapshot (not "
+        f"compared); drift in {len(answer['drift'])}"
+    )
+    if answer["repair_event_id"] is not None:
+        again = " (this same repair was admitted before)" if answer["duplicate"] else ""
+        print(f"repair admitted as event {answer['repair_event_id']}{again}")
     return 0
 
 

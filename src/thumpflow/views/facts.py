@@ -46,6 +46,7 @@ from thumpflow.hl7v2 import Message
 
 BED_STATUS_JSON = "application/vnd.thumpflow.bed-status+json"
 SETTLEMENT_JSON = "application/vnd.thumpflow.settlement+json"
+REPAIR_JSON = "application/vnd.thumpflow.census-repair+json"
 FHIR_CONTENT = frozenset({"application/fhir+json", "application/json"})
 CLEANING = ("dirty", "cleaning", "clean", "contaminated")
 BedField = Literal["occupancy", "cleaning", "isolation", "block"]
@@ -133,6 +134,47 @@ def settlement(field: str, subject: str, event_id: str, accept: bool) -> bytes:
     return json.dumps(document, sort_keys=True).encode()
 
 
+def repair(corrections: list[tuple[str, str | None, str | None]]) -> bytes:
+    """The body of a drift repair (content type `REPAIR_JSON`): per bed, the occupant the
+    snapshot states and the one the board held, so the repair reads the same on a rebuild."""
+    beds = [{"bed": bed, "patient": patient, "board": board} for bed, patient, board in corrections]
+    return json.dumps({"beds": beds}, sort_keys=True).encode()
+
+
+def _repair(body: bytes) -> list[Change]:
+    """Board occupants the snapshot has in no bed leave first; then each snapshot occupant is
+    placed, a patient whose bed is still held by another moving patient after that one
+    moves (so nobody is displaced by a move the repair itself makes; a cycle is broken by
+    displacement)."""
+    rows = json.loads(body).get("beds")
+    if not isinstance(rows, list) or not all(
+        isinstance(row, dict)
+        and isinstance(row.get("bed"), str)
+        and all(isinstance(row.get(key), str | None) for key in ("patient", "board"))
+        for row in rows
+    ):
+        return [Unreadable("a drift repair needs beds with bed, patient and board")]
+    placing = {row["patient"]: row["bed"] for row in rows if row["patient"]}
+    occupant = {row["bed"]: row["board"] for row in rows if row["board"]}
+    out: list[Change] = [
+        Place(patient, None) for patient in occupant.values() if patient not in placing
+    ]
+    pending = list(placing.items())
+    while pending:
+        ready = [
+            (patient, bed)
+            for patient, bed in pending
+            if occupant.get(bed) in (None, patient) or occupant.get(bed) not in placing
+        ] or pending[:1]
+        for patient, bed in ready:
+            out.append(Place(patient, bed))
+            occupant = {b: p for b, p in occupant.items() if p != patient}
+            occupant[bed] = patient
+            pending.remove((patient, bed))
+            placing.pop(patient)
+    return out
+
+
 def _settlement(body: bytes) -> list[Change]:
     data = json.loads(body)
     parts = [data.get(key) for key in ("field", "subject", "event_id")]
@@ -166,6 +208,8 @@ def changes(event: Event) -> list[Change]:
             return _bed_status_json(event.body)
         if event.content_type == SETTLEMENT_JSON:
             return _settlement(event.body)
+        if event.content_type == REPAIR_JSON:
+            return _repair(event.body)
         if event.content_type in FHIR_CONTENT:
             return _fhir(json.loads(event.body))
         if event.event_type.startswith("adt.") or event.body.startswith(b"MSH"):

@@ -6,8 +6,8 @@ data: a bed whose occupant the board learnt of after `as_of` is not compared
 (counted as `newer`), since the snapshot cannot know of it. Every other bed
 of the units the snapshot covers is compared by occupant; a bed the board
 knows in those units but the snapshot leaves out counts as free in the
-snapshot. Repair is not done here: the drift names the beds to correct at
-the source or with corrective messages.
+snapshot. Repairing the drift is a person's act (`runtime.settlements`):
+an event that states, per drifted bed, the snapshot's occupant.
 """
 
 from __future__ import annotations

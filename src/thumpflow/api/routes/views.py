@@ -10,6 +10,7 @@ newest applied event's receipt to now, when the views have applied one.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -23,9 +24,10 @@ from thumpflow.api.schemas import Problem, StrictBody
 from thumpflow.core.access import Principal
 from thumpflow.core.event import AuditEntry
 from thumpflow.runtime.engine import Engine
-from thumpflow.runtime.settlements import ConflictNotOpenError, settle_conflict
+from thumpflow.runtime.settlements import ConflictNotOpenError, repair_drift, settle_conflict
 from thumpflow.views import read
 from thumpflow.views.live import LiveViews
+from thumpflow.views.reconcile import read_snapshot, reconcile
 
 router = APIRouter(tags=["views"], route_class=AuthFirstRoute)
 _NO_VIEWS: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
@@ -169,3 +171,54 @@ async def settle(
     except ConflictNotOpenError:
         raise HTTPException(404, "no open conflict has this id (settled or overtaken)") from None
     return {"event_id": event_id, "accepted": body.accept, "duplicate": again}
+
+
+class ReconcileRequest(StrictBody):
+    """A census snapshot to compare the bed board with, and whether to repair the drift."""
+
+    snapshot: str = Field(max_length=5_000_000, description="CSV with unit,bed,patient.")
+    as_of: datetime = Field(description="The snapshot's time (ISO 8601 with a zone).")
+    repair: bool = Field(default=False, description="Admit a repair of the drift found.")
+    reason: str | None = Field(
+        default=None, min_length=1, max_length=500, description="Why (required to repair)."
+    )
+
+
+@router.post("/api/views/reconcile", responses={**_NO_VIEWS, 422: {"model": Problem}})
+async def reconcile_views(
+    body: ReconcileRequest, engine: EngineDep, principal: Operator
+) -> dict[str, Any]:
+    """Compare the bed board with a census snapshot; with `repair`, admit the repair of the
+    drift (an audited act). Beds changed after the snapshot's time are not compared."""
+    views = _views(engine)
+    if body.as_of.tzinfo is None:
+        raise HTTPException(422, "as_of: give the time zone (e.g. 2026-12-05T06:00:00Z)")
+    if body.repair and body.reason is None:
+        raise HTTPException(422, "reason: a repair needs a reason")
+    try:
+        snapshot = read_snapshot(body.snapshot, "snapshot")
+    except ValueError as err:
+        raise HTTPException(422, str(err)) from None
+    as_of = body.as_of.timestamp()
+    found = reconcile(views.projection, snapshot, as_of)
+    repaired = None
+    if body.repair and body.reason is not None:
+        repaired = await repair_drift(
+            engine, found, as_of, actor=principal.name, reason=body.reason.strip()
+        )
+    return _envelope(
+        engine,
+        views,
+        compared=found.compared,
+        newer=found.newer,
+        drift=[
+            {
+                "bed": d.bed,
+                "board": None if d.board is None else shown(principal, d.board),
+                "snapshot": None if d.snapshot is None else shown(principal, d.snapshot),
+            }
+            for d in found.drift
+        ],
+        repair_event_id=None if repaired is None else repaired[0],
+        duplicate=None if repaired is None else repaired[1],
+    )
