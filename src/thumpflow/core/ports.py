@@ -26,6 +26,7 @@ from thumpflow.core.batch import (
     Window,
     WriteResult,
 )
+from thumpflow.core.cluster import ClusterStore
 from thumpflow.core.event import (
     Admission,
     Admitted,
@@ -602,6 +603,7 @@ class StateStore(
     AlertStore,
     SubscriptionStateStore,
     EventLog,
+    ClusterStore,
     Protocol,
 ):
     """The engine's store: every storage protocol on one database (same commits, one audit).

@@ -99,6 +99,7 @@ from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
 from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceiver
+from thumpflow.runtime.cluster import Cluster
 from thumpflow.runtime.config_audit import record_config
 from thumpflow.runtime.keys import load_cipher, store_password
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
@@ -365,6 +366,9 @@ class Engine:
         add_transforms_path(config.transforms_path)
         self.clock = clock or SystemClock()
         self.store = store or open_store(config, clock=self.clock)
+        self.cluster = (
+            Cluster(config, self.store, self.clock) if config.store.type == "postgresql" else None
+        )
         self._rng = rng or random.Random()
         self.outboxes: dict[str, Outbox] = {}
         self.channels: dict[str, _RunningChannel] = {}
@@ -402,6 +406,8 @@ class Engine:
         await self.store.open()
         try:
             await record_config(self.store, self.config, self.clock)
+            if self.cluster is not None:
+                await self.cluster.start()
             await self.log_anchor()
             self._upkeep.append(asyncio.create_task(self._anchor_loop()))
             if retention_policy(self.config).purges:
@@ -445,8 +451,9 @@ class Engine:
         """Start a channel's outboxes and ingress (and subscription); its source listens later."""
         transform = load_transform(channel.transform, channel.id) if channel.transform else None
         outboxes = []
+        make_outbox = self.cluster.outbox if self.cluster is not None else Outbox
         for spec in channel.destinations:
-            outbox = Outbox(
+            outbox = make_outbox(
                 with_transform(build_destination(spec), spec, channel.id),
                 self.store,
                 self.clock,
@@ -720,6 +727,8 @@ class Engine:
             await client.close()
         for outbox in self.outboxes.values():
             await outbox.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         try:
             await self.log_anchor()
         finally:

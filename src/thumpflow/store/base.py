@@ -47,6 +47,7 @@ from thumpflow.core.outcome import Outcome
 from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
 from thumpflow.core.search import Pause, PauseKind, Timeline
 from thumpflow.store import reads
+from thumpflow.store.cluster_store import ClusterMethods
 from thumpflow.store.crypt import Codec
 from thumpflow.store.event_log import EventLogReads
 from thumpflow.store.group import GroupWriter, Kind, LoadPending, Op, Replay, WriterStats
@@ -61,7 +62,7 @@ from thumpflow.store.ops.flow import DeadFilter
 from thumpflow.store.rows import DEAD_LETTER_COLUMNS, dead_letter_from_row, reason_matches
 
 
-class GroupStore(EventLogReads):
+class GroupStore(EventLogReads, ClusterMethods):
     """The shared part of every backend's store; see the module docstring."""
 
     _codec: Codec

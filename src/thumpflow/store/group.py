@@ -71,6 +71,14 @@ class Kind(Enum):
     CLEAR_ALERT = "clear_alert"
     ACK_ALERT = "ack_alert"
     SAVE_SUBSCRIPTION = "save_subscription"
+    JOIN_NODE = "join_node"
+    HEARTBEAT = "heartbeat"
+    LEAVE_NODE = "leave_node"
+    ACQUIRE_LEASE = "acquire_lease"
+    RENEW_LEASE = "renew_lease"
+    RELEASE_LEASE = "release_lease"
+    RECORD_FENCED = "record_fenced"
+    LOAD_PARTITION = "load_partition"
 
 
 BULK_KINDS = frozenset(

@@ -152,6 +152,7 @@ SQL = BackendSql(
     newer_delivered=_NEWER_DELIVERED,
     states_lock=" FOR UPDATE",
     upsert_version=_UPSERT_VERSION,
+    clock_sql="SELECT extract(epoch FROM clock_timestamp())::float8",
 )
 
 

@@ -1,0 +1,24 @@
+-- thumpflow PostgreSQL store, schema version 2: nodes and leases.
+--
+--   nodes   one row per node id: the incarnation now using it, where it runs,
+--           and its heartbeat (expires_at on the database's clock).
+--   leases  one row per lease name (a destination's partition, a singleton
+--           duty): owner, epoch (raised at every change of owner), expires_at
+--           on the database's clock; a released lease expires at once.
+CREATE TABLE nodes (
+    node_id      text             PRIMARY KEY,
+    incarnation  text             NOT NULL,
+    host         text             NOT NULL,
+    pid          integer          NOT NULL,
+    api          text             NOT NULL,
+    started_at   double precision NOT NULL,
+    heartbeat_at double precision NOT NULL,
+    expires_at   double precision NOT NULL
+);
+CREATE TABLE leases (
+    name        text             PRIMARY KEY,
+    owner       text             NOT NULL,
+    epoch       bigint           NOT NULL,
+    acquired_at double precision NOT NULL,
+    expires_at  double precision NOT NULL
+);

@@ -1,0 +1,24 @@
+-- thumpflow SQLite store, schema version 13: nodes and leases (the cluster
+-- contract; an embedded store has one node, which holds every lease).
+--
+--   nodes   one row per node id: the incarnation now using it, where it runs,
+--           and its heartbeat (expires_at on the store's clock).
+--   leases  one row per lease name: owner, epoch (raised at every change of
+--           owner), expires_at; a released lease expires at once.
+CREATE TABLE nodes (
+    node_id      TEXT PRIMARY KEY,
+    incarnation  TEXT NOT NULL,
+    host         TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    api          TEXT NOT NULL,
+    started_at   REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    expires_at   REAL NOT NULL
+);
+CREATE TABLE leases (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    epoch       INTEGER NOT NULL,
+    acquired_at REAL NOT NULL,
+    expires_at  REAL NOT NULL
+);
