@@ -1,0 +1,108 @@
+"""Two engine nodes on one PostgreSQL store share each destination's partitions.
+
+In-process engines on the session's throwaway cluster, each with its own MLLP
+port, an HTTP receiver out. Each patient's messages alternate between the
+nodes (the next sent after the previous ACK), so order across nodes is what
+is checked. Then one node stops and the other takes every partition over.
+The killed-process and frozen-process cases are `test_failover.py`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import eventually, outbox_drained
+from tests.e2e.procs import ack_code, send_in_order
+from tests.postgres import PG_PASSWORD, PgCluster
+from tests.store.test_postgresql import PASSWORD_ENV, adt, check_delivered, config_text
+from thumpflow.config import parse_config
+from thumpflow.core.cluster import partition_of
+from thumpflow.runtime.engine import Engine
+from thumpflow.testing.http_receiver import HttpReceiver
+
+PARTITIONS = 8
+
+
+def node_config(dsn: str, receiver_url: str, tmp_path: Path, node_id: str) -> str:
+    text = config_text(dsn, receiver_url, tmp_path / node_id)
+    return text.replace(
+        "api: {enabled: false}\n",
+        f"api: {{enabled: false}}\ncluster: {{node_id: {node_id}, partitions: {PARTITIONS}, "
+        "lease: 1s}\n",
+    )
+
+
+def owned(engine: Engine) -> list[int]:
+    assert engine.cluster is not None
+    return engine.cluster.outboxes["ehr"].owned_partitions
+
+
+async def send_patients(
+    nodes: list[Engine], patients: int, per_patient: int, tag: str
+) -> dict[str, list[str]]:
+    """Each patient's messages in sequence, message k to node (patient + k) % len(nodes)."""
+    sent: dict[str, list[str]] = {}
+    connections = asyncio.Semaphore(4)
+
+    async def one(p: int) -> None:
+        mrn = f"MRN{p}"
+        for k in range(per_patient):
+            node = nodes[(p + k) % len(nodes)]
+            control = f"{tag}-{p}-{k}"
+            async with connections:
+                [ack] = await send_in_order(node.source_port("adt"), [adt(control, mrn)])
+            assert ack_code(ack) == "AA"
+            sent.setdefault(f"GEN|{mrn}", []).append(control)
+
+    await asyncio.gather(*(one(p) for p in range(patients)))
+    return sent
+
+
+def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_other_stops(
+    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+    dsn = pg_cluster.new_database()
+
+    async def scenario() -> None:
+        receiver = HttpReceiver()
+        await receiver.start()
+        a = Engine(parse_config(node_config(dsn, receiver.url, tmp_path, "a"), "a.yaml"))
+        b = Engine(parse_config(node_config(dsn, receiver.url, tmp_path, "b"), "b.yaml"))
+        await a.start()
+        await b.start()
+        try:
+            await eventually(
+                lambda: len(owned(a)) == len(owned(b)) == PARTITIONS // 2, 15, "an even split"
+            )
+            assert sorted(owned(a) + owned(b)) == list(range(PARTITIONS))
+            sent = await send_patients([a, b], patients=30, per_patient=4, tag="R1")
+            await outbox_drained(b, "ehr")
+            assert {partition_of(key, PARTITIONS) for key in sent} == set(range(PARTITIONS))
+            check_delivered(receiver, sent)
+            assert [r.status for r in receiver.requests] == [201] * 120, "one send per message"
+
+            await a.stop()
+            stopped = time.monotonic()
+            await eventually(lambda: len(owned(b)) == PARTITIONS, 15, "b holds every partition")
+            assert time.monotonic() - stopped < 5
+            more = await send_patients([b], patients=30, per_patient=2, tag="R2")
+            await outbox_drained(b, "ehr")
+            for key, controls in more.items():
+                sent[key] += controls
+            check_delivered(receiver, sent)
+            assert b.cluster is not None
+            nodes = {node.node_id: node.alive for node in await b.store.nodes()}
+            assert nodes == {"a": False, "b": True}
+            verdict = await b.store.verify_audit()
+            assert verdict.intact, verdict.problem
+        finally:
+            await a.stop()
+            await b.stop()
+            await receiver.close()
+
+    asyncio.run(scenario())
