@@ -10,6 +10,7 @@ The killed-process and frozen-process cases are `test_failover.py`'s.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tests.postgres import PG_PASSWORD, PgCluster
 from tests.store.test_postgresql import PASSWORD_ENV, adt, check_delivered, config_text
 from thumpflow.config import parse_config
 from thumpflow.core.cluster import partition_of
+from thumpflow.core.errors import ConfigError
 from thumpflow.runtime.engine import Engine
 from thumpflow.testing.http_receiver import HttpReceiver
 
@@ -80,6 +82,9 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
                 lambda: len(owned(a)) == len(owned(b)) == PARTITIONS // 2, 15, "an even split"
             )
             assert sorted(owned(a) + owned(b)) == list(range(PARTITIONS))
+            duties = {r.name: r.owner for r in await a.store.leases("duty:") if r.held}
+            assert set(duties) == {"duty:alerts", "duty:audit_anchor"}
+            assert set(duties.values()) <= {"a", "b"}
             sent = await send_patients([a, b], patients=30, per_patient=4, tag="R1")
             await outbox_drained(b, "ehr")
             assert {partition_of(key, PARTITIONS) for key in sent} == set(range(PARTITIONS))
@@ -90,6 +95,8 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
             stopped = time.monotonic()
             await eventually(lambda: len(owned(b)) == PARTITIONS, 15, "b holds every partition")
             assert time.monotonic() - stopped < 5
+            duties = {r.name: r.owner for r in await b.store.leases("duty:") if r.held}
+            assert duties == {"duty:alerts": "b", "duty:audit_anchor": "b"}
             more = await send_patients([b], patients=30, per_patient=2, tag="R2")
             await outbox_drained(b, "ehr")
             for key, controls in more.items():
@@ -104,5 +111,31 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
             await a.stop()
             await b.stop()
             await receiver.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_second_live_node_with_the_same_id_is_a_located_error_at_start(
+    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+    dsn = pg_cluster.new_database()
+
+    async def scenario() -> None:
+        url = "http://127.0.0.1:9/"
+        first = Engine(parse_config(node_config(dsn, url, tmp_path, "a"), "a.yaml"))
+        await first.start()
+        try:
+            twin = Engine(parse_config(node_config(dsn, url, tmp_path / "twin", "a"), "b.yaml"))
+            with pytest.raises(ConfigError) as refused:
+                await twin.start()
+            [problem] = refused.value.problems
+            assert problem.startswith("cluster.node_id: node id 'a' is already in use")
+            assert f"pid {os.getpid()}" in problem
+        finally:
+            await first.stop()
+        again = Engine(parse_config(node_config(dsn, url, tmp_path / "twin", "a"), "b.yaml"))
+        await again.start()
+        await again.stop()
 
     asyncio.run(scenario())

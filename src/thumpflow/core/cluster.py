@@ -122,6 +122,11 @@ class ClusterStore(Protocol):
         """The database's clock, seconds since the Unix epoch."""
         ...
 
+    def act_as(self, incarnation: str) -> None:
+        """Record runs started through this store as this node incarnation's, so that
+        `RunStore.recover_runs` leaves them alone while the node is alive."""
+        ...
+
     async def join_node(self, node: NodeInfo, ttl: float, *, replace: str | None = None) -> None:
         """Enter `node` in the node table, alive for `ttl` seconds (audited `node.joined`).
 

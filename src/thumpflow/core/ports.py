@@ -254,8 +254,9 @@ class RunStore(Protocol):
     `start_run` is the no-overlap guard: it returns None, writing nothing,
     while another run of the job is `running`. A run left `running` by a
     crash is closed as `failed` ("interrupted") by `recover_runs` at start-up,
-    so it never blocks its job forever. Watermarks advance only with a run
-    that finishes `succeeded` or `partial`.
+    so it never blocks its job forever; in a cluster only runs whose node
+    (incarnation, `ClusterStore.act_as`) is no longer alive are closed.
+    Watermarks advance only with a run that finishes `succeeded` or `partial`.
     """
 
     async def start_run(

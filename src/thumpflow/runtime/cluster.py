@@ -12,6 +12,13 @@ before). It:
   balances the partition leases of every destination (`PartitionedOutbox.keep`):
   each node aims at ceil(partitions / live nodes) partitions per destination,
   taking free or expired ones and handing back those beyond its share;
+- runs the singleton duties (the scheduler with run recovery, retention
+  purge, alert evaluation, the audit anchor) each under its lease
+  (`duty:<name>`): a duty starts on the node that acquires its lease and is
+  stopped when the lease cannot be renewed before its local deadline, so
+  another node takes it over after the lease (on the same beat as partitions);
+- stamps the runs it starts with its incarnation (`ClusterStore.act_as`), so
+  a scheduler taken over closes only runs whose node is gone;
 - leaves the node table at stop, after the outboxes released their leases.
 Guarantees on sending, fencing and takeover are `flow.partitions`'.
 """
@@ -26,11 +33,13 @@ import os
 import random
 import secrets
 import socket
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from thumpflow.config.model import Config
 from thumpflow.core.clock import Clock
-from thumpflow.core.cluster import NodeConflictError, NodeInfo
+from thumpflow.core.cluster import Lease, NodeConflictError, NodeInfo, duty_lease
 from thumpflow.core.errors import ConfigError, StoreError
 from thumpflow.core.ids import new_ulid
 from thumpflow.core.ports import Destination, StateStore
@@ -40,6 +49,38 @@ from thumpflow.flow.partitions import PartitionedOutbox, PartitionSettings
 from thumpflow.runtime.workers import pid_alive
 
 log = logging.getLogger("thumpflow.runtime.cluster")
+
+Action = Callable[[], Coroutine[Any, Any, None]]
+
+
+class _Duty:
+    """A singleton duty: what starts and stops it, and its lease while this node holds it."""
+
+    def __init__(self, name: str, start: Action, stop: Action) -> None:
+        self.name = name
+        self.start = start
+        self.stop = stop
+        self.lease: Lease | None = None
+        self.deadline = 0.0
+
+
+def loop_duty(body: Action) -> tuple[Action, Action]:
+    """Start and stop actions running `body` (an endless loop) as one task."""
+    task: asyncio.Task[None] | None = None
+
+    async def start() -> None:
+        nonlocal task
+        task = asyncio.create_task(body())
+
+    async def stop() -> None:
+        nonlocal task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            task = None
+
+    return start, stop
 
 
 def node_id_of(config: Config) -> str:
@@ -76,6 +117,8 @@ class Cluster:
             f"{config.api.host}:{config.api.port}",
         )
         self.outboxes: dict[str, PartitionedOutbox] = {}
+        self.duties: list[_Duty] = []
+        self._stopping: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self.replaced = False
 
@@ -102,18 +145,31 @@ class Cluster:
         self.outboxes[outbox.destination_id] = outbox
         return outbox
 
+    def duty(self, name: str, start: Action, stop: Action) -> None:
+        """Run a singleton duty on whichever node holds its lease (see the module docstring)."""
+        self.duties.append(_Duty(name, start, stop))
+
     async def start(self) -> None:
         """Join the node table (see the module docstring), then keep leases in the background."""
         await self._join()
+        self._store.act_as(self.node.incarnation)
         self._task = asyncio.create_task(self._keep(), name="cluster-keeper")
 
-    async def stop(self) -> None:
-        """Stop keeping leases and leave the node table (outboxes were stopped before)."""
+    async def stop_duties(self) -> None:
+        """Stop keeping leases; stop the duties this node runs and release their leases."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await asyncio.gather(*self._stopping, return_exceptions=True)
+        for duty in self.duties:
+            if duty.lease is not None:
+                await self._drop(duty, release=True)
+
+    async def stop(self) -> None:
+        """Leave the node table (duties and outboxes were stopped before)."""
+        await self.stop_duties()
         with contextlib.suppress(StoreError):
             await self._store.leave_node(self.node.node_id, self.node.incarnation)
 
@@ -159,4 +215,54 @@ class Cluster:
             log.error("node id %s was taken by another process", self.node.node_id)
         live = sum(1 for node in await self._store.nodes() if node.alive)
         share = 0 if self.replaced else math.ceil(self.partitions / max(1, live))
-        await asyncio.gather(*(outbox.keep(share) for outbox in self.outboxes.values()))
+        await asyncio.gather(
+            *(outbox.keep(share) for outbox in self.outboxes.values()),
+            *(self._keep_duty(duty) for duty in self.duties),
+        )
+
+    async def _keep_duty(self, duty: _Duty) -> None:
+        asked = self._clock.monotonic()
+        if duty.lease is not None:
+            renewed: Lease | None = None
+            try:
+                renewed = await self._store.renew_lease(duty.lease, self.lease_seconds)
+            except StoreError:
+                if self._clock.monotonic() < duty.deadline:
+                    return
+            if renewed is not None:
+                duty.lease = renewed
+                duty.deadline = self._deadline(asked, renewed)
+                return
+            log.warning("duty %s lost its lease; it stops here", duty.name)
+            duty.lease = None
+            stopping = asyncio.create_task(duty.stop(), name=f"duty-{duty.name}-stop")
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
+            return
+        if self.replaced:
+            return
+        lease = await self._store.acquire_lease(
+            duty_lease(duty.name), self.node.node_id, self.lease_seconds
+        )
+        if lease is None:
+            return
+        duty.lease = lease
+        duty.deadline = self._deadline(asked, lease)
+        log.info("duty %s taken (epoch %d)", duty.name, lease.epoch)
+        try:
+            await duty.start()
+        except Exception:
+            log.exception("duty %s failed to start; its lease is given back", duty.name)
+            await self._drop(duty, release=True)
+
+    def _deadline(self, asked: float, lease: Lease) -> float:
+        return asked + (lease.expires_at - lease.granted_at) - self.lease_seconds / 5
+
+    async def _drop(self, duty: _Duty, *, release: bool) -> None:
+        lease, duty.lease = duty.lease, None
+        try:
+            await duty.stop()
+        finally:
+            if release and lease is not None:
+                with contextlib.suppress(StoreError):
+                    await self._store.release_lease(lease)

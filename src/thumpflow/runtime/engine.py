@@ -99,7 +99,7 @@ from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline, Transform
 from thumpflow.flow.retry import RetryPolicy
 from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceiver
-from thumpflow.runtime.cluster import Cluster
+from thumpflow.runtime.cluster import Action, Cluster, loop_duty
 from thumpflow.runtime.config_audit import record_config
 from thumpflow.runtime.keys import load_cipher, store_password
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
@@ -409,9 +409,9 @@ class Engine:
             if self.cluster is not None:
                 await self.cluster.start()
             await self.log_anchor()
-            self._upkeep.append(asyncio.create_task(self._anchor_loop()))
+            self._upkeep_loop("audit_anchor", self._anchor_loop)
             if retention_policy(self.config).purges:
-                self._upkeep.append(asyncio.create_task(self._purge_loop()))
+                self._upkeep_loop("retention", self._purge_loop)
             paused = await self._paused()
             for channel in self.config.channels:
                 if channel.enabled:
@@ -427,7 +427,7 @@ class Engine:
                     for job in jobs
                 }
                 self.scheduler = Scheduler(runners, self.store, self.clock)
-                await self.scheduler.start()
+                await self._singleton("scheduler", self.scheduler.start, self.scheduler.stop)
                 log.info("scheduler started with %d job(s)", len(jobs))
             if self.views is not None:
                 self.views.publisher = self._bed_publisher()
@@ -439,10 +439,24 @@ class Engine:
                     await webhook.start()
                 except (OSError, ssl.SSLError, ValueError) as err:
                     raise _cannot_start(f"alerts > webhook {webhook.name}", err) from None
-            await self.alerts.start()
+            await self._singleton("alerts", self.alerts.start, self.alerts.stop)
         except BaseException:
             await self.stop()
             raise
+
+    async def _singleton(self, name: str, start: Action, stop: Action) -> None:
+        """Start a singleton duty here, or, in a cluster, on the node holding its lease."""
+        if self.cluster is None:
+            await start()
+        else:
+            self.cluster.duty(name, start, stop)
+
+    def _upkeep_loop(self, name: str, body: Action) -> None:
+        """Run an upkeep loop here, or, in a cluster, on the node holding its lease."""
+        if self.cluster is None:
+            self._upkeep.append(asyncio.create_task(body()))
+        else:
+            self.cluster.duty(name, *loop_duty(body))
 
     async def _paused(self) -> set[tuple[PauseKind, str]]:
         return {(pause.kind, pause.target_id) for pause in await self.store.pauses()}
@@ -704,6 +718,8 @@ class Engine:
         return repair
 
     async def stop(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.stop_duties()
         await self.alerts.stop()
         for webhook in self._webhooks:
             await webhook.close()

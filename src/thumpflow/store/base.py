@@ -323,7 +323,8 @@ class GroupStore(EventLogReads, ClusterMethods):
         (checked in the writer, so two concurrent starts cannot both win).
         """
         run_id: int | None = await self._write(
-            Kind.START_RUN, _runs.StartRun(job_id, trigger, window, scheduled_for, started_at)
+            Kind.START_RUN,
+            _runs.StartRun(job_id, trigger, window, scheduled_for, started_at, self._node),
         )
         return run_id
 
@@ -364,9 +365,10 @@ class GroupStore(EventLogReads, ClusterMethods):
         )
 
     async def recover_runs(self, at: float) -> list[int]:
-        """Close every run left `running` (by a crash) as failed "interrupted"; return their ids.
+        """Close every run left `running` by a node no longer alive (on an embedded store:
+        every run left `running`, by a crash) as failed "interrupted"; return their ids.
 
-        Call it at start-up, before any run starts.
+        Call it at start-up, before any run starts (in a cluster: on taking the scheduler).
         """
         ids: list[int] = await self._write(Kind.RECOVER_RUNS, at)
         return ids

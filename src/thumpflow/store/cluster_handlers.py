@@ -21,6 +21,7 @@ from thumpflow.core.outcome import Outcome
 from thumpflow.store.group import Deltas, Handler, Kind
 from thumpflow.store.ops import WriteContext
 from thumpflow.store.ops import cluster as _cluster
+from thumpflow.store.ops import runs as _runs
 from thumpflow.store.rows import DELIVERY_COLUMNS, delivery_from_row
 
 _PAGE = 2000
@@ -105,6 +106,7 @@ def cluster_handlers(
         ]
 
     return {
+        Kind.RECOVER_RUNS: on(_runs.recover_runs),
         Kind.JOIN_NODE: on(_cluster.join_nodes),
         Kind.HEARTBEAT: on(_cluster.heartbeats),
         Kind.LEAVE_NODE: on(_cluster.leave_nodes),

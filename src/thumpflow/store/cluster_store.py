@@ -29,6 +29,11 @@ class ClusterMethods:
 
     _clock: Clock
     _clock_sql: str | None = None
+    _node: str | None = None
+
+    def act_as(self, incarnation: str) -> None:
+        """`ClusterStore.act_as`."""
+        self._node = incarnation
 
     def _read(self, query: Callable[[Db], _T]) -> Awaitable[_T]:
         raise NotImplementedError

@@ -181,7 +181,6 @@ def common_handlers(context: WriteContext) -> dict[Kind, Handler]:
     return {
         Kind.START_RUN: on(_runs.start_runs),
         Kind.FINISH_RUN: on(_runs.finish_runs),
-        Kind.RECOVER_RUNS: on(_runs.recover_runs),
         Kind.JOB_AUDIT: on(_runs.job_audits),
         Kind.ADD_REJECTS: on(_runs.add_rejects),
         Kind.MARK_REPLAYED: on(_runs.mark_replayed),

@@ -13,6 +13,7 @@ import asyncio
 import pytest
 
 from tests.store.support import run
+from thumpflow.core.batch import RunStatus, RunTrigger, Window
 from thumpflow.core.cluster import (
     Lease,
     LeaseLostError,
@@ -183,3 +184,23 @@ def test_partitions_split_a_destinations_pending_deliveries_by_ordering_key(
         assert sorted(d.delivery_id for d in union) == [d.delivery_id for d in everything]
 
     run(store_factory.make, body)
+
+
+def test_run_recovery_closes_only_runs_whose_node_is_gone(store_factory: StoreFactory) -> None:
+    clock = FakeClock()
+
+    async def body(store: StateStore) -> None:
+        at = await store.db_now()
+        await store.join_node(_node("n1", "inc-a"), TTL)
+        store.act_as("inc-a")
+        mine = await store.start_run("census", RunTrigger.SCHEDULE, Window(), None, at)
+        store.act_as("inc-gone")
+        orphan = await store.start_run("billing", RunTrigger.SCHEDULE, Window(), None, at)
+        assert mine is not None and orphan is not None
+        assert await store.recover_runs(at) == [orphan]
+        assert (await store.run(mine)).status is RunStatus.RUNNING  # type: ignore[union-attr]
+        await _until_past(store, clock, (await store.db_now()) + TTL)
+        assert await store.recover_runs(at) == [mine]
+        assert (await store.run(mine)).error == "interrupted"  # type: ignore[union-attr]
+
+    run(lambda: store_factory.make(clock=clock), body)

@@ -5,6 +5,8 @@
 --   leases  one row per lease name (a destination's partition, a singleton
 --           duty): owner, epoch (raised at every change of owner), expires_at
 --           on the database's clock; a released lease expires at once.
+--   runs.node  the incarnation of the node running the run (NULL: started
+--           before nodes); recovery closes only runs whose node is gone.
 CREATE TABLE nodes (
     node_id      text             PRIMARY KEY,
     incarnation  text             NOT NULL,
@@ -22,3 +24,4 @@ CREATE TABLE leases (
     acquired_at double precision NOT NULL,
     expires_at  double precision NOT NULL
 );
+ALTER TABLE runs ADD COLUMN node text;

@@ -5,6 +5,9 @@
 --           and its heartbeat (expires_at on the store's clock).
 --   leases  one row per lease name: owner, epoch (raised at every change of
 --           owner), expires_at; a released lease expires at once.
+--   runs.node  the incarnation of the node running the run (NULL: before
+--           nodes, or an embedded store); recovery closes only runs whose
+--           node is no longer alive.
 CREATE TABLE nodes (
     node_id      TEXT PRIMARY KEY,
     incarnation  TEXT NOT NULL,
@@ -22,3 +25,4 @@ CREATE TABLE leases (
     acquired_at REAL NOT NULL,
     expires_at  REAL NOT NULL
 );
+ALTER TABLE runs ADD COLUMN node TEXT;
