@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.api_support import api_client
 from tests.e2e.harness import eventually, outbox_drained
 from tests.e2e.procs import ack_code, send_in_order
 from tests.postgres import PG_PASSWORD, PgCluster
 from tests.store.test_postgresql import PASSWORD_ENV, adt, check_delivered, config_text
 from thumpflow.config import parse_config
+from thumpflow.core.access import Role
 from thumpflow.core.cluster import partition_of
 from thumpflow.core.errors import ConfigError
 from thumpflow.runtime.engine import Engine
@@ -35,6 +39,17 @@ def node_config(dsn: str, receiver_url: str, tmp_path: Path, node_id: str) -> st
         "api: {enabled: false}\n",
         f"api: {{enabled: false}}\ncluster: {{node_id: {node_id}, partitions: {PARTITIONS}, "
         "lease: 1s}\n",
+    )
+
+
+def cluster_status_cli(config: Path) -> subprocess.CompletedProcess[str]:
+    """`thumpflow cluster status` as a process."""
+    return subprocess.run(
+        [sys.executable, "-m", "thumpflow.cli.main", "cluster", "status", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -74,7 +89,9 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
         receiver = HttpReceiver()
         await receiver.start()
         a = Engine(parse_config(node_config(dsn, receiver.url, tmp_path, "a"), "a.yaml"))
-        b = Engine(parse_config(node_config(dsn, receiver.url, tmp_path, "b"), "b.yaml"))
+        b_text = node_config(dsn, receiver.url, tmp_path, "b")
+        (tmp_path / "b.yaml").write_text(b_text)
+        b = Engine(parse_config(b_text, "b.yaml"))
         await a.start()
         await b.start()
         try:
@@ -85,6 +102,19 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
             duties = {r.name: r.owner for r in await a.store.leases("duty:") if r.held}
             assert set(duties) == {"duty:alerts", "duty:audit_anchor"}
             assert set(duties.values()) <= {"a", "b"}
+            async with (
+                api_client(a, Role.VIEWER) as client,
+                client.get("/api/cluster") as response,
+            ):
+                assert response.status == 200
+                view = await response.json()
+            assert (view["store"], view["node_id"], view["partitions"]) == ("postgresql", "a", 8)
+            shown = {node["node_id"]: node for node in view["nodes"]}
+            assert shown["a"]["this_node"] and not shown["b"]["this_node"]
+            assert all(node["alive"] and node["heartbeat_age"] < 2 for node in shown.values())
+            assert shown["a"]["partitions"] == {"ehr": owned(a)}
+            assert shown["b"]["partitions"] == {"ehr": owned(b)}
+            assert sorted(shown["a"]["duties"] + shown["b"]["duties"]) == ["alerts", "audit_anchor"]
             sent = await send_patients([a, b], patients=30, per_patient=4, tag="R1")
             await outbox_drained(b, "ehr")
             assert {partition_of(key, PARTITIONS) for key in sent} == set(range(PARTITIONS))
@@ -97,6 +127,12 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
             assert time.monotonic() - stopped < 5
             duties = {r.name: r.owner for r in await b.store.leases("duty:") if r.held}
             assert duties == {"duty:alerts": "b", "duty:audit_anchor": "b"}
+            printed = await asyncio.to_thread(cluster_status_cli, tmp_path / "b.yaml")
+            assert printed.returncode == 0, printed.stderr
+            rows = {line.split()[0]: line for line in printed.stdout.splitlines()[1:]}
+            assert "gone" in rows["a"] and rows["a"].rstrip().endswith("-")
+            assert "alive" in rows["b"] and f"ehr {PARTITIONS}/{PARTITIONS}" in rows["b"]
+            assert "alerts, audit_anchor" in rows["b"]
             more = await send_patients([b], patients=30, per_patient=2, tag="R2")
             await outbox_drained(b, "ehr")
             for key, controls in more.items():

@@ -22,6 +22,7 @@ from thumpflow.api.contract import document_answers
 from thumpflow.api.routes import (
     alerts,
     browse,
+    cluster,
     config,
     dashboard,
     ingest,
@@ -63,6 +64,7 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(config.router)
     app.include_router(rejects.router)
     app.include_router(views.router)
+    app.include_router(cluster.router)
     document_answers(app)
 
     @app.get("/api/openapi.json", include_in_schema=False)

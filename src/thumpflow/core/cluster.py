@@ -94,6 +94,55 @@ class LeaseLostError(StoreError):
     """A write fenced by a lease was refused: the lease passed to another epoch or owner."""
 
 
+@dataclass(slots=True, frozen=True)
+class NodeStatus:
+    """A node with what it holds: partitions by destination id, and duties."""
+
+    node: NodeRecord
+    partitions: dict[str, list[int]]
+    duties: list[str]
+
+
+@dataclass(slots=True, frozen=True)
+class ClusterStatus:
+    """Every node with its holdings; `unheld` names leases nobody holds now."""
+
+    nodes: list[NodeStatus]
+    unheld: list[str]
+    at: float
+
+
+def cluster_status(nodes: list[NodeRecord], leases: list[LeaseRecord], at: float) -> ClusterStatus:
+    """Who holds what, from the node table and the leases read at database time `at`."""
+    held: dict[str, tuple[dict[str, list[int]], list[str]]] = {
+        node.node_id: ({}, []) for node in nodes
+    }
+    unheld: list[str] = []
+    for lease in leases:
+        holdings = held.get(lease.owner) if lease.held else None
+        if holdings is None:
+            unheld.append(lease.name)
+            continue
+        kind, _, rest = lease.name.partition(":")
+        if kind == "partition":
+            destination, _, partition = rest.rpartition(":")
+            holdings[0].setdefault(destination, []).append(int(partition))
+        else:
+            holdings[1].append(rest)
+    return ClusterStatus(
+        [
+            NodeStatus(
+                node,
+                {d: sorted(ps) for d, ps in sorted(held[node.node_id][0].items())},
+                sorted(held[node.node_id][1]),
+            )
+            for node in nodes
+        ],
+        unheld,
+        at,
+    )
+
+
 def partition_of(ordering_key: str, partitions: int) -> int:
     """The partition (0..partitions-1) of an ordering key; the same on every node and run."""
     return zlib.crc32(ordering_key.encode("utf-8")) % partitions

@@ -39,7 +39,14 @@ from typing import Any
 
 from thumpflow.config.model import Config
 from thumpflow.core.clock import Clock
-from thumpflow.core.cluster import Lease, NodeConflictError, NodeInfo, duty_lease
+from thumpflow.core.cluster import (
+    ClusterStatus,
+    Lease,
+    NodeConflictError,
+    NodeInfo,
+    cluster_status,
+    duty_lease,
+)
 from thumpflow.core.errors import ConfigError, StoreError
 from thumpflow.core.ids import new_ulid
 from thumpflow.core.ports import Destination, StateStore
@@ -81,6 +88,12 @@ def loop_duty(body: Action) -> tuple[Action, Action]:
             task = None
 
     return start, stop
+
+
+async def read_status(store: StateStore) -> ClusterStatus:
+    """The cluster as the store knows it now (nodes, their heartbeats, partitions and duties)."""
+    at = await store.db_now()
+    return cluster_status(await store.nodes(), await store.leases(), at)
 
 
 def node_id_of(config: Config) -> str:
