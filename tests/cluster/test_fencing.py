@@ -29,6 +29,7 @@ from thumpflow.store.postgresql import PostgresStore
 
 PARTITIONS = 4
 LEASE = 1.0
+LIVE = ("a", "b")
 
 
 class NodeClock:
@@ -105,9 +106,9 @@ def test_a_frozen_node_past_its_lease_neither_sends_nor_records_after_a_takeover
         try:
             await a.start()
             await b.start()
-            await a.keep(PARTITIONS)
+            await a.keep(PARTITIONS, LIVE)
             assert a.owned_partitions == list(range(PARTITIONS))
-            await b.keep(PARTITIONS)
+            await b.keep(PARTITIONS, LIVE)
             assert b.owned_partitions == []
 
             dest_a.hold.clear()
@@ -119,7 +120,7 @@ def test_a_frozen_node_past_its_lease_neither_sends_nor_records_after_a_takeover
             clock_a.jumped = LEASE * 2
             await asyncio.sleep(LEASE + 0.2)
             dest_b.hold.clear()
-            await b.keep(PARTITIONS)
+            await b.keep(PARTITIONS, LIVE)
             assert b.owned_partitions == list(range(PARTITIONS))
             await eventually(lambda: dest_b.started == [first.delivery_id], 5, "b resends")
 
@@ -148,7 +149,7 @@ def test_a_frozen_node_past_its_lease_neither_sends_nor_records_after_a_takeover
             audit = await store_b.audit(None, 200)
             delivered = [e for e in audit if e.action == "delivered"]
             assert len(delivered) == 2
-            await a.keep(PARTITIONS)
+            await a.keep(PARTITIONS, LIVE)
             assert a.owned_partitions == []
         finally:
             await a.stop()

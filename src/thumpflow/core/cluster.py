@@ -119,7 +119,7 @@ def cluster_status(nodes: list[NodeRecord], leases: list[LeaseRecord], at: float
     }
     unheld: list[str] = []
     for lease in leases:
-        holdings = held.get(lease.owner) if lease.held else None
+        holdings = held.get(lease.owner.partition("/")[0]) if lease.held else None
         if holdings is None:
             unheld.append(lease.name)
             continue
@@ -146,6 +146,11 @@ def cluster_status(nodes: list[NodeRecord], leases: list[LeaseRecord], at: float
 def partition_of(ordering_key: str, partitions: int) -> int:
     """The partition (0..partitions-1) of an ordering key; the same on every node and run."""
     return zlib.crc32(ordering_key.encode("utf-8")) % partitions
+
+
+def lease_owner(node_id: str, incarnation: str) -> str:
+    """The owner name a node incarnation holds leases under: `<node id>/<incarnation>`."""
+    return f"{node_id}/{incarnation}"
 
 
 def partition_lease(destination_id: str, partition: int) -> str:

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -168,6 +168,8 @@ class PartitionedOutbox(Outbox):
         self._wake = asyncio.Event()
         self._tail_task: asyncio.Task[None] | None = None
         self._keeping = asyncio.Lock()
+        self._started = False
+        self.on_started: Callable[[], None] | None = None
 
     # --- the face the engine and the ingress see ---------------------------------
 
@@ -176,6 +178,9 @@ class PartitionedOutbox(Outbox):
         self.pending = await self._cluster.pending_count(self.destination_id)
         self._update_blocking()
         self._tail_task = asyncio.create_task(self._follow(), name="partition-tail")
+        self._started = True
+        if self.on_started is not None:
+            self.on_started()
 
     async def stop(self) -> None:
         if self._tail_task is not None:
@@ -228,26 +233,36 @@ class PartitionedOutbox(Outbox):
 
     # --- leases --------------------------------------------------------------------
 
-    async def keep(self, share: int) -> None:
-        """Renew held leases, drop lost ones, then take free partitions up to `share`
-        (or hand back those beyond it)."""
+    async def keep(self, share: int, live: Collection[str]) -> None:
+        """Renew held leases and drop lost ones; then balance against the `live` node ids.
+
+        Below `share`, take free partitions up to it. At or above it, take
+        the free ones anyway when no other live node is below its share (a
+        partition never waits for a taker that is not coming), and hand back
+        those beyond `share` while another live node is below it.
+        """
+        if not self._started:
+            return
         async with self._keeping:
             await self._renew()
+            prefix = partition_lease(self.destination_id, 0)[:-1]
+            counts = dict.fromkeys(live, 0)
+            taken: set[int] = set()
+            for record in await self._cluster.leases(prefix):
+                if record.held and record.owner != self._part.owner:
+                    taken.add(int(record.name[len(prefix) :]))
+                    node = record.owner.partition("/")[0]
+                    counts[node] = counts.get(node, 0) + 1
+            me = self._part.owner.partition("/")[0]
+            wanting = any(count < share for node, count in counts.items() if node != me)
             held = len(self._owned)
-            if held > share:
+            if held > share and wanting:
                 for partition in sorted(self._owned, reverse=True)[: held - share]:
                     await self._let_go(partition, release=True)
                 return
-            if held == share:
-                return
-            prefix = partition_lease(self.destination_id, 0)[:-1]
-            taken = {
-                int(record.name[len(prefix) :])
-                for record in await self._cluster.leases(prefix)
-                if record.held and record.owner != self._part.owner
-            }
+            limit = self._part.partitions if not wanting else share
             for partition in range(self._part.partitions):
-                if len(self._owned) >= share:
+                if len(self._owned) >= limit:
                     break
                 if partition in taken or partition in self._owned:
                     continue

@@ -17,6 +17,10 @@ before). It:
   (`duty:<name>`): a duty starts on the node that acquires its lease and is
   stopped when the lease cannot be renewed before its local deadline, so
   another node takes it over after the lease (on the same beat as partitions);
+- holds leases as `<node id>/<incarnation>`, so a restarted node is a new
+  owner (new epochs); when it replaces a process of its own id proven dead
+  (same host, pid gone) it releases that process's leases at once, so its
+  partitions and duties move without waiting for the lease;
 - stamps the runs it starts with its incarnation (`ClusterStore.act_as`), so
   a scheduler taken over closes only runs whose node is gone;
 - leaves the node table at stop, after the outboxes released their leases.
@@ -46,6 +50,7 @@ from thumpflow.core.cluster import (
     NodeInfo,
     cluster_status,
     duty_lease,
+    lease_owner,
 )
 from thumpflow.core.errors import ConfigError, StoreError
 from thumpflow.core.ids import new_ulid
@@ -129,9 +134,11 @@ class Cluster:
             os.getpid(),
             f"{config.api.host}:{config.api.port}",
         )
+        self.owner = lease_owner(self.node.node_id, self.node.incarnation)
         self.outboxes: dict[str, PartitionedOutbox] = {}
         self.duties: list[_Duty] = []
         self._stopping: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.replaced = False
 
@@ -153,14 +160,16 @@ class Cluster:
             settings,
             metrics=metrics,
             rng=rng,
-            partitioning=PartitionSettings(self.node.node_id, self.partitions, self.lease_seconds),
+            partitioning=PartitionSettings(self.owner, self.partitions, self.lease_seconds),
         )
         self.outboxes[outbox.destination_id] = outbox
+        outbox.on_started = self._wake.set
         return outbox
 
     def duty(self, name: str, start: Action, stop: Action) -> None:
         """Run a singleton duty on whichever node holds its lease (see the module docstring)."""
         self.duties.append(_Duty(name, start, stop))
+        self._wake.set()
 
     async def start(self) -> None:
         """Join the node table (see the module docstring), then keep leases in the background."""
@@ -195,8 +204,15 @@ class Cluster:
             message = str(conflict)
         if holder.host != self.node.host or pid_alive(holder.pid):
             await self._outwait(holder.heartbeat_at, holder.expires_at, message)
-        log.warning("node id %s taken over from a stopped process", self.node.node_id)
         await self._store.join_node(self.node, self.lease_seconds, replace=holder.incarnation)
+        if holder.host == self.node.host and not pid_alive(holder.pid):
+            gone = lease_owner(holder.node_id, holder.incarnation)
+            for record in await self._store.leases():
+                if record.owner == gone and record.held:
+                    await self._store.release_lease(
+                        Lease(record.name, record.owner, record.epoch, 0.0, record.expires_at)
+                    )
+        log.warning("node id %s taken over from a stopped process", self.node.node_id)
 
     async def _outwait(self, heartbeat_at: float, expires_at: float, message: str) -> None:
         """Wait until the holder's heartbeat expires; refuse if it beats meanwhile."""
@@ -211,13 +227,20 @@ class Cluster:
     async def _keep(self) -> None:
         beat = self.lease_seconds / 3
         while True:
+            self._wake.clear()
             try:
                 await self._keep_once()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 log.warning("cluster lease keeping failed (%s)", type(error).__name__)
-            await self._clock.sleep(beat)
+            sleeping = asyncio.ensure_future(self._clock.sleep(beat))
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeping.cancel()
+                woken.cancel()
 
     async def _keep_once(self) -> None:
         alive = await self._store.heartbeat(
@@ -226,10 +249,10 @@ class Cluster:
         if not alive and not self.replaced:
             self.replaced = True
             log.error("node id %s was taken by another process", self.node.node_id)
-        live = sum(1 for node in await self._store.nodes() if node.alive)
-        share = 0 if self.replaced else math.ceil(self.partitions / max(1, live))
+        live = [node.node_id for node in await self._store.nodes() if node.alive]
+        share = 0 if self.replaced else math.ceil(self.partitions / max(1, len(live)))
         await asyncio.gather(
-            *(outbox.keep(share) for outbox in self.outboxes.values()),
+            *(outbox.keep(share, live) for outbox in self.outboxes.values()),
             *(self._keep_duty(duty) for duty in self.duties),
         )
 
@@ -255,7 +278,7 @@ class Cluster:
         if self.replaced:
             return
         lease = await self._store.acquire_lease(
-            duty_lease(duty.name), self.node.node_id, self.lease_seconds
+            duty_lease(duty.name), self.owner, self.lease_seconds
         )
         if lease is None:
             return
