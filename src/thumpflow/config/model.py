@@ -570,9 +570,16 @@ class ClusterSpec(_Model):
     cannot renew stops sending before its lease ends; another node takes a
     dead node's partitions over once its leases expired (within about
     `lease` + `lease`/3). With the SQLite store there is one node, which
-    holds everything, and this section changes nothing.
+    holds everything, and this section changes nothing. File destinations
+    cannot be part of a cluster (their journal is on one host's disk).
     """
 
+    enabled: bool = Field(
+        default=True,
+        description="PostgreSQL: run as a node of a cluster (partitions, leases, duties). "
+        "`false`: this engine is the only one on its database (nothing guards against a "
+        "second one), sends every partition itself, and may have file destinations.",
+    )
     node_id: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",

@@ -367,7 +367,9 @@ class Engine:
         self.clock = clock or SystemClock()
         self.store = store or open_store(config, clock=self.clock)
         self.cluster = (
-            Cluster(config, self.store, self.clock) if config.store.type == "postgresql" else None
+            Cluster(config, self.store, self.clock)
+            if config.store.type == "postgresql" and config.cluster.enabled
+            else None
         )
         self._rng = rng or random.Random()
         self.outboxes: dict[str, Outbox] = {}
