@@ -235,6 +235,11 @@ class ClusterStore(Protocol):
         """`Store.load_pending` for one partition (`partition_of`) of a destination."""
         ...
 
+    async def has_pending_after(self, destination_id: str, after: int) -> bool:
+        """Whether a delivery of the destination with id > `after` is pending (a read: no
+        write transaction, so cheap to poll)."""
+        ...
+
     async def partition_pending(self, destination_id: str, partitions: int, partition: int) -> int:
         """How many deliveries of one partition of a destination are pending."""
         ...

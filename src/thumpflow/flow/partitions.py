@@ -16,10 +16,11 @@ store's (`core.cluster.ClusterStore`):
 - Deliveries admitted on any node reach the owner: a tail reader pages the
   destination's pending deliveries by id (ids commit in order, see
   `store/postgresql/_writer.py`) and hands each to its partition's outbox if
-  this node owns it, polling every `poll_seconds` and at once after a local
-  admission. A page is handed only to partitions acquired before it was
-  asked for, and an outbox ignores ids it has already seen, so nothing is
-  queued twice.
+  this node owns it, polling every `poll_seconds` (a cheap read; the page
+  itself is loaded in the writer's order only when the read finds something
+  new) and at once after a local admission. A page is handed only to
+  partitions acquired before it was asked for, and an outbox ignores ids it
+  has already seen, so nothing is queued twice.
 - Backpressure uses the destination's whole pending count (all nodes').
 Pause applies to every partition this node owns. Not yet: replays made on
 another node reach an owner only when it next acquires the partition.
@@ -338,6 +339,10 @@ class PartitionedOutbox(Outbox):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._part.poll_seconds)
 
     async def _tail_pass(self) -> None:
+        if not await self._cluster.has_pending_after(self.destination_id, self._tail):
+            self.pending = await self._cluster.pending_count(self.destination_id)
+            self._update_blocking()
+            return
         while True:
             self._loads += 1
             load = self._loads

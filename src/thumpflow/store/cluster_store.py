@@ -118,6 +118,19 @@ class ClusterMethods:
         )
         return deliveries
 
+    async def has_pending_after(self, destination_id: str, after: int) -> bool:
+        """`ClusterStore.has_pending_after`."""
+
+        def query(db: Db) -> bool:
+            row = db.execute(
+                "SELECT 1 FROM deliveries WHERE destination_id = ? AND status = 0"
+                " AND delivery_id > ? LIMIT 1",
+                (destination_id, after),
+            ).fetchone()
+            return row is not None
+
+        return await self._read(query)
+
     async def partition_pending(self, destination_id: str, partitions: int, partition: int) -> int:
         """`ClusterStore.partition_pending`."""
 

@@ -182,6 +182,10 @@ def test_partitions_split_a_destinations_pending_deliveries_by_ordering_key(
                 assert after == loaded[1:]
             union.extend(loaded)
         assert sorted(d.delivery_id for d in union) == [d.delivery_id for d in everything]
+        assert await store.has_pending_after("fhir", 0)
+        assert await store.has_pending_after("fhir", everything[-1].delivery_id - 1)
+        assert not await store.has_pending_after("fhir", everything[-1].delivery_id)
+        assert not await store.has_pending_after("nowhere", 0)
 
     run(store_factory.make, body)
 
