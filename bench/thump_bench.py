@@ -35,7 +35,7 @@ from thumpflow.batch.manifest import manifest_name
 from thumpflow.config import parse_config
 from thumpflow.core.batch import Manifest, RunTrigger, Window
 from thumpflow.core.clock import SystemClock
-from thumpflow.runtime.engine import job_runner
+from thumpflow.runtime.build import job_runner
 from thumpflow.runtime.heap import freeze_startup_heap
 from thumpflow.runtime.workers import close_read_processes, read_executor, start_read_processes
 from thumpflow.store.sqlite import SqliteStore

@@ -15,7 +15,8 @@ from thumpflow.api.server import start_api
 from thumpflow.config import parse_config
 from thumpflow.config.model import Config
 from thumpflow.core.access import Role
-from thumpflow.runtime.engine import Engine, open_store
+from thumpflow.runtime.build import open_store
+from thumpflow.runtime.engine import Engine
 
 CONFIG = """\
 version: 1

@@ -58,7 +58,7 @@ def test_the_sample_messages_go_through_the_example_channel_and_one_is_refused()
 def test_help_shows_examples() -> None:
     for command in (("send",), ("run",), ("check",), ("try",), ("reload",), ("mapping", "test")):
         done = thumpflow(*command, "--help")
-        assert done.returncode == 0 and "example: thumpflow" in done.stdout, command
+        assert done.returncode == 0 and "\nexamples:\n  thumpflow " in done.stdout, command
 
 
 def test_mapping_test_runs_anywhere_given_its_folder(tmp_path: Path) -> None:
@@ -122,3 +122,5 @@ def test_bash_completion_offers_commands_actions_and_options() -> None:
     assert complete("rejects", "rep") == ["replay", "reprocess"]
     assert "--messages" in complete("check", "--m")
     assert complete("dlq", "edit", "--r") == ["--reason"]
+    assert complete("dlq", "list", "--re") == ["--reason-contains"]
+    assert complete("send", "--t") == ["--timeout", "--tls"]

@@ -5,14 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import get_args
+from typing import get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
 from thumpflow.config import load_config, parse_config
 from thumpflow.config._messages import tag_values
-from thumpflow.config.model import DestinationSpec
-from thumpflow.config.reference import reference_markdown
+from thumpflow.config.model import Config, DestinationSpec
+from thumpflow.config.reference import SECTIONS, reference_markdown
 from thumpflow.core.errors import ConfigError
 
 GOOD = """\
@@ -191,3 +192,25 @@ def test_run_refuses_to_start_with_a_missing_secret_located(tmp_path: Path) -> N
         "environment variable THUMPFLOW_TEST_EHR_TOKEN is not set"
     )
     assert not (tmp_path / "var").exists()
+
+
+def test_every_section_of_the_configuration_is_in_the_reference() -> None:
+    """Every model reachable from `Config` has its section in docs/configuration.md."""
+    seen: set[type[BaseModel]] = set()
+
+    def walk(annotation: object) -> None:
+        if get_origin(annotation) is not None:
+            for argument in get_args(annotation):
+                walk(argument)
+        elif (
+            isinstance(annotation, type)
+            and issubclass(annotation, BaseModel)
+            and annotation not in seen
+        ):
+            seen.add(annotation)
+            for field in annotation.model_fields.values():
+                walk(field.annotation)
+
+    walk(Config)
+    documented = {model for _, model in SECTIONS}
+    assert sorted(model.__name__ for model in seen - documented) == []

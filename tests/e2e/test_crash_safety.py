@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.harness import eventually
 from tests.e2e.procs import ack_code, free_port, send_in_order, start_engine, start_receiver
 from thumpflow.testing.generators import adt_a01
 
@@ -86,6 +87,10 @@ def test_acknowledged_messages_survive_sigkill_exactly_once_in_order(tmp_path: P
         )
         sent_order[mrn].append(control)
     acked: set[str] = set()
+
+    def applied_count() -> int:
+        return applied_log.read_bytes().count(b"\n") if applied_log.exists() else 0
+
     rng = random.Random(20261121)
     engine = None
     kills: list[int] = []
@@ -103,15 +108,20 @@ def test_acknowledged_messages_survive_sigkill_exactly_once_in_order(tmp_path: P
 
                 await asyncio.gather(*(one(queue) for queue in queues))
 
-            async def drive_then_kill(process: subprocess.Popen[bytes], after: float) -> None:
+            async def drive_then_kill(process: subprocess.Popen[bytes], deliveries: int) -> None:
+                """Kill once `deliveries` more messages reached the receiver (so some were
+                acknowledged in this round, and others are in flight)."""
                 task = asyncio.ensure_future(drive())
-                await asyncio.sleep(after)
-                process.kill()
-                await task
+                target = applied_count() + deliveries
+                try:
+                    await eventually(lambda: applied_count() >= target, 60, "deliveries")
+                finally:
+                    process.kill()
+                    await task
 
             if round_number < KILLS:
                 before = len(acked)
-                asyncio.run(drive_then_kill(engine, rng.uniform(0.05, 0.4)))
+                asyncio.run(drive_then_kill(engine, rng.randint(20, 300)))
                 engine.wait(timeout=30)
                 assert before < len(acked) < MESSAGES, "the kill landed mid-traffic"
                 kills.append(len(acked) - before)

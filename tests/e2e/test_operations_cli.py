@@ -82,6 +82,11 @@ def test_status_and_dead_letter_operations(tmp_path: Path) -> None:
             assert listing.returncode == 0, listing.stderr
             (letter,) = json.loads(listing.stdout)
             assert letter["destination_id"] == "ehr" and "422" in letter["reason"]
+            for given, found in (("422", 1), ("nothing like this", 0)):
+                narrowed = await loop.run_in_executor(
+                    None, cli, config, "dlq", "list", "--reason-contains", given, "--json"
+                )
+                assert len(json.loads(narrowed.stdout)) == found, given
             shown = await loop.run_in_executor(
                 None, cli, config, "dlq", "show", str(letter["delivery_id"])
             )

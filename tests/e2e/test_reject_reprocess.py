@@ -139,8 +139,12 @@ def test_a_rejected_message_is_seen_fixed_and_reprocessed_from_the_cli_and_the_a
                         "reject_id": second["reject_id"],
                         "channel_id": "lab",
                         "edited": True,
+                        "content_type": "x-application/hl7-v2+er7",
+                        "status": "accepted",
+                        "accepted": True,
                         "ack_code": "AA",
                         "error": None,
+                        "event_id": None,
                     }
                 async with session.post(f"{base}/api/rejects/999/reprocess", json=body) as gone:
                     assert gone.status == 404

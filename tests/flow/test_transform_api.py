@@ -23,7 +23,7 @@ from thumpflow.config import load_config, parse_config
 from thumpflow.core.event import Event
 from thumpflow.flow.pipeline import ChannelPipeline
 from thumpflow.hl7v2 import Message
-from thumpflow.runtime.engine import add_transforms_path, load_transform
+from thumpflow.runtime.transform_modules import add_transforms_path, load_transform
 from thumpflow.transform import TransformError, derive, route
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,6 +85,11 @@ def test_derive_gives_a_new_deterministic_id_a_key_suffix_and_the_cause() -> Non
         derive(source, "x", event_id="mine")
 
 
+def other_id(event_id: str) -> str:
+    """An event id differing from `event_id` in its last character (ULIDs end at random)."""
+    return event_id[:-1] + ("Y" if event_id.endswith("Z") else "Z")
+
+
 def refused(transform: object) -> str:
     config = parse_config(CHANNEL.format(examples=EXAMPLES, transform="split:x"))
     pipeline = ChannelPipeline(config.channels[0], transform)  # type: ignore[arg-type]
@@ -100,7 +105,7 @@ def test_the_wrong_ways_are_refused_before_the_store_with_the_rule_and_remedy() 
     new_id_same_key = refused(
         lambda event, message: [
             dataclasses.replace(
-                event, event_id=event.event_id[:-1] + "Z", causation_id=event.event_id
+                event, event_id=other_id(event.event_id), causation_id=event.event_id
             )
         ]
     )

@@ -83,3 +83,35 @@ def test_hostile_keys_reach_neither_the_log_nor_the_audit_trail(
     with caplog.at_level(logging.DEBUG):
         run(scenario())
     assert "MRN7731" not in caplog.text and "DOE" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(
+            b'{"resourceType": "Patient", "id": "p\\ud800", '
+            b'"identifier": [{"system": "urn:oid:1.2.3", "value": "MRN\\udc80"}]}',
+            id="lone-surrogates",
+        ),
+        pytest.param(
+            b'{"resourceType": "Patient", "id": "p1", '
+            b'"identifier": [{"system": "urn:oid:1.2.3", "value": "MRN\\u0000"}]}',
+            id="nul",
+        ),
+    ],
+)
+def test_escaped_characters_no_codec_can_store_get_an_answer_other_than_500(
+    tmp_path: Path, raw: bytes
+) -> None:
+    async def scenario() -> None:
+        async with ingest_engine(tmp_path) as (engine, _receiver, client):
+            statuses = []
+            for _ in range(2):
+                async with client.post("/api/channels/web/messages", data=raw, headers=FHIR) as r:
+                    statuses.append(r.status)
+            assert statuses in ([202, 200], [202, 202], [400, 400]), statuses
+            if statuses[0] == 400:
+                rejects = await engine.store.rejects("web")
+                assert [reject.raw for _, reject in rejects] == [raw, raw]
+
+    run(scenario())

@@ -26,6 +26,7 @@ from thumpflow.mapping import (
     to_fhir,
     to_json,
 )
+from thumpflow.mapping import _stdlib_json as stdlib_json
 from thumpflow.testing.generators import adt_a01, adt_a03, adt_a08, oru_r01
 
 HERE = Path(__file__).parent
@@ -46,6 +47,8 @@ def test_enough_cases_cover_every_message_map() -> None:
 def test_golden_case(case: Path) -> None:
     text = (case / "expected.json").read_text(encoding="utf-8")
     assert golden_differences(text, actual_bundle(case)) == []
+    bundle = convert((case / "input.hl7").read_bytes())
+    assert to_json(bundle) == stdlib_json(bundle, False)
     errors = [i for i in validate(json.loads(text)) if i.severity == "error"]
     assert errors == [], errors
 
@@ -221,7 +224,7 @@ def test_generated_messages_convert_deterministically_to_valid_fhir(
         first = convert(data)
     except ConversionError:
         return
-    assert to_json(first) == to_json(convert(data))
+    assert to_json(first) == to_json(convert(data)) == stdlib_json(first, False)
     _assert_valid(first)
 
 
@@ -276,3 +279,59 @@ def test_to_json_writes_decimals_verbatim_whatever_the_strings_hold() -> None:
     assert to_json(data) == b'{"a":[1.50,"\\u0000","\\u0000\\u0000"],"b":-0.10}'
     with pytest.raises(TypeError):
         to_json({"a": object()})
+
+
+def test_to_json_is_what_the_standard_library_writes_even_where_orjson_refuses() -> None:
+    data = {
+        "z": [2**70, -(2**64), 2**63 - 1, True, None, {}, []],
+        "\u00e9\U0001f600": '\x00\x1f\x7f\u2028\\"\n\t',
+        "a": {"nested": FhirDecimal("0.001")},
+    }
+    assert to_json(data) == stdlib_json(data, False)
+    assert to_json(data, pretty=True) == stdlib_json(data, True)
+    assert to_json({1: "key"}) == b'{"1":"key"}'
+    with pytest.raises(TypeError):
+        to_json({"a": FhirDecimal("1.5"), "b": object()})
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    layout=st.lists(
+        st.tuples(st.integers(0, 3), st.booleans(), st.booleans()), min_size=1, max_size=5
+    )
+)
+def test_each_observation_gets_the_participations_that_follow_it(
+    layout: list[tuple[int, bool, bool]],
+) -> None:
+    """PRTs after an OBX (with NTEs among them) are that OBX's performers and
+    device, never a neighbour's; every Bundle is valid R4."""
+    lines = [
+        "MSH|^~\\&|LIS|LAB|A|B|20240101120000||ORU^R01^ORU_R01|1|P|2.8.2",
+        "PID|1||X1^^^H^MR||Doe^Jo",
+        "OBR|1|P1|F1|C^Chem^LN",
+    ]
+    for n, (performers, device, note) in enumerate(layout, start=1):
+        lines.append(f"OBX|{n}|NM|T{n}^Test {n}^LN||{n}|mg|||||F")
+        if note:
+            lines.append(f"NTE|1||note {n}")
+        lines.extend(f"PRT||UC||RO|P{n}x{k}^Tech^K{k}" for k in range(performers))
+        if device:
+            lines.append(f"PRT||UC||EQUIP||||||D{n}^LAB")
+    bundle = convert("\r".join(lines).encode())
+    _assert_valid(bundle)
+    resources = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    observations = [r for r in resources.values() if r["resourceType"] == "Observation"]
+    assert len(observations) == len(layout)
+    for n, (obs, (performers, device, _)) in enumerate(
+        zip(observations, layout, strict=True), start=1
+    ):
+        people = [
+            resources[resources[p["reference"]]["practitioner"]["reference"]]["identifier"][0]
+            for p in obs.get("performer", [])
+        ]
+        assert [i["value"] for i in people] == [f"P{n}x{k}" for k in range(performers)]
+        if device:
+            found = resources[obs["device"]["reference"]]["identifier"][0]["value"]
+            assert found == f"D{n}"
+        else:
+            assert "device" not in obs

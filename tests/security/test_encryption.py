@@ -22,7 +22,8 @@ from tests.e2e.procs import send_in_order
 from tests.security.support import cli, file_bytes, write_config
 from thumpflow.config import load_config
 from thumpflow.core.event import DeadLetterFilter
-from thumpflow.runtime.engine import Engine, open_store
+from thumpflow.runtime.build import open_store
+from thumpflow.runtime.engine import Engine
 from thumpflow.testing.http_receiver import HttpReceiver
 
 KEY_OLD = base64.b64encode(bytes(range(32))).decode()

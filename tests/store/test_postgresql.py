@@ -26,7 +26,8 @@ from thumpflow.config import parse_config
 from thumpflow.core.errors import ConfigError
 from thumpflow.core.ports import StateStore
 from thumpflow.hl7v2 import Message
-from thumpflow.runtime.engine import Engine, open_store
+from thumpflow.runtime.build import open_store
+from thumpflow.runtime.engine import Engine
 from thumpflow.store.postgresql import _schema
 from thumpflow.testing.http_receiver import HttpReceiver
 

@@ -8,7 +8,7 @@ import sys
 from thumpflow.config import load_config
 from thumpflow.core.batch import RunTrigger
 from thumpflow.core.clock import SystemClock
-from thumpflow.runtime.engine import job_runner, open_store
+from thumpflow.runtime.build import job_runner, open_store
 
 
 async def main(path: str) -> None:

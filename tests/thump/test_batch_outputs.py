@@ -19,7 +19,7 @@ from thumpflow.config.jobs import Job
 from thumpflow.connectors.batchfile import BatchFileDestination, BatchFileDestinationSpec
 from thumpflow.core.batch import BatchItem, RunStatus, RunTrigger, Window
 from thumpflow.core.errors import ConfigError, OutputConflictError
-from thumpflow.runtime.engine import job_runner
+from thumpflow.runtime.build import job_runner
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.testing.batch import FakeClock
 from thumpflow.thump.runner import RunOutcome

@@ -36,7 +36,7 @@ from thumpflow.core.batch import (
 from thumpflow.core.clock import SystemClock
 from thumpflow.core.errors import ConfigError
 from thumpflow.core.records import canonical_json
-from thumpflow.runtime.engine import job_runner
+from thumpflow.runtime.build import job_runner
 from thumpflow.runtime.workers import close_read_processes
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.testing.batch import FakeClock, MemoryDestination, MemorySource

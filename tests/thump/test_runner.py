@@ -15,7 +15,7 @@ from thumpflow.batch import manifest_path, write_manifest
 from thumpflow.config.jobs import Job
 from thumpflow.core.batch import BatchItem, Manifest, RunStatus, RunTrigger, Window, WriteResult
 from thumpflow.core.records import business_key, content_hash, version_number
-from thumpflow.runtime.engine import job_runner
+from thumpflow.runtime.build import job_runner
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.testing.batch import MemoryDestination, MemorySource
 from thumpflow.thump.runner import Connectors, JobRunner, RunOutcome

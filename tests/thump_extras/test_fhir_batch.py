@@ -20,7 +20,7 @@ from thumpflow.core.batch import RunStatus, RunTrigger
 from thumpflow.core.clock import SystemClock
 from thumpflow.core.errors import ConfigError
 from thumpflow.fhir import deterministic_id
-from thumpflow.runtime.engine import job_runner
+from thumpflow.runtime.build import job_runner
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.testing.ehr import REJECT_DIAGNOSTICS, SimulatedEhr
 from thumpflow.thump.runner import RunOutcome

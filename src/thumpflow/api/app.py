@@ -5,8 +5,11 @@ caller (like every route but `/api/health`: an unauthenticated caller learns
 nothing about the installation); every route declares its request and
 response bodies, so the document is the contract the tests fuzz.
 Errors are JSON `{"detail": ...}`; a request that fails validation is
-422 naming the field; an unexpected failure is 500 with no detail (the log
-has the exception type and frames, never its text, see `cli.logs`).
+422 naming the field; a store that cannot be reached or written (a database
+failover in progress) is 503 with `Retry-After`, for every route, so nothing
+was changed and the caller may try again; an unexpected failure is 500 with
+no detail (the log has the exception type and frames, never its text, see
+`cli.logs`).
 """
 
 from __future__ import annotations
@@ -35,9 +38,13 @@ from thumpflow.api.routes import (
     views,
 )
 from thumpflow.core.access import Principal
+from thumpflow.core.errors import StoreError
 from thumpflow.runtime.engine import Engine
 
 log = logging.getLogger("thumpflow.api")
+
+# Seconds a caller is asked to wait when the store cannot be read or written.
+STORE_RETRY_AFTER = 5
 
 
 def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
@@ -70,6 +77,20 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     @app.get("/api/openapi.json", include_in_schema=False)
     async def _openapi(_: Annotated[Principal, Depends(current_principal)]) -> JSONResponse:
         return JSONResponse(app.openapi())
+
+    @app.exception_handler(StoreError)
+    async def _store_unavailable(request: Request, exc: StoreError) -> JSONResponse:
+        log.error(
+            "api: %s %s: the store is unavailable (%s)",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        return JSONResponse(
+            {"detail": "the store is unavailable; nothing was changed, try again later"},
+            status_code=503,
+            headers={"Retry-After": str(STORE_RETRY_AFTER)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -83,6 +83,7 @@ class DeadLetterQuery(StrictBody):
     channel: str | None = Field(default=None, max_length=200)
     event_type: str | None = Field(default=None, max_length=200)
     reason_contains: str | None = Field(default=None, max_length=200)
+    delivery: int | None = Field(default=None, ge=1, description="Only this delivery id.")
     limit: int = Field(default=100, ge=1, le=1000)
 
 

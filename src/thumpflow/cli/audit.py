@@ -20,7 +20,7 @@ from thumpflow.config import load_config
 from thumpflow.config.model import Config
 from thumpflow.core.audit import Anchor, AuditVerdict
 from thumpflow.core.event import AuditEntry
-from thumpflow.runtime.engine import open_store
+from thumpflow.runtime.build import open_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

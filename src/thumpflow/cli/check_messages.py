@@ -19,7 +19,7 @@ from thumpflow.core.errors import MessageError
 from thumpflow.flow.explain import explain
 from thumpflow.flow.pipeline import ChannelPipeline
 from thumpflow.hl7v2 import Message, split_messages
-from thumpflow.runtime.engine import load_destination_transform, load_transform
+from thumpflow.runtime.transform_modules import load_destination_transform, load_transform
 
 
 def transform_problems(config: Config, files: list[str]) -> list[str]:

@@ -16,8 +16,8 @@ from thumpflow.cli._shared import config_argument, table, when
 from thumpflow.config import load_config
 from thumpflow.config.model import Config
 from thumpflow.core.cluster import ClusterStatus
+from thumpflow.runtime.build import open_store
 from thumpflow.runtime.cluster import read_status
-from thumpflow.runtime.engine import open_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

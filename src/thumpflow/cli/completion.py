@@ -2,7 +2,7 @@
 
 `eval "$(thumpflow completion bash)"` (or the output saved under
 `/etc/bash_completion.d/thumpflow`) completes commands, their actions and
-their options; anything else completes file names. zsh reads the same
+the options of that command or action; anything else completes file names. zsh reads the same
 script after `autoload -U bashcompinit && bashcompinit`.
 """
 
@@ -20,7 +20,7 @@ _thumpflow() {{
   case "${{COMP_WORDS[1]}}${{COMP_CWORD}}" in
 {actions}  esac
   if [ -z "$words" ]; then
-    case "${{COMP_WORDS[1]}}" in
+    case "${{COMP_WORDS[1]}}:${{COMP_WORDS[2]}}" in
 {options}    esac
   fi
   if [ -n "$words" ] && {{ [ "${{cur#-}}" != "$cur" ] || [ "$COMP_CWORD" -eq 2 ]; }}; then
@@ -34,7 +34,6 @@ complete -o default -F _thumpflow thumpflow
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shell", choices=["bash"], help="the shell (zsh: see the module help)")
-    parser.epilog = 'example: eval "$(thumpflow completion bash)"'
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -57,15 +56,17 @@ def script() -> str:
         importlib.import_module(module).add_arguments(target)
     commands = _subcommands(parser)
     actions = []
-    options = []
+    options: list[str] = []
     for name, command in sorted(commands.items()):
         subs = _subcommands(command)
         if subs:
             actions.append(f'    {name}2) words="{" ".join(sorted(subs))}";;\n')
-            merged = sorted({o for sub in subs.values() for o in _options(sub)})
-            options.append(f'      {name}) words="{" ".join(merged)}";;\n')
+            options.extend(
+                f'      {name}:{action}) words="{" ".join(_options(sub))}";;\n'
+                for action, sub in sorted(subs.items())
+            )
         else:
-            options.append(f'      {name}) words="{" ".join(_options(command))}";;\n')
+            options.append(f'      {name}:*) words="{" ".join(_options(command))}";;\n')
     return _SCRIPT.format(
         commands=" ".join(sorted(commands)), actions="".join(actions), options="".join(options)
     )

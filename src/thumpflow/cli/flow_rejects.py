@@ -4,8 +4,10 @@
 ids, channels, times, peers and reasons, never the bytes. `message` shows the
 kept bytes through the running engine's API, which audits the view with the
 reason (`payload.viewed`). `reprocess` sends the kept bytes, or the edited
-message of `--edit FILE`, through the channel again (audited, the original
-kept) and prints the channel's answer; the engine must be running.
+message of `--edit FILE`, through the channel again the way they came in
+(MLLP or HTTP ingest, HL7 v2 or FHIR JSON; audited, the original kept) and
+prints the channel's answer: the ACK code for MLLP input, else accepted (as
+event ...) or refused, with why; the engine must be running.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from thumpflow.cli._api import call
 from thumpflow.cli._shared import config_argument, table, when
 from thumpflow.config.model import Config
 from thumpflow.core.errors import ThumpflowError
-from thumpflow.runtime.engine import open_store
+from thumpflow.runtime.build import open_store
 
 
 def add_actions(actions: Any) -> None:
@@ -66,9 +68,13 @@ def run(config: Config, args: argparse.Namespace) -> int:
         {"reason": args.reason, "body": body},
     )
     edited = "edited" if answer["edited"] else "as kept"
-    print(f"reject {answer['reject_id']} ({edited}) -> channel {answer['channel_id']}: "
-          f"{answer['ack_code']}{': ' + answer['error'] if answer['error'] else ''}")  # fmt: skip
-    return 0 if answer["ack_code"] in ("AA", "CA") else 1
+    outcome = answer["ack_code"] or answer["status"]
+    if answer["event_id"]:
+        outcome += f" as event {answer['event_id']}"
+    if answer["error"]:
+        outcome += f": {answer['error']}"
+    print(f"reject {answer['reject_id']} ({edited}) -> channel {answer['channel_id']}: {outcome}")
+    return 0 if answer["accepted"] else 1
 
 
 def _engine(config: Config, method: str, path: str, body: Any) -> Any:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from thumpflow import __version__
+from thumpflow.cli import examples
 from thumpflow.cli._shared import config_argument
 from thumpflow.cli.logs import FORMATS
 from thumpflow.core.errors import ConfigError, ThumpflowError
@@ -56,9 +57,6 @@ def build_parser() -> tuple[
     run = commands.add_parser(
         "run",
         help="run the engine with a configuration",
-        epilog="example: thumpflow run --config examples/thumpflow.yaml --log-format text\n"
-        "SIGTERM or Ctrl-C stops it; SIGHUP (systemctl reload) reloads the configuration",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     config_argument(run)
     run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
@@ -73,8 +71,6 @@ def build_parser() -> tuple[
     check = commands.add_parser(
         "check",
         help="validate a configuration (located errors) and lint it for anti-patterns",
-        epilog="example: thumpflow check --config examples/thumpflow.yaml --strict "
-        "--messages examples/messages/*.hl7",
     )
     config_argument(check)
     check.add_argument(
@@ -87,11 +83,7 @@ def build_parser() -> tuple[
         help="also run every channel's transforms on these HL7 v2 files, as the engine would",
     )
 
-    send = commands.add_parser(
-        "send",
-        help="send HL7 v2 files over MLLP and print each ACK",
-        epilog="example: thumpflow send 127.0.0.1:2575 examples/messages/*.hl7",
-    )
+    send = commands.add_parser("send", help="send HL7 v2 files over MLLP and print each ACK")
     send.add_argument("target", metavar="HOST:PORT")
     send.add_argument("files", nargs="+", metavar="FILE")
     send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each ACK")
@@ -100,11 +92,7 @@ def build_parser() -> tuple[
     send.add_argument("--cert-file", help="client certificate (with --tls)")
     send.add_argument("--key-file", help="client key (with --tls)")
 
-    status = commands.add_parser(
-        "status",
-        help="per channel and destination counts",
-        epilog="example: thumpflow status --config examples/thumpflow.yaml --json",
-    )
+    status = commands.add_parser("status", help="per channel and destination counts")
     config_argument(status)
     status.add_argument("--json", action="store_true", help="print JSON")
 
@@ -147,6 +135,7 @@ def build_parser() -> tuple[
         sub.add_argument("--destination", help="only this destination id")
         sub.add_argument("--channel", help="only this channel id")
         sub.add_argument("--event-type", help="only this event type")
+        sub.add_argument("--reason-contains", help="only reasons containing this text")
     dlq_list.add_argument("--limit", type=int, default=100)
     dlq_list.add_argument("--json", action="store_true", help="print JSON")
 
@@ -163,6 +152,7 @@ def build_parser() -> tuple[
         ),
         "thumpflow.cli.mapping_test",
     )
+    examples.attach("mapping", lazy["mapping"][0])
 
     config = commands.add_parser("config", help="the configuration reference and JSON Schema")
     config.add_argument("what", choices=["docs", "schema"])
@@ -183,6 +173,8 @@ def build_parser() -> tuple[
         help="use a PostgreSQL store: a fresh database per run on this server (password from "
         "PGPASSWORD); default: SQLite",
     )
+    for name, command in commands.choices.items():
+        examples.attach(name, command)
     return parser, lazy
 
 

@@ -104,7 +104,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder of cases, each a folder with input.hl7 beside expected.json, searched "
         "below DIR (default: tests/mappings, the repository's)",
     )
-    parser.epilog = "example: thumpflow mapping test ~/interfaces/lab/mapping-cases"
     parser.add_argument(
         "--update", action="store_true", help="rewrite expected.json from the current output"
     )

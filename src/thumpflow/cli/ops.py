@@ -27,7 +27,7 @@ from thumpflow.config import load_config
 from thumpflow.config.model import Config
 from thumpflow.core.errors import ThumpflowError
 from thumpflow.core.event import AuditEntry, DeadLetterFilter
-from thumpflow.runtime.engine import open_store
+from thumpflow.runtime.build import open_store
 
 
 def status(path: str, *, as_json: bool) -> int:
@@ -97,6 +97,7 @@ def _filter(args: argparse.Namespace) -> DeadLetterFilter:
         destination_id=getattr(args, "destination", None),
         channel_id=getattr(args, "channel", None),
         event_type=getattr(args, "event_type", None),
+        reason_contains=getattr(args, "reason_contains", None),
         delivery_ids=tuple(args.ids) if getattr(args, "ids", None) else None,
     )
 
@@ -221,6 +222,7 @@ def _replay(config: Config, args: argparse.Namespace) -> int:
         "destination": flt.destination_id,
         "channel": flt.channel_id,
         "event_type": flt.event_type,
+        "reason_contains": flt.reason_contains,
         "delivery_ids": list(flt.delivery_ids or ()),
         "all": bool(args.all),
         "out_of_order": bool(args.out_of_order),

@@ -22,12 +22,8 @@ from thumpflow.config import load_config
 from thumpflow.config.model import Config
 from thumpflow.core.clock import SystemClock
 from thumpflow.core.errors import ThumpflowError
-from thumpflow.runtime.engine import (
-    add_transforms_path,
-    batch_connectors,
-    load_record_transform,
-    open_store,
-)
+from thumpflow.runtime.build import batch_connectors, open_store
+from thumpflow.runtime.transform_modules import add_transforms_path, load_record_transform
 from thumpflow.thump.replay import file_records, load_rejects, replay_rejects
 
 

@@ -22,10 +22,6 @@ from thumpflow.core.errors import ThumpflowError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_argument(parser)
     parser.add_argument("--reason", required=True, help="why (kept in the audit trail)")
-    parser.epilog = (
-        "example: thumpflow reload --config /etc/thumpflow/thumpflow.yaml "
-        '--reason "route ORU to the new lab system"'
-    )
 
 
 def run(args: argparse.Namespace) -> int:

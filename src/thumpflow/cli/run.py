@@ -15,14 +15,14 @@ from thumpflow.config.loader import load_located
 from thumpflow.config.model import Config
 from thumpflow.config.secrets import missing_in_environment
 from thumpflow.core.errors import ConfigError, ThumpflowError
-from thumpflow.runtime.engine import (
-    Engine,
+from thumpflow.runtime.engine import Engine
+from thumpflow.runtime.heap import freeze_startup_heap
+from thumpflow.runtime.transform_modules import (
     add_transforms_path,
     load_destination_transform,
     load_record_transform,
     load_transform,
 )
-from thumpflow.runtime.heap import freeze_startup_heap
 
 
 def check(path: str, *, strict: bool = False, messages: list[str] | None = None) -> int:

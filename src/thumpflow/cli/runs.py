@@ -23,7 +23,7 @@ from thumpflow.config.model import Config
 from thumpflow.core.batch import RunRecord, RunTrigger, Window
 from thumpflow.core.clock import SystemClock
 from thumpflow.core.errors import ThumpflowError
-from thumpflow.runtime.engine import job_runner, open_store
+from thumpflow.runtime.build import job_runner, open_store
 from thumpflow.thump.runner import RunOutcome
 
 

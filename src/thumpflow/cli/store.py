@@ -26,7 +26,7 @@ from thumpflow.config import load_config
 from thumpflow.config.model import Config
 from thumpflow.core.errors import ThumpflowError
 from thumpflow.core.retention import PurgeCounts, RekeyCounts
-from thumpflow.runtime.engine import open_store, retention_policy
+from thumpflow.runtime.build import open_store, retention_policy
 from thumpflow.runtime.keys import load_cipher, new_key
 from thumpflow.runtime.store_copy import copy_store
 

@@ -21,7 +21,7 @@ from thumpflow.config.model import Config
 from thumpflow.core.access import Role, new_token, token_hash
 from thumpflow.core.clock import SystemClock
 from thumpflow.core.errors import ThumpflowError
-from thumpflow.runtime.engine import open_store
+from thumpflow.runtime.build import open_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

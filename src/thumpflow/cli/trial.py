@@ -24,7 +24,7 @@ from thumpflow.core.event import Event
 from thumpflow.flow.explain import ConditionResult, Explanation, explain
 from thumpflow.flow.pipeline import ChannelPipeline
 from thumpflow.hl7v2 import Message, split_messages
-from thumpflow.runtime.engine import (
+from thumpflow.runtime.transform_modules import (
     add_transforms_path,
     load_destination_transform,
     load_transform,
@@ -36,10 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("channel", help="channel id")
     parser.add_argument("message_file", help="file with one or more HL7 v2 messages")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.epilog = (
-        "example: thumpflow try --config examples/thumpflow.yaml hl7-in "
-        "examples/messages/oru-r01-critical-potassium.hl7"
-    )
 
 
 class _Style:

@@ -29,7 +29,7 @@ from thumpflow.config import load_config
 from thumpflow.config.model import Config
 from thumpflow.core.clock import SystemClock
 from thumpflow.core.errors import ThumpflowError
-from thumpflow.runtime.engine import open_store
+from thumpflow.runtime.build import open_store
 from thumpflow.views import read
 from thumpflow.views.live import LiveViews
 from thumpflow.views.reconcile import read_snapshot, reconcile

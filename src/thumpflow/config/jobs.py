@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from thumpflow.config.model import ID_PATTERN, _Model, check_regex
+from thumpflow.config._base import ID_PATTERN, _Model, check_regex
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec, FileDropSourceSpec
 from thumpflow.connectors.drop import name_fields
 from thumpflow.connectors.fhir.spec import FhirBatchDestinationSpec

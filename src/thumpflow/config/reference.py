@@ -30,12 +30,14 @@ from thumpflow.config.jobs import (
     SqlUpsertDestination,
 )
 from thumpflow.config.model import (
+    AlertsSpec,
     ApiSpec,
     Channel,
     CircuitBreakerSpec,
     ClusterSpec,
     Condition,
     Config,
+    DeadLetterGrowth,
     Encryption,
     EncryptionKey,
     FhirDestination,
@@ -46,6 +48,7 @@ from thumpflow.config.model import (
     Lanes,
     Ledger,
     MllpDestination,
+    OidcSpec,
     OrderingKey,
     RateLimit,
     Retention,
@@ -53,14 +56,16 @@ from thumpflow.config.model import (
     StoreSpec,
 )
 from thumpflow.config.views import (
+    BedFields,
     FieldRule,
     Ownership,
+    PatientFields,
     PublishSpec,
     SystemSpec,
     UnitSpec,
     ViewsSpec,
 )
-from thumpflow.connectors.auth import BearerAuth, NoAuth, SmartBackendAuth
+from thumpflow.connectors.auth import BearerAuth, NoAuth, SecretRef, SmartBackendAuth
 from thumpflow.connectors.batchfile.spec import FileDropSourceSpec
 from thumpflow.connectors.csv import CsvSpec
 from thumpflow.connectors.fhir_bulk.spec import FhirBulkSourceSpec
@@ -70,6 +75,7 @@ from thumpflow.connectors.mllp.spec import MllpClientTls, MllpSourceSpec
 from thumpflow.connectors.sftp.spec import SftpDropSourceSpec
 from thumpflow.connectors.sql.spec import SqlSourceSpec
 from thumpflow.connectors.tls import ClientTls, ServerTls
+from thumpflow.connectors.webhook.spec import HeaderSecret, WebhookSpec
 
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("Top level", Config),
@@ -79,6 +85,11 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("Retention (`store.retention`)", Retention),
     ("cluster", ClusterSpec),
     ("api", ApiSpec),
+    ("OpenID Connect (`api.oidc`)", OidcSpec),
+    ("alerts", AlertsSpec),
+    ("Dead-letter growth (`alerts.dead_letter_growth`)", DeadLetterGrowth),
+    ("Alert webhook (`alerts.webhooks[]`)", WebhookSpec),
+    ("Webhook header secret (`alerts.webhooks[].headers[]`)", HeaderSecret),
     ("Channel (`channels[]`)", Channel),
     ("MLLP source (`source`, `type: mllp`)", MllpSourceSpec),
     ("FHIR Subscription source (`source`, `type: fhir_subscription`)", FhirSubscriptionSourceSpec),
@@ -90,6 +101,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("Delivery ledger (`ledger`)", Ledger),
     ("File destination (`type: file`)", FileDestination),
     ("HTTP destination (`type: http`)", HttpDestination),
+    ("Secret header (HTTP destination `secret_headers.<name>`)", SecretRef),
     ("MLLP destination (`type: mllp`)", MllpDestination),
     ("FHIR destination (`type: fhir`)", FhirDestination),
     ("FHIR and FHIR Bulk authentication: none (`auth.type: none`)", NoAuth),
@@ -122,6 +134,8 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("View system (`views.systems[]`)", SystemSpec),
     ("Unit (`views.units[]`)", UnitSpec),
     ("Ownership matrix (`views.ownership`)", Ownership),
+    ("Patient fields (`views.ownership.patient`)", PatientFields),
+    ("Bed fields (`views.ownership.bed`)", BedFields),
     (
         "Field rule (`views.ownership.patient.<field>`, `views.ownership.bed.<field>`)",
         FieldRule,

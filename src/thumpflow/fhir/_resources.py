@@ -16,8 +16,11 @@ _NAMESPACE_BYTES = _NAMESPACE.bytes
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}", re.ASCII)
 
 
+_RESOURCE_NAMES = REGISTRY.resource_names
+
+
 def _require_resource_type(resource_type: str) -> None:
-    if resource_type not in REGISTRY.resource_names:
+    if resource_type not in _RESOURCE_NAMES:
         raise ValueError(f"{resource_type!r} is not an R4 resource type")
 
 
@@ -32,26 +35,24 @@ def deterministic_id(resource_type: str, *parts: str) -> str:
     The result is a lowercase 36-character UUID string, a valid R4 `id`.
 
     Raises ValueError when `resource_type` is not an R4 resource type, or when
-    no part is a non-empty string (an id derived from nothing would collide).
+    no part is a non-empty string (an id derived from nothing would collide);
+    TypeError when a part is not a string.
     """
-    _require_resource_type(resource_type)
+    if resource_type not in _RESOURCE_NAMES:
+        raise ValueError(f"{resource_type!r} is not an R4 resource type")
     if not any(parts):
         raise ValueError("deterministic_id needs at least one non-empty business identifier")
-    for part in parts:
-        if type(part) is not str:
-            raise TypeError("deterministic_id parts must be strings")
-    return _uuid5(_json_array(resource_type, *parts))
+    # The compact JSON array of the type and parts, as `json.dumps(...,
+    # ensure_ascii=False, separators=(",", ":"))` writes it.
+    try:
+        name = "[" + ",".join(map(encode_basestring, (resource_type, *parts))) + "]"
+    except TypeError:
+        raise TypeError("deterministic_id parts must be strings") from None
+    return _uuid5(name)
 
 
-def _json_array(*texts: str) -> str:
-    """The compact JSON array of `texts`, identical to what
-    `json.dumps(list(texts), ensure_ascii=False, separators=(",", ":"))` gives.
-
-    That call quotes each string with this same `encode_basestring` and joins
-    them with "," inside brackets; doing it here spares building a
-    `JSONEncoder` on every call.
-    """
-    return "[" + ",".join(map(encode_basestring, texts)) + "]"
+# The RFC 4122 variant bits `10` set in the first hex digit of the fourth group.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def _uuid5(name: str) -> str:
@@ -59,15 +60,11 @@ def _uuid5(name: str) -> str:
 
     The same steps as `uuid.uuid5`: SHA-1 of the namespace bytes and the UTF-8
     name, first 16 bytes, version nibble 5, RFC 4122 variant bits `10`; then
-    the canonical 8-4-4-4-12 lowercase hex form.
+    the canonical 8-4-4-4-12 lowercase hex form (done on the hex digest: the
+    version is hex digit 12, the variant bits the top of digit 16).
     """
-    digest = bytearray(
-        hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).digest()[:16]
-    )
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    hex_ = digest.hex()
-    return f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-{hex_[16:20]}-{hex_[20:]}"
+    h = hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def reference(resource_type: str, id: str, *, display: str | None = None) -> dict[str, str]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from thumpflow.fhir._bundle_rules import bundle_rules
+from thumpflow.fhir._context import NO_IDS, Context
 from thumpflow.fhir._definitions import (
     PRIMITIVE,
     REGISTRY,
@@ -13,44 +14,12 @@ from thumpflow.fhir._definitions import (
     TypeTable,
     ValueSetCodes,
 )
-from thumpflow.fhir._issues import FhirIssue, Severity, ValidationError
+from thumpflow.fhir._issues import FhirIssue, ValidationError
 from thumpflow.fhir._primitives import describe_json
-
-_ID = r"[A-Za-z0-9\-.]{1,64}"
-_UUID = r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_OID = r"urn:oid:[0-2](?:\.(?:0|[1-9][0-9]*))+"
-_RELATIVE = re.compile(rf"([A-Z][A-Za-z]+)/{_ID}(?:/_history/{_ID})?", re.ASCII)
-_ABSOLUTE = re.compile(r"https?://[^\s/?#]+(?:/[^\s?#]*)?", re.ASCII)
-_RESTFUL_TAIL = re.compile(rf"/([A-Z][A-Za-z]+)/({_ID})(?:/_history/{_ID})?", re.ASCII)
-_CONDITIONAL = re.compile(r"([A-Z][A-Za-z]+)\?[^\s=&#]+=[^\s&#]*(?:&[^\s=&#]+=[^\s&#]*)*", re.ASCII)
-_URN = re.compile(rf"{_UUID}|{_OID}", re.ASCII)
-_CONTAINED = re.compile(rf"#(?:{_ID})?", re.ASCII)
+from thumpflow.fhir._references import check_reference
 
 _ELEMENT = REGISTRY.tables["Element"]
 _RESOURCES = REGISTRY.resources
-_NO_IDS: frozenset[str] = frozenset()
-_TRANSACTION_LIKE = ("transaction", "batch")
-_REQUEST_REQUIRED = ("transaction", "batch", "history")
-_RESPONSE_REQUIRED = ("transaction-response", "batch-response", "history")
-_WITH_BODY = ("POST", "PUT", "PATCH")
-
-
-class _Context:
-    """State of one validation: findings, and what references may resolve to."""
-
-    __slots__ = ("bundle_type", "contained_ids", "entry_types", "issues")
-
-    def __init__(self) -> None:
-        self.issues: list[FhirIssue] = []
-        self.contained_ids: frozenset[str] = _NO_IDS
-        self.bundle_type: str | None = None
-        self.entry_types: dict[str, str] = {}
-
-    def error(self, path: str, code: str, message: str) -> None:
-        self.issues.append(FhirIssue(path, "error", code, message))
-
-    def add(self, path: str, severity: Severity, code: str, message: str) -> None:
-        self.issues.append(FhirIssue(path, severity, code, message))
 
 
 def validate(resource: dict[str, Any]) -> list[FhirIssue]:
@@ -61,7 +30,7 @@ def validate(resource: dict[str, Any]) -> list[FhirIssue]:
     The resource is not modified. Never raises on bad input: any JSON-like
     value yields findings instead.
     """
-    ctx = _Context()
+    ctx = Context()
     if type(resource) is not dict:
         ctx.error("Resource", "structure", f"expected a JSON object, got {describe_json(resource)}")
         return ctx.issues
@@ -85,7 +54,7 @@ def assert_valid(resource: dict[str, Any]) -> None:
         raise ValidationError(issues)
 
 
-def _resource(value: Any, path: str, ctx: _Context, contained: bool = False) -> None:
+def _resource(value: Any, path: str, ctx: Context, contained: bool = False) -> None:
     if type(value) is not dict or not value:
         ctx.error(path, "structure", f"expected a resource object, got {describe_json(value)}")
         return
@@ -109,7 +78,7 @@ def _resource(value: Any, path: str, ctx: _Context, contained: bool = False) -> 
             r["id"] for r in inner if type(r) is dict and type(r.get("id")) is str
         )
     else:
-        ctx.contained_ids = _NO_IDS
+        ctx.contained_ids = NO_IDS
     if rtype == "Bundle":
         _bundle(value, table, path, ctx)
     else:
@@ -117,7 +86,7 @@ def _resource(value: Any, path: str, ctx: _Context, contained: bool = False) -> 
     ctx.contained_ids = saved_ids
 
 
-def _walk(obj: dict[str, Any], table: TypeTable, path: str, ctx: _Context) -> None:
+def _walk(obj: dict[str, Any], table: TypeTable, path: str, ctx: Context) -> None:
     """Check one JSON object against its element table, recursively.
 
     The common cases (a valid plain primitive, object, or array of them) are
@@ -157,7 +126,7 @@ def _walk(obj: dict[str, Any], table: TypeTable, path: str, ctx: _Context) -> No
             if type(value) is dict and value:
                 where = f"{path}.{key}"
                 _walk(value, element.table, where, ctx)  # type: ignore[arg-type]
-                _check_reference(value, element, where, ctx)
+                check_reference(value, element, where, ctx)
                 continue
         elif mode == 9:
             if type(value) is list and value:
@@ -166,7 +135,7 @@ def _walk(obj: dict[str, Any], table: TypeTable, path: str, ctx: _Context) -> No
                     where = f"{path}.{key}[{i}]"
                     if type(item) is dict and item:
                         _walk(item, sub, where, ctx)  # type: ignore[arg-type]
-                        _check_reference(item, element, where, ctx)
+                        check_reference(item, element, where, ctx)
                     else:
                         _bad_object(element, where, item, ctx)
                 continue
@@ -191,7 +160,7 @@ def _walk(obj: dict[str, Any], table: TypeTable, path: str, ctx: _Context) -> No
             ctx.error(f"{path}.{name}", "required", f"{name} is required (min 1)")
 
 
-def _unlisted(obj: dict[str, Any], key: str, table: TypeTable, path: str, ctx: _Context) -> None:
+def _unlisted(obj: dict[str, Any], key: str, table: TypeTable, path: str, ctx: Context) -> None:
     """A property that is not an element: a primitive's `_key`, or unknown.
 
     An unknown property's name comes from the input and may be patient data
@@ -212,7 +181,7 @@ def _unlisted(obj: dict[str, Any], key: str, table: TypeTable, path: str, ctx: _
     )
 
 
-def _check_choices(obj: dict[str, Any], table: TypeTable, path: str, ctx: _Context) -> None:
+def _check_choices(obj: dict[str, Any], table: TypeTable, path: str, ctx: Context) -> None:
     """At most one variant of each choice element (`valueX` and `_valueX` are one)."""
     variants = table.variants
     seen: dict[str, str] = {}
@@ -230,7 +199,7 @@ def _check_choices(obj: dict[str, Any], table: TypeTable, path: str, ctx: _Conte
             )
 
 
-def _general(obj: dict[str, Any], key: str, element: Element, path: str, ctx: _Context) -> None:
+def _general(obj: dict[str, Any], key: str, element: Element, path: str, ctx: Context) -> None:
     """Every check of one property, reporting what is wrong."""
     value = obj[key]
     if element.many:
@@ -312,7 +281,7 @@ def _has_extension(obj: dict[str, Any], key: str, index: int) -> bool:
 
 
 def _primitive_extension(
-    obj: dict[str, Any], key: str, element: Element, path: str, ctx: _Context
+    obj: dict[str, Any], key: str, element: Element, path: str, ctx: Context
 ) -> None:
     value = obj[key]
     where = f"{path}.{key}"
@@ -340,7 +309,7 @@ def _primitive_extension(
             )
 
 
-def _bad_primitive(element: Element, path: str, value: Any, ctx: _Context) -> None:
+def _bad_primitive(element: Element, path: str, value: Any, ctx: Context) -> None:
     if value is None:
         ctx.error(path, "structure", "null is not allowed here")
     elif type(value) in (dict, list):
@@ -353,7 +322,7 @@ def _bad_primitive(element: Element, path: str, value: Any, ctx: _Context) -> No
         )
 
 
-def _bad_object(element: Element, path: str, value: Any, ctx: _Context) -> None:
+def _bad_object(element: Element, path: str, value: Any, ctx: Context) -> None:
     if type(value) is dict or type(value) is list:
         ctx.error(path, "ele-1", "an empty element is not allowed")
     elif value is None:
@@ -364,7 +333,7 @@ def _bad_object(element: Element, path: str, value: Any, ctx: _Context) -> None:
         )
 
 
-def _bad_code(element: Element, path: str, ctx: _Context) -> None:
+def _bad_code(element: Element, path: str, ctx: Context) -> None:
     value_set = element.value_set
     assert value_set is not None
     ctx.error(path, "code-invalid", f"code is not in the required value set {value_set.allowed()}")
@@ -382,7 +351,7 @@ def _coding_matches(coding: Any, value_set: ValueSetCodes) -> str | None:
     return "yes" if codes is not None and code in codes else None
 
 
-def _check_coding(coding: dict[str, Any], element: Element, path: str, ctx: _Context) -> None:
+def _check_coding(coding: dict[str, Any], element: Element, path: str, ctx: Context) -> None:
     value_set = element.value_set
     assert value_set is not None
     match = _coding_matches(coding, value_set)
@@ -406,7 +375,7 @@ def _check_coding(coding: dict[str, Any], element: Element, path: str, ctx: _Con
             )
 
 
-def _check_codeable(concept: dict[str, Any], element: Element, path: str, ctx: _Context) -> None:
+def _check_codeable(concept: dict[str, Any], element: Element, path: str, ctx: Context) -> None:
     value_set = element.value_set
     assert value_set is not None
     codings = concept.get("coding")
@@ -432,86 +401,21 @@ def _check_codeable(concept: dict[str, Any], element: Element, path: str, ctx: _
     )
 
 
-def _check_extension(extension: dict[str, Any], element: Element, path: str, ctx: _Context) -> None:
+def _check_extension(extension: dict[str, Any], element: Element, path: str, ctx: Context) -> None:
     has_value = any(key.startswith(("value", "_value")) for key in extension)
     if has_value == ("extension" in extension):
         ctx.error(path, "ext-1", "an extension must have either extensions or a value[x], not both")
 
 
-def _check_reference(reference: dict[str, Any], element: Element, path: str, ctx: _Context) -> None:
-    literal = reference.get("reference")
-    if type(literal) is not str:
-        return
-    # An entry's fullUrl needs no parsing here: _full_url checks its format.
-    target = ctx.entry_types.get(literal) or _literal_target(literal, f"{path}.reference", ctx)
-    if target is None:
-        return
-    if target not in _RESOURCES:
-        ctx.error(
-            f"{path}.reference",
-            "reference",
-            "the reference names a type that is not an R4 resource",
-        )
-    elif element.targets is not None and target not in element.targets:
-        allowed = ", ".join(sorted(element.targets))
-        ctx.error(
-            f"{path}.reference", "reference-type", f"refers to a {target}; allowed: {allowed}"
-        )
-    else:
-        declared = reference.get("type")
-        if type(declared) is str and declared in _RESOURCES and declared != target:
-            ctx.error(
-                f"{path}.type", "reference-type", f"type disagrees with the reference ({target})"
-            )
-
-
-def _literal_target(literal: str, where: str, ctx: _Context) -> str | None:
-    """The resource type a literal reference names, None if none; reports a bad format."""
-    if _RELATIVE.fullmatch(literal):
-        return literal.split("/", 1)[0]
-    if literal.startswith("#"):
-        if not _CONTAINED.fullmatch(literal):
-            ctx.error(where, "reference", "a local reference is '#' followed by an id")
-        elif literal != "#" and literal[1:] not in ctx.contained_ids:
-            ctx.error(where, "reference", "no contained resource has this id")
-        return None
-    if literal.startswith("urn:"):
-        if not _URN.fullmatch(literal):
-            ctx.error(where, "reference", "a urn reference must be a urn:uuid or urn:oid")
-        elif ctx.bundle_type == "transaction":
-            ctx.error(where, "reference", "no entry of the transaction Bundle has this fullUrl")
-        return None
-    if "?" in literal and _CONDITIONAL.fullmatch(literal):
-        if ctx.bundle_type not in _TRANSACTION_LIKE:
-            ctx.error(
-                where,
-                "reference",
-                "a conditional reference (Type?search) is only allowed in a transaction or batch",
-            )
-            return None
-        return literal.split("?", 1)[0]
-    if _ABSOLUTE.fullmatch(literal):
-        tail = _RESTFUL_TAIL.search(literal)
-        if tail is not None and tail.end() == len(literal) and tail.group(1) in _RESOURCES:
-            return tail.group(1)
-        return None
-    ctx.error(
-        where,
-        "reference",
-        "expected Type/id, an absolute URL, urn:uuid:, #id, or Type?search in a transaction",
-    )
-    return None
-
-
 _HOOKS = {
-    "reference": _check_reference,
+    "reference": check_reference,
     "extension": _check_extension,
     "Coding": _check_coding,
     "CodeableConcept": _check_codeable,
 }
 
 
-def _bundle(bundle: dict[str, Any], table: TypeTable, path: str, ctx: _Context) -> None:
+def _bundle(bundle: dict[str, Any], table: TypeTable, path: str, ctx: Context) -> None:
     btype = bundle.get("type")
     entries = bundle.get("entry")
     if type(entries) is not list:
@@ -530,108 +434,4 @@ def _bundle(bundle: dict[str, Any], table: TypeTable, path: str, ctx: _Context) 
     ctx.entry_types = entry_types
     _walk(bundle, table, path, ctx)
     ctx.bundle_type, ctx.entry_types = saved
-    _bundle_rules(bundle, btype, entries, path, ctx)
-
-
-def _bundle_rules(
-    bundle: dict[str, Any], btype: Any, entries: list[Any], path: str, ctx: _Context
-) -> None:
-    """The cheap R4 Bundle invariants (bdl-1..5, 7..12) and transaction request sanity."""
-    if "total" in bundle and btype not in ("searchset", "history"):
-        ctx.error(f"{path}.total", "bdl-1", "total only when a search or history")
-    if btype == "document":
-        identifier = bundle.get("identifier")
-        if not (type(identifier) is dict and "system" in identifier and "value" in identifier):
-            ctx.error(
-                f"{path}.identifier",
-                "bdl-9",
-                "a document must have an identifier with a system and a value",
-            )
-        if "timestamp" not in bundle:
-            ctx.error(f"{path}.timestamp", "bdl-10", "a document must have a date")
-    first = entries[0].get("resource") if entries and type(entries[0]) is dict else None
-    first_type = first.get("resourceType") if type(first) is dict else None
-    if btype == "document" and first_type != "Composition":
-        ctx.error(
-            f"{path}.entry", "bdl-11", "a document must have a Composition as the first resource"
-        )
-    if btype == "message" and first_type != "MessageHeader":
-        ctx.error(
-            f"{path}.entry", "bdl-12", "a message must have a MessageHeader as the first resource"
-        )
-    seen: set[tuple[str, Any]] = set()
-    for i, entry in enumerate(entries):
-        if type(entry) is not dict or not entry:
-            continue
-        where = f"{path}.entry[{i}]"
-        request = entry.get("request")
-        if btype in _REQUEST_REQUIRED:
-            if request is None:
-                ctx.error(
-                    f"{where}.request", "bdl-3", f"entry.request is mandatory in a {btype} Bundle"
-                )
-        elif request is not None:
-            ctx.error(
-                f"{where}.request", "bdl-3", "entry.request only in a batch, transaction or history"
-            )
-        if btype in _RESPONSE_REQUIRED:
-            if "response" not in entry:
-                ctx.error(
-                    f"{where}.response", "bdl-4", f"entry.response is mandatory in a {btype} Bundle"
-                )
-        elif "response" in entry:
-            ctx.error(
-                f"{where}.response",
-                "bdl-4",
-                "entry.response only in a batch-response, transaction-response or history",
-            )
-        if "search" in entry and btype != "searchset":
-            ctx.error(f"{where}.search", "bdl-2", "entry.search only when a searchset")
-        resource = entry.get("resource")
-        if resource is None and request is None and "response" not in entry:
-            ctx.error(where, "bdl-5", "an entry must have a resource, a request or a response")
-        if (
-            btype in _TRANSACTION_LIKE
-            and type(request) is dict
-            and request.get("method") in _WITH_BODY
-            and resource is None
-        ):
-            ctx.error(
-                f"{where}.resource",
-                "bundle-request",
-                f"a {request['method']} entry needs a resource",
-            )
-        full_url = entry.get("fullUrl")
-        if type(full_url) is str and full_url:
-            _full_url(full_url, resource, f"{where}.fullUrl", ctx)
-            if btype != "history":
-                meta = resource.get("meta") if type(resource) is dict else None
-                version = meta.get("versionId") if type(meta) is dict else None
-                if (full_url, version) in seen:
-                    ctx.error(f"{where}.fullUrl", "bdl-7", "fullUrl must be unique in a Bundle")
-                seen.add((full_url, version))
-
-
-def _full_url(full_url: str, resource: Any, path: str, ctx: _Context) -> None:
-    if "/_history/" in full_url:
-        ctx.error(path, "bdl-8", "fullUrl cannot be a version specific reference")
-        return
-    if full_url.startswith("urn:"):
-        if not _URN.fullmatch(full_url):
-            ctx.error(
-                path, "bundle-fullurl", "a urn fullUrl must be urn:uuid:<uuid> or urn:oid:<oid>"
-            )
-        return
-    if not _ABSOLUTE.fullmatch(full_url):
-        ctx.error(
-            path, "bundle-fullurl", "fullUrl must be an absolute http(s) URL, urn:uuid or urn:oid"
-        )
-        return
-    if type(resource) is not dict:
-        return
-    tail = _RESTFUL_TAIL.search(full_url)
-    if tail is None or tail.end() != len(full_url) or tail.group(1) not in _RESOURCES:
-        return
-    rid = resource.get("id")
-    if tail.group(1) != resource.get("resourceType") or (type(rid) is str and rid != tail.group(2)):
-        ctx.error(path, "bundle-fullurl", "fullUrl does not agree with the resource's type and id")
+    bundle_rules(bundle, btype, entries, path, ctx)

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,16 +58,15 @@ from thumpflow.fhir import FhirIssue, validate
 from thumpflow.flow.fhir_events import FhirRouting
 from thumpflow.flow.metrics import IngressMetrics
 from thumpflow.flow.outbox import Outbox
-from thumpflow.flow.pipeline import ChannelPipeline, describe_exception, transform_failure
+from thumpflow.flow.pipeline import ChannelPipeline, transform_failure
+from thumpflow.flow.reading import read_batch, read_message
 from thumpflow.hl7v2 import (
-    Batch,
     Message,
     accept_ack_wanted,
     ack_mode,
     build_ack,
     build_ack_for_raw,
     content_digest,
-    parse_batch,
 )
 from thumpflow.hl7v2.ack import hl7_timestamp
 
@@ -450,39 +448,6 @@ class ChannelIngress:
         return reject_id
 
 
-def read_message(raw: bytes) -> Message:
-    """Parse and check one message, its character set and ACK mode resolved.
-
-    Any failure to read it is a `MessageError` naming where; no other
-    exception escapes, whatever the bytes (the reason names the failure's
-    type and place, never content).
-    """
-    try:
-        message = Message.parse(raw)
-        message.validate_structure()
-        if message.encoding and ack_mode(message):
-            return message
-    except MessageError:
-        raise
-    except Exception as err:
-        raise _unreadable("message", err) from err
-    raise MessageError("message could not be read", code="102")
-
-
-def read_batch(raw: bytes) -> Batch:
-    """`parse_batch` where any failure is a `MessageError` (see `read_message`)."""
-    try:
-        return parse_batch(raw)
-    except MessageError:
-        raise
-    except Exception as err:
-        raise _unreadable("batch", err) from err
-
-
-def _unreadable(what: str, err: Exception) -> MessageError:
-    return MessageError(f"{what} could not be read ({describe_exception(err)})", code="102")
-
-
 def _ack(message: Message, raw: bytes, code: str, error: MessageError | None = None) -> bytes:
     """The ACK from the message's own header; a minimal one when that cannot be built."""
     try:
@@ -490,21 +455,6 @@ def _ack(message: Message, raw: bytes, code: str, error: MessageError | None = N
     except Exception as err:
         log.warning("could not build an ACK from the message's header (%s)", type(err).__name__)
         return build_ack_for_raw(raw, code, error)
-
-
-def decode_fhir(raw: bytes) -> dict[str, Any] | None:
-    """The JSON object of a FHIR body, or None when it is not a JSON object with resourceType.
-
-    Never raises: bytes that are not UTF-8 JSON, and JSON nested too deeply to
-    decode (`RecursionError`), are None like any other non-resource.
-    """
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    if isinstance(value, dict) and isinstance(value.get("resourceType"), str):
-        return value
-    return None
 
 
 def _looks_like_message(raw: bytes) -> bool:

@@ -72,7 +72,8 @@ from thumpflow.core.errors import SourceReadError, StoreError
 from thumpflow.core.metrics import Registry
 from thumpflow.core.ports import NotificationSource, SubscriptionStateStore
 from thumpflow.fhir import Notification, NotificationError, NotificationEvent, parse_notification
-from thumpflow.flow.ingress import ChannelIngress, decode_fhir
+from thumpflow.flow.ingress import ChannelIngress
+from thumpflow.flow.reading import decode_fhir
 
 log = logging.getLogger("thumpflow.flow.subscription")
 

@@ -330,6 +330,27 @@ class Message:
             self._build_index()
         return [self._segment_at(i) for i in self._order]
 
+    def segment_fields(self) -> list[tuple[str, list[str]]]:
+        """The id and fields (numbered as in `Segment`: index 0 the id, in MSH
+        index 1 the field separator; escaped) of every segment in message
+        order, blank lines skipped. The lists are the message's own split,
+        shared with its reads: treat them as read-only. Unlike `segments`, it
+        creates no `Segment` objects (the fast path for converters)."""
+        if self._index is None:
+            self._build_index()
+        parts = self._parts or self._split_parts()
+        n = len(parts)
+        fs = self._delims.field
+        cached = self._fields
+        out: list[tuple[str, list[str]]] = []
+        for i in self._order:
+            text = parts[i] if i < n else self._appended[i - n]
+            fields = cached.get(i)
+            if fields is None:
+                fields = cached[i] = split_fields(text, fs)
+            out.append((text[:3] if text[3:4] == fs else segment_id(text, fs), fields))
+        return out
+
     def segment_ids(self) -> list[str]:
         """The id of every segment in message order (blank lines skipped)."""
         return [seg.id for seg in self.segments()]

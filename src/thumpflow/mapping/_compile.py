@@ -26,188 +26,20 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from thumpflow.core.errors import ThumpflowError
+from thumpflow.mapping._codegen import (
+    COLLECT,
+    SPLIT,
+    TEMPLATE,
+    GeneratedFunction,
+    build,
+    fhir_steps,
+)
+from thumpflow.mapping._support import Fill, MapError, Test, Texts, read_keys
 from thumpflow.mapping._values import PRIMITIVES
+from thumpflow.mapping._vocab import VocabTable
 
-
-class MapError(ThumpflowError):
-    """A map file that cannot be compiled; names the map and the entry."""
-
-
-class Ctx:
-    """Per-message evaluation state read by generated functions: delimiters,
-    the unescape function, the default timezone, message-level reads and the
-    registration of resources built from data types (see `_engine`)."""
-
-    __slots__ = ("add", "comp", "esc", "mget", "rep", "sub", "tz", "unescape")
-
-    def __init__(  # noqa: PLR0917
-        self,
-        rep: str,
-        comp: str,
-        sub: str,
-        esc: str,
-        unescape: Callable[[str], str],
-        tz: str,
-        mget: Callable[[str], str],
-        add: Callable[..., dict[str, Any]],
-    ) -> None:
-        self.rep = rep
-        self.comp = comp
-        self.sub = sub
-        self.esc = esc
-        self.unescape = unescape
-        self.tz = tz
-        self.mget = mget
-        self.add = add
-
-
-Parts = list[str]
-Fill = Callable[[Parts, Ctx, dict[str, Any]], None]
-Test = Callable[[Parts, Ctx], bool]
-Texts = Callable[[Parts, Ctx], tuple[str, ...]]
-Setter = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-class VocabTable:
-    """One compiled vocabulary map: v2 code → FHIR code, Coding or CodeableConcept.
-
-    A code is looked up as given, then upper-cased. Unmapped codes: `code`
-    gives the vocabulary default (else None, so the element is omitted);
-    `coding`/`concept` keep the original code when the vocabulary names a v2
-    table (`v2`), but never under that table's system: a code the map does
-    not list may be a local or free-text value (a Coding without system, a
-    CodeableConcept with text only); else None. Every call returns new objects.
-    """
-
-    __slots__ = ("codes", "codings", "default", "v2")
-
-    def __init__(
-        self,
-        codes: dict[str, str],
-        codings: dict[str, dict[str, str]],
-        default: str | None,
-        v2: str | None,
-    ) -> None:
-        self.codes = codes
-        self.codings = codings
-        self.default = default
-        self.v2 = v2
-
-    def code(self, text: str) -> str | None:
-        found = self.codes.get(text)
-        if found is None:
-            found = self.codes.get(text.upper())
-        return self.default if found is None else found
-
-    def coding(self, text: str) -> dict[str, str] | None:
-        found = self.codings.get(text)
-        if found is None:
-            found = self.codings.get(text.upper())
-        if found is not None:
-            return dict(found)
-        return {"code": text} if self.v2 else None
-
-    def concept(self, text: str) -> dict[str, Any] | None:
-        found = self.codings.get(text)
-        if found is None:
-            found = self.codings.get(text.upper())
-        if found is not None:
-            return {"coding": [dict(found)]}
-        return {"text": text} if self.v2 else None
-
-
-def compile_vocab(name: str, spec: Any) -> VocabTable:
-    """The vocabulary map `name`: `map` (code → code or [code, display, system]),
-    optional `system`, `v2` and `default`."""
-    where = f"vocabulary {name}"
-    if not isinstance(spec, dict) or "map" not in spec:
-        raise MapError(f"{where}: needs a `map`")
-    system = spec.get("system")
-    codes: dict[str, str] = {}
-    codings: dict[str, dict[str, str]] = {}
-    for v2code, target in (spec["map"] or {}).items():
-        if isinstance(target, str):
-            code, display, sys_ = target, None, system
-        elif isinstance(target, list) and 1 <= len(target) <= 3:
-            code = str(target[0])
-            display = target[1] if len(target) > 1 else None
-            sys_ = target[2] if len(target) > 2 else system
-        else:
-            raise MapError(f"{where}: entry {v2code!r} must be code or [code, display, system]")
-        coding = {"system": sys_} if sys_ else {}
-        coding["code"] = code
-        if display:
-            coding["display"] = display
-        codes[str(v2code)] = code
-        codings[str(v2code)] = coding
-    default = spec.get("default")
-    return VocabTable(codes, codings, default if isinstance(default, str) else None, spec.get("v2"))
-
-
-def read_output(target: dict[str, Any], path: str) -> Any:
-    """The value at a plain dotted output path (`valueQuantity.value`), or None."""
-    node: Any = target
-    for key in path.split("."):
-        if type(node) is not dict:
-            return None
-        node = node.get(key)
-    return node
-
-
-def _out(node: Any, *keys: str) -> Any:
-    for key in keys:
-        if type(node) is not dict:
-            return None
-        node = node.get(key)
-    return node
-
-
-# -- paths -----------------------------------------------------------------
-
-_STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)(?:\[(\d*)\])?")
-_TEMPLATE = re.compile(r"\{([0-9.]+)(?::([A-Za-z0-9_\[\]]+))?\}")
-_COLLECT = re.compile(r"([A-Z][A-Z0-9]{2})-(\d+)")
-_MESSAGE_PATH = re.compile(r"\$[A-Z][A-Z0-9]{2}-\d+(?:\.\d+){0,2}")
-
-Step = tuple[str, int | None]
-
-
-def _steps(path: str, where: str) -> list[Step]:
-    """`name[].given[]` → [("name", -1), ("given", -1)]; None: a plain key,
-    -1: append a new element, n: element n (created empty as needed)."""
-    steps: list[Step] = []
-    for part in path.split("."):
-        m = _STEP.fullmatch(part)
-        if m is None:
-            raise MapError(f"{where}: malformed FHIR path {path!r}")
-        idx = m.group(2)
-        steps.append((m.group(1), None if idx is None else (-1 if idx == "" else int(idx))))
-    return steps
-
-
-def _parse_index(path: str, where: str) -> tuple[int, ...]:
-    try:
-        idx = tuple(int(p) for p in path.split("."))
-    except ValueError:
-        raise MapError(f"{where}: malformed element path {path!r}") from None
-    if not idx or any(i < 1 for i in idx):
-        raise MapError(f"{where}: malformed element path {path!r}")
-    return idx
-
-
-def compile_setter(path: str, where: str) -> Setter:
-    """A function writing a value at a FHIR path (as entries' `to` does) and
-    returning the anchor that `with` constants go into; for the few writes
-    the engine makes itself (references, notes)."""
-    gen = _Function("setter", 0, where)
-    anchor = gen.write(_steps(path, where), "v", "o", merge=False, want_anchor=True)
-    gen.body.append(f"return {anchor}")
-    fn: Setter = _build(gen.source("o, v"), {}, "setter")
-    return fn
-
-
-# -- generated functions ---------------------------------------------------
+# What `Ctx.refs` holds for an element not met before in the message.
+_MISSING = object()
 
 _ENTRY_KEYS = frozenset(
     {
@@ -228,215 +60,6 @@ _ENTRY_KEYS = frozenset(
         "note",
     }
 )
-_SPLIT = {1: "C", 2: "S"}
-
-
-class _Function:
-    """The source of one generated function over `p` (the fields of a
-    segment at level 0, the components of an element at level 1, its
-    subcomponents at level 2): a prelude reading every element the map uses
-    once, grouped by field (or component) so an empty one costs one test,
-    then the body."""
-
-    def __init__(self, name: str, level: int, where: str) -> None:
-        self.name = name
-        self.level = level
-        self.where = where
-        self.heads: dict[str, str] = {}
-        self.inner: dict[str, list[str]] = {}
-        self.defined: dict[str, list[str]] = {}
-        self.body: list[str] = []
-        self.known: set[str] = set()
-        self.counter = 0
-
-    def temp(self, stem: str) -> str:
-        self.counter += 1
-        return f"{stem}{self.counter}"
-
-    def source(self, params: str = "p, x") -> str:
-        lines = [f"def {self.name}({params}):"]
-        if self.heads:
-            lines.append("    R = x.rep; C = x.comp; S = x.sub; E = x.esc; U = x.unescape")
-            lines.append("    n = len(p)")
-        for head, expr in self.heads.items():
-            lines.append(f"    {head} = {expr}")
-            if self.inner[head]:
-                lines.append(f"    if {head}:")
-                lines.extend("        " + line for line in self.inner[head])
-                lines.append("    else:")
-                lines.append("        " + " = ".join(self.defined[head]) + " = ''")
-        lines.extend("    " + line for line in self.body)
-        return "\n".join(lines) + "\n"
-
-    # -- reading elements (prelude) --
-
-    def head(self, name: str, expr: str) -> str:
-        """A local read once at the top: a field (or component) as a whole, or a message text."""
-        if name not in self.heads:
-            self.heads[name] = expr
-            self.inner[name] = []
-            self.defined[name] = []
-            self.known.add(name)
-        return name
-
-    def _define(self, head: str, name: str, expr: str) -> str:
-        """A local computed from `head` when it is non-empty, else ""."""
-        if name not in self.known:
-            self.known.add(name)
-            self.inner[head].append(f"{name} = {expr}")
-            self.defined[head].append(name)
-        return name
-
-    def field(self, number: int) -> str:
-        return self.head(f"f{number}", f"p[{number}] if n > {number} else ''")
-
-    def raw(self, idx: tuple[int, ...]) -> str:
-        """A local holding the escaped first-repetition element at `idx`, "" when null."""
-        key = "_".join(map(str, idx))
-        name = f"a{key}"
-        if name in self.known:
-            return name
-        if self.level == 0:
-            head = self.field(idx[0])
-            expr = self._define(head, f"r{idx[0]}", f"{head}.split(R, 1)[0]")
-            if len(idx) > 1:
-                comps = self._define(head, f"c{idx[0]}", f"{expr}.split(C)")
-                expr = f"{comps}[{idx[1] - 1}] if len({comps}) > {idx[1] - 1} else ''"
-                if len(idx) > 2:
-                    comp = self._define(head, f"a{idx[0]}_{idx[1]}x", expr)
-                    subs = self._define(head, f"s{idx[0]}_{idx[1]}", f"{comp}.split(S)")
-                    expr = f"{subs}[{idx[2] - 1}] if len({subs}) > {idx[2] - 1} else ''"
-        else:
-            head = self.head(f"h{idx[0]}", f"p[{idx[0] - 1}] if n > {idx[0] - 1} else ''")
-            expr = head
-            if len(idx) > 1:
-                subs = self._define(head, f"s{idx[0]}", f"{head}.split(S)")
-                expr = f"{subs}[{idx[1] - 1}] if len({subs}) > {idx[1] - 1} else ''"
-        self._define(head, name, expr)
-        self.inner[head].append(f"if {name} == '\"\"': {name} = ''")
-        return name
-
-    def text(self, path: str) -> str:
-        """A local holding the unescaped, stripped text at `path` (`$` paths read the message)."""
-        if path.startswith("$"):
-            if _MESSAGE_PATH.fullmatch(path) is None:
-                raise MapError(f"{self.where}: malformed message path {path!r}")
-            name = "m_" + re.sub(r"\W", "_", path[1:])
-            return self.head(name, f"x.mget({path[1:]!r})")
-        idx = self.index(path)
-        raw = self.raw(idx)
-        name = "t" + raw[1:]
-        head = f"f{idx[0]}" if self.level == 0 else f"h{idx[0]}"
-        return self._define(head, name, f"(U({raw}) if E in {raw} else {raw}).strip()")
-
-    def index(self, path: str) -> tuple[int, ...]:
-        idx = _parse_index(path, self.where)
-        if len(idx) + self.level > 3:
-            raise MapError(f"{self.where}: path {path!r} is too deep for this element")
-        return idx
-
-    # -- conditions --
-
-    def condition(self, spec: Any, out: str) -> str:
-        """A Python expression for a `when` condition: `valued`, `not_valued`,
-        `equals`, `in`, `not_in` (on an element's unescaped first repetition;
-        `$`-paths on the message), `set`, `unset` (on the output), `all`,
-        `any`, `not`."""
-        if not isinstance(spec, dict) or len(spec) != 1:
-            raise MapError(f"{self.where}: a condition is a mapping with one key, got {spec!r}")
-        ((op, arg),) = spec.items()
-        if op in ("all", "any"):
-            if not isinstance(arg, list) or not arg:
-                raise MapError(f"{self.where}: {op} takes a list of conditions")
-            joiner = " and " if op == "all" else " or "
-            return "(" + joiner.join(self.condition(s, out) for s in arg) + ")"
-        if op == "not":
-            return f"(not {self.condition(arg, out)})"
-        if op in ("set", "unset"):
-            keys = str(arg).split(".")
-            test = "is not None" if op == "set" else "is None"
-            if len(keys) == 1:
-                return f"({out}.get({keys[0]!r}) {test})"
-            return f"(_out({out}, {', '.join(repr(k) for k in keys)}) {test})"
-        if op in ("valued", "not_valued"):
-            local = self.text(str(arg))
-            return local if op == "valued" else f"(not {local})"
-        if op in ("equals", "in", "not_in"):
-            if not isinstance(arg, list) or len(arg) != 2:
-                raise MapError(f"{self.where}: {op} takes [path, value(s)]")
-            local = self.text(str(arg[0]))
-            values = [arg[1]] if op == "equals" else arg[1]
-            # A set display after `in` compiles to a frozenset constant.
-            literal = "{" + ", ".join(repr(str(v)) for v in sorted(set(values), key=str)) + "}"
-            return f"({local} {'not in' if op == 'not_in' else 'in'} {literal})"
-        raise MapError(f"{self.where}: unknown condition {op!r}")
-
-    # -- writing --
-
-    def write(
-        self, steps: list[Step], value: str, target: str, merge: bool, want_anchor: bool
-    ) -> str:
-        """Append to the body the code writing `value` at `steps` under
-        `target`; returns the name of the anchor (where `with` goes): the
-        list element the path last stepped into, the appended value itself
-        when it is an object, else the target."""
-        body = self.body
-        node = anchor = target
-        last = len(steps) - 1
-        for i, (key, idx) in enumerate(steps):
-            final = i == last
-            if idx is None:
-                if final:
-                    if merge:
-                        cur = self.temp("_m")
-                        body.append(f"{cur} = {node}.get({key!r})")
-                        body.append(f"if type({value}) is dict and type({cur}) is dict:")
-                        body.append(f"    {cur}.update({value})")
-                        body.append("else:")
-                        body.append(f"    {node}[{key!r}] = {value}")
-                    else:
-                        body.append(f"{node}[{key!r}] = {value}")
-                    return anchor
-                child = self.temp("_d")
-                body.append(f"{child} = {node}.get({key!r})")
-                body.append(f"if type({child}) is not dict: {child} = {node}[{key!r}] = {{}}")
-                node = child
-                continue
-            seq = self.temp("_l")
-            body.append(f"{seq} = {node}.get({key!r})")
-            body.append(f"if type({seq}) is not list: {seq} = {node}[{key!r}] = []")
-            if idx < 0:
-                if final:
-                    body.append(f"{seq}.append({value})")
-                    if not want_anchor:
-                        return anchor
-                    result = self.temp("_w")
-                    body.append(f"{result} = {value} if type({value}) is dict else {node}")
-                    return result
-                new = self.temp("_d")
-                body.append(f"{new} = {{}}")
-                body.append(f"{seq}.append({new})")
-                node = anchor = new
-                continue
-            body.append(f"while len({seq}) <= {idx}: {seq}.append({{}})")
-            if final:
-                if merge:
-                    body.append(f"if type({value}) is dict and type({seq}[{idx}]) is dict:")
-                    body.append(f"    {seq}[{idx}].update({value})")
-                    body.append("else:")
-                    body.append(f"    {seq}[{idx}] = {value}")
-                else:
-                    body.append(f"{seq}[{idx}] = {value}")
-                return anchor
-            element = self.temp("_d")
-            body.append(f"{element} = {seq}[{idx}]")
-            node = anchor = element
-        return anchor
-
-    def indent(self, lines: list[str], start: int) -> None:
-        """Indent the body from `start` on by one level."""
-        for i in range(start, len(lines)):
-            lines[i] = "    " + lines[i]
 
 
 class Compiler:
@@ -450,13 +73,15 @@ class Compiler:
     ) -> None:
         self.datatype_specs = datatype_specs
         self.segment_specs = segment_specs
-        self.names: dict[str, Any] = {"_out": _out}
+        self.names: dict[str, Any] = {"_out": read_keys, "_MISSING": _MISSING}
         for pname, conv in PRIMITIVES.items():
             self.names[f"P_{pname}"] = conv
         for i, vname in enumerate(sorted(vocab)):
             self.names[f"V{i}"] = vocab[vname]
         self.vocab_names = {vname: f"V{i}" for i, vname in enumerate(sorted(vocab))}
         self.datatypes: dict[tuple[str, int], str] = {}
+        # Data type functions that build a resource and return a Reference.
+        self.resource_datatypes: set[str] = set()
         self.segments: dict[str, tuple[str, Fill]] = {}
         self.fnames: set[str] = set()
 
@@ -472,7 +97,7 @@ class Compiler:
         if spec is None:
             raise MapError(f"{where}: unknown segment map {name!r}")
         fname = self._fname("seg", name)
-        gen = _Function(fname, 0, f"segment {name}")
+        gen = GeneratedFunction(fname, 0, f"segment {name}")
         self._entries(gen, spec.get("entries"), "o")
         self._cleanup(gen, spec["entries"], "o")
         fill: Fill = self._define(gen.source("p, x, o"), fname)
@@ -483,7 +108,7 @@ class Compiler:
     def test(self, spec: Any, where: str) -> Test:
         """A function `(fields, ctx) -> bool` for a rule's `when` (`set` and
         `unset` see an empty output)."""
-        gen = _Function(self._fname("when", "rule"), 0, where)
+        gen = GeneratedFunction(self._fname("when", "rule"), 0, where)
         expr = gen.condition(spec, "{}")
         gen.body.append(f"return bool({expr})")
         test: Test = self._define(gen.source(), gen.name)
@@ -492,7 +117,7 @@ class Compiler:
     def texts(self, paths: list[str], where: str) -> Texts:
         """A function `(fields, ctx) -> tuple[str, ...]` giving the unescaped,
         stripped text at each path (field paths or `$` message paths)."""
-        gen = _Function(self._fname("keys", "rule"), 0, where)
+        gen = GeneratedFunction(self._fname("keys", "rule"), 0, where)
         locals_ = [gen.text(p) for p in paths]
         gen.body.append(f"return ({', '.join(locals_)},)")
         texts: Texts = self._define(gen.source(), gen.name)
@@ -501,7 +126,7 @@ class Compiler:
     def _define(self, source: str, fname: str) -> Any:
         """Compile `source` into the shared namespace (so generated functions
         find each other by name at call time) and return `fname`."""
-        return _build(source, self.names, fname)
+        return build(source, self.names, fname)
 
     # -- generation --
 
@@ -523,7 +148,7 @@ class Compiler:
         self.datatypes[(name, level)] = fname
         if "python" in spec:
             return self._hook(name, str(spec["python"]), level, fname, where)
-        gen = _Function(fname, level, f"data type {name}")
+        gen = GeneratedFunction(fname, level, f"data type {name}")
         gen.body.append("o = {}")
         entries = list(spec.get("entries") or [])
         if "extends" in spec:
@@ -538,6 +163,7 @@ class Compiler:
         if resource_type is None:
             gen.body.append("return o")
         else:
+            self.resource_datatypes.add(fname)
             ident = spec.get("identity") or {}
             conditional = ident.get("conditional")
             gen.body.append(f"return x.add({str(resource_type)!r}, o, {conditional!r})")
@@ -552,10 +178,11 @@ class Compiler:
         if hook not in HOOKS or level != 1:
             raise MapError(f"{where}: data type {name}: no hook {hook!r} for this level")
         self.names[f"H_{hook}"] = HOOKS[hook]
+        self.resource_datatypes.add(fname)
         self._define(f"def {fname}(p, x):\n    return H_{hook}(p, x)\n", fname)
         return fname
 
-    def _entries(self, gen: _Function, specs: Any, out: str) -> None:
+    def _entries(self, gen: GeneratedFunction, specs: Any, out: str) -> None:
         if not isinstance(specs, list):
             raise MapError(f"{gen.where}: `entries` must be a list")
         where = gen.where
@@ -564,12 +191,12 @@ class Compiler:
             self._entry(gen, spec, out)
         gen.where = where
 
-    def _cleanup(self, gen: _Function, entries: list[dict[str, Any]], out: str) -> None:
+    def _cleanup(self, gen: GeneratedFunction, entries: list[dict[str, Any]], out: str) -> None:
         """Entries writing element n > 0 of a list leave empty placeholders
         before it when earlier elements got no value; drop them."""
         lists: set[tuple[str, ...]] = set()
         for spec in entries:
-            steps = _steps(str(spec.get("to", "")), gen.where)
+            steps = fhir_steps(str(spec.get("to", "")), gen.where)
             for j, (_, idx) in enumerate(steps):
                 if idx is not None and idx > 0:
                     if any(s[1] is not None for s in steps[:j]):
@@ -584,7 +211,7 @@ class Compiler:
             gen.body.append(f"if type({seq}) is list and {{}} in {seq}:")
             gen.body.append(f"    {seq}[:] = [e for e in {seq} if e != {{}}]")
 
-    def _entry(self, gen: _Function, spec: Any, out: str) -> None:
+    def _entry(self, gen: GeneratedFunction, spec: Any, out: str) -> None:
         where = gen.where
         if not isinstance(spec, dict):
             raise MapError(f"{where}: an entry is a mapping")
@@ -598,8 +225,8 @@ class Compiler:
             raise MapError(f"{where}: exactly one of from/const/template is required")
         if "resource" in spec or "note" in spec:
             raise MapError(f"{where}: `resource`/`note` belong to `type` entries")
-        steps = _steps(str(spec["to"]), where)
-        with_ = [(_steps(str(k), where), v) for k, v in (spec.get("with") or {}).items()]
+        steps = fhir_steps(str(spec["to"]), where)
+        with_ = [(fhir_steps(str(k), where), v) for k, v in (spec.get("with") or {}).items()]
         merge = bool(spec.get("merge"))
         body = gen.body
         if "when" in spec:
@@ -615,7 +242,9 @@ class Compiler:
         if "when" in spec:
             gen.indent(body, inner)
 
-    def _produce(self, gen: _Function, spec: dict[str, Any], emit: Callable[[str], None]) -> None:
+    def _produce(
+        self, gen: GeneratedFunction, spec: dict[str, Any], emit: Callable[[str], None]
+    ) -> None:
         """Append the code computing the entry's value(s); `emit(name)` appends
         the write of one non-empty value held in local `name`."""
         where = gen.where
@@ -667,7 +296,7 @@ class Compiler:
             pieces: list[str] = []
             pos = 0
             template = str(spec["template"])
-            for m in _TEMPLATE.finditer(template):
+            for m in TEMPLATE.finditer(template):
                 if template[pos : m.start()]:
                     pieces.append(repr(template[pos : m.start()]))
                 local = gen.text(m.group(1))
@@ -693,7 +322,7 @@ class Compiler:
             return
         path = str(spec["from"])
         if path.startswith("*"):
-            if _COLLECT.fullmatch(path[1:]) is None:
+            if COLLECT.fullmatch(path[1:]) is None:
                 raise MapError(f"{where}: `*` sources are `*SEG-FIELD`, got {path[1:]!r}")
             text = gen.temp("_s")
             body.append(f"{text} = x.mget({path!r})")
@@ -723,9 +352,20 @@ class Compiler:
 
         def one(raw: str) -> None:
             if composite:
-                parts = f"{raw}.split({_SPLIT[nested]})" if nested in _SPLIT else f"[{raw}]"
+                parts = f"{raw}.split({SPLIT[nested]})" if nested in SPLIT else f"[{raw}]"
                 value = gen.temp("_v")
-                body.append(f"{value} = {datatype}({parts}, x)")
+                if datatype in self.resource_datatypes:
+                    # The same element met again in this message (an assigning
+                    # authority, a clinician, a location) refers to the resource
+                    # already built: a new Reference dict, no rebuild.
+                    key = gen.temp("_k")
+                    body.append(f"{key} = ({datatype!r}, {raw})")
+                    body.append(f"{value} = x.refs.get({key}, _MISSING)")
+                    body.append(f"if {value} is _MISSING:")
+                    body.append(f"    {value} = x.refs[{key}] = {datatype}({parts}, x)")
+                    body.append(f"if {value} is not None: {value} = dict({value})")
+                else:
+                    body.append(f"{value} = {datatype}({parts}, x)")
                 emit_if_valued(value)
                 return
             text = gen.temp("_u")
@@ -772,10 +412,3 @@ class Compiler:
             return
         one(element)
         gen.indent(body, mark)
-
-
-def _build(source: str, namespace: dict[str, Any], fname: str) -> Any:
-    """Compile the generated `source` into `namespace`; returns function `fname`."""
-    code = compile(source, f"<thumpflow.mapping: {fname}>", "exec")
-    exec(code, namespace)
-    return namespace[fname]

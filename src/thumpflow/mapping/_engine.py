@@ -25,10 +25,10 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from thumpflow.core.errors import MessageError
-from thumpflow.fhir import deterministic_id, reference
+from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message, unescape
-from thumpflow.mapping._compile import Ctx, Parts, read_output
 from thumpflow.mapping._rules import MessageMap, Rule
+from thumpflow.mapping._support import Ctx, Parts, read_output
 from thumpflow.mapping._values import FhirDecimal, instant, timezone_of
 
 BundleType = Literal["transaction", "batch", "collection"]
@@ -45,6 +45,11 @@ class _Built:
     rid: str
     url: str
     conditional: bool
+    ref: str
+    # The segment (index in the message) the resource was built from, and the
+    # one a `follows` rule's segment follows (-1: none).
+    seg: int = -1
+    anchor: int = -1
 
 
 class _Scope:
@@ -104,22 +109,16 @@ class _Run:
         self.message = message
         self.message_type = f"{message.message_type}^{message.trigger_event}"
         self.transaction = bundle_type == "transaction"
-        self.urn_references = bundle_type != "batch"
+        self.batch = bundle_type == "batch"
         self.built: dict[str, _Built] = {}
         self.order: list[str] = []
         self.warnings: list[str] = []
         self.texts: dict[str, str] = {}
         d = message.delimiters
-        fs = d.field
         enc = message.encoding
-        self.ids_of: list[str] = []
-        self.fields: list[Parts] = []
-        for seg in message.segments():
-            fields = seg.text.split(fs)
-            if seg.id == "MSH":
-                fields.insert(1, fs)
-            self.ids_of.append(seg.id)
-            self.fields.append(fields)
+        split = message.segment_fields()
+        self.ids_of: list[str] = [sid for sid, _ in split]
+        self.fields: list[Parts] = [fields for _, fields in split]
         self.ctx = Ctx(
             d.repetition,
             d.component,
@@ -130,6 +129,12 @@ class _Run:
             self.message_get,
             self.add_datatype_resource,
         )
+
+    def close(self) -> None:
+        """Break the run ↔ context reference cycle, so the run and everything
+        it built are freed by reference counting, without waiting for (and
+        promoting garbage into the older generations of) the cyclic GC."""
+        self.ctx.mget = self.ctx.add = _closed
 
     def message_get(self, path: str) -> str:
         """The unescaped, stripped text at a message path; `*SEG-F` joins every
@@ -148,9 +153,8 @@ class _Run:
         return cached
 
     def reference(self, b: _Built) -> dict[str, Any]:
-        if self.urn_references:
-            return {"reference": f"urn:uuid:{b.rid}"}
-        return reference(b.resource["resourceType"], b.rid)
+        """A new Reference to `b` (`urn:uuid:` or, in a batch, `Type/id`)."""
+        return {"reference": b.ref}
 
     def register(
         self,
@@ -178,9 +182,10 @@ class _Run:
         while rid in self.built:
             n += 1
             rid = deterministic_id(rtype, *basis, f"#{n}")
+        local = f"{rtype}/{rid}"
         if not is_conditional:
-            url = f"{rtype}/{rid}"
-        b = _Built(resource, rid, url, is_conditional)
+            url = local
+        b = _Built(resource, rid, url, is_conditional, local if self.batch else f"urn:uuid:{rid}")
         self.built[rid] = b
         self.order.append(rid)
         return b
@@ -191,7 +196,8 @@ class _Run:
         """Register a resource built by a data type map (once per message) and
         return a reference to it; its id comes from its identifier (with
         `conditional`), else `key`, else its content."""
-        resource = {"resourceType": rtype, **body}
+        resource = body
+        resource["resourceType"] = rtype
         found = _identifier_of(resource, conditional) if conditional else None
         if found is not None:
             basis: tuple[str, ...] = found
@@ -220,6 +226,15 @@ class _Run:
         """Apply `rules` to the segments at positions `segs` (a whole message
         or one group instance), collecting built resources into `pending`."""
         ids_of = self.ids_of
+        fields = self.fields
+        ctx = self.ctx
+        at: dict[str, list[int]] = {}
+        for pos, i in enumerate(segs):
+            found = at.get(ids_of[i])
+            if found is None:
+                at[ids_of[i]] = [pos]
+            else:
+                found.append(pos)
         for rule in rules:
             if rule.group is not None:
                 starts, inner = rule.group
@@ -238,21 +253,40 @@ class _Run:
                         f" {rule.resource_type}: no {rule.needs} to refer to"
                     )
                 continue
-            wanted = rule.segment
-            matched = False
-            for pos, i in enumerate(segs):
-                if ids_of[i] != wanted:
+            positions = at.get(rule.segment)
+            if positions is None:
+                if rule.required:
+                    self.missing(structure, rule.segment)
+                continue
+            when = rule.when
+            for pos in positions if rule.each else positions[:1]:
+                parts = fields[segs[pos]]
+                anchor = -1 if rule.follows is None else self.anchor_of(segs[pos], rule.follows)
+                if anchor == -2:
                     continue
-                matched = True
-                parts = self.fields[i]
-                if rule.when is None or rule.when(parts, self.ctx):
+                if when is None or when(parts, ctx):
                     built = self.apply(rule, parts, segs, pos, scope)
                     if built is not None:
+                        built.seg, built.anchor = segs[pos], anchor
                         pending.append((rule, built, scope))
-                if not rule.each:
-                    break
-            if not matched and rule.required:
-                self.missing(structure, rule.segment)
+
+    def anchor_of(self, i: int, follows: tuple[str, ...]) -> int:
+        """The segment that segment `i` belongs to under a `follows` rule: the
+        nearest `follows[0]` before it, stepping back only over segments like
+        `i` itself, NTEs and `follows[1:]` (a PRT after PID and PD1 belongs
+        to the PID; one after OBX, NTE and PRT to that OBX); -2 when there is
+        none, so the rule does not apply."""
+        ids_of = self.ids_of
+        own = ids_of[i]
+        j = i - 1
+        while j >= 0:
+            sid = ids_of[j]
+            if sid == follows[0]:
+                return j
+            if sid not in (own, "NTE") and sid not in follows:
+                break
+            j -= 1
+        return -2
 
     def missing(self, structure: str, segment: str) -> None:
         """Note a required segment that is absent (once per segment): what the
@@ -288,6 +322,17 @@ class _Run:
                 raise ConversionError(
                     f"{self.message_type}: {reason}", segment=rule.segment, field=field, code="101"
                 )
+        found = _identifier_of(resource, rule.conditional) if rule.conditional else None
+        basis = found if found is not None else self.key(rule, parts, pos, scope)
+        rtype = rule.resource_type
+        built = self.register(rtype, resource, found, basis, deterministic_id(rtype, *basis))
+        if rule.name:
+            scope.names.setdefault(rule.name, []).append(built)
+        return built
+
+    def key(self, rule: Rule, parts: Parts, pos: int, scope: _Scope) -> tuple[str, ...]:
+        """The id basis of a resource without a business identifier: the
+        rule's key parts, else the message's sender, control id and position."""
         texts = rule.texts(parts, self.ctx) if rule.texts is not None else ()
         key_parts: list[str] = []
         for part in rule.key:
@@ -297,14 +342,8 @@ class _Run:
                 named = scope.lookup(str(part))
                 key_parts.append(named[0].rid if named else "")
         if not any(key_parts):
-            key_parts = [self.message.sending_application, self.message.control_id, str(pos)]
-        found = _identifier_of(resource, rule.conditional) if rule.conditional else None
-        basis = found if found is not None else tuple(key_parts)
-        rtype = rule.resource_type
-        built = self.register(rtype, resource, found, basis, deterministic_id(rtype, *basis))
-        if rule.name:
-            scope.names.setdefault(rule.name, []).append(built)
-        return built
+            return (self.message.sending_application, self.message.control_id, str(pos))
+        return tuple(key_parts)
 
     def note_text(self, fields: Parts) -> str:
         """NTE-3, every repetition unescaped and joined with line feeds."""
@@ -322,13 +361,20 @@ class _Run:
                     targets = [self.built[r] for r in self.order if r != built.rid]
                 else:
                     targets = scope.lookup(ref.name)
+                if ref.own:
+                    targets = [t for t in targets if t.anchor == built.seg]
                 if not ref.all:
                     targets = targets[:1]
+                to, with_, resource = ref.to, ref.with_, built.resource
                 for t in targets:
                     if t is not built:
-                        anchor = ref.to(built.resource, self.reference(t))
-                        for setter, value in ref.with_:
+                        anchor = to(resource, {"reference": t.ref})
+                        for setter, value in with_:
                             setter(anchor, value)
+
+
+def _closed(*_: Any) -> Any:
+    raise RuntimeError("the conversion run is over")
 
 
 def _instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...]) -> list[list[int]]:
@@ -362,6 +408,15 @@ def evaluate(
     required segment that is missing), and a message of which nothing at all
     can be converted raises `ConversionError` naming the segment missing."""
     run = _Run(message, bundle_type)
+    try:
+        return _evaluate(run, message, mmap, bundle_type, warnings)
+    finally:
+        run.close()
+
+
+def _evaluate(
+    run: _Run, message: Message, mmap: MessageMap, bundle_type: BundleType, warnings: list[str]
+) -> dict[str, Any]:
     run.warnings = warnings
     root = _Scope(None)
     pending: list[tuple[Rule, _Built, _Scope]] = []
@@ -392,7 +447,7 @@ def evaluate(
         b = run.built[rid]
         resource = b.resource
         if not b.conditional:
-            resource = {"id": rid, **resource}
+            resource["id"] = rid
         entry: dict[str, Any] = {"fullUrl": f"urn:uuid:{rid}", "resource": resource}
         if not collection:
             entry["request"] = {"method": "PUT", "url": b.url}

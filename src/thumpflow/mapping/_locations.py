@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from thumpflow.mapping._compile import Ctx
+from thumpflow.mapping._support import Ctx
 
 _PHYSICAL = "http://terminology.hl7.org/CodeSystem/location-physical-type"
 

@@ -3,9 +3,10 @@
 A message map (`messages` in the map files) is a list of rules; each names a
 segment, the segment map it applies (`map`), how the resource's id is
 derived (`identity`), which other rules' resources it references (`refs`),
-and conditions (`when`, `unless`, `required`). `compile_rules` turns them
-into `Rule` values once, at import; a malformed rule raises `MapError`
-naming the map and rule. `_engine` evaluates them.
+and conditions (`when`, `unless`, `required`, `follows`: the segment a PRT
+belongs to). `compile_rules` turns them into `Rule` values once, at import;
+a malformed rule raises `MapError` naming the map and rule. `_engine`
+evaluates them.
 """
 
 from __future__ import annotations
@@ -13,15 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from thumpflow.mapping._compile import (
-    Compiler,
-    Fill,
-    MapError,
-    Setter,
-    Test,
-    Texts,
-    compile_setter,
-)
+from thumpflow.mapping._codegen import compile_setter
+from thumpflow.mapping._compile import Compiler
+from thumpflow.mapping._support import Fill, MapError, Setter, Test, Texts
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +25,9 @@ class Ref:
     name: str
     all: bool
     with_: tuple[tuple[Setter, Any], ...]
+    # Only the named resources built from segments that follow this one
+    # (rules with `follows`): the PRTs of this OBX, not of its neighbours.
+    own: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +55,7 @@ class Rule:
     requires: tuple[tuple[str, int, str], ...]
     unless: str | None = None
     needs: str | None = None
+    follows: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +118,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             str(r["ref"]),
             bool(r.get("all")),
             tuple((compile_setter(str(k), where), v) for k, v in (r.get("with") or {}).items()),
+            bool(r.get("own")),
         )
         for r in spec.get("refs", ())
     )
@@ -144,6 +144,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         group=None,
         requires=requires,
         unless=spec.get("unless"),
+        follows=_follows(spec.get("follows"), where),
         needs=next(
             (
                 str(r["ref"])
@@ -153,6 +154,16 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             None,
         ),
     )
+
+
+def _follows(spec: Any, where: str) -> tuple[str, ...] | None:
+    """A rule's `follows`: the segment ids a segment must come after (the
+    first is the one it belongs to; see `_engine._Run.anchor_of`)."""
+    if spec is None:
+        return None
+    if not isinstance(spec, list) or not spec or not all(isinstance(s, str) for s in spec):
+        raise MapError(f"{where}: `follows` is a list of segment ids")
+    return tuple(spec)
 
 
 # References FHIR R4 requires (min 1) that message maps fill from another

@@ -36,7 +36,27 @@ def timezone_of(text: str) -> str:
     return f"{m.group(8)}{m.group(9)}:{m.group(10)}"
 
 
+# `_parts` results by text: a message repeats its timestamps (MSH-7, EVN-2,
+# PV1-44, OBX-14 ...), and senders their dates; a pure function, so memoised
+# (bounded: cleared when full).
+_PARSED: dict[str, re.Match[str] | None] = {}
+_PARSED_MAX = 4096
+
+
 def _parts(text: str) -> re.Match[str] | None:
+    """The DTM's regex match when `text` is a valid DTM (ranges checked), else None."""
+    try:
+        return _PARSED[text]
+    except KeyError:
+        pass
+    m = _checked_dtm(text)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[text] = m
+    return m
+
+
+def _checked_dtm(text: str) -> re.Match[str] | None:
     m = _DTM.fullmatch(text.strip())
     if m is None:
         return None

@@ -1,4 +1,9 @@
-"""Which transform modules changed on disk since they were imported, and importing them again.
+"""Importing the transform functions a configuration names, and importing them again.
+
+Channels, destinations and jobs name a `transform: module:function`; it is
+looked for in `transforms_path` first (`add_transforms_path`), then among
+installed packages, and one that cannot be imported or is not callable is a
+`ConfigError` naming where it is configured.
 
 A reload applies a new configuration; a transform's *code* may change too
 (the same `transform: module:function`, a fixed function). The engine
@@ -15,11 +20,17 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any, cast
 
+from thumpflow.config.model import DeliveryOptions
 from thumpflow.core.errors import ConfigError
+from thumpflow.core.ports import Destination
+from thumpflow.flow.destination_transform import DestinationTransform, TransformingDestination
+from thumpflow.flow.pipeline import Transform
+from thumpflow.thump.runner import RecordTransform
 
 _SEEN: dict[str, int] = {}
 
@@ -60,3 +71,47 @@ def refresh_changed(names: Iterable[str]) -> set[str]:
         _SEEN[name] = stamp
         changed.add(name)
     return changed
+
+
+def add_transforms_path(folders: Sequence[str]) -> None:
+    """Look for transform modules in these folders first (`transforms_path`), then as usual."""
+    for folder in reversed(folders):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+
+
+def import_callable(reference: str, where: str) -> Any:
+    """Import `package.module:function`; a missing one is a located config error."""
+    module_name, _, function_name = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        remember(module)
+        function = getattr(module, function_name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError([f"{where} > transform: cannot load {reference!r}: {err}"]) from None
+    if not callable(function):
+        raise ConfigError([f"{where} > transform: {reference!r} is not callable"])
+    return function
+
+
+def with_transform(destination: Destination, spec: DeliveryOptions, channel_id: str) -> Destination:
+    """`destination`, running its spec's `transform` on each delivery when it has one."""
+    if spec.transform is None:
+        return destination
+    return TransformingDestination(destination, load_destination_transform(spec, channel_id))
+
+
+def load_destination_transform(spec: DeliveryOptions, channel_id: str) -> DestinationTransform:
+    """A destination's transform function (see `_import_callable`)."""
+    where = f"channel {channel_id!r} > destination {spec.id!r}"
+    return cast(DestinationTransform, import_callable(spec.transform or "", where))
+
+
+def load_transform(reference: str, channel_id: str) -> Transform:
+    """A channel's transform function (see `_import_callable`)."""
+    return cast(Transform, import_callable(reference, f"channel {channel_id!r}"))
+
+
+def load_record_transform(reference: str, job_id: str) -> RecordTransform:
+    """A job's record transform function (see `_import_callable`)."""
+    return cast(RecordTransform, import_callable(reference, f"job {job_id!r}"))

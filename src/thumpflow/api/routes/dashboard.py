@@ -26,6 +26,7 @@ FILES = {
     "charts.js": "text/javascript; charset=utf-8",
     "views.js": "text/javascript; charset=utf-8",
     "rejects.js": "text/javascript; charset=utf-8",
+    "deadletters.js": "text/javascript; charset=utf-8",
     "format.js": "text/javascript; charset=utf-8",
     "beds.js": "text/javascript; charset=utf-8",
     "cluster.js": "text/javascript; charset=utf-8",

@@ -46,9 +46,11 @@ from thumpflow.api.schemas import Problem
 from thumpflow.core.access import Permission, Principal
 from thumpflow.core.event import HL7V2_CONTENT_TYPE
 from thumpflow.flow.fhir_events import FHIR_JSON
-from thumpflow.flow.ingress import ChannelIngress, Submission, decode_fhir
+from thumpflow.flow.ingress import ChannelIngress, Submission
+from thumpflow.flow.reading import decode_fhir
 from thumpflow.runtime.engine import Engine
-from thumpflow.views.facts import BED_STATUS_JSON, read_bed_status
+from thumpflow.runtime.rejects import submit_bed_status
+from thumpflow.views.facts import BED_STATUS_JSON
 
 router = APIRouter()
 
@@ -258,27 +260,21 @@ async def _bed_status(
     """A bed-status JSON document (see `thumpflow.views.facts`): checked, then admitted."""
     limit = next(c for c in engine.config.channels if c.id == channel).http_ingest
     raw = await read_body(request, limit.max_body_bytes)
-    peer = f"http:{principal.name}"
-    found = read_bed_status(raw)
-    if isinstance(found, str):
-        reject_id = await ingress.keep(raw, peer, found, engine.clock.now(), "structure")
-        if reject_id is None:
-            return _answer(channel, Submission("unavailable"), False, key)
+    via = f"over HTTP from {principal.name!r}"
+    now = engine.clock.now()
+    submission = await submit_bed_status(
+        ingress, raw, f"http:{principal.name}", key, via=via, now=now
+    )
+    if submission.status == "invalid":
+        assert submission.error is not None
+        found = submission.error.describe()
         return JSONResponse(
-            {"detail": f"{found} (kept as reject {reject_id})", "reject_id": reject_id},
+            {
+                "detail": f"{found} (kept as reject {submission.reject_id})",
+                "reject_id": submission.reject_id,
+            },
             status_code=400,
         )
-    bed, at = found
-    submission = await ingress.submit_document(
-        raw,
-        peer,
-        key,
-        content_type=BED_STATUS_JSON,
-        event_type="bed.status",
-        entity=("Bed", bed),
-        occurred_at=at,
-        via=f"over HTTP from {principal.name!r}",
-    )
     return _answer(channel, submission, False, key)
 
 

@@ -105,7 +105,8 @@ async def dead_letters(
     query: Annotated[DeadLetterQuery, Query()], engine: EngineDep, principal: Reader
 ) -> DeadLetters:
     """Dead deliveries, oldest first; ordering keys masked without patient-data access."""
-    letters = await engine.dead_letters(_dead_letter_filter(query), query.limit)
+    only = (query.delivery,) if query.delivery is not None else None
+    letters = await engine.dead_letters(_dead_letter_filter(query, only), query.limit)
     return DeadLetters(
         dead_letters=[
             DeadLetterView(

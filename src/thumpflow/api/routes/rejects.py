@@ -75,13 +75,17 @@ class ReprocessRequest(StrictBody):
 
 
 class ReprocessAnswer(BaseModel):
-    """The channel's answer: its ACK code and, when negative, why."""
+    """The channel's answer: accepted or not, its ACK code (MLLP input) and, when refused, why."""
 
     reject_id: int
     channel_id: str
     edited: bool
-    ack_code: str
+    content_type: str = Field(description="As the reject first came in: HL7 v2, FHIR JSON, ...")
+    status: str = Field(description="accepted, duplicate, refused or unavailable")
+    accepted: bool = Field(description="Admitted now, or already admitted before (duplicate)")
+    ack_code: str = Field(description="MSA-1 of the channel's ACK; empty for HTTP-ingest input")
     error: str | None
+    event_id: str | None = Field(description="The event admitted (HTTP-ingest input)")
 
 
 @router.get("/api/rejects", tags=["rejects"])
@@ -150,7 +154,7 @@ async def reprocess(
     """Send a reject through its channel again, as kept or edited (audited; original kept)."""
     edited = None
     if body.body is not None:
-        edited = body.body.replace("\r\n", "\r").replace("\n", "\r").encode("utf-8")
+        edited = _segments(body.body).encode("utf-8")
     try:
         done = await reprocess_reject(
             engine, reject_id, principal.name, body.reason.strip(), edited
@@ -163,9 +167,20 @@ async def reprocess(
         reject_id=done.reject_id,
         channel_id=done.channel_id,
         edited=done.edited,
+        content_type=done.content_type,
+        status=done.status,
+        accepted=done.accepted,
         ack_code=done.ack_code,
         error=done.error,
+        event_id=done.event_id,
     )
+
+
+def _segments(text: str) -> str:
+    """HL7 v2 text with its line ends as segment separators (CR); other content as given."""
+    if text.lstrip()[:3] in ("MSH", "FHS", "BHS"):
+        return text.replace("\r\n", "\r").replace("\n", "\r")
+    return text
 
 
 class EditRequest(StrictBody):
@@ -196,12 +211,10 @@ async def edit_dead_letter(
     principal: Operator,
 ) -> EditAnswer:
     """Send an edited copy of a dead letter's message to its destination (audited)."""
-    edited = body.body
-    if edited.lstrip().startswith("MSH"):
-        edited = edited.replace("\r\n", "\r").replace("\n", "\r")
+    edited = _segments(body.body).encode("utf-8")
     try:
         done = await reprocess_dead_letter(
-            engine, delivery_id, principal.name, body.reason.strip(), edited.encode("utf-8")
+            engine, delivery_id, principal.name, body.reason.strip(), edited
         )
     except DeadLetterNotFoundError as err:
         raise HTTPException(404, str(err)) from None

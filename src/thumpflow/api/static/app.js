@@ -11,6 +11,7 @@ import { ApiError, call, forgetToken, keepToken, keepWho, token, who } from "./a
 import { bedsView } from "./beds.js";
 import { detailView, jobView, messagesView, overviewView, timelineView } from "./views.js";
 import { rejectView, rejectsView } from "./rejects.js";
+import { deadLetterView, deadLettersView } from "./deadletters.js";
 
 const POLL_MS = 2000;
 
@@ -53,6 +54,8 @@ function route() {
   if (parts[0] === "job" && parts[1]) return jobView(parts[1]);
   if (parts[0] === "messages") return messagesView(params);
   if (parts[0] === "rejects") return rejectsView(params);
+  if (parts[0] === "dead-letters") return deadLettersView(params, app);
+  if (parts[0] === "dead-letter" && parts[1]) return deadLetterView(parts[1], app);
   if (parts[0] === "reject" && parts[1]) return rejectView(parts[1], app);
   if (parts[0] === "beds") return bedsView();
   if (parts[0] === "event" && parts[1]) return timelineView(parts[1], app);

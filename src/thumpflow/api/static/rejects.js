@@ -2,7 +2,8 @@
 // The list (GET /api/rejects) shows ids, channels, times, peers and reasons only.
 // A reject's page opens its message after asking for a reason (audited by the
 // engine before it answers), lets it be edited, and reprocesses it (POST
-// /api/rejects/{id}/reprocess, with a reason), showing the channel's answer.
+// /api/rejects/{id}/reprocess, with a reason) the way it came in (MLLP or HTTP
+// ingest, HL7 v2 or FHIR JSON), showing the channel's answer.
 
 import { call, mayAct, query } from "./api.js";
 import { dateTime, el } from "./format.js";
@@ -80,9 +81,11 @@ export function rejectView(id, app) {
           method: "POST",
           body: { reason, body: edited ? editor.value : null },
         });
-        answer.textContent = done.ack_code === "AA" || done.ack_code === "CA"
-          ? `Accepted (${done.ack_code}) by channel ${done.channel_id}.`
-          : `Refused again (${done.ack_code}): ${done.error ?? "no reason given"}. It is kept as a new reject.`;
+        const how = done.ack_code ? ` (${done.ack_code})` : "";
+        const event = done.event_id ? ` as event ${done.event_id}${done.status === "duplicate" ? ", received before" : ""}` : "";
+        answer.textContent = done.accepted
+          ? `Accepted${how} by channel ${done.channel_id}${event}.`
+          : `Refused again${how}: ${done.error ?? "no reason given"}. It is kept as a new reject.`;
         return answer.textContent;
       },
     });

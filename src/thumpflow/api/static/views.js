@@ -362,7 +362,7 @@ export function detailView(kind, id, app) {
           ["Delivery", "Event", "Destination", "Type", "Ordering key", "Lane", "Attempts", "Reason", "Died", "Action"]
             .map((label) => el("th", { scope: "col" }, label)))),
         deadBody)),
-    el("p", {}, messages),
+    el("p", {}, messages, " · ", el("a", { id: "all-dead-letters", href: `#/dead-letters${query(filter)}` }, "Search, edit and replay dead letters")),
   );
   const view = {
     node,

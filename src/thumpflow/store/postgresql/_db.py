@@ -6,16 +6,22 @@ explicitly) and turns every failure into a `StoreError` that says where
 unreachable, the password or user is refused, the database does not exist.
 `PgDb` runs statements written with `?` placeholders (the form the shared
 operations in `thumpflow.store.ops` use) by translating them once each.
+Text that holds NUL, which PostgreSQL's `text` refuses, is stored escaped
+and read back restored (`escape_text`), so any value an HL7 v2 field can
+carry is stored, matched and read as SQLite stores it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
 import psycopg
 from psycopg import conninfo
+from psycopg.abc import Buffer
+from psycopg.adapt import Dumper, Loader
 
 from thumpflow.core.errors import StoreError
 
@@ -51,16 +57,60 @@ def _reason(error: psycopg.Error) -> str:
 
 
 def connect(dsn: str, password: str | None) -> psycopg.Connection[Any]:
-    """An autocommit connection; raises `StoreError` naming where and why it failed."""
+    """An autocommit connection, NUL-safe for text; raises `StoreError` naming where and why
+    it failed."""
     extra: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, "autocommit": True}
     if password is not None:
         extra["password"] = password
     try:
-        return psycopg.connect(dsn, **extra)
+        conn = psycopg.connect(dsn, **extra)
     except psycopg.Error as error:
         raise StoreError(
             f"cannot connect to the PostgreSQL store at {describe(dsn)}: {_reason(error)}"
         ) from None
+    conn.adapters.register_dumper(str, NulSafeTextDumper)
+    for name in ("text", "varchar"):
+        conn.adapters.register_loader(name, NulSafeTextLoader)
+    return conn
+
+
+# PostgreSQL's `text` cannot hold NUL, which an HL7 v2 field may carry (its keys and ids
+# become columns). Text goes in with NUL written as ESCAPE + "0" and ESCAPE itself doubled,
+# and comes out restored; ESCAPE is U+FFFF, a noncharacter, so text without NUL or U+FFFF
+# (all real text) is stored unchanged, and equal values stay equal once escaped.
+_ESCAPE = "\uffff"
+_ESCAPED = re.compile(f"{_ESCAPE}(.)", re.DOTALL)
+_ESCAPE_UTF8 = _ESCAPE.encode("utf-8")
+
+
+def escape_text(text: str) -> str:
+    """`text` as stored: NUL as U+FFFF "0", U+FFFF doubled; unchanged without either."""
+    if "\x00" not in text and _ESCAPE not in text:
+        return text
+    return text.replace(_ESCAPE, _ESCAPE * 2).replace("\x00", _ESCAPE + "0")
+
+
+def unescape_text(text: str) -> str:
+    """The inverse of `escape_text`."""
+    if _ESCAPE not in text:
+        return text
+    return _ESCAPED.sub(lambda found: "\x00" if found.group(1) == "0" else found.group(1), text)
+
+
+class NulSafeTextDumper(Dumper):
+    """`str` parameters in text format, of unknown type (as psycopg's default), escaped."""
+
+    def dump(self, obj: str) -> bytes:
+        return escape_text(obj).encode("utf-8")
+
+
+class NulSafeTextLoader(Loader):
+    """`text` and `varchar` results, unescaped."""
+
+    def load(self, data: Buffer) -> str:
+        raw = bytes(data)
+        text = raw.decode("utf-8")
+        return unescape_text(text) if _ESCAPE_UTF8 in raw else text
 
 
 @lru_cache(maxsize=512)

@@ -1,0 +1,276 @@
+"""The source text of one generated map function, and its compilation.
+
+`GeneratedFunction` accumulates the code of one function over `p` (the
+fields of a segment, the components of an element or its subcomponents): a
+prelude reading each element the map uses once, conditions, and writes at
+FHIR paths. `build` compiles the text (generated from the packaged maps
+only; names and literals are emitted with `repr`) into a namespace.
+Malformed paths raise `MapError` naming where.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from thumpflow.mapping._support import MapError, Setter
+
+_STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)(?:\[(\d*)\])?")
+TEMPLATE = re.compile(r"\{([0-9.]+)(?::([A-Za-z0-9_\[\]]+))?\}")
+COLLECT = re.compile(r"([A-Z][A-Z0-9]{2})-(\d+)")
+_MESSAGE_PATH = re.compile(r"\$[A-Z][A-Z0-9]{2}-\d+(?:\.\d+){0,2}")
+
+Step = tuple[str, int | None]
+
+
+def fhir_steps(path: str, where: str) -> list[Step]:
+    """`name[].given[]` → [("name", -1), ("given", -1)]; None: a plain key,
+    -1: append a new element, n: element n (created empty as needed)."""
+    steps: list[Step] = []
+    for part in path.split("."):
+        m = _STEP.fullmatch(part)
+        if m is None:
+            raise MapError(f"{where}: malformed FHIR path {path!r}")
+        idx = m.group(2)
+        steps.append((m.group(1), None if idx is None else (-1 if idx == "" else int(idx))))
+    return steps
+
+
+def _parse_index(path: str, where: str) -> tuple[int, ...]:
+    try:
+        idx = tuple(int(p) for p in path.split("."))
+    except ValueError:
+        raise MapError(f"{where}: malformed element path {path!r}") from None
+    if not idx or any(i < 1 for i in idx):
+        raise MapError(f"{where}: malformed element path {path!r}")
+    return idx
+
+
+def compile_setter(path: str, where: str) -> Setter:
+    """A function writing a value at a FHIR path (as entries' `to` does) and
+    returning the anchor that `with` constants go into; for the few writes
+    the engine makes itself (references, notes)."""
+    gen = GeneratedFunction("setter", 0, where)
+    anchor = gen.write(fhir_steps(path, where), "v", "o", merge=False, want_anchor=True)
+    gen.body.append(f"return {anchor}")
+    fn: Setter = build(gen.source("o, v"), {}, "setter")
+    return fn
+
+
+# The local holding the delimiter that splits an element nested n levels deep.
+SPLIT = {1: "C", 2: "S"}
+
+
+class GeneratedFunction:
+    """The source of one generated function over `p` (the fields of a
+    segment at level 0, the components of an element at level 1, its
+    subcomponents at level 2): a prelude reading every element the map uses
+    once, grouped by field (or component) so an empty one costs one test,
+    then the body."""
+
+    def __init__(self, name: str, level: int, where: str) -> None:
+        self.name = name
+        self.level = level
+        self.where = where
+        self.heads: dict[str, str] = {}
+        self.inner: dict[str, list[str]] = {}
+        self.defined: dict[str, list[str]] = {}
+        self.body: list[str] = []
+        self.known: set[str] = set()
+        self.counter = 0
+
+    def temp(self, stem: str) -> str:
+        self.counter += 1
+        return f"{stem}{self.counter}"
+
+    def source(self, params: str = "p, x") -> str:
+        lines = [f"def {self.name}({params}):"]
+        if self.heads:
+            lines.append("    R = x.rep; C = x.comp; S = x.sub; E = x.esc; U = x.unescape")
+            lines.append("    n = len(p)")
+        for head, expr in self.heads.items():
+            lines.append(f"    {head} = {expr}")
+            if self.inner[head]:
+                lines.append(f"    if {head}:")
+                lines.extend("        " + line for line in self.inner[head])
+                lines.append("    else:")
+                lines.append("        " + " = ".join(self.defined[head]) + " = ''")
+        lines.extend("    " + line for line in self.body)
+        return "\n".join(lines) + "\n"
+
+    # -- reading elements (prelude) --
+
+    def head(self, name: str, expr: str) -> str:
+        """A local read once at the top: a field (or component) as a whole, or a message text."""
+        if name not in self.heads:
+            self.heads[name] = expr
+            self.inner[name] = []
+            self.defined[name] = []
+            self.known.add(name)
+        return name
+
+    def _define(self, head: str, name: str, expr: str) -> str:
+        """A local computed from `head` when it is non-empty, else ""."""
+        if name not in self.known:
+            self.known.add(name)
+            self.inner[head].append(f"{name} = {expr}")
+            self.defined[head].append(name)
+        return name
+
+    def field(self, number: int) -> str:
+        return self.head(f"f{number}", f"p[{number}] if n > {number} else ''")
+
+    def raw(self, idx: tuple[int, ...]) -> str:
+        """A local holding the escaped first-repetition element at `idx`, "" when null."""
+        key = "_".join(map(str, idx))
+        name = f"a{key}"
+        if name in self.known:
+            return name
+        if self.level == 0:
+            head = self.field(idx[0])
+            expr = self._define(head, f"r{idx[0]}", f"{head}.split(R, 1)[0]")
+            if len(idx) > 1:
+                comps = self._define(head, f"c{idx[0]}", f"{expr}.split(C)")
+                expr = f"{comps}[{idx[1] - 1}] if len({comps}) > {idx[1] - 1} else ''"
+                if len(idx) > 2:
+                    comp = self._define(head, f"a{idx[0]}_{idx[1]}x", expr)
+                    subs = self._define(head, f"s{idx[0]}_{idx[1]}", f"{comp}.split(S)")
+                    expr = f"{subs}[{idx[2] - 1}] if len({subs}) > {idx[2] - 1} else ''"
+        else:
+            head = self.head(f"h{idx[0]}", f"p[{idx[0] - 1}] if n > {idx[0] - 1} else ''")
+            expr = head
+            if len(idx) > 1:
+                subs = self._define(head, f"s{idx[0]}", f"{head}.split(S)")
+                expr = f"{subs}[{idx[1] - 1}] if len({subs}) > {idx[1] - 1} else ''"
+        self._define(head, name, expr)
+        self.inner[head].append(f"if {name} == '\"\"': {name} = ''")
+        return name
+
+    def text(self, path: str) -> str:
+        """A local holding the unescaped, stripped text at `path` (`$` paths read the message)."""
+        if path.startswith("$"):
+            if _MESSAGE_PATH.fullmatch(path) is None:
+                raise MapError(f"{self.where}: malformed message path {path!r}")
+            name = "m_" + re.sub(r"\W", "_", path[1:])
+            return self.head(name, f"x.mget({path[1:]!r})")
+        idx = self.index(path)
+        raw = self.raw(idx)
+        name = "t" + raw[1:]
+        head = f"f{idx[0]}" if self.level == 0 else f"h{idx[0]}"
+        return self._define(head, name, f"(U({raw}) if E in {raw} else {raw}).strip()")
+
+    def index(self, path: str) -> tuple[int, ...]:
+        idx = _parse_index(path, self.where)
+        if len(idx) + self.level > 3:
+            raise MapError(f"{self.where}: path {path!r} is too deep for this element")
+        return idx
+
+    # -- conditions --
+
+    def condition(self, spec: Any, out: str) -> str:
+        """A Python expression for a `when` condition: `valued`, `not_valued`,
+        `equals`, `in`, `not_in` (on an element's unescaped first repetition;
+        `$`-paths on the message), `set`, `unset` (on the output), `all`,
+        `any`, `not`."""
+        if not isinstance(spec, dict) or len(spec) != 1:
+            raise MapError(f"{self.where}: a condition is a mapping with one key, got {spec!r}")
+        ((op, arg),) = spec.items()
+        if op in ("all", "any"):
+            if not isinstance(arg, list) or not arg:
+                raise MapError(f"{self.where}: {op} takes a list of conditions")
+            joiner = " and " if op == "all" else " or "
+            return "(" + joiner.join(self.condition(s, out) for s in arg) + ")"
+        if op == "not":
+            return f"(not {self.condition(arg, out)})"
+        if op in ("set", "unset"):
+            keys = str(arg).split(".")
+            test = "is not None" if op == "set" else "is None"
+            if len(keys) == 1:
+                return f"({out}.get({keys[0]!r}) {test})"
+            return f"(_out({out}, {', '.join(repr(k) for k in keys)}) {test})"
+        if op in ("valued", "not_valued"):
+            local = self.text(str(arg))
+            return local if op == "valued" else f"(not {local})"
+        if op in ("equals", "in", "not_in"):
+            if not isinstance(arg, list) or len(arg) != 2:
+                raise MapError(f"{self.where}: {op} takes [path, value(s)]")
+            local = self.text(str(arg[0]))
+            values = [arg[1]] if op == "equals" else arg[1]
+            # A set display after `in` compiles to a frozenset constant.
+            literal = "{" + ", ".join(repr(str(v)) for v in sorted(set(values), key=str)) + "}"
+            return f"({local} {'not in' if op == 'not_in' else 'in'} {literal})"
+        raise MapError(f"{self.where}: unknown condition {op!r}")
+
+    # -- writing --
+
+    def write(
+        self, steps: list[Step], value: str, target: str, merge: bool, want_anchor: bool
+    ) -> str:
+        """Append to the body the code writing `value` at `steps` under
+        `target`; returns the name of the anchor (where `with` goes): the
+        list element the path last stepped into, the appended value itself
+        when it is an object, else the target."""
+        body = self.body
+        node = anchor = target
+        last = len(steps) - 1
+        for i, (key, idx) in enumerate(steps):
+            final = i == last
+            if idx is None:
+                if final:
+                    if merge:
+                        cur = self.temp("_m")
+                        body.append(f"{cur} = {node}.get({key!r})")
+                        body.append(f"if type({value}) is dict and type({cur}) is dict:")
+                        body.append(f"    {cur}.update({value})")
+                        body.append("else:")
+                        body.append(f"    {node}[{key!r}] = {value}")
+                    else:
+                        body.append(f"{node}[{key!r}] = {value}")
+                    return anchor
+                child = self.temp("_d")
+                body.append(f"{child} = {node}.get({key!r})")
+                body.append(f"if type({child}) is not dict: {child} = {node}[{key!r}] = {{}}")
+                node = child
+                continue
+            seq = self.temp("_l")
+            body.append(f"{seq} = {node}.get({key!r})")
+            body.append(f"if type({seq}) is not list: {seq} = {node}[{key!r}] = []")
+            if idx < 0:
+                if final:
+                    body.append(f"{seq}.append({value})")
+                    if not want_anchor:
+                        return anchor
+                    result = self.temp("_w")
+                    body.append(f"{result} = {value} if type({value}) is dict else {node}")
+                    return result
+                new = self.temp("_d")
+                body.append(f"{new} = {{}}")
+                body.append(f"{seq}.append({new})")
+                node = anchor = new
+                continue
+            body.append(f"while len({seq}) <= {idx}: {seq}.append({{}})")
+            if final:
+                if merge:
+                    body.append(f"if type({value}) is dict and type({seq}[{idx}]) is dict:")
+                    body.append(f"    {seq}[{idx}].update({value})")
+                    body.append("else:")
+                    body.append(f"    {seq}[{idx}] = {value}")
+                else:
+                    body.append(f"{seq}[{idx}] = {value}")
+                return anchor
+            element = self.temp("_d")
+            body.append(f"{element} = {seq}[{idx}]")
+            node = anchor = element
+        return anchor
+
+    def indent(self, lines: list[str], start: int) -> None:
+        """Indent the body from `start` on by one level."""
+        for i in range(start, len(lines)):
+            lines[i] = "    " + lines[i]
+
+
+def build(source: str, namespace: dict[str, Any], fname: str) -> Any:
+    """Compile the generated `source` into `namespace`; returns function `fname`."""
+    code = compile(source, f"<thumpflow.mapping: {fname}>", "exec")
+    exec(code, namespace)
+    return namespace[fname]

@@ -1,0 +1,77 @@
+"""What the generated map functions and the engine share at run time.
+
+`Ctx` is the per-message state a generated function reads (delimiters,
+unescaping, the default timezone, message-level reads, registration of
+resources built from data types); the aliases name the generated functions'
+signatures; `read_output`/`read_keys` read what a function has written.
+`MapError` is raised, at import, for a map that cannot be compiled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from thumpflow.core.errors import ThumpflowError
+
+
+class MapError(ThumpflowError):
+    """A map file that cannot be compiled; names the map and the entry."""
+
+
+class Ctx:
+    """Per-message evaluation state read by generated functions: delimiters,
+    the unescape function, the default timezone, message-level reads and the
+    registration of resources built from data types (see `_engine`), and
+    `refs`: the Reference each element that built such a resource gave, by
+    (data type function, element text), so an element met again in the
+    message is not built again (the result would be the same resource)."""
+
+    __slots__ = ("add", "comp", "esc", "mget", "refs", "rep", "sub", "tz", "unescape")
+
+    def __init__(  # noqa: PLR0917
+        self,
+        rep: str,
+        comp: str,
+        sub: str,
+        esc: str,
+        unescape: Callable[[str], str],
+        tz: str,
+        mget: Callable[[str], str],
+        add: Callable[..., dict[str, Any]],
+    ) -> None:
+        self.rep = rep
+        self.comp = comp
+        self.sub = sub
+        self.esc = esc
+        self.unescape = unescape
+        self.tz = tz
+        self.mget = mget
+        self.add = add
+        self.refs: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+
+Parts = list[str]
+Fill = Callable[[Parts, Ctx, dict[str, Any]], None]
+Test = Callable[[Parts, Ctx], bool]
+Texts = Callable[[Parts, Ctx], tuple[str, ...]]
+Setter = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def read_output(target: dict[str, Any], path: str) -> Any:
+    """The value at a plain dotted output path (`valueQuantity.value`), or None."""
+    node: Any = target
+    for key in path.split("."):
+        if type(node) is not dict:
+            return None
+        node = node.get(key)
+    return node
+
+
+def read_keys(node: Any, *keys: str) -> Any:
+    """The value under `keys` (nested dict keys), or None (`_out` in generated code)."""
+    for key in keys:
+        if type(node) is not dict:
+            return None
+        node = node.get(key)
+    return node
