@@ -27,6 +27,7 @@ from thumpflow.config import parse_config
 from thumpflow.core.access import Role
 from thumpflow.core.cluster import partition_of
 from thumpflow.core.errors import ConfigError
+from thumpflow.core.search import PauseKind
 from thumpflow.runtime.engine import Engine
 from thumpflow.testing.http_receiver import HttpReceiver
 
@@ -120,6 +121,18 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
             assert shown["a"]["partitions"] == {"ehr": owned(a)}
             assert shown["b"]["partitions"] == {"ehr": owned(b)}
             assert sorted(shown["a"]["duties"] + shown["b"]["duties"]) == ["alerts", "audit_anchor"]
+            await a.set_paused(PauseKind.DESTINATION, "ehr", True, actor="t", reason="test")
+            await b.set_paused(PauseKind.CHANNEL, "adt", True, actor="t", reason="test")
+            await eventually(
+                lambda: b.outboxes["ehr"].paused and a.channels["adt"].ingress.paused, 10, "shared"
+            )
+            await b.set_paused(PauseKind.DESTINATION, "ehr", False, actor="t", reason="test")
+            await a.set_paused(PauseKind.CHANNEL, "adt", False, actor="t", reason="test")
+            await eventually(
+                lambda: not a.outboxes["ehr"].paused and not b.channels["adt"].ingress.paused,
+                10,
+                "resumed everywhere",
+            )
             sent = await send_patients([a, b], patients=30, per_patient=4, tag="R1")
             await outbox_drained(b, "ehr")
             assert {partition_of(key, PARTITIONS) for key in sent} == set(range(PARTITIONS))

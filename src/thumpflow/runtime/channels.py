@@ -60,6 +60,10 @@ class OutboxFactory(Protocol):
     ) -> Outbox: ...
 
 
+def _word(paused: bool) -> str:
+    return "paused (by another node)" if paused else "resumed (by another node)"
+
+
 def cannot_start(where: str, err: Exception) -> ThumpflowError:
     """The start-up error naming the connector that failed and the OS's reason."""
     return ThumpflowError(f"{where}: cannot start: {getattr(err, 'strerror', None) or err}")
@@ -206,6 +210,20 @@ class RunningChannels:
             outbox = self.outboxes.pop(spec.id, None)
             if outbox is not None:
                 await outbox.stop()
+
+    def apply_pauses(self, paused: Paused) -> None:
+        """Pause or resume each running destination and channel to match `paused` (the
+        store's pauses, which another node of a cluster may have changed)."""
+        for destination_id, outbox in self.outboxes.items():
+            wanted = (PauseKind.DESTINATION, destination_id) in paused
+            if wanted != outbox.paused:
+                (outbox.pause if wanted else outbox.resume)()
+                log.warning("destination %s %s", destination_id, _word(wanted))
+        for channel_id, running in self.channels.items():
+            wanted = (PauseKind.CHANNEL, channel_id) in paused
+            if wanted != running.ingress.paused:
+                (running.ingress.pause if wanted else running.ingress.resume)()
+                log.warning("channel %s %s", channel_id, _word(wanted))
 
     async def stop_all(self) -> None:
         """Stop every channel: listeners, then Subscription tracking, then outboxes."""

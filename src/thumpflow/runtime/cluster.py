@@ -21,6 +21,8 @@ before). It:
   owner (new epochs); when it replaces a process of its own id proven dead
   (same host, pid gone) it releases that process's leases at once, so its
   partitions and duties move without waiting for the lease;
+- applies, on every beat, the pauses recorded in the store (a pause or
+  resume made through any node reaches every node within a beat);
 - stamps the runs it starts with its incarnation (`ClusterStore.act_as`), so
   a scheduler taken over closes only runs whose node is gone;
 - leaves the node table at stop, after the outboxes released their leases.
@@ -55,6 +57,7 @@ from thumpflow.core.cluster import (
 from thumpflow.core.errors import ConfigError, StoreError
 from thumpflow.core.ids import new_ulid
 from thumpflow.core.ports import Destination, StateStore
+from thumpflow.core.search import PauseKind
 from thumpflow.flow.metrics import OutboxMetrics
 from thumpflow.flow.outbox import OutboxSettings
 from thumpflow.flow.partitions import PartitionedOutbox, PartitionSettings
@@ -139,6 +142,7 @@ class Cluster:
         self.duties: list[_Duty] = []
         self._stopping: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._pauses: Callable[[set[tuple[PauseKind, str]]], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self.replaced = False
 
@@ -165,6 +169,11 @@ class Cluster:
         self.outboxes[outbox.destination_id] = outbox
         outbox.on_started = self._wake.set
         return outbox
+
+    def follow_pauses(self, apply: Callable[[set[tuple[PauseKind, str]]], None]) -> None:
+        """On every beat, hand `apply` the store's pauses (so a pause or resume made on
+        any node reaches this one within a beat)."""
+        self._pauses = apply
 
     def duty(self, name: str, start: Action, stop: Action) -> None:
         """Run a singleton duty on whichever node holds its lease (see the module docstring)."""
@@ -249,6 +258,8 @@ class Cluster:
         if not alive and not self.replaced:
             self.replaced = True
             log.error("node id %s was taken by another process", self.node.node_id)
+        if self._pauses is not None:
+            self._pauses({(pause.kind, pause.target_id) for pause in await self._store.pauses()})
         live = [node.node_id for node in await self._store.nodes() if node.alive]
         share = 0 if self.replaced else math.ceil(self.partitions / max(1, len(live)))
         await asyncio.gather(

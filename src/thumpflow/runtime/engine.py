@@ -164,6 +164,7 @@ class Engine:
         try:
             await record_config(self.store, self.config, self.clock)
             if self.cluster is not None:
+                self.cluster.follow_pauses(self.running.apply_pauses)
                 await self.cluster.start()
             await self.log_anchor()
             self._upkeep_loop("audit_anchor", self._anchor_loop)
