@@ -27,7 +27,9 @@ from thumpflow.config import parse_config
 from thumpflow.core.access import Role
 from thumpflow.core.cluster import partition_of
 from thumpflow.core.errors import ConfigError
+from thumpflow.core.event import DeadLetterFilter
 from thumpflow.core.search import PauseKind
+from thumpflow.hl7v2 import Message
 from thumpflow.runtime.engine import Engine
 from thumpflow.testing.http_receiver import HttpReceiver
 
@@ -191,5 +193,45 @@ def test_a_second_live_node_with_the_same_id_is_a_located_error_at_start(
         again = Engine(parse_config(node_config(dsn, url, tmp_path / "twin", "a"), "b.yaml"))
         await again.start()
         await again.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_replay_through_one_node_reaches_the_partitions_another_node_sends(
+    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+    dsn = pg_cluster.new_database()
+
+    async def scenario() -> None:
+        receiver = HttpReceiver()
+        await receiver.start()
+        receiver.set_faults(reject_marker="REFUSE")
+        a = Engine(parse_config(node_config(dsn, receiver.url, tmp_path, "a"), "a.yaml"))
+        b = Engine(parse_config(node_config(dsn, receiver.url, tmp_path, "b"), "b.yaml"))
+        await a.start()
+        await b.start()
+        try:
+            await eventually(
+                lambda: len(owned(a)) == len(owned(b)) == PARTITIONS // 2, 15, "an even split"
+            )
+            refused = [adt(f"REFUSE{p}", f"MRN{p}") for p in range(16)]
+            acks = await send_in_order(a.source_port("adt"), refused)
+            assert [ack_code(ack) for ack in acks] == ["AA"] * 16
+            keys = {f"GEN|MRN{p}" for p in range(16)}
+            assert {partition_of(k, PARTITIONS) for k in keys} & set(owned(b)), "b sends some"
+            assert {partition_of(k, PARTITIONS) for k in keys} & set(owned(a)), "a sends some"
+            await outbox_drained(a, "ehr")
+            assert len(await a.store.dead_letters(DeadLetterFilter())) == 16
+            receiver.set_faults(reject_marker=None)
+            result = await a.replay(DeadLetterFilter(), "ops", "receiver fixed")
+            assert len(result.replayed) == 16
+            await outbox_drained(a, "ehr")
+            applied = sorted(Message.parse(body).control_id for body in receiver.applied.values())
+            assert applied == sorted(f"REFUSE{p}" for p in range(16))
+        finally:
+            await a.stop()
+            await b.stop()
+            await receiver.close()
 
     asyncio.run(scenario())

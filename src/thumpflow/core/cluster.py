@@ -235,6 +235,12 @@ class ClusterStore(Protocol):
         """`Store.load_pending` for one partition (`partition_of`) of a destination."""
         ...
 
+    async def signals(self, prefix: str) -> dict[str, int]:
+        """Generations of the signals whose name starts with `prefix` (a read).
+        `replay:<destination>` is raised by every replay that returned deliveries of that
+        destination to pending, in the replay's transaction."""
+        ...
+
     async def has_pending_after(self, destination_id: str, after: int) -> bool:
         """Whether a delivery of the destination with id > `after` is pending (a read: no
         write transaction, so cheap to poll)."""

@@ -22,8 +22,10 @@ store's (`core.cluster.ClusterStore`):
   partitions acquired before it was asked for, and an outbox ignores ids it
   has already seen, so nothing is queued twice.
 - Backpressure uses the destination's whole pending count (all nodes').
-Pause applies to every partition this node owns. Not yet: replays made on
-another node reach an owner only when it next acquires the partition.
+Pause applies to every partition this node owns. A replay (on any node)
+returns deliveries to pending below the tail; `reload` (called by the node
+when the store's `replay:<destination>` signal moves) loads every owned
+partition again.
 """
 
 from __future__ import annotations
@@ -301,6 +303,21 @@ class PartitionedOutbox(Outbox):
             return
         owned = _Owned(partition, lease, self._deadline(asked, lease), self._loads)
         self._owned[partition] = owned
+        await self._start_outbox(owned)
+        log.info("partition %s taken (epoch %d)", name, lease.epoch)
+
+    async def reload(self) -> None:
+        """Load every owned partition again from the store (after a replay made anywhere:
+        its deliveries are pending again below the tail). Each partition's outbox stops,
+        recording what it knows, and a new one starts from the store."""
+        async with self._keeping:
+            for owned in list(self._owned.values()):
+                if owned.outbox is not None:
+                    await owned.outbox.stop()
+                owned.since_load = self._loads
+                await self._start_outbox(owned)
+
+    async def _start_outbox(self, owned: _Owned) -> None:
         gate = _GatedDestination(self.destination, lambda: self._clock.monotonic() < owned.deadline)
         outbox = Outbox(
             gate,
@@ -314,7 +331,6 @@ class PartitionedOutbox(Outbox):
             outbox.pause()
         owned.outbox = outbox
         await outbox.start()
-        log.info("partition %s taken (epoch %d)", name, lease.epoch)
 
     async def _let_go(self, partition: int, *, release: bool) -> None:
         owned = self._owned.pop(partition)

@@ -22,7 +22,9 @@ before). It:
   (same host, pid gone) it releases that process's leases at once, so its
   partitions and duties move without waiting for the lease;
 - applies, on every beat, the pauses recorded in the store (a pause or
-  resume made through any node reaches every node within a beat);
+  resume made through any node reaches every node within a beat), and
+  reloads the partitions of a destination whose `replay:` signal moved (a
+  replay made through any node, or `thumpflow dlq replay` on the store);
 - stamps the runs it starts with its incarnation (`ClusterStore.act_as`), so
   a scheduler taken over closes only runs whose node is gone;
 - leaves the node table at stop, after the outboxes released their leases.
@@ -143,6 +145,7 @@ class Cluster:
         self._stopping: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._pauses: Callable[[set[tuple[PauseKind, str]]], None] | None = None
+        self._replays: dict[str, int] | None = None
         self._task: asyncio.Task[None] | None = None
         self.replaced = False
 
@@ -260,12 +263,24 @@ class Cluster:
             log.error("node id %s was taken by another process", self.node.node_id)
         if self._pauses is not None:
             self._pauses({(pause.kind, pause.target_id) for pause in await self._store.pauses()})
+        await self._follow_replays()
         live = [node.node_id for node in await self._store.nodes() if node.alive]
         share = 0 if self.replaced else math.ceil(self.partitions / max(1, len(live)))
         await asyncio.gather(
             *(outbox.keep(share, live) for outbox in self.outboxes.values()),
             *(self._keep_duty(duty) for duty in self.duties),
         )
+
+    async def _follow_replays(self) -> None:
+        """Reload the partitions of each destination whose replay signal moved."""
+        seen = await self._store.signals("replay:")
+        known, self._replays = self._replays, seen
+        if known is None:
+            return
+        for name, generation in seen.items():
+            outbox = self.outboxes.get(name.removeprefix("replay:"))
+            if outbox is not None and known.get(name) != generation:
+                await outbox.reload()
 
     async def _keep_duty(self, duty: _Duty) -> None:
         asked = self._clock.monotonic()

@@ -118,6 +118,18 @@ class ClusterMethods:
         )
         return deliveries
 
+    async def signals(self, prefix: str) -> dict[str, int]:
+        """`ClusterStore.signals`."""
+
+        def query(db: Db) -> dict[str, int]:
+            rows = db.execute(
+                "SELECT name, generation FROM signals WHERE substr(name, 1, ?) = ?",
+                (len(prefix), prefix),
+            ).fetchall()
+            return {name: int(generation) for name, generation in rows}
+
+        return await self._read(query)
+
     async def has_pending_after(self, destination_id: str, after: int) -> bool:
         """`ClusterStore.has_pending_after`."""
 

@@ -21,7 +21,8 @@ from thumpflow.core.cluster import (
     NodeInfo,
     partition_of,
 )
-from thumpflow.core.event import AuditEntry
+from thumpflow.core.event import AuditEntry, DeadLetterFilter
+from thumpflow.core.outcome import Died
 from thumpflow.core.ports import StateStore
 from thumpflow.testing.batch import FakeClock
 
@@ -208,3 +209,23 @@ def test_run_recovery_closes_only_runs_whose_node_is_gone(store_factory: StoreFa
         assert (await store.run(mine)).error == "interrupted"  # type: ignore[union-attr]
 
     run(lambda: store_factory.make(clock=clock), body)
+
+
+def test_a_replay_raises_its_destinations_replay_signal(store_factory: StoreFactory) -> None:
+    async def body(store: StateStore) -> None:
+        assert await store.signals("replay:") == {}
+        first = (await admit_one(store, "fhir", "lab", entity="MRN1")).deliveries
+        await store.record([Died(d.delivery_id, 1.0, 1, "HTTP 422") for d in first])
+        everything = DeadLetterFilter()
+        await store.replay(DeadLetterFilter(destination_id="fhir"), "ops", "fixed")
+        assert await store.signals("replay:") == {"replay:fhir": 1}
+        await store.replay(everything, "ops", "again")
+        assert await store.signals("replay:") == {"replay:fhir": 1, "replay:lab": 1}
+        await store.replay(everything, "ops", "nothing dead")
+        assert await store.signals("replay:") == {"replay:fhir": 1, "replay:lab": 1}
+        [fhir, _] = first
+        await store.record([Died(fhir.delivery_id, 2.0, 1, "HTTP 422")])
+        await store.replay(everything, "ops", "third")
+        assert await store.signals("replay:f") == {"replay:fhir": 2}
+
+    run(store_factory.make, body)

@@ -5,6 +5,8 @@
 --   leases  one row per lease name (a destination's partition, a singleton
 --           duty): owner, epoch (raised at every change of owner), expires_at
 --           on the database's clock; a released lease expires at once.
+--   signals one row per named signal, its generation raised by the write it
+--           signals (`replay:<destination>`); nodes poll them.
 --   runs.node  the incarnation of the node running the run (NULL: started
 --           before nodes); recovery closes only runs whose node is gone.
 CREATE TABLE nodes (
@@ -25,3 +27,7 @@ CREATE TABLE leases (
     expires_at  double precision NOT NULL
 );
 ALTER TABLE runs ADD COLUMN node text;
+CREATE TABLE signals (
+    name       text   PRIMARY KEY,
+    generation bigint NOT NULL
+);

@@ -5,6 +5,9 @@
 --           and its heartbeat (expires_at on the store's clock).
 --   leases  one row per lease name: owner, epoch (raised at every change of
 --           owner), expires_at; a released lease expires at once.
+--   signals one row per named signal, its generation raised by the write it
+--           signals (`replay:<destination>`: a replay returned deliveries of
+--           that destination to pending); nodes poll them.
 --   runs.node  the incarnation of the node running the run (NULL: before
 --           nodes, or an embedded store); recovery closes only runs whose
 --           node is no longer alive.
@@ -26,3 +29,7 @@ CREATE TABLE leases (
     expires_at  REAL NOT NULL
 );
 ALTER TABLE runs ADD COLUMN node TEXT;
+CREATE TABLE signals (
+    name       TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
