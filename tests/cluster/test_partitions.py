@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,29 @@ async def send_patients(
     return sent
 
 
+@asynccontextmanager
+async def two_nodes(dsn: str, tmp_path: Path) -> AsyncIterator[tuple[HttpReceiver, Engine, Engine]]:
+    """A receiver and two started nodes a and b (b's configuration also in b.yaml), once
+    they split the partitions evenly; all stopped after."""
+    receiver = HttpReceiver()
+    await receiver.start()
+    a = Engine(parse_config(node_config(dsn, receiver.url, tmp_path, "a"), "a.yaml"))
+    b_text = node_config(dsn, receiver.url, tmp_path, "b")
+    (tmp_path / "b.yaml").write_text(b_text)
+    b = Engine(parse_config(b_text, "b.yaml"))
+    await a.start()
+    await b.start()
+    try:
+        await eventually(
+            lambda: len(owned(a)) == len(owned(b)) == PARTITIONS // 2, 15, "an even split"
+        )
+        yield receiver, a, b
+    finally:
+        await a.stop()
+        await b.stop()
+        await receiver.close()
+
+
 def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_other_stops(
     pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -94,18 +119,7 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
     dsn = pg_cluster.new_database()
 
     async def scenario() -> None:
-        receiver = HttpReceiver()
-        await receiver.start()
-        a = Engine(parse_config(node_config(dsn, receiver.url, tmp_path, "a"), "a.yaml"))
-        b_text = node_config(dsn, receiver.url, tmp_path, "b")
-        (tmp_path / "b.yaml").write_text(b_text)
-        b = Engine(parse_config(b_text, "b.yaml"))
-        await a.start()
-        await b.start()
-        try:
-            await eventually(
-                lambda: len(owned(a)) == len(owned(b)) == PARTITIONS // 2, 15, "an even split"
-            )
+        async with two_nodes(dsn, tmp_path) as (receiver, a, b):
             assert sorted(owned(a) + owned(b)) == list(range(PARTITIONS))
             duties = {r.name: node_of(r.owner) for r in await a.store.leases("duty:") if r.held}
             assert set(duties) == {"duty:alerts", "duty:audit_anchor"}
@@ -163,10 +177,6 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
             assert nodes == {"a": False, "b": True}
             verdict = await b.store.verify_audit()
             assert verdict.intact, verdict.problem
-        finally:
-            await a.stop()
-            await b.stop()
-            await receiver.close()
 
     asyncio.run(scenario())
 
@@ -204,17 +214,8 @@ def test_a_replay_through_one_node_reaches_the_partitions_another_node_sends(
     dsn = pg_cluster.new_database()
 
     async def scenario() -> None:
-        receiver = HttpReceiver()
-        await receiver.start()
-        receiver.set_faults(reject_marker="REFUSE")
-        a = Engine(parse_config(node_config(dsn, receiver.url, tmp_path, "a"), "a.yaml"))
-        b = Engine(parse_config(node_config(dsn, receiver.url, tmp_path, "b"), "b.yaml"))
-        await a.start()
-        await b.start()
-        try:
-            await eventually(
-                lambda: len(owned(a)) == len(owned(b)) == PARTITIONS // 2, 15, "an even split"
-            )
+        async with two_nodes(dsn, tmp_path) as (receiver, a, b):
+            receiver.set_faults(reject_marker="REFUSE")
             refused = [adt(f"REFUSE{p}", f"MRN{p}") for p in range(16)]
             acks = await send_in_order(a.source_port("adt"), refused)
             assert [ack_code(ack) for ack in acks] == ["AA"] * 16
@@ -229,9 +230,5 @@ def test_a_replay_through_one_node_reaches_the_partitions_another_node_sends(
             await outbox_drained(a, "ehr")
             applied = sorted(Message.parse(body).control_id for body in receiver.applied.values())
             assert applied == sorted(f"REFUSE{p}" for p in range(16))
-        finally:
-            await a.stop()
-            await b.stop()
-            await receiver.close()
 
     asyncio.run(scenario())
