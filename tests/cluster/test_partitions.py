@@ -27,7 +27,7 @@ from tests.postgres import PG_PASSWORD, PgCluster
 from tests.store.test_postgresql import PASSWORD_ENV, adt, check_delivered, config_text
 from thumpflow.config import parse_config
 from thumpflow.core.access import Role
-from thumpflow.core.cluster import partition_of
+from thumpflow.core.cluster import NodeInfo, partition_of
 from thumpflow.core.errors import ConfigError
 from thumpflow.core.event import DeadLetterFilter
 from thumpflow.core.search import PauseKind
@@ -230,5 +230,38 @@ def test_a_replay_through_one_node_reaches_the_partitions_another_node_sends(
             await outbox_drained(a, "ehr")
             applied = sorted(Message.parse(body).control_id for body in receiver.applied.values())
             assert applied == sorted(f"REFUSE{p}" for p in range(16))
+
+    asyncio.run(scenario())
+
+
+def test_a_node_whose_id_was_taken_over_hands_back_everything(
+    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+    dsn = pg_cluster.new_database()
+
+    async def scenario() -> None:
+        async with two_nodes(dsn, tmp_path) as (_, a, b):
+            assert a.cluster is not None
+            usurper = NodeInfo("a", "usurper", "elsewhere", 1, "-")
+            await b.store.join_node(usurper, 1.0, replace=a.cluster.node.incarnation)
+            await eventually(lambda: a.cluster is not None and a.cluster.replaced, 10, "noticed")
+            await eventually(lambda: owned(a) == [], 10, "a hands its partitions back")
+            await eventually(lambda: len(owned(b)) == PARTITIONS, 15, "b takes them")
+            await eventually(
+                lambda: all(d.lease is None for d in a.cluster.duties),  # type: ignore[union-attr]
+                10,
+                "a runs no duty",
+            )
+            started = time.monotonic()
+            while True:
+                records = await b.store.leases("duty:")
+                if {r.name: node_of(r.owner) for r in records if r.held} == {
+                    "duty:alerts": "b",
+                    "duty:audit_anchor": "b",
+                }:
+                    break
+                assert time.monotonic() - started < 15, "b runs every duty"
+                await asyncio.sleep(0.1)
 
     asyncio.run(scenario())

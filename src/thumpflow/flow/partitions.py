@@ -242,7 +242,8 @@ class PartitionedOutbox(Outbox):
         Below `share`, take free partitions up to it. At or above it, take
         the free ones anyway when no other live node is below its share (a
         partition never waits for a taker that is not coming), and hand back
-        those beyond `share` while another live node is below it.
+        those beyond `share` while another live node is below it. A share of
+        0 (this node's id was taken over) hands back everything.
         """
         if not self._started:
             return
@@ -259,7 +260,7 @@ class PartitionedOutbox(Outbox):
             me = self._part.owner.partition("/")[0]
             wanting = any(count < share for node, count in counts.items() if node != me)
             held = len(self._owned)
-            if held > share and wanting:
+            if held > share and (wanting or share == 0):
                 for partition in sorted(self._owned, reverse=True)[: held - share]:
                     await self._let_go(partition, release=True)
                 return

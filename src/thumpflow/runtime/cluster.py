@@ -287,7 +287,8 @@ class Cluster:
         if duty.lease is not None:
             renewed: Lease | None = None
             try:
-                renewed = await self._store.renew_lease(duty.lease, self.lease_seconds)
+                if not self.replaced:
+                    renewed = await self._store.renew_lease(duty.lease, self.lease_seconds)
             except StoreError:
                 if self._clock.monotonic() < duty.deadline:
                     return
@@ -295,7 +296,7 @@ class Cluster:
                 duty.lease = renewed
                 duty.deadline = self._deadline(asked, renewed)
                 return
-            log.warning("duty %s lost its lease; it stops here", duty.name)
+            log.warning("duty %s lost its lease (or this node its id); it stops here", duty.name)
             duty.lease = None
             stopping = asyncio.create_task(duty.stop(), name=f"duty-{duty.name}-stop")
             self._stopping.add(stopping)
