@@ -18,10 +18,14 @@ store's (`core.cluster.ClusterStore`):
   `store/postgresql/_writer.py`) and hands each to its partition's outbox if
   this node owns it, polling every `poll_seconds` (a cheap read; the page
   itself is loaded in the writer's order only when the read finds something
-  new) and at once after a local admission. A page is handed only to
+  new) and `linger_seconds` after a local admission (so the admissions of
+  that time share one page). A page is handed only to
   partitions acquired before it was asked for, and an outbox ignores ids it
   has already seen, so nothing is queued twice.
 - Backpressure uses the destination's whole pending count (all nodes').
+- A destination's `concurrency` is shared out: each partition's outbox gets
+  ceil(concurrency / partitions) workers, so a node holding every partition
+  sends about as many at once as one engine alone would.
 Pause applies to every partition this node owns. A replay (on any node)
 returns deliveries to pending below the tail; `reload` (called by the node
 when the store's `replay:<destination>` signal moves) loads every owned
@@ -68,6 +72,7 @@ class PartitionSettings:
     partitions: int
     lease_seconds: float
     poll_seconds: float = 0.2
+    linger_seconds: float = 0.02
 
     @property
     def margin(self) -> float:
@@ -164,7 +169,12 @@ class PartitionedOutbox(Outbox):
         self._cluster = store
         self._part = partitioning
         self._owned: dict[int, _Owned] = {}
-        self._child_settings = replace(settings, high_water=1 << 62, low_water=1 << 61)
+        self._child_settings = replace(
+            settings,
+            high_water=1 << 62,
+            low_water=1 << 61,
+            concurrency=max(1, -(-settings.concurrency // partitioning.partitions)),
+        )
         self._child_metrics = metrics
         self._tail = 0
         self._loads = 0
@@ -196,6 +206,9 @@ class PartitionedOutbox(Outbox):
         await self.destination.close()
 
     def offer(self, deliveries: Sequence[Delivery]) -> None:
+        """Deliveries this node just admitted: the tail reader is woken to page them in (in
+        id order with the other nodes' deliveries; handing them over directly could put a
+        later id before an earlier one of another node)."""
         self.pending += len(deliveries)
         self._update_blocking()
         self._wake.set()
@@ -345,15 +358,18 @@ class PartitionedOutbox(Outbox):
 
     async def _follow(self) -> None:
         while True:
+            self._wake.clear()
             try:
                 await self._tail_pass()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("following destination %s failed", self.destination_id)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._part.poll_seconds)
+            except TimeoutError:
+                continue
+            await asyncio.sleep(self._part.linger_seconds)
 
     async def _tail_pass(self) -> None:
         if not await self._cluster.has_pending_after(self.destination_id, self._tail):

@@ -82,7 +82,14 @@ class Kind(Enum):
 
 
 BULK_KINDS = frozenset(
-    {Kind.ADMIT, Kind.RECORD, Kind.JOB_AUDIT, Kind.ADD_REJECTS, Kind.RECORD_LEDGER}
+    {
+        Kind.ADMIT,
+        Kind.RECORD,
+        Kind.RECORD_FENCED,
+        Kind.JOB_AUDIT,
+        Kind.ADD_REJECTS,
+        Kind.RECORD_LEDGER,
+    }
 )
 
 
