@@ -20,7 +20,7 @@ from thumpflow.batch import (
     NdjsonEncoder,
     UnreadableRecord,
     count_records,
-    formats,
+    csv_format,
     read_records,
 )
 from thumpflow.core.batch import BatchItem
@@ -92,7 +92,7 @@ def test_csv_bom_origins_and_malformed_rows_are_per_record_problems() -> None:
 def test_csv_unreadable_records_keep_their_lines_across_read_blocks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(formats._Lines, "_HINT", 8)  # a block of lines per 8 characters read
+    monkeypatch.setattr(csv_format._Lines, "_HINT", 8)  # a block of lines per 8 characters read
     long_field = "x" * 50 + "\r\n" + "y" * 50
     data = (
         f'id,name\r\n1,"{long_field}"\r\n2,"{long_field}",extra\r\n'.encode()

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thumpflow.batch import NdjsonEncoder
-from thumpflow.connectors.drop import KeyLog
+from thumpflow.connectors.batch_destination import KeyLog
 from thumpflow.core.batch import BatchItem
 
 _KEYS = st.sampled_from(["a", "b", "c", "k" * 33, "k" * 40, "é" * 32])

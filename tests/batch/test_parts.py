@@ -9,8 +9,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thumpflow.batch.formats import CsvOptions, UnreadableRecord, count_csv, read_csv
+from thumpflow.batch.csv_format import CsvOptions, count_csv, read_csv
 from thumpflow.batch.parts import count_part, plan_csv, read_part_rows
+from thumpflow.batch.reading import UnreadableRecord
 from thumpflow.config.jobs import FieldSpec, Job
 from thumpflow.core.batch import PreparedRecord, SourceRecord
 from thumpflow.core.records import business_key

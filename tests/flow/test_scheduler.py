@@ -156,3 +156,59 @@ def test_any_interleaving_keeps_per_key_order_and_loses_nothing(
     for key in "ABCDE":
         ids = [d.delivery_id for d in delivered if d.ordering_key == key]
         assert ids == sorted(ids)
+
+
+def test_a_deferred_lane_waits_until_deferral_ends_and_keeps_its_order() -> None:
+    schedule = LaneScheduler(starvation_seconds=1.0)
+    bulk = [delivery("B", Lane.BULK) for _ in range(3)]
+    urgent = delivery("U", Lane.URGENT)
+    schedule.set_lanes({Lane.URGENT: 8}, frozenset({Lane.BULK}))
+    schedule.add([*bulk, urgent], now=0)
+    assert schedule.has_ready(100.0)
+    assert schedule.take(10, now=100.0) == [urgent]  # long past the starvation guard
+    schedule.finished(urgent, now=100.0)
+    assert not schedule.has_ready(100.0)
+    assert schedule.take(10, now=100.0) == []
+    assert schedule.has_ready(100.0, deferred=True)
+    schedule.set_lanes({}, frozenset())
+    sent = []
+    for _ in range(3):
+        (head,) = schedule.take(10, now=101.0)
+        sent.append(head)
+        schedule.finished(head, now=101.0)
+    assert sent == bulk
+
+
+def test_deferred_keys_are_served_only_when_asked_and_nothing_else_is_ready() -> None:
+    schedule = LaneScheduler()
+    schedule.set_lanes({}, frozenset({Lane.BULK, Lane.ROUTINE}))
+    routine, bulk, stat = delivery("R"), delivery("B", Lane.BULK), delivery("S", Lane.STAT)
+    schedule.add([routine, bulk, stat], now=0)
+    assert schedule.take(10, now=0) == [stat]
+    assert schedule.take(1, now=0, deferred=True) == [routine]
+    assert schedule.take(10, now=0, deferred=True) == [bulk]
+
+
+def test_a_deferred_head_is_promoted_by_an_urgent_delivery_of_its_key() -> None:
+    schedule = LaneScheduler()
+    schedule.set_lanes({}, frozenset({Lane.BULK}))
+    first = delivery("P", Lane.BULK)
+    schedule.add([first], now=0)
+    assert schedule.take(10, now=0) == []
+    schedule.add([delivery("P", Lane.STAT)], now=0)
+    assert schedule.take(10, now=0) == [first]
+
+
+@given(st.integers(min_value=1, max_value=20), st.integers(min_value=1, max_value=20))
+@settings(max_examples=50, deadline=None)
+def test_weights_set_at_run_time_share_the_picks(urgent: int, routine: int) -> None:
+    schedule = LaneScheduler(starvation_seconds=1e9)
+    schedule.set_lanes({Lane.URGENT: urgent, Lane.ROUTINE: routine}, frozenset())
+    total = urgent + routine
+    schedule.add(
+        [delivery(f"U{n}", Lane.URGENT) for n in range(total)]
+        + [delivery(f"R{n}", Lane.ROUTINE) for n in range(total)],
+        now=0,
+    )
+    picked = Counter(d.lane for d in schedule.take(total, now=0))
+    assert picked == Counter({Lane.URGENT: urgent, Lane.ROUTINE: routine})

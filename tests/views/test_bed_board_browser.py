@@ -3,7 +3,9 @@
 ADT over MLLP fills beds; a viewer signs in, opens Beds and sees each unit's
 beds with status letter and word (colour only repeats them) and patients
 masked; a discharge sent while the page is open turns the bed to `H
-housekeeping` without reloading (the page is live).
+housekeeping` without reloading (the page is live). An operator declares
+surge from the page (reason asked, audited under the token's name); a
+viewer sees the mode, since when and why, and is offered no act.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from tests.api_support import issue
 from tests.browser import chromium
 from tests.dashboard.test_browser import sign_in
+from tests.dashboard.test_browser_acts import act
 from tests.e2e.procs import send_in_order
 from tests.views.support import T0
 from tests.views.test_live import engine_at
@@ -67,5 +70,54 @@ def test_a_viewer_sees_the_board_by_unit_masked_and_live(tmp_path: Path) -> None
                     assert page.errors == []
             finally:
                 await server.close()
+
+    asyncio.run(main())
+
+
+def test_an_operator_declares_surge_on_the_beds_page_and_a_viewer_sees_why(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        async with engine_at(tmp_path) as engine:
+            server = await serve(build_app(engine, Authenticator(engine.store)), "127.0.0.1", 0)
+            try:
+                url = f"http://127.0.0.1:{server.port}"
+                async with chromium() as page:
+                    await sign_in(page, url, await issue(engine, Role.OPERATOR, "bed-manager"))
+                    await page.goto(url + "/#/beds")
+                    state = await page.wait_for(
+                        "document.getElementById('mode-state')?.textContent",
+                        what="the mode in force",
+                    )
+                    assert str(state).startswith("NORMAL since ")
+                    await page.evaluate("document.getElementById('mode-choice').value = 'surge'")
+                    flashed = await act(page, "#mode-declare", "four ambulances inbound")
+                    assert flashed == "The mode is now surge."
+                    state = await page.wait_for(
+                        "document.getElementById('mode').dataset.mode === 'surge'"
+                        " && document.getElementById('mode-state').textContent",
+                        what="surge shown",
+                    )
+                    assert "declared by bed-manager: four ambulances inbound" in str(state)
+                    effect = await page.text("#mode-effect")
+                    assert effect.startswith("Deferred lanes: bulk;")
+                    assert page.errors == []
+                async with chromium() as page:
+                    await sign_in(page, url, await issue(engine, Role.VIEWER, "ward-clerk"))
+                    await page.goto(url + "/#/beds")
+                    await page.wait_for(
+                        "document.getElementById('mode')?.dataset.mode === 'surge'",
+                        what="surge shown to a viewer",
+                    )
+                    assert await page.evaluate(
+                        "document.getElementById('mode-declare').closest('p').hidden"
+                    )
+                    assert page.errors == []
+            finally:
+                await server.close()
+            entries = await engine.store.audit("mode:surge")
+            assert [(e.actor, e.detail) for e in entries] == [
+                ("bed-manager", "declared by an operator: four ambulances inbound")
+            ]
 
     asyncio.run(main())

@@ -11,23 +11,29 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.api_support import api_client
 from tests.e2e.harness import eventually
 from tests.e2e.procs import send_in_order
-from tests.views.support import T0
+from tests.views.support import T0, spec
+from tests.views.support import event as committed
 from thumpflow.api.masking import MASK
 from thumpflow.config import parse_config
 from thumpflow.core.access import Role
+from thumpflow.core.clock import SystemClock
+from thumpflow.core.errors import StoreError
+from thumpflow.core.event import Event
 from thumpflow.runtime.engine import Engine
 from thumpflow.testing.hospital import a17, adt, bed_status
 from thumpflow.views.facts import BED_STATUS_JSON, read_bed_status
+from thumpflow.views.live import LiveViews
 from thumpflow.views.read import board
 from thumpflow.views.state import Projection
 
@@ -216,3 +222,43 @@ def test_bed_status_json_is_read_or_named_without_quoting() -> None:
     )
     assert read_bed_status(b"[1]") == "bed-status JSON without `bed`"
     assert read_bed_status(b"\xff") == "bed-status JSON is not a JSON object"
+
+
+class _FlakyLog:
+    """An event log in memory whose read after position `fail_after` fails once."""
+
+    def __init__(self, events: list[tuple[int, Event]], fail_after: int) -> None:
+        self.events = events
+        self.fail_after = fail_after
+        self.reads: list[int] = []
+
+    async def events_after(
+        self, position: int, channels: Sequence[str], limit: int = 1000
+    ) -> list[tuple[int, Event]]:
+        self.reads.append(position)
+        if position == self.fail_after:
+            self.fail_after = -1
+            raise StoreError("the disk went away")
+        return [(p, e) for p, e in self.events if p > position][:limit]
+
+    async def last_position(self) -> int:
+        return self.events[-1][0] if self.events else 0
+
+
+def test_a_failed_read_ahead_keeps_what_was_applied_and_the_next_catch_up_resumes() -> None:
+    messages = [
+        adt("A01", f"P{n}", f"4W/{bed}", T0 + n, f"m{n}")
+        for n, bed in enumerate(["401-A", "401-B", "402-A"], 1)
+    ]
+    log = _FlakyLog([(n, committed(body, n)) for n, body in enumerate(messages, 1)], fail_after=2)
+
+    async def main() -> None:
+        views = LiveViews(spec(), log, SystemClock(), batch=2)
+        with pytest.raises(StoreError):
+            await views.catch_up()
+        assert views.projection.position == 2  # the first page, read ahead of its failure
+        assert await views.catch_up() == 1
+        assert views.projection.position == 3
+        assert log.reads == [0, 2, 2]
+
+    asyncio.run(main())

@@ -29,6 +29,7 @@ from thumpflow.api.routes import (
     config,
     dashboard,
     ingest,
+    modes,
     operations,
     overview,
     rejects,
@@ -72,6 +73,7 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(rejects.router)
     app.include_router(views.router)
     app.include_router(cluster.router)
+    app.include_router(modes.router)
     document_answers(app)
 
     @app.get("/api/openapi.json", include_in_schema=False)

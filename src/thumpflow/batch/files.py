@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
-from thumpflow.batch.formats import CsvOptions, Format, FormatError, count_records
+from thumpflow.batch.csv_format import CsvOptions
+from thumpflow.batch.formats import Format, count_records
 from thumpflow.batch.manifest import (
     Problem,
     check,
@@ -21,6 +22,7 @@ from thumpflow.batch.manifest import (
     manifest_to_json,
     parse_manifest,
 )
+from thumpflow.batch.reading import FormatError
 from thumpflow.core.batch import Manifest, Window
 
 _BLOCK = 1 << 20

@@ -29,15 +29,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from thumpflow.batch.formats import (
+from thumpflow.batch.csv_format import (
     CsvOptions,
     CsvStop,
-    FormatError,
-    UnreadableRecord,
     count_csv_lines,
     csv_header,
     read_csv_rows,
 )
+from thumpflow.batch.reading import FormatError, UnreadableRecord
 
 _SPLITTABLE = ("utf-8", "ascii", "latin-1", "iso8859-", "cp125")
 

@@ -27,14 +27,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from thumpflow.hl7v2 import split_messages
 from thumpflow.mapping import (
     BundleType,
     ConversionError,
     configure_naming_systems,
     convert,
+    read_naming_systems,
     to_json,
 )
 
@@ -120,15 +119,7 @@ def _naming_systems(path: Path) -> bool:
     """Add the naming systems of YAML file `path` (namespace: URI); False,
     reported on stderr naming the file, when it cannot be read or is invalid."""
     try:
-        table = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        print(f"{path}: cannot read naming systems: {type(exc).__name__}", file=sys.stderr)
-        return False
-    if not isinstance(table, dict):
-        print(f"{path}: naming systems must be a mapping of namespace to URI", file=sys.stderr)
-        return False
-    try:
-        configure_naming_systems(table, where=str(path))
+        configure_naming_systems(read_naming_systems(path), where=str(path))
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return False

@@ -24,6 +24,7 @@ from thumpflow.core.event import Event
 from thumpflow.flow.explain import ConditionResult, Explanation, explain
 from thumpflow.flow.pipeline import ChannelPipeline
 from thumpflow.hl7v2 import Message, split_messages
+from thumpflow.runtime.conversion import configure_conversion
 from thumpflow.runtime.transform_modules import (
     add_transforms_path,
     load_destination_transform,
@@ -163,6 +164,7 @@ def _as_json(found: Explanation) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     add_transforms_path(config.transforms_path)
+    configure_conversion(config.naming_systems)
     channel = next((c for c in config.channels if c.id == args.channel), None)
     if channel is None:
         known = ", ".join(c.id for c in config.channels)

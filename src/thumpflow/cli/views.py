@@ -1,4 +1,6 @@
-"""`thumpflow views rebuild | reconcile`: the views from the event log, offline.
+"""`thumpflow views rebuild | reconcile | mode`: the views from the event log, offline.
+
+`mode` shows or declares the operating mode (`thumpflow.cli.modes`).
 
 `reconcile SNAPSHOT --as-of TIME` rebuilds the same way and compares the bed
 board with an EHR census snapshot (CSV `unit,bed,patient`; see
@@ -24,6 +26,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from thumpflow.cli import modes
 from thumpflow.cli._shared import config_argument, table, when
 from thumpflow.config import load_config
 from thumpflow.config.model import Config
@@ -48,11 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_argument(compare)
     compare.add_argument("snapshot", help="CSV with unit,bed,patient (patient empty: free)")
     compare.add_argument("--as-of", required=True, help="the snapshot's time (ISO 8601, zoned)")
+    modes.add_parser(actions)
 
 
 def run(args: argparse.Namespace) -> int:
     """Rebuild and print; see the module docstring."""
     config = load_config(args.config)
+    if args.views_command == "mode":
+        return modes.run(config, args)
     if config.views is None:
         raise ThumpflowError(f"{args.config}: no `views:` section, so there is nothing to rebuild")
     views, events, seconds = asyncio.run(_rebuild(config))

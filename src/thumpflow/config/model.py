@@ -36,6 +36,7 @@ from thumpflow.config.channel import (
     Retry,
     SourceSpec,
 )
+from thumpflow.config.modes import ModesSpec, check_modes
 from thumpflow.connectors.fields import Duration, LocalPath
 from thumpflow.connectors.tls import PLAINTEXT_WARNING, ServerTls, plaintext_problem
 from thumpflow.connectors.webhook.spec import WebhookSpec
@@ -62,6 +63,7 @@ __all__ = [
     "Lanes",
     "Ledger",
     "MllpDestination",
+    "NamingSystems",
     "OidcSpec",
     "OrderingKey",
     "RateLimit",
@@ -410,6 +412,46 @@ class AlertsSpec(_Model):
     )
 
 
+_ABSOLUTE_URI = re.compile(r"(?:https?://[^\s]+|urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[^\s]+)")
+
+
+class NamingSystems(_Model):
+    """Identifier systems for HL7 v2 assigning authorities in FHIR conversion.
+
+    A namespace id (CX-4.1, HD-1, EI-2) that is an ISO OID becomes
+    `urn:oid:<oid>`; one listed here (or in `file`) becomes its URI; any
+    other becomes `base` followed by the namespace, percent-encoded. These
+    entries are added to the built-in table for every conversion the engine
+    makes (a channel's v2 to FHIR step) and `thumpflow try` shows; a change
+    needs a restart.
+    """
+
+    systems: dict[str, str] = Field(
+        default_factory=dict,
+        description="Namespace id -> identifier system URI (absolute: `http(s)://...` or "
+        '`urn:...`), e.g. `{GHH LAB: "urn:oid:2.16.840.1.113883.19.4.6"}`.',
+    )
+    file: LocalPath | None = Field(
+        default=None,
+        description="YAML file with more such entries (namespace: URI), read at start; "
+        "relative to this file's folder.",
+    )
+    base: str | None = Field(
+        default=None,
+        description="Base for namespaces not listed (default "
+        "`http://thumpflow.invalid/naming-system/`, which says the system is not published).",
+    )
+
+    @model_validator(mode="after")
+    def _absolute(self) -> Self:
+        for namespace, uri in self.systems.items():
+            if _ABSOLUTE_URI.fullmatch(uri) is None:
+                raise ValueError(f"the system of {namespace!r} is not an absolute URI")
+        if self.base is not None and _ABSOLUTE_URI.fullmatch(self.base + "x") is None:
+            raise ValueError("base is not the start of an absolute URI")
+        return self
+
+
 class Config(_Model):
     """A thumpflow configuration file."""
 
@@ -423,6 +465,10 @@ class Config(_Model):
     alerts: AlertsSpec = Field(default_factory=AlertsSpec, description="Alerts and webhooks.")
     channels: list[Channel] = Field(min_length=1, description="The channels.")
     jobs: list[Job] = Field(default_factory=list, description="Scheduled batch jobs.")
+    naming_systems: NamingSystems = Field(
+        default_factory=NamingSystems,
+        description="Identifier systems for assigning authorities in FHIR conversion.",
+    )
     transforms_path: list[LocalPath] = Field(
         default_factory=list,
         description="Folders where the modules named by `transform:` are looked for (before "
@@ -430,6 +476,10 @@ class Config(_Model):
     )
     views: ViewsSpec | None = Field(
         default=None, description="Operational read models (bed board, census) and ownership."
+    )
+    modes: ModesSpec = Field(
+        default_factory=ModesSpec,
+        description="Operating modes (normal, surge, diversion): what they do and their rules.",
     )
 
     @model_validator(mode="after")
@@ -460,6 +510,11 @@ class Config(_Model):
                 _check_ledger(channel.id, channel.ledger, self.jobs)
         if self.views is not None:
             check_view_channels(self.views, channels)
+        check_modes(
+            self.modes,
+            {spec.id for channel in self.channels for spec in channel.destinations},
+            None if self.views is None else {unit.id for unit in self.views.units},
+        )
         return self
 
     def admin_token_path(self) -> Path:

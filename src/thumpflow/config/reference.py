@@ -48,6 +48,7 @@ from thumpflow.config.model import (
     Lanes,
     Ledger,
     MllpDestination,
+    NamingSystems,
     OidcSpec,
     OrderingKey,
     RateLimit,
@@ -55,6 +56,7 @@ from thumpflow.config.model import (
     Retry,
     StoreSpec,
 )
+from thumpflow.config.modes import LaneWeights, ModeRule, ModeSpec, ModesSpec, Pace
 from thumpflow.config.views import (
     BedFields,
     FieldRule,
@@ -86,6 +88,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("cluster", ClusterSpec),
     ("api", ApiSpec),
     ("OpenID Connect (`api.oidc`)", OidcSpec),
+    ("Naming systems (`naming_systems`)", NamingSystems),
     ("alerts", AlertsSpec),
     ("Dead-letter growth (`alerts.dead_letter_growth`)", DeadLetterGrowth),
     ("Alert webhook (`alerts.webhooks[]`)", WebhookSpec),
@@ -141,6 +144,11 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
         FieldRule,
     ),
     ("Publishing bed status (`views.publish`)", PublishSpec),
+    ("Operating modes (`modes`)", ModesSpec),
+    ("Mode (`modes.surge`, `modes.diversion`)", ModeSpec),
+    ("Lane weights (`modes.<mode>.lane_weights`)", LaneWeights),
+    ("Pace (`modes.<mode>.pace[]`)", Pace),
+    ("Mode rule (`modes.rules[]`)", ModeRule),
 )
 
 

@@ -23,6 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
 
+OPERATOR = "operator"
+"""The system of a person's settlement of a conflict: it writes with an owner's authority."""
+
+SETTLEMENTS_CHANNEL = "views-settlements"
+"""The channel id settlements are admitted under (not a configured channel)."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -259,6 +266,8 @@ class ViewsSpec(_Model):
         ids = [system.id for system in self.systems]
         if len(set(ids)) != len(ids):
             raise ValueError("systems: a system id is used twice")
+        if OPERATOR in ids:
+            raise ValueError(f"systems: {OPERATOR!r} is reserved for people settling conflicts")
         channels: dict[str, str] = {}
         for system in self.systems:
             for channel in system.channels:
@@ -282,7 +291,10 @@ class ViewsSpec(_Model):
         return self
 
     def system_of(self, channel_id: str) -> str | None:
-        """The system whose events come in by `channel_id`, if any."""
+        """The system whose events come in by `channel_id`, if any (`operator` for
+        settlements)."""
+        if channel_id == SETTLEMENTS_CHANNEL:
+            return OPERATOR
         for system in self.systems:
             if channel_id in system.channels:
                 return system.id
@@ -290,7 +302,12 @@ class ViewsSpec(_Model):
 
 
 def check_view_channels(views: ViewsSpec, channels: set[str]) -> None:
-    """Every channel a view system names must be a configured channel."""
+    """Every channel a view system names must be a configured channel, and none may take
+    the settlements' channel id."""
+    if SETTLEMENTS_CHANNEL in channels:
+        raise ValueError(
+            f"channels: {SETTLEMENTS_CHANNEL!r} is reserved for settlements of view conflicts"
+        )
     for system in views.systems:
         for channel in system.channels:
             if channel not in channels:

@@ -48,6 +48,7 @@ from thumpflow.core.event import (
     ReplayResult,
 )
 from thumpflow.core.health import DeliverySample
+from thumpflow.core.modes import ModeState
 from thumpflow.core.outcome import Outcome
 from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
 from thumpflow.core.search import (
@@ -386,6 +387,18 @@ class OperationsStore(Protocol):
         """Durably pause or resume a target, audited in the same commit.
 
         Returns False, writing nothing, when it already was in that state.
+        """
+        ...
+
+    async def operating_mode(self) -> ModeState | None:
+        """The operating mode last recorded (kept across restarts); None if never recorded."""
+        ...
+
+    async def set_operating_mode(self, state: ModeState) -> bool:
+        """Durably record the mode in force, audited (`mode.changed`) in the same commit.
+
+        Returns False, writing nothing, when the recorded state already has the
+        same mode, origin and rule.
         """
         ...
 

@@ -28,6 +28,15 @@ Guarantees (with the store's and the destination's):
   no new send starts; a send already under way finishes and is recorded.
   Deliveries keep arriving durably (and count toward backpressure); `resume`
   sends them in the same order as if there had been no pause.
+- Operating mode (`set_policy`, from `runtime.surge`): the lane weights, the
+  deferred lanes (not sent while the mode holds; they stay durable, count
+  toward backpressure and go out in order when it ends), a pace (a rate
+  limit applied on top of the configured one, the slower wins) and a hold
+  (no send starts, as under a pause, but apart from an operator's pause).
+  Deferral yields to the memory bound: while the outbox has spilled and
+  nothing else in memory is ready, deferred deliveries are sent to make room
+  for the work waiting in the store, so a deferred lane never stalls a
+  more urgent one.
 - Backpressure: `blocking` is true from `high_water` durable pending
   deliveries down to `low_water`; ingress stops reading while it is.
 - Metrics (`OutboxMetrics`): every outcome is counted when it is decided
@@ -66,7 +75,7 @@ from thumpflow.core.ports import Destination
 from thumpflow.flow.limits import CircuitBreaker, TokenBucket
 from thumpflow.flow.metrics import OutboxMetrics
 from thumpflow.flow.retry import RetryPolicy
-from thumpflow.flow.scheduler import LaneScheduler
+from thumpflow.flow.scheduler import LanePolicy, LaneScheduler
 
 log = logging.getLogger("thumpflow.flow.outbox")
 
@@ -130,6 +139,8 @@ class Outbox:
             else None
         )
         self.breaker = CircuitBreaker(settings.failure_threshold, settings.cooldown_seconds)
+        self.policy = LanePolicy()
+        self._pace: TokenBucket | None = None
         self.pending = 0
         self.blocking = False
         self._listeners: list[Callable[[], None]] = []
@@ -154,6 +165,16 @@ class Outbox:
     def resume(self) -> None:
         """Send again, in order, from where the pause left off."""
         self.paused = False
+        self._work.set()
+
+    def set_policy(self, policy: LanePolicy) -> None:
+        """Serve by an operating mode's lane policy from the next send on (see the docstring)."""
+        self.policy = policy
+        self._schedule.set_lanes(policy.weights, policy.deferred)
+        self._pace = None
+        if policy.pace is not None:
+            rate, burst = policy.pace
+            self._pace = TokenBucket(rate, burst, self._clock.monotonic())
         self._work.set()
 
     def on_blocking_change(self, listener: Callable[[], None]) -> None:
@@ -293,14 +314,22 @@ class Outbox:
                 )
                 await self._wait(1.0)
 
+    def _bucket_now(self) -> TokenBucket | None:
+        """The rate limit in force: the configured one or the mode's pace, the slower."""
+        pace, bucket = self._pace, self._bucket
+        if pace is None or (bucket is not None and bucket.rate <= pace.rate):
+            return bucket
+        return pace
+
     async def _step(self) -> None:
-        if self.paused:
+        if self.paused or self.policy.hold:
             await self._wait(None)
             return
         if self._spilled:
             await self._refill()
         now = self._clock.now()
-        if not self._schedule.has_ready(now):
+        make_room = self._spilled
+        if not self._schedule.has_ready(now, deferred=make_room):
             due = self._schedule.next_due()
             await self._wait(None if due is None else due - now)
             return
@@ -315,8 +344,9 @@ class Outbox:
             if since < linger and self._schedule.ready_estimate() < limit:
                 await asyncio.sleep(linger - since)
                 return
-        if self._bucket is not None:
-            token_wait = self._bucket.wait_for_one(mono)
+        bucket = self._bucket_now()
+        if bucket is not None:
+            token_wait = bucket.wait_for_one(mono)
             if token_wait > 0:
                 self._metrics.rate_limit_waits.inc()
                 self._metrics.rate_limit_wait_seconds.inc(token_wait)
@@ -326,10 +356,11 @@ class Outbox:
         if breaker_wait > 0:
             await self._wait(breaker_wait)
             return
-        if self._bucket is not None:
-            limit = self._bucket.take(limit, mono)
+        if bucket is not None:
+            limit = bucket.take(limit, mono)
         self._last_batch_at = mono
-        batch = await self._drop_stale(self._schedule.take(limit, now), now)
+        taken = self._schedule.take(limit, now, deferred=make_room)
+        batch = await self._drop_stale(taken, now)
         if not batch:
             self.breaker.cancel_probe()
             return

@@ -56,6 +56,7 @@ from thumpflow.core.outcome import Outcome, SendResult, Transient
 from thumpflow.core.ports import Destination, Store
 from thumpflow.flow.metrics import OutboxMetrics
 from thumpflow.flow.outbox import Outbox, OutboxSettings
+from thumpflow.flow.scheduler import LanePolicy
 
 log = logging.getLogger("thumpflow.flow.partitions")
 
@@ -219,6 +220,13 @@ class PartitionedOutbox(Outbox):
             if owned is not None and owned.outbox is not None:
                 owned.outbox.readmit([delivery])
 
+    def set_policy(self, policy: LanePolicy) -> None:
+        """The operating mode's lane policy, for every owned partition and those taken later."""
+        super().set_policy(policy)
+        for owned in self._owned.values():
+            if owned.outbox is not None:
+                owned.outbox.set_policy(policy)
+
     def pause(self) -> None:
         self.paused = True
         for owned in self._owned.values():
@@ -343,6 +351,7 @@ class PartitionedOutbox(Outbox):
         )
         if self.paused:
             outbox.pause()
+        outbox.set_policy(self.policy)
         owned.outbox = outbox
         await outbox.start()
 

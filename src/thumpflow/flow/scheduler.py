@@ -11,6 +11,11 @@ Guarantees:
   routine update of the same patient promotes that patient).
 - Starvation guard: a ready key that has waited longer than
   `starvation_seconds` is served before any weighting.
+- Deferred lanes (`set_lanes`, an operating mode's choice): a key whose lane
+  is deferred is not served, however long it waits, unless `take` is told
+  to serve deferred keys too; it is served again, in order, once its lane is
+  no longer deferred. Weights and deferral change between two `take`s and
+  never reorder a key's deliveries.
 
 The scheduler is a pure in-memory structure driven by times passed in; it
 holds no I/O and loses nothing on its own: everything in it is also pending
@@ -29,6 +34,21 @@ from thumpflow.core.event import Delivery
 from thumpflow.core.lanes import DEFAULT_LANE_WEIGHTS, Lane
 
 _LANES = tuple(Lane)
+
+
+@dataclass(slots=True, frozen=True)
+class LanePolicy:
+    """How an outbox serves its lanes under an operating mode (`normal`: the defaults).
+
+    `weights` per lane; `deferred` lanes are not served (see `LaneScheduler`);
+    `pace` is (sends per second, burst) on top of the destination's own rate
+    limit; `hold` starts no send at all.
+    """
+
+    weights: dict[Lane, int] = field(default_factory=lambda: dict(DEFAULT_LANE_WEIGHTS))
+    deferred: frozenset[Lane] = frozenset()
+    pace: tuple[float, float] | None = None
+    hold: bool = False
 
 
 def _by_id(delivery: Delivery) -> int:
@@ -63,6 +83,13 @@ class LaneScheduler:
         self._ready: dict[Lane, deque[tuple[float, int, str]]] = {lane: deque() for lane in _LANES}
         self._delayed: list[tuple[float, int, str]] = []
         self._ids: set[int] = set()
+        self._deferred: frozenset[Lane] = frozenset()
+
+    def set_lanes(self, weights: dict[Lane, int], deferred: frozenset[Lane]) -> None:
+        """Serve by these weights from now on, and none of the `deferred` lanes."""
+        self._weights = {lane: max(1, weights.get(lane, 1)) for lane in _LANES}
+        self._current = dict.fromkeys(_LANES, 0)
+        self._deferred = deferred
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -93,12 +120,16 @@ class LaneScheduler:
             elif state.ready and delivery.lane < state.lane_when_ready:
                 self._make_ready(delivery.ordering_key, state, now)
 
-    def take(self, limit: int, now: float) -> list[Delivery]:
-        """Up to `limit` deliveries to send now, each the head of a different key."""
+    def take(self, limit: int, now: float, *, deferred: bool = False) -> list[Delivery]:
+        """Up to `limit` deliveries to send now, each the head of a different key.
+
+        Keys of deferred lanes are served only when `deferred` is true, and
+        then only when no other lane has a ready key.
+        """
         self._release_due(now)
         picked: list[Delivery] = []
         while len(picked) < limit:
-            lane = self._pick_lane(now)
+            lane = self._pick_lane(now, deferred=deferred)
             if lane is None:
                 break
             _, token, key = self._ready[lane].popleft()
@@ -142,9 +173,10 @@ class LaneScheduler:
             heapq.heappop(self._delayed)
         return None
 
-    def has_ready(self, now: float) -> bool:
+    def has_ready(self, now: float, *, deferred: bool = False) -> bool:
+        """Whether a key is ready now (counting deferred lanes only when `deferred`)."""
         self._release_due(now)
-        return any(self._ready[lane] for lane in _LANES)
+        return any(self._ready[lane] for lane in _LANES if deferred or lane not in self._deferred)
 
     def ready_estimate(self) -> int:
         """An upper bound of how many keys are ready now (may count stale entries)."""
@@ -187,18 +219,11 @@ class LaneScheduler:
                 continue
             self._make_ready(key, state, now)
 
-    def _pick_lane(self, now: float) -> Lane | None:
-        candidates = []
-        for lane in _LANES:
-            queue = self._ready[lane]
-            while queue:
-                _, token, key = queue[0]
-                state = self._keys.get(key)
-                if state is not None and state.ready and state.token == token:
-                    break
-                queue.popleft()
-            if queue:
-                candidates.append(lane)
+    def _pick_lane(self, now: float, *, deferred: bool) -> Lane | None:
+        served = [lane for lane in _LANES if lane not in self._deferred]
+        candidates = self._candidates(served)
+        if not candidates and deferred:
+            candidates = self._candidates(sorted(self._deferred))
         if not candidates:
             return None
         if len(candidates) == 1:
@@ -215,3 +240,18 @@ class LaneScheduler:
                 best = lane
         self._current[best] -= total
         return best
+
+    def _candidates(self, lanes: list[Lane]) -> list[Lane]:
+        """The lanes among `lanes` whose ready queue has a live entry (stale ones dropped)."""
+        candidates = []
+        for lane in lanes:
+            queue = self._ready[lane]
+            while queue:
+                _, token, key = queue[0]
+                state = self._keys.get(key)
+                if state is not None and state.ready and state.token == token:
+                    break
+                queue.popleft()
+            if queue:
+                candidates.append(lane)
+        return candidates

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import re
-
 from thumpflow.core.errors import MessageError
 from thumpflow.hl7v2.charset import NOT_ASCII_COMPATIBLE, codec_for, decode
 from thumpflow.hl7v2.delimiters import Delimiters
 from thumpflow.hl7v2.escape import escape, unescape
+from thumpflow.hl7v2.header import HeaderFields
+from thumpflow.hl7v2.lines import (
+    SEGMENT_ID,
+    declared_charset,
+    not_msh,
+    split_lines,
+    split_lines_bytes,
+)
 from thumpflow.hl7v2.path import compile_path
 from thumpflow.hl7v2.segment import (
     WHITESPACE,
@@ -19,55 +25,8 @@ from thumpflow.hl7v2.segment import (
     split_fields,
 )
 
-_SEP = re.compile("(\r\n|\r|\n)")
-_SEP_BYTES = re.compile(b"(\r\n|\r|\n)")
-_SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")
 
-
-def _not_msh(head: str) -> MessageError:
-    if not head:
-        return MessageError("message is empty", code="100")
-    sid = head[:3]
-    if _SEGMENT_ID.fullmatch(sid) and (len(head) == 3 or not head[3].isalnum()):
-        reason = "message must begin with MSH; its first segment is another one"
-    else:
-        reason = "message does not begin with an MSH segment"
-    return MessageError(reason, segment_index=1, code="100")
-
-
-def _split(body: str) -> tuple[list[str], str | list[str]]:
-    if "\n" in body:
-        if "\r" in body:
-            pieces = _SEP.split(body)
-            return pieces[0::2], pieces[1::2]
-        return body.split("\n"), "\n"
-    return body.split("\r"), "\r"
-
-
-def _split_bytes(body: bytes) -> list[bytes]:
-    if b"\n" in body:
-        if b"\r" in body:
-            return _SEP_BYTES.split(body)[0::2]
-        return body.split(b"\n")
-    return body.split(b"\r")
-
-
-def _declared_charset(raw: bytes, start: int) -> str:
-    """MSH-18 (first repetition) read from the bytes: it is ASCII by definition."""
-    end = len(raw)
-    for sep in (b"\r", b"\n"):
-        k = raw.find(sep, start, end)
-        if k >= 0:
-            end = k
-    line = raw[start:end]
-    fields = line.split(line[3:4]) if len(line) > 3 else []
-    if len(fields) <= 17:
-        return ""
-    value = fields[17].split(line[5:6])[0] if len(line) > 5 else fields[17]
-    return value.decode("ascii", "replace").strip()
-
-
-class Message:
+class Message(HeaderFields):
     """One HL7 v2 message.
 
     Guarantees:
@@ -144,7 +103,7 @@ class Message:
             text, data = raw, None
             start = 0 if text.startswith("MSH") else len(text) - len(text.lstrip(WHITESPACE))
             if not text.startswith("MSH", start):
-                raise _not_msh(text[start : start + 4])
+                raise not_msh(text[start : start + 4])
             byte_start = 0
         else:
             data = raw
@@ -152,14 +111,14 @@ class Message:
                 0 if raw.startswith(b"MSH") else len(raw) - len(raw.lstrip(WHITESPACE_BYTES))
             )
             if not raw.startswith(b"MSH", byte_start):
-                raise _not_msh(raw[byte_start : byte_start + 4].decode("latin-1"))
+                raise not_msh(raw[byte_start : byte_start + 4].decode("latin-1"))
             if raw.isascii():
                 text, start = raw.decode("ascii"), byte_start
             else:
-                text, codec, warning = decode(raw, _declared_charset(raw, byte_start))
+                text, codec, warning = decode(raw, declared_charset(raw, byte_start))
                 start = len(raw[:byte_start].decode(codec, "replace"))
                 if not text.startswith("MSH", start):
-                    raise _not_msh("")
+                    raise not_msh("")
         fs = text[start + 3 : start + 4]
         if not fs or fs in "\r\n":
             raise MessageError("field separator missing", segment="MSH", field=1, code="102")
@@ -216,7 +175,7 @@ class Message:
     # -- segments --------------------------------------------------------------
 
     def _split_parts(self) -> list[str]:
-        parts, self._seps = _split(self._text[self._start :] if self._start else self._text)
+        parts, self._seps = split_lines(self._text[self._start :] if self._start else self._text)
         self._parts = parts
         return parts
 
@@ -367,8 +326,14 @@ class Message:
         address deeper instead. MSH-1 is the field separator and MSH-2 the
         encoding characters, both literal.
         """
-        sid, occ, field, rep, comp, sub = compile_path(path)
-        i = self._locate(sid, occ)
+        return self.get_at(*compile_path(path))
+
+    def get_at(  # noqa: PLR0917
+        self, sid: str, occurrence: int, field: int, rep: int = 0, comp: int = 0, sub: int = 0
+    ) -> str:
+        """`get` at compiled indices (`thumpflow.hl7v2.path.compile_path`'s), for hot loops
+        that read the same few elements of many messages."""
+        i = self._locate(sid, occurrence)
         if i < 0:
             return ""
         fields = self._fields.get(i) or self._part_fields(i)
@@ -408,56 +373,6 @@ class Message:
         return raw
 
     @property
-    def control_id(self) -> str:
-        """MSH-10, the message control id."""
-        return self._msh_field(10)
-
-    @property
-    def message_type(self) -> str:
-        """MSH-9.1, e.g. `ADT`."""
-        return self._msh_field(9, 1)
-
-    @property
-    def trigger_event(self) -> str:
-        """MSH-9.2, e.g. `A01`."""
-        return self._msh_field(9, 2)
-
-    @property
-    def message_structure(self) -> str:
-        """MSH-9.3, e.g. `ADT_A01`."""
-        return self._msh_field(9, 3)
-
-    @property
-    def version(self) -> str:
-        """MSH-12.1, e.g. `2.5.1`."""
-        return self._msh_field(12, 1)
-
-    @property
-    def sending_application(self) -> str:
-        """MSH-3.1."""
-        return self._msh_field(3, 1)
-
-    @property
-    def sending_facility(self) -> str:
-        """MSH-4.1."""
-        return self._msh_field(4, 1)
-
-    @property
-    def processing_id(self) -> str:
-        """MSH-11.1, e.g. `P`."""
-        return self._msh_field(11, 1)
-
-    @property
-    def accept_ack_type(self) -> str:
-        """MSH-15 (AL, NE, ER, SU or "")."""
-        return self._msh_field(15).strip()
-
-    @property
-    def application_ack_type(self) -> str:
-        """MSH-16 (AL, NE, ER, SU or "")."""
-        return self._msh_field(16).strip()
-
-    @property
     def charset(self) -> str:
         """MSH-18 as declared (first repetition), "" when absent."""
         return element(self._part_fields(0), self._delims, 18, 1, 0, 0).strip()
@@ -488,7 +403,7 @@ class Message:
         fs = self._delims.field
         for n, i in enumerate(self._order, start=1):
             sid = segment_id(parts[i], fs)
-            if not _SEGMENT_ID.fullmatch(sid):
+            if not SEGMENT_ID.fullmatch(sid):
                 raise MessageError(
                     "segment does not start with a valid segment id", segment_index=n, code="100"
                 )
@@ -586,7 +501,7 @@ class Message:
         parts = self._parts or self._split_parts()
         if raw is None:
             return self.to_str().encode(codec)
-        original = _split_bytes(raw[self._byte_start :])
+        original = split_lines_bytes(raw[self._byte_start :])
         if len(original) != len(parts):
             return self.to_str().encode(codec)
         dirty = self._dirty

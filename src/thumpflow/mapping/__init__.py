@@ -40,6 +40,7 @@ Guarantees of `convert`:
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from importlib import resources
@@ -53,8 +54,13 @@ from thumpflow.core.event import Event
 from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message
 from thumpflow.mapping._compile import Compiler
-from thumpflow.mapping._engine import BundleType, ConversionError, evaluate
-from thumpflow.mapping._naming import DEFAULT_BASE, configure_naming_systems, system_for
+from thumpflow.mapping._engine import BundleType, ConversionError, evaluate, shown_event
+from thumpflow.mapping._naming import (
+    DEFAULT_BASE,
+    configure_naming_systems,
+    read_naming_systems,
+    system_for,
+)
 from thumpflow.mapping._rules import MessageMap, compile_rules
 from thumpflow.mapping._support import MapError
 from thumpflow.mapping._values import FhirDecimal
@@ -72,6 +78,7 @@ __all__ = [
     "convert",
     "derived_event_id",
     "map_for",
+    "read_naming_systems",
     "supported_messages",
     "system_for",
     "to_fhir",
@@ -132,9 +139,9 @@ def _load() -> dict[str, MessageMap]:
     return by_event
 
 
+log = logging.getLogger("thumpflow.mapping")
 GENERIC = "generic"
 _STRUCTURE = re.compile(r"[A-Z]{3}_[A-Z0-9]{3}")
-_EVENT = re.compile(r"[A-Z0-9]{2,3}\^[A-Z0-9]{2,3}")
 _MAPS = _load()
 
 
@@ -162,7 +169,7 @@ def _lookup(message_type: str, trigger_event: str, structure: str) -> tuple[Mess
     found = _MAPS.get(event) or _MAPS.get(structure)
     if found is not None:
         return found, None
-    shown = event if _EVENT.fullmatch(event) else "(invalid)"
+    shown = shown_event(message_type, trigger_event)
     return _MAPS[GENERIC], (
         f"message type {shown} has no message map; its common segments"
         " (PID, PD1, NK1, PV1, PV2, OBX, AL1, DG1, PR1, IN1 ...) were converted generically"
@@ -302,9 +309,21 @@ def to_fhir(event: Event, message: Message) -> list[Event]:
     `application/fhir+json`; `event_id` is `derived_event_id(event.event_id)`,
     `causation_id` the source event, and the ordering key, lane, sequence,
     timestamps and identity fields are the source's, so the Bundle travels
-    in the patient's order. Raises `ConversionError` like `convert`.
+    in the patient's order. Raises `ConversionError` like `convert`. What
+    was converted only in part (a message type without a map, a missing
+    required segment) is logged as a warning naming the channel, the event
+    and the message type or segment, never a value.
     """
-    bundle = convert(message)
+    warnings: list[str] = []
+    bundle = convert(message, warnings=warnings)
+    for warning in warnings:
+        log.warning(
+            "channel %s: event %s converted to FHIR in part: %s",
+            event.channel_id,
+            event.event_id,
+            warning,
+            extra={"channel": event.channel_id},
+        )
     return [
         Event(
             event_id=derived_event_id(event.event_id),

@@ -101,13 +101,24 @@ def _content_key(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} in a resource")
 
 
+_EVENT = re.compile(r"[A-Z0-9]{2,3}\^[A-Z0-9]{2,3}")
+
+
+def shown_event(message_type: str, trigger_event: str) -> str:
+    """`ADT^A01` for warnings and errors, or `(invalid)` when MSH-9 is not a message type
+    and trigger event of 2-3 letters or digits each, so nothing else a sender put there
+    reaches a reason, a NAK or the log."""
+    event = f"{message_type}^{trigger_event}"
+    return event if _EVENT.fullmatch(event) else "(invalid)"
+
+
 class _Run:
     """State of one conversion: the message's segments split into fields once,
     the resources built so far, and the evaluation context."""
 
     def __init__(self, message: Message, bundle_type: BundleType) -> None:
         self.message = message
-        self.message_type = f"{message.message_type}^{message.trigger_event}"
+        self.message_type = shown_event(message.message_type, message.trigger_event)
         self.transaction = bundle_type == "transaction"
         self.batch = bundle_type == "batch"
         self.built: dict[str, _Built] = {}

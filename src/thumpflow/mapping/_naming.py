@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import quote
+
+import yaml
 
 DEFAULT_BASE = "http://thumpflow.invalid/naming-system/"
 
@@ -64,6 +67,18 @@ def configure_naming_systems(
     _TABLE.exact.update(checked)
     _TABLE.folded.update({ns.casefold(): uri for ns, uri in checked.items()})
     _TABLE.memo.clear()
+
+
+def read_naming_systems(path: Path) -> dict[str, str]:
+    """The table of YAML file `path` (namespace: URI). Raises ValueError naming the file
+    when it cannot be read, is not such a mapping, or lists a URI that is not absolute."""
+    try:
+        table = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read naming systems: {type(exc).__name__}") from None
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: naming systems must be a mapping of namespace to URI")
+    return {str(ns): _checked(str(ns), uri, str(path)) for ns, uri in table.items()}
 
 
 def system_for(namespace: str) -> str:

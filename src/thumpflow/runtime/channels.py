@@ -95,6 +95,7 @@ class RunningChannels:
         rng: random.Random,
         on_commit: Callable[[str], Callable[[], None] | None],
         make_outbox: OutboxFactory = Outbox,
+        on_outbox: Callable[[Outbox], None] | None = None,
     ) -> None:
         self._make_outbox = make_outbox
         self._store = store
@@ -103,6 +104,7 @@ class RunningChannels:
         self._alerts = alerts
         self._rng = rng
         self._on_commit = on_commit
+        self._on_outbox = on_outbox
         self._subscription_metrics = SubscriptionMetrics(metrics.registry)
         self._clients: dict[str, FhirSubscriptionClient] = {}
         self.channels: dict[str, RunningChannel] = {}
@@ -112,7 +114,9 @@ class RunningChannels:
     async def open(self, config: Config, channel: Channel, paused: Paused) -> None:
         """Start a channel's outboxes and ingress (and subscription); it listens at `listen`.
 
-        Recorded pauses apply before anything is sent or accepted. A
+        Each outbox is handed to `on_outbox` first (the operating mode's
+        lane policy, `runtime.surge`). Recorded pauses apply before anything
+        is sent or accepted. A
         destination that cannot start raises `ThumpflowError` naming it.
         """
         transform = load_transform(channel.transform, channel.id) if channel.transform else None
@@ -126,6 +130,8 @@ class RunningChannels:
                 metrics=self._metrics.flow.outbox(channel.id, spec.id),
                 rng=self._rng,
             )
+            if self._on_outbox is not None:
+                self._on_outbox(outbox)
             if (PauseKind.DESTINATION, spec.id) in paused:
                 outbox.pause()
                 log.warning("destination %s starts paused", spec.id)

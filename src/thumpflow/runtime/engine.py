@@ -61,6 +61,7 @@ from thumpflow.runtime.build import (
 from thumpflow.runtime.channels import RunningChannels, cannot_start
 from thumpflow.runtime.cluster import Action, Cluster, loop_duty
 from thumpflow.runtime.config_audit import record_config
+from thumpflow.runtime.conversion import configure_conversion
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
 from thumpflow.runtime.publish import BedPublisher
 from thumpflow.runtime.readings import alert_reading
@@ -71,6 +72,7 @@ from thumpflow.runtime.reload import (
     restart_only_changes,
     transform_modules,
 )
+from thumpflow.runtime.surge import ModeController
 from thumpflow.runtime.transform_modules import (
     add_transforms_path,
     load_destination_transform,
@@ -112,6 +114,7 @@ class Engine:
         self.config = config
         self.config_path: Path | None = None
         add_transforms_path(config.transforms_path)
+        configure_conversion(config.naming_systems)
         self.clock = clock or SystemClock()
         self.store = store or open_store(config, clock=self.clock)
         self.cluster = (
@@ -154,9 +157,18 @@ class Engine:
             rng=self._rng,
             on_commit=self._views_notice,
             make_outbox=self.cluster.outbox if self.cluster is not None else Outbox,
+            on_outbox=self._attach_mode,
         )
         self.channels = self.running.channels
         self.outboxes = self.running.outboxes
+        self.modes = ModeController(
+            config.modes,
+            self.store,
+            self.clock,
+            self.outboxes,
+            self.views,
+            registry=self.metrics.registry,
+        )
         self.subscriptions = self.running.subscriptions
 
     async def start(self) -> None:
@@ -171,6 +183,7 @@ class Engine:
             if retention_policy(self.config).purges:
                 self._upkeep_loop("retention", self._purge_loop)
             paused = await self._paused()
+            await self.modes.load()
             for channel in self.config.channels:
                 if channel.enabled:
                     await self.running.open(self.config, channel, paused)
@@ -190,6 +203,7 @@ class Engine:
             if self.views is not None:
                 self.views.publisher = self._bed_publisher()
                 await self.views.start()
+            await self.modes.start()
             for channel_id in self.channels:
                 await self.running.listen(channel_id)
             for webhook in self._webhooks:
@@ -215,6 +229,10 @@ class Engine:
             self._upkeep.append(asyncio.create_task(body()))
         else:
             self.cluster.duty(name, *loop_duty(body))
+
+    def _attach_mode(self, outbox: Outbox) -> None:
+        """Give a new outbox the lane policy of the operating mode in force."""
+        self.modes.attach(outbox)
 
     async def _paused(self) -> set[tuple[PauseKind, str]]:
         return {(pause.kind, pause.target_id) for pause in await self.store.pauses()}
@@ -363,6 +381,7 @@ class Engine:
         self._upkeep.clear()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        await self.modes.stop()
         if self.views is not None:
             await self.views.stop()
         await asyncio.to_thread(close_read_processes)

@@ -9,10 +9,11 @@ newly validated one, channel by channel (enabled channels only):
 - removed (or now disabled) channels stop after their in-flight messages;
 - added (or now enabled) channels start.
 
-The store, the API, the alerts and the jobs are not changed by a reload
-(they hold the open store file, the listening API socket, the scheduler's
-durable state): a new configuration that changes any of them is refused
-whole, with the parts named, and the running configuration stays.
+The store, the API, the alerts, the jobs and the operating modes are not
+changed by a reload (they hold the open store file, the listening API
+socket, the scheduler's durable state, the rules' hysteresis): a new
+configuration that changes any of them is refused whole, with the parts
+named, and the running configuration stays.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 from thumpflow.config.model import Channel, Config
 
-RESTART_ONLY = ("store", "api", "alerts", "jobs")
+RESTART_ONLY = ("store", "api", "alerts", "jobs", "modes", "naming_systems")
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from thumpflow.core.event import (
     Reject,
     ReplayResult,
 )
+from thumpflow.core.modes import ModeState
 from thumpflow.core.outcome import Outcome
 from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
 from thumpflow.core.search import Pause, PauseKind, Timeline
@@ -54,6 +55,7 @@ from thumpflow.store.group import GroupWriter, Kind, LoadPending, Op, Replay, Wr
 from thumpflow.store.ops import Db, Dialect
 from thumpflow.store.ops import access as _access
 from thumpflow.store.ops import alerts as _alerts
+from thumpflow.store.ops import modes as _modes
 from thumpflow.store.ops import pauses as _pauses
 from thumpflow.store.ops import runs as _runs
 from thumpflow.store.ops import subscriptions as _subscriptions
@@ -256,6 +258,15 @@ class GroupStore(EventLogReads, ClusterMethods):
         changed: bool = await self._write(
             Kind.SET_PAUSED, _pauses.SetPaused(kind, target_id, paused, actor, reason, at)
         )
+        return changed
+
+    async def operating_mode(self) -> ModeState | None:
+        """The operating mode last recorded; None when none was."""
+        return await self._read(_modes.operating_mode)
+
+    async def set_operating_mode(self, state: ModeState) -> bool:
+        """Record the mode in force with its `mode.changed` audit entry; False if unchanged."""
+        changed: bool = await self._write(Kind.SET_MODE, state)
         return changed
 
     async def raise_alert(

@@ -4,6 +4,12 @@
 every write transaction takes the `audit_head` row lock before it hands out
 an `event_seq` and keeps it until COMMIT, so on both a higher `event_seq` is
 committed after a lower one and a reader never sees a gap filled later.
+
+A page is read along the primary key from the position on: the channel test
+is written `(channel_id || '') IN (...)` so that neither planner picks the
+`events_channel` index (channel, time, seq), which would read every event of
+the channels and sort them for each page, making a rebuild quadratic
+(measured on SQLite: 32 µs of a million-event rebuild's 53 µs per event).
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ def events_after(
         return []
     marks = ",".join("?" * len(channels))
     rows = db.execute(
-        f"{_SELECT} WHERE event_seq > ? AND channel_id IN ({marks}) ORDER BY event_seq LIMIT ?",
+        f"{_SELECT} WHERE event_seq > ? AND (channel_id || '') IN ({marks})"
+        " ORDER BY event_seq LIMIT ?",
         (position, *channels, limit),
     )
     return [(int(row[0]), event_from_row(row[1:], codec)) for row in rows]

@@ -35,6 +35,7 @@ from thumpflow.store.chain import AuditChain
 from thumpflow.store.ops import WriteContext
 from thumpflow.store.ops import access as _access
 from thumpflow.store.ops import alerts as _alerts
+from thumpflow.store.ops import modes as _modes
 from thumpflow.store.ops import pauses as _pauses
 from thumpflow.store.ops import runs as _runs
 from thumpflow.store.ops import subscriptions as _subscriptions
@@ -67,6 +68,7 @@ class Kind(Enum):
     REKEY = "rekey"
     REKEY_DONE = "rekey_done"
     SET_PAUSED = "set_paused"
+    SET_MODE = "set_mode"
     RAISE_ALERT = "raise_alert"
     CLEAR_ALERT = "clear_alert"
     ACK_ALERT = "ack_alert"
@@ -196,6 +198,7 @@ def common_handlers(context: WriteContext) -> dict[Kind, Handler]:
         Kind.REVOKE_TOKEN: on(_access.revoke_tokens),
         Kind.AUDIT: on(_access.append_audits),
         Kind.SET_PAUSED: on(_pauses.set_paused),
+        Kind.SET_MODE: on(_modes.set_modes),
         Kind.RAISE_ALERT: on(_alerts.raise_alerts),
         Kind.CLEAR_ALERT: on(_alerts.clear_alerts),
         Kind.ACK_ALERT: on(_alerts.acknowledge_alerts),

@@ -46,8 +46,9 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any, TypeVar
 
-from thumpflow.batch.formats import CsvOptions, UnreadableRecord
+from thumpflow.batch.csv_format import CsvOptions
 from thumpflow.batch.parts import CsvPart, CsvPlan, count_part, moved, plan_csv, read_part_rows
+from thumpflow.batch.reading import UnreadableRecord
 from thumpflow.config.jobs import FieldSpec, Job, RuleSpec
 from thumpflow.core.batch import BatchItem, PreparedRecord, SourceRecord
 from thumpflow.core.records import business_key, version_number

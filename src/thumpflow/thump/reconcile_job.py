@@ -64,7 +64,8 @@ from thumpflow.thump.reconcile import (
     ReconciliationReport,
     reconcile,
 )
-from thumpflow.thump.runner import ConnectorFactory, JobRunner, RunOutcome, _Run
+from thumpflow.thump.run import RunState
+from thumpflow.thump.runner import ConnectorFactory, JobRunner, RunOutcome
 from thumpflow.thump.validate import Failure
 
 RepairTransform = Callable[[dict[str, Any]], bytes]
@@ -129,7 +130,7 @@ class ReconcileRunner(JobRunner):
         self._repairs = repairs
         self._open: dict[int, _Reconciliation] = {}
 
-    async def _execute(self, state: _Run) -> RunOutcome:
+    async def _execute(self, state: RunState) -> RunOutcome:
         self._open[state.run_id] = reconciliation = _Reconciliation()
         try:
             outcome = await super()._execute(state)
@@ -146,7 +147,7 @@ class ReconcileRunner(JobRunner):
             await self._runs.reconciled(self.job.id, state.run_id, summary, self._clock.now())
         return outcome
 
-    async def _flush(self, state: _Run, destinations: Sequence[BatchDestination]) -> None:
+    async def _flush(self, state: RunState, destinations: Sequence[BatchDestination]) -> None:
         items, state.items = state.items, []
         self._open[state.run_id].states.extend(
             KeyState(
@@ -159,7 +160,7 @@ class ReconcileRunner(JobRunner):
         )
 
     async def _complete(
-        self, state: _Run, destinations: Sequence[BatchDestination]
+        self, state: RunState, destinations: Sequence[BatchDestination]
     ) -> list[Manifest]:
         """Compare with the ledger, repair, keep the rejects, write the report."""
         await self._flush(state, destinations)
@@ -203,7 +204,7 @@ class ReconcileRunner(JobRunner):
             for entry in page:
                 yield KeyState(entry.business_key, entry.content_hash, entry.version)
 
-    async def _repair(self, state: _Run, difference: Difference) -> None:
+    async def _repair(self, state: RunState, difference: Difference) -> None:
         record = difference.record
         if (
             not self.job.repair
@@ -242,6 +243,6 @@ class ReconcileRunner(JobRunner):
             ),
         )
 
-    def _refuse(self, state: _Run, record: SourceRecord, failure: Failure) -> None:
+    def _refuse(self, state: RunState, record: SourceRecord, failure: Failure) -> None:
         state.counts.valid -= 1
         self._reject(state, record, [failure])

@@ -42,19 +42,19 @@ source checked and the destinations wrote, and the next watermark:
   (`OutputConflictError`: the run fails, its input is left for a later run).
 
 `written` and `skipped` count (item, destination) pairs. Logs and recorded
-reasons carry ids, counts and error kinds, never record values.
+reasons carry ids, counts and error kinds, never record values. What a run
+is made of (connectors, its state, its outcome) is in `thumpflow.thump.run`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from hashlib import sha256
 from typing import Any
 
-from thumpflow.batch.formats import UnreadableRecord
+from thumpflow.batch.reading import UnreadableRecord
 from thumpflow.config.jobs import Job
 from thumpflow.core.batch import (
     BatchItem,
@@ -63,7 +63,6 @@ from thumpflow.core.batch import (
     Manifest,
     PreparedRecord,
     RowReject,
-    RunCounts,
     RunStatus,
     RunTrigger,
     SourceRecord,
@@ -71,88 +70,32 @@ from thumpflow.core.batch import (
     WriteResult,
 )
 from thumpflow.core.clock import Clock
-from thumpflow.core.errors import BatchSourceError, OutputConflictError, ThumpflowError
-from thumpflow.core.ports import BatchDestination, BatchSource, RunStore
-from thumpflow.core.records import business_key, canonical_json, content_hasher, version_number
+from thumpflow.core.errors import BatchSourceError, OutputConflictError
+from thumpflow.core.ports import BatchDestination, RunStore
+from thumpflow.core.records import business_key, content_hasher, version_number
+from thumpflow.thump.run import (
+    ConnectorFactory,
+    Connectors,
+    InFlightWrite,
+    RecordTransform,
+    RunOutcome,
+    RunState,
+    checked_manifests,
+    record_text,
+    safe_reason,
+)
 from thumpflow.thump.validate import Failure, RecordValidator
 
+__all__ = [
+    "ConnectorFactory",
+    "Connectors",
+    "JobRunner",
+    "RecordTransform",
+    "RunOutcome",
+    "safe_reason",
+]
+
 log = logging.getLogger("thumpflow.thump")
-
-RecordTransform = Callable[[dict[str, Any]], dict[str, Any] | None]
-
-
-@dataclass(slots=True)
-class Connectors:
-    """The source and destinations of one run (fresh instances: each has a per-run lifecycle)."""
-
-    source: BatchSource
-    destinations: list[BatchDestination]
-
-
-ConnectorFactory = Callable[[Job], Connectors]
-
-
-@dataclass(slots=True, frozen=True)
-class RunOutcome:
-    """How a run ended, as recorded."""
-
-    run_id: int
-    status: RunStatus
-    counts: RunCounts
-    error: str | None = None
-    manifests_written: tuple[Manifest, ...] = ()
-
-
-def safe_reason(exc: BaseException) -> str:
-    """An error as people may read it: thumpflow and OS errors in full, others by kind only.
-
-    thumpflow errors promise no patient data; an arbitrary exception's text
-    might quote a value, so only its type is kept.
-    """
-    if isinstance(exc, ThumpflowError | OSError):
-        return f"{type(exc).__name__}: {exc}"
-    return type(exc).__name__
-
-
-def _record_text(record: SourceRecord) -> str:
-    """The record as kept in a reject: its fields as JSON (replayable), else its raw text."""
-    if record.data:
-        try:
-            return canonical_json(record.data).decode("utf-8", "replace")
-        except TypeError:
-            pass
-    return record.raw
-
-
-def _checked(connectors: Connectors | None) -> list[Manifest]:
-    if connectors is None:
-        return []
-    try:
-        return connectors.source.manifests()
-    except Exception:
-        return []
-
-
-@dataclass(slots=True)
-class _Run:
-    run_id: int
-    window: Window
-    counts: RunCounts = field(default_factory=RunCounts)
-    items: list[BatchItem] = field(default_factory=list)
-    rejects: list[RowReject] = field(default_factory=list)
-    ledger: list[LedgerEntry] = field(default_factory=list)
-    refused: set[str] = field(default_factory=set)
-    writing: list[_Write] = field(default_factory=list)
-    written_at: float = 0.0
-
-
-@dataclass(slots=True)
-class _Write:
-    """One destination's write of the batch in flight."""
-
-    destination: BatchDestination
-    batch: list[BatchItem]
-    task: asyncio.Future[WriteResult]
 
 
 class JobRunner:
@@ -211,9 +154,9 @@ class JobRunner:
             log.info("job %s: a run is still running; %s run not started", job.id, trigger.value)
             return None
         log.info("job %s: run %d started (%s)", job.id, run_id, trigger.value)
-        return await self._execute(_Run(run_id, window))
+        return await self._execute(RunState(run_id, window))
 
-    async def _execute(self, state: _Run) -> RunOutcome:
+    async def _execute(self, state: RunState) -> RunOutcome:
         job = self.job
         connectors: Connectors | None = None
         try:
@@ -271,7 +214,7 @@ class JobRunner:
             await self._alert(state.run_id, "the run read zero records; the job expects some")
         return RunOutcome(state.run_id, status, counts, None, tuple(written))
 
-    def _take(self, state: _Run, chunk: Sequence[SourceRecord], start: int) -> int:
+    def _take(self, state: RunState, chunk: Sequence[SourceRecord], start: int) -> int:
         """Validate, key and hash the records of `chunk` from `start` on, until a batch or
         the rejects are full; the position after the last record taken."""
         counts, items, rejects = state.counts, state.items, state.rejects
@@ -315,7 +258,7 @@ class JobRunner:
                         items.append(item)
         return position
 
-    async def _drain(self, state: _Run, destinations: Sequence[BatchDestination]) -> None:
+    async def _drain(self, state: RunState, destinations: Sequence[BatchDestination]) -> None:
         """Write the batch gathered when it is full, and keep the rejects when they are."""
         if len(state.items) >= self.job.batch_size:
             await self._flush(state, destinations)
@@ -323,7 +266,7 @@ class JobRunner:
             await self._flush_rejects(state)
 
     async def _complete(
-        self, state: _Run, destinations: Sequence[BatchDestination]
+        self, state: RunState, destinations: Sequence[BatchDestination]
     ) -> list[Manifest]:
         """After the last record: write what is left, keep the rejects, finish every destination."""
         await self._flush(state, destinations)
@@ -334,7 +277,9 @@ class JobRunner:
             written.extend(await destination.finish())
         return written
 
-    def _item(self, state: _Run, record: SourceRecord, typed: dict[str, Any]) -> BatchItem | None:
+    def _item(
+        self, state: RunState, record: SourceRecord, typed: dict[str, Any]
+    ) -> BatchItem | None:
         key = business_key(typed, self.job.business_key)
         data = typed
         if self._transform is not None:
@@ -357,7 +302,7 @@ class JobRunner:
             version = version_number(typed.get(self.job.version_field))
         return BatchItem(key, data, self._hash(data), record.origin, record.data, version)
 
-    def _refused(self, state: _Run, destination_id: str, refused: Sequence[ItemReject]) -> None:
+    def _refused(self, state: RunState, destination_id: str, refused: Sequence[ItemReject]) -> None:
         """Keep each item a destination refused as a row reject of its record as read."""
         for reject in refused:
             item = reject.item
@@ -373,7 +318,7 @@ class JobRunner:
                 reject.remedy,
             )
 
-    def _reject(self, state: _Run, record: SourceRecord, failures: Sequence[Failure]) -> None:
+    def _reject(self, state: RunState, record: SourceRecord, failures: Sequence[Failure]) -> None:
         state.counts.rejected += 1
         self._keep(
             state,
@@ -382,20 +327,20 @@ class JobRunner:
             "; ".join(failure.remedy for failure in failures),
         )
 
-    def _keep(self, state: _Run, record: SourceRecord, rule: str, remedy: str) -> None:
+    def _keep(self, state: RunState, record: SourceRecord, rule: str, remedy: str) -> None:
         state.rejects.append(
             RowReject(
                 job_id=self.job.id,
                 run_id=state.run_id,
                 origin=record.origin,
-                record=_record_text(record),
+                record=record_text(record),
                 rule=rule,
                 remedy=remedy,
                 at=self._clock.now(),
             )
         )
 
-    async def _flush(self, state: _Run, destinations: Sequence[BatchDestination]) -> None:
+    async def _flush(self, state: RunState, destinations: Sequence[BatchDestination]) -> None:
         """Hand the batch gathered to every destination at once, after the previous batch ended.
 
         The writes run while the next batch is read and validated (the
@@ -407,7 +352,7 @@ class JobRunner:
         await self._settle(state)
         if not items:
             return
-        writes: list[_Write] = []
+        writes: list[InFlightWrite] = []
         for destination in destinations:
             batch = items
             if self.job.reconciles is not None:
@@ -420,13 +365,15 @@ class JobRunner:
                 state.counts.skipped += len(items) - len(batch)
             if batch:
                 writes.append(
-                    _Write(destination, batch, asyncio.ensure_future(destination.write(batch)))
+                    InFlightWrite(
+                        destination, batch, asyncio.ensure_future(destination.write(batch))
+                    )
                 )
         state.writing = writes
         state.written_at = self._clock.now()
         await asyncio.sleep(0)  # start them now, not at the reader's next chunk
 
-    async def _settle(self, state: _Run) -> None:
+    async def _settle(self, state: RunState) -> None:
         """Wait for every write of the batch in flight; then count it, or raise its failure.
 
         Every write has ended before anything is raised (the first failure in
@@ -464,14 +411,14 @@ class JobRunner:
                     if id(item) not in refused
                 )
 
-    async def _flush_rejects(self, state: _Run) -> None:
+    async def _flush_rejects(self, state: RunState) -> None:
         rejects, state.rejects = state.rejects, []
         if rejects:
             await self._runs.add_rejects(rejects)
 
     async def _failed(
         self,
-        state: _Run,
+        state: RunState,
         connectors: Connectors | None,
         reason: str,
         *,
@@ -510,7 +457,7 @@ class JobRunner:
             RunStatus.FAILED,
             state.counts,
             self._clock.now(),
-            manifests_checked=_checked(connectors),
+            manifests_checked=checked_manifests(connectors),
             error=reason,
         )
         log.error("job %s: run %d failed: %s", job.id, state.run_id, reason)

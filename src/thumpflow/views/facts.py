@@ -45,6 +45,7 @@ from thumpflow.core.event import Event
 from thumpflow.hl7v2 import Message
 
 BED_STATUS_JSON = "application/vnd.thumpflow.bed-status+json"
+SETTLEMENT_JSON = "application/vnd.thumpflow.settlement+json"
 FHIR_CONTENT = frozenset({"application/fhir+json", "application/json"})
 CLEANING = ("dirty", "cleaning", "clean", "contaminated")
 BedField = Literal["occupancy", "cleaning", "isolation", "block"]
@@ -112,7 +113,33 @@ class Unreadable:
     reason: str
 
 
-Change = Place | Swap | Leave | Assign | Request | SetBed | Unreadable
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """A person settles the open conflict of `field` for `subject` that event `event_id`
+    raised: `accept` applies that write (with an owner's authority), else it is dismissed."""
+
+    field: str
+    subject: str
+    event_id: str
+    accept: bool
+
+
+Change = Place | Swap | Leave | Assign | Request | SetBed | Unreadable | Settle
+
+
+def settlement(field: str, subject: str, event_id: str, accept: bool) -> bytes:
+    """The body of a settlement event (content type `SETTLEMENT_JSON`)."""
+    document = {"field": field, "subject": subject, "event_id": event_id, "accept": accept}
+    return json.dumps(document, sort_keys=True).encode()
+
+
+def _settlement(body: bytes) -> list[Change]:
+    data = json.loads(body)
+    parts = [data.get(key) for key in ("field", "subject", "event_id")]
+    if not all(isinstance(part, str) for part in parts) or type(data.get("accept")) is not bool:
+        return [Unreadable("a settlement needs field, subject, event_id and accept")]
+    return [Settle(parts[0], parts[1], parts[2], data["accept"])]
+
 
 _STATUS_0116: dict[str, tuple[tuple[BedField, str | bool], ...]] = {
     "O": (("occupancy", "O"),),
@@ -137,6 +164,8 @@ def changes(event: Event) -> list[Change]:
     try:
         if event.content_type == BED_STATUS_JSON:
             return _bed_status_json(event.body)
+        if event.content_type == SETTLEMENT_JSON:
+            return _settlement(event.body)
         if event.content_type in FHIR_CONTENT:
             return _fhir(json.loads(event.body))
         if event.event_type.startswith("adt.") or event.body.startswith(b"MSH"):
@@ -174,10 +203,15 @@ def bed_status_time(event: Event) -> float | None:
         return None
 
 
-def _pl(message: Message, path: str) -> str | None:
-    unit = message.get(f"{path}.1").strip()
-    room = message.get(f"{path}.2").strip()
-    bed = message.get(f"{path}.3").strip()
+def _pl(message: Message, sid: str, field: int, occurrence: int = 1) -> str | None:
+    """A PL field (point of care, room, bed) as `<unit>/<room>-<bed>`, if it names a bed.
+
+    Reads by compiled indices (`Message.get_at`): this is the hot part of a
+    rebuild, which reads a million events back.
+    """
+    unit = message.get_at(sid, occurrence, field, 0, 1).strip()
+    room = message.get_at(sid, occurrence, field, 0, 2).strip()
+    bed = message.get_at(sid, occurrence, field, 0, 3).strip()
     name = f"{room}-{bed}" if room and bed else room or bed
     if not unit or not name:
         return None
@@ -189,17 +223,17 @@ def _hl7(message: Message) -> list[Change]:
         return []
     trigger = message.trigger_event.upper()
     if trigger == "A20":
-        bed = _pl(message, "NPU-1")
+        bed = _pl(message, "NPU", 1)
         if bed is None:
             return [Unreadable("A20 without a bed in NPU-1")]
-        return bed_status_changes(bed, message.get("NPU-2.1"))
+        return bed_status_changes(bed, message.get_at("NPU", 1, 2, 0, 1))
     if trigger == "A17":
         return _swap(message)
-    patient = message.get("PID-3[1].1").strip()
+    patient = message.get_at("PID", 1, 3, 1, 1).strip()
     if not patient:
         return [Unreadable("no patient identifier in PID-3")] if trigger in _ADT else []
-    location = _pl(message, "PV1-3")
-    inpatient = message.get("PV1-2").strip().upper() == "I"
+    location = _pl(message, "PV1", 3)
+    inpatient = message.get_at("PV1", 1, 2).strip().upper() == "I"
     if trigger in {"A01", "A06"}:
         return [Place(patient, location, admit_decision=inpatient)]
     if trigger in {"A04", "A12", "A13"}:
@@ -215,9 +249,9 @@ def _hl7(message: Message) -> list[Change]:
     if trigger == "A11":
         return [Place(patient, None, admit_decision=False, cancel=True)]
     if trigger == "A14":
-        return [Assign(patient, _pl(message, "PV1-42") or location, admit_decision=True)]
+        return [Assign(patient, _pl(message, "PV1", 42) or location, admit_decision=True)]
     if trigger == "A15":
-        pending = _pl(message, "PV1-42") or location
+        pending = _pl(message, "PV1", 42) or location
         return [Request(patient, pending), Assign(patient, pending)]
     if trigger == "A16":
         return [Request(patient, "discharge")]
@@ -241,10 +275,10 @@ _ADT = frozenset(
 
 
 def _swap(message: Message) -> list[Change]:
-    first = message.get("PID[1]-3[1].1").strip()
-    second = message.get("PID[2]-3[1].1").strip()
-    first_bed = _pl(message, "PV1[1]-3")
-    second_bed = _pl(message, "PV1[2]-3")
+    first = message.get_at("PID", 1, 3, 1, 1).strip()
+    second = message.get_at("PID", 2, 3, 1, 1).strip()
+    first_bed = _pl(message, "PV1", 3, 1)
+    second_bed = _pl(message, "PV1", 3, 2)
     if not first or not second or first_bed is None or second_bed is None or first == second:
         return [Unreadable("A17 needs two patients (PID-3) and two beds (PV1-3)")]
     return [Swap(first, first_bed, second, second_bed)]

@@ -33,7 +33,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
-from thumpflow.config.views import ViewsSpec
+from thumpflow.config.views import SETTLEMENTS_CHANNEL, ViewsSpec
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import StoreError
 from thumpflow.core.ports import EventLog
@@ -60,7 +60,9 @@ class LiveViews:
     ) -> None:
         self.spec = spec
         self.projection = Projection(spec)
-        self.channels = sorted({c for system in spec.systems for c in system.channels})
+        self.channels = sorted(
+            {SETTLEMENTS_CHANNEL, *(c for system in spec.systems for c in system.channels)}
+        )
         self._log = events
         self._clock = clock
         self._poll = poll
@@ -140,13 +142,30 @@ async def _catch_up(
     delays: deque[float] | None = None,
     now: Callable[[], float] | None = None,
 ) -> int:
+    """Apply every page of the log after the projection's position; how many events.
+
+    The next page is read while this one is applied (its position is the
+    last one of this page), so the store's reading and the projection
+    overlap; a failure cancels the read ahead.
+    """
     applied = 0
+    page = await events.events_after(projection.position, channels, batch)
     while True:
-        page = await events.events_after(projection.position, channels, batch)
-        for position, event in page:
-            projection.apply(event, position)
-            if delays is not None and now is not None:
-                delays.append(max(0.0, now() - event.received_at))
+        ahead = None
+        if len(page) >= batch:
+            ahead = asyncio.ensure_future(events.events_after(page[-1][0], channels, batch))
+        try:
+            for position, event in page:
+                projection.apply(event, position)
+                if delays is not None and now is not None:
+                    delays.append(max(0.0, now() - event.received_at))
+        except BaseException:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ahead
+            raise
         applied += len(page)
-        if len(page) < batch:
+        if ahead is None:
             return applied
+        page = await ahead

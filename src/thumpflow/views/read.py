@@ -10,9 +10,10 @@ Bed status is HL7 table 0116 (`state.bed_status`).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from thumpflow.views.state import Projection, Stamp, bed_status
+from thumpflow.views.state import Outcome, Projection, Stamp, bed_status
 
 UNAVAILABLE = frozenset({"C", "K", "H", "I"})
 
@@ -161,8 +162,23 @@ def dirty_beds(projection: Projection, now: float) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: -(row["waiting"] or 0.0))
 
 
+def conflict_id(outcome: Outcome) -> str:
+    """An open conflict's id for settling it: names neither the subject nor any value."""
+    text = f"{outcome.field}|{outcome.subject}|{outcome.event_id}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def open_conflict(projection: Projection, identifier: str) -> Outcome | None:
+    """The open conflict with this `conflict_id`, if any."""
+    for outcome in projection.conflicts.values():
+        if conflict_id(outcome) == identifier:
+            return outcome
+    return None
+
+
 def outcomes(projection: Projection) -> dict[str, Any]:
-    """Counts of writes not applied, the recent ones, and open conflicts, with their rules."""
+    """Counts of writes not applied, the recent ones, and open conflicts (each with the `id`
+    that settles it), with their rules."""
 
     def row(outcome: Any) -> dict[str, Any]:
         return {
@@ -178,7 +194,10 @@ def outcomes(projection: Projection) -> dict[str, Any]:
     return {
         "counts": dict(sorted(projection.counts.items())),
         "recent": [row(outcome) for outcome in reversed(projection.history)],
-        "conflicts": [row(outcome) for outcome in projection.conflicts.values()],
+        "conflicts": [
+            {**row(outcome), "id": conflict_id(outcome)}
+            for outcome in projection.conflicts.values()
+        ],
     }
 
 

@@ -11,7 +11,13 @@ Guarantees (each proven by `tests/views/test_projection.py`):
   update never rolls a field back. A resent event (a higher commit position
   with the same content) changes nothing.
 - Conflicts: a non-owner's write under `conflict` stays open (one per field
-  and subject, the latest) until a write to that field is applied.
+  and subject, the latest) until a write to that field is applied, or a
+  person settles it: a settlement (an event of the `operator` system, in the
+  log like any other, so a rebuild settles it again) either applies the
+  conflicting write with an owner's authority, stamped as the settlement
+  (system `operator`, its time; a later owner's write still supersedes
+  it), or dismisses it. A settlement of a conflict no longer open (settled, or
+  overtaken by another write) changes nothing and is recorded as such.
 - Atomic: one event's changes are applied in full before anything can read
   the state (one synchronous call), and an A17 swap applies both placements
   or neither. No patient is ever in two beds and no bed holds two patients:
@@ -26,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from thumpflow.config.views import FieldRule, MonotonicKey, Precedence, ViewsSpec
+from thumpflow.config.views import OPERATOR, FieldRule, MonotonicKey, Precedence, ViewsSpec
 from thumpflow.core.event import Event
 from thumpflow.views.facts import (
     Assign,
@@ -35,6 +41,7 @@ from thumpflow.views.facts import (
     Place,
     Request,
     SetBed,
+    Settle,
     Swap,
     Unreadable,
     bed_status_time,
@@ -126,18 +133,20 @@ class Patient:
 class Outcome:
     """A write not applied, or a patient displaced, and the rule that decided."""
 
-    kind: str  # superseded | rejected | conflict | displaced | unreadable
+    kind: str  # superseded | rejected | conflict | displaced | unreadable | settled | dismissed
     field: str
     subject: str
     system: str
     event_id: str
     rule: str
     as_of: float
+    change: Change | None = None
+    """For a conflict: the write that lost, which a settlement may apply."""
 
 
 def decide(rule: FieldRule, name: str, current: Value, system: str, stamp: Stamp) -> Outcome | None:
     """None when the write applies under `rule`; otherwise why it does not."""
-    owner = system in rule.owners
+    owner = system in rule.owners or system == OPERATOR
 
     def lost(kind: str, why: str) -> Outcome:
         return Outcome(kind, name, "", system, stamp.event_id, why, stamp.as_of)
@@ -177,6 +186,7 @@ class Projection:
         self.changed: dict[str, None] = {}
         """Beds whose status changed since the owner last cleared this (in order)."""
         self._touched: set[str] = set()
+        self._change: Change | None = None
         self.as_of: float | None = None
         self.applied_at: float | None = None
 
@@ -234,6 +244,7 @@ class Projection:
             outcome.event_id,
             outcome.rule,
             outcome.as_of,
+            self._change if outcome.kind == "conflict" else None,
         )
         self.history.append(outcome)
         self.counts[outcome.kind] = self.counts.get(outcome.kind, 0) + 1
@@ -258,7 +269,10 @@ class Projection:
         return True
 
     def _apply(self, change: Change, stamp: Stamp) -> None:
-        if isinstance(change, Place):
+        self._change = change
+        if isinstance(change, Settle):
+            self._settle_conflict(change, stamp)
+        elif isinstance(change, Place):
             self._place(change, stamp)
         elif isinstance(change, Swap):
             self._swap(change, stamp)
@@ -289,6 +303,25 @@ class Projection:
             self._write(f"bed.{change.field}", target, change.bed, change.value, stamp)
         elif isinstance(change, Unreadable):
             self._lose("unreadable", "", "", stamp, change.reason)
+
+    def _settle_conflict(self, settle: Settle, stamp: Stamp) -> None:
+        """Apply or dismiss the open conflict `settle` names (see the module docstring)."""
+        if stamp.system != OPERATOR:
+            self._lose("unreadable", "", "", stamp, "only a person settles a conflict")
+            return
+        key = (settle.field, settle.subject)
+        open_ = self.conflicts.get(key)
+        if open_ is None or open_.event_id != settle.event_id or open_.change is None:
+            self._lose(
+                "superseded", settle.field, settle.subject, stamp, "the conflict is no longer open"
+            )
+            return
+        del self.conflicts[key]
+        if settle.accept:
+            self._lose("settled", settle.field, settle.subject, stamp, "a person applied the write")
+            self._apply(open_.change, stamp)
+        else:
+            self._lose("dismissed", settle.field, settle.subject, stamp, "a person dismissed it")
 
     def patient(self, patient_id: str) -> Patient:
         patient = self.patients.get(patient_id)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from tests.store.support import event, run
 from thumpflow.core.event import Admission, DeliveryStatus, NewDelivery
 from thumpflow.core.lanes import Lane
+from thumpflow.core.modes import ModeOrigin, ModeState, OperatingMode
 from thumpflow.core.outcome import Died, Retrying
 from thumpflow.core.ports import StateStore
 from thumpflow.core.search import DeliveryQuery, EventQuery, PauseKind
@@ -195,3 +196,38 @@ def test_pauses_are_durable_audited_and_idempotent(store_factory: StoreFactory) 
         ]
 
     run(store_factory.make, resume)
+
+
+def test_the_operating_mode_is_durable_audited_and_idempotent(
+    store_factory: StoreFactory,
+) -> None:
+    surge = ModeState(
+        OperatingMode.SURGE, T0, ModeOrigin.RULE, "thumpflow", "ed_boarding 12 >= 12", "ed"
+    )
+
+    async def declare(store: StateStore) -> None:
+        assert await store.operating_mode() is None
+        assert await store.set_operating_mode(surge)
+        assert not await store.set_operating_mode(replace(surge, since=T0 + 1, reason="again"))
+        act = ModeState(OperatingMode.SURGE, T0 + 5, ModeOrigin.ACT, "user:ann", "mass casualty")
+        assert await store.set_operating_mode(act)
+
+    run(store_factory.make, declare)
+
+    async def after_restart(store: StateStore) -> None:
+        found = await store.operating_mode()
+        # the mode did not change, so it is in force since the rule declared it
+        assert found == ModeState(
+            OperatingMode.SURGE, T0, ModeOrigin.ACT, "user:ann", "mass casualty"
+        )
+        normal = ModeState(OperatingMode.NORMAL, T0 + 9, ModeOrigin.ACT, "user:bob", "over")
+        assert await store.set_operating_mode(normal)
+        assert await store.operating_mode() == normal
+        entries = await store.audit_page(None, 10)
+        assert [(e.action, e.subject, e.actor, e.detail) for e in entries[:3]] == [
+            ("mode.changed", "mode:normal", "user:bob", "declared by an operator: over"),
+            ("mode.changed", "mode:surge", "user:ann", "declared by an operator: mass casualty"),
+            ("mode.changed", "mode:surge", "thumpflow", "rule ed: ed_boarding 12 >= 12"),
+        ]
+
+    run(store_factory.make, after_restart)

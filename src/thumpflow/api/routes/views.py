@@ -13,15 +13,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import Field
 
 from thumpflow.api.auth import Operator, Reader
 from thumpflow.api.auth_first import AuthFirstRoute
 from thumpflow.api.deps import EngineDep
 from thumpflow.api.masking import shown
-from thumpflow.api.schemas import Problem
+from thumpflow.api.schemas import Problem, StrictBody
 from thumpflow.core.access import Principal
 from thumpflow.core.event import AuditEntry
 from thumpflow.runtime.engine import Engine
+from thumpflow.runtime.settlements import ConflictNotOpenError, settle_conflict
 from thumpflow.views import read
 from thumpflow.views.live import LiveViews
 
@@ -140,3 +142,30 @@ async def rebuild(engine: EngineDep, principal: Operator) -> dict[str, Any]:
         )
     )
     return _envelope(engine, views, events=applied)
+
+
+class SettleRequest(StrictBody):
+    """How a person settles an open conflict, and why (audited under the caller's name)."""
+
+    accept: bool = Field(description="true: apply the conflicting write; false: dismiss it.")
+    reason: str = Field(min_length=1, max_length=500, description="Why; lands in the audit.")
+
+
+@router.post("/api/views/conflicts/{conflict_id}/settle", responses=_NO_VIEWS)
+async def settle(
+    conflict_id: str, body: SettleRequest, engine: EngineDep, principal: Operator
+) -> dict[str, Any]:
+    """Settle an open conflict (`id` from `/api/views/outcomes`): an audited act, applied by
+    the views in commit order; 404 when it is not open (settled or overtaken)."""
+    _views(engine)
+    try:
+        event_id, again = await settle_conflict(
+            engine,
+            conflict_id,
+            accept=body.accept,
+            actor=principal.name,
+            reason=body.reason.strip(),
+        )
+    except ConflictNotOpenError:
+        raise HTTPException(404, "no open conflict has this id (settled or overtaken)") from None
+    return {"event_id": event_id, "accepted": body.accept, "duplicate": again}

@@ -57,7 +57,7 @@ function route() {
   if (parts[0] === "dead-letters") return deadLettersView(params, app);
   if (parts[0] === "dead-letter" && parts[1]) return deadLetterView(parts[1], app);
   if (parts[0] === "reject" && parts[1]) return rejectView(parts[1], app);
-  if (parts[0] === "beds") return bedsView();
+  if (parts[0] === "beds") return bedsView(app);
   if (parts[0] === "event" && parts[1]) return timelineView(parts[1], app);
   return overviewView(app);
 }

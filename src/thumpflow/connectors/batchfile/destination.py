@@ -65,14 +65,14 @@ from typing import Any, BinaryIO
 
 from thumpflow.batch import Encoder, fsync_directory, manifest_path, write_manifest
 from thumpflow.batch.files import FILE_MODE
-from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec
-from thumpflow.connectors.drop import (
+from thumpflow.connectors.batch_destination import (
     KeyLog,
     encoder_for,
     read_ranges,
     render_name,
     replaced_output,
 )
+from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec
 from thumpflow.core.batch import BatchItem, Manifest, Window, WriteResult
 from thumpflow.core.clock import Clock, SystemClock
 from thumpflow.core.errors import OutputConflictError

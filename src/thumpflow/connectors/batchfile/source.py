@@ -53,7 +53,7 @@ from pathlib import Path
 from thumpflow.batch import Problem, fsync_directory, manifest_path, read_records
 from thumpflow.batch.files import write_atomically
 from thumpflow.connectors.batchfile.spec import FileDropSourceSpec
-from thumpflow.connectors.drop import (
+from thumpflow.connectors.drop_source import (
     REASON_SUFFIX,
     check_file,
     describe_refused,

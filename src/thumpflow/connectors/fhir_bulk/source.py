@@ -61,29 +61,41 @@ lines; SHA-256 of the bytes downloaded). `commit()` and `fail()` send
 there is logged and ignored. Both are idempotent.
 
 Nothing from a resource is logged; log lines name files, counts and statuses.
+The manifest's checks are in `fhir_bulk.manifest`, the reading of answers
+(transient or final, `Retry-After`, OperationOutcome texts) in
+`fhir_bulk.outcome`, and the spool's files in `fhir_bulk.spool`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import itertools
 import json
 import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urljoin
 
 import aiohttp
 
 from thumpflow.connectors.auth import CredentialError, authorizer
+from thumpflow.connectors.fhir_bulk.manifest import (
+    ExportFile,
+    export_files,
+    instant_seconds,
+    manifest_json,
+)
+from thumpflow.connectors.fhir_bulk.outcome import (
+    is_transient,
+    outcome_issues,
+    outcome_text,
+    retry_after,
+)
 from thumpflow.connectors.fhir_bulk.spec import FhirBulkSourceSpec
+from thumpflow.connectors.fhir_bulk.spool import Spooled, next_lines, spool_response
 from thumpflow.connectors.tls import client_context
 from thumpflow.core.batch import Manifest, SourceRecord, Window
 from thumpflow.core.clock import Clock, SystemClock
@@ -93,11 +105,7 @@ _log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 FHIR_NDJSON = "application/fhir+ndjson"
-_TRANSIENT = frozenset({429, 502, 503, 504})
 _KEPT_ISSUES = 1000
-_TEXT_CHARS = 300
-_WRITE_BYTES = 1 << 20
-_READ_LINES = 2000
 
 
 @dataclass(slots=True, frozen=True)
@@ -109,22 +117,6 @@ class ExportIssue:
     severity: str
     code: str
     diagnostics: str
-
-
-@dataclass(slots=True, frozen=True)
-class _File:
-    name: str
-    type: str
-    url: str
-    count: int | None
-
-
-@dataclass(slots=True, frozen=True)
-class _Spooled:
-    file: _File
-    path: Path
-    lines: int
-    sha256: str
 
 
 @dataclass(slots=True, frozen=True)
@@ -237,7 +229,7 @@ class FhirBulkSource:
         if answer.status == 202:
             raise BatchSourceError("export kick-off answered 202 without a Content-Location")
         raise BatchSourceError(
-            f"export kick-off refused: HTTP {answer.status}{_outcome_text(answer.body)}"
+            f"export kick-off refused: HTTP {answer.status}{outcome_text(answer.body)}"
         )
 
     async def _poll(
@@ -256,9 +248,9 @@ class FhirBulkSource:
                 await self._wait(answer.headers, deadline, "the export to complete")
                 continue
             if answer.status == 200:
-                return _manifest_json(answer.body)
+                return manifest_json(answer.body)
             raise BatchSourceError(
-                f"export failed: HTTP {answer.status}{_outcome_text(answer.body)}"
+                f"export failed: HTTP {answer.status}{outcome_text(answer.body)}"
             )
 
     async def _fetch(
@@ -268,12 +260,12 @@ class FhirBulkSource:
         spool: Path,
         since: str | None,
         deadline: float,
-    ) -> list[_Spooled]:
+    ) -> list[Spooled]:
         transaction_time = manifest["transactionTime"]
-        created_at = _instant_seconds(transaction_time)
+        created_at = instant_seconds(transaction_time)
         with_token = manifest.get("requiresAccessToken", True) is not False
-        outputs = _files(manifest, "output", "{type}")
-        errors = _files(manifest, "error", "error")
+        outputs = export_files(manifest, "output", "{type}")
+        errors = export_files(manifest, "error", "error")
         for index, file in enumerate(errors):
             spooled = await self._download(session, file, spool / f"e{index}", with_token, deadline)
             await self._read_errors(spooled)
@@ -315,11 +307,11 @@ class FhirBulkSource:
     async def _download(
         self,
         session: aiohttp.ClientSession,
-        file: _File,
+        file: ExportFile,
         path: Path,
         with_token: bool,
         deadline: float,
-    ) -> _Spooled:
+    ) -> Spooled:
         what = f"the download of {file.name}"
         renewed = False
         while True:
@@ -328,7 +320,7 @@ class FhirBulkSource:
             try:
                 async with session.get(file.url, headers=headers, allow_redirects=True) as response:
                     if response.status == 200:
-                        return await _spool(response, file, path)
+                        return await spool_response(response, file, path)
                     status, answer_headers = response.status, dict(response.headers)
                     body = await response.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -338,34 +330,34 @@ class FhirBulkSource:
                 renewed = True
                 if await self._renew(credential):
                     continue
-            if _is_transient(status, body):
+            if is_transient(status, body):
                 await self._wait(answer_headers, deadline, what, f"HTTP {status}")
                 continue
             raise BatchSourceError(
-                f"{file.name}: download refused: HTTP {status}{_outcome_text(body)}"
+                f"{file.name}: download refused: HTTP {status}{outcome_text(body)}"
             )
 
-    async def _read_errors(self, spooled: _Spooled) -> None:
+    async def _read_errors(self, spooled: Spooled) -> None:
         fh = await asyncio.to_thread(spooled.path.open, "rb")
         try:
             number = 0
-            while lines := await asyncio.to_thread(_next_lines, fh):
+            while lines := await asyncio.to_thread(next_lines, fh):
                 for line in lines:
                     number += 1
                     if not line.strip():
                         continue
                     self.error_count += 1
                     origin = f"{spooled.file.name} line {number}"
-                    for issue in _outcome_issues(line):
+                    for issue in outcome_issues(line):
                         self._keep(ExportIssue(origin, *issue))
         finally:
             await asyncio.to_thread(fh.close)
 
-    async def _records(self, spooled: _Spooled) -> AsyncIterator[list[SourceRecord]]:
+    async def _records(self, spooled: Spooled) -> AsyncIterator[list[SourceRecord]]:
         fh = await asyncio.to_thread(spooled.path.open, "rb")
         try:
             number = 0
-            while lines := await asyncio.to_thread(_next_lines, fh):
+            while lines := await asyncio.to_thread(next_lines, fh):
                 chunk: list[SourceRecord] = []
                 for line in lines:
                     number += 1
@@ -422,7 +414,7 @@ class FhirBulkSource:
                 renewed = True
                 if await self._renew(credential):
                     continue
-            if _is_transient(answer.status, answer.body):
+            if is_transient(answer.status, answer.body):
                 await self._wait(answer.headers, deadline, what, f"HTTP {answer.status}")
                 continue
             return answer
@@ -451,7 +443,7 @@ class FhirBulkSource:
     async def _wait(
         self, headers: Mapping[str, str], deadline: float, what: str, last: str = ""
     ) -> None:
-        delay = max(self.spec.poll_interval, _retry_after(headers, self._clock.now()))
+        delay = max(self.spec.poll_interval, retry_after(headers, self._clock.now()))
         if self._clock.monotonic() + delay > deadline:
             detail = f" (last: {last})" if last else ""
             raise BatchSourceError(
@@ -487,133 +479,5 @@ class FhirBulkSource:
             )
 
 
-async def _spool(response: aiohttp.ClientResponse, file: _File, path: Path) -> _Spooled:
-    """Stream a response body to `path`, counting lines and hashing; the file is rewritten."""
-    digest = hashlib.sha256()
-    lines = 0
-    last = b"\n"
-    fh: IO[bytes] = await asyncio.to_thread(path.open, "wb")
-    try:
-        pending = bytearray()
-        async for chunk in response.content.iter_chunked(_WRITE_BYTES):
-            if not chunk:
-                continue
-            digest.update(chunk)
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
-            pending += chunk
-            if len(pending) >= _WRITE_BYTES:
-                await asyncio.to_thread(fh.write, bytes(pending))
-                pending.clear()
-        if pending:
-            await asyncio.to_thread(fh.write, bytes(pending))
-    finally:
-        await asyncio.to_thread(fh.close)
-    if last != b"\n":
-        lines += 1
-    return _Spooled(file, path, lines, digest.hexdigest())
-
-
 def _authorization(credential: str | None) -> dict[str, str]:
     return {} if credential is None else {"Authorization": credential}
-
-
-def _next_lines(fh: IO[bytes]) -> list[bytes]:
-    return list(itertools.islice(fh, _READ_LINES))
-
-
-def _manifest_json(body: bytes) -> dict[str, Any]:
-    try:
-        manifest = json.loads(body)
-    except ValueError:
-        raise BatchSourceError("the export manifest is not JSON") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("transactionTime"), str):
-        raise BatchSourceError("the export manifest has no transactionTime")
-    for key in ("output", "error"):
-        if not isinstance(manifest.get(key, []), list):
-            raise BatchSourceError(f"the export manifest's {key} is not a list")
-    return manifest
-
-
-def _files(manifest: dict[str, Any], key: str, stem: str) -> list[_File]:
-    files: list[_File] = []
-    seen: dict[str, int] = {}
-    for index, item in enumerate(manifest.get(key, [])):
-        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
-            raise BatchSourceError(f"the export manifest's {key}[{index}] has no url")
-        type_ = item.get("type")
-        type_ = type_ if isinstance(type_, str) and type_ else "Resource"
-        name = stem.format(type=type_)
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1:
-            name = f"{name}.{seen[name]}"
-        count = item.get("count")
-        files.append(
-            _File(
-                name=f"{name}.ndjson",
-                type=type_,
-                url=item["url"],
-                count=count if isinstance(count, int) and not isinstance(count, bool) else None,
-            )
-        )
-    return files
-
-
-def _is_transient(status: int, body: bytes) -> bool:
-    if status in _TRANSIENT:
-        return True
-    if status < 500:
-        return False
-    return any(issue[1] == "transient" for issue in _outcome_issues(body))
-
-
-def _outcome_issues(raw: bytes) -> list[tuple[str, str, str]]:
-    """(severity, code, diagnostics) of each issue of an OperationOutcome; [] if it is none."""
-    try:
-        outcome = json.loads(raw)
-    except ValueError:
-        return []
-    if not isinstance(outcome, dict) or outcome.get("resourceType") != "OperationOutcome":
-        return []
-    found = []
-    for issue in outcome.get("issue") or []:
-        if not isinstance(issue, dict):
-            continue
-        text = issue.get("diagnostics")
-        if not isinstance(text, str):
-            details = issue.get("details")
-            text = details.get("text") if isinstance(details, dict) else None
-        found.append(
-            (
-                str(issue.get("severity", "error")),
-                str(issue.get("code", "unknown")),
-                (text if isinstance(text, str) else "")[:_TEXT_CHARS],
-            )
-        )
-    return found
-
-
-def _outcome_text(body: bytes) -> str:
-    said = "; ".join(diagnostics for _, _, diagnostics in _outcome_issues(body) if diagnostics)
-    return f": {said[:_TEXT_CHARS]}" if said else ""
-
-
-def _retry_after(headers: Mapping[str, str], now: float) -> float:
-    value = headers.get("Retry-After")
-    if not value:
-        return 0.0
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _instant_seconds(text: str) -> float:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise BatchSourceError("the export manifest's transactionTime is not an instant") from None

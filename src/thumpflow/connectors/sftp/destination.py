@@ -55,7 +55,7 @@ from typing import BinaryIO
 import asyncssh
 
 from thumpflow.batch import Encoder, manifest_name, manifest_to_json, parse_manifest
-from thumpflow.connectors.drop import (
+from thumpflow.connectors.batch_destination import (
     KeyLog,
     encoder_for,
     read_ranges,

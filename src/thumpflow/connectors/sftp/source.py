@@ -56,7 +56,7 @@ from pathlib import Path
 import asyncssh
 
 from thumpflow.batch import MANIFEST_SUFFIX, Problem, manifest_name, read_records
-from thumpflow.connectors.drop import (
+from thumpflow.connectors.drop_source import (
     REASON_SUFFIX,
     check_file,
     describe_refused,

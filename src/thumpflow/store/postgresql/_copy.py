@@ -3,7 +3,7 @@
 Every table is copied as stored: events and their bodies, idempotency keys,
 deliveries in every status (pending ones keep their ids, attempts and
 times), dead letters with their reasons, rejects, runs, watermarks, row
-rejects, the delivery ledger, applied versions, tokens, alerts, pauses,
+rejects, the delivery ledger, applied versions, tokens, alerts, pauses, the mode,
 Subscription state, the counters, the encryption key checks, and the audit
 trail with its hashes, so the chain verifies on the copy and anchors taken
 before the copy still match. Sealed values are copied sealed (the same keys
@@ -49,6 +49,7 @@ _TABLES: tuple[tuple[str, frozenset[str]], ...] = (
     ("pauses", frozenset()),
     ("alerts", frozenset()),
     ("subscription_state", frozenset()),
+    ("operating_mode", frozenset()),
 )
 
 # Sequences to continue after the copied rows: (sequence, table, id column).

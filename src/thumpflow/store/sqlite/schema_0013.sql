@@ -1,35 +1,16 @@
--- thumpflow SQLite store, schema version 13: nodes and leases (the cluster
--- contract; an embedded store has one node, which holds every lease).
+-- thumpflow SQLite store, schema version 13: the operating mode in force.
 --
---   nodes   one row per node id: the incarnation now using it, where it runs,
---           and its heartbeat (expires_at on the store's clock).
---   leases  one row per lease name: owner, epoch (raised at every change of
---           owner), expires_at; a released lease expires at once.
---   signals one row per named signal, its generation raised by the write it
---           signals (`replay:<destination>`: a replay returned deliveries of
---           that destination to pending); nodes poll them.
---   runs.node  the incarnation of the node running the run (NULL: before
---           nodes, or an embedded store); recovery closes only runs whose
---           node is no longer alive.
-CREATE TABLE nodes (
-    node_id      TEXT PRIMARY KEY,
-    incarnation  TEXT NOT NULL,
-    host         TEXT NOT NULL,
-    pid          INTEGER NOT NULL,
-    api          TEXT NOT NULL,
-    started_at   REAL NOT NULL,
-    heartbeat_at REAL NOT NULL,
-    expires_at   REAL NOT NULL
-);
-CREATE TABLE leases (
-    name        TEXT PRIMARY KEY,
-    owner       TEXT NOT NULL,
-    epoch       INTEGER NOT NULL,
-    acquired_at REAL NOT NULL,
-    expires_at  REAL NOT NULL
-);
-ALTER TABLE runs ADD COLUMN node TEXT;
-CREATE TABLE signals (
-    name       TEXT PRIMARY KEY,
-    generation INTEGER NOT NULL
+--   operating_mode  one row (scope 'engine') once a mode was recorded: normal,
+--                   surge or diversion, since when, declared by an operator's
+--                   act or decided by the rules (`origin`), by whom, why, and
+--                   the rule that holds; kept so a restart resumes the mode.
+--                   Every change is audited as `mode.changed`.
+CREATE TABLE operating_mode (
+    scope   TEXT PRIMARY KEY,
+    mode    TEXT NOT NULL,
+    since   REAL NOT NULL,
+    origin  TEXT NOT NULL,
+    actor   TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    rule    TEXT
 );

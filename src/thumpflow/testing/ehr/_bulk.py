@@ -36,6 +36,7 @@ outputs and reported in the error file as an OperationOutcome naming its
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -43,6 +44,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiohttp import web
+
+from thumpflow.testing.ehr._http import fhir_error, json_response
 from thumpflow.testing.ehr._interactions import Authorize, Reject
 from thumpflow.testing.ehr._outcome import FhirError, operation_outcome
 from thumpflow.testing.ehr._store import ResourceStore, Version, instant_text
@@ -50,6 +54,7 @@ from thumpflow.testing.ehr._types import RESOURCE_TYPES
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
+_EXPORT = re.compile(r"^(?:(?P<patient>Patient)/|Group/(?P<group>[A-Za-z0-9\-.]{1,64})/)?\$export$")
 _ACCEPTS = frozenset({"", "*/*", "application/json", "application/fhir+json"})
 _PATIENT_REFERENCES = ("subject", "patient")
 
@@ -89,6 +94,62 @@ class BulkExports:
 
     def clear(self) -> None:
         self.jobs.clear()
+
+    def respond(
+        self,
+        request: web.Request,
+        path: str,
+        *,
+        store: ResourceStore,
+        authorize: Authorize,
+        rejects: Reject,
+        base_url: str,
+        requires_token: bool,
+    ) -> web.Response | None:
+        """The answer to a Bulk Data request (kick-off, status, file) for `path` (relative to
+        the FHIR base); None for any other path. Errors are OperationOutcomes."""
+        export = _EXPORT.match(path)
+        try:
+            if export is not None:
+                if request.method != "GET":
+                    raise FhirError(405, "not-supported", "only GET starts an export here")
+                level = "group" if export["group"] else "patient" if export["patient"] else "system"
+                job = self.kick_off(
+                    store,
+                    level=level,
+                    group_id=export["group"],
+                    query=list(request.query.items()),
+                    headers=dict(request.headers),
+                    authorize=authorize,
+                    rejects=rejects,
+                    base_url=base_url,
+                    request_url=str(request.url),
+                )
+                status_url = f"{base_url}/_bulk/status/{job.id}"
+                return web.Response(status=202, headers={"Content-Location": status_url})
+            if path.startswith("_bulk/status/"):
+                job_id = path.removeprefix("_bulk/status/")
+                if request.method == "DELETE":
+                    self.delete(job_id)
+                    return web.Response(status=202)
+                if request.method != "GET":
+                    raise FhirError(405, "not-supported", "GET or DELETE an export's status")
+                answer = self.status(job_id, base_url, requires_token)
+                if answer.manifest is None:
+                    return web.Response(status=answer.status, headers=answer.headers)
+                return json_response(answer.manifest, headers=answer.headers)
+            if path.startswith("_bulk/files/"):
+                if request.method != "GET":
+                    raise FhirError(405, "not-supported", "only GET reads an export file")
+                job_id, _, name = path.removeprefix("_bulk/files/").partition("/")
+                return web.Response(
+                    body=self.file(job_id, name),
+                    content_type="application/fhir+ndjson",
+                    charset="utf-8",
+                )
+        except FhirError as err:
+            return fhir_error(err)
+        return None
 
     def kick_off(
         self,

@@ -33,15 +33,23 @@ Choices where FHIR leaves room:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from http import HTTPStatus
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
+from thumpflow.testing.ehr._bundles import history_bundle, response_bundle, searchset
 from thumpflow.testing.ehr._outcome import FhirError
-from thumpflow.testing.ehr._search import Search, parse_search
-from thumpflow.testing.ehr._store import ResourceStore, Transaction, Version, instant_text, new_id
+from thumpflow.testing.ehr._requests import (
+    Entry,
+    Result,
+    Target,
+    classify,
+    parse_url,
+    valid_id,
+)
+from thumpflow.testing.ehr._search import parse_search
+from thumpflow.testing.ehr._store import ResourceStore, Transaction, Version, new_id
 from thumpflow.testing.ehr._types import RESOURCE_TYPES
 
 Authorize = Callable[[str, str], None]
@@ -50,86 +58,20 @@ Authorize = Callable[[str, str], None]
 Reject = Callable[[str, dict[str, Any]], str | None]
 """Called with each resource about to be written; a returned text fails it with 422."""
 
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _CONDITIONAL_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)\?(.+)$")
 _RANK = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 _WRITES = frozenset({"create", "update", "conditional-update"})
 
 
 @dataclass(slots=True)
-class Entry:
-    """One interaction; `url` is relative to the FHIR base (`Patient/1`, `Patient?identifier=x`)."""
-
-    method: str
-    url: str
-    resource: dict[str, Any] | None = None
-    full_url: str | None = None
-    if_none_exist: str | None = None
-    if_match: str | None = None
-
-
-@dataclass(slots=True)
-class Result:
-    """What an interaction produced: status, body (resource or Bundle) and the version concerned."""
-
-    status: int
-    body: dict[str, Any] | None = None
-    version: Version | None = None
-
-
-@dataclass(slots=True)
-class _Target:
-    type: str
-    id: str | None = None
-    history: bool = False
-    version: str | None = None
-    query: list[tuple[str, str]] = field(default_factory=list)
-    has_query: bool = False
-
-
-@dataclass(slots=True)
 class _Plan:
     index: int
     entry: Entry
-    target: _Target
+    target: Target
     kind: str
     id: str | None = None
     existing: Version | None = None
     result: Result | None = None
-
-
-def status_line(status: int) -> str:
-    """`201 Created`, as Bundle.entry.response.status wants it."""
-    return f"{status} {HTTPStatus(status).phrase}"
-
-
-def parse_url(url: str) -> _Target:
-    """Parse a URL relative to the FHIR base; FhirError 404/400 when it names nothing valid."""
-    path, has_query, query = url.partition("?")
-    segments = [s for s in path.strip("/").split("/") if s]
-    if not segments:
-        raise FhirError(404, "not-found", f"no resource type in {url!r}")
-    type_ = segments[0]
-    if type_ not in RESOURCE_TYPES:
-        raise FhirError(404, "not-supported", f"unknown resource type {type_!r}")
-    target = _Target(
-        type_, query=parse_qsl(query, keep_blank_values=True), has_query=bool(has_query)
-    )
-    rest = segments[1:]
-    if rest:
-        target.id = _valid_id(rest[0])
-    if len(rest) >= 2:
-        if rest[1] != "_history" or len(rest) > 3:
-            raise FhirError(404, "not-found", f"unknown path {path!r}")
-        target.history = len(rest) == 2
-        target.version = rest[2] if len(rest) == 3 else None
-    return target
-
-
-def _valid_id(text: str) -> str:
-    if not _ID.match(text):
-        raise FhirError(400, "invalid", f"{text!r} is not a valid FHIR id")
-    return text
 
 
 class Executor:
@@ -167,7 +109,7 @@ class Executor:
             except FhirError as err:
                 raise err.in_entry(index) from None
         results = self._run(plans, in_bundle=True)
-        return _response_bundle("transaction-response", results, minimal=minimal)
+        return response_bundle("transaction-response", results, minimal=minimal)
 
     def batch(
         self, bundle: dict[str, Any], authorize: Authorize, *, minimal: bool
@@ -183,7 +125,7 @@ class Executor:
                 outcomes.append(self._run([plan], in_bundle=False)[0])
             except FhirError as err:
                 outcomes.append(err.in_entry(index))
-        return _response_bundle("batch-response", outcomes, minimal=minimal)
+        return response_bundle("batch-response", outcomes, minimal=minimal)
 
     def _entries(self, bundle: dict[str, Any]) -> list[Entry | FhirError]:
         raw_entries = bundle.get("entry", [])
@@ -220,7 +162,7 @@ class Executor:
 
     def _plan(self, index: int, entry: Entry, authorize: Authorize) -> _Plan:
         target = parse_url(entry.url)
-        kind, permission = _classify(entry.method, target)
+        kind, permission = classify(entry.method, target)
         if kind in _WRITES:
             _check_body(entry.resource, target.type)
         if kind == "update":
@@ -298,7 +240,7 @@ class Executor:
                     raise FhirError(400, "invalid", "the resource id differs from the match's id")
                 plan.id = match.id
             elif body_id is not None:
-                current = tx.latest(target.type, _valid_id(str(body_id)))
+                current = tx.latest(target.type, valid_id(str(body_id)))
                 if current is not None and not current.deleted:
                     raise FhirError(409, "conflict", "no match, and the id in the body is taken")
                 plan.id = str(body_id)
@@ -390,12 +332,12 @@ class Executor:
         target = plan.target
         if target.id is None:
             search = parse_search(target.query)
-            return Result(200, self._searchset(tx, target.type, target.query, search))
+            return Result(200, searchset(self._base_url(), tx, target.type, target.query, search))
         versions = tx.versions(target.type, target.id)
         if not versions:
             raise FhirError(404, "not-found", f"{target.type}/{target.id} does not exist")
         if target.history:
-            return Result(200, self._history_bundle(tx, versions))
+            return Result(200, history_bundle(self._base_url(), tx, versions))
         if target.version is not None:
             chosen = [v for v in versions if v.version_id == target.version]
             if not chosen:
@@ -406,89 +348,6 @@ class Executor:
         if version.resource is None:
             raise FhirError(410, "deleted", f"{target.type}/{target.id} was deleted")
         return Result(200, version.resource, version)
-
-    def _searchset(
-        self, tx: Transaction, type_: str, query: list[tuple[str, str]], search: Search
-    ) -> dict[str, Any]:
-        base = self._base_url()
-        matches = search.select(tx.live(type_))
-        page = matches[search.offset : search.offset + search.count]
-        params = [(k, v) for k, v in query if k != "_offset"]
-        links = [{"relation": "self", "url": _page_url(base, type_, params, search.offset)}]
-        if search.count and search.offset + search.count < len(matches):
-            next_offset = search.offset + search.count
-            links.append({"relation": "next", "url": _page_url(base, type_, params, next_offset)})
-        return {
-            "resourceType": "Bundle",
-            "id": new_id(),
-            "meta": {"lastUpdated": instant_text(tx.instant)},
-            "type": "searchset",
-            "total": len(matches),
-            "link": links,
-            "entry": [
-                {
-                    "fullUrl": f"{base}/{v.type}/{v.id}",
-                    "resource": v.resource,
-                    "search": {"mode": "match"},
-                }
-                for v in page
-            ],
-        }
-
-    def _history_bundle(self, tx: Transaction, versions: list[Version]) -> dict[str, Any]:
-        """Newest first; request.method is DELETE for a deletion, POST for a first version
-        (or the first after a deletion), PUT otherwise."""
-        base = self._base_url()
-        entries = []
-        for position in range(len(versions) - 1, -1, -1):
-            v = versions[position]
-            created = position == 0 or versions[position - 1].deleted
-            method = "DELETE" if v.deleted else "POST" if created else "PUT"
-            status = 204 if v.deleted else 201 if created else 200
-            entry: dict[str, Any] = {"fullUrl": f"{base}/{v.type}/{v.id}"}
-            if v.resource is not None:
-                entry["resource"] = v.resource
-            entry["request"] = {
-                "method": method,
-                "url": v.type if method == "POST" else f"{v.type}/{v.id}",
-            }
-            entry["response"] = {
-                "status": status_line(status),
-                "etag": v.etag,
-                "lastModified": v.last_updated,
-            }
-            entries.append(entry)
-        return {
-            "resourceType": "Bundle",
-            "id": new_id(),
-            "meta": {"lastUpdated": instant_text(tx.instant)},
-            "type": "history",
-            "total": len(entries),
-            "entry": entries,
-        }
-
-
-def _classify(method: str, target: _Target) -> tuple[str, str]:
-    """The interaction kind and the SMART permission letter it needs."""
-    if method == "GET":
-        if target.id is None:
-            return "read", "s"
-        return "read", "r"
-    if target.history or target.version is not None:
-        raise FhirError(405, "not-supported", f"{method} is not allowed on a history URL")
-    if method == "POST" and target.id is None and not target.has_query:
-        return "create", "c"
-    if method == "PUT":
-        if target.id is not None and not target.has_query:
-            return "update", "u"
-        if target.id is None and target.has_query:
-            return "conditional-update", "u"
-    if method == "DELETE":
-        if target.id is not None and not target.has_query:
-            return "delete", "d"
-        if target.id is None and target.has_query:
-            return "conditional-delete", "d"
-    raise FhirError(405, "not-supported", f"{method} is not supported on this URL")
 
 
 def _check_body(resource: dict[str, Any] | None, type_: str) -> None:
@@ -540,35 +399,3 @@ def _content(resource: dict[str, Any]) -> dict[str, Any]:
         if rest:
             content["meta"] = rest
     return content
-
-
-def _page_url(base: str, type_: str, params: Iterable[tuple[str, str]], offset: int) -> str:
-    pairs = list(params)
-    if offset:
-        pairs.append(("_offset", str(offset)))
-    return f"{base}/{type_}" + (f"?{urlencode(pairs)}" if pairs else "")
-
-
-def _response_bundle(
-    type_: str, outcomes: list[Result] | list[Result | FhirError], *, minimal: bool
-) -> dict[str, Any]:
-    entries: list[dict[str, Any]] = []
-    for outcome in outcomes:
-        if isinstance(outcome, FhirError):
-            entries.append(
-                {"response": {"status": status_line(outcome.status), "outcome": outcome.outcome()}}
-            )
-            continue
-        response: dict[str, Any] = {"status": status_line(outcome.status)}
-        entry: dict[str, Any] = {}
-        version = outcome.version
-        if version is not None:
-            if outcome.status in (200, 201) and version.resource is not None:
-                response["location"] = version.location
-            response["etag"] = version.etag
-            response["lastModified"] = version.last_updated
-        if outcome.body is not None and not minimal:
-            entry["resource"] = outcome.body
-        entry["response"] = response
-        entries.append(entry)
-    return {"resourceType": "Bundle", "id": new_id(), "type": type_, "entry": entries}

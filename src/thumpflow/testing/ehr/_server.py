@@ -1,42 +1,52 @@
-"""The simulated EHR's HTTP server: FHIR R4 REST, a SMART token endpoint, admin endpoints."""
+"""The simulated EHR's HTTP server: FHIR R4 REST, a SMART token endpoint, admin endpoints.
+
+Each `/fhir` request meets the injected faults first (delay, dropped
+connection, 429 or 5xx with `Retry-After`), then authorisation, then Bulk
+Data, `$events` or an interaction run by the `Executor`. Every write is
+committed before its response is sent; a dropped connection after a write
+(`drop_after_apply`) leaves it committed, so a client that retries finds
+its write done. Every request is recorded by method, path and status only
+(no query, no body). What the server says about itself is in
+`_capability`, its HTTP plumbing in `_http`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import re
 import time
 from dataclasses import asdict, dataclass, field
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 from aiohttp import web
 
-from thumpflow import __version__
 from thumpflow.testing._listener import Listener, Served
-from thumpflow.testing.ehr._auth import SIGNING_ALGORITHMS, SmartAuthority, TokenError
+from thumpflow.testing.ehr._auth import SmartAuthority, TokenError
 from thumpflow.testing.ehr._bulk import BulkExports
+from thumpflow.testing.ehr._capability import capability_statement, smart_configuration
 from thumpflow.testing.ehr._faults import Faults
-from thumpflow.testing.ehr._interactions import Authorize, Entry, Executor, Result
-from thumpflow.testing.ehr._outcome import FhirError, operation_outcome
-from thumpflow.testing.ehr._store import ResourceStore, Version, instant_datetime, instant_text
+from thumpflow.testing.ehr._http import (
+    FHIR_JSON,
+    dropped,
+    fhir_error,
+    form_text,
+    json_response,
+    read_resource,
+    unauthorized,
+)
+from thumpflow.testing.ehr._interactions import Authorize, Executor
+from thumpflow.testing.ehr._outcome import FhirError
+from thumpflow.testing.ehr._requests import Entry, Result
+from thumpflow.testing.ehr._store import ResourceStore, Version, instant_datetime
 from thumpflow.testing.ehr._subscriptions import Content, SubscriptionFeed
-from thumpflow.testing.ehr._types import RESOURCE_TYPES
 
 AuthMode = Literal["none", "smart", "bearer"]
 
-FHIR_JSON = "application/fhir+json"
 _WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
-_SEARCH_PARAMS = [
-    {"name": "_id", "type": "token"},
-    {"name": "identifier", "type": "token"},
-    {"name": "_lastUpdated", "type": "date"},
-]
 _EVENTS = re.compile(r"^Subscription/(?P<id>[A-Za-z0-9\-.]{1,64})/\$events$")
-_EXPORT = re.compile(r"^(?:(?P<patient>Patient)/|Group/(?P<group>[A-Za-z0-9\-.]{1,64})/)?\$export$")
-_INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "create", "search-type"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,25 +224,7 @@ class SimulatedEhr(Served):
         is keyed `|value`, one without a value is ignored. Empty when there
         are no duplicates.
         """
-        seen: dict[str, dict[str, set[str]]] = {}
-        for version in self._store.live():
-            assert version.resource is not None
-            identifiers = version.resource.get("identifier")
-            if isinstance(identifiers, dict):
-                identifiers = [identifiers]
-            if not isinstance(identifiers, list):
-                continue
-            for identifier in identifiers:
-                if not isinstance(identifier, dict) or not identifier.get("value"):
-                    continue
-                key = f"{identifier.get('system', '')}|{identifier['value']}"
-                seen.setdefault(version.type, {}).setdefault(key, set()).add(version.id)
-        found: dict[str, dict[str, list[str]]] = {}
-        for type_, keys in sorted(seen.items()):
-            for key, ids in sorted(keys.items()):
-                if len(ids) > 1:
-                    found.setdefault(type_, {})[key] = sorted(ids)
-        return found
+        return self._store.duplicates()
 
     def state(self) -> dict[str, Any]:
         """What `GET /_admin/state` reports."""
@@ -282,15 +274,15 @@ class SimulatedEhr(Served):
         if faults.drop > 0:
             faults.drop -= 1
             record(0)
-            _dropped(request)
+            dropped(request)
         if faults.throttle > 0:
             faults.throttle -= 1
-            response = _fhir_error(FhirError(429, "throttled", "too many requests"))
+            response = fhir_error(FhirError(429, "throttled", "too many requests"))
             response.headers["Retry-After"] = f"{faults.retry_after:g}"
         elif faults.server_errors > 0:
             faults.server_errors -= 1
             status = faults.server_error_status
-            response = _fhir_error(FhirError(status, "transient", "injected server error"))
+            response = fhir_error(FhirError(status, "transient", "injected server error"))
             if status == 503:
                 response.headers["Retry-After"] = f"{faults.retry_after:g}"
         else:
@@ -303,7 +295,7 @@ class SimulatedEhr(Served):
         ):
             faults.drop_after_apply -= 1
             record(0)
-            _dropped(request)
+            dropped(request)
         record(response.status)
         return response
 
@@ -311,20 +303,28 @@ class SimulatedEhr(Served):
         path = tail.strip("/")
         if path in ("metadata", ".well-known/smart-configuration"):
             if request.method != "GET":
-                return _fhir_error(FhirError(405, "not-supported", "only GET is allowed here"))
-            body = self._capability_statement() if path == "metadata" else self._smart_config()
-            return _json(body, content_type=FHIR_JSON if path == "metadata" else None)
+                return fhir_error(FhirError(405, "not-supported", "only GET is allowed here"))
+            body = self._metadata() if path == "metadata" else smart_configuration(self.token_url)
+            return json_response(body, content_type=FHIR_JSON if path == "metadata" else None)
         authorize = self._authorizer(request)
         if isinstance(authorize, web.Response):
             return authorize
-        bulk = self._bulk_request(request, path, authorize)
+        bulk = self.bulk.respond(
+            request,
+            path,
+            store=self._store,
+            authorize=authorize,
+            rejects=self._rejects,
+            base_url=self.base_url,
+            requires_token=self.auth != "none",
+        )
         if bulk is not None:
             return bulk
         events = _EVENTS.match(path)
         if events is not None:
             return self._events(request, events["id"])
         try:
-            resource = await _body(request)
+            resource = await read_resource(request)
             minimal = "return=minimal" in request.headers.get("Prefer", "")
             if not path:
                 if request.method != "POST":
@@ -334,7 +334,7 @@ class SimulatedEhr(Served):
             method = request.method
             if path.endswith("/_search") and method == "POST":
                 url, method = path.removesuffix("/_search"), "GET"
-                query = "&".join(p for p in (request.query_string, await _form_text(request)) if p)
+                query = "&".join(p for p in (request.query_string, await form_text(request)) if p)
             else:
                 query = request.query_string
             if query:
@@ -348,67 +348,20 @@ class SimulatedEhr(Served):
             )
             result = self._executor.execute(entry, authorize)
         except FhirError as err:
-            return _fhir_error(err)
+            return fhir_error(err)
         return self._result_response(result, minimal=minimal and method != "GET")
-
-    def _bulk_request(
-        self, request: web.Request, path: str, authorize: Authorize
-    ) -> web.Response | None:
-        """Serve a Bulk Data request (kick-off, status, file); None for any other path."""
-        export = _EXPORT.match(path)
-        try:
-            if export is not None:
-                if request.method != "GET":
-                    raise FhirError(405, "not-supported", "only GET starts an export here")
-                level = "group" if export["group"] else "patient" if export["patient"] else "system"
-                job = self.bulk.kick_off(
-                    self._store,
-                    level=level,
-                    group_id=export["group"],
-                    query=list(request.query.items()),
-                    headers=dict(request.headers),
-                    authorize=authorize,
-                    rejects=self._rejects,
-                    base_url=self.base_url,
-                    request_url=str(request.url),
-                )
-                status_url = f"{self.base_url}/_bulk/status/{job.id}"
-                return web.Response(status=202, headers={"Content-Location": status_url})
-            if path.startswith("_bulk/status/"):
-                job_id = path.removeprefix("_bulk/status/")
-                if request.method == "DELETE":
-                    self.bulk.delete(job_id)
-                    return web.Response(status=202)
-                if request.method != "GET":
-                    raise FhirError(405, "not-supported", "GET or DELETE an export's status")
-                answer = self.bulk.status(job_id, self.base_url, self.auth != "none")
-                if answer.manifest is None:
-                    return web.Response(status=answer.status, headers=answer.headers)
-                return _json(answer.manifest, headers=answer.headers)
-            if path.startswith("_bulk/files/"):
-                if request.method != "GET":
-                    raise FhirError(405, "not-supported", "only GET reads an export file")
-                job_id, _, name = path.removeprefix("_bulk/files/").partition("/")
-                return web.Response(
-                    body=self.bulk.file(job_id, name),
-                    content_type="application/fhir+ndjson",
-                    charset="utf-8",
-                )
-        except FhirError as err:
-            return _fhir_error(err)
-        return None
 
     def _events(self, request: web.Request, subscription_id: str) -> web.Response:
         """`Subscription/<id>/$events`: a notification Bundle of the numbered events asked for."""
         feed = self.subscriptions.get(subscription_id)
         if feed is None:
-            return _fhir_error(FhirError(404, "not-found", "no such Subscription"))
+            return fhir_error(FhirError(404, "not-found", "no such Subscription"))
         try:
             since = int(request.query.get("eventsSinceNumber", "1"))
             until = int(request.query.get("eventsUntilNumber", str(len(feed.events))))
         except ValueError:
-            return _fhir_error(FhirError(400, "invalid", "event numbers must be integers"))
-        return _json(feed.events_bundle(since, until), content_type=FHIR_JSON)
+            return fhir_error(FhirError(400, "invalid", "event numbers must be integers"))
+        return json_response(feed.events_bundle(since, until), content_type=FHIR_JSON)
 
     def _bundle(
         self, bundle: dict[str, Any] | None, authorize: Authorize, *, minimal: bool
@@ -422,7 +375,7 @@ class SimulatedEhr(Served):
             body = self._executor.batch(bundle, authorize, minimal=minimal)
         else:
             raise FhirError(400, "not-supported", "Bundle.type must be transaction or batch")
-        return _json(body, content_type=FHIR_JSON)
+        return json_response(body, content_type=FHIR_JSON)
 
     def _result_response(self, result: Result, *, minimal: bool) -> web.Response:
         headers: dict[str, str] = {}
@@ -436,7 +389,9 @@ class SimulatedEhr(Served):
                 headers["Location"] = f"{self.base_url}/{version.location}"
         if result.body is None or result.status == 204 or minimal:
             return web.Response(status=result.status, headers=headers)
-        return _json(result.body, status=result.status, headers=headers, content_type=FHIR_JSON)
+        return json_response(
+            result.body, status=result.status, headers=headers, content_type=FHIR_JSON
+        )
 
     def _authorizer(self, request: web.Request) -> Authorize | web.Response:
         """A 401 response, or a function raising FhirError 403 on an entry the token may not run."""
@@ -446,11 +401,11 @@ class SimulatedEhr(Served):
         scheme, _, token = header.partition(" ")
         realm = 'Bearer realm="thumpflow-ehr"'
         if scheme.lower() != "bearer" or not token.strip():
-            return _unauthorized(realm, "a bearer token is required")
+            return unauthorized(realm, "a bearer token is required")
         grant = self.authority.grant(token.strip())
         if grant is None or (self.auth == "bearer" and grant.expires_at != float("inf")):
             challenge = f'{realm}, error="invalid_token"'
-            return _unauthorized(challenge, "the bearer token is invalid or expired")
+            return unauthorized(challenge, "the bearer token is invalid or expired")
 
         def authorize(type_: str, permission: str) -> None:
             if not grant.allows(type_, permission):
@@ -485,76 +440,12 @@ class SimulatedEhr(Served):
             body, status=status, headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
         )
 
-    def _smart_config(self) -> dict[str, Any]:
-        return {
-            "token_endpoint": self.token_url,
-            "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-            "token_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGORITHMS),
-            "scopes_supported": ["system/*.read", "system/*.write", "system/*.*", "system/*.cruds"],
-            "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
-        }
-
-    def _capability_statement(self) -> dict[str, Any]:
+    def _metadata(self) -> dict[str, Any]:
         if self._capability is None:
-            self._capability = {
-                "resourceType": "CapabilityStatement",
-                "status": "active",
-                "date": instant_text(time.time_ns() // 1000)[:10],
-                "kind": "instance",
-                "software": {"name": "thumpflow simulated EHR", "version": __version__},
-                "implementation": {"description": "thumpflow simulated EHR", "url": self.base_url},
-                "fhirVersion": "4.0.1",
-                "format": [FHIR_JSON, "json"],
-                "rest": [
-                    {
-                        "mode": "server",
-                        **({"security": self._security()} if self.auth == "smart" else {}),
-                        "resource": [
-                            {
-                                "type": type_,
-                                "interaction": [{"code": code} for code in _INTERACTIONS],
-                                "versioning": "versioned-update",
-                                "readHistory": True,
-                                "updateCreate": True,
-                                "conditionalCreate": True,
-                                "conditionalUpdate": True,
-                                "conditionalDelete": "single",
-                                "searchParam": _SEARCH_PARAMS,
-                            }
-                            for type_ in sorted(RESOURCE_TYPES)
-                        ],
-                        "interaction": [{"code": "transaction"}, {"code": "batch"}],
-                        "operation": [
-                            {
-                                "name": "export",
-                                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
-                            }
-                        ],
-                    }
-                ],
-            }
+            self._capability = capability_statement(
+                self.base_url, self.token_url, smart=self.auth == "smart"
+            )
         return self._capability
-
-    def _security(self) -> dict[str, Any]:
-        return {
-            "service": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                            "code": "SMART-on-FHIR",
-                        }
-                    ]
-                }
-            ],
-            "extension": [
-                {
-                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                    "extension": [{"url": "token", "valueUri": self.token_url}],
-                }
-            ],
-        }
 
     def _fault_state(self) -> dict[str, Any]:
         return asdict(self.faults)
@@ -577,62 +468,3 @@ class SimulatedEhr(Served):
 
 def _allow_all(type_: str, permission: str) -> None:
     """Every entry is allowed when authentication is off."""
-
-
-async def _body(request: web.Request) -> dict[str, Any] | None:
-    """The JSON resource of a POST/PUT (None for other methods); FhirError 400/415."""
-    if request.method not in ("POST", "PUT") or request.path.endswith("/_search"):
-        return None
-    if "xml" in request.content_type:
-        raise FhirError(415, "not-supported", "only JSON is accepted")
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise FhirError(400, "structure", f"the body is not JSON: {err}") from None
-    if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
-        raise FhirError(
-            400, "structure", "the body must be a resource (a JSON object with resourceType)"
-        )
-    return body
-
-
-async def _form_text(request: web.Request) -> str:
-    if request.content_type != "application/x-www-form-urlencoded":
-        return ""
-    return (await request.read()).decode("utf-8", errors="replace")
-
-
-def _json(
-    body: dict[str, Any],
-    *,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-    content_type: str | None = None,
-) -> web.Response:
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return web.Response(
-        text=text,
-        status=status,
-        headers=headers,
-        content_type=content_type or "application/json",
-        charset="utf-8",
-    )
-
-
-def _fhir_error(err: FhirError) -> web.Response:
-    return _json(err.outcome(), status=err.status, content_type=FHIR_JSON)
-
-
-def _unauthorized(challenge: str, diagnostics: str) -> web.Response:
-    response = _json(operation_outcome("login", diagnostics), status=401, content_type=FHIR_JSON)
-    response.headers["WWW-Authenticate"] = challenge
-    return response
-
-
-def _dropped(request: web.Request) -> NoReturn:
-    """Close the connection with no response; the client sees a disconnect."""
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-    raise asyncio.CancelledError

@@ -156,6 +156,29 @@ class ResourceStore:
             counts[version.type] = counts.get(version.type, 0) + 1
         return dict(sorted(counts.items()))
 
+    def duplicates(self) -> dict[str, dict[str, list[str]]]:
+        """Business identifiers on more than one current resource of the same type
+        (`{type: {"system|value": [ids...]}}`; see `SimulatedEhr.duplicates`)."""
+        seen: dict[str, dict[str, set[str]]] = {}
+        for version in self.live():
+            assert version.resource is not None
+            identifiers = version.resource.get("identifier")
+            if isinstance(identifiers, dict):
+                identifiers = [identifiers]
+            if not isinstance(identifiers, list):
+                continue
+            for identifier in identifiers:
+                if not isinstance(identifier, dict) or not identifier.get("value"):
+                    continue
+                key = f"{identifier.get('system', '')}|{identifier['value']}"
+                seen.setdefault(version.type, {}).setdefault(key, set()).add(version.id)
+        found: dict[str, dict[str, list[str]]] = {}
+        for type_, keys in sorted(seen.items()):
+            for key, ids in sorted(keys.items()):
+                if len(ids) > 1:
+                    found.setdefault(type_, {})[key] = sorted(ids)
+        return found
+
     def last_instant(self) -> int:
         """The latest `lastUpdated` committed (microseconds since the epoch); 0 when none."""
         return self._last_committed
