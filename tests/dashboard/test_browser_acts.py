@@ -212,6 +212,9 @@ def test_an_alert_acknowledged_from_the_overview_is_audited(tmp_path: Path) -> N
     async def main() -> None:
         async with as_operator(tmp_path) as (s, page):
             assert await page.text("#alerts-note") == "No active alerts."
+            assert await page.text("#cluster-note") == (
+                "One node (embedded SQLite store): it holds every partition and duty."
+            )
             s.receiver.set_faults(unavailable=10**9, retry_after=5)
             await s.send([adt("LATE1", "MRN720")])
             await page.wait_for(

@@ -71,6 +71,19 @@ def adt(control: str, mrn: str) -> bytes:
     ).encode()
 
 
+def check_delivered(receiver: HttpReceiver, sent: dict[str, list[str]]) -> None:
+    """Every sent control id applied once, each patient's in the order sent."""
+    applied = [Message.parse(body).control_id for body in receiver.applied.values()]
+    assert max(Counter(applied).values()) == 1
+    assert sorted(applied) == sorted(c for cs in sent.values() for c in cs)
+    for key, expected in sent.items():
+        order = [
+            Message.parse(receiver.applied[k]).control_id
+            for k in receiver.applied_order(f"Patient/{key}")
+        ]
+        assert order == expected, key
+
+
 def test_one_engine_on_postgresql_delivers_every_message_once_in_order_across_a_restart(
     pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -106,15 +119,7 @@ def test_one_engine_on_postgresql_delivers_every_message_once_in_order_across_a_
                 assert verdict.intact, verdict.problem
             finally:
                 await engine.stop()
-        applied = [Message.parse(body).control_id for body in receiver.applied.values()]
-        assert max(Counter(applied).values()) == 1
-        assert sorted(applied) == sorted(c for cs in sent.values() for c in cs)
-        for key, expected in sent.items():
-            order = [
-                Message.parse(receiver.applied[k]).control_id
-                for k in receiver.applied_order(f"Patient/{key}")
-            ]
-            assert order == expected
+        check_delivered(receiver, sent)
         await receiver.close()
 
     asyncio.run(scenario())

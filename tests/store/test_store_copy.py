@@ -39,7 +39,7 @@ KEY_ENV = "TF_TEST_STORE_KEY"
 ENCRYPTION = f"{{keys: [{{id: k1, key_env: {KEY_ENV}}}]}}"
 CHANNELS = (
     "channels:\n  - id: adt\n    source: {type: mllp, host: 127.0.0.1, port: 0}\n"
-    "    destinations:\n      - {id: ehr, type: file, path: out}\n"
+    "    destinations:\n      - {id: ehr, type: http, url: 'http://127.0.0.1:9/'}\n"
 )
 
 

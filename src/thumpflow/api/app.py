@@ -25,6 +25,7 @@ from thumpflow.api.contract import document_answers
 from thumpflow.api.routes import (
     alerts,
     browse,
+    cluster,
     config,
     dashboard,
     ingest,
@@ -71,6 +72,7 @@ def build_app(engine: Engine, authenticator: Authenticator) -> FastAPI:
     app.include_router(config.router)
     app.include_router(rejects.router)
     app.include_router(views.router)
+    app.include_router(cluster.router)
     app.include_router(modes.router)
     document_answers(app)
 

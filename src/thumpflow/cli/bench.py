@@ -34,6 +34,7 @@ from thumpflow.testing.load import drive
 CONFIG = """\
 version: 1
 store: {{{store}{encryption}}}
+cluster: {{enabled: {cluster}}}
 api: {{enabled: false}}
 channels:
   - id: bench
@@ -128,7 +129,8 @@ def run_once(
     if postgresql is not None:
         dsn = _fresh_database(postgresql, f"thumpflow_bench_c{connections}")
         store = f'type: postgresql, dsn: "{dsn}", path: {run_dir / "bench.db"}'
-    config.write_text(CONFIG.format(store=store, port=port, out=out, encryption=encryption))
+    text = CONFIG.format(store=store, port=port, out=out, encryption=encryption, cluster="false")
+    config.write_text(text)
     process = subprocess.Popen(
         [
             sys.executable,

@@ -76,6 +76,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "thumpflow audit list --action payload.viewed --json",
         *CONFIG_NOTE,
     ),
+    "cluster": (
+        "thumpflow cluster status",
+        "thumpflow cluster status --json",
+        *CONFIG_NOTE,
+    ),
     "store": (
         "thumpflow store purge",
         "thumpflow store keygen",

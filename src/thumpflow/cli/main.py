@@ -1,4 +1,4 @@
-"""`thumpflow`: run, check, send, status, dlq, runs, rejects, audit, store, tokens, config
+"""`thumpflow`: run, check, send, status, dlq, runs, rejects, audit, store, tokens, config, cluster
 and bench.
 
 Every command exits 0 on success, 1 when what it did found a problem (a bad
@@ -39,6 +39,7 @@ _LAZY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("reload", "thumpflow.cli.reload", "the running engine re-reads its configuration"),
     ("completion", "thumpflow.cli.completion", "a shell completion script (bash, zsh)"),
     ("views", "thumpflow.cli.views", "bed board and census: rebuild from the event log"),
+    ("cluster", "thumpflow.cli.cluster", "nodes sharing the store: heartbeats, partitions, duties"),
 )
 
 

@@ -165,10 +165,33 @@ def _parse(text: str, source: str, base_dir: Path | None) -> Located:
             problems.append(f"{source}:{line}:{column}: {where or 'top level'}: {message}")
     if config is not None:
         problems.extend(_duplicate_ids(config, reader, data))
+        problems.extend(_cluster_problems(config, reader, data))
     if problems:
         raise ConfigError(problems)
     assert config is not None
     return Located(config, reader, data)
+
+
+def _cluster_problems(config: Config, reader: _Reader, data: Any) -> list[str]:
+    """File destinations in a cluster: their journal (what was written, what is pending)
+    lives on one host's disk, so no other node could take their partitions over."""
+    if config.store.type != "postgresql" or not config.cluster.enabled:
+        return []
+    problems: list[str] = []
+    for index, channel in enumerate(config.channels):
+        for number, destination in enumerate(channel.destinations):
+            if destination.type != "file":
+                continue
+            loc = ("channels", index, "destinations", number, "type")
+            _, (line, column) = reader.locate(data, loc)
+            problems.append(
+                f"{reader.source}:{line}:{column}: channel {channel.id!r} > destination "
+                f"{destination.id!r}: a file destination cannot run in a cluster (store type "
+                "postgresql): its journal is on one host's disk, so another node could not "
+                "take its partitions over; deliver over http, mllp or fhir, or set "
+                "`cluster: {enabled: false}` to run this engine alone on its database"
+            )
+    return problems
 
 
 def _duplicate_ids(config: Config, reader: _Reader, data: Any) -> list[str]:

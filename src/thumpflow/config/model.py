@@ -238,6 +238,47 @@ class StoreSpec(_Model):
 _PASSWORD_IN_DSN = re.compile(r"password\s*=|^postgres(?:ql)?://[^@/?#]*:[^@/?#]*@", re.IGNORECASE)
 
 
+class ClusterSpec(_Model):
+    """How this engine takes part in a cluster of nodes sharing one PostgreSQL store.
+
+    Each destination's deliveries are split into `partitions` by a hash of the
+    ordering key; each partition is sent by the one node holding its lease,
+    renewed against the database's clock every third of `lease`. A node that
+    cannot renew stops sending before its lease ends; another node takes a
+    dead node's partitions over once its leases expired (within about
+    `lease` + `lease`/3). With the SQLite store there is one node, which
+    holds everything, and this section changes nothing. File destinations
+    cannot be part of a cluster (their journal is on one host's disk).
+    """
+
+    enabled: bool = Field(
+        default=True,
+        description="PostgreSQL: run as a node of a cluster (partitions, leases, duties). "
+        "`false`: this engine is the only one on its database (nothing guards against a "
+        "second one), sends every partition itself, and may have file destinations.",
+    )
+    node_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+        description="This node's id, unique in the cluster. Default: generated once and kept "
+        "in the file `node-id` beside `store.path`.",
+    )
+    partitions: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Partitions per destination (the same on every node of a cluster).",
+    )
+    lease: Duration = Field(
+        default=5.0,
+        ge=1.0,
+        le=300.0,
+        description="How long a node's heartbeat and its partition and duty leases last "
+        "unrenewed (renewed every third of it); a dead node's work moves after about this "
+        "long.",
+    )
+
+
 class OidcSpec(_Model):
     """OpenID Connect: accept the issuer's signed access tokens (JWT, RS256 or ES256).
 
@@ -416,6 +457,10 @@ class Config(_Model):
 
     version: Literal[1] = Field(default=1, description="Configuration format version.")
     store: StoreSpec = Field(default_factory=StoreSpec, description="Durable store.")
+    cluster: ClusterSpec = Field(
+        default_factory=ClusterSpec,
+        description="Several engine nodes on one PostgreSQL store: node id, partitions, leases.",
+    )
     api: ApiSpec = Field(default_factory=ApiSpec, description="HTTP API and dashboard.")
     alerts: AlertsSpec = Field(default_factory=AlertsSpec, description="Alerts and webhooks.")
     channels: list[Channel] = Field(min_length=1, description="The channels.")

@@ -23,6 +23,7 @@ from thumpflow.core.batch import (
     RunTrigger,
     Window,
 )
+from thumpflow.core.cluster import ClusterStore
 from thumpflow.core.connector_ports import (
     AlertSink,
     BatchDestination,
@@ -227,8 +228,9 @@ class RunStore(Protocol):
     `start_run` is the no-overlap guard: it returns None, writing nothing,
     while another run of the job is `running`. A run left `running` by a
     crash is closed as `failed` ("interrupted") by `recover_runs` at start-up,
-    so it never blocks its job forever. Watermarks advance only with a run
-    that finishes `succeeded` or `partial`.
+    so it never blocks its job forever; in a cluster only runs whose node
+    (incarnation, `ClusterStore.act_as`) is no longer alive are closed.
+    Watermarks advance only with a run that finishes `succeeded` or `partial`.
     """
 
     async def start_run(
@@ -482,6 +484,7 @@ class StateStore(
     AlertStore,
     SubscriptionStateStore,
     EventLog,
+    ClusterStore,
     Protocol,
 ):
     """The engine's store: every storage protocol on one database (same commits, one audit).

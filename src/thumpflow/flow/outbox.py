@@ -54,6 +54,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import StoreError
@@ -70,7 +71,7 @@ from thumpflow.core.outcome import (
     Superseded,
     Transient,
 )
-from thumpflow.core.ports import Destination, Store
+from thumpflow.core.ports import Destination
 from thumpflow.flow.limits import CircuitBreaker, TokenBucket
 from thumpflow.flow.metrics import OutboxMetrics
 from thumpflow.flow.retry import RetryPolicy
@@ -97,13 +98,27 @@ class OutboxSettings:
     record_linger_seconds: float = 0.01
 
 
+class OutboxStore(Protocol):
+    """What an outbox needs of the store (`core.ports.Store` has it; so has a partition's view)."""
+
+    async def pending_count(self, destination_id: str) -> int: ...
+
+    async def load_pending(
+        self, destination_id: str, after_delivery_id: int, limit: int
+    ) -> list[Delivery]: ...
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None: ...
+
+    async def applied_version(self, destination_id: str, ordering_key: str) -> int | None: ...
+
+
 class Outbox:
     """Sends one destination's pending deliveries; see the module docstring."""
 
     def __init__(
         self,
         destination: Destination,
-        store: Store,
+        store: OutboxStore,
         clock: Clock,
         settings: OutboxSettings,
         *,
@@ -189,7 +204,11 @@ class Outbox:
         await self.destination.close()
 
     def offer(self, deliveries: Sequence[Delivery]) -> None:
-        """Take deliveries just committed by an admission (in commit order)."""
+        """Take deliveries just committed (in commit order); ids already seen are ignored."""
+        if deliveries and deliveries[0].delivery_id <= self._max_seen:
+            deliveries = [d for d in deliveries if d.delivery_id > self._max_seen]
+            if not deliveries:
+                return
         self.pending += len(deliveries)
         self._update_blocking()
         if self._spilled or len(self._schedule) + len(deliveries) > self._settings.memory_capacity:

@@ -17,6 +17,7 @@ import random
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from thumpflow.alerts import AlertMonitor
 from thumpflow.config.model import Channel, Config
@@ -28,10 +29,11 @@ from thumpflow.connectors.mllp.source import MllpSource
 from thumpflow.connectors.mllp.spec import MllpSourceSpec
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import ThumpflowError
-from thumpflow.core.ports import StateStore
+from thumpflow.core.ports import Destination, StateStore
 from thumpflow.core.search import PauseKind
 from thumpflow.flow.ingress import ChannelIngress
-from thumpflow.flow.outbox import Outbox
+from thumpflow.flow.metrics import OutboxMetrics
+from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline
 from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceiver
 from thumpflow.runtime.build import build_destination, outbox_settings
@@ -41,6 +43,25 @@ from thumpflow.runtime.transform_modules import load_transform, with_transform
 log = logging.getLogger("thumpflow.runtime")
 
 Paused = set[tuple[PauseKind, str]]
+
+
+class OutboxFactory(Protocol):
+    """How a destination's outbox is made: `Outbox`, or a cluster's partitioned one."""
+
+    def __call__(
+        self,
+        destination: Destination,
+        store: StateStore,
+        clock: Clock,
+        settings: OutboxSettings,
+        *,
+        metrics: OutboxMetrics,
+        rng: random.Random | None = None,
+    ) -> Outbox: ...
+
+
+def _word(paused: bool) -> str:
+    return "paused (by another node)" if paused else "resumed (by another node)"
 
 
 def cannot_start(where: str, err: Exception) -> ThumpflowError:
@@ -73,8 +94,10 @@ class RunningChannels:
         alerts: AlertMonitor,
         rng: random.Random,
         on_commit: Callable[[str], Callable[[], None] | None],
+        make_outbox: OutboxFactory = Outbox,
         on_outbox: Callable[[Outbox], None] | None = None,
     ) -> None:
+        self._make_outbox = make_outbox
         self._store = store
         self._clock = clock
         self._metrics = metrics
@@ -99,7 +122,7 @@ class RunningChannels:
         transform = load_transform(channel.transform, channel.id) if channel.transform else None
         outboxes = []
         for spec in channel.destinations:
-            outbox = Outbox(
+            outbox = self._make_outbox(
                 with_transform(build_destination(spec), spec, channel.id),
                 self._store,
                 self._clock,
@@ -193,6 +216,20 @@ class RunningChannels:
             outbox = self.outboxes.pop(spec.id, None)
             if outbox is not None:
                 await outbox.stop()
+
+    def apply_pauses(self, paused: Paused) -> None:
+        """Pause or resume each running destination and channel to match `paused` (the
+        store's pauses, which another node of a cluster may have changed)."""
+        for destination_id, outbox in self.outboxes.items():
+            wanted = (PauseKind.DESTINATION, destination_id) in paused
+            if wanted != outbox.paused:
+                (outbox.pause if wanted else outbox.resume)()
+                log.warning("destination %s %s", destination_id, _word(wanted))
+        for channel_id, running in self.channels.items():
+            wanted = (PauseKind.CHANNEL, channel_id) in paused
+            if wanted != running.ingress.paused:
+                (running.ingress.pause if wanted else running.ingress.resume)()
+                log.warning("channel %s %s", channel_id, _word(wanted))
 
     async def stop_all(self) -> None:
         """Stop every channel: listeners, then Subscription tracking, then outboxes."""

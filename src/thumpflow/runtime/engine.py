@@ -59,6 +59,7 @@ from thumpflow.runtime.build import (
     retention_policy,
 )
 from thumpflow.runtime.channels import RunningChannels, cannot_start
+from thumpflow.runtime.cluster import Action, Cluster, loop_duty
 from thumpflow.runtime.config_audit import record_config
 from thumpflow.runtime.conversion import configure_conversion
 from thumpflow.runtime.metrics import RUN_WINDOW, EngineMetrics
@@ -116,6 +117,11 @@ class Engine:
         configure_conversion(config.naming_systems)
         self.clock = clock or SystemClock()
         self.store = store or open_store(config, clock=self.clock)
+        self.cluster = (
+            Cluster(config, self.store, self.clock)
+            if config.store.type == "postgresql" and config.cluster.enabled
+            else None
+        )
         self._rng = rng or random.Random()
         self.scheduler: Scheduler | None = None
         self.views = (
@@ -150,6 +156,7 @@ class Engine:
             alerts=self.alerts,
             rng=self._rng,
             on_commit=self._views_notice,
+            make_outbox=self.cluster.outbox if self.cluster is not None else Outbox,
             on_outbox=self._attach_mode,
         )
         self.channels = self.running.channels
@@ -168,10 +175,13 @@ class Engine:
         await self.store.open()
         try:
             await record_config(self.store, self.config, self.clock)
+            if self.cluster is not None:
+                self.cluster.follow_pauses(self.running.apply_pauses)
+                await self.cluster.start()
             await self.log_anchor()
-            self._upkeep.append(asyncio.create_task(self._anchor_loop()))
+            self._upkeep_loop("audit_anchor", self._anchor_loop)
             if retention_policy(self.config).purges:
-                self._upkeep.append(asyncio.create_task(self._purge_loop()))
+                self._upkeep_loop("retention", self._purge_loop)
             paused = await self._paused()
             await self.modes.load()
             for channel in self.config.channels:
@@ -188,7 +198,7 @@ class Engine:
                     for job in jobs
                 }
                 self.scheduler = Scheduler(runners, self.store, self.clock)
-                await self.scheduler.start()
+                await self._singleton("scheduler", self.scheduler.start, self.scheduler.stop)
                 log.info("scheduler started with %d job(s)", len(jobs))
             if self.views is not None:
                 self.views.publisher = self._bed_publisher()
@@ -201,10 +211,24 @@ class Engine:
                     await webhook.start()
                 except (OSError, ssl.SSLError, ValueError) as err:
                     raise cannot_start(f"alerts > webhook {webhook.name}", err) from None
-            await self.alerts.start()
+            await self._singleton("alerts", self.alerts.start, self.alerts.stop)
         except BaseException:
             await self.stop()
             raise
+
+    async def _singleton(self, name: str, start: Action, stop: Action) -> None:
+        """Start a singleton duty here, or, in a cluster, on the node holding its lease."""
+        if self.cluster is None:
+            await start()
+        else:
+            self.cluster.duty(name, start, stop)
+
+    def _upkeep_loop(self, name: str, body: Action) -> None:
+        """Run an upkeep loop here, or, in a cluster, on the node holding its lease."""
+        if self.cluster is None:
+            self._upkeep.append(asyncio.create_task(body()))
+        else:
+            self.cluster.duty(name, *loop_duty(body))
 
     def _attach_mode(self, outbox: Outbox) -> None:
         """Give a new outbox the lane policy of the operating mode in force."""
@@ -344,6 +368,8 @@ class Engine:
         return repair
 
     async def stop(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.stop_duties()
         await self.alerts.stop()
         for webhook in self._webhooks:
             await webhook.close()
@@ -360,6 +386,8 @@ class Engine:
             await self.views.stop()
         await asyncio.to_thread(close_read_processes)
         await self.running.stop_all()
+        if self.cluster is not None:
+            await self.cluster.stop()
         try:
             await self.log_anchor()
         finally:

@@ -109,12 +109,13 @@ def _exit_after(engine: int, handle: int) -> None:
         while not watch.poll():
             pass
     else:
-        while _alive(engine):
+        while pid_alive(engine):
             time.sleep(_POLL_SECONDS)
     os._exit(0)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (one we may not signal counts as existing)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -169,7 +170,7 @@ def _leftover(pid: int) -> bool:
     engine, _, started = marks[0].decode("ascii", "replace").partition(":")
     if not engine.isdigit():
         return False
-    return not _alive(int(engine)) or _started(int(engine)) != started
+    return not pid_alive(int(engine)) or _started(int(engine)) != started
 
 
 _PROCESSES = _ReadProcesses()

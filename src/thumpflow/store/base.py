@@ -48,6 +48,7 @@ from thumpflow.core.outcome import Outcome
 from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
 from thumpflow.core.search import Pause, PauseKind, Timeline
 from thumpflow.store import reads
+from thumpflow.store.cluster_store import ClusterMethods
 from thumpflow.store.crypt import Codec
 from thumpflow.store.event_log import EventLogReads
 from thumpflow.store.group import GroupWriter, Kind, LoadPending, Op, Replay, WriterStats
@@ -63,7 +64,7 @@ from thumpflow.store.ops.flow import DeadFilter
 from thumpflow.store.rows import DEAD_LETTER_COLUMNS, dead_letter_from_row, reason_matches
 
 
-class GroupStore(EventLogReads):
+class GroupStore(EventLogReads, ClusterMethods):
     """The shared part of every backend's store; see the module docstring."""
 
     _codec: Codec
@@ -333,7 +334,8 @@ class GroupStore(EventLogReads):
         (checked in the writer, so two concurrent starts cannot both win).
         """
         run_id: int | None = await self._write(
-            Kind.START_RUN, _runs.StartRun(job_id, trigger, window, scheduled_for, started_at)
+            Kind.START_RUN,
+            _runs.StartRun(job_id, trigger, window, scheduled_for, started_at, self._node),
         )
         return run_id
 
@@ -374,9 +376,10 @@ class GroupStore(EventLogReads):
         )
 
     async def recover_runs(self, at: float) -> list[int]:
-        """Close every run left `running` (by a crash) as failed "interrupted"; return their ids.
+        """Close every run left `running` by a node no longer alive (on an embedded store:
+        every run left `running`, by a crash) as failed "interrupted"; return their ids.
 
-        Call it at start-up, before any run starts.
+        Call it at start-up, before any run starts (in a cluster: on taking the scheduler).
         """
         ids: list[int] = await self._write(Kind.RECOVER_RUNS, at)
         return ids

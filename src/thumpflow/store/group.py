@@ -73,10 +73,25 @@ class Kind(Enum):
     CLEAR_ALERT = "clear_alert"
     ACK_ALERT = "ack_alert"
     SAVE_SUBSCRIPTION = "save_subscription"
+    JOIN_NODE = "join_node"
+    HEARTBEAT = "heartbeat"
+    LEAVE_NODE = "leave_node"
+    ACQUIRE_LEASE = "acquire_lease"
+    RENEW_LEASE = "renew_lease"
+    RELEASE_LEASE = "release_lease"
+    RECORD_FENCED = "record_fenced"
+    LOAD_PARTITION = "load_partition"
 
 
 BULK_KINDS = frozenset(
-    {Kind.ADMIT, Kind.RECORD, Kind.JOB_AUDIT, Kind.ADD_REJECTS, Kind.RECORD_LEDGER}
+    {
+        Kind.ADMIT,
+        Kind.RECORD,
+        Kind.RECORD_FENCED,
+        Kind.JOB_AUDIT,
+        Kind.ADD_REJECTS,
+        Kind.RECORD_LEDGER,
+    }
 )
 
 
@@ -175,7 +190,6 @@ def common_handlers(context: WriteContext) -> dict[Kind, Handler]:
     return {
         Kind.START_RUN: on(_runs.start_runs),
         Kind.FINISH_RUN: on(_runs.finish_runs),
-        Kind.RECOVER_RUNS: on(_runs.recover_runs),
         Kind.JOB_AUDIT: on(_runs.job_audits),
         Kind.ADD_REJECTS: on(_runs.add_rejects),
         Kind.MARK_REPLAYED: on(_runs.mark_replayed),

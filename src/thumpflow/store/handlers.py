@@ -14,6 +14,7 @@ from typing import Any
 from thumpflow.core.clock import Clock
 from thumpflow.core.outcome import Outcome
 from thumpflow.core.retention import PurgeCounts, RekeyCounts
+from thumpflow.store.cluster_handlers import cluster_handlers
 from thumpflow.store.crypt import PayloadCipher
 from thumpflow.store.group import Deltas, Handler, Kind, LoadPending, Replay, common_handlers
 from thumpflow.store.ops import Dialect, WriteContext
@@ -43,13 +44,14 @@ class BackendSql:
     newer_delivered: str
     states_lock: str
     upsert_version: str
+    clock_sql: str | None = None
 
 
 def shared_handlers(context: WriteContext, sql: BackendSql, clock: Clock) -> dict[Kind, Handler]:
     """Every handler but admission's (see the module docstring)."""
     db, codec, dialect = context.conn, context.codec, sql.dialect
 
-    def record(calls: list[Sequence[Outcome]], deltas: Deltas) -> list[Any]:
+    def record_states(calls: list[Sequence[Outcome]], deltas: Deltas) -> None:
         ids = [outcome.delivery_id for outcomes in calls for outcome in outcomes]
         rows = db.execute(
             f"SELECT {STATE_COLUMNS} FROM deliveries WHERE delivery_id {dialect.in_ids}"
@@ -57,6 +59,9 @@ def shared_handlers(context: WriteContext, sql: BackendSql, clock: Clock) -> dic
             (dialect.ids(ids),),
         ).fetchall()
         record_outcomes(context, calls, deltas, states_of(rows), sql.upsert_version)
+
+    def record(calls: list[Sequence[Outcome]], deltas: Deltas) -> list[Any]:
+        record_states(calls, deltas)
         return [None] * len(calls)
 
     def load_pending(loads: list[LoadPending], deltas: Deltas) -> list[Any]:
@@ -106,4 +111,5 @@ def shared_handlers(context: WriteContext, sql: BackendSql, clock: Clock) -> dic
         Kind.PURGE_DONE: purge_done,
         Kind.REKEY: rekey,
         Kind.REKEY_DONE: rekey_done,
+        **cluster_handlers(context, sql.clock_sql, sql.states_lock, clock, record_states),
     }

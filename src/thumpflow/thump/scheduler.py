@@ -101,7 +101,11 @@ class Scheduler:
         return sorted(self._jobs)
 
     async def start(self) -> None:
-        """Close interrupted runs, then schedule every job (missed runs first)."""
+        """Close interrupted runs, then schedule every job (missed runs first).
+
+        May be called again after `stop` (a cluster node taking the scheduler back).
+        """
+        self._stopping.clear()
         interrupted = await self._runs.recover_runs(self._clock.now())
         if interrupted:
             log.warning("closed %d interrupted run(s) as failed", len(interrupted))

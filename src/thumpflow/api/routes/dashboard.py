@@ -29,6 +29,7 @@ FILES = {
     "deadletters.js": "text/javascript; charset=utf-8",
     "format.js": "text/javascript; charset=utf-8",
     "beds.js": "text/javascript; charset=utf-8",
+    "cluster.js": "text/javascript; charset=utf-8",
 }
 
 _HEADERS = {

@@ -4,6 +4,7 @@
 
 import { ApiError, call, mayAct, query } from "./api.js";
 import { lagChart, throughputChart } from "./charts.js";
+import { clusterPanel } from "./cluster.js";
 import { DASH, age, clock, count, dateTime, el, percent, seconds, statusBadge } from "./format.js";
 
 const KIND_LABEL = { channel: "Channel", destination: "Destination", job: "Job" };
@@ -165,6 +166,7 @@ function alertsPanel(app) {
 
 export function overviewView(app) {
   const alerts = alertsPanel(app);
+  const cluster = clusterPanel();
   const overall = el("p", { id: "overall", class: "summary", role: "status" });
   const updated = el("p", { id: "updated", class: "updated" });
   const tbody = el("tbody");
@@ -175,17 +177,20 @@ export function overviewView(app) {
     el("thead", {}, el("tr", {}, COLUMNS.map(([, label]) => el("th", { scope: "col" }, label)))),
     tbody,
   );
-  const node = el("div", {}, el("h1", {}, "Are we current?"), overall, updated, table, alerts.node);
+  const node = el("div", {}, el("h1", {}, "Are we current?"), overall, updated, table, alerts.node,
+    cluster.node);
   return {
     node,
     live: true,
     title: "Overview",
     async refresh() {
-      const [data, active] = await Promise.all([
+      const [data, active, nodes] = await Promise.all([
         call("/api/overview"),
         call("/api/alerts?active=true").catch((error) => error),
+        call("/api/cluster").catch((error) => error),
       ]);
       alerts.update(active, data.at);
+      cluster.update(nodes);
       const now = data.at;
       const seen = new Set();
       let previous = null;

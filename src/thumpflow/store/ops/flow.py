@@ -268,6 +268,12 @@ def reject_inputs(context: WriteContext, rejects: list[Reject], deltas: Deltas) 
     return answers
 
 
+_BUMP_SIGNAL = (
+    "INSERT INTO signals (name, generation) VALUES (?, 1)"
+    " ON CONFLICT (name) DO UPDATE SET generation = signals.generation + 1"
+)
+
+
 def replay_dead(
     context: WriteContext,
     replays: list[Replay],
@@ -285,7 +291,9 @@ def replay_dead(
     to pending share this transaction, so no delivery can be recorded in
     between. A refused delivery is left as it was and audited nowhere; a
     replayed one is audited `replayed`, or `replayed.out_of_order` with the
-    newer delivery's id.
+    newer delivery's id. Each destination that got deliveries back has its
+    `replay:<destination>` signal raised in the same transaction, so the
+    nodes of a cluster that send its partitions load them again.
     """
     codec = context.codec
     answers: list[Any] = []
@@ -326,6 +334,8 @@ def replay_dead(
             counters[PENDING] += 1
         if replayed:
             context.conn.executemany(_UPDATE_REPLAYED, [(d.delivery_id,) for d in replayed])
+            destinations = sorted({d.destination_id for d in replayed})
+            context.conn.executemany(_BUMP_SIGNAL, [(f"replay:{d}",) for d in destinations])
         context.audit.append(entries)
         answers.append(ReplayResult(tuple(replayed), tuple(refused), tuple(forced)))
     return answers

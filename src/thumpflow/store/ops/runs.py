@@ -12,6 +12,7 @@ rejected records are sealed by its codec when encryption is configured.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ class StartRun:
     window: Window
     scheduled_for: float | None
     started_at: float
+    node: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -92,7 +94,7 @@ def start_runs(context: WriteContext, calls: list[StartRun]) -> list[Any]:
             continue
         cursor = conn.execute(
             "INSERT INTO runs (job_id, trigger, window_start, window_end, status, scheduled_for,"
-            " started_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
+            " started_at, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
             (
                 call.job_id,
                 call.trigger.value,
@@ -101,6 +103,7 @@ def start_runs(context: WriteContext, calls: list[StartRun]) -> list[Any]:
                 _RUNNING,
                 call.scheduled_for,
                 call.started_at,
+                call.node,
             ),
         )
         run_id = int(cursor.fetchone()[0])
@@ -177,13 +180,17 @@ def finish_runs(context: WriteContext, calls: list[FinishRun]) -> list[Any]:
     return [None] * len(calls)
 
 
-def recover_runs(context: WriteContext, calls: list[float]) -> list[Any]:
-    """Close every `running` run as failed ("interrupted"); answer their ids."""
+def recover_runs(context: WriteContext, now: Callable[[], float], calls: list[float]) -> list[Any]:
+    """Close every `running` run whose node is not alive (at the database's time `now`) as
+    failed ("interrupted"); answer their ids. Without live nodes (an embedded store), every
+    `running` run is closed."""
     conn = context.conn
     answers: list[Any] = []
     for at in calls:
         rows = conn.execute(
-            "SELECT run_id, job_id FROM runs WHERE status = ? ORDER BY run_id", (_RUNNING,)
+            "SELECT run_id, job_id FROM runs WHERE status = ? AND (node IS NULL OR node NOT IN"
+            " (SELECT incarnation FROM nodes WHERE expires_at > ?)) ORDER BY run_id",
+            (_RUNNING, now()),
         ).fetchall()
         for run_id, job_id in rows:
             conn.execute(

@@ -22,7 +22,7 @@ from thumpflow.store.ops import upkeep as _upkeep
 from thumpflow.store.postgresql import _schema, _search
 from thumpflow.store.postgresql._copy import CopyCounts, copy_sqlite
 from thumpflow.store.postgresql._db import PgDb, connect, describe
-from thumpflow.store.postgresql._writer import DIALECT, Writer, dead_filter
+from thumpflow.store.postgresql._writer import DIALECT, SQL, Writer, dead_filter
 
 _T = TypeVar("_T")
 
@@ -45,6 +45,8 @@ class PostgresStore(GroupStore):
     holds a schema from a newer thumpflow. With `read_only=True` nothing is
     created or migrated and write methods raise `StoreError`.
     """
+
+    _clock_sql = SQL.clock_sql
 
     def __init__(
         self,

@@ -17,6 +17,14 @@ Every write transaction first locks the audit chain's head row
   transaction.
 A connection that broke is replaced at the next batch; the batch that met
 the break fails with `StoreError` and nothing of it is committed.
+
+The lock is held only while a transaction runs, but a node frozen inside one
+(SIGSTOP, a stalled VM) would hold it for as long as it is frozen and stall
+every node's writes. The writer's session therefore has
+`idle_in_transaction_session_timeout` (`IDLE_IN_TRANSACTION_MS`, below the
+default cluster lease): the server ends such a session, its transaction
+rolls back (nothing of it was acknowledged), and the frozen node's batch
+fails with `StoreError` when it runs again.
 """
 
 from __future__ import annotations
@@ -104,6 +112,15 @@ _UPSERT_OUTBOX = (
 )
 
 
+IDLE_IN_TRANSACTION_MS = 3000
+
+
+def _bounded_idle(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    """The writer's connection: a transaction left idle (a frozen process) is ended."""
+    conn.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+    return conn
+
+
 def dead_filter(flt: DeadLetterFilter, codec: Codec) -> tuple[str, list[Any]]:
     """WHERE clause (over `deliveries d JOIN events e`) for dead deliveries matching `flt`.
 
@@ -152,6 +169,7 @@ SQL = BackendSql(
     newer_delivered=_NEWER_DELIVERED,
     states_lock=" FOR UPDATE",
     upsert_version=_UPSERT_VERSION,
+    clock_sql="SELECT extract(epoch FROM clock_timestamp())::float8",
 )
 
 
@@ -165,8 +183,8 @@ class Writer(GroupWriter):
         max_batch: int = 2000,
         codec: Codec | None = None,
     ) -> None:
-        self._connect = connect
-        self._db = PgDb(connect())
+        self._connect: Callable[[], psycopg.Connection[Any]] = lambda: _bounded_idle(connect())
+        self._db = PgDb(self._connect())
         super().__init__(
             AuditChain(lambda rows: self._db.executemany(_INSERT_AUDIT, rows)),
             max_batch,
