@@ -285,6 +285,8 @@ class PartitionedOutbox(Outbox):
                 for partition in sorted(self._owned, reverse=True)[: held - share]:
                     await self._let_go(partition, release=True)
                 return
+            if share == 0:
+                return
             limit = self._part.partitions if not wanting else share
             for partition in range(self._part.partitions):
                 if len(self._owned) >= limit:
@@ -325,19 +327,30 @@ class PartitionedOutbox(Outbox):
             return
         owned = _Owned(partition, lease, self._deadline(asked, lease), self._loads)
         self._owned[partition] = owned
-        await self._start_outbox(owned)
+        try:
+            await self._start_outbox(owned)
+        except Exception:
+            # Not started (the store failed while loading it): the partition is given
+            # back, so a later beat (here or on another node) takes it again.
+            await self._let_go(partition, release=True)
+            raise
         log.info("partition %s taken (epoch %d)", name, lease.epoch)
 
     async def reload(self) -> None:
         """Load every owned partition again from the store (after a replay made anywhere:
         its deliveries are pending again below the tail). Each partition's outbox stops,
-        recording what it knows, and a new one starts from the store."""
+        recording what it knows, and a new one starts from the store; a partition whose
+        outbox cannot start (the store failed) is given back, for a later beat to take."""
         async with self._keeping:
             for owned in list(self._owned.values()):
                 if owned.outbox is not None:
                     await owned.outbox.stop()
                 owned.since_load = self._loads
-                await self._start_outbox(owned)
+                try:
+                    await self._start_outbox(owned)
+                except Exception:
+                    await self._let_go(owned.partition, release=True)
+                    raise
 
     async def _start_outbox(self, owned: _Owned) -> None:
         gate = _GatedDestination(self.destination, lambda: self._clock.monotonic() < owned.deadline)
