@@ -155,7 +155,9 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
             )
             sent = await send_patients([a, b], patients=30, per_patient=4, tag="R1")
             await outbox_drained(b, "ehr")
-            assert {partition_of(key, PARTITIONS) for key in sent} == set(range(PARTITIONS))
+            assert {partition_of(f"Patient/{key}", PARTITIONS) for key in sent} == set(
+                range(PARTITIONS)
+            )
             check_delivered(receiver, sent)
             assert [r.status for r in receiver.requests] == [201] * 120, "one send per message"
 
@@ -227,7 +229,7 @@ def test_a_replay_through_one_node_reaches_the_partitions_another_node_sends(
             refused = [adt(f"REFUSE{p}", f"MRN{p}") for p in range(16)]
             acks = await send_in_order(a.source_port("adt"), refused)
             assert [ack_code(ack) for ack in acks] == ["AA"] * 16
-            keys = {f"GEN|MRN{p}" for p in range(16)}
+            keys = {f"Patient/GEN|MRN{p}" for p in range(16)}
             assert {partition_of(k, PARTITIONS) for k in keys} & set(owned(b)), "b sends some"
             assert {partition_of(k, PARTITIONS) for k in keys} & set(owned(a)), "a sends some"
             await outbox_drained(a, "ehr")

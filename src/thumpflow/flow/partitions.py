@@ -16,7 +16,8 @@ store's (`core.cluster.ClusterStore`):
 - Deliveries admitted on any node reach the owner: a tail reader pages the
   destination's pending deliveries by id (ids commit in order, see
   `store/postgresql/_writer.py`) and hands each to its partition's outbox if
-  this node owns it, polling every `poll_seconds` (a cheap read; the page
+  this node owns it, when nudged (another node's commit, see
+  `ClusterStore.follow_pending`) and by polling every `poll_seconds` (a cheap read; the page
   itself is loaded in the writer's order only when the read finds something
   new) and `linger_seconds` after a local admission (so the admissions of
   that time share one page). A page is handed only to
@@ -212,6 +213,11 @@ class PartitionedOutbox(Outbox):
         later id before an earlier one of another node)."""
         self.pending += len(deliveries)
         self._update_blocking()
+        self._wake.set()
+
+    def nudge(self) -> None:
+        """Another node committed deliveries of this destination: page them in now (the
+        `poll_seconds` poll remains the backstop when a nudge is lost)."""
         self._wake.set()
 
     def readmit(self, deliveries: Sequence[Delivery]) -> None:
