@@ -4,9 +4,12 @@ Used when several nodes share one store (PostgreSQL). Guarantees, with the
 store's (`core.cluster.ClusterStore`):
 - Each partition (the deliveries whose ordering key hashes to it,
   `partition_of`) is sent by the one node holding its lease; inside it an
-  ordinary `Outbox` runs unchanged (lanes, per-key order, retries, rate
-  limit, breaker), over a view of the store that loads only that partition
-  and records every outcome fenced by the lease's epoch.
+  ordinary `Outbox` runs unchanged (lanes, per-key order, retries), over a
+  view of the store that loads only that partition and records every
+  outcome fenced by the lease's epoch. The partitions a node holds share
+  the destination's `DestinationLimits`: one breaker, one `Retry-After`
+  pause, and the rate limit and pace scaled to the fraction of partitions
+  held here, so the whole cluster sends at most the configured rate.
 - A node that lost a lease can record nothing for it (the store refuses the
   fenced write, the outcomes are dropped; the new owner sends those
   deliveries again with the same `Delivery.key`) and sends nothing once its
@@ -333,6 +336,7 @@ class PartitionedOutbox(Outbox):
             return
         owned = _Owned(partition, lease, self._deadline(asked, lease), self._loads)
         self._owned[partition] = owned
+        self._reshare()
         try:
             await self._start_outbox(owned)
         except Exception:
@@ -367,6 +371,7 @@ class PartitionedOutbox(Outbox):
             self._child_settings,
             metrics=self._child_metrics,
             rng=self._rng,
+            limits=self.limits,
         )
         if self.paused:
             outbox.pause()
@@ -374,8 +379,14 @@ class PartitionedOutbox(Outbox):
         owned.outbox = outbox
         await outbox.start()
 
+    def _reshare(self) -> None:
+        """This node's share of the destination's rate limit: the fraction of its partitions
+        held here (at least one partition's, so a limit never reaches zero)."""
+        self.limits.set_share(max(1, len(self._owned)) / self._part.partitions)
+
     async def _let_go(self, partition: int, *, release: bool) -> None:
         owned = self._owned.pop(partition)
+        self._reshare()
         if owned.outbox is not None:
             await owned.outbox.stop()
         if release:
