@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from thumpflow.alerts import (
+    CensusReading,
     ChannelReading,
     JobReading,
     ListenerReading,
@@ -64,6 +65,7 @@ async def alert_reading(
         if finished:
             jobs.append(JobReading(job.id, finished[0].run_id, finished[0].counts.read))
     return Reading(
+        census=await _census(config, store),
         at=clock.now(),
         outboxes=outboxes,
         jobs=jobs,
@@ -86,6 +88,29 @@ async def alert_reading(
             for channel_id in running.channels
         ],
     )
+
+
+async def _census(config: Config, store: StateStore) -> list[CensusReading]:
+    """Each alerting census job's last run that compared a snapshot (of its last five)."""
+    found = []
+    for job in config.jobs:
+        if job.kind != "census_reconcile" or not job.enabled or job.drift_alert is None:
+            continue
+        for run in await store.runs(job.id, 5):
+            findings = run.findings
+            if findings is not None and isinstance(findings.get("drifted"), int):
+                found.append(
+                    CensusReading(
+                        job.id,
+                        run.run_id,
+                        str(findings.get("as_of")),
+                        findings["drifted"],
+                        int(findings.get("repaired", 0)),
+                        job.drift_alert,
+                    )
+                )
+                break
+    return found
 
 
 def disk_free_percent(store_path: Path) -> float | None:
