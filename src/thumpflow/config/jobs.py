@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from thumpflow.config._base import ID_PATTERN, _Model, check_regex
+from thumpflow.config._census import census_job_problem
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec, FileDropSourceSpec
 from thumpflow.connectors.drop import name_fields
 from thumpflow.connectors.fhir.spec import FhirBatchDestinationSpec
@@ -406,6 +407,8 @@ class Job(_Model):
 
     @model_validator(mode="after")
     def _fields_declared(self) -> Self:
+        if self.kind == "census_reconcile":
+            return self._census_fields()
         declared: set[str] = set()
         for spec in self.schema_:
             if spec.name in declared:
@@ -451,8 +454,6 @@ class Job(_Model):
         return self._kind_fields()
 
     def _kind_fields(self) -> Self:
-        if self.kind == "census_reconcile":
-            return self._census_fields()
         if not self.business_key:
             raise ValueError(f"a `{self.kind}` job needs a `business_key`")
         if "drift_alert" in self.model_fields_set:
@@ -484,46 +485,10 @@ class Job(_Model):
         return self
 
     def _census_fields(self) -> Self:
-        given = [_SHOWN.get(name, name) for name in sorted(self.model_fields_set & _NOT_FOR_CENSUS)]
-        if given:
-            raise ValueError(
-                "a `census_reconcile` job reads the census columns unit, bed and patient and "
-                f"compares them with the bed board: {', '.join(given)} do not apply"
-            )
-        source = self.source
-        if not isinstance(source, FileDropSourceSpec | SftpDropSourceSpec) or (
-            source.format == "hl7_batch"
-        ):
-            raise ValueError(
-                "a `census_reconcile` job reads snapshots from a `file_drop` or `sftp_drop` "
-                "source of `format: csv` or `ndjson`"
-            )
-        if source.manifest != "required":
-            raise ValueError(
-                "a `census_reconcile` job's source needs `manifest: required`: a snapshot's "
-                "time is its manifest's window end (else its `created_at`), without which it "
-                "could be taken for live data"
-            )
+        problem = census_job_problem(self.model_fields_set, self.source)
+        if problem is not None:
+            raise ValueError(problem)
         return self
-
-
-_NOT_FOR_CENSUS = frozenset(
-    {
-        "schema_",
-        "rules",
-        "unknown_fields",
-        "business_key",
-        "transform",
-        "destinations",
-        "reconciles",
-        "destination",
-        "report_dir",
-        "version_field",
-        "extras",
-        "read_processes",
-    }
-)
-_SHOWN = {"schema_": "schema"}
 
 
 def _comparable(kind: str) -> str:
