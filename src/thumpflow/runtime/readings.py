@@ -2,7 +2,8 @@
 
 One `Reading` per evaluation (see `thumpflow.alerts.conditions`): each
 running outbox's oldest pending age, dead count and circuit state; each
-enabled job's last finished run; the store's free disk space; each MLLP
+enabled job's last finished run; each census job's last snapshot compared;
+the store's free disk space; each MLLP
 listener's connections and limits; each channel's reused control ids. A
 reading only reads: it never changes the engine or the store.
 """
