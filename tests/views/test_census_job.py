@@ -15,9 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.api_support import api_client
+from tests.api_support import api_client, issue
+from tests.browser import chromium
+from tests.dashboard.test_browser import sign_in
 from tests.e2e.harness import eventually
 from tests.views.support import T0
+from thumpflow.api.app import build_app
+from thumpflow.api.auth import Authenticator
+from thumpflow.api.server import serve
 from thumpflow.batch import count_and_hash, manifest_to_json
 from thumpflow.batch.manifest import parse_time
 from thumpflow.config import parse_config
@@ -195,6 +200,37 @@ def test_drift_is_reported_and_alerted_not_repaired_by_default(
     assert not any(patient in logged for patient in PATIENTS)
 
 
+def test_the_drift_a_run_found_is_on_the_dashboard_s_job_page(tmp_path: Path) -> None:
+    engine = Engine(parse_config(config_text(tmp_path), "capacity.yaml"))
+
+    async def scenario() -> None:
+        await engine.start()
+        server = await serve(build_app(engine, Authenticator(engine.store)), "127.0.0.1", 0)
+        try:
+            await admit_board(engine)
+            drop_snapshot(tmp_path, "census-0001.csv", DRIFTED)
+            record = await run_by_hand(engine)
+            assert record.status is RunStatus.SUCCEEDED, record.error
+            url = f"http://127.0.0.1:{server.port}"
+            async with chromium() as page:
+                await sign_in(page, url, await issue(engine, Role.VIEWER, "bed-manager"))
+                await page.goto(url + "/#/job/census-check")
+                shown = await page.wait_for(
+                    "document.querySelector('#runs td[data-field=\"findings\"]')?.textContent",
+                    what="the run's findings",
+                )
+                assert page.errors == []
+        finally:
+            await server.close()
+            await engine.stop()
+        assert shown == (
+            f"snapshot census-0001.csv of {AS_OF}: 3 beds compared, 0 changed after it, "
+            "3 drifted: 4W/401-A, 4W/401-B, 4W/402-A, 0 repaired"
+        )
+
+    asyncio.run(scenario())
+
+
 def test_with_repair_the_drift_is_repaired_once_and_a_rebuild_repairs_again(
     tmp_path: Path,
 ) -> None:
@@ -299,6 +335,28 @@ def test_a_malformed_snapshot_fails_the_run_by_file_and_line_and_is_kept(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "Traceback" not in logged
     assert not any(patient in logged for patient in PATIENTS)
+
+
+def test_a_snapshot_without_a_patient_column_is_refused_not_read_as_free_beds(
+    tmp_path: Path,
+) -> None:
+    engine = Engine(parse_config(config_text(tmp_path, "    repair: true\n"), "capacity.yaml"))
+
+    async def scenario() -> None:
+        await engine.start()
+        try:
+            await admit_board(engine)
+            drop_snapshot(tmp_path, "census-0001.csv", "unit,bed,mrn\n4W,401-A,PX102\n")
+            record = await run_by_hand(engine)
+            assert record.status is RunStatus.FAILED
+            assert record.error is not None
+            assert "census-0001.csv:2: no patient column" in record.error
+            assert await engine.store.audit(action="views.drift_repaired") == []
+            assert (tmp_path / "census" / "failed" / "census-0001.csv").exists()
+        finally:
+            await engine.stop()
+
+    asyncio.run(scenario())
 
 
 def test_the_job_runs_on_its_schedule_from_the_fake_clock(tmp_path: Path) -> None:

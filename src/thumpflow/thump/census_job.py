@@ -5,7 +5,8 @@ load run (`JobRunner`); its source is a drop directory (`file_drop`,
 `sftp_drop`) whose files each hold one census snapshot (rows `unit`, `bed`,
 `patient`; an empty patient is a free bed) with a manifest. What differs:
 
-- every row is checked (unit and bed given, text, each bed once). A bad row
+- every row is checked (columns unit, bed and patient present, unit and bed
+  given, text, each bed once). A bad row
   anywhere refuses the whole run: a census with rows missing would look like
   discharges. The run fails with a `BatchSourceError` naming each bad row by
   file and line (never its values), the files go to failed/ with that
@@ -88,7 +89,12 @@ class _Snapshots:
         if isinstance(record, UnreadableRecord):
             self.problems.append(f"{where}: {record.problem}")
             return
-        values = [record.data.get(column) for column in _COLUMNS]
+        missing = [column for column in _COLUMNS if column not in record.data]
+        if missing:
+            # without a `patient` column every bed would read as free: refused, never guessed
+            self.problems.append(f"{where}: no {' or '.join(missing)} column")
+            return
+        values = [record.data[column] for column in _COLUMNS]
         if not all(value is None or isinstance(value, str) for value in values):
             self.problems.append(f"{where}: unit, bed and patient must be text")
             return
