@@ -121,6 +121,17 @@ async def run_by_hand(engine: Engine) -> RunRecord:
     return await finished(engine, run_id)
 
 
+def engine_of(tmp: Path, extra: str = "") -> Engine:
+    return Engine(parse_config(config_text(tmp, extra), "capacity.yaml"))
+
+
+async def board_then_run(engine: Engine, tmp: Path, snapshot: str = DRIFTED) -> RunRecord:
+    """The board admitted, then a run by hand over one dropped snapshot `census-0001.csv`."""
+    await admit_board(engine)
+    drop_snapshot(tmp, "census-0001.csv", snapshot)
+    return await run_by_hand(engine)
+
+
 async def finished(engine: Engine, run_id: int) -> RunRecord:
     for _ in range(1500):
         record = await engine.store.run(run_id)
@@ -151,14 +162,12 @@ def test_drift_is_reported_and_alerted_not_repaired_by_default(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    engine = Engine(parse_config(config_text(tmp_path), "capacity.yaml"))
+    engine = engine_of(tmp_path)
 
     async def scenario() -> None:
         await engine.start()
         try:
-            await admit_board(engine)
-            drop_snapshot(tmp_path, "census-0001.csv", DRIFTED)
-            record = await run_by_hand(engine)
+            record = await board_then_run(engine, tmp_path)
             assert record.status is RunStatus.SUCCEEDED, record.error
             assert record.findings == {
                 "snapshot": "census-0001.csv",
@@ -201,15 +210,13 @@ def test_drift_is_reported_and_alerted_not_repaired_by_default(
 
 
 def test_the_drift_a_run_found_is_on_the_dashboard_s_job_page(tmp_path: Path) -> None:
-    engine = Engine(parse_config(config_text(tmp_path), "capacity.yaml"))
+    engine = engine_of(tmp_path)
 
     async def scenario() -> None:
         await engine.start()
         server = await serve(build_app(engine, Authenticator(engine.store)), "127.0.0.1", 0)
         try:
-            await admit_board(engine)
-            drop_snapshot(tmp_path, "census-0001.csv", DRIFTED)
-            record = await run_by_hand(engine)
+            record = await board_then_run(engine, tmp_path)
             assert record.status is RunStatus.SUCCEEDED, record.error
             url = f"http://127.0.0.1:{server.port}"
             async with chromium() as page:
@@ -234,16 +241,14 @@ def test_the_drift_a_run_found_is_on_the_dashboard_s_job_page(tmp_path: Path) ->
 def test_with_repair_the_drift_is_repaired_once_and_a_rebuild_repairs_again(
     tmp_path: Path,
 ) -> None:
-    engine = Engine(parse_config(config_text(tmp_path, "    repair: true\n"), "capacity.yaml"))
+    engine = engine_of(tmp_path, "    repair: true\n")
 
     async def scenario() -> None:
         await engine.start()
         try:
             views = engine.views
             assert views is not None
-            await admit_board(engine)
-            drop_snapshot(tmp_path, "census-0001.csv", DRIFTED)
-            first = await run_by_hand(engine)
+            first = await board_then_run(engine, tmp_path)
             assert first.status is RunStatus.SUCCEEDED, first.error
             assert first.findings is not None
             assert (first.findings["drifted"], first.findings["repaired"]) == (3, 3)
@@ -278,7 +283,7 @@ def test_with_repair_the_drift_is_repaired_once_and_a_rebuild_repairs_again(
 
 def test_of_several_snapshots_waiting_only_the_newest_is_compared(tmp_path: Path) -> None:
     """The older snapshot is moved to processed/ too, its rows counted as skipped."""
-    engine = Engine(parse_config(config_text(tmp_path, "    repair: true\n"), "capacity.yaml"))
+    engine = engine_of(tmp_path, "    repair: true\n")
 
     async def scenario() -> None:
         await engine.start()
@@ -304,15 +309,13 @@ def test_a_malformed_snapshot_fails_the_run_by_file_and_line_and_is_kept(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    engine = Engine(parse_config(config_text(tmp_path, "    repair: true\n"), "capacity.yaml"))
+    engine = engine_of(tmp_path, "    repair: true\n")
     bad = "unit,bed,patient\n4W,401-A,PX102\n4W,,PX103\n4W,401-A,PX101\n"
 
     async def scenario() -> None:
         await engine.start()
         try:
-            await admit_board(engine)
-            drop_snapshot(tmp_path, "census-0001.csv", bad)
-            record = await run_by_hand(engine)
+            record = await board_then_run(engine, tmp_path, bad)
             assert record.status is RunStatus.FAILED
             assert record.error is not None and record.findings is None
             assert "census-0001.csv:3: unit and bed are required" in record.error
@@ -340,14 +343,12 @@ def test_a_malformed_snapshot_fails_the_run_by_file_and_line_and_is_kept(
 def test_a_snapshot_without_a_patient_column_is_refused_not_read_as_free_beds(
     tmp_path: Path,
 ) -> None:
-    engine = Engine(parse_config(config_text(tmp_path, "    repair: true\n"), "capacity.yaml"))
+    engine = engine_of(tmp_path, "    repair: true\n")
 
     async def scenario() -> None:
         await engine.start()
         try:
-            await admit_board(engine)
-            drop_snapshot(tmp_path, "census-0001.csv", "unit,bed,mrn\n4W,401-A,PX102\n")
-            record = await run_by_hand(engine)
+            record = await board_then_run(engine, tmp_path, "unit,bed,mrn\n4W,401-A,PX102\n")
             assert record.status is RunStatus.FAILED
             assert record.error is not None
             assert "census-0001.csv:2: no patient column" in record.error
