@@ -97,7 +97,7 @@ def test_a_job_path_outside_the_shared_folders_is_a_located_error_in_a_cluster(
 def test_job_paths_inside_the_shared_folders_or_not_in_a_cluster_are_fine(
     tmp_path: Path,
 ) -> None:
-    shared = f"cluster: {{shared_folders: [/mnt/shared, /var/lib/thumpflow, /srv/drop]}}\n"
+    shared = "cluster: {shared_folders: [/mnt/shared, /var/lib/thumpflow, /srv/drop]}\n"
     config = tmp_path / "cluster.yaml"
     config.write_text(JOB.format(store=PG, cluster=shared))
     assert load_config(config).cluster.shared_folders[1] == "/var/lib/thumpflow"

@@ -48,6 +48,7 @@ from thumpflow.core.modes import ModeState
 from thumpflow.core.outcome import Outcome
 from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
 from thumpflow.core.search import Pause, PauseKind, Timeline
+from thumpflow.core.subscription import Advance, SubscriptionState
 from thumpflow.store import reads
 from thumpflow.store.cluster_store import ClusterMethods
 from thumpflow.store.crypt import Codec
@@ -301,25 +302,28 @@ class GroupStore(EventLogReads, ClusterMethods):
 
     async def subscription_state(
         self, channel_id: str, subscription_id: str
-    ) -> tuple[int | None, tuple[int, ...]] | None:
-        """(last event number, open gaps) saved for a subscription; None when never saved."""
+    ) -> SubscriptionState | None:
+        """The state saved for a subscription; None when never saved."""
         return await self._read(
             lambda conn: _subscriptions.load_state(conn, channel_id, subscription_id)
         )
 
-    async def save_subscription_state(
+    async def advance_subscription(
         self,
         channel_id: str,
         subscription_id: str,
-        last: int | None,
-        missed: tuple[int, ...],
+        seen: frozenset[int],
+        since: int | None,
         at: float,
-    ) -> None:
-        """Replace a subscription's saved state (one commit)."""
-        await self._write(
-            Kind.SAVE_SUBSCRIPTION,
-            _subscriptions.SaveSubscriptionState(channel_id, subscription_id, last, missed, at),
+        *,
+        reset: int | None = None,
+    ) -> Advance:
+        """`SubscriptionStateStore.advance_subscription` (one commit)."""
+        answer: Advance = await self._write(
+            Kind.ADVANCE_SUBSCRIPTION,
+            _subscriptions.AdvanceSubscription(channel_id, subscription_id, seen, since, at, reset),
         )
+        return answer
 
     async def start_run(
         self,
