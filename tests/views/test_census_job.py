@@ -84,7 +84,7 @@ def drop_snapshot(tmp: Path, name: str, text: str, as_of: str = AS_OF) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     path.write_text(text, encoding="utf-8")
-    count, digest = count_and_hash(path, "csv")
+    count, digest = count_and_hash(path, "ndjson" if name.endswith(".ndjson") else "csv")
     taken = parse_time(as_of)
     assert taken is not None
     manifest = Manifest(name, count, digest, taken.timestamp() + 5, "ehr", Window(None, as_of))
@@ -354,6 +354,36 @@ def test_a_snapshot_without_a_patient_column_is_refused_not_read_as_free_beds(
             assert "census-0001.csv:2: no patient column" in record.error
             assert await engine.store.audit(action="views.drift_repaired") == []
             assert (tmp_path / "census" / "failed" / "census-0001.csv").exists()
+        finally:
+            await engine.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_ndjson_snapshot_is_compared_and_a_value_that_is_not_text_refuses_it(
+    tmp_path: Path,
+) -> None:
+    text = config_text(tmp_path).replace("'census-*.csv'", "'census-*.ndjson'")
+    engine = Engine(parse_config(text.replace("format: csv", "format: ndjson"), "capacity.yaml"))
+    rows = [
+        {"unit": "4W", "bed": "401-A", "patient": "PX102"},
+        {"unit": "4W", "bed": "401-B", "patient": None},
+        {"unit": "4W", "bed": "402-A", "patient": "PX101"},
+    ]
+    good = "".join(json.dumps(row) + "\n" for row in rows)
+
+    async def scenario() -> None:
+        await engine.start()
+        try:
+            await admit_board(engine)
+            drop_snapshot(tmp_path, "census-0001.ndjson", good)
+            record = await run_by_hand(engine)
+            assert record.status is RunStatus.SUCCEEDED, record.error
+            assert record.findings is not None and record.findings["drifted"] == 3
+            drop_snapshot(tmp_path, "census-0002.ndjson", good.replace('"401-A"', "401"))
+            refused = await run_by_hand(engine)
+            assert refused.status is RunStatus.FAILED and refused.error is not None
+            assert "census-0002.ndjson:1: unit, bed and patient must be text" in refused.error
         finally:
             await engine.stop()
 
