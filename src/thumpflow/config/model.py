@@ -502,6 +502,11 @@ class Config(_Model):
                 )
         by_id = {channel.id: channel for channel in self.channels}
         for job in self.jobs:
+            if job.kind == "census_reconcile" and self.views is None:
+                raise ValueError(
+                    f"job {job.id!r} compares a census snapshot with the bed board: add a "
+                    "`views:` section"
+                )
             if job.kind != "reconcile":
                 continue
             channel = by_id[job.reconciles or ""]

@@ -7,8 +7,8 @@ protocols; only `runtime` names concrete implementations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from thumpflow.core.access import ApiToken, Role
 from thumpflow.core.alerts import Alert, AlertKind, Severity
@@ -254,6 +254,7 @@ class RunStore(Protocol):
         manifests_written: Sequence[Manifest] = (),
         error: str | None = None,
         next_watermark: str | None = None,
+        findings: Mapping[str, Any] | None = None,
     ) -> None: ...
 
     async def recover_runs(self, at: float) -> list[int]: ...

@@ -72,6 +72,7 @@ from thumpflow.runtime.reload import (
     restart_only_changes,
     transform_modules,
 )
+from thumpflow.runtime.settlements import census_board
 from thumpflow.runtime.surge import ModeController
 from thumpflow.runtime.transform_modules import (
     add_transforms_path,
@@ -195,7 +196,9 @@ class Engine:
                 await asyncio.to_thread(start_read_processes, processes)
             if jobs:
                 runners = {
-                    job.id: job_runner(job, self.store, self.clock, self._repairs(job))
+                    job.id: job_runner(
+                        job, self.store, self.clock, self._repairs(job), census_board(self)
+                    )
                     for job in jobs
                 }
                 self.scheduler = Scheduler(runners, self.store, self.clock)

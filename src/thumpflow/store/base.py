@@ -12,7 +12,8 @@ state, except `load_pending`, which the writer executes in call order.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from thumpflow.core.access import ApiToken, Role
@@ -354,8 +355,10 @@ class GroupStore(EventLogReads, ClusterMethods):
         manifests_written: Sequence[Manifest] = (),
         error: str | None = None,
         next_watermark: str | None = None,
+        findings: Mapping[str, Any] | None = None,
     ) -> None:
-        """Close a running run with its counts and manifests, audited.
+        """Close a running run with its counts and manifests (and `findings`, kept as JSON),
+        audited.
 
         The audit action is `run_skipped` for a skipped run, else `run_finished`.
 
@@ -376,6 +379,7 @@ class GroupStore(EventLogReads, ClusterMethods):
                 tuple(manifests_written),
                 error,
                 next_watermark,
+                None if findings is None else json.dumps(findings, sort_keys=True),
             ),
         )
 
