@@ -203,7 +203,7 @@ def test_surge_by_act_defers_bulk_survives_a_restart_and_rules_take_over(
     [
         (
             "{surge: {pace: [{destination: nowhere, per_second: 1}]}}",
-            "modes > surge: 'nowhere' is not a destination of any channel",
+            "modes > surge > pace[0] > destination: 'nowhere' is not a destination of any channel",
         ),
         ("{surge: {defer: [stat]}}", "`stat` is never deferred"),
         ("{surge: {defer: [bluk]}}", "bluk"),
@@ -213,7 +213,7 @@ def test_surge_by_act_defers_bulk_survives_a_restart_and_rules_take_over(
         ),
         (
             "{rules: [{id: r, mode: surge, measure: open_beds, unit: 9X, at_most: 1}]}",
-            "modes > rules > r > unit: '9X' is not a unit in views.units",
+            "modes > rules[0] > unit: '9X' is not a unit in views.units",
         ),
         (
             "{rules: [{id: r, mode: surge, measure: ed_boarding, unit: ED, at_least: 1}]}",
@@ -231,7 +231,8 @@ def test_mode_configuration_errors_are_located_and_worded(
     with pytest.raises(ConfigError) as raised:
         parse_config(text, "modes.yaml")
     assert expected in str(raised.value), str(raised.value)
-    assert "modes.yaml" in str(raised.value)
+    assert str(raised.value).startswith("modes.yaml:")
+    assert not str(raised.value).startswith("modes.yaml:1:"), "at the line naming it"
 
 
 POLICY = """\

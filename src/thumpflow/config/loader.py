@@ -22,6 +22,7 @@ from yaml.constructor import SafeConstructor
 
 from thumpflow.config._messages import explain
 from thumpflow.config.model import Config
+from thumpflow.config.modes import mode_problems
 from thumpflow.core.errors import ConfigError
 
 Location = tuple[int, int]
@@ -167,10 +168,25 @@ def _parse(text: str, source: str, base_dir: Path | None) -> Located:
     if config is not None:
         problems.extend(_duplicate_ids(config, reader, data))
         problems.extend(_cluster_problems(config, reader, data))
+        problems.extend(_mode_problems(config, reader, data))
     if problems:
         raise ConfigError(problems)
     assert config is not None
     return Located(config, reader, data)
+
+
+def _mode_problems(config: Config, reader: _Reader, data: Any) -> list[str]:
+    """What the modes name that does not exist, at the line naming it."""
+    found = mode_problems(
+        config.modes,
+        {spec.id for channel in config.channels for spec in channel.destinations},
+        None if config.views is None else {unit.id for unit in config.views.units},
+    )
+    problems: list[str] = []
+    for loc, message in found:
+        where, (line, column) = reader.locate(data, loc)
+        problems.append(f"{reader.source}:{line}:{column}: {where}: {message}")
+    return problems
 
 
 def _cluster_problems(config: Config, reader: _Reader, data: Any) -> list[str]:

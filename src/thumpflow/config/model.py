@@ -36,7 +36,7 @@ from thumpflow.config.channel import (
     Retry,
     SourceSpec,
 )
-from thumpflow.config.modes import ModesSpec, check_modes
+from thumpflow.config.modes import ModesSpec
 from thumpflow.connectors.fields import Duration, LocalPath
 from thumpflow.connectors.tls import PLAINTEXT_WARNING, ServerTls, plaintext_problem
 from thumpflow.connectors.webhook.spec import WebhookSpec
@@ -525,11 +525,6 @@ class Config(_Model):
                 _check_ledger(channel.id, channel.ledger, self.jobs)
         if self.views is not None:
             check_view_channels(self.views, channels)
-        check_modes(
-            self.modes,
-            {spec.id for channel in self.channels for spec in channel.destinations},
-            None if self.views is None else {unit.id for unit in self.views.units},
-        )
         return self
 
     def admin_token_path(self) -> Path:

@@ -234,18 +234,37 @@ class ModesSpec(_Model):
         return None
 
 
-def check_modes(modes: ModesSpec, destinations: set[str], units: set[str] | None) -> None:
-    """Destinations named by a mode exist; rules have views (`units` is None without them)."""
+def mode_problems(
+    modes: ModesSpec, destinations: set[str], units: set[str] | None
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """(where in the configuration, what is wrong) for every destination a mode names that
+    does not exist and every rule without the views (`units` is None without them)."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
     for name, spec in (("surge", modes.surge), ("diversion", modes.diversion)):
-        for destination in spec.destinations():
-            if destination not in destinations:
-                raise ValueError(
-                    f"modes > {name}: {destination!r} is not a destination of any channel"
+        for number, pace in enumerate(spec.pace):
+            if pace.destination not in destinations:
+                problems.append(
+                    (
+                        ("modes", name, "pace", number, "destination"),
+                        f"{pace.destination!r} is not a destination of any channel",
+                    )
                 )
-    for rule in modes.rules:
+        for number, held in enumerate(spec.hold):
+            if held not in destinations:
+                problems.append(
+                    (
+                        ("modes", name, "hold", number),
+                        f"{held!r} is not a destination of any channel",
+                    )
+                )
+    for number, rule in enumerate(modes.rules):
         if units is None:
-            raise ValueError(f"modes > rules > {rule.id}: rules read the views; add `views:`")
-        if rule.unit is not None and rule.unit not in units:
-            raise ValueError(
-                f"modes > rules > {rule.id} > unit: {rule.unit!r} is not a unit in views.units"
+            problems.append((("modes", "rules", number), "rules read the views; add `views:`"))
+        elif rule.unit is not None and rule.unit not in units:
+            problems.append(
+                (
+                    ("modes", "rules", number, "unit"),
+                    f"{rule.unit!r} is not a unit in views.units",
+                )
             )
+    return problems
