@@ -52,9 +52,13 @@ async def search(page: Page, rows: int, **fields: str) -> list[str]:
     """Fill the dead-letter search (others cleared), submit, wait for `rows` rows."""
     for name in ("destination", "channel", "event-type", "reason-contains"):
         await page.type(f"#dead-{name}", fields.get(name.replace("-", "_"), ""))
+    # The search asked for is the one shown: the page drawn for it replaces the marked
+    # table (the earlier search's table may already have `rows` rows).
+    await page.evaluate("document.getElementById('dead-letters').dataset.stale = 'yes'")
     await page.click("#dead-button")
     await page.wait_for(
-        f"document.body.dataset.ready === 'true' && document.querySelectorAll("
+        "document.body.dataset.ready === 'true' && "
+        "!document.getElementById('dead-letters').dataset.stale && document.querySelectorAll("
         f"'#dead-letters tbody tr').length === {rows} && document.getElementById("
         "'dead-outcome').textContent !== ''",
         what=f"{rows} dead letters for {fields}",
