@@ -57,9 +57,12 @@ from thumpflow.mapping._compile import Compiler
 from thumpflow.mapping._engine import BundleType, ConversionError, evaluate, shown_event
 from thumpflow.mapping._naming import (
     DEFAULT_BASE,
+    NamingTable,
     configure_naming_systems,
+    naming_table,
     read_naming_systems,
     system_for,
+    using_naming_systems,
 )
 from thumpflow.mapping._rules import MessageMap, compile_rules
 from thumpflow.mapping._support import MapError
@@ -73,16 +76,19 @@ __all__ = [
     "ConversionError",
     "FhirDecimal",
     "MapError",
+    "NamingTable",
     "all_maps",
     "configure_naming_systems",
     "convert",
     "derived_event_id",
     "map_for",
+    "naming_table",
     "read_naming_systems",
     "supported_messages",
     "system_for",
     "to_fhir",
     "to_json",
+    "using_naming_systems",
 ]
 
 FHIR_CONTENT_TYPE = "application/fhir+json"
