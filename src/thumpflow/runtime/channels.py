@@ -119,7 +119,7 @@ class RunningChannels:
         is sent or accepted. A
         destination that cannot start raises `ThumpflowError` naming it.
         """
-        transforms = channel_transforms(channel)
+        transforms = channel_transforms(channel, self._metrics.conversion.listener(channel.id))
         outboxes = []
         for spec in channel.destinations:
             outbox = self._make_outbox(

@@ -4,11 +4,12 @@
 entries over those of its file) to the conversion's process-wide table, and
 sets the base for namespaces not listed. `channel_naming` makes a channel's
 own table (`channels: - naming_systems:`), whose entries and base come
-before the process-wide ones, and `in_channel_naming` runs a channel's (or
+before the process-wide ones, and `in_channel` runs a channel's (or
 its destination's) transform with it, so a channel converts with its table
-and no other channel sees it. A file that cannot be read, lists a namespace
-twice or a URI that is not absolute raises `ConfigError` naming it (file
-and line); nothing is changed then.
+and no other channel sees it, telling a listener (the channel's warning
+counter, `ConversionMetrics`) the code of each conversion warning. A file
+that cannot be read, lists a namespace twice or a URI that is not absolute
+raises `ConfigError` naming it (file and line); nothing is changed then.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from typing import ParamSpec, TypeVar
 from thumpflow.config.model import Channel
 from thumpflow.config.naming import NamingSystems
 from thumpflow.core.errors import ConfigError
+from thumpflow.core.metrics import Registry
 from thumpflow.mapping import (
+    WARNING_CODES,
     NamingTable,
+    WarningListener,
     configure_naming_systems,
     naming_table,
     read_naming_systems,
+    reporting_warnings,
     using_naming_systems,
 )
 
@@ -61,14 +66,44 @@ def channel_naming(channel: Channel) -> NamingTable | None:
         raise ConfigError([f"{where}: {err}"]) from None
 
 
-def in_channel_naming(function: Callable[P, R], table: NamingTable | None) -> Callable[P, R]:
-    """`function`, converting with `table` while it runs (itself when `table` is None)."""
-    if table is None:
+def in_channel(
+    function: Callable[P, R], table: NamingTable | None, on_warning: WarningListener | None
+) -> Callable[P, R]:
+    """`function`, converting with `table` and telling `on_warning` each warning's
+    code while it runs (`function` itself when both are None)."""
+    if table is None and on_warning is None:
         return function
 
     @wraps(function)
     def scoped(*args: P.args, **kwargs: P.kwargs) -> R:
-        with using_naming_systems(table):
+        with using_naming_systems(table), reporting_warnings(on_warning):
             return function(*args, **kwargs)
 
     return scoped
+
+
+class ConversionMetrics:
+    """`thumpflow_conversion_warnings_total{channel, code}`: messages a channel's
+    transforms converted to FHIR only in part, by warning code (`WARNING_CODES`:
+    a fixed word, never a value from the message)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.warnings = registry.counter(
+            "thumpflow_conversion_warnings_total",
+            "Warnings of a channel's HL7 v2 to FHIR conversion (converted in part), by code "
+            "(no_message_map, missing_segment, no_reference_target).",
+            ("channel", "code"),
+        )
+
+    def listener(self, channel_id: str) -> WarningListener:
+        """What counts the channel's warnings; every code's count is shown from 0."""
+        counters = {code: self.warnings.labels(channel_id, code) for code in WARNING_CODES}
+
+        def count(code: str) -> None:
+            counters[code].inc()
+
+        return count
+
+    def counts(self, channel_id: str) -> dict[str, int]:
+        """The channel's warning counts by code (0 for a code never seen)."""
+        return {code: int(self.warnings.labels(channel_id, code).value) for code in WARNING_CODES}

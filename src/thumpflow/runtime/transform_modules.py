@@ -31,7 +31,8 @@ from thumpflow.core.errors import ConfigError
 from thumpflow.core.ports import Destination
 from thumpflow.flow.destination_transform import DestinationTransform, TransformingDestination
 from thumpflow.flow.pipeline import Transform
-from thumpflow.runtime.conversion import channel_naming, in_channel_naming
+from thumpflow.mapping import WarningListener
+from thumpflow.runtime.conversion import channel_naming, in_channel
 from thumpflow.thump.runner import RecordTransform
 
 _SEEN: dict[str, int] = {}
@@ -109,16 +110,19 @@ class ChannelTransforms:
         return destination if found is None else TransformingDestination(destination, found)
 
 
-def channel_transforms(channel: Channel) -> ChannelTransforms:
+def channel_transforms(
+    channel: Channel, on_warning: WarningListener | None = None
+) -> ChannelTransforms:
     """Import the channel's transform and its destinations' (see `import_callable`),
     each converting to FHIR with the channel's naming-system table when it has one
-    (`runtime.conversion`); a missing one or a bad table is a located `ConfigError`."""
+    and telling `on_warning` each conversion warning's code (`runtime.conversion`);
+    a missing one or a bad table is a located `ConfigError`."""
     naming = channel_naming(channel)
     transform = load_transform(channel.transform, channel.id) if channel.transform else None
     return ChannelTransforms(
-        None if transform is None else in_channel_naming(transform, naming),
+        None if transform is None else in_channel(transform, naming, on_warning),
         {
-            spec.id: in_channel_naming(load_destination_transform(spec, channel.id), naming)
+            spec.id: in_channel(load_destination_transform(spec, channel.id), naming, on_warning)
             for spec in channel.destinations
             if spec.transform
         },
