@@ -122,7 +122,7 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
         async with two_nodes(dsn, tmp_path) as (receiver, a, b):
             assert sorted(owned(a) + owned(b)) == list(range(PARTITIONS))
             duties = {r.name: node_of(r.owner) for r in await a.store.leases("duty:") if r.held}
-            assert set(duties) == {"duty:alerts", "duty:audit_anchor"}
+            assert set(duties) == {"duty:alerts", "duty:audit_anchor", "duty:subscriptions"}
             assert set(duties.values()) <= {"a", "b"}
             async with (
                 api_client(a, Role.VIEWER) as client,
@@ -136,7 +136,11 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
             assert all(node["alive"] and node["heartbeat_age"] < 2 for node in shown.values())
             assert shown["a"]["partitions"] == {"ehr": owned(a)}
             assert shown["b"]["partitions"] == {"ehr": owned(b)}
-            assert sorted(shown["a"]["duties"] + shown["b"]["duties"]) == ["alerts", "audit_anchor"]
+            assert sorted(shown["a"]["duties"] + shown["b"]["duties"]) == [
+                "alerts",
+                "audit_anchor",
+                "subscriptions",
+            ]
             await a.set_paused(PauseKind.DESTINATION, "ehr", True, actor="t", reason="test")
             await b.set_paused(PauseKind.CHANNEL, "adt", True, actor="t", reason="test")
             await eventually(
@@ -151,7 +155,9 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
             )
             sent = await send_patients([a, b], patients=30, per_patient=4, tag="R1")
             await outbox_drained(b, "ehr")
-            assert {partition_of(key, PARTITIONS) for key in sent} == set(range(PARTITIONS))
+            assert {partition_of(f"Patient/{key}", PARTITIONS) for key in sent} == set(
+                range(PARTITIONS)
+            )
             check_delivered(receiver, sent)
             assert [r.status for r in receiver.requests] == [201] * 120, "one send per message"
 
@@ -160,13 +166,17 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
             await eventually(lambda: len(owned(b)) == PARTITIONS, 15, "b holds every partition")
             assert time.monotonic() - stopped < 5
             duties = {r.name: node_of(r.owner) for r in await b.store.leases("duty:") if r.held}
-            assert duties == {"duty:alerts": "b", "duty:audit_anchor": "b"}
+            assert duties == {
+                "duty:alerts": "b",
+                "duty:audit_anchor": "b",
+                "duty:subscriptions": "b",
+            }
             printed = await asyncio.to_thread(cluster_status_cli, tmp_path / "b.yaml")
             assert printed.returncode == 0, printed.stderr
             rows = {line.split()[0]: line for line in printed.stdout.splitlines()[1:]}
             assert "gone" in rows["a"] and rows["a"].rstrip().endswith("-")
             assert "alive" in rows["b"] and f"ehr {PARTITIONS}/{PARTITIONS}" in rows["b"]
-            assert "alerts, audit_anchor" in rows["b"]
+            assert "alerts, audit_anchor, subscriptions" in rows["b"]
             more = await send_patients([b], patients=30, per_patient=2, tag="R2")
             await outbox_drained(b, "ehr")
             for key, controls in more.items():
@@ -219,7 +229,7 @@ def test_a_replay_through_one_node_reaches_the_partitions_another_node_sends(
             refused = [adt(f"REFUSE{p}", f"MRN{p}") for p in range(16)]
             acks = await send_in_order(a.source_port("adt"), refused)
             assert [ack_code(ack) for ack in acks] == ["AA"] * 16
-            keys = {f"GEN|MRN{p}" for p in range(16)}
+            keys = {f"Patient/GEN|MRN{p}" for p in range(16)}
             assert {partition_of(k, PARTITIONS) for k in keys} & set(owned(b)), "b sends some"
             assert {partition_of(k, PARTITIONS) for k in keys} & set(owned(a)), "a sends some"
             await outbox_drained(a, "ehr")
@@ -259,6 +269,7 @@ def test_a_node_whose_id_was_taken_over_hands_back_everything(
                 if {r.name: node_of(r.owner) for r in records if r.held} == {
                     "duty:alerts": "b",
                     "duty:audit_anchor": "b",
+                    "duty:subscriptions": "b",
                 }:
                     break
                 assert time.monotonic() - started < 15, "b runs every duty"

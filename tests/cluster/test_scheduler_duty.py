@@ -29,7 +29,7 @@ store:
   dsn: "{dsn}"
   password_env: {password_env}
   path: {home}/thumpflow.db
-cluster: {{node_id: {node}, lease: 1s}}
+cluster: {{node_id: {node}, lease: 1s, shared_folders: [{shared}]}}
 api: {{enabled: false}}
 channels:
   - id: adt
@@ -46,7 +46,7 @@ jobs:
       - {{name: mrn, required: true}}
     business_key: [mrn]
     destinations:
-      - {{id: warehouse, type: batch_file, directory: {home}/out, name: 'c-{{run}}.ndjson',
+      - {{id: warehouse, type: batch_file, directory: {shared}/out, name: 'c-{{run}}.ndjson',
           format: ndjson, source_system: thumpflow}}
 """
 
@@ -59,6 +59,7 @@ def node(dsn: str, tmp_path: Path, name: str) -> Engine:
         home=home,
         node=name,
         drop=tmp_path / "drop",
+        shared=tmp_path,
     )
     return Engine(parse_config(text, f"{name}.yaml"))
 

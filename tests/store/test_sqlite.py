@@ -430,29 +430,18 @@ def test_attempt_rows_are_kept_for_failures_and_the_success_comes_from_the_deliv
     run(lambda: SqliteStore(tmp_path / "s.db"), body)
 
 
-def test_subscription_state_is_saved_replaced_and_survives_reopening(tmp_path: Path) -> None:
+def test_subscription_state_is_stored_as_a_json_array_with_its_time(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
 
     async def write(store: SqliteStore) -> None:
-        assert await store.subscription_state("subs", "enc-1") is None
-        await store.save_subscription_state("subs", "enc-1", 4, (2, 3), 1_700_000_001.0)
-        await store.save_subscription_state("subs", "enc-1", 7, (3, 6), 1_700_000_002.0)
-        await store.save_subscription_state("subs", "enc-2", 0, (), 1_700_000_003.0)
-        await store.save_subscription_state("other", "enc-1", None, (), 1_700_000_004.0)
+        await store.advance_subscription("subs", "enc-1", frozenset({1, 2}), None, 1.0)
+        await store.advance_subscription("subs", "enc-1", frozenset({4, 5, 7}), 7, 2.0)
 
     run(lambda: SqliteStore(path), write)
-
-    async def read(store: SqliteStore) -> None:
-        assert await store.subscription_state("subs", "enc-1") == (7, (3, 6))
-        assert await store.subscription_state("subs", "enc-2") == (0, ())
-        assert await store.subscription_state("other", "enc-1") == (None, ())
-        assert await store.subscription_state("subs", "enc-3") is None
-
-    run(lambda: SqliteStore(path), read)
     conn = sqlite3.connect(path)
     row = conn.execute(
-        "SELECT missed, updated_at FROM subscription_state"
+        "SELECT last_event_number, missed, updated_at FROM subscription_state"
         " WHERE channel_id = 'subs' AND subscription_id = 'enc-1'"
     ).fetchone()
     conn.close()
-    assert row == ("[3, 6]", 1_700_000_002.0)
+    assert row == (7, "[3, 6]", 2.0)

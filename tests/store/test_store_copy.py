@@ -65,7 +65,7 @@ async def _fill(store: StateStore) -> Anchor:
     await store.add_token("ops", Role.OPERATOR, "t" * 64, "admin:root", T0)
     await store.raise_alert(AlertKind.CIRCUIT_OPEN, "ehr", Severity.CRITICAL, "open", T0)
     await store.set_paused(PauseKind.DESTINATION, "lab", True, actor="u", reason="r", at=T0)
-    await store.save_subscription_state("subs", "enc-1", 7, (3, 5), T0)
+    await store.advance_subscription("subs", "enc-1", frozenset({1, 2, 4, 6}), 7, T0)
     anchor = await store.audit_head()
     assert anchor is not None
     await admit_one(store, "ehr", entity="MRN4", at=T0 + 20)

@@ -108,3 +108,5 @@ def test_the_capacity_example_is_valid() -> None:
     config = load_config(Path(__file__).resolve().parents[2] / "examples" / "capacity.yaml")
     assert config.views is not None and config.views.publish is not None
     assert [unit.kind for unit in config.views.units] == ["ed", "inpatient", "inpatient"]
+    (job,) = config.jobs
+    assert (job.kind, job.repair, job.drift_alert) == ("census_reconcile", False, 1)

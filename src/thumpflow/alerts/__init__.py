@@ -2,6 +2,7 @@
 
 from thumpflow.alerts.conditions import (
     AlertSettings,
+    CensusReading,
     ChannelReading,
     CountTrend,
     JobReading,
@@ -15,6 +16,7 @@ from thumpflow.alerts.monitor import AlertMonitor
 __all__ = [
     "AlertMonitor",
     "AlertSettings",
+    "CensusReading",
     "ChannelReading",
     "CountTrend",
     "JobReading",

@@ -16,6 +16,9 @@
   were committed before for different content within `growth_window`
   seconds (admitted as a new event, flagged; the alert clears once a window
   passes without one).
+- census drift: the last census snapshot a `census_reconcile` job compared
+  had at least the job's `drift_alert` drifted beds (repaired or not); it
+  clears when a later snapshot has fewer.
 
 Messages carry ids and figures only.
 """
@@ -61,6 +64,18 @@ class JobReading:
 
 
 @dataclass(slots=True, frozen=True)
+class CensusReading:
+    """The last run of a `census_reconcile` job that compared a snapshot, and its threshold."""
+
+    job_id: str
+    run_id: int
+    as_of: str
+    drifted: int
+    repaired: int
+    threshold: int
+
+
+@dataclass(slots=True, frozen=True)
 class ListenerReading:
     """A channel's MLLP listener: open connections and when a limit was last reached.
 
@@ -94,6 +109,7 @@ class Reading:
     disk_free_percent: float | None = None
     listeners: Sequence[ListenerReading] = ()
     channels: Sequence[ChannelReading] = ()
+    census: Sequence[CensusReading] = ()
 
 
 class CountTrend:
@@ -168,6 +184,18 @@ def conditions(reading: Reading, settings: AlertSettings, trend: CountTrend) -> 
                     job.job_id,
                     Severity.WARNING,
                     f"job {job.job_id}: run {job.run_id} read zero records; the job expects some",
+                )
+            )
+    for census in reading.census:
+        if census.drifted >= census.threshold:
+            holding.append(
+                Condition(
+                    AlertKind.CENSUS_DRIFT,
+                    census.job_id,
+                    Severity.WARNING,
+                    f"job {census.job_id}: run {census.run_id} found {census.drifted} bed(s) "
+                    f"whose occupant differs from the census snapshot of {census.as_of} "
+                    f"({census.repaired} repaired); threshold {census.threshold}",
                 )
             )
     for listener in reading.listeners:

@@ -7,7 +7,7 @@ Times are seconds since the Unix epoch, UTC.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -265,6 +265,12 @@ class RunView(BaseModel):
     manifests_checked: list[ManifestView]
     manifests_written: list[ManifestView]
     error: str | None
+    findings: dict[str, Any] | None = Field(
+        default=None,
+        description="What the run found beyond its counts: for a `census_reconcile` job the "
+        "snapshot, its time, beds compared, changed after the snapshot, drifted and repaired, "
+        "and the drifted beds' names (no patient data).",
+    )
 
 
 class Runs(BaseModel):

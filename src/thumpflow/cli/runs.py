@@ -139,6 +139,7 @@ def _as_dict(record: RunRecord) -> dict[str, object]:
         "manifests_written": [m.name for m in record.manifests_written],
         "error": record.error,
         "next_watermark": record.next_watermark,
+        "findings": None if record.findings is None else dict(record.findings),
     }
 
 
@@ -169,6 +170,9 @@ async def _show(config: Config, run_id: int) -> int:
     print(f"watermark    {record.next_watermark or '-'}")
     if record.error:
         print(f"error        {record.error}")
+    for name, value in (record.findings or {}).items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        print(f"{name:<12} {shown}")
     for title, manifests in (
         ("checked", record.manifests_checked),
         ("written", record.manifests_written),

@@ -187,7 +187,11 @@ class Retry(_Model):
 
 
 class RateLimit(_Model):
-    """At most `per_second` sends per second on average, bursts of `burst`."""
+    """At most `per_second` sends per second on average, bursts of `burst`.
+
+    In a cluster the limit is the whole cluster's: each node sends at most its
+    share, the fraction of the destination's partitions it holds.
+    """
 
     per_second: float = Field(gt=0, description="Average sends per second.")
     burst: int = Field(default=1, ge=1, description="Sends allowed back to back.")

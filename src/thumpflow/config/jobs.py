@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from thumpflow.config._base import ID_PATTERN, _Model, check_regex
+from thumpflow.config._census import census_job_problem
 from thumpflow.connectors.batchfile.spec import BatchFileDestinationSpec, FileDropSourceSpec
 from thumpflow.connectors.drop import name_fields
 from thumpflow.connectors.fhir.spec import FhirBatchDestinationSpec
@@ -258,6 +259,13 @@ class Job(_Model):
     ahead, unexpected extra), writes a report to `report_dir`, and with
     `repair: true` sends a repair message for every record missing there,
     stale or different into that channel.
+
+    `kind: census_reconcile` loads nothing either: it takes the newest census
+    snapshot dropped by the EHR (columns `unit`, `bed`, `patient`; its time is
+    its manifest's window end, else its `created_at`), compares it with the
+    bed board of the `views`, records the beds compared, drifted and repaired
+    in the run, and with `repair: true` admits the repair of the drift, as
+    `thumpflow views reconcile --repair` does.
     """
 
     id: str = Field(
@@ -276,11 +284,13 @@ class Job(_Model):
         description="A run that reads zero records raises an alert (a batch that succeeds "
         "with nothing is often a broken upstream).",
     )
-    kind: Literal["load", "reconcile"] = Field(
+    kind: Literal["load", "reconcile", "census_reconcile"] = Field(
         default="load",
         description="`load` writes the records to `destinations`; `reconcile` compares them "
         "with the delivery ledger of the flow `destination`, reports the differences and can "
-        "repair them through the channel it `reconciles`.",
+        "repair them through the channel it `reconciles`; `census_reconcile` compares the "
+        "EHR's census snapshot with the bed board of the `views` and can repair the drift "
+        "(see docs/capacity.md).",
     )
     reconciles: str | None = Field(
         default=None,
@@ -318,8 +328,16 @@ class Job(_Model):
     )
     repair: bool = Field(
         default=False,
-        description="`reconcile` only: send each missing, stale or differing record into the "
-        "reconciled channel as the HL7 v2 message the `transform` builds.",
+        description="`reconcile`: send each missing, stale or differing record into the "
+        "reconciled channel as the HL7 v2 message the `transform` builds. `census_reconcile`: "
+        "admit the repair of the drift found (one audited `views.drift_repaired` event, as a "
+        "person's `thumpflow views reconcile --repair`); otherwise the run only reports it.",
+    )
+    drift_alert: int | None = Field(
+        default=1,
+        ge=1,
+        description="`census_reconcile` only: the `census_drift` alert holds while the last "
+        "snapshot compared had at least this many drifted beds (repaired or not); null: never.",
     )
     source: BatchSourceSpec = Field(description="Where records come from.")
     schema_: list[FieldSpec] = Field(
@@ -331,9 +349,10 @@ class Job(_Model):
     )
     rules: list[RuleSpec] = Field(default_factory=list, description="Cross-field rules.")
     business_key: list[str] = Field(
-        min_length=1,
+        default_factory=list,
         description="Fields that identify a record at the destination (upsert key); they must "
-        "be declared in `schema` and are required.",
+        "be declared in `schema` and are required. Needed by `load` and `reconcile` (a "
+        "`census_reconcile` job keys beds by unit and bed).",
     )
     transform: str | None = Field(
         default=None,
@@ -388,6 +407,8 @@ class Job(_Model):
 
     @model_validator(mode="after")
     def _fields_declared(self) -> Self:
+        if self.kind == "census_reconcile":
+            return self._census_fields()
         declared: set[str] = set()
         for spec in self.schema_:
             if spec.name in declared:
@@ -433,6 +454,10 @@ class Job(_Model):
         return self._kind_fields()
 
     def _kind_fields(self) -> Self:
+        if not self.business_key:
+            raise ValueError(f"a `{self.kind}` job needs a `business_key`")
+        if "drift_alert" in self.model_fields_set:
+            raise ValueError("`drift_alert` is for `kind: census_reconcile`")
         if self.kind == "load":
             if not self.destinations:
                 raise ValueError("a `load` job needs at least one destination")
@@ -457,6 +482,12 @@ class Job(_Model):
             raise ValueError(
                 "`repair: true` needs a `transform` that builds the HL7 v2 repair message"
             )
+        return self
+
+    def _census_fields(self) -> Self:
+        problem = census_job_problem(self.model_fields_set, self.source)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

@@ -11,12 +11,13 @@ same files whatever directory it is started from.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from yaml.constructor import SafeConstructor
 
 from thumpflow.config._messages import explain
@@ -174,10 +175,12 @@ def _parse(text: str, source: str, base_dir: Path | None) -> Located:
 
 def _cluster_problems(config: Config, reader: _Reader, data: Any) -> list[str]:
     """File destinations in a cluster: their journal (what was written, what is pending)
-    lives on one host's disk, so no other node could take their partitions over."""
+    lives on one host's disk, so no other node could take their partitions over. Jobs'
+    local folders outside `cluster.shared_folders`: the job runs on the node holding the
+    scheduler duty, which moves."""
     if config.store.type != "postgresql" or not config.cluster.enabled:
         return []
-    problems: list[str] = []
+    problems = _local_job_paths(config, reader, data)
     for index, channel in enumerate(config.channels):
         for number, destination in enumerate(channel.destinations):
             if destination.type != "file":
@@ -192,6 +195,48 @@ def _cluster_problems(config: Config, reader: _Reader, data: Any) -> list[str]:
                 "`cluster: {enabled: false}` to run this engine alone on its database"
             )
     return problems
+
+
+# The job settings naming a folder or file that holds a job's data (not a secret or key:
+# those are each node's own configuration).
+_JOB_DATA_PATHS = frozenset({"directory", "report_dir", "database"})
+
+
+def _local_job_paths(config: Config, reader: _Reader, data: Any) -> list[str]:
+    shared = [Path(os.path.normpath(folder)) for folder in config.cluster.shared_folders]
+    problems: list[str] = []
+    for index, job in enumerate(config.jobs):
+        for loc, value in _data_paths(job, ("jobs", index)):
+            if any(Path(os.path.normpath(value)).is_relative_to(f) for f in shared):
+                continue
+            where, (line, column) = reader.locate(data, loc)
+            problems.append(
+                f"{reader.source}:{line}:{column}: {where}: a local path "
+                "in a cluster (store type postgresql) must be inside `cluster.shared_folders`: "
+                "the job runs on whichever node holds the scheduler duty, which moves when a "
+                "node stops; put it on storage every node mounts at the same path and list "
+                "that folder there, or set `cluster: {enabled: false}`"
+            )
+    return problems
+
+
+def _data_paths(
+    model: BaseModel, loc: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location, path) of every job data path set in `model` and the models inside it."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        here = (*loc, info.alias or name)
+        if isinstance(value, BaseModel):
+            found.extend(_data_paths(value, here))
+        elif isinstance(value, list):
+            for number, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    found.extend(_data_paths(item, (*here, number)))
+        elif name in _JOB_DATA_PATHS and isinstance(value, str):
+            found.append((here, value))
+    return found
 
 
 def _duplicate_ids(config: Config, reader: _Reader, data: Any) -> list[str]:

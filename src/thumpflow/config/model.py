@@ -249,7 +249,10 @@ class ClusterSpec(_Model):
     dead node's partitions over once its leases expired (within about
     `lease` + `lease`/3). With the SQLite store there is one node, which
     holds everything, and this section changes nothing. File destinations
-    cannot be part of a cluster (their journal is on one host's disk).
+    cannot be part of a cluster (their journal is on one host's disk). A
+    job runs on whichever node holds the scheduler duty, so the folders and
+    files it reads and writes (a `file_drop` or `batch_file` directory, a
+    `report_dir`, an SQLite `database`) must be inside `shared_folders`.
     """
 
     enabled: bool = Field(
@@ -277,6 +280,13 @@ class ClusterSpec(_Model):
         description="How long a node's heartbeat and its partition and duty leases last "
         "unrenewed (renewed every third of it); a dead node's work moves after about this "
         "long.",
+    )
+    shared_folders: list[LocalPath] = Field(
+        default_factory=list,
+        description="Folders on shared storage, mounted at the same path on every node (NFS, "
+        "SMB, a cluster file system). In a cluster, every folder or file a job reads or "
+        "writes must be inside one of them: the scheduler duty moves to another node when "
+        "its node stops, and the job must find its files (and the files it left) there.",
     )
 
 
@@ -453,6 +463,11 @@ class Config(_Model):
                 )
         by_id = {channel.id: channel for channel in self.channels}
         for job in self.jobs:
+            if job.kind == "census_reconcile" and self.views is None:
+                raise ValueError(
+                    f"job {job.id!r} compares a census snapshot with the bed board: add a "
+                    "`views:` section"
+                )
             if job.kind != "reconcile":
                 continue
             channel = by_id[job.reconciles or ""]

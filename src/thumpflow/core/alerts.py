@@ -26,6 +26,7 @@ class AlertKind(Enum):
     SUBSCRIPTION_GAP = "subscription_gap"
     CONNECTION_LIMIT = "connection_limit"
     CONTROL_ID_REUSED = "control_id_reused"
+    CENSUS_DRIFT = "census_drift"
 
 
 class Severity(Enum):
@@ -44,6 +45,7 @@ EVALUATED_KINDS = frozenset(
         AlertKind.DISK_NEARLY_FULL,
         AlertKind.CONNECTION_LIMIT,
         AlertKind.CONTROL_ID_REUSED,
+        AlertKind.CENSUS_DRIFT,
     }
 )
 

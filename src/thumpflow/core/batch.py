@@ -172,6 +172,9 @@ class RunRecord:
     manifests_written: tuple[Manifest, ...] = ()
     error: str | None = None
     next_watermark: str | None = None
+    findings: Mapping[str, Any] | None = None
+    """What the run found beyond its counts (a census reconciliation's beds compared,
+    drifted and repaired), as JSON values; never patient data."""
 
 
 @dataclass(slots=True, frozen=True)

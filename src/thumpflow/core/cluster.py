@@ -21,7 +21,7 @@ one partition, so one owner sends them, in order.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -244,6 +244,12 @@ class ClusterStore(Protocol):
     async def has_pending_after(self, destination_id: str, after: int) -> bool:
         """Whether a delivery of the destination with id > `after` is pending (a read: no
         write transaction, so cheap to poll)."""
+        ...
+
+    async def follow_pending(self, wake: Callable[[str], None]) -> None:
+        """Call `wake(destination id)` soon after any node commits a new pending delivery of
+        that destination; runs until cancelled (reconnecting after a failure). A backend
+        without notifications returns at once: the partitions' polling finds them."""
         ...
 
     async def partition_pending(self, destination_id: str, partitions: int, partition: int) -> int:

@@ -7,8 +7,8 @@ protocols; only `runtime` names concrete implementations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from thumpflow.core.access import ApiToken, Role
 from thumpflow.core.alerts import Alert, AlertKind, Severity
@@ -60,6 +60,7 @@ from thumpflow.core.search import (
     PauseKind,
     Timeline,
 )
+from thumpflow.core.subscription import Advance, SubscriptionState
 
 __all__ = [
     "AccessStore",
@@ -253,6 +254,7 @@ class RunStore(Protocol):
         manifests_written: Sequence[Manifest] = (),
         error: str | None = None,
         next_watermark: str | None = None,
+        findings: Mapping[str, Any] | None = None,
     ) -> None: ...
 
     async def recover_runs(self, at: float) -> list[int]: ...
@@ -454,23 +456,27 @@ class AlertStore(Protocol):
 
 
 class SubscriptionStateStore(Protocol):
-    """A FHIR Subscription receiver's tracking state, kept across restarts."""
+    """A FHIR Subscription receiver's tracking state, kept across restarts and shared by nodes."""
 
     async def subscription_state(
         self, channel_id: str, subscription_id: str
-    ) -> tuple[int | None, tuple[int, ...]] | None:
-        """(last event number, open gap numbers ascending) as last saved; None if never."""
+    ) -> SubscriptionState | None:
+        """The state as last advanced; None if never."""
         ...
 
-    async def save_subscription_state(
+    async def advance_subscription(
         self,
         channel_id: str,
         subscription_id: str,
-        last: int | None,
-        missed: tuple[int, ...],
+        seen: frozenset[int],
+        since: int | None,
         at: float,
-    ) -> None:
-        """Replace the saved state of one (channel, subscription) in one commit."""
+        *,
+        reset: int | None = None,
+    ) -> Advance:
+        """Fold one notification into the saved state (`core.subscription.advance`) in one
+        commit, on the latest state: concurrent callers (several nodes) serialise on the
+        subscription's row, so none overwrites what another folded in."""
         ...
 
 

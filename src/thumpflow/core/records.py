@@ -204,7 +204,7 @@ def content_hasher(fields: Sequence[str]) -> Callable[[Mapping[str, Any]], str]:
     ]
     lines += [f"        v{n} = data[{name!r}]" for n, name in enumerate(names)]
     lines += ["    except KeyError:", "        return _content_hash(data)"]
-    parts = []
+    parts = [] if names else [repr("{")]  # no field: "{}"
     for n, name in enumerate(names):
         parts.append(repr(("{" if n == 0 else ",") + encode_basestring(name) + ":"))
         parts.append(f"(_text(v{n}) if v{n}.__class__ is str else _value(v{n}))")

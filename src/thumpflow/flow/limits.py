@@ -1,7 +1,8 @@
-"""Per-destination rate limit (token bucket) and circuit breaker.
+"""Per-destination rate limit (token bucket), circuit breaker, and what one destination's
+outboxes share of them (`DestinationLimits`).
 
-Both are pure state machines driven by times passed in, so they are tested
-without waiting. Neither loses work: they only say how long to wait.
+All are pure state machines driven by times passed in, so they are tested
+without waiting. None loses work: they only say how long to wait.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ class TokenBucket:
         if self._tokens >= 1.0:
             return 0.0
         return (1.0 - self._tokens) / self.rate
+
+    def rescale(self, rate: float, burst: float) -> None:
+        """Change the rate and burst from now on (tokens above the new burst are dropped)."""
+        self.rate = rate
+        self.burst = max(1.0, burst)
+        self._tokens = min(self._tokens, self.burst)
 
 
 class BreakerState(StrEnum):
@@ -95,3 +102,51 @@ class CircuitBreaker:
         ):
             self.state = BreakerState.OPEN
             self.opened_at = now
+
+
+class DestinationLimits:
+    """What every outbox sending one destination from this process shares.
+
+    An engine alone has one outbox per destination, holding these alone. A
+    node of a cluster runs one outbox per partition it holds; they share
+    one breaker (the destination's consecutive failures, wherever they
+    happen, open it for all), one `Retry-After` pause, and the rate limit
+    and the operating mode's pace, each scaled by `share`: the fraction of
+    the destination's partitions this node holds. Over the nodes holding
+    every partition the shares add up to one, so the destination receives
+    at most the configured rate from the whole cluster (bursts likewise).
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        burst: float,
+        breaker: CircuitBreaker,
+        now: float,
+    ) -> None:
+        self._rate = (rate, burst) if rate else None
+        self._pace: tuple[float, float] | None = None
+        self._share = 1.0
+        self.bucket = TokenBucket(rate, burst, now) if rate else None
+        self.pace: TokenBucket | None = None
+        self.breaker = breaker
+        self.paused_until = 0.0
+
+    def set_pace(self, pace: tuple[float, float] | None, now: float) -> None:
+        """The operating mode's pace (rate, burst), or none; unchanged if it is the same."""
+        if pace == self._pace:
+            return
+        self._pace = pace
+        self.pace = None if pace is None else TokenBucket(*self._scaled(pace), now)
+
+    def set_share(self, share: float) -> None:
+        """Scale the rate limit and the pace to `share` (0 < share <= 1) of the configured."""
+        self._share = share
+        if self.bucket is not None and self._rate is not None:
+            self.bucket.rescale(*self._scaled(self._rate))
+        if self.pace is not None and self._pace is not None:
+            self.pace.rescale(*self._scaled(self._pace))
+
+    def _scaled(self, limit: tuple[float, float]) -> tuple[float, float]:
+        rate, burst = limit
+        return rate * self._share, burst * self._share

@@ -72,7 +72,7 @@ from thumpflow.core.outcome import (
     Transient,
 )
 from thumpflow.core.ports import Destination
-from thumpflow.flow.limits import CircuitBreaker, TokenBucket
+from thumpflow.flow.limits import CircuitBreaker, DestinationLimits, TokenBucket
 from thumpflow.flow.metrics import OutboxMetrics
 from thumpflow.flow.retry import RetryPolicy
 from thumpflow.flow.scheduler import LanePolicy, LaneScheduler
@@ -124,6 +124,7 @@ class Outbox:
         *,
         metrics: OutboxMetrics,
         rng: random.Random | None = None,
+        limits: DestinationLimits | None = None,
     ) -> None:
         self.destination = destination
         self.destination_id = destination.destination_id
@@ -133,14 +134,13 @@ class Outbox:
         self._settings = settings
         self._rng = rng or random.Random()
         self._schedule = LaneScheduler(starvation_seconds=settings.starvation_seconds)
-        self._bucket = (
-            TokenBucket(settings.rate_per_second, settings.burst, clock.monotonic())
-            if settings.rate_per_second
-            else None
+        self.limits = limits or DestinationLimits(
+            settings.rate_per_second,
+            settings.burst,
+            CircuitBreaker(settings.failure_threshold, settings.cooldown_seconds),
+            clock.monotonic(),
         )
-        self.breaker = CircuitBreaker(settings.failure_threshold, settings.cooldown_seconds)
         self.policy = LanePolicy()
-        self._pace: TokenBucket | None = None
         self.pending = 0
         self.blocking = False
         self._listeners: list[Callable[[], None]] = []
@@ -153,10 +153,14 @@ class Outbox:
         self._outcomes_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
-        self._paused_until = 0.0
         self._last_batch_at = 0.0
         self._refilling = False
         self.paused = False
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The destination's circuit breaker (shared with the node's other partitions)."""
+        return self.limits.breaker
 
     def pause(self) -> None:
         """Start no new send until `resume`; the queue keeps filling."""
@@ -171,10 +175,7 @@ class Outbox:
         """Serve by an operating mode's lane policy from the next send on (see the docstring)."""
         self.policy = policy
         self._schedule.set_lanes(policy.weights, policy.deferred)
-        self._pace = None
-        if policy.pace is not None:
-            rate, burst = policy.pace
-            self._pace = TokenBucket(rate, burst, self._clock.monotonic())
+        self.limits.set_pace(policy.pace, self._clock.monotonic())
         self._work.set()
 
     def on_blocking_change(self, listener: Callable[[], None]) -> None:
@@ -248,7 +249,7 @@ class Outbox:
         self._metrics.sample(
             pending=self.pending,
             lane_depths=self.lane_depths(),
-            circuit=self.breaker.state,
+            circuit=self.limits.breaker.state,
             blocking=self.blocking,
             oldest_pending_age=age,
         )
@@ -316,7 +317,7 @@ class Outbox:
 
     def _bucket_now(self) -> TokenBucket | None:
         """The rate limit in force: the configured one or the mode's pace, the slower."""
-        pace, bucket = self._pace, self._bucket
+        pace, bucket = self.limits.pace, self.limits.bucket
         if pace is None or (bucket is not None and bucket.rate <= pace.rate):
             return bucket
         return pace
@@ -333,8 +334,8 @@ class Outbox:
             due = self._schedule.next_due()
             await self._wait(None if due is None else due - now)
             return
-        if self._paused_until > now:
-            await self._wait(self._paused_until - now)
+        if self.limits.paused_until > now:
+            await self._wait(self.limits.paused_until - now)
             return
         limit = self.destination.max_batch
         mono = self._clock.monotonic()
@@ -352,7 +353,7 @@ class Outbox:
                 self._metrics.rate_limit_wait_seconds.inc(token_wait)
                 await asyncio.sleep(token_wait)
                 return
-        breaker_wait = self.breaker.allows(now)
+        breaker_wait = self.limits.breaker.allows(now)
         if breaker_wait > 0:
             await self._wait(breaker_wait)
             return
@@ -362,7 +363,7 @@ class Outbox:
         taken = self._schedule.take(limit, now, deferred=make_room)
         batch = await self._drop_stale(taken, now)
         if not batch:
-            self.breaker.cancel_probe()
+            self.limits.breaker.cancel_probe()
             return
         started = self._clock.monotonic()
         results = await self.destination.send(batch)
@@ -432,16 +433,16 @@ class Outbox:
                 self._metrics.transient.inc()
                 if result.retry_after is not None:
                     pause = min(result.retry_after, self._settings.retry.max_retry_after_seconds)
-                    if now + pause > self._paused_until:
+                    if now + pause > self.limits.paused_until:
                         self._metrics.retry_after_seconds.inc(
-                            now + pause - max(now, self._paused_until)
+                            now + pause - max(now, self.limits.paused_until)
                         )
-                        self._paused_until = now + pause
+                        self.limits.paused_until = now + pause
                 self._retry(delivery, attempts, result, now)
         if answered:
-            self.breaker.success()
+            self.limits.breaker.success()
         elif any_transient:
-            self.breaker.failure(now)
+            self.limits.breaker.failure(now)
 
     def _retry(self, delivery: Delivery, attempts: int, result: Transient, now: float) -> None:
         first_failed = delivery.first_failed_at if delivery.first_failed_at is not None else now

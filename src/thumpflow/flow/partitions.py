@@ -4,9 +4,12 @@ Used when several nodes share one store (PostgreSQL). Guarantees, with the
 store's (`core.cluster.ClusterStore`):
 - Each partition (the deliveries whose ordering key hashes to it,
   `partition_of`) is sent by the one node holding its lease; inside it an
-  ordinary `Outbox` runs unchanged (lanes, per-key order, retries, rate
-  limit, breaker), over a view of the store that loads only that partition
-  and records every outcome fenced by the lease's epoch.
+  ordinary `Outbox` runs unchanged (lanes, per-key order, retries), over a
+  view of the store that loads only that partition and records every
+  outcome fenced by the lease's epoch. The partitions a node holds share
+  the destination's `DestinationLimits`: one breaker, one `Retry-After`
+  pause, and the rate limit and pace scaled to the fraction of partitions
+  held here, so the whole cluster sends at most the configured rate.
 - A node that lost a lease can record nothing for it (the store refuses the
   fenced write, the outcomes are dropped; the new owner sends those
   deliveries again with the same `Delivery.key`) and sends nothing once its
@@ -16,7 +19,8 @@ store's (`core.cluster.ClusterStore`):
 - Deliveries admitted on any node reach the owner: a tail reader pages the
   destination's pending deliveries by id (ids commit in order, see
   `store/postgresql/_writer.py`) and hands each to its partition's outbox if
-  this node owns it, polling every `poll_seconds` (a cheap read; the page
+  this node owns it, when nudged (another node's commit, see
+  `ClusterStore.follow_pending`) and by polling every `poll_seconds` (a cheap read; the page
   itself is loaded in the writer's order only when the read finds something
   new) and `linger_seconds` after a local admission (so the admissions of
   that time share one page). A page is handed only to
@@ -214,6 +218,11 @@ class PartitionedOutbox(Outbox):
         self._update_blocking()
         self._wake.set()
 
+    def nudge(self) -> None:
+        """Another node committed deliveries of this destination: page them in now (the
+        `poll_seconds` poll remains the backstop when a nudge is lost)."""
+        self._wake.set()
+
     def readmit(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
             owned = self._owned.get(partition_of(delivery.ordering_key, self._part.partitions))
@@ -327,6 +336,7 @@ class PartitionedOutbox(Outbox):
             return
         owned = _Owned(partition, lease, self._deadline(asked, lease), self._loads)
         self._owned[partition] = owned
+        self._reshare()
         try:
             await self._start_outbox(owned)
         except Exception:
@@ -361,6 +371,7 @@ class PartitionedOutbox(Outbox):
             self._child_settings,
             metrics=self._child_metrics,
             rng=self._rng,
+            limits=self.limits,
         )
         if self.paused:
             outbox.pause()
@@ -368,8 +379,14 @@ class PartitionedOutbox(Outbox):
         owned.outbox = outbox
         await outbox.start()
 
+    def _reshare(self) -> None:
+        """This node's share of the destination's rate limit: the fraction of its partitions
+        held here (at least one partition's, so a limit never reaches zero)."""
+        self.limits.set_share(max(1, len(self._owned)) / self._part.partitions)
+
     async def _let_go(self, partition: int, *, release: bool) -> None:
         owned = self._owned.pop(partition)
+        self._reshare()
         if owned.outbox is not None:
             await owned.outbox.stop()
         if release:

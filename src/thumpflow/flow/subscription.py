@@ -31,34 +31,39 @@ Guarantees:
   `thumpflow_subscription_missed_events_total` and listed in the state. A
   missed event that arrives later closes its gap; when no gap is left open
   the alert clears.
-- Heartbeats: any notification is a sign of life; when none arrives for more
-  than twice `heartbeat_period` (`heartbeat_overdue`), a `heartbeat_missing`
-  alert is raised once per silence and the state shows `heartbeat_overdue`;
-  the next notification clears it.
-- Durable tracking: the last event number and the open gaps are saved in
-  the store (`SubscriptionStateStore`, one row per channel and
-  subscription) whenever they change, after that notification's events
-  were admitted, and loaded when the receiver starts. A restart therefore
-  loses nothing: events the server sent while the engine was down are
-  missed numbers at the next notification (recovered with `$events` or
-  alerted), and a gap open before the restart is still listed and closes
-  when its event arrives. A failed save is logged by its error type; the
-  admitted events stay committed, and the state in memory goes on. On a
-  crash between admitting and saving, the saved state is one notification
-  behind: the next notification's `events-since-subscription-start`
-  finds the unsaved numbers again (recovered with `$events` as duplicates
-  that create nothing, or listed as missed until resent, never silently
-  lost), and repeated events are duplicates by the store's keys. At most
-  1000 open gaps are kept (the newest); older ones stay counted and
-  alerted. Handshakes reset the baseline to the count they carry (saved) and
-  close open gaps, clearing their alert.
+- Heartbeats: any notification, handled by any node, is a sign of life
+  (the saved state's time); when none arrives for more than twice
+  `heartbeat_period` (`heartbeat_overdue`), a `heartbeat_missing` alert is
+  raised once per silence and the state shows `heartbeat_overdue`; the next
+  notification clears it. `check_heartbeat` is run by the engine's
+  `subscriptions` duty (one node of a cluster), every `watch_interval`.
+- Shared, durable tracking: every notification is folded into the saved
+  state (`SubscriptionStateStore.advance_subscription`, the rule in
+  `core.subscription`) in one commit on the subscription's locked row,
+  after that notification's events were admitted; the receiver adopts the
+  answer. Nodes handling notifications at the same time therefore never
+  overwrite each other: a number any of them saw is not left open. A gap
+  alert raised while another node closed the last gap is cleared again at
+  once. A restart loses nothing: events the server sent while the engine
+  was down are missed numbers at the next notification (recovered with
+  `$events` or alerted), and a gap open before the restart is still listed
+  and closes when its event arrives. A failed fold is logged by its error
+  type; the admitted events stay committed and the notification is folded
+  into the state in memory. On a crash between admitting and folding, the
+  saved state is one notification behind: the next notification's
+  `events-since-subscription-start` finds the unfolded numbers again
+  (recovered with `$events` as duplicates that create nothing, or listed
+  as missed until resent, never silently lost), and repeated events are
+  duplicates by the store's keys. At most 1000 open gaps are kept (the
+  newest); older ones stay counted and alerted. Handshakes reset the
+  baseline to the count they carry and close open gaps, clearing their
+  alert.
 - Audit details and logs name the channel, subscription and event numbers,
   never resource content.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -71,13 +76,13 @@ from thumpflow.core.clock import Clock
 from thumpflow.core.errors import SourceReadError, StoreError
 from thumpflow.core.metrics import Registry
 from thumpflow.core.ports import NotificationSource, SubscriptionStateStore
+from thumpflow.core.subscription import Advance, SubscriptionState, advance
 from thumpflow.fhir import Notification, NotificationError, NotificationEvent, parse_notification
 from thumpflow.flow.ingress import ChannelIngress
 from thumpflow.flow.reading import decode_fhir
 
 log = logging.getLogger("thumpflow.flow.subscription")
 
-_TRACKED_GAP = 1000
 _RECOVER_AT_ONCE = 100
 
 
@@ -185,14 +190,14 @@ class SubscriptionReceiver:
         self._last_number: int | None = None
         self._missed: set[int] = set()
         self._silence_alerted = False
-        self._watch: asyncio.Task[None] | None = None
+        self._saved: SubscriptionState | None = None
         self._peer = f"fhir-subscription:{spec.subscription_id}"
 
     async def start(self) -> None:
-        """Load the saved tracking state; start watching heartbeats (when a period is set).
+        """Load the saved tracking state.
 
         When the state cannot be read (the error is logged by type) tracking
-        starts afresh: the first notification is the baseline.
+        starts from what the next notification's fold in the store answers.
         """
         try:
             saved = await self._state.subscription_state(self.channel_id, self.spec.subscription_id)
@@ -204,18 +209,14 @@ class SubscriptionReceiver:
                 extra={"channel": self.channel_id},
             )
             saved = None
-        if saved is not None:
-            self._last_number, missed = saved
-            self._missed = set(missed)
-        if self.spec.heartbeat_period is not None and self._watch is None:
-            self._watch = asyncio.get_running_loop().create_task(self._watch_heartbeats())
+        self._adopt(saved)
 
-    async def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
-            self._watch = None
+    def _adopt(self, state: SubscriptionState | None) -> None:
+        """Take the store's state as this receiver's (another node may have folded in more)."""
+        self._saved = state
+        if state is not None:
+            self._last_number = state.last
+            self._missed = set(state.missed)
 
     def view(self) -> SubscriptionView:
         now = self._clock.now()
@@ -242,7 +243,15 @@ class SubscriptionReceiver:
         self._metrics.overdue.labels(self.channel_id).set(1 if view.heartbeat_overdue else 0)
 
     async def check_heartbeat(self) -> bool:
-        """Record one alert when heartbeats stopped (once per silence); whether they are overdue."""
+        """Record one alert when heartbeats stopped (once per silence); whether they are overdue.
+
+        A notification handled by any node is a sign of life: the saved state's time is
+        read first (when the store cannot answer, this node's own view decides).
+        """
+        with contextlib.suppress(StoreError):
+            self._adopt(
+                await self._state.subscription_state(self.channel_id, self.spec.subscription_id)
+            )
         now = self._clock.now()
         period = self.spec.heartbeat_period
         overdue = heartbeat_overdue(self._sign_of_life(), period, now)
@@ -276,11 +285,8 @@ class SubscriptionReceiver:
         self._status = note.status
         if note.type == "handshake":
             self._handshake_at = now
-            self._last_number = note.events_since_start or 0
-            had_gap = bool(self._missed)
-            self._missed.clear()
-            await self._save()
-            if had_gap:
+            step = await self._fold(frozenset(), None, reset=note.events_since_start or 0)
+            if step.before is not None and step.before.missed:
                 await self._clear(AlertKind.SUBSCRIPTION_GAP)
             log.info(
                 "channel %s: handshake from subscription %s",
@@ -382,23 +388,18 @@ class SubscriptionReceiver:
         except NotificationError as err:
             raise SourceReadError(f"$events answered an unusable Bundle: {err}") from None
 
-    async def _track(self, seen: set[int], since: int | None) -> tuple[int, ...]:
-        """`_follow`, then save the state when it changed."""
-        before = (self._last_number, frozenset(self._missed))
-        missing = await self._follow(seen, since)
-        if (self._last_number, frozenset(self._missed)) != before:
-            await self._save()
-        return missing
+    async def _fold(
+        self, seen: frozenset[int], since: int | None, *, reset: int | None = None
+    ) -> Advance:
+        """Fold a notification into the saved state, shared by every node (one commit).
 
-    async def _save(self) -> None:
-        """Save the last number and open gaps; a failure is logged by type, nothing is lost."""
+        When the store fails (logged by type) it is folded into this receiver's own state,
+        which goes on in memory; the events admitted stay committed.
+        """
+        now = self._clock.now()
         try:
-            await self._state.save_subscription_state(
-                self.channel_id,
-                self.spec.subscription_id,
-                self._last_number,
-                tuple(sorted(self._missed)),
-                self._clock.now(),
+            step = await self._state.advance_subscription(
+                self.channel_id, self.spec.subscription_id, seen, since, now, reset=reset
             )
         except StoreError as err:
             log.error(
@@ -407,37 +408,46 @@ class SubscriptionReceiver:
                 type(err).__name__,
                 extra={"channel": self.channel_id},
             )
+            mine = SubscriptionState(self._last_number, tuple(sorted(self._missed)), now)
+            step = advance(mine, seen, since, now, reset=reset)
+        self._adopt(step.after)
+        return step
 
-    async def _follow(self, seen: set[int], since: int | None) -> tuple[int, ...]:
-        """Update the numbers seen; recover or report the newly missing ones; those still open."""
-        marks = [*seen, *([] if since is None else [since])]
-        if self._last_number is None:
-            self._last_number = min(seen) - 1 if seen else (since or 0)
-        last = self._last_number
-        top = max([last, *marks])
-        had_gap = bool(self._missed)
-        self._missed.difference_update(seen)
-        if had_gap and not self._missed:
-            await self._clear(AlertKind.SUBSCRIPTION_GAP)
-        self._last_number = top
-        if top - last <= len([n for n in seen if n > last]):
+    async def _track(self, seen: set[int], since: int | None) -> tuple[int, ...]:
+        """Fold in the numbers seen; recover or report the newly missing ones; those still open."""
+        step = await self._fold(frozenset(seen), since)
+        had_gap = step.before is not None and bool(step.before.missed)
+        if not step.gap:
+            if had_gap and not step.after.missed:
+                await self._clear(AlertKind.SUBSCRIPTION_GAP)
             return ()
-        end = min(top, last + _TRACKED_GAP)
-        gap = [n for n in range(last + 1, end + 1) if n not in seen]
-        count = top - last - len([n for n in seen if n > last])
-        self._metrics.missed.labels(self.channel_id).inc(count)
+        self._metrics.missed.labels(self.channel_id).inc(step.count)
+        gap = list(step.gap)
         missing = await self._recover(gap) if self.spec.events_operation else gap
-        self._missed.update(missing)
-        if len(self._missed) > _TRACKED_GAP:
-            self._missed = set(sorted(self._missed)[-_TRACKED_GAP:])
+        recovered = frozenset(gap) - frozenset(missing)
+        if recovered:
+            closed = await self._fold(recovered, None)
+            if not missing and not closed.after.missed and had_gap:
+                await self._clear(AlertKind.SUBSCRIPTION_GAP)
         if missing:
-            more = " and more" if count > len(gap) else ""
+            more = " and more" if step.count > len(gap) else ""
             await self._alert(
                 AlertKind.SUBSCRIPTION_GAP,
-                f"subscription {self.spec.subscription_id}: {count} event(s) missed "
+                f"subscription {self.spec.subscription_id}: {step.count} event(s) missed "
                 f"({_ranges(gap)}{more}); not recovered: {_ranges(missing)}",
             )
+            await self._clear_if_closed()
         return tuple(missing)
+
+    async def _clear_if_closed(self) -> None:
+        """Clear the gap alert just raised when another node's fold closed every gap
+        meanwhile (that node found no alert to clear yet)."""
+        with contextlib.suppress(StoreError):
+            self._adopt(
+                await self._state.subscription_state(self.channel_id, self.spec.subscription_id)
+            )
+        if not self._missed:
+            await self._clear(AlertKind.SUBSCRIPTION_GAP)
 
     async def _recover(self, missing: list[int]) -> list[int]:
         """Fetch missed events with `$events` and admit them; the numbers still missing."""
@@ -461,14 +471,14 @@ class SubscriptionReceiver:
         return [n for n in missing if n in left]
 
     def _sign_of_life(self) -> float:
-        return max(self._started_at, self._last_notification_at or 0.0)
+        shared = self._saved.updated_at if self._saved is not None else 0.0
+        return max(self._started_at, self._last_notification_at or 0.0, shared)
 
-    async def _watch_heartbeats(self) -> None:
-        period = self.spec.heartbeat_period or 0.0
-        interval = min(max(period / 4, 0.05), 60.0)
-        while True:
-            await self._clock.sleep(interval)
-            await self.check_heartbeat()
+    @property
+    def watch_interval(self) -> float | None:
+        """How often `check_heartbeat` should run (None without a heartbeat period)."""
+        period = self.spec.heartbeat_period
+        return None if period is None else min(max(period / 4, 0.05), 60.0)
 
     async def _alert(self, kind: AlertKind, detail: str) -> None:
         """Raise an alert for this channel (once while it holds); a store failure is logged."""

@@ -51,6 +51,7 @@ from thumpflow.runtime.transform_modules import import_callable, load_record_tra
 from thumpflow.runtime.workers import read_executor
 from thumpflow.store.postgresql import PostgresStore
 from thumpflow.store.sqlite import SqliteStore
+from thumpflow.thump.census_job import BoardCheck, CensusRunner
 from thumpflow.thump.chunked import ChunkedDestination
 from thumpflow.thump.parallel import ParallelCsvReader
 from thumpflow.thump.reconcile_job import ReconcileRunner, RepairSink, RepairTransform
@@ -182,14 +183,29 @@ def batch_connectors(clock: Clock) -> ConnectorFactory:
 
 
 def job_runner(
-    job: Job, runs: RunStore, clock: Clock, repairs: RepairSink | None = None
+    job: Job,
+    runs: RunStore,
+    clock: Clock,
+    repairs: RepairSink | None = None,
+    board: BoardCheck | None = None,
 ) -> JobRunner:
     """A runner for one job with its configured connectors and transform.
 
     `repairs` admits a `reconcile` job's repair messages into the channel it
     reconciles (that channel's ingress); a job with `repair: true` without it
-    is a `ConfigError`, so such a job runs only inside the engine.
+    is a `ConfigError`, so such a job runs only inside the engine. `board`
+    compares a `census_reconcile` job's snapshot with the running engine's
+    bed board; without it such a job is a `ConfigError` too.
     """
+    if job.kind == "census_reconcile":
+        if board is None:
+            raise ConfigError(
+                [
+                    f"job {job.id!r} compares a census snapshot with the running engine's bed "
+                    "board: start the engine, then run the job through it"
+                ]
+            )
+        return CensusRunner(job, runs, clock, batch_connectors(clock), board)
     if job.kind == "reconcile":
         if job.repair and repairs is None:
             raise ConfigError(

@@ -206,9 +206,7 @@ class RunningChannels:
         running.ingress.pause()
         if running.source is not None:
             await running.source.close()
-        receiver = self.subscriptions.pop(channel_id, None)
-        if receiver is not None:
-            await receiver.stop()
+        self.subscriptions.pop(channel_id, None)
         client = self._clients.pop(channel_id, None)
         if client is not None:
             await client.close()
@@ -232,12 +230,11 @@ class RunningChannels:
                 log.warning("channel %s %s", channel_id, _word(wanted))
 
     async def stop_all(self) -> None:
-        """Stop every channel: listeners, then Subscription tracking, then outboxes."""
+        """Stop every channel: listeners, then Subscription receivers' clients, then outboxes."""
         for running in self.channels.values():
             if running.source is not None:
                 await running.source.close()
-        for receiver in self.subscriptions.values():
-            await receiver.stop()
+        self.subscriptions.clear()
         for client in self._clients.values():
             await client.close()
         for outbox in self.outboxes.values():

@@ -21,6 +21,12 @@ before). It:
   owner (new epochs); when it replaces a process of its own id proven dead
   (same host, pid gone) it releases that process's leases at once, so its
   partitions and duties move without waiting for the lease;
+- listens for the store's notices of new pending deliveries
+  (`ClusterStore.follow_pending`: PostgreSQL's LISTEN/NOTIFY, sent at each
+  admission's COMMIT by any node) and wakes that destination's tail reader
+  at once, so a delivery admitted on another node is read within the
+  linger (20 ms) rather than the next poll; polling stays as the backstop
+  when a notice is lost;
 - applies, on every beat, the pauses recorded in the store (a pause or
   resume made through any node reaches every node within a beat), and
   reloads the partitions of a destination whose `replay:` signal moved (a
@@ -147,6 +153,7 @@ class Cluster:
         self._pauses: Callable[[set[tuple[PauseKind, str]]], None] | None = None
         self._replays: dict[str, int] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
         self.replaced = False
 
     def outbox(
@@ -188,9 +195,23 @@ class Cluster:
         await self._join()
         self._store.act_as(self.node.incarnation)
         self._task = asyncio.create_task(self._keep(), name="cluster-keeper")
+        self._listener = asyncio.create_task(
+            self._store.follow_pending(self._nudge), name="cluster-pending-listener"
+        )
+
+    def _nudge(self, destination_id: str) -> None:
+        """A node committed new deliveries of `destination_id`: its tail reader reads now."""
+        outbox = self.outboxes.get(destination_id)
+        if outbox is not None:
+            outbox.nudge()
 
     async def stop_duties(self) -> None:
         """Stop keeping leases; stop the duties this node runs and release their leases."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -72,6 +72,7 @@ from thumpflow.runtime.reload import (
     restart_only_changes,
     transform_modules,
 )
+from thumpflow.runtime.settlements import census_board
 from thumpflow.runtime.surge import ModeController
 from thumpflow.runtime.transform_modules import (
     add_transforms_path,
@@ -179,6 +180,7 @@ class Engine:
                 await self.cluster.start()
             await self.log_anchor()
             self._upkeep_loop("audit_anchor", self._anchor_loop)
+            self._upkeep_loop("subscriptions", self._heartbeat_loop)
             if retention_policy(self.config).purges:
                 self._upkeep_loop("retention", self._purge_loop)
             paused = await self._paused()
@@ -193,7 +195,9 @@ class Engine:
                 await asyncio.to_thread(start_read_processes, processes)
             if jobs:
                 runners = {
-                    job.id: job_runner(job, self.store, self.clock, self._repairs(job))
+                    job.id: job_runner(
+                        job, self.store, self.clock, self._repairs(job), census_board(self)
+                    )
                     for job in jobs
                 }
                 self.scheduler = Scheduler(runners, self.store, self.clock)
@@ -410,6 +414,17 @@ class Engine:
         while True:
             await self.clock.sleep(self.config.store.audit_anchor_interval)
             await self.log_anchor()
+
+    async def _heartbeat_loop(self) -> None:
+        """Watch every Subscription channel's heartbeats (a singleton duty in a cluster: the
+        saved state's time carries the notifications any node handled)."""
+        while True:
+            receivers = list(self.subscriptions.values())
+            intervals = [r.watch_interval for r in receivers if r.watch_interval is not None]
+            await self.clock.sleep(min(intervals, default=1.0))
+            for receiver in receivers:
+                if receiver.watch_interval is not None:
+                    await receiver.check_heartbeat()
 
     async def purge(self) -> None:
         """Purge what the configured retention lets go, now (see `StoreUpkeep.purge`)."""

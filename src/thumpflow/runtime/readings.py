@@ -2,7 +2,8 @@
 
 One `Reading` per evaluation (see `thumpflow.alerts.conditions`): each
 running outbox's oldest pending age, dead count and circuit state; each
-enabled job's last finished run; the store's free disk space; each MLLP
+enabled job's last finished run; each census job's last snapshot compared;
+the store's free disk space; each MLLP
 listener's connections and limits; each channel's reused control ids. A
 reading only reads: it never changes the engine or the store.
 """
@@ -14,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from thumpflow.alerts import (
+    CensusReading,
     ChannelReading,
     JobReading,
     ListenerReading,
@@ -64,6 +66,7 @@ async def alert_reading(
         if finished:
             jobs.append(JobReading(job.id, finished[0].run_id, finished[0].counts.read))
     return Reading(
+        census=await _census(config, store),
         at=clock.now(),
         outboxes=outboxes,
         jobs=jobs,
@@ -86,6 +89,29 @@ async def alert_reading(
             for channel_id in running.channels
         ],
     )
+
+
+async def _census(config: Config, store: StateStore) -> list[CensusReading]:
+    """Each alerting census job's last run that compared a snapshot (of its last five)."""
+    found = []
+    for job in config.jobs:
+        if job.kind != "census_reconcile" or not job.enabled or job.drift_alert is None:
+            continue
+        for run in await store.runs(job.id, 5):
+            findings = run.findings
+            if findings is not None and isinstance(findings.get("drifted"), int):
+                found.append(
+                    CensusReading(
+                        job.id,
+                        run.run_id,
+                        str(findings.get("as_of")),
+                        findings["drifted"],
+                        int(findings.get("repaired", 0)),
+                        job.drift_alert,
+                    )
+                )
+                break
+    return found
 
 
 def disk_free_percent(store_path: Path) -> float | None:

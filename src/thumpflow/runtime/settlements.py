@@ -18,11 +18,17 @@ the usual rules, so a patient the board saw move after the snapshot is left
 where the board has them. Its key is its content and `as_of`, so the same
 repair admitted twice is one; it is audited `views.drift_repaired` (who,
 why, how many beds, the snapshot's time; never a bed's patient).
+
+A `census_reconcile` job compares and repairs through `census_board`: the
+views catch up with the log first (so a run at start, before the views
+follow it, compares the whole log's board, never an empty one), then the
+same comparison and the same repair as a person's, under the actor `thump`.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -30,9 +36,10 @@ from thumpflow.config.views import OPERATOR, SETTLEMENTS_CHANNEL
 from thumpflow.core.errors import ThumpflowError
 from thumpflow.core.event import Admission, AuditEntry, Duplicate, Event
 from thumpflow.core.ids import new_ulid
+from thumpflow.thump.census_job import BoardCheck, CensusCheck
 from thumpflow.views.facts import REPAIR_JSON, SETTLEMENT_JSON, repair, settlement
 from thumpflow.views.read import open_conflict
-from thumpflow.views.reconcile import Reconciliation
+from thumpflow.views.reconcile import Reconciliation, reconcile
 
 if TYPE_CHECKING:
     from thumpflow.runtime.engine import Engine
@@ -116,3 +123,24 @@ async def repair_drift(
     if isinstance(admitted, Duplicate):
         return admitted.original_event_id, True
     return event.event_id, False
+
+
+def census_board(engine: Engine) -> BoardCheck:
+    """The `BoardCheck` of `census_reconcile` jobs over `engine`'s views (module docstring)."""
+
+    async def check(
+        snapshot: Mapping[str, str | None], as_of: float, repair: bool, reason: str
+    ) -> CensusCheck:
+        views = engine.views
+        if views is None:
+            raise ThumpflowError("no views are configured")
+        await views.catch_up()
+        found = reconcile(views.projection, dict(snapshot), as_of)
+        repaired = 0
+        if repair:
+            admitted = await repair_drift(engine, found, as_of, actor="thump", reason=reason)
+            if admitted is not None and not admitted[1]:
+                repaired = len(found.drift)
+        return CensusCheck(found.compared, found.newer, tuple(d.bed for d in found.drift), repaired)
+
+    return check

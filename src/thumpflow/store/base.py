@@ -12,7 +12,8 @@ state, except `load_pending`, which the writer executes in call order.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from thumpflow.core.access import ApiToken, Role
@@ -47,6 +48,7 @@ from thumpflow.core.modes import ModeState
 from thumpflow.core.outcome import Outcome
 from thumpflow.core.retention import PurgeCounts, RekeyCounts, RetentionPolicy
 from thumpflow.core.search import Pause, PauseKind, Timeline
+from thumpflow.core.subscription import Advance, SubscriptionState
 from thumpflow.store import reads
 from thumpflow.store.cluster_store import ClusterMethods
 from thumpflow.store.crypt import Codec
@@ -300,25 +302,28 @@ class GroupStore(EventLogReads, ClusterMethods):
 
     async def subscription_state(
         self, channel_id: str, subscription_id: str
-    ) -> tuple[int | None, tuple[int, ...]] | None:
-        """(last event number, open gaps) saved for a subscription; None when never saved."""
+    ) -> SubscriptionState | None:
+        """The state saved for a subscription; None when never saved."""
         return await self._read(
             lambda conn: _subscriptions.load_state(conn, channel_id, subscription_id)
         )
 
-    async def save_subscription_state(
+    async def advance_subscription(
         self,
         channel_id: str,
         subscription_id: str,
-        last: int | None,
-        missed: tuple[int, ...],
+        seen: frozenset[int],
+        since: int | None,
         at: float,
-    ) -> None:
-        """Replace a subscription's saved state (one commit)."""
-        await self._write(
-            Kind.SAVE_SUBSCRIPTION,
-            _subscriptions.SaveSubscriptionState(channel_id, subscription_id, last, missed, at),
+        *,
+        reset: int | None = None,
+    ) -> Advance:
+        """`SubscriptionStateStore.advance_subscription` (one commit)."""
+        answer: Advance = await self._write(
+            Kind.ADVANCE_SUBSCRIPTION,
+            _subscriptions.AdvanceSubscription(channel_id, subscription_id, seen, since, at, reset),
         )
+        return answer
 
     async def start_run(
         self,
@@ -350,8 +355,10 @@ class GroupStore(EventLogReads, ClusterMethods):
         manifests_written: Sequence[Manifest] = (),
         error: str | None = None,
         next_watermark: str | None = None,
+        findings: Mapping[str, Any] | None = None,
     ) -> None:
-        """Close a running run with its counts and manifests, audited.
+        """Close a running run with its counts and manifests (and `findings`, kept as JSON),
+        audited.
 
         The audit action is `run_skipped` for a skipped run, else `run_finished`.
 
@@ -372,6 +379,7 @@ class GroupStore(EventLogReads, ClusterMethods):
                 tuple(manifests_written),
                 error,
                 next_watermark,
+                None if findings is None else json.dumps(findings, sort_keys=True),
             ),
         )
 

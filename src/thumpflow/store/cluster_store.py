@@ -46,6 +46,11 @@ class ClusterMethods:
             return self._clock.now()
         return float(db.execute(self._clock_sql).fetchone()[0])
 
+    async def follow_pending(self, wake: Callable[[str], None]) -> None:
+        """`ClusterStore.follow_pending`: no notifications here (the embedded store has one
+        node, whose own admissions wake its outboxes)."""
+        return None
+
     async def db_now(self) -> float:
         """`ClusterStore.db_now`."""
         return await self._read(self._now)

@@ -72,7 +72,7 @@ class Kind(Enum):
     RAISE_ALERT = "raise_alert"
     CLEAR_ALERT = "clear_alert"
     ACK_ALERT = "ack_alert"
-    SAVE_SUBSCRIPTION = "save_subscription"
+    ADVANCE_SUBSCRIPTION = "advance_subscription"
     JOIN_NODE = "join_node"
     HEARTBEAT = "heartbeat"
     LEAVE_NODE = "leave_node"
@@ -202,7 +202,7 @@ def common_handlers(context: WriteContext) -> dict[Kind, Handler]:
         Kind.RAISE_ALERT: on(_alerts.raise_alerts),
         Kind.CLEAR_ALERT: on(_alerts.clear_alerts),
         Kind.ACK_ALERT: on(_alerts.acknowledge_alerts),
-        Kind.SAVE_SUBSCRIPTION: on(_subscriptions.save_states),
+        Kind.ADVANCE_SUBSCRIPTION: on(_subscriptions.advance_states),
     }
 
 

@@ -154,6 +154,7 @@ RUN_FIELDS = (
     "manifests_written",
     "error",
     "next_watermark",
+    "findings",
 )
 RUN_COLUMNS = ", ".join(RUN_FIELDS)
 REJECT_FIELDS = (
@@ -319,6 +320,7 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         manifests_written=_manifests(v["manifests_written"]),
         error=v["error"],
         next_watermark=v["next_watermark"],
+        findings=json.loads(v["findings"]) if v["findings"] else None,
     )
 
 

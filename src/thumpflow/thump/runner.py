@@ -197,6 +197,7 @@ class JobRunner:
             manifests_checked=source.manifests(),
             manifests_written=written,
             next_watermark=source.next_watermark(),
+            findings=self._findings(state),
         )
         counts = state.counts
         log.info(
@@ -276,6 +277,10 @@ class JobRunner:
         for destination in destinations:
             written.extend(await destination.finish())
         return written
+
+    def _findings(self, state: RunState) -> dict[str, Any] | None:
+        """What the run found beyond its counts, recorded with it (None: nothing of the kind)."""
+        return None
 
     def _item(
         self, state: RunState, record: SourceRecord, typed: dict[str, Any]

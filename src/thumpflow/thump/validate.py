@@ -383,7 +383,7 @@ def _generate(
         if unknown != "drop" and columns is None:
             lines += [f"        if len(data) != {len(fields)} - absent:", "            return None"]
         ordered = sorted(range(len(fields)), key=lambda n: fields[n].name)
-        parts = []
+        parts = [] if fields else [repr("{")]  # no field: "{}"
         for position, n in enumerate(ordered):
             opening = "{" if position == 0 else ","
             parts += [repr(opening + encode_basestring(fields[n].name) + ":"), f"j{n}"]

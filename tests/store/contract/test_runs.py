@@ -68,6 +68,27 @@ def test_start_run_refuses_a_second_running_run_of_the_same_job(
     run(lambda: make(store_factory), body)
 
 
+def test_a_run_s_findings_are_kept_as_json_and_absent_when_none(
+    store_factory: StoreFactory,
+) -> None:
+    findings = {"snapshot": "census-1.csv", "compared": 40, "drifted": 2, "beds": ["4W/1", "ED/2"]}
+
+    async def body(store: FullStore) -> None:
+        found = await store.start_run("census", RunTrigger.MANUAL, Window(), None, T0)
+        plain = await store.start_run("billing", RunTrigger.MANUAL, Window(), None, T0)
+        assert found is not None and plain is not None
+        assert (await store.run(found)).findings is None  # type: ignore[union-attr]
+        await store.finish_run(found, RunStatus.SUCCEEDED, RunCounts(), T0 + 1, findings=findings)
+        await store.finish_run(plain, RunStatus.SUCCEEDED, RunCounts(), T0 + 1)
+        record = await store.run(found)
+        assert record is not None and record.findings == findings
+        (listed,) = await store.runs("census")
+        assert listed.findings == findings
+        assert (await store.run(plain)).findings is None  # type: ignore[union-attr]
+
+    run(lambda: make(store_factory), body)
+
+
 def test_finished_run_is_recorded_with_counts_manifests_and_watermark(
     store_factory: StoreFactory,
 ) -> None:

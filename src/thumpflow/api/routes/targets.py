@@ -209,6 +209,7 @@ def run_view(principal: Principal, run: RunRecord) -> RunView:
         manifests_checked=[_manifest(m) for m in run.manifests_checked],
         manifests_written=[_manifest(m) for m in run.manifests_written],
         error=None if run.error is None else shown(principal, run.error),
+        findings=None if run.findings is None else dict(run.findings),
     )
 
 

@@ -427,7 +427,17 @@ function runRow(run) {
     el("td", {}, dateTime(run.finished_at)),
     el("td", {}, `${c.read} / ${c.valid} / ${c.rejected} / ${c.written} / ${c.skipped}`),
     el("td", {}, listed),
+    el("td", { dataset: { field: "findings" } }, findingsText(run.findings)),
     el("td", {}, run.error ?? DASH));
+}
+
+// A census reconciliation's findings: beds compared, drifted (named) and repaired.
+function findingsText(found) {
+  if (!found) return DASH;
+  if (found.drifted === undefined) return JSON.stringify(found);
+  const beds = found.beds?.length ? `: ${found.beds.join(", ")}` : "";
+  return `snapshot ${found.snapshot} of ${found.as_of}: ${found.compared} beds compared, `
+    + `${found.changed_after} changed after it, ${found.drifted} drifted${beds}, ${found.repaired} repaired`;
 }
 
 export function jobView(id) {
@@ -441,7 +451,7 @@ export function jobView(id) {
     el("table", { id: "runs", class: "grid" },
       el("caption", {}, "Recent runs, newest first. Counts: read / valid / rejected / written / skipped."),
       el("thead", {}, el("tr", {},
-        ["Run", "Trigger", "Status", "Window", "Started", "Finished", "Counts", "Manifests", "Error"]
+        ["Run", "Trigger", "Status", "Window", "Started", "Finished", "Counts", "Manifests", "Findings", "Error"]
           .map((label) => el("th", { scope: "col" }, label)))),
       body));
   return {

@@ -57,6 +57,7 @@ class FinishRun:
     manifests_written: tuple[Manifest, ...]
     error: str | None
     next_watermark: str | None
+    findings: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -137,7 +138,7 @@ def finish_runs(context: WriteContext, calls: list[FinishRun]) -> list[Any]:
         conn.execute(
             "UPDATE runs SET status = ?, finished_at = ?, read_count = ?, valid_count = ?,"
             " rejected_count = ?, written_count = ?, skipped_count = ?, manifests_checked = ?,"
-            " manifests_written = ?, error = ?, next_watermark = ? WHERE run_id = ?",
+            " manifests_written = ?, error = ?, next_watermark = ?, findings = ? WHERE run_id = ?",
             (
                 call.status.value,
                 call.finished_at,
@@ -150,6 +151,7 @@ def finish_runs(context: WriteContext, calls: list[FinishRun]) -> list[Any]:
                 manifests_json(call.manifests_written),
                 call.error,
                 call.next_watermark,
+                call.findings,
                 call.run_id,
             ),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +23,17 @@ from thumpflow.store.ops import upkeep as _upkeep
 from thumpflow.store.postgresql import _schema, _search
 from thumpflow.store.postgresql._copy import CopyCounts, copy_sqlite
 from thumpflow.store.postgresql._db import PgDb, connect, describe
-from thumpflow.store.postgresql._writer import DIALECT, SQL, Writer, dead_filter
+from thumpflow.store.postgresql._writer import (
+    DIALECT,
+    PENDING_CHANNEL,
+    SQL,
+    Writer,
+    dead_filter,
+)
 
 _T = TypeVar("_T")
+
+_log = logging.getLogger("thumpflow.store.postgresql")
 
 
 class PostgresStore(GroupStore):
@@ -143,6 +152,47 @@ class PostgresStore(GroupStore):
                 ) from error
 
     # --- what PostgreSQL does its own way -----------------------------------------
+
+    async def follow_pending(self, wake: Callable[[str], None]) -> None:
+        """`ClusterStore.follow_pending`: LISTEN on its own connection, in a thread.
+
+        Every node's writer notifies `PENDING_CHANNEL` with each destination that got
+        new deliveries, at COMMIT. A lost connection is logged by its reason and opened
+        again after a second (notifications meanwhile are lost: polling finds those
+        deliveries). Cancelling stops the listener within a second.
+        """
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+
+        def hand_over(destination_id: str) -> None:
+            loop.call_soon_threadsafe(wake, destination_id)
+
+        listening = asyncio.ensure_future(asyncio.to_thread(self._listen, hand_over, stop))
+        try:
+            await asyncio.shield(listening)
+        finally:
+            stop.set()
+            await asyncio.wait({listening})
+
+    def _listen(self, wake: Callable[[str], None], stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                conn = self._connect()
+            except StoreError as err:
+                _log.warning("listening for pending deliveries: %s", err)
+                stop.wait(1.0)
+                continue
+            try:
+                conn.autocommit = True
+                conn.execute(f"LISTEN {PENDING_CHANNEL}")
+                while not stop.is_set():
+                    for note in conn.notifies(timeout=1.0):
+                        wake(note.payload)
+            except psycopg.Error as err:
+                _log.warning("listening for pending deliveries: %s", type(err).__name__)
+                stop.wait(1.0)
+            finally:
+                conn.close()
 
     async def search_events(self, query: EventQuery) -> list[EventSummary]:
         """Events matching `query`, newest first, keyset paged."""

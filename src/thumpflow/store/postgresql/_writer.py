@@ -79,6 +79,10 @@ _INSERT_DELIVERY = (
 _INSERT_IDEMPOTENCY = (
     "INSERT INTO idempotency (key, event_id, ack_code, received_at, digest) VALUES (?, ?, ?, ?, ?)"
 )
+# Wakes the nodes' partition tail readers (`PostgresStore.follow_pending`): delivered by
+# the server at COMMIT, to listeners only, one per destination and transaction.
+PENDING_CHANNEL = "thumpflow_pending"
+_NOTIFY_PENDING = f"SELECT pg_notify('{PENDING_CHANNEL}', d) FROM unnest(?::text[]) AS d"
 _KEY_SEQUENCES = (
     "INSERT INTO key_sequences (destination_id, ordering_key, seq)"
     " SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[])"
@@ -194,6 +198,7 @@ class Writer(GroupWriter):
         self._codec = codec or Codec()
         self._head: tuple[Any, ...] = ()
         self._last_ids = [0, 0]
+        self._pending: set[str] = set()
         self._context = WriteContext(self._db, self._audit, self._codec, as_bytes)
         self.handlers = {
             **shared_handlers(self._context, SQL, clock),
@@ -214,6 +219,7 @@ class Writer(GroupWriter):
         self._audit.set_head(head[0], head[1])
         self._last_ids = [int(head[2]), int(head[3])]
         self._head = self._state()
+        self._pending.clear()
 
     def _state(self) -> tuple[Any, ...]:
         return (*self._audit.snapshot(), *self._last_ids)
@@ -227,6 +233,8 @@ class Writer(GroupWriter):
         state = self._state()
         if state != self._head:
             db.execute(_SET_HEAD, state)
+        if self._pending:
+            db.execute(_NOTIFY_PENDING, (sorted(self._pending),))
         db.conn.execute("COMMIT")
 
     def _rollback(self) -> None:
@@ -292,6 +300,7 @@ class Writer(GroupWriter):
     ) -> None:
         event_seqs = iter(self._take(0, sum(1 + len(a.derived) for _, a, _ in accepted)))
         new_deliveries = [new for _, a, _ in accepted for new in a.deliveries]
+        self._pending.update(new.destination_id for new in new_deliveries)
         delivery_ids = iter(self._take(1, len(new_deliveries)))
         key_seqs = iter(
             self._key_seqs([(new.destination_id, new.ordering_key) for new in new_deliveries])
