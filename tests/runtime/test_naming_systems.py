@@ -49,8 +49,8 @@ def test_a_system_that_is_not_an_absolute_uri_is_located() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, "engine.yaml")
     (problem,) = caught.value.problems
-    assert problem.startswith("engine.yaml:4:1: naming_systems: ")
-    assert "the system of 'GHH' is not an absolute URI" in problem
+    assert problem.startswith("engine.yaml:5:13: naming_systems > systems > GHH: ")
+    assert "the system is not an absolute URI" in problem
 
 
 def test_the_engine_applies_inline_and_file_systems_to_conversion(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from thumpflow.core.errors import MessageError
 from thumpflow.flow.explain import explain
 from thumpflow.flow.pipeline import ChannelPipeline
 from thumpflow.hl7v2 import Message, split_messages
-from thumpflow.runtime.transform_modules import load_destination_transform, load_transform
+from thumpflow.runtime.transform_modules import channel_transforms
 
 
 def transform_problems(config: Config, files: list[str]) -> list[str]:
@@ -28,15 +28,9 @@ def transform_problems(config: Config, files: list[str]) -> list[str]:
     for channel in config.channels:
         if not channel.enabled:
             continue
-        transform = load_transform(channel.transform, channel.id) if channel.transform else None
-        by_destination = {
-            spec.id: load_destination_transform(spec, channel.id)
-            for spec in channel.destinations
-            if spec.transform
-        }
-        pipelines.append(
-            (ChannelPipeline(channel, transform, config.partner(channel.id)), by_destination)
-        )
+        transforms = channel_transforms(channel)
+        pipeline = ChannelPipeline(channel, transforms.transform, config.partner(channel.id))
+        pipelines.append((pipeline, transforms.by_destination))
     problems: list[str] = []
     for name in files:
         try:

@@ -19,9 +19,8 @@ from thumpflow.runtime.engine import Engine
 from thumpflow.runtime.heap import freeze_startup_heap
 from thumpflow.runtime.transform_modules import (
     add_transforms_path,
-    load_destination_transform,
+    channel_transforms,
     load_record_transform,
-    load_transform,
 )
 
 
@@ -42,11 +41,7 @@ def check(path: str, *, strict: bool = False, messages: list[str] | None = None)
     if missing:
         raise ConfigError(missing)
     for channel in config.channels:
-        if channel.transform:
-            load_transform(channel.transform, channel.id)
-        for destination in channel.destinations:
-            if destination.transform:
-                load_destination_transform(destination, channel.id)
+        channel_transforms(channel)
     for job in config.jobs:
         if job.transform:
             load_record_transform(job.transform, job.id)

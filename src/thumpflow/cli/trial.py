@@ -27,8 +27,7 @@ from thumpflow.hl7v2 import Message, split_messages
 from thumpflow.runtime.conversion import configure_conversion
 from thumpflow.runtime.transform_modules import (
     add_transforms_path,
-    load_destination_transform,
-    load_transform,
+    channel_transforms,
 )
 
 
@@ -169,13 +168,9 @@ def run(args: argparse.Namespace) -> int:
     if channel is None:
         known = ", ".join(c.id for c in config.channels)
         raise ThumpflowError(f"{args.config}: no channel {args.channel!r} (channels: {known})")
-    transform = load_transform(channel.transform, channel.id) if channel.transform else None
-    pipeline = ChannelPipeline(channel, transform, config.partner(channel.id))
-    by_destination = {
-        spec.id: load_destination_transform(spec, channel.id)
-        for spec in channel.destinations
-        if spec.transform
-    }
+    transforms = channel_transforms(channel)
+    pipeline = ChannelPipeline(channel, transforms.transform, config.partner(channel.id))
+    by_destination = transforms.by_destination
     try:
         raws = split_messages(Path(args.message_file).read_bytes())
     except OSError as err:

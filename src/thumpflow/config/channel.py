@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import Field, field_validator, model_validator
 
 from thumpflow.config._base import ID_PATTERN, _Model, check_path, check_regex
+from thumpflow.config.naming import NamingSystems
 from thumpflow.connectors.fhir.spec import FhirDestinationSpec
 from thumpflow.connectors.fhir_subscription.spec import FhirSubscriptionSourceSpec
 from thumpflow.connectors.fields import Duration
@@ -333,6 +334,13 @@ class Channel(_Model):
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
     )
     destinations: list[DestinationSpec] = Field(min_length=1, description="Where events go.")
+    naming_systems: NamingSystems | None = Field(
+        default=None,
+        description="Identifier systems for assigning authorities in this channel's FHIR "
+        "conversion (its transforms'), before the engine's `naming_systems`: for a sender "
+        "whose namespaces mean other authorities than another sender's (two labs both "
+        "saying `LAB`).",
+    )
     latency_budget: Duration = Field(
         default=60.0,
         gt=0,

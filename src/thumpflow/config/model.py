@@ -37,6 +37,7 @@ from thumpflow.config.channel import (
     SourceSpec,
 )
 from thumpflow.config.modes import ModesSpec
+from thumpflow.config.naming import NamingSystems
 from thumpflow.connectors.fields import Duration, LocalPath
 from thumpflow.connectors.tls import PLAINTEXT_WARNING, ServerTls, plaintext_problem
 from thumpflow.connectors.webhook.spec import WebhookSpec
@@ -420,46 +421,6 @@ class AlertsSpec(_Model):
         description="The `connection_limit` alert of a channel holds while its MLLP listener "
         "is full and for this long after it last reached a connection limit (or `5m`).",
     )
-
-
-_ABSOLUTE_URI = re.compile(r"(?:https?://[^\s]+|urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[^\s]+)")
-
-
-class NamingSystems(_Model):
-    """Identifier systems for HL7 v2 assigning authorities in FHIR conversion.
-
-    A namespace id (CX-4.1, HD-1, EI-2) that is an ISO OID becomes
-    `urn:oid:<oid>`; one listed here (or in `file`) becomes its URI; any
-    other becomes `base` followed by the namespace, percent-encoded. These
-    entries are added to the built-in table for every conversion the engine
-    makes (a channel's v2 to FHIR step) and `thumpflow try` shows; a change
-    needs a restart.
-    """
-
-    systems: dict[str, str] = Field(
-        default_factory=dict,
-        description="Namespace id -> identifier system URI (absolute: `http(s)://...` or "
-        '`urn:...`), e.g. `{GHH LAB: "urn:oid:2.16.840.1.113883.19.4.6"}`.',
-    )
-    file: LocalPath | None = Field(
-        default=None,
-        description="YAML file with more such entries (namespace: URI), read at start; "
-        "relative to this file's folder.",
-    )
-    base: str | None = Field(
-        default=None,
-        description="Base for namespaces not listed (default "
-        "`http://thumpflow.invalid/naming-system/`, which says the system is not published).",
-    )
-
-    @model_validator(mode="after")
-    def _absolute(self) -> Self:
-        for namespace, uri in self.systems.items():
-            if _ABSOLUTE_URI.fullmatch(uri) is None:
-                raise ValueError(f"the system of {namespace!r} is not an absolute URI")
-        if self.base is not None and _ABSOLUTE_URI.fullmatch(self.base + "x") is None:
-            raise ValueError("base is not the start of an absolute URI")
-        return self
 
 
 class Config(_Model):

@@ -57,9 +57,20 @@ from thumpflow.mapping._compile import Compiler
 from thumpflow.mapping._engine import BundleType, ConversionError, evaluate, shown_event
 from thumpflow.mapping._naming import (
     DEFAULT_BASE,
+    NamingTable,
     configure_naming_systems,
+    naming_table,
     read_naming_systems,
     system_for,
+    using_naming_systems,
+)
+from thumpflow.mapping._report import (
+    NO_MESSAGE_MAP,
+    WARNING_CODES,
+    ConversionWarning,
+    WarningListener,
+    report,
+    reporting_warnings,
 )
 from thumpflow.mapping._rules import MessageMap, compile_rules
 from thumpflow.mapping._support import MapError
@@ -69,20 +80,27 @@ from thumpflow.mapping._vocab import compile_vocab
 __all__ = [
     "DEFAULT_BASE",
     "FHIR_CONTENT_TYPE",
+    "WARNING_CODES",
     "BundleType",
     "ConversionError",
+    "ConversionWarning",
     "FhirDecimal",
     "MapError",
+    "NamingTable",
+    "WarningListener",
     "all_maps",
     "configure_naming_systems",
     "convert",
     "derived_event_id",
     "map_for",
+    "naming_table",
     "read_naming_systems",
+    "reporting_warnings",
     "supported_messages",
     "system_for",
     "to_fhir",
     "to_json",
+    "using_naming_systems",
 ]
 
 FHIR_CONTENT_TYPE = "application/fhir+json"
@@ -164,15 +182,18 @@ def all_maps() -> list[str]:
     return sorted({m.structure for m in _MAPS.values()})
 
 
-def _lookup(message_type: str, trigger_event: str, structure: str) -> tuple[MessageMap, str | None]:
+def _lookup(
+    message_type: str, trigger_event: str, structure: str
+) -> tuple[MessageMap, ConversionWarning | None]:
     event = f"{message_type}^{trigger_event}"
     found = _MAPS.get(event) or _MAPS.get(structure)
     if found is not None:
         return found, None
     shown = shown_event(message_type, trigger_event)
-    return _MAPS[GENERIC], (
+    return _MAPS[GENERIC], ConversionWarning(
         f"message type {shown} has no message map; its common segments"
-        " (PID, PD1, NK1, PV1, PV2, OBX, AL1, DG1, PR1, IN1 ...) were converted generically"
+        " (PID, PD1, NK1, PV1, PV2, OBX, AL1, DG1, PR1, IN1 ...) were converted generically",
+        NO_MESSAGE_MAP,
     )
 
 
@@ -188,7 +209,9 @@ def convert(
     `map_for`) has its common segments converted by the generic map. What is
     converted only in part is appended to `warnings` (when given) and, in a
     `collection` Bundle, listed in an OperationOutcome entry: a message type
-    without a map, a required segment that is missing (naming it). Raises
+    without a map, a required segment that is missing (naming it). Each is
+    a `ConversionWarning` (text and fixed `code`); inside
+    `reporting_warnings(listener)` the listener is told each code. Raises
     `ConversionError` when the message cannot be parsed, nothing at all can
     be converted (naming the segment missing), or it has no usable message
     time (MSH-7, else EVN-2); nothing else (a bug in a map shows up as an
@@ -205,10 +228,13 @@ def convert(
                 code=exc.code,
             ) from None
     found: list[str] = [] if warnings is None else warnings
+    known = len(found)
     mmap, warning = _lookup(message.message_type, message.trigger_event, message.get("MSH-9.3"))
     if warning is not None:
         found.append(warning)
-    return evaluate(message, mmap, bundle_type, found)
+    bundle = evaluate(message, mmap, bundle_type, found)
+    report(found[known:])
+    return bundle
 
 
 def to_json(bundle: dict[str, Any] | list[dict[str, Any]], *, pretty: bool = False) -> bytes:

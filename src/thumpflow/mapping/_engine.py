@@ -27,6 +27,11 @@ from urllib.parse import quote
 from thumpflow.core.errors import MessageError
 from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message, unescape
+from thumpflow.mapping._report import (
+    MISSING_SEGMENT,
+    NO_REFERENCE_TARGET,
+    ConversionWarning,
+)
 from thumpflow.mapping._rules import MessageMap, Rule
 from thumpflow.mapping._support import Ctx, Parts, read_output
 from thumpflow.mapping._values import FhirDecimal, instant, timezone_of
@@ -261,7 +266,8 @@ class _Run:
                 if rule.segment in ids_of:
                     self.warn(
                         f"{self.message_type}: {rule.segment} not converted to"
-                        f" {rule.resource_type}: no {rule.needs} to refer to"
+                        f" {rule.resource_type}: no {rule.needs} to refer to",
+                        NO_REFERENCE_TARGET,
                     )
                 continue
             positions = at.get(rule.segment)
@@ -302,12 +308,15 @@ class _Run:
     def missing(self, structure: str, segment: str) -> None:
         """Note a required segment that is absent (once per segment): what the
         message does hold is still converted."""
-        self.warn(f"{self.message_type} ({structure}): required segment {segment} is missing")
+        self.warn(
+            f"{self.message_type} ({structure}): required segment {segment} is missing",
+            MISSING_SEGMENT,
+        )
 
-    def warn(self, text: str) -> None:
-        """Add `text` to the warnings unless it is there already."""
+    def warn(self, text: str, code: str) -> None:
+        """Add `text` (with its `code`) to the warnings unless it is there already."""
         if text not in self.warnings:
-            self.warnings.append(text)
+            self.warnings.append(ConversionWarning(text, code))
 
     def apply(
         self, rule: Rule, parts: Parts, segs: list[int], pos: int, scope: _Scope
@@ -480,7 +489,7 @@ def _outcome(warnings: list[str], message: Message) -> dict[str, Any]:
         "OperationOutcome", message.sending_application, message.control_id, *warnings
     )
     issues = [
-        {"severity": "warning", "code": "incomplete", "diagnostics": text} for text in warnings
+        {"severity": "warning", "code": "incomplete", "diagnostics": str(text)} for text in warnings
     ]
     return {
         "fullUrl": f"urn:uuid:{rid}",

@@ -38,7 +38,7 @@ from thumpflow.flow.pipeline import ChannelPipeline
 from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceiver
 from thumpflow.runtime.build import build_destination, outbox_settings
 from thumpflow.runtime.metrics import EngineMetrics
-from thumpflow.runtime.transform_modules import load_transform, with_transform
+from thumpflow.runtime.transform_modules import channel_transforms
 
 log = logging.getLogger("thumpflow.runtime")
 
@@ -119,11 +119,11 @@ class RunningChannels:
         is sent or accepted. A
         destination that cannot start raises `ThumpflowError` naming it.
         """
-        transform = load_transform(channel.transform, channel.id) if channel.transform else None
+        transforms = channel_transforms(channel, self._metrics.conversion.listener(channel.id))
         outboxes = []
         for spec in channel.destinations:
             outbox = self._make_outbox(
-                with_transform(build_destination(spec), spec, channel.id),
+                transforms.wrap(build_destination(spec), spec),
                 self._store,
                 self._clock,
                 outbox_settings(spec),
@@ -143,7 +143,7 @@ class RunningChannels:
                 ) from None
             self.outboxes[spec.id] = outbox
             outboxes.append(outbox)
-        pipeline = ChannelPipeline(channel, transform, config.partner(channel.id))
+        pipeline = ChannelPipeline(channel, transforms.transform, config.partner(channel.id))
         ingress = ChannelIngress(
             pipeline,
             self._store,

@@ -76,8 +76,7 @@ from thumpflow.runtime.settlements import census_board
 from thumpflow.runtime.surge import ModeController
 from thumpflow.runtime.transform_modules import (
     add_transforms_path,
-    load_destination_transform,
-    load_transform,
+    channel_transforms,
     refresh_changed,
 )
 from thumpflow.runtime.workers import (
@@ -264,12 +263,7 @@ class Engine:
             plan = plan_reload(self.config, new, code_changed)
             channels = enabled_channels(new)
             for channel_id in (*plan.changed, *plan.added):
-                channel = channels[channel_id]
-                if channel.transform:
-                    load_transform(channel.transform, channel.id)
-                for spec in channel.destinations:
-                    if spec.transform:
-                        load_destination_transform(spec, channel.id)
+                channel_transforms(channels[channel_id])
             for channel_id in (*plan.removed, *plan.changed):
                 await self.running.close(channel_id)
             for channel_id in plan.removed:

@@ -16,6 +16,7 @@ from thumpflow.connectors.mllp.metrics import MllpMetrics
 from thumpflow.core.batch import RunRecord, RunStatus
 from thumpflow.core.metrics import Registry
 from thumpflow.flow.metrics import FlowMetrics
+from thumpflow.runtime.conversion import ConversionMetrics
 
 RUN_WINDOW = 50
 
@@ -89,3 +90,4 @@ class EngineMetrics:
         self.flow = FlowMetrics(self.registry)
         self.mllp = MllpMetrics(self.registry)
         self.jobs = JobMetrics(self.registry)
+        self.conversion = ConversionMetrics(self.registry)

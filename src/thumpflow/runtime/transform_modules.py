@@ -21,15 +21,18 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
 
-from thumpflow.config.model import DeliveryOptions
+from thumpflow.config.model import Channel, DeliveryOptions
 from thumpflow.core.errors import ConfigError
 from thumpflow.core.ports import Destination
 from thumpflow.flow.destination_transform import DestinationTransform, TransformingDestination
 from thumpflow.flow.pipeline import Transform
+from thumpflow.mapping import WarningListener
+from thumpflow.runtime.conversion import channel_naming, in_channel
 from thumpflow.thump.runner import RecordTransform
 
 _SEEN: dict[str, int] = {}
@@ -94,24 +97,49 @@ def import_callable(reference: str, where: str) -> Any:
     return function
 
 
-def with_transform(destination: Destination, spec: DeliveryOptions, channel_id: str) -> Destination:
-    """`destination`, running its spec's `transform` on each delivery when it has one."""
-    if spec.transform is None:
-        return destination
-    return TransformingDestination(destination, load_destination_transform(spec, channel_id))
+@dataclass(frozen=True, slots=True)
+class ChannelTransforms:
+    """A channel's transform (None without one) and its destinations', by destination id."""
+
+    transform: Transform | None
+    by_destination: dict[str, DestinationTransform]
+
+    def wrap(self, destination: Destination, spec: DeliveryOptions) -> Destination:
+        """`destination`, running its transform on each delivery when it has one."""
+        found = self.by_destination.get(spec.id)
+        return destination if found is None else TransformingDestination(destination, found)
+
+
+def channel_transforms(
+    channel: Channel, on_warning: WarningListener | None = None
+) -> ChannelTransforms:
+    """Import the channel's transform and its destinations' (see `import_callable`),
+    each converting to FHIR with the channel's naming-system table when it has one
+    and telling `on_warning` each conversion warning's code (`runtime.conversion`);
+    a missing one or a bad table is a located `ConfigError`."""
+    naming = channel_naming(channel)
+    transform = load_transform(channel.transform, channel.id) if channel.transform else None
+    return ChannelTransforms(
+        None if transform is None else in_channel(transform, naming, on_warning),
+        {
+            spec.id: in_channel(load_destination_transform(spec, channel.id), naming, on_warning)
+            for spec in channel.destinations
+            if spec.transform
+        },
+    )
 
 
 def load_destination_transform(spec: DeliveryOptions, channel_id: str) -> DestinationTransform:
-    """A destination's transform function (see `_import_callable`)."""
+    """A destination's transform function (see `import_callable`)."""
     where = f"channel {channel_id!r} > destination {spec.id!r}"
     return cast(DestinationTransform, import_callable(spec.transform or "", where))
 
 
 def load_transform(reference: str, channel_id: str) -> Transform:
-    """A channel's transform function (see `_import_callable`)."""
+    """A channel's transform function (see `import_callable`)."""
     return cast(Transform, import_callable(reference, f"channel {channel_id!r}"))
 
 
 def load_record_transform(reference: str, job_id: str) -> RecordTransform:
-    """A job's record transform function (see `_import_callable`)."""
+    """A job's record transform function (see `import_callable`)."""
     return cast(RecordTransform, import_callable(reference, f"job {job_id!r}"))

@@ -102,7 +102,8 @@ async def destinations(engine: EngineDep, _: Reader) -> Destinations:
 
 @router.get("/api/channels", tags=["channels"])
 async def channels(engine: EngineDep, _: Reader) -> Channels:
-    """Every configured channel: received, duplicates, rejects, pending, dead, pause."""
+    """Every configured channel: received, duplicates, rejects, pending, dead, pause,
+    conversion warnings by code."""
     stats = {channel.channel_id: channel for channel in await engine.stats()}
     pauses = await _pauses(engine)
     views = []
@@ -124,6 +125,7 @@ async def channels(engine: EngineDep, _: Reader) -> Channels:
                 pending=sum(o.pending for o in figures.outboxes) if figures else 0,
                 dead=sum(o.dead for o in figures.outboxes) if figures else 0,
                 destinations=[spec.id for spec in channel.destinations],
+                conversion_warnings=engine.metrics.conversion.counts(channel.id),
             )
         )
     return Channels(channels=views)
