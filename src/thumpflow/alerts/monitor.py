@@ -128,10 +128,18 @@ class AlertMonitor:
             return await self._raise(Condition(kind, subject, severity, message))
 
     async def clear_alert(self, kind: AlertKind, subject: str) -> Alert | None:
-        """Clear the active alert of this kind and subject; None when none is active."""
+        """Clear the active alert of this kind and subject; None when none is active.
+
+        One this monitor did not raise (another node of a cluster did) is found in the
+        store and cleared all the same.
+        """
         async with self._lock:
             if (kind, subject) not in self._active:
-                return None
+                stored = await self._store.alerts(active_only=True, limit=1000)
+                found = next((a for a in stored if a.active and a.key == (kind, subject)), None)
+                if found is None:
+                    return None
+                self._active[found.key] = found
             return await self._clear((kind, subject))
 
     async def acknowledge(self, alert_id: int, actor: str, reason: str) -> Alert | None:
