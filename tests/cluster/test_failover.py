@@ -33,6 +33,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.cluster.support import pg_store
 from tests.e2e.procs import ack_code, free_port, send_in_order, start_engine, start_receiver
 from tests.postgres import PG_PASSWORD, PgCluster
 from tests.store.test_postgresql import PASSWORD_ENV
@@ -48,12 +49,7 @@ SLOW_KILLS = 2
 
 CONFIG = """\
 version: 1
-store:
-  type: postgresql
-  dsn: "{dsn}"
-  password_env: {password_env}
-  path: {home}/thumpflow.db
-cluster: {{node_id: n{index}}}
+{store}cluster: {{node_id: n{index}}}
 api: {{enabled: false}}
 channels:
   - id: adt
@@ -135,9 +131,7 @@ def test_three_nodes_lose_nothing_and_keep_order_through_kills_and_a_freeze(
         config = home / "node.yaml"
         config.write_text(
             CONFIG.format(
-                dsn=plain_dsn,
-                password_env=PASSWORD_ENV,
-                home=home,
+                store=pg_store(plain_dsn, home),
                 index=index,
                 port=ports[index],
                 url=f"http://127.0.0.1:{receiver_port}/deliveries",

@@ -26,10 +26,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.cluster.support import pg_store
 from tests.cluster.test_failover import until
 from tests.e2e.procs import free_port, start_engine
 from tests.postgres import PG_PASSWORD, PgCluster
-from tests.store.test_postgresql import PASSWORD_ENV, _dsn_without_password
+from tests.store.test_postgresql import PASSWORD_ENV
 from tests.thump.support import HEADER, csv_rows
 from tests.thump.transforms import SENTINEL_VARIABLE
 
@@ -38,12 +39,7 @@ ROWS = 1500
 
 CONFIG = """\
 version: 1
-store:
-  type: postgresql
-  dsn: "{dsn}"
-  password_env: {password_env}
-  path: {home}/thumpflow.db
-cluster: {{node_id: {node}, lease: 2s, shared_folders: [{shared}]}}
+{store}cluster: {{node_id: {node}, lease: 2s, shared_folders: [{shared}]}}
 api: {{enabled: false}}
 channels:
   - id: adt
@@ -109,9 +105,7 @@ def start_node(tmp_path: Path, dsn: str, node: str) -> tuple[subprocess.Popen[by
     config = home / "cluster.yaml"
     config.write_text(
         CONFIG.format(
-            dsn=_dsn_without_password(dsn),
-            password_env=PASSWORD_ENV,
-            home=home,
+            store=pg_store(dsn, home),
             node=node,
             shared=tmp_path / "shared",
             port=port,

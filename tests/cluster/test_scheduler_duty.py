@@ -15,21 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.support import pg_store
 from tests.e2e.harness import eventually
 from tests.postgres import PG_PASSWORD, PgCluster
-from tests.store.test_postgresql import PASSWORD_ENV, _dsn_without_password
+from tests.store.test_postgresql import PASSWORD_ENV
 from thumpflow.config import parse_config
 from thumpflow.core.batch import RunRecord, RunStatus, RunTrigger, Window
 from thumpflow.runtime.engine import Engine
 
 CONFIG = """\
 version: 1
-store:
-  type: postgresql
-  dsn: "{dsn}"
-  password_env: {password_env}
-  path: {home}/thumpflow.db
-cluster: {{node_id: {node}, lease: 1s, shared_folders: [{shared}]}}
+{store}cluster: {{node_id: {node}, lease: 1s, shared_folders: [{shared}]}}
 api: {{enabled: false}}
 channels:
   - id: adt
@@ -54,9 +50,7 @@ jobs:
 def node(dsn: str, tmp_path: Path, name: str) -> Engine:
     home = tmp_path / name
     text = CONFIG.format(
-        dsn=_dsn_without_password(dsn),
-        password_env=PASSWORD_ENV,
-        home=home,
+        store=pg_store(dsn, home),
         node=name,
         drop=tmp_path / "drop",
         shared=tmp_path,

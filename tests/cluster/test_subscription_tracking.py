@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.support import pg_store
 from tests.postgres import PG_PASSWORD, PgCluster
-from tests.store.test_postgresql import PASSWORD_ENV, _dsn_without_password
+from tests.store.test_postgresql import PASSWORD_ENV
 from thumpflow.config import parse_config
 from thumpflow.core.alerts import AlertKind
 from thumpflow.flow.subscription import SubscriptionReceiver
@@ -31,12 +32,7 @@ EVENTS = 40
 
 CONFIG = """\
 version: 1
-store:
-  type: postgresql
-  dsn: "{dsn}"
-  password_env: {password_env}
-  path: {home}/thumpflow.db
-cluster: {{node_id: {node}, lease: 1s}}
+{store}cluster: {{node_id: {node}, lease: 1s}}
 api: {{enabled: false}}
 channels:
   - id: subs
@@ -60,7 +56,7 @@ def test_two_nodes_fold_notifications_into_one_state_and_share_the_heartbeat_wat
     pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
-    dsn = _dsn_without_password(pg_cluster.new_database())
+    dsn = pg_cluster.new_database()
 
     async def scenario() -> None:
         async with SimulatedEhr() as ehr:
@@ -72,9 +68,7 @@ def test_two_nodes_fold_notifications_into_one_state_and_share_the_heartbeat_wat
                 Engine(
                     parse_config(
                         CONFIG.format(
-                            dsn=dsn,
-                            password_env=PASSWORD_ENV,
-                            home=tmp_path / name,
+                            store=pg_store(dsn, tmp_path / name),
                             node=name,
                             base=ehr.base_url,
                             topic=TOPIC,

@@ -35,7 +35,8 @@ from thumpflow.flow.ingress import ChannelIngress
 from thumpflow.flow.metrics import OutboxMetrics
 from thumpflow.flow.outbox import Outbox, OutboxSettings
 from thumpflow.flow.pipeline import ChannelPipeline
-from thumpflow.flow.subscription import SubscriptionMetrics, SubscriptionReceiver
+from thumpflow.flow.subscription import SubscriptionReceiver
+from thumpflow.flow.subscription_status import SubscriptionMetrics
 from thumpflow.runtime.build import build_destination, outbox_settings
 from thumpflow.runtime.metrics import EngineMetrics
 from thumpflow.runtime.transform_modules import channel_transforms

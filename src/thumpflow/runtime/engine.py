@@ -53,6 +53,7 @@ from thumpflow.core.ports import (
 )
 from thumpflow.core.search import PauseKind
 from thumpflow.flow.outbox import Outbox
+from thumpflow.runtime import upkeep
 from thumpflow.runtime.build import (
     job_runner,
     open_store,
@@ -178,11 +179,18 @@ class Engine:
             if self.cluster is not None:
                 self.cluster.follow_pauses(self.running.apply_pauses)
                 await self.cluster.start()
-            await self.log_anchor()
-            self._upkeep_loop("audit_anchor", self._anchor_loop)
-            self._upkeep_loop("subscriptions", self._heartbeat_loop)
+            await upkeep.log_anchor(self.store)
+            interval = self.config.store.audit_anchor_interval
+            self._upkeep_loop(
+                "audit_anchor", lambda: upkeep.anchor_loop(self.store, self.clock, interval)
+            )
+            self._upkeep_loop(
+                "subscriptions", lambda: upkeep.heartbeat_loop(self.subscriptions, self.clock)
+            )
             if retention_policy(self.config).purges:
-                self._upkeep_loop("retention", self._purge_loop)
+                self._upkeep_loop(
+                    "retention", lambda: upkeep.purge_loop(self.store, self.config, self.clock)
+                )
             paused = await self._paused()
             await self.modes.load()
             for channel in self.config.channels:
@@ -387,59 +395,9 @@ class Engine:
         if self.cluster is not None:
             await self.cluster.stop()
         try:
-            await self.log_anchor()
+            await upkeep.log_anchor(self.store)
         finally:
             await self.store.close()
-
-    async def log_anchor(self) -> None:
-        """Log the audit trail's head as an `audit.anchor` line (entry id and hash only).
-
-        Kept outside the machine (log shipping), these lines let `thumpflow
-        audit verify --expect ID:HASH` prove that no entry up to that one was
-        deleted or rewritten since.
-        """
-        try:
-            head = await self.store.audit_head()
-        except ThumpflowError as err:
-            log.warning("audit.anchor unavailable: %s", type(err).__name__)
-            return
-        if head is not None:
-            log.info(
-                "audit.anchor %s",
-                head,
-                extra={"audit_anchor": str(head), "audit_entry": head.entry_id},
-            )
-
-    async def _anchor_loop(self) -> None:
-        while True:
-            await self.clock.sleep(self.config.store.audit_anchor_interval)
-            await self.log_anchor()
-
-    async def _heartbeat_loop(self) -> None:
-        """Watch every Subscription channel's heartbeats (a singleton duty in a cluster: the
-        saved state's time carries the notifications any node handled)."""
-        while True:
-            receivers = list(self.subscriptions.values())
-            intervals = [r.watch_interval for r in receivers if r.watch_interval is not None]
-            await self.clock.sleep(min(intervals, default=1.0))
-            for receiver in receivers:
-                if receiver.watch_interval is not None:
-                    await receiver.check_heartbeat()
-
-    async def purge(self) -> None:
-        """Purge what the configured retention lets go, now (see `StoreUpkeep.purge`)."""
-        counts = await self.store.purge(retention_policy(self.config))
-        log.info("retention purge: %s", counts.summary())
-
-    async def _purge_loop(self) -> None:
-        spec = self.config.store.retention
-        assert spec is not None
-        while True:
-            try:
-                await self.purge()
-            except ThumpflowError as err:
-                log.warning("retention purge failed: %s", err)
-            await self.clock.sleep(spec.interval)
 
     async def start_run(self, job_id: str) -> int | None:
         """Start a manual run of an enabled job; its run id, or None while one is running.

@@ -35,7 +35,8 @@ from thumpflow.api.routes.ingest import (
 )
 from thumpflow.api.schemas import Problem
 from thumpflow.flow.fhir_events import FHIR_JSON
-from thumpflow.flow.subscription import SubscriptionReceiver, SubscriptionView
+from thumpflow.flow.subscription import SubscriptionReceiver
+from thumpflow.flow.subscription_status import SubscriptionView
 from thumpflow.runtime.engine import Engine
 
 router = APIRouter()
