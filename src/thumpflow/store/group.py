@@ -259,6 +259,11 @@ class GroupWriter:
     def _disconnect(self) -> None:
         """Close what the writer opened itself, after its thread ended (default: nothing)."""
 
+    def _sync(self) -> None:
+        """Send what the backend holds back of an operation's statements, so that a
+        failure among them is raised here, inside the operation's savepoint (default:
+        nothing is held back)."""
+
     def _after_commit(self) -> None:
         """Work that must follow a commit (SQLite gives freed pages back)."""
 
@@ -322,6 +327,7 @@ class GroupWriter:
             self._statement("SAVEPOINT segment")
             try:
                 answers = handler([op.arg for op in ops], attempt)
+                self._sync()
             except Exception:
                 self._audit.restore(head)
                 self._statement("ROLLBACK TO SAVEPOINT segment")
@@ -337,6 +343,7 @@ class GroupWriter:
             self._statement("SAVEPOINT op")
             try:
                 answer_ = handler([op.arg], attempt)[0]
+                self._sync()
             except Exception as exc:
                 self._audit.restore(head)
                 self._statement("ROLLBACK TO SAVEPOINT op")

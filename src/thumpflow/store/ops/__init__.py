@@ -36,7 +36,15 @@ class Db(Protocol):
 
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
 
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> object:
+        """Run `sql` once per row; nothing of it is read back (no rows, no rowcount).
+
+        A backend may hold the statements back and send them, in order, before
+        the next `execute` or when the writer ends the operation's segment
+        (`GroupWriter._sync`), so a failure may be raised there instead of here,
+        still inside the operation's savepoint.
+        """
+        ...
 
 
 @dataclass(slots=True, frozen=True)

@@ -123,9 +123,10 @@ def _purge_events(
             f"DELETE FROM events WHERE event_seq {dialect.in_ids}",
             (gone_seqs,),
         ).rowcount
-        counts.idempotency += conn.executemany(
-            "DELETE FROM idempotency WHERE key = ? AND event_id = ?",
-            [(row[2], row[1]) for row in gone],
+        # A key is the primary key: it goes only while it still names a purged event.
+        counts.idempotency += conn.execute(
+            f"DELETE FROM idempotency WHERE key {dialect.in_ids} AND event_id {dialect.in_ids}",
+            (dialect.ids([row[2] for row in gone]), dialect.ids([row[1] for row in gone])),
         ).rowcount
     finished = len(old) < len(rows) or len(rows) < limit
     return old[-1][0], finished

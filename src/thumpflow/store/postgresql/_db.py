@@ -130,10 +130,8 @@ class PgDb:
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
         return self.conn.execute(translate(sql), parameters)
 
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
-        cursor = self.conn.cursor()
-        cursor.executemany(translate(sql), parameters)
-        return cursor
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
+        self.conn.cursor().executemany(translate(sql), parameters)
 
 
 def as_bytes(value: str | bytes | None) -> bytes | None:

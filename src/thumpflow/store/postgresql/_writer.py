@@ -15,6 +15,9 @@ Every write transaction first locks the audit chain's head row
 - each delivery also gets `key_seq`, its place among the deliveries of its
   (destination, ordering key), from an upsert `RETURNING seq` in the same
   transaction.
+Statements whose results are not read (inserts, audit entries, savepoints,
+counters, COMMIT) wait in the connection's pending script (`ScriptDb`) and go
+to the server together, so a batch of admissions costs five round trips.
 A connection that broke is replaced at the next batch; the batch that met
 the break fails with `StoreError` and nothing of it is committed.
 
@@ -51,7 +54,8 @@ from thumpflow.store.group import (
 from thumpflow.store.handlers import BackendSql, shared_handlers
 from thumpflow.store.ops import Dialect, WriteContext
 from thumpflow.store.ops.flow import admission_rows, known_keys, screen_admissions
-from thumpflow.store.postgresql._db import PgDb, as_bytes
+from thumpflow.store.postgresql._db import as_bytes
+from thumpflow.store.postgresql._script import ScriptDb
 from thumpflow.store.rows import (
     EVENT_FIELDS,
 )
@@ -60,7 +64,9 @@ _log = logging.getLogger("thumpflow.store.postgresql")
 
 DIALECT = Dialect(in_ids="= ANY(?)", ids=list, sealed_prefix="substr({column}, 1, ?) = ?")
 
-_HEAD = "SELECT entry_id, hash, event_seq, delivery_id FROM audit_head WHERE one FOR UPDATE"
+_BEGIN_HEAD = (
+    b"BEGIN; SELECT entry_id, hash, event_seq, delivery_id FROM audit_head WHERE one FOR UPDATE"
+)
 _SET_HEAD = "UPDATE audit_head SET entry_id = ?, hash = ?, event_seq = ?, delivery_id = ? WHERE one"
 _INSERT_AUDIT = (
     "INSERT INTO audit (entry_id, at, actor, action, subject, detail, prev_hash, hash)"
@@ -188,9 +194,9 @@ class Writer(GroupWriter):
         codec: Codec | None = None,
     ) -> None:
         self._connect: Callable[[], psycopg.Connection[Any]] = lambda: _bounded_idle(connect())
-        self._db = PgDb(self._connect())
+        self._db = ScriptDb(self._connect())
         super().__init__(
-            AuditChain(lambda rows: self._db.executemany(_INSERT_AUDIT, rows)),
+            AuditChain(lambda rows: self._db.defer(_INSERT_AUDIT, rows)),
             max_batch,
             "thumpflow-store-writer",
         )
@@ -199,6 +205,7 @@ class Writer(GroupWriter):
         self._head: tuple[Any, ...] = ()
         self._last_ids = [0, 0]
         self._pending: set[str] = set()
+        self._unsent_savepoint_dropped = False
         self._context = WriteContext(self._db, self._audit, self._codec, as_bytes)
         self.handlers = {
             **shared_handlers(self._context, SQL, clock),
@@ -211,9 +218,11 @@ class Writer(GroupWriter):
     def _begin(self) -> None:
         if self._db.conn.closed or self._db.conn.broken:
             self._db.conn.close()
-            self._db.conn = self._connect()
-        self._db.conn.execute("BEGIN")
-        head = self._db.execute(_HEAD).fetchone()
+            self._db.rebind(self._connect())
+        self._db.pending.clear()
+        cursor = self._db.conn.execute(_BEGIN_HEAD)
+        cursor.nextset()
+        head = cursor.fetchone()
         if head is None:
             raise StoreError("the store has no audit_head row; its schema was altered")
         self._audit.set_head(head[0], head[1])
@@ -226,18 +235,18 @@ class Writer(GroupWriter):
 
     def _finish(self, deltas: Deltas) -> None:
         db = self._db
-        if deltas.channels:
-            db.executemany(_UPSERT_CHANNEL, deltas.channel_rows())
-        if deltas.outboxes:
-            db.executemany(_UPSERT_OUTBOX, deltas.outbox_rows())
+        db.defer(_UPSERT_CHANNEL, deltas.channel_rows())
+        db.defer(_UPSERT_OUTBOX, deltas.outbox_rows())
         state = self._state()
         if state != self._head:
-            db.execute(_SET_HEAD, state)
+            db.defer(_SET_HEAD, [state])
         if self._pending:
-            db.execute(_NOTIFY_PENDING, (sorted(self._pending),))
-        db.conn.execute("COMMIT")
+            db.defer(_NOTIFY_PENDING, [(sorted(self._pending),)])
+        db.defer_statement("COMMIT")
+        db.flush()
 
     def _rollback(self) -> None:
+        self._db.pending.clear()
         conn = self._db.conn
         if conn.closed or conn.broken:
             return
@@ -247,7 +256,26 @@ class Writer(GroupWriter):
             _log.exception("rollback after a failed group commit failed")
 
     def _statement(self, sql: str) -> None:
-        self._db.conn.execute(sql.encode("ascii"))
+        """Savepoints join the pending script; rolling back to one not yet sent drops it and
+        what followed it unsent (nothing of it reached the server), with its RELEASE."""
+        pending = self._db.pending
+        verb, _, name = sql.rpartition(" ")
+        if verb == "ROLLBACK TO SAVEPOINT":
+            marker = f"SAVEPOINT {name}".encode("ascii")
+            if marker in pending:
+                del pending[len(pending) - 1 - pending[::-1].index(marker) :]
+                self._unsent_savepoint_dropped = True
+                return
+            pending.clear()
+            self._db.conn.execute(sql.encode("ascii"))
+            return
+        if verb == "RELEASE SAVEPOINT" and self._unsent_savepoint_dropped:
+            self._unsent_savepoint_dropped = False
+            return
+        self._db.defer_statement(sql)
+
+    def _sync(self) -> None:
+        self._db.flush()
 
     def _take(self, which: int, count: int) -> range:
         """`count` new event (0) or delivery (1) ids, ascending (the head lock is held)."""
@@ -308,7 +336,6 @@ class Writer(GroupWriter):
         rows = admission_rows(
             accepted, answers, deltas, self._codec, (event_seqs, delivery_ids), key_seqs=key_seqs
         )
-        self._db.executemany(_INSERT_EVENT, rows.events)
-        if rows.deliveries:
-            self._db.executemany(_INSERT_DELIVERY, rows.deliveries)
-        self._db.executemany(_INSERT_IDEMPOTENCY, rows.keys)
+        self._db.defer(_INSERT_EVENT, rows.events)
+        self._db.defer(_INSERT_DELIVERY, rows.deliveries)
+        self._db.defer(_INSERT_IDEMPOTENCY, rows.keys)

@@ -1,0 +1,112 @@
+"""The writer's statements, sent to PostgreSQL in as few round trips as the data allows.
+
+Each round trip to the server costs the writer thread a wait for the GIL
+when it comes back, while the engine's event loop holds it; fifteen of them
+per group commit were most of an admission's time on a busy engine. So the
+writer's connection keeps a *pending script*: statements whose results
+nobody reads (its own inserts, the audit entries, savepoints) are rendered
+with their values inlined (`psycopg.ClientCursor.mogrify`, the connection's
+own NUL-safe adapters and quoting) and sent together, in order, ahead of the
+next statement whose result is read, or at the end of each operation
+segment (`flush`), or with COMMIT. A multi-row `INSERT ... VALUES` replaces
+one insert per row.
+
+Guarantees:
+- Order is kept: pending statements run before any later statement, in the
+  order they were added, in the same transaction.
+- A failure is reported where it happens: a statement of the script that
+  fails raises from the call that sent the script (`flush` or `execute`),
+  and the server skips the rest of that script; the
+  transaction is then aborted until the caller rolls back (to a savepoint
+  or entirely), exactly as when each statement was sent alone.
+- Values are never concatenated into SQL by hand: every one goes through
+  psycopg's literal quoting for its type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+
+from thumpflow.store.postgresql._db import PgDb, translate
+
+_VALUES = b" VALUES ("
+# Above this many rows a statement that is not a plain INSERT costs the server more
+# parsed one by one from the script than prepared once (measured: bench/store_bench.py).
+DEFER_ROWS = 32
+
+
+class ScriptDb(PgDb):
+    """`PgDb` with a pending script (see the module docstring)."""
+
+    __slots__ = ("_inline", "pending")
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        super().__init__(conn)
+        self._inline = psycopg.ClientCursor(conn)
+        self.pending: list[bytes] = []
+
+    def rebind(self, conn: psycopg.Connection[Any]) -> None:
+        """Use a new connection (the old one broke); anything pending is dropped."""
+        self.conn = conn
+        self._inline = psycopg.ClientCursor(conn)
+        self.pending.clear()
+
+    def render(self, sql: str, parameters: Sequence[Any] = ()) -> bytes:
+        """One statement with its values inlined as literals."""
+        return self._inline.mogrify(translate(sql), parameters).encode("utf-8")
+
+    def defer(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Add `sql` once per row to the script: one multi-row statement for a plain
+        `INSERT ... VALUES (...)`, one statement per row otherwise."""
+        rows = list(rows)
+        if not rows:
+            return
+        query = translate(sql)
+        head, found, values = query.partition(_VALUES)
+        if found and b"ON CONFLICT" not in values and values.endswith(b")"):
+            inline = self._inline
+            tuple_sql = b"(" + values
+            self.pending.append(
+                head
+                + b" VALUES "
+                + b", ".join(inline.mogrify(tuple_sql, row).encode("utf-8") for row in rows)
+            )
+            return
+        self.pending.extend(self.render(sql, row) for row in rows)
+
+    def defer_statement(self, text: str) -> None:
+        """Add one statement without parameters (a savepoint) to the script."""
+        self.pending.append(text.encode("ascii"))
+
+    def flush(self) -> None:
+        """Send the pending script, if any (one round trip)."""
+        if self.pending:
+            script = b"; ".join(self.pending)
+            self.pending.clear()
+            self.conn.execute(script)
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
+        """Run `sql` after the pending script, in the same round trip; its cursor."""
+        if not self.pending:
+            return super().execute(sql, parameters)
+        self.pending.append(self.render(sql, parameters))
+        script = b"; ".join(self.pending)
+        self.pending.clear()
+        cursor = self.conn.execute(script)
+        while cursor.nextset():
+            pass
+        return cursor
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
+        """A few rows join the script (`defer`); many go as one prepared statement with
+        bound values, pipelined by psycopg, after the script: the server parses it once.
+        Nothing is read back either way (the shared operations never read it)."""
+        rows = list(parameters)
+        if len(rows) <= DEFER_ROWS:
+            self.defer(sql, rows)
+            return
+        self.flush()
+        super().executemany(sql, rows)
