@@ -12,7 +12,6 @@ from thumpflow.fhir._definitions import REGISTRY
 # Frozen forever: changing it changes every id thumpflow has ever written.
 # (It is uuid5(NAMESPACE_URL, "https://thumpflow.org/ns/fhir-resource-id").)
 _NAMESPACE = uuid.UUID("4d6519af-2965-5e19-9560-6e39db2d04eb")
-_NAMESPACE_BYTES = _NAMESPACE.bytes
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}", re.ASCII)
 
 
@@ -51,6 +50,9 @@ def deterministic_id(resource_type: str, *parts: str) -> str:
     return _uuid5(name)
 
 
+# SHA-1 state after the namespace bytes, copied for each name (cheaper than hashing them again).
+_NAMESPACE_SHA1 = hashlib.sha1(_NAMESPACE.bytes, usedforsecurity=False)
+
 # The RFC 4122 variant bits `10` set in the first hex digit of the fourth group.
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
@@ -63,7 +65,9 @@ def _uuid5(name: str) -> str:
     the canonical 8-4-4-4-12 lowercase hex form (done on the hex digest: the
     version is hex digit 12, the variant bits the top of digit 16).
     """
-    h = hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).hexdigest()
+    sha = _NAMESPACE_SHA1.copy()
+    sha.update(name.encode("utf-8"))
+    h = sha.hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import quote
@@ -44,17 +43,25 @@ class ConversionError(MessageError):
     type, segment and field concerned, never data from the message."""
 
 
-@dataclass(slots=True)
 class _Built:
-    resource: dict[str, Any]
-    rid: str
-    url: str
-    conditional: bool
-    ref: str
-    # The segment (index in the message) the resource was built from, and the
-    # one a `follows` rule's segment follows (-1: none).
-    seg: int = -1
-    anchor: int = -1
+    """One resource of the Bundle: its id, the text a Reference to it holds
+    (`urn:uuid:<id>`, in a batch `Type/<id>`), its conditional-update query
+    (`Type?identifier=...`; None: written by id), the segment (index in the
+    message) it was built from and the one a `follows` rule's segment
+    follows (-1: none)."""
+
+    __slots__ = ("anchor", "query", "ref", "resource", "rid", "rtype", "seg")
+
+    def __init__(
+        self, resource: dict[str, Any], rtype: str, rid: str, ref: str, query: str | None
+    ) -> None:
+        self.resource = resource
+        self.rtype = rtype
+        self.rid = rid
+        self.ref = ref
+        self.query = query
+        self.seg = -1
+        self.anchor = -1
 
 
 class _Scope:
@@ -183,26 +190,23 @@ class _Run:
         """Add `resource` to the Bundle under `rid` (its id from `basis`, the
         identifier `found` or the rule's key), or under `basis + #n` when
         another resource of this message already has that id."""
-        url = ""
-        is_conditional = False
-        if found is not None:
-            system, value = found
-            query = (
-                f"{_search_escape(system)}|{_search_escape(value)}"
-                if system
-                else (_search_escape(value))
-            )
-            url = f"{rtype}?identifier={query}"
-            is_conditional = self.transaction
+        built = self.built
         n = 1
-        while rid in self.built:
+        while rid in built:
             n += 1
             rid = deterministic_id(rtype, *basis, f"#{n}")
-        local = f"{rtype}/{rid}"
-        if not is_conditional:
-            url = local
-        b = _Built(resource, rid, url, is_conditional, local if self.batch else f"urn:uuid:{rid}")
-        self.built[rid] = b
+        query = None
+        if found is not None and self.transaction:
+            system, value = found
+            query = (
+                f"{rtype}?identifier={_search_escape(system)}|{_search_escape(value)}"
+                if system
+                else f"{rtype}?identifier={_search_escape(value)}"
+            )
+        b = _Built(
+            resource, rtype, rid, f"{rtype}/{rid}" if self.batch else f"urn:uuid:{rid}", query
+        )
+        built[rid] = b
         self.order.append(rid)
         return b
 
@@ -375,17 +379,32 @@ class _Run:
         return "\n".join(t for t in lines if t and t != '""').strip()
 
     def resolve(self, pending: list[tuple[Rule, _Built, _Scope]]) -> None:
+        """Write the references of each pending resource (its rule's `refs`;
+        `*` names every other resource of the Bundle, in Bundle order)."""
+        everything = self.built
+        order = self.order
         for rule, built, scope in pending:
+            resource = built.resource
             for ref in rule.refs:
                 if ref.name == "*":
-                    targets = [self.built[r] for r in self.order if r != built.rid]
+                    targets = [everything[r] for r in order]
                 else:
                     targets = scope.lookup(ref.name)
                 if ref.own:
                     targets = [t for t in targets if t.anchor == built.seg]
                 if not ref.all:
                     targets = targets[:1]
-                to, with_, resource = ref.to, ref.with_, built.resource
+                key = ref.append
+                if key is not None:
+                    # `to: key[]` without `with`: what `ref.to` writes, once per list.
+                    refs = [{"reference": t.ref} for t in targets if t is not built]
+                    if refs:
+                        seq = resource.get(key)
+                        if type(seq) is not list:
+                            seq = resource[key] = []
+                        seq += refs
+                    continue
+                to, with_ = ref.to, ref.with_
                 for t in targets:
                     if t is not built:
                         anchor = to(resource, {"reference": t.ref})
@@ -463,14 +482,20 @@ def _evaluate(
     run.resolve(pending)
     entries = []
     collection = bundle_type == "collection"
+    batch = run.batch
+    built = run.built
     for rid in run.order:
-        b = run.built[rid]
+        b = built[rid]
         resource = b.resource
-        if not b.conditional:
+        query = b.query
+        if query is None:
             resource["id"] = rid
-        entry: dict[str, Any] = {"fullUrl": f"urn:uuid:{rid}", "resource": resource}
+        entry: dict[str, Any] = {
+            "fullUrl": f"urn:uuid:{rid}" if batch else b.ref,
+            "resource": resource,
+        }
         if not collection:
-            entry["request"] = {"method": "PUT", "url": b.url}
+            entry["request"] = {"method": "PUT", "url": query or f"{b.rtype}/{rid}"}
         entries.append(entry)
     if collection and warnings:
         entries.append(_outcome(warnings, message))

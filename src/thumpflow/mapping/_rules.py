@@ -28,6 +28,9 @@ class Ref:
     # Only the named resources built from segments that follow this one
     # (rules with `follows`): the PRTs of this OBX, not of its neighbours.
     own: bool = False
+    # The key when `to` appends to a list at the top (`target[]`) and there
+    # is no `with`: the engine then extends that list itself.
+    append: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             bool(r.get("all")),
             tuple((compile_setter(str(k), where), v) for k, v in (r.get("with") or {}).items()),
             bool(r.get("own")),
+            _top_list(str(r["to"])) if not r.get("with") else None,
         )
         for r in spec.get("refs", ())
     )
@@ -154,6 +158,12 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             None,
         ),
     )
+
+
+def _top_list(path: str) -> str | None:
+    """`key` when `path` is `key[]` (append to a list at the top), else None."""
+    key = path.removesuffix("[]")
+    return key if key != path and key.isidentifier() else None
 
 
 def _follows(spec: Any, where: str) -> tuple[str, ...] | None:
