@@ -28,6 +28,7 @@ from typing import Any
 
 from thumpflow.mapping._codegen import (
     COLLECT,
+    PAD,
     SPLIT,
     TEMPLATE,
     GeneratedFunction,
@@ -73,7 +74,7 @@ class Compiler:
     ) -> None:
         self.datatype_specs = datatype_specs
         self.segment_specs = segment_specs
-        self.names: dict[str, Any] = {"_out": read_keys, "_MISSING": _MISSING}
+        self.names: dict[str, Any] = {"_out": read_keys, "_MISSING": _MISSING, "_PAD": PAD}
         for pname, conv in PRIMITIVES.items():
             self.names[f"P_{pname}"] = conv
         for i, vname in enumerate(sorted(vocab)):
