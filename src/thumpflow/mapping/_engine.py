@@ -139,9 +139,7 @@ class _Run:
         self.texts: dict[str, str] = {}
         d = message.delimiters
         enc = message.encoding
-        split = message.segment_fields()
-        self.ids_of: list[str] = [sid for sid, _ in split]
-        self.fields: list[Parts] = [fields for _, fields in split]
+        self.ids_of, self.fields = message.segment_table()
         self.ctx = Ctx(
             d.repetition,
             d.component,
@@ -174,10 +172,6 @@ class _Run:
                 cached = self.message.get(path).strip()
             self.texts[path] = cached
         return cached
-
-    def reference(self, b: _Built) -> dict[str, Any]:
-        """A new Reference to `b` (`urn:uuid:` or, in a batch, `Type/id`)."""
-        return {"reference": b.ref}
 
     def register(
         self,
@@ -231,7 +225,7 @@ class _Run:
         existing = self.built.get(rid)
         if existing is None:
             existing = self.register(rtype, resource, found, basis, rid)
-        return self.reference(existing)
+        return {"reference": existing.ref}
 
     # -- rules ---------------------------------------------------------------
 
@@ -242,19 +236,16 @@ class _Run:
         scope: _Scope,
         structure: str,
         pending: list[tuple[Rule, _Built, _Scope]],
+        at: dict[str, list[int]] | None = None,
     ) -> None:
         """Apply `rules` to the segments at positions `segs` (a whole message
-        or one group instance), collecting built resources into `pending`."""
+        or one group instance), collecting built resources into `pending`;
+        `at` is `_positions(segs)` when the caller has it already."""
         ids_of = self.ids_of
         fields = self.fields
         ctx = self.ctx
-        at: dict[str, list[int]] = {}
-        for pos, i in enumerate(segs):
-            found = at.get(ids_of[i])
-            if found is None:
-                at[ids_of[i]] = [pos]
-            else:
-                found.append(pos)
+        if at is None:
+            at = _positions([ids_of[i] for i in segs])
         for rule in rules:
             if rule.group is not None:
                 starts, inner = rule.group
@@ -416,6 +407,18 @@ def _closed(*_: Any) -> Any:
     raise RuntimeError("the conversion run is over")
 
 
+def _positions(ids: list[str]) -> dict[str, list[int]]:
+    """The positions in `ids` of each segment id."""
+    at: dict[str, list[int]] = {}
+    for pos, sid in enumerate(ids):
+        found = at.get(sid)
+        if found is None:
+            at[sid] = [pos]
+        else:
+            found.append(pos)
+    return at
+
+
 def _instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...]) -> list[list[int]]:
     """Split `segs` into group instances: a start segment opens a new instance
     unless it continues the current one in `starts` order (ORC then OBR)."""
@@ -460,7 +463,8 @@ def _evaluate(
     root = _Scope(None)
     pending: list[tuple[Rule, _Built, _Scope]] = []
     everything = list(range(len(run.ids_of)))
-    run.run(mmap.rules, everything, root, mmap.structure, pending)
+    at = _positions(run.ids_of)
+    run.run(mmap.rules, everything, root, mmap.structure, pending, at)
     if not run.order:
         first = next(
             (r.segment for r in mmap.rules if r.required and r.segment not in run.ids_of),
@@ -472,7 +476,7 @@ def _evaluate(
             code="100",
         )
     before = len(run.order)
-    run.run(mmap.final, everything, root, mmap.structure, pending)
+    run.run(mmap.final, everything, root, mmap.structure, pending, at)
     # The final rules' own resources (the Provenance) end the Bundle, after
     # what their data type maps added (an EVN-5 Practitioner).
     last = {b.rid for r in mmap.final if r.name for b in root.names.get(r.name, ())}
