@@ -63,6 +63,11 @@ _ENTRY_KEYS = frozenset(
 )
 
 
+def is_key_path(part: str) -> bool:
+    """Whether a key part is an element path (`5.1`, `$MSH-10`), not a rule's name."""
+    return part[:1].isdigit() or part.startswith("$")
+
+
 class Compiler:
     """Every compiled map, by name: generates the functions and builds them."""
 
@@ -115,13 +120,16 @@ class Compiler:
         test: Test = self._define(gen.source(), gen.name)
         return test
 
-    def texts(self, paths: list[str], where: str) -> Texts:
-        """A function `(fields, ctx) -> tuple[str, ...]` giving the unescaped,
-        stripped text at each path (field paths or `$` message paths)."""
+    def key(self, parts: list[str], where: str) -> Texts:
+        """A function `(fields, ctx, rids) -> tuple[str, ...]` giving a rule's
+        key: for each of `parts` in order, the unescaped, stripped text at a
+        path (field paths or `$` message paths), or for a rule's name the
+        next of `rids` (the ids of the named resources, in order)."""
         gen = GeneratedFunction(self._fname("keys", "rule"), 0, where)
-        locals_ = [gen.text(p) for p in paths]
-        gen.body.append(f"return ({', '.join(locals_)},)")
-        texts: Texts = self._define(gen.source(), gen.name)
+        named = iter(range(len(parts)))
+        items = [gen.text(part) if is_key_path(part) else f"ids[{next(named)}]" for part in parts]
+        gen.body.append(f"return ({', '.join(items)},)")
+        texts: Texts = self._define(gen.source("p, x, ids"), gen.name)
         return texts
 
     def _define(self, source: str, fname: str) -> Any:

@@ -236,6 +236,7 @@ class _Run:
         scope: _Scope,
         structure: str,
         pending: list[tuple[Rule, _Built, _Scope]],
+        *,
         at: dict[str, list[int]] | None = None,
     ) -> None:
         """Apply `rules` to the segments at positions `segs` (a whole message
@@ -348,17 +349,17 @@ class _Run:
     def key(self, rule: Rule, parts: Parts, pos: int, scope: _Scope) -> tuple[str, ...]:
         """The id basis of a resource without a business identifier: the
         rule's key parts, else the message's sender, control id and position."""
-        texts = rule.texts(parts, self.ctx) if rule.texts is not None else ()
-        key_parts: list[str] = []
-        for part in rule.key:
-            if type(part) is int:
-                key_parts.append(texts[part])
-            else:
-                named = scope.lookup(str(part))
-                key_parts.append(named[0].rid if named else "")
+        if rule.texts is None:
+            key_parts: tuple[str, ...] = ()
+        else:
+            rids = []
+            for name in rule.key:
+                named = scope.lookup(name)
+                rids.append(named[0].rid if named else "")
+            key_parts = rule.texts(parts, self.ctx, rids)
         if not any(key_parts):
             return (self.message.sending_application, self.message.control_id, str(pos))
-        return tuple(key_parts)
+        return key_parts
 
     def note_text(self, fields: Parts) -> str:
         """NTE-3, every repetition unescaped and joined with line feeds."""
@@ -464,7 +465,7 @@ def _evaluate(
     pending: list[tuple[Rule, _Built, _Scope]] = []
     everything = list(range(len(run.ids_of)))
     at = _positions(run.ids_of)
-    run.run(mmap.rules, everything, root, mmap.structure, pending, at)
+    run.run(mmap.rules, everything, root, mmap.structure, pending, at=at)
     if not run.order:
         first = next(
             (r.segment for r in mmap.rules if r.required and r.segment not in run.ids_of),
@@ -476,7 +477,7 @@ def _evaluate(
             code="100",
         )
     before = len(run.order)
-    run.run(mmap.final, everything, root, mmap.structure, pending, at)
+    run.run(mmap.final, everything, root, mmap.structure, pending, at=at)
     # The final rules' own resources (the Provenance) end the Bundle, after
     # what their data type maps added (an EVN-5 Practitioner).
     last = {b.rid for r in mmap.final if r.name for b in root.names.get(r.name, ())}

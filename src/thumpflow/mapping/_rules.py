@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thumpflow.mapping._codegen import compile_setter
-from thumpflow.mapping._compile import Compiler
+from thumpflow.mapping._compile import Compiler, is_key_path
 from thumpflow.mapping._support import Fill, MapError, Setter, Test, Texts
 
 
@@ -37,8 +37,8 @@ class Ref:
 class Rule:
     """One line of a message map: a segment (or group) → a resource.
 
-    `key` lists the deterministic key's parts: a str names an earlier rule
-    (its resource id), an int indexes the texts `texts` reads.
+    `texts` gives the deterministic key's parts (element texts and the ids
+    of earlier rules' resources); `key` names those rules, in key order.
     """
 
     name: str | None
@@ -50,7 +50,7 @@ class Rule:
     fill: Fill | None
     into: str | None
     conditional: str | None
-    key: tuple[str | int, ...]
+    key: tuple[str, ...]
     texts: Texts | None
     refs: tuple[Ref, ...]
     notes: Setter | None
@@ -107,14 +107,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
     map_name = str(spec.get("map", ""))
     resource_type, fill = comp.segment(map_name, where)
     ident = spec.get("identity") or {}
-    key: list[str | int] = []
-    paths: list[str] = []
-    for part in (str(k) for k in ident.get("key", ())):
-        if part[:1].isdigit() or part.startswith("$"):
-            key.append(len(paths))
-            paths.append(part)
-        else:
-            key.append(part)
+    key = [str(k) for k in ident.get("key", ())]
     refs = tuple(
         Ref(
             compile_setter(str(r["to"]), where),
@@ -141,8 +134,8 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         fill=fill,
         into=spec.get("into"),
         conditional=ident.get("conditional"),
-        key=tuple(key),
-        texts=comp.texts(paths, where) if paths else None,
+        key=tuple(part for part in key if not is_key_path(part)),
+        texts=comp.key(key, where) if key else None,
         refs=refs,
         notes=compile_setter(str(notes), where) if notes else None,
         group=None,

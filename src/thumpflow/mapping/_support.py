@@ -54,7 +54,7 @@ class Ctx:
 Parts = list[str]
 Fill = Callable[[Parts, Ctx, dict[str, Any]], None]
 Test = Callable[[Parts, Ctx], bool]
-Texts = Callable[[Parts, Ctx], tuple[str, ...]]
+Texts = Callable[[Parts, Ctx, list[str]], tuple[str, ...]]
 Setter = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
