@@ -215,7 +215,11 @@ class Compiler:
                     lists.add(tuple(k for k, _ in steps[: j + 1]))
         for keys in sorted(lists):
             seq = gen.temp("_c")
-            getter = f"_out({out}, {', '.join(repr(k) for k in keys)})"
+            getter = (
+                f"{out}.get({keys[0]!r})"
+                if len(keys) == 1
+                else f"_out({out}, {', '.join(repr(k) for k in keys)})"
+            )
             gen.body.append(f"{seq} = {getter}")
             gen.body.append(f"if type({seq}) is list and {{}} in {seq}:")
             gen.body.append(f"    {seq}[:] = [e for e in {seq} if e != {{}}]")
