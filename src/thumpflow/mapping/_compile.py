@@ -395,6 +395,8 @@ class Compiler:
         field = gen.field(idx[0])
         rep = gen.temp("_r")
         raws = gen.temp("_q")
+        body.append(f"if {field}:")
+        outer = len(body)
         if join is not None:
             body.append(f"{raws} = []")
         body.append(f"for {rep} in {field}.split(R):")
@@ -422,6 +424,7 @@ class Compiler:
             body.append(f"{joined} = {str(join)!r}.join({raws})")
             one(joined)
             gen.indent(body, mark)
-            return
-        one(element)
-        gen.indent(body, mark)
+        else:
+            one(element)
+            gen.indent(body, mark)
+        gen.indent(body, outer)
