@@ -88,15 +88,18 @@ class Compiler:
         self.datatypes: dict[tuple[str, int], str] = {}
         # Data type functions that build a resource and return a Reference.
         self.resource_datatypes: set[str] = set()
-        self.segments: dict[str, tuple[str, Fill]] = {}
+        self.segments: dict[tuple[str, tuple[str, ...], bool], tuple[str, Fill]] = {}
         self.fnames: set[str] = set()
 
     # -- public: used by the engine --
 
-    def segment(self, name: str, where: str) -> tuple[str, Fill]:
+    def segment(self, name: str, where: str, key: tuple[str, ...] = ()) -> tuple[str, Fill]:
         """The resource type of segment map `name` and its function
-        `(fields, ctx, out) -> None`, which writes into `out`."""
-        found = self.segments.get(name)
+        `(fields, ctx, out) -> texts`, which writes into `out` and, for a
+        rule with a `key`, returns the unescaped, stripped text at each of its
+        element paths (field paths or `$` message paths), else None."""
+        paths = tuple(part for part in key if is_key_path(part))
+        found = self.segments.get((name, paths, bool(key)))
         if found is not None:
             return found
         spec = self.segment_specs.get(name)
@@ -106,9 +109,11 @@ class Compiler:
         gen = GeneratedFunction(fname, 0, f"segment {name}")
         self._entries(gen, spec.get("entries"), "o")
         self._cleanup(gen, spec["entries"], "o")
+        if key:
+            gen.body.append(f"return ({''.join(gen.text(path) + ', ' for path in paths)})")
         fill: Fill = self._define(gen.source("p, x, o"), fname)
         rtype = str(spec.get("resourceType", ""))
-        self.segments[name] = (rtype, fill)
+        self.segments[(name, paths, bool(key))] = (rtype, fill)
         return rtype, fill
 
     def test(self, spec: Any, where: str) -> Test:
@@ -120,17 +125,21 @@ class Compiler:
         test: Test = self._define(gen.source(), gen.name)
         return test
 
-    def key(self, parts: list[str], where: str) -> Texts:
-        """A function `(fields, ctx, rids) -> tuple[str, ...]` giving a rule's
-        key: for each of `parts` in order, the unescaped, stripped text at a
-        path (field paths or `$` message paths), or for a rule's name the
-        next of `rids` (the ids of the named resources, in order)."""
-        gen = GeneratedFunction(self._fname("keys", "rule"), 0, where)
+    def key(self, parts: tuple[str, ...]) -> Texts | None:
+        """For a key naming earlier rules, a function `(texts, rids) -> key`
+        putting the texts its segment function returned and the ids of the
+        named resources (`rids`, in order) in key order; None for a key of
+        element paths only (the texts are the key)."""
+        if all(is_key_path(part) for part in parts):
+            return None
         named = iter(range(len(parts)))
-        items = [gen.text(part) if is_key_path(part) else f"ids[{next(named)}]" for part in parts]
-        gen.body.append(f"return ({', '.join(items)},)")
-        texts: Texts = self._define(gen.source("p, x, ids"), gen.name)
-        return texts
+        texts = iter(range(len(parts)))
+        items = [f"t[{next(texts)}]" if is_key_path(p) else f"ids[{next(named)}]" for p in parts]
+        fname = self._fname("keys", "rule")
+        key: Texts = self._define(
+            f"def {fname}(t, ids):\n    return ({', '.join(items)},)\n", fname
+        )
+        return key
 
     def _define(self, source: str, fname: str) -> Any:
         """Compile `source` into the shared namespace (so generated functions

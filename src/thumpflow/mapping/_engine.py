@@ -324,7 +324,7 @@ class _Run:
                 rule.fill(parts, self.ctx, targets[0].resource)
             return None
         resource: dict[str, Any] = {"resourceType": rule.resource_type}
-        rule.fill(parts, self.ctx, resource)
+        texts = rule.fill(parts, self.ctx, resource)
         if rule.notes is not None:
             for k in range(pos + 1, len(segs)):
                 i = segs[k]
@@ -339,24 +339,26 @@ class _Run:
                     f"{self.message_type}: {reason}", segment=rule.segment, field=field, code="101"
                 )
         found = _identifier_of(resource, rule.conditional) if rule.conditional else None
-        basis = found if found is not None else self.key(rule, parts, pos, scope)
+        basis = found if found is not None else self.key(rule, texts, pos, scope)
         rtype = rule.resource_type
         built = self.register(rtype, resource, found, basis, deterministic_id(rtype, *basis))
         if rule.name:
             scope.names.setdefault(rule.name, []).append(built)
         return built
 
-    def key(self, rule: Rule, parts: Parts, pos: int, scope: _Scope) -> tuple[str, ...]:
+    def key(
+        self, rule: Rule, texts: tuple[str, ...] | None, pos: int, scope: _Scope
+    ) -> tuple[str, ...]:
         """The id basis of a resource without a business identifier: the
-        rule's key parts, else the message's sender, control id and position."""
-        if rule.texts is None:
-            key_parts: tuple[str, ...] = ()
-        else:
+        rule's key parts (`texts`, its element texts, with the ids of the
+        resources it names), else the message's sender, control id and position."""
+        key_parts = texts or ()
+        if rule.texts is not None:
             rids = []
             for name in rule.key:
                 named = scope.lookup(name)
                 rids.append(named[0].rid if named else "")
-            key_parts = rule.texts(parts, self.ctx, rids)
+            key_parts = rule.texts(key_parts, rids)
         if not any(key_parts):
             return (self.message.sending_application, self.message.control_id, str(pos))
         return key_parts

@@ -37,8 +37,9 @@ class Ref:
 class Rule:
     """One line of a message map: a segment (or group) → a resource.
 
-    `texts` gives the deterministic key's parts (element texts and the ids
-    of earlier rules' resources); `key` names those rules, in key order.
+    The deterministic key's parts are element texts, which `fill` returns,
+    and ids of earlier rules' resources: `key` names those rules, and
+    `texts` (None when there are none) puts both in key order.
     """
 
     name: str | None
@@ -105,9 +106,9 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
     if not segment:
         raise MapError(f"{where}: `segment` is required")
     map_name = str(spec.get("map", ""))
-    resource_type, fill = comp.segment(map_name, where)
     ident = spec.get("identity") or {}
-    key = [str(k) for k in ident.get("key", ())]
+    key = tuple(str(k) for k in ident.get("key", ()))
+    resource_type, fill = comp.segment(map_name, where, key)
     refs = tuple(
         Ref(
             compile_setter(str(r["to"]), where),
@@ -135,7 +136,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         into=spec.get("into"),
         conditional=ident.get("conditional"),
         key=tuple(part for part in key if not is_key_path(part)),
-        texts=comp.key(key, where) if key else None,
+        texts=comp.key(key),
         refs=refs,
         notes=compile_setter(str(notes), where) if notes else None,
         group=None,
