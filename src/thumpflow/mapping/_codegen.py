@@ -61,6 +61,9 @@ def compile_setter(path: str, where: str) -> Setter:
 SPLIT = {1: "C", 2: "S"}
 
 
+# The locals a generated function may read from the context `x`.
+_CONTEXT = (("R", "rep"), ("C", "comp"), ("S", "sub"), ("E", "esc"), ("U", "unescape"))
+
 # Padding for a short `p`: `p + PAD[k - n]` has k items (see `_reads`).
 PAD = tuple([""] * j for j in range(100))
 
@@ -95,8 +98,6 @@ class GeneratedFunction:
 
     def source(self, params: str = "p, x") -> str:
         lines = [f"def {self.name}({params}):"]
-        if self.heads:
-            lines.append("    R = x.rep; C = x.comp; S = x.sub; E = x.esc; U = x.unescape")
         lines.extend("    " + line for line in self._reads())
         for head, expr in self.heads.items():
             if head not in self.positions:
@@ -107,6 +108,11 @@ class GeneratedFunction:
                 lines.append("    else:")
                 lines.append("        " + " = ".join(self.defined[head]) + " = ''")
         lines.extend("    " + line for line in self.body)
+        # The context's delimiters and unescape function, those the code uses.
+        code = "\n".join(lines[1:])
+        used = [f"{name} = x.{attr}" for name, attr in _CONTEXT if re.search(rf"\b{name}\b", code)]
+        if used:
+            lines.insert(1, "    " + "; ".join(used))
         return "\n".join(lines) + "\n"
 
     def _reads(self) -> list[str]:
