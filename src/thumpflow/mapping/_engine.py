@@ -388,6 +388,13 @@ class _Run:
                     targets = [t for t in targets if t.anchor == built.seg]
                 if not ref.all:
                     targets = targets[:1]
+                key = ref.put
+                if key is not None:
+                    # `to: key` without `with`: what `ref.to` writes.
+                    for t in targets:
+                        if t is not built:
+                            resource[key] = {"reference": t.ref}
+                    continue
                 key = ref.append
                 if key is not None:
                     # `to: key[]` without `with`: what `ref.to` writes, once per list.

@@ -28,8 +28,9 @@ class Ref:
     # Only the named resources built from segments that follow this one
     # (rules with `follows`): the PRTs of this OBX, not of its neighbours.
     own: bool = False
-    # The key when `to` appends to a list at the top (`target[]`) and there
-    # is no `with`: the engine then extends that list itself.
+    # Without `with`, the key when `to` is a key at the top (`put`: `subject`)
+    # or a list there (`append`: `target[]`): the engine then writes it itself.
+    put: str | None = None
     append: str | None = None
 
 
@@ -116,6 +117,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             bool(r.get("all")),
             tuple((compile_setter(str(k), where), v) for k, v in (r.get("with") or {}).items()),
             bool(r.get("own")),
+            str(r["to"]) if str(r["to"]).isidentifier() and not r.get("with") else None,
             _top_list(str(r["to"])) if not r.get("with") else None,
         )
         for r in spec.get("refs", ())
