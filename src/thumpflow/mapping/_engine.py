@@ -25,7 +25,8 @@ from urllib.parse import quote
 
 from thumpflow.core.errors import MessageError
 from thumpflow.fhir import deterministic_id
-from thumpflow.hl7v2 import Message, unescape
+from thumpflow.hl7v2 import Message, compile_path, unescape
+from thumpflow.hl7v2.segment import element
 from thumpflow.mapping._report import (
     MISSING_SEGMENT,
     NO_REFERENCE_TARGET,
@@ -169,7 +170,16 @@ class _Run:
                 ]
                 cached = "\n".join(lines)
             else:
-                cached = self.message.get(path).strip()
+                # `message.get(path)`, read from the fields split already.
+                sid, _, field, rep, comp, sub = compile_path(path)
+                try:
+                    fields = self.fields[self.ids_of.index(sid)]
+                except ValueError:
+                    raw = ""
+                else:
+                    raw = element(fields, self.message.delimiters, field, rep, comp, sub)
+                ctx = self.ctx
+                cached = (ctx.unescape(raw) if ctx.esc in raw else raw).strip()
             self.texts[path] = cached
         return cached
 
