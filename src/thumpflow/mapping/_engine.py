@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -131,7 +131,6 @@ class _Run:
 
     def __init__(self, message: Message, bundle_type: BundleType) -> None:
         self.message = message
-        self.message_type = shown_event(message.message_type, message.trigger_event)
         self.transaction = bundle_type == "transaction"
         self.batch = bundle_type == "batch"
         self.built: dict[str, _Built] = {}
@@ -147,10 +146,16 @@ class _Run:
             d.subcomponent,
             d.escape,
             lambda raw: unescape(raw, d, enc),
-            timezone_of(message.get("MSH-7")),
+            "",
             self.message_get,
             self.add_datatype_resource,
         )
+        self.ctx.tz = timezone_of(self.message_get("MSH-7"))
+
+    @cached_property
+    def message_type(self) -> str:
+        """The message's event for warnings and errors (see `shown_event`)."""
+        return shown_event(self.message.message_type, self.message.trigger_event)
 
     def close(self) -> None:
         """Break the run ↔ context reference cycle, so the run and everything
@@ -524,7 +529,7 @@ def _evaluate(
     if collection and warnings:
         entries.append(_outcome(warnings, message))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
-    stamp = instant(message.get("MSH-7")) or instant(message.get("EVN-2.1"), run.ctx.tz)
+    stamp = instant(run.message_get("MSH-7")) or instant(run.message_get("EVN-2.1"), run.ctx.tz)
     if stamp:
         bundle["timestamp"] = stamp
     bundle["entry"] = entries
