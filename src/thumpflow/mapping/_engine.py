@@ -255,7 +255,8 @@ class _Run:
         at: dict[str, list[int]] | None = None,
     ) -> None:
         """Apply `rules` to the segments at positions `segs` (a whole message
-        or one group instance), collecting built resources into `pending`;
+        or one group instance), collecting the built resources that have
+        references to write (`refs`) into `pending`;
         `at` is `_positions(segs)` when the caller has it already."""
         ids_of = self.ids_of
         fields = self.fields
@@ -296,7 +297,8 @@ class _Run:
                     built = self.apply(rule, parts, segs, pos, scope)
                     if built is not None:
                         built.seg, built.anchor = segs[pos], anchor
-                        pending.append((rule, built, scope))
+                        if rule.refs:
+                            pending.append((rule, built, scope))
 
     def anchor_of(self, i: int, follows: tuple[str, ...]) -> int:
         """The segment that segment `i` belongs to under a `follows` rule: the
