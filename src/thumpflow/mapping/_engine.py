@@ -21,7 +21,6 @@ import json
 import re
 from functools import cached_property, lru_cache
 from typing import Any, Literal
-from urllib.parse import quote
 
 from thumpflow.core.errors import MessageError
 from thumpflow.fhir import deterministic_id
@@ -33,6 +32,14 @@ from thumpflow.mapping._report import (
     ConversionWarning,
 )
 from thumpflow.mapping._rules import MessageMap, Rule
+from thumpflow.mapping._scope import (
+    Built,
+    Scope,
+    group_instances,
+    identifier_of,
+    search_escape,
+    segment_positions,
+)
 from thumpflow.mapping._support import Ctx, Parts, read_output
 from thumpflow.mapping._values import FhirDecimal, instant, timezone_of
 
@@ -42,64 +49,6 @@ BundleType = Literal["transaction", "batch", "collection"]
 class ConversionError(MessageError):
     """A message that cannot be converted to FHIR; `reason` names the message
     type, segment and field concerned, never data from the message."""
-
-
-class _Built:
-    """One resource of the Bundle: its id, the text a Reference to it holds
-    (`urn:uuid:<id>`, in a batch `Type/<id>`), its conditional-update query
-    (`Type?identifier=...`; None: written by id), the segment (index in the
-    message) it was built from and the one a `follows` rule's segment
-    follows (-1: none)."""
-
-    __slots__ = ("anchor", "query", "ref", "resource", "rid", "rtype", "seg")
-
-    def __init__(
-        self, resource: dict[str, Any], rtype: str, rid: str, ref: str, query: str | None
-    ) -> None:
-        self.resource = resource
-        self.rtype = rtype
-        self.rid = rid
-        self.ref = ref
-        self.query = query
-        self.seg = -1
-        self.anchor = -1
-
-
-class _Scope:
-    __slots__ = ("names", "parent")
-
-    def __init__(self, parent: _Scope | None) -> None:
-        self.parent = parent
-        self.names: dict[str, list[_Built]] = {}
-
-    def lookup(self, name: str) -> list[_Built]:
-        scope: _Scope | None = self
-        while scope is not None:
-            found = scope.names.get(name)
-            if found:
-                return found
-            scope = scope.parent
-        return []
-
-
-def _identifier_of(resource: dict[str, Any], path: str) -> tuple[str, str] | None:
-    value = resource.get(path)
-    items = value if type(value) is list else [value] if type(value) is dict else []
-    for ident in items:
-        if type(ident) is dict and ident.get("value"):
-            return str(ident.get("system", "")), str(ident["value"])
-    return None
-
-
-_SEARCH_SAFE = re.compile(r"[A-Za-z0-9:/._~-]*")
-
-
-def _search_escape(text: str) -> str:
-    if _SEARCH_SAFE.fullmatch(text):
-        return text
-    for ch in ("\\", "|", ",", "$"):
-        text = text.replace(ch, "\\" + ch)
-    return quote(text, safe=":/.-_~")
 
 
 # Resources built from a data type (Practitioner, Organization, Location) are
@@ -133,7 +82,7 @@ class _Run:
         self.message = message
         self.transaction = bundle_type == "transaction"
         self.batch = bundle_type == "batch"
-        self.built: dict[str, _Built] = {}
+        self.built: dict[str, Built] = {}
         self.order: list[str] = []
         self.warnings: list[str] = []
         self.texts: dict[str, str] = {}
@@ -195,7 +144,7 @@ class _Run:
         found: tuple[str, str] | None,
         basis: tuple[str, ...],
         rid: str,
-    ) -> _Built:
+    ) -> Built:
         """Add `resource` to the Bundle under `rid` (its id from `basis`, the
         identifier `found` or the rule's key), or under `basis + #n` when
         another resource of this message already has that id."""
@@ -208,11 +157,11 @@ class _Run:
         if found is not None and self.transaction:
             system, value = found
             query = (
-                f"{rtype}?identifier={_search_escape(system)}|{_search_escape(value)}"
+                f"{rtype}?identifier={search_escape(system)}|{search_escape(value)}"
                 if system
-                else f"{rtype}?identifier={_search_escape(value)}"
+                else f"{rtype}?identifier={search_escape(value)}"
             )
-        b = _Built(
+        b = Built(
             resource, rtype, rid, f"{rtype}/{rid}" if self.batch else f"urn:uuid:{rid}", query
         )
         built[rid] = b
@@ -227,7 +176,7 @@ class _Run:
         `conditional`), else `key`, else its content."""
         resource = body
         resource["resourceType"] = rtype
-        found = _identifier_of(resource, conditional) if conditional else None
+        found = identifier_of(resource, conditional) if conditional else None
         if found is not None:
             basis: tuple[str, ...] = found
         elif key is not None:
@@ -248,29 +197,29 @@ class _Run:
         self,
         rules: tuple[Rule, ...],
         segs: list[int],
-        scope: _Scope,
+        scope: Scope,
         structure: str,
-        pending: list[tuple[Rule, _Built, _Scope]],
+        pending: list[tuple[Rule, Built, Scope]],
         *,
         at: dict[str, list[int]] | None = None,
     ) -> None:
         """Apply `rules` to the segments at positions `segs` (a whole message
         or one group instance), collecting the built resources that have
         references to write (`refs`) into `pending`;
-        `at` is `_positions(segs)` when the caller has it already."""
+        `at` is `segment_positions(segs)` when the caller has it already."""
         ids_of = self.ids_of
         fields = self.fields
         ctx = self.ctx
         if at is None:
-            at = _positions([ids_of[i] for i in segs])
+            at = segment_positions([ids_of[i] for i in segs])
         for rule in rules:
             if rule.group is not None:
                 starts, inner = rule.group
-                instances = _instances(segs, ids_of, starts)
+                instances = group_instances(segs, ids_of, starts)
                 if not instances and rule.required:
                     self.missing(structure, starts[0])
                 for instance in instances:
-                    self.run(inner, instance, _Scope(scope), structure, pending)
+                    self.run(inner, instance, Scope(scope), structure, pending)
                 continue
             if rule.unless is not None and scope.lookup(rule.unless):
                 continue
@@ -332,8 +281,8 @@ class _Run:
             self.warnings.append(ConversionWarning(text, code))
 
     def apply(
-        self, rule: Rule, parts: Parts, segs: list[int], pos: int, scope: _Scope
-    ) -> _Built | None:
+        self, rule: Rule, parts: Parts, segs: list[int], pos: int, scope: Scope
+    ) -> Built | None:
         assert rule.fill is not None
         if rule.into is not None:
             targets = scope.lookup(rule.into)
@@ -355,7 +304,7 @@ class _Run:
                 raise ConversionError(
                     f"{self.message_type}: {reason}", segment=rule.segment, field=field, code="101"
                 )
-        found = _identifier_of(resource, rule.conditional) if rule.conditional else None
+        found = identifier_of(resource, rule.conditional) if rule.conditional else None
         basis = found if found is not None else self.key(rule, texts, pos, scope)
         rtype = rule.resource_type
         built = self.register(rtype, resource, found, basis, deterministic_id(rtype, *basis))
@@ -364,7 +313,7 @@ class _Run:
         return built
 
     def key(
-        self, rule: Rule, texts: tuple[str, ...] | None, pos: int, scope: _Scope
+        self, rule: Rule, texts: tuple[str, ...] | None, pos: int, scope: Scope
     ) -> tuple[str, ...]:
         """The id basis of a resource without a business identifier: the
         rule's key parts (`texts`, its element texts, with the ids of the
@@ -389,7 +338,7 @@ class _Run:
         lines = (ctx.unescape(r) if ctx.esc in r else r for r in value.split(ctx.rep))
         return "\n".join(t for t in lines if t and t != '""').strip()
 
-    def resolve(self, pending: list[tuple[Rule, _Built, _Scope]]) -> None:
+    def resolve(self, pending: list[tuple[Rule, Built, Scope]]) -> None:
         """Write the references of each pending resource (its rule's `refs`;
         `*` names every other resource of the Bundle, in Bundle order)."""
         everything = self.built
@@ -434,41 +383,6 @@ def _closed(*_: Any) -> Any:
     raise RuntimeError("the conversion run is over")
 
 
-def _positions(ids: list[str]) -> dict[str, list[int]]:
-    """The positions in `ids` of each segment id."""
-    at: dict[str, list[int]] = {}
-    for pos, sid in enumerate(ids):
-        found = at.get(sid)
-        if found is None:
-            at[sid] = [pos]
-        else:
-            found.append(pos)
-    return at
-
-
-def _instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...]) -> list[list[int]]:
-    """Split `segs` into group instances: a start segment opens a new instance
-    unless it continues the current one in `starts` order (ORC then OBR)."""
-    instances: list[list[int]] = []
-    current: list[int] | None = None
-    seen: set[str] = set()
-    high = -1
-    for i in segs:
-        sid = ids_of[i]
-        if sid in starts:
-            k = starts.index(sid)
-            if current is None or sid in seen or k < high:
-                current = []
-                instances.append(current)
-                seen = set()
-                high = -1
-            seen.add(sid)
-            high = max(high, k)
-        if current is not None:
-            current.append(i)
-    return instances
-
-
 def evaluate(
     message: Message, mmap: MessageMap, bundle_type: BundleType, warnings: list[str]
 ) -> dict[str, Any]:
@@ -487,10 +401,10 @@ def _evaluate(
     run: _Run, message: Message, mmap: MessageMap, bundle_type: BundleType, warnings: list[str]
 ) -> dict[str, Any]:
     run.warnings = warnings
-    root = _Scope(None)
-    pending: list[tuple[Rule, _Built, _Scope]] = []
+    root = Scope(None)
+    pending: list[tuple[Rule, Built, Scope]] = []
     everything = list(range(len(run.ids_of)))
-    at = _positions(run.ids_of)
+    at = segment_positions(run.ids_of)
     run.run(mmap.rules, everything, root, mmap.structure, pending, at=at)
     if not run.order:
         first = next(
