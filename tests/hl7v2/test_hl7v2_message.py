@@ -122,6 +122,27 @@ def test_segments(msg: Message) -> None:
     assert (msh.get("1"), msh.get("2"), msh.get("10")) == ("|", "^~\\&", "CTRL1")
 
 
+def test_segment_table_is_the_segments_ids_and_fields_indexed_or_not() -> None:
+    raw = ADT.replace("EVN|", "\rEVN|").encode()  # a blank line, skipped
+    lines = [line for line in ADT.split("\r") if line]
+    fresh = Message.parse(raw)
+    ids, table = fresh.segment_table()
+    assert ids == ["MSH", "EVN", "PID", "OBX", "OBX", "OBX", "ZPV"]
+    assert table[0][:3] == ["MSH", "|", "^~\\&"]
+    assert table[1:] == [line.split("|") for line in lines[1:]]
+    # The lists are the message's own split, as its reads see it.
+    assert fresh.segment_table()[1][2] is table[2]
+    indexed = Message.parse(raw)
+    indexed.segment("OBX", 2)
+    indexed.set("ZPV-2", "changed")
+    indexed.set("ZZZ-1", "appended")
+    ids2, table2 = indexed.segment_table()
+    assert ids2 == [*ids, "ZZZ"]
+    assert table2[:6] == table[:6]
+    assert table2[6] == ["ZPV", "1", "changed"]
+    assert table2[7] == ["ZZZ", "appended"]
+
+
 def test_round_trip_is_byte_exact(msg: Message) -> None:
     assert msg.to_bytes() == ADT.encode()
     msg.get("OBX[3]-5")

@@ -179,7 +179,11 @@ class Message(HeaderFields):
         self._parts = parts
         return parts
 
-    def _build_index(self) -> dict[str, list[int]]:
+    def _build_index(
+        self, into: tuple[list[str], list[list[str]]] | None = None
+    ) -> dict[str, list[int]]:
+        """Index the segments; with `into`, also collect what `segment_table`
+        returns, in the same pass."""
         parts = self._parts or self._split_parts()
         fs = self._delims.field
         index: dict[str, list[int]] = {}
@@ -197,6 +201,12 @@ class Message(HeaderFields):
                 index[sid] = [i]
             else:
                 positions.append(i)
+            if into is not None:
+                fields = self._fields.get(i)
+                if fields is None:
+                    fields = self._fields[i] = split_fields(part, fs)
+                into[0].append(sid)
+                into[1].append(fields)
         self._index = index
         return index
 
@@ -289,26 +299,26 @@ class Message(HeaderFields):
             self._build_index()
         return [self._segment_at(i) for i in self._order]
 
-    def segment_fields(self) -> list[tuple[str, list[str]]]:
-        """The id and fields (numbered as in `Segment`: index 0 the id, in MSH
-        index 1 the field separator; escaped) of every segment in message
-        order, blank lines skipped. The lists are the message's own split,
-        shared with its reads: treat them as read-only. Unlike `segments`, it
-        creates no `Segment` objects (the fast path for converters)."""
+    def segment_table(self) -> tuple[list[str], list[list[str]]]:
+        """The id and the fields (numbered as in `Segment`: index 0 the id, in
+        MSH index 1 the field separator; escaped) of every segment, as two
+        lists in message order, blank lines skipped. The field lists are the
+        message's own split, shared with its reads: treat them as read-only.
+        Unlike `segments`, it creates no `Segment` objects (the fast path for
+        converters)."""
+        ids: list[str] = []
+        table: list[list[str]] = []
         if self._index is None:
-            self._build_index()
+            self._build_index((ids, table))
+            return ids, table
         parts = self._parts or self._split_parts()
         n = len(parts)
         fs = self._delims.field
-        cached = self._fields
-        out: list[tuple[str, list[str]]] = []
         for i in self._order:
             text = parts[i] if i < n else self._appended[i - n]
-            fields = cached.get(i)
-            if fields is None:
-                fields = cached[i] = split_fields(text, fs)
-            out.append((text[:3] if text[3:4] == fs else segment_id(text, fs), fields))
-        return out
+            ids.append(text[:3] if text[3:4] == fs else segment_id(text, fs))
+            table.append(self._fields.get(i) or self._part_fields(i))
+        return ids, table
 
     def segment_ids(self) -> list[str]:
         """The id of every segment in message order (blank lines skipped)."""

@@ -61,18 +61,31 @@ def compile_setter(path: str, where: str) -> Setter:
 SPLIT = {1: "C", 2: "S"}
 
 
+# The locals a generated function may read from the context `x`.
+_CONTEXT = (("R", "rep"), ("C", "comp"), ("S", "sub"), ("E", "esc"), ("U", "unescape"))
+
+# Padding for a short `p`: `p + PAD[k - n]` has k items (see `_reads`).
+PAD = tuple([""] * j for j in range(100))
+
+
 class GeneratedFunction:
     """The source of one generated function over `p` (the fields of a
     segment at level 0, the components of an element at level 1, its
     subcomponents at level 2): a prelude reading every element the map uses
     once, grouped by field (or component) so an empty one costs one test,
-    then the body."""
+    then the body.
+
+    Elements read as "" when absent or null (`""`). Below level 0 the null
+    test is one for the whole list (`p` is an element's own split); at
+    level 0 it is made per element, after splitting its field."""
 
     def __init__(self, name: str, level: int, where: str) -> None:
         self.name = name
         self.level = level
         self.where = where
         self.heads: dict[str, str] = {}
+        # The heads that are items of `p`, by their index in it.
+        self.positions: dict[str, int] = {}
         self.inner: dict[str, list[str]] = {}
         self.defined: dict[str, list[str]] = {}
         self.body: list[str] = []
@@ -85,28 +98,60 @@ class GeneratedFunction:
 
     def source(self, params: str = "p, x") -> str:
         lines = [f"def {self.name}({params}):"]
-        if self.heads:
-            lines.append("    R = x.rep; C = x.comp; S = x.sub; E = x.esc; U = x.unescape")
-            lines.append("    n = len(p)")
+        lines.extend("    " + line for line in self._reads())
         for head, expr in self.heads.items():
-            lines.append(f"    {head} = {expr}")
+            if head not in self.positions:
+                lines.append(f"    {head} = {expr}")
             if self.inner[head]:
                 lines.append(f"    if {head}:")
                 lines.extend("        " + line for line in self.inner[head])
                 lines.append("    else:")
                 lines.append("        " + " = ".join(self.defined[head]) + " = ''")
         lines.extend("    " + line for line in self.body)
+        # The context's delimiters and unescape function, those the code uses.
+        code = "\n".join(lines[1:])
+        used = [f"{name} = x.{attr}" for name, attr in _CONTEXT if re.search(rf"\b{name}\b", code)]
+        if used:
+            lines.insert(1, "    " + "; ".join(used))
         return "\n".join(lines) + "\n"
+
+    def _reads(self) -> list[str]:
+        """The prelude's reads of the items of `p` the map uses: unpacked at
+        once from `p` padded or cut to length when they are many of its
+        first items, else read one by one."""
+        positions = self.positions
+        if not positions:
+            return []
+        out = ["n = len(p)"]
+        if self.level > 0:
+            out.append("if '\"\"' in p: p = ['' if e == '\"\"' else e for e in p]")
+        k = max(positions.values()) + 1
+        if k < len(PAD) and 15 * len(positions) >= 35 + k:
+            names = ["_"] * k
+            for head, i in positions.items():
+                names[i] = head
+            out.append(f"q = p if n == {k} else p[:{k}] if n > {k} else p + _PAD[{k} - n]")
+            out.append(", ".join(names) + ", = q")
+        else:
+            out.extend(f"{head} = p[{i}] if n > {i} else ''" for head, i in positions.items())
+        return out
 
     # -- reading elements (prelude) --
 
     def head(self, name: str, expr: str) -> str:
-        """A local read once at the top: a field (or component) as a whole, or a message text."""
+        """A local read once at the top: a message text (`expr`)."""
         if name not in self.heads:
             self.heads[name] = expr
             self.inner[name] = []
             self.defined[name] = []
             self.known.add(name)
+        return name
+
+    def item(self, name: str, index: int) -> str:
+        """A local read once at the top: item `index` of `p` (a field or component as a whole)."""
+        if name not in self.heads:
+            self.head(name, "")
+            self.positions[name] = index
         return name
 
     def _define(self, head: str, name: str, expr: str) -> str:
@@ -118,30 +163,33 @@ class GeneratedFunction:
         return name
 
     def field(self, number: int) -> str:
-        return self.head(f"f{number}", f"p[{number}] if n > {number} else ''")
+        return self.item(f"f{number}", number)
 
     def raw(self, idx: tuple[int, ...]) -> str:
         """A local holding the escaped first-repetition element at `idx`, "" when null."""
+        if self.level > 0:
+            head = self.item(f"h{idx[0]}", idx[0] - 1)
+            if len(idx) == 1:
+                return head
         key = "_".join(map(str, idx))
         name = f"a{key}"
         if name in self.known:
             return name
         if self.level == 0:
             head = self.field(idx[0])
-            expr = self._define(head, f"r{idx[0]}", f"{head}.split(R, 1)[0]")
+            expr = self._define(
+                head, f"r{idx[0]}", f"{head}.split(R, 1)[0] if R in {head} else {head}"
+            )
             if len(idx) > 1:
                 comps = self._define(head, f"c{idx[0]}", f"{expr}.split(C)")
-                expr = f"{comps}[{idx[1] - 1}] if len({comps}) > {idx[1] - 1} else ''"
+                expr = _item(comps, idx[1] - 1)
                 if len(idx) > 2:
                     comp = self._define(head, f"a{idx[0]}_{idx[1]}x", expr)
                     subs = self._define(head, f"s{idx[0]}_{idx[1]}", f"{comp}.split(S)")
-                    expr = f"{subs}[{idx[2] - 1}] if len({subs}) > {idx[2] - 1} else ''"
+                    expr = _item(subs, idx[2] - 1)
         else:
-            head = self.head(f"h{idx[0]}", f"p[{idx[0] - 1}] if n > {idx[0] - 1} else ''")
-            expr = head
-            if len(idx) > 1:
-                subs = self._define(head, f"s{idx[0]}", f"{head}.split(S)")
-                expr = f"{subs}[{idx[1] - 1}] if len({subs}) > {idx[1] - 1} else ''"
+            subs = self._define(head, f"s{idx[0]}", f"{head}.split(S)")
+            expr = _item(subs, idx[1] - 1)
         self._define(head, name, expr)
         self.inner[head].append(f"if {name} == '\"\"': {name} = ''")
         return name
@@ -267,6 +315,12 @@ class GeneratedFunction:
         """Indent the body from `start` on by one level."""
         for i in range(start, len(lines)):
             lines[i] = "    " + lines[i]
+
+
+def _item(parts: str, i: int) -> str:
+    """The expression for item `i` of the split `parts`, "" when it has fewer
+    (a split has at least one item)."""
+    return f"{parts}[0]" if i == 0 else f"{parts}[{i}] if len({parts}) > {i} else ''"
 
 
 def build(source: str, namespace: dict[str, Any], fname: str) -> Any:

@@ -28,6 +28,7 @@ from typing import Any
 
 from thumpflow.mapping._codegen import (
     COLLECT,
+    PAD,
     SPLIT,
     TEMPLATE,
     GeneratedFunction,
@@ -62,6 +63,11 @@ _ENTRY_KEYS = frozenset(
 )
 
 
+def is_key_path(part: str) -> bool:
+    """Whether a key part is an element path (`5.1`, `$MSH-10`), not a rule's name."""
+    return part[:1].isdigit() or part.startswith("$")
+
+
 class Compiler:
     """Every compiled map, by name: generates the functions and builds them."""
 
@@ -73,7 +79,7 @@ class Compiler:
     ) -> None:
         self.datatype_specs = datatype_specs
         self.segment_specs = segment_specs
-        self.names: dict[str, Any] = {"_out": read_keys, "_MISSING": _MISSING}
+        self.names: dict[str, Any] = {"_out": read_keys, "_MISSING": _MISSING, "_PAD": PAD}
         for pname, conv in PRIMITIVES.items():
             self.names[f"P_{pname}"] = conv
         for i, vname in enumerate(sorted(vocab)):
@@ -82,15 +88,18 @@ class Compiler:
         self.datatypes: dict[tuple[str, int], str] = {}
         # Data type functions that build a resource and return a Reference.
         self.resource_datatypes: set[str] = set()
-        self.segments: dict[str, tuple[str, Fill]] = {}
+        self.segments: dict[tuple[str, tuple[str, ...], bool], tuple[str, Fill]] = {}
         self.fnames: set[str] = set()
 
     # -- public: used by the engine --
 
-    def segment(self, name: str, where: str) -> tuple[str, Fill]:
+    def segment(self, name: str, where: str, key: tuple[str, ...] = ()) -> tuple[str, Fill]:
         """The resource type of segment map `name` and its function
-        `(fields, ctx, out) -> None`, which writes into `out`."""
-        found = self.segments.get(name)
+        `(fields, ctx, out) -> texts`, which writes into `out` and, for a
+        rule with a `key`, returns the unescaped, stripped text at each of its
+        element paths (field paths or `$` message paths), else None."""
+        paths = tuple(part for part in key if is_key_path(part))
+        found = self.segments.get((name, paths, bool(key)))
         if found is not None:
             return found
         spec = self.segment_specs.get(name)
@@ -100,9 +109,11 @@ class Compiler:
         gen = GeneratedFunction(fname, 0, f"segment {name}")
         self._entries(gen, spec.get("entries"), "o")
         self._cleanup(gen, spec["entries"], "o")
+        if key:
+            gen.body.append(f"return ({''.join(gen.text(path) + ', ' for path in paths)})")
         fill: Fill = self._define(gen.source("p, x, o"), fname)
         rtype = str(spec.get("resourceType", ""))
-        self.segments[name] = (rtype, fill)
+        self.segments[(name, paths, bool(key))] = (rtype, fill)
         return rtype, fill
 
     def test(self, spec: Any, where: str) -> Test:
@@ -114,14 +125,21 @@ class Compiler:
         test: Test = self._define(gen.source(), gen.name)
         return test
 
-    def texts(self, paths: list[str], where: str) -> Texts:
-        """A function `(fields, ctx) -> tuple[str, ...]` giving the unescaped,
-        stripped text at each path (field paths or `$` message paths)."""
-        gen = GeneratedFunction(self._fname("keys", "rule"), 0, where)
-        locals_ = [gen.text(p) for p in paths]
-        gen.body.append(f"return ({', '.join(locals_)},)")
-        texts: Texts = self._define(gen.source(), gen.name)
-        return texts
+    def key(self, parts: tuple[str, ...]) -> Texts | None:
+        """For a key naming earlier rules, a function `(texts, rids) -> key`
+        putting the texts its segment function returned and the ids of the
+        named resources (`rids`, in order) in key order; None for a key of
+        element paths only (the texts are the key)."""
+        if all(is_key_path(part) for part in parts):
+            return None
+        named = iter(range(len(parts)))
+        texts = iter(range(len(parts)))
+        items = [f"t[{next(texts)}]" if is_key_path(p) else f"ids[{next(named)}]" for p in parts]
+        fname = self._fname("keys", "rule")
+        key: Texts = self._define(
+            f"def {fname}(t, ids):\n    return ({', '.join(items)},)\n", fname
+        )
+        return key
 
     def _define(self, source: str, fname: str) -> Any:
         """Compile `source` into the shared namespace (so generated functions
@@ -206,7 +224,11 @@ class Compiler:
                     lists.add(tuple(k for k, _ in steps[: j + 1]))
         for keys in sorted(lists):
             seq = gen.temp("_c")
-            getter = f"_out({out}, {', '.join(repr(k) for k in keys)})"
+            getter = (
+                f"{out}.get({keys[0]!r})"
+                if len(keys) == 1
+                else f"_out({out}, {', '.join(repr(k) for k in keys)})"
+            )
             gen.body.append(f"{seq} = {getter}")
             gen.body.append(f"if type({seq}) is list and {{}} in {seq}:")
             gen.body.append(f"    {seq}[:] = [e for e in {seq} if e != {{}}]")
@@ -382,6 +404,8 @@ class Compiler:
         field = gen.field(idx[0])
         rep = gen.temp("_r")
         raws = gen.temp("_q")
+        body.append(f"if {field}:")
+        outer = len(body)
         if join is not None:
             body.append(f"{raws} = []")
         body.append(f"for {rep} in {field}.split(R):")
@@ -409,6 +433,7 @@ class Compiler:
             body.append(f"{joined} = {str(join)!r}.join({raws})")
             one(joined)
             gen.indent(body, mark)
-            return
-        one(element)
-        gen.indent(body, mark)
+        else:
+            one(element)
+            gen.indent(body, mark)
+        gen.indent(body, outer)

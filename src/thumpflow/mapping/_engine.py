@@ -19,20 +19,27 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal
-from urllib.parse import quote
 
 from thumpflow.core.errors import MessageError
 from thumpflow.fhir import deterministic_id
-from thumpflow.hl7v2 import Message, unescape
+from thumpflow.hl7v2 import Message, compile_path, unescape
+from thumpflow.hl7v2.segment import element
 from thumpflow.mapping._report import (
     MISSING_SEGMENT,
     NO_REFERENCE_TARGET,
     ConversionWarning,
 )
 from thumpflow.mapping._rules import MessageMap, Rule
+from thumpflow.mapping._scope import (
+    Built,
+    Scope,
+    group_instances,
+    identifier_of,
+    search_escape,
+    segment_positions,
+)
 from thumpflow.mapping._support import Ctx, Parts, read_output
 from thumpflow.mapping._values import FhirDecimal, instant, timezone_of
 
@@ -42,56 +49,6 @@ BundleType = Literal["transaction", "batch", "collection"]
 class ConversionError(MessageError):
     """A message that cannot be converted to FHIR; `reason` names the message
     type, segment and field concerned, never data from the message."""
-
-
-@dataclass(slots=True)
-class _Built:
-    resource: dict[str, Any]
-    rid: str
-    url: str
-    conditional: bool
-    ref: str
-    # The segment (index in the message) the resource was built from, and the
-    # one a `follows` rule's segment follows (-1: none).
-    seg: int = -1
-    anchor: int = -1
-
-
-class _Scope:
-    __slots__ = ("names", "parent")
-
-    def __init__(self, parent: _Scope | None) -> None:
-        self.parent = parent
-        self.names: dict[str, list[_Built]] = {}
-
-    def lookup(self, name: str) -> list[_Built]:
-        scope: _Scope | None = self
-        while scope is not None:
-            found = scope.names.get(name)
-            if found:
-                return found
-            scope = scope.parent
-        return []
-
-
-def _identifier_of(resource: dict[str, Any], path: str) -> tuple[str, str] | None:
-    value = resource.get(path)
-    items = value if type(value) is list else [value] if type(value) is dict else []
-    for ident in items:
-        if type(ident) is dict and ident.get("value"):
-            return str(ident.get("system", "")), str(ident["value"])
-    return None
-
-
-_SEARCH_SAFE = re.compile(r"[A-Za-z0-9:/._~-]*")
-
-
-def _search_escape(text: str) -> str:
-    if _SEARCH_SAFE.fullmatch(text):
-        return text
-    for ch in ("\\", "|", ",", "$"):
-        text = text.replace(ch, "\\" + ch)
-    return quote(text, safe=":/.-_~")
 
 
 # Resources built from a data type (Practitioner, Organization, Location) are
@@ -123,28 +80,31 @@ class _Run:
 
     def __init__(self, message: Message, bundle_type: BundleType) -> None:
         self.message = message
-        self.message_type = shown_event(message.message_type, message.trigger_event)
         self.transaction = bundle_type == "transaction"
         self.batch = bundle_type == "batch"
-        self.built: dict[str, _Built] = {}
+        self.built: dict[str, Built] = {}
         self.order: list[str] = []
         self.warnings: list[str] = []
         self.texts: dict[str, str] = {}
         d = message.delimiters
         enc = message.encoding
-        split = message.segment_fields()
-        self.ids_of: list[str] = [sid for sid, _ in split]
-        self.fields: list[Parts] = [fields for _, fields in split]
+        self.ids_of, self.fields = message.segment_table()
         self.ctx = Ctx(
             d.repetition,
             d.component,
             d.subcomponent,
             d.escape,
             lambda raw: unescape(raw, d, enc),
-            timezone_of(message.get("MSH-7")),
+            "",
             self.message_get,
             self.add_datatype_resource,
         )
+        self.ctx.tz = timezone_of(self.message_get("MSH-7"))
+
+    @cached_property
+    def message_type(self) -> str:
+        """The message's event for warnings and errors (see `shown_event`)."""
+        return shown_event(self.message.message_type, self.message.trigger_event)
 
     def close(self) -> None:
         """Break the run ↔ context reference cycle, so the run and everything
@@ -164,13 +124,18 @@ class _Run:
                 ]
                 cached = "\n".join(lines)
             else:
-                cached = self.message.get(path).strip()
+                # `message.get(path)`, read from the fields split already.
+                sid, _, field, rep, comp, sub = compile_path(path)
+                try:
+                    fields = self.fields[self.ids_of.index(sid)]
+                except ValueError:
+                    raw = ""
+                else:
+                    raw = element(fields, self.message.delimiters, field, rep, comp, sub)
+                ctx = self.ctx
+                cached = (ctx.unescape(raw) if ctx.esc in raw else raw).strip()
             self.texts[path] = cached
         return cached
-
-    def reference(self, b: _Built) -> dict[str, Any]:
-        """A new Reference to `b` (`urn:uuid:` or, in a batch, `Type/id`)."""
-        return {"reference": b.ref}
 
     def register(
         self,
@@ -179,30 +144,27 @@ class _Run:
         found: tuple[str, str] | None,
         basis: tuple[str, ...],
         rid: str,
-    ) -> _Built:
+    ) -> Built:
         """Add `resource` to the Bundle under `rid` (its id from `basis`, the
         identifier `found` or the rule's key), or under `basis + #n` when
         another resource of this message already has that id."""
-        url = ""
-        is_conditional = False
-        if found is not None:
-            system, value = found
-            query = (
-                f"{_search_escape(system)}|{_search_escape(value)}"
-                if system
-                else (_search_escape(value))
-            )
-            url = f"{rtype}?identifier={query}"
-            is_conditional = self.transaction
+        built = self.built
         n = 1
-        while rid in self.built:
+        while rid in built:
             n += 1
             rid = deterministic_id(rtype, *basis, f"#{n}")
-        local = f"{rtype}/{rid}"
-        if not is_conditional:
-            url = local
-        b = _Built(resource, rid, url, is_conditional, local if self.batch else f"urn:uuid:{rid}")
-        self.built[rid] = b
+        query = None
+        if found is not None and self.transaction:
+            system, value = found
+            query = (
+                f"{rtype}?identifier={search_escape(system)}|{search_escape(value)}"
+                if system
+                else f"{rtype}?identifier={search_escape(value)}"
+            )
+        b = Built(
+            resource, rtype, rid, f"{rtype}/{rid}" if self.batch else f"urn:uuid:{rid}", query
+        )
+        built[rid] = b
         self.order.append(rid)
         return b
 
@@ -214,7 +176,7 @@ class _Run:
         `conditional`), else `key`, else its content."""
         resource = body
         resource["resourceType"] = rtype
-        found = _identifier_of(resource, conditional) if conditional else None
+        found = identifier_of(resource, conditional) if conditional else None
         if found is not None:
             basis: tuple[str, ...] = found
         elif key is not None:
@@ -227,7 +189,7 @@ class _Run:
         existing = self.built.get(rid)
         if existing is None:
             existing = self.register(rtype, resource, found, basis, rid)
-        return self.reference(existing)
+        return {"reference": existing.ref}
 
     # -- rules ---------------------------------------------------------------
 
@@ -235,30 +197,29 @@ class _Run:
         self,
         rules: tuple[Rule, ...],
         segs: list[int],
-        scope: _Scope,
+        scope: Scope,
         structure: str,
-        pending: list[tuple[Rule, _Built, _Scope]],
+        pending: list[tuple[Rule, Built, Scope]],
+        *,
+        at: dict[str, list[int]] | None = None,
     ) -> None:
         """Apply `rules` to the segments at positions `segs` (a whole message
-        or one group instance), collecting built resources into `pending`."""
+        or one group instance), collecting the built resources that have
+        references to write (`refs`) into `pending`;
+        `at` is `segment_positions(segs)` when the caller has it already."""
         ids_of = self.ids_of
         fields = self.fields
         ctx = self.ctx
-        at: dict[str, list[int]] = {}
-        for pos, i in enumerate(segs):
-            found = at.get(ids_of[i])
-            if found is None:
-                at[ids_of[i]] = [pos]
-            else:
-                found.append(pos)
+        if at is None:
+            at = segment_positions([ids_of[i] for i in segs])
         for rule in rules:
             if rule.group is not None:
                 starts, inner = rule.group
-                instances = _instances(segs, ids_of, starts)
+                instances = group_instances(segs, ids_of, starts)
                 if not instances and rule.required:
                     self.missing(structure, starts[0])
                 for instance in instances:
-                    self.run(inner, instance, _Scope(scope), structure, pending)
+                    self.run(inner, instance, Scope(scope), structure, pending)
                 continue
             if rule.unless is not None and scope.lookup(rule.unless):
                 continue
@@ -285,7 +246,8 @@ class _Run:
                     built = self.apply(rule, parts, segs, pos, scope)
                     if built is not None:
                         built.seg, built.anchor = segs[pos], anchor
-                        pending.append((rule, built, scope))
+                        if rule.refs:
+                            pending.append((rule, built, scope))
 
     def anchor_of(self, i: int, follows: tuple[str, ...]) -> int:
         """The segment that segment `i` belongs to under a `follows` rule: the
@@ -319,8 +281,8 @@ class _Run:
             self.warnings.append(ConversionWarning(text, code))
 
     def apply(
-        self, rule: Rule, parts: Parts, segs: list[int], pos: int, scope: _Scope
-    ) -> _Built | None:
+        self, rule: Rule, parts: Parts, segs: list[int], pos: int, scope: Scope
+    ) -> Built | None:
         assert rule.fill is not None
         if rule.into is not None:
             targets = scope.lookup(rule.into)
@@ -328,7 +290,7 @@ class _Run:
                 rule.fill(parts, self.ctx, targets[0].resource)
             return None
         resource: dict[str, Any] = {"resourceType": rule.resource_type}
-        rule.fill(parts, self.ctx, resource)
+        texts = rule.fill(parts, self.ctx, resource)
         if rule.notes is not None:
             for k in range(pos + 1, len(segs)):
                 i = segs[k]
@@ -342,28 +304,30 @@ class _Run:
                 raise ConversionError(
                     f"{self.message_type}: {reason}", segment=rule.segment, field=field, code="101"
                 )
-        found = _identifier_of(resource, rule.conditional) if rule.conditional else None
-        basis = found if found is not None else self.key(rule, parts, pos, scope)
+        found = identifier_of(resource, rule.conditional) if rule.conditional else None
+        basis = found if found is not None else self.key(rule, texts, pos, scope)
         rtype = rule.resource_type
         built = self.register(rtype, resource, found, basis, deterministic_id(rtype, *basis))
         if rule.name:
             scope.names.setdefault(rule.name, []).append(built)
         return built
 
-    def key(self, rule: Rule, parts: Parts, pos: int, scope: _Scope) -> tuple[str, ...]:
+    def key(
+        self, rule: Rule, texts: tuple[str, ...] | None, pos: int, scope: Scope
+    ) -> tuple[str, ...]:
         """The id basis of a resource without a business identifier: the
-        rule's key parts, else the message's sender, control id and position."""
-        texts = rule.texts(parts, self.ctx) if rule.texts is not None else ()
-        key_parts: list[str] = []
-        for part in rule.key:
-            if type(part) is int:
-                key_parts.append(texts[part])
-            else:
-                named = scope.lookup(str(part))
-                key_parts.append(named[0].rid if named else "")
+        rule's key parts (`texts`, its element texts, with the ids of the
+        resources it names), else the message's sender, control id and position."""
+        key_parts = texts or ()
+        if rule.texts is not None:
+            rids = []
+            for name in rule.key:
+                named = scope.lookup(name)
+                rids.append(named[0].rid if named else "")
+            key_parts = rule.texts(key_parts, rids)
         if not any(key_parts):
             return (self.message.sending_application, self.message.control_id, str(pos))
-        return tuple(key_parts)
+        return key_parts
 
     def note_text(self, fields: Parts) -> str:
         """NTE-3, every repetition unescaped and joined with line feeds."""
@@ -374,18 +338,40 @@ class _Run:
         lines = (ctx.unescape(r) if ctx.esc in r else r for r in value.split(ctx.rep))
         return "\n".join(t for t in lines if t and t != '""').strip()
 
-    def resolve(self, pending: list[tuple[Rule, _Built, _Scope]]) -> None:
+    def resolve(self, pending: list[tuple[Rule, Built, Scope]]) -> None:
+        """Write the references of each pending resource (its rule's `refs`;
+        `*` names every other resource of the Bundle, in Bundle order)."""
+        everything = self.built
+        order = self.order
         for rule, built, scope in pending:
+            resource = built.resource
             for ref in rule.refs:
                 if ref.name == "*":
-                    targets = [self.built[r] for r in self.order if r != built.rid]
+                    targets = [everything[r] for r in order]
                 else:
                     targets = scope.lookup(ref.name)
                 if ref.own:
                     targets = [t for t in targets if t.anchor == built.seg]
                 if not ref.all:
                     targets = targets[:1]
-                to, with_, resource = ref.to, ref.with_, built.resource
+                key = ref.put
+                if key is not None:
+                    # `to: key` without `with`: what `ref.to` writes.
+                    for t in targets:
+                        if t is not built:
+                            resource[key] = {"reference": t.ref}
+                    continue
+                key = ref.append
+                if key is not None:
+                    # `to: key[]` without `with`: what `ref.to` writes, once per list.
+                    refs = [{"reference": t.ref} for t in targets if t is not built]
+                    if refs:
+                        seq = resource.get(key)
+                        if type(seq) is not list:
+                            seq = resource[key] = []
+                        seq += refs
+                    continue
+                to, with_ = ref.to, ref.with_
                 for t in targets:
                     if t is not built:
                         anchor = to(resource, {"reference": t.ref})
@@ -395,29 +381,6 @@ class _Run:
 
 def _closed(*_: Any) -> Any:
     raise RuntimeError("the conversion run is over")
-
-
-def _instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...]) -> list[list[int]]:
-    """Split `segs` into group instances: a start segment opens a new instance
-    unless it continues the current one in `starts` order (ORC then OBR)."""
-    instances: list[list[int]] = []
-    current: list[int] | None = None
-    seen: set[str] = set()
-    high = -1
-    for i in segs:
-        sid = ids_of[i]
-        if sid in starts:
-            k = starts.index(sid)
-            if current is None or sid in seen or k < high:
-                current = []
-                instances.append(current)
-                seen = set()
-                high = -1
-            seen.add(sid)
-            high = max(high, k)
-        if current is not None:
-            current.append(i)
-    return instances
 
 
 def evaluate(
@@ -438,10 +401,11 @@ def _evaluate(
     run: _Run, message: Message, mmap: MessageMap, bundle_type: BundleType, warnings: list[str]
 ) -> dict[str, Any]:
     run.warnings = warnings
-    root = _Scope(None)
-    pending: list[tuple[Rule, _Built, _Scope]] = []
+    root = Scope(None)
+    pending: list[tuple[Rule, Built, Scope]] = []
     everything = list(range(len(run.ids_of)))
-    run.run(mmap.rules, everything, root, mmap.structure, pending)
+    at = segment_positions(run.ids_of)
+    run.run(mmap.rules, everything, root, mmap.structure, pending, at=at)
     if not run.order:
         first = next(
             (r.segment for r in mmap.rules if r.required and r.segment not in run.ids_of),
@@ -453,7 +417,7 @@ def _evaluate(
             code="100",
         )
     before = len(run.order)
-    run.run(mmap.final, everything, root, mmap.structure, pending)
+    run.run(mmap.final, everything, root, mmap.structure, pending, at=at)
     # The final rules' own resources (the Provenance) end the Bundle, after
     # what their data type maps added (an EVN-5 Practitioner).
     last = {b.rid for r in mmap.final if r.name for b in root.names.get(r.name, ())}
@@ -463,19 +427,25 @@ def _evaluate(
     run.resolve(pending)
     entries = []
     collection = bundle_type == "collection"
+    batch = run.batch
+    built = run.built
     for rid in run.order:
-        b = run.built[rid]
+        b = built[rid]
         resource = b.resource
-        if not b.conditional:
+        query = b.query
+        if query is None:
             resource["id"] = rid
-        entry: dict[str, Any] = {"fullUrl": f"urn:uuid:{rid}", "resource": resource}
+        entry: dict[str, Any] = {
+            "fullUrl": f"urn:uuid:{rid}" if batch else b.ref,
+            "resource": resource,
+        }
         if not collection:
-            entry["request"] = {"method": "PUT", "url": b.url}
+            entry["request"] = {"method": "PUT", "url": query or f"{b.rtype}/{rid}"}
         entries.append(entry)
     if collection and warnings:
         entries.append(_outcome(warnings, message))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
-    stamp = instant(message.get("MSH-7")) or instant(message.get("EVN-2.1"), run.ctx.tz)
+    stamp = instant(run.message_get("MSH-7")) or instant(run.message_get("EVN-2.1"), run.ctx.tz)
     if stamp:
         bundle["timestamp"] = stamp
     bundle["entry"] = entries

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thumpflow.mapping._codegen import compile_setter
-from thumpflow.mapping._compile import Compiler
+from thumpflow.mapping._compile import Compiler, is_key_path
 from thumpflow.mapping._support import Fill, MapError, Setter, Test, Texts
 
 
@@ -28,14 +28,19 @@ class Ref:
     # Only the named resources built from segments that follow this one
     # (rules with `follows`): the PRTs of this OBX, not of its neighbours.
     own: bool = False
+    # Without `with`, the key when `to` is a key at the top (`put`: `subject`)
+    # or a list there (`append`: `target[]`): the engine then writes it itself.
+    put: str | None = None
+    append: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One line of a message map: a segment (or group) → a resource.
 
-    `key` lists the deterministic key's parts: a str names an earlier rule
-    (its resource id), an int indexes the texts `texts` reads.
+    The deterministic key's parts are element texts, which `fill` returns,
+    and ids of earlier rules' resources: `key` names those rules, and
+    `texts` (None when there are none) puts both in key order.
     """
 
     name: str | None
@@ -47,7 +52,7 @@ class Rule:
     fill: Fill | None
     into: str | None
     conditional: str | None
-    key: tuple[str | int, ...]
+    key: tuple[str, ...]
     texts: Texts | None
     refs: tuple[Ref, ...]
     notes: Setter | None
@@ -102,16 +107,9 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
     if not segment:
         raise MapError(f"{where}: `segment` is required")
     map_name = str(spec.get("map", ""))
-    resource_type, fill = comp.segment(map_name, where)
     ident = spec.get("identity") or {}
-    key: list[str | int] = []
-    paths: list[str] = []
-    for part in (str(k) for k in ident.get("key", ())):
-        if part[:1].isdigit() or part.startswith("$"):
-            key.append(len(paths))
-            paths.append(part)
-        else:
-            key.append(part)
+    key = tuple(str(k) for k in ident.get("key", ()))
+    resource_type, fill = comp.segment(map_name, where, key)
     refs = tuple(
         Ref(
             compile_setter(str(r["to"]), where),
@@ -119,6 +117,8 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             bool(r.get("all")),
             tuple((compile_setter(str(k), where), v) for k, v in (r.get("with") or {}).items()),
             bool(r.get("own")),
+            str(r["to"]) if str(r["to"]).isidentifier() and not r.get("with") else None,
+            _top_list(str(r["to"])) if not r.get("with") else None,
         )
         for r in spec.get("refs", ())
     )
@@ -137,8 +137,8 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         fill=fill,
         into=spec.get("into"),
         conditional=ident.get("conditional"),
-        key=tuple(key),
-        texts=comp.texts(paths, where) if paths else None,
+        key=tuple(part for part in key if not is_key_path(part)),
+        texts=comp.key(key),
         refs=refs,
         notes=compile_setter(str(notes), where) if notes else None,
         group=None,
@@ -154,6 +154,12 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             None,
         ),
     )
+
+
+def _top_list(path: str) -> str | None:
+    """`key` when `path` is `key[]` (append to a list at the top), else None."""
+    key = path.removesuffix("[]")
+    return key if key != path and key.isidentifier() else None
 
 
 def _follows(spec: Any, where: str) -> tuple[str, ...] | None:

@@ -52,9 +52,9 @@ class Ctx:
 
 
 Parts = list[str]
-Fill = Callable[[Parts, Ctx, dict[str, Any]], None]
+Fill = Callable[[Parts, Ctx, dict[str, Any]], tuple[str, ...] | None]
 Test = Callable[[Parts, Ctx], bool]
-Texts = Callable[[Parts, Ctx], tuple[str, ...]]
+Texts = Callable[[tuple[str, ...], list[str]], tuple[str, ...]]
 Setter = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 

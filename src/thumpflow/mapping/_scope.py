@@ -1,0 +1,115 @@
+"""What a conversion run keeps of the resources it builds, and where rules apply.
+
+`Built` is one resource of the Bundle with its id, the text a Reference to
+it holds and its conditional-update query; `Scope` holds the resources
+named by rules, per message and per group instance (an inner scope sees the
+outer one's names). `identifier_of` finds a resource's business identifier,
+`search_escape` escapes it for a search URL; `segment_positions` and
+`group_instances` find the segments rules apply to (by segment id, by group instance). Pure
+helpers of `_engine`: no I/O, nothing kept between messages.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+
+class Built:
+    """One resource of the Bundle: its id, the text a Reference to it holds
+    (`urn:uuid:<id>`, in a batch `Type/<id>`), its conditional-update query
+    (`Type?identifier=...`; None: written by id), the segment (index in the
+    message) it was built from and the one a `follows` rule's segment
+    follows (-1: none)."""
+
+    __slots__ = ("anchor", "query", "ref", "resource", "rid", "rtype", "seg")
+
+    def __init__(
+        self, resource: dict[str, Any], rtype: str, rid: str, ref: str, query: str | None
+    ) -> None:
+        self.resource = resource
+        self.rtype = rtype
+        self.rid = rid
+        self.ref = ref
+        self.query = query
+        self.seg = -1
+        self.anchor = -1
+
+
+class Scope:
+    """The resources named by rules (`name`) in a message or one group
+    instance; `lookup` also sees the enclosing scopes' names."""
+
+    __slots__ = ("names", "parent")
+
+    def __init__(self, parent: Scope | None) -> None:
+        self.parent = parent
+        self.names: dict[str, list[Built]] = {}
+
+    def lookup(self, name: str) -> list[Built]:
+        """The resources named `name` here, else in the nearest enclosing scope ([] if none)."""
+        scope: Scope | None = self
+        while scope is not None:
+            found = scope.names.get(name)
+            if found:
+                return found
+            scope = scope.parent
+        return []
+
+
+def identifier_of(resource: dict[str, Any], path: str) -> tuple[str, str] | None:
+    """(system, value) of the first identifier with a value at `path`, or None."""
+    value = resource.get(path)
+    items = value if type(value) is list else [value] if type(value) is dict else []
+    for ident in items:
+        if type(ident) is dict and ident.get("value"):
+            return str(ident.get("system", "")), str(ident["value"])
+    return None
+
+
+_SEARCH_SAFE = re.compile(r"[A-Za-z0-9:/._~-]*")
+
+
+def search_escape(text: str) -> str:
+    """`text` as a token search parameter value (FHIR escapes, then URL quoting)."""
+    if _SEARCH_SAFE.fullmatch(text):
+        return text
+    for ch in ("\\", "|", ",", "$"):
+        text = text.replace(ch, "\\" + ch)
+    return quote(text, safe=":/.-_~")
+
+
+def segment_positions(ids: list[str]) -> dict[str, list[int]]:
+    """The positions in `ids` of each segment id."""
+    at: dict[str, list[int]] = {}
+    for pos, sid in enumerate(ids):
+        found = at.get(sid)
+        if found is None:
+            at[sid] = [pos]
+        else:
+            found.append(pos)
+    return at
+
+
+def group_instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...]) -> list[list[int]]:
+    """Split `segs` into group instances: a start segment opens a new instance
+    unless it continues the current one in `starts` order (ORC then OBR)."""
+    instances: list[list[int]] = []
+    current: list[int] | None = None
+    seen: set[str] = set()
+    high = -1
+    for i in segs:
+        sid = ids_of[i]
+        if sid in starts:
+            k = starts.index(sid)
+            if current is None or sid in seen or k < high:
+                current = []
+                instances.append(current)
+                seen = set()
+                high = -1
+            seen.add(sid)
+            high = max(high, k)
+        if current is not None:
+            current.append(i)
+    return instances
