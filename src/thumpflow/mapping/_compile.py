@@ -182,6 +182,39 @@ class Compiler:
         self._define(f"def {fname}(p, x):\n    return H_{hook}(p, x)\n", fname)
         return fname
 
+    def _regroup(
+        self,
+        gen: GeneratedFunction,
+        numbers: list[Any],
+        type_name: str,
+        emit_if_valued: Callable[[str], None],
+    ) -> None:
+        """`from: [2, 3, 4]` inside a data type map: those components, in
+        that order, are the components of a nested data type map evaluated at
+        the same level (EI-2..4 read as the HD of EI[Identifier]'s assigner)."""
+        where = gen.where
+        if gen.level == 0 or not numbers or not all(type(n) is int and n > 0 for n in numbers):
+            raise MapError(f"{where}: a list `from` takes component numbers in a data type map")
+        datatype = self._datatype(type_name, gen.level, where)
+        raws = [gen.raw((n,)) for n in numbers]
+        parts = gen.temp("_g")
+        value = gen.temp("_v")
+        gen.body.append(f"{parts} = [{', '.join(raws)}]")
+        gen.body.append(f"if any({parts}):")
+        mark = len(gen.body)
+        if datatype in self.resource_datatypes:
+            key = gen.temp("_k")
+            delimiter = SPLIT.get(gen.level, "C")
+            gen.body.append(f"{key} = ({datatype!r}, {delimiter}.join({parts}))")
+            gen.body.append(f"{value} = x.refs.get({key}, _MISSING)")
+            gen.body.append(f"if {value} is _MISSING:")
+            gen.body.append(f"    {value} = x.refs[{key}] = {datatype}({parts}, x)")
+            gen.body.append(f"if {value} is not None: {value} = dict({value})")
+        else:
+            gen.body.append(f"{value} = {datatype}({parts}, x)")
+        emit_if_valued(value)
+        gen.indent(gen.body, mark)
+
     def _entries(self, gen: GeneratedFunction, specs: Any, out: str) -> None:
         if not isinstance(specs, list):
             raise MapError(f"{gen.where}: `entries` must be a list")
@@ -319,6 +352,9 @@ class Compiler:
             else:
                 value = convert(text, False)
             emit_if_valued(value)
+            return
+        if isinstance(spec["from"], list):
+            self._regroup(gen, spec["from"], type_name, emit_if_valued)
             return
         path = str(spec["from"])
         if path.startswith("*"):
