@@ -92,7 +92,7 @@ def test_person_events_take_rol_and_prt_general_practitioners() -> None:
     by_url, resources = _bundle("adt_a28_rol_prt_general_practitioner")
     (patient,) = _of_type(resources, "Patient")
     kinds = sorted(by_url[r["reference"]]["resourceType"] for r in patient["generalPractitioner"])
-    assert kinds == ["Practitioner", "PractitionerRole"]
+    assert kinds == ["Organization", "Practitioner", "PractitionerRole"]  # PD1-3, PRT, ROL
     assert _of_type(resources, "Encounter") == []
 
 

@@ -123,6 +123,15 @@ def instant(text: str, default_tz: str = "") -> str | None:
     return date_time(text, default_tz)
 
 
+def date_time_timed(text: str, default_tz: str = "") -> str | None:
+    """DTM → FHIR `dateTime` only when it has a time of day (PID-7's birth
+    time extension, which the IG writes when PID-7 is longer than a date)."""
+    m = _parts(text)
+    if m is None or m.group(4) is None:
+        return None
+    return date_time(text, default_tz)
+
+
 def string(text: str, default_tz: str = "") -> str | None:
     """ST/TX/FT/ID → FHIR `string`; surrounding whitespace trimmed, empty → None."""
     text = text.strip()
@@ -257,6 +266,7 @@ PRIMITIVES: dict[str, Converter] = {
     "boolean": boolean,
     "date": date,
     "dateTime": date_time,
+    "dateTime_timed": date_time_timed,
     "instant": instant,
     "base64": base64_data,
     "text_base64": text_as_base64,
