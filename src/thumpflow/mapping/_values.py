@@ -132,6 +132,21 @@ def date_time_timed(text: str, default_tz: str = "") -> str | None:
     return date_time(text, default_tz)
 
 
+_TM = re.compile(r"(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?\s*(?:[+-]\d{4})?")
+
+
+def time(text: str, default_tz: str = "") -> str | None:
+    """TM → FHIR `time` (hh:mm:ss[.f]); the offset is dropped (FHIR's time has none)."""
+    m = _TM.fullmatch(text.strip())
+    if m is None:
+        return None
+    hour, minute, second, frac = m.groups()
+    if int(hour) > 23 or int(minute or 0) > 59 or int(second or 0) > 59:
+        return None
+    out = f"{hour}:{minute or '00'}:{second or '00'}"
+    return out + "." + frac if frac else out
+
+
 def string(text: str, default_tz: str = "") -> str | None:
     """ST/TX/FT/ID → FHIR `string`; surrounding whitespace trimmed, empty → None."""
     text = text.strip()
@@ -268,6 +283,7 @@ PRIMITIVES: dict[str, Converter] = {
     "dateTime": date_time,
     "dateTime_timed": date_time_timed,
     "instant": instant,
+    "time": time,
     "base64": base64_data,
     "text_base64": text_as_base64,
     "dateTime_plus": date_time_plus,
