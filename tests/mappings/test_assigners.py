@@ -67,9 +67,11 @@ def test_one_organization_per_namespace_from_cx_xcn_and_ei(bundle_type: str) -> 
     assert _assigners(by_type["Practitioner"]["identifier"]) == ghh
     assert _assigners(by_type["Observation"]["identifier"]) == ghh
     report = by_type["DiagnosticReport"]
-    assert _assigners(report["identifier"]) == ghh
+    filler, placer = report["identifier"]
+    assert _assigners(filler) == ghh
     # EI-2..4 read as HD-1..3: the placer's namespace with its OID.
     (epic_ref,) = _assigners(report["basedOn"])
+    assert _assigners(placer) == [epic_ref]
     assert by_ref[epic_ref]["identifier"] == [
         {"value": "EPIC"},
         {"system": "urn:ietf:rfc:3986", "value": "urn:oid:1.2.3"},
@@ -80,7 +82,7 @@ def test_an_identifier_without_a_value_or_namespace_gets_no_assigner() -> None:
     message = _MESSAGE.replace(b"F1^GHH", b"F1").replace(b"77^Ng^Mei^^^^^^GHH", b"^Ng^Mei^^^^^^GHH")
     resources = _resources(convert(message, bundle_type="collection"))
     by_type = {r["resourceType"]: r for r in resources}
-    assert _assigners(by_type["DiagnosticReport"]["identifier"]) == []
+    assert _assigners(by_type["DiagnosticReport"]["identifier"][0]) == []
     assert _assigners(by_type.get("Practitioner", {})) == []
 
 
