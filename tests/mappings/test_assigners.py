@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from thumpflow.mapping import MapError, convert
-from thumpflow.mapping._compile import Compiler
+from thumpflow.mapping import convert
 
 _MESSAGE = (
     b"MSH|^~\\&|LIS|LAB|EPIC|STMARYS|20240316101500-0500||ORU^R01^ORU_R01|AS1|P|2.5.1\r"
@@ -84,13 +83,3 @@ def test_an_identifier_without_a_value_or_namespace_gets_no_assigner() -> None:
     by_type = {r["resourceType"]: r for r in resources}
     assert _assigners(by_type["DiagnosticReport"]["identifier"][0]) == []
     assert _assigners(by_type.get("Practitioner", {})) == []
-
-
-def test_a_component_list_outside_a_data_type_map_is_refused() -> None:
-    compiler = Compiler(
-        {},
-        {},
-        {"X[Patient]": {"resourceType": "Patient", "entries": [{"from": [2, 3], "to": "a"}]}},
-    )
-    with pytest.raises(MapError, match="component numbers"):
-        compiler.segment("X[Patient]", "test")

@@ -98,12 +98,32 @@ class Compiler:
             raise MapError(f"{where}: unknown segment map {name!r}")
         fname = self._fname("seg", name)
         gen = GeneratedFunction(fname, 0, f"segment {name}")
-        self._entries(gen, spec.get("entries"), "o")
-        self._cleanup(gen, spec["entries"], "o")
+        element = spec.get("element")
+        if element is None:
+            self._entries(gen, spec.get("entries"), "o")
+            self._cleanup(gen, spec["entries"], "o")
+        else:
+            self._element(gen, str(element), spec.get("entries"))
         fill: Fill = self._define(gen.source("p, x, o"), fname)
         rtype = str(spec.get("resourceType", ""))
         self.segments[name] = (rtype, fill)
         return rtype, fill
+
+    def _element(self, gen: GeneratedFunction, element: str, entries: Any) -> None:
+        """`element: contact[]`: the entries write one new element (their
+        `to` paths are inside it), appended to that list of the resource
+        when it has any value (one Patient.contact per NK1)."""
+        steps = fhir_steps(element, gen.where)
+        if len(steps) != 1 or steps[0][1] != -1:
+            raise MapError(f"{gen.where}: `element` names one list, as `contact[]`")
+        gen.body.append("_el = {}")
+        self._entries(gen, entries, "_el")
+        self._cleanup(gen, entries, "_el")
+        key = steps[0][0]
+        gen.body.append("if _el:")
+        gen.body.append(f"    _sl = o.get({key!r})")
+        gen.body.append(f"    if type(_sl) is not list: _sl = o[{key!r}] = []")
+        gen.body.append("    _sl.append(_el)")
 
     def test(self, spec: Any, where: str) -> Test:
         """A function `(fields, ctx) -> bool` for a rule's `when` (`set` and

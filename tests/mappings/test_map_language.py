@@ -1,0 +1,47 @@
+"""The map language's forms added for the IG audit: component lists and list elements.
+
+`from: [2, 3, 4]` hands components of a data type to a nested data type map;
+`element: contact[]` makes a segment map write one new list element per
+segment. Both are checked when the maps compile, with the map named.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from thumpflow.mapping import MapError, convert
+from thumpflow.mapping._compile import Compiler
+
+
+def _compiler(segment: dict[str, Any]) -> Compiler:
+    return Compiler({}, {}, {"X[Patient]": {"resourceType": "Patient", **segment}})
+
+
+def test_a_component_list_outside_a_data_type_map_is_refused() -> None:
+    compiler = _compiler({"entries": [{"from": [2, 3], "to": "a"}]})
+    with pytest.raises(MapError, match=r"X\[Patient\].*component numbers"):
+        compiler.segment("X[Patient]", "test")
+
+
+@pytest.mark.parametrize("element", ["contact", "contact[0]", "contact[].name[]"])
+def test_an_element_that_is_not_one_list_is_refused(element: str) -> None:
+    compiler = _compiler({"element": element, "entries": [{"from": 2, "to": "a"}]})
+    with pytest.raises(MapError, match=r"X\[Patient\].*one list"):
+        compiler.segment("X[Patient]", "test")
+
+
+def test_each_segment_writes_its_own_element_and_an_empty_one_none() -> None:
+    """NK1[Patient] (`element: contact[]`): one Patient.contact per NK1 that
+    names someone; an NK1 with a relationship only adds none (FHIR pat-1)."""
+    message = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\r"
+        b"PID|1||P1^^^H^MR||Doe^Jo\rNK1|1|Doe^Al|SPO\rNK1|2||CHD\rNK1|3|Roe^Bo\rPV1|1|O\r"
+    )
+    entries = convert(message, bundle_type="collection")["entry"]
+    (patient,) = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient"]
+    contacts = patient["contact"]
+    assert [c["name"]["family"] for c in contacts] == ["Doe", "Roe"]
+    assert "relationship" in contacts[0]
+    assert "relationship" not in contacts[1]
