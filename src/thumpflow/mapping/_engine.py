@@ -391,6 +391,8 @@ class _Run:
                         anchor = to(resource, {"reference": t.ref})
                         for setter, value in with_:
                             setter(anchor, value)
+                        if ref.fill is not None and t.seg >= 0:
+                            ref.fill(self.fields[t.seg], self.ctx, anchor)
 
 
 def _closed(*_: Any) -> Any:

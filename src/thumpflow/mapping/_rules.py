@@ -28,6 +28,10 @@ class Ref:
     # Only the named resources built from segments that follow this one
     # (rules with `follows`): the PRTs of this OBX, not of its neighbours.
     own: bool = False
+    # A segment map applied to the element holding the reference, with the
+    # fields of the segment the target was built from (`map:` on a ref: the
+    # DG1's use and rank on its Encounter.diagnosis element).
+    fill: Fill | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             bool(r.get("all")),
             tuple((compile_setter(str(k), where), v) for k, v in (r.get("with") or {}).items()),
             bool(r.get("own")),
+            comp.segment(str(r["map"]), where)[1] if "map" in r else None,
         )
         for r in spec.get("refs", ())
     )
