@@ -480,6 +480,8 @@ def _evaluate(
     stamp = instant(message.get("MSH-7")) or instant(message.get("EVN-2.1"), run.ctx.tz)
     if stamp:
         bundle["timestamp"] = stamp
+    if control := run.message_get("MSH-10"):
+        bundle["identifier"] = {"value": control}  # IG MSH[Bundle]
     bundle["entry"] = entries
     return bundle
 
