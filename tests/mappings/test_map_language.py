@@ -45,3 +45,23 @@ def test_each_segment_writes_its_own_element_and_an_empty_one_none() -> None:
     assert [c["name"]["family"] for c in contacts] == ["Doe", "Roe"]
     assert "relationship" in contacts[0]
     assert "relationship" not in contacts[1]
+
+
+def test_a_ref_map_fills_the_referring_element_from_the_target_segment() -> None:
+    """DG1[Encounter] on the Encounter.diagnosis ref: each diagnosis element
+    gets its own DG1's use and rank; the Bundle is identified by MSH-10."""
+    message = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|CTRL-7|P|2.5\r"
+        b"PID|1||P1^^^H^MR||Doe^Jo\rPV1|1|I|||||||||||||||||V1^^^H^VN\r"
+        b"DG1|1||I10^Hypertension^I10|||A|||||||||2\r"
+        b"DG1|2||E11.9^Diabetes^I10|||W|||||||||1\r"
+    )
+    bundle = convert(message, bundle_type="collection")
+    assert bundle["identifier"] == {"value": "CTRL-7"}
+    (encounter,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
+    ]
+    uses = [(d.get("use"), d.get("rank")) for d in encounter["diagnosis"]]
+    admission = {"system": "http://terminology.hl7.org/CodeSystem/diagnosis-role", "code": "AD"}
+    assert uses[0][1] == 2 and uses[0][0]["coding"][0] | admission == uses[0][0]["coding"][0]
+    assert uses[1] == ({"text": "W"}, 1)
