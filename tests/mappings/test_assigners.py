@@ -73,7 +73,19 @@ def test_one_organization_per_namespace_from_cx_xcn_and_ei(bundle_type: str) -> 
     assert _assigners(placer) == [epic_ref]
     assert by_ref[epic_ref]["identifier"] == [
         {"value": "EPIC"},
-        {"system": "urn:ietf:rfc:3986", "value": "urn:oid:1.2.3"},
+        {
+            "system": "urn:ietf:rfc:3986",
+            "type": {
+                "coding": [
+                    {
+                        "code": "ISO",
+                        "display": "ISO Object Identifier",
+                        "system": "http://terminology.hl7.org/CodeSystem/v2-0301",
+                    }
+                ]
+            },
+            "value": "urn:oid:1.2.3",
+        },
     ]
 
 
