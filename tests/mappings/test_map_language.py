@@ -65,3 +65,39 @@ def test_a_ref_map_fills_the_referring_element_from_the_target_segment() -> None
     admission = {"system": "http://terminology.hl7.org/CodeSystem/diagnosis-role", "code": "AD"}
     assert uses[0][1] == 2 and uses[0][0]["coding"][0] | admission == uses[0][0]["coding"][0]
     assert uses[1] == ({"text": "W"}, 1)
+
+
+def test_a_per_repetition_segment_entry_outside_a_segment_map_is_refused() -> None:
+    compiler = Compiler(
+        {},
+        {"D[X]": {"entries": [{"from": 1, "segment": "X[Patient]", "to": "a[]"}]}},
+        {
+            "X[Patient]": {
+                "resourceType": "Patient",
+                "entries": [{"from": 2, "to": "b", "type": "D[X]"}],
+            }
+        },
+    )
+    with pytest.raises(MapError, match="reads one field"):
+        compiler.segment("X[Patient]", "test")
+
+
+def test_repeated_coded_values_are_components_and_text_lines_one_string() -> None:
+    """IG OBX[Observation-Component]: one component per OBX-5 repetition, with
+    OBX-3 as its code, and no value of the Observation itself."""
+    message = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01^ORU_R01|1|P|2.5\rPID|1||P1^^^H^MR\r"
+        b"OBR|1|P1|F1|600-7^Bacteria^LN|||20240101\r"
+        b"OBX|1|CWE|600-7^Bacteria^LN|1|A^Alpha^L~B^Beta^L||||||F\r"
+        b"OBX|2|TX|18842-5^Note^LN|1|one~two||||||F\r"
+    )
+    entries = convert(message, bundle_type="collection")["entry"]
+    coded, text = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Observation"]
+    assert "valueCodeableConcept" not in coded
+    assert [c["valueCodeableConcept"]["coding"][0]["code"] for c in coded["component"]] == [
+        "A",
+        "B",
+    ]
+    assert all(c["code"] == coded["code"] for c in coded["component"])
+    assert text["valueString"] == "one\ntwo"
+    assert "component" not in text

@@ -58,6 +58,7 @@ _ENTRY_KEYS = frozenset(
         "resource",
         "identity",
         "note",
+        "segment",
     }
 )
 
@@ -235,6 +236,36 @@ class Compiler:
         emit_if_valued(value)
         gen.indent(gen.body, mark)
 
+    def _per_repetition(
+        self, gen: GeneratedFunction, spec: dict[str, Any], emit: Callable[[str], None]
+    ) -> None:
+        """`{from: 5, segment: M, to: component[]}`: when field 5 repeats, segment
+        map M once per repetition (the segment's fields with field 5 being that
+        repetition), each non-empty result written at `to` (the IG's
+        OBX[Observation-Component]: one component per OBX-5 repetition)."""
+        where = gen.where
+        number = spec["from"]
+        if gen.level != 0 or type(number) is not int or number < 1:
+            raise MapError(f"{where}: a `segment` entry reads one field: `from: 5`")
+        _, fill = self.segment(str(spec["segment"]), where)
+        body = gen.body
+        field = gen.field(number)
+        reps, rep, parts, value = gen.temp("_q"), gen.temp("_r"), gen.temp("_p"), gen.temp("_e")
+        body.append(f"{reps} = [r for r in {field}.split(R) if r and r != '\"\"']")
+        body.append(f"if len({reps}) > 1:")
+        body.append(f"    for {rep} in {reps}:")
+        mark = len(body)
+        body.append(f"{parts} = list(p)")
+        body.append(f"{parts}[{number}] = {rep}")
+        body.append(f"{value} = {{}}")
+        body.append(f"{fill.__name__}({parts}, x, {value})")
+        body.append(f"if {value}:")
+        inner = len(body)
+        emit(value)
+        gen.indent(body, inner)
+        gen.indent(body, mark)
+        gen.indent(body, mark)
+
     def _entries(self, gen: GeneratedFunction, specs: Any, out: str) -> None:
         if not isinstance(specs, list):
             raise MapError(f"{gen.where}: `entries` must be a list")
@@ -375,6 +406,9 @@ class Compiler:
             return
         if isinstance(spec["from"], list):
             self._regroup(gen, spec["from"], type_name, emit_if_valued)
+            return
+        if "segment" in spec:
+            self._per_repetition(gen, spec, emit)
             return
         path = str(spec["from"])
         if path.startswith("*"):
