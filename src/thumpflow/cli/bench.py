@@ -183,7 +183,7 @@ def run_once(
 
 
 def bench(args: argparse.Namespace) -> int:
-    workdir = Path(args.workdir)
+    workdir = Path(args.workdir).resolve()
     counts = [int(part) for part in args.connections.split(",") if part.strip()]
     messages = [
         adt_a01(patient_id=f"MRN{index % 5000:06d}", control_id=f"B{index:09d}", seed=index)
