@@ -101,3 +101,17 @@ def test_repeated_coded_values_are_components_and_text_lines_one_string() -> Non
     assert all(c["code"] == coded["code"] for c in coded["component"])
     assert text["valueString"] == "one\ntwo"
     assert "component" not in text
+
+
+def test_name_and_address_validity_ranges_are_periods() -> None:
+    """IG XPN-10 and XAD-12 (DR): the name's and address's period when
+    XPN-12/13 and XAD-13/14 give none."""
+    message = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ADT^A08^ADT_A01|1|P|2.5\r"
+        b"PID|1||P1^^^H^MR||Doe^Jo^^^^^L^^^20200101&20231231||||||1 Main St^^Town^^^^H"
+        b"^^^^^20190101&20221231\rPV1|1|O\r"
+    )
+    entries = convert(message, bundle_type="collection")["entry"]
+    (patient,) = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient"]
+    assert patient["name"][0]["period"] == {"start": "2020-01-01", "end": "2023-12-31"}
+    assert patient["address"][0]["period"] == {"start": "2019-01-01", "end": "2022-12-31"}
