@@ -202,9 +202,18 @@ def decimal(text: str, default_tz: str = "") -> int | FhirDecimal | None:
 
 
 def integer(text: str, default_tz: str = "") -> int | None:
-    """NM/SI → FHIR `integer`."""
+    """NM/SI → FHIR `integer` (None outside FHIR's 32-bit range)."""
     text = text.strip()
-    return int(text) if _INT.fullmatch(text) else None
+    if _INT.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if -2147483648 <= value <= 2147483647 else None
+
+
+def unsigned_int(text: str, default_tz: str = "") -> int | None:
+    """NM → FHIR `unsignedInt` (None unless ≥ 0)."""
+    value = integer(text)
+    return value if value is not None and value >= 0 else None
 
 
 def positive_int(text: str, default_tz: str = "") -> int | None:
@@ -277,7 +286,7 @@ PRIMITIVES: dict[str, Converter] = {
     "decimal": decimal,
     "integer": integer,
     "positiveInt": positive_int,
-    "unsignedInt": integer,
+    "unsignedInt": unsigned_int,
     "boolean": boolean,
     "date": date,
     "dateTime": date_time,
