@@ -101,3 +101,17 @@ def test_bar_rol_after_the_visit_is_an_encounter_participant() -> None:
     (encounter,) = _of_type(resources, "Encounter")
     (role,) = [by_url[p["individual"]["reference"]] for p in encounter["participant"]]
     assert _role_code(role) == "AT"
+
+
+def test_obr_specimen_only_when_its_group_has_no_spm() -> None:
+    """IG OBR[Specimen] for v2.3-style results; an SPM in the group is the specimen instead."""
+    source = (HERE / "oru_r01_v23_obr_specimen" / "input.hl7").read_bytes()
+    by_url, resources = _bundle("oru_r01_v23_obr_specimen")
+    (specimen,) = _of_type(resources, "Specimen")
+    assert specimen["type"]["coding"][0]["code"] == "UR"
+    (report,) = _of_type(resources, "DiagnosticReport")
+    assert [by_url[r["reference"]] for r in report["specimen"]] == [specimen]
+    with_spm = source + b"SPM|1|SP1&LAB||BLD^Blood^HL70487\r"
+    entries = convert(with_spm, bundle_type="collection")["entry"]
+    specimens = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Specimen"]
+    assert [s["type"]["coding"][0]["code"] for s in specimens] == ["BLD"]
