@@ -34,6 +34,7 @@ from thumpflow.mapping._codegen import (
     build,
     fhir_steps,
 )
+from thumpflow.mapping._forms import element_of, per_repetition, regroup
 from thumpflow.mapping._support import Fill, MapError, Test, Texts, read_keys
 from thumpflow.mapping._values import PRIMITIVES
 from thumpflow.mapping._vocab import VocabTable
@@ -104,27 +105,11 @@ class Compiler:
             self._entries(gen, spec.get("entries"), "o")
             self._cleanup(gen, spec["entries"], "o")
         else:
-            self._element(gen, str(element), spec.get("entries"))
+            element_of(self, gen, str(element), spec.get("entries"))
         fill: Fill = self._define(gen.source("p, x, o"), fname)
         rtype = str(spec.get("resourceType", ""))
         self.segments[name] = (rtype, fill)
         return rtype, fill
-
-    def _element(self, gen: GeneratedFunction, element: str, entries: Any) -> None:
-        """`element: contact[]`: the entries write one new element (their
-        `to` paths are inside it), appended to that list of the resource
-        when it has any value (one Patient.contact per NK1)."""
-        steps = fhir_steps(element, gen.where)
-        if len(steps) != 1 or steps[0][1] != -1:
-            raise MapError(f"{gen.where}: `element` names one list, as `contact[]`")
-        gen.body.append("_el = {}")
-        self._entries(gen, entries, "_el")
-        self._cleanup(gen, entries, "_el")
-        key = steps[0][0]
-        gen.body.append("if _el:")
-        gen.body.append(f"    _sl = o.get({key!r})")
-        gen.body.append(f"    if type(_sl) is not list: _sl = o[{key!r}] = []")
-        gen.body.append("    _sl.append(_el)")
 
     def test(self, spec: Any, where: str) -> Test:
         """A function `(fields, ctx) -> bool` for a rule's `when` (`set` and
@@ -202,69 +187,6 @@ class Compiler:
         self.resource_datatypes.add(fname)
         self._define(f"def {fname}(p, x):\n    return H_{hook}(p, x)\n", fname)
         return fname
-
-    def _regroup(
-        self,
-        gen: GeneratedFunction,
-        numbers: list[Any],
-        type_name: str,
-        emit_if_valued: Callable[[str], None],
-    ) -> None:
-        """`from: [2, 3, 4]` inside a data type map: those components, in
-        that order, are the components of a nested data type map evaluated at
-        the same level (EI-2..4 read as the HD of EI[Identifier]'s assigner)."""
-        where = gen.where
-        if gen.level == 0 or not numbers or not all(type(n) is int and n > 0 for n in numbers):
-            raise MapError(f"{where}: a list `from` takes component numbers in a data type map")
-        datatype = self._datatype(type_name, gen.level, where)
-        raws = [gen.raw((n,)) for n in numbers]
-        parts = gen.temp("_g")
-        value = gen.temp("_v")
-        gen.body.append(f"{parts} = [{', '.join(raws)}]")
-        gen.body.append(f"if any({parts}):")
-        mark = len(gen.body)
-        if datatype in self.resource_datatypes:
-            key = gen.temp("_k")
-            delimiter = SPLIT.get(gen.level, "C")
-            gen.body.append(f"{key} = ({datatype!r}, {delimiter}.join({parts}))")
-            gen.body.append(f"{value} = x.refs.get({key}, _MISSING)")
-            gen.body.append(f"if {value} is _MISSING:")
-            gen.body.append(f"    {value} = x.refs[{key}] = {datatype}({parts}, x)")
-            gen.body.append(f"if {value} is not None: {value} = dict({value})")
-        else:
-            gen.body.append(f"{value} = {datatype}({parts}, x)")
-        emit_if_valued(value)
-        gen.indent(gen.body, mark)
-
-    def _per_repetition(
-        self, gen: GeneratedFunction, spec: dict[str, Any], emit: Callable[[str], None]
-    ) -> None:
-        """`{from: 5, segment: M, to: component[]}`: when field 5 repeats, segment
-        map M once per repetition (the segment's fields with field 5 being that
-        repetition), each non-empty result written at `to` (the IG's
-        OBX[Observation-Component]: one component per OBX-5 repetition)."""
-        where = gen.where
-        number = spec["from"]
-        if gen.level != 0 or type(number) is not int or number < 1:
-            raise MapError(f"{where}: a `segment` entry reads one field: `from: 5`")
-        _, fill = self.segment(str(spec["segment"]), where)
-        body = gen.body
-        field = gen.field(number)
-        reps, rep, parts, value = gen.temp("_q"), gen.temp("_r"), gen.temp("_p"), gen.temp("_e")
-        body.append(f"{reps} = [r for r in {field}.split(R) if r and r != '\"\"']")
-        body.append(f"if len({reps}) > 1:")
-        body.append(f"    for {rep} in {reps}:")
-        mark = len(body)
-        body.append(f"{parts} = list(p)")
-        body.append(f"{parts}[{number}] = {rep}")
-        body.append(f"{value} = {{}}")
-        body.append(f"{fill.__name__}({parts}, x, {value})")
-        body.append(f"if {value}:")
-        inner = len(body)
-        emit(value)
-        gen.indent(body, inner)
-        gen.indent(body, mark)
-        gen.indent(body, mark)
 
     def _entries(self, gen: GeneratedFunction, specs: Any, out: str) -> None:
         if not isinstance(specs, list):
@@ -405,10 +327,10 @@ class Compiler:
             emit_if_valued(value)
             return
         if isinstance(spec["from"], list):
-            self._regroup(gen, spec["from"], type_name, emit_if_valued)
+            regroup(self, gen, spec["from"], type_name, emit_if_valued)
             return
         if "segment" in spec:
-            self._per_repetition(gen, spec, emit)
+            per_repetition(self, gen, spec, emit)
             return
         path = str(spec["from"])
         if path.startswith("*"):
