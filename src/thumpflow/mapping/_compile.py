@@ -35,6 +35,7 @@ from thumpflow.mapping._codegen import (
     build,
     fhir_steps,
 )
+from thumpflow.mapping._forms import element_of, per_repetition, regroup
 from thumpflow.mapping._support import Fill, MapError, Test, Texts, read_keys
 from thumpflow.mapping._values import PRIMITIVES
 from thumpflow.mapping._vocab import VocabTable
@@ -59,6 +60,7 @@ _ENTRY_KEYS = frozenset(
         "resource",
         "identity",
         "note",
+        "segment",
     }
 )
 
@@ -107,8 +109,12 @@ class Compiler:
             raise MapError(f"{where}: unknown segment map {name!r}")
         fname = self._fname("seg", name)
         gen = GeneratedFunction(fname, 0, f"segment {name}")
-        self._entries(gen, spec.get("entries"), "o")
-        self._cleanup(gen, spec["entries"], "o")
+        element = spec.get("element")
+        if element is None:
+            self._entries(gen, spec.get("entries"), "o")
+            self._cleanup(gen, spec["entries"], "o")
+        else:
+            element_of(self, gen, str(element), spec.get("entries"))
         if key:
             gen.body.append(f"return ({''.join(gen.text(path) + ', ' for path in paths)})")
         fill: Fill = self._define(gen.source("p, x, o"), fname)
@@ -341,6 +347,12 @@ class Compiler:
             else:
                 value = convert(text, False)
             emit_if_valued(value)
+            return
+        if isinstance(spec["from"], list):
+            regroup(self, gen, spec["from"], type_name, emit_if_valued)
+            return
+        if "segment" in spec:
+            per_repetition(self, gen, spec, emit)
             return
         path = str(spec["from"])
         if path.startswith("*"):

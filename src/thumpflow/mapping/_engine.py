@@ -377,6 +377,8 @@ class _Run:
                         anchor = to(resource, {"reference": t.ref})
                         for setter, value in with_:
                             setter(anchor, value)
+                        if ref.fill is not None and t.seg >= 0:
+                            ref.fill(self.fields[t.seg], self.ctx, anchor)
 
 
 def _closed(*_: Any) -> Any:
@@ -448,6 +450,8 @@ def _evaluate(
     stamp = instant(run.message_get("MSH-7")) or instant(run.message_get("EVN-2.1"), run.ctx.tz)
     if stamp:
         bundle["timestamp"] = stamp
+    if control := run.message_get("MSH-10"):
+        bundle["identifier"] = {"value": control}  # IG MSH[Bundle]
     bundle["entry"] = entries
     return bundle
 

@@ -32,6 +32,10 @@ class Ref:
     # or a list there (`append`: `target[]`): the engine then writes it itself.
     put: str | None = None
     append: str | None = None
+    # A segment map applied to the element holding the reference, with the
+    # fields of the segment the target was built from (`map:` on a ref: the
+    # DG1's use and rank on its Encounter.diagnosis element).
+    fill: Fill | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +121,11 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             bool(r.get("all")),
             tuple((compile_setter(str(k), where), v) for k, v in (r.get("with") or {}).items()),
             bool(r.get("own")),
-            str(r["to"]) if str(r["to"]).isidentifier() and not r.get("with") else None,
-            _top_list(str(r["to"])) if not r.get("with") else None,
+            str(r["to"])
+            if str(r["to"]).isidentifier() and not r.get("with") and "map" not in r
+            else None,
+            _top_list(str(r["to"])) if not r.get("with") and "map" not in r else None,
+            comp.segment(str(r["map"]), where)[1] if "map" in r else None,
         )
         for r in spec.get("refs", ())
     )

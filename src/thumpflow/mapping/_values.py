@@ -123,6 +123,30 @@ def instant(text: str, default_tz: str = "") -> str | None:
     return date_time(text, default_tz)
 
 
+def date_time_timed(text: str, default_tz: str = "") -> str | None:
+    """DTM → FHIR `dateTime` only when it has a time of day (PID-7's birth
+    time extension, which the IG writes when PID-7 is longer than a date)."""
+    m = _parts(text)
+    if m is None or m.group(4) is None:
+        return None
+    return date_time(text, default_tz)
+
+
+_TM = re.compile(r"(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?\s*(?:[+-]\d{4})?")
+
+
+def time(text: str, default_tz: str = "") -> str | None:
+    """TM → FHIR `time` (hh:mm:ss[.f]); the offset is dropped (FHIR's time has none)."""
+    m = _TM.fullmatch(text.strip())
+    if m is None:
+        return None
+    hour, minute, second, frac = m.groups()
+    if int(hour) > 23 or int(minute or 0) > 59 or int(second or 0) > 59:
+        return None
+    out = f"{hour}:{minute or '00'}:{second or '00'}"
+    return out + "." + frac if frac else out
+
+
 def string(text: str, default_tz: str = "") -> str | None:
     """ST/TX/FT/ID → FHIR `string`; surrounding whitespace trimmed, empty → None."""
     text = text.strip()
@@ -178,9 +202,18 @@ def decimal(text: str, default_tz: str = "") -> int | FhirDecimal | None:
 
 
 def integer(text: str, default_tz: str = "") -> int | None:
-    """NM/SI → FHIR `integer`."""
+    """NM/SI → FHIR `integer` (None outside FHIR's 32-bit range)."""
     text = text.strip()
-    return int(text) if _INT.fullmatch(text) else None
+    if _INT.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if -2147483648 <= value <= 2147483647 else None
+
+
+def unsigned_int(text: str, default_tz: str = "") -> int | None:
+    """NM → FHIR `unsignedInt` (None unless ≥ 0)."""
+    value = integer(text)
+    return value if value is not None and value >= 0 else None
 
 
 def positive_int(text: str, default_tz: str = "") -> int | None:
@@ -253,11 +286,13 @@ PRIMITIVES: dict[str, Converter] = {
     "decimal": decimal,
     "integer": integer,
     "positiveInt": positive_int,
-    "unsignedInt": integer,
+    "unsignedInt": unsigned_int,
     "boolean": boolean,
     "date": date,
     "dateTime": date_time,
+    "dateTime_timed": date_time_timed,
     "instant": instant,
+    "time": time,
     "base64": base64_data,
     "text_base64": text_as_base64,
     "dateTime_plus": date_time_plus,

@@ -1,0 +1,110 @@
+"""Map entry forms that combine other maps, for the IG's composite rows.
+
+Three forms of the map language that hand part of a segment or element to
+another map, each compiled into the calling map's generated function (so
+they cost nothing at run time beyond what they do):
+
+- `from: [2, 3, 4]` in a data type map: those components, in that order,
+  are the components of a nested data type map (EI-2..4 read as the HD of
+  an identifier's assigner Organization, IG EI[Identifier-Organization]);
+- `element: contact[]` on a segment map: its entries write one new element
+  of that list per segment (IG NK1[Patient]: one Patient.contact per NK1);
+- `{from: 5, segment: M, to: component[]}` in a segment map: when field 5
+  repeats, segment map M once per repetition (IG OBX[Observation-Component]).
+
+A form used where it does not apply raises `MapError` naming the map and
+entry, when the maps compile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from thumpflow.mapping._codegen import SPLIT, GeneratedFunction, fhir_steps
+from thumpflow.mapping._support import MapError
+
+if TYPE_CHECKING:
+    from thumpflow.mapping._compile import Compiler
+
+
+def element_of(comp: Compiler, gen: GeneratedFunction, element: str, entries: Any) -> None:
+    """`element: contact[]`: the entries write one new element (their
+    `to` paths are inside it), appended to that list of the resource
+    when it has any value (one Patient.contact per NK1)."""
+    steps = fhir_steps(element, gen.where)
+    if len(steps) != 1 or steps[0][1] != -1:
+        raise MapError(f"{gen.where}: `element` names one list, as `contact[]`")
+    gen.body.append("_el = {}")
+    comp._entries(gen, entries, "_el")
+    comp._cleanup(gen, entries, "_el")
+    key = steps[0][0]
+    gen.body.append("if _el:")
+    gen.body.append(f"    _sl = o.get({key!r})")
+    gen.body.append(f"    if type(_sl) is not list: _sl = o[{key!r}] = []")
+    gen.body.append("    _sl.append(_el)")
+
+
+def regroup(
+    comp: Compiler,
+    gen: GeneratedFunction,
+    numbers: list[Any],
+    type_name: str,
+    emit_if_valued: Callable[[str], None],
+) -> None:
+    """`from: [2, 3, 4]` inside a data type map: those components, in
+    that order, are the components of a nested data type map evaluated at
+    the same level (EI-2..4 read as the HD of EI[Identifier]'s assigner)."""
+    where = gen.where
+    if gen.level == 0 or not numbers or not all(type(n) is int and n > 0 for n in numbers):
+        raise MapError(f"{where}: a list `from` takes component numbers in a data type map")
+    datatype = comp._datatype(type_name, gen.level, where)
+    raws = [gen.raw((n,)) for n in numbers]
+    parts = gen.temp("_g")
+    value = gen.temp("_v")
+    gen.body.append(f"{parts} = [{', '.join(raws)}]")
+    gen.body.append(f"if any({parts}):")
+    mark = len(gen.body)
+    if datatype in comp.resource_datatypes:
+        key = gen.temp("_k")
+        delimiter = SPLIT.get(gen.level, "C")
+        gen.body.append(f"{key} = ({datatype!r}, {delimiter}.join({parts}))")
+        gen.body.append(f"{value} = x.refs.get({key}, _MISSING)")
+        gen.body.append(f"if {value} is _MISSING:")
+        gen.body.append(f"    {value} = x.refs[{key}] = {datatype}({parts}, x)")
+        gen.body.append(f"if {value} is not None: {value} = dict({value})")
+    else:
+        gen.body.append(f"{value} = {datatype}({parts}, x)")
+    emit_if_valued(value)
+    gen.indent(gen.body, mark)
+
+
+def per_repetition(
+    comp: Compiler, gen: GeneratedFunction, spec: dict[str, Any], emit: Callable[[str], None]
+) -> None:
+    """`{from: 5, segment: M, to: component[]}`: when field 5 repeats, segment
+    map M once per repetition (the segment's fields with field 5 being that
+    repetition), each non-empty result written at `to` (the IG's
+    OBX[Observation-Component]: one component per OBX-5 repetition)."""
+    where = gen.where
+    number = spec["from"]
+    if gen.level != 0 or type(number) is not int or number < 1:
+        raise MapError(f"{where}: a `segment` entry reads one field: `from: 5`")
+    _, fill = comp.segment(str(spec["segment"]), where)
+    body = gen.body
+    field = gen.field(number)
+    reps, rep, parts, value = gen.temp("_q"), gen.temp("_r"), gen.temp("_p"), gen.temp("_e")
+    body.append(f"{reps} = [r for r in {field}.split(R) if r and r != '\"\"']")
+    body.append(f"if len({reps}) > 1:")
+    body.append(f"    for {rep} in {reps}:")
+    mark = len(body)
+    body.append(f"{parts} = list(p)")
+    body.append(f"{parts}[{number}] = {rep}")
+    body.append(f"{value} = {{}}")
+    body.append(f"{fill.__name__}({parts}, x, {value})")
+    body.append(f"if {value}:")
+    inner = len(body)
+    emit(value)
+    gen.indent(body, inner)
+    gen.indent(body, mark)
+    gen.indent(body, mark)

@@ -1,0 +1,117 @@
+"""The map language's forms added for the IG audit: component lists and list elements.
+
+`from: [2, 3, 4]` hands components of a data type to a nested data type map;
+`element: contact[]` makes a segment map write one new list element per
+segment. Both are checked when the maps compile, with the map named.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from thumpflow.mapping import MapError, convert
+from thumpflow.mapping._compile import Compiler
+
+
+def _compiler(segment: dict[str, Any]) -> Compiler:
+    return Compiler({}, {}, {"X[Patient]": {"resourceType": "Patient", **segment}})
+
+
+def test_a_component_list_outside_a_data_type_map_is_refused() -> None:
+    compiler = _compiler({"entries": [{"from": [2, 3], "to": "a"}]})
+    with pytest.raises(MapError, match=r"X\[Patient\].*component numbers"):
+        compiler.segment("X[Patient]", "test")
+
+
+@pytest.mark.parametrize("element", ["contact", "contact[0]", "contact[].name[]"])
+def test_an_element_that_is_not_one_list_is_refused(element: str) -> None:
+    compiler = _compiler({"element": element, "entries": [{"from": 2, "to": "a"}]})
+    with pytest.raises(MapError, match=r"X\[Patient\].*one list"):
+        compiler.segment("X[Patient]", "test")
+
+
+def test_each_segment_writes_its_own_element_and_an_empty_one_none() -> None:
+    """NK1[Patient] (`element: contact[]`): one Patient.contact per NK1 that
+    names someone; an NK1 with a relationship only adds none (FHIR pat-1)."""
+    message = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\r"
+        b"PID|1||P1^^^H^MR||Doe^Jo\rNK1|1|Doe^Al|SPO\rNK1|2||CHD\rNK1|3|Roe^Bo\rPV1|1|O\r"
+    )
+    entries = convert(message, bundle_type="collection")["entry"]
+    (patient,) = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient"]
+    contacts = patient["contact"]
+    assert [c["name"]["family"] for c in contacts] == ["Doe", "Roe"]
+    assert "relationship" in contacts[0]
+    assert "relationship" not in contacts[1]
+
+
+def test_a_ref_map_fills_the_referring_element_from_the_target_segment() -> None:
+    """DG1[Encounter] on the Encounter.diagnosis ref: each diagnosis element
+    gets its own DG1's use and rank; the Bundle is identified by MSH-10."""
+    message = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|CTRL-7|P|2.5\r"
+        b"PID|1||P1^^^H^MR||Doe^Jo\rPV1|1|I|||||||||||||||||V1^^^H^VN\r"
+        b"DG1|1||I10^Hypertension^I10|||A|||||||||2\r"
+        b"DG1|2||E11.9^Diabetes^I10|||W|||||||||1\r"
+    )
+    bundle = convert(message, bundle_type="collection")
+    assert bundle["identifier"] == {"value": "CTRL-7"}
+    (encounter,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
+    ]
+    uses = [(d.get("use"), d.get("rank")) for d in encounter["diagnosis"]]
+    admission = {"system": "http://terminology.hl7.org/CodeSystem/diagnosis-role", "code": "AD"}
+    assert uses[0][1] == 2 and uses[0][0]["coding"][0] | admission == uses[0][0]["coding"][0]
+    assert uses[1] == ({"text": "W"}, 1)
+
+
+def test_a_per_repetition_segment_entry_outside_a_segment_map_is_refused() -> None:
+    compiler = Compiler(
+        {},
+        {"D[X]": {"entries": [{"from": 1, "segment": "X[Patient]", "to": "a[]"}]}},
+        {
+            "X[Patient]": {
+                "resourceType": "Patient",
+                "entries": [{"from": 2, "to": "b", "type": "D[X]"}],
+            }
+        },
+    )
+    with pytest.raises(MapError, match="reads one field"):
+        compiler.segment("X[Patient]", "test")
+
+
+def test_repeated_coded_values_are_components_and_text_lines_one_string() -> None:
+    """IG OBX[Observation-Component]: one component per OBX-5 repetition, with
+    OBX-3 as its code, and no value of the Observation itself."""
+    message = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01^ORU_R01|1|P|2.5\rPID|1||P1^^^H^MR\r"
+        b"OBR|1|P1|F1|600-7^Bacteria^LN|||20240101\r"
+        b"OBX|1|CWE|600-7^Bacteria^LN|1|A^Alpha^L~B^Beta^L||||||F\r"
+        b"OBX|2|TX|18842-5^Note^LN|1|one~two||||||F\r"
+    )
+    entries = convert(message, bundle_type="collection")["entry"]
+    coded, text = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Observation"]
+    assert "valueCodeableConcept" not in coded
+    assert [c["valueCodeableConcept"]["coding"][0]["code"] for c in coded["component"]] == [
+        "A",
+        "B",
+    ]
+    assert all(c["code"] == coded["code"] for c in coded["component"])
+    assert text["valueString"] == "one\ntwo"
+    assert "component" not in text
+
+
+def test_name_and_address_validity_ranges_are_periods() -> None:
+    """IG XPN-10 and XAD-12 (DR): the name's and address's period when
+    XPN-12/13 and XAD-13/14 give none."""
+    message = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ADT^A08^ADT_A01|1|P|2.5\r"
+        b"PID|1||P1^^^H^MR||Doe^Jo^^^^^L^^^20200101&20231231||||||1 Main St^^Town^^^^H"
+        b"^^^^^20190101&20221231\rPV1|1|O\r"
+    )
+    entries = convert(message, bundle_type="collection")["entry"]
+    (patient,) = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient"]
+    assert patient["name"][0]["period"] == {"start": "2020-01-01", "end": "2023-12-31"}
+    assert patient["address"][0]["period"] == {"start": "2019-01-01", "end": "2022-12-31"}

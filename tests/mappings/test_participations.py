@@ -1,0 +1,117 @@
+"""PRT and ROL where the IG's message maps place them (issue 13).
+
+Each test converts a golden case's input and follows the references the IG's
+message map names (ORU_R01, OML_O21, VXU_V04, ADT_A05), so a PRT or ROL that
+lands on the wrong resource, or on none, fails here with its role named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from thumpflow.mapping import convert
+
+HERE = Path(__file__).parent
+
+
+def _bundle(case: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """The collection Bundle of golden case `case`: resources by fullUrl, and in order."""
+    bundle = convert((HERE / case / "input.hl7").read_bytes(), bundle_type="collection")
+    entries = bundle["entry"]
+    return {e["fullUrl"]: e["resource"] for e in entries}, [e["resource"] for e in entries]
+
+
+def _of_type(resources: list[dict[str, Any]], rtype: str) -> list[dict[str, Any]]:
+    return [r for r in resources if r["resourceType"] == rtype]
+
+
+def _role_code(role: dict[str, Any]) -> str:
+    return str(role["code"][0]["coding"][0]["code"])
+
+
+def test_oru_patient_prts_observation_device_and_specimen_collector() -> None:
+    by_url, resources = _bundle("oru_r01_prt_patient_specimen_collector")
+    (patient,) = _of_type(resources, "Patient")
+    (gp,) = [by_url[r["reference"]] for r in patient["generalPractitioner"]]
+    assert _role_code(gp) == "PP"
+    # IG PRT[RelatedPerson]: a PRT after PID that is not the GP; NK1 another.
+    people = _of_type(resources, "RelatedPerson")
+    relationships = sorted(p["relationship"][0]["coding"][0]["code"] for p in people)
+    assert relationships == ["RCT", "SPS"]
+    assert all(by_url[p["patient"]["reference"]] is patient for p in people)
+    # PATIENT_OBSERVATION: the OBX before the order, with its PRT's Device.
+    weight, glucose = _of_type(resources, "Observation")
+    assert weight["code"]["coding"][0]["code"] == "29463-7"
+    assert "encounter" not in weight
+    device = by_url[weight["device"]["reference"]]
+    assert device["identifier"][0]["value"] == "SCALE-7"
+    assert "device" not in glucose
+    # SPM in the order group: the report's specimen, collected by the SC PRT.
+    (report,) = _of_type(resources, "DiagnosticReport")
+    (specimen,) = [by_url[r["reference"]] for r in report["specimen"]]
+    collector = by_url[specimen["collection"]["collector"]["reference"]]
+    assert _role_code(collector) == "SC"
+
+
+def test_oml_visit_prt_observation_prts_supporting_info_and_reason() -> None:
+    by_url, resources = _bundle("oml_o21_prt_visit_observation_allergy")
+    (encounter,) = _of_type(resources, "Encounter")
+    (attending,) = [by_url[p["individual"]["reference"]] for p in encounter["participant"]]
+    assert _role_code(attending) == "AT"
+    (order,) = _of_type(resources, "ServiceRequest")
+    (observation,) = [by_url[r["reference"]] for r in order["supportingInfo"]]
+    assert by_url[observation["device"]["reference"]]["identifier"][0]["value"] == "SCALE-2"
+    (observer,) = [by_url[r["reference"]] for r in observation["performer"]]
+    assert _role_code(observer) == "RO"
+    (reason,) = [by_url[r["reference"]] for r in order["reasonReference"]]
+    assert reason["resourceType"] == "Condition"
+    assert len(_of_type(resources, "AllergyIntolerance")) == 1
+    assert len(_of_type(resources, "RelatedPerson")) == 2
+
+
+def test_vxu_order_prts_are_immunization_performers_and_observations_part_of_it() -> None:
+    by_url, resources = _bundle("vxu_v04_prt_performers_observations")
+    (immunization,) = _of_type(resources, "Immunization")
+    functions = {
+        p["function"]["coding"][0]["code"]: _role_code(by_url[p["actor"]["reference"]])
+        for p in immunization["performer"]
+    }
+    assert functions == {"OP": "OP", "AP": "AP"}
+    assert by_url[immunization["encounter"]["reference"]]["resourceType"] == "Encounter"
+    person, eligibility, vaccine = _of_type(resources, "Observation")
+    assert "partOf" not in person
+    for observation in (eligibility, vaccine):
+        assert by_url[observation["partOf"][0]["reference"]] is immunization
+    (observer,) = [by_url[r["reference"]] for r in vaccine["performer"]]
+    assert _role_code(observer) == "RO"
+    assert "performer" not in eligibility
+
+
+def test_person_events_take_rol_and_prt_general_practitioners() -> None:
+    by_url, resources = _bundle("adt_a28_rol_prt_general_practitioner")
+    (patient,) = _of_type(resources, "Patient")
+    kinds = sorted(by_url[r["reference"]]["resourceType"] for r in patient["generalPractitioner"])
+    assert kinds == ["Organization", "Practitioner", "PractitionerRole"]  # PD1-3, PRT, ROL
+    assert _of_type(resources, "Encounter") == []
+
+
+def test_bar_rol_after_the_visit_is_an_encounter_participant() -> None:
+    by_url, resources = _bundle("bar_p01_rol_visit_roles")
+    (encounter,) = _of_type(resources, "Encounter")
+    (role,) = [by_url[p["individual"]["reference"]] for p in encounter["participant"]]
+    assert _role_code(role) == "AT"
+
+
+def test_obr_specimen_only_when_its_group_has_no_spm() -> None:
+    """IG OBR[Specimen] for v2.3-style results; an SPM in the group is the specimen instead."""
+    source = (HERE / "oru_r01_v23_obr_specimen" / "input.hl7").read_bytes()
+    by_url, resources = _bundle("oru_r01_v23_obr_specimen")
+    (specimen,) = _of_type(resources, "Specimen")
+    assert specimen["type"]["coding"][0]["code"] == "UR"
+    (report,) = _of_type(resources, "DiagnosticReport")
+    assert [by_url[r["reference"]] for r in report["specimen"]] == [specimen]
+    with_spm = source + b"SPM|1|SP1&LAB||BLD^Blood^HL70487\r"
+    entries = convert(with_spm, bundle_type="collection")["entry"]
+    specimens = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Specimen"]
+    assert [s["type"]["coding"][0]["code"] for s in specimens] == ["BLD"]
