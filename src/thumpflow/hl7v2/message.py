@@ -8,7 +8,6 @@ from thumpflow.hl7v2.delimiters import Delimiters
 from thumpflow.hl7v2.escape import escape, unescape
 from thumpflow.hl7v2.header import HeaderFields
 from thumpflow.hl7v2.lines import (
-    SEGMENT_ID,
     declared_charset,
     not_msh,
     split_lines,
@@ -24,6 +23,7 @@ from thumpflow.hl7v2.segment import (
     segment_id,
     split_fields,
 )
+from thumpflow.hl7v2.structure import check_structure
 
 
 class Message(HeaderFields):
@@ -390,41 +390,13 @@ class Message(HeaderFields):
     # -- validation ------------------------------------------------------------
 
     def validate_structure(self) -> None:
-        """Cheap ingest checks; raises `MessageError` with the location.
-
-        MSH-9.1 (message type) and MSH-10 (control id) must be valued (code
-        101); every segment must start with a valid segment id (3 characters,
-        `[A-Z][A-Z0-9]{2}`) and MSH may occur only first (code 100).
-        """
-        if not self.message_type.strip():
-            raise MessageError(
-                "message type (MSH-9) missing", segment="MSH", segment_index=1, field=9, code="101"
-            )
-        if not self.control_id.strip():
-            raise MessageError(
-                "message control id (MSH-10) missing",
-                segment="MSH",
-                segment_index=1,
-                field=10,
-                code="101",
-            )
-        index = self._index or self._build_index()
+        """Cheap ingest checks (`thumpflow.hl7v2.structure.check_structure`); raises
+        `MessageError` with the location."""
+        self._index or self._build_index()
         parts = self._parts or self._split_parts()
         fs = self._delims.field
-        for n, i in enumerate(self._order, start=1):
-            sid = segment_id(parts[i], fs)
-            if not SEGMENT_ID.fullmatch(sid):
-                raise MessageError(
-                    "segment does not start with a valid segment id", segment_index=n, code="100"
-                )
-        if len(index.get("MSH", ())) > 1:
-            n = self._order.index(index["MSH"][1]) + 1
-            raise MessageError(
-                "a second MSH segment found; one message per parse",
-                segment="MSH",
-                segment_index=n,
-                code="100",
-            )
+        ids = [segment_id(parts[i], fs) for i in self._order]
+        check_structure(self.message_type, self.control_id, ids)
 
     def segment_index(self, segment: Segment) -> int:
         """The 1-based position of `segment` in this message (for error locations)."""
