@@ -1,9 +1,9 @@
 """The writer's statements, sent to PostgreSQL in as few round trips as the data allows.
 
-Each round trip to the server costs the writer thread a wait for the GIL
-when it comes back, while the engine's event loop holds it; fifteen of them
-per group commit were most of an admission's time on a busy engine. So the
-writer's connection keeps a *pending script*: statements whose results
+Each round trip to the server costs the writer thread a wait: for the
+answer, for the GIL while the engine's event loop holds it, and, with the
+database on another host, the network's latency; a group commit took
+fifteen. So the writer's connection keeps a *pending script*: statements whose results
 nobody reads (its own inserts, the audit entries, savepoints) are rendered
 with their values inlined (`psycopg.ClientCursor.mogrify`, the connection's
 own NUL-safe adapters and quoting) and sent together, in order, ahead of the
