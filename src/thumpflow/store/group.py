@@ -14,8 +14,9 @@ A caller that stops waiting (cancellation) does not withdraw its operation:
 once queued it is executed and, if the commit succeeds, durable.
 
 A backend subclasses `GroupWriter` with its transaction steps (`_begin`,
-`_finish`, `_rollback`, `_statement`) and its handlers; the operations every
-backend runs the same way (`thumpflow.store.ops`) are wired by `common_handlers`.
+`_finish`, `_rollback`, `_statement`, optionally `_abandon` and `_sync`) and
+its handlers; the operations every backend runs the same way
+(`thumpflow.store.ops`) are wired by `common_handlers`.
 """
 
 from __future__ import annotations
@@ -256,6 +257,11 @@ class GroupWriter:
         """Execute one statement without parameters (savepoints)."""
         raise NotImplementedError
 
+    def _abandon(self, savepoint: str) -> None:
+        """Undo everything since `savepoint` and release it."""
+        self._statement(f"ROLLBACK TO SAVEPOINT {savepoint}")
+        self._statement(f"RELEASE SAVEPOINT {savepoint}")
+
     def _disconnect(self) -> None:
         """Close what the writer opened itself, after its thread ended (default: nothing)."""
 
@@ -330,8 +336,7 @@ class GroupWriter:
                 self._sync()
             except Exception:
                 self._audit.restore(head)
-                self._statement("ROLLBACK TO SAVEPOINT segment")
-                self._statement("RELEASE SAVEPOINT segment")
+                self._abandon("segment")
             else:
                 self._statement("RELEASE SAVEPOINT segment")
                 deltas.merge(attempt)
@@ -346,8 +351,7 @@ class GroupWriter:
                 self._sync()
             except Exception as exc:
                 self._audit.restore(head)
-                self._statement("ROLLBACK TO SAVEPOINT op")
-                self._statement("RELEASE SAVEPOINT op")
+                self._abandon("op")
                 _log.warning("store %s failed (%s); rolled back", kind.value, type(exc).__name__)
                 answer_ = store_error(f"store {kind.value} failed", exc)
             else:

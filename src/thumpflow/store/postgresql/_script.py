@@ -81,24 +81,34 @@ class ScriptDb(PgDb):
         """Add one statement without parameters (a savepoint) to the script."""
         self.pending.append(text.encode("ascii"))
 
+    def drop_from(self, statement: str) -> bool:
+        """Drop the last pending `statement` and everything after it; False when it is
+        not pending (it was sent, and what is pending came after it: all dropped)."""
+        marker = statement.encode("ascii")
+        pending = self.pending
+        found = marker in pending
+        del pending[len(pending) - 1 - pending[::-1].index(marker) if found else 0 :]
+        return found
+
     def flush(self) -> None:
         """Send the pending script, if any (one round trip)."""
         if self.pending:
-            script = b"; ".join(self.pending)
-            self.pending.clear()
-            self.conn.execute(script)
+            self._send()
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
         """Run `sql` after the pending script, in the same round trip; its cursor."""
         if not self.pending:
             return super().execute(sql, parameters)
         self.pending.append(self.render(sql, parameters))
-        script = b"; ".join(self.pending)
-        self.pending.clear()
-        cursor = self.conn.execute(script)
+        cursor = self._send()
         while cursor.nextset():
             pass
         return cursor
+
+    def _send(self) -> psycopg.Cursor[Any]:
+        script = b"; ".join(self.pending)
+        self.pending.clear()
+        return self.conn.execute(script)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
         """A few rows join the script (`defer`); many go as one prepared statement with

@@ -205,7 +205,6 @@ class Writer(GroupWriter):
         self._head: tuple[Any, ...] = ()
         self._last_ids = [0, 0]
         self._pending: set[str] = set()
-        self._unsent_savepoint_dropped = False
         self._context = WriteContext(self._db, self._audit, self._codec, as_bytes)
         self.handlers = {
             **shared_handlers(self._context, SQL, clock),
@@ -256,23 +255,16 @@ class Writer(GroupWriter):
             _log.exception("rollback after a failed group commit failed")
 
     def _statement(self, sql: str) -> None:
-        """Savepoints join the pending script; rolling back to one not yet sent drops it and
-        what followed it unsent (nothing of it reached the server), with its RELEASE."""
-        pending = self._db.pending
-        verb, _, name = sql.rpartition(" ")
-        if verb == "ROLLBACK TO SAVEPOINT":
-            marker = f"SAVEPOINT {name}".encode("ascii")
-            if marker in pending:
-                del pending[len(pending) - 1 - pending[::-1].index(marker) :]
-                self._unsent_savepoint_dropped = True
-                return
-            pending.clear()
-            self._db.conn.execute(sql.encode("ascii"))
-            return
-        if verb == "RELEASE SAVEPOINT" and self._unsent_savepoint_dropped:
-            self._unsent_savepoint_dropped = False
-            return
+        """Savepoints join the pending script."""
         self._db.defer_statement(sql)
+
+    def _abandon(self, savepoint: str) -> None:
+        """A savepoint still in the pending script is dropped with everything after it
+        (none of it reached the server); one sent is rolled back to and released."""
+        if not self._db.drop_from(f"SAVEPOINT {savepoint}"):
+            self._db.conn.execute(
+                f"ROLLBACK TO SAVEPOINT {savepoint}; RELEASE SAVEPOINT {savepoint}".encode("ascii")
+            )
 
     def _sync(self) -> None:
         self._db.flush()
