@@ -69,7 +69,9 @@ class NodeInfo:
 
 @dataclass(slots=True, frozen=True)
 class NodeRecord:
-    """A node as the store lists it; `alive` when its heartbeat had not expired at the read."""
+    """A node as the store lists it; `alive` when its heartbeat had not expired at the read;
+    `ready` once its incarnation said it has started its outboxes (a node still starting
+    takes no partitions, so the others do not leave partitions free for it)."""
 
     node_id: str
     incarnation: str
@@ -80,6 +82,7 @@ class NodeRecord:
     heartbeat_at: float
     expires_at: float
     alive: bool
+    ready: bool
 
 
 class NodeConflictError(StoreError):
@@ -190,8 +193,10 @@ class ClusterStore(Protocol):
         """
         ...
 
-    async def heartbeat(self, node_id: str, incarnation: str, ttl: float) -> bool:
-        """Keep this incarnation alive `ttl` seconds more; False if the row is no longer its."""
+    async def heartbeat(self, node_id: str, incarnation: str, ttl: float, *, ready: bool) -> bool:
+        """Keep this incarnation alive `ttl` seconds more, and record whether it is `ready`
+        (a joined incarnation is not, until a heartbeat says so); False if the row is no
+        longer its."""
         ...
 
     async def leave_node(self, node_id: str, incarnation: str) -> None:

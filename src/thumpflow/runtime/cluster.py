@@ -10,8 +10,13 @@ before). It:
   whose heartbeat stops for a lease, is taken over;
 - heartbeats every third of `cluster.lease`, and on the same beat renews and
   balances the partition leases of every destination (`PartitionedOutbox.keep`):
-  each node aims at ceil(partitions / live nodes) partitions per destination,
-  taking free or expired ones and handing back those beyond its share;
+  each node aims at ceil(partitions / ready nodes) partitions per destination,
+  taking free or expired ones and handing back those beyond its share. A
+  node is ready once its engine has opened its channels and outboxes
+  (`mark_ready`, carried by its next heartbeat); until then the others do
+  not count it, so partitions released by a restart (below) or expired are
+  taken by the running nodes within a beat rather than kept free for a
+  node still starting, or stuck starting;
 - runs the singleton duties (the scheduler with run recovery, retention
   purge, alert evaluation, the audit anchor) each under its lease
   (`duty:<name>`): a duty starts on the node that acquires its lease and is
@@ -155,6 +160,7 @@ class Cluster:
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self.replaced = False
+        self.ready = False
 
     def outbox(
         self,
@@ -198,6 +204,12 @@ class Cluster:
         self._listener = asyncio.create_task(
             self._store.follow_pending(self._nudge), name="cluster-pending-listener"
         )
+
+    def mark_ready(self) -> None:
+        """The engine has opened its channels and outboxes: from the next beat (now), other
+        nodes count this one when they share partitions out."""
+        self.ready = True
+        self._wake.set()
 
     def _nudge(self, destination_id: str) -> None:
         """A node committed new deliveries of `destination_id`: its tail reader reads now."""
@@ -277,7 +289,7 @@ class Cluster:
 
     async def _keep_once(self) -> None:
         alive = await self._store.heartbeat(
-            self.node.node_id, self.node.incarnation, self.lease_seconds
+            self.node.node_id, self.node.incarnation, self.lease_seconds, ready=self.ready
         )
         if not alive and not self.replaced:
             self.replaced = True
@@ -285,7 +297,12 @@ class Cluster:
         if self._pauses is not None:
             self._pauses({(pause.kind, pause.target_id) for pause in await self._store.pauses()})
         await self._follow_replays()
-        live = [node.node_id for node in await self._store.nodes() if node.alive]
+        me = self.node.node_id
+        live = [
+            node.node_id
+            for node in await self._store.nodes()
+            if node.alive and (node.ready or node.node_id == me)
+        ]
         share = 0 if self.replaced else math.ceil(self.partitions / max(1, len(live)))
         await asyncio.gather(
             *(outbox.keep(share, live) for outbox in self.outboxes.values()),

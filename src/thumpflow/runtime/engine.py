@@ -196,6 +196,8 @@ class Engine:
             for channel in self.config.channels:
                 if channel.enabled:
                     await self.running.open(self.config, channel, paused)
+            if self.cluster is not None:
+                self.cluster.mark_ready()
             jobs = [job for job in self.config.jobs if job.enabled]
             processes = max((job.read_processes for job in jobs), default=0)
             await asyncio.to_thread(reap_leftovers)

@@ -59,9 +59,9 @@ class ClusterMethods:
         """`ClusterStore.join_node`."""
         await self._write(Kind.JOIN_NODE, Join(node, ttl, replace))
 
-    async def heartbeat(self, node_id: str, incarnation: str, ttl: float) -> bool:
+    async def heartbeat(self, node_id: str, incarnation: str, ttl: float, *, ready: bool) -> bool:
         """`ClusterStore.heartbeat`."""
-        beat: bool = await self._write(Kind.HEARTBEAT, Beat(node_id, incarnation, ttl))
+        beat: bool = await self._write(Kind.HEARTBEAT, Beat(node_id, incarnation, ttl, ready))
         return beat
 
     async def leave_node(self, node_id: str, incarnation: str) -> None:

@@ -137,9 +137,9 @@ def test_a_node_id_is_refused_while_another_incarnation_of_it_is_alive(
         with pytest.raises(NodeConflictError, match="node id 'n1' is already in use") as caught:
             await store.join_node(_node("n1", "i2", pid=12), TTL)
         assert caught.value.holder.pid == 11 and caught.value.holder.incarnation == "i1"
-        assert await store.heartbeat("n1", "i1", TTL)
+        assert await store.heartbeat("n1", "i1", TTL, ready=True)
         await store.join_node(_node("n1", "i2", pid=12), TTL, replace="i1")
-        assert not await store.heartbeat("n1", "i1", TTL)
+        assert not await store.heartbeat("n1", "i1", TTL, ready=True)
         nodes = {node.node_id: node for node in await store.nodes()}
         assert (nodes["n1"].incarnation, nodes["n1"].pid, nodes["n1"].alive) == ("i2", 12, True)
         await store.leave_node("n2", "j1")
@@ -151,6 +151,30 @@ def test_a_node_id_is_refused_while_another_incarnation_of_it_is_alive(
         await store.join_node(_node("n1", "i3"), TTL)
         joined = [e.action for e in await _actions(store, "node:")]
         assert joined == ["node.joined"] * 3 + ["node.left", "node.joined", "node.joined"]
+
+    run(lambda: store_factory.make(clock=clock), body)
+
+
+def test_a_node_is_ready_only_once_a_heartbeat_of_its_incarnation_says_so(
+    store_factory: StoreFactory,
+) -> None:
+    clock = FakeClock()
+
+    async def body(store: StateStore) -> None:
+        async def ready() -> dict[str, bool]:
+            return {node.node_id: node.ready for node in await store.nodes()}
+
+        await store.join_node(_node("n1", "i1", pid=11), TTL)
+        await store.join_node(_node("n2", "j1"), TTL)
+        assert await ready() == {"n1": False, "n2": False}
+        assert await store.heartbeat("n1", "i1", TTL, ready=False)
+        assert await ready() == {"n1": False, "n2": False}
+        assert await store.heartbeat("n1", "i1", TTL, ready=True)
+        assert await ready() == {"n1": True, "n2": False}
+        await store.join_node(_node("n1", "i2", pid=12), TTL, replace="i1")
+        assert await ready() == {"n1": False, "n2": False}, "a new incarnation starts unready"
+        assert not await store.heartbeat("n1", "i1", TTL, ready=True)
+        assert await ready() == {"n1": False, "n2": False}, "the replaced one cannot say so"
 
     run(lambda: store_factory.make(clock=clock), body)
 

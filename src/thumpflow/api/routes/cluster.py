@@ -22,6 +22,10 @@ class NodeView(BaseModel):
     pid: int
     api: str
     alive: bool
+    ready: bool = Field(
+        description="The node has opened its channels and outboxes and takes its share of "
+        "partitions; a node alive but not ready is still starting."
+    )
     started_at: float
     heartbeat_at: float
     heartbeat_age: float = Field(description="Seconds since its last heartbeat.")
@@ -49,6 +53,7 @@ def _node(status: NodeStatus, at: float, me: str | None) -> NodeView:
         pid=node.pid,
         api=node.api,
         alive=node.alive,
+        ready=node.ready,
         started_at=node.started_at,
         heartbeat_at=node.heartbeat_at,
         heartbeat_age=max(0.0, at - node.heartbeat_at),

@@ -11,10 +11,16 @@ function holdings(partitions, total) {
   return parts.length ? parts.join(", ") : DASH;
 }
 
+// alive, starting (alive, its channels and outboxes not open yet) or gone.
+function nodeState(node) {
+  if (!node.alive) return "gone";
+  return node.ready ? "alive" : "starting";
+}
+
 function nodeRow(node, total) {
   return el("tr", { dataset: { node: node.node_id, alive: String(node.alive) } },
     el("th", { scope: "row" }, node.this_node ? `${node.node_id} (this node)` : node.node_id),
-    el("td", { dataset: { field: "state" } }, node.alive ? "alive" : "gone"),
+    el("td", { dataset: { field: "state" } }, nodeState(node)),
     el("td", {}, `${node.host} pid ${node.pid}`),
     el("td", { dataset: { field: "heartbeat" } },
       `${node.heartbeat_age.toFixed(1)} s ago (${clock(node.heartbeat_at)})`),

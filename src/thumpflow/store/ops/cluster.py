@@ -25,7 +25,7 @@ from thumpflow.store.ops import Db, WriteContext
 
 Now = Callable[[], float]
 
-NODE_COLUMNS = "node_id, incarnation, host, pid, api, started_at, heartbeat_at, expires_at"
+NODE_COLUMNS = "node_id, incarnation, host, pid, api, started_at, heartbeat_at, expires_at, ready"
 
 
 @dataclass(slots=True, frozen=True)
@@ -40,6 +40,7 @@ class Beat:
     node_id: str
     incarnation: str
     ttl: float
+    ready: bool
 
 
 @dataclass(slots=True, frozen=True)
@@ -62,9 +63,10 @@ class Renew:
 
 
 def node_record(row: Any, now: float) -> NodeRecord:
-    node_id, incarnation, host, pid, api, started, beat, expires = row
+    node_id, incarnation, host, pid, api, started, beat, expires, ready = row
+    alive = expires > now
     return NodeRecord(
-        node_id, incarnation, host, int(pid), api, started, beat, expires, expires > now
+        node_id, incarnation, host, int(pid), api, started, beat, expires, alive, bool(ready)
     )
 
 
@@ -93,7 +95,7 @@ def join_nodes(context: WriteContext, now: Now, joins: list[Join]) -> list[Any]:
                 continue
         db.execute("DELETE FROM nodes WHERE node_id = ?", (node.node_id,))
         db.execute(
-            f"INSERT INTO nodes ({NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO nodes ({NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
             (node.node_id, node.incarnation, node.host, node.pid, node.api, at, at, at + join.ttl),
         )
         context.audit.append(
@@ -107,9 +109,9 @@ def heartbeats(context: WriteContext, now: Now, beats: list[Beat]) -> list[Any]:
     at = now()
     return [
         context.conn.execute(
-            "UPDATE nodes SET heartbeat_at = ?, expires_at = ?"
+            "UPDATE nodes SET heartbeat_at = ?, expires_at = ?, ready = ?"
             " WHERE node_id = ? AND incarnation = ?",
-            (at, at + beat.ttl, beat.node_id, beat.incarnation),
+            (at, at + beat.ttl, int(beat.ready), beat.node_id, beat.incarnation),
         ).rowcount
         > 0
         for beat in beats
