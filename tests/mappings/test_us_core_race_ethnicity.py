@@ -105,7 +105,8 @@ def test_text_is_the_first_coded_repetitions_text_else_a_known_name_else_the_cod
 @pytest.mark.parametrize(
     ("pid10", "pid22"),
     [
-        ("W^White^L~^Caucasian", "H^Hispanic^HL70189~N^Not Hispanic^HL70189~U^Unknown^HL70189"),
+        ("W^White^L~^Caucasian", "H^Hispanic^L~N^Not Hispanic^99LOC~U^Unknown^HL70189"),
+        ("W^White^HL70189", "H^Hispanic^HL70005"),
         ('""', '""'),
         ("2106-3^White^L", "2135-2^Hispanic^99LOCAL"),
         ("UNK^Unknown^NULLFL", "ASKU^Asked but unknown^NULLFL"),
@@ -119,6 +120,23 @@ def test_nothing_coded_in_cdc_codes_of_the_fields_kind_gives_no_extension(
 ) -> None:
     patient = _patient(pid10, pid22)
     assert "extension" not in patient
+
+
+def test_table_0189s_own_values_in_pid_22_are_the_omb_ethnicity_categories() -> None:
+    patient = _patient("", "N^Not Hispanic^HL70189")
+    ethnicity = _extension(patient, ETHNICITY)
+    assert ethnicity is not None
+    assert _parts(ethnicity) == [("ombCategory", "2186-5"), ("text", "Not Hispanic")]
+    patient = _patient("", "U^Unknown^HL70189~H^^hl70189")
+    ethnicity = _extension(patient, ETHNICITY)
+    assert ethnicity is not None
+    assert ethnicity["extension"] == [
+        {
+            "url": "ombCategory",
+            "valueCoding": {"system": CDC, "code": "2135-2", "display": "Hispanic or Latino"},
+        },
+        {"url": "text", "valueString": "Hispanic or Latino"},
+    ]
 
 
 def test_one_ethnicity_omb_category_as_us_core_allows_and_codes_once() -> None:

@@ -7,10 +7,12 @@ evident: a repetition coded in CDC Race & Ethnicity (CWE-3 or CWE-6
 `CDCREC`, or the HL7 table of the field, `HL70005` for race and `HL70189`
 for ethnic group, holding a code of the CDC form `NNNN-N`). Everything else is left out:
 
-- a repetition coded otherwise (a local code, HL7 table 0189's legacy
-  `H`/`N`/`U`, which the IG's vocabulary maps do not map, a null flavor
-  such as `UNK`, which names no realm) is not mapped; when its alternate
-  triplet (CWE-4..6) is CDC-coded, that one is;
+- HL7 table 0189's own values in PID-22 (`H` Hispanic or Latino, `N` Not
+  Hispanic or Latino, coding system `HL70189`) are the two OMB ethnicity
+  categories they name (2135-2, 2186-5); its `U` (unknown) is not mapped;
+- a repetition coded otherwise (a local code, a null flavor such as `UNK`,
+  which names no realm) is not mapped; when its alternate triplet
+  (CWE-4..6) is CDC-coded, that one is;
 - a CDC code of the other kind (an ethnicity code, 2133-7 to 2186-5, in
   PID-10; a race code in PID-22) is not mapped, as US Core's bindings
   allow none;
@@ -57,6 +59,7 @@ class _Field:
     ethnicity: bool
     omb: dict[str, str]
     omb_max: int
+    table_codes: dict[str, str]
 
 
 RACE = _Field(
@@ -71,6 +74,7 @@ RACE = _Field(
         "2106-3": "White",
     },
     5,
+    {},
 )
 ETHNICITY = _Field(
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity",
@@ -78,6 +82,7 @@ ETHNICITY = _Field(
     True,
     {"2135-2": "Hispanic or Latino", "2186-5": "Not Hispanic or Latino"},
     1,
+    {"H": "2135-2", "N": "2186-5"},
 )
 
 
@@ -86,9 +91,11 @@ def _cdc_coded(components: list[str], x: Ctx, field: _Field) -> tuple[str, str] 
     field's kind, or None."""
     for code_number, text_number, system_number in _TRIPLETS:
         code = component_text(components, code_number, x)
+        system = component_text(components, system_number, x).upper()
+        if system == field.table and code in field.table_codes:
+            return field.table_codes[code], component_text(components, text_number, x)
         if _CDC_CODE.fullmatch(code) is None:
             continue
-        system = component_text(components, system_number, x).upper()
         if (
             system in ("CDCREC", field.table)
             and (int(code[:4]) in _ETHNICITY_CODES) == field.ethnicity
