@@ -35,7 +35,8 @@ from thumpflow.mapping._codegen import (
     build,
     fhir_steps,
 )
-from thumpflow.mapping._forms import element_of, per_repetition, regroup
+from thumpflow.mapping._forms import element_of, per_repetition, regroup, whole_field
+from thumpflow.mapping._hooks import ELEMENT_HOOKS, FIELD_HOOKS
 from thumpflow.mapping._support import Fill, MapError, Test, Texts, read_keys
 from thumpflow.mapping._values import PRIMITIVES
 from thumpflow.mapping._vocab import VocabTable
@@ -195,13 +196,11 @@ class Compiler:
         return fname
 
     def _hook(self, name: str, hook: str, level: int, fname: str, where: str) -> str:
-        """A data type map written in Python (`python: <hook>`, see
-        `_locations.HOOKS`): called with the components of one field."""
-        from thumpflow.mapping._locations import HOOKS
-
-        if hook not in HOOKS or level != 1:
+        """A data type map written in Python over one element (`python:
+        <hook>`, see `_hooks.ELEMENT_HOOKS`): called with its components."""
+        if hook not in ELEMENT_HOOKS or level != 1:
             raise MapError(f"{where}: data type {name}: no hook {hook!r} for this level")
-        self.names[f"H_{hook}"] = HOOKS[hook]
+        self.names[f"H_{hook}"] = ELEMENT_HOOKS[hook]
         self.resource_datatypes.add(fname)
         self._define(f"def {fname}(p, x):\n    return H_{hook}(p, x)\n", fname)
         return fname
@@ -376,6 +375,11 @@ class Compiler:
                 value = convert(local, False)
             emit_if_valued(value)
             gen.indent(body, mark)
+            return
+        hook = str(self.datatype_specs.get(type_name, {}).get("python", ""))
+        if hook in FIELD_HOOKS:
+            self.names[f"H_{hook}"] = FIELD_HOOKS[hook]
+            whole_field(gen, spec, f"H_{hook}", emit_if_valued)
             return
         idx = gen.index(path)
         repeat = bool(spec.get("repeat")) and gen.level == 0

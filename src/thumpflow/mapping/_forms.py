@@ -1,6 +1,6 @@
 """Map entry forms that combine other maps, for the IG's composite rows.
 
-Three forms of the map language that hand part of a segment or element to
+Four forms of the map language that hand part of a segment or element to
 another map, each compiled into the calling map's generated function (so
 they cost nothing at run time beyond what they do):
 
@@ -10,7 +10,10 @@ they cost nothing at run time beyond what they do):
 - `element: contact[]` on a segment map: its entries write one new element
   of that list per segment (IG NK1[Patient]: one Patient.contact per NK1);
 - `{from: 5, segment: M, to: component[]}` in a segment map: when field 5
-  repeats, segment map M once per repetition (IG OBX[Observation-Component]).
+  repeats, segment map M once per repetition (IG OBX[Observation-Component]);
+- `{from: 10, type: T}` in a segment map, T a data type map written in
+  Python over a whole field (`_hooks.FIELD_HOOKS`): every repetition of
+  field 10 makes one value (IG PID-10: one US Core race extension).
 
 A form used where it does not apply raises `MapError` naming the map and
 entry, when the maps compile.
@@ -107,4 +110,24 @@ def per_repetition(
     emit(value)
     gen.indent(body, inner)
     gen.indent(body, mark)
+    gen.indent(body, mark)
+
+
+def whole_field(
+    gen: GeneratedFunction, spec: dict[str, Any], hook: str, emit_if_valued: Callable[[str], None]
+) -> None:
+    """`{from: 10, type: T}`, T a field hook: the hook (the generated code's
+    name for it is `hook`) gets the non-empty, non-null repetitions of field
+    10, escaped, and its value, unless None, is written at `to`."""
+    number = spec["from"]
+    if gen.level != 0 or type(number) is not int or number < 1 or "repeat" in spec:
+        raise MapError(f"{gen.where}: a field hook reads one whole field: `from: 10`, no `repeat`")
+    body = gen.body
+    field = gen.field(number)
+    reps, value = gen.temp("_q"), gen.temp("_v")
+    body.append(f"if {field}:")
+    mark = len(body)
+    body.append(f"{reps} = [r for r in {field}.split(R) if r and r != '\"\"']")
+    body.append(f"{value} = {hook}({reps}, x) if {reps} else None")
+    emit_if_valued(value)
     gen.indent(body, mark)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from thumpflow.mapping._support import Ctx
+from thumpflow.mapping._support import Ctx, component_text
 
 _PHYSICAL = "http://terminology.hl7.org/CodeSystem/location-physical-type"
 
@@ -34,24 +34,14 @@ _LEVELS = (
 )
 
 
-def _text(components: list[str], number: int, x: Ctx) -> str:
-    raw = components[number - 1] if len(components) >= number else ""
-    if not raw:
-        return ""
-    first = raw.split(x.sub, 1)[0]
-    if first == '""':
-        return ""
-    return (x.unescape(first) if x.esc in first else first).strip()
-
-
 def pl_locations(components: list[str], x: Ctx) -> dict[str, Any] | None:
     """Register the Locations of one PL (its components, escaped) and return
     a Reference to the most specific, or None when no level is valued."""
-    levels = [(_text(components, n, x), code, display) for n, code, display in _LEVELS]
+    levels = [(component_text(components, n, x), code, display) for n, code, display in _LEVELS]
     valued = [level for level in levels if level[0]]
     if not valued:
         return None
-    description = _text(components, 9, x)
+    description = component_text(components, 9, x)
     parent: dict[str, Any] | None = None
     key = ""
     for position, (name, code, display) in enumerate(valued, start=1):
@@ -69,6 +59,3 @@ def pl_locations(components: list[str], x: Ctx) -> dict[str, Any] | None:
             "Location", body, None, key + ("|" + description if "description" in body else "")
         )
     return parent
-
-
-HOOKS = {"pl_locations": pl_locations}

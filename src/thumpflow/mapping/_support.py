@@ -4,7 +4,8 @@
 unescaping, the default timezone, message-level reads, registration of
 resources built from data types); the aliases name the generated functions'
 signatures; `read_output`/`read_keys` read what a function has written.
-`MapError` is raised, at import, for a map that cannot be compiled.
+`component_text` reads one component for the data type maps written in
+Python. `MapError` is raised, at import, for a map that cannot be compiled.
 """
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ def read_output(target: dict[str, Any], path: str) -> Any:
             return None
         node = node.get(key)
     return node
+
+
+def component_text(components: Parts, number: int, x: Ctx) -> str:
+    """The unescaped, stripped text of component `number` (from 1) of an
+    element split into its (escaped) components: its first subcomponent, ""
+    when the component is absent or null (`""`)."""
+    raw = components[number - 1] if len(components) >= number else ""
+    if not raw:
+        return ""
+    first = raw.split(x.sub, 1)[0]
+    if first == '""':
+        return ""
+    return (x.unescape(first) if x.esc in first else first).strip()
 
 
 def read_keys(node: Any, *keys: str) -> Any:
