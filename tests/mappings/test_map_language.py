@@ -115,3 +115,15 @@ def test_name_and_address_validity_ranges_are_periods() -> None:
     (patient,) = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient"]
     assert patient["name"][0]["period"] == {"start": "2020-01-01", "end": "2023-12-31"}
     assert patient["address"][0]["period"] == {"start": "2019-01-01", "end": "2022-12-31"}
+
+
+def test_set_and_unset_take_an_element_of_a_list_but_not_a_new_one() -> None:
+    entries = [
+        {"from": 2, "to": "identifier[1].value"},
+        {"const": "x", "to": "identifier[1].system", "when": {"set": "identifier[1].value"}},
+    ]
+    _compiler({"entries": entries}).segment("X[Patient]", "test")
+    entries[1]["when"] = {"unset": "identifier[].value"}
+    compiler = _compiler({"entries": entries})
+    with pytest.raises(MapError, match=r"unset takes an element, not `\[\]`"):
+        compiler.segment("X[Patient]", "test")

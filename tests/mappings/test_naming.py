@@ -60,3 +60,71 @@ def test_cli_takes_a_naming_system_file(tmp_path: Path, capsys: pytest.CaptureFi
     assert convert_cli.run(parser.parse_args([str(message), "--naming-systems", str(table)])) == 2
     assert "must be a mapping" in capsys.readouterr().err
     assert "X1" in json.dumps(convert(message.read_bytes()))
+
+
+# Found by mutating the golden inputs: a universal id marked ISO that is no OID
+# (a space, a stray character) became an invalid `urn:oid:` system, and one
+# written with the prefix already became `urn:oid:urn:oid:...`.
+_NOT_OIDS = ["2.16.840.1.113883.*Ovd_ 4.6", "1.2.36.14 6.595", "NPI", "1..2", "urn:oid:1.2 3"]
+
+
+def _resources(raw: bytes) -> list[dict[str, object]]:
+    return [entry["resource"] for entry in convert(raw)["entry"]]  # type: ignore[index]
+
+
+def _systems(resource: object) -> list[str]:
+    """Every `system` and `endpoint` anywhere in `resource`, and the value of every
+    Identifier whose system says its value is a URI (RFC 3986)."""
+    found: list[str] = []
+    if isinstance(resource, dict):
+        if resource.get("system") == "urn:ietf:rfc:3986":
+            found.append(str(resource.get("value")))
+        for key, value in resource.items():
+            if key in ("system", "endpoint") and isinstance(value, str):
+                found.append(value)
+            else:
+                found += _systems(value)
+    elif isinstance(resource, list):
+        for item in resource:
+            found += _systems(item)
+    return found
+
+
+@pytest.mark.parametrize("universal_id", _NOT_OIDS)
+def test_an_iso_universal_id_that_is_no_oid_never_becomes_a_urn_oid(universal_id: str) -> None:
+    raw = (
+        f"MSH|^~\\&|APP^{universal_id}^ISO|FAC^{universal_id}^ISO|RCV|RF^{universal_id}^ISO|"
+        "20240101120000||ADT^A01^ADT_A01|C1|P|2.5.1\r"
+        f"PID|1||M1^^^HOSP&{universal_id}&ISO^MR||Doe^Jo\r"
+        f"PV1|1|I|W^1^A||||123^Kim^Al^^^^^^NPI&{universal_id}&ISO\r"
+    ).encode()
+    systems = [s for resource in _resources(raw) for s in _systems(resource)]
+    assert systems, "the identifiers still have systems"
+    for system in systems:
+        assert _ABSOLUTE_URI.fullmatch(system), system
+        assert not system.startswith("urn:oid:") or re.fullmatch(
+            r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+", system
+        ), system
+    patient = next(r for r in _resources(raw) if r["resourceType"] == "Patient")
+    assert patient["identifier"][0]["system"] == DEFAULT_BASE + "HOSP"  # type: ignore[index]
+
+
+def test_a_universal_id_written_with_its_urn_prefix_gets_the_prefix_once() -> None:
+    raw = (
+        b"MSH|^~\\&|APP|FAC|RCV|RF|20240101120000||ADT^A01^ADT_A01|C1|P|2.8\r"
+        b"PID|1||M1^^^HOSP&urn:oid:1.2.36.146.595.217.0.1&ISO^MR||Doe^Jo\r"
+    )
+    patient = next(r for r in _resources(raw) if r["resourceType"] == "Patient")
+    assert patient["identifier"][0]["system"] == "urn:oid:1.2.36.146.595.217.0.1"  # type: ignore[index]
+
+
+def test_the_provenance_names_an_agent_even_when_msh_3_and_msh_4_hold_no_name() -> None:
+    for sender in (b"|^^^^STMARYS|", b"||"):
+        raw = (
+            b"MSH|^~\\&|" + sender + b"RCV|RF|20240101120000||ADT^A01^ADT_A01|C1|P|2.5.1\r"
+            b"PID|1||M1^^^HOSP^MR||Doe^Jo\r"
+        )
+        provenance = next(r for r in _resources(raw) if r["resourceType"] == "Provenance")
+        assert provenance["agent"][0]["who"] == {  # type: ignore[index]
+            "display": "sender not stated (MSH-3, MSH-4 empty)"
+        }

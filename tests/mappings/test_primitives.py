@@ -6,6 +6,9 @@ sender wrote outside those is omitted (None), never written invalid.
 
 from __future__ import annotations
 
+import datetime
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -36,3 +39,27 @@ def test_times_and_timed_date_times() -> None:
     assert time("6:15") is None
     assert date_time_timed("19790214") is None
     assert date_time_timed("197902140830-0500") == "1979-02-14T08:30:00-05:00"
+
+
+# Found by mutating the golden inputs: year 0000 (which FHIR's date types do
+# not have) was written as a dateTime, and February 29 of a common year passed.
+@given(st.text(alphabet="0123456789+-. ", max_size=24))
+def test_every_date_and_date_time_written_is_a_real_calendar_date(text: str) -> None:
+    for name in ("date", "dateTime", "instant"):
+        value = PRIMITIVES[name](text, "-05:00")
+        if value is None:
+            continue
+        assert re.fullmatch(r"\d{4}(-\d{2}(-\d{2}(T.*)?)?)?", value), value
+        year, month, day = [*value[:10].split("-"), "01", "01"][:3]
+        assert datetime.date(int(year), int(month), int(day)), value  # raises if not a date
+
+
+def test_year_zero_february_29_of_a_common_year_and_offsets_past_14_hours_are_omitted() -> None:
+    for name in ("date", "dateTime", "instant"):
+        for text in ("0000", "00000101", "0000-0500", "20230229", "190002290800"):
+            assert PRIMITIVES[name](text, "") is None, (name, text)
+    for offset in ("-1445", "+1401", "+1500", "-0060"):
+        assert PRIMITIVES["dateTime"]("200403011432" + offset, "") is None, offset
+    assert PRIMITIVES["dateTime"]("200403011432+1400", "") == "2004-03-01T14:32:00+14:00"
+    assert PRIMITIVES["date"]("20240229", "") == "2024-02-29"
+    assert PRIMITIVES["date"]("20000229", "") == "2000-02-29"

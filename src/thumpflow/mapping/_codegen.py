@@ -218,8 +218,8 @@ class GeneratedFunction:
     def condition(self, spec: Any, out: str) -> str:
         """A Python expression for a `when` condition: `valued`, `not_valued`,
         `equals`, `in`, `not_in` (on an element's unescaped first repetition;
-        `$`-paths on the message), `set`, `unset` (on the output), `all`,
-        `any`, `not`."""
+        `$`-paths on the message), `set`, `unset` (on the output, a path such as
+        `identifier[1].value`), `all`, `any`, `not`."""
         if not isinstance(spec, dict) or len(spec) != 1:
             raise MapError(f"{self.where}: a condition is a mapping with one key, got {spec!r}")
         ((op, arg),) = spec.items()
@@ -231,7 +231,13 @@ class GeneratedFunction:
         if op == "not":
             return f"(not {self.condition(arg, out)})"
         if op in ("set", "unset"):
-            keys = str(arg).split(".")
+            keys: list[str | int] = []
+            for key, index in fhir_steps(str(arg), self.where):
+                keys.append(key)
+                if index == -1:
+                    raise MapError(f"{self.where}: {op} takes an element, not `[]`: {arg!r}")
+                if index is not None:
+                    keys.append(index)
             test = "is not None" if op == "set" else "is None"
             if len(keys) == 1:
                 return f"({out}.get({keys[0]!r}) {test})"

@@ -178,6 +178,26 @@ def system_for(namespace: str) -> str:
     return _ACTIVE.get().system_for(namespace)
 
 
+def uri(text: str, default_tz: str = "") -> str | None:
+    """Map primitive `uri`: the stripped text when it is a URI FHIR accepts (no
+    whitespace), and a `urn:oid:` or `urn:uuid:` one only with a well-formed
+    OID or UUID after the prefix; else None, so the element is left out (and a
+    map's fallback, such as the naming-system table, applies). A sender's HD-2
+    marked ISO but holding no OID never becomes an invalid `urn:oid:` system;
+    one that carries the prefix itself (`urn:oid:1.2.36.1`, as some v2.8
+    senders write it) gets it once (maps write `urn:oid:{4.2}`)."""
+    text = text.strip()
+    if not text or any(c.isspace() for c in text):
+        return None
+    for prefix, form in (("urn:oid:", _OID), ("urn:uuid:", _UUID)):
+        if text.startswith(prefix):
+            rest = text[len(prefix) :]
+            if rest.startswith(prefix):
+                rest = rest[len(prefix) :]
+            return prefix + rest if form.fullmatch(rest) else None
+    return text
+
+
 def naming_system(text: str, default_tz: str = "") -> str | None:
     """Map primitive `naming_system`: `system_for` of the stripped text, None when empty."""
     text = text.strip()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from thumpflow.mapping._naming import naming_system
+from thumpflow.mapping._naming import naming_system, uri
 
 _DTM = re.compile(
     r"(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?"
@@ -29,8 +29,9 @@ _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def timezone_of(text: str) -> str:
-    """The FHIR offset (`+hh:mm`) of an HL7 DTM, or "" when it carries none."""
-    m = _DTM.fullmatch(text.strip())
+    """The FHIR offset (`+hh:mm`) of an HL7 DTM, or "" when it carries none or is not
+    a valid DTM (an offset past 14 hours, a month 13 ...)."""
+    m = _parts(text)
     if m is None or m.group(8) is None:
         return ""
     return f"{m.group(8)}{m.group(9)}:{m.group(10)}"
@@ -60,10 +61,14 @@ def _checked_dtm(text: str) -> re.Match[str] | None:
     m = _DTM.fullmatch(text.strip())
     if m is None:
         return None
-    _, month, day, hour, minute, second, _, sign, tzh, tzm = m.groups()
+    year, month, day, hour, minute, second, _, sign, tzh, tzm = m.groups()
+    if year == "0000":  # no year 0 in FHIR's date types (or the calendar)
+        return None
     if month is not None and not 1 <= int(month) <= 12:
         return None
     if day is not None and not 1 <= int(day) <= _DAYS[int(month) - 1]:
+        return None
+    if day == "29" and month == "02" and not _leap(int(year)):
         return None
     if hour is not None and int(hour) > 23:
         return None
@@ -71,9 +76,13 @@ def _checked_dtm(text: str) -> re.Match[str] | None:
         return None
     if second is not None and int(second) > 59:
         return None
-    if sign is not None and (int(tzh) > 14 or int(tzm) > 59):
-        return None
+    if sign is not None and (int(tzh) * 60 + int(tzm) > 14 * 60 or int(tzm) > 59):
+        return None  # FHIR's offsets run from -14:00 to +14:00
     return m
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def date(text: str, default_tz: str = "") -> str | None:
@@ -279,7 +288,7 @@ Converter = Callable[[str, str], Any]
 PRIMITIVES: dict[str, Converter] = {
     "string": string,
     "code": code,
-    "uri": code,
+    "uri": uri,
     "id": code,
     "lower": lower,
     "text": code,

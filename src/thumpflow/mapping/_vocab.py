@@ -48,7 +48,7 @@ class VocabTable:
             found = self.codings.get(text.upper())
         if found is not None:
             return dict(found)
-        return {"code": text} if self.v2 else None
+        return {"code": " ".join(text.split())} if self.v2 else None
 
     def concept(self, text: str) -> dict[str, Any] | None:
         found = self.codings.get(text)

@@ -1,0 +1,118 @@
+"""Output that was invalid R4 on hostile but parseable input, found by mutating the
+golden inputs (random delimiters, deletions, duplicated segments, odd values)
+and validating every Bundle; each case here failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from thumpflow.core.errors import MessageError
+from thumpflow.fhir import validate
+from thumpflow.mapping import convert, to_json
+
+_INPUTS = [path.read_bytes() for path in sorted(Path(__file__).parent.glob("*/input.hl7"))]
+_DELIMITERS = b"|^~&\\\r"
+_SNIPPETS = [
+    b"\\X00\\",
+    b"\\E\\",
+    b'""',
+    b"~",
+    b"^^^^",
+    b"&&",
+    b"99999999999999999999",
+    b"-1",
+    b"0000",
+    b"20230229",
+    b"1e400",
+    b"\xff\xfe",
+    b"\x00",
+    "é".encode(),
+    b"CDCREC",
+    b"N",
+    b"urn:oid:",
+    b"1.2 3",
+    b" ",
+]
+
+
+def _mutate(raw: bytes, rng: random.Random) -> bytes:
+    """`raw` with 1-6 random edits: a delimiter put in, a snippet inserted, bytes
+    deleted, a segment duplicated or dropped, printable noise inserted."""
+    out = bytearray(raw)
+    for _ in range(rng.randint(1, 6)):
+        op, at = rng.randrange(6), rng.randrange(len(out) + 1)
+        segments = bytes(out).split(b"\r")
+        if op == 0 and out:
+            out[rng.randrange(len(out))] = rng.choice(_DELIMITERS)
+        elif op == 1:
+            out[at:at] = rng.choice(_SNIPPETS)
+        elif op == 2:
+            del out[at : at + rng.randint(1, 20)]
+        elif op == 3 and len(segments) > 2:
+            segments.insert(rng.randrange(1, len(segments)), rng.choice(segments[1:]))
+            out = bytearray(b"\r".join(segments))
+        elif op == 4 and len(segments) > 2:
+            del segments[rng.randrange(1, len(segments))]
+            out = bytearray(b"\r".join(segments))
+        else:
+            out[at:at] = bytes(rng.randrange(32, 127) for _ in range(rng.randint(1, 8)))
+    return bytes(out)
+
+
+def test_seeded_mutations_of_the_golden_inputs_are_refused_or_converted_to_valid_r4() -> None:
+    rng = random.Random(20261206)
+    converted = 0
+    for n in range(1500):
+        raw = _mutate(rng.choice(_INPUTS), rng)
+        bundle_type = ("transaction", "batch", "collection")[n % 3]
+        try:
+            bundle = convert(raw, bundle_type=bundle_type)
+        except MessageError:
+            continue
+        converted += 1
+        issues = [i for i in validate(json.loads(to_json(bundle))) if i.severity == "error"]
+        assert issues == [], (n, [f"{i.path}: {i.message}" for i in issues[:3]])
+    assert converted > 1000, "most mutations still convert, so the check means something"
+
+
+def test_a_code_not_in_a_vocabulary_keeps_single_spaces_only() -> None:
+    raw = (
+        b"MSH|^~\\&|A|B|C|D|20240101120000||ADT^A01^ADT_A01|1|P|2.5.1\r"
+        b"PID|1||P1^^^H^MR||Doe^Jo\rPV1|1|[  O\r"
+    )
+    entries = convert(raw)["entry"]
+    (encounter,) = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Encounter"]
+    assert encounter["class"] == {"code": "[ O"}
+
+
+def test_a_document_without_a_trigger_event_in_msh_9_still_has_its_required_status() -> None:
+    def status(msh9: bytes, evn: bytes) -> object:
+        raw = (
+            b"MSH|^~\\&|T|S|E|S|20240317143000-0500||" + msh9 + b"|MD2|P|2.6\r" + evn + b"PID|1||"
+            b"E1^^^EPIC^MR||Doe^Jo\rTXA|1|DS^Discharge summary^L|TX|20240317140000-0500\r"
+        )
+        entries = convert(raw)["entry"]
+        (document,) = [
+            e["resource"] for e in entries if e["resource"]["resourceType"] == "DocumentReference"
+        ]
+        return document["status"]
+
+    assert status(b"MDM^^MDM_T02", b"EVN|T02|20240317143000-0500\r") == "current"
+    assert status(b"MDM^^MDM_T02", b"EVN|T11|20240317143000-0500\r") == "entered-in-error"
+    assert status(b"MDM^^MDM_T02", b"") == "current"
+    assert status(b"MDM^T11^MDM_T02", b"") == "entered-in-error"
+
+
+def test_an_offset_past_14_hours_in_msh_7_is_no_zone_for_the_other_times() -> None:
+    raw = (
+        b"MSH|^~\\&|A|B|C|D|20040301-1445||ADT^A01^ADT_A01|1|P|2.3\r"
+        b"EVN|A01|200403011445\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        b"PV1|1|E|ED^^^GH||||||||||||||||V1^^^GH|||||||||||||||||||||||||200403011432\r"
+    )
+    entries = convert(raw)["entry"]
+    (encounter,) = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Encounter"]
+    assert encounter["period"]["start"] == "2004-03-01T14:32:00Z"
+    issues = [i for i in validate(json.loads(to_json(convert(raw)))) if i.severity == "error"]
+    assert issues == []
