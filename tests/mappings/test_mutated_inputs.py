@@ -116,3 +116,18 @@ def test_an_offset_past_14_hours_in_msh_7_is_no_zone_for_the_other_times() -> No
     assert encounter["period"]["start"] == "2004-03-01T14:32:00Z"
     issues = [i for i in validate(json.loads(to_json(convert(raw)))) if i.severity == "error"]
     assert issues == []
+
+
+def test_control_characters_raw_or_escaped_are_dropped_and_large_decimals_omitted() -> None:
+    raw = (
+        b"MSH|^~\\&|A|B|C|D|20240101120000||ORU^R01^ORU_R01|1|P|2.5.1\r"
+        b"PID|1||P1^^^H^MR||Do\x0ce^J\\X0C01\\o\x01\r"
+        b"OBR|1|P1|F1|1^X^L\r"
+        b"OBX|1|NM|2^Y^L||" + b"1" * 400 + b".5|mg\rNTE|1||line\x02one\r"
+    )
+    bundle = convert(raw)
+    issues = [i for i in validate(json.loads(to_json(bundle))) if i.severity == "error"]
+    assert issues == []
+    resources = {e["resource"]["resourceType"]: e["resource"] for e in bundle["entry"]}
+    assert resources["Patient"]["name"][0] == {"family": "Doe", "given": ["Jo"]}
+    assert "valueQuantity" not in resources["Observation"]

@@ -231,17 +231,13 @@ class GeneratedFunction:
         if op == "not":
             return f"(not {self.condition(arg, out)})"
         if op in ("set", "unset"):
-            keys: list[str | int] = []
-            for key, index in fhir_steps(str(arg), self.where):
-                keys.append(key)
-                if index == -1:
-                    raise MapError(f"{self.where}: {op} takes an element, not `[]`: {arg!r}")
-                if index is not None:
-                    keys.append(index)
-            test = "is not None" if op == "set" else "is None"
-            if len(keys) == 1:
-                return f"({out}.get({keys[0]!r}) {test})"
-            return f"(_out({out}, {', '.join(repr(k) for k in keys)}) {test})"
+            steps = fhir_steps(str(arg), self.where)
+            if any(index == -1 for _, index in steps):
+                raise MapError(f"{self.where}: {op} takes an element, not `[]`: {arg!r}")
+            if len(steps) == 1 and steps[0][1] is None:
+                return f"({out}.get({steps[0][0]!r}) {'is not None' if op == 'set' else 'is None'})"
+            present = self._present(out, steps)
+            return present if op == "set" else f"(not {present})"
         if op in ("valued", "not_valued"):
             local = self.text(str(arg))
             return local if op == "valued" else f"(not {local})"
@@ -254,6 +250,24 @@ class GeneratedFunction:
             literal = "{" + ", ".join(repr(str(v)) for v in sorted(set(values), key=str)) + "}"
             return f"({local} {'not in' if op == 'not_in' else 'in'} {literal})"
         raise MapError(f"{self.where}: unknown condition {op!r}")
+
+    def _present(self, out: str, steps: list[Step]) -> str:
+        """An expression true when the output has a value at `steps` (dict keys,
+        list elements by index), read inline: no call per test."""
+        tests: list[str] = []
+        node = out
+        for key, index in steps:
+            value = self.temp("_p")
+            tests.append(f"type({node}) is dict and ({value} := {node}.get({key!r})) is not None")
+            node = value
+            if index is not None:
+                element = self.temp("_p")
+                tests.append(
+                    f"type({node}) is list and len({node}) > {index}"
+                    f" and ({element} := {node}[{index}]) is not None"
+                )
+                node = element
+        return "(" + " and ".join(tests) + ")"
 
     # -- writing --
 

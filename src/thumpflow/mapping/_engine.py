@@ -13,6 +13,8 @@ Guarantees:
   one message get a disambiguating `#n` part, never a silent overwrite.
 - Errors are `ConversionError` (a `MessageError`) naming the message type,
   segment and field, never a value from the message.
+- C0 control characters other than tab, LF and CR, which no FHIR string may
+  hold, are dropped from the message's text and from what escapes decode to.
 """
 
 from __future__ import annotations
@@ -64,6 +66,22 @@ def _content_key(value: Any) -> str:
 
 
 _EVENT = re.compile(r"[A-Z0-9]{2,3}\^[A-Z0-9]{2,3}")
+# The C0 control characters FHIR's string types refuse (all but tab, LF and
+# CR): dropped from what a message says, raw or as a `\Xhh\` escape.
+_CONTROLS = "".join(map(chr, [*range(9), 11, 12, *range(14, 32)]))
+_CONTROL = re.compile(f"[{re.escape(_CONTROLS)}]")
+_CONTROL_BYTES = _CONTROLS.encode("ascii")
+_NO_CONTROLS = str.maketrans("", "", _CONTROLS)
+
+
+def _has_controls(message: Message) -> bool:
+    """Whether the message may hold a control character FHIR refuses: its bytes hold
+    one of those byte values (always so in UTF-16, which then takes the slow, exact path)."""
+    try:
+        raw = message.to_bytes()
+    except UnicodeError:
+        return _CONTROL.search(message.to_str()) is not None
+    return len(raw.translate(None, _CONTROL_BYTES)) != len(raw)
 
 
 def shown_event(message_type: str, trigger_event: str) -> str:
@@ -89,12 +107,15 @@ class _Run:
         d = message.delimiters
         enc = message.encoding
         self.ids_of, self.fields = message.segment_table()
+        if _has_controls(message):
+            # Rare: FHIR strings hold no C0 controls but tab, LF and CR.
+            self.fields = [[f.translate(_NO_CONTROLS) for f in seg] for seg in self.fields]
         self.ctx = Ctx(
             d.repetition,
             d.component,
             d.subcomponent,
             d.escape,
-            lambda raw: unescape(raw, d, enc),
+            lambda raw: unescape(raw, d, enc).translate(_NO_CONTROLS),
             "",
             self.message_get,
             self.add_datatype_resource,
@@ -122,7 +143,7 @@ class _Run:
                 lines = [
                     line for seg in self.message.segments_named(seg_id) for line in seg.get_all(fld)
                 ]
-                cached = "\n".join(lines)
+                cached = "\n".join(lines).translate(_NO_CONTROLS)
             else:
                 # `message.get(path)`, read from the fields split already.
                 sid, _, field, rep, comp, sub = compile_path(path)

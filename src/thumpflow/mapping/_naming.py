@@ -41,6 +41,7 @@ DEFAULT_BASE = "http://thumpflow.invalid/naming-system/"
 
 _OID = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*))+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_NO_SPACE = re.compile(r"\S+")
 _URI = re.compile(r"(?:https?://[^\s]+|urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[^\s]+)")
 _MEMO_LIMIT = 65536
 
@@ -187,8 +188,10 @@ def uri(text: str, default_tz: str = "") -> str | None:
     one that carries the prefix itself (`urn:oid:1.2.36.1`, as some v2.8
     senders write it) gets it once (maps write `urn:oid:{4.2}`)."""
     text = text.strip()
-    if not text or any(c.isspace() for c in text):
+    if _NO_SPACE.fullmatch(text) is None:
         return None
+    if not text.startswith("urn:"):
+        return text
     for prefix, form in (("urn:oid:", _OID), ("urn:uuid:", _UUID)):
         if text.startswith(prefix):
             rest = text[len(prefix) :]

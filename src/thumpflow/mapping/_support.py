@@ -82,16 +82,10 @@ def component_text(components: Parts, number: int, x: Ctx) -> str:
     return (x.unescape(first) if x.esc in first else first).strip()
 
 
-def read_keys(node: Any, *keys: str | int) -> Any:
-    """The value under `keys` (dict keys, and list indexes as ints), or None (`_out`
-    in generated code)."""
+def read_keys(node: Any, *keys: str) -> Any:
+    """The value under `keys` (nested dict keys), or None (`_out` in generated code)."""
     for key in keys:
-        if type(key) is int:
-            if type(node) is not list or len(node) <= key:
-                return None
-            node = node[key]
-        elif type(node) is not dict:
+        if type(node) is not dict:
             return None
-        else:
-            node = node.get(key)
+        node = node.get(key)
     return node

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -198,9 +199,13 @@ class FhirDecimal:
 def decimal(text: str, default_tz: str = "") -> int | FhirDecimal | None:
     """NM → FHIR `decimal`: an int when the source has no fraction, else a
     `FhirDecimal` with the source's digits (a leading `+` and redundant
-    leading zeros dropped, `.5` written `0.5`); None when not a number."""
+    leading zeros dropped, `.5` written `0.5`); None when not a number, or
+    when its magnitude is past what a JSON reader holds as a double (about
+    1.8e308: a reader would see infinity, which is no FHIR decimal)."""
     text = text.strip()
     if not _DECIMAL.fullmatch(text):
+        return None
+    if len(text) > 300 and not math.isfinite(float(text)):
         return None
     whole, dot, fraction = text.partition(".")
     if not fraction:
