@@ -11,61 +11,16 @@ from pathlib import Path
 from thumpflow.core.errors import MessageError
 from thumpflow.fhir import validate
 from thumpflow.mapping import convert, to_json
+from thumpflow.testing.mutations import mutate
 
 _INPUTS = [path.read_bytes() for path in sorted(Path(__file__).parent.glob("*/input.hl7"))]
-_DELIMITERS = b"|^~&\\\r"
-_SNIPPETS = [
-    b"\\X00\\",
-    b"\\E\\",
-    b'""',
-    b"~",
-    b"^^^^",
-    b"&&",
-    b"99999999999999999999",
-    b"-1",
-    b"0000",
-    b"20230229",
-    b"1e400",
-    b"\xff\xfe",
-    b"\x00",
-    "é".encode(),
-    b"CDCREC",
-    b"N",
-    b"urn:oid:",
-    b"1.2 3",
-    b" ",
-]
-
-
-def _mutate(raw: bytes, rng: random.Random) -> bytes:
-    """`raw` with 1-6 random edits: a delimiter put in, a snippet inserted, bytes
-    deleted, a segment duplicated or dropped, printable noise inserted."""
-    out = bytearray(raw)
-    for _ in range(rng.randint(1, 6)):
-        op, at = rng.randrange(6), rng.randrange(len(out) + 1)
-        segments = bytes(out).split(b"\r")
-        if op == 0 and out:
-            out[rng.randrange(len(out))] = rng.choice(_DELIMITERS)
-        elif op == 1:
-            out[at:at] = rng.choice(_SNIPPETS)
-        elif op == 2:
-            del out[at : at + rng.randint(1, 20)]
-        elif op == 3 and len(segments) > 2:
-            segments.insert(rng.randrange(1, len(segments)), rng.choice(segments[1:]))
-            out = bytearray(b"\r".join(segments))
-        elif op == 4 and len(segments) > 2:
-            del segments[rng.randrange(1, len(segments))]
-            out = bytearray(b"\r".join(segments))
-        else:
-            out[at:at] = bytes(rng.randrange(32, 127) for _ in range(rng.randint(1, 8)))
-    return bytes(out)
 
 
 def test_seeded_mutations_of_the_golden_inputs_are_refused_or_converted_to_valid_r4() -> None:
     rng = random.Random(20261206)
     converted = 0
     for n in range(1500):
-        raw = _mutate(rng.choice(_INPUTS), rng)
+        raw = mutate(rng.choice(_INPUTS), rng)
         bundle_type = ("transaction", "batch", "collection")[n % 3]
         try:
             bundle = convert(raw, bundle_type=bundle_type)
