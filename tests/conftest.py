@@ -1,5 +1,5 @@
 """Fixtures shared by the whole suite: the session's throwaway PostgreSQL cluster."""
 
-from tests.postgres import pg_cluster
+from tests.postgres import dsn, pg_cluster
 
-__all__ = ["pg_cluster"]
+__all__ = ["dsn", "pg_cluster"]

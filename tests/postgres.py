@@ -105,6 +105,19 @@ def stop_process(process: subprocess.Popen[bytes], sig: int) -> None:
             process.wait()
 
 
+# The environment variable the test engines' configurations name as their
+# store's `password_env`.
+PASSWORD_ENV = "TF_TEST_PG_PASSWORD"
+
+
+@pytest.fixture
+def dsn(pg_cluster: PgCluster, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database on the session's cluster for an engine: its DSN, with the
+    password in `PASSWORD_ENV` for the test's duration."""
+    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+    return pg_cluster.new_database()
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     initdb, postgres = _pg_bin("initdb"), _pg_bin("postgres")

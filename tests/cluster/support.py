@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.store.test_postgresql import PASSWORD_ENV, _dsn_without_password
+from tests.postgres import PASSWORD_ENV
+from tests.store.test_postgresql import _dsn_without_password
 
 
 def pg_store(dsn: str, home: Path) -> str:

@@ -35,8 +35,6 @@ import pytest
 
 from tests.cluster.support import pg_store
 from tests.e2e.procs import ack_code, free_port, send_in_order, start_engine, start_receiver
-from tests.postgres import PG_PASSWORD, PgCluster
-from tests.store.test_postgresql import PASSWORD_ENV
 from thumpflow.testing.generators import adt_a01
 
 NODES = 3
@@ -116,10 +114,8 @@ async def until(check: object, seconds: float, what: str) -> float:
 
 @pytest.mark.slow
 def test_three_nodes_lose_nothing_and_keep_order_through_kills_and_a_freeze(
-    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dsn: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
-    dsn = pg_cluster.new_database()
     plain_dsn = " ".join(part for part in dsn.split() if not part.startswith("password="))
     receiver_port = free_port()
     applied_log = tmp_path / "applied.jsonl"

@@ -29,8 +29,7 @@ import pytest
 from tests.cluster.support import pg_store
 from tests.cluster.test_failover import until
 from tests.e2e.procs import free_port, start_engine
-from tests.postgres import PG_PASSWORD, PgCluster
-from tests.store.test_postgresql import PASSWORD_ENV
+from tests.postgres import PASSWORD_ENV, PG_PASSWORD, PgCluster
 from tests.thump.support import HEADER, csv_rows
 from tests.thump.transforms import SENTINEL_VARIABLE
 

@@ -23,8 +23,7 @@ import pytest
 from tests.api_support import api_client
 from tests.e2e.harness import eventually, outbox_drained
 from tests.e2e.procs import ack_code, send_in_order
-from tests.postgres import PG_PASSWORD, PgCluster
-from tests.store.test_postgresql import PASSWORD_ENV, adt, check_delivered, config_text
+from tests.store.test_postgresql import adt, check_delivered, config_text
 from thumpflow.config import parse_config
 from thumpflow.core.access import Role
 from thumpflow.core.cluster import NodeInfo, partition_of
@@ -113,10 +112,8 @@ async def two_nodes(dsn: str, tmp_path: Path) -> AsyncIterator[tuple[HttpReceive
 
 
 def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_other_stops(
-    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dsn: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
-    dsn = pg_cluster.new_database()
 
     async def scenario() -> None:
         async with two_nodes(dsn, tmp_path) as (receiver, a, b):
@@ -192,10 +189,8 @@ def test_two_nodes_split_the_partitions_keep_order_and_one_takes_over_when_the_o
 
 
 def test_a_second_live_node_with_the_same_id_is_a_located_error_at_start(
-    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dsn: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
-    dsn = pg_cluster.new_database()
 
     async def scenario() -> None:
         url = "http://127.0.0.1:9/"
@@ -218,10 +213,8 @@ def test_a_second_live_node_with_the_same_id_is_a_located_error_at_start(
 
 
 def test_a_replay_through_one_node_reaches_the_partitions_another_node_sends(
-    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dsn: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
-    dsn = pg_cluster.new_database()
 
     async def scenario() -> None:
         async with two_nodes(dsn, tmp_path) as (receiver, a, b):
@@ -244,11 +237,7 @@ def test_a_replay_through_one_node_reaches_the_partitions_another_node_sends(
     asyncio.run(scenario())
 
 
-def test_a_node_whose_id_was_taken_over_hands_back_everything(
-    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
-    dsn = pg_cluster.new_database()
+def test_a_node_whose_id_was_taken_over_hands_back_everything(dsn: str, tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with two_nodes(dsn, tmp_path) as (_, a, b):

@@ -22,9 +22,9 @@ import pytest
 from tests.cluster.test_partitions import PARTITIONS, owned, two_nodes
 from tests.e2e.harness import eventually
 from tests.e2e.procs import ack_code, send_in_order
-from tests.postgres import PG_PASSWORD, PgCluster
+from tests.postgres import PASSWORD_ENV, PG_PASSWORD, PgCluster
 from tests.store.support import admission
-from tests.store.test_postgresql import PASSWORD_ENV, adt
+from tests.store.test_postgresql import adt
 from thumpflow.core.cluster import partition_of
 from thumpflow.flow.partitions import PartitionSettings
 from thumpflow.runtime import cluster as cluster_module

@@ -13,12 +13,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from tests.cluster.support import pg_store
 from tests.e2e.harness import eventually
-from tests.postgres import PG_PASSWORD, PgCluster
-from tests.store.test_postgresql import PASSWORD_ENV
 from thumpflow.config import parse_config
 from thumpflow.core.batch import RunRecord, RunStatus, RunTrigger, Window
 from thumpflow.runtime.engine import Engine
@@ -79,10 +75,8 @@ def scheduled(runs: list[RunRecord]) -> Counter[float]:
 
 
 def test_one_node_schedules_each_window_runs_once_and_a_takeover_recovers_only_gone_runs(
-    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dsn: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
-    dsn = pg_cluster.new_database()
     (tmp_path / "drop").mkdir()
 
     async def scenario() -> None:

@@ -14,14 +14,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from tests.api_support import api_client
 from tests.cluster.test_partitions import PARTITIONS, node_config, owned
 from tests.e2e.harness import eventually
-from tests.postgres import PG_PASSWORD, PgCluster
-from tests.store.test_postgresql import PASSWORD_ENV
-from thumpflow.cli.cluster import node_state
 from thumpflow.config import parse_config
 from thumpflow.core.access import Role
 from thumpflow.runtime.engine import Engine
@@ -31,10 +26,8 @@ LEASE = 1.0  # node_config's `cluster.lease`
 
 
 def test_a_node_still_starting_takes_no_share_and_gets_one_once_ready(
-    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dsn: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
-    dsn = pg_cluster.new_database()
 
     async def scenario() -> None:
         receiver = HttpReceiver()
@@ -53,7 +46,7 @@ def test_a_node_still_starting_takes_no_share_and_gets_one_once_ready(
             joined = await a.store.db_now()
             nodes = {node.node_id: node for node in await a.store.nodes()}
             assert nodes["b"].alive and not nodes["b"].ready
-            assert node_state(nodes["b"]) == "starting" and node_state(nodes["a"]) == "alive"
+            assert nodes["b"].state == "starting" and nodes["a"].state == "alive"
 
             # Renewed twice since b joined: a full beat of a's saw b alive.
             for _ in range(300):

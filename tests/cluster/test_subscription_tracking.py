@@ -15,11 +15,7 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.cluster.support import pg_store
-from tests.postgres import PG_PASSWORD, PgCluster
-from tests.store.test_postgresql import PASSWORD_ENV
 from thumpflow.config import parse_config
 from thumpflow.core.alerts import AlertKind
 from thumpflow.flow.subscription import SubscriptionReceiver
@@ -53,10 +49,8 @@ def receiver_of(engine: Engine) -> SubscriptionReceiver:
 
 
 def test_two_nodes_fold_notifications_into_one_state_and_share_the_heartbeat_watch(
-    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dsn: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
-    dsn = pg_cluster.new_database()
 
     async def scenario() -> None:
         async with SimulatedEhr() as ehr:

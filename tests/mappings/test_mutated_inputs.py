@@ -10,6 +10,7 @@ from pathlib import Path
 
 from thumpflow.core.errors import MessageError
 from thumpflow.fhir import validate
+from thumpflow.hl7v2 import Message
 from thumpflow.mapping import convert, to_json
 from thumpflow.testing.mutations import mutate
 
@@ -86,3 +87,15 @@ def test_control_characters_raw_or_escaped_are_dropped_and_large_decimals_omitte
     resources = {e["resource"]["resourceType"]: e["resource"] for e in bundle["entry"]}
     assert resources["Patient"]["name"][0] == {"family": "Doe", "given": ["Jo"]}
     assert "valueQuantity" not in resources["Observation"]
+
+
+def test_control_characters_are_dropped_from_text_that_its_character_set_cannot_encode() -> None:
+    # A message given as str with a lone surrogate cannot be encoded to bytes, so
+    # the check reads its text instead.
+    text = (
+        "MSH|^~\\&|A|B|C|D|20240101120000||ADT^A01^ADT_A01|1|P|2.5.1\r"
+        "PID|1||P1^^^H^MR||Do\x0ce^J\ud800o\r"
+    )
+    entries = convert(Message.parse(text))["entry"]
+    (patient,) = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient"]
+    assert patient["name"][0]["family"] == "Doe"

@@ -118,6 +118,22 @@ def test_a_universal_id_written_with_its_urn_prefix_gets_the_prefix_once() -> No
     assert patient["identifier"][0]["system"] == "urn:oid:1.2.36.146.595.217.0.1"  # type: ignore[index]
 
 
+def test_a_uuid_universal_id_gets_its_prefix_once_and_only_when_it_is_a_uuid() -> None:
+    uuid = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+    def system(universal_id: str) -> object:
+        raw = (
+            b"MSH|^~\\&|APP|FAC|RCV|RF|20240101120000||ADT^A01^ADT_A01|C1|P|2.8\r"
+            b"PID|1||M1^^^HOSP&" + universal_id.encode() + b"&UUID^MR||Doe^Jo\r"
+        )
+        patient = next(r for r in _resources(raw) if r["resourceType"] == "Patient")
+        return patient["identifier"][0]["system"]  # type: ignore[index]
+
+    assert system(uuid) == f"urn:uuid:{uuid}"
+    assert system(f"urn:uuid:{uuid}") == f"urn:uuid:{uuid}"
+    assert system("not-a-uuid") == DEFAULT_BASE + "HOSP"
+
+
 def test_the_provenance_names_an_agent_even_when_msh_3_and_msh_4_hold_no_name() -> None:
     for sender in (b"|^^^^STMARYS|", b"||"):
         raw = (

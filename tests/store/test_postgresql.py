@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e.harness import outbox_drained
 from tests.e2e.procs import ack_code, send_in_order
-from tests.postgres import PG_PASSWORD, PgCluster, free_port
+from tests.postgres import PASSWORD_ENV, PG_PASSWORD, PgCluster, free_port
 from thumpflow.config import parse_config
 from thumpflow.core.errors import ConfigError
 from thumpflow.core.ports import StateStore
@@ -30,8 +30,6 @@ from thumpflow.runtime.build import open_store
 from thumpflow.runtime.engine import Engine
 from thumpflow.store.postgresql import _schema
 from thumpflow.testing.http_receiver import HttpReceiver
-
-PASSWORD_ENV = "TF_TEST_PG_PASSWORD"
 
 
 def _dsn_without_password(dsn: str) -> str:
@@ -85,10 +83,8 @@ def check_delivered(receiver: HttpReceiver, sent: dict[str, list[str]]) -> None:
 
 
 def test_one_engine_on_postgresql_delivers_every_message_once_in_order_across_a_restart(
-    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dsn: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
-    dsn = pg_cluster.new_database()
 
     async def scenario() -> None:
         receiver = HttpReceiver()

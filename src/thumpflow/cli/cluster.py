@@ -15,7 +15,7 @@ import json
 from thumpflow.cli._shared import config_argument, table, when
 from thumpflow.config import load_config
 from thumpflow.config.model import Config
-from thumpflow.core.cluster import ClusterStatus, NodeRecord
+from thumpflow.core.cluster import ClusterStatus
 from thumpflow.runtime.build import open_store
 from thumpflow.runtime.cluster import read_status
 
@@ -53,13 +53,6 @@ async def _read(config: Config) -> ClusterStatus:
         await store.close()
 
 
-def node_state(node: NodeRecord) -> str:
-    """`alive`, `starting` (alive, its channels and outboxes not open yet) or `gone`."""
-    if not node.alive:
-        return "gone"
-    return "alive" if node.ready else "starting"
-
-
 def _render(status: ClusterStatus, partitions: int) -> str:
     rows = [["NODE", "STATE", "HOST", "PID", "API", "HEARTBEAT", "PARTITIONS", "DUTIES"]]
     for held in status.nodes:
@@ -70,7 +63,7 @@ def _render(status: ClusterStatus, partitions: int) -> str:
         rows.append(
             [
                 node.node_id,
-                node_state(node),
+                node.state,
                 node.host,
                 str(node.pid),
                 node.api,

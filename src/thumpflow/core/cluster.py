@@ -84,6 +84,13 @@ class NodeRecord:
     alive: bool
     ready: bool
 
+    @property
+    def state(self) -> str:
+        """`alive`, `starting` (alive, its channels and outboxes not open yet) or `gone`."""
+        if not self.alive:
+            return "gone"
+        return "alive" if self.ready else "starting"
+
 
 class NodeConflictError(StoreError):
     """Another live node already runs under this node id; `holder` is that node."""

@@ -75,8 +75,9 @@ _NO_CONTROLS = str.maketrans("", "", _CONTROLS)
 
 
 def _has_controls(message: Message) -> bool:
-    """Whether the message may hold a control character FHIR refuses: its bytes hold
-    one of those byte values (always so in UTF-16, which then takes the slow, exact path)."""
+    """Whether the message may hold a control character FHIR refuses: its bytes hold one
+    of those byte values, or, for text that its character set cannot encode (given to
+    `Message.parse` as str), its text holds one of those characters."""
     try:
         raw = message.to_bytes()
     except UnicodeError:

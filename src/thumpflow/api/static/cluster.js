@@ -11,7 +11,8 @@ function holdings(partitions, total) {
   return parts.length ? parts.join(", ") : DASH;
 }
 
-// alive, starting (alive, its channels and outboxes not open yet) or gone.
+// alive, starting (alive, its channels and outboxes not open yet) or gone,
+// as NodeRecord.state says on the server.
 function nodeState(node) {
   if (!node.alive) return "gone";
   return node.ready ? "alive" : "starting";
