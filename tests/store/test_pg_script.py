@@ -4,8 +4,12 @@ at fault (`thumpflow.store.postgresql._script`).
 A real writer on the session's throwaway cluster runs one batch of
 operations with handlers of the test's own: statements held back in the
 pending script must run in order before a read, a failure must fail only its
-own operation whether its statements had reached the server or not, and
-statements of a failed operation that were never sent must never run.
+own operation whether its statements had reached the server or not (also
+when it surfaces only in a later operation's round trip or at COMMIT), the
+audit chain must stay intact across such failures, and statements of a
+failed operation that were never sent must never run. BEGIN with the chain
+head's read, and every statement whose result is not read, ride with the
+next round trip: a batch that reads nothing is one round trip.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from thumpflow.core.clock import SystemClock
 from thumpflow.core.errors import StoreError
 from thumpflow.store.group import Deltas, Kind, Op
 from thumpflow.store.postgresql import PostgresStore
-from thumpflow.store.postgresql._db import connect
+from thumpflow.store.postgresql._db import PgDb, connect
 from thumpflow.store.postgresql._writer import Writer
+from thumpflow.store.reads import verify_audit
 
 
 @pytest.fixture
@@ -40,20 +45,67 @@ def dsn(pg_cluster: PgCluster) -> str:
     return dsn
 
 
-def run_batch(dsn: str, handler: Any, args: list[Any]) -> list[Any]:
-    """Queue every op before the writer starts, so that they share one transaction."""
-    writer = Writer(lambda: connect(dsn, None), SystemClock())
-    writer.handlers[Kind.AUDIT] = lambda calls, deltas: handler(writer, calls, deltas)
+def run_ops(
+    dsn: str,
+    handlers: dict[Kind, Any],
+    ops: list[tuple[Kind, Any]],
+    round_trips: list[bytes] | None = None,
+) -> list[Any]:
+    """Queue every op before the writer starts, so that they share one transaction;
+    `round_trips` collects what the writer's connection sent, one item a round trip."""
+
+    def connection() -> psycopg.Connection[Any]:
+        conn = connect(dsn, None)
+        if round_trips is not None:
+            send = conn.execute
+
+            def execute(query: Any, *args: Any, **kwargs: Any) -> Any:
+                round_trips.append(query if isinstance(query, bytes) else str(query).encode())
+                return send(query, *args, **kwargs)
+
+            conn.execute = execute  # type: ignore[method-assign]
+        return conn
+
+    writer = Writer(connection, SystemClock())
+    for kind, handler in handlers.items():
+        writer.handlers[kind] = lambda calls, deltas, handler=handler: handler(
+            writer, calls, deltas
+        )
+    if round_trips is not None:
+        round_trips.clear()
     loop = asyncio.new_event_loop()
     try:
-        futures = [loop.create_future() for _ in args]
-        for arg, future in zip(args, futures, strict=True):
-            writer.submit(Op(Kind.AUDIT, arg, future, loop))
+        futures = [loop.create_future() for _ in ops]
+        for (kind, arg), future in zip(ops, futures, strict=True):
+            writer.submit(Op(kind, arg, future, loop))
         writer.start()
         writer.stop()
         return loop.run_until_complete(asyncio.gather(*futures, return_exceptions=True))
     finally:
         loop.close()
+
+
+def run_batch(dsn: str, handler: Any, args: list[Any]) -> list[Any]:
+    return run_ops(dsn, {Kind.AUDIT: handler}, [(Kind.AUDIT, arg) for arg in args])
+
+
+def insert_and_audit(writer: Writer, calls: list[Any], deltas: Deltas) -> list[Any]:
+    """Each call inserts its number and appends an audit entry naming it."""
+    for n in calls:
+        writer._context.conn.executemany("INSERT INTO probe (n) VALUES (?)", [(n,)])
+        writer._audit.append([(1.0, "test", "probe.insert", f"probe:{n}", "{}")])
+    return list(calls)
+
+
+def count_rows(writer: Writer, calls: list[Any], deltas: Deltas) -> list[Any]:
+    return [writer._context.conn.execute("SELECT count(*) FROM probe").fetchone()[0] for _ in calls]
+
+
+def audit_intact(dsn: str) -> tuple[bool, list[str]]:
+    with psycopg.connect(dsn) as conn:
+        verdict = verify_audit(PgDb(conn), None)
+        subjects = [row[0] for row in conn.execute("SELECT subject FROM audit ORDER BY entry_id")]
+    return verdict.intact, [s for s in subjects if s.startswith("probe:")]
 
 
 def stored(dsn: str) -> list[int]:
@@ -96,3 +148,69 @@ def test_statements_of_a_failed_operation_never_sent_never_run(dsn: str) -> None
     assert results[0] == 1 and results[2] == 2
     assert isinstance(results[1], StoreError)
     assert stored(dsn) == [1, 2]
+
+
+def test_a_failure_held_back_past_its_operation_fails_only_that_operation(dsn: str) -> None:
+    """The bad insert is held back past its savepoint and fails in the next
+    operation's round trip: the batch is executed again, checked in place."""
+    results = run_ops(
+        dsn,
+        {Kind.JOB_AUDIT: insert_and_audit, Kind.AUDIT: count_rows},
+        [(Kind.JOB_AUDIT, 1), (Kind.JOB_AUDIT, -5), (Kind.JOB_AUDIT, 2), (Kind.AUDIT, None)],
+    )
+    assert results[0] == 1 and results[2] == 2 and results[3] == 2
+    assert isinstance(results[1], StoreError)
+    assert stored(dsn) == [1, 2]
+    assert audit_intact(dsn) == (True, ["probe:1", "probe:2"])
+
+
+def test_a_failure_surfacing_at_commit_fails_only_its_own_operation(dsn: str) -> None:
+    results = run_ops(
+        dsn,
+        {Kind.JOB_AUDIT: insert_and_audit},
+        [(Kind.JOB_AUDIT, 3), (Kind.JOB_AUDIT, -1)],
+    )
+    assert results[0] == 3
+    assert isinstance(results[1], StoreError)
+    assert stored(dsn) == [3]
+    assert audit_intact(dsn) == (True, ["probe:3"])
+
+
+def test_a_batch_rides_on_as_few_round_trips_as_it_reads(dsn: str) -> None:
+    """Nothing read: one round trip. A read, then audited inserts: the head comes
+    with the read, the inserts and their entries with COMMIT."""
+
+    def insert_only(writer: Writer, calls: list[Any], deltas: Deltas) -> list[Any]:
+        writer._context.conn.executemany("INSERT INTO probe (n) VALUES (?)", [(n,) for n in calls])
+        return list(calls)
+
+    sent: list[bytes] = []
+    ops = [(Kind.JOB_AUDIT, 1), (Kind.JOB_AUDIT, 2)]
+    assert run_ops(dsn, {Kind.JOB_AUDIT: insert_only}, ops, sent) == [1, 2]
+    assert len(sent) == 1
+    assert sent[0].startswith(b"BEGIN; SELECT") and b"FOR UPDATE" in sent[0]
+    assert sent[0].endswith(b"COMMIT")
+
+    ops = [(Kind.AUDIT, None), (Kind.JOB_AUDIT, 4), (Kind.JOB_AUDIT, 5)]
+    handlers = {Kind.JOB_AUDIT: insert_and_audit, Kind.AUDIT: count_rows}
+    assert run_ops(dsn, handlers, ops, sent) == [2, 4, 5]
+    assert len(sent) == 2
+    assert sent[0].startswith(b"BEGIN; SELECT") and sent[0].endswith(b"SELECT count(*) FROM probe")
+    assert b"INSERT INTO audit" in sent[1] and sent[1].endswith(b"COMMIT")
+    assert stored(dsn) == [1, 2, 4, 5]
+    assert audit_intact(dsn) == (True, ["probe:4", "probe:5"])
+
+
+def test_a_transaction_aborted_out_of_sight_is_never_reported_committed(dsn: str) -> None:
+    """COMMIT of an aborted transaction ends it as ROLLBACK without an error; the writer
+    checks what COMMIT answered instead of trusting its silence."""
+    writer = Writer(lambda: connect(dsn, None), SystemClock())
+    try:
+        writer._begin()
+        writer._db.flush()
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            writer._db.conn.execute("SELECT 1 / 0")
+        with pytest.raises(StoreError, match="rolled the group commit back"):
+            writer._finish(Deltas())
+    finally:
+        writer._disconnect()

@@ -13,9 +13,16 @@ batch gets `StoreError` and nothing of the batch is committed.
 A caller that stops waiting (cancellation) does not withdraw its operation:
 once queued it is executed and, if the commit succeeds, durable.
 
+A backend may hold an operation's statements back past its savepoint and
+send them with a later round trip (`_sync` is then not a round trip of its
+own). A failure in what was held back cannot be told to one operation, so
+the whole transaction is rolled back and the batch executed once more with
+every operation's statements checked inside its savepoint (`_recheck`); the
+first attempt committed nothing, and its callers are answered only once.
+
 A backend subclasses `GroupWriter` with its transaction steps (`_begin`,
-`_finish`, `_rollback`, `_statement`, optionally `_abandon` and `_sync`) and
-its handlers; the operations every backend runs the same way
+`_finish`, `_rollback`, `_statement`, optionally `_abandon`, `_sync` and
+`_recheck`) and its handlers; the operations every backend runs the same way
 (`thumpflow.store.ops`) are wired by `common_handlers`.
 """
 
@@ -273,6 +280,13 @@ class GroupWriter:
     def _after_commit(self) -> None:
         """Work that must follow a commit (SQLite gives freed pages back)."""
 
+    def _recheck(self, failure: BaseException) -> bool:
+        """After the batch's transaction failed with `failure` and was rolled back:
+        True to execute the batch again with every operation checked inside its
+        savepoint, because the failure may belong to statements held back past it
+        and is known to have committed nothing (default: nothing is held back)."""
+        return False
+
     # --- the loop -----------------------------------------------------------------
 
     def _run(self) -> None:
@@ -310,6 +324,8 @@ class GroupWriter:
             self._finish(deltas)
         except Exception as exc:
             self._rollback()
+            if self._recheck(exc):
+                return self._execute(batch)
             self._failed_commits += 1
             _log.error(
                 "group commit of %d operations failed (%s); none was committed",

@@ -21,11 +21,15 @@ Guarantees:
   or entirely), exactly as when each statement was sent alone.
 - Values are never concatenated into SQL by hand: every one goes through
   psycopg's literal quoting for its type.
+- A read may wait in the script too (`defer_read`): it runs in its place,
+  and its rows reach its reader when the script is sent, before the call
+  that sent it returns; a read dropped with a rolled-back savepoint
+  (`drop_from`) or a cleared script never reaches its reader.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -41,18 +45,25 @@ DEFER_ROWS = 32
 class ScriptDb(PgDb):
     """`PgDb` with a pending script (see the module docstring)."""
 
-    __slots__ = ("_inline", "pending")
+    __slots__ = ("_inline", "_reads", "pending")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         super().__init__(conn)
         self._inline = psycopg.ClientCursor(conn)
         self.pending: list[bytes] = []
+        # The deferred reads: their statement's place in `pending`, and their reader.
+        self._reads: list[tuple[int, Callable[[list[Any]], None]]] = []
 
     def rebind(self, conn: psycopg.Connection[Any]) -> None:
         """Use a new connection (the old one broke); anything pending is dropped."""
         self.conn = conn
         self._inline = psycopg.ClientCursor(conn)
+        self.clear()
+
+    def clear(self) -> None:
+        """Drop the pending script and its reads; none of it reached the server."""
         self.pending.clear()
+        self._reads.clear()
 
     def render(self, sql: str, parameters: Sequence[Any] = ()) -> bytes:
         """One statement with its values inlined as literals."""
@@ -81,6 +92,12 @@ class ScriptDb(PgDb):
         """Add one statement without parameters (a savepoint) to the script."""
         self.pending.append(text.encode("ascii"))
 
+    def defer_read(self, text: str, reader: Callable[[list[Any]], None]) -> None:
+        """Add one statement without parameters whose rows go to `reader` when the
+        script is sent (one round trip fewer than reading it at once)."""
+        self._reads.append((len(self.pending), reader))
+        self.defer_statement(text)
+
     def drop_from(self, statement: str) -> bool:
         """Drop the last pending `statement` and everything after it; False when it is
         not pending (it was sent, and what is pending came after it: all dropped)."""
@@ -88,6 +105,7 @@ class ScriptDb(PgDb):
         pending = self.pending
         found = marker in pending
         del pending[len(pending) - 1 - pending[::-1].index(marker) if found else 0 :]
+        self._reads[:] = [read for read in self._reads if read[0] < len(pending)]
         return found
 
     def flush(self) -> None:
@@ -106,9 +124,19 @@ class ScriptDb(PgDb):
         return cursor
 
     def _send(self) -> psycopg.Cursor[Any]:
+        """Run the script; the cursor is left at the result of its last deferred read
+        (or its first statement), the results after it still to be stepped through."""
         script = b"; ".join(self.pending)
-        self.pending.clear()
-        return self.conn.execute(script)
+        reads = self._reads[:]
+        self.clear()
+        cursor = self.conn.execute(script)
+        at = 0
+        for place, reader in reads:
+            for _ in range(place - at):
+                cursor.nextset()
+            at = place
+            reader(cursor.fetchall())
+        return cursor
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
         """A few rows join the script (`defer`); many go as one prepared statement with

@@ -17,7 +17,13 @@ Every write transaction first locks the audit chain's head row
   transaction.
 Statements whose results are not read (inserts, audit entries, savepoints,
 counters, COMMIT) wait in the connection's pending script (`ScriptDb`) and go
-to the server together, so a batch of admissions costs five round trips.
+to the server together; so does BEGIN with the head's read, whose row arrives
+with the transaction's first round trip (`HeadOnDemand`: ids and audit
+entries are taken only once it has), and an operation's own statements go
+with the next round trip, not at the end of its segment (a failure among
+them has the batch executed again, checked in place: `_recheck`). A batch of
+admissions costs three round trips, each one made while every node's writes
+wait for the lock.
 A connection that broke is replaced at the next batch; the batch that met
 the break fails with `StoreError` and nothing of it is committed.
 
@@ -33,7 +39,7 @@ fails with `StoreError` when it runs again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -44,7 +50,7 @@ from thumpflow.core.event import (
     Admission,
     DeadLetterFilter,
 )
-from thumpflow.store.chain import AuditChain, AuditRow
+from thumpflow.store.chain import AuditChain, AuditRow, ChainedRow
 from thumpflow.store.crypt import Codec
 from thumpflow.store.group import (
     Deltas,
@@ -64,9 +70,7 @@ _log = logging.getLogger("thumpflow.store.postgresql")
 
 DIALECT = Dialect(in_ids="= ANY(?)", ids=list, sealed_prefix="substr({column}, 1, ?) = ?")
 
-_BEGIN_HEAD = (
-    b"BEGIN; SELECT entry_id, hash, event_seq, delivery_id FROM audit_head WHERE one FOR UPDATE"
-)
+_HEAD = "SELECT entry_id, hash, event_seq, delivery_id FROM audit_head WHERE one FOR UPDATE"
 _SET_HEAD = "UPDATE audit_head SET entry_id = ?, hash = ?, event_seq = ?, delivery_id = ? WHERE one"
 _INSERT_AUDIT = (
     "INSERT INTO audit (entry_id, at, actor, action, subject, detail, prev_hash, hash)"
@@ -123,6 +127,19 @@ _UPSERT_OUTBOX = (
 
 
 IDLE_IN_TRANSACTION_MS = 3000
+
+
+def _server_error(failure: BaseException, conn: psycopg.Connection[Any]) -> bool:
+    """`failure` (or what caused it) is an error the server reported on a connection
+    still open: the statement failed there, so its transaction did not commit."""
+    cause: BaseException | None = failure
+    while cause is not None and not isinstance(cause, psycopg.Error):
+        cause = cause.__cause__
+    return (
+        isinstance(cause, psycopg.Error)
+        and cause.sqlstate is not None
+        and not (conn.closed or conn.broken)
+    )
 
 
 def _bounded_idle(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
@@ -183,6 +200,51 @@ SQL = BackendSql(
 )
 
 
+# A snapshot of the chain taken before its head was read (see `HeadOnDemand`).
+_UNREAD = (-1, "")
+
+
+class HeadOnDemand(AuditChain):
+    """The chain of a transaction whose head row is read with its first round trip
+    (the `SELECT ... FOR UPDATE` waits in the pending script, first after BEGIN).
+
+    Appending before the head is known sends the script (`read`) so it is. A
+    snapshot taken before that is `_UNREAD`; restoring it puts back the head as
+    read, which is right because the head's read came before any savepoint.
+    """
+
+    __slots__ = ("_read", "_start", "known")
+
+    def __init__(self, insert: Callable[[list[ChainedRow]], Any], read: Callable[[], None]) -> None:
+        super().__init__(insert)
+        self._read = read
+        self._start = super().snapshot()
+        self.known = False
+
+    def forget(self) -> None:
+        """A new transaction: its head is not read yet."""
+        self.known = False
+
+    def set_head(self, entry_id: int | None, digest: str | None) -> None:
+        super().set_head(entry_id, digest)
+        self._start = super().snapshot()
+        self.known = True
+
+    def snapshot(self) -> tuple[int, str]:
+        return super().snapshot() if self.known else _UNREAD
+
+    def restore(self, head: tuple[int, str]) -> None:
+        if head != _UNREAD:
+            super().restore(head)
+        elif self.known:
+            super().restore(self._start)
+
+    def append(self, rows: Sequence[AuditRow]) -> None:
+        if rows and not self.known:
+            self._read()
+        super().append(rows)
+
+
 class Writer(GroupWriter):
     """Owns the write connection and the thread that uses it; see the module docstring."""
 
@@ -195,14 +257,17 @@ class Writer(GroupWriter):
     ) -> None:
         self._connect: Callable[[], psycopg.Connection[Any]] = lambda: _bounded_idle(connect())
         self._db = ScriptDb(self._connect())
+        self._chain = HeadOnDemand(lambda rows: self._db.defer(_INSERT_AUDIT, rows), self._db.flush)
         super().__init__(
-            AuditChain(lambda rows: self._db.defer(_INSERT_AUDIT, rows)),
+            self._chain,
             max_batch,
             "thumpflow-store-writer",
         )
         self._clock = clock
         self._codec = codec or Codec()
         self._head: tuple[Any, ...] = ()
+        # True while a batch is executed again with each operation checked in place.
+        self._checked = False
         self._last_ids = [0, 0]
         self._pending: set[str] = set()
         self._context = WriteContext(self._db, self._audit, self._codec, as_bytes)
@@ -218,16 +283,20 @@ class Writer(GroupWriter):
         if self._db.conn.closed or self._db.conn.broken:
             self._db.conn.close()
             self._db.rebind(self._connect())
-        self._db.pending.clear()
-        cursor = self._db.conn.execute(_BEGIN_HEAD)
-        cursor.nextset()
-        head = cursor.fetchone()
-        if head is None:
+        self._db.clear()
+        self._chain.forget()
+        self._db.defer_statement("BEGIN")
+        self._db.defer_read(_HEAD, self._on_head)
+        self._pending.clear()
+
+    def _on_head(self, rows: list[Any]) -> None:
+        """The locked head row, read with the transaction's first round trip."""
+        if not rows:
             raise StoreError("the store has no audit_head row; its schema was altered")
+        head = rows[0]
         self._audit.set_head(head[0], head[1])
         self._last_ids = [int(head[2]), int(head[3])]
         self._head = self._state()
-        self._pending.clear()
 
     def _state(self) -> tuple[Any, ...]:
         return (*self._audit.snapshot(), *self._last_ids)
@@ -236,16 +305,18 @@ class Writer(GroupWriter):
         db = self._db
         db.defer(_UPSERT_CHANNEL, deltas.channel_rows())
         db.defer(_UPSERT_OUTBOX, deltas.outbox_rows())
-        state = self._state()
-        if state != self._head:
+        # A head never read (nothing in the batch read) took no ids and no entries.
+        if self._chain.known and (state := self._state()) != self._head:
             db.defer(_SET_HEAD, [state])
         if self._pending:
             db.defer(_NOTIFY_PENDING, [(sorted(self._pending),)])
-        db.defer_statement("COMMIT")
-        db.flush()
+        # COMMIT in a transaction aborted without an error reaching us would end it
+        # as ROLLBACK, silently: checked, so that no caller is told it committed.
+        if db.execute("COMMIT").statusmessage != "COMMIT":
+            raise StoreError("the server rolled the group commit back at COMMIT")
 
     def _rollback(self) -> None:
-        self._db.pending.clear()
+        self._db.clear()
         conn = self._db.conn
         if conn.closed or conn.broken:
             return
@@ -267,10 +338,25 @@ class Writer(GroupWriter):
             )
 
     def _sync(self) -> None:
-        self._db.flush()
+        """An operation's statements wait for the next round trip, unless the batch is
+        being executed again after a failure among them (`_recheck`)."""
+        if self._checked:
+            self._db.flush()
+
+    def _recheck(self, failure: BaseException) -> bool:
+        """Once per batch, after an error the server reported: the transaction was
+        rolled back by it, so nothing is committed, and the connection is usable.
+        Not after a broken connection (a COMMIT may or may not have happened)."""
+        self._checked = not self._checked and _server_error(failure, self._db.conn)
+        return self._checked
+
+    def _after_commit(self) -> None:
+        self._checked = False
 
     def _take(self, which: int, count: int) -> range:
         """`count` new event (0) or delivery (1) ids, ascending (the head lock is held)."""
+        if not self._chain.known:
+            self._db.flush()
         first = self._last_ids[which] + 1
         self._last_ids[which] += count
         return range(first, first + count)
