@@ -28,7 +28,7 @@ from thumpflow.core.ports import StateStore
 from thumpflow.hl7v2 import Message
 from thumpflow.runtime.build import open_store
 from thumpflow.runtime.engine import Engine
-from thumpflow.store.postgresql import _schema
+from thumpflow.store.postgresql import PostgresStore, _schema
 from thumpflow.testing.http_receiver import HttpReceiver
 
 
@@ -197,3 +197,21 @@ def test_store_settings_are_validated_with_their_location(store: str, words: str
     assert problem.startswith("cluster.yaml:2:")
     assert words in problem
     assert "secret" not in problem
+
+
+def test_message_payloads_are_compressed_with_lz4(dsn: str) -> None:
+    """pglz costs the server more CPU per admission than lz4 (docs/benchmarks.md)."""
+    asyncio.run(_open_close(PostgresStore(dsn)))
+    with psycopg.connect(dsn) as conn:
+        columns = conn.execute(
+            "SELECT attrelid::regclass::text || '.' || attname FROM pg_attribute"
+            " WHERE attcompression = 'l' ORDER BY 1"
+        ).fetchall()
+        assert [c[0] for c in columns] == ["events.body", "rejects.raw", "row_rejects.record"]
+        conn.execute(
+            "INSERT INTO rejects (channel_id, received_at, peer, reason, raw)"
+            " VALUES ('adt', 0, 'peer', 'reason',"
+            " convert_to(repeat('PID|1||123^^^GEN^MR|', 400), 'UTF8'))"
+        )
+        row = conn.execute("SELECT pg_column_compression(raw) FROM rejects").fetchone()
+        assert row is not None and row[0] == "lz4"
