@@ -1,6 +1,8 @@
 """Output that was invalid R4 on hostile but parseable input, found by mutating the
-golden inputs (random delimiters, deletions, duplicated segments, odd values)
-and validating every Bundle; each case here failed before its fix."""
+golden inputs (random delimiters, deletions, duplicated segments, odd values;
+another message type in MSH-9, swapped segments, long repetitions, fields past
+a segment's end) and validating every Bundle; each case here failed before its
+fix."""
 
 from __future__ import annotations
 

@@ -37,6 +37,7 @@ from thumpflow.mapping._rules import MessageMap, Rule
 from thumpflow.mapping._scope import (
     Built,
     Scope,
+    anchor_of,
     group_instances,
     identifier_of,
     search_escape,
@@ -105,6 +106,10 @@ class _Run:
         self.order: list[str] = []
         self.warnings: list[str] = []
         self.texts: dict[str, str] = {}
+        # (resource type, id basis) -> the last `#n` given; (segment id, follows) ->
+        # where the last anchor walk began, what it found.
+        self.repeats: dict[tuple[str, tuple[str, ...]], int] = {}
+        self.walks: dict[tuple[str, tuple[str, ...]], tuple[int, int]] = {}
         d = message.delimiters
         enc = message.encoding
         self.ids_of, self.fields = message.segment_table()
@@ -171,10 +176,14 @@ class _Run:
         identifier `found` or the rule's key), or under `basis + #n` when
         another resource of this message already has that id."""
         built = self.built
-        n = 1
-        while rid in built:
-            n += 1
-            rid = deterministic_id(rtype, *basis, f"#{n}")
+        if rid in built:
+            # The n-th resource with this basis is `#n`; counting on from the last
+            # one keeps a message of many alike segments linear.
+            n = self.repeats.get((rtype, basis), 1)
+            while rid in built:
+                n += 1
+                rid = deterministic_id(rtype, *basis, f"#{n}")
+            self.repeats[(rtype, basis)] = n
         query = None
         if found is not None and self.transaction:
             system, value = found
@@ -261,7 +270,11 @@ class _Run:
             when = rule.when
             for pos in positions if rule.each else positions[:1]:
                 parts = fields[segs[pos]]
-                anchor = -1 if rule.follows is None else self.anchor_of(segs[pos], rule.follows)
+                anchor = (
+                    -1
+                    if rule.follows is None
+                    else anchor_of(self.ids_of, self.walks, segs[pos], rule.follows)
+                )
                 if anchor == -2:
                     continue
                 if when is None or when(parts, ctx):
@@ -270,24 +283,6 @@ class _Run:
                         built.seg, built.anchor = segs[pos], anchor
                         if rule.refs:
                             pending.append((rule, built, scope))
-
-    def anchor_of(self, i: int, follows: tuple[str, ...]) -> int:
-        """The segment that segment `i` belongs to under a `follows` rule: the
-        nearest `follows[0]` before it, stepping back only over segments like
-        `i` itself, NTEs and `follows[1:]` (a PRT after PID and PD1 belongs
-        to the PID; one after OBX, NTE and PRT to that OBX); -2 when there is
-        none, so the rule does not apply."""
-        ids_of = self.ids_of
-        own = ids_of[i]
-        j = i - 1
-        while j >= 0:
-            sid = ids_of[j]
-            if sid == follows[0]:
-                return j
-            if sid not in (own, "NTE") and sid not in follows:
-                break
-            j -= 1
-        return -2
 
     def missing(self, structure: str, segment: str) -> None:
         """Note a required segment that is absent (once per segment): what the

@@ -4,8 +4,11 @@
 delimiter (or segment separator) put in place of a byte, a hostile snippet
 inserted (escapes, `""`, huge and malformed numbers and dates, control bytes,
 invalid UTF-8, coding systems, a space inside an OID), a run of bytes deleted,
-a segment duplicated or dropped (never MSH), printable noise inserted. The
-result is deterministic for a given `random.Random` state, so a seeded run is
+a segment duplicated or dropped (never MSH), printable noise inserted; or, on
+the message's structure: another message type in MSH-9 (so segments meet a
+map not made for them), two neighbouring segments swapped, a field repeated
+up to 60 times, a value far past a segment's last field. The result is
+deterministic for a given `random.Random` state, so a seeded run is
 a repeatable test (`tests/mappings/test_mutated_inputs.py`) and an unseeded
 one a fuzzer (`bench/convert_fuzz.py`).
 """
@@ -53,11 +56,51 @@ SNIPPETS: tuple[bytes, ...] = (
 )
 
 
+# Message types put in MSH-9: structures with maps, and one without.
+MESSAGE_TYPES: tuple[bytes, ...] = (
+    b"ADT^A01^ADT_A01",
+    b"ADT^A17^ADT_A17",
+    b"ADT^A20",
+    b"ORU^R01^ORU_R01",
+    b"ORM^O01",
+    b"OML^O21",
+    b"VXU^V04",
+    b"SIU^S12",
+    b"MDM^T02",
+    b"RDE^O11",
+    b"DFT^P03",
+    b"REF^I12",
+    b"PPR^PC1",
+    b"ZZZ^Z99",
+)
+
+
+def _restructure(segments: list[bytes], rng: random.Random) -> list[bytes]:
+    """One edit of the message's structure (see the module docstring)."""
+    op = rng.randrange(4)
+    i = rng.randrange(1, len(segments))
+    fields = segments[i].split(b"|")
+    if op == 0:
+        msh = segments[0].split(b"|")
+        if len(msh) > 8:
+            msh[8] = rng.choice(MESSAGE_TYPES)
+            segments[0] = b"|".join(msh)
+    elif op == 1 and i + 1 < len(segments):
+        segments[i], segments[i + 1] = segments[i + 1], segments[i]
+    elif op == 2 and len(fields) > 2:
+        j = rng.randrange(1, len(fields))
+        fields[j] = b"~".join([fields[j] or b"X"] * rng.randint(2, 60))
+        segments[i] = b"|".join(fields)
+    else:
+        segments[i] += b"|" * rng.randint(1, 80) + b"X^Y"
+    return segments
+
+
 def mutate(raw: bytes, rng: random.Random) -> bytes:
     """`raw` with 1-6 random edits (see the module docstring)."""
     out = bytearray(raw)
     for _ in range(rng.randint(1, 6)):
-        op, at = rng.randrange(6), rng.randrange(len(out) + 1)
+        op, at = rng.randrange(7), rng.randrange(len(out) + 1)
         segments = bytes(out).split(b"\r")
         if op == 0 and out:
             out[rng.randrange(len(out))] = rng.choice(DELIMITERS)
@@ -71,6 +114,8 @@ def mutate(raw: bytes, rng: random.Random) -> bytes:
         elif op == 4 and len(segments) > 2:
             del segments[rng.randrange(1, len(segments))]
             out = bytearray(b"\r".join(segments))
+        elif op == 5 and len(segments) > 1:
+            out = bytearray(b"\r".join(_restructure(segments, rng)))
         else:
             out[at:at] = bytes(rng.randrange(32, 127) for _ in range(rng.randint(1, 8)))
     return bytes(out)
