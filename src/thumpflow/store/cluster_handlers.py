@@ -4,9 +4,11 @@
 without it (SQLite, one machine) the store's clock is the database's.
 A fenced record checks its lease under the backend's row lock, in the same
 transaction as the outcomes, and answers `LeaseLostError` (writing nothing
-of that call) when the lease moved on. A partition load pages through the
-destination's pending deliveries by id (the same order as `load_pending`)
-and keeps those whose ordering key falls in the partition.
+of that call) when the lease moved on; consecutive fenced records (of any
+partitions) check their leases in one read and record what passed in one.
+A partition load pages through the destination's pending deliveries by id
+(the same order as `load_pending`) and keeps those whose ordering key falls
+in the partition.
 """
 
 from __future__ import annotations
@@ -67,13 +69,15 @@ def cluster_handlers(
         return lambda args, deltas: operation(context, now, args)
 
     def record_fenced(calls: list[tuple[Sequence[Outcome], Lease]], deltas: Deltas) -> list[Any]:
-        answers: list[Any] = []
-        for outcomes, fence in calls:
-            refused = _cluster.check_fence(db, fence, lock)
-            if refused is None:
-                record_states([outcomes], deltas)
-            answers.append(refused)
-        return answers
+        refusals = _cluster.check_fences(db, [fence for _, fence in calls], lock)
+        accepted = [
+            outcomes
+            for (outcomes, _), refused in zip(calls, refusals, strict=True)
+            if refused is None
+        ]
+        if accepted:
+            record_states(accepted, deltas)
+        return list(refusals)
 
     def load_partition(loads: list[LoadPartition], deltas: Deltas) -> list[Any]:
         return [_load(load) for load in loads]

@@ -126,6 +126,34 @@ def test_outcomes_fenced_by_a_lost_epoch_are_refused_and_write_nothing(
     run(lambda: store_factory.make(clock=clock), body)
 
 
+def test_fenced_records_of_several_partitions_together_refuse_only_the_lost_ones(
+    store_factory: StoreFactory,
+) -> None:
+    """Submitted at once, so they share a group commit and its one lease read."""
+    clock = FakeClock()
+
+    async def body(store: StateStore) -> None:
+        ids = [(await admit_one(store, "fhir", entity=f"MRN{n}")).deliveries[0] for n in range(4)]
+        held = await store.acquire_lease("partition:fhir:0", "a", 30)
+        other = await store.acquire_lease("partition:fhir:1", "b", 30)
+        assert held is not None and other is not None
+        stale = Lease(other.name, "a", other.epoch, other.granted_at, other.expires_at)
+        unknown = Lease("partition:fhir:9", "a", 1, 0.0, 0.0)
+        results = await asyncio.gather(
+            store.record_fenced([delivered(ids[0])], held),
+            store.record_fenced([delivered(ids[1])], stale),
+            store.record_fenced([delivered(ids[2])], held),
+            store.record_fenced([delivered(ids[3])], unknown),
+            return_exceptions=True,
+        )
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], LeaseLostError) and isinstance(results[3], LeaseLostError)
+        pending = await store.load_pending("fhir", 0, 10)
+        assert [d.delivery_id for d in pending] == [ids[1].delivery_id, ids[3].delivery_id]
+
+    run(lambda: store_factory.make(clock=clock), body)
+
+
 def test_a_node_id_is_refused_while_another_incarnation_of_it_is_alive(
     store_factory: StoreFactory,
 ) -> None:

@@ -10,7 +10,7 @@ takeovers and leaves are audited; heartbeats and renewals are not.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,18 +198,28 @@ def release_leases(context: WriteContext, now: Now, leases: list[Lease]) -> list
     return answers
 
 
-def check_fence(db: Db, fence: Lease, lock: str) -> LeaseLostError | None:
-    """None while `fence` (owner and epoch) is the lease's current holder; the refusal otherwise.
+def check_fences(db: Db, fences: Sequence[Lease], lock: str) -> list[LeaseLostError | None]:
+    """For each of `fences`, in one read: None while it (owner and epoch) is its
+    lease's current holder; the refusal otherwise.
 
     `lock` is the backend's row lock clause (" FOR UPDATE" or nothing), so
-    that no takeover commits between this check and the fenced write.
+    that no takeover commits between this check and the fenced writes.
     """
-    row = db.execute(
-        f"SELECT owner, epoch FROM leases WHERE name = ?{lock}", (fence.name,)
-    ).fetchone()
-    if row is not None and row[0] == fence.owner and int(row[1]) == fence.epoch:
-        return None
-    return LeaseLostError(
-        f"lease {fence.name} epoch {fence.epoch} of {fence.owner} is no longer held; "
-        "the write was refused"
-    )
+    names = sorted({fence.name for fence in fences})
+    held = {
+        row[0]: (row[1], int(row[2]))
+        for row in db.execute(
+            f"SELECT name, owner, epoch FROM leases WHERE name IN ({', '.join('?' * len(names))})"
+            f" ORDER BY name{lock}",
+            names,
+        )
+    }
+    return [
+        None
+        if held.get(fence.name) == (fence.owner, fence.epoch)
+        else LeaseLostError(
+            f"lease {fence.name} epoch {fence.epoch} of {fence.owner} is no longer held; "
+            "the write was refused"
+        )
+        for fence in fences
+    ]
