@@ -15,12 +15,14 @@ next round trip: a batch that reads nothing is one round trip.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 import pytest
 
 from tests.postgres import PgCluster
+from tests.store.support import admission
 from thumpflow.core.clock import SystemClock
 from thumpflow.core.errors import StoreError
 from thumpflow.store.group import Deltas, Kind, Op
@@ -214,3 +216,30 @@ def test_a_transaction_aborted_out_of_sight_is_never_reported_committed(dsn: str
             writer._finish(Deltas())
     finally:
         writer._disconnect()
+
+
+def test_an_admission_batch_is_two_round_trips_and_its_key_sequences_have_no_gaps(
+    dsn: str,
+) -> None:
+    """The key-sequence upsert rides with the idempotency probe; a duplicate in the
+    batch has it rolled back and made again for the accepted ones only."""
+    sent: list[bytes] = []
+    first = admission("fhir", entity="MRN9", key="K1")
+    again = admission("fhir", received=replace(first.received, event_id="EVT-RESENT"))
+    results = run_ops(
+        dsn,
+        {},
+        [(Kind.ADMIT, a) for a in (first, again, admission("fhir", entity="MRN9", key="K2"))],
+        sent,
+    )
+    assert [type(r).__name__ for r in results] == ["Admitted", "Duplicate", "Admitted"]
+    assert len(sent) == 3
+    fresh = [admission("fhir", entity="MRN9", key=f"K{n}") for n in (3, 4)]
+    assert len(run_ops(dsn, {}, [(Kind.ADMIT, a) for a in fresh], sent)) == 2
+    assert len(sent) == 2
+    with psycopg.connect(dsn) as conn:
+        seqs = conn.execute(
+            "SELECT key_seq FROM deliveries WHERE ordering_key = %s ORDER BY delivery_id",
+            (first.deliveries[0].ordering_key,),
+        ).fetchall()
+    assert [row[0] for row in seqs] == [1, 2, 3, 4]

@@ -77,7 +77,7 @@ def cluster_handlers(
         ]
         if accepted:
             record_states(accepted, deltas)
-        return list(refusals)
+        return refusals
 
     def load_partition(loads: list[LoadPartition], deltas: Deltas) -> list[Any]:
         return [_load(load) for load in loads]

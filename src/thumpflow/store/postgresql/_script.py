@@ -92,11 +92,13 @@ class ScriptDb(PgDb):
         """Add one statement without parameters (a savepoint) to the script."""
         self.pending.append(text.encode("ascii"))
 
-    def defer_read(self, text: str, reader: Callable[[list[Any]], None]) -> None:
-        """Add one statement without parameters whose rows go to `reader` when the
-        script is sent (one round trip fewer than reading it at once)."""
+    def defer_read(
+        self, sql: str, parameters: Sequence[Any], reader: Callable[[list[Any]], None]
+    ) -> None:
+        """Add one statement whose rows go to `reader` when the script is sent (one
+        round trip fewer than reading it at once)."""
         self._reads.append((len(self.pending), reader))
-        self.defer_statement(text)
+        self.pending.append(self.render(sql, parameters))
 
     def drop_from(self, statement: str) -> bool:
         """Drop the last pending `statement` and everything after it; False when it is

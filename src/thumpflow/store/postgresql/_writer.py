@@ -22,8 +22,8 @@ with the transaction's first round trip (`HeadOnDemand`: ids and audit
 entries are taken only once it has), and an operation's own statements go
 with the next round trip, not at the end of its segment (a failure among
 them has the batch executed again, checked in place: `_recheck`). A batch of
-admissions costs three round trips, each one made while every node's writes
-wait for the lock.
+admissions costs two round trips (the key-sequence upsert rides with the
+idempotency probe), each one made while every node's writes wait for the lock.
 A connection that broke is replaced at the next batch; the batch that met
 the break fails with `StoreError` and nothing of it is committed.
 
@@ -286,7 +286,7 @@ class Writer(GroupWriter):
         self._db.clear()
         self._chain.forget()
         self._db.defer_statement("BEGIN")
-        self._db.defer_read(_HEAD, self._on_head)
+        self._db.defer_read(_HEAD, (), self._on_head)
         self._pending.clear()
 
     def _on_head(self, rows: list[Any]) -> None:
@@ -361,19 +361,24 @@ class Writer(GroupWriter):
         self._last_ids[which] += count
         return range(first, first + count)
 
-    def _key_seqs(self, keys: list[tuple[str, str]]) -> list[int]:
-        """The next per-(destination, ordering key) sequence of each key, in order."""
+    @staticmethod
+    def _key_counts(keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
         counts: dict[tuple[str, str], int] = {}
         for key in keys:
             counts[key] = counts.get(key, 0) + 1
-        destinations = [key[0] for key in counts]
-        ordering = [key[1] for key in counts]
-        last = {
-            (row[0], row[1]): int(row[2])
-            for row in self._db.execute(
-                _KEY_SEQUENCES, (destinations, ordering, list(counts.values()))
-            )
-        }
+        return counts
+
+    @staticmethod
+    def _upsert_values(counts: dict[tuple[str, str], int]) -> tuple[list[Any], ...]:
+        """The key-sequence upsert's parameters: destinations, ordering keys, counts."""
+        return [key[0] for key in counts], [key[1] for key in counts], list(counts.values())
+
+    @staticmethod
+    def _seqs(
+        keys: list[tuple[str, str]], counts: dict[tuple[str, str], int], rows: list[Any]
+    ) -> list[int]:
+        """Each key's sequence, in order, from the upsert's rows (the last ones taken)."""
+        last = {(row[0], row[1]): int(row[2]) for row in rows}
         taken: dict[tuple[str, str], int] = {}
         result = []
         for key in keys:
@@ -382,7 +387,22 @@ class Writer(GroupWriter):
             result.append(last[key] - counts[key] + 1 + n)
         return result
 
+    def _key_seqs(self, keys: list[tuple[str, str]]) -> list[int]:
+        """The next per-(destination, ordering key) sequence of each key, in order."""
+        counts = self._key_counts(keys)
+        rows = self._db.execute(_KEY_SEQUENCES, self._upsert_values(counts)).fetchall()
+        return self._seqs(keys, counts, rows)
+
     def _admit(self, admissions: list[Admission], deltas: Deltas) -> list[Any]:
+        """The key-sequence upsert for every delivery rides with the idempotency probe,
+        under a savepoint: kept when every admission is accepted (the usual case), else
+        rolled back and made again for the accepted ones (one round trip more)."""
+        keys = [(new.destination_id, new.ordering_key) for a in admissions for new in a.deliveries]
+        counts = self._key_counts(keys)
+        guessed: list[Any] = []
+        if keys:
+            self._db.defer_statement("SAVEPOINT key_seqs")
+            self._db.defer_read(_KEY_SEQUENCES, self._upsert_values(counts), guessed.extend)
         known: dict[str, tuple[str, str, str | None]] = {
             row[0]: (row[1], row[2], row[3])
             for row in self._db.execute(
@@ -393,8 +413,15 @@ class Writer(GroupWriter):
         }
         audit_rows: list[AuditRow] = []
         answers, accepted = screen_admissions(admissions, known, deltas, audit_rows)
+        seqs: list[int] | None = None
+        if keys and len(accepted) == len(admissions):
+            self._db.defer_statement("RELEASE SAVEPOINT key_seqs")
+            seqs = self._seqs(keys, counts, guessed)
+        elif keys:
+            self._db.defer_statement("ROLLBACK TO SAVEPOINT key_seqs")
+            self._db.defer_statement("RELEASE SAVEPOINT key_seqs")
         if accepted:
-            self._insert_admissions(accepted, answers, deltas)
+            self._insert_admissions(accepted, answers, deltas, seqs)
         self._audit.append(audit_rows)
         return answers
 
@@ -403,13 +430,16 @@ class Writer(GroupWriter):
         accepted: list[tuple[int, Admission, str | None]],
         answers: list[Any],
         deltas: Deltas,
+        seqs: list[int] | None,
     ) -> None:
         event_seqs = iter(self._take(0, sum(1 + len(a.derived) for _, a, _ in accepted)))
         new_deliveries = [new for _, a, _ in accepted for new in a.deliveries]
         self._pending.update(new.destination_id for new in new_deliveries)
         delivery_ids = iter(self._take(1, len(new_deliveries)))
         key_seqs = iter(
-            self._key_seqs([(new.destination_id, new.ordering_key) for new in new_deliveries])
+            seqs
+            if seqs is not None
+            else self._key_seqs([(new.destination_id, new.ordering_key) for new in new_deliveries])
         )
         rows = admission_rows(
             accepted, answers, deltas, self._codec, (event_seqs, delivery_ids), key_seqs=key_seqs
