@@ -243,3 +243,25 @@ def test_an_admission_batch_is_two_round_trips_and_its_key_sequences_have_no_gap
             (first.deliveries[0].ordering_key,),
         ).fetchall()
     assert [row[0] for row in seqs] == [1, 2, 3, 4]
+
+
+def test_a_batch_whose_connection_broke_is_never_executed_again(dsn: str) -> None:
+    """After a lost connection COMMIT may or may not have happened: the batch fails
+    with `StoreError` instead of being executed a second time."""
+    executed: list[int] = []
+
+    def handler(writer: Writer, calls: list[Any], deltas: Deltas) -> list[Any]:
+        executed.extend(calls)
+        if len(executed) == 1:
+            with psycopg.connect(dsn, autocommit=True) as other:
+                other.execute(
+                    "SELECT pg_terminate_backend(%s)", (writer._db.conn.info.backend_pid,)
+                )
+        writer._context.conn.executemany("INSERT INTO probe (n) VALUES (?)", [(n,) for n in calls])
+        writer._context.conn.execute("SELECT count(*) FROM probe")
+        return list(calls)
+
+    [result] = run_batch(dsn, handler, [8])
+    assert isinstance(result, StoreError)
+    assert executed == [8]
+    assert stored(dsn) == []

@@ -1,15 +1,16 @@
 """The writer's statements, sent to PostgreSQL in as few round trips as the data allows.
 
-Each round trip to the server costs the writer thread a wait: for the
-answer, for the GIL while the engine's event loop holds it, and, with the
+Each round trip to the server is made while the writer holds the chain
+head's row lock (every node's writes wait for it) and costs the writer
+thread a wait: for the answer, for the GIL and a core, and, with the
 database on another host, the network's latency; a group commit took
-fifteen. So the writer's connection keeps a *pending script*: statements whose results
-nobody reads (its own inserts, the audit entries, savepoints) are rendered
-with their values inlined (`psycopg.ClientCursor.mogrify`, the connection's
-own NUL-safe adapters and quoting) and sent together, in order, ahead of the
-next statement whose result is read, or at the end of each operation
-segment (`flush`), or with COMMIT. A multi-row `INSERT ... VALUES` replaces
-one insert per row.
+fifteen. So the writer's connection keeps a *pending script*: statements
+whose results nobody reads (its own inserts, the audit entries, savepoints,
+COMMIT) and reads whose rows can wait (`defer_read`) are rendered with their
+values inlined (`psycopg.ClientCursor.mogrify`, the connection's own
+NUL-safe adapters and quoting) and sent together, in order, ahead of the
+next statement whose result is read, or when the caller flushes. A
+multi-row `INSERT ... VALUES` replaces one insert per row.
 
 Guarantees:
 - Order is kept: pending statements run before any later statement, in the

@@ -208,7 +208,8 @@ class HeadOnDemand(AuditChain):
     """The chain of a transaction whose head row is read with its first round trip
     (the `SELECT ... FOR UPDATE` waits in the pending script, first after BEGIN).
 
-    Appending before the head is known sends the script (`read`) so it is. A
+    Appending (or taking ids: `ensure`) before the head is known sends the
+    script (`read`) so it is. A
     snapshot taken before that is `_UNREAD`; restoring it puts back the head as
     read, which is right because the head's read came before any savepoint.
     """
@@ -239,9 +240,14 @@ class HeadOnDemand(AuditChain):
         elif self.known:
             super().restore(self._start)
 
-    def append(self, rows: Sequence[AuditRow]) -> None:
-        if rows and not self.known:
+    def ensure(self) -> None:
+        """Have the head read, if it is not yet (sends the pending script)."""
+        if not self.known:
             self._read()
+
+    def append(self, rows: Sequence[AuditRow]) -> None:
+        if rows:
+            self.ensure()
         super().append(rows)
 
 
@@ -355,8 +361,7 @@ class Writer(GroupWriter):
 
     def _take(self, which: int, count: int) -> range:
         """`count` new event (0) or delivery (1) ids, ascending (the head lock is held)."""
-        if not self._chain.known:
-            self._db.flush()
+        self._chain.ensure()
         first = self._last_ids[which] + 1
         self._last_ids[which] += count
         return range(first, first + count)
