@@ -7,10 +7,11 @@ database on another host, the network's latency; a group commit took
 fifteen. So the writer's connection keeps a *pending script*: statements
 whose results nobody reads (its own inserts, the audit entries, savepoints,
 COMMIT) and reads whose rows can wait (`defer_read`) are rendered with their
-values inlined (`psycopg.ClientCursor.mogrify`, the connection's own
-NUL-safe adapters and quoting) and sent together, in order, ahead of the
-next statement whose result is read, or when the caller flushes. A
-multi-row `INSERT ... VALUES` replaces one insert per row.
+values inlined (psycopg's own quoting: `_literals.Literals`, else
+`psycopg.ClientCursor.mogrify`, NUL-safe as the connection) and sent
+together, in order, ahead of the next statement whose result is read, or
+when the caller flushes. A multi-row `INSERT ... VALUES` replaces one
+insert per row.
 
 Guarantees:
 - Order is kept: pending statements run before any later statement, in the
@@ -36,6 +37,7 @@ from typing import Any
 import psycopg
 
 from thumpflow.store.postgresql._db import PgDb, translate
+from thumpflow.store.postgresql._literals import Literals, template
 
 _VALUES = b" VALUES ("
 # Above this many rows a statement that is not a plain INSERT costs the server more
@@ -46,11 +48,12 @@ DEFER_ROWS = 32
 class ScriptDb(PgDb):
     """`PgDb` with a pending script (see the module docstring)."""
 
-    __slots__ = ("_inline", "_reads", "pending")
+    __slots__ = ("_inline", "_literals", "_reads", "pending")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         super().__init__(conn)
         self._inline = psycopg.ClientCursor(conn)
+        self._literals = Literals(conn)
         self.pending: list[bytes] = []
         # The deferred reads: their statement's place in `pending`, and their reader.
         self._reads: list[tuple[int, Callable[[list[Any]], None]]] = []
@@ -59,6 +62,7 @@ class ScriptDb(PgDb):
         """Use a new connection (the old one broke); anything pending is dropped."""
         self.conn = conn
         self._inline = psycopg.ClientCursor(conn)
+        self._literals = Literals(conn)
         self.clear()
 
     def clear(self) -> None:
@@ -68,7 +72,14 @@ class ScriptDb(PgDb):
 
     def render(self, sql: str, parameters: Sequence[Any] = ()) -> bytes:
         """One statement with its values inlined as literals."""
-        return self._inline.mogrify(translate(sql), parameters).encode("utf-8")
+        return self._render(translate(sql), parameters)
+
+    def _render(self, query: bytes, parameters: Sequence[Any]) -> bytes:
+        parts = template(query)
+        rendered = None if parts is None else self._literals.render(parts, parameters)
+        if rendered is None:
+            return self._inline.mogrify(query, parameters).encode("utf-8")
+        return rendered
 
     def defer(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Add `sql` once per row to the script: one multi-row statement for a plain
@@ -79,15 +90,12 @@ class ScriptDb(PgDb):
         query = translate(sql)
         head, found, values = query.partition(_VALUES)
         if found and b"ON CONFLICT" not in values and values.endswith(b")"):
-            inline = self._inline
             tuple_sql = b"(" + values
             self.pending.append(
-                head
-                + b" VALUES "
-                + b", ".join(inline.mogrify(tuple_sql, row).encode("utf-8") for row in rows)
+                head + b" VALUES " + b", ".join([self._render(tuple_sql, row) for row in rows])
             )
             return
-        self.pending.extend(self.render(sql, row) for row in rows)
+        self.pending.extend([self._render(query, row) for row in rows])
 
     def defer_statement(self, text: str) -> None:
         """Add one statement without parameters (a savepoint) to the script."""
