@@ -62,7 +62,14 @@ SPLIT = {1: "C", 2: "S"}
 
 
 # The locals a generated function may read from the context `x`.
-_CONTEXT = (("R", "rep"), ("C", "comp"), ("S", "sub"), ("E", "esc"), ("U", "unescape"))
+_CONTEXT = (
+    ("R", "rep"),
+    ("C", "comp"),
+    ("S", "sub"),
+    ("E", "esc"),
+    ("U", "unescape"),
+    ("_M", "memo"),
+)
 
 # Padding for a short `p`: `p + PAD[k - n]` has k items (see `_reads`).
 PAD = tuple([""] * j for j in range(100))

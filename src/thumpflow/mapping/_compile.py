@@ -37,12 +37,18 @@ from thumpflow.mapping._codegen import (
 )
 from thumpflow.mapping._forms import element_of, per_repetition, regroup, whole_field
 from thumpflow.mapping._hooks import ELEMENT_HOOKS, FIELD_HOOKS
+from thumpflow.mapping._memo import recall, remember
 from thumpflow.mapping._support import Fill, MapError, Test, Texts, read_keys
 from thumpflow.mapping._values import PRIMITIVES
 from thumpflow.mapping._vocab import VocabTable
 
 # What `Ctx.refs` holds for an element not met before in the message.
 _MISSING = object()
+
+# What makes a generated data type function impure (see `_memo`): building
+# a resource, reading the message, a hook; and the data type functions it calls.
+_IMPURE = re.compile(r"\bx\.(?:add|refs|mget)\b|\bH_")
+_CALLED = re.compile(r"\b(dt_\w+)\(")
 
 _ENTRY_KEYS = frozenset(
     {
@@ -82,7 +88,13 @@ class Compiler:
     ) -> None:
         self.datatype_specs = datatype_specs
         self.segment_specs = segment_specs
-        self.names: dict[str, Any] = {"_out": read_keys, "_MISSING": _MISSING, "_PAD": PAD}
+        self.names: dict[str, Any] = {
+            "_out": read_keys,
+            "_MISSING": _MISSING,
+            "_PAD": PAD,
+            "_remember": remember,
+            "_recall": recall,
+        }
         for pname, conv in PRIMITIVES.items():
             self.names[f"P_{pname}"] = conv
         for i, vname in enumerate(sorted(vocab)):
@@ -91,6 +103,10 @@ class Compiler:
         self.datatypes: dict[tuple[str, int], str] = {}
         # Data type functions that build a resource and return a Reference.
         self.resource_datatypes: set[str] = set()
+        # Pure data type functions (see `_memo`), and the memo slot of those
+        # whose results are kept across messages.
+        self.pure: set[str] = set()
+        self.memo_slots: dict[str, int] = {}
         self.segments: dict[tuple[str, tuple[str, ...], bool], tuple[str, Fill]] = {}
         self.fnames: set[str] = set()
 
@@ -192,8 +208,23 @@ class Compiler:
             ident = spec.get("identity") or {}
             conditional = ident.get("conditional")
             gen.body.append(f"return x.add({str(resource_type)!r}, o, {conditional!r})")
-        self._define(gen.source(), fname)
+        source = gen.source()
+        if resource_type is None and self._is_pure(source, fname):
+            self.pure.add(fname)
+            if spec.get("memo"):
+                self.memo_slots[fname] = len(self.memo_slots)
+        elif spec.get("memo"):
+            raise MapError(f"{where}: data type {name} is not pure, so it cannot be memoised")
+        self._define(source, fname)
         return fname
+
+    def _is_pure(self, source: str, fname: str) -> bool:
+        """Whether generated function `fname` (`source`) builds no resource, reads
+        nothing but its element (and the context `_memo` keys on), calls no
+        hook and calls only pure data type functions."""
+        if _IMPURE.search(source):
+            return False
+        return all(name in self.pure or name == fname for name in _CALLED.findall(source))
 
     def _hook(self, name: str, hook: str, level: int, fname: str, where: str) -> str:
         """A data type map written in Python over one element (`python:
@@ -402,6 +433,15 @@ class Compiler:
                     body.append(f"if {value} is _MISSING:")
                     body.append(f"    {value} = x.refs[{key}] = {datatype}({parts}, x)")
                     body.append(f"if {value} is not None: {value} = dict({value})")
+                elif datatype in self.memo_slots:
+                    # Met before in this context (a code, a unit): a copy of
+                    # the result kept, no rebuild.
+                    key = gen.temp("_k")
+                    body.append(f"{key} = ({self.memo_slots[datatype]}, {raw})")
+                    body.append(f"{value} = _M.get({key})")
+                    body.append(f"if {value} is None:")
+                    body.append(f"    {value} = _remember(_M, {key}, {datatype}({parts}, x))")
+                    body.append(f"else: {value} = _recall({value})")
                 else:
                     body.append(f"{value} = {datatype}({parts}, x)")
                 emit_if_valued(value)

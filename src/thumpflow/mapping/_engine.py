@@ -28,6 +28,7 @@ from thumpflow.core.errors import MessageError
 from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message, compile_path, unescape
 from thumpflow.hl7v2.segment import element
+from thumpflow.mapping._memo import context_key, memo_for
 from thumpflow.mapping._report import (
     MISSING_SEGMENT,
     NO_REFERENCE_TARGET,
@@ -127,6 +128,7 @@ class _Run:
             self.add_datatype_resource,
         )
         self.ctx.tz = timezone_of(self.message_get("MSH-7"))
+        self.ctx.memo = memo_for(context_key(d, enc, self.ctx.tz))
 
     @cached_property
     def message_type(self) -> str:
