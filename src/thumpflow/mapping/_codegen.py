@@ -242,7 +242,9 @@ class GeneratedFunction:
             if any(index == -1 for _, index in steps):
                 raise MapError(f"{self.where}: {op} takes an element, not `[]`: {arg!r}")
             if len(steps) == 1 and steps[0][1] is None:
-                return f"({out}.get({steps[0][0]!r}) {'is not None' if op == 'set' else 'is None'})"
+                # Generated code never writes None (see `_compile`), so a key
+                # present is a key set.
+                return f"({steps[0][0]!r} {'in' if op == 'set' else 'not in'} {out})"
             present = self._present(out, steps)
             return present if op == "set" else f"(not {present})"
         if op in ("valued", "not_valued"):

@@ -285,6 +285,8 @@ class Compiler:
             raise MapError(f"{where}: `resource`/`note` belong to `type` entries")
         steps = fhir_steps(str(spec["to"]), where)
         with_ = [(fhir_steps(str(k), where), v) for k, v in (spec.get("with") or {}).items()]
+        if any(v is None for _, v in with_):
+            raise MapError(f"{where}: a `with` element needs a value")
         merge = bool(spec.get("merge"))
         body = gen.body
         if "when" in spec:
@@ -308,6 +310,8 @@ class Compiler:
         where = gen.where
         body = gen.body
         if "const" in spec:
+            if spec["const"] is None:
+                raise MapError(f"{where}: a `const` needs a value")
             value = gen.temp("_v")
             body.append(f"{value} = {spec['const']!r}")
             emit(value)
