@@ -365,8 +365,15 @@ class _Run:
         for rule, built, scope in pending:
             resource = built.resource
             for ref in rule.refs:
+                key = ref.first
+                if key is not None:
+                    # `to: key` naming one resource: what `ref.to` writes.
+                    targets = scope.lookup(ref.name)
+                    if targets and targets[0] is not built:
+                        resource[key] = {"reference": targets[0].ref}
+                    continue
                 if ref.name == "*":
-                    targets = [everything[r] for r in order]
+                    targets = list(map(everything.__getitem__, order))
                 else:
                     targets = scope.lookup(ref.name)
                 if ref.own:
