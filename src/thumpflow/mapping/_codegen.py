@@ -11,6 +11,7 @@ Malformed paths raise `MapError` naming where.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from thumpflow.mapping._support import MapError, Setter
@@ -97,6 +98,8 @@ class GeneratedFunction:
         self.defined: dict[str, list[str]] = {}
         self.body: list[str] = []
         self.known: set[str] = set()
+        # The text locals (`t...`) the prelude will compute (see `generate_twice`).
+        self.ahead: frozenset[str] = frozenset()
         self.counter = 0
 
     def temp(self, stem: str) -> str:
@@ -340,6 +343,30 @@ class GeneratedFunction:
             node = anchor = element
         return anchor
 
+    def cleanup(self, entries: list[dict[str, Any]], out: str) -> None:
+        """Entries writing element n > 0 of a list leave empty placeholders
+        before it when earlier elements got no value; drop them."""
+        lists: set[tuple[str, ...]] = set()
+        for spec in entries:
+            steps = fhir_steps(str(spec.get("to", "")), self.where)
+            for j, (_, idx) in enumerate(steps):
+                if idx is not None and idx > 0:
+                    if any(s[1] is not None for s in steps[:j]):
+                        raise MapError(
+                            f"{self.where}: [n > 0] is supported only outside other lists"
+                        )
+                    lists.add(tuple(k for k, _ in steps[: j + 1]))
+        for keys in sorted(lists):
+            seq = self.temp("_c")
+            getter = (
+                f"{out}.get({keys[0]!r})"
+                if len(keys) == 1
+                else f"_out({out}, {', '.join(repr(k) for k in keys)})"
+            )
+            self.body.append(f"{seq} = {getter}")
+            self.body.append(f"if type({seq}) is list and {{}} in {seq}:")
+            self.body.append(f"    {seq}[:] = [e for e in {seq} if e != {{}}]")
+
     def indent(self, lines: list[str], start: int) -> None:
         """Indent the body from `start` on by one level."""
         for i in range(start, len(lines)):
@@ -350,6 +377,19 @@ def _item(parts: str, i: int) -> str:
     """The expression for item `i` of the split `parts`, "" when it has fewer
     (a split has at least one item)."""
     return f"{parts}[0]" if i == 0 else f"{parts}[{i}] if len({parts}) > {i} else ''"
+
+
+def generate_twice(
+    gen: GeneratedFunction, generate: Callable[[GeneratedFunction], None]
+) -> GeneratedFunction:
+    """`generate` run on a copy of `gen` to learn which elements' texts the
+    prelude computes, then on `gen`, whose entries then read those texts
+    instead of unescaping and stripping the elements again."""
+    probe = GeneratedFunction(gen.name, gen.level, gen.where)
+    generate(probe)
+    gen.ahead = frozenset(n for n in probe.known if n.startswith("t"))
+    generate(gen)
+    return gen
 
 
 def build(source: str, namespace: dict[str, Any], fname: str) -> Any:

@@ -28,6 +28,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -52,6 +53,20 @@ _OPTIONS = (
 )
 
 recall = orjson.loads
+
+# What makes a generated data type function impure: building a resource,
+# reading the message, a hook; and the data type functions it calls.
+_IMPURE = re.compile(r"\bx\.(?:add|refs|mget)\b|\bH_")
+_CALLED = re.compile(r"\b(dt_\w+)\(")
+
+
+def is_pure(source: str, fname: str, pure: set[str]) -> bool:
+    """Whether generated data type function `fname` (its `source`) builds no
+    resource, reads nothing but its element (and what `context_key` holds),
+    calls no hook and calls only itself and functions in `pure`."""
+    if _IMPURE.search(source):
+        return False
+    return all(name in pure or name == fname for name in _CALLED.findall(source))
 
 
 def context_key(delimiters: Delimiters, encoding: str, tz: str) -> tuple[Any, ...]:
