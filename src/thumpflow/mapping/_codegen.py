@@ -100,6 +100,10 @@ class GeneratedFunction:
         self.known: set[str] = set()
         # The text locals (`t...`) the prelude will compute (see `generate_twice`).
         self.ahead: frozenset[str] = frozenset()
+        # A dict the body starts empty (a data type map's `o`; the body has
+        # no loops there), and the keys written at the top of any target so far.
+        self.fresh: str | None = None
+        self.touched: set[str] = set()
         self.counter = 0
 
     def temp(self, stem: str) -> str:
@@ -293,8 +297,12 @@ class GeneratedFunction:
         body = self.body
         node = anchor = target
         last = len(steps) - 1
+        # The first write of a key of a fresh dict finds no value there.
+        new = target == self.fresh and steps[0][0] not in self.touched
+        self.touched.add(steps[0][0])
         for i, (key, idx) in enumerate(steps):
             final = i == last
+            new = new and i == 0
             if idx is None:
                 if final:
                     if merge:
@@ -308,13 +316,29 @@ class GeneratedFunction:
                         body.append(f"{node}[{key!r}] = {value}")
                     return anchor
                 child = self.temp("_d")
-                body.append(f"{child} = {node}.get({key!r})")
-                body.append(f"if type({child}) is not dict: {child} = {node}[{key!r}] = {{}}")
+                if new:
+                    body.append(f"{child} = {node}[{key!r}] = {{}}")
+                else:
+                    body.append(f"{child} = {node}.get({key!r})")
+                    body.append(f"if type({child}) is not dict: {child} = {node}[{key!r}] = {{}}")
                 node = child
                 continue
             seq = self.temp("_l")
-            body.append(f"{seq} = {node}.get({key!r})")
-            body.append(f"if type({seq}) is not list: {seq} = {node}[{key!r}] = []")
+            if new:
+                body.append(f"{seq} = {node}[{key!r}] = []")
+            else:
+                body.append(f"{seq} = {node}.get({key!r})")
+                body.append(f"if type({seq}) is not list: {seq} = {node}[{key!r}] = []")
+            if new and idx == 0 and not (final and merge):
+                # Element 0 of the new list: appended, as `while` would.
+                if final:
+                    body.append(f"{seq}.append({value})")
+                    return anchor
+                element = self.temp("_d")
+                body.append(f"{element} = {{}}")
+                body.append(f"{seq}.append({element})")
+                node = anchor = element
+                continue
             if idx < 0:
                 if final:
                     body.append(f"{seq}.append({value})")

@@ -200,6 +200,7 @@ class Compiler:
 
         def generate(gen: GeneratedFunction) -> None:
             gen.body.append("o = {}")
+            gen.fresh = "o"
             self._entries(gen, entries, "o")
             gen.cleanup(entries, "o")
 
