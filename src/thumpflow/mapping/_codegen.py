@@ -298,11 +298,11 @@ class GeneratedFunction:
         node = anchor = target
         last = len(steps) - 1
         # The first write of a key of a fresh dict finds no value there.
-        new = target == self.fresh and steps[0][0] not in self.touched
+        first = target == self.fresh and steps[0][0] not in self.touched
         self.touched.add(steps[0][0])
         for i, (key, idx) in enumerate(steps):
             final = i == last
-            new = new and i == 0
+            first = first and i == 0
             if idx is None:
                 if final:
                     if merge:
@@ -316,7 +316,7 @@ class GeneratedFunction:
                         body.append(f"{node}[{key!r}] = {value}")
                     return anchor
                 child = self.temp("_d")
-                if new:
+                if first:
                     body.append(f"{child} = {node}[{key!r}] = {{}}")
                 else:
                     body.append(f"{child} = {node}.get({key!r})")
@@ -324,12 +324,12 @@ class GeneratedFunction:
                 node = child
                 continue
             seq = self.temp("_l")
-            if new:
+            if first:
                 body.append(f"{seq} = {node}[{key!r}] = []")
             else:
                 body.append(f"{seq} = {node}.get({key!r})")
                 body.append(f"if type({seq}) is not list: {seq} = {node}[{key!r}] = []")
-            if new and idx == 0 and not (final and merge):
+            if first and idx == 0 and not (final and merge):
                 # Element 0 of the new list: appended, as `while` would.
                 if final:
                     body.append(f"{seq}.append({value})")
