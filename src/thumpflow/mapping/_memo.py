@@ -116,6 +116,11 @@ def remember(memo: Memo, key: tuple[int, str], value: Any) -> Any:
     return value
 
 
+def forget() -> None:
+    """Drop every result kept (for measurements: as if no element had been met before)."""
+    _memos.clear()
+
+
 @contextmanager
 def memoising(enabled: bool) -> Iterator[None]:
     """Conversions inside run with memoising on or off (process-wide; for tests
