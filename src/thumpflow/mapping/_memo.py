@@ -1,16 +1,18 @@
 """Results of pure data type maps, remembered across messages.
 
 Hospital traffic repeats the same coded elements message after message (a
-LOINC code, a unit, a phone type), so the generated function of a data type
-map is not run again for an element text it has converted before: its
-result is kept, as compact JSON, in a memo, and each use gets a new copy
-(`recall`), so a caller writing into what it got changes nothing kept.
+LOINC code, a unit, an HL7 table's code), so the generated function of a
+data type map marked `memo: true` is not run again for an element text it
+has converted before: its result is kept, as compact JSON, in a memo, and
+each use gets a new copy (`recall`), so a caller writing into what it got
+changes nothing kept.
 
 Guarantees:
 
-- Only pure data type maps are memoised (`Compiler` decides, when the maps
-  compile): those that build no resource, read no other part of the message
-  and call no Python hook, nor any map that does. Their result depends only
+- Only pure data type maps may be marked (`Compiler` checks, when the maps
+  compile, and refuses an impure one): those that build no resource, read
+  no other part of the message and call no Python hook, nor any map that
+  does. Their result depends only
   on the element's text and on what `context_key` holds: the delimiters and
   truncation character, the message's character set (unescaping), its
   default timezone (MSH-7) and the naming-system table in use (its identity
