@@ -127,3 +127,14 @@ def test_set_and_unset_take_an_element_of_a_list_but_not_a_new_one() -> None:
     compiler = _compiler({"entries": entries})
     with pytest.raises(MapError, match=r"unset takes an element, not `\[\]`"):
         compiler.segment("X[Patient]", "test")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"const": None, "to": "a"}, {"from": 2, "to": "a[]", "with": {"b": None}}],
+)
+def test_an_entry_writing_nothing_is_refused(entry: dict[str, Any]) -> None:
+    """Generated code never writes None, so `set`/`unset` test whether a key is there."""
+    compiler = _compiler({"entries": [entry]})
+    with pytest.raises(MapError, match="needs a value"):
+        compiler.segment("X[Patient]", "test")

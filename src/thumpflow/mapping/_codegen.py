@@ -11,6 +11,7 @@ Malformed paths raise `MapError` naming where.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from thumpflow.mapping._support import MapError, Setter
@@ -62,7 +63,14 @@ SPLIT = {1: "C", 2: "S"}
 
 
 # The locals a generated function may read from the context `x`.
-_CONTEXT = (("R", "rep"), ("C", "comp"), ("S", "sub"), ("E", "esc"), ("U", "unescape"))
+_CONTEXT = (
+    ("R", "rep"),
+    ("C", "comp"),
+    ("S", "sub"),
+    ("E", "esc"),
+    ("U", "unescape"),
+    ("_M", "memo"),
+)
 
 # Padding for a short `p`: `p + PAD[k - n]` has k items (see `_reads`).
 PAD = tuple([""] * j for j in range(100))
@@ -90,6 +98,12 @@ class GeneratedFunction:
         self.defined: dict[str, list[str]] = {}
         self.body: list[str] = []
         self.known: set[str] = set()
+        # The text locals (`t...`) the prelude will compute (see `generate_twice`).
+        self.ahead: frozenset[str] = frozenset()
+        # A dict the body starts empty (a data type map's `o`; the body has
+        # no loops there), and the keys written at the top of any target so far.
+        self.fresh: str | None = None
+        self.touched: set[str] = set()
         self.counter = 0
 
     def temp(self, stem: str) -> str:
@@ -235,7 +249,9 @@ class GeneratedFunction:
             if any(index == -1 for _, index in steps):
                 raise MapError(f"{self.where}: {op} takes an element, not `[]`: {arg!r}")
             if len(steps) == 1 and steps[0][1] is None:
-                return f"({out}.get({steps[0][0]!r}) {'is not None' if op == 'set' else 'is None'})"
+                # Generated code never writes None (see `_compile`), so a key
+                # present is a key set.
+                return f"({steps[0][0]!r} {'in' if op == 'set' else 'not in'} {out})"
             present = self._present(out, steps)
             return present if op == "set" else f"(not {present})"
         if op in ("valued", "not_valued"):
@@ -281,8 +297,12 @@ class GeneratedFunction:
         body = self.body
         node = anchor = target
         last = len(steps) - 1
+        # The first write of a key of a fresh dict finds no value there.
+        first = target == self.fresh and steps[0][0] not in self.touched
+        self.touched.add(steps[0][0])
         for i, (key, idx) in enumerate(steps):
             final = i == last
+            first = first and i == 0
             if idx is None:
                 if final:
                     if merge:
@@ -296,13 +316,29 @@ class GeneratedFunction:
                         body.append(f"{node}[{key!r}] = {value}")
                     return anchor
                 child = self.temp("_d")
-                body.append(f"{child} = {node}.get({key!r})")
-                body.append(f"if type({child}) is not dict: {child} = {node}[{key!r}] = {{}}")
+                if first:
+                    body.append(f"{child} = {node}[{key!r}] = {{}}")
+                else:
+                    body.append(f"{child} = {node}.get({key!r})")
+                    body.append(f"if type({child}) is not dict: {child} = {node}[{key!r}] = {{}}")
                 node = child
                 continue
             seq = self.temp("_l")
-            body.append(f"{seq} = {node}.get({key!r})")
-            body.append(f"if type({seq}) is not list: {seq} = {node}[{key!r}] = []")
+            if first:
+                body.append(f"{seq} = {node}[{key!r}] = []")
+            else:
+                body.append(f"{seq} = {node}.get({key!r})")
+                body.append(f"if type({seq}) is not list: {seq} = {node}[{key!r}] = []")
+            if first and idx == 0 and not (final and merge):
+                # Element 0 of the new list: appended, as `while` would.
+                if final:
+                    body.append(f"{seq}.append({value})")
+                    return anchor
+                element = self.temp("_d")
+                body.append(f"{element} = {{}}")
+                body.append(f"{seq}.append({element})")
+                node = anchor = element
+                continue
             if idx < 0:
                 if final:
                     body.append(f"{seq}.append({value})")
@@ -331,6 +367,30 @@ class GeneratedFunction:
             node = anchor = element
         return anchor
 
+    def cleanup(self, entries: list[dict[str, Any]], out: str) -> None:
+        """Entries writing element n > 0 of a list leave empty placeholders
+        before it when earlier elements got no value; drop them."""
+        lists: set[tuple[str, ...]] = set()
+        for spec in entries:
+            steps = fhir_steps(str(spec.get("to", "")), self.where)
+            for j, (_, idx) in enumerate(steps):
+                if idx is not None and idx > 0:
+                    if any(s[1] is not None for s in steps[:j]):
+                        raise MapError(
+                            f"{self.where}: [n > 0] is supported only outside other lists"
+                        )
+                    lists.add(tuple(k for k, _ in steps[: j + 1]))
+        for keys in sorted(lists):
+            seq = self.temp("_c")
+            getter = (
+                f"{out}.get({keys[0]!r})"
+                if len(keys) == 1
+                else f"_out({out}, {', '.join(repr(k) for k in keys)})"
+            )
+            self.body.append(f"{seq} = {getter}")
+            self.body.append(f"if type({seq}) is list and {{}} in {seq}:")
+            self.body.append(f"    {seq}[:] = [e for e in {seq} if e != {{}}]")
+
     def indent(self, lines: list[str], start: int) -> None:
         """Indent the body from `start` on by one level."""
         for i in range(start, len(lines)):
@@ -341,6 +401,19 @@ def _item(parts: str, i: int) -> str:
     """The expression for item `i` of the split `parts`, "" when it has fewer
     (a split has at least one item)."""
     return f"{parts}[0]" if i == 0 else f"{parts}[{i}] if len({parts}) > {i} else ''"
+
+
+def generate_twice(
+    gen: GeneratedFunction, generate: Callable[[GeneratedFunction], None]
+) -> GeneratedFunction:
+    """`generate` run on a copy of `gen` to learn which elements' texts the
+    prelude computes, then on `gen`, whose entries then read those texts
+    instead of unescaping and stripping the elements again."""
+    probe = GeneratedFunction(gen.name, gen.level, gen.where)
+    generate(probe)
+    gen.ahead = frozenset(n for n in probe.known if n.startswith("t"))
+    generate(gen)
+    return gen
 
 
 def build(source: str, namespace: dict[str, Any], fname: str) -> Any:

@@ -34,15 +34,20 @@ from thumpflow.mapping._codegen import (
     GeneratedFunction,
     build,
     fhir_steps,
+    generate_twice,
 )
 from thumpflow.mapping._forms import element_of, per_repetition, regroup, whole_field
 from thumpflow.mapping._hooks import ELEMENT_HOOKS, FIELD_HOOKS
+from thumpflow.mapping._memo import is_pure, recall, remember
 from thumpflow.mapping._support import Fill, MapError, Test, Texts, read_keys
 from thumpflow.mapping._values import PRIMITIVES
 from thumpflow.mapping._vocab import VocabTable
 
 # What `Ctx.refs` holds for an element not met before in the message.
 _MISSING = object()
+
+# Primitives whose value from an element's stripped text is their value from its text.
+_STRIPPED_TEXTS = (PRIMITIVES["string"], PRIMITIVES["code"])
 
 _ENTRY_KEYS = frozenset(
     {
@@ -82,7 +87,13 @@ class Compiler:
     ) -> None:
         self.datatype_specs = datatype_specs
         self.segment_specs = segment_specs
-        self.names: dict[str, Any] = {"_out": read_keys, "_MISSING": _MISSING, "_PAD": PAD}
+        self.names: dict[str, Any] = {
+            "_out": read_keys,
+            "_MISSING": _MISSING,
+            "_PAD": PAD,
+            "_remember": remember,
+            "_recall": recall,
+        }
         for pname, conv in PRIMITIVES.items():
             self.names[f"P_{pname}"] = conv
         for i, vname in enumerate(sorted(vocab)):
@@ -91,6 +102,10 @@ class Compiler:
         self.datatypes: dict[tuple[str, int], str] = {}
         # Data type functions that build a resource and return a Reference.
         self.resource_datatypes: set[str] = set()
+        # Pure data type functions (see `_memo`), and the memo slot of those
+        # whose results are kept across messages.
+        self.pure: set[str] = set()
+        self.memo_slots: dict[str, int] = {}
         self.segments: dict[tuple[str, tuple[str, ...], bool], tuple[str, Fill]] = {}
         self.fnames: set[str] = set()
 
@@ -109,15 +124,18 @@ class Compiler:
         if spec is None:
             raise MapError(f"{where}: unknown segment map {name!r}")
         fname = self._fname("seg", name)
-        gen = GeneratedFunction(fname, 0, f"segment {name}")
-        element = spec.get("element")
-        if element is None:
-            self._entries(gen, spec.get("entries"), "o")
-            self._cleanup(gen, spec["entries"], "o")
-        else:
-            element_of(self, gen, str(element), spec.get("entries"))
-        if key:
-            gen.body.append(f"return ({''.join(gen.text(path) + ', ' for path in paths)})")
+
+        def generate(gen: GeneratedFunction) -> None:
+            element = spec.get("element")
+            if element is None:
+                self._entries(gen, spec.get("entries"), "o")
+                gen.cleanup(spec["entries"], "o")
+            else:
+                element_of(self, gen, str(element), spec.get("entries"))
+            if key:
+                gen.body.append(f"return ({''.join(gen.text(path) + ', ' for path in paths)})")
+
+        gen = generate_twice(GeneratedFunction(fname, 0, f"segment {name}"), generate)
         fill: Fill = self._define(gen.source("p, x, o"), fname)
         rtype = str(spec.get("resourceType", ""))
         self.segments[(name, paths, bool(key))] = (rtype, fill)
@@ -173,16 +191,20 @@ class Compiler:
         self.datatypes[(name, level)] = fname
         if "python" in spec:
             return self._hook(name, str(spec["python"]), level, fname, where)
-        gen = GeneratedFunction(fname, level, f"data type {name}")
-        gen.body.append("o = {}")
         entries = list(spec.get("entries") or [])
         if "extends" in spec:
             base = self.datatype_specs.get(str(spec["extends"]))
             if base is None or "entries" not in base:
                 raise MapError(f"{where}: data type {name} extends unknown {spec['extends']!r}")
             entries = list(base["entries"]) + entries
-        self._entries(gen, entries, "o")
-        self._cleanup(gen, entries, "o")
+
+        def generate(gen: GeneratedFunction) -> None:
+            gen.body.append("o = {}")
+            gen.fresh = "o"
+            self._entries(gen, entries, "o")
+            gen.cleanup(entries, "o")
+
+        gen = generate_twice(GeneratedFunction(fname, level, f"data type {name}"), generate)
         gen.body.append("if not o: return None")
         resource_type = spec.get("resourceType")
         if resource_type is None:
@@ -192,7 +214,14 @@ class Compiler:
             ident = spec.get("identity") or {}
             conditional = ident.get("conditional")
             gen.body.append(f"return x.add({str(resource_type)!r}, o, {conditional!r})")
-        self._define(gen.source(), fname)
+        source = gen.source()
+        if resource_type is None and is_pure(source, fname, self.pure):
+            self.pure.add(fname)
+            if spec.get("memo"):
+                self.memo_slots[fname] = len(self.memo_slots)
+        elif spec.get("memo"):
+            raise MapError(f"{where}: data type {name} is not pure, so it cannot be memoised")
+        self._define(source, fname)
         return fname
 
     def _hook(self, name: str, hook: str, level: int, fname: str, where: str) -> str:
@@ -214,30 +243,6 @@ class Compiler:
             self._entry(gen, spec, out)
         gen.where = where
 
-    def _cleanup(self, gen: GeneratedFunction, entries: list[dict[str, Any]], out: str) -> None:
-        """Entries writing element n > 0 of a list leave empty placeholders
-        before it when earlier elements got no value; drop them."""
-        lists: set[tuple[str, ...]] = set()
-        for spec in entries:
-            steps = fhir_steps(str(spec.get("to", "")), gen.where)
-            for j, (_, idx) in enumerate(steps):
-                if idx is not None and idx > 0:
-                    if any(s[1] is not None for s in steps[:j]):
-                        raise MapError(
-                            f"{gen.where}: [n > 0] is supported only outside other lists"
-                        )
-                    lists.add(tuple(k for k, _ in steps[: j + 1]))
-        for keys in sorted(lists):
-            seq = gen.temp("_c")
-            getter = (
-                f"{out}.get({keys[0]!r})"
-                if len(keys) == 1
-                else f"_out({out}, {', '.join(repr(k) for k in keys)})"
-            )
-            gen.body.append(f"{seq} = {getter}")
-            gen.body.append(f"if type({seq}) is list and {{}} in {seq}:")
-            gen.body.append(f"    {seq}[:] = [e for e in {seq} if e != {{}}]")
-
     def _entry(self, gen: GeneratedFunction, spec: Any, out: str) -> None:
         where = gen.where
         if not isinstance(spec, dict):
@@ -254,6 +259,8 @@ class Compiler:
             raise MapError(f"{where}: `resource`/`note` belong to `type` entries")
         steps = fhir_steps(str(spec["to"]), where)
         with_ = [(fhir_steps(str(k), where), v) for k, v in (spec.get("with") or {}).items()]
+        if any(v is None for _, v in with_):
+            raise MapError(f"{where}: a `with` element needs a value")
         merge = bool(spec.get("merge"))
         body = gen.body
         if "when" in spec:
@@ -277,6 +284,8 @@ class Compiler:
         where = gen.where
         body = gen.body
         if "const" in spec:
+            if spec["const"] is None:
+                raise MapError(f"{where}: a `const` needs a value")
             value = gen.temp("_v")
             body.append(f"{value} = {spec['const']!r}")
             emit(value)
@@ -292,7 +301,7 @@ class Compiler:
             raise MapError(f"{where}: `as` must be code, Coding or CodeableConcept")
         type_name = str(spec.get("type", "string"))
 
-        def convert(text: str, strip_for_vocab: bool) -> str:
+        def convert(text: str, strip_for_vocab: bool, stripped: bool = False) -> str:
             value = gen.temp("_v")
             if vocab is not None:
                 code = gen.temp("_k")
@@ -304,7 +313,9 @@ class Compiler:
                 )
                 body.append(f"{value} = {lookup} if {code} else None")
             elif PRIMITIVES.get(type_name) is PRIMITIVES["string"]:
-                body.append(f"{value} = {text}.strip() or None")
+                body.append(
+                    f"{value} = {text} or None" if stripped else f"{value} = {text}.strip() or None"
+                )
             elif PRIMITIVES.get(type_name) is PRIMITIVES["code"]:
                 body.append(f"{value} = ' '.join({text}.split()) or None")
             else:
@@ -402,9 +413,25 @@ class Compiler:
                     body.append(f"if {value} is _MISSING:")
                     body.append(f"    {value} = x.refs[{key}] = {datatype}({parts}, x)")
                     body.append(f"if {value} is not None: {value} = dict({value})")
+                elif datatype in self.memo_slots:
+                    # Met before in this context (a code, a unit): a copy of
+                    # the result kept, no rebuild.
+                    key = gen.temp("_k")
+                    body.append(f"{key} = ({self.memo_slots[datatype]}, {raw})")
+                    body.append(f"{value} = _M.get({key})")
+                    body.append(f"if {value} is None:")
+                    body.append(f"    {value} = _remember(_M, {key}, {datatype}({parts}, x))")
+                    body.append(f"else: {value} = _recall({value})")
                 else:
                     body.append(f"{value} = {datatype}({parts}, x)")
                 emit_if_valued(value)
+                return
+            known = "t" + raw[1:]
+            if (known in gen.known or known in gen.ahead) and (
+                vocab is not None or PRIMITIVES.get(type_name) in _STRIPPED_TEXTS
+            ):
+                # The prelude has this element's unescaped, stripped text already.
+                emit_if_valued(convert(known, False, stripped=True))
                 return
             text = gen.temp("_u")
             body.append(f"{text} = U({raw}) if E in {raw} else {raw}")

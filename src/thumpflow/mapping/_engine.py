@@ -28,6 +28,7 @@ from thumpflow.core.errors import MessageError
 from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message, compile_path, unescape
 from thumpflow.hl7v2.segment import element
+from thumpflow.mapping._memo import context_key, memo_for
 from thumpflow.mapping._report import (
     MISSING_SEGMENT,
     NO_REFERENCE_TARGET,
@@ -127,6 +128,7 @@ class _Run:
             self.add_datatype_resource,
         )
         self.ctx.tz = timezone_of(self.message_get("MSH-7"))
+        self.ctx.memo = memo_for(context_key(d, enc, self.ctx.tz))
 
     @cached_property
     def message_type(self) -> str:
@@ -363,8 +365,15 @@ class _Run:
         for rule, built, scope in pending:
             resource = built.resource
             for ref in rule.refs:
+                key = ref.first
+                if key is not None:
+                    # `to: key` naming one resource: what `ref.to` writes.
+                    targets = scope.lookup(ref.name)
+                    if targets and targets[0] is not built:
+                        resource[key] = {"reference": targets[0].ref}
+                    continue
                 if ref.name == "*":
-                    targets = [everything[r] for r in order]
+                    targets = list(map(everything.__getitem__, order))
                 else:
                     targets = scope.lookup(ref.name)
                 if ref.own:

@@ -40,7 +40,7 @@ def element_of(comp: Compiler, gen: GeneratedFunction, element: str, entries: An
         raise MapError(f"{gen.where}: `element` names one list, as `contact[]`")
     gen.body.append("_el = {}")
     comp._entries(gen, entries, "_el")
-    comp._cleanup(gen, entries, "_el")
+    gen.cleanup(entries, "_el")
     key = steps[0][0]
     gen.body.append("if _el:")
     gen.body.append(f"    _sl = o.get({key!r})")

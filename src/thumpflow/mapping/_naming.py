@@ -174,6 +174,12 @@ def read_naming_systems(path: Path) -> dict[str, str]:
     return table
 
 
+def table_in_use() -> tuple[NamingTable, int]:
+    """The table in use and the generation of the process-wide table: what
+    `system_for` gives depends on nothing else."""
+    return _ACTIVE.get(), _generation
+
+
 def system_for(namespace: str) -> str:
     """The system URI for `namespace` in the table in use; see the module docstring."""
     return _ACTIVE.get().system_for(namespace)

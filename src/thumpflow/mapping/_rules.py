@@ -36,6 +36,8 @@ class Ref:
     # fields of the segment the target was built from (`map:` on a ref: the
     # DG1's use and rank on its Encounter.diagnosis element).
     fill: Fill | None = None
+    # `put` for the common case: one named resource (not `all`, `own` or `*`).
+    first: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,11 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             else None,
             _top_list(str(r["to"])) if not r.get("with") and "map" not in r else None,
             comp.segment(str(r["map"]), where)[1] if "map" in r else None,
+            str(r["to"])
+            if str(r["to"]).isidentifier()
+            and not (r.get("with") or "map" in r or r.get("all") or r.get("own"))
+            and str(r["ref"]) != "*"
+            else None,
         )
         for r in spec.get("refs", ())
     )

@@ -26,9 +26,11 @@ class Ctx:
     registration of resources built from data types (see `_engine`), and
     `refs`: the Reference each element that built such a resource gave, by
     (data type function, element text), so an element met again in the
-    message is not built again (the result would be the same resource)."""
+    message is not built again (the result would be the same resource);
+    `memo`: the results of pure data type maps kept across messages of the
+    same context (see `_memo`)."""
 
-    __slots__ = ("add", "comp", "esc", "mget", "refs", "rep", "sub", "tz", "unescape")
+    __slots__ = ("add", "comp", "esc", "memo", "mget", "refs", "rep", "sub", "tz", "unescape")
 
     def __init__(  # noqa: PLR0917
         self,
@@ -50,6 +52,7 @@ class Ctx:
         self.mget = mget
         self.add = add
         self.refs: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self.memo: dict[tuple[int, str], bytes] = {}
 
 
 Parts = list[str]
