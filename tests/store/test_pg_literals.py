@@ -96,3 +96,18 @@ def test_what_it_cannot_quote_is_left_to_mogrify(conn: psycopg.Connection[Any]) 
     assert literals.render(parts, ["a", ["a", "b"]]) is None
     assert literals.render(parts, ["only one"]) is None
     assert template(translate("SELECT '100%' || ?")) is None
+
+
+def test_text_on_a_connection_not_in_utf8_is_left_to_mogrify(
+    conn: psycopg.Connection[Any],
+) -> None:
+    conn.execute("SET client_encoding = 'LATIN1'")
+    try:
+        parts = template(translate("SELECT ?, ?"))
+        assert parts is not None
+        assert Literals(conn).render(parts, ["é", 1]) is None
+        assert Literals(conn).render(parts, [b"\x00", 1]) == mogrified(
+            conn, translate("SELECT ?, ?"), [b"\x00", 1]
+        )
+    finally:
+        conn.execute("SET client_encoding = 'UTF8'")

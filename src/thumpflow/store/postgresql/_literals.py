@@ -13,8 +13,9 @@ and escapes text for NUL as the connection's own text dumper does
 
 Guarantees: every value is quoted by psycopg, never by us; the result is
 the bytes `mogrify` would give (a test compares them on hostile values);
-a statement with any other kind of value (a list for `ANY(?)`), or a
-literal `%` in its text, is left to `mogrify` (`render` returns None).
+a statement with any other kind of value (a list for `ANY(?)`, text on a
+connection whose encoding is not UTF-8), or a literal `%` in its text, is
+left to `mogrify` (`render` returns None).
 """
 
 from __future__ import annotations
@@ -55,12 +56,15 @@ class Literals:
         quote_text = self._quoting(psycopg.adapters.get_dumper(str, _TEXT)(str, conn), conn)
         ints = adapters.get_dumper(int, _TEXT)(int, conn)
         self._quote: dict[type, Quote] = {
-            str: lambda value: quote_text(escape_text(value)),
             int: lambda value: bytes(ints.upgrade(value, _TEXT).quote(value)),
             float: self._quoting(adapters.get_dumper(float, _TEXT)(float, conn), conn),
             bytes: self._quoting(adapters.get_dumper(bytes, _TEXT)(bytes, conn), conn),
             bool: self._quoting(adapters.get_dumper(bool, _TEXT)(bool, conn), conn),
         }
+        # The registered text dumper writes UTF-8 whatever the connection's encoding;
+        # the default one writes that encoding: the same only when it is UTF-8.
+        if conn.info.encoding == "utf-8":
+            self._quote[str] = lambda value: quote_text(escape_text(value))
 
     @staticmethod
     def _quoting(dumper: Any, conn: psycopg.Connection[Any]) -> Quote:
