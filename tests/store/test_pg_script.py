@@ -28,6 +28,7 @@ from thumpflow.core.errors import StoreError
 from thumpflow.store.group import Deltas, Kind, Op
 from thumpflow.store.postgresql import PostgresStore
 from thumpflow.store.postgresql._db import PgDb, connect
+from thumpflow.store.postgresql._script import ScriptDb
 from thumpflow.store.postgresql._writer import Writer
 from thumpflow.store.reads import verify_audit
 
@@ -265,3 +266,27 @@ def test_a_batch_whose_connection_broke_is_never_executed_again(dsn: str) -> Non
     assert isinstance(result, StoreError)
     assert executed == [8]
     assert stored(dsn) == []
+
+
+def test_a_deferred_read_reaches_its_reader_only_if_it_was_sent(dsn: str) -> None:
+    """A read waiting in the script runs in its place and its rows reach the reader
+    before the call that sent it returns; one dropped with a rolled-back savepoint,
+    or with a cleared script, never reaches its reader."""
+    db = ScriptDb(connect(dsn, None))
+    try:
+        got: list[list[Any]] = []
+        db.defer_statement("BEGIN")
+        db.defer("INSERT INTO probe (n) VALUES (?)", [(7,)])
+        db.defer_read("SELECT count(*) FROM probe", (), got.append)
+        db.defer_statement("SAVEPOINT op")
+        db.defer_read("SELECT 1 / 0", (), got.append)
+        assert db.drop_from("SAVEPOINT op")
+        db.flush()
+        assert got == [[(1,)]]
+        db.defer_read("SELECT 2", (), got.append)
+        db.clear()
+        db.flush()
+        db.conn.execute("ROLLBACK")
+        assert got == [[(1,)]]
+    finally:
+        db.conn.close()

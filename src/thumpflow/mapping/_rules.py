@@ -84,6 +84,27 @@ def compile_rules(specs: Any, comp: Compiler, where: str) -> tuple[Rule, ...]:
     return tuple(_compile_rule(s, comp, f"{where} rule {i + 1}") for i, s in enumerate(specs))
 
 
+def _compile_ref(r: Any, comp: Compiler, where: str) -> Ref:
+    """One of a rule's `refs`; `put`, `append` and `first` are the forms the
+    engine writes itself (see `Ref`)."""
+    to, name = str(r["to"]), str(r["ref"])
+    plain = not r.get("with") and "map" not in r
+    put = to if plain and to.isidentifier() else None
+    own = bool(r.get("own"))
+    every = bool(r.get("all"))
+    return Ref(
+        compile_setter(to, where),
+        name,
+        every,
+        tuple((compile_setter(str(k), where), v) for k, v in (r.get("with") or {}).items()),
+        own,
+        put,
+        _top_list(to) if plain else None,
+        comp.segment(str(r["map"]), where)[1] if "map" in r else None,
+        put if not (every or own) and name != "*" else None,
+    )
+
+
 def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
     if not isinstance(spec, dict):
         raise MapError(f"{where}: a rule is a mapping")
@@ -116,26 +137,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
     ident = spec.get("identity") or {}
     key = tuple(str(k) for k in ident.get("key", ()))
     resource_type, fill = comp.segment(map_name, where, key)
-    refs = tuple(
-        Ref(
-            compile_setter(str(r["to"]), where),
-            str(r["ref"]),
-            bool(r.get("all")),
-            tuple((compile_setter(str(k), where), v) for k, v in (r.get("with") or {}).items()),
-            bool(r.get("own")),
-            str(r["to"])
-            if str(r["to"]).isidentifier() and not r.get("with") and "map" not in r
-            else None,
-            _top_list(str(r["to"])) if not r.get("with") and "map" not in r else None,
-            comp.segment(str(r["map"]), where)[1] if "map" in r else None,
-            str(r["to"])
-            if str(r["to"]).isidentifier()
-            and not (r.get("with") or "map" in r or r.get("all") or r.get("own"))
-            and str(r["ref"]) != "*"
-            else None,
-        )
-        for r in spec.get("refs", ())
-    )
+    refs = tuple(_compile_ref(r, comp, where) for r in spec.get("refs", ()))
     notes = spec.get("notes")
     requires = tuple(
         (str(path), int(req["field"]), str(req["reason"]))

@@ -39,6 +39,7 @@ fails with `StoreError` when it runs again.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -209,9 +210,9 @@ class HeadOnDemand(AuditChain):
     (the `SELECT ... FOR UPDATE` waits in the pending script, first after BEGIN).
 
     Appending (or taking ids: `ensure`) before the head is known sends the
-    script (`read`) so it is. A
-    snapshot taken before that is `_UNREAD`; restoring it puts back the head as
-    read, which is right because the head's read came before any savepoint.
+    script (`read`) so it is. A snapshot taken before that is `_UNREAD`;
+    restoring it puts back the head as read, which is right because the head's
+    read came before any savepoint.
     """
 
     __slots__ = ("_read", "_start", "known")
@@ -367,13 +368,6 @@ class Writer(GroupWriter):
         return range(first, first + count)
 
     @staticmethod
-    def _key_counts(keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        counts: dict[tuple[str, str], int] = {}
-        for key in keys:
-            counts[key] = counts.get(key, 0) + 1
-        return counts
-
-    @staticmethod
     def _upsert_values(counts: dict[tuple[str, str], int]) -> tuple[list[Any], ...]:
         """The key-sequence upsert's parameters: destinations, ordering keys, counts."""
         return [key[0] for key in counts], [key[1] for key in counts], list(counts.values())
@@ -394,7 +388,7 @@ class Writer(GroupWriter):
 
     def _key_seqs(self, keys: list[tuple[str, str]]) -> list[int]:
         """The next per-(destination, ordering key) sequence of each key, in order."""
-        counts = self._key_counts(keys)
+        counts = Counter(keys)
         rows = self._db.execute(_KEY_SEQUENCES, self._upsert_values(counts)).fetchall()
         return self._seqs(keys, counts, rows)
 
@@ -403,7 +397,7 @@ class Writer(GroupWriter):
         under a savepoint: kept when every admission is accepted (the usual case), else
         rolled back and made again for the accepted ones (one round trip more)."""
         keys = [(new.destination_id, new.ordering_key) for a in admissions for new in a.deliveries]
-        counts = self._key_counts(keys)
+        counts = Counter(keys)
         guessed: list[Any] = []
         if keys:
             self._db.defer_statement("SAVEPOINT key_seqs")
