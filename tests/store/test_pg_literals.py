@@ -5,8 +5,10 @@ through `ClientCursor.mogrify`; whatever the value (text with NUL, the
 escape character, quotes, backslashes, comment and dollar-quote markers;
 integers of any size; NaN, infinities and -0.0; bytes; booleans; None), the
 statement must be exactly what `mogrify` writes on the same connection, and
-the server must read every value back as it was. Anything else (a list, a
-literal `%`) is left to `mogrify`.
+the server must read every value back as it was. A list of scalars is an
+array constructor the server reads to the same array as `mogrify`'s array
+literal. Anything else (an empty or nested list, a literal `%`) is left to
+`mogrify`.
 """
 
 from __future__ import annotations
@@ -89,11 +91,51 @@ def test_the_server_reads_every_inlined_value_back_as_it_was(
             assert got == sent
 
 
+ARRAYS = st.sampled_from(
+    [
+        ("text", HOSTILE_TEXT | st.text(max_size=12)),
+        ("bigint", st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+        ("float8", st.floats(allow_nan=False)),
+        ("bytea", st.binary(max_size=12)),
+        ("boolean", st.booleans()),
+    ]
+)
+
+
+def served(conn: psycopg.Connection[Any], statement: bytes) -> tuple[Any, ...]:
+    row = conn.execute(statement).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data(), array=ARRAYS)
+def test_a_list_reaches_the_server_as_the_same_array_as_through_mogrify(
+    conn: psycopg.Connection[Any], data: st.DataObject, array: tuple[str, Any]
+) -> None:
+    """With a cast (`unnest(?::text[])`) and without (`= ANY(?)`), NULL elements too."""
+    kind, elements = array
+    values = [data.draw(elements), *data.draw(st.lists(elements | st.none(), max_size=5))]
+    probe = data.draw(elements)
+    query = translate(f"SELECT ?::{kind}[], ? = ANY(?), ?")
+    parts = template(query)
+    assert parts is not None
+    row = [values, probe, values, 1]
+    statement = Literals(conn).render(parts, row)
+    assert statement is not None and b"ARRAY[" in statement
+    assert served(conn, statement) == served(conn, mogrified(conn, query, row))
+
+
 def test_what_it_cannot_quote_is_left_to_mogrify(conn: psycopg.Connection[Any]) -> None:
     literals = Literals(conn)
     parts = template(translate("SELECT ? = ANY(?)"))
     assert parts is not None
-    assert literals.render(parts, ["a", ["a", "b"]]) is None
+    assert literals.render(parts, ["a", []]) is None
+    assert literals.render(parts, ["a", [None]]) is None
+    assert literals.render(parts, ["a", [["a"], ["b"]]]) is None
+    assert literals.render(parts, ["a", ("a", "b")]) is None
     assert literals.render(parts, ["only one"]) is None
     assert template(translate("SELECT '100%' || ?")) is None
 

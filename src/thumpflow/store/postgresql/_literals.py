@@ -11,11 +11,17 @@ type cast that `mogrify` adds to a quoted value of a type other than text,
 and escapes text for NUL as the connection's own text dumper does
 (`escape_text`).
 
-Guarantees: every value is quoted by psycopg, never by us; the result is
-the bytes `mogrify` would give (a test compares them on hostile values);
-a statement with any other kind of value (a list for `ANY(?)`, text on a
-connection whose encoding is not UTF-8), or a literal `%` in its text, is
-left to `mogrify` (`render` returns None).
+A list of such scalars (`ANY(?)`, `unnest(?::text[])`) is written as an
+array constructor of quoted elements, `ARRAY['a',NULL]`: psycopg's array
+dumper (the other third of the writer's quoting time) would quote the
+array as one literal, which the server reads to the same array.
+
+Guarantees: every value is quoted by psycopg, never by us; a scalar is
+the bytes `mogrify` would give (a test compares them on hostile values),
+and a list reaches the server as the same array as through `mogrify`
+(tested there); a statement with any other kind of value (an empty or
+nested list or one of NULLs only, text on a connection whose encoding is not UTF-8), or a
+literal `%` in its text, is left to `mogrify` (`render` returns None).
 """
 
 from __future__ import annotations
@@ -95,8 +101,31 @@ class Literals:
                 out.append(b"NULL")
             else:
                 quoting = quote.get(type(value))
-                if quoting is None:
+                if quoting is not None:
+                    out.append(quoting(value))
+                elif type(value) is list and value:
+                    elements = self._elements(value)
+                    if elements is None:
+                        return None
+                    out.append(elements)
+                else:
                     return None
-                out.append(quoting(value))
             out.append(part)
         return b"".join(out)
+
+    def _elements(self, values: list[Any]) -> bytes | None:
+        """`ARRAY[...]` of the quoted `values`; None when one is not a scalar, or
+        when all are NULL (the array's type would not be known)."""
+        quote = self._quote
+        out = []
+        typed = False
+        for value in values:
+            if value is None:
+                out.append(b"NULL")
+                continue
+            quoting = quote.get(type(value))
+            if quoting is None:
+                return None
+            out.append(quoting(value))
+            typed = True
+        return b"ARRAY[" + b",".join(out) + b"]" if typed else None

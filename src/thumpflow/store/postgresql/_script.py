@@ -11,7 +11,14 @@ values inlined (psycopg's own quoting: `_literals.Literals`, else
 `psycopg.ClientCursor.mogrify`, NUL-safe as the connection) and sent
 together, in order, ahead of the next statement whose result is read, or
 when the caller flushes. A multi-row `INSERT ... VALUES` replaces one
-insert per row.
+insert per row, and one `UPDATE ... FROM (VALUES ...)` one update per row
+by key (`UPDATE t SET c = ?, d = 1 WHERE k = ?`): the server parses,
+analyses and plans each statement of a script, which was about 40 % of its
+CPU per admitted message with one update per Delivered record
+(docs/benchmarks.md). The rows' values are cast to their columns' types,
+read from the catalog when the connection is made; a table made later, a
+key given twice, or an assignment that is not a value or a number keeps
+one statement per row.
 
 Guarantees:
 - Order is kept: pending statements run before any later statement, in the
@@ -31,6 +38,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -43,17 +51,27 @@ _VALUES = b" VALUES ("
 # Above this many rows a statement that is not a plain INSERT costs the server more
 # parsed one by one from the script than prepared once (measured: bench/store_bench.py).
 DEFER_ROWS = 32
+_UPDATE_BY_KEY = re.compile(rb"UPDATE (\w+) SET (.+) WHERE (\w+) = %s", re.DOTALL)
+_ASSIGNMENT = re.compile(rb"(\w+) = (%s|-?\d+)")
+_COLUMN_TYPES = (
+    "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)"
+    " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+    " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'"
+    " AND a.attnum > 0 AND NOT a.attisdropped"
+)
 
 
 class ScriptDb(PgDb):
     """`PgDb` with a pending script (see the module docstring)."""
 
-    __slots__ = ("_inline", "_literals", "_reads", "pending")
+    __slots__ = ("_inline", "_literals", "_reads", "_types", "pending")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         super().__init__(conn)
+        conn.prepare_threshold = None
         self._inline = psycopg.ClientCursor(conn)
         self._literals = Literals(conn)
+        self._types = _column_types(conn)
         self.pending: list[bytes] = []
         # The deferred reads: their statement's place in `pending`, and their reader.
         self._reads: list[tuple[int, Callable[[list[Any]], None]]] = []
@@ -61,8 +79,10 @@ class ScriptDb(PgDb):
     def rebind(self, conn: psycopg.Connection[Any]) -> None:
         """Use a new connection (the old one broke); anything pending is dropped."""
         self.conn = conn
+        conn.prepare_threshold = None
         self._inline = psycopg.ClientCursor(conn)
         self._literals = Literals(conn)
+        self._types = _column_types(conn)
         self.clear()
 
     def clear(self) -> None:
@@ -83,7 +103,8 @@ class ScriptDb(PgDb):
 
     def defer(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Add `sql` once per row to the script: one multi-row statement for a plain
-        `INSERT ... VALUES (...)`, one statement per row otherwise."""
+        `INSERT ... VALUES (...)` or an update by key, one statement per row
+        otherwise."""
         rows = list(rows)
         if not rows:
             return
@@ -95,7 +116,47 @@ class ScriptDb(PgDb):
                 head + b" VALUES " + b", ".join([self._render(tuple_sql, row) for row in rows])
             )
             return
+        if len(rows) > 1 and (update := self._update_by_key(query, rows)) is not None:
+            self.pending.append(update)
+            return
         self.pending.extend([self._render(query, row) for row in rows])
+
+    def _update_by_key(self, query: bytes, rows: list[Sequence[Any]]) -> bytes | None:
+        """`UPDATE t SET ... FROM (VALUES ...) WHERE t.k = v.k` for every row of an
+        update by key; None when `query` is not one, its table or a column is not
+        known, or a key repeats (one joined row would update it, not each in turn)."""
+        match = _UPDATE_BY_KEY.fullmatch(query)
+        if match is None:
+            return None
+        table, assignments, key = match.groups()
+        types = self._types.get(table)
+        if types is None or len({row[-1] for row in rows}) != len(rows):
+            return None
+        bound: list[bytes] = []
+        sets: list[bytes] = []
+        for assignment in assignments.split(b", "):
+            parts = _ASSIGNMENT.fullmatch(assignment)
+            if parts is None:
+                return None
+            column, value = parts.groups()
+            if value == b"%s":
+                bound.append(column)
+                value = b"_rows." + column
+            sets.append(column + b" = " + value)
+        columns = [*bound, key]
+        if any(column not in types for column in columns):
+            return None
+        first = b"(" + b", ".join([b"%s::" + types[column] for column in columns]) + b")"
+        others = b"(" + b", ".join([b"%s"] * len(columns)) + b")"
+        values = [self._render(first, rows[0]), *[self._render(others, row) for row in rows[1:]]]
+        return b"".join(
+            [
+                b"UPDATE " + table + b" SET " + b", ".join(sets),
+                b" FROM (VALUES " + b", ".join(values) + b")",
+                b" AS _rows(" + b", ".join(columns) + b")",
+                b" WHERE " + table + b"." + key + b" = _rows." + key,
+            ]
+        )
 
     def defer_statement(self, text: str) -> None:
         """Add one statement without parameters (a savepoint) to the script."""
@@ -152,10 +213,25 @@ class ScriptDb(PgDb):
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
         """A few rows join the script (`defer`); many go as one prepared statement with
         bound values, pipelined by psycopg, after the script: the server parses it once.
-        Nothing is read back either way (the shared operations never read it)."""
+        Nothing is read back either way (the shared operations never read it).
+        Only these are prepared: everything else the writer sends is a one-off
+        script, whose prepare bookkeeping (a lookup keyed by the whole script) is
+        switched off (`prepare_threshold = None`)."""
         rows = list(parameters)
         if len(rows) <= DEFER_ROWS:
             self.defer(sql, rows)
             return
         self.flush()
-        super().executemany(sql, rows)
+        self.conn.prepare_threshold = 0
+        try:
+            super().executemany(sql, rows)
+        finally:
+            self.conn.prepare_threshold = None
+
+
+def _column_types(conn: psycopg.Connection[Any]) -> dict[bytes, dict[bytes, bytes]]:
+    """table -> column -> its type as SQL names it, for the tables of the current schema."""
+    types: dict[bytes, dict[bytes, bytes]] = {}
+    for table, column, sql_type in conn.execute(_COLUMN_TYPES).fetchall():
+        types.setdefault(table.encode(), {})[column.encode()] = sql_type.encode()
+    return types
