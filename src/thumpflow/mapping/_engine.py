@@ -376,6 +376,8 @@ class _Run:
                     targets = list(map(everything.__getitem__, order))
                 else:
                     targets = scope.lookup(ref.name)
+                    if not targets:
+                        continue
                 if ref.own:
                     targets = [t for t in targets if t.anchor == built.seg]
                 if not ref.all:
