@@ -33,6 +33,7 @@ from thumpflow.mapping._report import (
     MISSING_SEGMENT,
     NO_REFERENCE_TARGET,
     ConversionWarning,
+    outcome_entry,
 )
 from thumpflow.mapping._rules import MessageMap, Rule
 from thumpflow.mapping._scope import (
@@ -244,7 +245,7 @@ class _Run:
         fields = self.fields
         ctx = self.ctx
         if at is None:
-            at = segment_positions([ids_of[i] for i in segs])
+            at = segment_positions(list(map(ids_of.__getitem__, segs)))
         for rule in rules:
             if rule.group is not None:
                 starts, inner = rule.group
@@ -354,8 +355,12 @@ class _Run:
         if not value:
             return ""
         ctx = self.ctx
-        lines = (ctx.unescape(r) if ctx.esc in r else r for r in value.split(ctx.rep))
-        return "\n".join(t for t in lines if t and t != '""').strip()
+        lines = []
+        for r in value.split(ctx.rep):
+            t = ctx.unescape(r) if ctx.esc in r else r
+            if t and t != '""':
+                lines.append(t)
+        return "\n".join(lines).strip()
 
     def resolve(self, pending: list[tuple[Rule, Built, Scope]]) -> None:
         """Write the references of each pending resource (its rule's `refs`;
@@ -380,6 +385,8 @@ class _Run:
                         continue
                 if ref.own:
                     targets = [t for t in targets if t.anchor == built.seg]
+                    if not targets:
+                        continue
                 if not ref.all:
                     targets = targets[:1]
                 key = ref.put
@@ -392,12 +399,14 @@ class _Run:
                 key = ref.append
                 if key is not None:
                     # `to: key[]` without `with`: what `ref.to` writes, once per list.
-                    refs = [{"reference": t.ref} for t in targets if t is not built]
-                    if refs:
-                        seq = resource.get(key)
-                        if type(seq) is not list:
-                            seq = resource[key] = []
-                        seq += refs
+                    seq = None
+                    for t in targets:
+                        if t is not built:
+                            if seq is None:
+                                seq = resource.get(key)
+                                if type(seq) is not list:
+                                    seq = resource[key] = []
+                            seq.append({"reference": t.ref})
                     continue
                 to, with_ = ref.to, ref.with_
                 for t in targets:
@@ -450,9 +459,13 @@ def _evaluate(
     run.run(mmap.final, everything, root, mmap.structure, pending, at=at)
     # The final rules' own resources (the Provenance) end the Bundle, after
     # what their data type maps added (an EVN-5 Practitioner).
-    last = {b.rid for r in mmap.final if r.name for b in root.names.get(r.name, ())}
+    last = set()
+    for r in mmap.final:
+        if r.name:
+            for b in root.names.get(r.name, ()):
+                last.add(b.rid)
     tail = run.order[before:]
-    if any(rid not in last for rid in tail[-len(last) :]):
+    if not last.issuperset(tail[-len(last) :]):
         run.order[before:] = [r for r in tail if r not in last] + [r for r in tail if r in last]
     run.resolve(pending)
     entries = []
@@ -473,7 +486,7 @@ def _evaluate(
             entry["request"] = {"method": "PUT", "url": query or f"{b.rtype}/{rid}"}
         entries.append(entry)
     if collection and warnings:
-        entries.append(_outcome(warnings, message))
+        entries.append(outcome_entry(warnings, message.sending_application, message.control_id))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
     stamp = instant(run.message_get("MSH-7")) or instant(run.message_get("EVN-2.1"), run.ctx.tz)
     if stamp:
@@ -482,18 +495,3 @@ def _evaluate(
         bundle["identifier"] = {"value": control}  # IG MSH[Bundle]
     bundle["entry"] = entries
     return bundle
-
-
-def _outcome(warnings: list[str], message: Message) -> dict[str, Any]:
-    """An OperationOutcome entry holding `warnings` (severity warning, code
-    incomplete), for collection Bundles, whose entries are not written."""
-    rid = deterministic_id(
-        "OperationOutcome", message.sending_application, message.control_id, *warnings
-    )
-    issues = [
-        {"severity": "warning", "code": "incomplete", "diagnostics": str(text)} for text in warnings
-    ]
-    return {
-        "fullUrl": f"urn:uuid:{rid}",
-        "resource": {"resourceType": "OperationOutcome", "id": rid, "issue": issues},
-    }

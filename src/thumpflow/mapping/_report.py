@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
+
+from thumpflow.fhir import deterministic_id
 
 NO_MESSAGE_MAP = "no_message_map"
 MISSING_SEGMENT = "missing_segment"
@@ -55,3 +58,18 @@ def report(warnings: Iterable[str]) -> None:
         for warning in warnings:
             if isinstance(warning, ConversionWarning):
                 listener(warning.code)
+
+
+def outcome_entry(warnings: list[str], sender: str, control_id: str) -> dict[str, Any]:
+    """A Bundle entry of an OperationOutcome holding `warnings` (severity
+    warning, code incomplete), for collection Bundles, whose entries are not
+    written; its id is derived from the message's sender, control id and the
+    warnings."""
+    rid = deterministic_id("OperationOutcome", sender, control_id, *warnings)
+    issues = [
+        {"severity": "warning", "code": "incomplete", "diagnostics": str(text)} for text in warnings
+    ]
+    return {
+        "fullUrl": f"urn:uuid:{rid}",
+        "resource": {"resourceType": "OperationOutcome", "id": rid, "issue": issues},
+    }
