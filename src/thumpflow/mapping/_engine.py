@@ -369,20 +369,23 @@ class _Run:
         order = self.order
         for rule, built, scope in pending:
             resource = built.resource
+            # Every rule has run: the names each scope sees are final.
+            names = scope.visible()
             for ref in rule.refs:
                 key = ref.first
                 if key is not None:
                     # `to: key` naming one resource: what `ref.to` writes.
-                    targets = scope.lookup(ref.name)
-                    if targets and targets[0] is not built:
-                        resource[key] = {"reference": targets[0].ref}
+                    found = names.get(ref.name)
+                    if found and found[0] is not built:
+                        resource[key] = {"reference": found[0].ref}
                     continue
                 if ref.name == "*":
                     targets = list(map(everything.__getitem__, order))
                 else:
-                    targets = scope.lookup(ref.name)
-                    if not targets:
+                    found = names.get(ref.name)
+                    if not found:
                         continue
+                    targets = found
                 if ref.own:
                     targets = [t for t in targets if t.anchor == built.seg]
                     if not targets:

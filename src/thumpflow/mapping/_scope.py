@@ -40,13 +40,15 @@ class Built:
 
 class Scope:
     """The resources named by rules (`name`) in a message or one group
-    instance; `lookup` also sees the enclosing scopes' names."""
+    instance; `lookup` also sees the enclosing scopes' names, and so does
+    `visible` once no more are added."""
 
-    __slots__ = ("names", "parent")
+    __slots__ = ("names", "parent", "view")
 
     def __init__(self, parent: Scope | None) -> None:
         self.parent = parent
         self.names: dict[str, list[Built]] = {}
+        self.view: dict[str, list[Built]] | None = None
 
     def lookup(self, name: str) -> list[Built]:
         """The resources named `name` here, else in the nearest enclosing scope ([] if none)."""
@@ -57,6 +59,20 @@ class Scope:
                 return found
             scope = scope.parent
         return []
+
+    def visible(self) -> dict[str, list[Built]]:
+        """Every name `lookup` finds here, with the list it gives (`lookup(n)`
+        is `visible().get(n, [])`), made once: only for when no rule will name
+        a resource in this scope or an enclosing one any more (the engine's
+        references, written after every rule has run)."""
+        view = self.view
+        if view is None:
+            view = {} if self.parent is None else dict(self.parent.visible())
+            for name, found in self.names.items():
+                if found:
+                    view[name] = found
+            self.view = view
+        return view
 
 
 def identifier_of(resource: dict[str, Any], path: str) -> tuple[str, str] | None:
