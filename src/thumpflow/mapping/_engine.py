@@ -34,6 +34,7 @@ from thumpflow.mapping._report import (
     NO_REFERENCE_TARGET,
     ConversionWarning,
     outcome_entry,
+    shown_event,
 )
 from thumpflow.mapping._rules import MessageMap, Rule
 from thumpflow.mapping._scope import (
@@ -60,6 +61,8 @@ class ConversionError(MessageError):
 # reference data: the same few thousand recur in message after message, so
 # their ids are memoised across messages (bounded; ids are a pure function).
 _reference_data_id = lru_cache(maxsize=16384)(deterministic_id)
+# Identifier systems are few (naming systems, OIDs): escaped once each.
+_escaped_system = lru_cache(maxsize=1024)(search_escape)
 
 
 def _content_key(value: Any) -> str:
@@ -68,7 +71,6 @@ def _content_key(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} in a resource")
 
 
-_EVENT = re.compile(r"[A-Z0-9]{2,3}\^[A-Z0-9]{2,3}")
 # The C0 control characters FHIR's string types refuse (all but tab, LF and
 # CR): dropped from what a message says, raw or as a `\Xhh\` escape.
 _CONTROLS = "".join(map(chr, [*range(9), 11, 12, *range(14, 32)]))
@@ -86,14 +88,6 @@ def _has_controls(message: Message) -> bool:
     except UnicodeError:
         return _CONTROL.search(message.to_str()) is not None
     return len(raw.translate(None, _CONTROL_BYTES)) != len(raw)
-
-
-def shown_event(message_type: str, trigger_event: str) -> str:
-    """`ADT^A01` for warnings and errors, or `(invalid)` when MSH-9 is not a message type
-    and trigger event of 2-3 letters or digits each, so nothing else a sender put there
-    reaches a reason, a NAK or the log."""
-    event = f"{message_type}^{trigger_event}"
-    return event if _EVENT.fullmatch(event) else "(invalid)"
 
 
 class _Run:
@@ -191,7 +185,7 @@ class _Run:
         if found is not None and self.transaction:
             system, value = found
             query = (
-                f"{rtype}?identifier={search_escape(system)}|{search_escape(value)}"
+                f"{rtype}?identifier={_escaped_system(system)}|{search_escape(value)}"
                 if system
                 else f"{rtype}?identifier={search_escape(value)}"
             )

@@ -7,10 +7,13 @@ of `WARNING_CODES`, fit for a metric label. Inside
 warning of each message it converts (the runtime counts them per channel);
 the scope is a context variable, so other threads and tasks are not told.
 A listener that raises makes the conversion raise.
+`shown_event` is how warnings and errors name a message's event, and
+`outcome_entry` the OperationOutcome a collection Bundle lists its warnings in.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,6 +27,8 @@ NO_REFERENCE_TARGET = "no_reference_target"
 WARNING_CODES = (NO_MESSAGE_MAP, MISSING_SEGMENT, NO_REFERENCE_TARGET)
 
 WarningListener = Callable[[str], None]
+
+_EVENT = re.compile(r"[A-Z0-9]{2,3}\^[A-Z0-9]{2,3}")
 
 _LISTENER: ContextVar[WarningListener | None] = ContextVar(
     "thumpflow_conversion_warning_listener", default=None
@@ -73,3 +78,11 @@ def outcome_entry(warnings: list[str], sender: str, control_id: str) -> dict[str
         "fullUrl": f"urn:uuid:{rid}",
         "resource": {"resourceType": "OperationOutcome", "id": rid, "issue": issues},
     }
+
+
+def shown_event(message_type: str, trigger_event: str) -> str:
+    """`ADT^A01` for warnings and errors, or `(invalid)` when MSH-9 is not a message type
+    and trigger event of 2-3 letters or digits each, so nothing else a sender put there
+    reaches a reason, a NAK or the log."""
+    event = f"{message_type}^{trigger_event}"
+    return event if _EVENT.fullmatch(event) else "(invalid)"

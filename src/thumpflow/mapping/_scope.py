@@ -90,7 +90,8 @@ _SEARCH_SAFE = re.compile(r"[A-Za-z0-9:/._~-]*")
 
 def search_escape(text: str) -> str:
     """`text` as a token search parameter value (FHIR escapes, then URL quoting)."""
-    if _SEARCH_SAFE.fullmatch(text):
+    # ASCII letters and digits only (most identifiers) need no regex to tell.
+    if (text.isalnum() and text.isascii()) or _SEARCH_SAFE.fullmatch(text):
         return text
     for ch in ("\\", "|", ",", "$"):
         text = text.replace(ch, "\\" + ch)
