@@ -40,7 +40,7 @@ from thumpflow.mapping._rules import MessageMap, Rule
 from thumpflow.mapping._scope import (
     Built,
     Scope,
-    anchor_of,
+    anchors_of,
     group_instances,
     identifier_of,
     search_escape,
@@ -102,10 +102,8 @@ class _Run:
         self.order: list[str] = []
         self.warnings: list[str] = []
         self.texts: dict[str, str] = {}
-        # (resource type, id basis) -> the last `#n` given; (segment id, follows) ->
-        # where the last anchor walk began, what it found.
+        # (resource type, id basis) -> the last `#n` given.
         self.repeats: dict[tuple[str, tuple[str, ...]], int] = {}
-        self.walks: dict[tuple[str, tuple[str, ...]], tuple[int, int]] = {}
         d = message.delimiters
         enc = message.encoding
         self.ids_of, self.fields = message.segment_table()
@@ -265,13 +263,13 @@ class _Run:
                     self.missing(structure, rule.segment)
                 continue
             when = rule.when
-            for pos in positions if rule.each else positions[:1]:
+            if not rule.each:
+                positions = positions[:1]
+            follows = rule.follows
+            anchors = None if follows is None else anchors_of(ids_of, segs, positions, follows)
+            for pos in positions:
                 parts = fields[segs[pos]]
-                anchor = (
-                    -1
-                    if rule.follows is None
-                    else anchor_of(self.ids_of, self.walks, segs[pos], rule.follows)
-                )
+                anchor = -1 if anchors is None else anchors[pos]
                 if anchor == -2:
                     continue
                 if when is None or when(parts, ctx):

@@ -203,11 +203,13 @@ def decimal(text: str, default_tz: str = "") -> int | FhirDecimal | None:
     when its magnitude is past what a JSON reader holds as a double (about
     1.8e308: a reader would see infinity, which is no FHIR decimal)."""
     text = text.strip()
-    if not _DECIMAL.fullmatch(text):
+    whole, dot, fraction = text.partition(".")
+    # ASCII digits with or without a fraction (most values) need no regex to tell.
+    plain = text.isascii() and whole.isdigit() and (not dot or fraction.isdigit())
+    if not (plain or _DECIMAL.fullmatch(text)):
         return None
     if len(text) > 300 and not math.isfinite(float(text)):
         return None
-    whole, dot, fraction = text.partition(".")
     if not fraction:
         return int(whole)
     sign = "-" if whole.startswith("-") else ""
