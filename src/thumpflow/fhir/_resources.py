@@ -24,6 +24,21 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}", re.ASCII)
 _RESOURCE_NAMES = REGISTRY.resource_names
 
 
+_NAMESPACE_BYTES = _NAMESPACE.bytes
+
+# CPython's built-in SHA-1 costs less per call on short input than OpenSSL's
+# (measured: about 1,500 fewer instructions an id); `hashlib`'s where it is
+# not built in. The digest is the same; it is not used for security.
+_sha1: Callable[[bytes], Any]
+try:
+    _sha1 = importlib.import_module("_sha1").sha1
+except ImportError:  # pragma: no cover - CPython built without its own hashes
+    _sha1 = partial(hashlib.sha1, usedforsecurity=False)
+
+# The RFC 4122 variant bits `10` set in the first hex digit of the fourth group.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 def _require_resource_type(resource_type: str) -> None:
     if resource_type not in _RESOURCE_NAMES:
         raise ValueError(f"{resource_type!r} is not an R4 resource type")
@@ -60,32 +75,11 @@ def deterministic_id(resource_type: str, *parts: str) -> str:
     except orjson.JSONEncodeError:
         text = "[" + ",".join(map(encode_basestring, (resource_type, *parts))) + "]"
         name = text.encode()  # raises UnicodeEncodeError, as `uuid.uuid5` would
-    return _uuid5(name)
-
-
-_NAMESPACE_BYTES = _NAMESPACE.bytes
-
-# CPython's built-in SHA-1 costs less per call on short input than OpenSSL's
-# (measured: about 1,500 fewer instructions an id); `hashlib`'s where it is
-# not built in. The digest is the same; it is not used for security.
-_sha1: Callable[[bytes], Any]
-try:
-    _sha1 = importlib.import_module("_sha1").sha1
-except ImportError:  # pragma: no cover - CPython built without its own hashes
-    _sha1 = partial(hashlib.sha1, usedforsecurity=False)
-
-# The RFC 4122 variant bits `10` set in the first hex digit of the fourth group.
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
-
-
-def _uuid5(name: bytes) -> str:
-    """`str(uuid.uuid5(_NAMESPACE, name))` (`name` UTF-8) without the intermediate UUID object.
-
-    The same steps as `uuid.uuid5`: SHA-1 of the namespace bytes and the UTF-8
-    name, first 16 bytes, version nibble 5, RFC 4122 variant bits `10`; then
-    the canonical 8-4-4-4-12 lowercase hex form (done on the hex digest: the
-    version is hex digit 12, the variant bits the top of digit 16).
-    """
+    # `str(uuid.uuid5(_NAMESPACE, name))` without the intermediate UUID object, by
+    # the same steps: SHA-1 of the namespace bytes and the UTF-8 name, first 16
+    # bytes, version nibble 5, RFC 4122 variant bits `10`; then the canonical
+    # 8-4-4-4-12 lowercase hex form (done on the hex digest: the version is hex
+    # digit 12, the variant bits the top of digit 16).
     h = _sha1(_NAMESPACE_BYTES + name).hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 

@@ -54,7 +54,7 @@ from thumpflow.core.event import Event
 from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message
 from thumpflow.mapping._compile import Compiler
-from thumpflow.mapping._engine import BundleType, ConversionError, evaluate, shown_event
+from thumpflow.mapping._engine import BundleType, ConversionError, evaluate
 from thumpflow.mapping._naming import (
     DEFAULT_BASE,
     NamingTable,
@@ -71,6 +71,7 @@ from thumpflow.mapping._report import (
     WarningListener,
     report,
     reporting_warnings,
+    shown_event,
 )
 from thumpflow.mapping._rules import MessageMap, compile_rules
 from thumpflow.mapping._support import MapError

@@ -33,12 +33,14 @@ from thumpflow.mapping._report import (
     MISSING_SEGMENT,
     NO_REFERENCE_TARGET,
     ConversionWarning,
+    outcome_entry,
+    shown_event,
 )
 from thumpflow.mapping._rules import MessageMap, Rule
 from thumpflow.mapping._scope import (
     Built,
     Scope,
-    anchor_of,
+    anchors_of,
     group_instances,
     identifier_of,
     search_escape,
@@ -59,6 +61,8 @@ class ConversionError(MessageError):
 # reference data: the same few thousand recur in message after message, so
 # their ids are memoised across messages (bounded; ids are a pure function).
 _reference_data_id = lru_cache(maxsize=16384)(deterministic_id)
+# Identifier systems are few (naming systems, OIDs): escaped once each.
+_escaped_system = lru_cache(maxsize=1024)(search_escape)
 
 
 def _content_key(value: Any) -> str:
@@ -67,7 +71,6 @@ def _content_key(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} in a resource")
 
 
-_EVENT = re.compile(r"[A-Z0-9]{2,3}\^[A-Z0-9]{2,3}")
 # The C0 control characters FHIR's string types refuse (all but tab, LF and
 # CR): dropped from what a message says, raw or as a `\Xhh\` escape.
 _CONTROLS = "".join(map(chr, [*range(9), 11, 12, *range(14, 32)]))
@@ -87,14 +90,6 @@ def _has_controls(message: Message) -> bool:
     return len(raw.translate(None, _CONTROL_BYTES)) != len(raw)
 
 
-def shown_event(message_type: str, trigger_event: str) -> str:
-    """`ADT^A01` for warnings and errors, or `(invalid)` when MSH-9 is not a message type
-    and trigger event of 2-3 letters or digits each, so nothing else a sender put there
-    reaches a reason, a NAK or the log."""
-    event = f"{message_type}^{trigger_event}"
-    return event if _EVENT.fullmatch(event) else "(invalid)"
-
-
 class _Run:
     """State of one conversion: the message's segments split into fields once,
     the resources built so far, and the evaluation context."""
@@ -107,10 +102,8 @@ class _Run:
         self.order: list[str] = []
         self.warnings: list[str] = []
         self.texts: dict[str, str] = {}
-        # (resource type, id basis) -> the last `#n` given; (segment id, follows) ->
-        # where the last anchor walk began, what it found.
+        # (resource type, id basis) -> the last `#n` given.
         self.repeats: dict[tuple[str, tuple[str, ...]], int] = {}
-        self.walks: dict[tuple[str, tuple[str, ...]], tuple[int, int]] = {}
         d = message.delimiters
         enc = message.encoding
         self.ids_of, self.fields = message.segment_table()
@@ -190,7 +183,7 @@ class _Run:
         if found is not None and self.transaction:
             system, value = found
             query = (
-                f"{rtype}?identifier={search_escape(system)}|{search_escape(value)}"
+                f"{rtype}?identifier={_escaped_system(system)}|{search_escape(value)}"
                 if system
                 else f"{rtype}?identifier={search_escape(value)}"
             )
@@ -244,7 +237,7 @@ class _Run:
         fields = self.fields
         ctx = self.ctx
         if at is None:
-            at = segment_positions([ids_of[i] for i in segs])
+            at = segment_positions(list(map(ids_of.__getitem__, segs)))
         for rule in rules:
             if rule.group is not None:
                 starts, inner = rule.group
@@ -270,13 +263,13 @@ class _Run:
                     self.missing(structure, rule.segment)
                 continue
             when = rule.when
-            for pos in positions if rule.each else positions[:1]:
+            if not rule.each:
+                positions = positions[:1]
+            follows = rule.follows
+            anchors = None if follows is None else anchors_of(ids_of, segs, positions, follows)
+            for pos in positions:
                 parts = fields[segs[pos]]
-                anchor = (
-                    -1
-                    if rule.follows is None
-                    else anchor_of(self.ids_of, self.walks, segs[pos], rule.follows)
-                )
+                anchor = -1 if anchors is None else anchors[pos]
                 if anchor == -2:
                     continue
                 if when is None or when(parts, ctx):
@@ -354,8 +347,12 @@ class _Run:
         if not value:
             return ""
         ctx = self.ctx
-        lines = (ctx.unescape(r) if ctx.esc in r else r for r in value.split(ctx.rep))
-        return "\n".join(t for t in lines if t and t != '""').strip()
+        lines = []
+        for r in value.split(ctx.rep):
+            t = ctx.unescape(r) if ctx.esc in r else r
+            if t and t != '""':
+                lines.append(t)
+        return "\n".join(lines).strip()
 
     def resolve(self, pending: list[tuple[Rule, Built, Scope]]) -> None:
         """Write the references of each pending resource (its rule's `refs`;
@@ -364,20 +361,27 @@ class _Run:
         order = self.order
         for rule, built, scope in pending:
             resource = built.resource
+            # Every rule has run: the names each scope sees are final.
+            names = scope.visible()
             for ref in rule.refs:
                 key = ref.first
                 if key is not None:
                     # `to: key` naming one resource: what `ref.to` writes.
-                    targets = scope.lookup(ref.name)
-                    if targets and targets[0] is not built:
-                        resource[key] = {"reference": targets[0].ref}
+                    found = names.get(ref.name)
+                    if found and found[0] is not built:
+                        resource[key] = {"reference": found[0].ref}
                     continue
                 if ref.name == "*":
                     targets = list(map(everything.__getitem__, order))
                 else:
-                    targets = scope.lookup(ref.name)
+                    found = names.get(ref.name)
+                    if not found:
+                        continue
+                    targets = found
                 if ref.own:
                     targets = [t for t in targets if t.anchor == built.seg]
+                    if not targets:
+                        continue
                 if not ref.all:
                     targets = targets[:1]
                 key = ref.put
@@ -390,12 +394,14 @@ class _Run:
                 key = ref.append
                 if key is not None:
                     # `to: key[]` without `with`: what `ref.to` writes, once per list.
-                    refs = [{"reference": t.ref} for t in targets if t is not built]
-                    if refs:
-                        seq = resource.get(key)
-                        if type(seq) is not list:
-                            seq = resource[key] = []
-                        seq += refs
+                    seq = None
+                    for t in targets:
+                        if t is not built:
+                            if seq is None:
+                                seq = resource.get(key)
+                                if type(seq) is not list:
+                                    seq = resource[key] = []
+                            seq.append({"reference": t.ref})
                     continue
                 to, with_ = ref.to, ref.with_
                 for t in targets:
@@ -448,9 +454,13 @@ def _evaluate(
     run.run(mmap.final, everything, root, mmap.structure, pending, at=at)
     # The final rules' own resources (the Provenance) end the Bundle, after
     # what their data type maps added (an EVN-5 Practitioner).
-    last = {b.rid for r in mmap.final if r.name for b in root.names.get(r.name, ())}
+    last = set()
+    for r in mmap.final:
+        if r.name:
+            for b in root.names.get(r.name, ()):
+                last.add(b.rid)
     tail = run.order[before:]
-    if any(rid not in last for rid in tail[-len(last) :]):
+    if not last.issuperset(tail[-len(last) :]):
         run.order[before:] = [r for r in tail if r not in last] + [r for r in tail if r in last]
     run.resolve(pending)
     entries = []
@@ -471,7 +481,7 @@ def _evaluate(
             entry["request"] = {"method": "PUT", "url": query or f"{b.rtype}/{rid}"}
         entries.append(entry)
     if collection and warnings:
-        entries.append(_outcome(warnings, message))
+        entries.append(outcome_entry(warnings, message.sending_application, message.control_id))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
     stamp = instant(run.message_get("MSH-7")) or instant(run.message_get("EVN-2.1"), run.ctx.tz)
     if stamp:
@@ -480,18 +490,3 @@ def _evaluate(
         bundle["identifier"] = {"value": control}  # IG MSH[Bundle]
     bundle["entry"] = entries
     return bundle
-
-
-def _outcome(warnings: list[str], message: Message) -> dict[str, Any]:
-    """An OperationOutcome entry holding `warnings` (severity warning, code
-    incomplete), for collection Bundles, whose entries are not written."""
-    rid = deterministic_id(
-        "OperationOutcome", message.sending_application, message.control_id, *warnings
-    )
-    issues = [
-        {"severity": "warning", "code": "incomplete", "diagnostics": str(text)} for text in warnings
-    ]
-    return {
-        "fullUrl": f"urn:uuid:{rid}",
-        "resource": {"resourceType": "OperationOutcome", "id": rid, "issue": issues},
-    }

@@ -97,9 +97,11 @@ def per_repetition(
     body = gen.body
     field = gen.field(number)
     reps, rep, parts, value = gen.temp("_q"), gen.temp("_r"), gen.temp("_p"), gen.temp("_e")
-    body.append(f"{reps} = [r for r in {field}.split(R) if r and r != '\"\"']")
-    body.append(f"if len({reps}) > 1:")
-    body.append(f"    for {rep} in {reps}:")
+    # Without a repetition separator the field does not repeat: nothing to do.
+    body.append(f"if R in {field}:")
+    body.append(f"    {reps} = [r for r in {field}.split(R) if r and r != '\"\"']")
+    body.append(f"    if len({reps}) > 1:")
+    body.append(f"        for {rep} in {reps}:")
     mark = len(body)
     body.append(f"{parts} = list(p)")
     body.append(f"{parts}[{number}] = {rep}")
@@ -109,6 +111,7 @@ def per_repetition(
     inner = len(body)
     emit(value)
     gen.indent(body, inner)
+    gen.indent(body, mark)
     gen.indent(body, mark)
     gen.indent(body, mark)
 
@@ -127,7 +130,11 @@ def whole_field(
     reps, value = gen.temp("_q"), gen.temp("_v")
     body.append(f"if {field}:")
     mark = len(body)
-    body.append(f"{reps} = [r for r in {field}.split(R) if r and r != '\"\"']")
+    # One repetition (the usual case) needs no split.
+    body.append(
+        f"{reps} = [r for r in {field}.split(R) if r and r != '\"\"'] if R in {field}"
+        f" else [{field}] if {field} != '\"\"' else []"
+    )
     body.append(f"{value} = {hook}({reps}, x) if {reps} else None")
     emit_if_valued(value)
     gen.indent(body, mark)

@@ -37,8 +37,11 @@ _LEVELS = (
 def pl_locations(components: list[str], x: Ctx) -> dict[str, Any] | None:
     """Register the Locations of one PL (its components, escaped) and return
     a Reference to the most specific, or None when no level is valued."""
-    levels = [(component_text(components, n, x), code, display) for n, code, display in _LEVELS]
-    valued = [level for level in levels if level[0]]
+    valued = []
+    for n, code, display in _LEVELS:
+        name = component_text(components, n, x)
+        if name:
+            valued.append((name, code, display))
     if not valued:
         return None
     description = component_text(components, 9, x)

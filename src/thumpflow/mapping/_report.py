@@ -7,13 +7,19 @@ of `WARNING_CODES`, fit for a metric label. Inside
 warning of each message it converts (the runtime counts them per channel);
 the scope is a context variable, so other threads and tasks are not told.
 A listener that raises makes the conversion raise.
+`shown_event` is how warnings and errors name a message's event, and
+`outcome_entry` the OperationOutcome a collection Bundle lists its warnings in.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
+
+from thumpflow.fhir import deterministic_id
 
 NO_MESSAGE_MAP = "no_message_map"
 MISSING_SEGMENT = "missing_segment"
@@ -21,6 +27,8 @@ NO_REFERENCE_TARGET = "no_reference_target"
 WARNING_CODES = (NO_MESSAGE_MAP, MISSING_SEGMENT, NO_REFERENCE_TARGET)
 
 WarningListener = Callable[[str], None]
+
+_EVENT = re.compile(r"[A-Z0-9]{2,3}\^[A-Z0-9]{2,3}")
 
 _LISTENER: ContextVar[WarningListener | None] = ContextVar(
     "thumpflow_conversion_warning_listener", default=None
@@ -55,3 +63,26 @@ def report(warnings: Iterable[str]) -> None:
         for warning in warnings:
             if isinstance(warning, ConversionWarning):
                 listener(warning.code)
+
+
+def outcome_entry(warnings: list[str], sender: str, control_id: str) -> dict[str, Any]:
+    """A Bundle entry of an OperationOutcome holding `warnings` (severity
+    warning, code incomplete), for collection Bundles, whose entries are not
+    written; its id is derived from the message's sender, control id and the
+    warnings."""
+    rid = deterministic_id("OperationOutcome", sender, control_id, *warnings)
+    issues = [
+        {"severity": "warning", "code": "incomplete", "diagnostics": str(text)} for text in warnings
+    ]
+    return {
+        "fullUrl": f"urn:uuid:{rid}",
+        "resource": {"resourceType": "OperationOutcome", "id": rid, "issue": issues},
+    }
+
+
+def shown_event(message_type: str, trigger_event: str) -> str:
+    """`ADT^A01` for warnings and errors, or `(invalid)` when MSH-9 is not a message type
+    and trigger event of 2-3 letters or digits each, so nothing else a sender put there
+    reaches a reason, a NAK or the log."""
+    event = f"{message_type}^{trigger_event}"
+    return event if _EVENT.fullmatch(event) else "(invalid)"

@@ -180,7 +180,7 @@ def _top_list(path: str) -> str | None:
 
 def _follows(spec: Any, where: str) -> tuple[str, ...] | None:
     """A rule's `follows`: the segment ids a segment must come after (the
-    first is the one it belongs to; see `_engine._Run.anchor_of`)."""
+    first is the one it belongs to; see `_scope.anchors_of`)."""
     if spec is None:
         return None
     if not isinstance(spec, list) or not spec or not all(isinstance(s, str) for s in spec):

@@ -6,7 +6,7 @@ named by rules, per message and per group instance (an inner scope sees the
 outer one's names). `identifier_of` finds a resource's business identifier,
 `search_escape` escapes it for a search URL; `segment_positions` and
 `group_instances` find the segments rules apply to (by segment id, by group instance),
-`anchor_of` the segment a `follows` rule's segment belongs to. Pure
+`anchors_of` the segments a `follows` rule's segments belong to. Pure
 helpers of `_engine`: no I/O, nothing kept between messages.
 """
 
@@ -40,13 +40,15 @@ class Built:
 
 class Scope:
     """The resources named by rules (`name`) in a message or one group
-    instance; `lookup` also sees the enclosing scopes' names."""
+    instance; `lookup` also sees the enclosing scopes' names, and so does
+    `visible` once no more are added."""
 
-    __slots__ = ("names", "parent")
+    __slots__ = ("names", "parent", "view")
 
     def __init__(self, parent: Scope | None) -> None:
         self.parent = parent
         self.names: dict[str, list[Built]] = {}
+        self.view: dict[str, list[Built]] | None = None
 
     def lookup(self, name: str) -> list[Built]:
         """The resources named `name` here, else in the nearest enclosing scope ([] if none)."""
@@ -57,6 +59,20 @@ class Scope:
                 return found
             scope = scope.parent
         return []
+
+    def visible(self) -> dict[str, list[Built]]:
+        """Every name `lookup` finds here, with the list it gives (`lookup(n)`
+        is `visible().get(n, [])`), made once: only for when no rule will name
+        a resource in this scope or an enclosing one any more (the engine's
+        references, written after every rule has run)."""
+        view = self.view
+        if view is None:
+            view = {} if self.parent is None else dict(self.parent.visible())
+            for name, found in self.names.items():
+                if found:
+                    view[name] = found
+            self.view = view
+        return view
 
 
 def identifier_of(resource: dict[str, Any], path: str) -> tuple[str, str] | None:
@@ -74,7 +90,8 @@ _SEARCH_SAFE = re.compile(r"[A-Za-z0-9:/._~-]*")
 
 def search_escape(text: str) -> str:
     """`text` as a token search parameter value (FHIR escapes, then URL quoting)."""
-    if _SEARCH_SAFE.fullmatch(text):
+    # ASCII letters and digits only (most identifiers) need no regex to tell.
+    if (text.isalnum() and text.isascii()) or _SEARCH_SAFE.fullmatch(text):
         return text
     for ch in ("\\", "|", ",", "$"):
         text = text.replace(ch, "\\" + ch)
@@ -116,34 +133,34 @@ def group_instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...])
     return instances
 
 
-def anchor_of(
-    ids_of: list[str],
-    walks: dict[tuple[str, tuple[str, ...]], tuple[int, int]],
-    i: int,
-    follows: tuple[str, ...],
-) -> int:
-    """The segment that segment `i` belongs to under a `follows` rule: the
-    nearest `follows[0]` before it, stepping back only over segments like
-    `i` itself, NTEs and `follows[1:]` (a PRT after PID and PD1 belongs
-    to the PID; one after OBX, NTE and PRT to that OBX); -2 when there is
-    none, so the rule does not apply. `walks` (one per message) remembers
-    where the last walk of each kind began and what it found, and a walk ends
-    there: n OBX after one OBR cost n steps, not n²/2."""
-    own = ids_of[i]
-    key = (own, follows)
-    start, known = walks.get(key, (-1, -2))
-    j = i - 1
-    found = -2
-    while j >= 0:
-        if j == start:
-            found = known
-            break
-        sid = ids_of[j]
-        if sid == follows[0]:
-            found = j
-            break
-        if sid not in (own, "NTE") and sid not in follows:
-            break
-        j -= 1
-    walks[key] = (i - 1, found)
-    return found
+def anchors_of(
+    ids_of: list[str], segs: list[int], positions: list[int], follows: tuple[str, ...]
+) -> dict[int, int]:
+    """For each of `positions` (increasing, in `segs`, of segments with one
+    id), the segment (index in the message) that it belongs to under a
+    `follows` rule: the nearest `follows[0]` before it, stepping back only
+    over segments like itself, NTEs and `follows[1:]` (a PRT after PID and
+    PD1 belongs to the PID; one after OBX, NTE and PRT to that OBX); -2 when
+    there is none, so the rule does not apply. A walk ends where the previous
+    one began, taking its result: n OBX after one OBR cost n steps, not n²/2."""
+    anchors: dict[int, int] = {}
+    start, known = -1, -2
+    for pos in positions:
+        i = segs[pos]
+        own = ids_of[i]
+        j = i - 1
+        found = -2
+        while j >= 0:
+            if j == start:
+                found = known
+                break
+            sid = ids_of[j]
+            if sid == follows[0]:
+                found = j
+                break
+            if sid not in (own, "NTE") and sid not in follows:
+                break
+            j -= 1
+        anchors[pos] = found
+        start, known = i - 1, found
+    return anchors

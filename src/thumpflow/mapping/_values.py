@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from thumpflow.mapping._naming import naming_system, uri
@@ -99,6 +100,10 @@ def date(text: str, default_tz: str = "") -> str | None:
     return f"{year}-{month}-{day}"
 
 
+# `date_time` results by text and default zone: a message repeats its
+# timestamps (MSH-7, EVN-2, PV1-44, the OBX-14 of every result of a panel); a
+# pure function of its arguments, so memoised (bounded).
+@lru_cache(maxsize=4096)
 def date_time(text: str, default_tz: str = "") -> str | None:
     """DTM/TS → FHIR `dateTime`.
 
@@ -203,11 +208,13 @@ def decimal(text: str, default_tz: str = "") -> int | FhirDecimal | None:
     when its magnitude is past what a JSON reader holds as a double (about
     1.8e308: a reader would see infinity, which is no FHIR decimal)."""
     text = text.strip()
-    if not _DECIMAL.fullmatch(text):
+    whole, dot, fraction = text.partition(".")
+    # ASCII digits with or without a fraction (most values) need no regex to tell.
+    plain = text.isascii() and whole.isdigit() and (not dot or fraction.isdigit())
+    if not (plain or _DECIMAL.fullmatch(text)):
         return None
     if len(text) > 300 and not math.isfinite(float(text)):
         return None
-    whole, dot, fraction = text.partition(".")
     if not fraction:
         return int(whole)
     sign = "-" if whole.startswith("-") else ""
