@@ -13,12 +13,12 @@ together, in order, ahead of the next statement whose result is read, or
 when the caller flushes. A multi-row `INSERT ... VALUES` replaces one
 insert per row, and one `UPDATE ... FROM (VALUES ...)` one update per row
 by key (`UPDATE t SET c = ?, d = 1 WHERE k = ?`): the server parses,
-analyses and plans each statement of a script, which was about 40 % of its
-CPU per admitted message with one update per Delivered record
-(docs/benchmarks.md). The rows' values are cast to their columns' types,
-read from the catalog when the connection is made; a table made later, a
-key given twice, or an assignment that is not a value or a number keeps
-one statement per row.
+analyses and plans each statement of a script (about 40 % of its CPU per
+admitted message, when each Delivered record was an update of its own,
+the most frequent statement; docs/benchmarks.md). The rows' values are
+cast to their columns' types, read from the catalog when the connection is
+made; a table made later, a key given twice, or an assignment that is not
+a value or a number keeps one statement per row.
 
 Guarantees:
 - Order is kept: pending statements run before any later statement, in the
