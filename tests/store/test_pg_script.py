@@ -290,3 +290,29 @@ def test_a_deferred_read_reaches_its_reader_only_if_it_was_sent(dsn: str) -> Non
         assert got == [[(1,)]]
     finally:
         db.conn.close()
+
+
+def test_only_executemany_of_many_rows_is_prepared(dsn: str) -> None:
+    """The writer's one-off scripts are never prepared (psycopg keyed its bookkeeping
+    on each whole script); `executemany` of more rows than go into a script is, and
+    the connection goes back to preparing nothing, also when it failed."""
+    db = ScriptDb(connect(dsn, None))
+    try:
+
+        def prepared() -> list[str]:
+            rows = db.conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+            return [row[0] for row in rows]
+
+        for n in range(8):
+            db.defer("INSERT INTO probe (n) VALUES (?)", [(n,), (n + 1,)])
+            db.flush()
+            db.execute("SELECT count(*) FROM probe").fetchall()
+        assert prepared() == []
+        db.executemany("INSERT INTO probe (n) VALUES (?)", [(n,) for n in range(40)])
+        assert [s for s in prepared() if "INSERT INTO probe" in s]
+        assert db.conn.prepare_threshold is None
+        with pytest.raises(psycopg.errors.CheckViolation):
+            db.executemany("INSERT INTO probe (n) VALUES (?)", [(-n,) for n in range(1, 41)])
+        assert db.conn.prepare_threshold is None
+    finally:
+        db.conn.close()

@@ -110,6 +110,13 @@ class GeneratedFunction:
         self.counter += 1
         return f"{stem}{self.counter}"
 
+    def _append_element(self, body: list[str], seq: str) -> str:
+        """Code appending a new empty object to the list `seq`; the object's name."""
+        element = self.temp("_d")
+        body.append(f"{element} = {{}}")
+        body.append(f"{seq}.append({element})")
+        return element
+
     def source(self, params: str = "p, x") -> str:
         lines = [f"def {self.name}({params}):"]
         lines.extend("    " + line for line in self._reads())
@@ -334,10 +341,7 @@ class GeneratedFunction:
                 if final:
                     body.append(f"{seq}.append({value})")
                     return anchor
-                element = self.temp("_d")
-                body.append(f"{element} = {{}}")
-                body.append(f"{seq}.append({element})")
-                node = anchor = element
+                node = anchor = self._append_element(body, seq)
                 continue
             if idx < 0:
                 if final:
@@ -347,10 +351,7 @@ class GeneratedFunction:
                     result = self.temp("_w")
                     body.append(f"{result} = {value} if type({value}) is dict else {node}")
                     return result
-                new = self.temp("_d")
-                body.append(f"{new} = {{}}")
-                body.append(f"{seq}.append({new})")
-                node = anchor = new
+                node = anchor = self._append_element(body, seq)
                 continue
             body.append(f"while len({seq}) <= {idx}: {seq}.append({{}})")
             if final:
