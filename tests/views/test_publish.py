@@ -63,14 +63,22 @@ def test_each_change_is_published_once_in_order_per_bed(tmp_path: Path) -> None:
     async def main() -> None:
         async with publishing(tmp_path) as engine:
             port = engine.source_port("adt-in")
-            sent = [
-                adt("A01", "P1", "4W/401-A", T0 + 1, "m1"),
-                adt("A02", "P1", "4W/401-B", T0 + 2, "m2"),
-                adt("A03", "P1", "4W/401-B", T0 + 3, "m3"),
+            sent = [  # each message, and the bed and status it leaves last changed
+                (adt("A01", "P1", "4W/401-A", T0 + 1, "m1"), "4W/401-A", "O"),
+                (adt("A02", "P1", "4W/401-B", T0 + 2, "m2"), "4W/401-B", "O"),
+                (adt("A03", "P1", "4W/401-B", T0 + 3, "m3"), "4W/401-B", "H"),
             ]
-            for message in sent:  # one at a time: each its own catch-up
+            views = engine.views
+            assert views is not None
+            # One at a time, each applied before the next is sent: each its own
+            # catch-up (changes within one catch-up are published once, the latest).
+            for message, bed, status in sent:
                 assert len(await send_in_order(port, [message])) == 1
-                await eventually(lambda: not engine.views.projection.changed, 10, "published")  # type: ignore[union-attr]
+                await eventually(
+                    lambda bed=bed, status=status: views.projection.beds[bed].status == status,
+                    10,
+                    "applied",
+                )
             expect = [("4W/401-A", "O"), ("4W/401-A", "H"), ("4W/401-B", "O"), ("4W/401-B", "H")]
             await eventually(lambda: len(published(tmp_path)) == 4, 10, "four publications")
             got = published(tmp_path)
