@@ -35,6 +35,7 @@ def test_split_rejects_content_outside_messages() -> None:
     with pytest.raises(MessageError) as info:
         split_messages(b"\r\nPID|1||SECRET\r" + _msg(1).encode())
     assert (info.value.segment_index, info.value.code) == (1, "100")
+    assert "line 2 is outside any message" in str(info.value)
     assert "SECRET" not in str(info.value)
 
 

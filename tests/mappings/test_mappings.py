@@ -179,6 +179,23 @@ def test_cli_converts_many_messages_and_reports_failures_and_warnings(
     assert "message 4: " in err and "MSH-7" in err and "SECRET" not in err
 
 
+def test_cli_names_a_file_with_no_message_or_a_line_outside_any(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.hl7"
+    empty.write_bytes(b"\r\n")
+    stray = tmp_path / "stray.hl7"
+    stray.write_bytes(b"\n\nPID|1||SECRET\r" + adt_a01("MRN1", "C1", seed=1))
+    good = tmp_path / "good.hl7"
+    good.write_bytes(adt_a01("MRN2", "C2", seed=2))
+    assert _cli(str(empty), str(stray), str(good)) == 1
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1  # the good file still converts
+    assert f"{empty}: no HL7 v2 message (no MSH segment) in it" in err
+    assert f"{stray}: not converted: line 3 is outside any message" in err
+    assert "SECRET" not in err
+
+
 def test_cli_writes_one_file_per_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     one = tmp_path / "one.hl7"
     one.write_bytes(adt_a01("MRN1", "C1", seed=1))

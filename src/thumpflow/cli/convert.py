@@ -15,9 +15,11 @@ a file.
 A message that cannot be converted is reported on stderr as `FILE: message
 N: reason` and the rest still convert; a message converted only in part
 (no map of its own, a required segment missing) is converted and reported
-as `FILE: message N: warning: ...`. Neither quotes patient data. Exit
-status: 0 when every message converted (warnings included), 1 when any
-failed or a file could not be read or written.
+as `FILE: message N: warning: ...`. A file with no message in it, or with
+a line before its first MSH, is reported as `FILE: ...` naming the line, and
+none of it is converted. Neither quotes patient data. Exit status: 0 when
+every message converted (warnings included), 1 when any failed or a file
+could not be read, split or written.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from thumpflow.core.errors import MessageError
 from thumpflow.hl7v2 import split_messages
 from thumpflow.mapping import (
     BundleType,
@@ -93,8 +96,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: cannot read: {exc.strerror}", file=sys.stderr)
             failed = True
             continue
+        try:
+            raws = split_messages(data)
+        except MessageError as exc:
+            print(f"{name}: not converted: {exc.describe()}", file=sys.stderr)
+            failed = True
+            continue
+        if not raws:
+            print(f"{name}: no HL7 v2 message (no MSH segment) in it", file=sys.stderr)
+            failed = True
+            continue
         bundles: list[dict[str, Any]] = []
-        for number, raw in enumerate(split_messages(data), start=1):
+        for number, raw in enumerate(raws, start=1):
             warnings: list[str] = []
             try:
                 bundle = convert(raw, bundle_type=bundle_type, warnings=warnings)

@@ -36,7 +36,8 @@ def split_messages(data: bytes) -> list[bytes]:
     messages dropped, and each message keeps its own bytes and separators.
     A non-blank line before the first MSH that is not a wrapper raises
     `MessageError` (code 100, `segment_index` = its 1-based non-blank line
-    number), so nothing is silently skipped.
+    number; the reason names its line number in the file), so nothing is
+    silently skipped.
     """
     clean = data.translate(None, b"\x0b\x1c")
     messages: list[bytes] = []
@@ -47,11 +48,21 @@ def split_messages(data: bytes) -> list[bytes]:
                 messages.append(clean[start:end])
             start = a if sid == b"MSH" else -1
         elif start < 0:
-            raise MessageError("line outside any message", segment_index=n, code="100")
+            raise MessageError(
+                f"line {_line_number(clean, a)} is outside any message (a message starts"
+                " with its MSH segment)",
+                segment_index=n,
+                code="100",
+            )
         end = b
     if start >= 0:
         messages.append(clean[start:end])
     return messages
+
+
+def _line_number(data: bytes, offset: int) -> int:
+    """The 1-based line number, counting blank lines, of the line starting at `offset`."""
+    return sum(1 for line in _LINE.findall(data, 0, offset) if line) + 1
 
 
 @dataclass(slots=True)
