@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from thumpflow.mapping._support import MapError, Setter
+from thumpflow.mapping._support import MapError
 
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)(?:\[(\d*)\])?")
 TEMPLATE = re.compile(r"\{([0-9.]+)(?::([A-Za-z0-9_\[\]]+))?\}")
@@ -45,17 +45,6 @@ def _parse_index(path: str, where: str) -> tuple[int, ...]:
     if not idx or any(i < 1 for i in idx):
         raise MapError(f"{where}: malformed element path {path!r}")
     return idx
-
-
-def compile_setter(path: str, where: str) -> Setter:
-    """A function writing a value at a FHIR path (as entries' `to` does) and
-    returning the anchor that `with` constants go into; for the few writes
-    the engine makes itself (references, notes)."""
-    gen = GeneratedFunction("setter", 0, where)
-    anchor = gen.write(fhir_steps(path, where), "v", "o", merge=False, want_anchor=True)
-    gen.body.append(f"return {anchor}")
-    fn: Setter = build(gen.source("o, v"), {}, "setter")
-    return fn
 
 
 # The local holding the delimiter that splits an element nested n levels deep.

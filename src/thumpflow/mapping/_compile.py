@@ -39,7 +39,7 @@ from thumpflow.mapping._codegen import (
 from thumpflow.mapping._forms import element_of, per_repetition, regroup, whole_field
 from thumpflow.mapping._hooks import ELEMENT_HOOKS, FIELD_HOOKS
 from thumpflow.mapping._memo import is_pure, recall, remember
-from thumpflow.mapping._support import Fill, MapError, Test, Texts, read_keys
+from thumpflow.mapping._support import Fill, MapError, Test, read_keys
 from thumpflow.mapping._values import PRIMITIVES
 from thumpflow.mapping._vocab import VocabTable
 
@@ -123,7 +123,7 @@ class Compiler:
         spec = self.segment_specs.get(name)
         if spec is None:
             raise MapError(f"{where}: unknown segment map {name!r}")
-        fname = self._fname("seg", name)
+        fname = self.fname("seg", name)
 
         def generate(gen: GeneratedFunction) -> None:
             element = spec.get("element")
@@ -144,27 +144,11 @@ class Compiler:
     def test(self, spec: Any, where: str) -> Test:
         """A function `(fields, ctx) -> bool` for a rule's `when` (`set` and
         `unset` see an empty output)."""
-        gen = GeneratedFunction(self._fname("when", "rule"), 0, where)
+        gen = GeneratedFunction(self.fname("when", "rule"), 0, where)
         expr = gen.condition(spec, "{}")
         gen.body.append(f"return bool({expr})")
         test: Test = self._define(gen.source(), gen.name)
         return test
-
-    def key(self, parts: tuple[str, ...]) -> Texts | None:
-        """For a key naming earlier rules, a function `(texts, rids) -> key`
-        putting the texts its segment function returned and the ids of the
-        named resources (`rids`, in order) in key order; None for a key of
-        element paths only (the texts are the key)."""
-        if all(is_key_path(part) for part in parts):
-            return None
-        named = iter(range(len(parts)))
-        texts = iter(range(len(parts)))
-        items = [f"t[{next(texts)}]" if is_key_path(p) else f"ids[{next(named)}]" for p in parts]
-        fname = self._fname("keys", "rule")
-        key: Texts = self._define(
-            f"def {fname}(t, ids):\n    return ({', '.join(items)},)\n", fname
-        )
-        return key
 
     def _define(self, source: str, fname: str) -> Any:
         """Compile `source` into the shared namespace (so generated functions
@@ -173,7 +157,7 @@ class Compiler:
 
     # -- generation --
 
-    def _fname(self, kind: str, name: str) -> str:
+    def fname(self, kind: str, name: str) -> str:
         fname = f"{kind}_" + re.sub(r"\W", "_", name)
         while fname in self.fnames:
             fname += "_"
@@ -187,7 +171,7 @@ class Compiler:
         spec = self.datatype_specs.get(name)
         if spec is None:
             raise MapError(f"{where}: unknown data type map {name!r}")
-        fname = self._fname("dt", f"{name}_{level}")
+        fname = self.fname("dt", f"{name}_{level}")
         self.datatypes[(name, level)] = fname
         if "python" in spec:
             return self._hook(name, str(spec["python"]), level, fname, where)
