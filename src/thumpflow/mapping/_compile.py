@@ -71,6 +71,18 @@ _ENTRY_KEYS = frozenset(
 )
 
 
+def _one_text(entries: list[Any]) -> str | None:
+    """The key of a data type map whose one entry writes its first item's
+    text there (`{from: 1, to: valueString}`), else None."""
+    if len(entries) != 1 or not isinstance(entries[0], dict):
+        return None
+    (entry,) = entries
+    to = entry.get("to")
+    if set(entry) != {"from", "to"} or entry["from"] != 1 or not isinstance(to, str):
+        return None
+    return to if to.isidentifier() else None
+
+
 def is_key_path(part: str) -> bool:
     """Whether a key part is an element path (`5.1`, `$MSH-10`), not a rule's name."""
     return part[:1].isdigit() or part.startswith("$")
@@ -106,6 +118,9 @@ class Compiler:
         # whose results are kept across messages.
         self.pure: set[str] = set()
         self.memo_slots: dict[str, int] = {}
+        # Data type functions that write one element's text at one key (as
+        # `ST[valueString]`), and that key: callers inline them.
+        self.one_text: dict[str, str] = {}
         self.segments: dict[tuple[str, tuple[str, ...], bool], tuple[str, Fill]] = {}
         self.fnames: set[str] = set()
 
@@ -181,6 +196,9 @@ class Compiler:
             if base is None or "entries" not in base:
                 raise MapError(f"{where}: data type {name} extends unknown {spec['extends']!r}")
             entries = list(base["entries"]) + entries
+        key = _one_text(entries)
+        if key is not None and "resourceType" not in spec:
+            self.one_text[fname] = key
 
         def generate(gen: GeneratedFunction) -> None:
             gen.body.append("o = {}")
@@ -406,6 +424,23 @@ class Compiler:
                     body.append(f"if {value} is None:")
                     body.append(f"    {value} = _remember(_M, {key}, {datatype}({parts}, x))")
                     body.append(f"else: {value} = _recall({value})")
+                elif datatype in self.one_text:
+                    # What the function returns, without calling it: its
+                    # element's first item, unescaped and stripped, at its key.
+                    first = gen.temp("_h")
+                    text = gen.temp("_t")
+                    body.append(
+                        f"{first} = {raw}.split({SPLIT[nested]}, 1)[0]"
+                        if nested in SPLIT
+                        else f"{first} = {raw}"
+                    )
+                    body.append(
+                        f"{text} = (U({first}) if E in {first} else {first}).strip()"
+                        f" if {first} != '\"\"' else ''"
+                    )
+                    body.append(
+                        f"{value} = {{{self.one_text[datatype]!r}: {text}}} if {text} else None"
+                    )
                 else:
                     body.append(f"{value} = {datatype}({parts}, x)")
                 emit_if_valued(value)
