@@ -37,7 +37,7 @@ from thumpflow.mapping._report import (
     shown_event,
 )
 from thumpflow.mapping._rules import MessageMap
-from thumpflow.mapping._scope import Built, identifier_of, search_escape, segment_positions
+from thumpflow.mapping._scope import Built, identifier_of, search_escape
 from thumpflow.mapping._support import Ctx, Parts
 from thumpflow.mapping._values import FhirDecimal, instant, timezone_of
 
@@ -307,7 +307,7 @@ def _evaluate(
     run: _Run, message: Message, mmap: MessageMap, bundle_type: BundleType, warnings: list[str]
 ) -> dict[str, Any]:
     run.warnings = warnings
-    mmap.program(run, run.ids_of, run.fields, segment_positions(run.ids_of))
+    mmap.program(run, run.ids_of, run.fields, message.segment_positions())
     entries = run.entries
     if run.collection and warnings:
         entries.append(outcome_entry(warnings, message.sending_application, message.control_id))
