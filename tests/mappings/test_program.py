@@ -12,6 +12,7 @@ the warnings and any refusal are the same with either, for every Bundle type.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from thumpflow.cli.mapping_test import find_cases
 from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message
 from thumpflow.mapping import ConversionError, to_json
-from thumpflow.mapping._codegen import fhir_steps
+from thumpflow.mapping._codegen import CONTEXT, build, fhir_steps
 from thumpflow.mapping._compile import is_key_path
 from thumpflow.mapping._engine import _Run, evaluate
 from thumpflow.mapping._rules import MessageMap, Ref, Rule
@@ -35,7 +36,7 @@ from thumpflow.mapping._scope import (
     identifier_of,
     segment_positions,
 )
-from thumpflow.mapping._support import read_keys
+from thumpflow.mapping._support import Condition, read_keys
 
 CASES = find_cases(Path(__file__).parent)
 INPUTS = [
@@ -93,9 +94,21 @@ def _set(target: dict[str, Any], path: str, value: Any) -> Any:
     return anchor
 
 
+def _test(when: Condition, names: dict[str, Any]) -> Callable[[list[str], Any], bool]:
+    """A rule's `when` as a function of a segment's fields and the context."""
+    lines = [
+        "def when(p, x):",
+        "    " + "; ".join(f"{name} = x.{attr}" for name, attr in CONTEXT),
+        *("    " + line for line in when.prelude),
+        f"    return bool({when.expression})",
+    ]
+    return build("\n".join(lines) + "\n", dict(names), "when")  # type: ignore[no-any-return]
+
+
 class _Interpreter:
     def __init__(self, mmap: MessageMap) -> None:
         self.mmap = mmap
+        self.names = mmap.program.__globals__
 
     def __call__(self, run: _Run, ids_of: list[str], fields: list[list[str]], _: Any) -> None:
         mmap = self.mmap
@@ -158,7 +171,7 @@ class _Interpreter:
                 anchor = -1 if anchors is None else anchors[pos]
                 if anchor == -2:
                     continue
-                if rule.when is None or rule.when(parts, run.ctx):
+                if rule.when is None or _test(rule.when, self.names)(parts, run.ctx):
                     built = self.apply(run, rule, parts, segs, pos, scope=scope, anchor=anchor)
                     if built is not None:
                         pending.extend((ref, built, scope) for ref in rule.refs)

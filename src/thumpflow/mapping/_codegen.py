@@ -52,7 +52,7 @@ SPLIT = {1: "C", 2: "S"}
 
 
 # The locals a generated function may read from the context `x`.
-_CONTEXT = (
+CONTEXT = (
     ("R", "rep"),
     ("C", "comp"),
     ("S", "sub"),
@@ -108,22 +108,28 @@ class GeneratedFunction:
 
     def source(self, params: str = "p, x") -> str:
         lines = [f"def {self.name}({params}):"]
-        lines.extend("    " + line for line in self._reads())
-        for head, expr in self.heads.items():
-            if head not in self.positions:
-                lines.append(f"    {head} = {expr}")
-            if self.inner[head]:
-                lines.append(f"    if {head}:")
-                lines.extend("        " + line for line in self.inner[head])
-                lines.append("    else:")
-                lines.append("        " + " = ".join(self.defined[head]) + " = ''")
+        lines.extend("    " + line for line in self.prelude())
         lines.extend("    " + line for line in self.body)
         # The context's delimiters and unescape function, those the code uses.
         code = "\n".join(lines[1:])
-        used = [f"{name} = x.{attr}" for name, attr in _CONTEXT if re.search(rf"\b{name}\b", code)]
+        used = [f"{name} = x.{attr}" for name, attr in CONTEXT if re.search(rf"\b{name}\b", code)]
         if used:
             lines.insert(1, "    " + "; ".join(used))
         return "\n".join(lines) + "\n"
+
+    def prelude(self) -> list[str]:
+        """The code reading every element the body uses into its locals, from
+        `p` and the context's locals (see `CONTEXT`)."""
+        lines = self._reads()
+        for head, expr in self.heads.items():
+            if head not in self.positions:
+                lines.append(f"{head} = {expr}")
+            if self.inner[head]:
+                lines.append(f"if {head}:")
+                lines.extend("    " + line for line in self.inner[head])
+                lines.append("else:")
+                lines.append("    " + " = ".join(self.defined[head]) + " = ''")
+        return lines
 
     def _reads(self) -> list[str]:
         """The prelude's reads of the items of `p` the map uses: unpacked at

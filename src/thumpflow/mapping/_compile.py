@@ -39,7 +39,7 @@ from thumpflow.mapping._codegen import (
 from thumpflow.mapping._forms import element_of, per_repetition, regroup, whole_field
 from thumpflow.mapping._hooks import ELEMENT_HOOKS, FIELD_HOOKS
 from thumpflow.mapping._memo import is_pure, recall, remember
-from thumpflow.mapping._support import Fill, MapError, Test, read_keys
+from thumpflow.mapping._support import Condition, Fill, MapError, read_keys
 from thumpflow.mapping._values import PRIMITIVES
 from thumpflow.mapping._vocab import VocabTable
 
@@ -156,14 +156,12 @@ class Compiler:
         self.segments[(name, paths, bool(key))] = (rtype, fill)
         return rtype, fill
 
-    def test(self, spec: Any, where: str) -> Test:
-        """A function `(fields, ctx) -> bool` for a rule's `when` (`set` and
+    def test(self, spec: Any, where: str) -> Condition:
+        """A rule's `when` as code over a segment's fields `p` (`set` and
         `unset` see an empty output)."""
-        gen = GeneratedFunction(self.fname("when", "rule"), 0, where)
+        gen = GeneratedFunction("when", 0, where)
         expr = gen.condition(spec, "{}")
-        gen.body.append(f"return bool({expr})")
-        test: Test = self._define(gen.source(), gen.name)
-        return test
+        return Condition(tuple(gen.prelude()), expr)
 
     def _define(self, source: str, fname: str) -> Any:
         """Compile `source` into the shared namespace (so generated functions

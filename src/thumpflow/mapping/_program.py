@@ -26,7 +26,7 @@ import re
 from typing import TYPE_CHECKING
 
 from thumpflow.fhir import deterministic_id
-from thumpflow.mapping._codegen import GeneratedFunction, build, fhir_steps
+from thumpflow.mapping._codegen import CONTEXT, GeneratedFunction, build, fhir_steps
 from thumpflow.mapping._compile import is_key_path
 from thumpflow.mapping._rules import Ref, Rule
 from thumpflow.mapping._scope import anchors_of, group_instances, identifier_of, segment_positions
@@ -93,6 +93,11 @@ class _ProgramWriter:
         last = sorted({r.name for r in final if r.name})
         self.line(1, f"run.put_last(before, [{''.join(_local(0, n) + ', ' for n in last)}])")
         self.line(1, "for w, b, e in pending: w(run, b, e)")
+        # The context's locals the inlined conditions use.
+        code = "\n".join(self.lines)
+        used = [f"{name} = x.{attr}" for name, attr in CONTEXT if re.search(rf"\b{name}\b", code)]
+        if used:
+            self.lines.insert(2, "    " + "; ".join(used))
         source = "\n".join(self.lines) + "\n"
         namespace = self.comp.names
         for name, helper in _HELPERS.items():
@@ -145,7 +150,9 @@ class _ProgramWriter:
             self.line(ind, "if a != -2:")
             ind += 1
         if rule.when is not None:
-            self.line(ind, f"if {rule.when.__name__}(p, x):")
+            for text in rule.when.prelude:
+                self.line(ind, text)
+            self.line(ind, f"if {rule.when.expression}:")
             ind += 1
         if rule.into is not None:
             self.into(rule, frames, ind)

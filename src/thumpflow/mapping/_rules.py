@@ -16,7 +16,7 @@ from typing import Any
 
 from thumpflow.mapping._codegen import fhir_steps
 from thumpflow.mapping._compile import Compiler
-from thumpflow.mapping._support import Fill, MapError, Program, Test
+from thumpflow.mapping._support import Condition, Fill, MapError, Program
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ class Rule:
     segment: str
     each: bool
     required: bool
-    when: Test | None
+    when: Condition | None
     resource_type: str
     fill: Fill | None
     into: str | None

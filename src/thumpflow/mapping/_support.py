@@ -11,7 +11,7 @@ Python. `MapError` is raised, at import, for a map that cannot be compiled.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from thumpflow.core.errors import ThumpflowError
 
@@ -57,7 +57,17 @@ class Ctx:
 
 Parts = list[str]
 Fill = Callable[[Parts, Ctx, dict[str, Any]], tuple[str, ...] | None]
-Test = Callable[[Parts, Ctx], bool]
+
+
+class Condition(NamedTuple):
+    """A condition as code to inline: `prelude` (lines) reads the elements
+    `expression` tests from a segment's fields `p`, with the context's
+    locals (`_codegen.CONTEXT`) defined."""
+
+    prelude: tuple[str, ...]
+    expression: str
+
+
 # A message map's program (see `_program`): (run, segment ids, segments'
 # fields, positions of each segment id) -> None.
 Program = Callable[[Any, list[str], list[Parts], dict[str, list[int]]], None]
