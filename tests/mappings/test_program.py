@@ -33,7 +33,6 @@ from thumpflow.mapping._scope import (
     Built,
     anchors_of,
     group_instances,
-    identifier_of,
     segment_positions,
 )
 from thumpflow.mapping._support import Condition, read_keys
@@ -58,6 +57,16 @@ class _Scope:
                 return found
             scope = scope.parent
         return []
+
+
+def identifier_of(resource: dict[str, Any], path: str) -> tuple[str, str] | None:
+    """(system, value) of the first identifier with a value at `path`, or None."""
+    value = resource.get(path)
+    items = value if type(value) is list else [value] if type(value) is dict else []
+    for ident in items:
+        if type(ident) is dict and ident.get("value"):
+            return str(ident.get("system", "")), str(ident["value"])
+    return None
 
 
 def _set(target: dict[str, Any], path: str, value: Any) -> Any:

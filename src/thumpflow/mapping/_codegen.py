@@ -399,6 +399,23 @@ def _item(parts: str, i: int) -> str:
     return f"{parts}[0]" if i == 0 else f"{parts}[{i}] if len({parts}) > {i} else ''"
 
 
+def identifier_code(resource: str, path: str, found: str) -> list[str]:
+    """Code setting local `found` to the business identifier of the dict
+    `resource`: (system, value) of the first identifier with a value at its
+    key `path` (an identifier or a list of them), or None."""
+    return [
+        f"{found} = None",
+        f"_i = {resource}.get({path!r})",
+        "if type(_i) is list:",
+        "    for _e in _i:",
+        "        if type(_e) is dict and _e.get('value'):",
+        f"            {found} = (str(_e.get('system', '')), str(_e['value']))",
+        "            break",
+        "elif type(_i) is dict and _i.get('value'):",
+        f"    {found} = (str(_i.get('system', '')), str(_i['value']))",
+    ]
+
+
 def generate_twice(
     gen: GeneratedFunction, generate: Callable[[GeneratedFunction], None]
 ) -> GeneratedFunction:

@@ -35,6 +35,7 @@ from thumpflow.mapping._codegen import (
     build,
     fhir_steps,
     generate_twice,
+    identifier_code,
 )
 from thumpflow.mapping._forms import element_of, per_repetition, regroup, whole_field
 from thumpflow.mapping._hooks import ELEMENT_HOOKS, FIELD_HOOKS
@@ -213,7 +214,11 @@ class Compiler:
             self.resource_datatypes.add(fname)
             ident = spec.get("identity") or {}
             conditional = ident.get("conditional")
-            gen.body.append(f"return x.add({str(resource_type)!r}, o, {conditional!r})")
+            if conditional is None:
+                gen.body.append(f"return x.add({str(resource_type)!r}, o, None)")
+            else:
+                gen.body.extend(identifier_code("o", str(conditional), "_f"))
+                gen.body.append(f"return x.add({str(resource_type)!r}, o, _f)")
         source = gen.source()
         if resource_type is None and is_pure(source, fname, self.pure):
             self.pure.add(fname)

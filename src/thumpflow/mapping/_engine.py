@@ -37,7 +37,7 @@ from thumpflow.mapping._report import (
     shown_event,
 )
 from thumpflow.mapping._rules import MessageMap
-from thumpflow.mapping._scope import Built, identifier_of, search_escape
+from thumpflow.mapping._scope import Built, search_escape
 from thumpflow.mapping._support import Ctx, Parts
 from thumpflow.mapping._values import FhirDecimal, instant, timezone_of
 
@@ -199,14 +199,17 @@ class _Run:
         return b
 
     def add_datatype_resource(
-        self, rtype: str, body: dict[str, Any], conditional: str | None, key: str | None = None
+        self,
+        rtype: str,
+        body: dict[str, Any],
+        found: tuple[str, str] | None,
+        key: str | None = None,
     ) -> dict[str, Any]:
         """Register a resource built by a data type map (once per message) and
-        return a reference to it; its id comes from its identifier (with
-        `conditional`), else `key`, else its content."""
+        return a reference to it; its id comes from its business identifier
+        `found` (system, value), else `key`, else its content."""
         resource = body
         resource["resourceType"] = rtype
-        found = identifier_of(resource, conditional) if conditional else None
         if found is not None:
             basis: tuple[str, ...] = found
         elif key is not None:

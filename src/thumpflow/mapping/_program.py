@@ -26,10 +26,16 @@ import re
 from typing import TYPE_CHECKING
 
 from thumpflow.fhir import deterministic_id
-from thumpflow.mapping._codegen import CONTEXT, GeneratedFunction, build, fhir_steps
+from thumpflow.mapping._codegen import (
+    CONTEXT,
+    GeneratedFunction,
+    build,
+    fhir_steps,
+    identifier_code,
+)
 from thumpflow.mapping._compile import is_key_path
 from thumpflow.mapping._rules import Ref, Rule
-from thumpflow.mapping._scope import anchors_of, group_instances, identifier_of, segment_positions
+from thumpflow.mapping._scope import anchors_of, group_instances, segment_positions
 from thumpflow.mapping._support import Program, read_keys
 
 if TYPE_CHECKING:
@@ -37,7 +43,6 @@ if TYPE_CHECKING:
 
 _HELPERS = {
     "_deterministic_id": deterministic_id,
-    "_identifier_of": identifier_of,
     "_anchors_of": anchors_of,
     "_group_instances": group_instances,
     "_segment_positions": segment_positions,
@@ -211,7 +216,8 @@ class _ProgramWriter:
         key = f"({''.join(p + ', ' for p in parts)})"
         at = ind
         if rule.conditional is not None:
-            self.line(ind, f"f = _identifier_of(o, {rule.conditional!r})")
+            for text in identifier_code("o", rule.conditional, "f"):
+                self.line(ind, text)
             self.line(ind, "if f is not None: k = f")
             self.line(ind, "else:")
             at = ind + 1

@@ -1,11 +1,12 @@
 """What a conversion run keeps of the resources it builds, and where rules apply.
 
 `Built` is one resource of the Bundle with its id, the text a Reference to
-it holds and its Bundle entry. `identifier_of` finds a resource's business identifier,
-`search_escape` escapes it for a search URL; `segment_positions` and
-`group_instances` find the segments rules apply to (by segment id, by group instance),
-`anchors_of` the segments a `follows` rule's segments belong to. Pure
-helpers of `_engine` and the programs (`_program`): no I/O, nothing kept between messages.
+it holds and its Bundle entry; `search_escape` escapes a business identifier
+for a search URL; `segment_positions` and `group_instances` find the
+segments rules apply to (by segment id, by group instance), `anchors_of`
+the segments a `follows` rule's segments belong to. Pure helpers of
+`_engine` and the programs (`_program`): no I/O, nothing kept between
+messages.
 """
 
 from __future__ import annotations
@@ -38,16 +39,6 @@ class Built:
         self.entry = entry
         self.seg = seg
         self.anchor = anchor
-
-
-def identifier_of(resource: dict[str, Any], path: str) -> tuple[str, str] | None:
-    """(system, value) of the first identifier with a value at `path`, or None."""
-    value = resource.get(path)
-    items = value if type(value) is list else [value] if type(value) is dict else []
-    for ident in items:
-        if type(ident) is dict and ident.get("value"):
-            return str(ident.get("system", "")), str(ident["value"])
-    return None
 
 
 _SEARCH_SAFE = re.compile(r"[A-Za-z0-9:/._~-]*")
