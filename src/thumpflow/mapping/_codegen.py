@@ -270,21 +270,23 @@ class GeneratedFunction:
         raise MapError(f"{self.where}: unknown condition {op!r}")
 
     def _present(self, out: str, steps: list[Step]) -> str:
-        """An expression true when the output has a value at `steps` (dict keys,
-        list elements by index), read inline: no call per test."""
+        """An expression true when the output (`out`, a dict) has a value at
+        `steps` (dict keys, list elements by index), read inline: no call per
+        test; a type test also stands for the test that a value is there."""
         tests: list[str] = []
         node = out
-        for key, index in steps:
-            value = self.temp("_p")
-            tests.append(f"type({node}) is dict and ({value} := {node}.get({key!r})) is not None")
-            node = value
+        last = len(steps) - 1
+        for i, (key, index) in enumerate(steps):
+            getter = f"{node}.get({key!r})"
             if index is not None:
-                element = self.temp("_p")
-                tests.append(
-                    f"type({node}) is list and len({node}) > {index}"
-                    f" and ({element} := {node}[{index}]) is not None"
-                )
-                node = element
+                seq = self.temp("_p")
+                tests.append(f"type({seq} := {getter}) is list and len({seq}) > {index}")
+                getter = f"{seq}[{index}]"
+            if i == last:
+                tests.append(f"{getter} is not None")
+            else:
+                node = self.temp("_p")
+                tests.append(f"type({node} := {getter}) is dict")
         return "(" + " and ".join(tests) + ")"
 
     # -- writing --
@@ -347,6 +349,17 @@ class GeneratedFunction:
                     body.append(f"{result} = {value} if type({value}) is dict else {node}")
                     return result
                 node = anchor = self._append_element(body, seq)
+                continue
+            if idx == 0 and not (final and merge):
+                # Element 0: the list's first, or a new one.
+                element = self.temp("_d")
+                if final:
+                    body.append(f"if {seq}: {seq}[0] = {value}")
+                    body.append(f"else: {seq}.append({value})")
+                    return anchor
+                body.append(f"if {seq}: {element} = {seq}[0]")
+                body.append(f"else: {element} = {{}}; {seq}.append({element})")
+                node = anchor = element
                 continue
             body.append(f"while len({seq}) <= {idx}: {seq}.append({{}})")
             if final:
