@@ -328,13 +328,14 @@ class Message(HeaderFields):
 
     def segment_positions(self) -> dict[str, list[int]]:
         """For each segment id, the positions of its segments in the lists
-        `segment_table` returns, increasing. When no blank line was skipped
-        this is the message's own index, shared: treat it as read-only, and
-        as valid only until the message is changed."""
+        `segment_table` returns, increasing. When no line before a segment was
+        skipped as blank this is the message's own index, shared: treat it as
+        read-only, and as valid only until the message is changed."""
         index = self._index or self._build_index()
-        parts = self._parts or self._split_parts()
         order = self._order
-        if len(order) == len(parts) + len(self._appended):
+        # Increasing part numbers from 0: the last is the count less one only
+        # when each is its position.
+        if not order or order[-1] == len(order) - 1:
             return index
         where = {i: pos for pos, i in enumerate(order)}
         return {sid: [where[i] for i in found] for sid, found in index.items()}
