@@ -178,21 +178,24 @@ class _Run:
                 n += 1
                 rid = deterministic_id(rtype, *basis, f"#{n}")
             self.repeats[(rtype, basis)] = n
-        query = None
+        full = "urn:uuid:" + rid
         if found is not None and self.transaction:
             system, value = found
-            query = (
+            url = (
                 f"{rtype}?identifier={_escaped_system(system)}|{search_escape(value)}"
                 if system
                 else f"{rtype}?identifier={search_escape(value)}"
             )
-        if query is None:
+        else:
             resource["id"] = rid
-        url = f"urn:uuid:{rid}"
-        entry: dict[str, Any] = {"fullUrl": url, "resource": resource}
-        if not self.collection:
-            entry["request"] = {"method": "PUT", "url": query or f"{rtype}/{rid}"}
-        b = Built(resource, rid, f"{rtype}/{rid}" if self.batch else url, entry, seg, anchor)
+            url = f"{rtype}/{rid}"
+        entry: dict[str, Any] = (
+            {"fullUrl": full, "resource": resource}
+            if self.collection
+            else {"fullUrl": full, "resource": resource, "request": {"method": "PUT", "url": url}}
+        )
+        # In a batch (never conditional) a Reference is `Type/<id>`, the url.
+        b = Built(resource, rid, url if self.batch else full, entry, seg, anchor)
         built[rid] = b
         self.order.append(b)
         self.entries.append(entry)
