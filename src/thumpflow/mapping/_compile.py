@@ -306,7 +306,7 @@ class Compiler:
             raise MapError(f"{where}: `as` must be code, Coding or CodeableConcept")
         type_name = str(spec.get("type", "string"))
 
-        def convert(text: str, strip_for_vocab: bool, stripped: bool = False) -> str:
+        def convert(text: str, strip_for_vocab: bool) -> str:
             value = gen.temp("_v")
             if vocab is not None:
                 code = gen.temp("_k")
@@ -318,9 +318,7 @@ class Compiler:
                 )
                 body.append(f"{value} = {lookup} if {code} else None")
             elif PRIMITIVES.get(type_name) is PRIMITIVES["string"]:
-                body.append(
-                    f"{value} = {text} or None" if stripped else f"{value} = {text}.strip() or None"
-                )
+                body.append(f"{value} = {text}.strip() or None")
             elif PRIMITIVES.get(type_name) is PRIMITIVES["code"]:
                 body.append(f"{value} = ' '.join({text}.split()) or None")
             else:
@@ -453,7 +451,14 @@ class Compiler:
                 vocab is not None or PRIMITIVES.get(type_name) in _STRIPPED_TEXTS
             ):
                 # The prelude has this element's unescaped, stripped text already.
-                emit_if_valued(convert(known, False, stripped=True))
+                if vocab is None and PRIMITIVES.get(type_name) is PRIMITIVES["string"]:
+                    # A string is that text, when it is not empty.
+                    body.append(f"if {known}:")
+                    mark = len(body)
+                    emit(known)
+                    gen.indent(body, mark)
+                    return
+                emit_if_valued(convert(known, False))
                 return
             text = gen.temp("_u")
             body.append(f"{text} = U({raw}) if E in {raw} else {raw}")
