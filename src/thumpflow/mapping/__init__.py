@@ -1,4 +1,4 @@
-"""HL7 v2 → FHIR R4 (4.0.1) conversion: declarative maps plus one small evaluator.
+"""HL7 v2 → FHIR R4 (4.0.1) conversion: declarative maps compiled into Python functions.
 
 The maps under `maps/` follow the HL7 V2-to-FHIR Implementation Guide
 (message → Bundle, segment → resource, data type → data type, v2 table →

@@ -3,7 +3,7 @@
 The map language has four kinds of map, mirroring the HL7 V2-to-FHIR IG:
 vocabulary maps (v2 code → FHIR code), data type maps (components → FHIR
 data type elements), segment maps (fields → resource elements) and message
-maps (segments and groups → resources in a Bundle; see `_engine`). A data
+maps (segments and groups → resources in a Bundle; see `_program`). A data
 type or segment map is a list of entries; each entry reads one element
 (`from`), a constant (`const`) or a template (`template`), converts it (a
 primitive `type`, a nested data type map `type`, a `vocab`), and writes it at

@@ -1,4 +1,5 @@
-"""The evaluator: runs a compiled message map over one parsed message.
+"""One conversion run: a message map's program (`_program`) over one parsed
+message, the resources it registers, and the Bundle they make.
 
 Guarantees:
 
