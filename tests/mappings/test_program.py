@@ -25,7 +25,7 @@ from thumpflow.cli.mapping_test import find_cases
 from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message
 from thumpflow.mapping import ConversionError, to_json
-from thumpflow.mapping._codegen import CONTEXT, build, fhir_steps
+from thumpflow.mapping._codegen import build, context_locals, fhir_steps
 from thumpflow.mapping._compile import is_key_path
 from thumpflow.mapping._engine import _Run, evaluate
 from thumpflow.mapping._rules import MessageMap, Ref, Rule
@@ -105,12 +105,10 @@ def _set(target: dict[str, Any], path: str, value: Any) -> Any:
 
 def _test(when: Condition, names: dict[str, Any]) -> Callable[[list[str], Any], bool]:
     """A rule's `when` as a function of a segment's fields and the context."""
-    lines = [
-        "def when(p, x):",
-        "    " + "; ".join(f"{name} = x.{attr}" for name, attr in CONTEXT),
-        *("    " + line for line in when.prelude),
-        f"    return bool({when.expression})",
-    ]
+    body = [*when.prelude, f"return bool({when.expression})"]
+    defined = context_locals("\n".join(body))
+    lines = ["def when(p, x):", *(["    " + defined] if defined else [])]
+    lines.extend("    " + line for line in body)
     return build("\n".join(lines) + "\n", dict(names), "when")  # type: ignore[no-any-return]
 
 

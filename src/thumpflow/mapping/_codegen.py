@@ -52,7 +52,7 @@ SPLIT = {1: "C", 2: "S"}
 
 
 # The locals a generated function may read from the context `x`.
-CONTEXT = (
+_CONTEXT = (
     ("R", "rep"),
     ("C", "comp"),
     ("S", "sub"),
@@ -60,6 +60,15 @@ CONTEXT = (
     ("U", "unescape"),
     ("_M", "memo"),
 )
+
+
+def context_locals(code: str) -> str:
+    """The statement defining the context's locals (see `_CONTEXT`) that
+    `code` uses, from the context `x`; "" when it uses none."""
+    return "; ".join(
+        f"{name} = x.{attr}" for name, attr in _CONTEXT if re.search(rf"\b{name}\b", code)
+    )
+
 
 # Padding for a short `p`: `p + PAD[k - n]` has k items (see `_reads`).
 PAD = tuple([""] * j for j in range(100))
@@ -110,16 +119,14 @@ class GeneratedFunction:
         lines = [f"def {self.name}({params}):"]
         lines.extend("    " + line for line in self.prelude())
         lines.extend("    " + line for line in self.body)
-        # The context's delimiters and unescape function, those the code uses.
-        code = "\n".join(lines[1:])
-        used = [f"{name} = x.{attr}" for name, attr in CONTEXT if re.search(rf"\b{name}\b", code)]
-        if used:
-            lines.insert(1, "    " + "; ".join(used))
+        defined = context_locals("\n".join(lines[1:]))
+        if defined:
+            lines.insert(1, "    " + defined)
         return "\n".join(lines) + "\n"
 
     def prelude(self) -> list[str]:
         """The code reading every element the body uses into its locals, from
-        `p` and the context's locals (see `CONTEXT`)."""
+        `p` and the context's locals (see `_CONTEXT`)."""
         lines = self._reads()
         for head, expr in self.heads.items():
             if head not in self.positions:

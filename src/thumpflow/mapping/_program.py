@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 
 from thumpflow.fhir import deterministic_id
 from thumpflow.mapping._codegen import (
-    CONTEXT,
     GeneratedFunction,
     build,
+    context_locals,
     fhir_steps,
     identifier_code,
 )
@@ -99,10 +99,9 @@ class _ProgramWriter:
         self.line(1, f"run.put_last(before, [{''.join(_local(0, n) + ', ' for n in last)}])")
         self.line(1, "for w, b, e in pending: w(run, b, e)")
         # The context's locals the inlined conditions use.
-        code = "\n".join(self.lines)
-        used = [f"{name} = x.{attr}" for name, attr in CONTEXT if re.search(rf"\b{name}\b", code)]
-        if used:
-            self.lines.insert(2, "    " + "; ".join(used))
+        defined = context_locals("\n".join(self.lines))
+        if defined:
+            self.lines.insert(2, "    " + defined)
         source = "\n".join(self.lines) + "\n"
         namespace = self.comp.names
         for name, helper in _HELPERS.items():

@@ -62,7 +62,7 @@ Fill = Callable[[Parts, Ctx, dict[str, Any]], tuple[str, ...] | None]
 class Condition(NamedTuple):
     """A condition as code to inline: `prelude` (lines) reads the elements
     `expression` tests from a segment's fields `p`, with the context's
-    locals (`_codegen.CONTEXT`) defined."""
+    locals (`_codegen.context_locals`) defined."""
 
     prelude: tuple[str, ...]
     expression: str
