@@ -68,7 +68,8 @@ def _content_key(value: Any) -> str:
 # CR): dropped from what a message says, raw or as a `\Xhh\` escape.
 _CONTROLS = "".join(map(chr, [*range(9), 11, 12, *range(14, 32)]))
 _CONTROL = re.compile(f"[{re.escape(_CONTROLS)}]")
-_CONTROL_BYTES = _CONTROLS.encode("ascii")
+# Every control byte to NUL (itself one), every other byte to itself.
+_CONTROL_TO_NUL = bytes.maketrans(_CONTROLS.encode("ascii"), bytes(len(_CONTROLS)))
 _NO_CONTROLS = str.maketrans("", "", _CONTROLS)
 
 
@@ -80,7 +81,7 @@ def _has_controls(message: Message) -> bool:
         raw = message.to_bytes()
     except UnicodeError:
         return _CONTROL.search(message.to_str()) is not None
-    return len(raw.translate(None, _CONTROL_BYTES)) != len(raw)
+    return b"\x00" in raw.translate(_CONTROL_TO_NUL)
 
 
 class _Run:
