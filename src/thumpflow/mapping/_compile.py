@@ -172,6 +172,7 @@ class Compiler:
     # -- generation --
 
     def fname(self, kind: str, name: str) -> str:
+        """A name for a new generated function, unique in the shared namespace."""
         fname = f"{kind}_" + re.sub(r"\W", "_", name)
         while fname in self.fnames:
             fname += "_"
