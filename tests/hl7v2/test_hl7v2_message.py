@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from thumpflow.core.errors import MessageError
 from thumpflow.hl7v2 import Delimiters, Message
@@ -141,6 +143,24 @@ def test_segment_table_is_the_segments_ids_and_fields_indexed_or_not() -> None:
     assert table2[:6] == table[:6]
     assert table2[6] == ["ZPV", "1", "changed"]
     assert table2[7] == ["ZZZ", "appended"]
+
+
+@given(
+    lines=st.lists(st.sampled_from(["PID|1", "OBX|1|NM", "NTE|1", "", " ", "ZPV|x"]), max_size=12),
+    appended=st.booleans(),
+)
+def test_segment_positions_are_where_each_id_is_in_the_segment_table(
+    lines: list[str], appended: bool
+) -> None:
+    """With or without blank lines skipped, before or after a segment is appended."""
+    message = Message.parse("\r".join(["MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5", *lines]))
+    if appended:
+        message.set("ZZZ-1", "appended")
+    ids, _ = message.segment_table()
+    expected: dict[str, list[int]] = {}
+    for pos, sid in enumerate(ids):
+        expected.setdefault(sid, []).append(pos)
+    assert message.segment_positions() == expected
 
 
 def test_round_trip_is_byte_exact(msg: Message) -> None:

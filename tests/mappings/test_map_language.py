@@ -10,9 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from thumpflow.hl7v2 import unescape
+from thumpflow.hl7v2.delimiters import DEFAULT_DELIMITERS
 from thumpflow.mapping import MapError, convert
 from thumpflow.mapping._compile import Compiler
+from thumpflow.mapping._support import Ctx
 
 
 def _compiler(segment: dict[str, Any]) -> Compiler:
@@ -138,3 +143,53 @@ def test_an_entry_writing_nothing_is_refused(entry: dict[str, Any]) -> None:
     compiler = _compiler({"entries": [entry]})
     with pytest.raises(MapError, match="needs a value"):
         compiler.segment("X[Patient]", "test")
+
+
+_texts = st.text(alphabet=st.sampled_from([*'aZ0 &^~\\"#', "\u00e9"]), max_size=12)
+
+
+@given(element=_texts, level=st.sampled_from([0, 1]))
+def test_a_one_text_data_type_map_inlined_gives_what_calling_it_gives(
+    element: str, level: int
+) -> None:
+    """`{from: 1, to: valueString}` (ST[valueString]) is written inline by its
+    callers: for any element text, at field level (its first repetition) and
+    at component level, the caller writes what calling the map's own
+    function returns."""
+    compiler = Compiler(
+        {},
+        {
+            "ST[valueString]": {"entries": [{"from": 1, "to": "valueString"}]},
+            "X[ext]": {"entries": [{"from": 2, "to": "extension[]", "type": "ST[valueString]"}]},
+        },
+        {
+            "X[Patient]": {
+                "resourceType": "Patient",
+                "entries": [{"from": 2, "to": "extension[]", "type": "ST[valueString]"}],
+            }
+        },
+    )
+    _, segment = compiler.segment("X[Patient]", "test")
+    caller = compiler.names[compiler._datatype("X[ext]", 1, "test")]
+    called = compiler.names[compiler._datatype("ST[valueString]", 1 + level, "test")]
+    d = DEFAULT_DELIMITERS
+    ctx = Ctx(
+        d.repetition,
+        d.component,
+        d.subcomponent,
+        d.escape,
+        lambda raw: unescape(raw, d, "utf-8"),
+        "",
+        str,
+        dict,
+    )
+    assert compiler.one_text
+    if level == 0:
+        out: dict[str, Any] = {}
+        segment(["X", "", element], ctx, out)
+        first = element.split(d.repetition, maxsplit=1)[0]
+        expected = called(first.split(d.component), ctx) if first else None
+    else:
+        out = caller(["", element], ctx) or {}
+        expected = called(element.split(d.subcomponent), ctx) if element else None
+    assert out.get("extension") == (None if expected is None else [expected])

@@ -17,8 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thumpflow.hl7v2 import escape
-from thumpflow.hl7v2.delimiters import DEFAULT_DELIMITERS
+from tests.mappings.edits import replace_component
 from thumpflow.mapping import (
     ConversionError,
     FhirDecimal,
@@ -60,15 +59,7 @@ def _raw(kind: Any, seed: int, edits: list[tuple[int, int, int, str]], tz: str) 
     segments[0] = "|".join(msh)
     for seg_no, field_no, comp_no, text in edits:
         i = 1 + seg_no % (len(segments) - 1)
-        fields = segments[i].split("|")
-        while len(fields) <= field_no:
-            fields.append("")
-        comps = fields[field_no].split("^")
-        while len(comps) < comp_no:
-            comps.append("")
-        comps[comp_no - 1] = escape(text, DEFAULT_DELIMITERS)
-        fields[field_no] = "^".join(comps)
-        segments[i] = "|".join(fields)
+        segments[i] = replace_component(segments[i], field_no, comp_no, text)
     return "\r".join(segments).encode("utf-8")
 
 

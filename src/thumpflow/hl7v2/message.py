@@ -15,6 +15,7 @@ from thumpflow.hl7v2.lines import (
 )
 from thumpflow.hl7v2.path import compile_path
 from thumpflow.hl7v2.segment import (
+    HEADER_SEGMENTS,
     WHITESPACE,
     WHITESPACE_BYTES,
     Segment,
@@ -188,6 +189,8 @@ class Message(HeaderFields):
         fs = self._delims.field
         index: dict[str, list[int]] = {}
         order = self._order
+        known = self._fields
+        ids, table = into if into is not None else ([], [])
         for i, part in enumerate(parts):
             if part[3:4] == fs:
                 sid = part[:3]
@@ -202,11 +205,14 @@ class Message(HeaderFields):
             else:
                 positions.append(i)
             if into is not None:
-                fields = self._fields.get(i)
+                fields = known.get(i)
                 if fields is None:
-                    fields = self._fields[i] = split_fields(part, fs)
-                into[0].append(sid)
-                into[1].append(fields)
+                    # `split_fields`: `sid` is the first field, stripped.
+                    fields = known[i] = part.split(fs)
+                    if sid in HEADER_SEGMENTS:
+                        fields.insert(1, fs)
+                ids.append(sid)
+                table.append(fields)
         self._index = index
         return index
 
@@ -319,6 +325,20 @@ class Message(HeaderFields):
             ids.append(text[:3] if text[3:4] == fs else segment_id(text, fs))
             table.append(self._fields.get(i) or self._part_fields(i))
         return ids, table
+
+    def segment_positions(self) -> dict[str, list[int]]:
+        """For each segment id, the positions of its segments in the lists
+        `segment_table` returns, increasing. When no line before a segment was
+        skipped as blank this is the message's own index, shared: treat it as
+        read-only, and as valid only until the message is changed."""
+        index = self._index or self._build_index()
+        order = self._order
+        # Increasing part numbers from 0: the last is the count less one only
+        # when each is its position.
+        if not order or order[-1] == len(order) - 1:
+            return index
+        where = {i: pos for pos, i in enumerate(order)}
+        return {sid: [where[i] for i in found] for sid, found in index.items()}
 
     def segment_ids(self) -> list[str]:
         """The id of every segment in message order (blank lines skipped)."""

@@ -1,4 +1,4 @@
-"""HL7 v2 → FHIR R4 (4.0.1) conversion: declarative maps plus one small evaluator.
+"""HL7 v2 → FHIR R4 (4.0.1) conversion: declarative maps compiled into Python functions.
 
 The maps under `maps/` follow the HL7 V2-to-FHIR Implementation Guide
 (message → Bundle, segment → resource, data type → data type, v2 table →
@@ -64,6 +64,7 @@ from thumpflow.mapping._naming import (
     system_for,
     using_naming_systems,
 )
+from thumpflow.mapping._program import compile_program
 from thumpflow.mapping._report import (
     NO_MESSAGE_MAP,
     WARNING_CODES,
@@ -143,7 +144,9 @@ def _load() -> dict[str, MessageMap]:
     for structure, spec in sections["messages"].items():
         rules = compile_rules(spec.get("rules"), comp, f"message {structure}")
         events = tuple(str(e) for e in spec.get("events", ()))
-        mmap = MessageMap(structure, events, rules, final)
+        mmap = MessageMap(
+            structure, events, rules, final, compile_program(comp, structure, rules, final)
+        )
         if structure == GENERIC:
             generic = mmap
         for event in events:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from thumpflow.mapping._support import MapError, Setter
+from thumpflow.mapping._support import MapError
 
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)(?:\[(\d*)\])?")
 TEMPLATE = re.compile(r"\{([0-9.]+)(?::([A-Za-z0-9_\[\]]+))?\}")
@@ -47,17 +47,6 @@ def _parse_index(path: str, where: str) -> tuple[int, ...]:
     return idx
 
 
-def compile_setter(path: str, where: str) -> Setter:
-    """A function writing a value at a FHIR path (as entries' `to` does) and
-    returning the anchor that `with` constants go into; for the few writes
-    the engine makes itself (references, notes)."""
-    gen = GeneratedFunction("setter", 0, where)
-    anchor = gen.write(fhir_steps(path, where), "v", "o", merge=False, want_anchor=True)
-    gen.body.append(f"return {anchor}")
-    fn: Setter = build(gen.source("o, v"), {}, "setter")
-    return fn
-
-
 # The local holding the delimiter that splits an element nested n levels deep.
 SPLIT = {1: "C", 2: "S"}
 
@@ -71,6 +60,15 @@ _CONTEXT = (
     ("U", "unescape"),
     ("_M", "memo"),
 )
+
+
+def context_locals(code: str) -> str:
+    """The statement defining the context's locals (see `_CONTEXT`) that
+    `code` uses, from the context `x`; "" when it uses none."""
+    return "; ".join(
+        f"{name} = x.{attr}" for name, attr in _CONTEXT if re.search(rf"\b{name}\b", code)
+    )
+
 
 # Padding for a short `p`: `p + PAD[k - n]` has k items (see `_reads`).
 PAD = tuple([""] * j for j in range(100))
@@ -119,22 +117,26 @@ class GeneratedFunction:
 
     def source(self, params: str = "p, x") -> str:
         lines = [f"def {self.name}({params}):"]
-        lines.extend("    " + line for line in self._reads())
+        lines.extend("    " + line for line in self.prelude())
+        lines.extend("    " + line for line in self.body)
+        defined = context_locals("\n".join(lines[1:]))
+        if defined:
+            lines.insert(1, "    " + defined)
+        return "\n".join(lines) + "\n"
+
+    def prelude(self) -> list[str]:
+        """The code reading every element the body uses into its locals, from
+        `p` and the context's locals (see `_CONTEXT`)."""
+        lines = self._reads()
         for head, expr in self.heads.items():
             if head not in self.positions:
-                lines.append(f"    {head} = {expr}")
+                lines.append(f"{head} = {expr}")
             if self.inner[head]:
-                lines.append(f"    if {head}:")
-                lines.extend("        " + line for line in self.inner[head])
-                lines.append("    else:")
-                lines.append("        " + " = ".join(self.defined[head]) + " = ''")
-        lines.extend("    " + line for line in self.body)
-        # The context's delimiters and unescape function, those the code uses.
-        code = "\n".join(lines[1:])
-        used = [f"{name} = x.{attr}" for name, attr in _CONTEXT if re.search(rf"\b{name}\b", code)]
-        if used:
-            lines.insert(1, "    " + "; ".join(used))
-        return "\n".join(lines) + "\n"
+                lines.append(f"if {head}:")
+                lines.extend("    " + line for line in self.inner[head])
+                lines.append("else:")
+                lines.append("    " + " = ".join(self.defined[head]) + " = ''")
+        return lines
 
     def _reads(self) -> list[str]:
         """The prelude's reads of the items of `p` the map uses: unpacked at
@@ -275,21 +277,23 @@ class GeneratedFunction:
         raise MapError(f"{self.where}: unknown condition {op!r}")
 
     def _present(self, out: str, steps: list[Step]) -> str:
-        """An expression true when the output has a value at `steps` (dict keys,
-        list elements by index), read inline: no call per test."""
+        """An expression true when the output (`out`, a dict) has a value at
+        `steps` (dict keys, list elements by index), read inline: no call per
+        test; a type test also stands for the test that a value is there."""
         tests: list[str] = []
         node = out
-        for key, index in steps:
-            value = self.temp("_p")
-            tests.append(f"type({node}) is dict and ({value} := {node}.get({key!r})) is not None")
-            node = value
+        last = len(steps) - 1
+        for i, (key, index) in enumerate(steps):
+            getter = f"{node}.get({key!r})"
             if index is not None:
-                element = self.temp("_p")
-                tests.append(
-                    f"type({node}) is list and len({node}) > {index}"
-                    f" and ({element} := {node}[{index}]) is not None"
-                )
-                node = element
+                seq = self.temp("_p")
+                tests.append(f"type({seq} := {getter}) is list and len({seq}) > {index}")
+                getter = f"{seq}[{index}]"
+            if i == last:
+                tests.append(f"{getter} is not None")
+            else:
+                node = self.temp("_p")
+                tests.append(f"type({node} := {getter}) is dict")
         return "(" + " and ".join(tests) + ")"
 
     # -- writing --
@@ -353,6 +357,17 @@ class GeneratedFunction:
                     return result
                 node = anchor = self._append_element(body, seq)
                 continue
+            if idx == 0 and not (final and merge):
+                # Element 0: the list's first, or a new one.
+                element = self.temp("_d")
+                if final:
+                    body.append(f"if {seq}: {seq}[0] = {value}")
+                    body.append(f"else: {seq}.append({value})")
+                    return anchor
+                body.append(f"if {seq}: {element} = {seq}[0]")
+                body.append(f"else: {element} = {{}}; {seq}.append({element})")
+                node = anchor = element
+                continue
             body.append(f"while len({seq}) <= {idx}: {seq}.append({{}})")
             if final:
                 if merge:
@@ -402,6 +417,23 @@ def _item(parts: str, i: int) -> str:
     """The expression for item `i` of the split `parts`, "" when it has fewer
     (a split has at least one item)."""
     return f"{parts}[0]" if i == 0 else f"{parts}[{i}] if len({parts}) > {i} else ''"
+
+
+def identifier_code(resource: str, path: str, found: str) -> list[str]:
+    """Code setting local `found` to the business identifier of the dict
+    `resource`: (system, value) of the first identifier with a value at its
+    key `path` (an identifier or a list of them), or None."""
+    return [
+        f"{found} = None",
+        f"_i = {resource}.get({path!r})",
+        "if type(_i) is list:",
+        "    for _e in _i:",
+        "        if type(_e) is dict and _e.get('value'):",
+        f"            {found} = (str(_e.get('system', '')), str(_e['value']))",
+        "            break",
+        "elif type(_i) is dict and _i.get('value'):",
+        f"    {found} = (str(_i.get('system', '')), str(_i['value']))",
+    ]
 
 
 def generate_twice(

@@ -3,7 +3,7 @@
 The map language has four kinds of map, mirroring the HL7 V2-to-FHIR IG:
 vocabulary maps (v2 code → FHIR code), data type maps (components → FHIR
 data type elements), segment maps (fields → resource elements) and message
-maps (segments and groups → resources in a Bundle; see `_engine`). A data
+maps (segments and groups → resources in a Bundle; see `_program`). A data
 type or segment map is a list of entries; each entry reads one element
 (`from`), a constant (`const`) or a template (`template`), converts it (a
 primitive `type`, a nested data type map `type`, a `vocab`), and writes it at
@@ -35,11 +35,12 @@ from thumpflow.mapping._codegen import (
     build,
     fhir_steps,
     generate_twice,
+    identifier_code,
 )
 from thumpflow.mapping._forms import element_of, per_repetition, regroup, whole_field
 from thumpflow.mapping._hooks import ELEMENT_HOOKS, FIELD_HOOKS
 from thumpflow.mapping._memo import is_pure, recall, remember
-from thumpflow.mapping._support import Fill, MapError, Test, Texts, read_keys
+from thumpflow.mapping._support import Condition, Fill, MapError, read_keys
 from thumpflow.mapping._values import PRIMITIVES
 from thumpflow.mapping._vocab import VocabTable
 
@@ -69,6 +70,18 @@ _ENTRY_KEYS = frozenset(
         "segment",
     }
 )
+
+
+def _one_text(entries: list[Any]) -> str | None:
+    """The key of a data type map whose one entry writes its first item's
+    text there (`{from: 1, to: valueString}`), else None."""
+    if len(entries) != 1 or not isinstance(entries[0], dict):
+        return None
+    (entry,) = entries
+    to = entry.get("to")
+    if set(entry) != {"from", "to"} or entry["from"] != 1 or not isinstance(to, str):
+        return None
+    return to if to.isidentifier() else None
 
 
 def is_key_path(part: str) -> bool:
@@ -106,6 +119,9 @@ class Compiler:
         # whose results are kept across messages.
         self.pure: set[str] = set()
         self.memo_slots: dict[str, int] = {}
+        # Data type functions that write one element's text at one key (as
+        # `ST[valueString]`), and that key: callers inline them.
+        self.one_text: dict[str, str] = {}
         self.segments: dict[tuple[str, tuple[str, ...], bool], tuple[str, Fill]] = {}
         self.fnames: set[str] = set()
 
@@ -123,7 +139,7 @@ class Compiler:
         spec = self.segment_specs.get(name)
         if spec is None:
             raise MapError(f"{where}: unknown segment map {name!r}")
-        fname = self._fname("seg", name)
+        fname = self.fname("seg", name)
 
         def generate(gen: GeneratedFunction) -> None:
             element = spec.get("element")
@@ -141,30 +157,12 @@ class Compiler:
         self.segments[(name, paths, bool(key))] = (rtype, fill)
         return rtype, fill
 
-    def test(self, spec: Any, where: str) -> Test:
-        """A function `(fields, ctx) -> bool` for a rule's `when` (`set` and
+    def test(self, spec: Any, where: str) -> Condition:
+        """A rule's `when` as code over a segment's fields `p` (`set` and
         `unset` see an empty output)."""
-        gen = GeneratedFunction(self._fname("when", "rule"), 0, where)
+        gen = GeneratedFunction("when", 0, where)
         expr = gen.condition(spec, "{}")
-        gen.body.append(f"return bool({expr})")
-        test: Test = self._define(gen.source(), gen.name)
-        return test
-
-    def key(self, parts: tuple[str, ...]) -> Texts | None:
-        """For a key naming earlier rules, a function `(texts, rids) -> key`
-        putting the texts its segment function returned and the ids of the
-        named resources (`rids`, in order) in key order; None for a key of
-        element paths only (the texts are the key)."""
-        if all(is_key_path(part) for part in parts):
-            return None
-        named = iter(range(len(parts)))
-        texts = iter(range(len(parts)))
-        items = [f"t[{next(texts)}]" if is_key_path(p) else f"ids[{next(named)}]" for p in parts]
-        fname = self._fname("keys", "rule")
-        key: Texts = self._define(
-            f"def {fname}(t, ids):\n    return ({', '.join(items)},)\n", fname
-        )
-        return key
+        return Condition(tuple(gen.prelude()), expr)
 
     def _define(self, source: str, fname: str) -> Any:
         """Compile `source` into the shared namespace (so generated functions
@@ -173,7 +171,8 @@ class Compiler:
 
     # -- generation --
 
-    def _fname(self, kind: str, name: str) -> str:
+    def fname(self, kind: str, name: str) -> str:
+        """A name for a new generated function, unique in the shared namespace."""
         fname = f"{kind}_" + re.sub(r"\W", "_", name)
         while fname in self.fnames:
             fname += "_"
@@ -187,7 +186,7 @@ class Compiler:
         spec = self.datatype_specs.get(name)
         if spec is None:
             raise MapError(f"{where}: unknown data type map {name!r}")
-        fname = self._fname("dt", f"{name}_{level}")
+        fname = self.fname("dt", f"{name}_{level}")
         self.datatypes[(name, level)] = fname
         if "python" in spec:
             return self._hook(name, str(spec["python"]), level, fname, where)
@@ -197,6 +196,9 @@ class Compiler:
             if base is None or "entries" not in base:
                 raise MapError(f"{where}: data type {name} extends unknown {spec['extends']!r}")
             entries = list(base["entries"]) + entries
+        key = _one_text(entries)
+        if key is not None and "resourceType" not in spec:
+            self.one_text[fname] = key
 
         def generate(gen: GeneratedFunction) -> None:
             gen.body.append("o = {}")
@@ -213,7 +215,11 @@ class Compiler:
             self.resource_datatypes.add(fname)
             ident = spec.get("identity") or {}
             conditional = ident.get("conditional")
-            gen.body.append(f"return x.add({str(resource_type)!r}, o, {conditional!r})")
+            if conditional is None:
+                gen.body.append(f"return x.add({str(resource_type)!r}, o, None)")
+            else:
+                gen.body.extend(identifier_code("o", str(conditional), "_f"))
+                gen.body.append(f"return x.add({str(resource_type)!r}, o, _f)")
         source = gen.source()
         if resource_type is None and is_pure(source, fname, self.pure):
             self.pure.add(fname)
@@ -301,7 +307,7 @@ class Compiler:
             raise MapError(f"{where}: `as` must be code, Coding or CodeableConcept")
         type_name = str(spec.get("type", "string"))
 
-        def convert(text: str, strip_for_vocab: bool, stripped: bool = False) -> str:
+        def convert(text: str, strip_for_vocab: bool) -> str:
             value = gen.temp("_v")
             if vocab is not None:
                 code = gen.temp("_k")
@@ -313,9 +319,7 @@ class Compiler:
                 )
                 body.append(f"{value} = {lookup} if {code} else None")
             elif PRIMITIVES.get(type_name) is PRIMITIVES["string"]:
-                body.append(
-                    f"{value} = {text} or None" if stripped else f"{value} = {text}.strip() or None"
-                )
+                body.append(f"{value} = {text}.strip() or None")
             elif PRIMITIVES.get(type_name) is PRIMITIVES["code"]:
                 body.append(f"{value} = ' '.join({text}.split()) or None")
             else:
@@ -422,6 +426,23 @@ class Compiler:
                     body.append(f"if {value} is None:")
                     body.append(f"    {value} = _remember(_M, {key}, {datatype}({parts}, x))")
                     body.append(f"else: {value} = _recall({value})")
+                elif datatype in self.one_text:
+                    # What the function returns, without calling it: its
+                    # element's first item, unescaped and stripped, at its key.
+                    first = gen.temp("_h")
+                    text = gen.temp("_t")
+                    body.append(
+                        f"{first} = {raw}.split({SPLIT[nested]}, 1)[0]"
+                        if nested in SPLIT
+                        else f"{first} = {raw}"
+                    )
+                    body.append(
+                        f"{text} = (U({first}) if E in {first} else {first}).strip()"
+                        f" if {first} != '\"\"' else ''"
+                    )
+                    body.append(
+                        f"{value} = {{{self.one_text[datatype]!r}: {text}}} if {text} else None"
+                    )
                 else:
                     body.append(f"{value} = {datatype}({parts}, x)")
                 emit_if_valued(value)
@@ -431,7 +452,14 @@ class Compiler:
                 vocab is not None or PRIMITIVES.get(type_name) in _STRIPPED_TEXTS
             ):
                 # The prelude has this element's unescaped, stripped text already.
-                emit_if_valued(convert(known, False, stripped=True))
+                if vocab is None and PRIMITIVES.get(type_name) is PRIMITIVES["string"]:
+                    # A string is that text, when it is not empty.
+                    body.append(f"if {known}:")
+                    mark = len(body)
+                    emit(known)
+                    gen.indent(body, mark)
+                    return
+                emit_if_valued(convert(known, False))
                 return
             text = gen.temp("_u")
             body.append(f"{text} = U({raw}) if E in {raw} else {raw}")

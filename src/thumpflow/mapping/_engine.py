@@ -1,4 +1,5 @@
-"""The evaluator: runs a compiled message map over one parsed message.
+"""One conversion run: a message map's program (`_program`) over one parsed
+message, the resources it registers, and the Bundle they make.
 
 Guarantees:
 
@@ -36,17 +37,9 @@ from thumpflow.mapping._report import (
     outcome_entry,
     shown_event,
 )
-from thumpflow.mapping._rules import MessageMap, Rule
-from thumpflow.mapping._scope import (
-    Built,
-    Scope,
-    anchors_of,
-    group_instances,
-    identifier_of,
-    search_escape,
-    segment_positions,
-)
-from thumpflow.mapping._support import Ctx, Parts, read_output
+from thumpflow.mapping._rules import MessageMap
+from thumpflow.mapping._scope import Built, search_escape
+from thumpflow.mapping._support import Ctx, Parts
 from thumpflow.mapping._values import FhirDecimal, instant, timezone_of
 
 BundleType = Literal["transaction", "batch", "collection"]
@@ -75,7 +68,8 @@ def _content_key(value: Any) -> str:
 # CR): dropped from what a message says, raw or as a `\Xhh\` escape.
 _CONTROLS = "".join(map(chr, [*range(9), 11, 12, *range(14, 32)]))
 _CONTROL = re.compile(f"[{re.escape(_CONTROLS)}]")
-_CONTROL_BYTES = _CONTROLS.encode("ascii")
+# Every control byte to NUL (itself one), every other byte to itself.
+_CONTROL_TO_NUL = bytes.maketrans(_CONTROLS.encode("ascii"), bytes(len(_CONTROLS)))
 _NO_CONTROLS = str.maketrans("", "", _CONTROLS)
 
 
@@ -87,7 +81,7 @@ def _has_controls(message: Message) -> bool:
         raw = message.to_bytes()
     except UnicodeError:
         return _CONTROL.search(message.to_str()) is not None
-    return len(raw.translate(None, _CONTROL_BYTES)) != len(raw)
+    return b"\x00" in raw.translate(_CONTROL_TO_NUL)
 
 
 class _Run:
@@ -98,8 +92,11 @@ class _Run:
         self.message = message
         self.transaction = bundle_type == "transaction"
         self.batch = bundle_type == "batch"
+        self.collection = bundle_type == "collection"
         self.built: dict[str, Built] = {}
-        self.order: list[str] = []
+        # The resources in Bundle order, and their Bundle entries.
+        self.order: list[Built] = []
+        self.entries: list[dict[str, Any]] = []
         self.warnings: list[str] = []
         self.texts: dict[str, str] = {}
         # (resource type, id basis) -> the last `#n` given.
@@ -159,17 +156,21 @@ class _Run:
             self.texts[path] = cached
         return cached
 
-    def register(
+    def register(  # noqa: PLR0917
         self,
         rtype: str,
         resource: dict[str, Any],
         found: tuple[str, str] | None,
         basis: tuple[str, ...],
         rid: str,
+        seg: int = -1,
+        anchor: int = -1,
     ) -> Built:
         """Add `resource` to the Bundle under `rid` (its id from `basis`, the
         identifier `found` or the rule's key), or under `basis + #n` when
-        another resource of this message already has that id."""
+        another resource of this message already has that id; its entry is
+        made now (a conditional update by `found` in a transaction, else by
+        id, which the resource then holds). `seg` and `anchor`: see `Built`."""
         built = self.built
         if rid in built:
             # The n-th resource with this basis is `#n`; counting on from the last
@@ -179,30 +180,41 @@ class _Run:
                 n += 1
                 rid = deterministic_id(rtype, *basis, f"#{n}")
             self.repeats[(rtype, basis)] = n
-        query = None
+        full = "urn:uuid:" + rid
         if found is not None and self.transaction:
             system, value = found
-            query = (
+            url = (
                 f"{rtype}?identifier={_escaped_system(system)}|{search_escape(value)}"
                 if system
                 else f"{rtype}?identifier={search_escape(value)}"
             )
-        b = Built(
-            resource, rtype, rid, f"{rtype}/{rid}" if self.batch else f"urn:uuid:{rid}", query
+        else:
+            resource["id"] = rid
+            url = f"{rtype}/{rid}"
+        entry: dict[str, Any] = (
+            {"fullUrl": full, "resource": resource}
+            if self.collection
+            else {"fullUrl": full, "resource": resource, "request": {"method": "PUT", "url": url}}
         )
+        # In a batch (never conditional) a Reference is `Type/<id>`, the url.
+        b = Built(resource, rid, url if self.batch else full, entry, seg, anchor)
         built[rid] = b
-        self.order.append(rid)
+        self.order.append(b)
+        self.entries.append(entry)
         return b
 
     def add_datatype_resource(
-        self, rtype: str, body: dict[str, Any], conditional: str | None, key: str | None = None
+        self,
+        rtype: str,
+        body: dict[str, Any],
+        found: tuple[str, str] | None,
+        key: str | None = None,
     ) -> dict[str, Any]:
         """Register a resource built by a data type map (once per message) and
-        return a reference to it; its id comes from its identifier (with
-        `conditional`), else `key`, else its content."""
+        return a reference to it; its id comes from its business identifier
+        `found` (system, value), else `key`, else its content."""
         resource = body
         resource["resourceType"] = rtype
-        found = identifier_of(resource, conditional) if conditional else None
         if found is not None:
             basis: tuple[str, ...] = found
         elif key is not None:
@@ -217,67 +229,7 @@ class _Run:
             existing = self.register(rtype, resource, found, basis, rid)
         return {"reference": existing.ref}
 
-    # -- rules ---------------------------------------------------------------
-
-    def run(
-        self,
-        rules: tuple[Rule, ...],
-        segs: list[int],
-        scope: Scope,
-        structure: str,
-        pending: list[tuple[Rule, Built, Scope]],
-        *,
-        at: dict[str, list[int]] | None = None,
-    ) -> None:
-        """Apply `rules` to the segments at positions `segs` (a whole message
-        or one group instance), collecting the built resources that have
-        references to write (`refs`) into `pending`;
-        `at` is `segment_positions(segs)` when the caller has it already."""
-        ids_of = self.ids_of
-        fields = self.fields
-        ctx = self.ctx
-        if at is None:
-            at = segment_positions(list(map(ids_of.__getitem__, segs)))
-        for rule in rules:
-            if rule.group is not None:
-                starts, inner = rule.group
-                instances = group_instances(segs, ids_of, starts)
-                if not instances and rule.required:
-                    self.missing(structure, starts[0])
-                for instance in instances:
-                    self.run(inner, instance, Scope(scope), structure, pending)
-                continue
-            if rule.unless is not None and scope.lookup(rule.unless):
-                continue
-            if rule.needs is not None and not scope.lookup(rule.needs):
-                if rule.segment in ids_of:
-                    self.warn(
-                        f"{self.message_type}: {rule.segment} not converted to"
-                        f" {rule.resource_type}: no {rule.needs} to refer to",
-                        NO_REFERENCE_TARGET,
-                    )
-                continue
-            positions = at.get(rule.segment)
-            if positions is None:
-                if rule.required:
-                    self.missing(structure, rule.segment)
-                continue
-            when = rule.when
-            if not rule.each:
-                positions = positions[:1]
-            follows = rule.follows
-            anchors = None if follows is None else anchors_of(ids_of, segs, positions, follows)
-            for pos in positions:
-                parts = fields[segs[pos]]
-                anchor = -1 if anchors is None else anchors[pos]
-                if anchor == -2:
-                    continue
-                if when is None or when(parts, ctx):
-                    built = self.apply(rule, parts, segs, pos, scope)
-                    if built is not None:
-                        built.seg, built.anchor = segs[pos], anchor
-                        if rule.refs:
-                            pending.append((rule, built, scope))
+    # -- what programs call (see `_program`) ---------------------------------
 
     def missing(self, structure: str, segment: str) -> None:
         """Note a required segment that is absent (once per segment): what the
@@ -287,59 +239,45 @@ class _Run:
             MISSING_SEGMENT,
         )
 
+    def unreferenced(self, segment: str, rtype: str, needs: str) -> None:
+        """Note a segment not converted for want of the resource it must refer to."""
+        self.warn(
+            f"{self.message_type}: {segment} not converted to {rtype}: no {needs} to refer to",
+            NO_REFERENCE_TARGET,
+        )
+
     def warn(self, text: str, code: str) -> None:
         """Add `text` (with its `code`) to the warnings unless it is there already."""
         if text not in self.warnings:
             self.warnings.append(ConversionWarning(text, code))
 
-    def apply(
-        self, rule: Rule, parts: Parts, segs: list[int], pos: int, scope: Scope
-    ) -> Built | None:
-        assert rule.fill is not None
-        if rule.into is not None:
-            targets = scope.lookup(rule.into)
-            if targets:
-                rule.fill(parts, self.ctx, targets[0].resource)
-            return None
-        resource: dict[str, Any] = {"resourceType": rule.resource_type}
-        texts = rule.fill(parts, self.ctx, resource)
-        if rule.notes is not None:
-            for k in range(pos + 1, len(segs)):
-                i = segs[k]
-                if self.ids_of[i] != "NTE":
-                    break
-                text = self.note_text(self.fields[i])
-                if text:
-                    rule.notes(resource, {"text": text})
-        for path, field, reason in rule.requires:
-            if read_output(resource, path) is None:
-                raise ConversionError(
-                    f"{self.message_type}: {reason}", segment=rule.segment, field=field, code="101"
-                )
-        found = identifier_of(resource, rule.conditional) if rule.conditional else None
-        basis = found if found is not None else self.key(rule, texts, pos, scope)
-        rtype = rule.resource_type
-        built = self.register(rtype, resource, found, basis, deterministic_id(rtype, *basis))
-        if rule.name:
-            scope.names.setdefault(rule.name, []).append(built)
-        return built
+    def refuse(self, reason: str, segment: str, field: int) -> None:
+        """Raise the `ConversionError` of a resource missing what FHIR requires."""
+        raise ConversionError(
+            f"{self.message_type}: {reason}", segment=segment, field=field, code="101"
+        )
 
-    def key(
-        self, rule: Rule, texts: tuple[str, ...] | None, pos: int, scope: Scope
-    ) -> tuple[str, ...]:
-        """The id basis of a resource without a business identifier: the
-        rule's key parts (`texts`, its element texts, with the ids of the
-        resources it names), else the message's sender, control id and position."""
-        key_parts = texts or ()
-        if rule.texts is not None:
-            rids = []
-            for name in rule.key:
-                named = scope.lookup(name)
-                rids.append(named[0].rid if named else "")
-            key_parts = rule.texts(key_parts, rids)
-        if not any(key_parts):
-            return (self.message.sending_application, self.message.control_id, str(pos))
-        return key_parts
+    def nothing(self, structure: str, required: tuple[str, ...], first: str) -> None:
+        """Raise the `ConversionError` of a message of which the map builds
+        nothing, naming the first required segment missing, else `first`."""
+        missing = next((s for s in required if s not in self.ids_of), first)
+        raise ConversionError(
+            f"{structure}: nothing to convert; segment {missing} is missing",
+            segment=missing,
+            code="100",
+        )
+
+    def put_last(self, before: int, named: list[list[Built]]) -> None:
+        """Move the final rules' own resources (`named`, the Provenance) to the
+        end of the Bundle, after what their data type maps added since
+        `before` (an EVN-5 Practitioner)."""
+        last = {id(b) for found in named for b in found}
+        tail = self.order[before:]
+        if all(id(b) in last for b in tail[len(tail) - len(last) :]):
+            return
+        moved = [b for b in tail if id(b) not in last] + [b for b in tail if id(b) in last]
+        self.order[before:] = moved
+        self.entries[before:] = [b.entry for b in moved]
 
     def note_text(self, fields: Parts) -> str:
         """NTE-3, every repetition unescaped and joined with line feeds."""
@@ -353,64 +291,6 @@ class _Run:
             if t and t != '""':
                 lines.append(t)
         return "\n".join(lines).strip()
-
-    def resolve(self, pending: list[tuple[Rule, Built, Scope]]) -> None:
-        """Write the references of each pending resource (its rule's `refs`;
-        `*` names every other resource of the Bundle, in Bundle order)."""
-        everything = self.built
-        order = self.order
-        for rule, built, scope in pending:
-            resource = built.resource
-            # Every rule has run: the names each scope sees are final.
-            names = scope.visible()
-            for ref in rule.refs:
-                key = ref.first
-                if key is not None:
-                    # `to: key` naming one resource: what `ref.to` writes.
-                    found = names.get(ref.name)
-                    if found and found[0] is not built:
-                        resource[key] = {"reference": found[0].ref}
-                    continue
-                if ref.name == "*":
-                    targets = list(map(everything.__getitem__, order))
-                else:
-                    found = names.get(ref.name)
-                    if not found:
-                        continue
-                    targets = found
-                if ref.own:
-                    targets = [t for t in targets if t.anchor == built.seg]
-                    if not targets:
-                        continue
-                if not ref.all:
-                    targets = targets[:1]
-                key = ref.put
-                if key is not None:
-                    # `to: key` without `with`: what `ref.to` writes.
-                    for t in targets:
-                        if t is not built:
-                            resource[key] = {"reference": t.ref}
-                    continue
-                key = ref.append
-                if key is not None:
-                    # `to: key[]` without `with`: what `ref.to` writes, once per list.
-                    seq = None
-                    for t in targets:
-                        if t is not built:
-                            if seq is None:
-                                seq = resource.get(key)
-                                if type(seq) is not list:
-                                    seq = resource[key] = []
-                            seq.append({"reference": t.ref})
-                    continue
-                to, with_ = ref.to, ref.with_
-                for t in targets:
-                    if t is not built:
-                        anchor = to(resource, {"reference": t.ref})
-                        for setter, value in with_:
-                            setter(anchor, value)
-                        if ref.fill is not None and t.seg >= 0:
-                            ref.fill(self.fields[t.seg], self.ctx, anchor)
 
 
 def _closed(*_: Any) -> Any:
@@ -435,52 +315,9 @@ def _evaluate(
     run: _Run, message: Message, mmap: MessageMap, bundle_type: BundleType, warnings: list[str]
 ) -> dict[str, Any]:
     run.warnings = warnings
-    root = Scope(None)
-    pending: list[tuple[Rule, Built, Scope]] = []
-    everything = list(range(len(run.ids_of)))
-    at = segment_positions(run.ids_of)
-    run.run(mmap.rules, everything, root, mmap.structure, pending, at=at)
-    if not run.order:
-        first = next(
-            (r.segment for r in mmap.rules if r.required and r.segment not in run.ids_of),
-            mmap.rules[0].segment,
-        )
-        raise ConversionError(
-            f"{mmap.structure}: nothing to convert; segment {first} is missing",
-            segment=first,
-            code="100",
-        )
-    before = len(run.order)
-    run.run(mmap.final, everything, root, mmap.structure, pending, at=at)
-    # The final rules' own resources (the Provenance) end the Bundle, after
-    # what their data type maps added (an EVN-5 Practitioner).
-    last = set()
-    for r in mmap.final:
-        if r.name:
-            for b in root.names.get(r.name, ()):
-                last.add(b.rid)
-    tail = run.order[before:]
-    if not last.issuperset(tail[-len(last) :]):
-        run.order[before:] = [r for r in tail if r not in last] + [r for r in tail if r in last]
-    run.resolve(pending)
-    entries = []
-    collection = bundle_type == "collection"
-    batch = run.batch
-    built = run.built
-    for rid in run.order:
-        b = built[rid]
-        resource = b.resource
-        query = b.query
-        if query is None:
-            resource["id"] = rid
-        entry: dict[str, Any] = {
-            "fullUrl": f"urn:uuid:{rid}" if batch else b.ref,
-            "resource": resource,
-        }
-        if not collection:
-            entry["request"] = {"method": "PUT", "url": query or f"{b.rtype}/{rid}"}
-        entries.append(entry)
-    if collection and warnings:
+    mmap.program(run, run.ids_of, run.fields, message.segment_positions())
+    entries = run.entries
+    if run.collection and warnings:
         entries.append(outcome_entry(warnings, message.sending_application, message.control_id))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
     stamp = instant(run.message_get("MSH-7")) or instant(run.message_get("EVN-2.1"), run.ctx.tz)

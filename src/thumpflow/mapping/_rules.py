@@ -5,8 +5,8 @@ segment, the segment map it applies (`map`), how the resource's id is
 derived (`identity`), which other rules' resources it references (`refs`),
 and conditions (`when`, `unless`, `required`, `follows`: the segment a PRT
 belongs to). `compile_rules` turns them into `Rule` values once, at import;
-a malformed rule raises `MapError` naming the map and rule. `_engine`
-evaluates them.
+a malformed rule raises `MapError` naming the map and rule. `_program`
+compiles each message map's rules into one function.
 """
 
 from __future__ import annotations
@@ -14,54 +14,51 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from thumpflow.mapping._codegen import compile_setter
-from thumpflow.mapping._compile import Compiler, is_key_path
-from thumpflow.mapping._support import Fill, MapError, Setter, Test, Texts
+from thumpflow.mapping._codegen import fhir_steps
+from thumpflow.mapping._compile import Compiler
+from thumpflow.mapping._support import Condition, Fill, MapError, Program
 
 
 @dataclass(frozen=True, slots=True)
 class Ref:
-    to: Setter
+    """One of a rule's `refs`: a Reference to the resources named `name`
+    (`*`: every resource of the Bundle) written at path `to`, with the
+    constants `with_` in the element holding it; `all`: to every one (else
+    the first); `own`: only to those built from segments that follow this
+    one (rules with `follows`: the PRTs of this OBX, not of its neighbours);
+    `fill`: a segment map applied to the element holding the reference, with
+    the fields of the segment the target was built from (`map:` on a ref:
+    the DG1's use and rank on its Encounter.diagnosis element)."""
+
+    to: str
     name: str
     all: bool
-    with_: tuple[tuple[Setter, Any], ...]
-    # Only the named resources built from segments that follow this one
-    # (rules with `follows`): the PRTs of this OBX, not of its neighbours.
+    with_: tuple[tuple[str, Any], ...]
     own: bool = False
-    # Without `with`, the key when `to` is a key at the top (`put`: `subject`)
-    # or a list there (`append`: `target[]`): the engine then writes it itself.
-    put: str | None = None
-    append: str | None = None
-    # A segment map applied to the element holding the reference, with the
-    # fields of the segment the target was built from (`map:` on a ref: the
-    # DG1's use and rank on its Encounter.diagnosis element).
     fill: Fill | None = None
-    # `put` for the common case: one named resource (not `all`, `own` or `*`).
-    first: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One line of a message map: a segment (or group) → a resource.
 
-    The deterministic key's parts are element texts, which `fill` returns,
-    and ids of earlier rules' resources: `key` names those rules, and
-    `texts` (None when there are none) puts both in key order.
+    The deterministic key's parts (`key`) are element paths, whose texts
+    `fill` returns in key order, and names of earlier rules, whose
+    resources' ids take their place.
     """
 
     name: str | None
     segment: str
     each: bool
     required: bool
-    when: Test | None
+    when: Condition | None
     resource_type: str
     fill: Fill | None
     into: str | None
     conditional: str | None
     key: tuple[str, ...]
-    texts: Texts | None
     refs: tuple[Ref, ...]
-    notes: Setter | None
+    notes: str | None
     group: tuple[tuple[str, ...], tuple[Rule, ...]] | None
     requires: tuple[tuple[str, int, str], ...]
     unless: str | None = None
@@ -75,6 +72,8 @@ class MessageMap:
     events: tuple[str, ...]
     rules: tuple[Rule, ...]
     final: tuple[Rule, ...]
+    # `rules` then `final`, compiled into one function (see `_program`).
+    program: Program
 
 
 def compile_rules(specs: Any, comp: Compiler, where: str) -> tuple[Rule, ...]:
@@ -85,23 +84,18 @@ def compile_rules(specs: Any, comp: Compiler, where: str) -> tuple[Rule, ...]:
 
 
 def _compile_ref(r: Any, comp: Compiler, where: str) -> Ref:
-    """One of a rule's `refs`; `put`, `append` and `first` are the forms the
-    engine writes itself (see `Ref`)."""
-    to, name = str(r["to"]), str(r["ref"])
-    plain = not r.get("with") and "map" not in r
-    put = to if plain and to.isidentifier() else None
-    own = bool(r.get("own"))
-    every = bool(r.get("all"))
+    """One of a rule's `refs`; its paths are checked here, written by the program."""
+    to = str(r["to"])
+    with_ = tuple((str(k), v) for k, v in (r.get("with") or {}).items())
+    for path in (to, *(k for k, _ in with_)):
+        fhir_steps(path, where)
     return Ref(
-        compile_setter(to, where),
-        name,
-        every,
-        tuple((compile_setter(str(k), where), v) for k, v in (r.get("with") or {}).items()),
-        own,
-        put,
-        _top_list(to) if plain else None,
+        to,
+        str(r["ref"]),
+        bool(r.get("all")),
+        with_,
+        bool(r.get("own")),
         comp.segment(str(r["map"]), where)[1] if "map" in r else None,
-        put if not (every or own) and name != "*" else None,
     )
 
 
@@ -124,7 +118,6 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             None,
             None,
             (),
-            None,
             (),
             None,
             (starts, inner),
@@ -143,8 +136,13 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         (str(path), int(req["field"]), str(req["reason"]))
         for path, req in (comp.segment_specs[map_name].get("required") or {}).items()
     )
+    name = spec.get("name")
+    if name is not None and not (isinstance(name, str) and name.isidentifier()):
+        raise MapError(f"{where}: a rule's `name` is an identifier")
+    if notes:
+        fhir_steps(str(notes), where)
     return Rule(
-        name=spec.get("name"),
+        name=name,
         segment=segment,
         each=bool(spec.get("each")),
         required=bool(spec.get("required")),
@@ -153,10 +151,9 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         fill=fill,
         into=spec.get("into"),
         conditional=ident.get("conditional"),
-        key=tuple(part for part in key if not is_key_path(part)),
-        texts=comp.key(key),
+        key=key,
         refs=refs,
-        notes=compile_setter(str(notes), where) if notes else None,
+        notes=str(notes) if notes else None,
         group=None,
         requires=requires,
         unless=spec.get("unless"),
@@ -170,12 +167,6 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             None,
         ),
     )
-
-
-def _top_list(path: str) -> str | None:
-    """`key` when `path` is `key[]` (append to a list at the top), else None."""
-    key = path.removesuffix("[]")
-    return key if key != path and key.isidentifier() else None
 
 
 def _follows(spec: Any, where: str) -> tuple[str, ...] | None:

@@ -1,13 +1,12 @@
 """What a conversion run keeps of the resources it builds, and where rules apply.
 
 `Built` is one resource of the Bundle with its id, the text a Reference to
-it holds and its conditional-update query; `Scope` holds the resources
-named by rules, per message and per group instance (an inner scope sees the
-outer one's names). `identifier_of` finds a resource's business identifier,
-`search_escape` escapes it for a search URL; `segment_positions` and
-`group_instances` find the segments rules apply to (by segment id, by group instance),
-`anchors_of` the segments a `follows` rule's segments belong to. Pure
-helpers of `_engine`: no I/O, nothing kept between messages.
+it holds and its Bundle entry; `search_escape` escapes a business identifier
+for a search URL; `segment_positions` and `group_instances` find the
+segments rules apply to (by segment id, by group instance), `anchors_of`
+the segments a `follows` rule's segments belong to. Pure helpers of
+`_engine` and the programs (`_program`): no I/O, nothing kept between
+messages.
 """
 
 from __future__ import annotations
@@ -19,70 +18,27 @@ from urllib.parse import quote
 
 class Built:
     """One resource of the Bundle: its id, the text a Reference to it holds
-    (`urn:uuid:<id>`, in a batch `Type/<id>`), its conditional-update query
-    (`Type?identifier=...`; None: written by id), the segment (index in the
-    message) it was built from and the one a `follows` rule's segment
-    follows (-1: none)."""
+    (`urn:uuid:<id>`, in a batch `Type/<id>`), its Bundle entry, the segment
+    (index in the message) it was built from (-1: built by a data type map)
+    and the one a `follows` rule's segment follows (-1: none)."""
 
-    __slots__ = ("anchor", "query", "ref", "resource", "rid", "rtype", "seg")
+    __slots__ = ("anchor", "entry", "ref", "resource", "rid", "seg")
 
-    def __init__(
-        self, resource: dict[str, Any], rtype: str, rid: str, ref: str, query: str | None
+    def __init__(  # noqa: PLR0917
+        self,
+        resource: dict[str, Any],
+        rid: str,
+        ref: str,
+        entry: dict[str, Any],
+        seg: int,
+        anchor: int,
     ) -> None:
         self.resource = resource
-        self.rtype = rtype
         self.rid = rid
         self.ref = ref
-        self.query = query
-        self.seg = -1
-        self.anchor = -1
-
-
-class Scope:
-    """The resources named by rules (`name`) in a message or one group
-    instance; `lookup` also sees the enclosing scopes' names, and so does
-    `visible` once no more are added."""
-
-    __slots__ = ("names", "parent", "view")
-
-    def __init__(self, parent: Scope | None) -> None:
-        self.parent = parent
-        self.names: dict[str, list[Built]] = {}
-        self.view: dict[str, list[Built]] | None = None
-
-    def lookup(self, name: str) -> list[Built]:
-        """The resources named `name` here, else in the nearest enclosing scope ([] if none)."""
-        scope: Scope | None = self
-        while scope is not None:
-            found = scope.names.get(name)
-            if found:
-                return found
-            scope = scope.parent
-        return []
-
-    def visible(self) -> dict[str, list[Built]]:
-        """Every name `lookup` finds here, with the list it gives (`lookup(n)`
-        is `visible().get(n, [])`), made once: only for when no rule will name
-        a resource in this scope or an enclosing one any more (the engine's
-        references, written after every rule has run)."""
-        view = self.view
-        if view is None:
-            view = {} if self.parent is None else dict(self.parent.visible())
-            for name, found in self.names.items():
-                if found:
-                    view[name] = found
-            self.view = view
-        return view
-
-
-def identifier_of(resource: dict[str, Any], path: str) -> tuple[str, str] | None:
-    """(system, value) of the first identifier with a value at `path`, or None."""
-    value = resource.get(path)
-    items = value if type(value) is list else [value] if type(value) is dict else []
-    for ident in items:
-        if type(ident) is dict and ident.get("value"):
-            return str(ident.get("system", "")), str(ident["value"])
-    return None
+        self.entry = entry
+        self.seg = seg
+        self.anchor = anchor
 
 
 _SEARCH_SAFE = re.compile(r"[A-Za-z0-9:/._~-]*")

@@ -3,7 +3,7 @@
 `Ctx` is the per-message state a generated function reads (delimiters,
 unescaping, the default timezone, message-level reads, registration of
 resources built from data types); the aliases name the generated functions'
-signatures; `read_output`/`read_keys` read what a function has written.
+signatures; `read_keys` reads what a function has written.
 `component_text` reads one component for the data type maps written in
 Python. `MapError` is raised, at import, for a map that cannot be compiled.
 """
@@ -11,7 +11,7 @@ Python. `MapError` is raised, at import, for a map that cannot be compiled.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from thumpflow.core.errors import ThumpflowError
 
@@ -57,19 +57,20 @@ class Ctx:
 
 Parts = list[str]
 Fill = Callable[[Parts, Ctx, dict[str, Any]], tuple[str, ...] | None]
-Test = Callable[[Parts, Ctx], bool]
-Texts = Callable[[tuple[str, ...], list[str]], tuple[str, ...]]
-Setter = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def read_output(target: dict[str, Any], path: str) -> Any:
-    """The value at a plain dotted output path (`valueQuantity.value`), or None."""
-    node: Any = target
-    for key in path.split("."):
-        if type(node) is not dict:
-            return None
-        node = node.get(key)
-    return node
+class Condition(NamedTuple):
+    """A condition as code to inline: `prelude` (lines) reads the elements
+    `expression` tests from a segment's fields `p`, with the context's
+    locals (`_codegen.context_locals`) defined."""
+
+    prelude: tuple[str, ...]
+    expression: str
+
+
+# A message map's program (see `_program`): (run, segment ids, segments'
+# fields, positions of each segment id) -> None.
+Program = Callable[[Any, list[str], list[Parts], dict[str, list[int]]], None]
 
 
 def component_text(components: Parts, number: int, x: Ctx) -> str:
