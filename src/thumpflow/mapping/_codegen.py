@@ -102,6 +102,8 @@ class GeneratedFunction:
         # no loops there), and the keys written at the top of any target so far.
         self.fresh: str | None = None
         self.touched: set[str] = set()
+        # The locals holding a new dict (never None), as `one_text` makes.
+        self.dicts: set[str] = set()
         self.counter = 0
 
     def temp(self, stem: str) -> str:
@@ -230,6 +232,28 @@ class GeneratedFunction:
         head = f"f{idx[0]}" if self.level == 0 else f"h{idx[0]}"
         return self._define(head, name, f"(U({raw}) if E in {raw} else {raw}).strip()")
 
+    def one_text(self, raw: str, nested: int, key: str, emit: Callable[[str], None]) -> None:
+        """Append the code of a data type map that writes one element's text
+        at `key` (see `Compiler.one_text`), without calling it: when the first
+        item of `raw` (nested `nested` deep), unescaped and stripped, is not
+        empty, `emit` writes the new dict `{key: text}`."""
+        first = self.temp("_h")
+        text = self.temp("_t")
+        value = self.temp("_v")
+        body = self.body
+        split = f"{raw}.split({SPLIT[nested]}, 1)[0]" if nested in SPLIT else raw
+        body.append(f"{first} = {split}")
+        body.append(
+            f"{text} = (U({first}) if E in {first} else {first}).strip()"
+            f" if {first} != '\"\"' else ''"
+        )
+        body.append(f"if {text}:")
+        mark = len(body)
+        body.append(f"    {value} = {{{key!r}: {text}}}")
+        self.dicts.add(value)
+        emit(value)
+        self.indent(body, mark + 1)
+
     def index(self, path: str) -> tuple[int, ...]:
         idx = _parse_index(path, self.where)
         if len(idx) + self.level > 3:
@@ -352,6 +376,8 @@ class GeneratedFunction:
                     body.append(f"{seq}.append({value})")
                     if not want_anchor:
                         return anchor
+                    if value in self.dicts:
+                        return value
                     result = self.temp("_w")
                     body.append(f"{result} = {value} if type({value}) is dict else {node}")
                     return result

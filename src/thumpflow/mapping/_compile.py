@@ -427,22 +427,8 @@ class Compiler:
                     body.append(f"    {value} = _remember(_M, {key}, {datatype}({parts}, x))")
                     body.append(f"else: {value} = _recall({value})")
                 elif datatype in self.one_text:
-                    # What the function returns, without calling it: its
-                    # element's first item, unescaped and stripped, at its key.
-                    first = gen.temp("_h")
-                    text = gen.temp("_t")
-                    body.append(
-                        f"{first} = {raw}.split({SPLIT[nested]}, 1)[0]"
-                        if nested in SPLIT
-                        else f"{first} = {raw}"
-                    )
-                    body.append(
-                        f"{text} = (U({first}) if E in {first} else {first}).strip()"
-                        f" if {first} != '\"\"' else ''"
-                    )
-                    body.append(
-                        f"{value} = {{{self.one_text[datatype]!r}: {text}}} if {text} else None"
-                    )
+                    gen.one_text(raw, nested, self.one_text[datatype], emit)
+                    return
                 else:
                     body.append(f"{value} = {datatype}({parts}, x)")
                 emit_if_valued(value)
