@@ -104,6 +104,8 @@ class GeneratedFunction:
         self.touched: set[str] = set()
         # The locals holding a new dict (never None), as `one_text` makes.
         self.dicts: set[str] = set()
+        # The locals holding a text, which has a value when it is not empty.
+        self.texts: set[str] = set()
         self.counter = 0
 
     def temp(self, stem: str) -> str:

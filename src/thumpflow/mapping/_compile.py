@@ -318,10 +318,12 @@ class Compiler:
                     else f"{vocab}.{method}({code})"
                 )
                 body.append(f"{value} = {lookup} if {code} else None")
-            elif PRIMITIVES.get(type_name) is PRIMITIVES["string"]:
-                body.append(f"{value} = {text}.strip() or None")
-            elif PRIMITIVES.get(type_name) is PRIMITIVES["code"]:
-                body.append(f"{value} = ' '.join({text}.split()) or None")
+            elif PRIMITIVES.get(type_name) in (PRIMITIVES["string"], PRIMITIVES["code"]):
+                gen.texts.add(value)
+                if PRIMITIVES.get(type_name) is PRIMITIVES["string"]:
+                    body.append(f"{value} = {text}.strip()")
+                else:
+                    body.append(f"{value} = ' '.join({text}.split())")
             else:
                 if type_name not in PRIMITIVES:
                     raise MapError(f"{where}: {type_name!r} is neither a primitive nor usable here")
@@ -329,7 +331,7 @@ class Compiler:
             return value
 
         def emit_if_valued(value: str) -> None:
-            body.append(f"if {value} is not None:")
+            body.append(f"if {value}:" if value in gen.texts else f"if {value} is not None:")
             mark = len(body)
             emit(value)
             gen.indent(body, mark)
