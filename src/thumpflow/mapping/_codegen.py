@@ -361,28 +361,29 @@ class GeneratedFunction:
                 node = child
                 continue
             seq = self.temp("_l")
+            if final and (idx < 0 or (first and idx == 0 and not merge)):
+                # The value appended, or the list made with it when there is none.
+                if first:
+                    body.append(f"{node}[{key!r}] = [{value}]")
+                else:
+                    body.append(
+                        f"if type({seq} := {node}.get({key!r})) is list: {seq}.append({value})"
+                    )
+                    body.append(f"else: {node}[{key!r}] = [{value}]")
+                if idx == 0 or not want_anchor:
+                    return anchor
+                if value in self.dicts:
+                    return value
+                result = self.temp("_w")
+                body.append(f"{result} = {value} if type({value}) is dict else {node}")
+                return result
             if first:
                 body.append(f"{seq} = {node}[{key!r}] = []")
             else:
                 body.append(f"{seq} = {node}.get({key!r})")
                 body.append(f"if type({seq}) is not list: {seq} = {node}[{key!r}] = []")
-            if first and idx == 0 and not (final and merge):
-                # Element 0 of the new list: appended, as `while` would.
-                if final:
-                    body.append(f"{seq}.append({value})")
-                    return anchor
-                node = anchor = self._append_element(body, seq)
-                continue
-            if idx < 0:
-                if final:
-                    body.append(f"{seq}.append({value})")
-                    if not want_anchor:
-                        return anchor
-                    if value in self.dicts:
-                        return value
-                    result = self.temp("_w")
-                    body.append(f"{result} = {value} if type({value}) is dict else {node}")
-                    return result
+            if (first and idx == 0) or idx < 0:
+                # A new element (element 0 of a new list, as `while` would make it).
                 node = anchor = self._append_element(body, seq)
                 continue
             if idx == 0 and not (final and merge):
