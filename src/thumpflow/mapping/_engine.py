@@ -196,8 +196,14 @@ class _Run:
             if self.collection
             else {"fullUrl": full, "resource": resource, "request": {"method": "PUT", "url": url}}
         )
+        b = Built()
+        b.resource = resource
+        b.rid = rid
         # In a batch (never conditional) a Reference is `Type/<id>`, the url.
-        b = Built(resource, rid, url if self.batch else full, entry, seg, anchor)
+        b.ref = url if self.batch else full
+        b.entry = entry
+        b.seg = seg
+        b.anchor = anchor
         built[rid] = b
         self.order.append(b)
         self.entries.append(entry)
