@@ -102,6 +102,10 @@ class GeneratedFunction:
         # no loops there), and the keys written at the top of any target so far.
         self.fresh: str | None = None
         self.touched: set[str] = set()
+        # The locals holding a new dict (never None), as `one_text` makes.
+        self.dicts: set[str] = set()
+        # The locals holding a text, which has a value when it is not empty.
+        self.texts: set[str] = set()
         self.counter = 0
 
     def temp(self, stem: str) -> str:
@@ -230,6 +234,28 @@ class GeneratedFunction:
         head = f"f{idx[0]}" if self.level == 0 else f"h{idx[0]}"
         return self._define(head, name, f"(U({raw}) if E in {raw} else {raw}).strip()")
 
+    def one_text(self, raw: str, nested: int, key: str, emit: Callable[[str], None]) -> None:
+        """Append the code of a data type map that writes one element's text
+        at `key` (see `Compiler.one_text`), without calling it: when the first
+        item of `raw` (nested `nested` deep), unescaped and stripped, is not
+        empty, `emit` writes the new dict `{key: text}`."""
+        first = self.temp("_h")
+        text = self.temp("_t")
+        value = self.temp("_v")
+        body = self.body
+        split = f"{raw}.split({SPLIT[nested]}, 1)[0]" if nested in SPLIT else raw
+        body.append(f"{first} = {split}")
+        body.append(
+            f"{text} = (U({first}) if E in {first} else {first}).strip()"
+            f" if {first} != '\"\"' else ''"
+        )
+        body.append(f"if {text}:")
+        mark = len(body)
+        body.append(f"    {value} = {{{key!r}: {text}}}")
+        self.dicts.add(value)
+        emit(value)
+        self.indent(body, mark + 1)
+
     def index(self, path: str) -> tuple[int, ...]:
         idx = _parse_index(path, self.where)
         if len(idx) + self.level > 3:
@@ -335,26 +361,29 @@ class GeneratedFunction:
                 node = child
                 continue
             seq = self.temp("_l")
+            if final and (idx < 0 or (first and idx == 0 and not merge)):
+                # The value appended, or the list made with it when there is none.
+                if first:
+                    body.append(f"{node}[{key!r}] = [{value}]")
+                else:
+                    body.append(
+                        f"if type({seq} := {node}.get({key!r})) is list: {seq}.append({value})"
+                    )
+                    body.append(f"else: {node}[{key!r}] = [{value}]")
+                if idx == 0 or not want_anchor:
+                    return anchor
+                if value in self.dicts:
+                    return value
+                result = self.temp("_w")
+                body.append(f"{result} = {value} if type({value}) is dict else {node}")
+                return result
             if first:
                 body.append(f"{seq} = {node}[{key!r}] = []")
             else:
                 body.append(f"{seq} = {node}.get({key!r})")
                 body.append(f"if type({seq}) is not list: {seq} = {node}[{key!r}] = []")
-            if first and idx == 0 and not (final and merge):
-                # Element 0 of the new list: appended, as `while` would.
-                if final:
-                    body.append(f"{seq}.append({value})")
-                    return anchor
-                node = anchor = self._append_element(body, seq)
-                continue
-            if idx < 0:
-                if final:
-                    body.append(f"{seq}.append({value})")
-                    if not want_anchor:
-                        return anchor
-                    result = self.temp("_w")
-                    body.append(f"{result} = {value} if type({value}) is dict else {node}")
-                    return result
+            if (first and idx == 0) or idx < 0:
+                # A new element (element 0 of a new list, as `while` would make it).
                 node = anchor = self._append_element(body, seq)
                 continue
             if idx == 0 and not (final and merge):

@@ -318,10 +318,12 @@ class Compiler:
                     else f"{vocab}.{method}({code})"
                 )
                 body.append(f"{value} = {lookup} if {code} else None")
-            elif PRIMITIVES.get(type_name) is PRIMITIVES["string"]:
-                body.append(f"{value} = {text}.strip() or None")
-            elif PRIMITIVES.get(type_name) is PRIMITIVES["code"]:
-                body.append(f"{value} = ' '.join({text}.split()) or None")
+            elif PRIMITIVES.get(type_name) in (PRIMITIVES["string"], PRIMITIVES["code"]):
+                gen.texts.add(value)
+                if PRIMITIVES.get(type_name) is PRIMITIVES["string"]:
+                    body.append(f"{value} = {text}.strip()")
+                else:
+                    body.append(f"{value} = ' '.join({text}.split())")
             else:
                 if type_name not in PRIMITIVES:
                     raise MapError(f"{where}: {type_name!r} is neither a primitive nor usable here")
@@ -329,7 +331,7 @@ class Compiler:
             return value
 
         def emit_if_valued(value: str) -> None:
-            body.append(f"if {value} is not None:")
+            body.append(f"if {value}:" if value in gen.texts else f"if {value} is not None:")
             mark = len(body)
             emit(value)
             gen.indent(body, mark)
@@ -427,22 +429,8 @@ class Compiler:
                     body.append(f"    {value} = _remember(_M, {key}, {datatype}({parts}, x))")
                     body.append(f"else: {value} = _recall({value})")
                 elif datatype in self.one_text:
-                    # What the function returns, without calling it: its
-                    # element's first item, unescaped and stripped, at its key.
-                    first = gen.temp("_h")
-                    text = gen.temp("_t")
-                    body.append(
-                        f"{first} = {raw}.split({SPLIT[nested]}, 1)[0]"
-                        if nested in SPLIT
-                        else f"{first} = {raw}"
-                    )
-                    body.append(
-                        f"{text} = (U({first}) if E in {first} else {first}).strip()"
-                        f" if {first} != '\"\"' else ''"
-                    )
-                    body.append(
-                        f"{value} = {{{self.one_text[datatype]!r}: {text}}} if {text} else None"
-                    )
+                    gen.one_text(raw, nested, self.one_text[datatype], emit)
+                    return
                 else:
                     body.append(f"{value} = {datatype}({parts}, x)")
                 emit_if_valued(value)

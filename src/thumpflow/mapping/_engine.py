@@ -101,7 +101,8 @@ class _Run:
         self.texts: dict[str, str] = {}
         # (resource type, id basis) -> the last `#n` given.
         self.repeats: dict[tuple[str, tuple[str, ...]], int] = {}
-        d = message.delimiters
+        # Read once: `Message.delimiters` is a property (a call each read).
+        d = self.delimiters = message.delimiters
         enc = message.encoding
         self.ids_of, self.fields = message.segment_table()
         if _has_controls(message):
@@ -150,7 +151,7 @@ class _Run:
                 except ValueError:
                     raw = ""
                 else:
-                    raw = element(fields, self.message.delimiters, field, rep, comp, sub)
+                    raw = element(fields, self.delimiters, field, rep, comp, sub)
                 ctx = self.ctx
                 cached = (ctx.unescape(raw) if ctx.esc in raw else raw).strip()
             self.texts[path] = cached
@@ -196,8 +197,14 @@ class _Run:
             if self.collection
             else {"fullUrl": full, "resource": resource, "request": {"method": "PUT", "url": url}}
         )
+        b = Built()
+        b.resource = resource
+        b.rid = rid
         # In a batch (never conditional) a Reference is `Type/<id>`, the url.
-        b = Built(resource, rid, url if self.batch else full, entry, seg, anchor)
+        b.ref = url if self.batch else full
+        b.entry = entry
+        b.seg = seg
+        b.anchor = anchor
         built[rid] = b
         self.order.append(b)
         self.entries.append(entry)
