@@ -85,6 +85,18 @@ def test_many_rows_are_one_statement_with_the_effect_of_one_per_row(
     assert table(db, "batched") == table(db, "one_by_one")
 
 
+def test_the_most_negative_numbers_keep_their_sign(db: ScriptDb) -> None:
+    # `-9223372036854775808::bigint` would cast the number before its sign: out of range.
+    reset(db)
+    rows = [(-(2**31), -(2**63), -1.5, None, None, 1), (2**31 - 1, 2**63 - 1, 0.0, None, None, 2)]
+    db.defer(_UPDATE.format(name="batched"), rows)
+    db.flush()
+    assert table(db, "batched")[:2] == [
+        (1, -(2**31), -(2**63), -1.5, None, None, 1),
+        (2, 2**31 - 1, 2**63 - 1, 0.0, None, None, 1),
+    ]
+
+
 def test_a_column_null_in_every_row_takes_the_column_type(db: ScriptDb) -> None:
     reset(db)
     db.defer(

@@ -146,7 +146,10 @@ class ScriptDb(PgDb):
         columns = [*bound, key]
         if any(column not in types for column in columns):
             return None
-        first = b"(" + b", ".join([b"%s::" + types[column] for column in columns]) + b")"
+        # CAST, not `::`, which binds tighter than a minus sign (`-9223372036854775808::bigint`
+        # casts the number without its sign, out of range).
+        first = b"(" + b", ".join([b"CAST(%s AS " + types[column] + b")" for column in columns])
+        first += b")"
         others = b"(" + b", ".join([b"%s"] * len(columns)) + b")"
         values = [self._render(first, rows[0]), *[self._render(others, row) for row in rows[1:]]]
         return b"".join(
