@@ -14,6 +14,7 @@ from thumpflow.hl7v2.lines import (
     split_lines_bytes,
 )
 from thumpflow.hl7v2.path import compile_path
+from thumpflow.hl7v2.rewrite import layout, rewrite_bytes
 from thumpflow.hl7v2.segment import (
     HEADER_SEGMENTS,
     WHITESPACE,
@@ -463,25 +464,7 @@ class Message(HeaderFields):
         return self._segment_at(positions[occurrence - 1])
 
     def _layout(self) -> list[int | str]:
-        """The body in order: an int is an original part index, a str literal text."""
-        parts = self._parts or self._split_parts()
-        seps = self._seps
-        n = len(parts)
-        last = max(i for i in self._order if i < n)
-        if isinstance(seps, str):
-            sep_new = seps
-        else:
-            sep_new = seps[last] if last < n - 1 else (seps[-1] if seps else "\r")
-        out: list[int | str] = []
-        for i in range(n):
-            out.append(i)
-            if i == last:
-                for text in self._appended:
-                    out.append(sep_new)
-                    out.append(text)
-            if i < n - 1:
-                out.append(seps if isinstance(seps, str) else seps[i])
-        return out
+        return layout(self._parts or self._split_parts(), self._seps, self._order, self._appended)
 
     def to_str(self) -> str:
         """The message text (surrounding whitespace included), with modifications."""
@@ -506,13 +489,6 @@ class Message(HeaderFields):
         original = split_lines_bytes(raw[self._byte_start :])
         if len(original) != len(parts):
             return self.to_str().encode(codec)
-        dirty = self._dirty
-        out = [raw[: self._byte_start]]
-        for x in self._layout():
-            if isinstance(x, str):
-                out.append(x.encode(codec))
-            elif x in dirty:
-                out.append(parts[x].encode(codec))
-            else:
-                out.append(original[x])
-        return b"".join(out)
+        return rewrite_bytes(
+            raw[: self._byte_start], original, parts, self._layout(), self._dirty, codec=codec
+        )
