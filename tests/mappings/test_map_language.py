@@ -17,6 +17,7 @@ from thumpflow.hl7v2 import unescape
 from thumpflow.hl7v2.delimiters import DEFAULT_DELIMITERS
 from thumpflow.mapping import MapError, convert
 from thumpflow.mapping._compile import Compiler
+from thumpflow.mapping._rules import compile_rules
 from thumpflow.mapping._support import Ctx
 
 
@@ -193,3 +194,12 @@ def test_a_one_text_data_type_map_inlined_gives_what_calling_it_gives(
         out = caller(["", element], ctx) or {}
         expected = called(element.split(d.subcomponent), ctx) if element else None
     assert out.get("extension") == (None if expected is None else [expected])
+
+
+@pytest.mark.parametrize("name", ["pid x", "p;import os", "1pid", ""])
+def test_a_rule_name_that_is_not_an_identifier_is_refused(name: str) -> None:
+    # The name becomes a local of the generated program: only identifiers reach it.
+    compiler = _compiler({"entries": [{"from": 3, "to": "id"}]})
+    rule = {"segment": "PID", "map": "X[Patient]", "name": name}
+    with pytest.raises(MapError, match="a rule's `name` is an identifier"):
+        compile_rules([rule], compiler, "test")
