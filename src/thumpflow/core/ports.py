@@ -255,7 +255,11 @@ class RunStore(Protocol):
         error: str | None = None,
         next_watermark: str | None = None,
         findings: Mapping[str, Any] | None = None,
-    ) -> None: ...
+        reconciled: str | None = None,
+    ) -> None:
+        """Close a running run, audited; `reconciled` (counts only, never a business key or
+        record value) adds a `reconciled` audit entry, subject the job id, in the same commit."""
+        ...
 
     async def recover_runs(self, at: float) -> list[int]: ...
 
@@ -275,13 +279,6 @@ class RunStore(Protocol):
         """Record an alert about a job (audit action `alert`, subject the job id).
 
         `reason` is read by people and must carry no patient data.
-        """
-        ...
-
-    async def reconciled(self, job_id: str, run_id: int, summary: str, at: float) -> None:
-        """Record that a reconcile run finished (audit action `reconciled`, subject the job id).
-
-        `summary` holds counts only, never a business key or record value.
         """
         ...
 

@@ -150,16 +150,11 @@ class CensusRunner(JobRunner):
     async def _execute(self, state: RunState) -> RunOutcome:
         self._open[state.run_id] = _Snapshots()
         try:
-            outcome = await super()._execute(state)
+            return await super()._execute(state)
         finally:
             del self._open[state.run_id]
             self._connectors = None
-            found = self._found.pop(state.run_id, None)
-        if found is not None and outcome.error is None:
-            summary = ", ".join(f"{key} {found[key]}" for key in _SUMMARY)
-            summary = f"census snapshot {found['snapshot']} of {found['as_of']}: {summary}"
-            await self._runs.reconciled(self.job.id, state.run_id, summary, self._clock.now())
-        return outcome
+            self._found.pop(state.run_id, None)
 
     def _take(self, state: RunState, chunk: Sequence[SourceRecord], start: int) -> int:
         snapshots = self._open[state.run_id]
@@ -206,6 +201,13 @@ class CensusRunner(JobRunner):
 
     def _findings(self, state: RunState) -> dict[str, Any] | None:
         return self._found.get(state.run_id)
+
+    def _reconciled(self, state: RunState) -> str | None:
+        found = self._found.get(state.run_id)
+        if found is None:
+            return None
+        summary = ", ".join(f"{key} {found[key]}" for key in _SUMMARY)
+        return f"census snapshot {found['snapshot']} of {found['as_of']}: {summary}"
 
 
 _SUMMARY = ("compared", "changed_after", "drifted", "repaired", "older_snapshots")

@@ -52,7 +52,7 @@ from typing import Any
 
 from thumpflow.batch.files import write_atomically
 from thumpflow.config.jobs import Job
-from thumpflow.core.batch import Manifest, RunStatus, SourceRecord
+from thumpflow.core.batch import Manifest, SourceRecord
 from thumpflow.core.clock import Clock
 from thumpflow.core.errors import MessageError
 from thumpflow.core.ports import BatchDestination, RunStore
@@ -131,21 +131,23 @@ class ReconcileRunner(JobRunner):
         self._open: dict[int, _Reconciliation] = {}
 
     async def _execute(self, state: RunState) -> RunOutcome:
-        self._open[state.run_id] = reconciliation = _Reconciliation()
+        self._open[state.run_id] = _Reconciliation()
         try:
-            outcome = await super()._execute(state)
+            return await super()._execute(state)
         finally:
             del self._open[state.run_id]
+
+    def _reconciled(self, state: RunState) -> str | None:
+        reconciliation = self._open[state.run_id]
         report = reconciliation.report
-        if report is not None and outcome.status is not RunStatus.FAILED:
-            counts = ", ".join(f"{kind} {report.counts.get(kind, 0)}" for kind in DifferenceKind)
-            summary = (
-                f"read {outcome.counts.read}, matched {report.matched}, {counts}, "
-                f"repairs {outcome.counts.written}, rejected {outcome.counts.rejected}; "
-                f"report {reconciliation.report_name}"
-            )
-            await self._runs.reconciled(self.job.id, state.run_id, summary, self._clock.now())
-        return outcome
+        if report is None:
+            return None
+        counts = ", ".join(f"{kind} {report.counts.get(kind, 0)}" for kind in DifferenceKind)
+        return (
+            f"read {state.counts.read}, matched {report.matched}, {counts}, "
+            f"repairs {state.counts.written}, rejected {state.counts.rejected}; "
+            f"report {reconciliation.report_name}"
+        )
 
     async def _flush(self, state: RunState, destinations: Sequence[BatchDestination]) -> None:
         items, state.items = state.items, []

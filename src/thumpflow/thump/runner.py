@@ -198,6 +198,7 @@ class JobRunner:
             manifests_written=written,
             next_watermark=source.next_watermark(),
             findings=self._findings(state),
+            reconciled=self._reconciled(state),
         )
         counts = state.counts
         log.info(
@@ -280,6 +281,11 @@ class JobRunner:
 
     def _findings(self, state: RunState) -> dict[str, Any] | None:
         """What the run found beyond its counts, recorded with it (None: nothing of the kind)."""
+        return None
+
+    def _reconciled(self, state: RunState) -> str | None:
+        """The `reconciled` audit detail of a run that did not fail (counts only, no record
+        values), recorded in the commit that finishes the run (None: not a reconciling job)."""
         return None
 
     def _item(

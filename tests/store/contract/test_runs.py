@@ -339,3 +339,22 @@ def test_alert_is_an_audit_entry_with_the_job_as_subject(store_factory: StoreFac
         assert "zero records" in entry.detail
 
     run(lambda: make(store_factory), body)
+
+
+def test_a_reconciled_summary_is_audited_in_the_commit_that_finishes_the_run(
+    store_factory: StoreFactory,
+) -> None:
+    async def body(store: FullStore) -> None:
+        run_id = await store.start_run("census-check", RunTrigger.MANUAL, Window(), None, T0)
+        assert run_id is not None
+        summary = "read 3, matched 1, repairs 2; report census-check-run-1.json"
+        await store.finish_run(
+            run_id, RunStatus.SUCCEEDED, RunCounts(read=3), T0 + 2, reconciled=summary
+        )
+        trail = list(reversed(await store.audit("census-check")))
+        assert [entry.action for entry in trail] == ["run_started", "run_finished", "reconciled"]
+        assert (trail[2].detail, trail[2].at) == (f"run {run_id}: {summary}", T0 + 2)
+        await store.finish_run(run_id, RunStatus.FAILED, RunCounts(), T0 + 3, reconciled=summary)
+        assert len(await store.audit("census-check", action="reconciled")) == 1
+
+    run(lambda: make(store_factory), body)

@@ -58,11 +58,12 @@ class FinishRun:
     error: str | None
     next_watermark: str | None
     findings: str | None = None
+    reconciled: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
 class JobAudit:
-    """An audit entry about a job (`alert`, `reconciled`), subject the job id."""
+    """An audit entry about a job (`alert`), subject the job id."""
 
     job_id: str
     run_id: int | None
@@ -124,7 +125,9 @@ def start_runs(context: WriteContext, calls: list[StartRun]) -> list[Any]:
 
 
 def finish_runs(context: WriteContext, calls: list[FinishRun]) -> list[Any]:
-    """Close running runs; a run that is not running is left as it is (logged)."""
+    """Close running runs, each with its `run_finished` (or `run_skipped`) audit entry and,
+    when given, its `reconciled` entry after it; a run that is not running is left as it is
+    (logged)."""
     conn = context.conn
     for call in calls:
         row = conn.execute(
@@ -178,7 +181,11 @@ def finish_runs(context: WriteContext, calls: list[FinishRun]) -> list[Any]:
             )
         if call.error:
             detail += f"; {call.error}"
-        context.audit.append([(call.finished_at, "thump", action, job_id, detail)])
+        entries = [(call.finished_at, "thump", action, job_id, detail)]
+        if call.reconciled is not None:
+            reconciled = f"run {call.run_id}: {call.reconciled}"
+            entries.append((call.finished_at, "thump", "reconciled", job_id, reconciled))
+        context.audit.append(entries)
     return [None] * len(calls)
 
 
