@@ -17,7 +17,7 @@ from tests.security.support import cli, write_config
 from tests.store.support import admission
 from thumpflow.core.audit import Anchor, Breach
 from thumpflow.core.batch import RunCounts, RunStatus, RunTrigger, Window
-from thumpflow.core.event import DeadLetterFilter
+from thumpflow.core.event import AuditEntry, DeadLetterFilter
 from thumpflow.core.outcome import Delivered, Died, Retrying
 from thumpflow.store.sqlite import SqliteStore
 from thumpflow.store.sqlite._schema import migrations
@@ -42,8 +42,9 @@ def fill(db: Path) -> Anchor:
                 "nightly", RunTrigger.SCHEDULE, Window(None, "w1"), 5.0, 5.0
             )
             assert run_id is not None
-            await store.finish_run(run_id, RunStatus.SUCCEEDED, RunCounts(3, 3, 0, 3, 0), 6.0)
-            await store.alert("nightly", run_id, "zero records", 7.0)
+            await store.finish_run(
+                run_id, RunStatus.SUCCEEDED, RunCounts(3, 3, 0, 3, 0), 6.0, alert="zero records"
+            )
             head = await store.audit_head()
             assert head is not None
             return head
@@ -164,8 +165,8 @@ def test_a_rewritten_chain_does_not_match_the_anchor(tmp_path: Path) -> None:
         store = SqliteStore(db)
         await store.open()
         try:
-            await store.alert("nightly", None, "forged", 8.0)
-            await store.alert("nightly", None, "forged", 9.0)
+            await store.append_audit(AuditEntry(8.0, "thump", "alert", "nightly", "forged"))
+            await store.append_audit(AuditEntry(9.0, "thump", "alert", "nightly", "forged"))
         finally:
             await store.close()
 

@@ -158,8 +158,13 @@ def test_a_failure_held_back_past_its_operation_fails_only_that_operation(dsn: s
     operation's round trip: the batch is executed again, checked in place."""
     results = run_ops(
         dsn,
-        {Kind.JOB_AUDIT: insert_and_audit, Kind.AUDIT: count_rows},
-        [(Kind.JOB_AUDIT, 1), (Kind.JOB_AUDIT, -5), (Kind.JOB_AUDIT, 2), (Kind.AUDIT, None)],
+        {Kind.RECORD_LEDGER: insert_and_audit, Kind.AUDIT: count_rows},
+        [
+            (Kind.RECORD_LEDGER, 1),
+            (Kind.RECORD_LEDGER, -5),
+            (Kind.RECORD_LEDGER, 2),
+            (Kind.AUDIT, None),
+        ],
     )
     assert results[0] == 1 and results[2] == 2 and results[3] == 2
     assert isinstance(results[1], StoreError)
@@ -170,8 +175,8 @@ def test_a_failure_held_back_past_its_operation_fails_only_that_operation(dsn: s
 def test_a_failure_surfacing_at_commit_fails_only_its_own_operation(dsn: str) -> None:
     results = run_ops(
         dsn,
-        {Kind.JOB_AUDIT: insert_and_audit},
-        [(Kind.JOB_AUDIT, 3), (Kind.JOB_AUDIT, -1)],
+        {Kind.RECORD_LEDGER: insert_and_audit},
+        [(Kind.RECORD_LEDGER, 3), (Kind.RECORD_LEDGER, -1)],
     )
     assert results[0] == 3
     assert isinstance(results[1], StoreError)
@@ -188,14 +193,14 @@ def test_a_batch_rides_on_as_few_round_trips_as_it_reads(dsn: str) -> None:
         return list(calls)
 
     sent: list[bytes] = []
-    ops = [(Kind.JOB_AUDIT, 1), (Kind.JOB_AUDIT, 2)]
-    assert run_ops(dsn, {Kind.JOB_AUDIT: insert_only}, ops, sent) == [1, 2]
+    ops = [(Kind.RECORD_LEDGER, 1), (Kind.RECORD_LEDGER, 2)]
+    assert run_ops(dsn, {Kind.RECORD_LEDGER: insert_only}, ops, sent) == [1, 2]
     assert len(sent) == 1
     assert sent[0].startswith(b"BEGIN; SELECT") and b"FOR UPDATE" in sent[0]
     assert sent[0].endswith(b"COMMIT")
 
-    ops = [(Kind.AUDIT, None), (Kind.JOB_AUDIT, 4), (Kind.JOB_AUDIT, 5)]
-    handlers = {Kind.JOB_AUDIT: insert_and_audit, Kind.AUDIT: count_rows}
+    ops = [(Kind.AUDIT, None), (Kind.RECORD_LEDGER, 4), (Kind.RECORD_LEDGER, 5)]
+    handlers = {Kind.RECORD_LEDGER: insert_and_audit, Kind.AUDIT: count_rows}
     assert run_ops(dsn, handlers, ops, sent) == [2, 4, 5]
     assert len(sent) == 2
     assert sent[0].startswith(b"BEGIN; SELECT") and sent[0].endswith(b"SELECT count(*) FROM probe")

@@ -256,9 +256,11 @@ class RunStore(Protocol):
         next_watermark: str | None = None,
         findings: Mapping[str, Any] | None = None,
         reconciled: str | None = None,
+        alert: str | None = None,
     ) -> None:
-        """Close a running run, audited; `reconciled` (counts only, never a business key or
-        record value) adds a `reconciled` audit entry, subject the job id, in the same commit."""
+        """Close a running run, audited. `reconciled` (counts only) and `alert` (read by
+        people) add a `reconciled` and an `alert` audit entry, subject the job id, in the same
+        commit; neither may carry a business key, a record value or other patient data."""
         ...
 
     async def recover_runs(self, at: float) -> list[int]: ...
@@ -273,13 +275,6 @@ class RunStore(Protocol):
 
     async def last_scheduled(self, job_id: str) -> float | None:
         """The latest `scheduled_for` of the job's runs (including skipped ones)."""
-        ...
-
-    async def alert(self, job_id: str, run_id: int | None, reason: str, at: float) -> None:
-        """Record an alert about a job (audit action `alert`, subject the job id).
-
-        `reason` is read by people and must carry no patient data.
-        """
         ...
 
     async def add_rejects(self, rejects: Sequence[RowReject]) -> list[int]: ...

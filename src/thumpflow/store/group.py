@@ -64,7 +64,6 @@ class Kind(Enum):
     START_RUN = "start_run"
     FINISH_RUN = "finish_run"
     RECOVER_RUNS = "recover_runs"
-    JOB_AUDIT = "job_audit"
     ADD_REJECTS = "add_rejects"
     MARK_REPLAYED = "mark_replayed"
     RECORD_LEDGER = "record_ledger"
@@ -96,7 +95,6 @@ BULK_KINDS = frozenset(
         Kind.ADMIT,
         Kind.RECORD,
         Kind.RECORD_FENCED,
-        Kind.JOB_AUDIT,
         Kind.ADD_REJECTS,
         Kind.RECORD_LEDGER,
     }
@@ -198,7 +196,6 @@ def common_handlers(context: WriteContext) -> dict[Kind, Handler]:
     return {
         Kind.START_RUN: on(_runs.start_runs),
         Kind.FINISH_RUN: on(_runs.finish_runs),
-        Kind.JOB_AUDIT: on(_runs.job_audits),
         Kind.ADD_REJECTS: on(_runs.add_rejects),
         Kind.MARK_REPLAYED: on(_runs.mark_replayed),
         Kind.RECORD_LEDGER: on(_runs.record_ledger),

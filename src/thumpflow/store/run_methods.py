@@ -74,13 +74,15 @@ class RunMethods:
         next_watermark: str | None = None,
         findings: Mapping[str, Any] | None = None,
         reconciled: str | None = None,
+        alert: str | None = None,
     ) -> None:
         """Close a running run with its counts and manifests (and `findings`, kept as JSON),
         audited.
 
         The audit action is `run_skipped` for a skipped run, else `run_finished`;
-        `reconciled`, when given, is the detail of a `reconciled` entry (subject
-        the job id) recorded in the same commit, so a run seen finished has it.
+        `reconciled` and `alert`, when given, are the details of a `reconciled`
+        and an `alert` entry (subject the job id, in that order) recorded in the
+        same commit, so a run seen finished has them.
 
         A succeeded or partial run that is not a rerun moves the job's
         watermark to `next_watermark` (when given) in the same commit; a rerun
@@ -101,6 +103,7 @@ class RunMethods:
                 next_watermark,
                 None if findings is None else json.dumps(findings, sort_keys=True),
                 reconciled,
+                alert,
             ),
         )
 
@@ -112,10 +115,6 @@ class RunMethods:
         """
         ids: list[int] = await self._write(Kind.RECOVER_RUNS, at)
         return ids
-
-    async def alert(self, job_id: str, run_id: int | None, reason: str, at: float) -> None:
-        """Record an `alert` audit entry with the job id as subject."""
-        await self._write(Kind.JOB_AUDIT, _runs.JobAudit(job_id, run_id, "alert", reason, at))
 
     async def add_rejects(self, rejects: Sequence[RowReject]) -> list[int]:
         """Keep rejected records with rule and remedy, atomically; return their ids in order."""

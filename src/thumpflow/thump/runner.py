@@ -189,6 +189,9 @@ class JobRunner:
             await self._runs.record_ledger(state.ledger)
         status = RunStatus.PARTIAL if state.counts.rejected else RunStatus.SUCCEEDED
         source = connectors.source
+        alert = None
+        if state.counts.read == 0 and job.expect_records:
+            alert = self._alert(state.run_id, "the run read zero records; the job expects some")
         await self._runs.finish_run(
             state.run_id,
             status,
@@ -199,6 +202,7 @@ class JobRunner:
             next_watermark=source.next_watermark(),
             findings=self._findings(state),
             reconciled=self._reconciled(state),
+            alert=alert,
         )
         counts = state.counts
         log.info(
@@ -212,8 +216,6 @@ class JobRunner:
             counts.written,
             counts.skipped,
         )
-        if counts.read == 0 and job.expect_records:
-            await self._alert(state.run_id, "the run read zero records; the job expects some")
         return RunOutcome(state.run_id, status, counts, None, tuple(written))
 
     def _take(self, state: RunState, chunk: Sequence[SourceRecord], start: int) -> int:
@@ -470,12 +472,12 @@ class JobRunner:
             self._clock.now(),
             manifests_checked=checked_manifests(connectors),
             error=reason,
+            alert=self._alert(state.run_id, f"input refused: {reason}") if alert else None,
         )
         log.error("job %s: run %d failed: %s", job.id, state.run_id, reason)
-        if alert:
-            await self._alert(state.run_id, f"input refused: {reason}")
         return RunOutcome(state.run_id, RunStatus.FAILED, state.counts, reason)
 
-    async def _alert(self, run_id: int, reason: str) -> None:
+    def _alert(self, run_id: int, reason: str) -> str:
+        """Log an alert about the run; its reason, to be recorded with the run's finish."""
         log.warning("ALERT job %s run %d: %s", self.job.id, run_id, reason)
-        await self._runs.alert(self.job.id, run_id, reason, self._clock.now())
+        return reason

@@ -331,12 +331,20 @@ def test_flow_deliveries_enter_the_ledger_when_delivered_only(
     run(lambda: make(store_factory), body)
 
 
-def test_alert_is_an_audit_entry_with_the_job_as_subject(store_factory: StoreFactory) -> None:
+def test_an_alert_is_audited_with_the_job_as_subject_in_the_run_s_finishing_commit(
+    store_factory: StoreFactory,
+) -> None:
     async def body(store: FullStore) -> None:
-        await store.alert("census", 4, "the run read zero records", T0)
-        (entry,) = await store.audit("census")
-        assert (entry.action, entry.actor, entry.at) == ("alert", "thump", T0)
-        assert "zero records" in entry.detail
+        run_id = await store.start_run("census", RunTrigger.MANUAL, Window(), None, T0)
+        assert run_id is not None
+        await store.finish_run(
+            run_id, RunStatus.SUCCEEDED, RunCounts(), T0 + 1, alert="the run read zero records"
+        )
+        (entry,) = await store.audit("census", action="alert")
+        assert (entry.actor, entry.at) == ("thump", T0 + 1)
+        assert entry.detail == f"run {run_id}: the run read zero records"
+        trail = [entry.action for entry in reversed(await store.audit("census"))]
+        assert trail == ["run_started", "run_finished", "alert"]
 
     run(lambda: make(store_factory), body)
 
@@ -349,10 +357,11 @@ def test_a_reconciled_summary_is_audited_in_the_commit_that_finishes_the_run(
         assert run_id is not None
         summary = "read 3, matched 1, repairs 2; report census-check-run-1.json"
         await store.finish_run(
-            run_id, RunStatus.SUCCEEDED, RunCounts(read=3), T0 + 2, reconciled=summary
+            run_id, RunStatus.SUCCEEDED, RunCounts(read=3), T0 + 2, reconciled=summary, alert="late"
         )
         trail = list(reversed(await store.audit("census-check")))
-        assert [entry.action for entry in trail] == ["run_started", "run_finished", "reconciled"]
+        actions = [entry.action for entry in trail]
+        assert actions == ["run_started", "run_finished", "reconciled", "alert"]
         assert (trail[2].detail, trail[2].at) == (f"run {run_id}: {summary}", T0 + 2)
         await store.finish_run(run_id, RunStatus.FAILED, RunCounts(), T0 + 3, reconciled=summary)
         assert len(await store.audit("census-check", action="reconciled")) == 1

@@ -59,17 +59,7 @@ class FinishRun:
     next_watermark: str | None
     findings: str | None = None
     reconciled: str | None = None
-
-
-@dataclass(slots=True, frozen=True)
-class JobAudit:
-    """An audit entry about a job (`alert`), subject the job id."""
-
-    job_id: str
-    run_id: int | None
-    action: str
-    detail: str
-    at: float
+    alert: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -126,8 +116,8 @@ def start_runs(context: WriteContext, calls: list[StartRun]) -> list[Any]:
 
 def finish_runs(context: WriteContext, calls: list[FinishRun]) -> list[Any]:
     """Close running runs, each with its `run_finished` (or `run_skipped`) audit entry and,
-    when given, its `reconciled` entry after it; a run that is not running is left as it is
-    (logged)."""
+    when given, its `reconciled` and `alert` entries after it; a run that is not running is
+    left as it is (logged)."""
     conn = context.conn
     for call in calls:
         row = conn.execute(
@@ -182,9 +172,11 @@ def finish_runs(context: WriteContext, calls: list[FinishRun]) -> list[Any]:
         if call.error:
             detail += f"; {call.error}"
         entries = [(call.finished_at, "thump", action, job_id, detail)]
-        if call.reconciled is not None:
-            reconciled = f"run {call.run_id}: {call.reconciled}"
-            entries.append((call.finished_at, "thump", "reconciled", job_id, reconciled))
+        for extra, about in (("reconciled", call.reconciled), ("alert", call.alert)):
+            if about is not None:
+                entries.append(
+                    (call.finished_at, "thump", extra, job_id, f"run {call.run_id}: {about}")
+                )
         context.audit.append(entries)
     return [None] * len(calls)
 
@@ -211,22 +203,6 @@ def recover_runs(context: WriteContext, now: Callable[[], float], calls: list[fl
             )
         answers.append([row[0] for row in rows])
     return answers
-
-
-def job_audits(context: WriteContext, calls: list[JobAudit]) -> list[Any]:
-    context.audit.append(
-        [
-            (
-                call.at,
-                "thump",
-                call.action,
-                call.job_id,
-                call.detail if call.run_id is None else f"run {call.run_id}: {call.detail}",
-            )
-            for call in calls
-        ]
-    )
-    return [None] * len(calls)
 
 
 def add_rejects(context: WriteContext, calls: list[tuple[RowReject, ...]]) -> list[Any]:
