@@ -62,13 +62,19 @@ def adt(control: str, row: str, at: str = "20261121083000") -> bytes:
 
 
 def drop_census(
-    directory: Path, name: str, rows: list[str], header: str = "visit,mrn,family,birth_date,unit"
+    directory: Path,
+    name: str,
+    rows: list[str],
+    header: str = "visit,mrn,family,birth_date,unit",
+    *,
+    now: float | None = None,
 ) -> None:
-    """A census CSV with its manifest, old enough to count as settled."""
+    """A census CSV with its manifest, old enough to count as settled at `now` (default: the
+    real time)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     path.write_text("\n".join([header, *rows]) + "\n")
-    old = time.time() - 120
+    old = (time.time() if now is None else now) - 120
     write_manifest(
         manifest_path(path), Manifest(path.name, len(rows), sha256_of(path), old, "REG", Window())
     )

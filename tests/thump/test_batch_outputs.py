@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,15 @@ def config(tmp: Path, *, name: str = "census-{date}.ndjson", schedule: str = "")
 """
 
 
+def midday_clock() -> FakeClock:
+    """A fake clock at noon UTC, so an hour later is the same day for `{date}` whenever the
+    test runs (files are dropped settled at this clock's time)."""
+    return FakeClock(datetime(2026, 3, 10, 12, tzinfo=UTC).timestamp())
+
+
 async def first_run(tmp: Path, job: Job, store: SqliteStore, clock: FakeClock) -> RunOutcome:
     """Run 1: the three-row census file dropped and loaded."""
-    drop_census(tmp / "drop", "census-1.csv", ROWS)
+    drop_census(tmp / "drop", "census-1.csv", ROWS, now=clock.now())
     first = await job_runner(job, store, clock).run(RunTrigger.MANUAL)
     assert first is not None and first.status is RunStatus.SUCCEEDED
     assert first.counts.written == 6  # three rows, two destinations
@@ -60,7 +67,7 @@ def extract(tmp: Path) -> Path:
 
 def test_a_second_run_with_no_new_file_keeps_the_first_run_s_extract(tmp_path: Path) -> None:
     (job,) = parse_config(config(tmp_path)).jobs
-    clock = now_clock()
+    clock = midday_clock()
 
     async def body(store: SqliteStore) -> None:
         await first_run(tmp_path, job, store, clock)
@@ -85,11 +92,13 @@ def test_a_run_of_another_window_refuses_to_replace_an_extract_and_alerts(
     tmp_path: Path,
 ) -> None:
     (job,) = parse_config(config(tmp_path)).jobs
-    clock = now_clock()
+    clock = midday_clock()
 
     async def body(store: SqliteStore) -> None:
         await first_run(tmp_path, job, store, clock)
-        drop_census(tmp_path / "drop", "census-2.csv", ["V4,MRN0004,Dunn,1972-03-04,ICU"])
+        drop_census(
+            tmp_path / "drop", "census-2.csv", ["V4,MRN0004,Dunn,1972-03-04,ICU"], now=clock.now()
+        )
         second = await job_runner(job, store, clock).run(RunTrigger.MANUAL)
         assert second is not None and second.status is RunStatus.FAILED
         assert second.error is not None and "census-extract" in second.error
@@ -108,14 +117,14 @@ def test_a_run_of_another_window_refuses_to_replace_an_extract_and_alerts(
 
 def test_a_rerun_of_the_same_window_replaces_its_own_extract(tmp_path: Path) -> None:
     (job,) = parse_config(config(tmp_path)).jobs
-    clock = now_clock()
+    clock = midday_clock()
 
     async def body(store: SqliteStore) -> None:
         first = await first_run(tmp_path, job, store, clock)
         record = await store.run(first.run_id)
         assert record is not None
         (tmp_path / "drop" / "processed" / "census-1.csv").unlink()
-        drop_census(tmp_path / "drop", "census-1.csv", ROWS[:2])
+        drop_census(tmp_path / "drop", "census-1.csv", ROWS[:2], now=clock.now())
         again = await job_runner(job, store, clock).run(RunTrigger.RERUN, window=record.window)
         assert again is not None and again.status is RunStatus.SUCCEEDED
 
