@@ -79,7 +79,6 @@ def _fuzz(
             @given(case=operation.as_strategy(generation_mode=mode))
             @hypothesis.settings(
                 max_examples=EXAMPLES,
-                deadline=None,
                 database=None,
                 derandomize=True,
                 phases=[Phase.explicit, Phase.generate],

@@ -38,7 +38,7 @@ def write_csv(records: list[dict[str, Any]], options: CsvOptions) -> bytes:
     return encoder.header() + b"".join(encoder.encode(r) for r in records)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(rows, st.sampled_from([",", ";", "\t", "|"]), st.sampled_from(["minimal", "all"]))
 def test_csv_round_trip(records: list[dict[str, str]], delimiter: str, quoting: Any) -> None:
     options = CsvOptions(delimiter=delimiter, quoting=quoting)
@@ -49,7 +49,7 @@ def test_csv_round_trip(records: list[dict[str, str]], delimiter: str, quoting: 
     assert count_records("csv", io.BytesIO(data), options) == len(read)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     st.lists(st.dictionaries(text, st.none() | st.booleans() | st.integers() | text), max_size=15)
 )

@@ -27,7 +27,7 @@ def _item(key: str, content: int) -> BatchItem:
     return BatchItem(key, {}, "", "test", canonical=_text(key, content))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(batches=_BATCHES, offset=st.integers(0, 5))
 def test_the_log_keeps_the_last_record_of_each_key(
     batches: list[list[tuple[str, int]]], offset: int

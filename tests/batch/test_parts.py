@@ -116,9 +116,7 @@ def _expected(records: list[SourceRecord]) -> list[tuple[object, ...]]:
     return out
 
 
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=_ROWS, end=_ENDS, part_bytes=st.integers(1, 64), final_end=st.booleans())
 def test_parts_read_and_count_exactly_as_the_whole_file(
     tmp_path: Path, rows: list[list[bytes]], end: bytes, part_bytes: int, final_end: bool

@@ -108,7 +108,7 @@ messages = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(messages, st.lists(st.integers(min_value=0, max_value=4000), max_size=30))
 def test_any_chunking_decodes_to_the_same_frames(msgs: list[bytes], cuts: list[int]) -> None:
     stream = b"".join(frame(m) for m in msgs)
@@ -116,7 +116,7 @@ def test_any_chunking_decodes_to_the_same_frames(msgs: list[bytes], cuts: list[i
     assert decode_all(stream, cuts) == msgs
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     st.lists(st.binary(max_size=400), min_size=1, max_size=8),
     st.lists(st.integers(min_value=0, max_value=4000), max_size=20),
@@ -131,7 +131,7 @@ def test_any_chunking_of_any_bytes_gives_the_same_result(
     assert decode_all(stream, list(range(len(stream))), limit=150) == whole
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     st.lists(
         st.sampled_from([b"\x0b", b"\x1c", b"\r", b"\n", b" ", b"x", b"MSH|", b"\x1c\r"]),

@@ -61,7 +61,7 @@ quantities = _optional(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     names=st.lists(human_names, min_size=1, max_size=3),
     ids=st.lists(identifiers, min_size=1, max_size=3),
@@ -73,7 +73,7 @@ def test_generated_names_and_identifiers_pass(
     assert validate(patient) == []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(quantity=quantities, birth=_dates)
 def test_generated_quantities_and_dates_pass(quantity: dict[str, Any], birth: str) -> None:
     observation = examples.observation()
@@ -107,7 +107,7 @@ _PRIMITIVES = [
 ]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(which=st.sampled_from(_PRIMITIVES), breaker=_BREAKERS, entry=st.integers(4, 18))
 def test_a_broken_primitive_is_reported_at_its_path(
     which: tuple[tuple[str | int, ...], str], breaker: Any, entry: int

@@ -115,7 +115,7 @@ def test_delivery_loaded_with_future_attempt_waits() -> None:
     assert schedule.take(5, now=50) == [waiting]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     st.lists(
         st.tuples(
@@ -200,7 +200,7 @@ def test_a_deferred_head_is_promoted_by_an_urgent_delivery_of_its_key() -> None:
 
 
 @given(st.integers(min_value=1, max_value=20), st.integers(min_value=1, max_value=20))
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50)
 def test_weights_set_at_run_time_share_the_picks(urgent: int, routine: int) -> None:
     schedule = LaneScheduler(starvation_seconds=1e9)
     schedule.set_lanes({Lane.URGENT: urgent, Lane.ROUTINE: routine}, frozenset())

@@ -54,7 +54,7 @@ def messages(draw: st.DrawFn) -> tuple[bytes, Delimiters, list[tuple[str, list[F
     return text.encode("utf-8"), d, segments
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(messages())
 def test_parse_serialise_round_trip_and_leaf_access(
     case: tuple[bytes, Delimiters, list[tuple[str, list[Field]]]],
@@ -75,7 +75,7 @@ def test_parse_serialise_round_trip_and_leaf_access(
     assert msg.to_bytes() == raw
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(delimiters(), st.text(st.characters(blacklist_categories=("Cs",))))
 def test_unescape_inverts_escape(d: Delimiters, text: str) -> None:
     escaped = escape(text, d)
@@ -99,7 +99,7 @@ BASE = (
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(st.tuples(PATHS, TEXT), min_size=1, max_size=4))
 def test_set_then_get(writes: list[tuple[str, str]]) -> None:
     msg = Message.parse(BASE)
@@ -124,7 +124,7 @@ RAW = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(RAW)
 def test_nak_for_raw_never_raises(raw: bytes) -> None:
     nak = build_ack_for_raw(raw, "AR", MessageError("bad", segment="PID", field=3, code="102"))
@@ -134,7 +134,7 @@ def test_nak_for_raw_never_raises(raw: bytes) -> None:
     assert b"\x0b" not in nak and b"\x1c" not in nak
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(RAW)
 def test_parse_raises_only_message_error(raw: bytes) -> None:
     try:

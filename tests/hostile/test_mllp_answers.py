@@ -110,9 +110,7 @@ def engine_loop(
     loop.close()
 
 
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.one_of(st.binary(min_size=1, max_size=200), _valid()))
 def test_any_bytes_are_answered_or_kept_and_every_nak_has_its_reject(
     engine_loop: tuple[Engine, asyncio.AbstractEventLoop], raw: bytes

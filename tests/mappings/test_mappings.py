@@ -221,7 +221,7 @@ _names = st.text(
 ).filter(lambda s: s.strip())
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10_000),
     family=_names,
@@ -311,7 +311,7 @@ def test_to_json_is_what_the_standard_library_writes_even_where_orjson_refuses()
         to_json({"a": FhirDecimal("1.5"), "b": object()})
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(
     layout=st.lists(
         st.tuples(st.integers(0, 3), st.booleans(), st.booleans()), min_size=1, max_size=5

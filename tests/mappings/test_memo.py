@@ -91,7 +91,7 @@ def _empty(value: Any) -> None:
         value.clear()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(drawn=st.lists(_message, min_size=1, max_size=6))
 def test_memoised_conversion_gives_what_unmemoised_conversion_gives(
     drawn: list[tuple[Any, int, list[tuple[int, int, int, str]], str, int]],

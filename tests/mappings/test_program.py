@@ -267,7 +267,7 @@ _text = st.text(alphabet=st.sampled_from([*"aZ09 .-/&|^~\\#'\"", "\u00e9"]), max
 _edit = st.tuples(st.integers(0, 40), st.integers(1, 25), st.integers(1, 5), _text)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(
     case=st.integers(0, len(INPUTS) - 1),
     changes=st.lists(

@@ -71,7 +71,7 @@ def _vary(
     return "\r".join(out).encode("utf-8")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(
     case=st.integers(0, len(INPUTS) - 1),
     segments=st.tuples(

@@ -174,7 +174,7 @@ def _repetition(draw: st.DrawFn, field: int) -> tuple[str, str, str, str]:
     return kind, code, text, f"L1^Local^L^{code}^{text}^{system}"
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     st.sampled_from([10, 22]).flatmap(
         lambda f: st.tuples(st.just(f), st.lists(_repetition(f), max_size=5))

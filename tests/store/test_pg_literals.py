@@ -49,9 +49,7 @@ def mogrified(conn: psycopg.Connection[Any], query: bytes, values: list[Any]) ->
     return psycopg.ClientCursor(conn).mogrify(query, values).encode("utf-8")
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(SCALARS, min_size=1, max_size=8))
 def test_a_row_is_inlined_exactly_as_mogrify_writes_it(
     conn: psycopg.Connection[Any], values: list[Any]
@@ -62,9 +60,7 @@ def test_a_row_is_inlined_exactly_as_mogrify_writes_it(
     assert Literals(conn).render(parts, values) == mogrified(conn, query, values)
 
 
-@settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(SCALARS, min_size=1, max_size=6))
 def test_the_server_reads_every_inlined_value_back_as_it_was(
     conn: psycopg.Connection[Any], values: list[Any]
@@ -108,9 +104,7 @@ def served(conn: psycopg.Connection[Any], statement: bytes) -> tuple[Any, ...]:
     return tuple(row)
 
 
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), array=ARRAYS)
 def test_a_list_reaches_the_server_as_the_same_array_as_through_mogrify(
     conn: psycopg.Connection[Any], data: st.DataObject, array: tuple[str, Any]

@@ -64,9 +64,7 @@ def table(db: ScriptDb, name: str) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in db.conn.execute(f"SELECT * FROM {name} ORDER BY k").fetchall()]
 
 
-@settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     keys=st.lists(st.sampled_from(KEYS), min_size=2, max_size=8, unique=True),
     data=st.data(),

@@ -232,7 +232,7 @@ _RECORDS = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(record=_RECORDS)
 def test_typed_fields_decode_to_the_typed_record_validation_gave(record: dict[str, str]) -> None:
     prepared = RecordValidator.for_job(_JOB).prepare(record)

@@ -199,7 +199,7 @@ TYPED_FIELDS = [
 ]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(
     st.fixed_dictionaries(
         {

@@ -185,7 +185,7 @@ sides = st.dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(source=sides, destination=sides, ordered=st.booleans())
 def test_counts_partition_the_keys_exactly(
     source: dict[str, tuple[str, int | None]],

@@ -35,7 +35,7 @@ RULES = ModesSpec.model_validate(
 
 
 @given(st.lists(st.tuples(st.integers(0, 8), st.integers(0, 4)), max_size=40))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 def test_rules_hold_with_hysteresis_and_the_most_severe_mode_wins(
     readings: list[tuple[int, int]],
 ) -> None:

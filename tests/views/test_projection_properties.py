@@ -174,7 +174,7 @@ def check_monotonic(p: Projection, before: dict[tuple[str, str], tuple[Any, ...]
         before[where] = now
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(log=logs(), owned=ownership, resume_at=st.integers(0, 60))
 def test_live_equals_rebuild_and_invariants_hold_at_every_step(
     log: list[Event], owned: dict[str, Any], resume_at: int

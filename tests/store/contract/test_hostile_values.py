@@ -44,7 +44,6 @@ def test_nul_and_control_characters_in_keys_and_fields_are_stored_and_matched(
 
 @settings(
     max_examples=25,
-    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(text=st.text(min_size=1, max_size=12))
