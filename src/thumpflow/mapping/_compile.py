@@ -442,10 +442,8 @@ class Compiler:
                 # The prelude has this element's unescaped, stripped text already.
                 if vocab is None and PRIMITIVES.get(type_name) is PRIMITIVES["string"]:
                     # A string is that text, when it is not empty.
-                    body.append(f"if {known}:")
-                    mark = len(body)
-                    emit(known)
-                    gen.indent(body, mark)
+                    gen.texts.add(known)
+                    emit_if_valued(known)
                     return
                 emit_if_valued(convert(known, False))
                 return
