@@ -8,7 +8,14 @@ import pytest
 
 from tests.fhir import examples
 from thumpflow.core.errors import ThumpflowError
-from thumpflow.fhir import FhirIssue, ValidationError, assert_valid, is_valid, validate
+from thumpflow.fhir import (
+    FhirDecimal,
+    FhirIssue,
+    ValidationError,
+    assert_valid,
+    is_valid,
+    validate,
+)
 
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 
@@ -451,3 +458,19 @@ def test_messages_never_repeat_the_offending_value() -> None:
     patient["identifier"][0]["value"] = {"secret": 1}
     for issue in validate(patient):
         assert "secret" not in issue.message.lower()
+
+
+@pytest.mark.parametrize("text", ["1.", ".5", "01.5", "1.5x", "NaN", "", "--1"])
+def test_a_fhir_decimal_is_checked_by_its_text(text: str) -> None:
+    """`FhirDecimal` (the decimal a converter writes with its digits) is a
+    decimal when its text has R4's decimal form; `1.50` and `-0.5e3` pass."""
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "valueQuantity": {"value": FhirDecimal(text)},
+    }
+    assert errors(observation) == {("Observation.valueQuantity.value", "value")}
+    for good in ("1.50", "-0.5e3", "7"):
+        observation["valueQuantity"] = {"value": FhirDecimal(good)}
+        assert errors(observation) == set()

@@ -203,3 +203,33 @@ def test_a_rule_name_that_is_not_an_identifier_is_refused(name: str) -> None:
     rule = {"segment": "PID", "map": "X[Patient]", "name": name}
     with pytest.raises(MapError, match="a rule's `name` is an identifier"):
         compile_rules([rule], compiler, "test")
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{2:NoSuch Vocab}/{3}", "{2}/{3", "{two}", "a } b {5}", "{5.1}{"],
+)
+def test_a_brace_that_is_not_a_placeholder_is_refused(template: str) -> None:
+    """A mistyped placeholder fails when the maps compile; before, it was
+    written into every resource as literal text."""
+    compiler = _compiler({"entries": [{"template": template, "to": "a"}]})
+    with pytest.raises(MapError, match=r"X\[Patient\].*not a placeholder"):
+        compiler.segment("X[Patient]", "test")
+
+
+def test_a_template_placeholder_maps_through_a_namespaced_vocabulary() -> None:
+    """ED[Attachment]: ED-2 through `thumpflow:MimeType[TypeOfData]` and ED-3
+    form the MIME type (the vocabulary's name has a colon)."""
+    message = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\r"
+        b"PID|1||P1^^^H^MR||Doe^Jo\rOBR|1||F1|11502-2^Report^LN\r"
+        b"OBX|1|ED|11502-2^Report^LN||^AP^PDF^Base64^SGVsbG8=||||||F\r"
+        b"OBX|2|ED|11502-2^Report^LN||^IMAGE^jpeg^Base64^SGVsbG8=||||||F\r"
+        b"OBX|3|ED|11502-2^Report^LN||^XX^y^Base64^SGVsbG8=||||||F\r"
+    )
+    entries = convert(message, bundle_type="collection")["entry"]
+    (report,) = [
+        e["resource"] for e in entries if e["resource"]["resourceType"] == "DiagnosticReport"
+    ]
+    types = [form["contentType"] for form in report["presentedForm"]]
+    assert types == ["application/pdf", "image/jpeg", "xx/y"]

@@ -99,6 +99,8 @@ def test_varied_messages_of_every_structure_convert_to_valid_r4(
     assert text == to_json(convert(raw, bundle_type=bundle_type))  # type: ignore[arg-type]
     errors = [f"{i.path}: {i.message}" for i in validate(json.loads(text)) if i.severity == "error"]
     assert errors == []
+    # What `convert` returns (its decimals `FhirDecimal`) validates as its JSON does.
+    assert validate(bundle) == validate(json.loads(text))
 
 
 def test_the_property_draws_every_message_map() -> None:

@@ -69,6 +69,7 @@ Not checked:
 - lexical detail lost by JSON decoding (e.g. decimal precision, `1.0` vs `1`).
 """
 
+from thumpflow.fhir._decimal import FhirDecimal
 from thumpflow.fhir._definitions import FHIR_VERSION
 from thumpflow.fhir._issues import FhirIssue, Severity, ValidationError
 from thumpflow.fhir._notification import (
@@ -82,6 +83,7 @@ from thumpflow.fhir._validate import assert_valid, is_valid, validate
 
 __all__ = [
     "FHIR_VERSION",
+    "FhirDecimal",
     "FhirIssue",
     "Notification",
     "NotificationError",

@@ -13,7 +13,8 @@ primitive). Beyond the R4 regexes:
   only at the end (the R4 regex accepts `=` anywhere);
 - `xhtml` must be a string starting with `<div` (its XHTML content is not parsed);
 - `integer` is a JSON integer in the signed 32-bit range, `positiveInt` >= 1,
-  `unsignedInt` >= 0; `decimal` is a finite JSON number; `boolean` a JSON boolean.
+  `unsignedInt` >= 0; `decimal` is a finite JSON number (or a `FhirDecimal` whose text is
+  the decimal's lexical form); `boolean` a JSON boolean.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any
+
+from thumpflow.fhir._decimal import FhirDecimal
 
 Check = Callable[[Any], bool]
 
@@ -57,8 +60,14 @@ def _unsigned_int(value: Any) -> bool:
     return type(value) is int and 0 <= value <= _INT_MAX
 
 
+# R4's decimal regex: the lexical form a `FhirDecimal`'s text must have.
+_DECIMAL_TEXT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
+
+
 def _decimal(value: Any) -> bool:
     kind = type(value)
+    if kind is FhirDecimal:
+        return _DECIMAL_TEXT.fullmatch(value.text) is not None
     return kind is int or (kind is float and math.isfinite(value))
 
 
@@ -149,7 +158,7 @@ def describe_json(value: Any) -> str:
         return "null"
     if type(value) is bool:
         return "a boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | FhirDecimal):
         return "a number"
     if isinstance(value, str):
         return "an empty string" if value == "" else "a string"

@@ -51,7 +51,7 @@ import yaml
 
 from thumpflow.core.errors import MessageError
 from thumpflow.core.event import Event
-from thumpflow.fhir import deterministic_id
+from thumpflow.fhir import FhirDecimal, deterministic_id
 from thumpflow.hl7v2 import Message
 from thumpflow.mapping._compile import Compiler
 from thumpflow.mapping._engine import BundleType, ConversionError, evaluate
@@ -76,7 +76,6 @@ from thumpflow.mapping._report import (
 )
 from thumpflow.mapping._rules import MessageMap, compile_rules
 from thumpflow.mapping._support import MapError
-from thumpflow.mapping._values import FhirDecimal
 from thumpflow.mapping._vocab import compile_vocab
 
 __all__ = [

@@ -30,12 +30,12 @@ from thumpflow.mapping._codegen import (
     COLLECT,
     PAD,
     SPLIT,
-    TEMPLATE,
     GeneratedFunction,
     build,
     fhir_steps,
     generate_twice,
     identifier_code,
+    template_pieces,
 )
 from thumpflow.mapping._forms import element_of, per_repetition, regroup, whole_field
 from thumpflow.mapping._hooks import ELEMENT_HOOKS, FIELD_HOOKS
@@ -338,23 +338,19 @@ class Compiler:
 
         if "template" in spec:
             pieces: list[str] = []
-            pos = 0
-            template = str(spec["template"])
-            for m in TEMPLATE.finditer(template):
-                if template[pos : m.start()]:
-                    pieces.append(repr(template[pos : m.start()]))
-                local = gen.text(m.group(1))
-                if m.group(2):
-                    pv = self.vocab_names.get(m.group(2))
+            for part, in_vocab in template_pieces(str(spec["template"]), where):
+                if in_vocab is None:
+                    pieces.append(repr(part))
+                    continue
+                local = gen.text(part)
+                if in_vocab:
+                    pv = self.vocab_names.get(in_vocab)
                     if pv is None:
-                        raise MapError(f"{where}: unknown vocabulary {m.group(2)!r} in template")
+                        raise MapError(f"{where}: unknown vocabulary {in_vocab!r} in template")
                     local = (
                         f"({pv}.codes.get({local}) or {pv}.codes.get({local}.upper()) or {local})"
                     )
                 pieces.append(local)
-                pos = m.end()
-            if template[pos:]:
-                pieces.append(repr(template[pos:]))
             text = gen.temp("_s")
             body.append(f"{text} = {' + '.join(pieces) or repr('')}")
             if vocab is not None:

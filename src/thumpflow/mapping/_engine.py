@@ -26,7 +26,7 @@ from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from thumpflow.core.errors import MessageError
-from thumpflow.fhir import deterministic_id
+from thumpflow.fhir import FhirDecimal, deterministic_id
 from thumpflow.hl7v2 import Message, compile_path, unescape
 from thumpflow.hl7v2.segment import element
 from thumpflow.mapping._memo import context_key, memo_for
@@ -40,7 +40,7 @@ from thumpflow.mapping._report import (
 from thumpflow.mapping._rules import MessageMap
 from thumpflow.mapping._scope import Built, search_escape
 from thumpflow.mapping._support import Ctx, Parts
-from thumpflow.mapping._values import FhirDecimal, instant, timezone_of
+from thumpflow.mapping._values import instant, timezone_of
 
 BundleType = Literal["transaction", "batch", "collection"]
 

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from thumpflow.fhir import FhirDecimal
 from thumpflow.mapping._naming import naming_system, uri
 
 _DTM = re.compile(
@@ -172,33 +173,6 @@ def code(text: str, default_tz: str = "") -> str | None:
     """ID/IS → FHIR `code` (no leading/trailing or doubled whitespace)."""
     text = " ".join(text.split())
     return text or None
-
-
-class FhirDecimal:
-    """A FHIR `decimal` kept as the sender wrote it, in JSON number syntax.
-
-    `text` has the FHIR decimal lexical form with a fraction
-    (`-?(0|[1-9][0-9]*)[.][0-9]+`), which is also a JSON number, so `to_json`
-    writes it verbatim; `float(d)` is its value. Two are equal when their text is:
-    `1.5` and `1.50` are different statements of precision.
-    """
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __float__(self) -> float:
-        return float(self.text)
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is FhirDecimal and other.text == self.text
-
-    def __hash__(self) -> int:
-        return hash(self.text)
-
-    def __repr__(self) -> str:
-        return f"FhirDecimal({self.text!r})"
 
 
 def decimal(text: str, default_tz: str = "") -> int | FhirDecimal | None:
