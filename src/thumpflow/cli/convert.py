@@ -1,25 +1,26 @@
 """`thumpflow convert FILE...`: HL7 v2 messages to FHIR R4 Bundles.
 
-Each file may hold one or many messages with any segment separators (CR,
-LF, CRLF) and optional MLLP framing or batch wrappers; every message yields
-one Bundle of the `--bundle-type` (transaction, the default; batch;
-collection). `--naming-systems FILE` adds a YAML mapping of namespace id →
-identifier system URI to the built-in naming-system table
-(`thumpflow.mapping._naming`). Bundles go to stdout (one compact JSON per line, or indented
-with `--pretty`), or with `--out DIR` into one file per input: `DIR/<input
-file name>.json` holding that file's Bundles (a JSON array when it has more
-than one message; `-` is written as `stdin.json`). A file is written whole
-(through a temporary file renamed into place), so a crash never leaves half
-a file.
+Each file may hold one or many messages with any segment separators (CR, LF,
+CRLF) and optional MLLP framing or batch wrappers; every message yields one
+Bundle of the `--bundle-type` (transaction, the default; batch; collection).
+`--naming-systems FILE` adds a YAML mapping of namespace id → identifier system
+URI to the built-in naming-system table (`thumpflow.mapping._naming`).
+`--timezone ZONE` reads times without an offset, in messages whose MSH-7 has
+none either, in that IANA zone (as a channel's `timezone` does; default UTC).
+Bundles go to stdout (one compact JSON per line, or indented with `--pretty`),
+or with `--out DIR` into one file per input: `DIR/<input file name>.json`
+holding that file's Bundles (a JSON array when it has more than one message;
+`-` is written as `stdin.json`). A file is written whole (through a temporary
+file renamed into place), so a crash never leaves half a file.
 
-A message that cannot be converted is reported on stderr as `FILE: message
-N: reason` and the rest still convert; a message converted only in part
-(no map of its own, a required segment missing) is converted and reported
-as `FILE: message N: warning: ...`. A file with no message in it, or with
-a line before its first MSH, is reported as `FILE: ...` naming the line, and
-none of it is converted. Neither quotes patient data. Exit status: 0 when
-every message converted (warnings included), 1 when any failed or a file
-could not be read, split or written.
+A message that cannot be converted is reported on stderr as `FILE: message N:
+reason` and the rest still convert; a message converted only in part (no map of its own, a
+required segment missing) is converted and reported as `FILE: message N:
+warning: ...`. A file with no message in it, or with a line before its first
+MSH, is reported as `FILE: ...` naming the line, and none of it is converted.
+Neither quotes patient data. Exit status: 0 when every message converted
+(warnings included), 1 when any failed or a file could not be read, split or
+written.
 """
 
 from __future__ import annotations
@@ -34,17 +35,20 @@ from thumpflow.hl7v2 import split_messages
 from thumpflow.mapping import (
     BundleType,
     ConversionError,
+    checked_zone,
     configure_naming_systems,
     convert,
     read_naming_systems,
     to_json,
+    using_timezone,
 )
 
 _TYPES: tuple[BundleType, ...] = ("transaction", "batch", "collection")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare `FILE...`, `--pretty`, `--bundle-type`, `--batch` and `--out`."""
+    """Declare `FILE...`, `--pretty`, `--bundle-type`, `--batch`, `--naming-systems`,
+    `--timezone` and `--out`."""
     parser.add_argument("files", nargs="+", metavar="FILE", help="HL7 v2 file ('-' for stdin)")
     parser.add_argument("--pretty", action="store_true", help="indented JSON")
     parser.add_argument(
@@ -64,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="YAML mapping of namespace id -> identifier system URI (added to the built-in table)",
     )
     parser.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        default="UTC",
+        help="IANA zone of times without an offset when MSH-7 has none either "
+        "(a channel's `timezone`; default UTC)",
+    )
+    parser.add_argument(
         "--out",
         metavar="DIR",
         type=Path,
@@ -80,6 +91,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.naming_systems is not None and not _naming_systems(args.naming_systems):
         return 2
+    try:
+        zone = checked_zone(args.timezone)
+    except ValueError as exc:
+        print(f"--timezone: {exc}", file=sys.stderr)
+        return 2
+    with using_timezone(zone):
+        return _convert_files(args, bundle_type)
+
+
+def _convert_files(args: argparse.Namespace, bundle_type: BundleType) -> int:
     out_dir: Path | None = args.out
     if out_dir is not None:
         try:

@@ -5,6 +5,7 @@ text says what is wrong, located by the loader)."""
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,6 +24,16 @@ def check_path(path: str) -> str:
     except ValueError as err:
         raise ValueError(f"not an HL7 v2 path: {err}") from None
     return path
+
+
+def check_zone(value: str) -> str:
+    """`value` unchanged if it names an IANA time zone (`UTC`, `America/New_York`);
+    else ValueError."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone name (e.g. UTC, America/New_York)") from None
+    return value
 
 
 def check_regex(value: str | None) -> str | None:

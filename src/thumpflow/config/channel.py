@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from thumpflow.config._base import ID_PATTERN, _Model, check_path, check_regex
+from thumpflow.config._base import ID_PATTERN, _Model, check_path, check_regex, check_zone
 from thumpflow.config.naming import NamingSystems
 from thumpflow.connectors.fhir.spec import FhirDestinationSpec
 from thumpflow.connectors.fhir_subscription.spec import FhirSubscriptionSourceSpec
@@ -320,7 +320,12 @@ class Channel(_Model):
         "e.g. `MSH-13` or `EVN-2` timestamps); a lower or equal version than already delivered is "
         "recorded as superseded.",
     )
-    timezone: str = Field(default="UTC", description="Zone of HL7 times that carry no offset.")
+    timezone: str = Field(
+        default="UTC",
+        description="IANA zone (e.g. `America/New_York`) of HL7 times that carry no offset, "
+        "when MSH-7 states none either: for the event's time and in FHIR conversion, where each "
+        "time gets its own date's offset (daylight saving).",
+    )
     filter: list[Condition] = Field(
         default_factory=list, description="Accept only messages for which all hold."
     )
@@ -354,6 +359,11 @@ class Channel(_Model):
         "in the delivery ledger, so the job that `reconciles` this channel skips records flow "
         "already delivered (see *Delivery ledger*).",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_zone(value)
 
     @field_validator("entity_version")
     @classmethod

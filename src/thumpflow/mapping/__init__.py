@@ -77,6 +77,7 @@ from thumpflow.mapping._report import (
 from thumpflow.mapping._rules import MessageMap, compile_rules
 from thumpflow.mapping._support import MapError
 from thumpflow.mapping._vocab import compile_vocab
+from thumpflow.mapping._zone import checked_zone, using_timezone
 
 __all__ = [
     "DEFAULT_BASE",
@@ -90,6 +91,7 @@ __all__ = [
     "NamingTable",
     "WarningListener",
     "all_maps",
+    "checked_zone",
     "configure_naming_systems",
     "convert",
     "derived_event_id",
@@ -102,6 +104,7 @@ __all__ = [
     "to_fhir",
     "to_json",
     "using_naming_systems",
+    "using_timezone",
 ]
 
 FHIR_CONTENT_TYPE = "application/fhir+json"

@@ -41,6 +41,7 @@ from thumpflow.mapping._rules import MessageMap
 from thumpflow.mapping._scope import Built, search_escape
 from thumpflow.mapping._support import Ctx, Parts
 from thumpflow.mapping._values import instant, timezone_of
+from thumpflow.mapping._zone import default_zone
 
 BundleType = Literal["transaction", "batch", "collection"]
 
@@ -118,7 +119,7 @@ class _Run:
             self.message_get,
             self.add_datatype_resource,
         )
-        self.ctx.tz = timezone_of(self.message_get("MSH-7"))
+        self.ctx.tz = timezone_of(self.message_get("MSH-7")) or default_zone()
         self.ctx.memo = memo_for(context_key(d, enc, self.ctx.tz))
 
     @cached_property
@@ -327,7 +328,9 @@ def _evaluate(
     if run.collection and warnings:
         entries.append(outcome_entry(warnings, message.sending_application, message.control_id))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
-    stamp = instant(run.message_get("MSH-7")) or instant(run.message_get("EVN-2.1"), run.ctx.tz)
+    stamp = instant(run.message_get("MSH-7"), run.ctx.tz) or instant(
+        run.message_get("EVN-2.1"), run.ctx.tz
+    )
     if stamp:
         bundle["timestamp"] = stamp
     if control := run.message_get("MSH-10"):

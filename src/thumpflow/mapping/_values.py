@@ -20,6 +20,7 @@ from typing import Any
 
 from thumpflow.fhir import FhirDecimal
 from thumpflow.mapping._naming import naming_system, uri
+from thumpflow.mapping._zone import offset_at
 
 _DTM = re.compile(
     r"(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?"
@@ -110,8 +111,9 @@ def date_time(text: str, default_tz: str = "") -> str | None:
 
     Precision is kept (year, month, day); a value with a time gets seconds
     (minutes and seconds default to 00, as FHIR requires them) and a timezone:
-    its own offset, else `default_tz` (the offset of MSH-7, which HL7 v2
-    defines as the sender's zone), else UTC (`Z`).
+    its own offset, else `default_tz`: the offset of MSH-7, which HL7 v2
+    defines as the sender's zone, or an IANA zone name (the channel's, see
+    `_zone`) whose offset on that date is taken; else UTC (`Z`).
     """
     m = _parts(text)
     if m is None:
@@ -119,7 +121,15 @@ def date_time(text: str, default_tz: str = "") -> str | None:
     year, month, day, hour, minute, second, frac, sign, tzh, tzm = m.groups()
     if hour is None:
         return date(text)
-    tz = f"{sign}{tzh}:{tzm}" if sign else (default_tz or "Z")
+    if sign:
+        tz = f"{sign}{tzh}:{tzm}"
+    elif not default_tz:
+        tz = "Z"
+    elif default_tz[0] in "+-":
+        tz = default_tz
+    else:
+        wall = datetime(int(year), int(month), int(day), int(hour), int(minute or 0))
+        tz = offset_at(default_tz, wall)
     if tz in ("+00:00", "-00:00"):
         tz = "Z"
     out = f"{year}-{month}-{day}T{hour}:{minute or '00'}:{second or '00'}"

@@ -1,15 +1,16 @@
 """The configuration's naming systems, applied to FHIR conversion.
 
-`configure_conversion` adds the top-level `naming_systems` (its inline
-entries over those of its file) to the conversion's process-wide table, and
-sets the base for namespaces not listed. `channel_naming` makes a channel's
-own table (`channels: - naming_systems:`), whose entries and base come
-before the process-wide ones, and `in_channel` runs a channel's (or
-its destination's) transform with it, so a channel converts with its table
-and no other channel sees it, telling a listener (the channel's warning
-counter, `ConversionMetrics`) the code of each conversion warning. A file
-that cannot be read, lists a namespace twice or a URI that is not absolute
-raises `ConfigError` naming it (file and line); nothing is changed then.
+`configure_conversion` adds the top-level `naming_systems` (its inline entries
+over those of its file) to the conversion's process-wide table, and sets the
+base for namespaces not listed. `channel_naming` makes a channel's own table
+(`channels: - naming_systems:`), whose entries and base come before the
+process-wide ones, and `in_channel` runs a channel's (or its destination's)
+transform with it and the channel's `timezone`, so a channel converts with its
+table and zone and no other channel sees them, telling a listener (the
+channel's warning counter, `ConversionMetrics`) the code of each conversion
+warning. A file that cannot be read, lists a namespace twice or a URI that is
+not absolute raises `ConfigError` naming it (file and line); nothing is changed
+then.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from thumpflow.mapping import (
     read_naming_systems,
     reporting_warnings,
     using_naming_systems,
+    using_timezone,
 )
 
 P = ParamSpec("P")
@@ -67,16 +69,21 @@ def channel_naming(channel: Channel) -> NamingTable | None:
 
 
 def in_channel(
-    function: Callable[P, R], table: NamingTable | None, on_warning: WarningListener | None
+    function: Callable[P, R],
+    table: NamingTable | None,
+    on_warning: WarningListener | None,
+    zone: str = "UTC",
 ) -> Callable[P, R]:
-    """`function`, converting with `table` and telling `on_warning` each warning's
-    code while it runs (`function` itself when both are None)."""
-    if table is None and on_warning is None:
+    """`function`, converting with `table`, reading HL7 times without an offset
+    in the channel's time `zone` (when MSH-7 states none either), and telling
+    `on_warning` each warning's code while it runs (`function` itself when there
+    is nothing to apply)."""
+    if table is None and on_warning is None and zone == "UTC":
         return function
 
     @wraps(function)
     def scoped(*args: P.args, **kwargs: P.kwargs) -> R:
-        with using_naming_systems(table), reporting_warnings(on_warning):
+        with using_naming_systems(table), using_timezone(zone), reporting_warnings(on_warning):
             return function(*args, **kwargs)
 
     return scoped

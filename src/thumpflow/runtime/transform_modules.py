@@ -115,14 +115,18 @@ def channel_transforms(
 ) -> ChannelTransforms:
     """Import the channel's transform and its destinations' (see `import_callable`),
     each converting to FHIR with the channel's naming-system table when it has one
-    and telling `on_warning` each conversion warning's code (`runtime.conversion`);
-    a missing one or a bad table is a located `ConfigError`."""
+    and its `timezone` for times without an offset, and telling `on_warning` each
+    conversion warning's code (`runtime.conversion`); a missing one or a bad table
+    is a located `ConfigError`."""
     naming = channel_naming(channel)
+    zone = channel.timezone
     transform = load_transform(channel.transform, channel.id) if channel.transform else None
     return ChannelTransforms(
-        None if transform is None else in_channel(transform, naming, on_warning),
+        None if transform is None else in_channel(transform, naming, on_warning, zone),
         {
-            spec.id: in_channel(load_destination_transform(spec, channel.id), naming, on_warning)
+            spec.id: in_channel(
+                load_destination_transform(spec, channel.id), naming, on_warning, zone
+            )
             for spec in channel.destinations
             if spec.transform
         },
