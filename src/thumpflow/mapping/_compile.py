@@ -71,6 +71,10 @@ _ENTRY_KEYS = frozenset(
     }
 )
 
+# The filter of a `*SEG-FIELD?F=V1,V2` source: only segments whose field F
+# (its first component) is one of the values.
+_ONLY = re.compile(r"\d+=[A-Za-z0-9]+(?:,[A-Za-z0-9]+)*")
+
 
 def _one_text(entries: list[Any]) -> str | None:
     """The key of a data type map whose one entry writes its first item's
@@ -372,8 +376,12 @@ class Compiler:
             return
         path = str(spec["from"])
         if path.startswith("*"):
-            if COLLECT.fullmatch(path[1:]) is None:
-                raise MapError(f"{where}: `*` sources are `*SEG-FIELD`, got {path[1:]!r}")
+            seg_field, _, only = path[1:].partition("?")
+            if COLLECT.fullmatch(seg_field) is None or (only and not _ONLY.fullmatch(only)):
+                raise MapError(
+                    f"{where}: `*` sources are `*SEG-FIELD` or `*SEG-FIELD?F=V1,V2`,"
+                    f" got {path[1:]!r}"
+                )
             text = gen.temp("_s")
             body.append(f"{text} = x.mget({path!r})")
             body.append(f"if {text}:")
