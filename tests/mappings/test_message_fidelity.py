@@ -23,7 +23,7 @@ _HEAD = (
 _WORDS = st.text(alphabet="abcdefghij klmnop", min_size=1, max_size=12).map(str.strip).filter(bool)
 _OBX = st.one_of(
     st.tuples(st.sampled_from(["TX", "ST", "FT"]), st.lists(_WORDS, min_size=1, max_size=3)),
-    st.tuples(st.sampled_from(["NM", "CWE", "SN"]), st.lists(st.just("42"), min_size=1, max_size=1)),
+    st.tuples(st.sampled_from(["NM", "CWE", "SN"]), st.just(["42"])),
 )
 
 
