@@ -71,8 +71,7 @@ _ENTRY_KEYS = frozenset(
     }
 )
 
-# The filter of a `*SEG-FIELD?F=V1,V2` source: only segments whose field F
-# (its first component) is one of the values.
+# `*SEG-F?G=V1,V2`: only the segments whose field G (1st component) is V1 or V2.
 _ONLY = re.compile(r"\d+=[A-Za-z0-9]+(?:,[A-Za-z0-9]+)*")
 
 
@@ -378,10 +377,7 @@ class Compiler:
         if path.startswith("*"):
             seg_field, _, only = path[1:].partition("?")
             if COLLECT.fullmatch(seg_field) is None or (only and not _ONLY.fullmatch(only)):
-                raise MapError(
-                    f"{where}: `*` sources are `*SEG-FIELD` or `*SEG-FIELD?F=V1,V2`,"
-                    f" got {path[1:]!r}"
-                )
+                raise MapError(f"{where}: `*` sources are `*SEG-F[?G=V,...]`, got {path[1:]!r}")
             text = gen.temp("_s")
             body.append(f"{text} = x.mget({path!r})")
             body.append(f"if {text}:")
