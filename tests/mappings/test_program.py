@@ -199,16 +199,11 @@ class _Interpreter:
             targets = scope.lookup(rule.into)
             if targets:
                 rule.fill(parts, run.ctx, targets[0].resource)
+                self.notes(run, rule, segs, pos, targets[0].resource)
             return None
         resource: dict[str, Any] = {"resourceType": rule.resource_type}
         texts = iter(rule.fill(parts, run.ctx, resource) or ())
-        if rule.notes is not None:
-            for k in range(pos + 1, len(segs)):
-                if run.ids_of[segs[k]] != "NTE":
-                    break
-                text = run.note_text(run.fields[segs[k]])
-                if text:
-                    _set(resource, rule.notes, {"text": text})
+        self.notes(run, rule, segs, pos, resource)
         for path, field, reason in rule.requires:
             if read_keys(resource, *path.split(".")) is None:
                 run.refuse(reason, rule.segment, field)
@@ -233,10 +228,30 @@ class _Interpreter:
             scope.names.setdefault(rule.name, []).append(built)
         return built
 
+    def notes(
+        self, run: _Run, rule: Rule, segs: list[int], pos: int, resource: dict[str, Any]
+    ) -> None:
+        """The NTEs right after the segment, each with a text an Annotation."""
+        if rule.notes is None:
+            return
+        assert rule.note_fill is not None
+        for k in range(pos + 1, len(segs)):
+            if run.ids_of[segs[k]] != "NTE":
+                break
+            nte = run.fields[segs[k]]
+            text = run.note_text(nte)
+            if text:
+                note: dict[str, Any] = {"text": text}
+                if len(nte) > 5:
+                    rule.note_fill(nte, run.ctx, note)
+                _set(resource, rule.notes, note)
+
     def reference(self, run: _Run, ref: Ref, built: Built, scope: _Scope) -> None:
         targets = list(run.order) if ref.name == "*" else scope.lookup(ref.name)
         if ref.own:
             targets = [t for t in targets if t.anchor == built.seg]
+        if ref.anchor:
+            targets = [t for t in targets if t.seg == built.anchor]
         if not ref.all:
             targets = targets[:1]
         for t in targets:

@@ -17,6 +17,7 @@ from thumpflow.fhir._definitions import (
 from thumpflow.fhir._issues import FhirIssue, ValidationError
 from thumpflow.fhir._primitives import describe_json
 from thumpflow.fhir._references import check_reference
+from thumpflow.fhir._resource_rules import RESOURCE_RULES
 
 _ELEMENT = REGISTRY.tables["Element"]
 _RESOURCES = REGISTRY.resources
@@ -70,6 +71,9 @@ def _resource(value: Any, path: str, ctx: Context, contained: bool = False) -> N
         if "contained" in value:
             ctx.error(f"{path}.contained", "dom-2", "a contained resource cannot contain resources")
         _walk(value, table, path, ctx)
+        rules = RESOURCE_RULES.get(str(rtype))
+        if rules is not None:
+            rules(value, path, ctx)
         return
     saved_ids = ctx.contained_ids
     inner = value.get("contained")
@@ -83,6 +87,9 @@ def _resource(value: Any, path: str, ctx: Context, contained: bool = False) -> N
         _bundle(value, table, path, ctx)
     else:
         _walk(value, table, path, ctx)
+        rules = RESOURCE_RULES.get(str(rtype))
+        if rules is not None:
+            rules(value, path, ctx)
     ctx.contained_ids = saved_ids
 
 

@@ -71,6 +71,9 @@ _ENTRY_KEYS = frozenset(
     }
 )
 
+# `*SEG-F?G=V1,V2`: only the segments whose field G (1st component) is V1 or V2.
+_ONLY = re.compile(r"\d+=[A-Za-z0-9]+(?:,[A-Za-z0-9]+)*")
+
 
 def _one_text(entries: list[Any]) -> str | None:
     """The key of a data type map whose one entry writes its first item's
@@ -368,8 +371,9 @@ class Compiler:
             return
         path = str(spec["from"])
         if path.startswith("*"):
-            if COLLECT.fullmatch(path[1:]) is None:
-                raise MapError(f"{where}: `*` sources are `*SEG-FIELD`, got {path[1:]!r}")
+            seg_field, _, only = path[1:].partition("?")
+            if COLLECT.fullmatch(seg_field) is None or (only and not _ONLY.fullmatch(only)):
+                raise MapError(f"{where}: `*` sources are `*SEG-F[?G=V,...]`, got {path[1:]!r}")
             text = gen.temp("_s")
             body.append(f"{text} = x.mget({path!r})")
             body.append(f"if {text}:")

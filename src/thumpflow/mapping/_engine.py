@@ -135,14 +135,19 @@ class _Run:
 
     def message_get(self, path: str) -> str:
         """The unescaped, stripped text at a message path; `*SEG-F` joins every
-        repetition of that field of every such segment with line feeds."""
+        repetition of that field of every such segment with line feeds,
+        `*SEG-F?G=V1,V2` of those whose field G (its first component) is V1 or V2."""
         cached = self.texts.get(path)
         if cached is None:
             if path.startswith("*"):
-                seg_id, fld = path[1:].split("-")
-                lines = [
-                    line for seg in self.message.segments_named(seg_id) for line in seg.get_all(fld)
-                ]
+                seg_field, _, only = path[1:].partition("?")
+                seg_id, fld = seg_field.split("-")
+                segs = self.message.segments_named(seg_id)
+                if only:
+                    test, _, values = only.partition("=")
+                    allowed = values.split(",")
+                    segs = [seg for seg in segs if seg.get(f"{test}.1").strip() in allowed]
+                lines = [line for seg in segs for line in seg.get_all(fld)]
                 cached = "\n".join(lines).translate(_NO_CONTROLS)
             else:
                 # `message.get(path)`, read from the fields split already.

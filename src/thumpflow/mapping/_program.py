@@ -186,7 +186,13 @@ class _ProgramWriter:
             self.line(ind, "pass")
             return
         self.line(ind, f"T = {targets}")
-        self.line(ind, f"if T: {rule.fill.__name__}(p, x, T[0].resource)")
+        if rule.notes is None:
+            self.line(ind, f"if T: {rule.fill.__name__}(p, x, T[0].resource)")
+            return
+        self.line(ind, "if T:")
+        self.line(ind + 1, "o = T[0].resource")
+        self.line(ind + 1, f"{rule.fill.__name__}(p, x, o)")
+        self.notes(rule, len(frames) - 1, ind + 1)
 
     def build(self, rule: Rule, frames: list[frozenset[str]], ind: int, anchor: str) -> None:
         assert rule.fill is not None
@@ -195,7 +201,7 @@ class _ProgramWriter:
         self.line(ind, f"o = {{'resourceType': {rtype!r}}}")
         self.line(ind, f"t = {rule.fill.__name__}(p, x, o)")
         if rule.notes is not None:
-            self.notes(rule.notes, d, ind)
+            self.notes(rule, d, ind)
         for path, field, reason in rule.requires:
             keys = ", ".join(repr(k) for k in path.split("."))
             self.line(
@@ -236,15 +242,19 @@ class _ProgramWriter:
             writer, env = self.refs(rule, frames)
             self.line(ind, f"pending.append(({writer}, b, ({''.join(e + ', ' for e in env)})))")
 
-    def notes(self, path: str, d: int, ind: int) -> None:
-        """The NTEs right after the segment: each one's text a note at `path`."""
+    def notes(self, rule: Rule, d: int, ind: int) -> None:
+        """The NTEs right after the segment: each one with a text (NTE-3) an
+        Annotation at the rule's `notes` path in `o`, its author and time (NTE-5,
+        NTE-6) filled by the note map when the NTE has those fields."""
+        assert rule.notes is not None and rule.note_fill is not None
         self.line(ind, f"for q in range(pos + 1, len(S{d})):")
         self.line(ind + 1, "j = q" if d == 0 else f"j = S{d}[q]")
         self.line(ind + 1, "if ids_of[j] != 'NTE': break")
         self.line(ind + 1, "n = run.note_text(fields[j])")
         self.line(ind + 1, "if n:")
         self.line(ind + 2, "v = {'text': n}")
-        for text in self.write(path, "v", "o", anchored=False):
+        self.line(ind + 2, f"if len(fields[j]) > 5: {rule.note_fill.__name__}(fields[j], x, v)")
+        for text in self.write(rule.notes, "v", "o", anchored=False):
             self.line(ind + 2, text)
 
     def write(self, path: str, value: str, target: str, *, anchored: bool) -> list[str]:
@@ -289,7 +299,11 @@ class _ProgramWriter:
         steps = fhir_steps(ref.to, f"message {self.structure}")
         plain = not ref.with_ and ref.fill is None
         top = len(steps) == 1 and plain
-        if top and steps[0][1] is None and not (ref.all or ref.own or ref.name == "*"):
+        if (
+            top
+            and steps[0][1] is None
+            and not (ref.all or ref.own or ref.anchor or ref.name == "*")
+        ):
             # One named resource at a key: the first, unless it is this one.
             return [
                 f"if {targets} and {targets}[0] is not b:",
@@ -298,6 +312,8 @@ class _ProgramWriter:
         out = [f"for c in {targets}:"]
         if ref.own:
             out.append("    if c.anchor != b.seg: continue")
+        if ref.anchor:
+            out.append("    if c.seg != b.anchor: continue")
         out.append("    if c is not b:")
         if top and steps[0][1] == -1:
             # `to: key[]`: the list made once, when a first reference is written.

@@ -18,6 +18,9 @@ from thumpflow.mapping._codegen import fhir_steps
 from thumpflow.mapping._compile import Compiler
 from thumpflow.mapping._support import Condition, Fill, MapError, Program
 
+# The segment map an NTE's Annotation is filled by (besides NTE-3, its text).
+NOTE_MAP = "NTE[Annotation]"
+
 
 @dataclass(frozen=True, slots=True)
 class Ref:
@@ -26,6 +29,8 @@ class Ref:
     constants `with_` in the element holding it; `all`: to every one (else
     the first); `own`: only to those built from segments that follow this
     one (rules with `follows`: the PRTs of this OBX, not of its neighbours);
+    `anchor`: only to the one built from the segment this one follows (a
+    `follows` rule's own segment: the SPM of a specimen's OBX);
     `fill`: a segment map applied to the element holding the reference, with
     the fields of the segment the target was built from (`map:` on a ref:
     the DG1's use and rank on its Encounter.diagnosis element)."""
@@ -36,6 +41,7 @@ class Ref:
     with_: tuple[tuple[str, Any], ...]
     own: bool = False
     fill: Fill | None = None
+    anchor: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,9 @@ class Rule:
     unless: str | None = None
     needs: str | None = None
     follows: tuple[str, ...] | None = None
+    # With `notes`: the segment map (NOTE_MAP) filling each NTE's Annotation
+    # beyond its text (NTE-3): NTE-5 author, NTE-6 time.
+    note_fill: Fill | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +105,7 @@ def _compile_ref(r: Any, comp: Compiler, where: str) -> Ref:
         with_,
         bool(r.get("own")),
         comp.segment(str(r["map"]), where)[1] if "map" in r else None,
+        bool(r.get("anchor")),
     )
 
 
@@ -154,6 +164,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         key=key,
         refs=refs,
         notes=str(notes) if notes else None,
+        note_fill=comp.segment(NOTE_MAP, where)[1] if notes else None,
         group=None,
         requires=requires,
         unless=spec.get("unless"),

@@ -1,0 +1,79 @@
+"""Message-level rules that hold whatever the message holds: an MDM document's
+text is exactly its TX/ST/FT OBX lines, whatever other OBX come between; every
+NTE with a text after a noted segment is one note, NTE-5 its author."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from thumpflow import mapping
+from thumpflow.fhir import validate
+from thumpflow.mapping import to_json
+
+_HEAD = (
+    "MSH|^~\\&|DOCS|WESTGEN|THUMPFLOW|HUB|20240701140000+0100||MDM^T02^MDM_T02|D1|P|2.6\r"
+    "PID|1||WG-1^^^WESTGEN^MR||Moreau^Elise||19790930|F\r"
+    "TXA|1|DS^Discharge summary^LN|TX|20240701133000+0100||||||||DOC-1^WESTGEN||||||AU\r"
+)
+_WORDS = st.text(alphabet="abcdefghij klmnop", min_size=1, max_size=12).map(str.strip).filter(bool)
+_OBX = st.one_of(
+    st.tuples(st.sampled_from(["TX", "ST", "FT"]), st.lists(_WORDS, min_size=1, max_size=3)),
+    st.tuples(st.sampled_from(["NM", "CWE", "SN"]), st.just(["42"])),
+)
+
+
+def _convert(text: str) -> dict[str, Any]:
+    bundle = mapping.convert(text.encode("utf-8"), bundle_type="collection")
+    out: dict[str, Any] = json.loads(to_json(bundle))
+    assert not [i for i in validate(out) if i.severity == "error"]
+    return out
+
+
+def _resources(bundle: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == rtype]
+
+
+@given(st.lists(_OBX, min_size=1, max_size=6))
+def test_the_document_text_is_every_text_obx_line_and_nothing_else(
+    obx: list[tuple[str, list[str]]],
+) -> None:
+    segments = "".join(
+        f"OBX|{n}|{vtype}|11490-0^Note^LN||{'~'.join(lines)}||||||F\r"
+        for n, (vtype, lines) in enumerate(obx, 1)
+    )
+    (document,) = _resources(_convert(_HEAD + segments), "DocumentReference")
+    expected = [line for vtype, lines in obx if vtype in ("TX", "ST", "FT") for line in lines]
+    attachment = document["content"][0]["attachment"]
+    if expected:
+        assert base64.b64decode(attachment["data"]).decode("utf-8") == "\n".join(expected)
+    else:
+        assert "data" not in attachment
+
+
+@given(st.lists(st.tuples(_WORDS, st.booleans()), min_size=1, max_size=4))
+def test_each_nte_after_an_obx_is_a_note_with_its_author(notes: list[tuple[str, bool]]) -> None:
+    ntes = "".join(
+        f"NTE|{n}|L|{text}||{'77^Varga^Ilona' if authored else ''}\r"
+        for n, (text, authored) in enumerate(notes, 1)
+    )
+    message = (
+        "MSH|^~\\&|LAB|EAST|THUMPFLOW|HUB|20240612083000-0400||ORU^R01^ORU_R01|N1|P|2.6\r"
+        "PID|1||ES-1^^^EAST^MR||Okoro^Chidi||19681102|M\r"
+        "OBR|1|PL-1^EHR|FL-1^LAB|2951-2^Sodium^LN|||20240612073000-0400\r"
+        "OBX|1|NM|2951-2^Sodium^LN||139|mmol/L|||||F\r" + ntes
+    )
+    bundle = _convert(message)
+    (observation,) = _resources(bundle, "Observation")
+    (author,) = _resources(bundle, "Practitioner") or [None]
+    assert [n["text"] for n in observation["note"]] == [text for text, _ in notes]
+    for note, (_, authored) in zip(observation["note"], notes, strict=True):
+        if authored:
+            assert author is not None
+            assert note["authorReference"] == {"reference": f"urn:uuid:{author['id']}"}
+        else:
+            assert "authorReference" not in note
