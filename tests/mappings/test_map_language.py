@@ -70,7 +70,8 @@ def test_a_ref_map_fills_the_referring_element_from_the_target_segment() -> None
     uses = [(d.get("use"), d.get("rank")) for d in encounter["diagnosis"]]
     admission = {"system": "http://terminology.hl7.org/CodeSystem/diagnosis-role", "code": "AD"}
     assert uses[0][1] == 2 and uses[0][0]["coding"][0] | admission == uses[0][0]["coding"][0]
-    assert uses[1] == ({"text": "W"}, 1)
+    # W (working) is in no IG map: the sender's coding, without table 0052's system.
+    assert uses[1] == ({"coding": [{"code": "W"}]}, 1)
 
 
 def test_a_per_repetition_segment_entry_outside_a_segment_map_is_refused() -> None:

@@ -37,7 +37,7 @@ from thumpflow.mapping._codegen import (
     identifier_code,
     template_pieces,
 )
-from thumpflow.mapping._forms import element_of, per_repetition, regroup, whole_field
+from thumpflow.mapping._forms import element_of, per_repetition, recoded, regroup, whole_field
 from thumpflow.mapping._hooks import ELEMENT_HOOKS, FIELD_HOOKS
 from thumpflow.mapping._memo import is_pure, recall, remember
 from thumpflow.mapping._support import Condition, Fill, MapError, read_keys
@@ -126,6 +126,8 @@ class Compiler:
         # `ST[valueString]`), and that key: callers inline them.
         self.one_text: dict[str, str] = {}
         self.segments: dict[tuple[str, tuple[str, ...], bool], tuple[str, Fill]] = {}
+        # Data type functions with a vocabulary applied, by (function, vocabulary).
+        self.recoded: dict[tuple[str, str], str] = {}
         self.fnames: set[str] = set()
 
     # -- public: used by the engine --
@@ -401,9 +403,13 @@ class Compiler:
         idx = gen.index(path)
         repeat = bool(spec.get("repeat")) and gen.level == 0
         join = spec.get("join")
-        composite = type_name not in PRIMITIVES and vocab is None
+        composite = type_name not in PRIMITIVES and (vocab is None or "type" in spec)
         nested = gen.level + len(idx)
         datatype = self._datatype(type_name, nested, where) if composite else ""
+        if composite and vocab is not None:
+            if "as" in spec:
+                raise MapError(f"{where}: `as` does not go with a data type map's `type`")
+            datatype = recoded(self, datatype, type_name, str(spec["vocab"]), where)
 
         def one(raw: str) -> None:
             if composite:

@@ -1,6 +1,6 @@
 """Map entry forms that combine other maps, for the IG's composite rows.
 
-Four forms of the map language that hand part of a segment or element to
+Five forms of the map language that hand part of a segment or element to
 another map, each compiled into the calling map's generated function (so
 they cost nothing at run time beyond what they do):
 
@@ -13,7 +13,10 @@ they cost nothing at run time beyond what they do):
   repeats, segment map M once per repetition (IG OBX[Observation-Component]);
 - `{from: 10, type: T}` in a segment map, T a data type map written in
   Python over a whole field (`_hooks.FIELD_HOOKS`): every repetition of
-  field 10 makes one value (IG PID-10: one US Core race extension).
+  field 10 makes one value (IG PID-10: one US Core race extension);
+- `{from: 16, vocab: V, type: T}`, T a data type map declaring `recode`
+  (CWE[CodeableConcept], CWE[Coding]): T with vocabulary V applied to
+  component 1's code (IG PID-16: CWE[CodeableConcept] with MaritalStatus).
 
 A form used where it does not apply raises `MapError` naming the map and
 entry, when the maps compile.
@@ -24,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from thumpflow.mapping._codegen import SPLIT, GeneratedFunction, fhir_steps
+from thumpflow.mapping._codegen import SPLIT, GeneratedFunction, build, context_locals, fhir_steps
+from thumpflow.mapping._memo import is_pure
 from thumpflow.mapping._support import MapError
 
 if TYPE_CHECKING:
@@ -138,3 +142,35 @@ def whole_field(
     body.append(f"{value} = {hook}({reps}, x) if {reps} else None")
     emit_if_valued(value)
     gen.indent(body, mark)
+
+
+def recoded(comp: Compiler, base: str, name: str, vname: str, where: str) -> str:
+    """`{vocab: V, type: T}`: the function of data type map T (`name`,
+    generated as `base`) with vocabulary V (`vname`) applied
+    to its code, for a map declaring `recode: CodeableConcept` (its first
+    coding is component 1's: `VocabTable.recode_concept`) or `recode:
+    Coding`. Pure when `base` is, and then memoised when `base` is, in a
+    memo slot of its own: the vocabulary is part of what it computes."""
+    kind = comp.datatype_specs[name].get("recode")
+    if kind not in ("CodeableConcept", "Coding"):
+        raise MapError(f"{where}: data type {name} takes no `vocab` (it declares no `recode`)")
+    cached = comp.recoded.get((base, vname))
+    if cached is not None:
+        return cached
+    fname = comp.fname("dt", f"{base}_{vname}")
+    comp.recoded[(base, vname)] = fname
+    vocab = comp.vocab_names[vname]
+    method = "recode_concept" if kind == "CodeableConcept" else "recode_coding"
+    body = [
+        "c = p[0]",
+        "c = '' if c == '\"\"' else (U(c) if E in c else c).strip()",
+        f"return {vocab}.{method}({base}(p, x), c)",
+    ]
+    lines = [context_locals("\n".join(body)), *body]
+    source = f"def {fname}(p, x):\n" + "".join(f"    {line}\n" for line in lines)
+    if base in comp.pure and is_pure(source, fname, comp.pure):
+        comp.pure.add(fname)
+        if base in comp.memo_slots:
+            comp.memo_slots[fname] = len(comp.memo_slots)
+    build(source, comp.names, fname)
+    return fname

@@ -50,6 +50,49 @@ class VocabTable:
             return dict(found)
         return {"code": " ".join(text.split())} if self.v2 else None
 
+    def recode_concept(self, concept: dict[str, Any] | None, code: str) -> dict[str, Any] | None:
+        """`concept`, what CWE[CodeableConcept] made of a CWE whose CWE-1 is
+        `code` (stripped), with its first coding (CWE-1..3 and 7) replaced by
+        this vocabulary's coding for `code` when it lists one (the IG's
+        "if mapped to FHIR, use code system and display"; CWE-2 is the
+        display when the vocabulary gives none). Everything else (the
+        alternate codings, `text`) is kept; an unlisted code keeps the
+        sender's coding as CWE[CodeableConcept] made it, but not under the
+        system of the v2 table this vocabulary maps (see `_unlisted`)."""
+        if not code or concept is None:
+            return concept
+        codings = concept["coding"]
+        found = self.codings.get(code)
+        if found is None:
+            found = self.codings.get(code.upper())
+            if found is None:
+                self._unlisted(codings[0])
+                return concept
+        codings[0] = _mapped(found, codings[0])
+        return concept
+
+    def recode_coding(self, coding: dict[str, Any] | None, code: str) -> dict[str, Any] | None:
+        """`coding`, what CWE[Coding] made of a CWE whose CWE-1 is `code`,
+        replaced by this vocabulary's coding for `code` when it lists one
+        (CWE-2 the display when the vocabulary gives none)."""
+        if not code or coding is None:
+            return coding
+        found = self.codings.get(code)
+        if found is None:
+            found = self.codings.get(code.upper())
+            if found is None:
+                self._unlisted(coding)
+                return coding
+        return _mapped(found, coding)
+
+    def _unlisted(self, coding: dict[str, Any]) -> None:
+        """A code this vocabulary does not list is no code of the v2 table it
+        maps, whatever CWE-3 says (a local code, a code of another version):
+        its coding loses that table's system (and the version with it)."""
+        if self.v2 is not None and coding.get("system") == self.v2:
+            del coding["system"]
+            coding.pop("version", None)
+
     def concept(self, text: str) -> dict[str, Any] | None:
         found = self.codings.get(text)
         if found is None:
@@ -57,6 +100,15 @@ class VocabTable:
         if found is not None:
             return {"coding": [dict(found)]}
         return {"text": text} if self.v2 else None
+
+
+def _mapped(found: dict[str, str], sent: dict[str, Any]) -> dict[str, Any]:
+    """A new copy of the vocabulary's coding `found`, with the display of the
+    sender's coding `sent` when the vocabulary gives none."""
+    mapped: dict[str, Any] = dict(found)
+    if "display" not in mapped and "display" in sent:
+        mapped["display"] = sent["display"]
+    return mapped
 
 
 def compile_vocab(name: str, spec: Any) -> VocabTable:

@@ -1,0 +1,193 @@
+"""Data type fidelity against the IG's data type maps.
+
+- A CWE field with a vocabulary map (`{from: 16, vocab: MaritalStatus,
+  type: "CWE[CodeableConcept]"}`) keeps everything CWE[CodeableConcept]
+  keeps: the vocabulary's coding for CWE-1 when it lists the code (else the
+  sender's coding, without the vocabulary's v2 table system), CWE-2 display,
+  CWE-4..6 alternate coding, CWE-7 version and CWE-9 text; per repetition
+  for OBX-8. PV2-38 is CWE[Coding] (IG), with the same rule.
+- XTN-8 is part of the assembled ContactPoint.value (IG XTN rows for XTN-7).
+- XAD-1 is an SAD: SAD-1, SAD-2 and SAD-3 are address lines 1-3, XAD-2 line 4.
+- IN1-2 is CWE[Identifier]: CWE-1, CWE-4 and CWE-10 are plan identifiers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from thumpflow.fhir import validate
+from thumpflow.mapping import _memo, convert, to_json
+
+V3_MARITAL = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"
+V3_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+
+_MSH = b"MSH|^~\\&|APP|FAC|RCV|RFAC|20240301101500||ADT^A01|C1|P|2.6\rEVN|A01|20240301101500\r"
+
+
+def _bundle(segments: bytes, msh: bytes = _MSH) -> dict[str, Any]:
+    bundle = convert(msh + segments, bundle_type="collection")
+    data: dict[str, Any] = json.loads(to_json(bundle))
+    assert [i for i in validate(data) if i.severity == "error"] == []
+    return data
+
+
+def _one(bundle: dict[str, Any], rtype: str) -> dict[str, Any]:
+    (found,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == rtype]
+    return found
+
+
+def _pid16(cwe: str) -> dict[str, Any]:
+    pid = f"PID|1||P7^^^H^MR||Roe^Kim|||||||||||{cwe}\r".encode()
+    return _one(_bundle(pid), "Patient").get("maritalStatus", {})
+
+
+def test_an_unlisted_marital_status_keeps_the_senders_coding_and_text() -> None:
+    assert _pid16("Z^Cohabiting^L^^^^12^^Lives with partner") == {
+        "coding": [{"code": "Z", "display": "Cohabiting", "version": "12"}],
+        "text": "Lives with partner",
+    }
+
+
+def test_a_listed_marital_status_is_the_vocabularys_coding_plus_the_rest() -> None:
+    assert _pid16("M^Wed^HL70002^MAR^Married (local)^LN^2.6^^married in 2001") == {
+        "coding": [
+            {"code": "M", "display": "Married", "system": V3_MARITAL},
+            {"code": "MAR", "display": "Married (local)", "system": "http://loinc.org"},
+        ],
+        "text": "married in 2001",
+    }
+
+
+def test_an_unlisted_code_never_gets_the_vocabularys_table_system() -> None:
+    # Q is no code of table 0002, whatever CWE-3 says.
+    assert _pid16("Q^Other^HL70002^^^^2.6") == {"coding": [{"code": "Q", "display": "Other"}]}
+
+
+def test_text_only_marital_status_is_as_cwe_codeableconcept_makes_it() -> None:
+    assert _pid16("^Separated for now") == {
+        "coding": [{"display": "Separated for now"}],
+        "text": "Separated for now",
+    }
+
+
+def test_obx8_maps_each_repetitions_code_through_the_vocabulary() -> None:
+    msh = b"MSH|^~\\&|LAB|FAC|EHR|FAC|20240301101500||ORU^R01^ORU_R01|C2|P|2.8\r"
+    segments = (
+        b"PID|1||P7^^^H^MR||Roe^Kim\rOBR|1||F1|1234-5^Panel^LN|||20240301101500\r"
+        b"OBX|1|NM|8867-4^Heart rate^LN||50|/min^^UCUM||L^Low^HL70078~XYZ^Odd^L^^^^^^seen odd|||F\r"
+    )
+    observation = _one(_bundle(segments, msh), "Observation")
+    assert observation["interpretation"] == [
+        {"coding": [{"code": "L", "display": "Low", "system": V3_INTERPRETATION}]},
+        {"coding": [{"code": "XYZ", "display": "Odd"}], "text": "seen odd"},
+    ]
+
+
+def test_pv2_38_is_a_coding_with_the_senders_display() -> None:
+    segments = (
+        b"PID|1||P7^^^H^MR||Roe^Kim\rPV1|1|E|||||||||||||||||V9\r"
+        + b"PV2"
+        + b"|" * 38
+        + b"WHL^Wheelchair^L~A^Ambulance^HL70430\r"
+    )
+    (arrival,) = _one(_bundle(segments), "Encounter")["extension"]
+    assert arrival["valueCoding"] == {"code": "WHL", "display": "Wheelchair"}
+    segments = segments.replace(b"WHL^Wheelchair^L~", b"")
+    (arrival,) = _one(_bundle(segments), "Encounter")["extension"]
+    assert arrival["valueCoding"] == {
+        "code": "A",
+        "display": "Ambulance",
+        "system": "http://terminology.hl7.org/CodeSystem/v2-0430",
+    }
+
+
+def test_the_memo_tells_vocabularies_apart() -> None:
+    # The same CWE text in fields of two vocabularies, one after the other
+    # and across messages: each field gets its own vocabulary's result.
+    nk1 = b"PID|1||P7^^^H^MR||Roe^Kim\rNK1|1|Roe^Lee|C^Contact^HL70063||||C^Contact^HL70063\r"
+    with _memo.memoising(True):
+        first = _one(_bundle(nk1), "RelatedPerson")["relationship"]
+        again = _one(_bundle(nk1), "RelatedPerson")["relationship"]
+    with _memo.memoising(False):
+        plain = _one(_bundle(nk1), "RelatedPerson")["relationship"]
+    assert first == again == plain
+    assert first[0] == {"coding": [{"code": "C", "display": "Contact"}]}
+    assert first[1]["coding"][0]["display"] == "Emergency Contact"
+
+
+def test_xtn8_is_part_of_the_value_and_its_own_extension() -> None:
+    pid = b"PID|1||P7^^^H^MR||Roe^Kim||||||||^WPN^PH^^44^20^7946000^215\r"
+    (telecom,) = _one(_bundle(pid), "Patient")["telecom"]
+    assert telecom["value"] == "+44 20 7946000 X215"
+    assert {"url": "http://hl7.org/fhir/StructureDefinition/contactpoint-extension",
+            "valueString": "215"} in telecom["extension"]  # fmt: skip
+    pid = b"PID|1||P7^^^H^MR||Roe^Kim||||||||^WPN^PH^^^20^7946000^215\r"
+    (telecom,) = _one(_bundle(pid), "Patient")["telecom"]
+    assert telecom["value"] == "20 7946000 X215"
+
+
+def test_xad1_street_name_and_dwelling_number_are_lines() -> None:
+    pid = b"PID|1||P7^^^H^MR||Roe^Kim||||||12 Elm Row&Elm Row&Flat 3^Rear^Leeds^^LS1\r"
+    (address,) = _one(_bundle(pid), "Patient")["address"]
+    assert address["line"] == ["12 Elm Row", "Elm Row", "Flat 3", "Rear"]
+    pid = b"PID|1||P7^^^H^MR||Roe^Kim||||||&Elm Row&4^^Leeds\r"
+    (address,) = _one(_bundle(pid), "Patient")["address"]
+    assert address["line"] == ["Elm Row", "4"]
+
+
+def test_in1_2_alternate_plan_identifiers() -> None:
+    segments = (
+        b"PID|1||P7^^^H^MR||Roe^Kim\rPV1|1|I|||||||||||||||||V9\r"
+        b"IN1|1|PLAN-A^Gold^L^PLAN-B^^L^^^^PLAN-C|PAY1^^^PAYERS|Acme Health"
+        + b"|" * 32
+        + b"POL-9\r"
+    )
+    coverage = _one(_bundle(segments), "Coverage")
+    assert [i["value"] for i in coverage["identifier"]] == ["POL-9", "PLAN-A", "PLAN-B", "PLAN-C"]
+
+
+_SIMPLE = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij0123456789 -.", max_size=8)
+
+
+@given(
+    code=st.one_of(st.sampled_from(["M", "S", "D", "W", "A", "m", "Q", "U"]), _SIMPLE),
+    display=_SIMPLE,
+    system=st.sampled_from(["", "HL70002", "L", "LN", "99LOC"]),
+    alternate=_SIMPLE,
+    original=_SIMPLE,
+    memo=st.booleans(),
+)
+def test_every_vocabulary_cwe_field_keeps_alternate_coding_and_original_text(
+    code: str, display: str, system: str, alternate: str, *, original: str, memo: bool
+) -> None:
+    """For PID-16 and PV1-36 (general: any vocab + CWE[CodeableConcept]
+    entry): CWE-9 is the text, CWE-4 an alternate coding, and the first
+    coding is the vocabulary's for a listed code, else the sender's code."""
+    cwe = f"{code}^{display}^{system}^{alternate}^^^^^{original}"
+    segments = (
+        f"PID|1||P7^^^H^MR||Roe^Kim|||||||||||{cwe}\r"
+        f"PV1|1|I|||||||||||||||||V9|||||||||||||||||{cwe}\r"
+    ).encode()
+    with _memo.memoising(memo):
+        bundle = _bundle(segments)
+    patient, encounter = _one(bundle, "Patient"), _one(bundle, "Encounter")
+    for concept, table in (
+        (patient.get("maritalStatus", {}), "0002"),
+        (encounter.get("hospitalization", {}).get("dischargeDisposition", {}), "0112"),
+    ):
+        codings = concept.get("coding", [])
+        if original.strip():
+            assert concept["text"] == original.strip()
+        if alternate.strip():
+            assert codings[-1]["code"] == " ".join(alternate.split())
+        if code.strip():
+            first = codings[0]
+            assert first["code"] == " ".join(code.split()) or first.get("system", "").startswith(
+                "http://terminology.hl7.org/CodeSystem/"
+            )
+            # Never the field's own table's system for a code it does not list.
+            assert first.get("system") != f"http://terminology.hl7.org/CodeSystem/v2-{table}"
