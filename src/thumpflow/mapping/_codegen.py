@@ -17,31 +17,10 @@ from typing import Any
 from thumpflow.mapping._support import MapError
 
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)(?:\[(\d*)\])?")
-_TEMPLATE = re.compile(r"\{([0-9.]+)(?::([A-Za-z0-9_:\[\]]+))?\}")
 COLLECT = re.compile(r"([A-Z][A-Z0-9]{2})-(\d+)")
 _MESSAGE_PATH = re.compile(r"\$[A-Z][A-Z0-9]{2}-\d+(?:\.\d+){0,2}")
 
 Step = tuple[str, int | None]
-
-
-def template_pieces(template: str, where: str) -> list[tuple[str, str | None]]:
-    """A template split into `(literal text, None)` and `(element, vocabulary or None)`.
-
-    Raises MapError naming where when a brace is not part of a placeholder
-    (`{FIELD}` or `{FIELD:vocabulary}`), so a mistyped placeholder fails when
-    the maps compile instead of being written into every resource as text.
-    """
-    pieces: list[tuple[str, str | None]] = []
-    pos = 0
-    for m in _TEMPLATE.finditer(template):
-        pieces.append((template[pos : m.start()], None))
-        pieces.append((m.group(1), m.group(2) or ""))
-        pos = m.end()
-    pieces.append((template[pos:], None))
-    for text, vocab in pieces:
-        if vocab is None and ("{" in text or "}" in text):
-            raise MapError(f"{where}: a brace in template {template!r} is not a placeholder")
-    return [(text, vocab) for text, vocab in pieces if text or vocab is not None]
 
 
 def fhir_steps(path: str, where: str) -> list[Step]:

@@ -35,9 +35,15 @@ from thumpflow.mapping._codegen import (
     fhir_steps,
     generate_twice,
     identifier_code,
-    template_pieces,
 )
-from thumpflow.mapping._forms import element_of, per_repetition, recoded, regroup, whole_field
+from thumpflow.mapping._forms import (
+    element_of,
+    per_repetition,
+    recoded,
+    regroup,
+    template_text,
+    whole_field,
+)
 from thumpflow.mapping._hooks import ELEMENT_HOOKS, FIELD_HOOKS
 from thumpflow.mapping._memo import is_pure, recall, remember
 from thumpflow.mapping._support import Condition, Fill, MapError, read_keys
@@ -342,22 +348,7 @@ class Compiler:
             gen.indent(body, mark)
 
         if "template" in spec:
-            pieces: list[str] = []
-            for part, in_vocab in template_pieces(str(spec["template"]), where):
-                if in_vocab is None:
-                    pieces.append(repr(part))
-                    continue
-                local = gen.text(part)
-                if in_vocab:
-                    pv = self.vocab_names.get(in_vocab)
-                    if pv is None:
-                        raise MapError(f"{where}: unknown vocabulary {in_vocab!r} in template")
-                    local = (
-                        f"({pv}.codes.get({local}) or {pv}.codes.get({local}.upper()) or {local})"
-                    )
-                pieces.append(local)
-            text = gen.temp("_s")
-            body.append(f"{text} = {' + '.join(pieces) or repr('')}")
+            text = template_text(self, gen, str(spec["template"]), where)
             if vocab is not None:
                 value = gen.temp("_v")
                 body.append(f"{value} = {vocab}.{method}({text})")

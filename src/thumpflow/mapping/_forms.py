@@ -1,6 +1,6 @@
 """Map entry forms that combine other maps, for the IG's composite rows.
 
-Five forms of the map language that hand part of a segment or element to
+Six forms of the map language that hand part of a segment or element to
 another map, each compiled into the calling map's generated function (so
 they cost nothing at run time beyond what they do):
 
@@ -16,7 +16,11 @@ they cost nothing at run time beyond what they do):
   field 10 makes one value (IG PID-10: one US Core race extension);
 - `{from: 16, vocab: V, type: T}`, T a data type map declaring `recode`
   (CWE[CodeableConcept], CWE[Coding]): T with vocabulary V applied to
-  component 1's code (IG PID-16: CWE[CodeableConcept] with MaritalStatus).
+  component 1's code (IG PID-16: CWE[CodeableConcept] with MaritalStatus);
+- `{template: "{2:V}/{3}", to: contentType}`: literal text and components,
+  each optionally through vocabulary V, joined (IG ED[Attachment]: ED-2 and
+  ED-3 as the MIME type). A brace that is not such a placeholder is refused,
+  so a mistyped one cannot be written into every resource as text.
 
 A form used where it does not apply raises `MapError` naming the map and
 entry, when the maps compile.
@@ -24,6 +28,7 @@ entry, when the maps compile.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -174,3 +179,31 @@ def recoded(comp: Compiler, base: str, name: str, vname: str, where: str) -> str
             comp.memo_slots[fname] = len(comp.memo_slots)
     build(source, comp.names, fname)
     return fname
+
+
+_PLACEHOLDER = re.compile(r"\{([0-9.]+)(?::([A-Za-z0-9_:\[\]]+))?\}")
+
+
+def template_text(comp: Compiler, gen: GeneratedFunction, template: str, where: str) -> str:
+    """Emit the joining of `template`'s pieces; the local holding the text."""
+    pieces: list[str] = []
+    pos = 0
+    for m in [*_PLACEHOLDER.finditer(template), None]:
+        literal = template[pos : m.start() if m else len(template)]
+        if "{" in literal or "}" in literal:
+            raise MapError(f"{where}: a brace in template {template!r} is not a placeholder")
+        if literal:
+            pieces.append(repr(literal))
+        if m is None:
+            break
+        local = gen.text(m.group(1))
+        if m.group(2):
+            pv = comp.vocab_names.get(m.group(2))
+            if pv is None:
+                raise MapError(f"{where}: unknown vocabulary {m.group(2)!r} in template")
+            local = f"({pv}.codes.get({local}) or {pv}.codes.get({local}.upper()) or {local})"
+        pieces.append(local)
+        pos = m.end()
+    text = gen.temp("_s")
+    gen.body.append(f"{text} = {' + '.join(pieces) or repr('')}")
+    return text
