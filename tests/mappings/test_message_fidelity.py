@@ -77,3 +77,20 @@ def test_each_nte_after_an_obx_is_a_note_with_its_author(notes: list[tuple[str, 
             assert note["authorReference"] == {"reference": f"urn:uuid:{author['id']}"}
         else:
             assert "authorReference" not in note
+
+
+@given(description=_WORDS, coded=st.booleans())
+def test_dg1_description_is_the_condition_text_with_or_without_a_code(
+    description: str, coded: bool
+) -> None:
+    """IG DG1[Condition] row DG1-4: `code.text`, with no condition on DG1-3
+    (before, a coded DG1-3 dropped the description)."""
+    code = "I21.4^NSTEMI^I10" if coded else ""
+    bundle = _convert(
+        "MSH|^~\\&|ADT|WESTGEN|THUMPFLOW|HUB|20240701140000+0100||ADT^A08^ADT_A01|D1|P|2.5.1\r"
+        "PID|1||WG-1^^^WESTGEN^MR||Moreau^Elise||19790930|F\r"
+        f"PV1|1|I|W1^1^1|||||||||||||||V1^^^WESTGEN^VN\rDG1|1||{code}|{description}|||A\r"
+    )
+    (condition,) = _resources(bundle, "Condition")
+    assert condition["code"]["text"] == description
+    assert bool(condition["code"].get("coding")) is coded
