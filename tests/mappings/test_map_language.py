@@ -7,6 +7,7 @@ segment. Both are checked when the maps compile, with the map named.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -204,6 +205,31 @@ def test_a_rule_name_that_is_not_an_identifier_is_refused(name: str) -> None:
     rule = {"segment": "PID", "map": "X[Patient]", "name": name}
     with pytest.raises(MapError, match="a rule's `name` is an identifier"):
         compile_rules([rule], compiler, "test")
+
+
+@pytest.mark.parametrize(
+    ("export", "outer_rule", "reason"),
+    [
+        ({"nosuch": "all"}, None, "`export` maps a name"),
+        ({"pid": "not an identifier"}, None, "`export` maps a name"),
+        ({"pid": "patients"}, "patients", "exported name 'patients' is a rule's name too"),
+    ],
+)
+def test_a_group_export_that_is_not_a_new_name_for_a_group_name_is_refused(
+    export: dict[str, str], outer_rule: str | None, reason: str
+) -> None:
+    compiler = _compiler({"entries": [{"from": 3, "to": "id"}]})
+    rules: list[dict[str, Any]] = [
+        {
+            "group": ["PID"],
+            "export": export,
+            "rules": [{"segment": "PID", "map": "X[Patient]", "name": "pid"}],
+        }
+    ]
+    if outer_rule:
+        rules.append({"segment": "PV1", "map": "X[Patient]", "name": outer_rule})
+    with pytest.raises(MapError, match=re.escape(reason)):
+        compile_rules(rules, compiler, "test")
 
 
 @pytest.mark.parametrize(

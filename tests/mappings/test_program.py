@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -155,7 +156,11 @@ class _Interpreter:
                 if not instances and rule.required:
                     run.missing(self.mmap.structure, starts[0])
                 for instance in instances:
-                    self.rules(run, inner, instance, _Scope(scope), pending)
+                    inner_scope = _Scope(scope)
+                    self.rules(run, inner, instance, inner_scope, pending)
+                    for name, outer in rule.exports:
+                        found = inner_scope.names.get(name, [])
+                        scope.names.setdefault(outer, []).extend(found)
                 continue
             if rule.unless is not None and scope.lookup(rule.unless):
                 continue
@@ -315,3 +320,11 @@ def test_the_program_does_what_interpreting_the_rules_does(
         segments[i] = replace_component(segments[i], field_no, comp_no, text)
     raw = "\r".join(segments).encode("utf-8")
     assert _outcome(raw, bundle_type, False) == _outcome(raw, bundle_type, True)
+
+
+@pytest.mark.parametrize("case", range(len(INPUTS)), ids=[c.name for c in CASES])
+def test_every_golden_input_unvaried(case: int) -> None:
+    """Each golden input as written, so every map form a golden case uses
+    (a group's `export`, `follows`, `anchor` ...) is compared on every run."""
+    raw = "\r".join(INPUTS[case]).encode("utf-8")
+    assert _outcome(raw, "collection", False) == _outcome(raw, "collection", True)

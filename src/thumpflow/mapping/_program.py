@@ -34,7 +34,7 @@ from thumpflow.mapping._codegen import (
     identifier_code,
 )
 from thumpflow.mapping._compile import is_key_path
-from thumpflow.mapping._rules import Ref, Rule
+from thumpflow.mapping._rules import Ref, Rule, rule_names
 from thumpflow.mapping._scope import anchors_of, group_instances, segment_positions
 from thumpflow.mapping._support import Program, read_keys
 
@@ -76,7 +76,7 @@ class _ProgramWriter:
 
     def program(self, rules: tuple[Rule, ...], final: tuple[Rule, ...]) -> Program:
         fname = self.comp.fname("program", self.structure)
-        root = _names(rules) | _names(final)
+        root = rule_names(rules) | rule_names(final)
         frames = [root]
         self.line(0, f"def {fname}(run, ids_of, fields, A0):")
         self.line(1, "x = run.ctx")
@@ -173,11 +173,13 @@ class _ProgramWriter:
         self.line(ind, f"for S{d} in I:")
         ind += 1
         self.line(ind, f"A{d} = _segment_positions(list(map(ids_of.__getitem__, S{d})))")
-        names = _names(inner)
+        names = rule_names(inner)
         for name in sorted(names):
             self.line(ind, f"{_local(d, name)} = []")
         for r in inner:
             self.rule(r, [*frames, names], ind)
+        for name, outer in rule.exports:
+            self.line(ind, f"{_local(d - 1, outer)}.extend({_local(d, name)})")
 
     def into(self, rule: Rule, frames: list[frozenset[str]], ind: int) -> None:
         assert rule.into is not None and rule.fill is not None
@@ -337,11 +339,6 @@ class _ProgramWriter:
         if not ref.all:
             out.append("    break")
         return out
-
-
-def _names(rules: tuple[Rule, ...]) -> frozenset[str]:
-    """The names the rules of one scope give their resources (not their groups')."""
-    return frozenset(r.name for r in rules if r.name and r.group is None)
 
 
 def _local(depth: int, name: str) -> str:

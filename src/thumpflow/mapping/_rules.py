@@ -4,7 +4,11 @@ A message map (`messages` in the map files) is a list of rules; each names a
 segment, the segment map it applies (`map`), how the resource's id is
 derived (`identity`), which other rules' resources it references (`refs`),
 and conditions (`when`, `unless`, `required`, `follows`: the segment a PRT
-belongs to). `compile_rules` turns them into `Rule` values once, at import;
+belongs to). A `group` applies its rules once per instance (from one of its
+start segments to the next), each instance a scope of its own; its `export`
+(`{order: orders}`) gives the enclosing scope, once the group has run, every
+instance's resources of a name under a new name (MDM: the document refers to
+the first of every order). `compile_rules` turns them into `Rule` values once, at import;
 a malformed rule raises `MapError` naming the map and rule. `_program`
 compiles each message map's rules into one function.
 """
@@ -73,6 +77,10 @@ class Rule:
     # With `notes`: the segment map (NOTE_MAP) filling each NTE's Annotation
     # beyond its text (NTE-3): NTE-5 author, NTE-6 time.
     note_fill: Fill | None = None
+    # A group's `export`: (inner name, outer name) pairs; once the group has
+    # run, the enclosing scope's outer name holds every instance's resources
+    # of the inner name, in order (MDM: every order, for the document).
+    exports: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +93,22 @@ class MessageMap:
     program: Program
 
 
+def rule_names(rules: tuple[Rule, ...]) -> frozenset[str]:
+    """The names one scope's rules give resources: their own, and their groups' exports."""
+    own = {r.name for r in rules if r.name and r.group is None}
+    return frozenset(own | {outer for r in rules for _, outer in r.exports})
+
+
 def compile_rules(specs: Any, comp: Compiler, where: str) -> tuple[Rule, ...]:
     """The rules of a message map (or group), compiled."""
     if not isinstance(specs, list):
         raise MapError(f"{where}: `rules` must be a list")
-    return tuple(_compile_rule(s, comp, f"{where} rule {i + 1}") for i, s in enumerate(specs))
+    rules = tuple(_compile_rule(s, comp, f"{where} rule {i + 1}") for i, s in enumerate(specs))
+    own = {r.name for r in rules if r.name}
+    for _, outer in (pair for r in rules for pair in r.exports):
+        if outer in own:
+            raise MapError(f"{where}: exported name {outer!r} is a rule's name too")
+    return rules
 
 
 def _compile_ref(r: Any, comp: Compiler, where: str) -> Ref:
@@ -117,6 +136,10 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         if not starts:
             raise MapError(f"{where}: a group names its start segments")
         inner = compile_rules(spec.get("rules"), comp, f"{where} group")
+        exports = tuple((str(k), str(v)) for k, v in (spec.get("export") or {}).items())
+        for pair in exports:
+            if not all(n.isidentifier() for n in pair) or pair[0] not in rule_names(inner):
+                raise MapError(f"{where}: `export` maps a name of the group's rules to a new name")
         return Rule(
             None,
             starts[0],
@@ -132,6 +155,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             None,
             (starts, inner),
             (),
+            exports=exports,
         )
     segment = str(spec.get("segment", ""))
     if not segment:
