@@ -7,8 +7,9 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
+from xml.etree import ElementTree
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from thumpflow import mapping
@@ -94,3 +95,30 @@ def test_dg1_description_is_the_condition_text_with_or_without_a_code(
     (condition,) = _resources(bundle, "Condition")
     assert condition["code"]["text"] == description
     assert bool(condition["code"].get("coding")) is coded
+
+
+_PRINTABLE = st.characters(blacklist_categories=("Cc", "Cs"))
+
+
+def _xml_text(text: str) -> str:
+    return text.replace("\ufffe", "").replace("\uffff", "").strip()
+
+
+@example(description="a\ufffeb <i>&amp;\uffff")
+@given(description=st.text(_PRINTABLE, min_size=1, max_size=40).filter(_xml_text))
+def test_pv2_12_is_the_encounter_narrative_as_text_never_markup(description: str) -> None:
+    """IG PV2-12 → Encounter.text.div: the description, escaped, in one XHTML
+    div (status `additional`); whatever it holds, it parses back as that text."""
+    field = description.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\")
+    field = field.replace("&", "\\T\\").replace("~", "\\R\\")
+    bundle = _convert(
+        "MSH|^~\\&|ADT|WESTGEN|THUMPFLOW|HUB|20240701140000+0100||ADT^A01^ADT_A01|D1|P|2.5.1\r"
+        "PID|1||WG-1^^^WESTGEN^MR||Moreau^Elise||19790930|F\r"
+        f"PV1|1|I|W1^1^1|||||||||||||||V1^^^WESTGEN^VN\rPV2||||||||||||{field}\r"
+    )
+    (encounter,) = _resources(bundle, "Encounter")
+    assert encounter["text"]["status"] == "additional"
+    div = ElementTree.fromstring(encounter["text"]["div"])
+    assert div.tag == "{http://www.w3.org/1999/xhtml}div"
+    assert not list(div)
+    assert div.text == _xml_text(description)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import math
 import re
 from collections.abc import Callable
@@ -255,6 +256,16 @@ def text_as_base64(text: str, default_tz: str = "") -> str | None:
     return base64.b64encode(text.encode("utf-8")).decode("ascii") if text else None
 
 
+def narrative(text: str, default_tz: str = "") -> str | None:
+    """Plain text → FHIR `xhtml`: one XHTML `div` holding the text, escaped, so
+    no markup in a message reaches a narrative (IG PV2-12 → Encounter.text.div);
+    the two code points XML 1.0 refuses beyond the controls (dropped before) go."""
+    text = text.replace("\ufffe", "").replace("\uffff", "").strip()
+    if not text:
+        return None
+    return f'<div xmlns="http://www.w3.org/1999/xhtml">{html.escape(text, quote=False)}</div>'
+
+
 def lower(text: str, default_tz: str = "") -> str | None:
     """Text → lower-case `code`."""
     value = code(text)
@@ -287,6 +298,7 @@ PRIMITIVES: dict[str, Converter] = {
     "uri": uri,
     "id": code,
     "lower": lower,
+    "xhtml": narrative,
     "text": code,
     "decimal": decimal,
     "integer": integer,
