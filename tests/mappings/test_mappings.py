@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -154,6 +157,14 @@ def test_to_fhir_derives_one_deterministic_event() -> None:
     assert out.event_id[:10] == event.event_id[:10]
     assert out.ordering_key == event.ordering_key and out.sequence == 7
     assert out.body == to_json(convert(raw))
+    # A message without a time of its own: the event's received_at stands in,
+    # so converting the same event again (a replay) gives the same Bundle.
+    untimed = b"MSH|^~\\&|A|B|C|D|||ADT^A01|C9|P|2.5\rPID|1||X^^^H\rPV1|1|I\r"
+    event = dataclasses.replace(event, body=untimed, received_at=1_735_732_800.5)
+    (first_untimed,) = to_fhir(event, Message.parse(untimed))
+    (again,) = to_fhir(event, Message.parse(untimed))
+    assert first_untimed.body == again.body
+    assert json.loads(first_untimed.body)["timestamp"] == "2025-01-01T12:00:00Z"
 
 
 def _cli(*argv: str) -> int:
@@ -167,16 +178,18 @@ def test_cli_converts_many_messages_and_reports_failures_and_warnings(
 ) -> None:
     good = adt_a01("MRN1", "C1", seed=1) + b"\n" + oru_r01("MRN1", "C2", seed=1)
     partial = b"MSH|^~\\&|A|B|C|D|20240101||ZZZ^Z01|9|P|2.5\rPID|1||SECRET^^^H\r"
-    bad = b"MSH|^~\\&|A|B|C|D|||ADT^A01|9|P|2.5\rPID|1||SECRET^^^H\rPV1|1|I\r"
+    bad = b"MSH|^~\\&|A|B|C|D|20240101||ADT^A40|9|P|2.5\rEVN|A40|20240101\r"
+    untimed = b"MSH|^~\\&|A|B|C|D|||ADT^A01|9|P|2.5\rPID|1||SECRET^^^H\rPV1|1|I\r"
     path = tmp_path / "in.hl7"
-    path.write_bytes(good.replace(b"\r", b"\r\n") + b"\n" + partial + b"\n" + bad)
+    path.write_bytes(good.replace(b"\r", b"\r\n") + b"\n" + partial + b"\n" + bad + b"\n" + untimed)
     status = _cli(str(path), "--bundle-type", "batch")
     out, err = capsys.readouterr()
     assert status == 1
-    assert len(out.splitlines()) == 3
+    assert len(out.splitlines()) == 4
     assert all(json.loads(line)["type"] == "batch" for line in out.splitlines())
     assert "message 3: warning: message type ZZZ^Z01 has no message map" in err
-    assert "message 4: " in err and "MSH-7" in err and "SECRET" not in err
+    assert "message 4: " in err and "segment PID is missing" in err
+    assert "message 5: warning: " in err and "no message time" in err and "SECRET" not in err
 
 
 def test_cli_names_a_file_with_no_message_or_a_line_outside_any(
@@ -245,18 +258,28 @@ def test_generated_messages_convert_deterministically_to_valid_fhir(
     _assert_valid(first)
 
 
-def test_message_time_falls_back_to_evn2_else_names_msh7() -> None:
+def test_message_time_falls_back_to_evn2_else_the_time_received() -> None:
     base = b"MSH|^~\\&|A|B|C|D|%s||ADT^A01|1|P|2.5\rEVN|A01|%s\rPID|1||X^^^H\rPV1|1|I"
     bundle = convert(base % (b"2024-13", b"202401021530+0100"))
     provenance = bundle["entry"][-1]["resource"]
     assert provenance["recorded"] == bundle["timestamp"] == "2024-01-02T15:30:00+01:00"
     _assert_valid(bundle)
+    received = 1_735_732_800.0  # 2025-01-01T12:00:00Z
     for msh7, evn2 in ((b"", b""), (b"20241340", b"not a time")):
-        with pytest.raises(ConversionError, match="MSH-7") as caught:
-            convert(base % (msh7, evn2))
-        assert (caught.value.segment, caught.value.field) == ("MSH", 7)
-    with pytest.raises(ConversionError, match="MSH-7"):
-        convert(b"MSH|^~\\&|A|B|C|D|||ORU^R01|1|P|2.5\rPID|1||X^^^H\rOBR|1|P1||C^Chem")
+        warnings: list[str] = []
+        bundle = convert(base % (msh7, evn2), warnings=warnings, received=received)
+        provenance = bundle["entry"][-1]["resource"]
+        assert provenance["recorded"] == bundle["timestamp"] == "2025-01-01T12:00:00Z"
+        assert [w.code for w in warnings] == ["no_message_time"]  # type: ignore[attr-defined]
+        assert "MSH-7" in warnings[0] and "20241340" not in warnings[0]
+        _assert_valid(bundle)
+        again = convert(base % (msh7, evn2), received=received)
+        assert to_json(again) == to_json(bundle)
+    # Without a time received, the clock's now stands in.
+    before = time.time()
+    bundle = convert(b"MSH|^~\\&|A|B|C|D|||ORU^R01|1|P|2.5\rPID|1||X^^^H\rOBR|1|P1||C^Chem")
+    stamp = datetime.fromisoformat(bundle["timestamp"].replace("Z", "+00:00")).timestamp()
+    assert int(before) <= stamp <= time.time()
 
 
 def test_message_that_would_yield_only_a_provenance_is_rejected() -> None:

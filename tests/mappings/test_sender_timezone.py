@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from thumpflow.mapping import ConversionError, checked_zone, convert, using_timezone
+from thumpflow.mapping import checked_zone, convert, using_timezone
 
 ZONES = ("America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kolkata", "UTC")
 
@@ -86,6 +86,11 @@ def test_an_unknown_zone_is_refused(zone: str) -> None:
         pass
 
 
-def test_a_message_without_usable_time_is_still_refused_in_a_zone() -> None:
-    with using_timezone("America/Chicago"), pytest.raises(ConversionError):
-        convert(b"MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r")
+def test_a_time_received_stands_in_as_utc_whatever_the_zone() -> None:
+    """The time received is an instant (epoch seconds), written in UTC."""
+    with using_timezone("America/Chicago"):
+        bundle = convert(
+            b"MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r",
+            received=1_751_371_200.0,
+        )
+    assert bundle["timestamp"] == "2025-07-01T12:00:00Z"

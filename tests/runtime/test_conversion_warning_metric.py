@@ -31,6 +31,14 @@ def unmapped(control: str) -> bytes:
     ).encode()
 
 
+def untimed(control: str) -> bytes:
+    """No MSH-7 and no EVN: the time the engine received it stands in."""
+    return (
+        f"MSH|^~\\&|REG|GEN|ENG|GEN|||ADT^A01^ADT_A01|{control}|P|2.5.1\r"
+        "PID|1||ZQX77^^^GEN^MR||Zyxwabble^Quorra||19800101|F\rPV1|1|I|ICU^12^A\r"
+    ).encode()
+
+
 def samples(text: str) -> dict[str, float]:
     return {labels: float(value) for labels, value in SAMPLE.findall(text)}
 
@@ -47,14 +55,15 @@ def test_a_missing_required_segment_increments_the_channels_counter(tmp_path: Pa
                 "every code is shown from 0 once the channel runs"
             )
             messages = [adt("C1", pv1=False), adt("C2", pv1=True), adt("C3", pv1=False)]
-            acks = await send_in_order(port, [*messages, unmapped("C4")])
-            assert [ack_code(ack) for ack in acks] == ["AA"] * 4
+            acks = await send_in_order(port, [*messages, unmapped("C4"), untimed("C5")])
+            assert [ack_code(ack) for ack in acks] == ["AA"] * 5
             await outbox_drained(engine, "out")
             text = await engine.render_metrics()
             assert samples(text) == {
                 'channel="flow",code="missing_segment"': 2.0,
                 'channel="flow",code="no_message_map"': 1.0,
                 'channel="flow",code="no_reference_target"': 0.0,
+                'channel="flow",code="no_message_time"': 1.0,
             }
             assert "Zyxwabble" not in text and "ZQX77" not in text and "PV1" not in text
             async with (
@@ -67,6 +76,7 @@ def test_a_missing_required_segment_increments_the_channels_counter(tmp_path: Pa
                 "missing_segment": 2,
                 "no_message_map": 1,
                 "no_reference_target": 0,
+                "no_message_time": 1,
             }
 
     asyncio.run(main())

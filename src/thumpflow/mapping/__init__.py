@@ -8,12 +8,14 @@ map fails the import with a `MapError` naming the map and entry.
 
 Guarantees of `convert`:
 
-- Pure and deterministic: the same message gives the same Bundle, byte for
-  byte once serialised with `to_json` (no clock, no randomness). Resource ids
-  are `thumpflow.fhir.deterministic_id` of the resource type and business
-  identifiers (see `_engine`). `Bundle.timestamp` and `Provenance.recorded`
-  are MSH-7, else EVN-2 when MSH-7 is missing or invalid; with neither the
-  message is rejected (`ConversionError` naming MSH-7).
+- Pure and deterministic: the same message (and time received) gives the
+  same Bundle, byte for byte once serialised with `to_json` (no randomness).
+  Resource ids are `thumpflow.fhir.deterministic_id` of the resource type and
+  business identifiers (see `_engine`). `Bundle.timestamp` and
+  `Provenance.recorded` are MSH-7, else EVN-2 when MSH-7 is missing or
+  invalid; with neither, the time the message was received (`received`: the
+  event's `received_at` in a channel, else the clock's now) stands in, with a
+  `no_message_time` warning.
 - Decimals keep the sender's precision: one with a fraction is a
   `FhirDecimal` in the dict and `to_json` writes its digits (`1.50`). The
   dict is therefore for `to_json`, not `json.dumps`; validate the JSON
@@ -208,6 +210,7 @@ def convert(
     *,
     bundle_type: BundleType = "transaction",
     warnings: list[str] | None = None,
+    received: float | None = None,
 ) -> dict[str, Any]:
     """Convert one HL7 v2 message to a FHIR R4 Bundle (a dict for `to_json`).
 
@@ -215,13 +218,14 @@ def convert(
     `map_for`) has its common segments converted by the generic map. What is
     converted only in part is appended to `warnings` (when given) and, in a
     `collection` Bundle, listed in an OperationOutcome entry: a message type
-    without a map, a required segment that is missing (naming it). Each is
-    a `ConversionWarning` (text and fixed `code`); inside
-    `reporting_warnings(listener)` the listener is told each code. Raises
-    `ConversionError` when the message cannot be parsed, nothing at all can
-    be converted (naming the segment missing), or it has no usable message
-    time (MSH-7, else EVN-2); nothing else (a bug in a map shows up as an
-    error naming the map, at import).
+    without a map, a required segment that is missing (naming it), no time
+    of the message's own (MSH-7, else EVN-2), for which `received` (epoch
+    seconds; now when None) stands in. Each is a `ConversionWarning` (text
+    and fixed `code`); inside `reporting_warnings(listener)` the listener is
+    told each code. Raises `ConversionError` when the message cannot be
+    parsed or nothing at all can be converted (naming the segment missing);
+    nothing else (a bug in a map shows up as an error naming the map, at
+    import).
     """
     if isinstance(message, bytes | bytearray):
         try:
@@ -238,7 +242,7 @@ def convert(
     mmap, warning = _lookup(message.message_type, message.trigger_event, message.get("MSH-9.3"))
     if warning is not None:
         found.append(warning)
-    bundle = evaluate(message, mmap, bundle_type, found)
+    bundle = evaluate(message, mmap, bundle_type, found, received)
     report(found[known:])
     return bundle
 
@@ -347,7 +351,7 @@ def to_fhir(event: Event, message: Message) -> list[Event]:
     and the message type or segment, never a value.
     """
     warnings: list[str] = []
-    bundle = convert(message, warnings=warnings)
+    bundle = convert(message, warnings=warnings, received=event.received_at)
     for warning in warnings:
         log.warning(
             "channel %s: event %s converted to FHIR in part: %s",

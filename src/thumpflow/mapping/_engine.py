@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from typing import Any, Literal
 
@@ -32,6 +34,7 @@ from thumpflow.hl7v2.segment import element
 from thumpflow.mapping._memo import context_key, memo_for
 from thumpflow.mapping._report import (
     MISSING_SEGMENT,
+    NO_MESSAGE_TIME,
     NO_REFERENCE_TARGET,
     ConversionWarning,
     outcome_entry,
@@ -264,6 +267,21 @@ class _Run:
         if text not in self.warnings:
             self.warnings.append(ConversionWarning(text, code))
 
+    def stand_in_time(self, received: float | None) -> None:
+        """When the message states no time of its own (MSH-7, else EVN-2: what
+        Provenance.recorded and Bundle.timestamp are read from), the time it
+        was received (epoch seconds; now when not given) stands in, read as
+        EVN-2, and a warning says so; a message that states one is unchanged."""
+        if instant(self.message_get("MSH-7.1")) or instant(self.message_get("EVN-2.1")):
+            return
+        when = datetime.fromtimestamp(time.time() if received is None else received, UTC)
+        self.texts["EVN-2.1"] = when.strftime("%Y%m%d%H%M%S+0000")
+        self.warn(
+            f"{self.message_type}: no message time (MSH-7 missing or invalid, no EVN-2): "
+            "the time the message was received stands in",
+            NO_MESSAGE_TIME,
+        )
+
     def refuse(self, reason: str, segment: str, field: int) -> None:
         """Raise the `ConversionError` of a resource missing what FHIR requires."""
         raise ConversionError(
@@ -311,14 +329,21 @@ def _closed(*_: Any) -> Any:
 
 
 def evaluate(
-    message: Message, mmap: MessageMap, bundle_type: BundleType, warnings: list[str]
+    message: Message,
+    mmap: MessageMap,
+    bundle_type: BundleType,
+    warnings: list[str],
+    received: float | None = None,
 ) -> dict[str, Any]:
     """Run `mmap` over `message` and assemble the Bundle (see the package
     docstring); what could not be converted is appended to `warnings` (a
-    required segment that is missing), and a message of which nothing at all
-    can be converted raises `ConversionError` naming the segment missing."""
+    required segment that is missing, the time received standing in for a
+    message time, see `_Run.stand_in_time`), and a message of which nothing at
+    all can be converted raises `ConversionError` naming the segment missing."""
     run = _Run(message, bundle_type)
     try:
+        run.warnings = warnings
+        run.stand_in_time(received)
         return _evaluate(run, message, mmap, bundle_type, warnings)
     finally:
         run.close()
@@ -327,7 +352,6 @@ def evaluate(
 def _evaluate(
     run: _Run, message: Message, mmap: MessageMap, bundle_type: BundleType, warnings: list[str]
 ) -> dict[str, Any]:
-    run.warnings = warnings
     mmap.program(run, run.ids_of, run.fields, message.segment_positions())
     entries = run.entries
     if run.collection and warnings:

@@ -24,7 +24,8 @@ from thumpflow.fhir import deterministic_id
 NO_MESSAGE_MAP = "no_message_map"
 MISSING_SEGMENT = "missing_segment"
 NO_REFERENCE_TARGET = "no_reference_target"
-WARNING_CODES = (NO_MESSAGE_MAP, MISSING_SEGMENT, NO_REFERENCE_TARGET)
+NO_MESSAGE_TIME = "no_message_time"
+WARNING_CODES = (NO_MESSAGE_MAP, MISSING_SEGMENT, NO_REFERENCE_TARGET, NO_MESSAGE_TIME)
 
 WarningListener = Callable[[str], None]
 
