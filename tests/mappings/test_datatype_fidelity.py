@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -191,3 +192,31 @@ def test_every_vocabulary_cwe_field_keeps_alternate_coding_and_original_text(
             )
             # Never the field's own table's system for a code it does not list.
             assert first.get("system") != f"http://terminology.hl7.org/CodeSystem/v2-{table}"
+
+
+@pytest.mark.parametrize(
+    ("unit", "expected"),
+    [
+        ("ML^^ISO+", {"unit": "ML", "code": "mL", "system": "http://unitsofmeasure.org"}),
+        ("MG^^ANSI+", {"unit": "MG", "code": "mg", "system": "http://unitsofmeasure.org"}),
+        ("DROPS^^ISO+", {"unit": "DROPS"}),
+        ("mL^^UCUM", {"unit": "mL", "code": "mL", "system": "http://unitsofmeasure.org"}),
+        ("Mm^^UCUM", {"unit": "Mm", "code": "Mm", "system": "http://unitsofmeasure.org"}),
+    ],
+)
+def test_iso_and_ansi_units_are_never_taken_as_ucum_codes(
+    unit: str, expected: dict[str, str]
+) -> None:
+    """ISO+/ANSI+ units are capitals (`ML` a millilitre, `MG` a milligram);
+    as UCUM codes they would be a megalitre and a megagram. Known ones are
+    translated, others stay unit text; a unit coded UCUM is taken as written."""
+    message = (
+        "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        f"OBR|1||F1|C^Chem^L\rOBX|1|NM|V^Volume^L||0.5|{unit}|||||F\r"
+    ).encode()
+    bundle = json.loads(to_json(convert(message, bundle_type="collection")))
+    (observation,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"
+    ]
+    quantity = observation["valueQuantity"]
+    assert {k: v for k, v in quantity.items() if k != "value"} == expected
