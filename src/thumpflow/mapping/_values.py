@@ -15,7 +15,7 @@ import html
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -272,6 +272,45 @@ def lower(text: str, default_tz: str = "") -> str | None:
     return value.lower() if value else None
 
 
+_SLACK = timedelta(hours=14)  # a time without a zone may be in any of them
+
+
+def _bounds(fhir: str) -> tuple[datetime, datetime]:
+    """The earliest and latest UTC instants (naive) a FHIR dateTime can mean: a
+    time with its zone is one instant; a year, month or day spans its period,
+    widened by 14 hours each side, as it names no zone."""
+    if "T" in fhir:
+        moment = datetime.fromisoformat(fhir.replace("Z", "+00:00"))
+        instant = moment.astimezone(UTC).replace(tzinfo=None)
+        return instant, instant
+    year, month, day = (int(p) for p in (fhir + "-0-0").split("-")[:3])
+    first = datetime(year, month or 1, day or 1)
+    if day:
+        last = first + timedelta(days=1)
+    elif month:
+        last = datetime(year + month // 12, month % 12 + 1, 1)
+    else:
+        last = datetime(year + 1, 1, 1)
+    return first - _SLACK, last + _SLACK
+
+
+def date_time_end(text: str, default_tz: str = "") -> str | None:
+    """`start DTM|end DTM` → the end as FHIR `dateTime`, None when it is invalid
+    or certainly before the start (FHIR per-1: a Period's start is not after
+    its end; which of the two is wrong cannot be told, so the start, the time
+    something began, is kept)."""
+    start_text, _, end_text = text.partition("|")
+    end = date_time(end_text, default_tz)
+    start = date_time(start_text, default_tz)
+    if end is None or start is None:
+        return end
+    if "T" not in start and "T" not in end:
+        # Dates compare at their common precision (ISO text sorts as time does).
+        common = min(len(start), len(end))
+        return None if end[:common] < start[:common] else end
+    return None if _bounds(end)[1] < _bounds(start)[0] else end
+
+
 def date_time_plus(text: str, default_tz: str = "") -> str | None:
     """`DTM|minutes[|unit]` → FHIR `dateTime` that many minutes (or hours, when
     the unit is H/HR/HOUR) after the DTM; None when either is invalid."""
@@ -313,5 +352,6 @@ PRIMITIVES: dict[str, Converter] = {
     "base64": base64_data,
     "text_base64": text_as_base64,
     "dateTime_plus": date_time_plus,
+    "dateTime_end": date_time_end,
     "naming_system": naming_system,
 }

@@ -1,0 +1,96 @@
+"""A Period never ends certainly before it starts (FHIR per-1).
+
+Every period map writes its end through `dateTime_end`: an end certainly
+before the start is left out and the start kept. Dates compare at their
+common precision; a date against a time of day only when no zone could
+reconcile them (14 hours either way).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from thumpflow.mapping import convert, to_json
+from thumpflow.mapping._values import date_time, date_time_end
+
+_MOMENTS = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1))
+_PRECISION = st.sampled_from(["%Y", "%Y%m", "%Y%m%d", "%Y%m%d%H%M", "%Y%m%d%H%M%S"])
+_ZONE = st.sampled_from(["", "+0000", "-0500", "+0930"])
+
+
+def _dtm(moment: datetime, precision: str, zone: str) -> str:
+    return moment.strftime(precision) + (zone if "%H" in precision else "")
+
+
+def _span(fhir: str) -> tuple[datetime, datetime]:
+    """The instants a FHIR dateTime can mean, as FHIRPath reads it."""
+    if "T" in fhir:
+        moment = datetime.fromisoformat(fhir.replace("Z", "+00:00")).astimezone(UTC)
+        return moment, moment
+    parts = [int(p) for p in fhir.split("-")]
+    first = datetime(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
+    if len(parts) == 3:
+        last = first + timedelta(days=1)
+    elif len(parts) == 2:
+        last = datetime(first.year + first.month // 12, first.month % 12 + 1, 1)
+    else:
+        last = datetime(first.year + 1, 1, 1)
+    slack = timedelta(hours=14)
+    return (first - slack).replace(tzinfo=UTC), (last + slack).replace(tzinfo=UTC)
+
+
+_STAMP = st.tuples(_MOMENTS, _PRECISION, _ZONE)
+
+
+@given(first=_STAMP, second=_STAMP)
+def test_an_end_is_dropped_exactly_when_it_is_certainly_before_the_start(
+    first: tuple[datetime, str, str], second: tuple[datetime, str, str]
+) -> None:
+    start_text, end_text = _dtm(*first), _dtm(*second)
+    start, end = date_time(start_text), date_time(end_text)
+    assert start is not None and end is not None
+    kept = date_time_end(f"{start_text}|{end_text}")
+    if "T" not in start and "T" not in end:
+        common = min(len(start), len(end))
+        before = end[:common] < start[:common]
+    else:
+        before = _span(end)[1] < _span(start)[0]
+    assert kept == (None if before else end)
+
+
+@given(a=_MOMENTS, b=_MOMENTS, za=_ZONE.filter(bool), zb=_ZONE.filter(bool))
+def test_two_instants_keep_the_end_unless_it_is_earlier(
+    a: datetime, b: datetime, za: str, zb: str
+) -> None:
+    """Checked against the instants themselves, not the converter's reading."""
+    a, b = a.replace(microsecond=0), b.replace(microsecond=0)
+
+    def instant(moment: datetime, zone: str) -> datetime:
+        sign = -1 if zone[0] == "-" else 1
+        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
+        return moment.replace(tzinfo=timezone(offset))
+
+    text = f"{a:%Y%m%d%H%M%S}{za}|{b:%Y%m%d%H%M%S}{zb}"
+    assert (date_time_end(text) is None) == (instant(b, zb) < instant(a, za))
+
+
+def test_an_encounter_discharged_before_admission_keeps_its_admission_only() -> None:
+    message = (
+        b"MSH|^~\\&|A|B|C|D|20140912||ADT^A03|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        b"PV1|1|I|W^1^1||||||||||||||||V1^^^H^VN|||||||||||||||||||||||||201409122200|20000206031726\r"
+    )
+    bundle = json.loads(to_json(convert(message, bundle_type="collection")))
+    (encounter,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
+    ]
+    assert encounter["period"] == {"start": "2014-09-12T22:00:00Z"}
+    in_order = message.replace(b"|20000206031726", b"|20140915031726")
+    bundle = json.loads(to_json(convert(in_order, bundle_type="collection")))
+    (encounter,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
+    ]
+    assert encounter["period"] == {"start": "2014-09-12T22:00:00Z", "end": "2014-09-15T03:17:26Z"}
