@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from thumpflow.mapping import checked_zone, convert, using_timezone
@@ -37,6 +37,8 @@ def instant_of(fhir: str) -> datetime:
     return datetime.fromisoformat(fhir.replace("Z", "+00:00"))
 
 
+@example(zone="America/New_York", wall=datetime(2010, 11, 7, 1, 0))
+@example(zone="America/New_York", wall=datetime(2010, 3, 14, 2, 30))
 @given(
     zone=st.sampled_from(ZONES),
     wall=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2037, 12, 31)),
@@ -48,7 +50,9 @@ def test_a_time_without_offset_is_read_in_the_channel_zone(zone: str, wall: date
     with using_timezone(zone):
         start = encounter_start("20240101", wall.strftime("%Y%m%d%H%M"))
     expected = wall.replace(tzinfo=ZoneInfo(zone))
-    assert instant_of(start) == expected
+    # Wall time and offset compared apart: Python never calls a time in a
+    # repeated hour (fold) equal to one in another zone (PEP 495).
+    assert instant_of(start).replace(tzinfo=None) == wall
     assert instant_of(start).utcoffset() == expected.utcoffset()
 
 
