@@ -220,3 +220,21 @@ def test_iso_and_ansi_units_are_never_taken_as_ucum_codes(
     ]
     quantity = observation["valueQuantity"]
     assert {k: v for k, v in quantity.items() if k != "value"} == expected
+
+
+def test_xpn_15_called_by_is_a_nickname_of_its_own() -> None:
+    """IG XPN-15: a second HumanName with the name the patient is called by as
+    `given` and use `nickname`, for each PID-5 repetition that has one."""
+    message = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\r"
+        b"PID|1||P1^^^H^MR||Doe^Jonathan^Q^^^^L^^^^^^^^Jon~Roe^Jo^^^^^M\rPV1|1|I\r"
+    )
+    bundle = json.loads(to_json(convert(message, bundle_type="collection")))
+    (patient,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+    ]
+    assert patient["name"] == [
+        {"family": "Doe", "given": ["Jonathan", "Q"], "use": "official"},
+        {"family": "Roe", "given": ["Jo"], "use": "maiden"},
+        {"given": ["Jon"], "use": "nickname"},
+    ]
