@@ -187,7 +187,7 @@ def test_bad_instants(value: str) -> None:
         (("identifier", 0, "system"), "http://with space"),
         (("meta", "source"), ""),
         (("name", 0, "family"), "tab\x0bbed"),
-        (("photo",), [{"data": "not=base64"}]),
+        (("photo",), [{"contentType": "image/png", "data": "not=base64"}]),
         (("text", "div"), "<p>not a div</p>"),
         (("identifier", 0, "type", "coding", 0, "code"), " MR"),
         (("managingOrganization", "display"), {"text": "x"}),
@@ -328,6 +328,8 @@ def test_local_references_must_name_a_contained_resource() -> None:
     assert errors(report) == {
         ("DiagnosticReport.contained[0].contained", "dom-2"),
         ("DiagnosticReport.specimen[0].reference", "reference"),
+        # the contained Specimen is no longer referred to
+        ("DiagnosticReport.contained[0]", "dom-3"),
     }
 
 

@@ -58,7 +58,7 @@ quantities = _optional(
     unit=_text,
     system=_uri,
     code=_code,
-)
+).filter(lambda q: "code" not in q or "system" in q)  # qty-3: a unit code needs its system
 
 
 @settings(max_examples=150)

@@ -45,7 +45,14 @@ Checked (issue `code` in brackets):
   Bundle [reference]; the referenced type is an R4 resource allowed by the
   element's target profiles, and agrees with `Reference.type` [reference-type];
   in a transaction, a `urn:` reference must be the fullUrl of an entry;
-- `Extension`: a value or nested extensions, not both [ext-1];
+- `Extension`: a value or nested extensions, not both [ext-1]; an element
+  with only an `id` is empty [ele-1];
+- R4 data-type invariants wherever the type occurs (`_type_rules`): per-1,
+  qty-3, drt-1, age-1, cnt-3, dis-1, rng-2, rat-1, cpt-2, att-1, txt-2 and
+  tim-1, 2, 4..10; a date comparison that FHIRPath leaves undetermined
+  (different precisions that agree) is a warning of its key;
+- R4 resource invariants (`_resource_rules`): ait-1/2, con-3 (warning)/4/5,
+  obs-3/6/7, app-1..4, prr-1, pat-1, org-1..3, mdd-1, dom-3/4/5;
 - Bundle invariants bdl-1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12 (so transaction and
   batch entries need `request`, whose `method` and `url` are required
   elements); POST/PUT/PATCH entries of a transaction or batch carry a resource
@@ -55,11 +62,10 @@ Checked (issue `code` in brackets):
 
 Not checked:
 
-- invariants (FHIRPath constraints) in general, beyond those named above: e.g.
-  `ele-1` beyond empty objects/arrays, `dom-3` (every contained resource is
-  referenced), `dom-4/5`, `ref-1`, `qty-3`, `obs-6`/`obs-7`, `per-1` (start <=
-  end), `pat-1`, `txt-1/2` (XHTML content rules; `Narrative.div` is only
-  checked to be a `<div` string);
+- invariants (FHIRPath constraints) beyond those named above: e.g. `txt-1`
+  (the XHTML content rules; `Narrative.div` is only checked to be a `<div`
+  string with some text), `dom-6` (a best-practice warning), and the
+  invariants of resources and types the converter does not produce;
 - bindings that are not required (extensible, preferred, example), and
   required bindings whose ValueSet cannot be enumerated from the definitions
   (BCP-13 mime types, ISO 4217 currencies, UCUM units, one LOINC answer list;

@@ -17,6 +17,7 @@ from importlib.resources import files
 from typing import Any
 
 from thumpflow.fhir._primitives import Check, Primitive, primitive_rule
+from thumpflow.fhir._type_rules import TYPE_RULES
 
 PRIMITIVE = 0
 COMPLEX = 1
@@ -218,7 +219,9 @@ class Registry:
                     element.targets = frozenset(extras["t"])
             elif type_name == "Extension":
                 element.hook = "extension"
-            elif value_set is not None and type_name in ("Coding", "CodeableConcept"):
+            elif (
+                value_set is not None and type_name in ("Coding", "CodeableConcept")
+            ) or type_name in TYPE_RULES:
                 element.hook = type_name
         return element
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from thumpflow.fhir._bundle_rules import bundle_rules
@@ -17,7 +18,8 @@ from thumpflow.fhir._definitions import (
 from thumpflow.fhir._issues import FhirIssue, ValidationError
 from thumpflow.fhir._primitives import describe_json
 from thumpflow.fhir._references import check_reference
-from thumpflow.fhir._resource_rules import RESOURCE_RULES
+from thumpflow.fhir._resource_rules import RESOURCE_RULES, contained_rules
+from thumpflow.fhir._type_rules import TYPE_RULES
 
 _ELEMENT = REGISTRY.tables["Element"]
 _RESOURCES = REGISTRY.resources
@@ -81,6 +83,7 @@ def _resource(value: Any, path: str, ctx: Context, contained: bool = False) -> N
         ctx.contained_ids = frozenset(
             r["id"] for r in inner if type(r) is dict and type(r.get("id")) is str
         )
+        contained_rules(value, inner, path, ctx)
     else:
         ctx.contained_ids = NO_IDS
     if rtype == "Bundle":
@@ -157,6 +160,8 @@ def _walk(obj: dict[str, Any], table: TypeTable, path: str, ctx: Context) -> Non
         elif mode == 5:
             continue
         _general(obj, key, element, path, ctx)
+    if len(obj) == 1 and "id" in obj and not table.is_resource and table is not _ELEMENT:
+        ctx.error(path, "ele-1", "All FHIR elements must have a @value or children")
     if table.variants:
         _check_choices(obj, table, path, ctx)
     for name, keys in table.required:
@@ -414,11 +419,21 @@ def _check_extension(extension: dict[str, Any], element: Element, path: str, ctx
         ctx.error(path, "ext-1", "an extension must have either extensions or a value[x], not both")
 
 
-_HOOKS = {
+def _type_hook(
+    rule: Callable[[dict[str, Any], str, Context], None],
+) -> Callable[[dict[str, Any], Element, str, Context], None]:
+    def hook(value: dict[str, Any], element: Element, path: str, ctx: Context) -> None:
+        rule(value, path, ctx)
+
+    return hook
+
+
+_HOOKS: dict[str, Callable[[dict[str, Any], Element, str, Context], None]] = {
     "reference": check_reference,
     "extension": _check_extension,
     "Coding": _check_coding,
     "CodeableConcept": _check_codeable,
+    **{name: _type_hook(rule) for name, rule in TYPE_RULES.items()},
 }
 
 
