@@ -10,8 +10,6 @@ import json
 import random
 from pathlib import Path
 
-import pytest
-
 from thumpflow.core.errors import MessageError
 from thumpflow.fhir import validate
 from thumpflow.hl7v2 import Message
@@ -21,13 +19,6 @@ from thumpflow.testing.mutations import mutate
 _INPUTS = [path.read_bytes() for path in sorted(Path(__file__).parent.glob("*/input.hl7"))]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="FHIR app-3 (now checked): mutation 1206 is an SIU whose untimed Appointment gets a"
-    " status other than proposed/cancelled/waitlist (segments.yaml Appointment-status); remove"
-    " this marker with the map fix",
-)
 def test_seeded_mutations_of_the_golden_inputs_are_refused_or_converted_to_valid_r4() -> None:
     rng = random.Random(20261206)
     converted = 0

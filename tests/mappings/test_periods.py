@@ -1,9 +1,12 @@
-"""A Period never ends certainly before it starts (FHIR per-1).
+"""Values FHIR constrains together are written so the constraint holds.
 
-Every period map writes its end through `dateTime_end`: an end certainly
-before the start is left out and the start kept. Dates compare at their
-common precision; a date against a time of day only when no zone could
-reconcile them (14 hours either way).
+A Period never ends certainly before it starts (per-1): every period map
+writes its end through `dateTime_end`, which leaves out an end certainly
+before the start and keeps the start; dates compare at their common
+precision, a date against a time of day only when no zone could reconcile
+them (14 hours either way). A Ratio has both numbers or neither (rat-1), a
+Range is never the wrong way round (rng-2), an Appointment has start and end
+or neither (app-2) and, without them, a status app-3 allows.
 """
 
 from __future__ import annotations
@@ -94,3 +97,62 @@ def test_an_encounter_discharged_before_admission_keeps_its_admission_only() -> 
         e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
     ]
     assert encounter["period"] == {"start": "2014-09-12T22:00:00Z", "end": "2014-09-15T03:17:26Z"}
+
+
+_NUMBER = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False, places=2).map(str),
+    st.sampled_from(["", "x", "1.", "-0", "&&1"]),
+)
+
+
+@given(first=_NUMBER, second=_NUMBER)
+def test_a_ratio_has_both_numbers_or_neither_and_a_range_is_never_inverted(
+    first: str, second: str
+) -> None:
+    """FHIR rat-1 and rng-2 for every SN and NR value (OBX-5)."""
+    for kind, value in (
+        ("SN", f"^{first}^:^{second}"),
+        ("SN", f"^{first}^-^{second}"),
+        ("NR", f"{first}^{second}"),
+    ):
+        message = (
+            "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
+            f"OBR|1||F1|C^Chem^L\rOBX|1|{kind}|V^Value^L||{value}|||||F\r"
+        ).encode()
+        bundle = json.loads(to_json(convert(message, bundle_type="collection")))
+        (observation,) = [
+            e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"
+        ]
+        ratio = observation.get("valueRatio")
+        if ratio is not None:
+            assert ("numerator" in ratio) == ("denominator" in ratio)
+        span = observation.get("valueRange", {})
+        if "low" in span and "high" in span:
+            assert span["low"]["value"] <= span["high"]["value"]
+
+
+_TIME = st.sampled_from(["", "20240320093000-0500", "20240320", "2024032009", "2024-03", "x"])
+
+
+@given(
+    event=st.sampled_from(["S12", "S14", "S15", "S17", "S26"]),
+    sch_start=_TIME,
+    sch_end=_TIME,
+    ais_start=_TIME,
+    ais_duration=st.sampled_from(["", "30", "30^", "x", "-5"]),
+)
+def test_an_appointment_has_start_and_end_or_neither_and_an_untimed_one_a_status_fhir_allows(
+    event: str, sch_start: str, sch_end: str, ais_start: str, ais_duration: str
+) -> None:
+    """FHIR app-2 and app-3 for SIU, whatever SCH-11 and AIS-4/AIS-7 hold."""
+    message = (
+        f"MSH|^~\\&|A|B|C|D|20240101||SIU^{event}|1|P|2.5\rSCH|A1|F1||||||||||^^^{sch_start}^{sch_end}\r"
+        f"PID|1||P1^^^H^MR||Doe^Jo\rAIS|1||C^Consult^L|{ais_start}|||{ais_duration}|MIN\r"
+    ).encode()
+    bundle = json.loads(to_json(convert(message, bundle_type="collection")))
+    (appointment,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Appointment"
+    ]
+    assert ("start" in appointment) == ("end" in appointment)
+    if "start" not in appointment:
+        assert appointment["status"] in ("proposed", "cancelled", "waitlist")

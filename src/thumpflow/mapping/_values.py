@@ -311,6 +311,60 @@ def date_time_end(text: str, default_tz: str = "") -> str | None:
     return None if _bounds(end)[1] < _bounds(start)[0] else end
 
 
+# Pairs: `first|second` (a template) → one of the two, so that what FHIR
+# requires of them together holds (each pair converter named for its half).
+
+
+def instant_start(text: str, default_tz: str = "") -> str | None:
+    """The first of two instants, only when both convert (FHIR app-2: an
+    Appointment has both start and end, or neither)."""
+    first, _, second = text.partition("|")
+    start = instant(first, default_tz)
+    return start if start is not None and instant(second, default_tz) is not None else None
+
+
+def instant_end(text: str, default_tz: str = "") -> str | None:
+    """The second of two instants, only when both convert (see `instant_start`)."""
+    first, _, second = text.partition("|")
+    end = instant(second, default_tz)
+    return end if end is not None and instant(first, default_tz) is not None else None
+
+
+def _decimals(text: str) -> tuple[int | FhirDecimal | None, int | FhirDecimal | None]:
+    first, _, second = text.partition("|")
+    return decimal(first), decimal(second)
+
+
+def decimal_numerator(text: str, default_tz: str = "") -> int | FhirDecimal | None:
+    """The first of two decimals, only when both convert (FHIR rat-1: a Ratio
+    has numerator and denominator, or neither)."""
+    first, second = _decimals(text)
+    return first if second is not None else None
+
+
+def decimal_denominator(text: str, default_tz: str = "") -> int | FhirDecimal | None:
+    """The second of two decimals, only when both convert (see `decimal_numerator`)."""
+    first, second = _decimals(text)
+    return second if first is not None else None
+
+
+def _inverted(first: int | FhirDecimal | None, second: int | FhirDecimal | None) -> bool:
+    return first is not None and second is not None and float(first) > float(second)
+
+
+def decimal_low(text: str, default_tz: str = "") -> int | FhirDecimal | None:
+    """A Range's low, None when it is above the high (FHIR rng-2): a range
+    written the wrong way round says nothing certain, so neither is kept."""
+    first, second = _decimals(text)
+    return None if _inverted(first, second) else first
+
+
+def decimal_high(text: str, default_tz: str = "") -> int | FhirDecimal | None:
+    """A Range's high, None when the low is above it (see `decimal_low`)."""
+    first, second = _decimals(text)
+    return None if _inverted(first, second) else second
+
+
 def date_time_plus(text: str, default_tz: str = "") -> str | None:
     """`DTM|minutes[|unit]` → FHIR `dateTime` that many minutes (or hours, when
     the unit is H/HR/HOUR) after the DTM; None when either is invalid."""
@@ -353,5 +407,11 @@ PRIMITIVES: dict[str, Converter] = {
     "text_base64": text_as_base64,
     "dateTime_plus": date_time_plus,
     "dateTime_end": date_time_end,
+    "instant_start": instant_start,
+    "instant_end": instant_end,
+    "decimal_numerator": decimal_numerator,
+    "decimal_denominator": decimal_denominator,
+    "decimal_low": decimal_low,
+    "decimal_high": decimal_high,
     "naming_system": naming_system,
 }
