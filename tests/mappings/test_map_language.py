@@ -20,6 +20,7 @@ from thumpflow.mapping import MapError, convert
 from thumpflow.mapping._compile import Compiler
 from thumpflow.mapping._rules import compile_rules
 from thumpflow.mapping._support import Ctx
+from thumpflow.mapping._vocab import VocabTable
 
 
 def _compiler(segment: dict[str, Any]) -> Compiler:
@@ -260,3 +261,20 @@ def test_a_template_placeholder_maps_through_a_namespaced_vocabulary() -> None:
     ]
     types = [form["contentType"] for form in report["presentedForm"]]
     assert types == ["application/pdf", "image/jpeg", "xx/y"]
+
+
+def test_a_vocabulary_on_a_data_type_map_without_recode_is_refused() -> None:
+    """`{vocab: V, type: T}` needs T to declare `recode` (which coding the
+    vocabulary replaces); any other data type map is refused at compile."""
+    compiler = Compiler(
+        {"V": VocabTable({"A": "a"}, {"A": {"code": "a"}}, None, None)},
+        {"D[X]": {"entries": [{"from": 1, "to": "text"}]}},
+        {
+            "X[Patient]": {
+                "resourceType": "Patient",
+                "entries": [{"from": 2, "to": "b", "type": "D[X]", "vocab": "V"}],
+            }
+        },
+    )
+    with pytest.raises(MapError, match=r"D\[X\] takes no `vocab`"):
+        compiler.segment("X[Patient]", "test")
