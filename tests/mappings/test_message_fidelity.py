@@ -122,3 +122,26 @@ def test_pv2_12_is_the_encounter_narrative_as_text_never_markup(description: str
     assert div.tag == "{http://www.w3.org/1999/xhtml}div"
     assert not list(div)
     assert div.text == _xml_text(description)
+
+
+def test_each_patient_of_an_oru_has_its_own_results_and_one_without_pid_converts() -> None:
+    """IG ORU_R01: PATIENT_RESULT repeats. A second PID's report and results
+    name the second Patient (before, the first patient's); a message without
+    PID is one result group without a subject."""
+    head = "MSH|^~\\&|LIS|LAB|THUMPFLOW|HUB|20250303101500+0100||ORU^R01^ORU_R01|L1|P|2.5.1\r"
+    results = "".join(
+        f"PID|{n}||P{n}^^^LAB^MR||Name{n}^Given\rOBR|1||F{n}^LAB|C^Chem^L\r"
+        f"OBX|1|NM|V^Value^L||{n}|||||F\r"
+        for n in (1, 2, 3)
+    )
+    bundle = _convert(head + results)
+    ids = {p["id"]: p["identifier"][0]["value"] for p in _resources(bundle, "Patient")}
+    assert sorted(ids.values()) == ["P1", "P2", "P3"]
+    for kind in ("DiagnosticReport", "Observation"):
+        refs = [r["subject"]["reference"] for r in _resources(bundle, kind)]
+        named = [ids[ref.rsplit(":", 1)[-1].rsplit("/", 1)[-1]] for ref in refs]
+        assert named == ["P1", "P2", "P3"]
+    without = _convert(head + "OBR|1||F9^LAB|C^Chem^L\rOBX|1|NM|V^Value^L||7|||||F\r")
+    (report,) = _resources(without, "DiagnosticReport")
+    assert "subject" not in report and not _resources(without, "Patient")
+    assert len(_resources(without, "Observation")) == 1

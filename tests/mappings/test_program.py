@@ -153,6 +153,8 @@ class _Interpreter:
             if rule.group is not None:
                 starts, inner = rule.group
                 instances = group_instances(segs, ids_of, starts)
+                if not instances and rule.whole_without_start:
+                    instances = [list(segs)]
                 if not instances and rule.required:
                     run.missing(self.mmap.structure, starts[0])
                 for instance in instances:

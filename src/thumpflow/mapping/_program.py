@@ -168,6 +168,8 @@ class _ProgramWriter:
         starts, inner = rule.group
         d = len(frames)
         self.line(ind, f"I = _group_instances(S{d - 1}, ids_of, {starts!r})")
+        if rule.whole_without_start:
+            self.line(ind, f"if not I: I = [list(S{d - 1})]")
         if rule.required:
             self.line(ind, f"if not I: run.missing({self.structure!r}, {starts[0]!r})")
         self.line(ind, f"for S{d} in I:")

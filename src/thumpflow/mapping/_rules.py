@@ -8,7 +8,9 @@ belongs to). A `group` applies its rules once per instance (from one of its
 start segments to the next), each instance a scope of its own; its `export`
 (`{order: orders}`) gives the enclosing scope, once the group has run, every
 instance's resources of a name under a new name (MDM: the document refers to
-the first of every order). `compile_rules` turns them into `Rule` values once, at import;
+the first of every order); `whole_without_start: true` makes a message
+without any start segment one instance (ORU's optional, repeating PID).
+`compile_rules` turns them into `Rule` values once, at import;
 a malformed rule raises `MapError` naming the map and rule. `_program`
 compiles each message map's rules into one function.
 """
@@ -81,6 +83,11 @@ class Rule:
     # run, the enclosing scope's outer name holds every instance's resources
     # of the inner name, in order (MDM: every order, for the document).
     exports: tuple[tuple[str, str], ...] = ()
+    # A group's `whole_without_start`: a message without any of its start
+    # segments is one instance (ORU_R01's PATIENT_RESULT, whose PID is
+    # optional: each PID opens a patient's results, and a message without PID
+    # is one patient-less result group).
+    whole_without_start: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +163,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             (starts, inner),
             (),
             exports=exports,
+            whole_without_start=bool(spec.get("whole_without_start")),
         )
     segment = str(spec.get("segment", ""))
     if not segment:
