@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from thumpflow.hl7v2 import DEFAULT_DELIMITERS, Delimiters, Message, codec_for, escape, unescape
 
@@ -96,6 +98,8 @@ def test_hex_escapes_in_latin1_and_utf8_messages() -> None:
         ("UNICODE UTF-8", "utf-8"),
         ("unicode  utf-8", "utf-8"),
         ("GB 18030", "gb18030"),
+        ("GB 18030-2000", "gb18030"),
+        ("ISO IR192", "utf-8"),
         ("KS X 1001", "euc_kr"),
         ("ISO IR87", "iso2022_jp"),
         ("UTF-8", "utf-8"),
@@ -169,3 +173,32 @@ def test_declared_charset_that_does_not_fit_the_bytes() -> None:
     wide = Message.parse(_msg("UNICODE UTF-16", b"Smith"))
     assert wide.encoding == "utf-8"
     assert wide.charset_warning is not None and "UTF-16" in wide.charset_warning
+
+
+_JAPANESE = st.text(
+    st.sampled_from("山田太郎花子東京都鈴木一郎あいうえおカタカナ"), min_size=1, max_size=12
+)
+
+
+@given(
+    family=_JAPANESE,
+    given_name=_JAPANESE,
+    declared=st.sampled_from(["ISO IR87", "ISO IR6~ISO IR87"]),
+)
+def test_iso_2022_escapes_select_the_japanese_sets(
+    family: str, given_name: str, declared: str
+) -> None:
+    """MSH-18 ISO IR87 (JIS X 0208), alone or after ISO IR6: the message is
+    7-bit with ISO 2022 escapes, and the names read as written (before, the
+    ASCII shortcut kept the escapes, later dropped as control characters)."""
+    raw = _msg(declared, f"{family}^{given_name}".encode("iso2022_jp"))
+    assert raw.isascii() and b"\x1b" in raw
+    m = Message.parse(raw)
+    assert (m.get("PID-3.1"), m.get("PID-3.2")) == (family, given_name)
+    assert m.charset_warning is None
+
+
+def test_gb_18030_as_table_0211_names_it() -> None:
+    raw = _msg("GB 18030-2000", "张^伟".encode("gb18030"))
+    m = Message.parse(raw)
+    assert (m.encoding, m.charset_warning, m.get("PID-3.1")) == ("gb18030", None, "张")

@@ -360,3 +360,14 @@ def test_byte_order_mark_tolerated(body: str) -> None:
     m.set("MSH-3", "Ä")
     assert m.to_bytes() == raw.replace(b"|A|", "|Ä|".encode())
     assert Message.parse("\ufeffMSH|^~\\&|A").get("MSH-3") == "A"
+
+
+def test_the_trigger_event_of_a_v21_message_is_evn_1() -> None:
+    """v2.1 and v2.2 put the message type alone in MSH-9 and the event in
+    EVN-1; MSH-9.2, when present, wins."""
+    old = Message.parse(b"MSH|^~\\&|A|B|C|D|20240101||ADT|1|P|2.1\rEVN|A03|20240101\rPID|1\r")
+    assert (old.message_type, old.trigger_event) == ("ADT", "A03")
+    new = Message.parse(b"MSH|^~\\&|A|B|C|D|20240101||ADT^A08|1|P|2.5\rEVN|A03|20240101\r")
+    assert new.trigger_event == "A08"
+    bare = Message.parse(b"MSH|^~\\&|A|B|C|D|20240101||ORU|1|P|2.2\rPID|1\r")
+    assert bare.trigger_event == ""

@@ -375,3 +375,36 @@ def test_each_observation_gets_the_participations_that_follow_it(
             assert found == f"D{n}"
         else:
             assert "device" not in obs
+
+
+def test_v21_and_v22_messages_find_their_map_and_a_charset_fallback_is_a_warning() -> None:
+    """v2.1/v2.2: the event from EVN-1 (ADT), or the type's one event then
+    (a bare ORU is R01); a declared character set not used is a warning with
+    its own code, naming no value."""
+    adt = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ADT|1|P|2.1\rEVN|A01|20240101\r"
+        b"PID|1||X^^^H||Doe^Jo\rPV1|1|I\r"
+    )
+    warnings: list[str] = []
+    bundle = convert(adt, warnings=warnings)
+    assert warnings == []
+    (header,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "MessageHeader"
+    ]
+    assert header["eventCoding"]["code"] == "A01"
+    assert any(e["resource"]["resourceType"] == "Encounter" for e in bundle["entry"])
+    oru = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ORU|1|P|2.2\rPID|1||X^^^H\r"
+        b"OBR|1||F1|C^Chem\rOBX|1|NM|G^Glu^L||5|||||F\r"
+    )
+    bundle = convert(oru, warnings=warnings)
+    assert warnings == []
+    assert any(e["resource"]["resourceType"] == "DiagnosticReport" for e in bundle["entry"])
+    klingon = (
+        b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5||||||KLINGON\r"
+        b"PID|1||X^^^H||D\xc3\xb6e^Jo\rPV1|1|I\r"
+    )
+    convert(klingon, warnings=warnings)
+    codes = [(w.code, "not recognised" in w) for w in warnings]  # type: ignore[attr-defined]
+    assert codes == [("charset_fallback", True)]
+    assert "D\u00f6e" not in warnings[0]

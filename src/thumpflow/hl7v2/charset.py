@@ -35,10 +35,12 @@ _TABLE_0211: dict[str, str] = {
     "ISO IR87": "iso2022_jp",
     "ISO IR159": "iso2022_jp_1",
     "GB 18030": "gb18030",
+    "GB 18030-2000": "gb18030",
     "KS X 1001": "euc_kr",
     "BIG-5": "big5",
     "UNICODE": "utf-8",
     "UNICODE UTF-8": "utf-8",
+    "ISO IR192": "utf-8",
     "UNICODE UTF-16": "utf-16",
     "UNICODE UTF-32": "utf-32",
 }
@@ -49,6 +51,9 @@ _ALIASABLE = frozenset(
     {"ascii", "utf-8", "cp1252", "latin-1", "gb18030", "euc_kr", "big5", "shift_jis"}
     | {f"iso8859-{n}" for n in (*range(2, 10), 15)}
 )
+
+# Declared sets whose messages may switch to Japanese sets by ISO 2022 escapes.
+_ISO2022_BASES = frozenset({"ascii", "iso2022_jp", "iso2022_jp_1"})
 
 # Codecs in which the bytes of "MSH", the delimiters, CR and LF are themselves.
 NOT_ASCII_COMPATIBLE = frozenset({"utf-16", "utf-32"})
@@ -79,13 +84,22 @@ _known: dict[str, str | None] = {}
 def decode(raw: bytes, declared: str) -> tuple[str, str, str | None]:
     """Decode message bytes; returns `(text, codec, warning)`.
 
-    With `declared` empty (no MSH-18) the bytes are read as UTF-8, else cp1252,
+    A message declaring ASCII or a Japanese set (ISO IR87, ISO IR159) whose bytes
+    hold ISO 2022 escapes is read as ISO-2022-JP-2, as the escapes say. With
+    `declared` empty (no MSH-18) the bytes are read as UTF-8, else cp1252,
     else Latin-1. A declared charset that is unknown, or that is not
     ASCII-compatible (UTF-16/32 cannot carry a byte-level `MSH`), is treated as
     absent with a warning; one whose codec rejects the bytes falls back the same
     way, with a warning.
     """
     warning: str | None = None
+    if b"\x1b" in raw and codec_for(declared) in _ISO2022_BASES:
+        # ISO 2022 code extension (MSH-18 `ISO IR87`, or `ISO IR6~ISO IR87`:
+        # ASCII with escapes into JIS X 0208): the escapes select the sets.
+        try:
+            return raw.decode("iso2022_jp_2"), "iso2022_jp_2", None
+        except UnicodeDecodeError:
+            pass
     if declared:
         codec = codec_for(declared)
         if codec is None:

@@ -114,7 +114,7 @@ class Message(HeaderFields):
             )
             if not raw.startswith(b"MSH", byte_start):
                 raise not_msh(raw[byte_start : byte_start + 4].decode("latin-1"))
-            if raw.isascii():
+            if raw.isascii() and b"\x1b" not in raw:
                 text, start = raw.decode("ascii"), byte_start
             else:
                 text, codec, warning = decode(raw, declared_charset(raw, byte_start))
@@ -402,6 +402,10 @@ class Message(HeaderFields):
         if self._delims.escape in raw:
             return unescape(raw, self._delims, self.encoding)
         return raw
+
+    def _evn_event(self) -> str:
+        evn = self.segment("EVN")
+        return "" if evn is None else evn.get("1.1").strip()
 
     @property
     def charset(self) -> str:

@@ -68,6 +68,7 @@ from thumpflow.mapping._naming import (
 )
 from thumpflow.mapping._program import compile_program
 from thumpflow.mapping._report import (
+    CHARSET_FALLBACK,
     NO_MESSAGE_MAP,
     WARNING_CODES,
     ConversionWarning,
@@ -190,10 +191,15 @@ def all_maps() -> list[str]:
     return sorted({m.structure for m in _MAPS.values()})
 
 
+# Message types that v2.1 and v2.2 send without a trigger event (MSH-9 the
+# type alone, and no EVN to name it): the one event each then had.
+_SOLE_EVENT = {"ORU": "R01", "ORM": "O01", "VXU": "V04", "DFT": "P03", "RDE": "O11"}
+
+
 def _lookup(
     message_type: str, trigger_event: str, structure: str
 ) -> tuple[MessageMap, ConversionWarning | None]:
-    event = f"{message_type}^{trigger_event}"
+    event = f"{message_type}^{trigger_event or _SOLE_EVENT.get(message_type, '')}"
     found = _MAPS.get(event) or _MAPS.get(structure)
     if found is not None:
         return found, None
@@ -242,6 +248,9 @@ def convert(
     mmap, warning = _lookup(message.message_type, message.trigger_event, message.get("MSH-9.3"))
     if warning is not None:
         found.append(warning)
+    if message.charset_warning is not None:
+        shown = shown_event(message.message_type, message.trigger_event)
+        found.append(ConversionWarning(f"{shown}: {message.charset_warning}", CHARSET_FALLBACK))
     bundle = evaluate(message, mmap, bundle_type, found, received)
     report(found[known:])
     return bundle

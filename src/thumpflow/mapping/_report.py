@@ -25,7 +25,14 @@ NO_MESSAGE_MAP = "no_message_map"
 MISSING_SEGMENT = "missing_segment"
 NO_REFERENCE_TARGET = "no_reference_target"
 NO_MESSAGE_TIME = "no_message_time"
-WARNING_CODES = (NO_MESSAGE_MAP, MISSING_SEGMENT, NO_REFERENCE_TARGET, NO_MESSAGE_TIME)
+CHARSET_FALLBACK = "charset_fallback"
+WARNING_CODES = (
+    NO_MESSAGE_MAP,
+    MISSING_SEGMENT,
+    NO_REFERENCE_TARGET,
+    NO_MESSAGE_TIME,
+    CHARSET_FALLBACK,
+)
 
 WarningListener = Callable[[str], None]
 

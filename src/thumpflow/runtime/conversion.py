@@ -98,7 +98,8 @@ class ConversionMetrics:
         self.warnings = registry.counter(
             "thumpflow_conversion_warnings_total",
             "Warnings of a channel's HL7 v2 to FHIR conversion (converted in part), by code "
-            "(no_message_map, missing_segment, no_reference_target, no_message_time).",
+            "(no_message_map, missing_segment, no_reference_target, no_message_time, "
+            "charset_fallback).",
             ("channel", "code"),
         )
 
