@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.mappings.single import observation_of, resource_of
 from thumpflow.fhir import validate
 from thumpflow.mapping import _memo, convert, to_json
 
@@ -210,15 +211,7 @@ def test_iso_and_ansi_units_are_never_taken_as_ucum_codes(
     """ISO+/ANSI+ units are capitals (`ML` a millilitre, `MG` a milligram);
     as UCUM codes they would be a megalitre and a megagram. Known ones are
     translated, others stay unit text; a unit coded UCUM is taken as written."""
-    message = (
-        "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
-        f"OBR|1||F1|C^Chem^L\rOBX|1|NM|V^Volume^L||0.5|{unit}|||||F\r"
-    ).encode()
-    bundle = json.loads(to_json(convert(message, bundle_type="collection")))
-    (observation,) = [
-        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"
-    ]
-    quantity = observation["valueQuantity"]
+    quantity = observation_of(f"NM|V^Volume^L||0.5|{unit}|||||F")["valueQuantity"]
     assert {k: v for k, v in quantity.items() if k != "value"} == expected
 
 
@@ -229,11 +222,7 @@ def test_xpn_15_called_by_is_a_nickname_of_its_own() -> None:
         b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\r"
         b"PID|1||P1^^^H^MR||Doe^Jonathan^Q^^^^L^^^^^^^^Jon~Roe^Jo^^^^^M\rPV1|1|I\r"
     )
-    bundle = json.loads(to_json(convert(message, bundle_type="collection")))
-    (patient,) = [
-        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
-    ]
-    assert patient["name"] == [
+    assert resource_of(message, "Patient")["name"] == [
         {"family": "Doe", "given": ["Jonathan", "Q"], "use": "official"},
         {"family": "Roe", "given": ["Jo"], "use": "maiden"},
         {"given": ["Jon"], "use": "nickname"},

@@ -11,13 +11,12 @@ or neither (app-2) and, without them, a status app-3 allows.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from thumpflow.mapping import convert, to_json
+from tests.mappings.single import observation_of, resource_of
 from thumpflow.mapping._values import date_time, date_time_end
 
 _MOMENTS = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1))
@@ -86,17 +85,10 @@ def test_an_encounter_discharged_before_admission_keeps_its_admission_only() -> 
         b"MSH|^~\\&|A|B|C|D|20140912||ADT^A03|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
         b"PV1|1|I|W^1^1||||||||||||||||V1^^^H^VN|||||||||||||||||||||||||201409122200|20000206031726\r"
     )
-    bundle = json.loads(to_json(convert(message, bundle_type="collection")))
-    (encounter,) = [
-        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
-    ]
-    assert encounter["period"] == {"start": "2014-09-12T22:00:00Z"}
+    assert resource_of(message, "Encounter")["period"] == {"start": "2014-09-12T22:00:00Z"}
     in_order = message.replace(b"|20000206031726", b"|20140915031726")
-    bundle = json.loads(to_json(convert(in_order, bundle_type="collection")))
-    (encounter,) = [
-        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
-    ]
-    assert encounter["period"] == {"start": "2014-09-12T22:00:00Z", "end": "2014-09-15T03:17:26Z"}
+    period = resource_of(in_order, "Encounter")["period"]
+    assert period == {"start": "2014-09-12T22:00:00Z", "end": "2014-09-15T03:17:26Z"}
 
 
 _NUMBER = st.one_of(
@@ -115,14 +107,7 @@ def test_a_ratio_has_both_numbers_or_neither_and_a_range_is_never_inverted(
         ("SN", f"^{first}^-^{second}"),
         ("NR", f"{first}^{second}"),
     ):
-        message = (
-            "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
-            f"OBR|1||F1|C^Chem^L\rOBX|1|{kind}|V^Value^L||{value}|||||F\r"
-        ).encode()
-        bundle = json.loads(to_json(convert(message, bundle_type="collection")))
-        (observation,) = [
-            e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"
-        ]
+        observation = observation_of(f"{kind}|V^Value^L||{value}|||||F")
         ratio = observation.get("valueRatio")
         if ratio is not None:
             assert ("numerator" in ratio) == ("denominator" in ratio)
@@ -149,10 +134,7 @@ def test_an_appointment_has_start_and_end_or_neither_and_an_untimed_one_a_status
         f"MSH|^~\\&|A|B|C|D|20240101||SIU^{event}|1|P|2.5\rSCH|A1|F1||||||||||^^^{sch_start}^{sch_end}\r"
         f"PID|1||P1^^^H^MR||Doe^Jo\rAIS|1||C^Consult^L|{ais_start}|||{ais_duration}|MIN\r"
     ).encode()
-    bundle = json.loads(to_json(convert(message, bundle_type="collection")))
-    (appointment,) = [
-        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Appointment"
-    ]
+    appointment = resource_of(message, "Appointment")
     assert ("start" in appointment) == ("end" in appointment)
     if "start" not in appointment:
         assert appointment["status"] in ("proposed", "cancelled", "waitlist")
