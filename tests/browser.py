@@ -33,6 +33,20 @@ WAIT = 30.0
 _LISTENING = re.compile(r"DevTools listening on (ws://\S+)")
 
 
+# What Chromium answers when a command meets a page between two documents
+# (a reload or navigation under way): the old context is gone, the new one
+# not yet there.
+_NAVIGATING = (
+    "Inspected target navigated or closed",
+    "Execution context was destroyed",
+    "Cannot find context with specified id",
+)
+
+
+class NavigatingError(AssertionError):
+    """A command that met the page between two documents (see `_NAVIGATING`)."""
+
+
 class Page:
     """One browser tab, attached through a flat CDP session."""
 
@@ -83,6 +97,9 @@ class Page:
         except TimeoutError:
             raise AssertionError(f"Chromium did not answer {method} within {WAIT:g} s") from None
         if "error" in answer:
+            message = str(answer["error"].get("message", ""))
+            if any(sign in message for sign in _NAVIGATING):
+                raise NavigatingError(f"{method} failed: {answer['error']}")
             raise AssertionError(f"{method} failed: {answer['error']}")
         result: dict[str, Any] = answer.get("result", {})
         return result
@@ -102,6 +119,11 @@ class Page:
         if answer.get("errorText"):
             raise AssertionError(f"navigating to {url} failed: {answer['errorText']}")
         await self.wait_for("document.readyState === 'complete'", what=f"{url} to load")
+
+    async def reload(self) -> None:
+        """Reload the page; wait for what should appear with `wait_for`, which
+        retries while the page is between the two documents."""
+        await self.send("Page.reload")
 
     async def evaluate(self, expression: str) -> Any:
         """The JSON value of a JavaScript expression (promises awaited)."""
@@ -124,7 +146,10 @@ class Page:
         probe = f"(() => {{ const v = ({expression}); return v instanceof Node ? true : v; }})()"
         value: Any = None
         while True:
-            value = await self.evaluate(probe)
+            try:
+                value = await self.evaluate(probe)
+            except NavigatingError:
+                value = None  # the page is between documents: not yet
             if value:
                 return value
             if asyncio.get_running_loop().time() > deadline:

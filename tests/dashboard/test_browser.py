@@ -290,7 +290,7 @@ def test_a_viewer_sees_masked_ordering_keys_and_may_not_replay(tmp_path: Path) -
                 "sessionStorage.setItem('thumpflow.who',"
                 " JSON.stringify({name: 'ward-viewer', role: 'operator'}))"
             )
-            await page.evaluate("location.reload()")
+            await page.reload()
             await page.wait_for(
                 "document.querySelectorAll('#dead-letters tbody tr button.replay').length === 2",
                 what="replay buttons offered to a tampered page",
