@@ -22,8 +22,10 @@ Guarantees of `convert`:
   (`thumpflow.fhir.validate(json.loads(to_json(bundle)))`), which holds
   plain numbers.
 - Transaction bundles (the default): resources with a business identifier
-  are written with a conditional update (`PUT Type?identifier=system|value`,
-  no `id` in the resource), others with `PUT Type/<deterministic id>`;
+  that has a system are written with a conditional update (`PUT
+  Type?identifier=system|value`, no `id` in the resource), others with `PUT
+  Type/<deterministic id>`; one business identifier is one resource per
+  message;
   `fullUrl` is always `urn:uuid:<id>` and references between entries use it.
   Batch bundles (which FHIR does not resolve references in) use
   `PUT Type/<deterministic id>` for every entry and `Type/<id>` references.

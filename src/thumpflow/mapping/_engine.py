@@ -179,10 +179,20 @@ class _Run:
         """Add `resource` to the Bundle under `rid` (its id from `basis`, the
         identifier `found` or the rule's key), or under `basis + #n` when
         another resource of this message already has that id; its entry is
-        made now (a conditional update by `found` in a transaction, else by
-        id, which the resource then holds). `seg` and `anchor`: see `Built`."""
+        made now (in a transaction a conditional update by `found` when it
+        has a system, else an update by id, which the resource then holds).
+        `seg` and `anchor`: see `Built`.
+
+        The same business identifier twice in one message is one resource: the
+        first is returned and `resource` dropped (a transaction may not touch
+        one resource twice, and two would both claim the identifier). An
+        identifier without a system never becomes a condition: a search by a
+        bare value matches that value in every system, so it could update
+        another patient's record; the update is by the id it gives instead."""
         built = self.built
         if rid in built:
+            if found is not None:
+                return built[rid]
             # The n-th resource with this basis is `#n`; counting on from the last
             # one keeps a message of many alike segments linear.
             n = self.repeats.get((rtype, basis), 1)
@@ -191,13 +201,9 @@ class _Run:
                 rid = deterministic_id(rtype, *basis, f"#{n}")
             self.repeats[(rtype, basis)] = n
         full = "urn:uuid:" + rid
-        if found is not None and self.transaction:
+        if found is not None and self.transaction and found[0]:
             system, value = found
-            url = (
-                f"{rtype}?identifier={_escaped_system(system)}|{search_escape(value)}"
-                if system
-                else f"{rtype}?identifier={search_escape(value)}"
-            )
+            url = f"{rtype}?identifier={_escaped_system(system)}|{search_escape(value)}"
         else:
             resource["id"] = rid
             url = f"{rtype}/{rid}"
