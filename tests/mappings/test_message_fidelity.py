@@ -145,3 +145,20 @@ def test_each_patient_of_an_oru_has_its_own_results_and_one_without_pid_converts
     (report,) = _resources(without, "DiagnosticReport")
     assert "subject" not in report and not _resources(without, "Patient")
     assert len(_resources(without, "Observation")) == 1
+
+
+def test_an_order_question_answer_is_an_observation_but_not_a_report_result() -> None:
+    """IG ORU_R01 row 4.2.4.3.1: OBX-29 QST or SCI is not DiagnosticReport.result."""
+    bundle = _convert(
+        "MSH|^~\\&|LIS|LAB|THUMPFLOW|HUB|20250303101500+0100||ORU^R01^ORU_R01|L1|P|2.8\r"
+        "PID|1||P1^^^LAB^MR||Name^Given\rOBR|1||F1^LAB|C^Chem^L\r"
+        "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|||||F\r"
+        "OBX|2|CWE|FAST^Fasting^L||Y^Yes^HL70136||||||F" + "|" * 18 + "QST\r"
+    )
+    (report,) = _resources(bundle, "DiagnosticReport")
+    observations = {
+        o["id"]: o["code"]["coding"][0]["code"] for o in _resources(bundle, "Observation")
+    }
+    results = [observations[r["reference"].rsplit(":", 1)[-1]] for r in report["result"]]
+    assert results == ["2345-7"]
+    assert sorted(observations.values()) == ["2345-7", "FAST"]
