@@ -162,3 +162,28 @@ def test_an_order_question_answer_is_an_observation_but_not_a_report_result() ->
     results = [observations[r["reference"].rsplit(":", 1)[-1]] for r in report["result"]]
     assert results == ["2345-7"]
     assert sorted(observations.values()) == ["2345-7", "FAST"]
+
+
+def test_each_patient_of_an_siu_keeps_its_own_diagnoses_and_joins_the_appointment() -> None:
+    """IG SIU_S12: the PATIENT group repeats. Before, the second PID made no
+    Patient and its diagnosis and observation named the first patient."""
+    bundle = _convert(
+        "MSH|^~\\&|SCHED|HOSP|EHR|HOSP|20240301120000-0500||SIU^S12^SIU_S12|S10|P|2.5.1\r"
+        "SCH|A1^SCHED|F1^SCHED|||||C^Consult||30|min|^^30^20240310090000^20240310093000\r"
+        "PID|1||M1^^^HOSP^MR||Alpha^Ann||19800101|F\rDG1|1||R51^Headache^I10\r"
+        "PID|2||M2^^^HOSP^MR||Beta^Ben||19700202|M\rDG1|1||R10.9^Abdominal pain^I10\r"
+        "OBX|1|NM|8302-2^Height^LN||182|cm|||||F\r"
+    )
+    names = {f"urn:uuid:{p['id']}": p["name"][0]["family"] for p in _resources(bundle, "Patient")}
+    assert sorted(names.values()) == ["Alpha", "Beta"]
+    diagnoses = {
+        c["code"]["coding"][0]["code"]: names[c["subject"]["reference"]]
+        for c in _resources(bundle, "Condition")
+    }
+    assert diagnoses == {"R51": "Alpha", "R10.9": "Beta"}
+    (height,) = _resources(bundle, "Observation")
+    assert names[height["subject"]["reference"]] == "Beta"
+    (appointment,) = _resources(bundle, "Appointment")
+    actors = [names.get(p["actor"]["reference"]) for p in appointment["participant"]]
+    assert actors == ["Alpha", "Beta"]
+    assert len(appointment["reasonReference"]) == 2
