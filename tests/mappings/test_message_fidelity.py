@@ -187,3 +187,23 @@ def test_each_patient_of_an_siu_keeps_its_own_diagnoses_and_joins_the_appointmen
     actors = [names.get(p["actor"]["reference"]) for p in appointment["participant"]]
     assert actors == ["Alpha", "Beta"]
     assert len(appointment["reasonReference"]) == 2
+
+
+def test_an_order_whose_orc_names_no_number_is_identified_by_its_obr() -> None:
+    """IG ORM_O01/OML_O21/MDM: one ServiceRequest per order, by its placer
+    or filler number. With ORC-2/ORC-3 empty the OBR's number identifies it;
+    before, every such order of a patient got the same id, and a later
+    cancel of one overwrote another."""
+    head = "MSH|^~\\&|EHR|HOSP|LIS|LAB|20240301120000||ORM^O01^ORM_O01|M1|P|2.5.1\r"
+    patient = "PID|1||M1^^^HOSP^MR||Alpha^Ann\r"
+    both = _convert(
+        head + patient + "ORC|NW||||IP\rOBR|1|PLAC1^EHR||C1^Chem^L\r"
+        "ORC|NW||||IP\rOBR|2|PLAC2^EHR||C2^Hem^L\r"
+    )
+    orders = {r["identifier"][0]["value"]: r for r in _resources(both, "ServiceRequest")}
+    assert sorted(orders) == ["PLAC1", "PLAC2"]
+    assert orders["PLAC1"]["id"] != orders["PLAC2"]["id"]
+    cancel = _convert(head + patient + "ORC|CA||||CA\rOBR|1|PLAC2^EHR||C2^Hem^L\r")
+    (cancelled,) = _resources(cancel, "ServiceRequest")
+    assert cancelled["id"] == orders["PLAC2"]["id"]
+    assert cancelled["status"] == "revoked"
