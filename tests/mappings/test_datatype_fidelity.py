@@ -227,3 +227,20 @@ def test_xpn_15_called_by_is_a_nickname_of_its_own() -> None:
         {"family": "Roe", "given": ["Jo"], "use": "maiden"},
         {"given": ["Jon"], "use": "nickname"},
     ]
+
+
+@pytest.mark.parametrize(
+    "authority",
+    ["NPI", "&2.16.840.1.113883.4.6&ISO", "NPI&2.16.840.1.113883.4.6&ISO", "2.16.840.1.113883.4.6"],
+)
+def test_an_npi_has_one_system_however_its_authority_is_written(authority: str) -> None:
+    """FHIR names an identifier system that has a URI by the URI, not its
+    OID: the NPI sent as namespace, as OID or both is one system, so one
+    practitioner is one resource."""
+    message = (
+        "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        f"PV1|1|I|||||1234567890^Smith^Ann^^^^^^{authority}\r"
+    ).encode()
+    (identifier,) = resource_of(message, "Practitioner")["identifier"]
+    assert identifier["system"] == "http://hl7.org/fhir/sid/us-npi"
+    assert identifier["value"] == "1234567890"

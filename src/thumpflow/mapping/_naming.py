@@ -89,7 +89,7 @@ class NamingTable:
         if found is not None:
             return found
         if _OID.fullmatch(namespace):
-            found = "urn:oid:" + namespace
+            found = self._listed(namespace) or "urn:oid:" + namespace
         elif _UUID.fullmatch(namespace):
             found = "urn:uuid:" + namespace.lower()
         elif _URI.fullmatch(namespace):
@@ -192,7 +192,9 @@ def uri(text: str, default_tz: str = "") -> str | None:
     map's fallback, such as the naming-system table, applies). A sender's HD-2
     marked ISO but holding no OID never becomes an invalid `urn:oid:` system;
     one that carries the prefix itself (`urn:oid:1.2.36.1`, as some v2.8
-    senders write it) gets it once (maps write `urn:oid:{4.2}`)."""
+    senders write it) gets it once (maps write `urn:oid:{4.2}`); an OID the
+    naming-system table lists becomes the URI listed (FHIR: a code system or
+    identifier system with a URI is named by it, not by its OID)."""
     text = text.strip()
     if _NO_SPACE.fullmatch(text) is None:
         return None
@@ -203,7 +205,10 @@ def uri(text: str, default_tz: str = "") -> str | None:
             rest = text[len(prefix) :]
             if rest.startswith(prefix):
                 rest = rest[len(prefix) :]
-            return prefix + rest if form.fullmatch(rest) else None
+            if form.fullmatch(rest) is None:
+                return None
+            # An OID the table lists (NPI, SSN ...) is its canonical URI.
+            return system_for(rest) if prefix == "urn:oid:" else prefix + rest
     return text
 
 
