@@ -18,7 +18,9 @@ _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")
 
 
 def test_oids_uuids_uris_table_and_default() -> None:
-    assert system_for("2.16.840.1.113883.4.6") == "urn:oid:2.16.840.1.113883.4.6"
+    assert system_for("1.2.840.99.77") == "urn:oid:1.2.840.99.77"
+    # An OID the table lists is its URI (FHIR names a system with a URI by it).
+    assert system_for("2.16.840.1.113883.4.6") == "http://hl7.org/fhir/sid/us-npi"
     uuid = "0F8FAD5B-D9CB-469F-A165-70867728950E"
     assert system_for(uuid) == "urn:uuid:" + uuid.lower()
     assert system_for("http://hospital.example/mrn") == "http://hospital.example/mrn"
