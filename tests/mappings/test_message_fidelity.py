@@ -207,3 +207,24 @@ def test_an_order_whose_orc_names_no_number_is_identified_by_its_obr() -> None:
     (cancelled,) = _resources(cancel, "ServiceRequest")
     assert cancelled["id"] == orders["PLAC2"]["id"]
     assert cancelled["status"] == "revoked"
+
+
+def test_a_rol_after_a_procedure_or_insurance_is_not_a_visit_participant() -> None:
+    """IG ADT_A01: ROL after PV1 is an Encounter participant (row 19); ROL in
+    the PROCEDURE or INSURANCE group has no target (rows 27.2, 29.4)."""
+    bundle = _convert(
+        "MSH|^~\\&|ADT|HOSP|THUMPFLOW|HUB|20240701140000+0100||ADT^A01^ADT_A01|D1|P|2.5.1\r"
+        "PID|1||WG-1^^^HOSP^MR||Moreau^Elise||19790930|F\r"
+        "PV1|1|I|W1^1^1|||||||||||||||V1^^^HOSP^VN\r"
+        "ROL|1|AD|AT^Attending^HL70443|111^Visit^Vera\r"
+        "PR1|1||47.0^Appendectomy^I9||20240701\rROL|2|AD|SURG^Surgeon^HL70443|222^Cut^Carl\r"
+        "IN1|1|PLAN^Plan|INS1^^^HOSP\rROL|3|AD|IC^Contact^HL70443|333^Ins^Ida\r"
+    )
+    (encounter,) = _resources(bundle, "Encounter")
+    roles = {f"urn:uuid:{r['id']}": r for r in _resources(bundle, "PractitionerRole")}
+    participants = [
+        roles[p["individual"]["reference"]]
+        for p in encounter["participant"]
+        if p["individual"]["reference"] in roles
+    ]
+    assert [r["code"][0]["coding"][0]["code"] for r in participants] == ["AT"]
