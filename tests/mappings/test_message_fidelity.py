@@ -228,3 +228,18 @@ def test_a_rol_after_a_procedure_or_insurance_is_not_a_visit_participant() -> No
         if p["individual"]["reference"] in roles
     ]
     assert [r["code"][0]["coding"][0]["code"] for r in participants] == ["AT"]
+
+
+def test_a_note_after_an_observations_participants_is_the_observations() -> None:
+    """IG ORU_R01 OBSERVATION: OBX, {PRT}, {NTE}. The note after the PRT was
+    dropped; it is the Observation's, and the PRT still its performer."""
+    bundle = _convert(
+        "MSH|^~\\&|LIS|LAB|THUMPFLOW|HUB|20250303101500+0100||ORU^R01^ORU_R01|L1|P|2.8\r"
+        "PID|1||P1^^^LAB^MR||Name^Given\rOBR|1||F1^LAB|C^Chem^L\r"
+        "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|||||F\r"
+        "PRT|1|AD||RO^Responsible Observer^HL70443|4455^Reed^Rita\r"
+        "NTE|1||Hemolysed sample, interpret with care\r"
+    )
+    (observation,) = _resources(bundle, "Observation")
+    assert [n["text"] for n in observation["note"]] == ["Hemolysed sample, interpret with care"]
+    assert observation["performer"]

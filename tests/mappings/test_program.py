@@ -238,11 +238,13 @@ class _Interpreter:
     def notes(
         self, run: _Run, rule: Rule, segs: list[int], pos: int, resource: dict[str, Any]
     ) -> None:
-        """The NTEs right after the segment, each with a text an Annotation."""
+        """The NTEs right after the segment (over its PRTs), each with a text an Annotation."""
         if rule.notes is None:
             return
         assert rule.note_fill is not None
         for k in range(pos + 1, len(segs)):
+            if run.ids_of[segs[k]] == "PRT":
+                continue
             if run.ids_of[segs[k]] != "NTE":
                 break
             nte = run.fields[segs[k]]

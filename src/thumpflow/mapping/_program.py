@@ -247,13 +247,17 @@ class _ProgramWriter:
             self.line(ind, f"pending.append(({writer}, b, ({''.join(e + ', ' for e in env)})))")
 
     def notes(self, rule: Rule, d: int, ind: int) -> None:
-        """The NTEs right after the segment: each one with a text (NTE-3) an
-        Annotation at the rule's `notes` path in `o`, its author and time (NTE-5,
-        NTE-6) filled by the note map when the NTE has those fields."""
+        """The NTEs right after the segment (stepping over its PRTs, which the
+        v2.7+ groups put between a segment and its notes: OBX, {PRT}, {NTE}):
+        each one with a text (NTE-3) an Annotation at the rule's `notes` path in
+        `o`, its author and time (NTE-5, NTE-6) filled by the note map when the
+        NTE has those fields."""
         assert rule.notes is not None and rule.note_fill is not None
         self.line(ind, f"for q in range(pos + 1, len(S{d})):")
         self.line(ind + 1, "j = q" if d == 0 else f"j = S{d}[q]")
-        self.line(ind + 1, "if ids_of[j] != 'NTE': break")
+        self.line(ind + 1, "if ids_of[j] != 'NTE':")
+        self.line(ind + 2, "if ids_of[j] == 'PRT': continue")
+        self.line(ind + 2, "break")
         self.line(ind + 1, "n = run.note_text(fields[j])")
         self.line(ind + 1, "if n:")
         self.line(ind + 2, "v = {'text': n}")
