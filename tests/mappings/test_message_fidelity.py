@@ -243,3 +243,34 @@ def test_a_note_after_an_observations_participants_is_the_observations() -> None
     (observation,) = _resources(bundle, "Observation")
     assert [n["text"] for n in observation["note"]] == ["Hemolysed sample, interpret with care"]
     assert observation["performer"]
+
+
+def test_an_oml_o21_order_refers_to_its_own_specimens_only() -> None:
+    """IG OML_O21 row 6.4.8.1: an order's specimens are the SPMs inside it.
+    Before, every order referred to every specimen of the message. In OML
+    O33, where specimens come before their orders, orders still refer to the
+    message's specimens; each specimen is one resource either way."""
+    head = "MSH|^~\\&|EHR|HOSP|LAB|HOSP|20240301120000-0500||OML^{}|S4|P|2.5.1\r"
+    patient = "PID|1||M1^^^HOSP^MR||Alpha^Ann\r"
+    o21 = _convert(
+        head.format("O21^OML_O21")
+        + patient
+        + "ORC|NW|PLAC1^EHR\rOBR|1|PLAC1^EHR||CBC^Blood count^L\r"
+        "SPM|1|SPEC1&EHR||BLD^Blood^HL70487\rORC|NW|PLAC2^EHR\rOBR|1|PLAC2^EHR||UA^Urinalysis^L\r"
+        "SPM|1|SPEC2&EHR||UR^Urine^HL70487\r"
+    )
+    kinds = {
+        f"urn:uuid:{s['id']}": s["type"]["coding"][0]["code"] for s in _resources(o21, "Specimen")
+    }
+    assert sorted(kinds.values()) == ["BLD", "UR"]
+    refs = {
+        r["identifier"][0]["value"]: [kinds[x["reference"]] for x in r["specimen"]]
+        for r in _resources(o21, "ServiceRequest")
+    }
+    assert refs == {"PLAC1": ["BLD"], "PLAC2": ["UR"]}
+    o33 = _convert(
+        head.format("O33^OML_O33") + patient + "SPM|1|SPEC1&EHR||BLD^Blood^HL70487\r"
+        "ORC|NW|PLAC1^EHR\rOBR|1|PLAC1^EHR||CBC^Blood count^L\r"
+    )
+    (order,) = _resources(o33, "ServiceRequest")
+    assert len(order["specimen"]) == 1 and len(_resources(o33, "Specimen")) == 1

@@ -185,14 +185,17 @@ class _Run:
 
         The same business identifier twice in one message is one resource: the
         first is returned and `resource` dropped (a transaction may not touch
-        one resource twice, and two would both claim the identifier). An
+        one resource twice, and two would both claim the identifier); so is
+        the same segment registered again under the same id (a group naming a
+        resource the message level made already, to refer to it). An
         identifier without a system never becomes a condition: a search by a
         bare value matches that value in every system, so it could update
         another patient's record; the update is by the id it gives instead."""
         built = self.built
         if rid in built:
-            if found is not None:
-                return built[rid]
+            existing = built[rid]
+            if found is not None or (seg >= 0 and existing.seg == seg):
+                return existing
             # The n-th resource with this basis is `#n`; counting on from the last
             # one keeps a message of many alike segments linear.
             n = self.repeats.get((rtype, basis), 1)
