@@ -408,3 +408,16 @@ def test_v21_and_v22_messages_find_their_map_and_a_charset_fallback_is_a_warning
     codes = [(w.code, "not recognised" in w) for w in warnings]  # type: ignore[attr-defined]
     assert codes == [("charset_fallback", True)]
     assert "D\u00f6e" not in warnings[0]
+
+
+def test_cli_reads_times_without_offset_in_the_zone_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "a.hl7"
+    path.write_bytes(b"MSH|^~\\&|A|B|C|D|202407010800||ADT^A01|1|P|2.5\rPID|1||X^^^H||Doe^Jo\r")
+    assert _cli(str(path), "--timezone", "Europe/Berlin") == 0
+    out, _ = capsys.readouterr()
+    assert json.loads(out)["timestamp"] == "2024-07-01T08:00:00+02:00"
+    assert _cli(str(path), "--timezone", "Mars/Olympus") == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("--timezone: unknown time zone")

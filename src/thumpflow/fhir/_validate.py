@@ -73,9 +73,7 @@ def _resource(value: Any, path: str, ctx: Context, contained: bool = False) -> N
         if "contained" in value:
             ctx.error(f"{path}.contained", "dom-2", "a contained resource cannot contain resources")
         _walk(value, table, path, ctx)
-        rules = RESOURCE_RULES.get(str(rtype))
-        if rules is not None:
-            rules(value, path, ctx)
+        _invariants(value, str(rtype), path, ctx)
         return
     saved_ids = ctx.contained_ids
     inner = value.get("contained")
@@ -90,10 +88,15 @@ def _resource(value: Any, path: str, ctx: Context, contained: bool = False) -> N
         _bundle(value, table, path, ctx)
     else:
         _walk(value, table, path, ctx)
-        rules = RESOURCE_RULES.get(str(rtype))
-        if rules is not None:
-            rules(value, path, ctx)
+        _invariants(value, str(rtype), path, ctx)
     ctx.contained_ids = saved_ids
+
+
+def _invariants(value: dict[str, Any], rtype: str, path: str, ctx: Context) -> None:
+    """The resource type's invariants (`_resource_rules`), after its structural walk."""
+    rules = RESOURCE_RULES.get(rtype)
+    if rules is not None:
+        rules(value, path, ctx)
 
 
 def _walk(obj: dict[str, Any], table: TypeTable, path: str, ctx: Context) -> None:

@@ -22,15 +22,6 @@ class HeaderFields:
         return self._msh_field(9, 1)
 
     @property
-    def trigger_event(self) -> str:
-        """MSH-9.2, e.g. `A01`; when it is empty, EVN-1 (v2.1 and v2.2 name
-        the event there only, MSH-9 being the message type alone)."""
-        return self._msh_field(9, 2) or self._evn_event()
-
-    def _evn_event(self) -> str:
-        raise NotImplementedError
-
-    @property
     def message_structure(self) -> str:
         """MSH-9.3, e.g. `ADT_A01`."""
         return self._msh_field(9, 3)

@@ -403,7 +403,13 @@ class Message(HeaderFields):
             return unescape(raw, self._delims, self.encoding)
         return raw
 
-    def _evn_event(self) -> str:
+    @property
+    def trigger_event(self) -> str:
+        """MSH-9.2, e.g. `A01`; when it is empty, EVN-1 (v2.1 and v2.2 name
+        the event there only, MSH-9 being the message type alone)."""
+        found = self._msh_field(9, 2)
+        if found:
+            return found
         evn = self.segment("EVN")
         return "" if evn is None else evn.get("1.1").strip()
 

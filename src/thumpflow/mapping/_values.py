@@ -315,19 +315,23 @@ def date_time_end(text: str, default_tz: str = "") -> str | None:
 # requires of them together holds (each pair converter named for its half).
 
 
+def _instants(text: str, default_tz: str) -> tuple[str, str] | None:
+    first, _, second = text.partition("|")
+    start, end = instant(first, default_tz), instant(second, default_tz)
+    return None if start is None or end is None else (start, end)
+
+
 def instant_start(text: str, default_tz: str = "") -> str | None:
     """The first of two instants, only when both convert (FHIR app-2: an
     Appointment has both start and end, or neither)."""
-    first, _, second = text.partition("|")
-    start = instant(first, default_tz)
-    return start if start is not None and instant(second, default_tz) is not None else None
+    both = _instants(text, default_tz)
+    return None if both is None else both[0]
 
 
 def instant_end(text: str, default_tz: str = "") -> str | None:
     """The second of two instants, only when both convert (see `instant_start`)."""
-    first, _, second = text.partition("|")
-    end = instant(second, default_tz)
-    return end if end is not None and instant(first, default_tz) is not None else None
+    both = _instants(text, default_tz)
+    return None if both is None else both[1]
 
 
 def _decimals(text: str) -> tuple[int | FhirDecimal | None, int | FhirDecimal | None]:

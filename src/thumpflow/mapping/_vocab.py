@@ -42,10 +42,13 @@ class VocabTable:
             found = self.codes.get(text.upper())
         return self.default if found is None else found
 
+    def _listed(self, code: str) -> dict[str, str] | None:
+        """The vocabulary's coding for `code`, looked up as given, then upper-cased."""
+        found = self.codings.get(code)
+        return self.codings.get(code.upper()) if found is None else found
+
     def coding(self, text: str) -> dict[str, str] | None:
-        found = self.codings.get(text)
-        if found is None:
-            found = self.codings.get(text.upper())
+        found = self._listed(text)
         if found is not None:
             return dict(found)
         return {"code": " ".join(text.split())} if self.v2 else None
@@ -62,12 +65,10 @@ class VocabTable:
         if not code or concept is None:
             return concept
         codings = concept["coding"]
-        found = self.codings.get(code)
+        found = self._listed(code)
         if found is None:
-            found = self.codings.get(code.upper())
-            if found is None:
-                self._unlisted(codings[0])
-                return concept
+            self._unlisted(codings[0])
+            return concept
         codings[0] = _mapped(found, codings[0])
         return concept
 
@@ -77,12 +78,10 @@ class VocabTable:
         (CWE-2 the display when the vocabulary gives none)."""
         if not code or coding is None:
             return coding
-        found = self.codings.get(code)
+        found = self._listed(code)
         if found is None:
-            found = self.codings.get(code.upper())
-            if found is None:
-                self._unlisted(coding)
-                return coding
+            self._unlisted(coding)
+            return coding
         return _mapped(found, coding)
 
     def _unlisted(self, coding: dict[str, Any]) -> None:
@@ -94,9 +93,7 @@ class VocabTable:
             coding.pop("version", None)
 
     def concept(self, text: str) -> dict[str, Any] | None:
-        found = self.codings.get(text)
-        if found is None:
-            found = self.codings.get(text.upper())
+        found = self._listed(text)
         if found is not None:
             return {"coding": [dict(found)]}
         return {"text": text} if self.v2 else None
