@@ -5,7 +5,9 @@
   keeps: the vocabulary's coding for CWE-1 when it lists the code (else the
   sender's coding, without the vocabulary's v2 table system), CWE-2 display,
   CWE-4..6 alternate coding, CWE-7 version and CWE-9 text; per repetition
-  for OBX-8. PV2-38 is CWE[Coding] (IG), with the same rule.
+  for OBX-8. PV2-38 is CWE[Coding] (IG), with the same rule. PID-15 and
+  NK1-20 (language) follow it too: CWE-1 becomes BCP 47 when listed, the
+  alternate coding and CWE-9 text stay; a name alone in CWE-2 is looked up.
 - XTN-8 is part of the assembled ContactPoint.value (IG XTN rows for XTN-7).
 - XAD-1 is an SAD: SAD-1, SAD-2 and SAD-3 are address lines 1-3, XAD-2 line 4.
 - IN1-2 is CWE[Identifier]: CWE-1, CWE-4 and CWE-10 are plan identifiers.
@@ -74,6 +76,38 @@ def test_text_only_marital_status_is_as_cwe_codeableconcept_makes_it() -> None:
         "coding": [{"display": "Separated for now"}],
         "text": "Separated for now",
     }
+
+
+BCP47 = "urn:ietf:bcp:47"
+
+
+def _languages(pid15: str, nk1_20: str) -> list[dict[str, Any]]:
+    segments = f"PID|1||P7^^^H^MR||Roe^Kim||||||||||{pid15}\rNK1|1|Roe^Al|SPO" + "|" * 17
+    bundle = _bundle((segments + f"{nk1_20}\r").encode())
+    return [
+        _one(bundle, rtype)["communication"][0]["language"]
+        for rtype in ("Patient", "RelatedPerson")
+    ]
+
+
+def test_language_keeps_its_alternate_coding_and_original_text() -> None:
+    cwe = "ara^Arabic^HL70296^eng^English^HL70296^^^Arabic (Egyptian)"
+    expected = {
+        "coding": [
+            {"code": "ar", "display": "Arabic", "system": BCP47},
+            # User-defined table 0296 has no published code system.
+            {"code": "eng", "display": "English"},
+        ],
+        "text": "Arabic (Egyptian)",
+    }
+    assert _languages(cwe, cwe) == [expected, expected]
+
+
+def test_a_language_name_alone_is_looked_up_and_an_unlisted_code_stays_the_senders() -> None:
+    assert _languages("^Spanish", "xx^Klingon^L") == [
+        {"coding": [{"code": "es", "display": "Spanish", "system": BCP47}]},
+        {"coding": [{"code": "xx", "display": "Klingon"}]},
+    ]
 
 
 def test_obx8_maps_each_repetitions_code_through_the_vocabulary() -> None:
