@@ -1,0 +1,124 @@
+"""Order fields against the IG's segment and data type maps.
+
+- ORC-7 (v2.3-2.6 quantity/timing) is TQ[ServiceRequest]: quantity, repeat
+  pattern, bounds, priority, text note, count; OBR-27 only where ORC-7 gave
+  nothing (IG OBR row 27 "IF ORC-7 NOT VALUED"); an OBR-6 occurrenceDateTime
+  wins over the timing (occurrence[x] is one choice).
+- TQ1-11 is one more note of the order, whatever NTEs gave.
+- ORC-29 goes through the IG's OrderType map.
+- PID-21 gives the mother RelatedPerson in every message map (PID[Patient]).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from thumpflow.fhir import validate
+from thumpflow.mapping import convert, to_json
+
+_ORM = "MSH|^~\\&|OE|H|RCV|R|20211020112600+0200||ORM^O01|M1|P|2.4\rPID|1||P1^^^H^MR||Doe^Jane\r"
+_BPH = "BID^^20211101^20211201^R^^Fasting before exam^^^^21"
+
+
+def _bundle(text: str) -> dict[str, Any]:
+    bundle: dict[str, Any] = json.loads(to_json(convert(text.encode(), bundle_type="collection")))
+    assert [i for i in validate(bundle) if i.severity == "error"] == []
+    return bundle
+
+
+def _all(bundle: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == rtype]
+
+
+def _order(orc7: str = "", obr27: str = "", obr6: str = "", orc29: str = "") -> dict[str, Any]:
+    orc = f"ORC|NW|P100|F100||SC||{orc7}" + "|" * 22 + orc29
+    obr = f"OBR|1|P100|F100|24725-4^CT Head^LN||{obr6}" + "|" * 21 + obr27
+    (order,) = _all(_bundle(f"{_ORM}{orc}\r{obr}\r"), "ServiceRequest")
+    return order
+
+
+def test_orc7_is_the_orders_quantity_timing() -> None:
+    order = _order(orc7=f"12&KG^{_BPH}")
+    assert order["quantityQuantity"] == {
+        "value": 12,
+        "unit": "KG",
+        "code": "kg",
+        "system": "http://unitsofmeasure.org",
+    }
+    assert order["occurrenceTiming"] == {
+        "code": {"coding": [{"code": "BID"}]},
+        "repeat": {"boundsPeriod": {"start": "2021-11-01", "end": "2021-12-01"}, "count": 21},
+    }
+    assert order["priority"] == "routine"
+    assert order["note"] == [{"text": "Fasting before exam"}]
+
+
+def test_obr27_fills_only_what_orc7_left_empty() -> None:
+    order = _order(orc7="^^^^^S", obr27=f"1^{_BPH}")
+    assert order["priority"] == "stat"  # ORC-7's, not OBR-27's R
+    assert order["quantityQuantity"] == {"value": 1}
+    assert order["occurrenceTiming"]["repeat"]["count"] == 21
+    assert order["note"] == [{"text": "Fasting before exam"}]
+    # OBR-27 repeating ORC-7 adds no second note.
+    assert _order(orc7=f"1^{_BPH}", obr27=f"1^{_BPH}")["note"] == [{"text": "Fasting before exam"}]
+
+
+def test_an_obr6_requested_time_wins_over_the_timing() -> None:
+    order = _order(orc7=f"1^{_BPH}", obr6="20211105083000+0200")
+    assert order["occurrenceDateTime"] == "2021-11-05T08:30:00+02:00"
+    assert "occurrenceTiming" not in order
+    assert order["quantityQuantity"] == {"value": 1}
+
+
+def test_tq1_11_is_one_more_note_after_the_ntes() -> None:
+    message = (
+        "MSH|^~\\&|LAB|H|RCV|R|20211020112600+0200||OML^O21^OML_O21|M1|P|2.6\r"
+        "PID|1||P1^^^H^MR||Doe^Jane\rORC|NW|P100|F100||SC\r"
+        "TQ1|1||||||20211101|20211201|R||Take fasting\r"
+        "OBR|1|P100|F100|57698-3^Lipid panel^LN\rNTE|1||Urgent\r"
+    )
+    (order,) = _all(_bundle(message), "ServiceRequest")
+    assert order["note"] == [{"text": "Urgent"}, {"text": "Take fasting"}]
+
+
+@pytest.mark.parametrize(
+    ("orc29", "expected"),
+    [
+        ("I", {"code": "HOSP", "display": "Hospital"}),
+        ("O", {"code": "OF", "display": "Outpatient facility"}),
+    ],
+)
+def test_orc29_goes_through_the_igs_order_type_map(orc29: str, expected: dict[str, str]) -> None:
+    order = _order(orc29=orc29)
+    role_code = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+    assert order["locationCode"] == [{"coding": [{**expected, "system": role_code}]}]
+
+
+def test_an_unlisted_order_type_keeps_the_senders_code_without_a_system() -> None:
+    order = _order(orc29="X^Elsewhere^L")
+    assert order["locationCode"] == [{"coding": [{"code": "X", "display": "Elsewhere"}]}]
+
+
+_PID21 = "PID|1||P1^^^H^MR||Doe^Baby||20240101|F" + "|" * 13 + "MOM7^^^H^MR\r"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        f"MSH|^~\\&|A|B|C|D|20240102||ORM^O01|1|P|2.5\r{_PID21}ORC|NW|P1\rOBR|1|P1||X^Y^L\r",
+        f"MSH|^~\\&|A|B|C|D|20240102||ORU^R01|1|P|2.5\r{_PID21}OBR|1||F1|X^Y^L\rOBX|1|ST|X^Y^L||ok||||||F\r",
+        f"MSH|^~\\&|A|B|C|D|20240102||OML^O21^OML_O21|1|P|2.6\r{_PID21}ORC|NW|P1\rOBR|1|P1||X^Y^L\r",
+        f"MSH|^~\\&|A|B|C|D|20240102||MDM^T02|1|P|2.6\r{_PID21}"
+        "TXA|1|DS|TX|20240102||||||||D1||||||AU\rOBX|1|TX|X^Y^L||text||||||F\r",
+        "MSH|^~\\&|A|B|C|D|20240102||SIU^S12|1|P|2.5\rSCH|A1|A1" + "|" * 14 + f"\r{_PID21}",
+        f"MSH|^~\\&|A|B|C|D|20240102||ADT^A11^ADT_A09|1|P|2.5\rEVN|A11|20240102\r{_PID21}PV1|1|I\r",
+    ],
+    ids=["ORM", "ORU", "OML", "MDM", "SIU", "ADT_A11"],
+)
+def test_the_mothers_identifier_gives_her_relatedperson_in_every_map(message: str) -> None:
+    (mother,) = _all(_bundle(message), "RelatedPerson")
+    assert mother["identifier"][0]["value"] == "MOM7"
+    assert mother["relationship"][0]["coding"][0]["code"] == "MTH"
