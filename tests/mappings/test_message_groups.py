@@ -1,0 +1,58 @@
+"""Segment groups of the order and document structures that the IG maps
+apart from their neighbours: an OML specimen's OBX is no order observation
+(IG OML_O21 row 6.4.8.2.1), an OML prior result is not converted (rows
+6.4.10–6.4.10.5), an MDM document OBX's NTE is the document's content (IG
+MDM_T02 row 10.2, NTE[DocumentReference])."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from thumpflow import mapping
+from thumpflow.fhir import validate
+from thumpflow.mapping import to_json
+
+_OML = "MSH|^~\\&|EHR|HOSP|LAB|HOSP|20240301120000-0500||OML^O21^OML_O21|M1|P|2.8.2\r"
+_PATIENT = "PID|1||MRN100^^^HOSP^MR||Alpha^Ann^^^^^L||19800101|F\r"
+
+
+def _convert(text: str, warnings: list[str] | None = None) -> dict[str, Any]:
+    bundle = mapping.convert(text.encode("utf-8"), bundle_type="collection", warnings=warnings)
+    out: dict[str, Any] = json.loads(to_json(bundle))
+    assert not [i for i in validate(out) if i.severity == "error"]
+    return out
+
+
+def _resources(bundle: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == rtype]
+
+
+def _codes(resources: list[dict[str, Any]]) -> list[str]:
+    return [r["code"]["coding"][0]["code"] for r in resources]
+
+
+def test_an_oml_specimen_observation_is_no_order_observation() -> None:
+    bundle = _convert(
+        _OML
+        + _PATIENT
+        + "ORC|NW|PLAC1^EHR\r"
+        + "OBR|1|PLAC1^EHR||CBC^Complete blood count^L\r"
+        + "OBX|1|NM|FAST^Fasting hours^L||12|h|||||F\r"
+        + "SPM|1|SPEC1&EHR||BLD^Blood^HL70487\r"
+        + "OBX|2|NM|SPVOL^Specimen volume^L||5|mL|||||F\r"
+        + "ORC|NW|PLAC2^EHR\r"
+        + "OBR|1|PLAC2^EHR||GLU^Glucose^L\r"
+        + "SPM|1|SPEC2&EHR||SER^Serum^HL70487\r"
+        + "OBX|1|NM|SPVOL^Specimen volume^L||2|mL|||||F\r"
+        + "SAC|||CONT1\r"
+        + "OBX|1|NM|CTEMP^Container temperature^L||4|Cel|||||F\r"
+    )
+    # The question answered for the order stays its supportingInfo; the
+    # specimens' and the container's OBX (no IG target) make nothing.
+    (observation,) = _resources(bundle, "Observation")
+    assert _codes([observation]) == ["FAST"]
+    first, second = _resources(bundle, "ServiceRequest")
+    assert first["supportingInfo"] == [{"reference": f"urn:uuid:{observation['id']}"}]
+    assert "supportingInfo" not in second
+    assert len(first["specimen"]) == len(second["specimen"]) == 1
