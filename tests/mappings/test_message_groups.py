@@ -6,6 +6,7 @@ MDM_T02 row 10.2, NTE[DocumentReference])."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -56,3 +57,35 @@ def test_an_oml_specimen_observation_is_no_order_observation() -> None:
     assert first["supportingInfo"] == [{"reference": f"urn:uuid:{observation['id']}"}]
     assert "supportingInfo" not in second
     assert len(first["specimen"]) == len(second["specimen"]) == 1
+
+
+def test_an_mdm_document_obx_note_is_a_content_attachment_of_the_document() -> None:
+    bundle = _convert(
+        "MSH|^~\\&|DOC|HOSP|EHR|HOSP|20240301120000-0500||MDM^T02^MDM_T02|D1|P|2.8.2\r"
+        "EVN|T02|20240301120000\r"
+        + _PATIENT
+        + "PV1|1|I|WARD^201^1^HOSP||||||||||||||||VN100\r"
+        "ORC|NW|PLAC1^EHR\r"
+        "OBR|1|PLAC1^EHR||RAD^Radiology^L\r"
+        "NTE|1||Order note\r"
+        "TXA|1|RAD^Radiology report|TX|20240301100000|||20240301110000|||||DOC123^DOC||||||AU\r"
+        "OBX|1|TX|RPT^Report^L||Line one||||||F\r"
+        "NTE|1||Addendum \\T\\ more~second line\r"
+        "NTE|2||\r"
+        "OBX|2|TX|RPT^Report^L||Line two||||||F\r"
+        "NTE|3||Later note\r"
+    )
+    (document,) = _resources(bundle, "DocumentReference")
+    content = [
+        (c["attachment"]["contentType"], base64.b64decode(c["attachment"]["data"]).decode())
+        for c in document["content"]
+    ]
+    plain = "text/plain; charset=utf-8"
+    assert content == [
+        (plain, "Line one\nLine two"),
+        (plain, "Addendum & more\nsecond line"),
+        (plain, "Later note"),
+    ]
+    # The NTE after OBR stays the order's note (IG MDM_T02 row 7.4), no content.
+    (order,) = _resources(bundle, "ServiceRequest")
+    assert order["note"] == [{"text": "Order note"}]
