@@ -79,7 +79,7 @@ from thumpflow.mapping._report import (
     reporting_warnings,
     shown_event,
 )
-from thumpflow.mapping._rules import MessageMap, compile_rules
+from thumpflow.mapping._rules import MessageMap, compile_rules, compile_skips
 from thumpflow.mapping._support import MapError
 from thumpflow.mapping._vocab import compile_vocab
 from thumpflow.mapping._zone import checked_zone, using_timezone
@@ -152,7 +152,12 @@ def _load() -> dict[str, MessageMap]:
         rules = compile_rules(spec.get("rules"), comp, f"message {structure}")
         events = tuple(str(e) for e in spec.get("events", ()))
         mmap = MessageMap(
-            structure, events, rules, final, compile_program(comp, structure, rules, final)
+            structure,
+            events,
+            rules,
+            final,
+            compile_program(comp, structure, rules, final),
+            compile_skips(spec.get("skip"), f"message {structure}"),
         )
         if structure == GENERIC:
             generic = mmap

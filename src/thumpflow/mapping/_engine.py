@@ -33,6 +33,7 @@ from thumpflow.hl7v2 import Message, compile_path, unescape
 from thumpflow.hl7v2.segment import element
 from thumpflow.mapping._memo import context_key, memo_for
 from thumpflow.mapping._report import (
+    GROUP_NOT_CONVERTED,
     MISSING_SEGMENT,
     NO_MESSAGE_TIME,
     NO_REFERENCE_TARGET,
@@ -41,7 +42,7 @@ from thumpflow.mapping._report import (
     shown_event,
 )
 from thumpflow.mapping._rules import MessageMap
-from thumpflow.mapping._scope import Built, search_escape
+from thumpflow.mapping._scope import Built, search_escape, segment_positions, skipped
 from thumpflow.mapping._support import Ctx, Parts
 from thumpflow.mapping._values import instant, timezone_of
 from thumpflow.mapping._zone import default_zone
@@ -264,6 +265,28 @@ class _Run:
             MISSING_SEGMENT,
         )
 
+    def skip_groups(self, mmap: MessageMap) -> bool:
+        """Hide the segments of the map's skipped groups (`_rules.Skip`) from
+        its rules, their ids made empty in `ids_of` (a new list: the message's
+        own is shared), with a warning per group found; whether any was."""
+        ids = self.ids_of
+        for skip in mmap.skips:
+            hidden = skipped(ids, skip.starts, skip.after, skip.ends)
+            if hidden:
+                if ids is self.ids_of:
+                    ids = list(ids)
+                for i in hidden:
+                    ids[i] = ""
+                self.warn(
+                    f"{self.message_type} ({mmap.structure}): segment group {skip.group}"
+                    " not converted (the IG maps it to nothing)",
+                    GROUP_NOT_CONVERTED,
+                )
+        if ids is self.ids_of:
+            return False
+        self.ids_of = ids
+        return True
+
     def unreferenced(self, segment: str, rtype: str, needs: str) -> None:
         """Note a segment not converted for want of the resource it must refer to."""
         self.warn(
@@ -361,7 +384,9 @@ def evaluate(
 def _evaluate(
     run: _Run, message: Message, mmap: MessageMap, bundle_type: BundleType, warnings: list[str]
 ) -> dict[str, Any]:
-    mmap.program(run, run.ids_of, run.fields, message.segment_positions())
+    hidden = bool(mmap.skips) and run.skip_groups(mmap)
+    positions = segment_positions(run.ids_of) if hidden else message.segment_positions()
+    mmap.program(run, run.ids_of, run.fields, positions)
     entries = run.entries
     if run.collection and warnings:
         entries.append(outcome_entry(warnings, message.sending_application, message.control_id))

@@ -26,12 +26,14 @@ MISSING_SEGMENT = "missing_segment"
 NO_REFERENCE_TARGET = "no_reference_target"
 NO_MESSAGE_TIME = "no_message_time"
 CHARSET_FALLBACK = "charset_fallback"
+GROUP_NOT_CONVERTED = "group_not_converted"
 WARNING_CODES = (
     NO_MESSAGE_MAP,
     MISSING_SEGMENT,
     NO_REFERENCE_TARGET,
     NO_MESSAGE_TIME,
     CHARSET_FALLBACK,
+    GROUP_NOT_CONVERTED,
 )
 
 WarningListener = Callable[[str], None]

@@ -10,6 +10,9 @@ start segments to the next), each instance a scope of its own; its `export`
 instance's resources of a name under a new name (MDM: the document refers to
 the first of every order); `whole_without_start: true` makes a message
 without any start segment one instance (ORU's optional, repeating PID).
+A message map's `skip` lists segment groups the IG maps to nothing that
+would otherwise read as groups that it maps (OML's PRIOR_RESULT, whose PID,
+ORC, OBR and OBX are another patient record's, not the message's): `Skip`.
 `compile_rules` turns them into `Rule` values once, at import;
 a malformed rule raises `MapError` naming the map and rule. `_program`
 compiles each message map's rules into one function.
@@ -91,6 +94,21 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class Skip:
+    """One of a message map's `skip`: segment group `group` (its name in the
+    v2 structure, for the warning) opens at a segment of `starts` that comes
+    after one of `after` and runs up to a segment of `ends` (not included) or
+    the message's end (`_scope.skipped`). Its segments are hidden from every
+    rule, as if the message did not hold them (a `*SEG-F` source, which
+    reads the message itself, still sees them), with a warning."""
+
+    group: str
+    starts: tuple[str, ...]
+    after: tuple[str, ...]
+    ends: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MessageMap:
     structure: str
     events: tuple[str, ...]
@@ -98,6 +116,7 @@ class MessageMap:
     final: tuple[Rule, ...]
     # `rules` then `final`, compiled into one function (see `_program`).
     program: Program
+    skips: tuple[Skip, ...] = ()
 
 
 def rule_names(rules: tuple[Rule, ...]) -> frozenset[str]:
@@ -116,6 +135,29 @@ def compile_rules(specs: Any, comp: Compiler, where: str) -> tuple[Rule, ...]:
         if outer in own:
             raise MapError(f"{where}: exported name {outer!r} is a rule's name too")
     return rules
+
+
+def compile_skips(specs: Any, where: str) -> tuple[Skip, ...]:
+    """A message map's `skip`: a list of `{group, starts, after, ends}`, each
+    a group name and three lists of segment ids."""
+    if specs is None:
+        return ()
+    if not isinstance(specs, list):
+        raise MapError(f"{where}: `skip` must be a list")
+    return tuple(_compile_skip(spec, where) for spec in specs)
+
+
+def _compile_skip(spec: Any, where: str) -> Skip:
+    group = spec.get("group") if isinstance(spec, dict) else None
+    lists: list[tuple[str, ...]] = []
+    for key in ("starts", "after", "ends"):
+        ids = spec.get(key) if isinstance(spec, dict) else None
+        if isinstance(ids, list) and ids and all(isinstance(i, str) for i in ids):
+            lists.append(tuple(ids))
+    if not (isinstance(group, str) and group) or len(lists) != 3:
+        raise MapError(f"{where}: a `skip` is a `group` name and lists starts, after, ends")
+    starts, after, ends = lists
+    return Skip(group, starts, after, ends)
 
 
 def _compile_ref(r: Any, comp: Compiler, where: str) -> Ref:

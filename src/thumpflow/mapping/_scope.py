@@ -3,8 +3,9 @@
 `Built` is one resource of the Bundle with its id, the text a Reference to
 it holds and its Bundle entry; `search_escape` escapes a business identifier
 for a search URL; `segment_positions` and `group_instances` find the
-segments rules apply to (by segment id, by group instance), `anchors_of`
-the segments a `follows` rule's segments belong to. Pure helpers of
+segments rules apply to (by segment id, by group instance), `skipped` those
+of a group hidden from them, `anchors_of` the segments a `follows` rule's
+segments belong to. Pure helpers of
 `_engine` and the programs (`_program`): no I/O, nothing kept between
 messages.
 """
@@ -82,6 +83,27 @@ def group_instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...])
         if current is not None:
             current.append(i)
     return instances
+
+
+def skipped(
+    ids_of: list[str], starts: tuple[str, ...], after: tuple[str, ...], ends: tuple[str, ...]
+) -> list[int]:
+    """The positions in `ids_of` of a skipped group's segments (see
+    `_rules.Skip`): once a segment of `after` has come, each segment of
+    `starts` opens an instance, which holds every segment up to the next of
+    `ends` (not included), else to the message's end."""
+    found: list[int] = []
+    seen = inside = False
+    for pos, sid in enumerate(ids_of):
+        if inside and sid in ends:
+            inside = False
+        elif not inside and seen and sid in starts:
+            inside = True
+        if inside:
+            found.append(pos)
+        elif sid in after:
+            seen = True
+    return found
 
 
 def anchors_of(
