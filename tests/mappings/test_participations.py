@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from thumpflow.mapping import convert
 
 HERE = Path(__file__).parent
@@ -92,8 +94,48 @@ def test_person_events_take_rol_and_prt_general_practitioners() -> None:
     by_url, resources = _bundle("adt_a28_rol_prt_general_practitioner")
     (patient,) = _of_type(resources, "Patient")
     kinds = sorted(by_url[r["reference"]]["resourceType"] for r in patient["generalPractitioner"])
-    assert kinds == ["Organization", "Practitioner", "PractitionerRole"]  # PD1-3, PRT, ROL
+    # PD1-3; PRT and ROL each a PractitionerRole (IG ADT_A05 rows 13, 14).
+    assert kinds == ["Organization", "PractitionerRole", "PractitionerRole"]
     assert _of_type(resources, "Encounter") == []
+
+
+@pytest.mark.parametrize(
+    ("event", "kind"),
+    [
+        ("A01^ADT_A01", "Practitioner"),
+        ("A02^ADT_A02", "Practitioner"),
+        ("A06^ADT_A06", "Practitioner"),
+        ("A08^ADT_A01", "Practitioner"),
+        ("A05^ADT_A05", "PractitionerRole"),
+        ("A14^ADT_A05", "PractitionerRole"),
+        ("A28^ADT_A05", "PractitionerRole"),
+        ("A31^ADT_A05", "PractitionerRole"),
+    ],
+)
+def test_a_prt_after_pid_is_the_general_practitioner_as_each_adt_structure_says(
+    event: str, kind: str
+) -> None:
+    """IG row 14 `follow:PID.PRT` with role PP: ADT_A01/A02/A06 map it by
+    PRT[Patient-GeneralPractitioner-Practitioner], ADT_A05 (A05, A14, A28,
+    A31) by PRT[Patient-GeneralPractitioner-PractitionerRole]."""
+    message = (
+        f"MSH|^~\\&|ADT|HOSP|EHR|HOSP|20240301120000-0500||ADT^{event}|1|P|2.8.2\r"
+        "EVN||20240301120000\rPID|1||MRN100^^^HOSP^MR||Alpha^Ann||19800101|F\r"
+        "PRT|1|AD||PP^Primary Care Provider^HL70443|GP2^Goodwin^Gus||||||||||^WPN^PH^^^^5550100\r"
+        "PV1|1|I|W1^1^1\r"
+    ).encode()
+    entries = convert(message, bundle_type="collection")["entry"]
+    by_url = {e["fullUrl"]: e["resource"] for e in entries}
+    (patient,) = [r for r in by_url.values() if r["resourceType"] == "Patient"]
+    (gp,) = [by_url[r["reference"]] for r in patient["generalPractitioner"]]
+    assert gp["resourceType"] == kind
+    if kind == "PractitionerRole":
+        assert _role_code(gp) == "PP"
+        assert by_url[gp["practitioner"]["reference"]]["name"][0]["family"] == "Goodwin"
+        assert gp["telecom"][0]["value"] == "5550100"
+    else:
+        assert gp["name"][0]["family"] == "Goodwin"
+    assert len([r for r in by_url.values() if r["resourceType"] == "Practitioner"]) == 1
 
 
 def test_bar_rol_after_the_visit_is_an_encounter_participant() -> None:
