@@ -10,6 +10,9 @@ start segments to the next), each instance a scope of its own; its `export`
 instance's resources of a name under a new name (MDM: the document refers to
 the first of every order); `whole_without_start: true` makes a message
 without any start segment one instance (ORU's optional, repeating PID).
+A rule's `also` (`{segment: ORC, map: "ORC[Immunization]"}`) fills its
+resource from the first such segment of its scope too, before the id is
+taken, so what that segment says (its identifiers) can identify it.
 `compile_rules` turns them into `Rule` values once, at import;
 a malformed rule raises `MapError` naming the map and rule. `_program`
 compiles each message map's rules into one function.
@@ -88,6 +91,10 @@ class Rule:
     # optional: each PID opens a patient's results, and a message without PID
     # is one patient-less result group).
     whole_without_start: bool = False
+    # `also`: (segment id, its fill): the first such segment of the rule's
+    # scope fills the resource too, after the rule's own map and before its
+    # identity is taken (VXU: ORC-3/ORC-2 identify the RXA's Immunization).
+    also: tuple[str, Fill] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +208,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         requires=requires,
         unless=spec.get("unless"),
         follows=_follows(spec.get("follows"), where),
+        also=_also(spec.get("also"), comp, where, resource_type),
         needs=next(
             (
                 str(r["ref"])
@@ -220,6 +228,18 @@ def _follows(spec: Any, where: str) -> tuple[str, ...] | None:
     if not isinstance(spec, list) or not spec or not all(isinstance(s, str) for s in spec):
         raise MapError(f"{where}: `follows` is a list of segment ids")
     return tuple(spec)
+
+
+def _also(spec: Any, comp: Compiler, where: str, resource_type: str) -> tuple[str, Fill] | None:
+    """A rule's `also`: a segment id and a segment map of the rule's resource type."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or not isinstance(spec.get("segment"), str):
+        raise MapError(f"{where}: `also` is a mapping with `segment` and `map`")
+    rtype, fill = comp.segment(str(spec.get("map", "")), where)
+    if rtype != resource_type:
+        raise MapError(f"{where}: `also` maps to {rtype}, the rule to {resource_type}")
+    return spec["segment"], fill
 
 
 # References FHIR R4 requires (min 1) that message maps fill from another
