@@ -234,10 +234,20 @@ class _Interpreter:
                 basis = (run.message.sending_application, run.message.control_id, str(pos))
         rtype = rule.resource_type
         built = run.register(
-            rtype, resource, found, basis, deterministic_id(rtype, *basis), segs[pos], anchor
+            rtype,
+            resource,
+            found,
+            basis,
+            deterministic_id(rtype, *basis),
+            segs[pos],
+            anchor,
+            rule.complete,
         )
         if rule.name:
-            scope.names.setdefault(rule.name, []).append(built)
+            named = scope.names.setdefault(rule.name, [])
+            again = rule.complete and built is not run.order[-1]
+            if not (again and any(c.rid == built.rid and c.anchor == anchor for c in named)):
+                named.append(built)
         return built
 
     def notes(

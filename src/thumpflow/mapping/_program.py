@@ -242,10 +242,22 @@ class _ProgramWriter:
             self.line(at, f"if not any(k): k = {fallback}")
         else:
             self.line(at, f"k = {fallback}")
+        complete = ", True" if rule.complete else ""
         self.line(
-            ind, f"b = register({rtype!r}, o, f, k, _deterministic_id({rtype!r}, *k), i, {anchor})"
+            ind,
+            f"b = register({rtype!r}, o, f, k, _deterministic_id({rtype!r}, *k), i, {anchor}"
+            f"{complete})",
         )
-        if rule.name:
+        if rule.name and rule.complete:
+            # A resource registered again (see `_Run.register`) is named once
+            # per segment it belongs to.
+            named = _local(d, rule.name)
+            self.line(
+                ind,
+                f"if b is run.order[-1] or all(c.rid != b.rid or c.anchor != b.anchor"
+                f" for c in {named}): {named}.append(b)",
+            )
+        elif rule.name:
             self.line(ind, f"{_local(d, rule.name)}.append(b)")
         if rule.refs:
             writer, env = self.refs(rule, frames)

@@ -20,7 +20,7 @@ compiles each message map's rules into one function.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from thumpflow.mapping._codegen import fhir_steps
@@ -95,6 +95,9 @@ class Rule:
     # scope fills the resource too, after the rule's own map and before its
     # identity is taken (VXU: ORC-3/ORC-2 identify the RXA's Immunization).
     also: tuple[str, Fill] | None = None
+    # Set by `settled`: nothing writes to the resource once it is registered
+    # (no `refs`, no `into` of its name), so its content then is final.
+    complete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,31 @@ def compile_rules(specs: Any, comp: Compiler, where: str) -> tuple[Rule, ...]:
         if outer in own:
             raise MapError(f"{where}: exported name {outer!r} is a rule's name too")
     return rules
+
+
+def settled(rules: tuple[Rule, ...], final: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """`rules` (a message map's, at every depth) with `complete` set on each
+    rule that builds a resource nothing writes to once it is registered: the
+    rule has no `refs`, and no `into` of the map or of `final` names it (nor
+    the name a group exports it under)."""
+
+    def every(rs: tuple[Rule, ...]) -> list[Rule]:
+        return [x for r in rs for x in ([r] if r.group is None else [r, *every(r.group[1])])]
+
+    alls = every(rules) + every(final)
+    into = {r.into for r in alls if r.into is not None}
+    exports = [pair for r in alls for pair in r.exports]
+    while more := {inner for inner, outer in exports if outer in into} - into:
+        into |= more
+
+    def mark(r: Rule) -> Rule:
+        if r.group is not None:
+            return replace(r, group=(r.group[0], tuple(map(mark, r.group[1]))))
+        if r.into is None and not r.refs and r.name not in into:
+            return replace(r, complete=True)
+        return r
+
+    return tuple(map(mark, rules))
 
 
 def _compile_ref(r: Any, comp: Compiler, where: str) -> Ref:
