@@ -234,6 +234,30 @@ def test_a_group_export_that_is_not_a_new_name_for_a_group_name_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("also", "reason"),
+    [
+        ("ORC", "`also` is a mapping with `segment` and `map`"),
+        ({"map": "X[Patient]"}, "`also` is a mapping with `segment` and `map`"),
+        (
+            {"segment": "ORC", "map": "Y[Immunization]"},
+            "`also` maps to Immunization, the rule to Patient",
+        ),
+    ],
+)
+def test_an_also_that_is_not_a_segment_map_of_the_rules_resource_is_refused(
+    also: Any, reason: str
+) -> None:
+    compiler = _compiler({"entries": [{"from": 3, "to": "id"}]})
+    compiler.segment_specs["Y[Immunization]"] = {
+        "resourceType": "Immunization",
+        "entries": [{"from": 3, "to": "id"}],
+    }
+    rule = {"segment": "PID", "map": "X[Patient]", "also": also}
+    with pytest.raises(MapError, match=re.escape(reason)):
+        compile_rules([rule], compiler, "test")
+
+
+@pytest.mark.parametrize(
     "template",
     ["{2:NoSuch Vocab}/{3}", "{2}/{3", "{two}", "a } b {5}", "{5.1}{"],
 )

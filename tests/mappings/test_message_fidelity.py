@@ -274,3 +274,74 @@ def test_an_oml_o21_order_refers_to_its_own_specimens_only() -> None:
     )
     (order,) = _resources(o33, "ServiceRequest")
     assert len(order["specimen"]) == 1 and len(_resources(o33, "Specimen")) == 1
+
+
+_VXU = (
+    "MSH|^~\\&|EHR|CLINIC|IIS|STATE|20240301120000-0500||VXU^V04^VXU_V04|{id}|P|2.8.2\r"
+    "PID|1||MRN300^^^CLINIC^MR||Gamma^Gus||20200101|M\r"
+)
+
+
+def _dose(orc: str, when: str = "20240301100000", lot: str = "LOT1") -> str:
+    return f"ORC|RE|{orc}||CM\rRXA|0|1|{when}||08^HepB^CVX|0.5|mL^mL^UCUM||||||||{lot}\r"
+
+
+def _immunizations(text: str, bundle_type: str = "collection") -> list[dict[str, Any]]:
+    bundle = mapping.convert(text.encode("utf-8"), bundle_type=bundle_type)  # type: ignore[arg-type]
+    return [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Immunization"]
+
+
+def test_an_immunization_is_identified_by_its_orders_filler_else_placer_number() -> None:
+    """IG VXU_V04 row 12.1, ORC[Immunization]: ORC-3 (filler), else ORC-2
+    (placer) identifies the Immunization; the vaccine and date only when
+    neither is sent. Before, two doses of one vaccine at one time were #1
+    and #2, so a later message about the second overwrote the first, and a
+    corrected RXA-3 made a new Immunization."""
+    both = _immunizations(
+        _VXU.format(id="V1")
+        + _dose("PLACV1^EHR|FILLV1^CLINIC")
+        + _dose("PLACV2^EHR|FILLV2^CLINIC", lot="LOT2")
+    )
+    ids = {e["resource"]["lotNumber"]: e["resource"]["id"] for e in both}
+    assert len(set(ids.values())) == 2
+    # The second dose alone, then with its date corrected: the same resource.
+    for when in ("20240301100000", "20240302100000"):
+        (later,) = _immunizations(
+            _VXU.format(id="V2") + _dose("PLACV2^EHR|FILLV2^CLINIC", when, "LOT2")
+        )
+        assert later["resource"]["id"] == ids["LOT2"]
+    # A transaction updates it by the filler number, else the placer number.
+    (by_filler,) = _immunizations(
+        _VXU.format(id="V3") + _dose("PLACV2^EHR|FILLV2^CLINIC"), "transaction"
+    )
+    assert by_filler["request"]["url"].endswith("/naming-system/CLINIC|FILLV2")
+    (by_placer,) = _immunizations(_VXU.format(id="V4") + _dose("PLACV2^EHR|"), "transaction")
+    assert by_placer["request"]["url"].endswith("/naming-system/EHR|PLACV2")
+    # Without a system, the number gives the id (a PUT by id, never a search).
+    (bare,) = _immunizations(_VXU.format(id="V5") + _dose("|FILLV2"), "transaction")
+    assert bare["request"]["url"] == f"Immunization/{bare['resource']['id']}"
+    # Neither number: the patient, vaccine and date identify the dose.
+    unnumbered = [
+        _immunizations(_VXU.format(id=f"V{n}") + _dose("|", when))[0]["resource"]["id"]
+        for n, when in ((6, "20240301100000"), (7, "20240301100000"), (8, "20240302100000"))
+    ]
+    assert unnumbered[0] == unnumbered[1] != unnumbered[2]
+    assert not set(unnumbered) & set(ids.values())
+
+
+def test_a_prt_ordering_provider_replaces_orc_12_as_the_immunizations_orderer() -> None:
+    """IG VXU_V04 row 12.2: the PRT with role OP is the performer with
+    function OP; ORC-12 names the same provider, so it is the orderer only
+    when no such PRT is sent (as in ORM/OML). Before, both were performers."""
+    orc = "ORC|RE|PLACV1^EHR|FILLV1^CLINIC||CM||||20240301|||ORDV^Orderer^Ora\r"
+    prt = "PRT|1|UC||OP^Ordering Provider^HL70443|ORDV^Orderer^Ora\r"
+    rxa = "RXA|0|1|20240301100000||08^HepB^CVX|0.5|mL^mL^UCUM|||ADM^Giver^Gil\r"
+    for segments, orderer in ((orc + prt + rxa, "PractitionerRole"), (orc + rxa, "Practitioner")):
+        bundle = _convert(_VXU.format(id="V9") + segments)
+        by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+        (immunization,) = _resources(bundle, "Immunization")
+        functions = [
+            (p["function"]["coding"][0]["code"], by_url[p["actor"]["reference"]]["resourceType"])
+            for p in immunization["performer"]
+        ]
+        assert functions == [("AP", "Practitioner"), ("OP", orderer)]

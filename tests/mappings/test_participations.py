@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from thumpflow.mapping import convert
 
 HERE = Path(__file__).parent
@@ -92,8 +94,48 @@ def test_person_events_take_rol_and_prt_general_practitioners() -> None:
     by_url, resources = _bundle("adt_a28_rol_prt_general_practitioner")
     (patient,) = _of_type(resources, "Patient")
     kinds = sorted(by_url[r["reference"]]["resourceType"] for r in patient["generalPractitioner"])
-    assert kinds == ["Organization", "Practitioner", "PractitionerRole"]  # PD1-3, PRT, ROL
+    # PD1-3; PRT and ROL each a PractitionerRole (IG ADT_A05 rows 13, 14).
+    assert kinds == ["Organization", "PractitionerRole", "PractitionerRole"]
     assert _of_type(resources, "Encounter") == []
+
+
+@pytest.mark.parametrize(
+    ("event", "kind"),
+    [
+        ("A01^ADT_A01", "Practitioner"),
+        ("A02^ADT_A02", "Practitioner"),
+        ("A06^ADT_A06", "Practitioner"),
+        ("A08^ADT_A01", "Practitioner"),
+        ("A05^ADT_A05", "PractitionerRole"),
+        ("A14^ADT_A05", "PractitionerRole"),
+        ("A28^ADT_A05", "PractitionerRole"),
+        ("A31^ADT_A05", "PractitionerRole"),
+    ],
+)
+def test_a_prt_after_pid_is_the_general_practitioner_as_each_adt_structure_says(
+    event: str, kind: str
+) -> None:
+    """IG row 14 `follow:PID.PRT` with role PP: ADT_A01/A02/A06 map it by
+    PRT[Patient-GeneralPractitioner-Practitioner], ADT_A05 (A05, A14, A28,
+    A31) by PRT[Patient-GeneralPractitioner-PractitionerRole]."""
+    message = (
+        f"MSH|^~\\&|ADT|HOSP|EHR|HOSP|20240301120000-0500||ADT^{event}|1|P|2.8.2\r"
+        "EVN||20240301120000\rPID|1||MRN100^^^HOSP^MR||Alpha^Ann||19800101|F\r"
+        "PRT|1|AD||PP^Primary Care Provider^HL70443|GP2^Goodwin^Gus||||||||||^WPN^PH^^^^5550100\r"
+        "PV1|1|I|W1^1^1\r"
+    ).encode()
+    entries = convert(message, bundle_type="collection")["entry"]
+    by_url = {e["fullUrl"]: e["resource"] for e in entries}
+    (patient,) = [r for r in by_url.values() if r["resourceType"] == "Patient"]
+    (gp,) = [by_url[r["reference"]] for r in patient["generalPractitioner"]]
+    assert gp["resourceType"] == kind
+    if kind == "PractitionerRole":
+        assert _role_code(gp) == "PP"
+        assert by_url[gp["practitioner"]["reference"]]["name"][0]["family"] == "Goodwin"
+        assert gp["telecom"][0]["value"] == "5550100"
+    else:
+        assert gp["name"][0]["family"] == "Goodwin"
+    assert len([r for r in by_url.values() if r["resourceType"] == "Practitioner"]) == 1
 
 
 def test_bar_rol_after_the_visit_is_an_encounter_participant() -> None:
@@ -115,3 +157,97 @@ def test_obr_specimen_only_when_its_group_has_no_spm() -> None:
     entries = convert(with_spm, bundle_type="collection")["entry"]
     specimens = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Specimen"]
     assert [s["type"]["coding"][0]["code"] for s in specimens] == ["BLD"]
+
+
+_ORU = "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240301120000-0500||ORU^R01^ORU_R01|S2|P|2.8.2\r"
+
+
+def _report(n: int, prt: str) -> str:
+    return (
+        f"OBR|{n}|PLAC{n}^EHR|FILL{n}^LAB|C{n}^Test {n}^L|||20240301080000||||||||||||||||||F\r"
+        f"{prt}OBX|1|NM|4544-3^Hematocrit^LN||4{n}|%|||||F\r"
+        "PRT|1|UC||RO^Responsible Observer^HL70443|TECH1^Tech^Tia\r"
+    )
+
+
+def _interpreter(period: str = "", person: str = "PATH1^Smith^John^^^^^^NPI") -> str:
+    return f"PRT|1|UC||PRI^Principal Result Interpreter^HL70443|{person}||||||{period}\r"
+
+
+def _roles(text: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    entries = convert(text.encode(), bundle_type="collection")["entry"]
+    by_url = {e["fullUrl"]: e["resource"] for e in entries}
+    return by_url, [r for r in by_url.values() if r["resourceType"] == "PractitionerRole"]
+
+
+def test_one_person_in_one_role_in_several_groups_is_one_practitioner_role() -> None:
+    """IG ORU_R01 rows 4.2.4 and 4.2.4.3.2: PRT[PractitionerRole] per person
+    and role. The same PRT (PRT-4, PRT-5, PRT-8, all else alike) after three
+    OBRs, and after their OBXs, gave PractitionerRoles #1, #2, #3 with one
+    content; each is one resource, every group referring to it."""
+    by_url, roles = _roles(
+        _ORU
+        + "PID|1||MRN100^^^HOSP^MR||Alpha^Ann\r"
+        + _report(1, _interpreter())
+        + _report(2, _interpreter())
+        + "PID|1||MRN200^^^HOSP^MR||Beta^Ben\r"
+        + _report(3, _interpreter())
+    )
+    assert sorted(_role_code(r) for r in roles) == ["PRI", "RO"]
+    interpreter, observer = sorted(roles, key=_role_code)
+    reports = [r for r in by_url.values() if r["resourceType"] == "DiagnosticReport"]
+    observations = [r for r in by_url.values() if r["resourceType"] == "Observation"]
+    assert len(reports) == len(observations) == 3
+    for report in reports:
+        assert [by_url[r["reference"]] for r in report["resultsInterpreter"]] == [interpreter]
+    for observation in observations:
+        assert [by_url[r["reference"]] for r in observation["performer"]] == [observer]
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        _interpreter(period="20240101"),  # PRT-11: another period of the role
+        # PRT-15: another telephone of the role.
+        "PRT|1|UC||PRI^Principal Result Interpreter^HL70443|PATH1^Smith^John^^^^^^NPI"
+        "||||||||||^WPN^PH^^^^5550100\r",
+        "PRT|1|UC||PRI^Principal Result Interpreter^HL70443|PATH2^Smith^John^^^^^^NPI\r",
+        "PRT|1|UC||ARI^Assistant Result Interpreter^HL70443|PATH1^Smith^John^^^^^^NPI\r",
+    ],
+)
+def test_participations_that_differ_in_anything_stay_separate_resources(second: str) -> None:
+    by_url, roles = _roles(
+        _ORU
+        + "PID|1||MRN100^^^HOSP^MR||Alpha^Ann\r"
+        + _report(1, _interpreter())
+        + _report(2, second)
+        + _report(3, _interpreter() + _interpreter())
+    )
+    first, other = (
+        [
+            by_url[r["reference"]]
+            for r in report.get("resultsInterpreter", report.get("performer", []))
+        ]
+        for report in [r for r in by_url.values() if r["resourceType"] == "DiagnosticReport"][:2]
+    )
+    assert len(first) == len(other) == 1
+    assert first[0] is not other[0]
+    assert first[0] != other[0]
+    # The third report's two identical PRTs: the first report's role, once.
+    third = [r for r in by_url.values() if r["resourceType"] == "DiagnosticReport"][2]
+    assert [by_url[r["reference"]] for r in third["resultsInterpreter"]] == first
+    assert len([r for r in roles if _role_code(r) in ("PRI", "ARI")]) == 2
+
+
+def test_a_resource_written_to_after_it_is_built_is_never_merged() -> None:
+    """Two Patients alike when built (no identifier, same name and birth date)
+    each get their PD1, PV1 and visit afterwards: they stay #1 and #2."""
+    message = (
+        "MSH|^~\\&|ADT|HOSP|EHR|HOSP|20240301120000||ADT^A17^ADT_A17|1|P|2.5.1\r"
+        "EVN|A17|20240301120000\rPID|1||||Alpha^Ann||19800101|F\rPV1|1|I|W1^1^1\r"
+        "PID|1||||Alpha^Ann||19800101|F\rPV1|1|I|W2^2^2\r"
+    )
+    entries = convert(message.encode(), bundle_type="collection")["entry"]
+    patients = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient"]
+    assert len(patients) == 2
+    assert patients[0]["id"] != patients[1]["id"]

@@ -2,7 +2,7 @@
 
 The interpreter here applies the same compiled rules one by one, as the map
 language defines them (scopes per group instance, `unless`, `needs`,
-`required`, `each`, `follows`, `when`, `into`, notes, required elements, id
+`required`, `each`, `follows`, `when`, `into`, `also`, notes, required elements, id
 bases, then every reference once all rules have run). Over the golden
 inputs varied by hypothesis (segments dropped, repeated, swapped with their
 neighbour, elements replaced by text full of delimiters), the Bundle JSON,
@@ -210,6 +210,11 @@ class _Interpreter:
             return None
         resource: dict[str, Any] = {"resourceType": rule.resource_type}
         texts = iter(rule.fill(parts, run.ctx, resource) or ())
+        if rule.also is not None:
+            also, fill = rule.also
+            found_also = [i for i in segs if run.ids_of[i] == also]
+            if found_also:
+                fill(run.fields[found_also[0]], run.ctx, resource)
         self.notes(run, rule, segs, pos, resource)
         for path, field, reason in rule.requires:
             if read_keys(resource, *path.split(".")) is None:
@@ -229,10 +234,20 @@ class _Interpreter:
                 basis = (run.message.sending_application, run.message.control_id, str(pos))
         rtype = rule.resource_type
         built = run.register(
-            rtype, resource, found, basis, deterministic_id(rtype, *basis), segs[pos], anchor
+            rtype,
+            resource,
+            found,
+            basis,
+            deterministic_id(rtype, *basis),
+            segs[pos],
+            anchor,
+            rule.complete,
         )
         if rule.name:
-            scope.names.setdefault(rule.name, []).append(built)
+            named = scope.names.setdefault(rule.name, [])
+            again = rule.complete and built is not run.order[-1]
+            if not (again and any(c.rid == built.rid and c.anchor == anchor for c in named)):
+                named.append(built)
         return built
 
     def notes(

@@ -79,7 +79,7 @@ from thumpflow.mapping._report import (
     reporting_warnings,
     shown_event,
 )
-from thumpflow.mapping._rules import MessageMap, compile_rules, compile_skips
+from thumpflow.mapping._rules import MessageMap, compile_rules, compile_skips, settled
 from thumpflow.mapping._support import MapError
 from thumpflow.mapping._vocab import compile_vocab
 from thumpflow.mapping._zone import checked_zone, using_timezone
@@ -149,7 +149,7 @@ def _load() -> dict[str, MessageMap]:
     by_event: dict[str, MessageMap] = {}
     generic: MessageMap | None = None
     for structure, spec in sections["messages"].items():
-        rules = compile_rules(spec.get("rules"), comp, f"message {structure}")
+        rules = settled(compile_rules(spec.get("rules"), comp, f"message {structure}"), final)
         events = tuple(str(e) for e in spec.get("events", ()))
         mmap = MessageMap(
             structure,

@@ -11,7 +11,11 @@ Guarantees:
   resources derived from a data type (Practitioner, Organization, Location)
   without an identifier are keyed by their content, so one such resource
   named twice in a message is one entry. Two rules producing the same id in
-  one message get a disambiguating `#n` part, never a silent overwrite.
+  one message get a disambiguating `#n` part, never a silent overwrite,
+  unless both are complete (`Rule.complete`: nothing is written to them once
+  built) and equal in content: then they are one resource (the same PRT
+  person in the same role in several groups is one PractitionerRole), and a
+  resource that differs in anything stays its own `#n`.
 - Errors are `ConversionError` (a `MessageError`) naming the message type,
   segment and field, never a value from the message.
 - C0 control characters other than tab, LF and CR, which no FHIR string may
@@ -106,6 +110,10 @@ class _Run:
         self.texts: dict[str, str] = {}
         # (resource type, id basis) -> the last `#n` given.
         self.repeats: dict[tuple[str, tuple[str, ...]], int] = {}
+        # The ids of resources registered complete, and, once their id basis
+        # repeats, those resources by (id of the basis, content).
+        self.complete: set[str] = set()
+        self.alike: dict[tuple[str, str], Built] = {}
         # Read once: `Message.delimiters` is a property (a call each read).
         d = self.delimiters = message.delimiters
         enc = message.encoding
@@ -176,6 +184,7 @@ class _Run:
         rid: str,
         seg: int = -1,
         anchor: int = -1,
+        complete: bool = False,
     ) -> Built:
         """Add `resource` to the Bundle under `rid` (its id from `basis`, the
         identifier `found` or the rule's key), or under `basis + #n` when
@@ -183,6 +192,13 @@ class _Run:
         made now (in a transaction a conditional update by `found` when it
         has a system, else an update by id, which the resource then holds).
         `seg` and `anchor`: see `Built`.
+
+        `complete`: nothing will be written to `resource` once registered.
+        Such a resource whose id basis and content (all but its id) equal
+        those of one registered complete before is that resource: the Built
+        returned is it, with this segment's `seg` and `anchor`, so each
+        segment's references find it; a resource either was not complete
+        (it may change still) or that differs in anything gets its `#n`.
 
         The same business identifier twice in one message is one resource: the
         first is returned and `resource` dropped (a transaction may not touch
@@ -197,6 +213,14 @@ class _Run:
             existing = built[rid]
             if found is not None or (seg >= 0 and existing.seg == seg):
                 return existing
+            first = rid
+            if complete:
+                if first in self.complete:
+                    self.alike.setdefault((first, _content(existing.resource)), existing)
+                content = _content(resource)
+                same = self.alike.get((first, content))
+                if same is not None:
+                    return _alias(same, seg, anchor)
             # The n-th resource with this basis is `#n`; counting on from the last
             # one keeps a message of many alike segments linear.
             n = self.repeats.get((rtype, basis), 1)
@@ -204,6 +228,24 @@ class _Run:
                 n += 1
                 rid = deterministic_id(rtype, *basis, f"#{n}")
             self.repeats[(rtype, basis)] = n
+            if complete:
+                b = self._new(rtype, resource, found, rid, seg, anchor)
+                self.alike[(first, content)] = b
+                return b
+        if complete:
+            self.complete.add(rid)
+        return self._new(rtype, resource, found, rid, seg, anchor)
+
+    def _new(  # noqa: PLR0917
+        self,
+        rtype: str,
+        resource: dict[str, Any],
+        found: tuple[str, str] | None,
+        rid: str,
+        seg: int,
+        anchor: int,
+    ) -> Built:
+        """Add `resource` to the Bundle under the free id `rid` (see `register`)."""
         full = "urn:uuid:" + rid
         if found is not None and self.transaction and found[0]:
             system, value = found
@@ -224,7 +266,7 @@ class _Run:
         b.entry = entry
         b.seg = seg
         b.anchor = anchor
-        built[rid] = b
+        self.built[rid] = b
         self.order.append(b)
         self.entries.append(entry)
         return b
@@ -354,6 +396,28 @@ class _Run:
             if t and t != '""':
                 lines.append(t)
         return "\n".join(lines).strip()
+
+
+def _content(resource: dict[str, Any]) -> str:
+    """A resource's content but its id, as text (equal for equal content)."""
+    return json.dumps(
+        {k: v for k, v in resource.items() if k != "id"},
+        sort_keys=True,
+        ensure_ascii=False,
+        default=_content_key,
+    )
+
+
+def _alias(same: Built, seg: int, anchor: int) -> Built:
+    """Resource `same` as registered again from segment `seg` (following `anchor`)."""
+    b = Built()
+    b.resource = same.resource
+    b.rid = same.rid
+    b.ref = same.ref
+    b.entry = same.entry
+    b.seg = seg
+    b.anchor = anchor
+    return b
 
 
 def _closed(*_: Any) -> Any:

@@ -4,7 +4,7 @@
 map ends with) into the source of one function, compiled once, when the
 maps compile. The program applies the rules in order to a message's
 segments, as the map language defines them (`_rules`): a rule's `unless`,
-`needs`, `required`, `each`, `follows` and `when`, group instances, the id
+`needs`, `required`, `each`, `follows` and `when`, group instances, `also`, the id
 basis of each resource (its business identifier, else its key's element
 texts and named resources' ids, else the sender, control id and position),
 and, once every rule has run, each rule's references, in the order the
@@ -204,6 +204,11 @@ class _ProgramWriter:
         rtype = rule.resource_type
         self.line(ind, f"o = {{'resourceType': {rtype!r}}}")
         self.line(ind, f"t = {rule.fill.__name__}(p, x, o)")
+        if rule.also is not None:
+            also, fill = rule.also
+            self.line(ind, f"Q = A{d}.get({also!r})")
+            seg_at = "Q[0]" if d == 0 else f"S{d}[Q[0]]"
+            self.line(ind, f"if Q is not None: {fill.__name__}(fields[{seg_at}], x, o)")
         if rule.notes is not None:
             self.notes(rule, d, ind)
         for path, field, reason in rule.requires:
@@ -237,10 +242,22 @@ class _ProgramWriter:
             self.line(at, f"if not any(k): k = {fallback}")
         else:
             self.line(at, f"k = {fallback}")
+        complete = ", True" if rule.complete else ""
         self.line(
-            ind, f"b = register({rtype!r}, o, f, k, _deterministic_id({rtype!r}, *k), i, {anchor})"
+            ind,
+            f"b = register({rtype!r}, o, f, k, _deterministic_id({rtype!r}, *k), i, {anchor}"
+            f"{complete})",
         )
-        if rule.name:
+        if rule.name and rule.complete:
+            # A resource registered again (see `_Run.register`) is named once
+            # per segment it belongs to.
+            named = _local(d, rule.name)
+            self.line(
+                ind,
+                f"if b is run.order[-1] or all(c.rid != b.rid or c.anchor != b.anchor"
+                f" for c in {named}): {named}.append(b)",
+            )
+        elif rule.name:
             self.line(ind, f"{_local(d, rule.name)}.append(b)")
         if rule.refs:
             writer, env = self.refs(rule, frames)

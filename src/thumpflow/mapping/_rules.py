@@ -13,6 +13,9 @@ without any start segment one instance (ORU's optional, repeating PID).
 A message map's `skip` lists segment groups the IG maps to nothing that
 would otherwise read as groups that it maps (OML's PRIOR_RESULT, whose PID,
 ORC, OBR and OBX are another patient record's, not the message's): `Skip`.
+A rule's `also` (`{segment: ORC, map: "ORC[Immunization]"}`) fills its
+resource from the first such segment of its scope too, before the id is
+taken, so what that segment says (its identifiers) can identify it.
 `compile_rules` turns them into `Rule` values once, at import;
 a malformed rule raises `MapError` naming the map and rule. `_program`
 compiles each message map's rules into one function.
@@ -20,7 +23,7 @@ compiles each message map's rules into one function.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from thumpflow.mapping._codegen import fhir_steps
@@ -91,6 +94,13 @@ class Rule:
     # optional: each PID opens a patient's results, and a message without PID
     # is one patient-less result group).
     whole_without_start: bool = False
+    # `also`: (segment id, its fill): the first such segment of the rule's
+    # scope fills the resource too, after the rule's own map and before its
+    # identity is taken (VXU: ORC-3/ORC-2 identify the RXA's Immunization).
+    also: tuple[str, Fill] | None = None
+    # Set by `settled`: nothing writes to the resource once it is registered
+    # (no `refs`, no `into` of its name), so its content then is final.
+    complete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +168,31 @@ def _compile_skip(spec: Any, where: str) -> Skip:
         raise MapError(f"{where}: a `skip` is a `group` name and lists starts, after, ends")
     starts, after, ends = lists
     return Skip(group, starts, after, ends)
+
+
+def settled(rules: tuple[Rule, ...], final: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """`rules` (a message map's, at every depth) with `complete` set on each
+    rule that builds a resource nothing writes to once it is registered: the
+    rule has no `refs`, and no `into` of the map or of `final` names it (nor
+    the name a group exports it under)."""
+
+    def every(rs: tuple[Rule, ...]) -> list[Rule]:
+        return [x for r in rs for x in ([r] if r.group is None else [r, *every(r.group[1])])]
+
+    alls = every(rules) + every(final)
+    into = {r.into for r in alls if r.into is not None}
+    exports = [pair for r in alls for pair in r.exports]
+    while more := {inner for inner, outer in exports if outer in into} - into:
+        into |= more
+
+    def mark(r: Rule) -> Rule:
+        if r.group is not None:
+            return replace(r, group=(r.group[0], tuple(map(mark, r.group[1]))))
+        if r.into is None and not r.refs and r.name not in into:
+            return replace(r, complete=True)
+        return r
+
+    return tuple(map(mark, rules))
 
 
 def _compile_ref(r: Any, comp: Compiler, where: str) -> Ref:
@@ -243,6 +278,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         requires=requires,
         unless=spec.get("unless"),
         follows=_follows(spec.get("follows"), where),
+        also=_also(spec.get("also"), comp, where, resource_type),
         needs=next(
             (
                 str(r["ref"])
@@ -262,6 +298,18 @@ def _follows(spec: Any, where: str) -> tuple[str, ...] | None:
     if not isinstance(spec, list) or not spec or not all(isinstance(s, str) for s in spec):
         raise MapError(f"{where}: `follows` is a list of segment ids")
     return tuple(spec)
+
+
+def _also(spec: Any, comp: Compiler, where: str, resource_type: str) -> tuple[str, Fill] | None:
+    """A rule's `also`: a segment id and a segment map of the rule's resource type."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or not isinstance(spec.get("segment"), str):
+        raise MapError(f"{where}: `also` is a mapping with `segment` and `map`")
+    rtype, fill = comp.segment(str(spec.get("map", "")), where)
+    if rtype != resource_type:
+        raise MapError(f"{where}: `also` maps to {rtype}, the rule to {resource_type}")
+    return spec["segment"], fill
 
 
 # References FHIR R4 requires (min 1) that message maps fill from another
