@@ -7,6 +7,8 @@
 - TQ1-11 is one more note of the order, whatever NTEs gave.
 - ORC-29 goes through the IG's OrderType map.
 - PID-21 gives the mother RelatedPerson in every message map (PID[Patient]).
+- SCH-7 (a reason, or a type when CWE-3 names table 0277) and SCH-8 go
+  through the IG's AppointmentReasonCodes and AppointmentTypeCodes maps.
 """
 
 from __future__ import annotations
@@ -122,3 +124,38 @@ def test_the_mothers_identifier_gives_her_relatedperson_in_every_map(message: st
     (mother,) = _all(_bundle(message), "RelatedPerson")
     assert mother["identifier"][0]["value"] == "MOM7"
     assert mother["relationship"][0]["coding"][0]["code"] == "MTH"
+
+
+def _appointment(sch7: str, sch8: str) -> dict[str, Any]:
+    message = (
+        "MSH|^~\\&|S|H|R|R|20240102||SIU^S12|1|P|2.5\r"
+        f"SCH|A1|A1|||||{sch7}|{sch8}\rPID|1||P1^^^H^MR||Doe^Jo\r"
+    )
+    (appointment,) = _all(_bundle(message), "Appointment")
+    return appointment
+
+
+def test_sch7_and_sch8_go_through_the_igs_appointment_maps() -> None:
+    appointment = _appointment("EMERGENCY^Emergency^HL70276", "Tentative^^HL70277")
+    assert appointment["reasonCode"] == [
+        {
+            "coding": [
+                {
+                    "code": "373110003",
+                    "display": "Emergency procedure (procedure)",
+                    "system": "http://snomed.info/sct",
+                }
+            ]
+        }
+    ]
+    (coding,) = appointment["appointmentType"]["coding"]
+    assert (coding["code"], coding["system"]) == (
+        "Tentative",
+        "http://terminology.hl7.org/CodeSystem/v2-0277",
+    )
+
+
+def test_an_sch7_of_table_0277_is_the_appointment_type() -> None:
+    appointment = _appointment("Complete^^HL70277", "")
+    assert "reasonCode" not in appointment
+    assert appointment["appointmentType"]["coding"][0]["code"] == "Complete"
