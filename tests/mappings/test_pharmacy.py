@@ -74,3 +74,27 @@ def test_rds_takes_the_rxe_dosage_not_the_placers_nor_the_dispenses() -> None:
     _, dosage = _dosage(segments, event="RDS^O13^RDS_O13")
     assert dosage["route"]["coding"][0]["code"] == "IVINJ"
     assert dosage["timing"]["code"]["coding"][0]["code"] == "Q4H"
+
+
+def test_rxr_4_is_the_method_and_rxr_5_an_additional_instruction() -> None:
+    _, dosage = _dosage(_RXE + "RXR|PO^Oral^HL70162|||CH^Chew^HL70165|WF^With food^HL70766\r")
+    assert dosage["method"]["coding"] == [
+        {"code": "419747000", "display": "Chew", "system": "http://snomed.info/sct"}
+    ]
+    assert dosage["additionalInstruction"] == [{"coding": [{"code": "WF", "display": "With food"}]}]
+
+
+def test_an_rxr_4_method_the_ig_does_not_map_keeps_the_senders_code() -> None:
+    _, dosage = _dosage(_RXE + "RXR|IV^Intravenous^HL70162|||IVP^IV push^L\r")
+    assert dosage["method"]["coding"] == [{"code": "IVP", "display": "IV push"}]
+
+
+def test_every_rxe_7_repetition_is_a_line_of_the_dosage_text() -> None:
+    rxe = "RXE||01439^Nicardipine^NDC|5||mg/h^mg/h||^Titrate to BP below 180~^Max 15 mg/h\r"
+    _, dosage = _dosage(rxe)
+    assert dosage["text"] == "Titrate to BP below 180\nMax 15 mg/h"
+
+
+def test_rxe_7_codes_are_the_text_when_no_repetition_has_one() -> None:
+    _, dosage = _dosage("RXE||01439^Nicardipine^NDC|5||mg/h^mg/h||TITRATE~MAX15\r")
+    assert dosage["text"] == "TITRATE\nMAX15"
