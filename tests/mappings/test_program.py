@@ -175,11 +175,11 @@ class _Interpreter:
                 if rule.required:
                     run.missing(self.mmap.structure, rule.segment)
                 continue
-            if not rule.each:
-                positions = positions[:1]
             anchors = (
                 None if rule.follows is None else anchors_of(ids_of, segs, positions, rule.follows)
             )
+            if not rule.each:
+                positions, anchors = self.first(ids_of, segs, positions, rule, anchors)
             for pos in positions:
                 parts = run.fields[segs[pos]]
                 anchor = -1 if anchors is None else anchors[pos]
@@ -189,6 +189,26 @@ class _Interpreter:
                     built = self.apply(run, rule, parts, segs, pos, scope=scope, anchor=anchor)
                     if built is not None:
                         pending.extend((ref, built, scope) for ref in rule.refs)
+
+    @staticmethod
+    def first(
+        ids_of: list[str],
+        segs: list[int],
+        positions: list[int],
+        rule: Rule,
+        anchors: dict[int, int] | None,
+    ) -> tuple[list[int], dict[int, int] | None]:
+        """The one segment a rule without `each` applies to, with its
+        anchors: the first of its id, or under `follows` the first that
+        follows `follows[0]`, else the first that follows `else_follows[0]`."""
+        if rule.follows is None:
+            return positions[:1], anchors
+        for follows in (rule.follows, *rule.else_follows):
+            anchors = anchors_of(ids_of, segs, positions, follows)
+            found = [pos for pos in positions if anchors[pos] != -2]
+            if found:
+                return found[:1], anchors
+        return [], anchors
 
     def apply(
         self,

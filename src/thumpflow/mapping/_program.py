@@ -35,7 +35,12 @@ from thumpflow.mapping._codegen import (
 )
 from thumpflow.mapping._compile import is_key_path
 from thumpflow.mapping._rules import Ref, Rule, rule_names
-from thumpflow.mapping._scope import anchors_of, group_instances, segment_positions
+from thumpflow.mapping._scope import (
+    anchors_of,
+    first_anchored,
+    group_instances,
+    segment_positions,
+)
 from thumpflow.mapping._support import Program, read_keys
 
 if TYPE_CHECKING:
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
 _HELPERS = {
     "_deterministic_id": deterministic_id,
     "_anchors_of": anchors_of,
+    "_first_anchored": first_anchored,
     "_group_instances": group_instances,
     "_segment_positions": segment_positions,
     "_out": read_keys,
@@ -139,18 +145,22 @@ class _ProgramWriter:
         ind += 1
         anchor = "-1"
         if rule.follows is not None:
-            positions = "P" if rule.each else "P[:1]"
-            self.line(ind, f"K = _anchors_of(ids_of, S{d}, {positions}, {rule.follows!r})")
             anchor = "a"
+            if rule.each:
+                self.line(ind, f"K = _anchors_of(ids_of, S{d}, P, {rule.follows!r})")
+            else:
+                choices = (rule.follows, *rule.else_follows)
+                self.line(ind, f"pos, a = _first_anchored(ids_of, S{d}, P, {choices!r})")
         if rule.each:
             self.line(ind, "for pos in P:")
             ind += 1
-        else:
+        elif rule.follows is None:
             self.line(ind, "pos = P[0]")
         self.line(ind, "i = pos" if d == 0 else f"i = S{d}[pos]")
         self.line(ind, "p = fields[i]")
         if rule.follows is not None:
-            self.line(ind, "a = K[pos]")
+            if rule.each:
+                self.line(ind, "a = K[pos]")
             self.line(ind, "if a != -2:")
             ind += 1
         if rule.when is not None:

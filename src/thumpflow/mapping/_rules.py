@@ -4,12 +4,15 @@ A message map (`messages` in the map files) is a list of rules; each names a
 segment, the segment map it applies (`map`), how the resource's id is
 derived (`identity`), which other rules' resources it references (`refs`),
 and conditions (`when`, `unless`, `required`, `follows`: the segment a PRT
-belongs to). A `group` applies its rules once per instance (from one of its
-start segments to the next), each instance a scope of its own; its `export`
-(`{order: orders}`) gives the enclosing scope, once the group has run, every
-instance's resources of a name under a new name (MDM: the document refers to
-the first of every order); `whole_without_start: true` makes a message
-without any start segment one instance (ORU's optional, repeating PID).
+belongs to; without `each`, the rule applies to the first segment of its id
+that follows, and `else_follows` names where to look when none does: RDE's
+RXR after RXE, else the one after RXO). A `group` applies its rules once
+per instance (from one of its start segments to the next), each instance a
+scope of its own; its `export` (`{order: orders}`) gives the enclosing
+scope, once the group has run, every instance's resources of a name under a
+new name (MDM: the document refers to the first of every order);
+`whole_without_start: true` makes a message without any start segment one
+instance (ORU's optional, repeating PID).
 A message map's `skip` lists segment groups the IG maps to nothing that
 would otherwise read as groups that it maps (OML's PRIOR_RESULT, whose PID,
 ORC, OBR and OBX are another patient record's, not the message's): `Skip`.
@@ -82,6 +85,9 @@ class Rule:
     unless: str | None = None
     needs: str | None = None
     follows: tuple[str, ...] | None = None
+    # `else_follows` (only with `follows`, without `each`): the segments to
+    # follow when no segment of the rule's id follows `follows[0]`.
+    else_follows: tuple[tuple[str, ...], ...] = ()
     # With `notes`: the segment map (NOTE_MAP) filling each NTE's Annotation
     # beyond its text (NTE-3): NTE-5 author, NTE-6 time.
     note_fill: Fill | None = None
@@ -279,6 +285,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         unless=spec.get("unless"),
         follows=_follows(spec.get("follows"), where),
         also=_also(spec.get("also"), comp, where, resource_type),
+        else_follows=_else_follows(spec, where),
         needs=next(
             (
                 str(r["ref"])
@@ -310,6 +317,16 @@ def _also(spec: Any, comp: Compiler, where: str, resource_type: str) -> tuple[st
     if rtype != resource_type:
         raise MapError(f"{where}: `also` maps to {rtype}, the rule to {resource_type}")
     return spec["segment"], fill
+
+
+def _else_follows(spec: dict[str, Any], where: str) -> tuple[tuple[str, ...], ...]:
+    """A rule's `else_follows`: the fallback of a `follows` rule without `each`."""
+    other = _follows(spec.get("else_follows"), where)
+    if other is None:
+        return ()
+    if "follows" not in spec or spec.get("each"):
+        raise MapError(f"{where}: `else_follows` needs `follows` and no `each`")
+    return (other,)
 
 
 # References FHIR R4 requires (min 1) that message maps fill from another

@@ -5,7 +5,8 @@ it holds and its Bundle entry; `search_escape` escapes a business identifier
 for a search URL; `segment_positions` and `group_instances` find the
 segments rules apply to (by segment id, by group instance), `skipped` those
 of a group hidden from them, `anchors_of` the segments a `follows` rule's
-segments belong to. Pure helpers of
+segments belong to, `first_anchored` the one segment a `follows` rule
+without `each` applies to. Pure helpers of
 `_engine` and the programs (`_program`): no I/O, nothing kept between
 messages.
 """
@@ -137,3 +138,19 @@ def anchors_of(
         anchors[pos] = found
         start, known = i - 1, found
     return anchors
+
+
+def first_anchored(
+    ids_of: list[str], segs: list[int], positions: list[int], choices: tuple[tuple[str, ...], ...]
+) -> tuple[int, int]:
+    """The segment (position in `segs`) a `follows` rule without `each`
+    applies to, and the one it belongs to: the first of `positions` that
+    follows `choices[0]` (see `anchors_of`), else the first that follows
+    `choices[1]` (the rule's `else_follows`: RXE's own TQ1, else the
+    ORC's); (`positions[0]`, -2) when none does."""
+    for follows in choices:
+        anchors = anchors_of(ids_of, segs, positions, follows)
+        for pos in positions:
+            if anchors[pos] != -2:
+                return pos, anchors[pos]
+    return positions[0], -2

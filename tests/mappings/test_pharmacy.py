@@ -1,0 +1,100 @@
+"""Pharmacy orders (RDE, RDS, OMP) → MedicationRequest: whose dosage it is.
+
+In RDE_O11 and RDS_O13 (v2.5+) an order holds the placer's timing and route
+(ORC's TQ1, RXO's RXR) and, after RXE, the pharmacy's (TIMING_ENCODED, the
+RXE's RXR). The MedicationRequest is built from RXE, so its dosage is the
+RXE's, the placer's only when the RXE has none. RXR-4/RXR-5 follow the IG's
+RXR[MedicationRequest] rows; RXE-7 keeps every repetition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.mappings.single import resource_of
+
+_HEAD = (
+    "MSH|^~\\&|A|B|C|D|20191104060000+0200||{event}|M1|P|{version}\r"
+    "PID|1||P1^^^H^MR||Doe^Jo\r"
+    "ORC|NW|RX100^EPC|||||||20191104060000+0200\r"
+)
+_PLACER = "TQ1|1||TID||||||R||Placer text\rRXO|00047^Ampicillin^NDC|2||caps^capsule\rRXR|PO^Oral\r"
+_RXE = "RXE||01439^Nicardipine^NDC|5||mg/h^mg/h\r"
+_ENCODED = (
+    "TQ1|1||Q4H||||20191104103000+0200|20191105103000+0200|S||Encoded text|||6\r"
+    "RXR|IV^Intravenous^HL70162|LA^Left arm^HL70163\r"
+)
+
+
+def _dosage(segments: str, event: str = "RDE^O11^RDE_O11", version: str = "2.6") -> Any:
+    message = (_HEAD.format(event=event, version=version) + segments).encode()
+    request = resource_of(message, "MedicationRequest")
+    return request, request["dosageInstruction"][0]
+
+
+def test_rde_takes_the_rxe_timing_and_route_not_the_placers() -> None:
+    request, dosage = _dosage(_PLACER + _RXE + _ENCODED)
+    assert dosage["route"]["coding"][0]["code"] == "IVINJ"
+    assert dosage["site"]["coding"][0]["code"] == "LA"
+    assert dosage["timing"]["code"]["coding"][0]["code"] == "Q4H"
+    assert dosage["timing"]["repeat"]["count"] == 6
+    assert dosage["timing"]["repeat"]["boundsPeriod"]["start"] == "2019-11-04T10:30:00+02:00"
+    assert dosage["patientInstruction"] == "Encoded text"
+    assert request["priority"] == "stat"
+
+
+def test_rde_v28_steps_over_the_rxe_participants_and_notes() -> None:
+    segments = _PLACER + _RXE + "PRT||AD||PH^^HL70443|1^Pharm^Al\rNTE|1||Checked\r" + _ENCODED
+    request, dosage = _dosage(segments, version="2.8")
+    assert dosage["route"]["coding"][0]["code"] == "IVINJ"
+    assert dosage["timing"]["code"]["coding"][0]["code"] == "Q4H"
+    assert request["priority"] == "stat"
+
+
+def test_rde_falls_back_to_the_placers_timing_and_route_when_the_rxe_has_none() -> None:
+    request, dosage = _dosage(_PLACER + _RXE)
+    assert dosage["route"]["coding"][0]["code"] == "PO"
+    assert dosage["timing"]["code"]["coding"][0]["code"] == "TID"
+    assert dosage["patientInstruction"] == "Placer text"
+    assert request["priority"] == "routine"
+
+
+def test_rde_without_rxo_takes_the_orc_timing_and_the_rxe_route() -> None:
+    segments = "TQ1|1||BID\r" + _RXE + "RXR|IV^Intravenous^HL70162\r"
+    _, dosage = _dosage(segments, version="2.5")
+    assert dosage["timing"]["code"]["coding"][0]["code"] == "BID"
+    assert dosage["route"]["coding"][0]["code"] == "IVINJ"
+
+
+def test_rds_takes_the_rxe_dosage_not_the_placers_nor_the_dispenses() -> None:
+    segments = (
+        _PLACER + _RXE + _ENCODED + "RXD|1|01439^Nicardipine^NDC|20191104120000+0200|1|BG\r"
+        "RXR|IM^Intramuscular^HL70162\r"
+    )
+    _, dosage = _dosage(segments, event="RDS^O13^RDS_O13")
+    assert dosage["route"]["coding"][0]["code"] == "IVINJ"
+    assert dosage["timing"]["code"]["coding"][0]["code"] == "Q4H"
+
+
+def test_rxr_4_is_the_method_and_rxr_5_an_additional_instruction() -> None:
+    _, dosage = _dosage(_RXE + "RXR|PO^Oral^HL70162|||CH^Chew^HL70165|WF^With food^HL70766\r")
+    assert dosage["method"]["coding"] == [
+        {"code": "419747000", "display": "Chew", "system": "http://snomed.info/sct"}
+    ]
+    assert dosage["additionalInstruction"] == [{"coding": [{"code": "WF", "display": "With food"}]}]
+
+
+def test_an_rxr_4_method_the_ig_does_not_map_keeps_the_senders_code() -> None:
+    _, dosage = _dosage(_RXE + "RXR|IV^Intravenous^HL70162|||IVP^IV push^L\r")
+    assert dosage["method"]["coding"] == [{"code": "IVP", "display": "IV push"}]
+
+
+def test_every_rxe_7_repetition_is_a_line_of_the_dosage_text() -> None:
+    rxe = "RXE||01439^Nicardipine^NDC|5||mg/h^mg/h||^Titrate to BP below 180~^Max 15 mg/h\r"
+    _, dosage = _dosage(rxe)
+    assert dosage["text"] == "Titrate to BP below 180\nMax 15 mg/h"
+
+
+def test_rxe_7_codes_are_the_text_when_no_repetition_has_one() -> None:
+    _, dosage = _dosage("RXE||01439^Nicardipine^NDC|5||mg/h^mg/h||TITRATE~MAX15\r")
+    assert dosage["text"] == "TITRATE\nMAX15"
