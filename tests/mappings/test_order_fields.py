@@ -9,6 +9,7 @@
 - PID-21 gives the mother RelatedPerson in every message map (PID[Patient]).
 - SCH-7 (a reason, or a type when CWE-3 names table 0277) and SCH-8 go
   through the IG's AppointmentReasonCodes and AppointmentTypeCodes maps.
+- An OUL ED result is the report's presentedForm, as in ORU.
 """
 
 from __future__ import annotations
@@ -159,3 +160,24 @@ def test_an_sch7_of_table_0277_is_the_appointment_type() -> None:
     appointment = _appointment("Complete^^HL70277", "")
     assert "reasonCode" not in appointment
     assert appointment["appointmentType"]["coding"][0]["code"] == "Complete"
+
+
+_ED = (
+    "OBX|1|ED|THUMB^Thumbnail^L|1|^IM^JPEG^Base64^QUJD||||||F\rOBX|2|NM|8867-4^Rate^LN||60||||||F\r"
+)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "OUL^R22^OUL_R22|1|P|2.8\rPID|1||P1^^^H^MR||Doe^Jo\rSPM|1|S1\rOBR|1|O1|F1|X^Y^L\r",
+        "OUL^R24^OUL_R24|1|P|2.8\rPID|1||P1^^^H^MR||Doe^Jo\rOBR|1|O1|F1|X^Y^L\r",
+        "OUL^R21|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\rORC|RE|O1|F1\rOBR|1|O1|F1|X^Y^L\r",
+    ],
+    ids=["R22", "R24", "R21"],
+)
+def test_an_oul_ed_result_is_the_reports_presented_form_as_in_oru(head: str) -> None:
+    bundle = _bundle(f"MSH|^~\\&|L|H|R|R|20240102||{head}{_ED}")
+    (report,) = _all(bundle, "DiagnosticReport")
+    assert report["presentedForm"] == [{"contentType": "image/jpeg", "data": "QUJD"}]
+    assert len(report["result"]) == 1
