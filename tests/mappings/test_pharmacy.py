@@ -4,7 +4,8 @@ In RDE_O11 and RDS_O13 (v2.5+) an order holds the placer's timing and route
 (ORC's TQ1, RXO's RXR) and, after RXE, the pharmacy's (TIMING_ENCODED, the
 RXE's RXR). The MedicationRequest is built from RXE, so its dosage is the
 RXE's, the placer's only when the RXE has none. RXR-4/RXR-5 follow the IG's
-RXR[MedicationRequest] rows; RXE-7 keeps every repetition.
+RXR[MedicationRequest] rows; RXE-7 keeps every repetition. In RDS the
+placer's RXO fills an order only when no RXE encodes it.
 """
 
 from __future__ import annotations
@@ -98,3 +99,16 @@ def test_every_rxe_7_repetition_is_a_line_of_the_dosage_text() -> None:
 def test_rxe_7_codes_are_the_text_when_no_repetition_has_one() -> None:
     _, dosage = _dosage("RXE||01439^Nicardipine^NDC|5||mg/h^mg/h||TITRATE~MAX15\r")
     assert dosage["text"] == "TITRATE\nMAX15"
+
+
+def test_an_rds_order_encoded_by_the_pharmacy_is_the_rxes_not_the_placers_rxo() -> None:
+    message = (
+        "MSH|^~\\&|RX|H|R|R|20240102||RDS^O13^RDS_O13|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        "ORC|RE|P1|F1\rRXO|AMOX500^Amoxicillin 500 mg^L|1||CAP^Capsule^L\r"
+        "RXE||DOXY100^Doxycycline 100 mg^L|2||TAB^Tablet^L|||||||3\r"
+        "RXD|1|DOXY100^Doxycycline 100 mg^L|20240102|2|TAB^Tablet^L\r"
+    )
+    request = resource_of(message.encode(), "MedicationRequest")
+    assert request["medicationCodeableConcept"]["coding"][0]["code"] == "DOXY100"
+    assert request["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2
+    assert request["dispenseRequest"]["numberOfRepeatsAllowed"] == 3

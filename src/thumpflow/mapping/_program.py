@@ -128,6 +128,9 @@ class _ProgramWriter:
             if unless != "()":
                 self.line(ind, f"if not {unless}:")
                 ind += 1
+        if rule.absent:
+            self.line(ind, f"if not any(s in A{d} for s in {rule.absent!r}):")
+            ind += 1
         if rule.needs is not None:
             needs = _lookup(rule.needs, frames)
             self.line(ind, f"if not {needs}:")

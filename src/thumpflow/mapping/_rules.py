@@ -3,7 +3,7 @@
 A message map (`messages` in the map files) is a list of rules; each names a
 segment, the segment map it applies (`map`), how the resource's id is
 derived (`identity`), which other rules' resources it references (`refs`),
-and conditions (`when`, `unless`, `required`, `follows`: the segment a PRT
+and conditions (`when`, `unless`, `absent`, `required`, `follows`: the segment a PRT
 belongs to; without `each`, the rule applies to the first segment of its id
 that follows, and `else_follows` names where to look when none does: RDE's
 RXR after RXE, else the one after RXO). A `group` applies its rules once
@@ -83,6 +83,9 @@ class Rule:
     group: tuple[tuple[str, ...], tuple[Rule, ...]] | None
     requires: tuple[tuple[str, int, str], ...]
     unless: str | None = None
+    # `absent`: segment ids whose presence in the rule's scope skips it (RDS:
+    # the placer's RXO fills the order only when no RXE encodes it).
+    absent: tuple[str, ...] = ()
     needs: str | None = None
     follows: tuple[str, ...] | None = None
     # `else_follows` (only with `follows`, without `each`): the segments to
@@ -283,6 +286,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         group=None,
         requires=requires,
         unless=spec.get("unless"),
+        absent=_segment_ids(spec.get("absent"), "absent", where),
         follows=_follows(spec.get("follows"), where),
         also=_also(spec.get("also"), comp, where, resource_type),
         else_follows=_else_follows(spec, where),
@@ -317,6 +321,15 @@ def _also(spec: Any, comp: Compiler, where: str, resource_type: str) -> tuple[st
     if rtype != resource_type:
         raise MapError(f"{where}: `also` maps to {rtype}, the rule to {resource_type}")
     return spec["segment"], fill
+
+
+def _segment_ids(spec: Any, key: str, where: str) -> tuple[str, ...]:
+    """A rule's list of segment ids under `key` (none when absent)."""
+    if spec is None:
+        return ()
+    if not isinstance(spec, list) or not all(isinstance(s, str) and s for s in spec):
+        raise MapError(f"{where}: `{key}` is a list of segment ids")
+    return tuple(spec)
 
 
 def _else_follows(spec: dict[str, Any], where: str) -> tuple[tuple[str, ...], ...]:
