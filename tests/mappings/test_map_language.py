@@ -302,3 +302,20 @@ def test_a_vocabulary_on_a_data_type_map_without_recode_is_refused() -> None:
     )
     with pytest.raises(MapError, match=r"D\[X\] takes no `vocab`"):
         compiler.segment("X[Patient]", "test")
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"comments": "comment.text"}, "`comments` names a top-level string element"),
+        ({"comments": 3}, "`comments` names a top-level string element"),
+        ({"comments": "comment", "notes": "note[]"}, "`notes` or `comments`, not both"),
+        ({"absent": "RXE"}, "`absent` is a list of segment ids"),
+        ({"absent": [""]}, "`absent` is a list of segment ids"),
+    ],
+)
+def test_malformed_comments_and_absent_are_refused(extra: dict[str, Any], reason: str) -> None:
+    compiler = _compiler({"entries": [{"from": 3, "to": "id"}]})
+    rule = {"segment": "PID", "map": "X[Patient]", **extra}
+    with pytest.raises(MapError, match=re.escape(reason)):
+        compile_rules([rule], compiler, "test")

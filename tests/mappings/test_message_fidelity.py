@@ -1,6 +1,7 @@
 """Message-level rules that hold whatever the message holds: an MDM document's
 text is exactly its TX/ST/FT OBX lines, whatever other OBX come between; every
-NTE with a text after a noted segment is one note, NTE-5 its author."""
+NTE with a text after a noted segment is one note, NTE-5 its author; an
+SIU's NTEs after SCH and AIS are the Appointment's one comment."""
 
 from __future__ import annotations
 
@@ -345,3 +346,14 @@ def test_a_prt_ordering_provider_replaces_orc_12_as_the_immunizations_orderer() 
             for p in immunization["performer"]
         ]
         assert functions == [("AP", "Practitioner"), ("OP", orderer)]
+
+
+def test_siu_notes_after_sch_and_ais_are_the_appointments_one_comment() -> None:
+    message = (
+        "MSH|^~\\&|S|H|R|R|20240102||SIU^S12|1|P|2.5\rSCH|A1|A1\r"
+        "NTE|1||First line~second\rNTE|2||Third\rPID|1||P1^^^H^MR||Doe^Jo\rRGS|1\r"
+        "AIS|1||X^Exam^L\rNTE|1||Bring films\rAIP|1||D1^Doc\rNTE|1||Personnel note\r"
+    )
+    (appointment,) = _resources(_convert(message), "Appointment")
+    # IG SIU_S12 rows 3 and 5.2.2; an AIP's NTE (row 5.5.2) has no target.
+    assert appointment["comment"] == "First line\nsecond\nThird\nBring films"

@@ -275,10 +275,12 @@ class _Interpreter:
     def notes(
         self, run: _Run, rule: Rule, segs: list[int], pos: int, resource: dict[str, Any]
     ) -> None:
-        """The NTEs right after the segment (over its PRTs), each with a text an Annotation."""
-        if rule.notes is None:
+        """The NTEs right after the segment (over its PRTs), each with a text
+        an Annotation; with `comments`, the texts one line each appended to
+        that string element."""
+        if rule.notes is None and rule.comments is None:
             return
-        assert rule.note_fill is not None
+        lines = []
         for k in range(pos + 1, len(segs)):
             if run.ids_of[segs[k]] == "PRT":
                 continue
@@ -286,11 +288,18 @@ class _Interpreter:
                 break
             nte = run.fields[segs[k]]
             text = run.note_text(nte)
-            if text:
+            if text and rule.comments is not None:
+                lines.append(text)
+            elif text:
+                assert rule.notes is not None and rule.note_fill is not None
                 note: dict[str, Any] = {"text": text}
                 if len(nte) > 5:
                     rule.note_fill(nte, run.ctx, note)
                 _set(resource, rule.notes, note)
+        if lines and rule.comments is not None:
+            before = resource.get(rule.comments)
+            text = "\n".join(lines)
+            resource[rule.comments] = text if before is None else f"{before}\n{text}"
 
     def reference(self, run: _Run, ref: Ref, built: Built, scope: _Scope) -> None:
         targets = list(run.order) if ref.name == "*" else scope.lookup(ref.name)

@@ -203,7 +203,7 @@ class _ProgramWriter:
             self.line(ind, "pass")
             return
         self.line(ind, f"T = {targets}")
-        if rule.notes is None:
+        if rule.notes is None and rule.comments is None:
             self.line(ind, f"if T: {rule.fill.__name__}(p, x, T[0].resource)")
             return
         self.line(ind, "if T:")
@@ -222,7 +222,7 @@ class _ProgramWriter:
             self.line(ind, f"Q = A{d}.get({also!r})")
             seg_at = "Q[0]" if d == 0 else f"S{d}[Q[0]]"
             self.line(ind, f"if Q is not None: {fill.__name__}(fields[{seg_at}], x, o)")
-        if rule.notes is not None:
+        if rule.notes is not None or rule.comments is not None:
             self.notes(rule, d, ind)
         for path, field, reason in rule.requires:
             keys = ", ".join(repr(k) for k in path.split("."))
@@ -281,14 +281,25 @@ class _ProgramWriter:
         v2.7+ groups put between a segment and its notes: OBX, {PRT}, {NTE}):
         each one with a text (NTE-3) an Annotation at the rule's `notes` path in
         `o`, its author and time (NTE-5, NTE-6) filled by the note map when the
-        NTE has those fields."""
-        assert rule.notes is not None and rule.note_fill is not None
+        NTE has those fields; with `comments` instead, their texts one line
+        each at that string element, after any text it holds."""
+        comments = rule.comments
+        if comments is not None:
+            self.line(ind, "c = []")
         self.line(ind, f"for q in range(pos + 1, len(S{d})):")
         self.line(ind + 1, "j = q" if d == 0 else f"j = S{d}[q]")
         self.line(ind + 1, "if ids_of[j] != 'NTE':")
         self.line(ind + 2, "if ids_of[j] == 'PRT': continue")
         self.line(ind + 2, "break")
         self.line(ind + 1, "n = run.note_text(fields[j])")
+        if comments is not None:
+            self.line(ind + 1, "if n: c.append(n)")
+            self.line(ind, "if c:")
+            self.line(ind + 1, "n = '\\n'.join(c)")
+            c = repr(comments)
+            self.line(ind + 1, f"o[{c}] = o[{c}] + '\\n' + n if {c} in o else n")
+            return
+        assert rule.notes is not None and rule.note_fill is not None
         self.line(ind + 1, "if n:")
         self.line(ind + 2, "v = {'text': n}")
         self.line(ind + 2, f"if len(fields[j]) > 5: {rule.note_fill.__name__}(fields[j], x, v)")

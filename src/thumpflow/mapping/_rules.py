@@ -91,6 +91,11 @@ class Rule:
     # `else_follows` (only with `follows`, without `each`): the segments to
     # follow when no segment of the rule's id follows `follows[0]`.
     else_follows: tuple[tuple[str, ...], ...] = ()
+    # `comments`: a top-level string element of the resource the texts of
+    # the NTEs after the segment are written to, one line each, after any
+    # text already there (IG SIU_S12: NTEs concatenated into R4's
+    # Appointment.comment); the plain-text counterpart of `notes`.
+    comments: str | None = None
     # With `notes`: the segment map (NOTE_MAP) filling each NTE's Annotation
     # beyond its text (NTE-3): NTE-5 author, NTE-6 time.
     note_fill: Fill | None = None
@@ -269,6 +274,11 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         raise MapError(f"{where}: a rule's `name` is an identifier")
     if notes:
         fhir_steps(str(notes), where)
+    comments = spec.get("comments")
+    if comments is not None and not (isinstance(comments, str) and comments.isidentifier()):
+        raise MapError(f"{where}: `comments` names a top-level string element")
+    if comments and notes:
+        raise MapError(f"{where}: a rule has `notes` or `comments`, not both")
     return Rule(
         name=name,
         segment=segment,
@@ -282,6 +292,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         key=key,
         refs=refs,
         notes=str(notes) if notes else None,
+        comments=comments,
         note_fill=comp.segment(NOTE_MAP, where)[1] if notes else None,
         group=None,
         requires=requires,
