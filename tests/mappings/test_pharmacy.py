@@ -112,3 +112,10 @@ def test_an_rds_order_encoded_by_the_pharmacy_is_the_rxes_not_the_placers_rxo() 
     assert request["medicationCodeableConcept"]["coding"][0]["code"] == "DOXY100"
     assert request["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2
     assert request["dispenseRequest"]["numberOfRepeatsAllowed"] == 3
+
+
+def test_an_omp_orders_timing_is_its_tq1() -> None:
+    segments = "TQ1|1||Q4H||||20191104103000+0200||S\rRXO|00047^Ampicillin^NDC|2||caps^capsule\r"
+    _, dosage = _dosage(segments, event="OMP^O09^OMP_O09")
+    assert dosage["timing"]["code"]["coding"][0]["code"] == "Q4H"
+    assert dosage["timing"]["repeat"]["boundsPeriod"]["start"] == "2019-11-04T10:30:00+02:00"
