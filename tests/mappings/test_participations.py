@@ -251,3 +251,19 @@ def test_a_resource_written_to_after_it_is_built_is_never_merged() -> None:
     patients = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient"]
     assert len(patients) == 2
     assert patients[0]["id"] != patients[1]["id"]
+
+
+def test_one_device_after_two_observations_is_each_ones_device() -> None:
+    prt = "PRT|1|AD||EQUIP||||||ANALYZER-9^^^LAB\r"
+    message = (
+        "MSH|^~\\&|L|H|R|R|20240102||ORU^R01|1|P|2.8\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        "OBR|1||F1|X^Panel^L\r"
+        f"OBX|1|NM|1-1^A^LN||1||||||F\r{prt}OBX|2|NM|2-2^B^LN||2||||||F\r{prt}"
+    )
+    bundle = convert(message.encode(), bundle_type="collection")
+    resources = [e["resource"] for e in bundle["entry"]]
+    (device,) = _of_type(resources, "Device")
+    urls = {e["resource"]["id"]: e["fullUrl"] for e in bundle["entry"] if "id" in e["resource"]}
+    first, second = _of_type(resources, "Observation")
+    # The same identifier twice is one Device (IG PRT[Device]); both OBX name it.
+    assert first["device"] == second["device"] == {"reference": urls[device["id"]]}

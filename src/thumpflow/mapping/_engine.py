@@ -201,8 +201,10 @@ class _Run:
         (it may change still) or that differs in anything gets its `#n`.
 
         The same business identifier twice in one message is one resource: the
-        first is returned and `resource` dropped (a transaction may not touch
-        one resource twice, and two would both claim the identifier); so is
+        first is kept and `resource` dropped (a transaction may not touch one
+        resource twice, and two would both claim the identifier), returned as
+        met at this segment (`seg`, `anchor`: the second OBX's device is
+        found by that OBX's references too); so is
         the same segment registered again under the same id (a group naming a
         resource the message level made already, to refer to it). An
         identifier without a system never becomes a condition: a search by a
@@ -211,8 +213,10 @@ class _Run:
         built = self.built
         if rid in built:
             existing = built[rid]
-            if found is not None or (seg >= 0 and existing.seg == seg):
+            if seg >= 0 and existing.seg == seg:
                 return existing
+            if found is not None:
+                return existing if seg < 0 else _alias(existing, seg, anchor)
             first = rid
             if complete:
                 if first in self.complete:
