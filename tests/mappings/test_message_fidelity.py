@@ -1,7 +1,8 @@
 """Message-level rules that hold whatever the message holds: an MDM document's
 text is exactly its TX/ST/FT OBX lines, whatever other OBX come between; every
 NTE with a text after a noted segment is one note, NTE-5 its author; an
-SIU's NTEs after SCH and AIS are the Appointment's one comment."""
+SIU's NTEs after SCH and AIS are the Appointment's one comment; an AIG is a
+participant."""
 
 from __future__ import annotations
 
@@ -357,3 +358,25 @@ def test_siu_notes_after_sch_and_ais_are_the_appointments_one_comment() -> None:
     (appointment,) = _resources(_convert(message), "Appointment")
     # IG SIU_S12 rows 3 and 5.2.2; an AIP's NTE (row 5.5.2) has no target.
     assert appointment["comment"] == "First line\nsecond\nThird\nBring films"
+
+
+def test_an_siu_general_resource_is_a_participant_at_the_igs_location() -> None:
+    message = (
+        "MSH|^~\\&|S|H|R|R|20240102+0100||SIU^S12|1|P|2.5\rSCH|A1|A1\r"
+        "PID|1||P1^^^H^MR||Doe^Jo\rRGS|1\r"
+        "AIG|1||MRI-2^MRI scanner 2^L|EQ^Equipment^L||||20240105090000|||30|min\r"
+    )
+    bundle = _convert(message)
+    (appointment,) = _resources(bundle, "Appointment")
+    (location,) = _resources(bundle, "Location")
+    (general,) = [p for p in appointment["participant"] if "type" in p]
+    # IG AIG[Appointment]: actor AIG-3 (a Location by identifier), type AIG-4,
+    # period AIG-8 plus AIG-11 in AIG-12 units.
+    assert location["identifier"] == [{"value": "MRI-2"}]
+    assert location["name"] == "MRI scanner 2"
+    assert general["type"] == [{"coding": [{"code": "EQ", "display": "Equipment"}]}]
+    assert general["period"] == {
+        "start": "2024-01-05T09:00:00+01:00",
+        "end": "2024-01-05T09:30:00+01:00",
+    }
+    assert general["status"] == "accepted"
