@@ -307,6 +307,8 @@ class _Interpreter:
             targets = [t for t in targets if t.anchor == built.seg]
         if ref.anchor:
             targets = [t for t in targets if t.seg == built.anchor]
+        if ref.same:
+            targets = [t for t in targets if t.seg == built.seg]
         if not ref.all:
             targets = targets[:1]
         for t in targets:

@@ -351,7 +351,7 @@ class _ProgramWriter:
         if (
             top
             and steps[0][1] is None
-            and not (ref.all or ref.own or ref.anchor or ref.name == "*")
+            and not (ref.all or ref.own or ref.anchor or ref.same or ref.name == "*")
         ):
             # One named resource at a key: the first, unless it is this one.
             return [
@@ -363,6 +363,8 @@ class _ProgramWriter:
             out.append("    if c.anchor != b.seg: continue")
         if ref.anchor:
             out.append("    if c.seg != b.anchor: continue")
+        if ref.same:
+            out.append("    if c.seg != b.seg: continue")
         out.append("    if c is not b:")
         if top and steps[0][1] == -1:
             # `to: key[]`: the list made once, when a first reference is written.

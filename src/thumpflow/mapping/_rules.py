@@ -45,7 +45,9 @@ class Ref:
     the first); `own`: only to those built from segments that follow this
     one (rules with `follows`: the PRTs of this OBX, not of its neighbours);
     `anchor`: only to the one built from the segment this one follows (a
-    `follows` rule's own segment: the SPM of a specimen's OBX);
+    `follows` rule's own segment: the SPM of a specimen's OBX); `same`: only
+    to the one built from this rule's own segment (IN1: its Coverage's
+    insured, each IN1 its own);
     `fill`: a segment map applied to the element holding the reference, with
     the fields of the segment the target was built from (`map:` on a ref:
     the DG1's use and rank on its Encounter.diagnosis element)."""
@@ -57,6 +59,7 @@ class Ref:
     own: bool = False
     fill: Fill | None = None
     anchor: bool = False
+    same: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +226,7 @@ def _compile_ref(r: Any, comp: Compiler, where: str) -> Ref:
         bool(r.get("own")),
         comp.segment(str(r["map"]), where)[1] if "map" in r else None,
         bool(r.get("anchor")),
+        bool(r.get("same")),
     )
 
 

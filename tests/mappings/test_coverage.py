@@ -1,0 +1,66 @@
+"""IN1's insured (IG IN1[Coverage] rows 16 and 17): the patient when IN1-17
+is `SEL`, else a RelatedPerson of the patient named by IN1-16; each
+Coverage's subscriber is the insured of its own IN1."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from thumpflow.fhir import validate
+from thumpflow.mapping import convert, to_json
+
+_SPOUSE = (
+    "IN1|1|PPO|UHC^^^^NIIP|UnitedHealthcare"
+    + "|" * 12
+    + "Doe^Ann^B|SPO^Spouse^HL70063|19700203|1 Main St^^Salem^MA^01970"
+    + "|" * 24
+    + "F\r"
+)
+_SELF = "IN1|2|HMO|AET|Aetna" + "|" * 12 + "Doe^Jo|SEL\r"
+_CHILD = "IN1|3|EPO|BCB|Blue" + "|" * 12 + "Roe^Kim|CHD^Child^HL70063\r"
+
+
+def _bundle(event: str, in1: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    message = (
+        f"MSH|^~\\&|A|H|R|R|20240102||{event}|1|P|2.5\rEVN||20240102\r"
+        f"PID|1||P1^^^H^MR||Doe^Jo\rPV1|1|I\r{in1}"
+    )
+    bundle: dict[str, Any] = json.loads(
+        to_json(convert(message.encode(), bundle_type="collection"))
+    )
+    assert [i for i in validate(bundle) if i.severity == "error"] == []
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    return by_url, [e["resource"] for e in bundle["entry"]]
+
+
+@pytest.mark.parametrize("event", ["ADT^A01", "ADT^A28^ADT_A05", "BAR^P01", "ORM^O01"])
+def test_each_coverage_names_the_insured_of_its_own_in1(event: str) -> None:
+    tail = "ORC|NW|O1\rOBR|1|O1||X^Y^L\r" if event.startswith("ORM") else ""
+    by_url, resources = _bundle(event, _SPOUSE + _SELF + _CHILD + tail)
+    plans = {
+        r["relationship"]["coding"][0]["code"]: r
+        for r in resources
+        if r["resourceType"] == "Coverage"
+    }
+    spouse_plan, own_plan, child_plan = plans["SPS"], plans["ONESELF"], plans["CHILD"]
+    spouse = by_url[spouse_plan["subscriber"]["reference"]]
+    assert spouse["resourceType"] == "RelatedPerson"
+    assert spouse["name"] == [{"family": "Doe", "given": ["Ann", "B"]}]
+    assert spouse["relationship"][0]["coding"][0]["code"] == "SPS"
+    assert (spouse["birthDate"], spouse["gender"]) == ("1970-02-03", "female")
+    assert spouse["address"][0]["city"] == "Salem"
+    patient = by_url[own_plan["subscriber"]["reference"]]
+    assert patient["resourceType"] == "Patient"
+    assert by_url[spouse["patient"]["reference"]] is patient
+    child = by_url[child_plan["subscriber"]["reference"]]
+    assert child["name"] == [{"family": "Roe", "given": ["Kim"]}]
+
+
+def test_an_in1_without_an_insured_names_no_subscriber() -> None:
+    _, resources = _bundle("ADT^A01", "IN1|1|PPO|UHC^^^^NIIP|UnitedHealthcare\r")
+    (coverage,) = [r for r in resources if r["resourceType"] == "Coverage"]
+    assert "subscriber" not in coverage
+    assert not [r for r in resources if r["resourceType"] == "RelatedPerson"]
