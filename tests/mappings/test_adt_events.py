@@ -67,3 +67,67 @@ def test_a_person_events_pv1_is_an_encounter_only_when_it_identifies_a_visit() -
     assert "Encounter" not in _resources("ADT^A31^ADT_A05", "PV1|1|O|CLINIC^^^H")
     (encounter,) = _resources("ADT^A31^ADT_A05", _OVER)["Encounter"]
     assert encounter["identifier"][0]["value"] == "V1"
+
+
+def _transaction(message: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    bundle: dict[str, Any] = json.loads(to_json(convert(message.encode())))
+    assert [i for i in validate(bundle) if i.severity == "error"] == []
+    out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        out.setdefault(resource["resourceType"], []).append((entry["request"]["url"], resource))
+    return out
+
+
+_MSH = "MSH|^~\\&|A|H|R|R|20240102+0100||{event}|1|P|2.8\rEVN||20240102\r"
+_SYSTEM = "http://thumpflow.invalid/naming-system/H"
+
+
+@pytest.mark.parametrize(
+    ("event", "segments", "rtype", "old", "new"),
+    [
+        (
+            "ADT^A47^ADT_A30",
+            "PID|1||NEW^^^H^MR||Doe^Jo\rMRG|OLD^^^H^MR\r",
+            "Patient",
+            "OLD",
+            "NEW",
+        ),
+        (
+            "ADT^A49^ADT_A30",
+            "PID|1||P1^^^H^MR||Doe^Jo" + "|" * 13 + "NEWACC^^^H^AN\rMRG|P1^^^H^MR||OLDACC^^^H^AN\r",
+            "Account",
+            "OLDACC",
+            "NEWACC",
+        ),
+        (
+            "ADT^A50^ADT_A50",
+            "PID|1||P1^^^H^MR||Doe^Jo\rMRG|P1^^^H^MR||||OLDV^^^H^VN\r"
+            "PV1|1|I" + "|" * 17 + "NEWV^^^H^VN\r",
+            "Encounter",
+            "OLDV",
+            "NEWV",
+        ),
+    ],
+    ids=["A47", "A49", "A50"],
+)
+def test_an_identifier_change_updates_the_record_holding_the_prior_identifier(
+    event: str, segments: str, rtype: str, old: str, new: str
+) -> None:
+    # HL7 v2 ch. 3: A47 MRG-1 -> PID-3, A49 MRG-3 -> PID-18, A50 MRG-5 ->
+    # PV1-19; a conditional update by the new identifier would make a second
+    # record on a server that holds the first.
+    ((url, resource),) = _transaction(_MSH.format(event=event) + segments)[rtype]
+    assert url == f"{rtype}?identifier={_SYSTEM}|{old}"
+    assert [(i["value"], i.get("use")) for i in resource["identifier"]] == [
+        (old, "old"),
+        (new, None),
+    ]
+
+
+def test_other_moves_keep_identifying_by_the_current_identifier() -> None:
+    found = _transaction(
+        _MSH.format(event="ADT^A43^ADT_A43") + "PID|1||NEW^^^H^MR||Doe^Jo\rMRG|OLD^^^H^MR\r"
+    )
+    ((url, _),) = found["Patient"]
+    assert url == f"Patient?identifier={_SYSTEM}|NEW"
