@@ -278,3 +278,39 @@ def test_an_npi_has_one_system_however_its_authority_is_written(authority: str) 
     (identifier,) = resource_of(message, "Practitioner")["identifier"]
     assert identifier["system"] == "http://hl7.org/fhir/sid/us-npi"
     assert identifier["value"] == "1234567890"
+
+
+def _locations(pl: str) -> dict[str, dict[str, Any]]:
+    pv1 = f"PID|1||P7^^^H^MR||Roe^Kim\rPV1|1|I|{pl}" + "|" * 16 + "V1\r"
+    return {r["name"]: r for r in _all(_bundle(pv1.encode()), "Location")}
+
+
+def _all(bundle: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == rtype]
+
+
+def test_a_locations_universal_id_is_its_identifier() -> None:
+    found = _locations("4W&ward-9&L^101&1.2.3.4&ISO^A^GH&2.16.840.1.113883.19&ISO")
+    iso = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0301", "code": "ISO"}]}
+    assert found["GH"]["identifier"] == [
+        {"system": "urn:ietf:rfc:3986", "value": "urn:oid:2.16.840.1.113883.19", "type": iso}
+    ]
+    assert found["101"]["identifier"][0]["value"] == "urn:oid:1.2.3.4"
+    # A local id (HD-3 L) is no URI: the value as sent.
+    assert found["4W"]["identifier"] == [
+        {
+            "value": "ward-9",
+            "type": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0301", "code": "L"}]
+            },
+        }
+    ]
+    assert "identifier" not in found["A"]
+
+
+def test_pl10_is_the_most_specific_levels_identifier() -> None:
+    found = _locations("4W^101^A^^^^^^^LOC77&&2.16.840.1.113883.19.5&ISO")
+    assert found["A"]["identifier"] == [
+        {"system": "urn:oid:2.16.840.1.113883.19.5", "value": "LOC77"}
+    ]
+    assert "identifier" not in found["101"]
