@@ -68,14 +68,14 @@ def pl_locations(components: list[str], x: Ctx) -> dict[str, Any] | None:
             "mode": "instance",
             "physicalType": {"coding": [{"system": _PHYSICAL, "code": code, "display": display}]},
         }
-        identifiers = [i for i in (_universal(components, n, x),) if i is not None]
+        universal = _universal(components, n, x) if x.sub in components[n - 1] else None
+        if universal is not None:
+            body["identifier"] = [universal]
         if position == len(valued):
             if description:
                 body["description"] = description
             if comprehensive is not None:
-                identifiers.append(comprehensive)
-        if identifiers:
-            body["identifier"] = identifiers
+                body.setdefault("identifier", []).append(comprehensive)
         if parent is not None:
             body["partOf"] = parent
         parent = x.add(
@@ -92,9 +92,10 @@ def _subcomponents(components: list[str], number: int, x: Ctx) -> list[str]:
 
 def _universal(components: list[str], number: int, x: Ctx) -> dict[str, Any] | None:
     """The identifier a level's HD-2 (universal id) gives, HD-3 its type
-    (IG HD[Identifier] value[2], type[2]); None without HD-2."""
+    (IG HD[Identifier] value[2], type[2]); None without HD-2. The caller
+    checks that the level (component `number`) has subcomponents."""
     hd = _subcomponents(components, number, x)
-    if len(hd) < 2 or not hd[1]:
+    if not hd[1]:
         return None
     kind = hd[2] if len(hd) > 2 else ""
     identifier: dict[str, Any] = {"value": hd[1]}
@@ -111,6 +112,8 @@ def _comprehensive(components: list[str], x: Ctx) -> dict[str, Any] | None:
     """PL.10, the comprehensive location identifier (EI): EI-1 the value, its
     system EI-3 (`urn:oid:` when EI-4 is `ISO`, the URI when `URI`), else
     EI-2's naming system; None without EI-1."""
+    if len(components) < 10:
+        return None
     ei = _subcomponents(components, 10, x)
     if not ei[0]:
         return None
