@@ -1,7 +1,8 @@
 """Data type fidelity against the IG's data type maps.
 
 - A CWE field with a vocabulary map (`{from: 16, vocab: MaritalStatus,
-  type: "CWE[CodeableConcept]"}`) keeps everything CWE[CodeableConcept]
+  type: "CWE[CodeableConcept]"}`), when CWE-3 names the vocabulary's table
+  or nothing (another system's code is left as sent), keeps everything CWE[CodeableConcept]
   keeps: the vocabulary's coding for CWE-1 when it lists the code (else the
   sender's coding, without the vocabulary's v2 table system), CWE-2 display,
   CWE-4..6 alternate coding, CWE-7 version and CWE-9 text; per repetition
@@ -69,6 +70,18 @@ def test_a_listed_marital_status_is_the_vocabularys_coding_plus_the_rest() -> No
 def test_an_unlisted_code_never_gets_the_vocabularys_table_system() -> None:
     # Q is no code of table 0002, whatever CWE-3 says.
     assert _pid16("Q^Other^HL70002^^^^2.6") == {"coding": [{"code": "Q", "display": "Other"}]}
+
+
+@pytest.mark.parametrize("table", ["", "HL70002", "0002", "hl7-0002"])
+def test_a_code_of_the_vocabularys_table_is_recoded(table: str) -> None:
+    assert _pid16(f"S^Single^{table}")["coding"][0]["system"] == V3_MARITAL
+
+
+@pytest.mark.parametrize("table", ["99LOCAL", "L", "HL70003"])
+def test_a_code_of_another_system_is_not_recoded_whatever_its_spelling(table: str) -> None:
+    # IG concept maps are keyed by code and table: a local S ("Separated")
+    # is not table 0002's S ("Never Married").
+    assert _pid16(f"S^Separated^{table}") == {"coding": [{"code": "S", "display": "Separated"}]}
 
 
 def test_text_only_marital_status_is_as_cwe_codeableconcept_makes_it() -> None:
@@ -144,7 +157,7 @@ def test_pv2_38_is_a_coding_with_the_senders_display() -> None:
 def test_the_memo_tells_vocabularies_apart() -> None:
     # The same CWE text in fields of two vocabularies, one after the other
     # and across messages: each field gets its own vocabulary's result.
-    nk1 = b"PID|1||P7^^^H^MR||Roe^Kim\rNK1|1|Roe^Lee|C^Contact^HL70063||||C^Contact^HL70063\r"
+    nk1 = b"PID|1||P7^^^H^MR||Roe^Kim\rNK1|1|Roe^Lee|C^Contact||||C^Contact\r"
     with _memo.memoising(True):
         first = _one(_bundle(nk1), "RelatedPerson")["relationship"]
         again = _one(_bundle(nk1), "RelatedPerson")["relationship"]

@@ -152,8 +152,9 @@ def whole_field(
 def recoded(comp: Compiler, base: str, name: str, vname: str, where: str) -> str:
     """`{vocab: V, type: T}`: the function of data type map T (`name`,
     generated as `base`) with vocabulary V (`vname`) applied
-    to its code, for a map declaring `recode: CodeableConcept` (its first
-    coding is component 1's: `VocabTable.recode_concept`) or `recode:
+    to its code (component 1) when component 3 names the vocabulary's
+    table or nothing, for a map declaring `recode: CodeableConcept` (its
+    first coding is component 1's: `VocabTable.recode_concept`) or `recode:
     Coding`. Pure when `base` is, and then memoised when `base` is, in a
     memo slot of its own: the vocabulary is part of what it computes."""
     kind = comp.datatype_specs[name].get("recode")
@@ -169,7 +170,9 @@ def recoded(comp: Compiler, base: str, name: str, vname: str, where: str) -> str
     body = [
         "c = p[0]",
         "c = '' if c == '\"\"' else (U(c) if E in c else c).strip()",
-        f"return {vocab}.{method}({base}(p, x), c)",
+        "s = p[2] if len(p) > 2 else ''",
+        "s = '' if s == '\"\"' else (U(s) if E in s else s).strip()",
+        f"return {vocab}.{method}({base}(p, x), c, s)",
     ]
     lines = [context_locals("\n".join(body)), *body]
     source = f"def {fname}(p, x):\n" + "".join(f"    {line}\n" for line in lines)

@@ -22,7 +22,7 @@ class VocabTable:
     CodeableConcept with text only); else None. Every call returns new objects.
     """
 
-    __slots__ = ("codes", "codings", "default", "v2")
+    __slots__ = ("codes", "codings", "default", "tables", "v2")
 
     def __init__(
         self,
@@ -35,6 +35,7 @@ class VocabTable:
         self.codings = codings
         self.default = default
         self.v2 = v2
+        self.tables = _table_names(v2)
 
     def code(self, text: str) -> str | None:
         found = self.codes.get(text)
@@ -53,16 +54,29 @@ class VocabTable:
             return dict(found)
         return {"code": " ".join(text.split())} if self.v2 else None
 
-    def recode_concept(self, concept: dict[str, Any] | None, code: str) -> dict[str, Any] | None:
+    def applies_to(self, system_name: str) -> bool:
+        """Whether a code sent with coding system name `system_name` (CWE-3,
+        stripped) is one of this vocabulary's v2 table: when CWE-3 is empty,
+        names that table (`HL70002`, `0002`, `HL7-0002`, its URI) or the
+        vocabulary maps no v2 table. The IG's concept maps are keyed by code
+        and table: a local code (`S^Separated^99LOCAL`) that happens to be
+        spelled like a table code is not that code."""
+        return not system_name or not self.tables or system_name.upper() in self.tables
+
+    def recode_concept(
+        self, concept: dict[str, Any] | None, code: str, system_name: str = ""
+    ) -> dict[str, Any] | None:
         """`concept`, what CWE[CodeableConcept] made of a CWE whose CWE-1 is
-        `code` (stripped), with its first coding (CWE-1..3 and 7) replaced by
-        this vocabulary's coding for `code` when it lists one (the IG's
-        "if mapped to FHIR, use code system and display"; CWE-2 is the
-        display when the vocabulary gives none). Everything else (the
-        alternate codings, `text`) is kept; an unlisted code keeps the
-        sender's coding as CWE[CodeableConcept] made it, but not under the
-        system of the v2 table this vocabulary maps (see `_unlisted`)."""
-        if not code or concept is None:
+        `code` (stripped) and CWE-3 `system_name`, with its first coding
+        (CWE-1..3 and 7) replaced by this vocabulary's coding for `code` when
+        it lists one and the code is of this vocabulary's table
+        (`applies_to`; the IG's "if mapped to FHIR, use code system and
+        display"; CWE-2 is the display when the vocabulary gives none).
+        Everything else (the alternate codings, `text`) is kept; an unlisted
+        code keeps the sender's coding as CWE[CodeableConcept] made it, but
+        not under the system of the v2 table this vocabulary maps (see
+        `_unlisted`); a code of another system is left as sent."""
+        if not code or concept is None or not self.applies_to(system_name):
             return concept
         codings = concept["coding"]
         found = self._listed(code)
@@ -72,11 +86,14 @@ class VocabTable:
         codings[0] = _mapped(found, codings[0])
         return concept
 
-    def recode_coding(self, coding: dict[str, Any] | None, code: str) -> dict[str, Any] | None:
-        """`coding`, what CWE[Coding] made of a CWE whose CWE-1 is `code`,
-        replaced by this vocabulary's coding for `code` when it lists one
-        (CWE-2 the display when the vocabulary gives none)."""
-        if not code or coding is None:
+    def recode_coding(
+        self, coding: dict[str, Any] | None, code: str, system_name: str = ""
+    ) -> dict[str, Any] | None:
+        """`coding`, what CWE[Coding] made of a CWE whose CWE-1 is `code` and
+        CWE-3 `system_name`, replaced by this vocabulary's coding for `code`
+        when it lists one and `applies_to` the code (CWE-2 the display when
+        the vocabulary gives none)."""
+        if not code or coding is None or not self.applies_to(system_name):
             return coding
         found = self._listed(code)
         if found is None:
@@ -97,6 +114,16 @@ class VocabTable:
         if found is not None:
             return {"coding": [dict(found)]}
         return {"text": text} if self.v2 else None
+
+
+def _table_names(v2: str | None) -> frozenset[str]:
+    """The names a CWE-3 gives the HL7 table whose FHIR code system is `v2`
+    (`http://terminology.hl7.org/CodeSystem/v2-0002`: HL70002, 0002,
+    HL7-0002, HL7_0002 and the URI), upper-cased; none without `v2`."""
+    if not v2:
+        return frozenset()
+    number = v2.rsplit("v2-", 1)[-1]
+    return frozenset({f"HL7{number}", number, f"HL7-{number}", f"HL7_{number}", v2.upper()})
 
 
 def _mapped(found: dict[str, str], sent: dict[str, Any]) -> dict[str, Any]:
