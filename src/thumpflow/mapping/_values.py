@@ -152,9 +152,21 @@ def instant(text: str, default_tz: str = "") -> str | None:
 
 def date_time_timed(text: str, default_tz: str = "") -> str | None:
     """DTM → FHIR `dateTime` only when it has a time of day (PID-7's birth
-    time extension, which the IG writes when PID-7 is longer than a date)."""
+    time extension, which the IG writes when PID-7 is longer than a date).
+    With a time it is also a FHIR `instant` (seconds and a zone always
+    written): `instant_timed`, the IG's TXA-6 "if time is included", where a
+    date alone is no midnight instant."""
     m = _parts(text)
     if m is None or m.group(4) is None:
+        return None
+    return date_time(text, default_tz)
+
+
+def date_time_minutes(text: str, default_tz: str = "") -> str | None:
+    """DTM → FHIR `dateTime` only when precise to the minute (a start to which
+    minutes can be added: the IG's PR1-5 "IF PR1-5.5 VALUED")."""
+    m = _parts(text)
+    if m is None or m.group(5) is None:
         return None
     return date_time(text, default_tz)
 
@@ -405,7 +417,9 @@ PRIMITIVES: dict[str, Converter] = {
     "date": date,
     "dateTime": date_time,
     "dateTime_timed": date_time_timed,
+    "dateTime_minutes": date_time_minutes,
     "instant": instant,
+    "instant_timed": date_time_timed,
     "time": time,
     "base64": base64_data,
     "text_base64": text_as_base64,

@@ -1,0 +1,291 @@
+"""Coded and dated fields against the IG rows that name their vocabulary or condition.
+
+- IAM-5 is CWE[CodeableConcept] (IG IAM row 15), not AL1-5's ST.
+- RXR[Immunization]: route RouteOfAdministration, site BodyParts (rows 3, 4),
+  as RXR[MedicationRequest].
+- SPM-4/6/7/24 and OBR-15 (SPS.1/2/4/6): SpecimenType, Additive/Preservative,
+  SpecimenCollectionMethod, BodySite, SpecimenCondition.
+- OBX-10: NatureOfAbnormalTesting (OBX row 41); OBX-21 typed FILL (rows 61-62).
+- ROL-3 of the general practitioner: PractitionerRole.code through
+  ProviderRole (ROL[Patient-GeneralPractitioner] row 5); a visit role keeps
+  its code, its participant type is recoded (ROL[Encounter-PractitionerRole] row 6).
+- TQ1-3 CWE-3 HL70335 is the v2-0335 system.
+- TXA-6 is the date only when it has a time (TXA row 9).
+- PR1-5 with PR1-7: a period only when PR1-5 has minutes (PR1 rows 8-12).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.mappings.single import observation_of, resource_of
+from thumpflow.mapping import convert
+
+_MSH = "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101120000+0000||{}|MSG1|P|2.5.1\r"
+_PID = "PID|1||12345^^^HOSP^MR||Doe^John||19800101|M"
+_V2 = "http://terminology.hl7.org/CodeSystem/v2-"
+
+
+def _message(kind: str, *segments: str) -> bytes:
+    """MSH, an EVN when the first of `segments` is one, PID, then the rest."""
+    evn = [s for s in segments[:1] if s.startswith("EVN")]
+    rest = segments[len(evn) :]
+    return (_MSH.format(kind) + "".join(s + "\r" for s in [*evn, _PID, *rest])).encode()
+
+
+def _obx(**fields: str) -> str:
+    """OBX-2 onwards of a final NM result, `fields` by number (`f10="A"`)."""
+    values = {2: "NM", 3: "2093-3^Cholesterol^LN", 5: "180", 11: "F"}
+    values.update({int(k[1:]): v for k, v in fields.items()})
+    return "|".join(values.get(n, "") for n in range(2, max(values) + 1))
+
+
+def _coding(concept: dict[str, Any]) -> dict[str, Any]:
+    (coding,) = concept["coding"]
+    result: dict[str, Any] = coding
+    return result
+
+
+def test_iam5_reaction_is_a_coded_concept() -> None:
+    allergy = resource_of(
+        _message(
+            "ADT^A60^ADT_A60",
+            "EVN||20240101120000",
+            "IAM|1|DA^Drug allergy^HL70127|70618^Penicillin^RXNORM"
+            "||39579001^Anaphylaxis^SCT|A|ALG1^EHR",
+        ),
+        "AllergyIntolerance",
+    )
+    assert allergy["reaction"][0]["manifestation"] == [
+        {
+            "coding": [
+                {"system": "http://snomed.info/sct", "code": "39579001", "display": "Anaphylaxis"}
+            ]
+        }
+    ]
+
+
+def _immunization(rxr: str) -> dict[str, Any]:
+    return resource_of(
+        _message(
+            "VXU^V04^VXU_V04",
+            "ORC|RE|PL1^EHR|FL1^IIS",
+            "RXA|0|1|20240101||08^HepB^CVX|0.5|mL^mL^UCUM|||||||||||||CP",
+            rxr,
+        ),
+        "Immunization",
+    )
+
+
+def test_immunization_route_and_site_go_through_the_igs_vocabularies() -> None:
+    immunization = _immunization("RXR|SC^Subcutaneous^HL70162|DELT^Deltoid^HL70550")
+    assert _coding(immunization["route"]) == {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration",
+        "code": "SQ",
+        "display": "Injection, subcutaneous",
+    }
+    assert _coding(immunization["site"]) == {
+        "system": f"{_V2}0550",
+        "code": "DELT",
+        "display": "Deltoid",
+    }
+    # A table 0163 site, which BodyParts does not list, stays as sent.
+    left_arm = _immunization("RXR|IM^Intramuscular^HL70162|LA^Left Arm^HL70163")["site"]
+    assert _coding(left_arm) == {"system": f"{_V2}0163", "code": "LA", "display": "Left Arm"}
+
+
+def test_medication_request_site_goes_through_body_parts() -> None:
+    order = resource_of(
+        _message(
+            "RDE^O11^RDE_O11",
+            "ORC|NW|PL1^EHR",
+            "RXE|1^^^20240101|311671^Metformin^RXNORM|500||mg^mg^UCUM",
+            "RXR|PO^Oral^HL70162|ADB^Abdomen",
+        ),
+        "MedicationRequest",
+    )
+    site = order["dosageInstruction"][0]["site"]
+    assert _coding(site) == {"system": f"{_V2}0550", "code": "ADB", "display": "Abdomen"}
+
+
+def test_spm_coded_fields_go_through_the_specimen_vocabularies() -> None:
+    spm = (
+        "SPM|1|SPL1&EHR^SPF1&LAB||BLD^Whole blood||HEPL^Lithium heparin|BIO^Biopsy"
+        "||||||||||20240101090000|||||||HEM^Hemolyzed"
+    )
+    specimen = resource_of(
+        _message(
+            "ORU^R01^ORU_R01",
+            "OBR|1|PL1^EHR|FL1^LAB|600-7^Blood culture^LN|||20240101100000",
+            "OBX|1|ST|600-7^Blood culture^LN||No growth||||||F",
+            spm,
+        ),
+        "Specimen",
+    )
+    assert _coding(specimen["type"]) == {
+        "system": f"{_V2}0487",
+        "code": "BLD",
+        "display": "Whole blood",
+    }
+    assert _coding(specimen["container"][0]["additiveCodeableConcept"]) == {
+        "system": f"{_V2}0371",
+        "code": "HEPL",
+        "display": "Lithium/Li  Heparin",
+    }
+    assert _coding(specimen["collection"]["method"]) == {
+        "system": "http://snomed.info/sct",
+        "code": "129314006",
+        "display": "Biopsy - action",
+    }
+    (condition,) = specimen["condition"]
+    assert _coding(condition) == {"system": f"{_V2}0493", "code": "HEM", "display": "Hemolyzed"}
+
+
+def test_obr15_specimen_source_goes_through_the_specimen_vocabularies() -> None:
+    obr = (
+        "OBR|1|PL2^EHR|FL2^LAB|600-7^Blood culture^LN|||20240101100000"
+        "||||||||BLD&Whole blood^HEPA^^BE^^CLOT||||||||||F"
+    )
+    specimen = resource_of(
+        _message("ORU^R01^ORU_R01", obr, "OBX|1|ST|600-7^Blood culture^LN||No growth||||||F"),
+        "Specimen",
+    )
+    assert _coding(specimen["type"])["system"] == f"{_V2}0487"
+    assert _coding(specimen["container"][0]["additiveCodeableConcept"]) == {
+        "system": f"{_V2}0371",
+        "code": "HEPA",
+        "display": "Ammonium heparin",
+    }
+    assert _coding(specimen["collection"]["bodySite"]) == {
+        "system": f"{_V2}0163",
+        "code": "BE",
+        "display": "Bilateral Ears",
+    }
+    (condition,) = specimen["condition"]
+    assert _coding(condition) == {"system": f"{_V2}0493", "code": "CLOT", "display": "Clotted"}
+
+
+def test_obx10_goes_through_nature_of_abnormal_testing() -> None:
+    observation = observation_of(_obx(f10="A"))
+    (extension,) = observation["extension"]
+    assert extension["url"] == (
+        "http://hl7.org/fhir/StructureDefinition/observation-nature-of-abnormal-test"
+    )
+    assert _coding(extension["valueCodeableConcept"]) == {
+        "system": f"{_V2}0080",
+        "code": "A",
+        "display": "An age-based population",
+    }
+
+
+def test_obx21_is_a_filler_identifier() -> None:
+    observation = observation_of(_obx(f21="OBS1^LAB"))
+    (identifier,) = observation["identifier"]
+    assert identifier["value"] == "OBS1"
+    assert _coding(identifier["type"]) == {
+        "system": f"{_V2}0203",
+        "code": "FILL",
+        "display": "Filler Identifier",
+    }
+
+
+def _adt_with_roles() -> bytes:
+    return _message(
+        "ADT^A01^ADT_A01",
+        "EVN||20240101120000",
+        "ROL|R1^EHR|AD|PP^Primary Care Provider^HL70443|999^Jones^Tom",
+        "PV1|1|I|||||||||||||||||V1^^^HOSP^VN",
+        "ROL|R2^EHR|AD|CP^Consulting Provider^HL70443|888^Stone^Ray",
+    )
+
+
+def test_general_practitioner_rol3_goes_through_provider_role() -> None:
+    entries = convert(_adt_with_roles(), bundle_type="collection")["entry"]
+    by_url = {e["fullUrl"]: e["resource"] for e in entries}
+    (patient,) = [r for r in by_url.values() if r["resourceType"] == "Patient"]
+    (gp,) = [by_url[r["reference"]] for r in patient["generalPractitioner"]]
+    assert gp["code"] == [
+        {
+            "coding": [
+                {
+                    "system": "http://snomed.info/sct",
+                    "code": "446050000",
+                    "display": "PCP - Primary care physician",
+                }
+            ]
+        }
+    ]
+    # A visit role: the IG recodes ROL-3 as the participant's type only.
+    (encounter,) = [r for r in by_url.values() if r["resourceType"] == "Encounter"]
+    (participant,) = encounter["participant"]
+    assert _coding(participant["type"][0])["code"] == "CON"
+    consultant = by_url[participant["individual"]["reference"]]
+    assert _coding(consultant["code"][0]) == {
+        "system": f"{_V2}0443",
+        "code": "CP",
+        "display": "Consulting Provider",
+    }
+
+
+def test_tq1_repeat_pattern_keeps_table_0335() -> None:
+    order = resource_of(
+        _message(
+            "ORM^O01^ORM_O01",
+            "ORC|NW|PL1^EHR",
+            "OBR|1|PL1^EHR||2345-7^Glucose^LN",
+            "TQ1|1||Q6H&every 6 hours&HL70335|||||||||||4",
+        ),
+        "ServiceRequest",
+    )
+    assert _coding(order["occurrenceTiming"]["code"]) == {
+        "system": f"{_V2}0335",
+        "code": "Q6H",
+        "display": "every 6 hours",
+    }
+
+
+def _document(txa6: str, txa4: str = "") -> dict[str, Any]:
+    return resource_of(
+        _message(
+            "MDM^T02^MDM_T02",
+            "EVN|T02|20240101120000",
+            "PV1|1|O|||||||||||||||||V1^^^HOSP^VN",
+            f"TXA|1|DS^Discharge summary|TX|{txa4}||{txa6}||||||DOC1^EHR|||||AU",
+            "OBX|1|TX|DS^Discharge^L||line1||||||F",
+        ),
+        "DocumentReference",
+    )
+
+
+def test_txa6_is_the_date_only_with_a_time() -> None:
+    assert _document("202401011030")["date"] == "2024-01-01T10:30:00Z"
+    assert "date" not in _document("20240101")
+    # TXA-4 stands in for an absent TXA-6 only, and also needs a time.
+    assert "date" not in _document("20240101", txa4="202401020800")
+    assert _document("", txa4="202401020800")["date"] == "2024-01-02T08:00:00Z"
+    assert "date" not in _document("", txa4="20240102")
+
+
+def _procedure(pr1_5: str, pr1_7: str) -> dict[str, Any]:
+    return resource_of(
+        _message(
+            "ADT^A01^ADT_A01",
+            "EVN||20240101120000",
+            "PV1|1|I|||||||||||||||||V1^^^HOSP^VN",
+            f"PR1|1||0JH^Insert^I10P||{pr1_5}||{pr1_7}",
+        ),
+        "Procedure",
+    )
+
+
+def test_pr1_minutes_make_a_period_only_from_a_time_to_the_minute() -> None:
+    dated = _procedure("20240101", "30")
+    assert dated["performedDateTime"] == "2024-01-01"
+    assert "performedPeriod" not in dated
+    hourly = _procedure("2024010110", "30")
+    assert hourly["performedDateTime"] == "2024-01-01T10:00:00Z"
+    assert _procedure("202401011000", "30")["performedPeriod"] == {
+        "start": "2024-01-01T10:00:00Z",
+        "end": "2024-01-01T10:30:00Z",
+    }
+    assert _procedure("202401011000", "")["performedDateTime"] == "2024-01-01T10:00:00Z"
