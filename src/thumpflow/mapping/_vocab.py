@@ -30,12 +30,13 @@ class VocabTable:
         codings: dict[str, dict[str, str]],
         default: str | None,
         v2: str | None,
+        older: tuple[str, ...] = (),
     ) -> None:
         self.codes = codes
         self.codings = codings
         self.default = default
         self.v2 = v2
-        self.tables = _table_names(v2)
+        self.tables = _table_names(v2) | {name.upper() for name in older}
 
     def code(self, text: str) -> str | None:
         found = self.codes.get(text)
@@ -137,7 +138,8 @@ def _mapped(found: dict[str, str], sent: dict[str, Any]) -> dict[str, Any]:
 
 def compile_vocab(name: str, spec: Any) -> VocabTable:
     """The vocabulary map `name`: `map` (code → code or [code, display, system]),
-    optional `system`, `v2` and `default`."""
+    optional `system`, `v2`, `default` and `older` (names of tables the v2
+    table replaced, whose codes it kept: SpecimenType's 0487 for 0070)."""
     where = f"vocabulary {name}"
     if not isinstance(spec, dict) or "map" not in spec:
         raise MapError(f"{where}: needs a `map`")
@@ -160,4 +162,13 @@ def compile_vocab(name: str, spec: Any) -> VocabTable:
         codes[str(v2code)] = code
         codings[str(v2code)] = coding
     default = spec.get("default")
-    return VocabTable(codes, codings, default if isinstance(default, str) else None, spec.get("v2"))
+    older = spec.get("older") or []
+    if not isinstance(older, list) or not all(isinstance(o, str) for o in older):
+        raise MapError(f"{where}: `older` is a list of table names")
+    return VocabTable(
+        codes,
+        codings,
+        default if isinstance(default, str) else None,
+        spec.get("v2"),
+        tuple(older),
+    )
