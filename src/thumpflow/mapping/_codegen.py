@@ -265,9 +265,10 @@ class GeneratedFunction:
 
     def condition(self, spec: Any, out: str) -> str:
         """A Python expression for a `when` condition: `valued`, `not_valued`,
-        `equals`, `in`, `not_in` (on an element's unescaped first repetition;
-        `$`-paths on the message), `set`, `unset` (on the output, a path such as
-        `identifier[1].value`), `all`, `any`, `not`."""
+        `equals`, `in`, `not_in`, `same` (two elements' texts are equal) (on an
+        element's unescaped first repetition; `$`-paths on the message), `set`,
+        `unset` (on the output, a path such as `identifier[1].value`), `all`,
+        `any`, `not`."""
         if not isinstance(spec, dict) or len(spec) != 1:
             raise MapError(f"{self.where}: a condition is a mapping with one key, got {spec!r}")
         ((op, arg),) = spec.items()
@@ -291,6 +292,10 @@ class GeneratedFunction:
         if op in ("valued", "not_valued"):
             local = self.text(str(arg))
             return local if op == "valued" else f"(not {local})"
+        if op == "same":
+            if not isinstance(arg, list) or len(arg) != 2:
+                raise MapError(f"{self.where}: same takes [path, path]")
+            return f"({self.text(str(arg[0]))} == {self.text(str(arg[1]))})"
         if op in ("equals", "in", "not_in"):
             if not isinstance(arg, list) or len(arg) != 2:
                 raise MapError(f"{self.where}: {op} takes [path, value(s)]")

@@ -219,6 +219,13 @@ def decimal(text: str, default_tz: str = "") -> int | FhirDecimal | None:
     return FhirDecimal(f"{sign}{digits}{dot}{fraction}")
 
 
+def decimal_positive(text: str, default_tz: str = "") -> int | FhirDecimal | None:
+    """NM → FHIR `decimal`, only when above zero (the IG's
+    NM[Quantity-LengthOfStay]: "If positive"); else None."""
+    value = decimal(text)
+    return value if value is not None and float(value) > 0 else None
+
+
 def integer(text: str, default_tz: str = "") -> int | None:
     """NM/SI → FHIR `integer` (None outside FHIR's 32-bit range)."""
     text = text.strip()
@@ -410,6 +417,7 @@ PRIMITIVES: dict[str, Converter] = {
     "xhtml": narrative,
     "text": code,
     "decimal": decimal,
+    "decimal_positive": decimal_positive,
     "integer": integer,
     "positiveInt": positive_int,
     "unsignedInt": unsigned_int,
