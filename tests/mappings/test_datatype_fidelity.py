@@ -327,3 +327,30 @@ def test_pl10_is_the_most_specific_levels_identifier() -> None:
         {"system": "urn:oid:2.16.840.1.113883.19.5", "value": "LOC77"}
     ]
     assert "identifier" not in found["101"]
+
+
+_UUID = "8d1c2f0e-3a4b-4c5d-9e6f-708192a3b4c5"
+
+
+@pytest.mark.parametrize(
+    ("authority", "system"),
+    [
+        ("&2.16.840.1.113883.4.7&ISO", "urn:oid:2.16.840.1.113883.4.7"),
+        ("CLIA&2.16.840.1.113883.4.7&ISO", "urn:oid:2.16.840.1.113883.4.7"),
+        (f"&{_UUID}&UUID", f"urn:uuid:{_UUID}"),
+        ("CLIA", "http://thumpflow.invalid/naming-system/CLIA"),
+    ],
+)
+def test_an_xon_identifiers_system_is_its_authoritys_universal_id(
+    authority: str, system: str
+) -> None:
+    """IG XON[Organization] XON.6 "if system" through HD[uri], as CX-4:
+    `urn:oid:` for an ISO OID, `urn:uuid:` for a UUID, else the namespace."""
+    obx = "NM|2093-3^Chol^LN||180||||||F" + "|" * 12 + f"Main Lab^^^^^{authority}^XX^^^05D1234567"
+    (performer,) = observation_of(obx)["performer"]
+    message = (f"PID|1||P1^^^H^MR||Doe^Jo\rOBR|1||F1|C^Chem^L\rOBX|1|{obx}\r").encode()
+    msh = b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\r"
+    labs = [o for o in _all(_bundle(message, msh), "Organization") if o.get("name") == "Main Lab"]
+    assert [o["identifier"][0]["system"] for o in labs] == [system]
+    assert labs[0]["identifier"][0]["value"] == "05D1234567"
+    assert performer["reference"] == f"urn:uuid:{labs[0]['id']}"

@@ -148,6 +148,7 @@ class _Interpreter:
         self, run: _Run, rules: tuple[Rule, ...], segs: list[int], scope: _Scope, pending: list[Any]
     ) -> None:
         ids_of = run.ids_of
+        run.scope = segs
         at = segment_positions([ids_of[i] for i in segs])
         for rule in rules:
             if rule.group is not None:
@@ -160,6 +161,7 @@ class _Interpreter:
                 for instance in instances:
                     inner_scope = _Scope(scope)
                     self.rules(run, inner, instance, inner_scope, pending)
+                    run.scope = segs
                     for name, outer in rule.exports:
                         found = inner_scope.names.get(name, [])
                         scope.names.setdefault(outer, []).extend(found)

@@ -18,7 +18,7 @@ from thumpflow.mapping._support import MapError
 
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)(?:\[(\d*)\])?")
 COLLECT = re.compile(r"([A-Z][A-Z0-9]{2})-(\d+)")
-_MESSAGE_PATH = re.compile(r"\$[A-Z][A-Z0-9]{2}-\d+(?:\.\d+){0,2}")
+_MESSAGE_PATH = re.compile(r"[$@][A-Z][A-Z0-9]{2}-\d+(?:\.\d+){0,2}")
 
 Step = tuple[str, int | None]
 
@@ -221,12 +221,15 @@ class GeneratedFunction:
         return name
 
     def text(self, path: str) -> str:
-        """A local holding the unescaped, stripped text at `path` (`$` paths read the message)."""
-        if path.startswith("$"):
+        """A local holding the unescaped, stripped text at `path` (`$` paths
+        read the message, `@` paths the first such segment of the rule's
+        scope: its group instance, else the message)."""
+        if path[:1] in ("$", "@"):
             if _MESSAGE_PATH.fullmatch(path) is None:
                 raise MapError(f"{self.where}: malformed message path {path!r}")
-            name = "m_" + re.sub(r"\W", "_", path[1:])
-            return self.head(name, f"x.mget({path[1:]!r})")
+            scoped = path[0] == "@"
+            name = ("g_" if scoped else "m_") + re.sub(r"\W", "_", path[1:])
+            return self.head(name, f"x.{'sget' if scoped else 'mget'}({path[1:]!r})")
         idx = self.index(path)
         raw = self.raw(idx)
         name = "t" + raw[1:]

@@ -132,6 +132,10 @@ class _Run:
             self.add_datatype_resource,
         )
         self.ctx.tz = timezone_of(self.message_get("MSH-7")) or default_zone()
+        # The segments (indexes) of the scope the program applies rules in:
+        # a group instance's, else the message's (set by the program).
+        self.scope: range | list[int] = range(len(self.ids_of))
+        self.ctx.sget = self.scope_get
         self.ctx.memo = memo_for(context_key(d, enc, self.ctx.tz))
 
     @cached_property
@@ -143,7 +147,7 @@ class _Run:
         """Break the run ↔ context reference cycle, so the run and everything
         it built are freed by reference counting, without waiting for (and
         promoting garbage into the older generations of) the cyclic GC."""
-        self.ctx.mget = self.ctx.add = _closed
+        self.ctx.mget = self.ctx.add = self.ctx.sget = _closed
 
     def message_get(self, path: str) -> str:
         """The unescaped, stripped text at a message path; `*SEG-F` joins every
@@ -174,6 +178,20 @@ class _Run:
                 cached = (ctx.unescape(raw) if ctx.esc in raw else raw).strip()
             self.texts[path] = cached
         return cached
+
+    def scope_get(self, path: str) -> str:
+        """The unescaped, stripped text at `SEG-F[.C[.S]]` of the first such
+        segment of the scope the rules are applied in (`scope`: an `@` path
+        of a map, the group's ORC seen from its OBR); HL7 `""` is empty."""
+        sid, _, field, rep, comp, sub = compile_path(path)
+        ids_of = self.ids_of
+        for i in self.scope:
+            if ids_of[i] == sid:
+                raw = element(self.fields[i], self.delimiters, field, rep, comp, sub)
+                ctx = self.ctx
+                text = (ctx.unescape(raw) if ctx.esc in raw else raw).strip()
+                return "" if text == '""' else text
+        return ""
 
     def register(  # noqa: PLR0917
         self,

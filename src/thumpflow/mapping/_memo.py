@@ -58,7 +58,7 @@ recall = orjson.loads
 
 # What makes a generated data type function impure: building a resource,
 # reading the message, a hook; and the data type functions it calls.
-_IMPURE = re.compile(r"\bx\.(?:add|refs|mget)\b|\bH_")
+_IMPURE = re.compile(r"\bx\.(?:add|refs|mget|sget)\b|\bH_")
 _CALLED = re.compile(r"\b(dt_\w+)\(")
 
 

@@ -88,7 +88,7 @@ class _ProgramWriter:
         self.line(1, "x = run.ctx")
         self.line(1, "register = run.register")
         self.line(1, "pending = []")
-        self.line(1, "S0 = range(len(ids_of))")
+        self.line(1, "S0 = run.scope = range(len(ids_of))")
         for name in sorted(root):
             self.line(1, f"{_local(0, name)} = []")
         for rule in rules:
@@ -186,15 +186,16 @@ class _ProgramWriter:
         if rule.required:
             self.line(ind, f"if not I: run.missing({self.structure!r}, {starts[0]!r})")
         self.line(ind, f"for S{d} in I:")
-        ind += 1
-        self.line(ind, f"A{d} = _segment_positions(list(map(ids_of.__getitem__, S{d})))")
+        self.line(ind + 1, f"run.scope = S{d}")
+        self.line(ind + 1, f"A{d} = _segment_positions(list(map(ids_of.__getitem__, S{d})))")
         names = rule_names(inner)
         for name in sorted(names):
-            self.line(ind, f"{_local(d, name)} = []")
+            self.line(ind + 1, f"{_local(d, name)} = []")
         for r in inner:
-            self.rule(r, [*frames, names], ind)
+            self.rule(r, [*frames, names], ind + 1)
         for name, outer in rule.exports:
-            self.line(ind, f"{_local(d - 1, outer)}.extend({_local(d, name)})")
+            self.line(ind + 1, f"{_local(d - 1, outer)}.extend({_local(d, name)})")
+        self.line(ind, f"run.scope = S{d - 1}")
 
     def into(self, rule: Rule, frames: list[frozenset[str]], ind: int) -> None:
         assert rule.into is not None and rule.fill is not None

@@ -28,9 +28,22 @@ class Ctx:
     (data type function, element text), so an element met again in the
     message is not built again (the result would be the same resource);
     `memo`: the results of pure data type maps kept across messages of the
-    same context (see `_memo`)."""
+    same context (see `_memo`); `sget`: reads in the scope the rule being
+    applied runs in (its group instance, else the message; `_Run.scope_get`)."""
 
-    __slots__ = ("add", "comp", "esc", "memo", "mget", "refs", "rep", "sub", "tz", "unescape")
+    __slots__ = (
+        "add",
+        "comp",
+        "esc",
+        "memo",
+        "mget",
+        "refs",
+        "rep",
+        "sget",
+        "sub",
+        "tz",
+        "unescape",
+    )
 
     def __init__(  # noqa: PLR0917
         self,
@@ -53,6 +66,7 @@ class Ctx:
         self.add = add
         self.refs: dict[tuple[str, str], dict[str, Any] | None] = {}
         self.memo: dict[tuple[int, str], bytes] = {}
+        self.sget = mget
 
 
 Parts = list[str]

@@ -1,0 +1,72 @@
+"""OBX-5 SN values and the OBX performer against the IG's OBX[Observation].
+
+- SN (OBX-5 rows 19-24, OBX-6 rows 32-36): ":" or "/" a Ratio whose
+  numerator and denominator both carry the OBX-6 units, "-" a Range, no
+  separator a Quantity; comparator "<>", suffix "+" and a ratio or range
+  that cannot be valid (rat-1, rng-2) the text "5.1 5.2 5.3 5.4 OBX-6".
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.mappings.single import observation_of
+from thumpflow.fhir import validate
+from thumpflow.mapping import convert, to_json
+
+_UCUM = "http://unitsofmeasure.org"
+
+
+def _valid(obx: str) -> None:
+    message = (
+        "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        f"OBR|1||F1|C^Chem^L\rOBX|1|{obx}\r"
+    ).encode()
+    bundle = json.loads(to_json(convert(message, bundle_type="collection")))
+    assert [i for i in validate(bundle) if i.severity == "error"] == []
+
+
+@pytest.mark.parametrize(
+    ("sn", "units", "text"),
+    [
+        ("^1^+^2", "mg/dL^^UCUM", "1 + 2 mg/dL"),
+        ("^1^+", "", "1 +"),
+        ("<>^10^-^20", "mg/dL^^UCUM", "<> 10 - 20 mg/dL"),
+        ("<>^10", "", "<> 10"),
+        ("^20^-^10", "mg/dL^^UCUM", "20 - 10 mg/dL"),
+        ("^1^:^x", "", "1 : x"),
+    ],
+)
+def test_an_sn_that_is_no_quantity_ratio_or_range_is_its_text(
+    sn: str, units: str, text: str
+) -> None:
+    obx = f"SN|2887-8^Urine protein^LN||{sn}|{units}|||||F"
+    observation = observation_of(obx)
+    assert observation["valueString"] == text
+    assert not {"valueRange", "valueRatio", "valueQuantity"} & observation.keys()
+    _valid(obx)
+
+
+def test_an_sn_ratio_has_the_units_on_both_numbers() -> None:
+    obx = "SN|5048-4^ANA titer^LN||^1^:^40|{titer}^^UCUM|||||F"
+    titer = {"unit": "{titer}", "code": "{titer}", "system": _UCUM}
+    assert observation_of(obx)["valueRatio"] == {
+        "numerator": {"value": 1, **titer},
+        "denominator": {"value": 40, **titer},
+    }
+    _valid(obx)
+
+
+def test_an_sn_range_and_quantity_are_unchanged() -> None:
+    mg = {"unit": "mg/dL", "code": "mg/dL", "system": _UCUM}
+    assert observation_of("SN|2093-3^Chol^LN||^100^-^200|mg/dL^^UCUM|||||F")["valueRange"] == {
+        "low": {"value": 100, **mg},
+        "high": {"value": 200, **mg},
+    }
+    assert observation_of("SN|2093-3^Chol^LN||>^60|mg/dL^^UCUM|||||F")["valueQuantity"] == {
+        "value": 60,
+        "comparator": ">",
+        **mg,
+    }
