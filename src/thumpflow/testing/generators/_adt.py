@@ -173,6 +173,7 @@ def _adt(
             _c("", "WPN", "PH", "", "1", "800", "5550100"),
             f"GRP{rng.randrange(10**6):06d}",
             "",
+            "",
             _c(p.employer),
             "",
             "",
