@@ -229,18 +229,18 @@ class _Run:
         bare value matches that value in every system, so it could update
         another patient's record; the update is by the id it gives instead."""
         built = self.built
+        alike: tuple[str, str] | None = None
         if rid in built:
             existing = built[rid]
             if seg >= 0 and existing.seg == seg:
                 return existing
             if found is not None:
                 return existing if seg < 0 else _alias(existing, seg, anchor)
-            first = rid
             if complete:
-                if first in self.complete:
-                    self.alike.setdefault((first, _content(existing.resource)), existing)
-                content = _content(resource)
-                same = self.alike.get((first, content))
+                if rid in self.complete:
+                    self.alike.setdefault((rid, _content(existing.resource)), existing)
+                alike = (rid, _content(resource))
+                same = self.alike.get(alike)
                 if same is not None:
                     return _alias(same, seg, anchor)
             # The n-th resource with this basis is `#n`; counting on from the last
@@ -250,24 +250,8 @@ class _Run:
                 n += 1
                 rid = deterministic_id(rtype, *basis, f"#{n}")
             self.repeats[(rtype, basis)] = n
-            if complete:
-                b = self._new(rtype, resource, found, rid, seg, anchor)
-                self.alike[(first, content)] = b
-                return b
-        if complete:
+        elif complete:
             self.complete.add(rid)
-        return self._new(rtype, resource, found, rid, seg, anchor)
-
-    def _new(  # noqa: PLR0917
-        self,
-        rtype: str,
-        resource: dict[str, Any],
-        found: tuple[str, str] | None,
-        rid: str,
-        seg: int,
-        anchor: int,
-    ) -> Built:
-        """Add `resource` to the Bundle under the free id `rid` (see `register`)."""
         full = "urn:uuid:" + rid
         if found is not None and self.transaction and found[0]:
             system, value = found
@@ -288,9 +272,11 @@ class _Run:
         b.entry = entry
         b.seg = seg
         b.anchor = anchor
-        self.built[rid] = b
+        built[rid] = b
         self.order.append(b)
         self.entries.append(entry)
+        if alike is not None:
+            self.alike[alike] = b
         return b
 
     def add_datatype_resource(
