@@ -70,3 +70,15 @@ def test_an_sn_range_and_quantity_are_unchanged() -> None:
         "comparator": ">",
         **mg,
     }
+
+
+@pytest.mark.parametrize(
+    ("obx11", "status"),
+    [("S", "preliminary"), ("B", "amended"), ("I", "registered"), ("R", "preliminary")],
+)
+def test_result_statuses_the_ig_leaves_open_map_to_the_nearest_fhir_status(
+    obx11: str, status: str
+) -> None:
+    # Table 0085: S partial results, B appended report (final, information
+    # added); FHIR registered means no result yet.
+    assert observation_of(f"NM|1-1^A^LN||5||||||{obx11}")["status"] == status
