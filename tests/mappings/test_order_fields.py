@@ -181,3 +181,15 @@ def test_an_oul_ed_result_is_the_reports_presented_form_as_in_oru(head: str) -> 
     (report,) = _all(bundle, "DiagnosticReport")
     assert report["presentedForm"] == [{"contentType": "image/jpeg", "data": "QUJD"}]
     assert len(report["result"]) == 1
+
+
+def test_obr7_is_the_occurrence_only_of_an_order_without_timing_of_its_own() -> None:
+    # OBR-7 has no IG row on ServiceRequest (thumpflow's fallback); the TQ1,
+    # ORC-7 or OBR-27 timing the IG maps wins over it.
+    tq1 = _ORM.replace("2.4", "2.6") + "ORC|NW|P100|F100||SC\rTQ1|1||Q1H^Every hour^HL70335\r"
+    obr = "OBR|1|P100|F100|24725-4^CT Head^LN|||20211105083000+0200\r"
+    (order,) = _all(_bundle(tq1 + obr), "ServiceRequest")
+    assert "occurrenceDateTime" not in order
+    assert order["occurrenceTiming"]["code"]["coding"][0]["code"] == "Q1H"
+    (plain,) = _all(_bundle(_ORM + "ORC|NW|P100|F100||SC\r" + obr), "ServiceRequest")
+    assert plain["occurrenceDateTime"] == "2021-11-05T08:30:00+02:00"
