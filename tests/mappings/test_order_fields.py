@@ -193,3 +193,19 @@ def test_obr7_is_the_occurrence_only_of_an_order_without_timing_of_its_own() -> 
     assert order["occurrenceTiming"]["code"]["coding"][0]["code"] == "Q1H"
     (plain,) = _all(_bundle(_ORM + "ORC|NW|P100|F100||SC\r" + obr), "ServiceRequest")
     assert plain["occurrenceDateTime"] == "2021-11-05T08:30:00+02:00"
+
+
+def test_an_oml_order_refers_to_its_own_specimens_only() -> None:
+    # IG OML_O21 row 6.4.8.1: the specimens of an order are the SPMs inside it.
+    message = (
+        "MSH|^~\\&|S|F|R|R|20240101120000-0500||OML^O21^OML_O21|G1|P|2.5\r"
+        "PID|1||MRN1^^^HOSP^MR||One^John\rORC|NW|PL1^EHR\rOBR|1|PL1^EHR||24323-8^CMP^LN\r"
+        "ORC|NW|PL2^EHR\rOBR|2|PL2^EHR||5767-9^UA^LN\rSPM|1|SP2&EHR||UR^Urine^HL70487\r"
+    )
+    bundle = json.loads(to_json(convert(message.encode(), bundle_type="collection")))
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    panel, urine = _all(bundle, "ServiceRequest")
+    assert "specimen" not in panel
+    (specimen,) = [by_url[r["reference"]] for r in urine["specimen"]]
+    assert specimen["type"]["coding"][0]["code"] == "UR"
+    assert by_url[specimen["subject"]["reference"]]["resourceType"] == "Patient"
