@@ -267,3 +267,18 @@ def test_one_device_after_two_observations_is_each_ones_device() -> None:
     first, second = _of_type(resources, "Observation")
     # The same identifier twice is one Device (IG PRT[Device]); both OBX name it.
     assert first["device"] == second["device"] == {"reference": urls[device["id"]]}
+
+
+def test_obr10_is_the_collector_of_the_specimen_an_spm_describes() -> None:
+    # IG OBR[Specimen] row 10: SPM has no collector field; OBR-10 names it.
+    message = (
+        "MSH|^~\\&|L|H|R|R|20240102||ORU^R01|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        "OBR|1||F1|X^Panel^L||||||^Collect^John\rOBX|1|NM|1-1^A^LN||1||||||F\r"
+        "SPM|1|SP1||BLD^Blood^HL70487\r"
+    )
+    bundle = convert(message.encode(), bundle_type="collection")
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    resources = list(by_url.values())
+    (specimen,) = _of_type(resources, "Specimen")
+    collector = by_url[specimen["collection"]["collector"]["reference"]]
+    assert collector["name"] == [{"family": "Collect", "given": ["John"]}]
