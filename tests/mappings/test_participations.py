@@ -282,3 +282,27 @@ def test_obr10_is_the_collector_of_the_specimen_an_spm_describes() -> None:
     (specimen,) = _of_type(resources, "Specimen")
     collector = by_url[specimen["collection"]["collector"]["reference"]]
     assert collector["name"] == [{"family": "Collect", "given": ["John"]}]
+
+
+@pytest.mark.parametrize(
+    ("segment", "general_practitioner"),
+    [
+        ("ROL|1|AD|PP^Primary care^HL70443|D1^Doc^Ann", True),
+        ("ROL|1|AD|PP^Primary care|D1^Doc^Ann", True),
+        ("ROL|1|AD|PP^Pulmonology^99LOCAL|D1^Doc^Ann", False),
+        ("PRT|1|AD||PP^Primary care^HL70443|D1^Doc^Ann", True),
+        ("PRT|1|AD||PP^Pulmonology^99LOCAL|D1^Doc^Ann", False),
+    ],
+)
+def test_only_table_0443s_pp_names_the_general_practitioner(
+    segment: str, general_practitioner: bool
+) -> None:
+    # IG ADT_A01 rows 13-14: ROL-3 / PRT-4 of table 0443 (or 0912); a local
+    # code spelled PP is another role.
+    message = (
+        "MSH|^~\\&|A|H|R|R|20240102||ADT^A01|1|P|2.8\rEVN||20240102\r"
+        f"PID|1||P1^^^H^MR||Doe^Jo\r{segment}\rPV1|1|I\r"
+    )
+    bundle = convert(message.encode(), bundle_type="collection")
+    (patient,) = _of_type([e["resource"] for e in bundle["entry"]], "Patient")
+    assert ("generalPractitioner" in patient) is general_practitioner
