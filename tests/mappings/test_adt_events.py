@@ -131,3 +131,16 @@ def test_other_moves_keep_identifying_by_the_current_identifier() -> None:
     )
     ((url, _),) = found["Patient"]
     assert url == f"Patient?identifier={_SYSTEM}|NEW"
+
+
+def test_a_person_events_visit_is_the_same_encounter_and_diagnosis_as_a01s() -> None:
+    # IG ADT_A05 rows 19 and 25: an A31 naming a visit must not write it
+    # poorer than A01 did (a PUT replaces the Encounter).
+    tail = _OVER + "\rROL|1|AD|AT^Attending^HL70443|D1^Doc^Ann\rDG1|1||R07.9^Chest pain^I10"
+    a31 = _resources("ADT^A31^ADT_A05", tail)
+    a01 = _resources("ADT^A01", tail)
+    for found in (a31, a01):
+        (encounter,) = found["Encounter"]
+        assert "diagnosis" in encounter
+        assert "participant" in encounter
+    assert [c["id"] for c in a31["Condition"]] == [c["id"] for c in a01["Condition"]]
