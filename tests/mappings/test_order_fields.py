@@ -209,3 +209,13 @@ def test_an_oml_order_refers_to_its_own_specimens_only() -> None:
     (specimen,) = [by_url[r["reference"]] for r in urine["specimen"]]
     assert specimen["type"]["coding"][0]["code"] == "UR"
     assert by_url[specimen["subject"]["reference"]]["resourceType"] == "Patient"
+
+
+@pytest.mark.parametrize(("obr5", "priority"), [("S", "stat"), ("A", "asap"), ("P", None)])
+def test_order_priority_follows_the_igs_extended_priority_codes(
+    obr5: str, priority: str | None
+) -> None:
+    # IG ExtendedPriorityCodes: S, A, R; P (preop), C, T have no target.
+    obr = f"OBR|1|P100|F100|24725-4^CT Head^LN|{obr5}\r"
+    (order,) = _all(_bundle(f"{_ORM}ORC|NW|P100|F100||SC\r{obr}"), "ServiceRequest")
+    assert order.get("priority") == priority
