@@ -306,3 +306,38 @@ def test_only_table_0443s_pp_names_the_general_practitioner(
     bundle = convert(message.encode(), bundle_type="collection")
     (patient,) = _of_type([e["resource"] for e in bundle["entry"]], "Patient")
     assert ("generalPractitioner" in patient) is general_practitioner
+
+
+_OML = (
+    "MSH|^~\\&|EHR|H|LAB|H|20240101120000||{event}|M1|P|2.7\r"
+    "PID|1||P1^^^H^MR||Doe^Jo\r"
+    "ORC|NW|PL1^EHR\rOBR|1|PL1^EHR||24323-8^CMP^LN\r"
+    "PRT|P4|AD||SC^Specimen Collector^HL70443|PHL1^Phleb^One\r"
+    "SPM|1|SP1&EHR||BLD^Blood^HL70487\r"
+    "ORC|NW|PL2^EHR\rOBR|1|PL2^EHR||57021-8^CBC^LN\r"
+    "PRT|P5|AD||SC^Specimen Collector^HL70443|PHL2^Phleb^Two\r"
+)
+
+
+def test_oml_specimen_collector_prt_is_the_collector_of_the_orders_specimen() -> None:
+    """IG OML_O21 row 6.4.4: a PRT SC after OBR is the collection.collector of
+    that order's Specimen (before, not mapped); an order holding no SPM makes
+    no collector nothing would refer to."""
+    entries = convert(_OML.format(event="OML^O21^OML_O21").encode(), bundle_type="collection")
+    by_url = {e["fullUrl"]: e["resource"] for e in entries["entry"]}
+    resources = list(by_url.values())
+    (specimen,) = _of_type(resources, "Specimen")
+    collector = by_url[specimen["collection"]["collector"]["reference"]]
+    assert _role_code(collector) == "SC"
+    assert by_url[collector["practitioner"]["reference"]]["identifier"][0]["value"] == "PHL1"
+    assert [_role_code(r) for r in _of_type(resources, "PractitionerRole")] == ["SC"]
+
+
+def test_oml_o33_specimen_collector_prt_is_not_linked_to_the_next_orders_specimen() -> None:
+    """In OML_O33 an SPM opens the specimen group of the orders after it, so
+    the SPM after an order's PRT SC is not that order's specimen."""
+    message = _OML.format(event="OML^O33^OML_O33").encode()
+    resources = [e["resource"] for e in convert(message, bundle_type="collection")["entry"]]
+    (specimen,) = _of_type(resources, "Specimen")
+    assert "collection" not in specimen
+    assert _of_type(resources, "PractitionerRole") == []

@@ -1,4 +1,4 @@
-"""Pharmacy orders (RDE, RDS, OMP) → MedicationRequest: whose dosage it is.
+"""Pharmacy orders (RDE, RDS, OMP, ORM) → MedicationRequest: whose dosage it is.
 
 In RDE_O11 and RDS_O13 (v2.5+) an order holds the placer's timing and route
 (ORC's TQ1, RXO's RXR) and, after RXE, the pharmacy's (TIMING_ENCODED, the
@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.mappings.single import resource_of
+from thumpflow.mapping import convert
 
 _HEAD = (
     "MSH|^~\\&|A|B|C|D|20191104060000+0200||{event}|M1|P|{version}\r"
@@ -119,3 +120,59 @@ def test_an_omp_orders_timing_is_its_tq1() -> None:
     _, dosage = _dosage(segments, event="OMP^O09^OMP_O09")
     assert dosage["timing"]["code"]["coding"][0]["code"] == "Q4H"
     assert dosage["timing"]["repeat"]["boundsPeriod"]["start"] == "2019-11-04T10:30:00+02:00"
+
+
+_ORM = (
+    "MSH|^~\\&|EHR|H|RX|H|20240101120000||ORM^O01^ORM_O01|M1|P|2.4\r"
+    "PID|1||P1^^^H^MR||Doe^Jo\rPV1|1|I|W1^1^1||||||||||||||||V1^^^H^VN\r"
+)
+_ORM_RX = (
+    "ORC|NW|RX1^EHR||||||||||DOC1^Order^Olga\r"
+    "RXO|197361^Amlodipine 5 MG Oral Tablet^RXNORM|5||mg^^UCUM\r"
+    "NTE|1||Take in the morning\rRXR|PO^Oral^HL70162\rDG1|1||I10^Hypertension^I10\r"
+)
+
+
+def _orm(orders: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    warnings: list[str] = []
+    bundle = convert((_ORM + orders).encode(), bundle_type="collection", warnings=warnings)
+    return {e["fullUrl"]: e["resource"] for e in bundle["entry"]}, warnings
+
+
+def _all(by_url: dict[str, dict[str, Any]], rtype: str) -> list[dict[str, Any]]:
+    return [r for r in by_url.values() if r["resourceType"] == rtype]
+
+
+def test_an_orm_pharmacy_order_is_a_medication_request() -> None:
+    """IG ORM_O01 row 4.2.1.7: an ORDER_DETAIL that is RXO is a
+    MedicationRequest (RXO[MedicationRequest]); before, ORC + RXO became a
+    ServiceRequest without a code, the drug, dose and route dropped."""
+    by_url, warnings = _orm(_ORM_RX)
+    assert warnings == []
+    assert _all(by_url, "ServiceRequest") == []
+    (request,) = _all(by_url, "MedicationRequest")
+    assert request["medicationCodeableConcept"]["coding"][0]["code"] == "197361"
+    dosage = request["dosageInstruction"][0]
+    assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == 5
+    assert dosage["route"]["coding"][0]["code"] == "PO"
+    assert request["identifier"][0]["value"] == "RX1"
+    assert request["note"] == [{"text": "Take in the morning"}]
+    (patient,) = _all(by_url, "Patient")
+    assert by_url[request["subject"]["reference"]] is patient
+    assert by_url[request["encounter"]["reference"]]["resourceType"] == "Encounter"
+    (reason,) = [by_url[r["reference"]] for r in request["reasonReference"]]
+    assert reason["code"]["coding"][0]["code"] == "I10"
+
+
+def test_an_orm_with_pharmacy_and_lab_orders_makes_one_resource_of_each_kind() -> None:
+    lab = "ORC|NW|PL1^EHR\rOBR|1|PL1^EHR||24323-8^CMP^LN\rNTE|1||Fasting\r"
+    # A compound's drug is in its RXC, not RXO-1 (no RXC target: medication unknown).
+    compound = "ORC|NW|RX2^EHR\rRXO|\rRXC|B|12345^Base^NDC|100|mL\r"
+    by_url, warnings = _orm(_ORM_RX + lab + compound)
+    assert warnings == []
+    (service,) = _all(by_url, "ServiceRequest")
+    assert service["code"]["coding"][0]["code"] == "24323-8"
+    assert service["note"] == [{"text": "Fasting"}]
+    requests = _all(by_url, "MedicationRequest")
+    assert [r["identifier"][0]["value"] for r in requests] == ["RX1", "RX2"]
+    assert requests[1]["medicationCodeableConcept"] == {"text": "unknown"}
