@@ -82,3 +82,9 @@ def test_result_statuses_the_ig_leaves_open_map_to_the_nearest_fhir_status(
     # Table 0085: S partial results, B appended report (final, information
     # added); FHIR registered means no result yet.
     assert observation_of(f"NM|1-1^A^LN||5||||||{obx11}")["status"] == status
+
+
+def test_an_sn_with_another_separator_and_one_number_is_a_quantity() -> None:
+    # IG OBX-5 row 24: OBX-5.3 not ":", "/", "-" or "+" -> SN[Quantity].
+    found = observation_of("SN|1-1^A^LN||=^440^.|mg^mg^UCUM|||||F")
+    assert found["valueQuantity"]["value"] == 440
