@@ -380,3 +380,19 @@ def test_an_siu_general_resource_is_a_participant_at_the_igs_location() -> None:
         "end": "2024-01-05T09:30:00+01:00",
     }
     assert general["status"] == "accepted"
+
+
+def test_the_cdc_filler_number_9999_identifies_no_immunization() -> None:
+    """CDC immunization guide: `9999` is the filler number of a record that
+    has none (historical doses, refusals). Two such doses are two
+    Immunizations, each updated by patient, vaccine and date, never a
+    search by 9999, which would match every such dose of every patient."""
+    historical = (
+        "ORC|RE||9999^CDC\rRXA|0|1|20190101||08^HepB^CVX|999\r"
+        "ORC|RE||9999^CDC\rRXA|0|1|20200101||03^MMR^CVX|999\r"
+    )
+    doses = _immunizations(_VXU.format(id="V6") + historical, "transaction")
+    assert len(doses) == 2
+    for dose in doses:
+        assert "identifier" not in dose["resource"]
+        assert dose["request"]["url"] == f"Immunization/{dose['resource']['id']}"
