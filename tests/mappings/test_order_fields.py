@@ -219,3 +219,24 @@ def test_order_priority_follows_the_igs_extended_priority_codes(
     obr = f"OBR|1|P100|F100|24725-4^CT Head^LN|{obr5}\r"
     (order,) = _all(_bundle(f"{_ORM}ORC|NW|P100|F100||SC\r{obr}"), "ServiceRequest")
     assert order.get("priority") == priority
+
+
+_PD1 = "PID|1||P1^^^H^MR||Doe^Jo\rPD1|||Clinic^^C1|1111^Carer^Pat^^^^MD\r"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "RDE^O11^RDE_O11|1|P|2.6\r{pd1}ORC|NW|RX1\rRXE||D1^Drug^L|1||mg\r",
+        "OMP^O09^OMP_O09|1|P|2.6\r{pd1}ORC|NW|RX1\rRXO|D1^Drug^L|1||mg\r",
+        "ADT^A40^ADT_A39|1|P|2.6\rEVN||20240102\r{pd1}MRG|OLD^^^H^MR\r",
+        "SIU^S12^SIU_S12|1|P|2.6\rSCH|A1|A1\r{pd1}",
+        "OUL^R22^OUL_R22|1|P|2.6\r{pd1}SPM|1|S1\rOBR|1|O1|F1|X^Y^L\r",
+    ],
+    ids=["RDE", "OMP", "ADT_A40", "SIU", "OUL"],
+)
+def test_pd1_names_the_general_practitioner_wherever_the_structure_has_it(head: str) -> None:
+    # IG PD1[Patient] row 4: the patient's primary care provider.
+    message = "MSH|^~\\&|A|H|R|R|20240102||" + head.format(pd1=_PD1)
+    (patient, *_) = _all(_bundle(message), "Patient")
+    assert len(patient["generalPractitioner"]) == 2
