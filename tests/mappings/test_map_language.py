@@ -91,6 +91,22 @@ def test_a_per_repetition_segment_entry_outside_a_segment_map_is_refused() -> No
         compiler.segment("X[Patient]", "test")
 
 
+def test_a_resource_map_entry_outside_a_segment_map_is_refused() -> None:
+    compiler = Compiler(
+        {},
+        {"D[X]": {"entries": [{"resource_map": "Y[Organization]", "to": "a"}]}},
+        {
+            "X[Patient]": {
+                "resourceType": "Patient",
+                "entries": [{"from": 2, "to": "b", "type": "D[X]"}],
+            },
+            "Y[Organization]": {"resourceType": "Organization", "entries": []},
+        },
+    )
+    with pytest.raises(MapError, match="`resource_map` belongs to segment maps"):
+        compiler.segment("X[Patient]", "test")
+
+
 def test_repeated_coded_values_are_components_and_text_lines_one_string() -> None:
     """IG OBX[Observation-Component]: one component per OBX-5 repetition, with
     OBX-3 as its code, and no value of the Observation itself."""

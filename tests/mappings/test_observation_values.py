@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,55 @@ def test_an_sn_with_another_separator_and_one_number_is_a_quantity() -> None:
     # IG OBX-5 row 24: OBX-5.3 not ":", "/", "-" or "+" -> SN[Quantity].
     found = observation_of("SN|1-1^A^LN||=^440^.|mg^mg^UCUM|||||F")
     assert found["valueQuantity"]["value"] == 440
+
+
+def _obx(**fields: str) -> str:
+    values = [""] * 25
+    for name, value in fields.items():
+        values[int(name[1:]) - 1] = value
+    return "OBX|" + "|".join(values[:25])
+
+
+def _performers(obx: str) -> list[dict[str, Any]]:
+    message = (
+        "MSH|^~\\&|L|H|R|R|20240102||ORU^R01|1|P|2.5.1\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        f"OBR|1||F1|X^Panel^L\r{obx}\r"
+    )
+    bundle = json.loads(to_json(convert(message.encode(), bundle_type="collection")))
+    assert [i for i in validate(bundle) if i.severity == "error"] == []
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    (observation,) = [r for r in by_url.values() if r["resourceType"] == "Observation"]
+    return [by_url[p["reference"]] for p in observation.get("performer", [])]
+
+
+_LAB = "Acme Labs^L^^^^CLIA&2.16.840.1.113883.4.7&ISO^XX^^^45D0001234"
+_BASE = {"f1": "1", "f2": "NM", "f3": "718-7^Hgb^LN", "f5": "14", "f11": "F"}
+
+
+def test_the_performing_lab_is_one_organization_with_its_address_and_producer_id() -> None:
+    # IG OBX rows 15, 23, 24: OBX-23's Organization, address OBX-24, OBX-15 an identifier.
+    (lab,) = _performers(_obx(**_BASE, f15="PROD7^^CLIA", f23=_LAB, f24="1 Lab Way^^Town^ST^12345"))
+    assert lab["name"] == "Acme Labs"
+    assert lab["identifier"][0] == {
+        "system": "urn:oid:2.16.840.1.113883.4.7",
+        "type": {
+            "coding": [
+                {
+                    "code": "XX",
+                    "display": "Organization identifier",
+                    "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                }
+            ]
+        },
+        "value": "45D0001234",
+    }
+    assert lab["identifier"][1]["value"] == "PROD7"
+    assert lab["address"][0]["city"] == "Town"
+
+
+def test_with_a_medical_director_the_performer_is_the_directors_role_at_the_lab() -> None:
+    # IG OBX row 25: PractitionerRole MDIR, its organization OBX-23's.
+    (role,) = _performers(_obx(**_BASE, f23=_LAB, f25="1234^Director^Dana"))
+    assert role["resourceType"] == "PractitionerRole"
+    assert role["code"][0]["coding"][0]["code"] == "MDIR"
+    assert "organization" in role and "practitioner" in role

@@ -41,6 +41,7 @@ from thumpflow.mapping._forms import (
     per_repetition,
     recoded,
     regroup,
+    segment_resource,
     template_text,
     whole_field,
 )
@@ -74,6 +75,7 @@ _ENTRY_KEYS = frozenset(
         "identity",
         "note",
         "segment",
+        "resource_map",
     }
 )
 
@@ -269,9 +271,9 @@ class Compiler:
             raise MapError(f"{where}: unknown keys {sorted(unknown)}")
         if "to" not in spec:
             raise MapError(f"{where}: `to` is required")
-        kinds = [k for k in ("from", "const", "template") if k in spec]
+        kinds = [k for k in ("from", "const", "template", "resource_map") if k in spec]
         if len(kinds) != 1:
-            raise MapError(f"{where}: exactly one of from/const/template is required")
+            raise MapError(f"{where}: exactly one of from/const/template/resource_map is required")
         if "resource" in spec or "note" in spec:
             raise MapError(f"{where}: `resource`/`note` belong to `type` entries")
         steps = fhir_steps(str(spec["to"]), where)
@@ -300,6 +302,9 @@ class Compiler:
         the write of one non-empty value held in local `name`."""
         where = gen.where
         body = gen.body
+        if "resource_map" in spec:
+            segment_resource(self, gen, spec, emit)
+            return
         if "const" in spec:
             if spec["const"] is None:
                 raise MapError(f"{where}: a `const` needs a value")

@@ -1,6 +1,6 @@
 """Map entry forms that combine other maps, for the IG's composite rows.
 
-Six forms of the map language that hand part of a segment or element to
+Seven forms of the map language that hand part of a segment or element to
 another map, each compiled into the calling map's generated function (so
 they cost nothing at run time beyond what they do):
 
@@ -20,7 +20,10 @@ they cost nothing at run time beyond what they do):
 - `{template: "{2:V}/{3}", to: contentType}`: literal text and components,
   each optionally through vocabulary V, joined (IG ED[Attachment]: ED-2 and
   ED-3 as the MIME type). A brace that is not such a placeholder is refused,
-  so a mistyped one cannot be written into every resource as text.
+  so a mistyped one cannot be written into every resource as text;
+- `{resource_map: M, to: performer[]}` in a segment map: segment map M
+  builds a resource of its own from the same segment, referenced at `to`
+  (IG OBX-23, OBX-24 and OBX-15: one performing Organization).
 
 A form used where it does not apply raises `MapError` naming the map and
 entry, when the maps compile.
@@ -32,7 +35,14 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from thumpflow.mapping._codegen import SPLIT, GeneratedFunction, build, context_locals, fhir_steps
+from thumpflow.mapping._codegen import (
+    SPLIT,
+    GeneratedFunction,
+    build,
+    context_locals,
+    fhir_steps,
+    identifier_code,
+)
 from thumpflow.mapping._memo import is_pure
 from thumpflow.mapping._support import MapError
 
@@ -122,6 +132,38 @@ def per_repetition(
     gen.indent(body, inner)
     gen.indent(body, mark)
     gen.indent(body, mark)
+    gen.indent(body, mark)
+
+
+def segment_resource(
+    comp: Compiler, gen: GeneratedFunction, spec: dict[str, Any], emit: Callable[[str], None]
+) -> None:
+    """`{resource_map: M, to: performer[]}` in a segment map: segment map M,
+    applied to the same segment, builds a resource of its own, registered
+    once per message like a data type map's (by M's `identity: {conditional:
+    ...}` business identifier, else by its content: the same one met again
+    is the same resource), and a Reference to it is written at `to`. For a
+    resource the IG builds from several fields (OBX-23, OBX-24 and OBX-15:
+    one performing Organization), which a data type map, reading one field,
+    cannot."""
+    where = gen.where
+    if gen.level != 0:
+        raise MapError(f"{where}: `resource_map` belongs to segment maps")
+    name = str(spec["resource_map"])
+    rtype, fill = comp.segment(name, where)
+    conditional = (comp.segment_specs[name].get("identity") or {}).get("conditional")
+    body = gen.body
+    built, found, ref = gen.temp("_e"), gen.temp("_f"), gen.temp("_v")
+    body.append(f"{built} = {{}}")
+    body.append(f"{fill.__name__}(p, x, {built})")
+    body.append(f"if {built}:")
+    mark = len(body)
+    if conditional is None:
+        body.append(f"{found} = None")
+    else:
+        body.extend(identifier_code(built, str(conditional), found))
+    body.append(f"{ref} = x.add({rtype!r}, {built}, {found})")
+    emit(ref)
     gen.indent(body, mark)
 
 
