@@ -341,3 +341,22 @@ def test_oml_o33_specimen_collector_prt_is_not_linked_to_the_next_orders_specime
     (specimen,) = _of_type(resources, "Specimen")
     assert "collection" not in specimen
     assert _of_type(resources, "PractitionerRole") == []
+
+
+def test_an_oru_specimen_observation_has_its_specimen_as_focus_and_is_no_result() -> None:
+    # IG ORU_R01 row 4.2.7.2.1: SPECIMEN_OBSERVATION's OBX, focus the Specimen.
+    message = (
+        "MSH|^~\\&|L|H|R|R|20240102||ORU^R01^ORU_R01|1|P|2.7\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        "OBR|1||F1|X^Panel^L\rOBX|1|NM|1-1^A^LN||1||||||F\rNTE|1||a note\r"
+        "OBX|2|NM|2-2^B^LN||2||||||F\rSPM|1|S1||BLD^Blood^HL70487\r"
+        "OBX|1|NM|3-3^Volume^LN||5|mL^mL^UCUM|||||F\r"
+    )
+    bundle = convert(message.encode(), bundle_type="collection")
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    resources = list(by_url.values())
+    (report,) = _of_type(resources, "DiagnosticReport")
+    results = [by_url[r["reference"]]["code"]["coding"][0]["code"] for r in report["result"]]
+    assert results == ["1-1", "2-2"]
+    (volume,) = [o for o in _of_type(resources, "Observation") if "focus" in o]
+    assert volume["code"]["coding"][0]["code"] == "3-3"
+    assert [by_url[f["reference"]]["resourceType"] for f in volume["focus"]] == ["Specimen"]
