@@ -360,3 +360,13 @@ def test_an_oru_specimen_observation_has_its_specimen_as_focus_and_is_no_result(
     (volume,) = [o for o in _of_type(resources, "Observation") if "focus" in o]
     assert volume["code"]["coding"][0]["code"] == "3-3"
     assert [by_url[f["reference"]]["resourceType"] for f in volume["focus"]] == ["Specimen"]
+
+
+def test_a_site_z_segment_between_obr_and_obx_keeps_the_obx_a_result() -> None:
+    message = (
+        "MSH|^~\\&|L|H|R|R|20240102||ORU^R01^ORU_R01|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        "OBR|1||F1|X^Panel^L\rZBR|1|site data\rOBX|1|NM|1-1^A^LN||1||||||F\r"
+    )
+    bundle = convert(message.encode(), bundle_type="collection")
+    (report,) = _of_type([e["resource"] for e in bundle["entry"]], "DiagnosticReport")
+    assert len(report["result"]) == 1

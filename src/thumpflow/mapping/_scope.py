@@ -113,9 +113,11 @@ def anchors_of(
     """For each of `positions` (increasing, in `segs`, of segments with one
     id), the segment (index in the message) that it belongs to under a
     `follows` rule: the nearest `follows[0]` before it, stepping back only
-    over segments like itself, NTEs and `follows[1:]` (a PRT after PID and
-    PD1 belongs to the PID; one after OBX, NTE and PRT to that OBX); -2 when
-    there is none, so the rule does not apply. A walk ends where the previous
+    over segments like itself, NTEs, `follows[1:]` (a PRT after PID and
+    PD1 belongs to the PID; one after OBX, NTE and PRT to that OBX) and
+    Z-segments (a site's own, which no standard group places: an OBX after
+    OBR and ZBR is the OBR's); -2 when there is none, so the rule does not
+    apply. A walk ends where the previous
     one began, taking its result: n OBX after one OBR cost n steps, not n²/2."""
     anchors: dict[int, int] = {}
     start, known = -1, -2
@@ -132,7 +134,7 @@ def anchors_of(
             if sid == follows[0]:
                 found = j
                 break
-            if sid not in (own, "NTE") and sid not in follows:
+            if sid not in (own, "NTE") and sid not in follows and sid[:1] != "Z":
                 break
             j -= 1
         anchors[pos] = found
