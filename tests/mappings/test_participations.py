@@ -370,3 +370,12 @@ def test_a_site_z_segment_between_obr_and_obx_keeps_the_obx_a_result() -> None:
     bundle = convert(message.encode(), bundle_type="collection")
     (report,) = _of_type([e["resource"] for e in bundle["entry"]], "DiagnosticReport")
     assert len(report["result"]) == 1
+
+
+def test_an_order_sent_without_obr_keeps_its_observations() -> None:
+    message = (
+        "MSH|^~\\&|L|H|R|R|20240102||ORU^R01^ORU_R01|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        "ORC|RE|P1\rOBX|1|NM|1-1^A^LN||1||||||F\r"
+    )
+    bundle = convert(message.encode(), bundle_type="collection")
+    assert len(_of_type([e["resource"] for e in bundle["entry"]], "Observation")) == 1
