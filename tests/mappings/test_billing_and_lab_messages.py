@@ -6,6 +6,8 @@ dropped or linked to another group's resources fails with its name:
 
 - OUL_R22: a TQ2 or a PRT (v2.7+) inside an ORDER keeps the order's results.
 - OUL_R24: each report refers to its own ORDER's specimens only.
+- BAR_P01: a VISIT without PV1 keeps its segments; P06 and P02 close the
+  Account; a ROL PP after PID is the general practitioner (DFT too).
 """
 
 from __future__ import annotations
@@ -78,3 +80,61 @@ def test_an_oul_r24_report_refers_to_its_own_orders_specimens() -> None:
         for report in _of_type(resources, "DiagnosticReport")
     }
     assert specimens == {"2345-7": ["BLD"], "2161-8": ["UR"]}
+
+
+_BAR_ROL_PP = "ROL|R1|AD|PP^Primary care^HL70443|GP1^Gp^Gina^^^^^^H\r"
+_BAR_PV1 = "PV1|1|I|WARD^101^A||||||||||||||||V1^^^H^VN\r"
+
+
+def test_a_bar_visit_without_pv1_keeps_its_segments() -> None:
+    visit = (
+        "DG1|1||I10^Hypertension^I10|||F\r"
+        "PR1|1||0JH^Proc one^ICD10PCS||20240202\r"
+        "AL1|1|DA|70618^Penicillin^RXNORM\r"
+        "OBX|1|NM|29463-7^Weight^LN||80|kg|||||F\r"
+        "IN1|1|PLAN1^Plan One|PAY1^^^H||||||||||||||SEL\r"
+    )
+    by_url, resources = _bundle(_msh("BAR^P05^BAR_P05") + "EVN|P05|20240301\r" + _PID + visit)
+    (patient,) = _of_type(resources, "Patient")
+    assert _of_type(resources, "Encounter") == []
+    for rtype in ("Condition", "Procedure", "AllergyIntolerance", "Observation", "Coverage"):
+        (resource,) = _of_type(resources, rtype)
+        assert "encounter" not in resource, rtype
+    (coverage,) = _of_type(resources, "Coverage")
+    assert by_url[coverage["subscriber"]["reference"]] is patient
+    assert by_url[coverage["beneficiary"]["reference"]] is patient
+
+
+def _account_status(event: str) -> str:
+    message = _msh(f"BAR^{event}^BAR_{event}") + f"EVN|{event}|20240301\r" + _PID + _BAR_PV1
+    (account,) = _of_type(_bundle(message)[1], "Account")
+    return str(account["status"])
+
+
+def test_a_bar_end_or_purge_of_the_account_makes_it_inactive() -> None:
+    assert _account_status("P06") == "inactive"
+    assert _account_status("P02") == "inactive"
+    assert _account_status("P01") == "active"
+    assert _account_status("P05") == "active"
+
+
+def test_a_bar_or_dft_rol_pp_after_pid_is_the_general_practitioner() -> None:
+    attending = "ROL|R2|AD|AT^Attending^HL70443|DR1^One^Doc^^^^^^H\r"
+    messages = [
+        _msh("BAR^P01^BAR_P01") + "EVN|P01|20240301\r" + _PID + _BAR_ROL_PP + _BAR_PV1 + attending,
+        _msh("DFT^P03^DFT_P03")
+        + "EVN|P03|20240301\r"
+        + _PID
+        + _BAR_ROL_PP
+        + _BAR_PV1
+        + attending
+        + "FT1|1|T1||20240301||CG|99213^Office visit^CPT4|||1\r",
+    ]
+    for message in messages:
+        by_url, resources = _bundle(message)
+        (patient,) = _of_type(resources, "Patient")
+        (gp,) = [by_url[r["reference"]] for r in patient["generalPractitioner"]]
+        assert gp["code"][0]["coding"][0]["code"] == "446050000"
+        (encounter,) = _of_type(resources, "Encounter")
+        (role,) = [by_url[p["individual"]["reference"]] for p in encounter["participant"]]
+        assert role["code"][0]["coding"][0]["code"] == "AT"
