@@ -8,6 +8,9 @@ dropped or linked to another group's resources fails with its name:
 - OUL_R24: each report refers to its own ORDER's specimens only.
 - BAR_P01: a VISIT without PV1 keeps its segments; P06 and P02 close the
   Account; a ROL PP after PID is the general practitioner (DFT too).
+- DFT: FT1-6 (table 0017) tells a charge and a credit (a negative quantity)
+  from a payment, adjustment or co-payment (no ChargeItem); DFT_P11's
+  FINANCIAL PR1 and DG1 are their own charge's service and reason.
 """
 
 from __future__ import annotations
@@ -138,3 +141,77 @@ def test_a_bar_or_dft_rol_pp_after_pid_is_the_general_practitioner() -> None:
         (encounter,) = _of_type(resources, "Encounter")
         (role,) = [by_url[p["individual"]["reference"]] for p in encounter["participant"]]
         assert role["code"][0]["coding"][0]["code"] == "AT"
+
+
+_DFT_PV1 = "PV1|1|O|CLINIC^1||||||||||||||||V2^^^H^VN\r"
+
+
+def _charges(message: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    by_url, resources = _bundle(message)
+    return by_url, _of_type(resources, "ChargeItem")
+
+
+def test_a_dft_credit_takes_its_quantity_back_and_a_payment_is_no_charge() -> None:
+    ft1 = "FT1|{n}|T{n}||20240215||{kind}|{code}|||{qty}\r"
+    visit = "99213^Office visit^CPT"
+    lines = [
+        ft1.format(n=1, kind="CG", code=visit, qty="1"),
+        ft1.format(n=2, kind="CD", code=visit, qty="1"),
+        ft1.format(n=3, kind="CD", code=visit, qty="-2.5"),
+        ft1.format(n=4, kind="CD", code=visit, qty=""),
+        ft1.format(n=5, kind="PY", code="PAY^Patient payment^L", qty="1"),
+        ft1.format(n=6, kind="AJ", code="ADJ^Adjustment^L", qty="1"),
+        ft1.format(n=7, kind="CO", code="COP^Co-payment^L", qty="1"),
+        ft1.format(n=8, kind="", code=visit, qty="3"),
+    ]
+    message = _msh("DFT^P03^DFT_P03") + _PID + _DFT_PV1 + "".join(lines)
+    _, charges = _charges(message)
+    assert [(c["identifier"][0]["value"], c["quantity"]["value"]) for c in charges] == [
+        ("T1", 1),
+        ("T2", -1),
+        ("T3", -2.5),
+        ("T4", -1),
+        ("T8", 3),
+    ]
+    assert {c["status"] for c in charges} == {"billable"}
+
+
+def test_a_dft_p11_charge_has_its_own_procedures_and_diagnoses() -> None:
+    message = (
+        _msh("DFT^P11^DFT_P11")
+        + _PID
+        + _DFT_PV1
+        + "DG1|1||Z00^General exam^I10|||F\r"
+        + "FT1|1|T1||20240215||CG|99213^Office visit^CPT|||1|||||||||J45.909^Asthma^I10\r"
+        + "PR1|1||99213^Office visit^C4||20240215\r"
+        + "DG1|1||J45.909^Asthma^I10|||F\r"
+        + "FT1|2|T2||20240215||CG|94010^Spirometry^CPT|||1||||||||||||||94010^^C4\r"
+        + "PR1|1||94010^Spirometry^C4||20240215\r"
+        + "DG1|1||R06.2^Wheezing^I10|||F\r"
+        + "DG1|2||R05^Cough^I10|||F\r"
+    )
+    by_url, charges = _charges(message)
+    (encounter,) = _of_type(list(by_url.values()), "Encounter")
+    (visit_diagnosis,) = [by_url[d["condition"]["reference"]] for d in encounter["diagnosis"]]
+    assert _code(visit_diagnosis) == "Z00"
+    found = {
+        _code(charge): (
+            [_code(by_url[s["reference"]]) for s in charge["service"]],
+            [r["coding"][0]["code"] for r in charge["reason"]],
+            [_code(by_url[s["reference"]]) for s in charge["supportingInformation"]],
+        )
+        for charge in charges
+    }
+    assert found == {
+        "99213": (["99213"], ["J45.909"], ["J45.909"]),
+        "94010": (["94010"], ["R06.2", "R05"], ["R06.2", "R05"]),
+    }
+
+
+def test_a_dft_charge_takes_ft1_25_as_another_coding_of_its_code() -> None:
+    ft1 = "FT1|1|T1||20240215||CG|{code}|||1" + "|" * 15 + "{procedure}\r"
+    base = _msh("DFT^P03^DFT_P03") + _PID + _DFT_PV1
+    _, (charge,) = _charges(base + ft1.format(code="VIS1^Visit^L", procedure="99213^Office^C4"))
+    assert [c["code"] for c in charge["code"]["coding"]] == ["VIS1", "99213"]
+    _, (charge,) = _charges(base + ft1.format(code="", procedure="99213^Office^C4"))
+    assert [c["code"] for c in charge["code"]["coding"]] == ["99213"]
