@@ -226,6 +226,17 @@ def decimal_positive(text: str, default_tz: str = "") -> int | FhirDecimal | Non
     return value if value is not None and float(value) > 0 else None
 
 
+def decimal_credit(text: str, default_tz: str = "") -> int | FhirDecimal | None:
+    """NM → FHIR `decimal` below zero: the quantity a credit takes back
+    (DFT FT1-6 `CD`), negative whether or not the sender wrote the sign."""
+    value = decimal(text)
+    if value is None or float(value) == 0:
+        return value
+    if isinstance(value, int):
+        return -abs(value)
+    return FhirDecimal("-" + value.text.lstrip("-"))
+
+
 def integer(text: str, default_tz: str = "") -> int | None:
     """NM/SI → FHIR `integer` (None outside FHIR's 32-bit range)."""
     text = text.strip()
@@ -418,6 +429,7 @@ PRIMITIVES: dict[str, Converter] = {
     "text": code,
     "decimal": decimal,
     "decimal_positive": decimal_positive,
+    "decimal_credit": decimal_credit,
     "integer": integer,
     "positiveInt": positive_int,
     "unsignedInt": unsigned_int,
