@@ -368,6 +368,7 @@ _REQUIRED_REFERENCES = frozenset(
         ("ChargeItem", "subject"),
         ("Condition", "subject"),
         ("Coverage", "beneficiary"),
+        ("Goal", "subject"),
         ("Immunization", "patient"),
         ("MedicationRequest", "subject"),
         ("Procedure", "subject"),

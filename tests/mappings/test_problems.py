@@ -1,0 +1,86 @@
+"""Problems (PPR_PC1) → Condition: which OBX are the problem's, and its goals.
+
+PPR_PC1 PROBLEM: PRB [{NTE}] [{VAR}] [{ROL}] [{PTH}] [{PROBLEM_OBSERVATION:
+OBX [{NTE}]}] [{GOAL: GOL [{NTE}] ... [{GOAL_OBSERVATION: OBX}]}] [{ORDER:
+ORC [OBR ... [{ORDER_OBSERVATION: OBX}]]}]. Only the PROBLEM_OBSERVATION OBX
+are the patient's results, the evidence of their own problem's Condition;
+a goal's OBX is a target, never a measured value, and an order's OBX is
+not the problem's. A GOL is a Goal addressing its problem's Condition.
+Every resource stays valid R4.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from thumpflow.fhir import validate
+from thumpflow.mapping import convert
+
+_HEAD = (
+    "MSH|^~\\&|A|B|C|D|20240301120000-0500||PPR^{event}^PPR_PC1|M1|P|2.5\r"
+    "PID|1||MRN1^^^H^MR||Doe^Jane||19800101|F\r"
+)
+_DIABETES = (
+    "PRB|AD|20240301|44054006^Diabetes type 2^SCT|PRB1^H|||20240301\r"
+    "NTE|1||Poorly controlled\r"
+    "ROL|R1|AD|RP^Responsible^HL70443|DR1^One^Doc\r"
+    "OBX|1|NM|4548-4^HbA1c^LN||9.1|%|||||F|||20240301\rNTE|1||Lab note\r"
+    "GOL|{action}|20240301|GOAL1^HbA1c below 7^L|G1^H|||20240301|20240601\r"
+    "NTE|1||By June\r"
+    "OBX|1|NM|4548-4^HbA1c target^LN||7|%|||||F|||20240301\r"
+    "ORC|NW|ORD1^H\rOBR|1|ORD1^H||4548-4^HbA1c^LN\rNTE|1||Quarterly\r"
+    "OBX|1|NM|2345-7^Glucose^LN||6.1|mmol/L|||||F|||20240301\r"
+)
+_HYPERTENSION = (
+    "PRB|AD|20240301|38341003^Hypertension^SCT|PRB2^H|||20240301\r"
+    "OBX|1|NM|8480-6^Systolic BP^LN||150|mm[Hg]|||||F|||20240301\r"
+)
+
+
+def _convert(action: str = "AD", event: str = "PC1") -> dict[str, dict[str, Any]]:
+    warnings: list[str] = []
+    message = (_HEAD.format(event=event) + _DIABETES.format(action=action) + _HYPERTENSION).encode()
+    bundle = convert(message, bundle_type="collection", warnings=warnings)
+    assert warnings == []
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    for resource in by_url.values():
+        assert [i for i in validate(resource) if i.severity == "error"] == []
+    return by_url
+
+
+def _all(by_url: dict[str, dict[str, Any]], rtype: str) -> list[dict[str, Any]]:
+    return [r for r in by_url.values() if r["resourceType"] == rtype]
+
+
+def test_only_the_problems_own_obx_are_observations_and_its_evidence() -> None:
+    by_url = _convert()
+    observations = _all(by_url, "Observation")
+    # Not the goal's target (HbA1c 7 %) nor the order's glucose.
+    assert [o["code"]["coding"][0]["code"] for o in observations] == ["4548-4", "8480-6"]
+    assert observations[0]["valueQuantity"]["unit"] == "%"
+    assert observations[0]["note"] == [{"text": "Lab note"}]
+    diabetes, hypertension = _all(by_url, "Condition")
+    evidence = [
+        [by_url[d["reference"]] for e in c["evidence"] for d in e["detail"]]
+        for c in (diabetes, hypertension)
+    ]
+    assert evidence == [[observations[0]], [observations[1]]]
+
+
+def test_a_goal_addresses_its_problem() -> None:
+    by_url = _convert()
+    (goal,) = _all(by_url, "Goal")
+    diabetes = _all(by_url, "Condition")[0]
+    assert [by_url[a["reference"]] for a in goal["addresses"]] == [diabetes]
+    assert by_url[goal["subject"]["reference"]]["resourceType"] == "Patient"
+    assert goal["lifecycleStatus"] == "active"
+    assert goal["description"]["coding"][0]["display"] == "HbA1c below 7"
+    assert goal["identifier"][0]["value"] == "G1"
+    assert goal["startDate"] == "2024-03-01"
+    assert goal["target"] == [{"dueDate": "2024-06-01"}]
+    assert goal["note"] == [{"text": "By June"}]
+
+
+def test_a_deleted_goal_is_entered_in_error() -> None:
+    (goal,) = _all(_convert("DE"), "Goal")
+    assert goal["lifecycleStatus"] == "entered-in-error"

@@ -1,0 +1,103 @@
+"""Referrals (REF_I12, RRI_I12) → ServiceRequest: status, providers, notes, clinical data.
+
+RF1-1 (table 0283) gives the status, but a cancel (I14) revokes the
+referral and an expired one (E) is revoked, never `completed` (R4: "fully
+performed"). PRD-1 (table 0286) says whose provider a PRD is: RP the
+referral's requester, RT its performer, PP the patient's general
+practitioner. The message's closing NTEs are the referral's notes and the
+OBSERVATION group's OBX its supportingInfo. Every resource stays valid R4.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from thumpflow.fhir import validate
+from thumpflow.mapping import convert
+
+_MSH = "MSH|^~\\&|A|B|C|D|20240301120000-0500||{event}|M1|P|2.5\r"
+_RF1 = "RF1|{status}^S^HL70283|R^Routine^HL70280||||REF100^HOSP|20240301\r"
+_PRD = (
+    "PRD|RP^Referring^HL70286|Smith^John^^^Dr|1 Main St^^Town^ST^11111||^WPN^PH^^1^555^1234567|"
+    "|NPI111^NPI\r"
+    "PRD|RT^Referred to^HL70286|Heart^Helen^^^Dr|||||NPI222^NPI\r"
+    "PRD|PP^Primary care^HL70286|Green^Gina|||||NPI333^NPI\r"
+)
+_PID = "PID|1||MRN1^^^H^MR||Doe^Jane||19800101|F\r"
+_CLINICAL = (
+    "DG1|1||I20.9^Angina^I10|||W\r"
+    "OBR|1|ORD9^H||93000^ECG^C4\r"
+    "OBX|1|ST|8601-7^ECG impression^LN||ST depression||||||F\rNTE|1||Read by cardiology\r"
+)
+_VISIT = "PV1|1|O|||||||||||||||||V1^^^H^VN\r"
+_NOTE = "NTE|1||Please see within 2 weeks\r"
+
+
+def _convert(segments: str, event: str = "REF^I12^REF_I12") -> dict[str, dict[str, Any]]:
+    warnings: list[str] = []
+    message = (_MSH.format(event=event) + segments).encode()
+    bundle = convert(message, bundle_type="collection", warnings=warnings)
+    assert warnings == []
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    for resource in by_url.values():
+        assert [i for i in validate(resource) if i.severity == "error"] == []
+    return by_url
+
+
+def _referral(by_url: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    (found,) = [r for r in by_url.values() if r["resourceType"] == "ServiceRequest"]
+    return found
+
+
+def _status(status: str, event: str = "REF^I12^REF_I12", msa: str = "") -> str:
+    text: str = _referral(_convert(msa + _RF1.format(status=status) + _PID, event))["status"]
+    return text
+
+
+def test_a_cancel_revokes_the_referral_whatever_rf1_1_says() -> None:
+    assert _status("P", "REF^I14^REF_I12") == "revoked"
+    assert _status("A", "REF^I14^REF_I12") == "revoked"
+    assert _status("A", "RRI^I14^RRI_I12", "MSA|AA|C1\r") == "revoked"
+
+
+def test_a_refused_cancel_leaves_the_referral_status_to_rf1_1() -> None:
+    assert _status("A", "RRI^I14^RRI_I12", "MSA|AR|C1\r") == "active"
+
+
+def test_an_expired_referral_is_revoked_not_completed() -> None:
+    assert _status("E") == "revoked"
+    assert [_status(code) for code in "APR"] == ["active", "draft", "revoked"]
+
+
+def test_prd_providers_are_the_requester_performer_and_general_practitioner() -> None:
+    segments = _RF1.format(status="P") + _PRD + _PID
+    by_url = _convert(segments)
+    referral = _referral(by_url)
+    requester = by_url[referral["requester"]["reference"]]
+    assert requester["resourceType"] == "Practitioner"
+    assert requester["name"] == [{"family": "Smith", "given": ["John"], "prefix": ["Dr"]}]
+    assert requester["identifier"][0]["value"] == "NPI111"
+    assert requester["identifier"][0]["type"]["coding"][0]["code"] == "NPI"
+    assert requester["address"][0]["city"] == "Town"
+    assert requester["telecom"][0]["value"] == "+1 555 1234567"
+    (performer,) = [by_url[p["reference"]] for p in referral["performer"]]
+    assert performer["name"][0]["family"] == "Heart"
+    (patient,) = [r for r in by_url.values() if r["resourceType"] == "Patient"]
+    (gp,) = [by_url[g["reference"]] for g in patient["generalPractitioner"]]
+    assert gp["name"][0]["family"] == "Green"
+
+
+def test_the_closing_notes_are_the_referrals_and_its_observations_support_it() -> None:
+    by_url = _convert(_RF1.format(status="P") + _PRD + _PID + _CLINICAL + _VISIT + _NOTE)
+    referral = _referral(by_url)
+    assert referral["note"] == [{"text": "Please see within 2 weeks"}]
+    (observation,) = [by_url[s["reference"]] for s in referral["supportingInfo"]]
+    assert observation["valueString"] == "ST depression"
+    assert observation["note"] == [{"text": "Read by cardiology"}]
+
+
+def test_closing_notes_without_a_visit_are_the_referrals_but_not_an_observations() -> None:
+    without_visit = _RF1.format(status="P") + _PID + "DG1|1||I20.9^Angina^I10|||W\r" + _NOTE
+    assert _referral(_convert(without_visit))["note"] == [{"text": "Please see within 2 weeks"}]
+    after_obx = _RF1.format(status="P") + _PID + _CLINICAL
+    assert "note" not in _referral(_convert(after_obx))
