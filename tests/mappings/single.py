@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from thumpflow.fhir import validate
 from thumpflow.mapping import convert, to_json
 
 
@@ -26,3 +27,15 @@ def observation_of(obx: str) -> dict[str, Any]:
         f"OBR|1||F1|C^Chem^L\rOBX|1|{obx}\r"
     ).encode()
     return resource_of(message, "Observation")
+
+
+def clean_resources(message: bytes) -> dict[str, dict[str, Any]]:
+    """`message`'s collection Bundle, resources by fullUrl, asserting it
+    converts without warnings and every resource validates without errors."""
+    warnings: list[str] = []
+    bundle = convert(message, bundle_type="collection", warnings=warnings)
+    assert warnings == []
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    for resource in by_url.values():
+        assert [i for i in validate(resource) if i.severity == "error"] == []
+    return by_url

@@ -24,6 +24,12 @@ def _bundle(case: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]
     return {e["fullUrl"]: e["resource"] for e in entries}, [e["resource"] for e in entries]
 
 
+def _by_url(message: str) -> dict[str, dict[str, Any]]:
+    """`message`'s collection Bundle, resources by fullUrl."""
+    bundle = convert(message.encode(), bundle_type="collection")
+    return {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+
+
 def _of_type(resources: list[dict[str, Any]], rtype: str) -> list[dict[str, Any]]:
     return [r for r in resources if r["resourceType"] == rtype]
 
@@ -276,8 +282,7 @@ def test_obr10_is_the_collector_of_the_specimen_an_spm_describes() -> None:
         "OBR|1||F1|X^Panel^L||||||^Collect^John\rOBX|1|NM|1-1^A^LN||1||||||F\r"
         "SPM|1|SP1||BLD^Blood^HL70487\r"
     )
-    bundle = convert(message.encode(), bundle_type="collection")
-    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    by_url = _by_url(message)
     resources = list(by_url.values())
     (specimen,) = _of_type(resources, "Specimen")
     collector = by_url[specimen["collection"]["collector"]["reference"]]
@@ -351,8 +356,7 @@ def test_an_oru_specimen_observation_has_its_specimen_as_focus_and_is_no_result(
         "OBX|2|NM|2-2^B^LN||2||||||F\rSPM|1|S1||BLD^Blood^HL70487\r"
         "OBX|1|NM|3-3^Volume^LN||5|mL^mL^UCUM|||||F\r"
     )
-    bundle = convert(message.encode(), bundle_type="collection")
-    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    by_url = _by_url(message)
     resources = list(by_url.values())
     (report,) = _of_type(resources, "DiagnosticReport")
     results = [by_url[r["reference"]]["code"]["coding"][0]["code"] for r in report["result"]]

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from thumpflow.fhir import validate
-from thumpflow.mapping import convert
+from tests.mappings.single import clean_resources
 
 _HEAD = (
     "MSH|^~\\&|A|B|C|D|20240301120000-0500||{event}|M1|P|2.5\r"
@@ -34,14 +33,8 @@ _OBX = "OBX|1|NM|2160-0^Creatinine^LN||1.0|mg/dL|||||F|||20240301\rNTE|1||Fastin
 
 
 def _convert(event: str, segments: str) -> dict[str, dict[str, Any]]:
-    warnings: list[str] = []
     message = (_HEAD.format(event=event) + segments).encode()
-    bundle = convert(message, bundle_type="collection", warnings=warnings)
-    assert warnings == []
-    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
-    for resource in by_url.values():
-        assert [i for i in validate(resource) if i.severity == "error"] == []
-    return by_url
+    return clean_resources(message)
 
 
 def _one(by_url: dict[str, dict[str, Any]], rtype: str) -> dict[str, Any]:

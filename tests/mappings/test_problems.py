@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from thumpflow.fhir import validate
-from thumpflow.mapping import convert
+from tests.mappings.single import clean_resources
 
 _HEAD = (
     "MSH|^~\\&|A|B|C|D|20240301120000-0500||PPR^{event}^PPR_PC1|M1|P|2.5\r"
@@ -38,14 +37,8 @@ _HYPERTENSION = (
 
 
 def _convert(action: str = "AD", event: str = "PC1") -> dict[str, dict[str, Any]]:
-    warnings: list[str] = []
     message = (_HEAD.format(event=event) + _DIABETES.format(action=action) + _HYPERTENSION).encode()
-    bundle = convert(message, bundle_type="collection", warnings=warnings)
-    assert warnings == []
-    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
-    for resource in by_url.values():
-        assert [i for i in validate(resource) if i.severity == "error"] == []
-    return by_url
+    return clean_resources(message)
 
 
 def _all(by_url: dict[str, dict[str, Any]], rtype: str) -> list[dict[str, Any]]:

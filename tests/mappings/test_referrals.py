@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from thumpflow.fhir import validate
-from thumpflow.mapping import convert
+from tests.mappings.single import clean_resources
 
 _MSH = "MSH|^~\\&|A|B|C|D|20240301120000-0500||{event}|M1|P|2.5\r"
 _RF1 = "RF1|{status}^S^HL70283|R^Routine^HL70280||||REF100^HOSP|20240301\r"
@@ -34,14 +33,8 @@ _NOTE = "NTE|1||Please see within 2 weeks\r"
 
 
 def _convert(segments: str, event: str = "REF^I12^REF_I12") -> dict[str, dict[str, Any]]:
-    warnings: list[str] = []
     message = (_MSH.format(event=event) + segments).encode()
-    bundle = convert(message, bundle_type="collection", warnings=warnings)
-    assert warnings == []
-    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
-    for resource in by_url.values():
-        assert [i for i in validate(resource) if i.severity == "error"] == []
-    return by_url
+    return clean_resources(message)
 
 
 def _referral(by_url: dict[str, dict[str, Any]]) -> dict[str, Any]:
