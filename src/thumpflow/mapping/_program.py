@@ -89,6 +89,7 @@ class _ProgramWriter:
         self.line(1, "register = run.register")
         self.line(1, "pending = []")
         self.line(1, "S0 = run.scope = range(len(ids_of))")
+        self.line(1, "KC0 = {}")
         for name in sorted(root):
             self.line(1, f"{_local(0, name)} = []")
         for rule in rules:
@@ -131,6 +132,9 @@ class _ProgramWriter:
         if rule.absent:
             self.line(ind, f"if not any(s in A{d} for s in {rule.absent!r}):")
             ind += 1
+        if rule.present:
+            self.line(ind, f"if any(s in A{d} for s in {rule.present!r}):")
+            ind += 1
         if rule.needs is not None:
             needs = _lookup(rule.needs, frames)
             self.line(ind, f"if not {needs}:")
@@ -150,7 +154,14 @@ class _ProgramWriter:
         if rule.follows is not None:
             anchor = "a"
             if rule.each:
-                self.line(ind, f"K = _anchors_of(ids_of, S{d}, P, {rule.follows!r})")
+                # Rules of one segment id and one `follows` share the anchors.
+                key = (seg, rule.follows)
+                self.line(ind, f"K = KC{d}.get({key!r})")
+                self.line(
+                    ind,
+                    f"if K is None: K = KC{d}[{key!r}] = "
+                    f"_anchors_of(ids_of, S{d}, P, {rule.follows!r})",
+                )
             else:
                 choices = (rule.follows, *rule.else_follows)
                 self.line(ind, f"pos, a = _first_anchored(ids_of, S{d}, P, {choices!r})")
@@ -188,6 +199,7 @@ class _ProgramWriter:
         self.line(ind, f"for S{d} in I:")
         self.line(ind + 1, f"run.scope = S{d}")
         self.line(ind + 1, f"A{d} = _segment_positions(list(map(ids_of.__getitem__, S{d})))")
+        self.line(ind + 1, f"KC{d} = {{}}")
         names = rule_names(inner)
         for name in sorted(names):
             self.line(ind + 1, f"{_local(d, name)} = []")

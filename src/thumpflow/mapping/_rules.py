@@ -3,7 +3,7 @@
 A message map (`messages` in the map files) is a list of rules; each names a
 segment, the segment map it applies (`map`), how the resource's id is
 derived (`identity`), which other rules' resources it references (`refs`),
-and conditions (`when`, `unless`, `absent`, `required`, `follows`: the segment a PRT
+and conditions (`when`, `unless`, `absent`, `present`, `required`, `follows`: the segment a PRT
 belongs to; without `each`, the rule applies to the first segment of its id
 that follows, and `else_follows` names where to look when none does: RDE's
 RXR after RXE, else the one after RXO). A `group` applies its rules once
@@ -89,6 +89,9 @@ class Rule:
     # `absent`: segment ids whose presence in the rule's scope skips it (RDS:
     # the placer's RXO fills the order only when no RXE encodes it).
     absent: tuple[str, ...] = ()
+    # `present`: the rule applies only when its scope holds one of these
+    # segment ids (ORU's SPECIMEN_OBSERVATION rule: an SPM).
+    present: tuple[str, ...] = ()
     needs: str | None = None
     follows: tuple[str, ...] | None = None
     # `else_follows` (only with `follows`, without `each`): the segments to
@@ -302,6 +305,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         requires=requires,
         unless=spec.get("unless"),
         absent=_segment_ids(spec.get("absent"), "absent", where),
+        present=_segment_ids(spec.get("present"), "present", where),
         follows=_follows(spec.get("follows"), where),
         also=_also(spec.get("also"), comp, where, resource_type),
         else_follows=_else_follows(spec, where),
