@@ -331,7 +331,9 @@ def test_a_vocabulary_on_a_data_type_map_without_recode_is_refused() -> None:
         ({"present": "SPM"}, "`present` is a list of segment ids"),
     ],
 )
-def test_malformed_comments_absent_and_present_are_refused(extra: dict[str, Any], reason: str) -> None:
+def test_malformed_comments_absent_and_present_are_refused(
+    extra: dict[str, Any], reason: str
+) -> None:
     compiler = _compiler({"entries": [{"from": 3, "to": "id"}]})
     rule = {"segment": "PID", "map": "X[Patient]", **extra}
     with pytest.raises(MapError, match=re.escape(reason)):

@@ -141,3 +141,8 @@ def test_with_a_medical_director_the_performer_is_the_directors_role_at_the_lab(
     assert role["resourceType"] == "PractitionerRole"
     assert role["code"][0]["coding"][0]["code"] == "MDIR"
     assert "organization" in role and "practitioner" in role
+
+
+def test_a_performing_lab_with_an_address_alone_is_no_organization() -> None:
+    # FHIR org-1: an Organization has a name or an identifier.
+    assert _performers(_obx(**_BASE, f23="^L", f24="1 Lab Way^^Town")) == []
