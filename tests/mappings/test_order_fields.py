@@ -240,3 +240,20 @@ def test_pd1_names_the_general_practitioner_wherever_the_structure_has_it(head: 
     message = "MSH|^~\\&|A|H|R|R|20240102||" + head.format(pd1=_PD1)
     (patient, *_) = _all(_bundle(message), "Patient")
     assert len(patient["generalPractitioner"]) == 2
+
+
+def test_an_order_without_a_code_has_no_order_detail() -> None:
+    # FHIR prr-1: orderDetail only beside a code; OBR-4 empty, OBR-46 sent.
+    obr = "OBR|1|P100|F100|" + "|" * 42 + "FAST^Fasting^L\r"
+    (order,) = _all(_bundle(f"{_ORM}ORC|NW|P100|F100||SC\r{obr}"), "ServiceRequest")
+    assert "orderDetail" not in order
+
+
+def test_an_ed_without_its_type_is_unknown_bytes() -> None:
+    # FHIR att-1: an Attachment with data has a contentType.
+    message = (
+        "MSH|^~\\&|L|H|R|R|20240102||ORU^R01|1|P|2.5\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        "OBR|1||F1|X^Panel^L\rOBX|1|ED|PDF^Report^L||LIS^^^Base64^QUJD||||||F\r"
+    )
+    (report,) = _all(_bundle(message), "DiagnosticReport")
+    assert report["presentedForm"] == [{"contentType": "application/octet-stream", "data": "QUJD"}]
