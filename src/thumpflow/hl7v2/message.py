@@ -7,12 +7,7 @@ from thumpflow.hl7v2.charset import NOT_ASCII_COMPATIBLE, codec_for, decode
 from thumpflow.hl7v2.delimiters import Delimiters
 from thumpflow.hl7v2.escape import escape, unescape
 from thumpflow.hl7v2.header import HeaderFields
-from thumpflow.hl7v2.lines import (
-    declared_charset,
-    not_msh,
-    split_lines,
-    split_lines_bytes,
-)
+from thumpflow.hl7v2.lines import declared_charset, not_msh, split_lines, split_lines_bytes
 from thumpflow.hl7v2.path import compile_path
 from thumpflow.hl7v2.rewrite import layout, rewrite_bytes
 from thumpflow.hl7v2.segment import (
@@ -398,7 +393,7 @@ class Message(HeaderFields):
         return element(self._part_fields(0), self._delims, field, 0, component, 0)
 
     def _msh_field(self, field: int, comp: int = 0) -> str:
-        raw = element(self._part_fields(0), self._delims, field, 0, comp, 0)
+        raw = self.header_field(field, comp)
         if self._delims.escape in raw:
             return unescape(raw, self._delims, self.encoding)
         return raw

@@ -296,9 +296,7 @@ class _Run:
         elif key is not None:
             basis = (key,)
         else:
-            basis = (
-                json.dumps(resource, sort_keys=True, ensure_ascii=False, default=_content_key),
-            )
+            basis = (_content(resource),)
         rid = _reference_data_id(rtype, *basis)
         existing = self.built.get(rid)
         if existing is None:
