@@ -215,6 +215,15 @@ def test_a_one_text_data_type_map_inlined_gives_what_calling_it_gives(
     assert out.get("extension") == (None if expected is None else [expected])
 
 
+@pytest.mark.parametrize("distinct", [True, "yes"])
+def test_distinct_is_a_boolean_beside_a_conditional_identity(distinct: Any) -> None:
+    compiler = _compiler({"entries": [{"from": 3, "to": "id"}]})
+    identity = {"distinct": distinct, **({} if distinct is True else {"conditional": "id"})}
+    rule = {"segment": "PID", "map": "X[Patient]", "name": "p", "identity": identity}
+    with pytest.raises(MapError, match="`distinct` is true or false, beside `conditional`"):
+        compile_rules([rule], compiler, "test")
+
+
 @pytest.mark.parametrize("name", ["pid x", "p;import os", "1pid", ""])
 def test_a_rule_name_that_is_not_an_identifier_is_refused(name: str) -> None:
     # The name becomes a local of the generated program: only identifiers reach it.

@@ -166,7 +166,7 @@ def test_an_orm_pharmacy_order_is_a_medication_request() -> None:
 
 def test_an_orm_with_pharmacy_and_lab_orders_makes_one_resource_of_each_kind() -> None:
     lab = "ORC|NW|PL1^EHR\rOBR|1|PL1^EHR||24323-8^CMP^LN\rNTE|1||Fasting\r"
-    # A compound's drug is in its RXC, not RXO-1 (no RXC target: medication unknown).
+    # A compound's drug is in its RXC, not RXO-1: its contained Medication.
     compound = "ORC|NW|RX2^EHR\rRXO|\rRXC|B|12345^Base^NDC|100|mL\r"
     by_url, warnings = _orm(_ORM_RX + lab + compound)
     assert warnings == []
@@ -175,4 +175,6 @@ def test_an_orm_with_pharmacy_and_lab_orders_makes_one_resource_of_each_kind() -
     assert service["note"] == [{"text": "Fasting"}]
     requests = _all(by_url, "MedicationRequest")
     assert [r["identifier"][0]["value"] for r in requests] == ["RX1", "RX2"]
-    assert requests[1]["medicationCodeableConcept"] == {"text": "unknown"}
+    assert requests[1]["medicationReference"] == {"reference": "#compound"}
+    (ingredient,) = requests[1]["contained"][0]["ingredient"]
+    assert ingredient["itemCodeableConcept"]["coding"][0]["code"] == "12345"

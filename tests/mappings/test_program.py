@@ -246,19 +246,23 @@ class _Interpreter:
             if read_keys(resource, *path.split(".")) is None:
                 run.refuse(reason, rule.segment, field)
         found = identifier_of(resource, rule.conditional) if rule.conditional else None
-        basis: tuple[str, ...] | None = found
-        if basis is None:
-            key = []
-            for part in rule.key:
-                if is_key_path(part):
-                    key.append(next(texts))
-                else:
-                    named = scope.lookup(part)
-                    key.append(named[0].rid if named else "")
-            basis = tuple(key)
-            if not any(basis):
-                basis = (run.message.sending_application, run.message.control_id, str(pos))
+        key = []
+        for part in rule.key:
+            if is_key_path(part):
+                key.append(next(texts))
+            else:
+                named = scope.lookup(part)
+                key.append(named[0].rid if named else "")
+        if not any(key):
+            key = [run.message.sending_application, run.message.control_id, str(pos)]
         rtype = rule.resource_type
+        basis: tuple[str, ...] = tuple(key) if found is None else found
+        taken = run.built.get(deterministic_id(rtype, *basis))
+        if rule.distinct and found is not None and taken is not None and taken.seg != segs[pos]:
+            assert rule.conditional is not None
+            found, basis = run.repeated(
+                rtype, resource, found, tuple(key), path=rule.conditional, segment=rule.segment
+            )
         built = run.register(
             rtype,
             resource,

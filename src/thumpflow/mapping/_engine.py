@@ -41,12 +41,13 @@ from thumpflow.mapping._report import (
     MISSING_SEGMENT,
     NO_MESSAGE_TIME,
     NO_REFERENCE_TARGET,
+    REPEATED_IDENTIFIER,
     ConversionWarning,
     outcome_entry,
     shown_event,
 )
 from thumpflow.mapping._rules import MessageMap
-from thumpflow.mapping._scope import Built, search_escape, segment_positions, skipped
+from thumpflow.mapping._scope import Built, search_escape, segment_positions, skipped, unclaimed
 from thumpflow.mapping._support import Ctx, Parts
 from thumpflow.mapping._values import instant, timezone_of
 from thumpflow.mapping._zone import default_zone
@@ -341,6 +342,33 @@ class _Run:
             f"{self.message_type}: {segment} not converted to {rtype}: no {needs} to refer to",
             NO_REFERENCE_TARGET,
         )
+
+    def repeated(
+        self,
+        rtype: str,
+        resource: dict[str, Any],
+        found: tuple[str, str],
+        key: tuple[str, ...],
+        *,
+        path: str,
+        segment: str,
+    ) -> tuple[tuple[str, str] | None, tuple[str, ...]]:
+        """A `distinct` rule's resource whose identifier `found` (at `path`)
+        another of the message holds (a sender's error: two orders, one filler
+        number): kept, without the identifiers others hold, identified by the
+        first left, else `key`, with a warning naming `segment`. Returns its
+        identifier and id basis."""
+        self.warn(
+            f"{self.message_type}: {segment} repeats the identifier of an earlier {rtype}:"
+            f" converted as another {rtype}, without that identifier",
+            REPEATED_IDENTIFIER,
+        )
+        left, found_left = unclaimed(rtype, resource[path], found, self.built)
+        if left:
+            resource[path] = left
+        else:
+            del resource[path]
+        return found_left, key if found_left is None else found_left
 
     def warn(self, text: str, code: str) -> None:
         """Add `text` (with its `code`) to the warnings unless it is there already."""

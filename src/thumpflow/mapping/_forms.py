@@ -53,17 +53,31 @@ if TYPE_CHECKING:
 def element_of(comp: Compiler, gen: GeneratedFunction, element: str, entries: Any) -> None:
     """`element: contact[]`: the entries write one new element (their
     `to` paths are inside it), appended to that list of the resource
-    when it has any value (one Patient.contact per NK1)."""
+    when it has any value (one Patient.contact per NK1); the list may be
+    inside an object or a list element of the resource, made as needed
+    (`contained[0].ingredient[]`: one ingredient of a contained Medication
+    per RXC)."""
     steps = fhir_steps(element, gen.where)
-    if len(steps) != 1 or steps[0][1] != -1:
+    *outer, (key, last) = steps
+    if last != -1 or any(idx is not None and idx < 0 for _, idx in outer):
         raise MapError(f"{gen.where}: `element` names one list, as `contact[]`")
     gen.body.append("_el = {}")
     comp._entries(gen, entries, "_el")
     gen.cleanup(entries, "_el")
-    key = steps[0][0]
     gen.body.append("if _el:")
-    gen.body.append(f"    _sl = o.get({key!r})")
-    gen.body.append(f"    if type(_sl) is not list: _sl = o[{key!r}] = []")
+    node = "o"
+    for step, idx in outer:
+        gen.body.append(f"    _sn = {node}.get({step!r})")
+        if idx is None:
+            gen.body.append(f"    if type(_sn) is not dict: _sn = {node}[{step!r}] = {{}}")
+        else:
+            gen.body.append(f"    if type(_sn) is not list: _sn = {node}[{step!r}] = []")
+            gen.body.append(f"    while len(_sn) <= {idx}: _sn.append({{}})")
+            gen.body.append(f"    _sn = _sn[{idx}]")
+        node = "_sd"
+        gen.body.append("    _sd = _sn")
+    gen.body.append(f"    _sl = {node}.get({key!r})")
+    gen.body.append(f"    if type(_sl) is not list: _sl = {node}[{key!r}] = []")
     gen.body.append("    _sl.append(_el)")
 
 

@@ -269,11 +269,23 @@ class _ProgramWriter:
         else:
             self.line(at, f"k = {fallback}")
         complete = ", True" if rule.complete else ""
-        self.line(
-            ind,
-            f"b = register({rtype!r}, o, f, k, _deterministic_id({rtype!r}, *k), i, {anchor}"
-            f"{complete})",
-        )
+        rid = f"_deterministic_id({rtype!r}, *k)"
+        if rule.distinct:
+            # Only a resource whose identifier another segment's holds
+            # already pays for more than the lookup.
+            self.line(ind, f"r = {rid}")
+            self.line(ind, "if f is not None and r in run.built and run.built[r].seg != i:")
+            self.line(ind + 1, f"k = {key if parts else fallback}")
+            if parts:
+                self.line(ind + 1, f"if not any(k): k = {fallback}")
+            self.line(
+                ind + 1,
+                f"f, k = run.repeated({rtype!r}, o, f, k,"
+                f" path={rule.conditional!r}, segment={rule.segment!r})",
+            )
+            self.line(ind + 1, f"r = {rid}")
+            rid = "r"
+        self.line(ind, f"b = register({rtype!r}, o, f, k, {rid}, i, {anchor}{complete})")
         if rule.name and rule.complete:
             # A resource registered again (see `_Run.register`) is named once
             # per segment it belongs to.

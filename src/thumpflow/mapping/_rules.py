@@ -19,6 +19,9 @@ ORC, OBR and OBX are another patient record's, not the message's): `Skip`.
 A rule's `also` (`{segment: ORC, map: "ORC[Immunization]"}`) fills its
 resource from the first such segment of its scope too, before the id is
 taken, so what that segment says (its identifiers) can identify it.
+An identity's `distinct: true` (beside `conditional`) makes each segment a
+resource of its own: one repeating the identifier of an earlier one loses
+it, with a warning (VXU: two orders with one filler number).
 `compile_rules` turns them into `Rule` values once, at import;
 a malformed rule raises `MapError` naming the map and rule. `_program`
 compiles each message map's rules into one function.
@@ -118,6 +121,11 @@ class Rule:
     # scope fills the resource too, after the rule's own map and before its
     # identity is taken (VXU: ORC-3/ORC-2 identify the RXA's Immunization).
     also: tuple[str, Fill] | None = None
+    # `identity: {distinct: true}` (with `conditional`): each segment is a
+    # resource of its own (IG VXU_V04 row 12.1: each ORDER a new
+    # Immunization); one whose business identifier an earlier one of the
+    # message holds loses that identifier, with a warning (`_Run.repeated`).
+    distinct: bool = False
     # Set by `settled`: nothing writes to the resource once it is registered
     # (no `refs`, no `into` of its name), so its content then is final.
     complete: bool = False
@@ -296,6 +304,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         fill=fill,
         into=spec.get("into"),
         conditional=ident.get("conditional"),
+        distinct=_distinct(ident, where),
         key=key,
         refs=refs,
         notes=str(notes) if notes else None,
@@ -318,6 +327,14 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             None,
         ),
     )
+
+
+def _distinct(ident: dict[str, Any], where: str) -> bool:
+    """An identity's `distinct`, which only a `conditional` one may have."""
+    distinct = ident.get("distinct", False)
+    if not isinstance(distinct, bool) or (distinct and not ident.get("conditional")):
+        raise MapError(f"{where}: `distinct` is true or false, beside `conditional`")
+    return distinct
 
 
 def _follows(spec: Any, where: str) -> tuple[str, ...] | None:

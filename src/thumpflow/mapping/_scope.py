@@ -6,7 +6,8 @@ for a search URL; `segment_positions` and `group_instances` find the
 segments rules apply to (by segment id, by group instance), `skipped` those
 of a group hidden from them, `anchors_of` the segments a `follows` rule's
 segments belong to, `first_anchored` the one segment a `follows` rule
-without `each` applies to. Pure helpers of
+without `each` applies to, `unclaimed` the identifiers of a resource no
+other holds. Pure helpers of
 `_engine` and the programs (`_program`): no I/O, nothing kept between
 messages.
 """
@@ -16,6 +17,8 @@ from __future__ import annotations
 import re
 from typing import Any
 from urllib.parse import quote
+
+from thumpflow.fhir import deterministic_id
 
 
 class Built:
@@ -156,3 +159,21 @@ def first_anchored(
             if anchors[pos] != -2:
                 return pos, anchors[pos]
     return positions[0], -2
+
+
+def unclaimed(
+    rtype: str, held: Any, found: tuple[str, str], built: dict[str, Built]
+) -> tuple[list[Any], tuple[str, str] | None]:
+    """The identifiers `held` (a list, or one) of a resource of type `rtype`
+    whose first, `found` (system, value), another resource of `built` (by
+    id) holds already: those left once every one another holds is dropped,
+    and the first of them with a value (None: none)."""
+    left: list[Any] = held if type(held) is list else [held]
+    taken: tuple[str, str] | None = found
+    while taken is not None and deterministic_id(rtype, *taken) in built:
+        gone = taken
+        left = [e for e in left if (str(e.get("system", "")), str(e.get("value"))) != gone]
+        taken = next(
+            ((str(e.get("system", "")), str(e["value"])) for e in left if e.get("value")), None
+        )
+    return left, taken

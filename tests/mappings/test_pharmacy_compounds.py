@@ -1,0 +1,118 @@
+"""Pharmacy orders: a compound's components (RXC) and the identity of an
+order without placer or filler number.
+
+RXC (the IG names RXC[MedicationRequest] and RXC[Medication], without rows):
+each component an ingredient of a Medication contained in the order's
+MedicationRequest, whose medicationReference names it and whose code is the
+order's give code; in RDE (and RDS) the pharmacy's components, after the
+RXE, not the placer's. An order without ORC-2/ORC-3 is identified by its
+message, so two messages' numberless orders are two resources.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.mappings.single import clean_resources
+from thumpflow.fhir import deterministic_id
+from thumpflow.mapping import convert, to_json
+
+_HEAD = "MSH|^~\\&|A|B|C|D|20240301||{event}|{control}|P|2.6\rPID|1||P1^^^H^MR||Doe^Jo\r"
+_ORC = "ORC|NW|PL1^EHR\r"
+_RXO = "RXO|^Placer compound^L|1||BAG\rRXR|IV\rRXC|B|PB^Placer base^L|500|mL^^UCUM\r"
+_RXE = "RXE|^Q24H^HL70335|CMP^KCl in D5W^L|1||BAG\rRXR|IV\r"
+_RXC = (
+    "RXC|B|D5W^Dextrose 5% in water^L|1000|mL^^UCUM\rRXC|A|KCL^Potassium chloride^L|20|meq^^UCUM\r"
+)
+
+
+def _requests(event: str, body: str, control: str = "M1") -> list[dict[str, Any]]:
+    message = (_HEAD.format(event=event, control=control) + body).encode()
+    by_url = clean_resources(message)
+    return [r for r in by_url.values() if r["resourceType"] == "MedicationRequest"]
+
+
+def _ingredients(request: dict[str, Any]) -> list[str]:
+    assert request["medicationReference"] == {"reference": "#compound"}
+    assert "medicationCodeableConcept" not in request
+    (medication,) = request["contained"]
+    assert (medication["resourceType"], medication["id"]) == ("Medication", "compound")
+    return [i["itemCodeableConcept"]["coding"][0]["code"] for i in medication["ingredient"]]
+
+
+def test_rde_compound_is_a_contained_medication_of_the_pharmacys_components() -> None:
+    (request,) = _requests("RDE^O11^RDE_O11", _ORC + _RXO + _RXE + _RXC)
+    assert _ingredients(request) == ["D5W", "KCL"]
+    medication = request["contained"][0]
+    assert medication["code"]["coding"][0]["code"] == "CMP"
+    strength = medication["ingredient"][1]["strength"]
+    assert strength["numerator"] == {
+        "value": 20,
+        "unit": "meq",
+        "code": "meq",
+        "system": "http://unitsofmeasure.org",
+    }
+    assert strength["denominator"] == {"value": 1}
+
+
+def test_a_component_without_amount_takes_its_strength_per_volume() -> None:
+    rxc = "RXC|A|HEP^Heparin^L|||1000|[iU]^^UCUM||1|mL^^UCUM\rRXC|A|^Unnamed^L\rRXC|A\r"
+    (request,) = _requests("RDE^O11^RDE_O11", _ORC + _RXE + rxc)
+    (heparin, unnamed) = request["contained"][0]["ingredient"]
+    assert heparin["strength"]["numerator"]["value"] == 1000
+    assert heparin["strength"]["denominator"]["code"] == "mL"
+    assert unnamed == {
+        "itemCodeableConcept": {"coding": [{"display": "Unnamed"}], "text": "Unnamed"}
+    }
+
+
+def test_omp_and_orm_compounds_are_the_rxos() -> None:
+    for event in ("OMP^O09^OMP_O09", "ORM^O01^ORM_O01"):
+        (request,) = _requests(event, _ORC + _RXO + _RXC)
+        assert _ingredients(request) == ["PB", "D5W", "KCL"]
+        assert request["contained"][0]["code"]["text"] == "Placer compound"
+
+
+def test_rds_compound_is_the_rxes_else_the_rxos_never_the_dispenses() -> None:
+    rxd = "RXD|1|CMP^KCl in D5W^L|20240301|1|BAG\rRXR|IV\rRXC|B|DISP^Dispensed base^L|1|BAG\r"
+    (request,) = _requests("RDS^O13^RDS_O13", _ORC + _RXO + _RXE + _RXC + rxd)
+    assert _ingredients(request) == ["D5W", "KCL"]
+    (request,) = _requests("RDS^O13^RDS_O13", _ORC + _RXO + rxd)
+    assert _ingredients(request) == ["PB"]
+
+
+def test_an_order_without_components_names_its_medication_by_code() -> None:
+    (request,) = _requests("RDE^O11^RDE_O11", _ORC + _RXO + _RXE)
+    assert request["medicationCodeableConcept"]["coding"][0]["code"] == "CMP"
+    assert "contained" not in request
+
+
+def _ids(event: str, body: str, control: str) -> list[str]:
+    message = (_HEAD.format(event=event, control=control) + body).encode()
+    bundle = json.loads(to_json(convert(message, bundle_type="transaction")))
+    return [
+        e["request"]["url"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "MedicationRequest"
+    ]
+
+
+def test_orders_without_numbers_are_each_messages_own() -> None:
+    cases = (
+        ("RDE^O11^RDE_O11", "ORC|NW\r" + _RXE),
+        ("OMP^O09^OMP_O09", "ORC|NW\r" + _RXO),
+        ("RDS^O13^RDS_O13", "ORC|NW\r" + _RXE + "RXD|1|CMP^KCl^L|20240301|1|BAG\r"),
+        ("ORM^O01^ORM_O01", "ORC|NW\r" + _RXO),
+    )
+    for event, order in cases:
+        first = _ids(event, order + order, "M1")
+        assert len(set(first)) == 2, event
+        assert _ids(event, order + order, "M1") == first, event
+        assert set(_ids(event, order + order, "M2")).isdisjoint(first), event
+
+
+def test_an_order_with_a_number_keeps_the_id_its_number_gives() -> None:
+    for control in ("M1", "M2"):
+        (url,) = _ids("RDE^O11^RDE_O11", "ORC|NW|PL1\r" + _RXE, control)
+        assert url == "MedicationRequest/" + deterministic_id("MedicationRequest", "", "PL1")
