@@ -77,3 +77,69 @@ def test_a_goal_addresses_its_problem() -> None:
 def test_a_deleted_goal_is_entered_in_error() -> None:
     (goal,) = _all(_convert("DE"), "Goal")
     assert goal["lifecycleStatus"] == "entered-in-error"
+
+
+_VER = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+_CLIN = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+
+
+def _problem(event: str = "PC1", **fields: str) -> dict[str, Any]:
+    """The Condition of one PRB whose fields `f<n>` are given."""
+    values = ["PRB", "AD", "20170110", "K80.00^Cholelithiasis^I10", "PRB9^H"] + [""] * 15
+    for name, value in fields.items():
+        values[int(name[1:])] = value
+    message = _HEAD.format(event=event) + "|".join(values).rstrip("|") + "\r"
+    (condition,) = _all(clean_resources(message.encode()), "Condition")
+    return condition
+
+
+def _code(concept: dict[str, Any] | None) -> tuple[str, str] | None:
+    return (
+        None if concept is None else (concept["coding"][0]["system"], concept["coding"][0]["code"])
+    )
+
+
+def test_confirmation_and_life_cycle_statuses_in_fhirs_codes_are_kept() -> None:
+    condition = _problem(
+        f9="20180310",
+        f13=f"confirmed^Confirmed^{_VER}",
+        f14=f"remission^Remission^{_CLIN}",
+        f16="20170102",
+        f17="As a child",
+    )
+    assert _code(condition["verificationStatus"]) == (_VER, "confirmed")
+    assert _code(condition["clinicalStatus"]) == (_CLIN, "remission")
+    # Remission allows an abatement (R4 con-4); the onset text stays out
+    # beside an onset date (onset[x] is one value).
+    assert condition["abatementDateTime"] == "2018-03-10"
+    assert condition["onsetDateTime"] == "2017-01-02"
+    assert "onsetString" not in condition
+
+
+def test_the_onset_text_is_the_onset_when_no_date_is_sent() -> None:
+    condition = _problem(f14="relapse", f17="Since childhood")
+    assert _code(condition["clinicalStatus"]) == (_CLIN, "relapse")
+    assert condition["onsetString"] == "Since childhood"
+    assert "verificationStatus" not in condition
+
+
+def test_local_status_codes_are_not_read_as_fhirs() -> None:
+    # PRB-13/14 use user-defined tables: a local `C`/`A` is not FHIR's code,
+    # so the Condition keeps today's statuses (resolved by PRB-9).
+    condition = _problem(f9="20180310", f13="C^Confirmed^L", f14="active^Active^99LOCAL")
+    assert "verificationStatus" not in condition
+    assert _code(condition["clinicalStatus"]) == (_CLIN, "resolved")
+    assert condition["abatementDateTime"] == "2018-03-10"
+
+
+def test_an_active_problem_has_no_abatement_and_an_error_no_clinical_status() -> None:
+    active = _problem(f9="20180310", f14="active")
+    assert _code(active["clinicalStatus"]) == (_CLIN, "active")
+    assert "abatementDateTime" not in active  # con-4
+    for condition in (
+        _problem(f9="20180310", f13="entered-in-error", f14="resolved"),
+        _problem("PC3", f13="confirmed", f14="active"),
+    ):
+        assert _code(condition["verificationStatus"]) == (_VER, "entered-in-error")
+        assert "clinicalStatus" not in condition  # con-5
+        assert "abatementDateTime" not in condition
