@@ -5,7 +5,8 @@
   as RXR[MedicationRequest].
 - SPM-4/6/7/24 and OBR-15 (SPS.1/2/4/6): SpecimenType, Additive/Preservative,
   SpecimenCollectionMethod, BodySite, SpecimenCondition.
-- OBX-10: NatureOfAbnormalTesting (OBX row 41); OBX-21 typed FILL (rows 61-62).
+- OBX-10: NatureOfAbnormalTesting (OBX row 41); OBX-21 typed FILL (rows 61-62);
+  OBX-29 a v2-0936 category, one OBX-33 the specimen (rows 29, 33).
 - ROL-3 of the general practitioner: PractitionerRole.code through
   ProviderRole (ROL[Patient-GeneralPractitioner] row 5); a visit role keeps
   its code, its participant type is recoded (ROL[Encounter-PractitionerRole] row 6).
@@ -191,6 +192,22 @@ def test_obx21_is_a_filler_identifier() -> None:
         "code": "FILL",
         "display": "Filler Identifier",
     }
+
+
+def test_obx29_is_a_category_and_one_obx33_the_specimen() -> None:
+    # IG OBX rows 29 (category, table 0936) and 33 "IF OBX-33 COUNT=1"
+    # (specimen, by its placer identifier, else its filler's). OBX-30 (the
+    # IG's extension "not yet" created) and several OBX-33 are not mapped.
+    observation = observation_of(_obx(f29="RSLT", f30="SCI", f33="SP1&EHR^SF1&LAB"))
+    assert observation["category"] == [{"coding": [{"system": f"{_V2}0936", "code": "RSLT"}]}]
+    specimen = observation["specimen"]
+    assert (specimen["type"], specimen["identifier"]["value"]) == ("Specimen", "SP1")
+    filler = observation_of(_obx(f33="^SF1&LAB"))["specimen"]
+    assert filler["identifier"]["value"] == "SF1"
+    several = observation_of(_obx(f33="SP1&EHR~SP2&EHR"))
+    assert "specimen" not in several and "extension" not in several
+    plain = observation_of(_obx())
+    assert "category" not in plain and "specimen" not in plain
 
 
 def _adt_with_roles() -> bytes:
