@@ -5,11 +5,13 @@
   as RXR[MedicationRequest].
 - SPM-4/6/7/24 and OBR-15 (SPS.1/2/4/6): SpecimenType, Additive/Preservative,
   SpecimenCollectionMethod, BodySite, SpecimenCondition.
-- OBX-10: NatureOfAbnormalTesting (OBX row 41); OBX-21 typed FILL (rows 61-62).
+- OBX-10: NatureOfAbnormalTesting (OBX row 41); OBX-21 typed FILL (rows 61-62);
+  OBX-29 a v2-0936 category, one OBX-33 the specimen (rows 29, 33).
 - ROL-3 of the general practitioner: PractitionerRole.code through
   ProviderRole (ROL[Patient-GeneralPractitioner] row 5); a visit role keeps
   its code, its participant type is recoded (ROL[Encounter-PractitionerRole] row 6).
-- TQ1-3 CWE-3 HL70335 is the v2-0335 system.
+- TQ1-3 CWE-3 HL70335 is the v2-0335 system; TQ1-3 and ORC-7.2 go through
+  RepeatPattern (RPT[Timing], RI[Timing] row 1).
 - TXA-6 is the date only when it has a time (TXA row 9).
 - PR1-5 with PR1-7: a period only when PR1-5 has minutes (PR1 rows 8-12).
 """
@@ -18,8 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.mappings.single import observation_of, resource_of
-from thumpflow.mapping import convert
+from thumpflow.mapping import MapError, convert
+from thumpflow.mapping._vocab import compile_vocab
 
 _MSH = "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101120000+0000||{}|MSG1|P|2.5.1\r"
 _PID = "PID|1||12345^^^HOSP^MR||Doe^John||19800101|M"
@@ -189,6 +194,22 @@ def test_obx21_is_a_filler_identifier() -> None:
     }
 
 
+def test_obx29_is_a_category_and_one_obx33_the_specimen() -> None:
+    # IG OBX rows 29 (category, table 0936) and 33 "IF OBX-33 COUNT=1"
+    # (specimen, by its placer identifier, else its filler's). OBX-30 (the
+    # IG's extension "not yet" created) and several OBX-33 are not mapped.
+    observation = observation_of(_obx(f29="RSLT", f30="SCI", f33="SP1&EHR^SF1&LAB"))
+    assert observation["category"] == [{"coding": [{"system": f"{_V2}0936", "code": "RSLT"}]}]
+    specimen = observation["specimen"]
+    assert (specimen["type"], specimen["identifier"]["value"]) == ("Specimen", "SP1")
+    filler = observation_of(_obx(f33="^SF1&LAB"))["specimen"]
+    assert filler["identifier"]["value"] == "SF1"
+    several = observation_of(_obx(f33="SP1&EHR~SP2&EHR"))
+    assert "specimen" not in several and "extension" not in several
+    plain = observation_of(_obx())
+    assert "category" not in plain and "specimen" not in plain
+
+
 def _adt_with_roles() -> bytes:
     return _message(
         "ADT^A01^ADT_A01",
@@ -244,6 +265,58 @@ def test_tq1_repeat_pattern_keeps_table_0335() -> None:
     }
 
 
+def _timing_code(tq1_3: str = "", orc_7: str = "") -> dict[str, Any]:
+    """The ServiceRequest's occurrenceTiming.code of an order with TQ1-3
+    `tq1_3` (else no TQ1) and ORC-7 `orc_7`."""
+    tq1 = [f"TQ1|1||{tq1_3}"] if tq1_3 else []
+    order = resource_of(
+        _message(
+            "ORM^O01^ORM_O01",
+            f"ORC|NW|PL1^EHR|||||{orc_7}",
+            "OBR|1|PL1^EHR||2345-7^Glucose^LN",
+            *tq1,
+        ),
+        "ServiceRequest",
+    )
+    code: dict[str, Any] = order["occurrenceTiming"]["code"]
+    return code
+
+
+def test_a_repeat_pattern_goes_through_the_igs_repeat_pattern_vocabulary() -> None:
+    # IG RPT[Timing] row 1 (TQ1-3) and RI[Timing] row 1 (ORC-7.2): vocabulary
+    # RepeatPattern: its Q<integer>H rows (v2-0335, the number kept), BID to
+    # the GTS abbreviation, with or without CWE-3; an unlisted code is kept
+    # without a system.
+    gts = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
+    assert _coding(_timing_code("Q6H")) == {
+        "system": f"{_V2}0335",
+        "code": "Q6H",
+        "display": "every 6 hours",
+    }
+    assert _coding(_timing_code("q12h")) == {
+        "system": f"{_V2}0335",
+        "code": "Q12H",
+        "display": "every 12 hours",
+    }
+    assert _coding(_timing_code("BID&twice a day&HL70335")) == {
+        "system": gts,
+        "code": "BID",
+        "display": "BID",
+    }
+    assert _coding(_timing_code("PRN")) == {
+        "system": f"{_V2}0335",
+        "code": "PRN",
+        "display": "given as needed",
+    }
+    assert _coding(_timing_code("EVERYDAWN")) == {"code": "EVERYDAWN"}
+    assert _coding(_timing_code(orc_7="^Q4H")) == {
+        "system": f"{_V2}0335",
+        "code": "Q4H",
+        "display": "every 4 hours",
+    }
+    assert _coding(_timing_code(orc_7="^QID")) == {"system": gts, "code": "QID", "display": "QID"}
+
+
 def _document(txa6: str, txa4: str = "") -> dict[str, Any]:
     return resource_of(
         _message(
@@ -289,3 +362,16 @@ def test_pr1_minutes_make_a_period_only_from_a_time_to_the_minute() -> None:
         "end": "2024-01-01T10:30:00Z",
     }
     assert _procedure("202401011000", "")["performedDateTime"] == "2024-01-01T10:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        {"QH": ["QH", "hourly", "http://example.org"]},
+        {"Q<integer>H": ["Q<integer>H", "every <integer> hours"]},
+    ],
+)
+def test_a_malformed_vocabulary_pattern_is_refused(patterns: dict[str, Any]) -> None:
+    # A pattern has a placeholder and names its code, display and system.
+    with pytest.raises(MapError, match="pattern"):
+        compile_vocab("X", {"map": {}, "patterns": patterns})

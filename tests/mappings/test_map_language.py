@@ -154,6 +154,15 @@ def test_set_and_unset_take_an_element_of_a_list_but_not_a_new_one() -> None:
         compiler.segment("X[Patient]", "test")
 
 
+def test_repeats_takes_a_field_number() -> None:
+    entry = {"from": 2, "to": "a", "when": {"repeats": "2"}}
+    _compiler({"entries": [entry]}).segment("X[Patient]", "test")
+    entry["when"] = {"repeats": "2.1"}
+    compiler = _compiler({"entries": [entry]})
+    with pytest.raises(MapError, match="repeats takes a segment's field number"):
+        compiler.segment("X[Patient]", "test")
+
+
 @pytest.mark.parametrize(
     "entry",
     [{"const": None, "to": "a"}, {"from": 2, "to": "a[]", "with": {"b": None}}],

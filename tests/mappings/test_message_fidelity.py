@@ -250,8 +250,9 @@ def test_a_note_after_an_observations_participants_is_the_observations() -> None
 def test_an_oml_o21_order_refers_to_its_own_specimens_only() -> None:
     """IG OML_O21 row 6.4.8.1: an order's specimens are the SPMs inside it.
     Before, every order referred to every specimen of the message. In OML
-    O33, where specimens come before their orders, orders still refer to the
-    message's specimens; each specimen is one resource either way."""
+    O33, where specimens come before their orders, an order refers to its
+    SPECIMEN group's (see test_message_groups); each specimen is one
+    resource either way."""
     head = "MSH|^~\\&|EHR|HOSP|LAB|HOSP|20240301120000-0500||OML^{}|S4|P|2.5.1\r"
     patient = "PID|1||M1^^^HOSP^MR||Alpha^Ann\r"
     o21 = _convert(

@@ -166,3 +166,48 @@ def test_a_skipped_group_opens_after_its_after_segment_and_ends_before_an_end() 
 def test_a_malformed_skip_is_refused(spec: Any) -> None:
     with pytest.raises(MapError, match="a `skip` is a `group` name and lists starts, after, ends"):
         compile_skips([spec], "message X")
+
+
+def _specimen_of_each_order(bundle: dict[str, Any]) -> dict[str, list[str]]:
+    """Each ServiceRequest's placer number → the SPM-2 placer ids of the
+    Specimens it refers to."""
+    specimens = {
+        f"urn:uuid:{s['id']}": s["identifier"][0]["value"] for s in _resources(bundle, "Specimen")
+    }
+    return {
+        order["identifier"][0]["value"]: [specimens[r["reference"]] for r in order["specimen"]]
+        for order in _resources(bundle, "ServiceRequest")
+    }
+
+
+@pytest.mark.parametrize("event", ["O33", "O35"])
+def test_an_oml_o33_order_refers_to_its_own_specimen_group_only(event: str) -> None:
+    # OML_O33: SPECIMEN {SPM, [{OBX}], [{SAC}], {ORDER}}; OML_O35: SPECIMEN
+    # {SPM, [{OBX}], {SPECIMEN_CONTAINER {SAC, {ORDER}}}}: an ORDER belongs
+    # to the SPM before it, never to the next group's (the next SPM, which
+    # the ORC/OBR's group instance held) nor to every specimen.
+    container = "SAC|||CONT1\r"
+    bundle = _convert(
+        _OML.replace("OML^O21^OML_O21", f"OML^{event}^OML_{event}")
+        + _PATIENT
+        + "SPM|1|SPEC1&EHR||BLD^Blood^HL70487\r"
+        + "OBX|1|NM|SPVOL^Specimen volume^L||5|mL|||||F\r"
+        + container
+        + "ORC|NW|PLAC1^EHR\r"
+        + "OBR|1|PLAC1^EHR||CMP^Metabolic panel^L\r"
+        + "ORC|NW|PLAC2^EHR\r"
+        + "OBR|1|PLAC2^EHR||GLU^Glucose^L\r"
+        + "OBX|1|NM|FAST^Fasting hours^L||12|h|||||F\r"
+        + "SPM|2|SPEC2&EHR||UR^Urine^HL70487\r"
+        + container
+        + "ORC|NW|PLAC3^EHR\r"
+        + "OBR|1|PLAC3^EHR||UA^Urinalysis^L\r"
+    )
+    assert _specimen_of_each_order(bundle) == {
+        "PLAC1": ["SPEC1"],
+        "PLAC2": ["SPEC1"],
+        "PLAC3": ["SPEC2"],
+    }
+    # The order's own OBX stays its supportingInfo; the specimen's makes nothing.
+    (observation,) = _resources(bundle, "Observation")
+    assert _codes([observation]) == ["FAST"]

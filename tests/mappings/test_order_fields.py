@@ -52,7 +52,16 @@ def test_orc7_is_the_orders_quantity_timing() -> None:
         "system": "http://unitsofmeasure.org",
     }
     assert order["occurrenceTiming"] == {
-        "code": {"coding": [{"code": "BID"}]},
+        # RI-1 through the IG's RepeatPattern (RI[Timing] row 1).
+        "code": {
+            "coding": [
+                {
+                    "code": "BID",
+                    "display": "BID",
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation",
+                }
+            ]
+        },
         "repeat": {"boundsPeriod": {"start": "2021-11-01", "end": "2021-12-01"}, "count": 21},
     }
     assert order["priority"] == "routine"

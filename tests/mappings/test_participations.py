@@ -383,3 +383,30 @@ def test_an_order_sent_without_obr_keeps_its_observations() -> None:
     )
     bundle = convert(message.encode(), bundle_type="collection")
     assert len(_of_type([e["resource"] for e in bundle["entry"]], "Observation")) == 1
+
+
+def test_an_oru_specimen_collector_prt_without_specimen_fields_collects_the_obr_specimen() -> None:
+    """IG ORU_R01 row 4.2.4: a PRT SC is the collector of the report's
+    Specimen[1], the OBR's (row 4.2.2). An order with neither SPM nor OBR
+    specimen fields made the collector's PractitionerRole and nothing
+    referred to it; now the PRT makes the OBR's Specimen, whose collector
+    it is, and the report refers to that Specimen."""
+    by_url = _by_url(
+        "MSH|^~\\&|L|H|R|R|20240102||ORU^R01^ORU_R01|1|P|2.7\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        "OBR|1|PL1^EHR|FI1^LAB|58410-2^CBC^LN|||20240101080000\r"
+        "PRT|P5|AD||SC^Specimen Collector^HL70443|PHL3^Phleb^Three\r"
+        "OBX|1|NM|718-7^Hgb^LN||14|g/dL|||||F\r"
+    )
+    resources = list(by_url.values())
+    (role,) = _of_type(resources, "PractitionerRole")
+    (report,) = _of_type(resources, "DiagnosticReport")
+    (specimen,) = [by_url[s["reference"]] for s in report["specimen"]]
+    assert by_url[specimen["collection"]["collector"]["reference"]] is role
+    assert specimen["collection"]["collectedDateTime"].startswith("2024-01-01T08:00:00")
+    # Without a PRT SC (nor specimen fields), still no Specimen.
+    plain = _by_url(
+        "MSH|^~\\&|L|H|R|R|20240102||ORU^R01^ORU_R01|1|P|2.7\rPID|1||P1^^^H^MR||Doe^Jo\r"
+        "OBR|1|PL1^EHR|FI1^LAB|58410-2^CBC^LN|||20240101080000\r"
+        "OBX|1|NM|718-7^Hgb^LN||14|g/dL|||||F\r"
+    )
+    assert _of_type(list(plain.values()), "Specimen") == []

@@ -1,7 +1,7 @@
 """A message map's program (`thumpflow.mapping._program`) does what interpreting its rules does.
 
 The interpreter here applies the same compiled rules one by one, as the map
-language defines them (scopes per group instance, `unless`, `absent`, `present`, `needs`,
+language defines them (scopes per group instance, `unless`, `given`, `absent`, `present`, `needs`,
 `required`, `each`, `follows`, `when`, `into`, `also`, notes, required elements, id
 bases, then every reference once all rules have run). Over the golden
 inputs varied by hypothesis (segments dropped, repeated, swapped with their
@@ -167,6 +167,8 @@ class _Interpreter:
                         scope.names.setdefault(outer, []).extend(found)
                 continue
             if rule.unless is not None and scope.lookup(rule.unless):
+                continue
+            if rule.given is not None and not scope.lookup(rule.given):
                 continue
             if any(s in at for s in rule.absent):
                 continue

@@ -269,7 +269,8 @@ class GeneratedFunction:
     def condition(self, spec: Any, out: str) -> str:
         """A Python expression for a `when` condition: `valued`, `not_valued`,
         `equals`, `in`, `not_in`, `same` (two elements' texts are equal) (on an
-        element's unescaped first repetition; `$`-paths on the message), `set`,
+        element's unescaped first repetition; `$`-paths on the message),
+        `repeats` (a field sent with more than one repetition), `set`,
         `unset` (on the output, a path such as `identifier[1].value`), `all`,
         `any`, `not`."""
         if not isinstance(spec, dict) or len(spec) != 1:
@@ -295,6 +296,11 @@ class GeneratedFunction:
         if op in ("valued", "not_valued"):
             local = self.text(str(arg))
             return local if op == "valued" else f"(not {local})"
+        if op == "repeats":
+            idx = self.index(str(arg))
+            if len(idx) != 1 or self.level != 0:
+                raise MapError(f"{self.where}: repeats takes a segment's field number")
+            return f"(R in {self.field(idx[0])})"
         if op == "same":
             if not isinstance(arg, list) or len(arg) != 2:
                 raise MapError(f"{self.where}: same takes [path, path]")

@@ -4,7 +4,7 @@
 map ends with) into the source of one function, compiled once, when the
 maps compile. The program applies the rules in order to a message's
 segments, as the map language defines them (`_rules`): a rule's `unless`,
-`needs`, `required`, `each`, `follows` and `when`, group instances, `also`, the id
+`given`, `needs`, `required`, `each`, `follows` and `when`, group instances, `also`, the id
 basis of each resource (its business identifier, else its key's element
 texts and named resources' ids, else the sender, control id and position),
 and, once every rule has run, each rule's references, in the order the
@@ -129,6 +129,10 @@ class _ProgramWriter:
             if unless != "()":
                 self.line(ind, f"if not {unless}:")
                 ind += 1
+        if rule.given is not None:
+            # No scope defining the name: the rule never applies.
+            self.line(ind, f"if {_lookup(rule.given, frames)}:")
+            ind += 1
         if rule.absent:
             self.line(ind, f"if not any(s in A{d} for s in {rule.absent!r}):")
             ind += 1

@@ -3,16 +3,16 @@
 A message map (`messages` in the map files) is a list of rules; each names a
 segment, the segment map it applies (`map`), how the resource's id is
 derived (`identity`), which other rules' resources it references (`refs`),
-and conditions (`when`, `unless`, `absent`, `present`, `required`, `follows`: the segment a PRT
-belongs to; without `each`, the rule applies to the first segment of its id
-that follows, and `else_follows` names where to look when none does: RDE's
-RXR after RXE, else the one after RXO). A `group` applies its rules once
-per instance (from one of its start segments to the next), each instance a
-scope of its own; its `export` (`{order: orders}`) gives the enclosing
-scope, once the group has run, every instance's resources of a name under a
-new name (MDM: the document refers to the first of every order);
-`whole_without_start: true` makes a message without any start segment one
-instance (ORU's optional, repeating PID).
+and conditions (`when`, `unless`, `given`, `absent`, `present`, `required`,
+`follows`: the segment a PRT belongs to; without `each`, the rule applies to
+the first segment of its id that follows, and `else_follows` names where to
+look when none does: RDE's RXR after RXE, else the one after RXO). A `group`
+applies its rules once per instance (from one of its start segments to the
+next), each instance a scope of its own; its `export` (`{order: orders}`)
+gives the enclosing scope, once the group has run, every instance's
+resources of a name under a new name (MDM: the document refers to the first
+of every order); `whole_without_start: true` makes a message without any
+start segment one instance (ORU's optional, repeating PID).
 A message map's `skip` lists segment groups the IG maps to nothing that
 would otherwise read as groups that it maps (OML's PRIOR_RESULT, whose PID,
 ORC, OBR and OBX are another patient record's, not the message's): `Skip`.
@@ -89,6 +89,11 @@ class Rule:
     group: tuple[tuple[str, ...], tuple[Rule, ...]] | None
     requires: tuple[tuple[str, int, str], ...]
     unless: str | None = None
+    # `given`: the rule applies only when its scope (or an enclosing one)
+    # names resources of this name, the counterpart of `unless` (ORU: an
+    # OBR Specimen for a specimen collector PRT, which would otherwise be
+    # nothing's).
+    given: str | None = None
     # `absent`: segment ids whose presence in the rule's scope skips it (RDS:
     # the placer's RXO fills the order only when no RXE encodes it).
     absent: tuple[str, ...] = ()
@@ -313,6 +318,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         group=None,
         requires=requires,
         unless=spec.get("unless"),
+        given=spec.get("given"),
         absent=_segment_ids(spec.get("absent"), "absent", where),
         present=_segment_ids(spec.get("present"), "present", where),
         follows=_follows(spec.get("follows"), where),
