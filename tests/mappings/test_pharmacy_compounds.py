@@ -116,3 +116,36 @@ def test_an_order_with_a_number_keeps_the_id_its_number_gives() -> None:
     for control in ("M1", "M2"):
         (url,) = _ids("RDE^O11^RDE_O11", "ORC|NW|PL1\r" + _RXE, control)
         assert url == "MedicationRequest/" + deterministic_id("MedicationRequest", "", "PL1")
+
+
+def test_a_strength_whose_numbers_do_not_both_convert_is_left_out() -> None:
+    # RXC-3 not a number (its unit then says nothing); RXC-5 a number whose
+    # per-amount RXC-8 is not: no half Ratio (FHIR rat-1), the code kept.
+    components = (
+        "RXC|A|KCL^Potassium chloride^L|2O|meq^^UCUM\r"
+        "RXC|A|HEP^Heparin^L|||1000|[iU]^^UCUM|x|mL^^UCUM\r"
+    )
+    (request,) = _requests("RDE^O11^RDE_O11", _ORC + _RXE + components)
+    medication = request["contained"][0]
+    assert [i.get("strength") for i in medication["ingredient"]] == [None, None]
+    assert _ingredients(request) == ["KCL", "HEP"]
+
+
+def test_two_orders_with_one_placer_number_are_two_medication_requests() -> None:
+    # A sender's error: the second ORDER repeats the first's ORC-2. Merged,
+    # the first's "unknown" drug and the second's compound were one resource
+    # with two medication[x]; each is now its own order, the second without
+    # the repeated identifier, with a warning naming the segment.
+    message = _HEAD.format(event="RDE^O11^RDE_O11", control="M1") + _ORC + _ORC + _RXE + _RXC
+    warnings: list[str] = []
+    bundle = convert(message.encode(), bundle_type="collection", warnings=warnings)
+    requests = [
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "MedicationRequest"
+    ]
+    assert len(requests) == 2
+    assert requests[0]["medicationCodeableConcept"] == {"text": "unknown"}
+    assert _ingredients(requests[1]) == ["D5W", "KCL"]
+    assert "identifier" not in requests[1]
+    assert any("repeats the identifier" in w and "ORC" in w for w in warnings)
