@@ -97,6 +97,25 @@ def test_tq1_11_is_one_more_note_after_the_ntes() -> None:
 
 
 @pytest.mark.parametrize(
+    ("end", "expected"),
+    [("20211201", {"start": "2021-11-01", "end": "2021-12-01"}), ("0500", {"start": "2021-11-01"})],
+)
+def test_a_tq1_end_before_its_start_is_left_out(end: str, expected: dict[str, str]) -> None:
+    # TQ1-8 before TQ1-7 (here a garbled end, the year 500): the order's
+    # bounds keep the start alone (FHIR per-1), as every other period does.
+    message = (
+        "MSH|^~\\&|LAB|H|RCV|R|20211020112600+0200||OML^O21^OML_O21|M1|P|2.6\r"
+        "PID|1||P1^^^H^MR||Doe^Jane\rORC|NW|P100|F100||SC\r"
+        f"TQ1|1||||||20211101|{end}|R\r"
+        "OBR|1|P100|F100|57698-3^Lipid panel^LN\r"
+    )
+    bundle = _bundle(message)
+    (order,) = _all(bundle, "ServiceRequest")
+    assert order["occurrenceTiming"]["repeat"]["boundsPeriod"] == expected
+    assert [i for i in validate(json.loads(to_json(bundle))) if i.severity == "error"] == []
+
+
+@pytest.mark.parametrize(
     ("orc29", "expected"),
     [
         ("I", {"code": "HOSP", "display": "Hospital"}),
