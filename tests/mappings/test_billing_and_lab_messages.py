@@ -215,3 +215,22 @@ def test_a_dft_charge_takes_ft1_25_as_another_coding_of_its_code() -> None:
     assert [c["code"] for c in charge["code"]["coding"]] == ["VIS1", "99213"]
     _, (charge,) = _charges(base + ft1.format(code="", procedure="99213^Office^C4"))
     assert [c["code"] for c in charge["code"]["coding"]] == ["99213"]
+
+
+def test_a_dft_payment_adjustment_or_co_payment_is_left_out_with_a_warning() -> None:
+    ft1 = "FT1|{n}|T{n}||20240215||{kind}|PAY^Patient payment^L|||1\r"
+    base = _msh("DFT^P03^DFT_P03") + _PID + _DFT_PV1
+    charge = ft1.format(n=1, kind="CG")
+    for kind in ("PY", "AJ", "CO"):
+        warnings: list[str] = []
+        convert((base + charge + ft1.format(n=2, kind=kind)).encode(), warnings=warnings)
+        assert [(w, getattr(w, "code", None)) for w in warnings] == [
+            (
+                "DFT^P03 (DFT_P03): FT1 not converted: FT1-6 is a payment, adjustment"
+                " or co-payment (no ChargeItem)",
+                "segment_not_converted",
+            )
+        ], kind
+    warnings = []
+    convert((base + charge).encode(), warnings=warnings)
+    assert warnings == []

@@ -192,6 +192,9 @@ class _Interpreter:
                 if anchor == -2:
                     continue
                 if rule.when is None or _test(rule.when, self.names)(parts, run.ctx):
+                    if rule.not_converted is not None:
+                        run.not_converted(self.mmap.structure, rule.segment, rule.not_converted)
+                        continue
                     built = self.apply(run, rule, parts, segs, pos, scope=scope, anchor=anchor)
                     if built is not None:
                         pending.extend((ref, built, scope) for ref in rule.refs)

@@ -66,6 +66,7 @@ def test_a_missing_required_segment_increments_the_channels_counter(tmp_path: Pa
                 'channel="flow",code="no_message_time"': 1.0,
                 'channel="flow",code="charset_fallback"': 0.0,
                 'channel="flow",code="group_not_converted"': 0.0,
+                'channel="flow",code="segment_not_converted"': 0.0,
             }
             assert "Zyxwabble" not in text and "ZQX77" not in text and "PV1" not in text
             async with (
@@ -81,6 +82,7 @@ def test_a_missing_required_segment_increments_the_channels_counter(tmp_path: Pa
                 "no_message_time": 1,
                 "charset_fallback": 0,
                 "group_not_converted": 0,
+                "segment_not_converted": 0,
             }
 
     asyncio.run(main())

@@ -41,6 +41,7 @@ from thumpflow.mapping._report import (
     MISSING_SEGMENT,
     NO_MESSAGE_TIME,
     NO_REFERENCE_TARGET,
+    SEGMENT_NOT_CONVERTED,
     ConversionWarning,
     outcome_entry,
     shown_event,
@@ -340,6 +341,14 @@ class _Run:
         self.warn(
             f"{self.message_type}: {segment} not converted to {rtype}: no {needs} to refer to",
             NO_REFERENCE_TARGET,
+        )
+
+    def not_converted(self, structure: str, segment: str, reason: str) -> None:
+        """Note a segment a rule's `not_converted` leaves out, for `reason`
+        (the map's text: fields by name, never a value from the message)."""
+        self.warn(
+            f"{self.message_type} ({structure}): {segment} not converted: {reason}",
+            SEGMENT_NOT_CONVERTED,
         )
 
     def warn(self, text: str, code: str) -> None:

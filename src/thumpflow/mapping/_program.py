@@ -4,7 +4,8 @@
 map ends with) into the source of one function, compiled once, when the
 maps compile. The program applies the rules in order to a message's
 segments, as the map language defines them (`_rules`): a rule's `unless`,
-`needs`, `required`, `each`, `follows` and `when`, group instances, `also`, the id
+`needs`, `required`, `each`, `follows`, `when` and `not_converted`, group
+instances, `also`, the id
 basis of each resource (its business identifier, else its key's element
 texts and named resources' ids, else the sender, control id and position),
 and, once every rule has run, each rule's references, in the order the
@@ -182,7 +183,10 @@ class _ProgramWriter:
                 self.line(ind, text)
             self.line(ind, f"if {rule.when.expression}:")
             ind += 1
-        if rule.into is not None:
+        if rule.not_converted is not None:
+            reason = rule.not_converted
+            self.line(ind, f"run.not_converted({self.structure!r}, {seg!r}, {reason!r})")
+        elif rule.into is not None:
             self.into(rule, frames, ind)
         else:
             self.build(rule, frames, ind, anchor)

@@ -27,6 +27,7 @@ NO_REFERENCE_TARGET = "no_reference_target"
 NO_MESSAGE_TIME = "no_message_time"
 CHARSET_FALLBACK = "charset_fallback"
 GROUP_NOT_CONVERTED = "group_not_converted"
+SEGMENT_NOT_CONVERTED = "segment_not_converted"
 WARNING_CODES = (
     NO_MESSAGE_MAP,
     MISSING_SEGMENT,
@@ -34,6 +35,7 @@ WARNING_CODES = (
     NO_MESSAGE_TIME,
     CHARSET_FALLBACK,
     GROUP_NOT_CONVERTED,
+    SEGMENT_NOT_CONVERTED,
 )
 
 WarningListener = Callable[[str], None]

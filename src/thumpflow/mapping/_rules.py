@@ -16,6 +16,9 @@ instance (ORU's optional, repeating PID).
 A message map's `skip` lists segment groups the IG maps to nothing that
 would otherwise read as groups that it maps (OML's PRIOR_RESULT, whose PID,
 ORC, OBR and OBX are another patient record's, not the message's): `Skip`.
+A rule's `not_converted` (a text, in place of `map`) builds nothing: each
+segment it applies to is left out with a warning giving that text (DFT: an
+FT1 payment is no ChargeItem).
 A rule's `also` (`{segment: ORC, map: "ORC[Immunization]"}`) fills its
 resource from the first such segment of its scope too, before the id is
 taken, so what that segment says (its identifiers) can identify it.
@@ -121,6 +124,9 @@ class Rule:
     # Set by `settled`: nothing writes to the resource once it is registered
     # (no `refs`, no `into` of its name), so its content then is final.
     complete: bool = False
+    # `not_converted`: the reason (naming fields, never values) a segment the
+    # rule applies to is left out, with a warning; the rule builds nothing.
+    not_converted: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +272,8 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
     segment = str(spec.get("segment", ""))
     if not segment:
         raise MapError(f"{where}: `segment` is required")
+    if "not_converted" in spec:
+        return _left_out(spec, segment, comp, where)
     map_name = str(spec.get("map", ""))
     ident = spec.get("identity") or {}
     key = tuple(str(k) for k in ident.get("key", ()))
@@ -318,6 +326,35 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             None,
         ),
     )
+
+
+def _left_out(spec: dict[str, Any], segment: str, comp: Compiler, where: str) -> Rule:
+    """A `not_converted` rule: a segment, `each`, `follows`, `when` and the
+    reason, nothing that builds or writes."""
+    reason = spec["not_converted"]
+    if not (isinstance(reason, str) and reason) or set(spec) - _LEFT_OUT_KEYS:
+        raise MapError(f"{where}: a `not_converted` rule has a reason and no map")
+    return Rule(
+        name=None,
+        segment=segment,
+        each=bool(spec.get("each")),
+        required=False,
+        when=comp.test(spec["when"], where) if "when" in spec else None,
+        resource_type="",
+        fill=None,
+        into=None,
+        conditional=None,
+        key=(),
+        refs=(),
+        notes=None,
+        group=None,
+        requires=(),
+        follows=_follows(spec.get("follows"), where),
+        not_converted=reason,
+    )
+
+
+_LEFT_OUT_KEYS = frozenset({"segment", "each", "when", "follows", "not_converted"})
 
 
 def _follows(spec: Any, where: str) -> tuple[str, ...] | None:
