@@ -41,6 +41,7 @@ from thumpflow.mapping._scope import (
     first_anchored,
     group_instances,
     segment_positions,
+    with_leading,
 )
 from thumpflow.mapping._support import Program, read_keys
 
@@ -53,6 +54,7 @@ _HELPERS = {
     "_first_anchored": first_anchored,
     "_group_instances": group_instances,
     "_segment_positions": segment_positions,
+    "_with_leading": with_leading,
     "_out": read_keys,
 }
 
@@ -196,6 +198,8 @@ class _ProgramWriter:
         starts, inner = rule.group
         d = len(frames)
         self.line(ind, f"I = _group_instances(S{d - 1}, ids_of, {starts!r})")
+        if rule.leading_after:
+            self.line(ind, f"I = _with_leading(S{d - 1}, ids_of, I, {rule.leading_after!r})")
         if rule.whole_without_start:
             self.line(ind, f"if not I: I = [list(S{d - 1})]")
         if rule.required:

@@ -12,7 +12,10 @@ scope of its own; its `export` (`{order: orders}`) gives the enclosing
 scope, once the group has run, every instance's resources of a name under a
 new name (MDM: the document refers to the first of every order);
 `whole_without_start: true` makes a message without any start segment one
-instance (ORU's optional, repeating PID).
+instance (ORU's optional, repeating PID), and `leading_after: [PID, PD1,
+ROL]` makes the segments before the first start segment, after the
+enclosing scope's opening run of those ids, an instance of their own (BAR's
+VISIT, whose PV1 is optional: a visit without PV1 before one with PV1).
 A message map's `skip` lists segment groups the IG maps to nothing that
 would otherwise read as groups that it maps (OML's PRIOR_RESULT, whose PID,
 ORC, OBR and OBX are another patient record's, not the message's): `Skip`.
@@ -117,6 +120,10 @@ class Rule:
     # optional: each PID opens a patient's results, and a message without PID
     # is one patient-less result group).
     whole_without_start: bool = False
+    # A group's `leading_after`: the segments before its first start segment,
+    # after the scope's opening run of these ids, are an instance of their
+    # own (`_scope.with_leading`).
+    leading_after: tuple[str, ...] = ()
     # `also`: (segment id, its fill): the first such segment of the rule's
     # scope fills the resource too, after the rule's own map and before its
     # identity is taken (VXU: ORC-3/ORC-2 identify the RXA's Immunization).
@@ -268,6 +275,7 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             (),
             exports=exports,
             whole_without_start=bool(spec.get("whole_without_start")),
+            leading_after=_segment_ids(spec.get("leading_after"), "leading_after", where),
         )
     segment = str(spec.get("segment", ""))
     if not segment:

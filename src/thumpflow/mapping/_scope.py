@@ -3,7 +3,8 @@
 `Built` is one resource of the Bundle with its id, the text a Reference to
 it holds and its Bundle entry; `search_escape` escapes a business identifier
 for a search URL; `segment_positions` and `group_instances` find the
-segments rules apply to (by segment id, by group instance), `skipped` those
+segments rules apply to (by segment id, by group instance, `with_leading`
+the instance an optional start segment leaves open), `skipped` those
 of a group hidden from them, `anchors_of` the segments a `follows` rule's
 segments belong to, `first_anchored` the one segment a `follows` rule
 without `each` applies to. Pure helpers of
@@ -84,6 +85,24 @@ def group_instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...])
         if current is not None:
             current.append(i)
     return instances
+
+
+def with_leading(
+    segs: list[int], ids_of: list[str], instances: list[list[int]], after: tuple[str, ...]
+) -> list[list[int]]:
+    """`instances` (of `segs`) preceded by the segments before the first of
+    them (all of `segs` when there is none) that come after `segs`' opening
+    run of `after` ids, as one instance of its own when there are any: a
+    group whose start segment is optional (BAR's VISIT without PV1, before a
+    visit with one)."""
+    end = instances[0][0] if instances else -1
+    lead: list[int] = []
+    for i in segs:
+        if i == end:
+            break
+        if lead or ids_of[i] not in after:
+            lead.append(i)
+    return [lead, *instances] if lead else instances
 
 
 def skipped(
