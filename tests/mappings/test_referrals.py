@@ -2,7 +2,9 @@
 
 RF1-1 (table 0283) gives the status, but a cancel (I14) revokes the
 referral and an expired one (E) is revoked, never `completed` (R4: "fully
-performed"). PRD-1 (table 0286) says whose provider a PRD is: RP the
+performed"). A response (RRI) is a Task answering the referral, never the
+referral, and a status request (I15) does not write it: neither replaces
+the stored referral with its sparse RF1. PRD-1 (table 0286) says whose provider a PRD is: RP the
 referral's requester, RT its performer (CP, the consultant, too), PP the
 patient's general practitioner, each a PractitionerRole (location PRD-4,
 period PRD-8/9) of its Practitioner; any other role is left out with a
@@ -46,19 +48,54 @@ def _referral(by_url: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _status(status: str, event: str = "REF^I12^REF_I12", msa: str = "") -> str:
-    text: str = _referral(_convert(msa + _RF1.format(status=status) + _PID, event))["status"]
+def _status(status: str, event: str = "REF^I12^REF_I12") -> str:
+    text: str = _referral(_convert(_RF1.format(status=status) + _PID, event))["status"]
     return text
 
 
 def test_a_cancel_revokes_the_referral_whatever_rf1_1_says() -> None:
     assert _status("P", "REF^I14^REF_I12") == "revoked"
     assert _status("A", "REF^I14^REF_I12") == "revoked"
-    assert _status("A", "RRI^I14^RRI_I12", "MSA|AA|C1\r") == "revoked"
 
 
-def test_a_refused_cancel_leaves_the_referral_status_to_rf1_1() -> None:
-    assert _status("A", "RRI^I14^RRI_I12", "MSA|AR|C1\r") == "active"
+def _response(status: str, event: str, msa: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Task of an RRI (asserting it writes no ServiceRequest) and the bundle."""
+    segments = msa + _RF1.format(status=status) + _PRD + _PID + _NOTE
+    by_url = _convert(segments, event)
+    assert [r for r in by_url.values() if r["resourceType"] == "ServiceRequest"] == []
+    (task,) = [r for r in by_url.values() if r["resourceType"] == "Task"]
+    return task, by_url
+
+
+def test_a_response_is_a_task_answering_the_referral_which_it_leaves_as_it_is() -> None:
+    task, by_url = _response("A", "RRI^I12^RRI_I12", "MSA|AA|C1\r")
+    assert task["status"] == "accepted"
+    assert task["intent"] == "order"
+    assert task["businessStatus"]["coding"][0]["code"] == "A"
+    (based_on,) = task["basedOn"]
+    assert based_on["type"] == "ServiceRequest"
+    assert based_on["identifier"]["value"] == "REF100"
+    assert by_url[task["for"]["reference"]]["resourceType"] == "Patient"
+    assert _person(by_url, task["owner"])["name"][0]["family"] == "Heart"
+    assert _person(by_url, task["requester"])["name"][0]["family"] == "Smith"
+    assert task["note"] == [{"text": "Please see within 2 weeks"}]
+    assert _response("P", "RRI^I12^RRI_I12", "MSA|AA|C1\r")[0]["status"] == "received"
+    assert _response("A", "RRI^I12^RRI_I12", "MSA|AR|C1\r")[0]["status"] == "rejected"
+    # A cancel accepted ends the task; one refused leaves it to RF1-1.
+    assert _response("A", "RRI^I14^RRI_I12", "MSA|AA|C1\r")[0]["status"] == "cancelled"
+    assert _response("A", "RRI^I14^RRI_I12", "MSA|AR|C1\r")[0]["status"] == "accepted"
+
+
+def test_a_status_request_does_not_write_the_referral() -> None:
+    message = _MSH.format(event="REF^I15^REF_I12") + _RF1.format(status="P") + _PRD + _PID
+    warnings: list[str] = []
+    bundle = convert(message.encode(), bundle_type="collection", warnings=warnings)
+    types = {e["resource"]["resourceType"] for e in bundle["entry"]}
+    assert "ServiceRequest" not in types and "Patient" in types
+    assert warnings == [
+        "REF^I15 (REF_I12): RF1 not converted: REF^I15 requests the referral's status:"
+        " its RF1 would replace the referral"
+    ]
 
 
 def test_an_expired_referral_is_revoked_not_completed() -> None:
