@@ -6,10 +6,11 @@ dropped or linked to another group's resources fails with its name:
 
 - OUL_R22: a TQ2 or a PRT (v2.7+) inside an ORDER keeps the order's results.
 - OUL_R24: each report refers to its own ORDER's specimens only.
-- BAR_P01: a VISIT without PV1 keeps its segments; P06 and P02 close the
-  Account; a ROL PP after PID is the general practitioner (DFT too).
+- BAR_P01: a VISIT without PV1 keeps its segments, before a visit with PV1
+  too; P06 and P02 close the Account; a ROL PP after PID is the general
+  practitioner (DFT too).
 - DFT: FT1-6 (table 0017) tells a charge and a credit (a negative quantity)
-  from a payment, adjustment or co-payment (no ChargeItem); DFT_P11's
+  from a payment, adjustment or co-payment (no ChargeItem, a warning); DFT_P11's
   FINANCIAL PR1 and DG1 are their own charge's service and reason.
 """
 
@@ -105,6 +106,34 @@ def test_a_bar_visit_without_pv1_keeps_its_segments() -> None:
         assert "encounter" not in resource, rtype
     (coverage,) = _of_type(resources, "Coverage")
     assert by_url[coverage["subscriber"]["reference"]] is patient
+    assert by_url[coverage["beneficiary"]["reference"]] is patient
+
+
+def test_bar_segments_before_the_first_pv1_are_a_visit_of_their_own() -> None:
+    # BAR_P01: PID [PD1] [{ROL}] {VISIT: [PV1] ... [{DG1}] ... [{INSURANCE}]}:
+    # a DG1 and IN1 before the first PV1 are a VISIT whose PV1 is absent.
+    message = (
+        _msh("BAR^P01^BAR_P01")
+        + "EVN|P01|20240301\r"
+        + _PID
+        + _BAR_ROL_PP
+        + "DG1|1||I10^Hypertension^I10|||F\r"
+        + "IN1|1|PLAN1^Plan One|PAY1^^^H||||||||||||||SEL\r"
+        + _BAR_PV1
+        + "DG1|1||J45^Asthma^I10|||F\r"
+    )
+    by_url, resources = _bundle(message)
+    (patient,) = _of_type(resources, "Patient")
+    assert len(patient["generalPractitioner"]) == 1
+    (encounter,) = _of_type(resources, "Encounter")
+    conditions = {_code(c): c for c in _of_type(resources, "Condition")}
+    assert sorted(conditions) == ["I10", "J45"]
+    assert "encounter" not in conditions["I10"]
+    assert by_url[conditions["J45"]["encounter"]["reference"]] is encounter
+    assert [by_url[d["condition"]["reference"]] for d in encounter["diagnosis"]] == [
+        conditions["J45"]
+    ]
+    (coverage,) = _of_type(resources, "Coverage")
     assert by_url[coverage["beneficiary"]["reference"]] is patient
 
 
@@ -215,3 +244,22 @@ def test_a_dft_charge_takes_ft1_25_as_another_coding_of_its_code() -> None:
     assert [c["code"] for c in charge["code"]["coding"]] == ["VIS1", "99213"]
     _, (charge,) = _charges(base + ft1.format(code="", procedure="99213^Office^C4"))
     assert [c["code"] for c in charge["code"]["coding"]] == ["99213"]
+
+
+def test_a_dft_payment_adjustment_or_co_payment_is_left_out_with_a_warning() -> None:
+    ft1 = "FT1|{n}|T{n}||20240215||{kind}|PAY^Patient payment^L|||1\r"
+    base = _msh("DFT^P03^DFT_P03") + _PID + _DFT_PV1
+    charge = ft1.format(n=1, kind="CG")
+    for kind in ("PY", "AJ", "CO"):
+        warnings: list[str] = []
+        convert((base + charge + ft1.format(n=2, kind=kind)).encode(), warnings=warnings)
+        assert [(w, getattr(w, "code", None)) for w in warnings] == [
+            (
+                "DFT^P03 (DFT_P03): FT1 not converted: FT1-6 is a payment, adjustment"
+                " or co-payment (no ChargeItem)",
+                "segment_not_converted",
+            )
+        ], kind
+    warnings = []
+    convert((base + charge).encode(), warnings=warnings)
+    assert warnings == []

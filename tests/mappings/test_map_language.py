@@ -356,3 +356,21 @@ def test_malformed_comments_absent_and_present_are_refused(
     rule = {"segment": "PID", "map": "X[Patient]", **extra}
     with pytest.raises(MapError, match=re.escape(reason)):
         compile_rules([rule], compiler, "test")
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"segment": "FT1", "not_converted": ""},
+        {"segment": "FT1", "not_converted": 3},
+        {"segment": "FT1", "not_converted": "a payment", "map": "X[Patient]"},
+        {"segment": "FT1", "not_converted": "a payment", "name": "charge"},
+    ],
+)
+def test_a_not_converted_rule_without_a_reason_or_with_a_map_is_refused(
+    rule: dict[str, Any],
+) -> None:
+    # It builds nothing: a map, a name or refs would read as if it did.
+    compiler = _compiler({"entries": [{"from": 3, "to": "id"}]})
+    with pytest.raises(MapError, match="a `not_converted` rule has a reason and no map"):
+        compile_rules([rule], compiler, "test")

@@ -2,11 +2,12 @@
 
 PPR_PC1 PROBLEM: PRB [{NTE}] [{VAR}] [{ROL}] [{PTH}] [{PROBLEM_OBSERVATION:
 OBX [{NTE}]}] [{GOAL: GOL [{NTE}] ... [{GOAL_OBSERVATION: OBX}]}] [{ORDER:
-ORC [OBR ... [{ORDER_OBSERVATION: OBX}]]}]. Only the PROBLEM_OBSERVATION OBX
-are the patient's results, the evidence of their own problem's Condition;
-a goal's OBX is a target, never a measured value, and an order's OBX is
-not the problem's. A GOL is a Goal addressing its problem's Condition.
-Every resource stays valid R4.
+ORC [OBR|RXO ... [{ORDER_OBSERVATION: OBX}]]}]. The PROBLEM_OBSERVATION OBX
+are the evidence of their own problem's Condition; a goal's OBX is one of
+its Goal's targets, never a measured value; an order (ServiceRequest or
+MedicationRequest, for the problem) refers to its own OBX, which are not
+the problem's. A GOL is a Goal addressing its problem's Condition, the
+problem's ROLs its CareTeam. Every resource stays valid R4.
 """
 
 from __future__ import annotations
@@ -45,19 +46,58 @@ def _all(by_url: dict[str, dict[str, Any]], rtype: str) -> list[dict[str, Any]]:
     return [r for r in by_url.values() if r["resourceType"] == rtype]
 
 
+def _code(resource: dict[str, Any], element: str = "code") -> str:
+    return str(resource[element]["coding"][0]["code"])
+
+
 def test_only_the_problems_own_obx_are_observations_and_its_evidence() -> None:
     by_url = _convert()
-    observations = _all(by_url, "Observation")
-    # Not the goal's target (HbA1c 7 %) nor the order's glucose.
-    assert [o["code"]["coding"][0]["code"] for o in observations] == ["4548-4", "8480-6"]
-    assert observations[0]["valueQuantity"]["unit"] == "%"
-    assert observations[0]["note"] == [{"text": "Lab note"}]
+    # Not the goal's target (HbA1c 7 %); the order's glucose is the order's.
+    hba1c, glucose, systolic = _all(by_url, "Observation")
+    assert [_code(o) for o in (hba1c, glucose, systolic)] == ["4548-4", "2345-7", "8480-6"]
+    assert hba1c["valueQuantity"]["unit"] == "%"
+    assert hba1c["note"] == [{"text": "Lab note"}]
     diabetes, hypertension = _all(by_url, "Condition")
     evidence = [
         [by_url[d["reference"]] for e in c["evidence"] for d in e["detail"]]
         for c in (diabetes, hypertension)
     ]
-    assert evidence == [[observations[0]], [observations[1]]]
+    assert evidence == [[hba1c], [systolic]]
+
+
+def test_an_order_of_a_problem_is_for_it_and_refers_to_its_own_observations() -> None:
+    by_url = _convert()
+    (order,) = _all(by_url, "ServiceRequest")
+    diabetes = _all(by_url, "Condition")[0]
+    assert [by_url[r["reference"]] for r in order["reasonReference"]] == [diabetes]
+    assert [_code(by_url[r["reference"]]) for r in order["supportingInfo"]] == ["2345-7"]
+    assert _code(order) == "4548-4"
+    assert order["note"] == [{"text": "Quarterly"}]
+    pharmacy = (
+        _HEAD.format(event="PC1")
+        + "PRB|AD|20240301|38341003^Hypertension^SCT|PRB2^H|||20240301\r"
+        + "ORC|NW|RX1^H\rRXO|197361^Amlodipine 5 MG^RXNORM|5||MG\r"
+        + "OBX|1|NM|8480-6^Systolic BP^LN||150|mm[Hg]|||||F|||20240301\r"
+    )
+    by_url = clean_resources(pharmacy.encode())
+    (request,) = _all(by_url, "MedicationRequest")
+    (hypertension,) = _all(by_url, "Condition")
+    assert [by_url[r["reference"]] for r in request["reasonReference"]] == [hypertension]
+    assert _code(request, "medicationCodeableConcept") == "197361"
+    assert [_code(by_url[r["reference"]]) for r in request["supportingInformation"]] == ["8480-6"]
+    assert "evidence" not in hypertension
+
+
+def test_the_problems_roles_are_its_care_team() -> None:
+    by_url = _convert()
+    (team,) = _all(by_url, "CareTeam")
+    diabetes = _all(by_url, "Condition")[0]
+    assert [by_url[r["reference"]] for r in team["reasonReference"]] == [diabetes]
+    assert team["status"] == "active"
+    (member,) = team["participant"]
+    assert member["role"][0]["coding"][0]["code"] == "RP"
+    role = by_url[member["member"]["reference"]]
+    assert by_url[role["practitioner"]["reference"]]["name"][0]["family"] == "One"
 
 
 def test_a_goal_addresses_its_problem() -> None:
@@ -70,8 +110,29 @@ def test_a_goal_addresses_its_problem() -> None:
     assert goal["description"]["coding"][0]["display"] == "HbA1c below 7"
     assert goal["identifier"][0]["value"] == "G1"
     assert goal["startDate"] == "2024-03-01"
-    assert goal["target"] == [{"dueDate": "2024-06-01"}]
     assert goal["note"] == [{"text": "By June"}]
+
+
+def test_a_goals_obx_is_its_target_due_at_its_date() -> None:
+    (goal,) = _all(_convert(), "Goal")
+    (target,) = goal["target"]
+    assert target["measure"]["coding"][0]["code"] == "4548-4"
+    assert target["detailQuantity"]["value"] == 7
+    assert target["detailQuantity"]["code"] == "%"
+    assert target["dueDate"] == "2024-06-01"
+    coded = (
+        _HEAD.format(event="PC1")
+        + "PRB|AD|20240301|38341003^Hypertension^SCT|PRB2^H|||20240301\r"
+        + "GOL|AD|20240301|GOAL2^Stop smoking^L|G2^H|||20240301|20240901\r"
+        + "OBX|1|CWE|72166-2^Tobacco status^LN||8517006^Ex-smoker^SCT||||||F\r"
+        + "GOL|AD|20240301|GOAL3^Walk daily^L|G3^H|||20240301|20241001\r"
+    )
+    first, second = _all(clean_resources(coded.encode()), "Goal")
+    assert [(_code(t, "measure"), _code(t, "detailCodeableConcept")) for t in first["target"]] == [
+        ("72166-2", "8517006")
+    ]
+    assert first["target"][0]["dueDate"] == "2024-09-01"
+    assert second["target"] == [{"dueDate": "2024-10-01"}]
 
 
 def test_a_deleted_goal_is_entered_in_error() -> None:
@@ -93,7 +154,7 @@ def _problem(event: str = "PC1", **fields: str) -> dict[str, Any]:
     return condition
 
 
-def _code(concept: dict[str, Any] | None) -> tuple[str, str] | None:
+def _status(concept: dict[str, Any] | None) -> tuple[str, str] | None:
     return (
         None if concept is None else (concept["coding"][0]["system"], concept["coding"][0]["code"])
     )
@@ -107,8 +168,8 @@ def test_confirmation_and_life_cycle_statuses_in_fhirs_codes_are_kept() -> None:
         f16="20170102",
         f17="As a child",
     )
-    assert _code(condition["verificationStatus"]) == (_VER, "confirmed")
-    assert _code(condition["clinicalStatus"]) == (_CLIN, "remission")
+    assert _status(condition["verificationStatus"]) == (_VER, "confirmed")
+    assert _status(condition["clinicalStatus"]) == (_CLIN, "remission")
     # Remission allows an abatement (R4 con-4); the onset text stays out
     # beside an onset date (onset[x] is one value).
     assert condition["abatementDateTime"] == "2018-03-10"
@@ -118,7 +179,7 @@ def test_confirmation_and_life_cycle_statuses_in_fhirs_codes_are_kept() -> None:
 
 def test_the_onset_text_is_the_onset_when_no_date_is_sent() -> None:
     condition = _problem(f14="relapse", f17="Since childhood")
-    assert _code(condition["clinicalStatus"]) == (_CLIN, "relapse")
+    assert _status(condition["clinicalStatus"]) == (_CLIN, "relapse")
     assert condition["onsetString"] == "Since childhood"
     assert "verificationStatus" not in condition
 
@@ -128,18 +189,18 @@ def test_local_status_codes_are_not_read_as_fhirs() -> None:
     # so the Condition keeps today's statuses (resolved by PRB-9).
     condition = _problem(f9="20180310", f13="C^Confirmed^L", f14="active^Active^99LOCAL")
     assert "verificationStatus" not in condition
-    assert _code(condition["clinicalStatus"]) == (_CLIN, "resolved")
+    assert _status(condition["clinicalStatus"]) == (_CLIN, "resolved")
     assert condition["abatementDateTime"] == "2018-03-10"
 
 
 def test_an_active_problem_has_no_abatement_and_an_error_no_clinical_status() -> None:
     active = _problem(f9="20180310", f14="active")
-    assert _code(active["clinicalStatus"]) == (_CLIN, "active")
+    assert _status(active["clinicalStatus"]) == (_CLIN, "active")
     assert "abatementDateTime" not in active  # con-4
     for condition in (
         _problem(f9="20180310", f13="entered-in-error", f14="resolved"),
         _problem("PC3", f13="confirmed", f14="active"),
     ):
-        assert _code(condition["verificationStatus"]) == (_VER, "entered-in-error")
+        assert _status(condition["verificationStatus"]) == (_VER, "entered-in-error")
         assert "clinicalStatus" not in condition  # con-5
         assert "abatementDateTime" not in condition

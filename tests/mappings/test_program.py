@@ -1,10 +1,11 @@
 """A message map's program (`thumpflow.mapping._program`) does what interpreting its rules does.
 
 The interpreter here applies the same compiled rules one by one, as the map
-language defines them (scopes per group instance, `unless`, `given`, `absent`, `present`, `needs`,
-`required`, `each`, `follows`, `when`, `into`, `also`, notes, required elements, id
-bases, then every reference once all rules have run). Over the golden
-inputs varied by hypothesis (segments dropped, repeated, swapped with their
+language defines them (scopes per group instance, `leading_after`, `unless`,
+`given`, `absent`, `present`, `needs`, `required`, `each`, `follows`, `when`,
+`not_converted`, `into`, `also`, notes, required elements, id bases, then
+every reference once all rules have run). Over the golden inputs varied by
+hypothesis (segments dropped, repeated, swapped with their
 neighbour, elements replaced by text full of delimiters), the Bundle JSON,
 the warnings and any refusal are the same with either, for every Bundle type.
 """
@@ -35,6 +36,7 @@ from thumpflow.mapping._scope import (
     anchors_of,
     group_instances,
     segment_positions,
+    with_leading,
 )
 from thumpflow.mapping._support import Condition, read_keys
 
@@ -154,6 +156,8 @@ class _Interpreter:
             if rule.group is not None:
                 starts, inner = rule.group
                 instances = group_instances(segs, ids_of, starts)
+                if rule.leading_after:
+                    instances = with_leading(segs, ids_of, instances, rule.leading_after)
                 if not instances and rule.whole_without_start:
                     instances = [list(segs)]
                 if not instances and rule.required:
@@ -194,6 +198,9 @@ class _Interpreter:
                 if anchor == -2:
                     continue
                 if rule.when is None or _test(rule.when, self.names)(parts, run.ctx):
+                    if rule.not_converted is not None:
+                        run.not_converted(self.mmap.structure, rule.segment, rule.not_converted)
+                        continue
                     built = self.apply(run, rule, parts, segs, pos, scope=scope, anchor=anchor)
                     if built is not None:
                         pending.extend((ref, built, scope) for ref in rule.refs)

@@ -38,6 +38,7 @@ def instant_of(fhir: str) -> datetime:
 
 
 @example(zone="America/New_York", wall=datetime(2010, 11, 7, 1, 0))
+@example(zone="Australia/Lord_Howe", wall=datetime(2006, 4, 2, 1, 30, fold=1))
 @example(zone="America/New_York", wall=datetime(2010, 3, 14, 2, 30))
 @given(
     zone=st.sampled_from(ZONES),
@@ -46,7 +47,9 @@ def instant_of(fhir: str) -> datetime:
 def test_a_time_without_offset_is_read_in_the_channel_zone(zone: str, wall: datetime) -> None:
     """Each time gets its own date's offset (daylight saving included); a wall
     time a change skips or repeats reads as `zoneinfo` does with fold=0."""
-    wall = wall.replace(second=0, microsecond=0)
+    # Hypothesis also draws fold=1 (the second of a repeated hour), which an
+    # HL7 time cannot say: the message's time is the wall time alone.
+    wall = wall.replace(second=0, microsecond=0, fold=0)
     with using_timezone(zone):
         start = encounter_start("20240101", wall.strftime("%Y%m%d%H%M"))
     expected = wall.replace(tzinfo=ZoneInfo(zone))

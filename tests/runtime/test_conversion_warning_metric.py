@@ -67,6 +67,7 @@ def test_a_missing_required_segment_increments_the_channels_counter(tmp_path: Pa
                 'channel="flow",code="charset_fallback"': 0.0,
                 'channel="flow",code="group_not_converted"': 0.0,
                 'channel="flow",code="repeated_identifier"': 0.0,
+                'channel="flow",code="segment_not_converted"': 0.0,
             }
             assert "Zyxwabble" not in text and "ZQX77" not in text and "PV1" not in text
             async with (
@@ -83,6 +84,7 @@ def test_a_missing_required_segment_increments_the_channels_counter(tmp_path: Pa
                 "charset_fallback": 0,
                 "group_not_converted": 0,
                 "repeated_identifier": 0,
+                "segment_not_converted": 0,
             }
 
     asyncio.run(main())

@@ -222,9 +222,9 @@ class ChannelView(BaseModel):
         default_factory=dict,
         description="Warnings of the channel's HL7 v2 to FHIR conversion since this engine "
         "started, by code (no_message_map, missing_segment, no_reference_target, "
-        "no_message_time, charset_fallback, group_not_converted, repeated_identifier): "
-        "messages converted only in part. Also `thumpflow_conversion_warnings_total` on "
-        "/metrics.",
+        "no_message_time, charset_fallback, group_not_converted, repeated_identifier, "
+        "segment_not_converted): messages converted only in part. Also "
+        "`thumpflow_conversion_warnings_total` on /metrics.",
     )
 
 

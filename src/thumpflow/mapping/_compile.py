@@ -379,7 +379,7 @@ class Compiler:
             emit_if_valued(convert(text, False))
             gen.indent(body, mark)
             return
-        if path.startswith("$"):
+        if path[:1] in ("$", "@"):
             local = gen.text(path)
             body.append(f"if {local}:")
             mark = len(body)

@@ -24,7 +24,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from thumpflow.core.errors import MessageError
-from thumpflow.fhir import FhirDecimal, deterministic_id
+from thumpflow.fhir import deterministic_id
 from thumpflow.hl7v2 import Message, compile_path, unescape
 from thumpflow.hl7v2.segment import element
 from thumpflow.mapping._memo import context_key, memo_for
@@ -42,12 +41,21 @@ from thumpflow.mapping._report import (
     NO_MESSAGE_TIME,
     NO_REFERENCE_TARGET,
     REPEATED_IDENTIFIER,
+    SEGMENT_NOT_CONVERTED,
     ConversionWarning,
     outcome_entry,
     shown_event,
 )
 from thumpflow.mapping._rules import MessageMap
-from thumpflow.mapping._scope import Built, search_escape, segment_positions, skipped, unclaimed
+from thumpflow.mapping._scope import (
+    Built,
+    alias,
+    content_text,
+    drop_claimed,
+    search_escape,
+    segment_positions,
+    skipped,
+)
 from thumpflow.mapping._support import Ctx, Parts
 from thumpflow.mapping._values import instant, timezone_of
 from thumpflow.mapping._zone import default_zone
@@ -66,12 +74,6 @@ class ConversionError(MessageError):
 _reference_data_id = lru_cache(maxsize=16384)(deterministic_id)
 # Identifier systems are few (naming systems, OIDs): escaped once each.
 _escaped_system = lru_cache(maxsize=1024)(search_escape)
-
-
-def _content_key(value: Any) -> str:
-    if type(value) is FhirDecimal:
-        return value.text
-    raise TypeError(f"{type(value).__name__} in a resource")
 
 
 # The C0 control characters FHIR's string types refuse (all but tab, LF and
@@ -236,14 +238,14 @@ class _Run:
             if seg >= 0 and existing.seg == seg:
                 return existing
             if found is not None:
-                return existing if seg < 0 else _alias(existing, seg, anchor)
+                return existing if seg < 0 else alias(existing, seg, anchor)
             if complete:
                 if rid in self.complete:
-                    self.alike.setdefault((rid, _content(existing.resource)), existing)
-                alike = (rid, _content(resource))
+                    self.alike.setdefault((rid, content_text(existing.resource)), existing)
+                alike = (rid, content_text(resource))
                 same = self.alike.get(alike)
                 if same is not None:
-                    return _alias(same, seg, anchor)
+                    return alias(same, seg, anchor)
             # The n-th resource with this basis is `#n`; counting on from the last
             # one keeps a message of many alike segments linear.
             n = self.repeats.get((rtype, basis), 1)
@@ -297,7 +299,7 @@ class _Run:
         elif key is not None:
             basis = (key,)
         else:
-            basis = (_content(resource),)
+            basis = (content_text(resource),)
         rid = _reference_data_id(rtype, *basis)
         existing = self.built.get(rid)
         if existing is None:
@@ -363,12 +365,16 @@ class _Run:
             f" converted as another {rtype}, without that identifier",
             REPEATED_IDENTIFIER,
         )
-        left, found_left = unclaimed(rtype, resource[path], found, self.built)
-        if left:
-            resource[path] = left
-        else:
-            del resource[path]
-        return found_left, key if found_left is None else found_left
+        left = drop_claimed(rtype, resource, path, found, self.built)
+        return left, key if left is None else left
+
+    def not_converted(self, structure: str, segment: str, reason: str) -> None:
+        """Note a segment a rule's `not_converted` leaves out, for `reason`
+        (the map's text: fields by name, never a value from the message)."""
+        self.warn(
+            f"{self.message_type} ({structure}): {segment} not converted: {reason}",
+            SEGMENT_NOT_CONVERTED,
+        )
 
     def warn(self, text: str, code: str) -> None:
         """Add `text` (with its `code`) to the warnings unless it is there already."""
@@ -430,28 +436,6 @@ class _Run:
             if t and t != '""':
                 lines.append(t)
         return "\n".join(lines).strip()
-
-
-def _content(resource: dict[str, Any]) -> str:
-    """A resource's content but its id, as text (equal for equal content)."""
-    return json.dumps(
-        {k: v for k, v in resource.items() if k != "id"},
-        sort_keys=True,
-        ensure_ascii=False,
-        default=_content_key,
-    )
-
-
-def _alias(same: Built, seg: int, anchor: int) -> Built:
-    """Resource `same` as registered again from segment `seg` (following `anchor`)."""
-    b = Built()
-    b.resource = same.resource
-    b.rid = same.rid
-    b.ref = same.ref
-    b.entry = same.entry
-    b.seg = seg
-    b.anchor = anchor
-    return b
 
 
 def _closed(*_: Any) -> Any:

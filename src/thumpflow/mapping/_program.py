@@ -4,7 +4,8 @@
 map ends with) into the source of one function, compiled once, when the
 maps compile. The program applies the rules in order to a message's
 segments, as the map language defines them (`_rules`): a rule's `unless`,
-`given`, `needs`, `required`, `each`, `follows` and `when`, group instances, `also`, the id
+`given`, `needs`, `required`, `each`, `follows`, `when` and `not_converted`,
+group instances, `also`, the id
 basis of each resource (its business identifier, else its key's element
 texts and named resources' ids, else the sender, control id and position),
 and, once every rule has run, each rule's references, in the order the
@@ -40,6 +41,7 @@ from thumpflow.mapping._scope import (
     first_anchored,
     group_instances,
     segment_positions,
+    with_leading,
 )
 from thumpflow.mapping._support import Program, read_keys
 
@@ -52,6 +54,7 @@ _HELPERS = {
     "_first_anchored": first_anchored,
     "_group_instances": group_instances,
     "_segment_positions": segment_positions,
+    "_with_leading": with_leading,
     "_out": read_keys,
 }
 
@@ -186,7 +189,10 @@ class _ProgramWriter:
                 self.line(ind, text)
             self.line(ind, f"if {rule.when.expression}:")
             ind += 1
-        if rule.into is not None:
+        if rule.not_converted is not None:
+            reason = rule.not_converted
+            self.line(ind, f"run.not_converted({self.structure!r}, {seg!r}, {reason!r})")
+        elif rule.into is not None:
             self.into(rule, frames, ind)
         else:
             self.build(rule, frames, ind, anchor)
@@ -196,6 +202,8 @@ class _ProgramWriter:
         starts, inner = rule.group
         d = len(frames)
         self.line(ind, f"I = _group_instances(S{d - 1}, ids_of, {starts!r})")
+        if rule.leading_after:
+            self.line(ind, f"I = _with_leading(S{d - 1}, ids_of, I, {rule.leading_after!r})")
         if rule.whole_without_start:
             self.line(ind, f"if not I: I = [list(S{d - 1})]")
         if rule.required:

@@ -28,6 +28,7 @@ NO_MESSAGE_TIME = "no_message_time"
 CHARSET_FALLBACK = "charset_fallback"
 GROUP_NOT_CONVERTED = "group_not_converted"
 REPEATED_IDENTIFIER = "repeated_identifier"
+SEGMENT_NOT_CONVERTED = "segment_not_converted"
 WARNING_CODES = (
     NO_MESSAGE_MAP,
     MISSING_SEGMENT,
@@ -36,6 +37,7 @@ WARNING_CODES = (
     CHARSET_FALLBACK,
     GROUP_NOT_CONVERTED,
     REPEATED_IDENTIFIER,
+    SEGMENT_NOT_CONVERTED,
 )
 
 WarningListener = Callable[[str], None]

@@ -7,15 +7,22 @@ and conditions (`when`, `unless`, `given`, `absent`, `present`, `required`,
 `follows`: the segment a PRT belongs to; without `each`, the rule applies to
 the first segment of its id that follows, and `else_follows` names where to
 look when none does: RDE's RXR after RXE, else the one after RXO). A `group`
-applies its rules once per instance (from one of its start segments to the
-next), each instance a scope of its own; its `export` (`{order: orders}`)
-gives the enclosing scope, once the group has run, every instance's
-resources of a name under a new name (MDM: the document refers to the first
-of every order); `whole_without_start: true` makes a message without any
-start segment one instance (ORU's optional, repeating PID).
+applies its rules once
+per instance (from one of its start segments to the next), each instance a
+scope of its own; its `export` (`{order: orders}`) gives the enclosing
+scope, once the group has run, every instance's resources of a name under a
+new name (MDM: the document refers to the first of every order);
+`whole_without_start: true` makes a message without any start segment one
+instance (ORU's optional, repeating PID), and `leading_after: [PID, PD1,
+ROL]` makes the segments before the first start segment, after the
+enclosing scope's opening run of those ids, an instance of their own (BAR's
+VISIT, whose PV1 is optional: a visit without PV1 before one with PV1).
 A message map's `skip` lists segment groups the IG maps to nothing that
 would otherwise read as groups that it maps (OML's PRIOR_RESULT, whose PID,
 ORC, OBR and OBX are another patient record's, not the message's): `Skip`.
+A rule's `not_converted` (a text, in place of `map`) builds nothing: each
+segment it applies to is left out with a warning giving that text (DFT: an
+FT1 payment is no ChargeItem).
 A rule's `also` (`{segment: ORC, map: "ORC[Immunization]"}`) fills its
 resource from the first such segment of its scope too, before the id is
 taken, so what that segment says (its identifiers) can identify it.
@@ -122,6 +129,10 @@ class Rule:
     # optional: each PID opens a patient's results, and a message without PID
     # is one patient-less result group).
     whole_without_start: bool = False
+    # A group's `leading_after`: the segments before its first start segment,
+    # after the scope's opening run of these ids, are an instance of their
+    # own (`_scope.with_leading`).
+    leading_after: tuple[str, ...] = ()
     # `also`: (segment id, its fill): the first such segment of the rule's
     # scope fills the resource too, after the rule's own map and before its
     # identity is taken (VXU: ORC-3/ORC-2 identify the RXA's Immunization).
@@ -134,6 +145,9 @@ class Rule:
     # Set by `settled`: nothing writes to the resource once it is registered
     # (no `refs`, no `into` of its name), so its content then is final.
     complete: bool = False
+    # `not_converted`: the reason (naming fields, never values) a segment the
+    # rule applies to is left out, with a warning; the rule builds nothing.
+    not_converted: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,10 +289,13 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             (),
             exports=exports,
             whole_without_start=bool(spec.get("whole_without_start")),
+            leading_after=_segment_ids(spec.get("leading_after"), "leading_after", where),
         )
     segment = str(spec.get("segment", ""))
     if not segment:
         raise MapError(f"{where}: `segment` is required")
+    if "not_converted" in spec:
+        return _left_out(spec, segment, comp, where)
     map_name = str(spec.get("map", ""))
     ident = spec.get("identity") or {}
     key = tuple(str(k) for k in ident.get("key", ()))
@@ -341,6 +358,35 @@ def _distinct(ident: dict[str, Any], where: str) -> bool:
     if not isinstance(distinct, bool) or (distinct and not ident.get("conditional")):
         raise MapError(f"{where}: `distinct` is true or false, beside `conditional`")
     return distinct
+
+
+def _left_out(spec: dict[str, Any], segment: str, comp: Compiler, where: str) -> Rule:
+    """A `not_converted` rule: a segment, `each`, `follows`, `when` and the
+    reason, nothing that builds or writes."""
+    reason = spec["not_converted"]
+    if not (isinstance(reason, str) and reason) or set(spec) - _LEFT_OUT_KEYS:
+        raise MapError(f"{where}: a `not_converted` rule has a reason and no map")
+    return Rule(
+        name=None,
+        segment=segment,
+        each=bool(spec.get("each")),
+        required=False,
+        when=comp.test(spec["when"], where) if "when" in spec else None,
+        resource_type="",
+        fill=None,
+        into=None,
+        conditional=None,
+        key=(),
+        refs=(),
+        notes=None,
+        group=None,
+        requires=(),
+        follows=_follows(spec.get("follows"), where),
+        not_converted=reason,
+    )
+
+
+_LEFT_OUT_KEYS = frozenset({"segment", "each", "when", "follows", "not_converted"})
 
 
 def _follows(spec: Any, where: str) -> tuple[str, ...] | None:

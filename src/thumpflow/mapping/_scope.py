@@ -3,22 +3,25 @@
 `Built` is one resource of the Bundle with its id, the text a Reference to
 it holds and its Bundle entry; `search_escape` escapes a business identifier
 for a search URL; `segment_positions` and `group_instances` find the
-segments rules apply to (by segment id, by group instance), `skipped` those
+segments rules apply to (by segment id, by group instance, `with_leading`
+the instance an optional start segment leaves open), `skipped` those
 of a group hidden from them, `anchors_of` the segments a `follows` rule's
 segments belong to, `first_anchored` the one segment a `follows` rule
-without `each` applies to, `unclaimed` the identifiers of a resource no
-other holds. Pure helpers of
+without `each` applies to, `drop_claimed` the identifiers of a resource
+another holds, `content_text` and `alias` what `_Run.register` compares and
+returns for alike resources. Pure helpers of
 `_engine` and the programs (`_program`): no I/O, nothing kept between
 messages.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import quote
 
-from thumpflow.fhir import deterministic_id
+from thumpflow.fhir import FhirDecimal, deterministic_id
 
 
 class Built:
@@ -87,6 +90,24 @@ def group_instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...])
         if current is not None:
             current.append(i)
     return instances
+
+
+def with_leading(
+    segs: list[int], ids_of: list[str], instances: list[list[int]], after: tuple[str, ...]
+) -> list[list[int]]:
+    """`instances` (of `segs`) preceded by the segments before the first of
+    them (all of `segs` when there is none) that come after `segs`' opening
+    run of `after` ids, as one instance of its own when there are any: a
+    group whose start segment is optional (BAR's VISIT without PV1, before a
+    visit with one)."""
+    end = instances[0][0] if instances else -1
+    lead: list[int] = []
+    for i in segs:
+        if i == end:
+            break
+        if lead or ids_of[i] not in after:
+            lead.append(i)
+    return [lead, *instances] if lead else instances
 
 
 def skipped(
@@ -161,13 +182,14 @@ def first_anchored(
     return positions[0], -2
 
 
-def unclaimed(
-    rtype: str, held: Any, found: tuple[str, str], built: dict[str, Built]
-) -> tuple[list[Any], tuple[str, str] | None]:
-    """The identifiers `held` (a list, or one) of a resource of type `rtype`
-    whose first, `found` (system, value), another resource of `built` (by
-    id) holds already: those left once every one another holds is dropped,
-    and the first of them with a value (None: none)."""
+def drop_claimed(
+    rtype: str, resource: dict[str, Any], path: str, found: tuple[str, str], built: dict[str, Built]
+) -> tuple[str, str] | None:
+    """Drop from `resource` the identifiers at `path` (a list, or one) that
+    another resource of type `rtype` in `built` (by id) holds already, the
+    first being `found` (system, value), removing `path` when none is left;
+    returns the first identifier left with a value (None: none)."""
+    held = resource[path]
     left: list[Any] = held if type(held) is list else [held]
     taken: tuple[str, str] | None = found
     while taken is not None and deterministic_id(rtype, *taken) in built:
@@ -176,4 +198,36 @@ def unclaimed(
         taken = next(
             ((str(e.get("system", "")), str(e["value"])) for e in left if e.get("value")), None
         )
-    return left, taken
+    if left:
+        resource[path] = left
+    else:
+        del resource[path]
+    return taken
+
+
+def _content_key(value: Any) -> str:
+    if type(value) is FhirDecimal:
+        return value.text
+    raise TypeError(f"{type(value).__name__} in a resource")
+
+
+def content_text(resource: dict[str, Any]) -> str:
+    """A resource's content but its id, as text (equal for equal content)."""
+    return json.dumps(
+        {k: v for k, v in resource.items() if k != "id"},
+        sort_keys=True,
+        ensure_ascii=False,
+        default=_content_key,
+    )
+
+
+def alias(same: Built, seg: int, anchor: int) -> Built:
+    """Resource `same` as registered again from segment `seg` (following `anchor`)."""
+    b = Built()
+    b.resource = same.resource
+    b.rid = same.rid
+    b.ref = same.ref
+    b.entry = same.entry
+    b.seg = seg
+    b.anchor = anchor
+    return b

@@ -99,7 +99,8 @@ class ConversionMetrics:
             "thumpflow_conversion_warnings_total",
             "Warnings of a channel's HL7 v2 to FHIR conversion (converted in part), by code "
             "(no_message_map, missing_segment, no_reference_target, no_message_time, "
-            "charset_fallback, group_not_converted, repeated_identifier).",
+            "charset_fallback, group_not_converted, repeated_identifier,"
+            " segment_not_converted).",
             ("channel", "code"),
         )
 
