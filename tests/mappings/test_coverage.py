@@ -64,3 +64,25 @@ def test_an_in1_without_an_insured_names_no_subscriber() -> None:
     (coverage,) = [r for r in resources if r["resourceType"] == "Coverage"]
     assert "subscriber" not in coverage
     assert not [r for r in resources if r["resourceType"] == "RelatedPerson"]
+
+
+def _payor(in1: str) -> dict[str, Any]:
+    by_url, resources = _bundle("ADT^A01", in1)
+    (coverage,) = [r for r in resources if r["resourceType"] == "Coverage"]
+    (payor,) = [by_url[p["reference"]] for p in coverage["payor"]]
+    return payor
+
+
+def test_the_insurance_company_address_is_the_payors() -> None:
+    # IG IN1-5: payer(Organization.address), the Organization of IN1-4.
+    payor = _payor("IN1|1|PPO|UHC|UnitedHealthcare^^UHC01|PO Box 30555^^Salt Lake City^UT^84130\r")
+    assert payor["name"] == "UnitedHealthcare"
+    assert payor["identifier"][0]["value"] == "UHC01"
+    assert payor["address"] == [
+        {"line": ["PO Box 30555"], "city": "Salt Lake City", "state": "UT", "postalCode": "84130"}
+    ]
+    assert "address" not in _payor("IN1|1|PPO|UHC|UnitedHealthcare\r")
+    # Without IN1-4, IN1-3 names the payor; an address alone makes no Organization.
+    payor = _payor("IN1|1|PPO|UHC^^^^NIIP||PO Box 30555^^Salt Lake City^UT^84130\r")
+    assert payor["identifier"][0]["value"] == "UHC"
+    assert "address" not in payor
