@@ -149,3 +149,11 @@ def test_two_orders_with_one_placer_number_are_two_medication_requests() -> None
     assert _ingredients(requests[1]) == ["D5W", "KCL"]
     assert "identifier" not in requests[1]
     assert any("repeats the identifier" in w and "ORC" in w for w in warnings)
+
+
+def test_a_component_whose_code_is_separators_alone_is_no_ingredient() -> None:
+    # RXC-2's first repetition `^` holds no code: the component (with its
+    # strength) is left out rather than written without its item (1..1).
+    components = _RXC + "RXC|A|^~HEP^Heparin^L|||1000|[iU]^^UCUM||1|mL^^UCUM\r"
+    (request,) = _requests("RDE^O11^RDE_O11", _ORC + _RXE + components)
+    assert _ingredients(request) == ["D5W", "KCL"]
