@@ -34,6 +34,7 @@ from thumpflow.mapping._rules import MessageMap, Ref, Rule
 from thumpflow.mapping._scope import (
     Built,
     anchors_of,
+    carried,
     group_instances,
     segment_positions,
     with_leading,
@@ -155,7 +156,9 @@ class _Interpreter:
         for rule in rules:
             if rule.group is not None:
                 starts, inner = rule.group
-                instances = group_instances(segs, ids_of, starts)
+                instances = group_instances(segs, ids_of, starts, rule.runs)
+                if rule.carry:
+                    instances = carried(segs, ids_of, instances, rule.carry)
                 if rule.leading_after:
                     instances = with_leading(segs, ids_of, instances, rule.leading_after)
                 if not instances and rule.whole_without_start:
@@ -245,8 +248,7 @@ class _Interpreter:
             return None
         resource: dict[str, Any] = {"resourceType": rule.resource_type}
         texts = iter(rule.fill(parts, run.ctx, resource) or ())
-        if rule.also is not None:
-            also, fill = rule.also
+        for also, fill in rule.also:
             found_also = [i for i in segs if run.ids_of[i] == also]
             if found_also:
                 fill(run.fields[found_also[0]], run.ctx, resource)

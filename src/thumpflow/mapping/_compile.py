@@ -96,8 +96,9 @@ def _one_text(entries: list[Any]) -> str | None:
 
 
 def is_key_path(part: str) -> bool:
-    """Whether a key part is an element path (`5.1`, `$MSH-10`), not a rule's name."""
-    return part[:1].isdigit() or part.startswith("$")
+    """Whether a key part is an element path (`5.1`, `$MSH-10`, `@ORC-2.1`),
+    not a rule's name."""
+    return part[:1].isdigit() or part.startswith(("$", "@"))
 
 
 class Compiler:

@@ -38,6 +38,7 @@ from thumpflow.mapping._compile import is_key_path
 from thumpflow.mapping._rules import Ref, Rule, rule_names
 from thumpflow.mapping._scope import (
     anchors_of,
+    carried,
     first_anchored,
     group_instances,
     segment_positions,
@@ -53,6 +54,7 @@ _HELPERS = {
     "_anchors_of": anchors_of,
     "_first_anchored": first_anchored,
     "_group_instances": group_instances,
+    "_carried": carried,
     "_segment_positions": segment_positions,
     "_with_leading": with_leading,
     "_out": read_keys,
@@ -201,7 +203,10 @@ class _ProgramWriter:
         assert rule.group is not None
         starts, inner = rule.group
         d = len(frames)
-        self.line(ind, f"I = _group_instances(S{d - 1}, ids_of, {starts!r})")
+        runs = ", True" if rule.runs else ""
+        self.line(ind, f"I = _group_instances(S{d - 1}, ids_of, {starts!r}{runs})")
+        if rule.carry:
+            self.line(ind, f"I = _carried(S{d - 1}, ids_of, I, {rule.carry!r})")
         if rule.leading_after:
             self.line(ind, f"I = _with_leading(S{d - 1}, ids_of, I, {rule.leading_after!r})")
         if rule.whole_without_start:
@@ -242,8 +247,7 @@ class _ProgramWriter:
         rtype = rule.resource_type
         self.line(ind, f"o = {{'resourceType': {rtype!r}}}")
         self.line(ind, f"t = {rule.fill.__name__}(p, x, o)")
-        if rule.also is not None:
-            also, fill = rule.also
+        for also, fill in rule.also:
             self.line(ind, f"Q = A{d}.get({also!r})")
             seg_at = "Q[0]" if d == 0 else f"S{d}[Q[0]]"
             self.line(ind, f"if Q is not None: {fill.__name__}(fields[{seg_at}], x, o)")

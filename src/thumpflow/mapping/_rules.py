@@ -16,16 +16,21 @@ new name (MDM: the document refers to the first of every order);
 instance (ORU's optional, repeating PID), and `leading_after: [PID, PD1,
 ROL]` makes the segments before the first start segment, after the
 enclosing scope's opening run of those ids, an instance of their own (BAR's
-VISIT, whose PV1 is optional: a visit without PV1 before one with PV1).
+VISIT, whose PV1 is optional: a visit without PV1 before one with PV1);
+`runs: true` keeps a run of start segments of one id in one instance (RAS's
+ADMINISTRATION, `{RXA} RXR`), and `carry: [ORC]` gives each instance the
+enclosing scope's first ORC too (before its own segments), so its rules
+read the order it belongs to.
 A message map's `skip` lists segment groups the IG maps to nothing that
 would otherwise read as groups that it maps (OML's PRIOR_RESULT, whose PID,
 ORC, OBR and OBX are another patient record's, not the message's): `Skip`.
 A rule's `not_converted` (a text, in place of `map`) builds nothing: each
 segment it applies to is left out with a warning giving that text (DFT: an
 FT1 payment is no ChargeItem).
-A rule's `also` (`{segment: ORC, map: "ORC[Immunization]"}`) fills its
-resource from the first such segment of its scope too, before the id is
-taken, so what that segment says (its identifiers) can identify it.
+A rule's `also` (`{segment: ORC, map: "ORC[Immunization]"}`, or a list of
+them) fills its resource from the first such segment of its scope too,
+before the id is taken, so what that segment says (its identifiers) can
+identify it.
 An identity's `distinct: true` (beside `conditional`) makes each segment a
 resource of its own: one repeating the identifier of an earlier one loses
 it, with a warning (VXU: two orders with one filler number).
@@ -133,10 +138,17 @@ class Rule:
     # after the scope's opening run of these ids, are an instance of their
     # own (`_scope.with_leading`).
     leading_after: tuple[str, ...] = ()
-    # `also`: (segment id, its fill): the first such segment of the rule's
-    # scope fills the resource too, after the rule's own map and before its
-    # identity is taken (VXU: ORC-3/ORC-2 identify the RXA's Immunization).
-    also: tuple[str, Fill] | None = None
+    # A group's `runs`: a start segment right after one of its own id stays
+    # in the instance (`_scope.group_instances`); `carry`: the enclosing
+    # scope's first segment of each of these ids is in every instance too
+    # (`_scope.carried`).
+    runs: bool = False
+    carry: tuple[str, ...] = ()
+    # `also`: (segment id, its fill) pairs: the first such segment of the
+    # rule's scope fills the resource too, after the rule's own map and
+    # before its identity is taken (VXU: ORC-3/ORC-2 identify the RXA's
+    # Immunization; RAS: the ADMINISTRATION's RXR is each RXA's route).
+    also: tuple[tuple[str, Fill], ...] = ()
     # `identity: {distinct: true}` (with `conditional`): each segment is a
     # resource of its own (IG VXU_V04 row 12.1: each ORDER a new
     # Immunization); one whose business identifier an earlier one of the
@@ -290,6 +302,8 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
             exports=exports,
             whole_without_start=bool(spec.get("whole_without_start")),
             leading_after=_segment_ids(spec.get("leading_after"), "leading_after", where),
+            runs=bool(spec.get("runs")),
+            carry=_segment_ids(spec.get("carry"), "carry", where),
         )
     segment = str(spec.get("segment", ""))
     if not segment:
@@ -399,16 +413,24 @@ def _follows(spec: Any, where: str) -> tuple[str, ...] | None:
     return tuple(spec)
 
 
-def _also(spec: Any, comp: Compiler, where: str, resource_type: str) -> tuple[str, Fill] | None:
-    """A rule's `also`: a segment id and a segment map of the rule's resource type."""
+def _also(
+    spec: Any, comp: Compiler, where: str, resource_type: str
+) -> tuple[tuple[str, Fill], ...]:
+    """A rule's `also`: one or a list of segment ids, each with a segment map
+    of the rule's resource type."""
     if spec is None:
-        return None
-    if not isinstance(spec, dict) or not isinstance(spec.get("segment"), str):
-        raise MapError(f"{where}: `also` is a mapping with `segment` and `map`")
-    rtype, fill = comp.segment(str(spec.get("map", "")), where)
-    if rtype != resource_type:
-        raise MapError(f"{where}: `also` maps to {rtype}, the rule to {resource_type}")
-    return spec["segment"], fill
+        return ()
+    out: list[tuple[str, Fill]] = []
+    for one in spec if isinstance(spec, list) else [spec]:
+        if not isinstance(one, dict) or not isinstance(one.get("segment"), str):
+            raise MapError(
+                f"{where}: `also` is a mapping with `segment` and `map`, or a list of them"
+            )
+        rtype, fill = comp.segment(str(one.get("map", "")), where)
+        if rtype != resource_type:
+            raise MapError(f"{where}: `also` maps to {rtype}, the rule to {resource_type}")
+        out.append((one["segment"], fill))
+    return tuple(out)
 
 
 def _segment_ids(spec: Any, key: str, where: str) -> tuple[str, ...]:
@@ -443,6 +465,7 @@ _REQUIRED_REFERENCES = frozenset(
         ("Coverage", "beneficiary"),
         ("Goal", "subject"),
         ("Immunization", "patient"),
+        ("MedicationAdministration", "subject"),
         ("MedicationRequest", "subject"),
         ("Procedure", "subject"),
         ("RelatedPerson", "patient"),

@@ -4,7 +4,8 @@
 it holds and its Bundle entry; `search_escape` escapes a business identifier
 for a search URL; `segment_positions` and `group_instances` find the
 segments rules apply to (by segment id, by group instance, `with_leading`
-the instance an optional start segment leaves open), `skipped` those
+the instance an optional start segment leaves open, `carried` the enclosing
+scope's segments each instance holds too), `skipped` those
 of a group hidden from them, `anchors_of` the segments a `follows` rule's
 segments belong to, `first_anchored` the one segment a `follows` rule
 without `each` applies to, `drop_claimed` the identifiers of a resource
@@ -69,18 +70,23 @@ def segment_positions(ids: list[str]) -> dict[str, list[int]]:
     return at
 
 
-def group_instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...]) -> list[list[int]]:
+def group_instances(
+    segs: list[int], ids_of: list[str], starts: tuple[str, ...], runs: bool = False
+) -> list[list[int]]:
     """Split `segs` into group instances: a start segment opens a new instance
-    unless it continues the current one in `starts` order (ORC then OBR)."""
+    unless it continues the current one in `starts` order (ORC then OBR), or,
+    with `runs`, comes right after a segment of its own id (RAS's
+    ADMINISTRATION, `{RXA} RXR`: a run of RXAs is one instance)."""
     instances: list[list[int]] = []
     current: list[int] | None = None
     seen: set[str] = set()
     high = -1
+    last = ""
     for i in segs:
         sid = ids_of[i]
         if sid in starts:
             k = starts.index(sid)
-            if current is None or sid in seen or k < high:
+            if current is None or (sid in seen and not (runs and last == sid)) or k < high:
                 current = []
                 instances.append(current)
                 seen = set()
@@ -89,7 +95,27 @@ def group_instances(segs: list[int], ids_of: list[str], starts: tuple[str, ...])
             high = max(high, k)
         if current is not None:
             current.append(i)
+        last = sid
     return instances
+
+
+def carried(
+    segs: list[int], ids_of: list[str], instances: list[list[int]], carry: tuple[str, ...]
+) -> list[list[int]]:
+    """`instances` (of `segs`), each holding too, before its own segments, the
+    first segment of `segs` of each id in `carry` that comes before it and
+    that it lacks: a nested group's view of its enclosing instance (RAS: each
+    ADMINISTRATION sees its ORDER's ORC)."""
+    firsts: list[int] = []
+    for sid in carry:
+        firsts.extend(next(([i] for i in segs if ids_of[i] == sid), []))
+    firsts.sort()
+    out: list[list[int]] = []
+    for instance in instances:
+        own = {ids_of[i] for i in instance}
+        head = [i for i in firsts if i < instance[0] and ids_of[i] not in own]
+        out.append(head + instance if head else instance)
+    return out
 
 
 def with_leading(
