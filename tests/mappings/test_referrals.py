@@ -142,6 +142,27 @@ def test_a_prd_role_has_its_location_and_period_and_a_consultant_performs() -> N
     assert by_url[role["practitioner"]["reference"]]["name"][0]["family"] == "Lung"
 
 
+def test_a_provider_with_an_identifier_is_one_practitioner_whatever_else_changes() -> None:
+    # PRD-7 identifies the provider: a new telephone in a later message, or
+    # the same provider in two roles, is the same Practitioner. Before, its
+    # id was its content's, a new Practitioner at every change.
+    def practitioners(segments: str, control: str) -> list[str]:
+        message = _MSH.format(event="REF^I12^REF_I12").replace("|M1|", f"|{control}|")
+        bundle = convert((message + _RF1.format(status="P") + segments + _PID).encode())
+        return [
+            e["request"]["url"]
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "Practitioner"
+        ]
+
+    rp = "PRD|RP^Referring^HL70286|Smith^John|||^WPN^PH^^1^555^{phone}||NPI111^NPI\r"
+    first = practitioners(rp.format(phone="1234567"), "M1")
+    assert len(first) == 1
+    assert practitioners(rp.format(phone="7654321"), "M2") == first
+    rt = "PRD|RT^Referred to^HL70286|Smith^John|||||NPI111^NPI\r"
+    assert practitioners(rp.format(phone="1234567") + rt, "M3") == first
+
+
 def test_a_prd_role_without_a_target_is_left_out_with_a_warning() -> None:
     message = _MSH.format(event="REF^I12^REF_I12") + _RF1.format(status="P") + _PID
     local = "PRD|ZZ^Local^L|Odd^Oscar\r"
