@@ -286,7 +286,11 @@ class _ProgramWriter:
             # Only a resource whose identifier another segment's holds
             # already pays for more than the lookup.
             self.line(ind, f"r = {rid}")
-            self.line(ind, "if f is not None and r in run.built and run.built[r].seg != i:")
+            self.line(
+                ind,
+                "if f is not None and (r in run.built and run.built[r].seg != i"
+                f" or run.held_elsewhere({rtype!r}, o, {rule.conditional!r}, i)):",
+            )
             self.line(ind + 1, f"k = {key if parts else fallback}")
             if parts:
                 self.line(ind + 1, f"if not any(k): k = {fallback}")
@@ -298,6 +302,8 @@ class _ProgramWriter:
             self.line(ind + 1, f"r = {rid}")
             rid = "r"
         self.line(ind, f"b = register({rtype!r}, o, f, k, {rid}, i, {anchor}{complete})")
+        if rule.distinct:
+            self.line(ind, f"run.hold({rtype!r}, b.resource, {rule.conditional!r}, i)")
         if rule.name and rule.complete:
             # A resource registered again (see `_Run.register`) is named once
             # per segment it belongs to.

@@ -187,8 +187,8 @@ def drop_claimed(
 ) -> tuple[str, str] | None:
     """Drop from `resource` the identifiers at `path` (a list, or one) that
     another resource of type `rtype` in `built` holds already (as its id's
-    basis, or among its identifiers at `path`), the first being `found`
-    (system, value), removing `path` when none is left; returns the first
+    basis, or among its identifiers at `path`), `found` (system, value)
+    among them or not, removing `path` when none is left; returns the first
     identifier left with a value (None: none). Every one is dropped, not
     only the first: two orders with the same placer and filler numbers kept
     apart by the filler would be two conditional updates that both match
@@ -212,7 +212,6 @@ def drop_claimed(
         e
         for e in left
         if not (e.get("value") and claimed((str(e.get("system", "")), str(e["value"]))))
-        and (str(e.get("system", "")), str(e.get("value"))) != found
     ]
     taken = next(
         ((str(e.get("system", "")), str(e["value"])) for e in left if e.get("value")), None
