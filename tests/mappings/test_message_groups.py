@@ -213,6 +213,31 @@ def test_an_oml_o33_order_refers_to_its_own_specimen_group_only(event: str) -> N
     assert _codes([observation]) == ["FAST"]
 
 
+def test_an_oml_o33_order_without_a_specimen_group_is_still_an_order() -> None:
+    # v2 requires SPECIMEN {SPM ...} around O33's orders; a sender that
+    # leaves it out (or puts an order before the first SPM) still orders.
+    # Before, such orders were dropped, the only warning naming SPM.
+    head = _OML.replace("OML^O21^OML_O21", "OML^O33^OML_O33") + _PATIENT
+    order = "ORC|NW|PLAC{n}^EHR\rOBR|1|PLAC{n}^EHR||GLU^Glucose^L\r"
+    warnings: list[str] = []
+    bundle = _convert(head + order.format(n=1), warnings)
+    (alone,) = _resources(bundle, "ServiceRequest")
+    assert alone["identifier"][0]["value"] == "PLAC1"
+    assert "specimen" not in alone
+    assert warnings == ["OML^O33 (OML_O33): required segment SPM is missing"]
+    warnings = []
+    bundle = _convert(
+        head + order.format(n=1) + "SPM|1|SPEC1&EHR||BLD^Blood^HL70487\r" + order.format(n=2),
+        warnings,
+    )
+    first, second = _resources(bundle, "ServiceRequest")
+    assert first["identifier"][0]["value"] == "PLAC1"
+    assert "specimen" not in first
+    (specimen,) = _resources(bundle, "Specimen")
+    assert second["specimen"] == [{"reference": f"urn:uuid:{specimen['id']}"}]
+    assert warnings == []
+
+
 @pytest.mark.parametrize("event", ["O33", "O35"])
 def test_an_oml_o33_prt_sc_collects_its_specimen_groups_specimen(event: str) -> None:
     # IG OML_O21 row 6.4.4: a PRT SC after OBR is the collector of the

@@ -202,12 +202,14 @@ class _ProgramWriter:
         starts, inner = rule.group
         d = len(frames)
         self.line(ind, f"I = _group_instances(S{d - 1}, ids_of, {starts!r})")
+        # Required: a start segment, even when segments without one are an
+        # instance (`leading_after`: OML^O33's orders before any SPM).
+        if rule.required:
+            self.line(ind, f"if not I: run.missing({self.structure!r}, {starts[0]!r})")
         if rule.leading_after:
             self.line(ind, f"I = _with_leading(S{d - 1}, ids_of, I, {rule.leading_after!r})")
         if rule.whole_without_start:
             self.line(ind, f"if not I: I = [list(S{d - 1})]")
-        if rule.required:
-            self.line(ind, f"if not I: run.missing({self.structure!r}, {starts[0]!r})")
         self.line(ind, f"for S{d} in I:")
         self.line(ind + 1, f"run.scope = S{d}")
         self.line(ind + 1, f"A{d} = _segment_positions(list(map(ids_of.__getitem__, S{d})))")
