@@ -206,6 +206,10 @@ def test_obx29_is_a_category_and_one_obx33_the_specimen() -> None:
     assert (specimen["type"], specimen["identifier"]["value"]) == ("Specimen", "SP1")
     filler = observation_of(_obx(f33="^SF1&LAB"))["specimen"]
     assert filler["identifier"]["value"] == "SF1"
+    # A namespace alone (no EI-1) identifies no specimen: the filler's does.
+    namespace = observation_of(_obx(f33="&EHR^SF1&LAB"))["specimen"]
+    assert namespace["identifier"]["value"] == "SF1"
+    assert "specimen" not in observation_of(_obx(f33="&EHR"))
     several = observation_of(_obx(f33="SP1&EHR~SP2&EHR"))
     assert "specimen" not in several and "extension" not in several
     plain = observation_of(_obx())
