@@ -187,6 +187,20 @@ def test_the_closing_notes_are_the_referrals_and_its_observations_support_it() -
     assert [by_url[r["reference"]] for r in report["result"]] == [observation]
 
 
+def test_an_obx_before_the_first_obr_is_still_an_observation_of_the_referral() -> None:
+    # REF_I12 puts OBX inside OBSERVATION (after its OBR); one sent before
+    # the first OBR is an Observation alone, as in a message without OBR.
+    # Before, with an OBR later in the message, it was dropped silently.
+    early = "OBX|1|NM|2345-7^Glucose^LN||95|mg/dL|||||F\rNTE|1||Fasting\r"
+    by_url = _convert(_RF1.format(status="P") + _PID + early + _CLINICAL)
+    referral = _referral(by_url)
+    report, glucose, ecg = [by_url[s["reference"]] for s in referral["supportingInfo"]]
+    assert glucose["code"]["coding"][0]["code"] == "2345-7"
+    assert glucose["note"] == [{"text": "Fasting"}]
+    assert report["resourceType"] == "DiagnosticReport"
+    assert [by_url[r["reference"]] for r in report["result"]] == [ecg]
+
+
 def test_closing_notes_without_a_visit_are_the_referrals_but_not_an_observations() -> None:
     without_visit = _RF1.format(status="P") + _PID + "DG1|1||I20.9^Angina^I10|||W\r" + _NOTE
     assert _referral(_convert(without_visit))["note"] == [{"text": "Please see within 2 weeks"}]
