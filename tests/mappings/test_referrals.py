@@ -86,6 +86,26 @@ def test_a_response_is_a_task_answering_the_referral_which_it_leaves_as_it_is() 
     assert _response("A", "RRI^I14^RRI_I12", "MSA|AR|C1\r")[0]["status"] == "accepted"
 
 
+def test_a_response_naming_no_referral_is_its_messages_own_task() -> None:
+    # An RRI without RF1-6/RF1-11 names no referral: before, every such
+    # response of the patient was one Task (patient alone), each message
+    # overwriting the last. Now its message identifies it; the same message
+    # sent again writes the same Task.
+    rf1 = "RF1|{status}^S^HL70283|R^Routine^HL70280||||||20240301\r"
+
+    def task_url(status: str, control: str) -> str:
+        message = _MSH.format(event="RRI^I12^RRI_I12").replace("|M1|", f"|{control}|")
+        bundle = convert((message + "MSA|AA|C1\r" + rf1.format(status=status) + _PID).encode())
+        (url,) = [
+            e["request"]["url"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task"
+        ]
+        return url
+
+    first = task_url("A", "M1")
+    assert task_url("A", "M1") == first
+    assert task_url("R", "M2") != first
+
+
 def test_a_status_request_does_not_write_the_referral() -> None:
     message = _MSH.format(event="REF^I15^REF_I12") + _RF1.format(status="P") + _PRD + _PID
     warnings: list[str] = []
