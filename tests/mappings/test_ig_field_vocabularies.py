@@ -199,15 +199,31 @@ def test_obx29_is_a_category_and_one_obx33_the_specimen() -> None:
     # (specimen, by its placer identifier, else its filler's). OBX-30 (the
     # IG's extension "not yet" created) and several OBX-33 are not mapped.
     observation = observation_of(_obx(f29="RSLT", f30="SCI", f33="SP1&EHR^SF1&LAB"))
-    assert observation["category"] == [{"coding": [{"system": f"{_V2}0936", "code": "RSLT"}]}]
+    assert observation["category"] == [
+        {"coding": [{"system": f"{_V2}0936", "code": "RSLT", "display": "Result"}]}
+    ]
     specimen = observation["specimen"]
     assert (specimen["type"], specimen["identifier"]["value"]) == ("Specimen", "SP1")
     filler = observation_of(_obx(f33="^SF1&LAB"))["specimen"]
     assert filler["identifier"]["value"] == "SF1"
+    # A namespace alone (no EI-1) identifies no specimen: the filler's does.
+    namespace = observation_of(_obx(f33="&EHR^SF1&LAB"))["specimen"]
+    assert namespace["identifier"]["value"] == "SF1"
+    assert "specimen" not in observation_of(_obx(f33="&EHR"))
     several = observation_of(_obx(f33="SP1&EHR~SP2&EHR"))
     assert "specimen" not in several and "extension" not in several
     plain = observation_of(_obx())
     assert "category" not in plain and "specimen" not in plain
+
+
+def test_an_obx29_code_outside_table_0936_is_not_written_under_its_system() -> None:
+    # v2-0936 has QST, RSLT and SCI only (THO, content complete): a site's
+    # own observation type is kept as text, never as a v2-0936 code. Before,
+    # any OBX-29 value was written as a v2-0936 code.
+    local = observation_of(_obx(f29="LABRES"))
+    assert local["category"] == [{"text": "LABRES"}]
+    question = observation_of(_obx(f29="QST"))
+    assert question["category"][0]["coding"][0]["code"] == "QST"
 
 
 def _adt_with_roles() -> bytes:

@@ -211,3 +211,55 @@ def test_an_oml_o33_order_refers_to_its_own_specimen_group_only(event: str) -> N
     # The order's own OBX stays its supportingInfo; the specimen's makes nothing.
     (observation,) = _resources(bundle, "Observation")
     assert _codes([observation]) == ["FAST"]
+
+
+def test_an_oml_o33_order_without_a_specimen_group_is_still_an_order() -> None:
+    # v2 requires SPECIMEN {SPM ...} around O33's orders; a sender that
+    # leaves it out (or puts an order before the first SPM) still orders.
+    # Before, such orders were dropped, the only warning naming SPM.
+    head = _OML.replace("OML^O21^OML_O21", "OML^O33^OML_O33") + _PATIENT
+    order = "ORC|NW|PLAC{n}^EHR\rOBR|1|PLAC{n}^EHR||GLU^Glucose^L\r"
+    warnings: list[str] = []
+    bundle = _convert(head + order.format(n=1), warnings)
+    (alone,) = _resources(bundle, "ServiceRequest")
+    assert alone["identifier"][0]["value"] == "PLAC1"
+    assert "specimen" not in alone
+    assert warnings == ["OML^O33 (OML_O33): required segment SPM is missing"]
+    warnings = []
+    bundle = _convert(
+        head + order.format(n=1) + "SPM|1|SPEC1&EHR||BLD^Blood^HL70487\r" + order.format(n=2),
+        warnings,
+    )
+    first, second = _resources(bundle, "ServiceRequest")
+    assert first["identifier"][0]["value"] == "PLAC1"
+    assert "specimen" not in first
+    (specimen,) = _resources(bundle, "Specimen")
+    assert second["specimen"] == [{"reference": f"urn:uuid:{specimen['id']}"}]
+    assert warnings == []
+
+
+@pytest.mark.parametrize("event", ["O33", "O35"])
+def test_an_oml_o33_prt_sc_collects_its_specimen_groups_specimen(event: str) -> None:
+    # IG OML_O21 row 6.4.4: a PRT SC after OBR is the collector of the
+    # order's specimen; in O33/O35 that is its SPECIMEN group's SPM. Before,
+    # the PRT was dropped without a warning.
+    container = "SAC|||CONT1\r" if event == "O35" else ""
+    warnings: list[str] = []
+    bundle = _convert(
+        _OML.replace("OML^O21^OML_O21", f"OML^{event}^OML_{event}")
+        + _PATIENT
+        + "SPM|1|SPEC1&EHR||BLD^Blood^HL70487\r"
+        + container
+        + "ORC|NW|PLAC1^EHR\rOBR|1|PLAC1^EHR||CMP^Metabolic panel^L\r"
+        + "PRT||AD||SC^Specimen Collector^HL70912|1234^Smith^John\r"
+        + "SPM|2|SPEC2&EHR||UR^Urine^HL70487\r"
+        + container
+        + "ORC|NW|PLAC2^EHR\rOBR|1|PLAC2^EHR||UA^Urinalysis^L\r",
+        warnings,
+    )
+    assert warnings == []
+    roles = {f"urn:uuid:{r['id']}": r for r in _resources(bundle, "PractitionerRole")}
+    blood, urine = _resources(bundle, "Specimen")
+    collector = roles[blood["collection"]["collector"]["reference"]]
+    assert collector["code"][0]["coding"][0]["code"] == "SC"
+    assert "collection" not in urine

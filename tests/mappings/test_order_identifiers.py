@@ -94,3 +94,24 @@ def test_obr29_parent_filler_number_is_a_based_on_identifier() -> None:
         ("ServiceRequest", "PARENTFL"),
     ]
     assert based_on[1]["identifier"]["system"] == "http://thumpflow.invalid/naming-system/LAB"
+
+
+def test_two_order_groups_with_one_placer_number_are_two_service_requests() -> None:
+    # A sender's error (as for pharmacy orders and VXU): the second ORDER
+    # repeats the first's ORC-2/OBR-2. Before, both were one ServiceRequest,
+    # the second test's code overwriting the first's without a warning.
+    warnings: list[str] = []
+    message = (
+        _ORM
+        + "ORC|NW|PL1^EHR\rOBR|1|PL1^EHR||2345-7^Glucose^LN\r"
+        + "ORC|NW|PL1^EHR\rOBR|2|PL1^EHR||718-7^Hemoglobin^LN\r"
+    )
+    bundle = convert(message.encode(), warnings=warnings)
+    first, second = [
+        e for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest"
+    ]
+    assert first["resource"]["code"]["coding"][0]["code"] == "2345-7"
+    assert first["request"]["url"].endswith("|PL1")
+    assert second["resource"]["code"]["coding"][0]["code"] == "718-7"
+    assert "identifier" not in second["resource"]
+    assert [w.code for w in warnings] == ["repeated_identifier"]  # type: ignore[attr-defined]

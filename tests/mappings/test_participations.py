@@ -340,12 +340,16 @@ def test_oml_specimen_collector_prt_is_the_collector_of_the_orders_specimen() ->
 
 def test_oml_o33_specimen_collector_prt_is_not_linked_to_the_next_orders_specimen() -> None:
     """In OML_O33 an SPM opens the specimen group of the orders after it, so
-    the SPM after an order's PRT SC is not that order's specimen."""
+    the SPM after an order's PRT SC is not that order's specimen: SP1's
+    collector is PL2's PRT SC (PL2 is in SP1's group), never PL1's."""
     message = _OML.format(event="OML^O33^OML_O33").encode()
-    resources = [e["resource"] for e in convert(message, bundle_type="collection")["entry"]]
+    entries = convert(message, bundle_type="collection")["entry"]
+    by_url = {e["fullUrl"]: e["resource"] for e in entries}
+    resources = list(by_url.values())
     (specimen,) = _of_type(resources, "Specimen")
-    assert "collection" not in specimen
-    assert _of_type(resources, "PractitionerRole") == []
+    (role,) = _of_type(resources, "PractitionerRole")
+    assert by_url[specimen["collection"]["collector"]["reference"]] is role
+    assert by_url[role["practitioner"]["reference"]]["identifier"][0]["value"] == "PHL2"
 
 
 def test_an_oru_specimen_observation_has_its_specimen_as_focus_and_is_no_result() -> None:

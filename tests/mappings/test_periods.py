@@ -138,3 +138,24 @@ def test_an_appointment_has_start_and_end_or_neither_and_an_untimed_one_a_status
     assert ("start" in appointment) == ("end" in appointment)
     if "start" not in appointment:
         assert appointment["status"] in ("proposed", "cancelled", "waitlist")
+
+
+def test_an_orders_bounds_come_from_one_source_its_tq1_else_orc7_else_obr27() -> None:
+    # TQ1 (v2.5+) and ORC-7/OBR-27 (older) each give a start and an end;
+    # one Period of two sources could end before it starts (per-1). Before,
+    # a TQ1-7 start beside an ORC-7 end (or an ORC-7 start beside an OBR-27
+    # end) made such a Period, an invalid ServiceRequest.
+    head = "MSH|^~\\&|A|B|C|D|20240101||ORM^O01|1|P|2.5.1\rPID|1||P1^^^H^MR||Doe^Jo\r"
+    obr = "OBR|1|PL1^EHR||G^Glucose^L" + "|" * 23 + "{obr27}\r"
+
+    def bounds(orc7: str, tq1: str = "", obr27: str = "") -> dict[str, str]:
+        message = head + f"ORC|NW|PL1^EHR|||||{orc7}\r" + tq1 + obr.format(obr27=obr27)
+        order = resource_of(message.encode(), "ServiceRequest")
+        found: dict[str, str] = order["occurrenceTiming"]["repeat"]["boundsPeriod"]
+        return found
+
+    assert bounds("^^^^20240409", tq1="TQ1|1||||||20240410\r") == {"start": "2024-04-10"}
+    assert bounds("^^^20240412", tq1="TQ1|1|||||||20240411\r") == {"end": "2024-04-11"}
+    assert bounds("^^^20240410", obr27="^^^20240401^20240405") == {"start": "2024-04-10"}
+    assert bounds("^^^20240401^20240405") == {"start": "2024-04-01", "end": "2024-04-05"}
+    assert bounds("", obr27="^^^20240401^20240405") == {"start": "2024-04-01", "end": "2024-04-05"}

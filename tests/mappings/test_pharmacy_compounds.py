@@ -151,6 +151,56 @@ def test_two_orders_with_one_placer_number_are_two_medication_requests() -> None
     assert any("repeats the identifier" in w and "ORC" in w for w in warnings)
 
 
+def test_a_repeated_order_keeps_no_identifier_the_earlier_one_holds() -> None:
+    # Both numbers repeated (ORC-2 and ORC-3): the second order loses both.
+    # Before, it lost ORC-2 only and was a conditional update by ORC-3, which
+    # the first order holds too: on a server that stored the order, both
+    # updates of the transaction match that one resource (touched twice).
+    orc = "ORC|NW|PL1^EHR|FL1^PHARM\r"
+    rxe = "RXE|^^^20240301|{code}^Drug^L|1||TAB\r"
+    message = (
+        _HEAD.format(event="RDE^O11^RDE_O11", control="M1")
+        + orc
+        + rxe.format(code="IBU")
+        + orc
+        + rxe.format(code="PARA")
+    )
+    warnings: list[str] = []
+    bundle = convert(message.encode(), warnings=warnings)
+    first, second = [
+        e for e in bundle["entry"] if e["resource"]["resourceType"] == "MedicationRequest"
+    ]
+    held = {i["value"] for i in first["resource"]["identifier"]}
+    assert held == {"PL1", "FL1"}
+    assert "identifier" not in second["resource"]
+    assert second["request"]["url"].startswith("MedicationRequest/")
+    assert second["resource"]["medicationCodeableConcept"]["coding"][0]["code"] == "PARA"
+    assert len(warnings) == 1
+
+
+def test_a_filler_number_of_an_earlier_order_is_dropped_though_the_placers_differ() -> None:
+    # Two ORCs, two placer numbers, one filler number: the second keeps its
+    # own ORC-2 and loses ORC-3 (a warning). Before, both held FL1: an
+    # update by the filler number then matched two orders.
+    rxe = "RXE|^^^20240301|{code}^Drug^L|1||TAB\r"
+    message = (
+        _HEAD.format(event="RDE^O11^RDE_O11", control="M1")
+        + "ORC|NW|PL1^EHR|FL1^PHARM\r"
+        + rxe.format(code="IBU")
+        + "ORC|NW|PL2^EHR|FL1^PHARM\r"
+        + rxe.format(code="PARA")
+    )
+    warnings: list[str] = []
+    bundle = convert(message.encode(), warnings=warnings)
+    first, second = [
+        e for e in bundle["entry"] if e["resource"]["resourceType"] == "MedicationRequest"
+    ]
+    assert [i["value"] for i in first["resource"]["identifier"]] == ["PL1", "FL1"]
+    assert [i["value"] for i in second["resource"]["identifier"]] == ["PL2"]
+    assert second["request"]["url"].endswith("|PL2")
+    assert len(warnings) == 1
+
+
 def test_a_component_whose_code_is_separators_alone_is_no_ingredient() -> None:
     # RXC-2's first repetition `^` holds no code: the component (with its
     # strength) is left out rather than written without its item (1..1).

@@ -12,9 +12,13 @@ problem's ROLs its CareTeam. Every resource stays valid R4.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.mappings.single import clean_resources
+from thumpflow.fhir import validate
+from thumpflow.mapping import convert, to_json
+from thumpflow.mapping._report import REPEATED_IDENTIFIER
 
 _HEAD = (
     "MSH|^~\\&|A|B|C|D|20240301120000-0500||PPR^{event}^PPR_PC1|M1|P|2.5\r"
@@ -204,3 +208,61 @@ def test_an_active_problem_has_no_abatement_and_an_error_no_clinical_status() ->
         assert _status(condition["verificationStatus"]) == (_VER, "entered-in-error")
         assert "clinicalStatus" not in condition  # con-5
         assert "abatementDateTime" not in condition
+
+
+def _orders(body: str, control: str = "M1") -> tuple[list[dict[str, Any]], list[str]]:
+    """The Bundle entries (resource, fullUrl, request) of a PPR^PC1 holding
+    `body` after PID, as a transaction, and its warnings."""
+    head = _HEAD.format(event="PC1").replace("|M1|", f"|{control}|")
+    warnings: list[str] = []
+    bundle = convert((head + body).encode(), warnings=warnings)
+    for entry in bundle["entry"]:
+        resource = json.loads(to_json(entry["resource"]))
+        assert [i for i in validate(resource) if i.severity == "error"] == []
+    return bundle["entry"], warnings
+
+
+def test_two_orders_with_one_number_are_two_requests_never_one_merged() -> None:
+    # Before: one MedicationRequest (by RX1) held the second drug with the
+    # first dose's unit code (10 "mg" of insulin), the first drug lost.
+    body = (
+        "PRB|AD|20240301|44054006^Diabetes type 2^SCT|PRB1^H|||20240301\r"
+        "ORC|NW|RX1^H\rRXO|860975^Metformin 500 MG^RXNORM|500||MG\r"
+        "ORC|NW|RX1^H\rRXO|1234^Insulin^RXNORM|10||U\r"
+    )
+    entries, warnings = _orders(body)
+    first, second = [
+        e["resource"] for e in entries if e["resource"]["resourceType"] == "MedicationRequest"
+    ]
+    assert _code(first, "medicationCodeableConcept") == "860975"
+    assert first["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["code"] == "mg"
+    assert first["identifier"][0]["value"] == "RX1"
+    assert _code(second, "medicationCodeableConcept") == "1234"
+    assert second["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"] == {
+        "value": 10,
+        "unit": "U",
+    }
+    assert "identifier" not in second
+    assert [w.code for w in warnings] == [REPEATED_IDENTIFIER]  # type: ignore[attr-defined]
+
+
+def test_a_numberless_order_is_its_problems_not_the_patients() -> None:
+    # Before: every numberless order of the patient, of every problem and
+    # message, was one resource (patient alone), each overwriting the last.
+    def ids(problem: str, drug: str, control: str) -> list[str]:
+        body = (
+            f"PRB|AD|20240301|1^P^SCT|{problem}^H|||20240301\rORC|NW\rRXO|{drug}^D^RXNORM|1||MG\r"
+        )
+        body += f"ORC|NW\rOBR|1|||{drug}^S^LN\r"
+        entries, warnings = _orders(body, control)
+        assert warnings == []
+        return [
+            e["request"]["url"]
+            for e in entries
+            if e["resource"]["resourceType"] in ("MedicationRequest", "ServiceRequest")
+        ]
+
+    amlodipine = ids("PRB1", "197361", "M1")
+    assert len(set(amlodipine)) == 2
+    assert ids("PRB1", "197361", "M2") == amlodipine  # the same problem sent again
+    assert set(ids("PRB2", "860975", "M3")).isdisjoint(amlodipine)

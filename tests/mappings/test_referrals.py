@@ -86,6 +86,26 @@ def test_a_response_is_a_task_answering_the_referral_which_it_leaves_as_it_is() 
     assert _response("A", "RRI^I14^RRI_I12", "MSA|AR|C1\r")[0]["status"] == "accepted"
 
 
+def test_a_response_naming_no_referral_is_its_messages_own_task() -> None:
+    # An RRI without RF1-6/RF1-11 names no referral: before, every such
+    # response of the patient was one Task (patient alone), each message
+    # overwriting the last. Now its message identifies it; the same message
+    # sent again writes the same Task.
+    rf1 = "RF1|{status}^S^HL70283|R^Routine^HL70280||||||20240301\r"
+
+    def task_url(status: str, control: str) -> str:
+        message = _MSH.format(event="RRI^I12^RRI_I12").replace("|M1|", f"|{control}|")
+        bundle = convert((message + "MSA|AA|C1\r" + rf1.format(status=status) + _PID).encode())
+        (url,) = [
+            e["request"]["url"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task"
+        ]
+        return url
+
+    first = task_url("A", "M1")
+    assert task_url("A", "M1") == first
+    assert task_url("R", "M2") != first
+
+
 def test_a_status_request_does_not_write_the_referral() -> None:
     message = _MSH.format(event="REF^I15^REF_I12") + _RF1.format(status="P") + _PRD + _PID
     warnings: list[str] = []
@@ -142,6 +162,27 @@ def test_a_prd_role_has_its_location_and_period_and_a_consultant_performs() -> N
     assert by_url[role["practitioner"]["reference"]]["name"][0]["family"] == "Lung"
 
 
+def test_a_provider_with_an_identifier_is_one_practitioner_whatever_else_changes() -> None:
+    # PRD-7 identifies the provider: a new telephone in a later message, or
+    # the same provider in two roles, is the same Practitioner. Before, its
+    # id was its content's, a new Practitioner at every change.
+    def practitioners(segments: str, control: str) -> list[str]:
+        message = _MSH.format(event="REF^I12^REF_I12").replace("|M1|", f"|{control}|")
+        bundle = convert((message + _RF1.format(status="P") + segments + _PID).encode())
+        return [
+            e["request"]["url"]
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "Practitioner"
+        ]
+
+    rp = "PRD|RP^Referring^HL70286|Smith^John|||^WPN^PH^^1^555^{phone}||NPI111^NPI\r"
+    first = practitioners(rp.format(phone="1234567"), "M1")
+    assert len(first) == 1
+    assert practitioners(rp.format(phone="7654321"), "M2") == first
+    rt = "PRD|RT^Referred to^HL70286|Smith^John|||||NPI111^NPI\r"
+    assert practitioners(rp.format(phone="1234567") + rt, "M3") == first
+
+
 def test_a_prd_role_without_a_target_is_left_out_with_a_warning() -> None:
     message = _MSH.format(event="REF^I12^REF_I12") + _RF1.format(status="P") + _PID
     local = "PRD|ZZ^Local^L|Odd^Oscar\r"
@@ -164,6 +205,20 @@ def test_the_closing_notes_are_the_referrals_and_its_observations_support_it() -
     assert report["resourceType"] == "DiagnosticReport"
     assert report["code"]["coding"][0]["code"] == "93000"
     assert [by_url[r["reference"]] for r in report["result"]] == [observation]
+
+
+def test_an_obx_before_the_first_obr_is_still_an_observation_of_the_referral() -> None:
+    # REF_I12 puts OBX inside OBSERVATION (after its OBR); one sent before
+    # the first OBR is an Observation alone, as in a message without OBR.
+    # Before, with an OBR later in the message, it was dropped silently.
+    early = "OBX|1|NM|2345-7^Glucose^LN||95|mg/dL|||||F\rNTE|1||Fasting\r"
+    by_url = _convert(_RF1.format(status="P") + _PID + early + _CLINICAL)
+    referral = _referral(by_url)
+    report, glucose, ecg = [by_url[s["reference"]] for s in referral["supportingInfo"]]
+    assert glucose["code"]["coding"][0]["code"] == "2345-7"
+    assert glucose["note"] == [{"text": "Fasting"}]
+    assert report["resourceType"] == "DiagnosticReport"
+    assert [by_url[r["reference"]] for r in report["result"]] == [ecg]
 
 
 def test_closing_notes_without_a_visit_are_the_referrals_but_not_an_observations() -> None:

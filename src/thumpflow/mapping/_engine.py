@@ -117,6 +117,9 @@ class _Run:
         # repeats, those resources by (id of the basis, content).
         self.complete: set[str] = set()
         self.alike: dict[tuple[str, str], Built] = {}
+        # The identifiers of `distinct` rules' resources, by (resource type,
+        # system, value), each the segment whose resource holds it.
+        self.held: dict[tuple[str, str, str], int] = {}
         # Read once: `Message.delimiters` is a property (a call each read).
         d = self.delimiters = message.delimiters
         enc = message.encoding
@@ -367,6 +370,30 @@ class _Run:
         )
         left = drop_claimed(rtype, resource, path, found, self.built)
         return left, key if left is None else left
+
+    def held_elsewhere(self, rtype: str, resource: dict[str, Any], path: str, seg: int) -> bool:
+        """Whether an identifier at `path` of `resource` (a `distinct`
+        rule's, from segment `seg`) is held by another segment's resource
+        of type `rtype` (see `hold`): two orders, one filler number, even
+        when each is identified by its own placer number."""
+        held = self.held
+        if not held:
+            return False
+        value = resource.get(path)
+        for e in value if type(value) is list else [value] if value else []:
+            if type(e) is dict and e.get("value"):
+                other = held.get((rtype, str(e.get("system", "")), str(e["value"])))
+                if other is not None and other != seg:
+                    return True
+        return False
+
+    def hold(self, rtype: str, resource: dict[str, Any], path: str, seg: int) -> None:
+        """Note the identifiers at `path` of a `distinct` rule's `resource`
+        (from segment `seg`) for `held_elsewhere`."""
+        value = resource.get(path)
+        for e in value if type(value) is list else [value] if value else []:
+            if type(e) is dict and e.get("value"):
+                self.held.setdefault((rtype, str(e.get("system", "")), str(e["value"])), seg)
 
     def not_converted(self, structure: str, segment: str, reason: str) -> None:
         """Note a segment a rule's `not_converted` leaves out, for `reason`

@@ -205,14 +205,16 @@ class _ProgramWriter:
         d = len(frames)
         runs = ", True" if rule.runs else ""
         self.line(ind, f"I = _group_instances(S{d - 1}, ids_of, {starts!r}{runs})")
+        # Required: a start segment, even when segments without one are an
+        # instance (`leading_after`: OML^O33's orders before any SPM).
+        if rule.required:
+            self.line(ind, f"if not I: run.missing({self.structure!r}, {starts[0]!r})")
         if rule.carry:
             self.line(ind, f"I = _carried(S{d - 1}, ids_of, I, {rule.carry!r})")
         if rule.leading_after:
             self.line(ind, f"I = _with_leading(S{d - 1}, ids_of, I, {rule.leading_after!r})")
         if rule.whole_without_start:
             self.line(ind, f"if not I: I = [list(S{d - 1})]")
-        if rule.required:
-            self.line(ind, f"if not I: run.missing({self.structure!r}, {starts[0]!r})")
         self.line(ind, f"for S{d} in I:")
         self.line(ind + 1, f"run.scope = S{d}")
         self.line(ind + 1, f"A{d} = _segment_positions(list(map(ids_of.__getitem__, S{d})))")
@@ -290,7 +292,11 @@ class _ProgramWriter:
             # Only a resource whose identifier another segment's holds
             # already pays for more than the lookup.
             self.line(ind, f"r = {rid}")
-            self.line(ind, "if f is not None and r in run.built and run.built[r].seg != i:")
+            self.line(
+                ind,
+                "if f is not None and (r in run.built and run.built[r].seg != i"
+                f" or run.held_elsewhere({rtype!r}, o, {rule.conditional!r}, i)):",
+            )
             self.line(ind + 1, f"k = {key if parts else fallback}")
             if parts:
                 self.line(ind + 1, f"if not any(k): k = {fallback}")
@@ -302,6 +308,8 @@ class _ProgramWriter:
             self.line(ind + 1, f"r = {rid}")
             rid = "r"
         self.line(ind, f"b = register({rtype!r}, o, f, k, {rid}, i, {anchor}{complete})")
+        if rule.distinct:
+            self.line(ind, f"run.hold({rtype!r}, b.resource, {rule.conditional!r}, i)")
         if rule.name and rule.complete:
             # A resource registered again (see `_Run.register`) is named once
             # per segment it belongs to.

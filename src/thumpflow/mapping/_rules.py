@@ -32,7 +32,7 @@ them) fills its resource from the first such segment of its scope too,
 before the id is taken, so what that segment says (its identifiers) can
 identify it.
 An identity's `distinct: true` (beside `conditional`) makes each segment a
-resource of its own: one repeating the identifier of an earlier one loses
+resource of its own: one repeating any identifier of an earlier one loses
 it, with a warning (VXU: two orders with one filler number).
 `compile_rules` turns them into `Rule` values once, at import;
 a malformed rule raises `MapError` naming the map and rule. `_program`
@@ -151,8 +151,9 @@ class Rule:
     also: tuple[tuple[str, Fill], ...] = ()
     # `identity: {distinct: true}` (with `conditional`): each segment is a
     # resource of its own (IG VXU_V04 row 12.1: each ORDER a new
-    # Immunization); one whose business identifier an earlier one of the
-    # message holds loses that identifier, with a warning (`_Run.repeated`).
+    # Immunization); one holding a business identifier an earlier one of the
+    # message holds loses it, with a warning (`_Run.repeated`,
+    # `_Run.held_elsewhere`).
     distinct: bool = False
     # Set by `settled`: nothing writes to the resource once it is registered
     # (no `refs`, no `into` of its name), so its content then is final.

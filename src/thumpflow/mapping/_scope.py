@@ -212,18 +212,36 @@ def drop_claimed(
     rtype: str, resource: dict[str, Any], path: str, found: tuple[str, str], built: dict[str, Built]
 ) -> tuple[str, str] | None:
     """Drop from `resource` the identifiers at `path` (a list, or one) that
-    another resource of type `rtype` in `built` (by id) holds already, the
-    first being `found` (system, value), removing `path` when none is left;
-    returns the first identifier left with a value (None: none)."""
+    another resource of type `rtype` in `built` holds already (as its id's
+    basis, or among its identifiers at `path`), `found` (system, value)
+    among them or not, removing `path` when none is left; returns the first
+    identifier left with a value (None: none). Every one is dropped, not
+    only the first: two orders with the same placer and filler numbers kept
+    apart by the filler would be two conditional updates that both match
+    the stored order, one resource touched twice by the transaction."""
     held = resource[path]
     left: list[Any] = held if type(held) is list else [held]
-    taken: tuple[str, str] | None = found
-    while taken is not None and deterministic_id(rtype, *taken) in built:
-        gone = taken
-        left = [e for e in left if (str(e.get("system", "")), str(e.get("value"))) != gone]
-        taken = next(
-            ((str(e.get("system", "")), str(e["value"])) for e in left if e.get("value")), None
-        )
+    others: set[tuple[str, str]] = set()
+    for b in built.values():
+        other = b.resource
+        if other is resource or other.get("resourceType") != rtype:
+            continue
+        value = other.get(path)
+        for e in value if type(value) is list else [value] if value else []:
+            if type(e) is dict and e.get("value"):
+                others.add((str(e.get("system", "")), str(e["value"])))
+
+    def claimed(ident: tuple[str, str]) -> bool:
+        return ident in others or deterministic_id(rtype, *ident) in built
+
+    left = [
+        e
+        for e in left
+        if not (e.get("value") and claimed((str(e.get("system", "")), str(e["value"]))))
+    ]
+    taken = next(
+        ((str(e.get("system", "")), str(e["value"])) for e in left if e.get("value")), None
+    )
     if left:
         resource[path] = left
     else:
