@@ -115,3 +115,22 @@ def test_two_order_groups_with_one_placer_number_are_two_service_requests() -> N
     assert second["resource"]["code"]["coding"][0]["code"] == "718-7"
     assert "identifier" not in second["resource"]
     assert [w.code for w in warnings] == ["repeated_identifier"]  # type: ignore[attr-defined]
+
+
+def test_an_order_with_no_number_is_its_messages_own() -> None:
+    # No ORC-2/3 nor OBR-2/3: keyed by the patient alone, every such order of
+    # the patient, in every message, was one ServiceRequest, each message
+    # overwriting the last. Now each message's is its own; a resend of the
+    # same message writes the same one.
+    def order_id(control: str) -> str:
+        message = _ORM.replace("|M1|", f"|{control}|") + "ORC|NW\rOBR|1|||24331-1^Lipid panel^LN\r"
+        bundle = convert(message.encode(), bundle_type="collection")
+        (order,) = [
+            e["resource"]
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "ServiceRequest"
+        ]
+        return str(order["id"])
+
+    assert order_id("M1") != order_id("M2")
+    assert order_id("M1") == order_id("M1")

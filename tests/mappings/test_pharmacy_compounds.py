@@ -207,3 +207,23 @@ def test_a_component_whose_code_is_separators_alone_is_no_ingredient() -> None:
     components = _RXC + "RXC|A|^~HEP^Heparin^L|||1000|[iU]^^UCUM||1|mL^^UCUM\r"
     (request,) = _requests("RDE^O11^RDE_O11", _ORC + _RXE + components)
     assert _ingredients(request) == ["D5W", "KCL"]
+
+
+def test_two_dispenses_with_one_prescription_number_are_two() -> None:
+    # RXD-7 identifies a dispense; a second RXD repeating it (a sender's
+    # error) was dropped. It is another MedicationDispense, without the
+    # repeated number, with a warning naming RXD.
+    rxd = (
+        "RXD|1|CMP^KCl^L|20240301|1|BAG||RX77\rRXD|2|CMP^KCl^L|20240302|1|BAG||RX77\r"
+    )
+    message = _HEAD.format(event="RDS^O13^RDS_O13", control="M1") + _ORC + _RXE + rxd
+    warnings: list[str] = []
+    bundle = convert(message.encode(), bundle_type="collection", warnings=warnings)
+    dispenses = [
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "MedicationDispense"
+    ]
+    assert [d["whenHandedOver"][:10] for d in dispenses] == ["2024-03-01", "2024-03-02"]
+    assert "identifier" in dispenses[0] and "identifier" not in dispenses[1]
+    assert any("repeats the identifier" in w and "RXD" in w for w in warnings)
