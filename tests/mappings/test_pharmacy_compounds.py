@@ -33,6 +33,16 @@ def _requests(event: str, body: str, control: str = "M1") -> list[dict[str, Any]
     return [r for r in by_url.values() if r["resourceType"] == "MedicationRequest"]
 
 
+def _warned(event: str, body: str, rtype: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The resources of type `rtype` of a message expected to warn, and its warnings."""
+    message = _HEAD.format(event=event, control="M1") + body
+    warnings: list[str] = []
+    bundle = convert(message.encode(), bundle_type="collection", warnings=warnings)
+    return [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == rtype
+    ], warnings
+
+
 def _ingredients(request: dict[str, Any]) -> list[str]:
     assert request["medicationReference"] == {"reference": "#compound"}
     assert "medicationCodeableConcept" not in request
@@ -136,14 +146,7 @@ def test_two_orders_with_one_placer_number_are_two_medication_requests() -> None
     # the first's "unknown" drug and the second's compound were one resource
     # with two medication[x]; each is now its own order, the second without
     # the repeated identifier, with a warning naming the segment.
-    message = _HEAD.format(event="RDE^O11^RDE_O11", control="M1") + _ORC + _ORC + _RXE + _RXC
-    warnings: list[str] = []
-    bundle = convert(message.encode(), bundle_type="collection", warnings=warnings)
-    requests = [
-        e["resource"]
-        for e in bundle["entry"]
-        if e["resource"]["resourceType"] == "MedicationRequest"
-    ]
+    requests, warnings = _warned("RDE^O11^RDE_O11", _ORC + _ORC + _RXE + _RXC, "MedicationRequest")
     assert len(requests) == 2
     assert requests[0]["medicationCodeableConcept"] == {"text": "unknown"}
     assert _ingredients(requests[1]) == ["D5W", "KCL"]
@@ -213,17 +216,8 @@ def test_two_dispenses_with_one_prescription_number_are_two() -> None:
     # RXD-7 identifies a dispense; a second RXD repeating it (a sender's
     # error) was dropped. It is another MedicationDispense, without the
     # repeated number, with a warning naming RXD.
-    rxd = (
-        "RXD|1|CMP^KCl^L|20240301|1|BAG||RX77\rRXD|2|CMP^KCl^L|20240302|1|BAG||RX77\r"
-    )
-    message = _HEAD.format(event="RDS^O13^RDS_O13", control="M1") + _ORC + _RXE + rxd
-    warnings: list[str] = []
-    bundle = convert(message.encode(), bundle_type="collection", warnings=warnings)
-    dispenses = [
-        e["resource"]
-        for e in bundle["entry"]
-        if e["resource"]["resourceType"] == "MedicationDispense"
-    ]
+    rxd = "RXD|1|CMP^KCl^L|20240301|1|BAG||RX77\rRXD|2|CMP^KCl^L|20240302|1|BAG||RX77\r"
+    dispenses, warnings = _warned("RDS^O13^RDS_O13", _ORC + _RXE + rxd, "MedicationDispense")
     assert [d["whenHandedOver"][:10] for d in dispenses] == ["2024-03-01", "2024-03-02"]
     assert "identifier" in dispenses[0] and "identifier" not in dispenses[1]
     assert any("repeats the identifier" in w and "RXD" in w for w in warnings)

@@ -24,7 +24,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
@@ -52,11 +51,12 @@ from thumpflow.mapping._scope import (
     alias,
     content_text,
     drop_claimed,
+    identifier_keys,
     search_escape,
     segment_positions,
     skipped,
 )
-from thumpflow.mapping._support import Ctx, Parts
+from thumpflow.mapping._support import NO_CONTROLS, Ctx, Parts, has_controls
 from thumpflow.mapping._values import instant, timezone_of
 from thumpflow.mapping._zone import default_zone
 
@@ -74,26 +74,6 @@ class ConversionError(MessageError):
 _reference_data_id = lru_cache(maxsize=16384)(deterministic_id)
 # Identifier systems are few (naming systems, OIDs): escaped once each.
 _escaped_system = lru_cache(maxsize=1024)(search_escape)
-
-
-# The C0 control characters FHIR's string types refuse (all but tab, LF and
-# CR): dropped from what a message says, raw or as a `\Xhh\` escape.
-_CONTROLS = "".join(map(chr, [*range(9), 11, 12, *range(14, 32)]))
-_CONTROL = re.compile(f"[{re.escape(_CONTROLS)}]")
-# Every control byte to NUL (itself one), every other byte to itself.
-_CONTROL_TO_NUL = bytes.maketrans(_CONTROLS.encode("ascii"), bytes(len(_CONTROLS)))
-_NO_CONTROLS = str.maketrans("", "", _CONTROLS)
-
-
-def _has_controls(message: Message) -> bool:
-    """Whether the message may hold a control character FHIR refuses: its bytes hold one
-    of those byte values, or, for text that its character set cannot encode (given to
-    `Message.parse` as str), its text holds one of those characters."""
-    try:
-        raw = message.to_bytes()
-    except UnicodeError:
-        return _CONTROL.search(message.to_str()) is not None
-    return b"\x00" in raw.translate(_CONTROL_TO_NUL)
 
 
 class _Run:
@@ -124,15 +104,15 @@ class _Run:
         d = self.delimiters = message.delimiters
         enc = message.encoding
         self.ids_of, self.fields = message.segment_table()
-        if _has_controls(message):
+        if has_controls(message):
             # Rare: FHIR strings hold no C0 controls but tab, LF and CR.
-            self.fields = [[f.translate(_NO_CONTROLS) for f in seg] for seg in self.fields]
+            self.fields = [[f.translate(NO_CONTROLS) for f in seg] for seg in self.fields]
         self.ctx = Ctx(
             d.repetition,
             d.component,
             d.subcomponent,
             d.escape,
-            lambda raw: unescape(raw, d, enc).translate(_NO_CONTROLS),
+            lambda raw: unescape(raw, d, enc).translate(NO_CONTROLS),
             "",
             self.message_get,
             self.add_datatype_resource,
@@ -170,7 +150,7 @@ class _Run:
                     allowed = values.split(",")
                     segs = [seg for seg in segs if seg.get(f"{test}.1").strip() in allowed]
                 lines = [line for seg in segs for line in seg.get_all(fld)]
-                cached = "\n".join(lines).translate(_NO_CONTROLS)
+                cached = "\n".join(lines).translate(NO_CONTROLS)
             else:
                 # `message.get(path)`, read from the fields split already.
                 sid, _, field, rep, comp, sub = compile_path(path)
@@ -377,23 +357,15 @@ class _Run:
         of type `rtype` (see `hold`): two orders, one filler number, even
         when each is identified by its own placer number."""
         held = self.held
-        if not held:
-            return False
-        value = resource.get(path)
-        for e in value if type(value) is list else [value] if value else []:
-            if type(e) is dict and e.get("value"):
-                other = held.get((rtype, str(e.get("system", "")), str(e["value"])))
-                if other is not None and other != seg:
-                    return True
-        return False
+        return bool(held) and any(
+            held.get(k, seg) != seg for k in identifier_keys(rtype, resource, path)
+        )
 
     def hold(self, rtype: str, resource: dict[str, Any], path: str, seg: int) -> None:
         """Note the identifiers at `path` of a `distinct` rule's `resource`
         (from segment `seg`) for `held_elsewhere`."""
-        value = resource.get(path)
-        for e in value if type(value) is list else [value] if value else []:
-            if type(e) is dict and e.get("value"):
-                self.held.setdefault((rtype, str(e.get("system", "")), str(e["value"])), seg)
+        for k in identifier_keys(rtype, resource, path):
+            self.held.setdefault(k, seg)
 
     def not_converted(self, structure: str, segment: str, reason: str) -> None:
         """Note a segment a rule's `not_converted` leaves out, for `reason`

@@ -9,10 +9,10 @@ scope's segments each instance holds too), `skipped` those
 of a group hidden from them, `anchors_of` the segments a `follows` rule's
 segments belong to, `first_anchored` the one segment a `follows` rule
 without `each` applies to, `drop_claimed` the identifiers of a resource
-another holds, `content_text` and `alias` what `_Run.register` compares and
-returns for alike resources. Pure helpers of
-`_engine` and the programs (`_program`): no I/O, nothing kept between
-messages.
+another holds (`identifier_keys` them by type, system and value),
+`content_text` and `alias` what `_Run.register` compares and returns for
+alike resources. Pure helpers of `_engine` and the programs (`_program`):
+no I/O, nothing kept between messages.
 """
 
 from __future__ import annotations
@@ -206,6 +206,17 @@ def first_anchored(
             if anchors[pos] != -2:
                 return pos, anchors[pos]
     return positions[0], -2
+
+
+def identifier_keys(rtype: str, resource: dict[str, Any], path: str) -> list[tuple[str, str, str]]:
+    """(rtype, system, value) of each identifier with a value at `path`
+    (a list, or one) of `resource`."""
+    value = resource.get(path)
+    return [
+        (rtype, str(e.get("system", "")), str(e["value"]))
+        for e in (value if type(value) is list else [value] if value else [])
+        if type(e) is dict and e.get("value")
+    ]
 
 
 def drop_claimed(

@@ -6,14 +6,39 @@ resources built from data types); the aliases name the generated functions'
 signatures; `read_keys` reads what a function has written.
 `component_text` reads one component for the data type maps written in
 Python. `MapError` is raised, at import, for a map that cannot be compiled.
+`has_controls` and `NO_CONTROLS` find and drop the control characters FHIR's
+strings refuse.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from thumpflow.core.errors import ThumpflowError
+
+if TYPE_CHECKING:
+    from thumpflow.hl7v2 import Message
+
+# The C0 control characters FHIR's string types refuse (all but tab, LF and
+# CR): dropped from what a message says, raw or as a `\Xhh\` escape.
+_CONTROLS = "".join(map(chr, [*range(9), 11, 12, *range(14, 32)]))
+_CONTROL = re.compile(f"[{re.escape(_CONTROLS)}]")
+# Every control byte to NUL (itself one), every other byte to itself.
+_CONTROL_TO_NUL = bytes.maketrans(_CONTROLS.encode("ascii"), bytes(len(_CONTROLS)))
+NO_CONTROLS = str.maketrans("", "", _CONTROLS)
+
+
+def has_controls(message: Message) -> bool:
+    """Whether the message may hold a control character FHIR refuses: its bytes hold one
+    of those byte values, or, for text that its character set cannot encode (given to
+    `Message.parse` as str), its text holds one of those characters."""
+    try:
+        raw = message.to_bytes()
+    except UnicodeError:
+        return _CONTROL.search(message.to_str()) is not None
+    return b"\x00" in raw.translate(_CONTROL_TO_NUL)
 
 
 class MapError(ThumpflowError):
