@@ -56,7 +56,7 @@ from thumpflow.mapping._scope import (
     segment_positions,
     skipped,
 )
-from thumpflow.mapping._support import NO_CONTROLS, Ctx, Parts, has_controls
+from thumpflow.mapping._support import NO_CONTROLS, Ctx, Parts, gather_items, has_controls
 from thumpflow.mapping._values import instant, timezone_of
 from thumpflow.mapping._zone import default_zone
 
@@ -288,6 +288,18 @@ class _Run:
         if existing is None:
             existing = self.register(rtype, resource, found, basis, rid)
         return {"reference": existing.ref}
+
+    def add_gathering(
+        self, rtype: str, body: dict[str, Any], found: tuple[str, str] | None, keys: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """`add_datatype_resource` for a resource map whose identity `gather`s
+        `keys`: met again by its identifier, the resource gains the items of
+        `keys` it lacks (two IN1s of one insurer: both IN1-5 addresses)."""
+        ref = self.add_datatype_resource(rtype, body, found)
+        held = self.built[_reference_data_id(rtype, *found)].resource if found else body
+        if held is not body:
+            gather_items(held, body, keys)
+        return ref
 
     # -- what programs call (see `_program`) ---------------------------------
 
