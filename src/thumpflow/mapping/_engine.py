@@ -271,10 +271,12 @@ class _Run:
         body: dict[str, Any],
         found: tuple[str, str] | None,
         key: str | None = None,
+        gather: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """Register a resource built by a data type map (once per message) and
         return a reference to it; its id comes from its business identifier
-        `found` (system, value), else `key`, else its content."""
+        `found` (system, value), else `key`, else its content. One met again
+        gains the items of its lists `gather` it lacks (`gather_items`)."""
         resource = body
         resource["resourceType"] = rtype
         if found is not None:
@@ -287,19 +289,9 @@ class _Run:
         existing = self.built.get(rid)
         if existing is None:
             existing = self.register(rtype, resource, found, basis, rid)
+        elif gather:
+            gather_items(existing.resource, resource, gather)
         return {"reference": existing.ref}
-
-    def add_gathering(
-        self, rtype: str, body: dict[str, Any], found: tuple[str, str] | None, keys: tuple[str, ...]
-    ) -> dict[str, Any]:
-        """`add_datatype_resource` for a resource map whose identity `gather`s
-        `keys`: met again by its identifier, the resource gains the items of
-        `keys` it lacks (two IN1s of one insurer: both IN1-5 addresses)."""
-        ref = self.add_datatype_resource(rtype, body, found)
-        held = self.built[_reference_data_id(rtype, *found)].resource if found else body
-        if held is not body:
-            gather_items(held, body, keys)
-        return ref
 
     # -- what programs call (see `_program`) ---------------------------------
 

@@ -161,7 +161,8 @@ def segment_resource(
     one performing Organization), which a data type map, reading one field,
     cannot. M's `identity: {gather: [address]}` (beside `conditional`): the
     resource met again by its identifier gains the `address` items it lacks
-    (`_Run.add_gathering`), where otherwise the first one's content stays."""
+    (`_Run.add_datatype_resource`), where otherwise the first one's content
+    stays."""
     where = gen.where
     if gen.level != 0:
         raise MapError(f"{where}: `resource_map` belongs to segment maps")
@@ -185,7 +186,7 @@ def segment_resource(
     else:
         body.extend(identifier_code(built, str(conditional), found))
     if gather:
-        body.append(f"{ref} = x.gather({rtype!r}, {built}, {found}, {tuple(gather)!r})")
+        body.append(f"{ref} = x.add({rtype!r}, {built}, {found}, None, {tuple(gather)!r})")
     else:
         body.append(f"{ref} = x.add({rtype!r}, {built}, {found})")
     emit(ref)

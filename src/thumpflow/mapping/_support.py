@@ -93,15 +93,6 @@ class Ctx:
         self.memo: dict[tuple[int, str], bytes] = {}
         self.sget = mget
 
-    def gather(
-        self, rtype: str, body: dict[str, Any], found: tuple[str, str] | None, keys: tuple[str, ...]
-    ) -> dict[str, Any]:
-        """`_Run.add_gathering` of the run whose `add` this is (a method, so
-        that no message pays for it but those of a map that gathers)."""
-        run: Any = self.add.__self__  # type: ignore[attr-defined]
-        ref: dict[str, Any] = run.add_gathering(rtype, body, found, keys)
-        return ref
-
 
 Parts = list[str]
 Fill = Callable[[Parts, Ctx, dict[str, Any]], tuple[str, ...] | None]
@@ -136,7 +127,7 @@ def component_text(components: Parts, number: int, x: Ctx) -> str:
 
 def gather_items(held: dict[str, Any], met: dict[str, Any], keys: tuple[str, ...]) -> None:
     """Append to each list `keys` of resource `held` the items of the same
-    resource `met` again that it does not hold yet (see `_Run.add_gathering`)."""
+    resource `met` again that it does not hold yet (`_Run.add_datatype_resource`)."""
     for key in keys:
         for item in met.get(key) or ():
             items = held.setdefault(key, [])
