@@ -143,3 +143,30 @@ def test_v231_ras_o01_converts_with_the_same_map() -> None:
         if r["resourceType"] == "MedicationAdministration"
     ]
     assert len(admins) == 2
+
+
+def _rxa_rate(per: str, amount: str = "100", units: str = "mL^mL^UCUM") -> str:
+    fields = ["RXA", "1", "1", "20240305080000+0100", "", "D5W^Dextrose 5%^L", amount, units]
+    fields += [""] * 4 + [per]
+    return "|".join(fields) + "\r"
+
+
+def test_administered_per_time_unit_is_a_rate_not_a_dose() -> None:
+    # v2.5.1 RXA-12: the rate, calculated from RXA-6/RXA-7, per the time unit.
+    (admin,) = _administrations(_ORC + _rxa_rate("H1") + "RXR|IV\r")
+    ucum = "http://unitsofmeasure.org"
+    assert admin["dosage"]["rateRatio"] == {
+        "numerator": {"value": 100, "unit": "mL", "system": ucum, "code": "mL"},
+        "denominator": {"value": 1, "unit": "h", "system": ucum, "code": "h"},
+    }
+    assert "route" in admin["dosage"]
+    assert "dose" not in admin["dosage"]
+    (admin,) = _administrations(_ORC + _rxa_rate("M30", amount="5") + "RXR|IV\r")
+    assert admin["dosage"]["rateRatio"]["numerator"]["value"] == 5
+    per_30_min = {"value": 30, "unit": "min", "system": ucum, "code": "min"}
+    assert admin["dosage"]["rateRatio"]["denominator"] == per_30_min
+    # Unreadable time unit or amount: no half Ratio (rat-1); RXA-6 the dose.
+    for per, amount in (("hourly", "100"), ("H0", "100"), ("H1", "lots")):
+        (admin,) = _administrations(_ORC + _rxa_rate(per, amount=amount) + "RXR|IV\r")
+        assert "rateRatio" not in admin.get("dosage", {}), per
+        assert ("dose" in admin.get("dosage", {})) == (amount == "100"), per

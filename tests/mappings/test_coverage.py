@@ -86,3 +86,25 @@ def test_the_insurance_company_address_is_the_payors() -> None:
     payor = _payor("IN1|1|PPO|UHC^^^^NIIP||PO Box 30555^^Salt Lake City^UT^84130\r")
     assert payor["identifier"][0]["value"] == "UHC"
     assert "address" not in payor
+
+
+def test_two_in1s_of_one_insurer_keep_both_its_addresses() -> None:
+    # Two plans of one insurance company (IN1-4 identifier UHC01), each IN1-5
+    # an address of it: one payor Organization holding both (R4 address
+    # 0..*), the same address sent twice once.
+    east = "PO Box 30555^^Salt Lake City^UT^84130"
+    west = "PO Box 740800^^Atlanta^GA^30374"
+    in1 = "IN1|{n}|{plan}|UHC|UnitedHealthcare^^UHC01|{address}\r"
+    by_url, resources = _bundle(
+        "ADT^A01",
+        in1.format(n=1, plan="PPO", address=east)
+        + in1.format(n=2, plan="HMO", address=west)
+        + in1.format(n=3, plan="EPO", address=east),
+    )
+    coverages = [r for r in resources if r["resourceType"] == "Coverage"]
+    assert len(coverages) == 3
+    payors = {p["reference"] for c in coverages for p in c["payor"]}
+    (payor,) = [by_url[p] for p in payors]
+    assert [a["city"] for a in payor["address"]] == ["Salt Lake City", "Atlanta"]
+    insurers = [r for r in resources if r.get("name") == "UnitedHealthcare"]
+    assert insurers == [payor]

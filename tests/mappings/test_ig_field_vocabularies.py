@@ -10,8 +10,8 @@
 - ROL-3 of the general practitioner: PractitionerRole.code through
   ProviderRole (ROL[Patient-GeneralPractitioner] row 5); a visit role keeps
   its code, its participant type is recoded (ROL[Encounter-PractitionerRole] row 6).
-- TQ1-3 CWE-3 HL70335 is the v2-0335 system; TQ1-3 and ORC-7.2 go through
-  RepeatPattern (RPT[Timing], RI[Timing] row 1).
+- TQ1-3 and ORC-7.2 go through RepeatPattern (RPT[Timing], RI[Timing] row
+  1): a code of v2-0335 keeps that system, a concrete Q6H the IG's GTS code.
 - TXA-6 is the date only when it has a time (TXA row 9).
 - PR1-5 with PR1-7: a period only when PR1-5 has minutes (PR1 rows 8-12).
 """
@@ -264,7 +264,9 @@ def test_general_practitioner_rol3_goes_through_provider_role() -> None:
     }
 
 
-def test_tq1_repeat_pattern_keeps_table_0335() -> None:
+def test_tq1_repeat_pattern_of_table_0335_is_recoded_as_the_ig_says() -> None:
+    # IG RepeatPattern: "every 6 hours" is Q6H in v3-GTSAbbreviation (its row
+    # without a v2 code); v2-0335 lists only the literal Q<integer>H.
     order = resource_of(
         _message(
             "ORM^O01^ORM_O01",
@@ -275,9 +277,9 @@ def test_tq1_repeat_pattern_keeps_table_0335() -> None:
         "ServiceRequest",
     )
     assert _coding(order["occurrenceTiming"]["code"]) == {
-        "system": f"{_V2}0335",
+        "system": "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation",
         "code": "Q6H",
-        "display": "every 6 hours",
+        "display": "Q6H",
     }
 
 
@@ -300,17 +302,23 @@ def _timing_code(tq1_3: str = "", orc_7: str = "") -> dict[str, Any]:
 
 def test_a_repeat_pattern_goes_through_the_igs_repeat_pattern_vocabulary() -> None:
     # IG RPT[Timing] row 1 (TQ1-3) and RI[Timing] row 1 (ORC-7.2): vocabulary
-    # RepeatPattern: its Q<integer>H rows (v2-0335, the number kept), BID to
-    # the GTS abbreviation, with or without CWE-3; an unlisted code is kept
-    # without a system.
+    # RepeatPattern: the concrete codes its rows without a v2 code give (Q1H
+    # .. Q8H, QD for Q1D, WK, MO) and BID to the GTS abbreviation, with or
+    # without CWE-3; a concrete code the IG gives none for (Q12H) is in
+    # neither system (v2-0335 has the literal Q<integer>H only): kept as
+    # sent without a system, as an unlisted code.
     gts = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
-    assert _coding(_timing_code("Q6H")) == {
-        "system": f"{_V2}0335",
-        "code": "Q6H",
-        "display": "every 6 hours",
+    assert _coding(_timing_code("Q6H")) == {"system": gts, "code": "Q6H", "display": "Q6H"}
+    assert _coding(_timing_code("q2h")) == {
+        "system": gts,
+        "code": "Q2H",
+        "display": "every 2 hours",
     }
-    assert _coding(_timing_code("q12h")) == {
-        "system": f"{_V2}0335",
+    assert _coding(_timing_code("Q1D")) == {"system": gts, "code": "QD", "display": "QD"}
+    assert _coding(_timing_code("Q1W")) == {"system": gts, "code": "WK", "display": "weekly"}
+    assert _coding(_timing_code("Q1L")) == {"system": gts, "code": "MO", "display": "monthly"}
+    assert _coding(_timing_code("q12h")) == {"code": "q12h"}
+    assert _coding(_timing_code("Q12H&every 12 hours&HL70335")) == {
         "code": "Q12H",
         "display": "every 12 hours",
     }
@@ -325,11 +333,8 @@ def test_a_repeat_pattern_goes_through_the_igs_repeat_pattern_vocabulary() -> No
         "display": "given as needed",
     }
     assert _coding(_timing_code("EVERYDAWN")) == {"code": "EVERYDAWN"}
-    assert _coding(_timing_code(orc_7="^Q4H")) == {
-        "system": f"{_V2}0335",
-        "code": "Q4H",
-        "display": "every 4 hours",
-    }
+    assert _coding(_timing_code(orc_7="^Q4H")) == {"system": gts, "code": "Q4H", "display": "Q4H"}
+    assert _coding(_timing_code(orc_7="^Q3D")) == {"code": "Q3D"}
     assert _coding(_timing_code(orc_7="^QID")) == {"system": gts, "code": "QID", "display": "QID"}
 
 

@@ -107,6 +107,31 @@ def test_a_resource_map_entry_outside_a_segment_map_is_refused() -> None:
         compiler.segment("X[Patient]", "test")
 
 
+@pytest.mark.parametrize(
+    "identity", [{"gather": ["address"]}, {"conditional": "identifier", "gather": "address"}]
+)
+def test_a_resource_map_gathers_named_elements_beside_conditional_only(
+    identity: dict[str, Any],
+) -> None:
+    compiler = Compiler(
+        {},
+        {},
+        {
+            "X[Patient]": {
+                "resourceType": "Patient",
+                "entries": [{"resource_map": "Y[Organization]", "to": "managingOrganization"}],
+            },
+            "Y[Organization]": {
+                "resourceType": "Organization",
+                "identity": identity,
+                "entries": [{"from": 2, "to": "name"}],
+            },
+        },
+    )
+    with pytest.raises(MapError, match="`gather` lists elements"):
+        compiler.segment("X[Patient]", "test")
+
+
 def test_repeated_coded_values_are_components_and_text_lines_one_string() -> None:
     """IG OBX[Observation-Component]: one component per OBX-5 repetition, with
     OBX-3 as its code, and no value of the Observation itself."""

@@ -80,7 +80,13 @@ def test_a_response_is_a_task_answering_the_referral_which_it_leaves_as_it_is() 
     assert _person(by_url, task["requester"])["name"][0]["family"] == "Smith"
     assert task["note"] == [{"text": "Please see within 2 weeks"}]
     assert _response("P", "RRI^I12^RRI_I12", "MSA|AA|C1\r")[0]["status"] == "received"
-    assert _response("A", "RRI^I12^RRI_I12", "MSA|AR|C1\r")[0]["status"] == "rejected"
+    # MSA-1 acknowledges the request message (table 0008); RF1-1 is the
+    # referral's status and wins; MSA-1 AE/AR rejects only without one.
+    assert _response("A", "RRI^I12^RRI_I12", "MSA|AR|C1\r")[0]["status"] == "accepted"
+    assert _response("A", "RRI^I13^RRI_I12", "MSA|AE|C1\r")[0]["status"] == "accepted"
+    assert _response("R", "RRI^I12^RRI_I12", "MSA|AA|C1\r")[0]["status"] == "rejected"
+    assert _response("", "RRI^I12^RRI_I12", "MSA|AR|C1\r")[0]["status"] == "rejected"
+    assert _response("", "RRI^I12^RRI_I12", "MSA|AA|C1\r")[0]["status"] == "received"
     # A cancel accepted ends the task; one refused leaves it to RF1-1.
     assert _response("A", "RRI^I14^RRI_I12", "MSA|AA|C1\r")[0]["status"] == "cancelled"
     assert _response("A", "RRI^I14^RRI_I12", "MSA|AR|C1\r")[0]["status"] == "accepted"

@@ -56,7 +56,7 @@ from thumpflow.mapping._scope import (
     segment_positions,
     skipped,
 )
-from thumpflow.mapping._support import NO_CONTROLS, Ctx, Parts, has_controls
+from thumpflow.mapping._support import NO_CONTROLS, Ctx, Parts, gather_items, has_controls
 from thumpflow.mapping._values import instant, timezone_of
 from thumpflow.mapping._zone import default_zone
 
@@ -271,10 +271,12 @@ class _Run:
         body: dict[str, Any],
         found: tuple[str, str] | None,
         key: str | None = None,
+        gather: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """Register a resource built by a data type map (once per message) and
         return a reference to it; its id comes from its business identifier
-        `found` (system, value), else `key`, else its content."""
+        `found` (system, value), else `key`, else its content. One met again
+        gains the items of its lists `gather` it lacks (`gather_items`)."""
         resource = body
         resource["resourceType"] = rtype
         if found is not None:
@@ -287,6 +289,8 @@ class _Run:
         existing = self.built.get(rid)
         if existing is None:
             existing = self.register(rtype, resource, found, basis, rid)
+        elif gather:
+            gather_items(existing.resource, resource, gather)
         return {"reference": existing.ref}
 
     # -- what programs call (see `_program`) ---------------------------------

@@ -159,13 +159,22 @@ def segment_resource(
     is the same resource), and a Reference to it is written at `to`. For a
     resource the IG builds from several fields (OBX-23, OBX-24 and OBX-15:
     one performing Organization), which a data type map, reading one field,
-    cannot."""
+    cannot. M's `identity: {gather: [address]}` (beside `conditional`): the
+    resource met again by its identifier gains the `address` items it lacks
+    (`_Run.add_datatype_resource`), where otherwise the first one's content
+    stays."""
     where = gen.where
     if gen.level != 0:
         raise MapError(f"{where}: `resource_map` belongs to segment maps")
     name = str(spec["resource_map"])
     rtype, fill = comp.segment(name, where)
-    conditional = (comp.segment_specs[name].get("identity") or {}).get("conditional")
+    identity = comp.segment_specs[name].get("identity") or {}
+    conditional = identity.get("conditional")
+    gather = identity.get("gather") or []
+    if not (isinstance(gather, list) and all(isinstance(k, str) for k in gather)) or (
+        gather and conditional is None
+    ):
+        raise MapError(f"{where}: {name}'s `gather` lists elements, beside `conditional`")
     body = gen.body
     built, found, ref = gen.temp("_e"), gen.temp("_f"), gen.temp("_v")
     body.append(f"{built} = {{}}")
@@ -176,7 +185,10 @@ def segment_resource(
         body.append(f"{found} = None")
     else:
         body.extend(identifier_code(built, str(conditional), found))
-    body.append(f"{ref} = x.add({rtype!r}, {built}, {found})")
+    if gather:
+        body.append(f"{ref} = x.add({rtype!r}, {built}, {found}, None, {tuple(gather)!r})")
+    else:
+        body.append(f"{ref} = x.add({rtype!r}, {built}, {found})")
     emit(ref)
     gen.indent(body, mark)
 

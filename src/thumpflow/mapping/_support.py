@@ -125,6 +125,16 @@ def component_text(components: Parts, number: int, x: Ctx) -> str:
     return (x.unescape(first) if x.esc in first else first).strip()
 
 
+def gather_items(held: dict[str, Any], met: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Append to each list `keys` of resource `held` the items of the same
+    resource `met` again that it does not hold yet (`_Run.add_datatype_resource`)."""
+    for key in keys:
+        for item in met.get(key) or ():
+            items = held.setdefault(key, [])
+            if item not in items:
+                items.append(item)
+
+
 def read_keys(node: Any, *keys: str) -> Any:
     """The value under `keys` (nested dict keys), or None (`_out` in generated code)."""
     for key in keys:

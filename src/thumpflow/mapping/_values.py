@@ -382,6 +382,41 @@ def decimal_denominator(text: str, default_tz: str = "") -> int | FhirDecimal | 
     return second if first is not None else None
 
 
+# v2 "per (time unit)" (RXA-12, as RXO-17 and RXE-22): S, M, H, D, W or L
+# and a count of seconds, minutes, hours, days, weeks or months -> UCUM.
+_PER_TIME = {"S": "s", "M": "min", "H": "h", "D": "d", "W": "wk", "L": "mo"}
+
+
+def _per_time(text: str) -> tuple[int, str] | None:
+    text = text.strip()
+    unit, count = _PER_TIME.get(text[:1]), text[1:]
+    readable = count.isascii() and count.isdigit() and len(count) <= 9
+    if unit is None or not readable or not int(count):
+        return None
+    return int(count), unit
+
+
+def per_time_unit(text: str, default_tz: str = "") -> str | None:
+    """The UCUM time unit of a v2 per-time-unit (`H1` -> `h`), None when unreadable."""
+    both = _per_time(text)
+    return None if both is None else both[1]
+
+
+def rate_numerator(text: str, default_tz: str = "") -> int | FhirDecimal | None:
+    """`amount|per time unit` -> the amount, only when the time unit reads
+    too (FHIR rat-1: a rate Ratio has numerator and denominator, or neither)."""
+    first, _, second = text.partition("|")
+    return decimal(first) if _per_time(second) else None
+
+
+def rate_denominator(text: str, default_tz: str = "") -> int | None:
+    """`amount|per time unit` -> the time unit's count (`H1` -> 1), only when
+    the amount reads too (see `rate_numerator`)."""
+    first, _, second = text.partition("|")
+    both = _per_time(second)
+    return None if both is None or decimal(first) is None else both[0]
+
+
 def _inverted(first: int | FhirDecimal | None, second: int | FhirDecimal | None) -> bool:
     return first is not None and second is not None and float(first) > float(second)
 
@@ -449,6 +484,9 @@ PRIMITIVES: dict[str, Converter] = {
     "instant_end": instant_end,
     "decimal_numerator": decimal_numerator,
     "decimal_denominator": decimal_denominator,
+    "rate_numerator": rate_numerator,
+    "rate_denominator": rate_denominator,
+    "per_time_unit": per_time_unit,
     "decimal_low": decimal_low,
     "decimal_high": decimal_high,
     "naming_system": naming_system,
