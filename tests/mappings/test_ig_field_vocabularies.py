@@ -20,11 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.mappings.single import observation_of, resource_of
-from thumpflow.mapping import MapError, convert
-from thumpflow.mapping._vocab import compile_vocab
+from thumpflow.mapping import convert
 
 _MSH = "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101120000+0000||{}|MSG1|P|2.5.1\r"
 _PID = "PID|1||12345^^^HOSP^MR||Doe^John||19800101|M"
@@ -383,16 +380,3 @@ def test_pr1_minutes_make_a_period_only_from_a_time_to_the_minute() -> None:
         "end": "2024-01-01T10:30:00Z",
     }
     assert _procedure("202401011000", "")["performedDateTime"] == "2024-01-01T10:00:00Z"
-
-
-@pytest.mark.parametrize(
-    "patterns",
-    [
-        {"QH": ["QH", "hourly", "http://example.org"]},
-        {"Q<integer>H": ["Q<integer>H", "every <integer> hours"]},
-    ],
-)
-def test_a_malformed_vocabulary_pattern_is_refused(patterns: dict[str, Any]) -> None:
-    # A pattern has a placeholder and names its code, display and system.
-    with pytest.raises(MapError, match="pattern"):
-        compile_vocab("X", {"map": {}, "patterns": patterns})

@@ -6,22 +6,15 @@ returns a `VocabTable`, which the generated functions call as dict lookups.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from thumpflow.mapping._support import MapError
-
-# A vocabulary `patterns` key's placeholders (the IG's RepeatPattern rows:
-# `Q<integer>H`, `Q<integer>J<day#>`) and what each matches.
-_PLACEHOLDERS = {"<integer>": r"[0-9]+", "<day#>": r"[1-7]"}
 
 
 class VocabTable:
     """One compiled vocabulary map: v2 code → FHIR code, Coding or CodeableConcept.
 
-    A code is looked up as given, then upper-cased, then (when the map has
-    `patterns`) matched against each pattern in order, the code it maps to
-    and its display taking the sent code's numbers. Unmapped codes: `code`
+    A code is looked up as given, then upper-cased. Unmapped codes: `code`
     gives the vocabulary default (else None, so the element is omitted);
     `coding`/`concept` keep the original code when the vocabulary names a v2
     table (`v2`), but never under that table's system: a code the map does
@@ -29,53 +22,32 @@ class VocabTable:
     CodeableConcept with text only); else None. Every call returns new objects.
     """
 
-    __slots__ = ("codes", "codings", "default", "patterns", "tables", "v2")
+    __slots__ = ("codes", "codings", "default", "tables", "v2")
 
-    def __init__(  # noqa: PLR0917
+    def __init__(
         self,
         codes: dict[str, str],
         codings: dict[str, dict[str, str]],
         default: str | None,
         v2: str | None,
         older: tuple[str, ...] = (),
-        patterns: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = (),
     ) -> None:
         self.codes = codes
         self.codings = codings
         self.default = default
         self.v2 = v2
         self.tables = _table_names(v2) | {name.upper() for name in older}
-        self.patterns = patterns
 
     def code(self, text: str) -> str | None:
         found = self.codes.get(text)
         if found is None:
             found = self.codes.get(text.upper())
-        if found is None and self.patterns:
-            coding = self._matched(text)
-            found = None if coding is None else coding["code"]
         return self.default if found is None else found
 
     def _listed(self, code: str) -> dict[str, str] | None:
-        """The vocabulary's coding for `code`, looked up as given, then
-        upper-cased, then matched against its `patterns`."""
+        """The vocabulary's coding for `code`, looked up as given, then upper-cased."""
         found = self.codings.get(code)
-        if found is None:
-            found = self.codings.get(code.upper())
-            if found is None and self.patterns:
-                return self._matched(code)
-        return found
-
-    def _matched(self, code: str) -> dict[str, str] | None:
-        """The coding of the first pattern `code` (upper-cased) matches, its
-        placeholders' texts put into the pattern's code and display."""
-        sent = code.upper()
-        for pattern, target in self.patterns:
-            match = pattern.fullmatch(sent)
-            if match is not None:
-                parts = match.groups()
-                return {k: v.format(*parts) for k, v in target.items()}
-        return None
+        return self.codings.get(code.upper()) if found is None else found
 
     def coding(self, text: str) -> dict[str, str] | None:
         found = self._listed(text)
@@ -199,34 +171,4 @@ def compile_vocab(name: str, spec: Any) -> VocabTable:
         default if isinstance(default, str) else None,
         spec.get("v2"),
         tuple(older),
-        tuple(_pattern(where, k, v) for k, v in (spec.get("patterns") or {}).items()),
     )
-
-
-def _pattern(where: str, key: Any, target: Any) -> tuple[re.Pattern[str], dict[str, str]]:
-    """A `patterns` entry: a v2 code with placeholders (`Q<integer>H`, see
-    `_PLACEHOLDERS`) → [code, display, system], where the code and display
-    repeat the placeholders, filled in from the sent code in order."""
-    if not (isinstance(target, list) and len(target) == 3):
-        raise MapError(f"{where}: pattern {key!r} must be [code, display, system]")
-    if not all(isinstance(t, str) for t in target):
-        raise MapError(f"{where}: pattern {key!r} must be [code, display, system]")
-    placeholder = "(" + "|".join(map(re.escape, _PLACEHOLDERS)) + ")"
-    names = re.findall(placeholder, str(key))
-    if not names:
-        raise MapError(f"{where}: pattern {key!r} has no placeholder")
-    regex = "".join(
-        f"({_PLACEHOLDERS[part]})" if part in _PLACEHOLDERS else re.escape(part.upper())
-        for part in re.split(placeholder, str(key))
-    )
-
-    def numbered(text: str) -> str:
-        out = text.replace("{", "{{").replace("}", "}}")
-        for i, name in enumerate(names):
-            out = out.replace(name, f"{{{i}}}", 1)
-        return out
-
-    coding = {"system": target[2], "code": numbered(target[0])}
-    if target[1]:
-        coding["display"] = numbered(target[1])
-    return re.compile(regex), coding
