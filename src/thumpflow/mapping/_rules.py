@@ -7,11 +7,11 @@ and conditions (`when`, `unless`, `given`, `absent`, `present`, `required`,
 `follows`: the segment a PRT belongs to; without `each`, the rule applies to
 the first segment of its id that follows, and `else_follows` names where to
 look when none does: RDE's RXR after RXE, else the one after RXO). A `group`
-applies its rules once
-per instance (from one of its start segments to the next), each instance a
-scope of its own; its `export` (`{order: orders}`) gives the enclosing
-scope, once the group has run, every instance's resources of a name under a
-new name (MDM: the document refers to the first of every order);
+applies its rules once per instance (from one of its start segments to the
+next), each instance a scope of its own; its `export` (`{order: orders}`)
+gives the enclosing scope, once the group has run, every instance's
+resources of a name under a new name (MDM: the document refers to the first
+of every order);
 `whole_without_start: true` makes a message without any start segment one
 instance (ORU's optional, repeating PID), and `leading_after: [PID, PD1,
 ROL]` makes the segments before the first start segment, after the
