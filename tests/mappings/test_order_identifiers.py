@@ -134,3 +134,18 @@ def test_an_order_with_no_number_is_its_messages_own() -> None:
 
     assert order_id("M1") != order_id("M2")
     assert order_id("M1") == order_id("M1")
+
+
+def test_a_filler_number_the_first_order_gained_from_its_obr_is_not_the_seconds() -> None:
+    # The first order's filler number comes from its OBR (OBR-3, after the
+    # order is built); the second order repeats the placer number and sends
+    # that filler number in ORC-3. Kept, it would be a conditional update by
+    # FL1 beside the first's by PL1: one stored order touched twice.
+    entries = _entries(
+        "ORC|NW|PL1^EHR\rOBR|1|PL1^EHR|FL1^LAB|24331-1^Lipid^LN\r"
+        "ORC|NW|PL1^EHR|FL1^LAB\rOBR|1|||2345-7^Glucose^LN\r"
+    )
+    first, second = (e["resource"] for e in entries)
+    assert _ids(first) == [("PLAC", "PL1"), ("FILL", "FL1")]
+    assert "identifier" not in second
+    assert entries[1]["request"]["url"].startswith("ServiceRequest/")

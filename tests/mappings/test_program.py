@@ -174,6 +174,8 @@ class _Interpreter:
                     for name, outer in rule.exports:
                         found = inner_scope.names.get(name, [])
                         scope.names.setdefault(outer, []).extend(found)
+                    if run.unsettled:
+                        run.settle()
                 continue
             if rule.unless is not None and scope.lookup(rule.unless):
                 continue
@@ -271,10 +273,24 @@ class _Interpreter:
         rtype = rule.resource_type
         basis: tuple[str, ...] = tuple(key) if found is None else found
         taken = run.built.get(deterministic_id(rtype, *basis))
-        if rule.distinct and found is not None and taken is not None and taken.seg != segs[pos]:
+        seg = segs[pos]
+        if (
+            rule.distinct
+            and found is not None
+            and (
+                (taken is not None and taken.seg != seg)
+                or run.held_elsewhere(rtype, resource, str(rule.conditional), seg)
+            )
+        ):
             assert rule.conditional is not None
             found, basis = run.repeated(
-                rtype, resource, found, tuple(key), path=rule.conditional, segment=rule.segment
+                rtype,
+                resource,
+                found,
+                tuple(key),
+                path=rule.conditional,
+                segment=rule.segment,
+                seg=seg,
             )
         built = run.register(
             rtype,
@@ -286,6 +302,8 @@ class _Interpreter:
             anchor,
             rule.complete,
         )
+        if rule.distinct:
+            run.hold(rtype, built.resource, str(rule.conditional), seg)
         if rule.name:
             named = scope.names.setdefault(rule.name, [])
             again = rule.complete and built is not run.order[-1]

@@ -98,8 +98,10 @@ class _Run:
         self.complete: set[str] = set()
         self.alike: dict[tuple[str, str], Built] = {}
         # The identifiers of `distinct` rules' resources, by (resource type,
-        # system, value), each the segment whose resource holds it.
+        # system, value), each the segment whose resource holds it; those
+        # held since the last group instance ended, read again at its end.
         self.held: dict[tuple[str, str, str], int] = {}
+        self.unsettled: list[tuple[str, dict[str, Any], str, int]] = []
         # Read once: `Message.delimiters` is a property (a call each read).
         d = self.delimiters = message.delimiters
         enc = message.encoding
@@ -341,18 +343,19 @@ class _Run:
         *,
         path: str,
         segment: str,
+        seg: int,
     ) -> tuple[tuple[str, str] | None, tuple[str, ...]]:
-        """A `distinct` rule's resource whose identifier `found` (at `path`)
-        another of the message holds (a sender's error: two orders, one filler
-        number): kept, without the identifiers others hold, identified by the
-        first left, else `key`, with a warning naming `segment`. Returns its
-        identifier and id basis."""
+        """A `distinct` rule's resource (from segment `seg`) whose identifier
+        `found` (at `path`) another of the message holds (a sender's error:
+        two orders, one filler number): kept, without the identifiers others
+        hold, identified by the first left, else `key`, with a warning naming
+        `segment`. Returns its identifier and id basis."""
         self.warn(
             f"{self.message_type}: {segment} repeats the identifier of an earlier {rtype}:"
             f" converted as another {rtype}, without that identifier",
             REPEATED_IDENTIFIER,
         )
-        left = drop_claimed(rtype, resource, path, found, self.built)
+        left = drop_claimed(rtype, resource, path, self.built, held=self.held, seg=seg)
         return left, key if left is None else left
 
     def held_elsewhere(self, rtype: str, resource: dict[str, Any], path: str, seg: int) -> bool:
@@ -367,9 +370,18 @@ class _Run:
 
     def hold(self, rtype: str, resource: dict[str, Any], path: str, seg: int) -> None:
         """Note the identifiers at `path` of a `distinct` rule's `resource`
-        (from segment `seg`) for `held_elsewhere`."""
+        (segment `seg`) now and at its group instance's end (`settle`: later
+        segments may add some, OBR-3 beside ORC-2): linear in the message."""
         for k in identifier_keys(rtype, resource, path):
             self.held.setdefault(k, seg)
+        self.unsettled.append((rtype, resource, path, seg))
+
+    def settle(self) -> None:
+        """At a group instance's end: note what its resources hold now."""
+        for rtype, resource, path, seg in self.unsettled:
+            for k in identifier_keys(rtype, resource, path):
+                self.held.setdefault(k, seg)
+        self.unsettled.clear()
 
     def not_converted(self, structure: str, segment: str, reason: str) -> None:
         """Note a segment a rule's `not_converted` leaves out, for `reason`

@@ -61,6 +61,10 @@ _HELPERS = {
 }
 
 
+def _has_distinct(rules: tuple[Rule, ...]) -> bool:
+    return any(r.distinct or (r.group is not None and _has_distinct(r.group[1])) for r in rules)
+
+
 def compile_program(
     comp: Compiler, structure: str, rules: tuple[Rule, ...], final: tuple[Rule, ...]
 ) -> Program:
@@ -81,12 +85,16 @@ class _ProgramWriter:
         # Temporaries of the inline writes (`GeneratedFunction.write`).
         self.gen = GeneratedFunction("program", 0, f"message {structure}")
         self.writers = 0
+        self.distinct = False
 
     def line(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
 
     def program(self, rules: tuple[Rule, ...], final: tuple[Rule, ...]) -> Program:
         fname = self.comp.fname("program", self.structure)
+        # Maps with `distinct` rules note, at each group instance's end, what
+        # its resources hold (`_Run.settle`); the others pay nothing for it.
+        self.distinct = _has_distinct(rules)
         root = rule_names(rules) | rule_names(final)
         frames = [root]
         self.line(0, f"def {fname}(run, ids_of, fields, A0):")
@@ -226,6 +234,8 @@ class _ProgramWriter:
             self.rule(r, [*frames, names], ind + 1)
         for name, outer in rule.exports:
             self.line(ind + 1, f"{_local(d - 1, outer)}.extend({_local(d, name)})")
+        if self.distinct:
+            self.line(ind + 1, "if run.unsettled: run.settle()")
         self.line(ind, f"run.scope = S{d - 1}")
 
     def into(self, rule: Rule, frames: list[frozenset[str]], ind: int) -> None:
@@ -303,7 +313,7 @@ class _ProgramWriter:
             self.line(
                 ind + 1,
                 f"f, k = run.repeated({rtype!r}, o, f, k,"
-                f" path={rule.conditional!r}, segment={rule.segment!r})",
+                f" path={rule.conditional!r}, segment={rule.segment!r}, seg=i)",
             )
             self.line(ind + 1, f"r = {rid}")
             rid = "r"

@@ -220,30 +220,31 @@ def identifier_keys(rtype: str, resource: dict[str, Any], path: str) -> list[tup
 
 
 def drop_claimed(
-    rtype: str, resource: dict[str, Any], path: str, found: tuple[str, str], built: dict[str, Built]
+    rtype: str,
+    resource: dict[str, Any],
+    path: str,
+    built: dict[str, Built],
+    *,
+    held: dict[tuple[str, str, str], int],
+    seg: int,
 ) -> tuple[str, str] | None:
-    """Drop from `resource` the identifiers at `path` (a list, or one) that
-    another resource of type `rtype` in `built` holds already (as its id's
-    basis, or among its identifiers at `path`), `found` (system, value)
-    among them or not, removing `path` when none is left; returns the first
+    """Drop from `resource` (from segment `seg`) the identifiers at `path`
+    (a list, or one) that another resource of type `rtype` holds already:
+    one of `built` has it as its id's basis, or another segment's `distinct`
+    resource holds it (`held`: (type, system, value) -> segment, see
+    `_Run.hold`); remove `path` when none is left; return the first
     identifier left with a value (None: none). Every one is dropped, not
     only the first: two orders with the same placer and filler numbers kept
     apart by the filler would be two conditional updates that both match
-    the stored order, one resource touched twice by the transaction."""
-    held = resource[path]
-    left: list[Any] = held if type(held) is list else [held]
-    others: set[tuple[str, str]] = set()
-    for b in built.values():
-        other = b.resource
-        if other is resource or other.get("resourceType") != rtype:
-            continue
-        value = other.get(path)
-        for e in value if type(value) is list else [value] if value else []:
-            if type(e) is dict and e.get("value"):
-                others.add((str(e.get("system", "")), str(e["value"])))
+    the stored order, one resource touched twice by the transaction. Two
+    dict lookups an identifier: a message of many repeated orders stays
+    linear."""
+    held_ids = resource[path]
+    left: list[Any] = held_ids if type(held_ids) is list else [held_ids]
 
     def claimed(ident: tuple[str, str]) -> bool:
-        return ident in others or deterministic_id(rtype, *ident) in built
+        other = held.get((rtype, *ident))
+        return (other is not None and other != seg) or deterministic_id(rtype, *ident) in built
 
     left = [
         e
