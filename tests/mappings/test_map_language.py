@@ -249,12 +249,15 @@ def test_a_one_text_data_type_map_inlined_gives_what_calling_it_gives(
     assert out.get("extension") == (None if expected is None else [expected])
 
 
-@pytest.mark.parametrize("distinct", [True, "yes"])
-def test_distinct_is_a_boolean_beside_a_conditional_identity(distinct: Any) -> None:
+@pytest.mark.parametrize("flag", ["distinct", "create"])
+@pytest.mark.parametrize("value", [True, "yes"])
+def test_distinct_and_create_are_booleans_beside_a_conditional_identity(
+    flag: str, value: Any
+) -> None:
     compiler = _compiler({"entries": [{"from": 3, "to": "id"}]})
-    identity = {"distinct": distinct, **({} if distinct is True else {"conditional": "id"})}
+    identity = {flag: value, **({} if value is True else {"conditional": "id"})}
     rule = {"segment": "PID", "map": "X[Patient]", "name": "p", "identity": identity}
-    with pytest.raises(MapError, match="`distinct` is true or false, beside `conditional`"):
+    with pytest.raises(MapError, match=f"`{flag}` is true or false, beside `conditional`"):
         compile_rules([rule], compiler, "test")
 
 

@@ -39,7 +39,7 @@ from thumpflow.mapping._scope import (
     segment_positions,
     with_leading,
 )
-from thumpflow.mapping._support import Condition, read_keys
+from thumpflow.mapping._support import Condition, as_create, read_keys
 
 CASES = find_cases(Path(__file__).parent)
 INPUTS = [
@@ -73,8 +73,9 @@ def identifier_of(resource: dict[str, Any], path: str) -> tuple[str, str] | None
     return None
 
 
-def _set(target: dict[str, Any], path: str, value: Any) -> Any:
-    """Write `value` at `path`; the anchor `with` constants go into."""
+def _set(target: dict[str, Any], path: str, value: Any, join: bool = False) -> Any:
+    """Write `value` at `path`; the anchor `with` constants go into. With
+    `join`, a dict at element n of a list joins the element's dict."""
     node = anchor = target
     steps = fhir_steps(path, "test")
     for n, (key, idx) in enumerate(steps):
@@ -101,7 +102,10 @@ def _set(target: dict[str, Any], path: str, value: Any) -> Any:
         while len(seq) <= idx:
             seq.append({})
         if final:
-            seq[idx] = value
+            if join and type(value) is dict and type(seq[idx]) is dict:
+                seq[idx].update(value)
+            else:
+                seq[idx] = value
             return anchor
         node = anchor = seq[idx]
     return anchor
@@ -250,6 +254,8 @@ class _Interpreter:
                 rule.fill(parts, run.ctx, targets[0].resource)
                 self.notes(run, rule, segs, pos, targets[0].resource)
             return None
+        if rule.create and run.batch:
+            return None
         resource: dict[str, Any] = {"resourceType": rule.resource_type}
         texts = iter(rule.fill(parts, run.ctx, resource) or ())
         for also, fill in rule.also:
@@ -292,6 +298,8 @@ class _Interpreter:
                 segment=rule.segment,
                 seg=seg,
             )
+        if rule.create and (found is None or not found[0]):
+            return None
         built = run.register(
             rtype,
             resource,
@@ -302,6 +310,8 @@ class _Interpreter:
             anchor,
             rule.complete,
         )
+        if rule.create:
+            as_create(built.entry)
         if rule.distinct:
             run.hold(rtype, built.resource, str(rule.conditional), seg)
         if rule.name:
@@ -352,7 +362,7 @@ class _Interpreter:
             targets = targets[:1]
         for t in targets:
             if t is not built:
-                anchor = _set(built.resource, ref.to, {"reference": t.ref})
+                anchor = _set(built.resource, ref.to, {"reference": t.ref}, join=True)
                 for path, value in ref.with_:
                     _set(anchor, path, value)
                 if ref.fill is not None and t.seg >= 0:

@@ -2,7 +2,7 @@
 
 FHIR R4 fails a transaction that touches one resource twice, and a
 conditional update whose search matches several resources. So: no two
-entries share a request url, and a conditional url always names the
+entries share a request url (a create's: its `ifNoneExist`), and a conditional url always names the
 identifier's system (a bare value matches that value in every system and
 could update another patient's record); the same business identifier twice
 in one message is one resource.
@@ -32,7 +32,13 @@ def _check(raw: bytes) -> None:
         bundle = convert(raw, bundle_type="transaction", received=0.0)
     except ConversionError:
         return
-    urls = [e["request"]["url"] for e in bundle["entry"]]
+    # A create-if-absent (POST with ifNoneExist) is keyed by its search.
+    urls = [
+        f"{e['request']['url']}?{e['request']['ifNoneExist']}"
+        if e["request"]["method"] == "POST"
+        else e["request"]["url"]
+        for e in bundle["entry"]
+    ]
     assert len(urls) == len(set(urls)), sorted(u for u in urls if urls.count(u) > 1)
     for url in urls:
         if "?identifier=" in url:

@@ -44,7 +44,7 @@ from thumpflow.mapping._scope import (
     segment_positions,
     with_leading,
 )
-from thumpflow.mapping._support import Program, read_keys
+from thumpflow.mapping._support import Program, as_create, read_keys
 
 if TYPE_CHECKING:
     from thumpflow.mapping._compile import Compiler
@@ -58,6 +58,7 @@ _HELPERS = {
     "_segment_positions": segment_positions,
     "_with_leading": with_leading,
     "_out": read_keys,
+    "_as_create": as_create,
 }
 
 
@@ -205,6 +206,11 @@ class _ProgramWriter:
         elif rule.into is not None:
             self.into(rule, frames, ind)
         else:
+            if rule.create:
+                # Not even filled in a batch: what its data types register
+                # (ORC-12's Practitioner) would be nothing's.
+                self.line(ind, "if not run.batch:")
+                ind += 1
             self.build(rule, frames, ind, anchor)
 
     def group(self, rule: Rule, frames: list[frozenset[str]], ind: int) -> None:
@@ -317,7 +323,14 @@ class _ProgramWriter:
             )
             self.line(ind + 1, f"r = {rid}")
             rid = "r"
+        if rule.create:
+            # Created where absent: only by an identifier with a system (a
+            # map's `when` says which fields give one, `Rule.create`).
+            self.line(ind, "if f is not None and f[0]:")
+            ind += 1
         self.line(ind, f"b = register({rtype!r}, o, f, k, {rid}, i, {anchor}{complete})")
+        if rule.create:
+            self.line(ind, "_as_create(b.entry)")
         if rule.distinct:
             self.line(ind, f"run.hold({rtype!r}, b.resource, {rule.conditional!r}, i)")
         if rule.name and rule.complete:
@@ -365,12 +378,19 @@ class _ProgramWriter:
         for text in self.write(rule.notes, "v", "o", anchored=False):
             self.line(ind + 2, text)
 
-    def write(self, path: str, value: str, target: str, *, anchored: bool) -> list[str]:
+    def write(
+        self, path: str, value: str, target: str, *, anchored: bool, join: bool = False
+    ) -> list[str]:
         """The code writing `value` at `path` under `target`; with `anchored`,
-        the anchor (see `GeneratedFunction.write`) is left in local `_anchor`."""
+        the anchor (see `GeneratedFunction.write`) is left in local `_anchor`;
+        with `join`, a value written at element n of a list (`basedOn[0]`)
+        joins what that element holds (a reference: the report's order, its
+        identifier and then its reference)."""
         gen = self.gen
         gen.body = []
-        anchor = gen.write(fhir_steps(path, gen.where), value, target, False, anchored)
+        steps = fhir_steps(path, gen.where)
+        at_element = join and steps[-1][1] is not None and steps[-1][1] >= 0
+        anchor = gen.write(steps, value, target, at_element, anchored)
         return [*gen.body, f"_anchor = {anchor}"] if anchored else gen.body
 
     # -- references ----------------------------------------------------------
@@ -435,7 +455,9 @@ class _ProgramWriter:
             out.append("        s.append({'reference': c.ref})")
         else:
             out.append("        v = {'reference': c.ref}")
-            out.extend("        " + text for text in self.write(ref.to, "v", "r", anchored=True))
+            out.extend(
+                "        " + text for text in self.write(ref.to, "v", "r", anchored=True, join=True)
+            )
             for path, value in ref.with_:
                 out.extend(
                     "        " + text

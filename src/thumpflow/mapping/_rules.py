@@ -33,7 +33,10 @@ before the id is taken, so what that segment says (its identifiers) can
 identify it.
 An identity's `distinct: true` (beside `conditional`) makes each segment a
 resource of its own: one repeating any identifier of an earlier one loses
-it, with a warning (VXU: two orders with one filler number).
+it, with a warning (VXU: two orders with one filler number). Its `create:
+true` (beside `conditional`) makes the resource only where none with its
+identifier exists (ORU: the order a result answers, IG ORU_R01 "if a
+ServiceRequest needs to be created for the receiver"): `_support.as_create`.
 `compile_rules` turns them into `Rule` values once, at import;
 a malformed rule raises `MapError` naming the map and rule. `_program`
 compiles each message map's rules into one function.
@@ -155,6 +158,14 @@ class Rule:
     # message holds loses it, with a warning (`_Run.repeated`,
     # `_Run.held_elsewhere`).
     distinct: bool = False
+    # `identity: {create: true}` (with `conditional`): in a transaction the
+    # resource is created only if no resource holds its identifier (a POST
+    # with `ifNoneExist`), never updated; made only when that identifier has
+    # a system, and not in a batch, whose references are by id (`_program`).
+    # What its fill registers (a data type's Practitioner) stays in the
+    # Bundle even when it is not made: the rule's `when` should require the
+    # fields that give the identifier its system.
+    create: bool = False
     # Set by `settled`: nothing writes to the resource once it is registered
     # (no `refs`, no `into` of its name), so its content then is final.
     complete: bool = False
@@ -341,7 +352,8 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
         fill=fill,
         into=spec.get("into"),
         conditional=ident.get("conditional"),
-        distinct=_distinct(ident, where),
+        distinct=_beside_conditional(ident, "distinct", where),
+        create=_beside_conditional(ident, "create", where),
         key=key,
         refs=refs,
         notes=str(notes) if notes else None,
@@ -367,12 +379,12 @@ def _compile_rule(spec: Any, comp: Compiler, where: str) -> Rule:
     )
 
 
-def _distinct(ident: dict[str, Any], where: str) -> bool:
-    """An identity's `distinct`, which only a `conditional` one may have."""
-    distinct = ident.get("distinct", False)
-    if not isinstance(distinct, bool) or (distinct and not ident.get("conditional")):
-        raise MapError(f"{where}: `distinct` is true or false, beside `conditional`")
-    return distinct
+def _beside_conditional(ident: dict[str, Any], flag: str, where: str) -> bool:
+    """An identity's `distinct` or `create`, which only a `conditional` one may have."""
+    value = ident.get(flag, False)
+    if not isinstance(value, bool) or (value and not ident.get("conditional")):
+        raise MapError(f"{where}: `{flag}` is true or false, beside `conditional`")
+    return value
 
 
 def _left_out(spec: dict[str, Any], segment: str, comp: Compiler, where: str) -> Rule:

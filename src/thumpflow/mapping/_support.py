@@ -5,7 +5,8 @@ unescaping, the default timezone, message-level reads, registration of
 resources built from data types); the aliases name the generated functions'
 signatures; `read_keys` reads what a function has written.
 `component_text` reads one component for the data type maps written in
-Python. `MapError` is raised, at import, for a map that cannot be compiled.
+Python; `as_create` turns a conditional update into a create-if-absent.
+`MapError` is raised, at import, for a map that cannot be compiled.
 `has_controls` and `NO_CONTROLS` find and drop the control characters FHIR's
 strings refuse.
 """
@@ -142,3 +143,18 @@ def read_keys(node: Any, *keys: str) -> Any:
             return None
         node = node.get(key)
     return node
+
+
+def as_create(entry: dict[str, Any]) -> None:
+    """Make a transaction entry's conditional update (`PUT Type?identifier=`)
+    a create that happens only when no resource holds that identifier (`POST
+    Type` with `ifNoneExist`): a stored resource is then referred to as it
+    is, never rewritten (FHIR R4 http.html#ccreate). An entry without a
+    request (a collection) or already a create, or one updating by id, is
+    left as it is."""
+    request = entry.get("request")
+    if request is None or request["method"] != "PUT":
+        return
+    rtype, query, search = request["url"].partition("?")
+    if query:
+        entry["request"] = {"method": "POST", "url": rtype, "ifNoneExist": search}
