@@ -25,7 +25,7 @@ _PID = "PID|1||MRN7^^^HOSP^MR||Doe^Jane||19800101|F\r"
 ORDER_NUMBER = "identifier=http://thumpflow.invalid/naming-system/EHR|PL1"
 
 
-def _oru(placer: str, control: str = "R1", status: str = "F") -> bytes:
+def oru(placer: str, control: str = "R1", status: str = "F") -> bytes:
     return (
         _HEAD.format(type="ORU^R01^ORU_R01", control=control)
         + _PID
@@ -35,7 +35,7 @@ def _oru(placer: str, control: str = "R1", status: str = "F") -> bytes:
     ).encode()
 
 
-def _orm(placer: str) -> bytes:
+def orm(placer: str) -> bytes:
     return (
         _HEAD.format(type="ORM^O01^ORM_O01", control="O1")
         + _PID
@@ -50,7 +50,7 @@ def _by_type(bundle: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
 
 
 def test_a_transaction_creates_the_order_only_where_none_holds_its_number() -> None:
-    bundle = convert(_oru("PL1^EHR"), bundle_type="transaction")
+    bundle = convert(oru("PL1^EHR"), bundle_type="transaction")
     (order,) = _by_type(bundle, "ServiceRequest")
     assert order["request"] == {
         "method": "POST",
@@ -68,12 +68,12 @@ def test_a_transaction_creates_the_order_only_where_none_holds_its_number() -> N
 
 
 def test_a_collection_holds_the_order_and_a_batch_refers_to_it_by_number() -> None:
-    collection = convert(_oru("PL1^EHR"), bundle_type="collection")
+    collection = convert(oru("PL1^EHR"), bundle_type="collection")
     (order,) = _by_type(collection, "ServiceRequest")
     (report,) = _by_type(collection, "DiagnosticReport")
     assert report["resource"]["basedOn"][0]["reference"] == order["fullUrl"]
     # A batch's references are by id, which a create does not keep: no order.
-    batch = convert(_oru("PL1^EHR"), bundle_type="batch")
+    batch = convert(oru("PL1^EHR"), bundle_type="batch")
     assert _by_type(batch, "ServiceRequest") == []
     (report,) = _by_type(batch, "DiagnosticReport")
     assert report["resource"]["basedOn"] == [
@@ -89,7 +89,7 @@ def test_a_collection_holds_the_order_and_a_batch_refers_to_it_by_number() -> No
 
 def test_an_order_number_without_a_system_creates_no_order() -> None:
     # A bare number cannot be searched safely (it matches every system).
-    bundle = convert(_oru("PL1"), bundle_type="transaction")
+    bundle = convert(oru("PL1"), bundle_type="transaction")
     assert _by_type(bundle, "ServiceRequest") == []
     (report,) = _by_type(bundle, "DiagnosticReport")
     assert report["resource"]["basedOn"] == [{"identifier": {"value": "PL1"}}]
@@ -105,10 +105,10 @@ def test_the_receiver_keeps_its_own_order_and_gets_one_it_lacks() -> None:
             status, response, _ = await send(session, "POST", ehr.base_url, _transaction(message))
             assert status == 200, response
 
-        await apply(_orm("PL1^EHR"))
+        await apply(orm("PL1^EHR"))
         (placed,) = ehr.resources("ServiceRequest")
-        await apply(_oru("PL1^EHR", "R1", "P"))
-        await apply(_oru("PL1^EHR", "R2", "F"))
+        await apply(oru("PL1^EHR", "R1", "P"))
+        await apply(oru("PL1^EHR", "R2", "F"))
         # The order placed is the one order: neither result rewrote it.
         (order,) = ehr.resources("ServiceRequest")
         assert order["id"] == placed["id"]
@@ -119,7 +119,7 @@ def test_the_receiver_keeps_its_own_order_and_gets_one_it_lacks() -> None:
         assert report["status"] == "final"
         assert report["basedOn"][0]["reference"] == f"ServiceRequest/{order['id']}"
         # A result for an order this receiver never placed brings the order.
-        await apply(_oru("PL2^EHR", "R3"))
+        await apply(oru("PL2^EHR", "R3"))
         orders = {o["identifier"][0]["value"]: o for o in ehr.resources("ServiceRequest")}
         assert sorted(orders) == ["PL1", "PL2"]
         assert orders["PL2"]["status"] == "completed"  # ORC-5 CM
@@ -133,7 +133,7 @@ def test_the_receiver_keeps_its_own_order_and_gets_one_it_lacks() -> None:
 
 def test_the_order_created_is_created_once_whatever_repeats() -> None:
     async def body(ehr: SimulatedEhr, session: aiohttp.ClientSession) -> None:
-        transaction = _transaction(_oru("PL3^EHR"))
+        transaction = _transaction(oru("PL3^EHR"))
         results = await asyncio.gather(
             *(send(session, "POST", ehr.base_url, transaction) for _ in range(3))
         )
@@ -145,7 +145,7 @@ def test_the_order_created_is_created_once_whatever_repeats() -> None:
 
 def test_a_prt_op_is_the_requester_of_the_order_made_and_else_nothing() -> None:
     prt = "PRT||AD||OP^Ordering Provider^HL70443|9999^Ward^Lee\r"
-    message = _oru("PL1^EHR").replace(b"\rOBR|", f"\r{prt}OBR|".encode())
+    message = oru("PL1^EHR").replace(b"\rOBR|", f"\r{prt}OBR|".encode())
     bundle = convert(message, bundle_type="transaction")
     (order,) = _by_type(bundle, "ServiceRequest")
     (role,) = _by_type(bundle, "PractitionerRole")
@@ -158,7 +158,7 @@ def test_a_prt_op_is_the_requester_of_the_order_made_and_else_nothing() -> None:
 
 def test_no_order_made_leaves_nothing_of_it_behind() -> None:
     # ORC-12's Practitioner is the order's requester, and no other resource's.
-    for message, bundle_type in ((_oru("PL1"), "transaction"), (_oru("PL1^EHR"), "batch")):
+    for message, bundle_type in ((oru("PL1"), "transaction"), (oru("PL1^EHR"), "batch")):
         bundle = convert(message, bundle_type=bundle_type)  # type: ignore[arg-type]
         assert _by_type(bundle, "ServiceRequest") == []
         assert _by_type(bundle, "Practitioner") == []
