@@ -162,3 +162,20 @@ def test_no_order_made_leaves_nothing_of_it_behind() -> None:
         bundle = convert(message, bundle_type=bundle_type)  # type: ignore[arg-type]
         assert _by_type(bundle, "ServiceRequest") == []
         assert _by_type(bundle, "Practitioner") == []
+
+
+def test_an_unsolicited_lab_result_creates_its_order_where_absent_as_oru_does() -> None:
+    message = (
+        _HEAD.format(type="OUL^R22^OUL_R22", control="U1")
+        + _PID
+        + "SPM|1|SP1^LAB||BLD^Blood^HL70487\r"
+        + "OBR|1|PL1^EHR|FL1^LAB|718-7^Hemoglobin^LN\r"
+        + "ORC|SC|PL1^EHR|FL1^LAB||CM\r"
+        + "OBX|1|NM|718-7^Hemoglobin^LN||13.5|g/dL|||||F\r"
+    ).encode()
+    bundle = convert(message, bundle_type="transaction")
+    (order,) = _by_type(bundle, "ServiceRequest")
+    assert order["request"]["ifNoneExist"] == ORDER_NUMBER
+    assert order["resource"]["status"] == "completed"
+    (report,) = _by_type(bundle, "DiagnosticReport")
+    assert report["resource"]["basedOn"][0]["reference"] == order["fullUrl"]
