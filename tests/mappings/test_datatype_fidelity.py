@@ -293,6 +293,29 @@ def test_an_npi_has_one_system_however_its_authority_is_written(authority: str) 
     assert identifier["value"] == "1234567890"
 
 
+@pytest.mark.parametrize(
+    ("name", "system"),
+    [
+        ("I10", "http://hl7.org/fhir/sid/icd-10"),
+        ("ICD-10", "http://hl7.org/fhir/sid/icd-10"),
+        ("icd-10-cm", "http://hl7.org/fhir/sid/icd-10-cm"),
+        ("SNOMED CT", "http://snomed.info/sct"),
+        ("CPT-4", "http://www.ama-assn.org/go/cpt"),
+        ("99LOCAL", None),
+    ],
+)
+def test_a_coding_system_spelled_by_its_own_name_is_that_system(
+    name: str, system: str | None
+) -> None:
+    """CWE-3 names the system by table 0396's code or, as many senders do, by
+    the system's own name; each of those names one system. A local name
+    leaves the system out (a guessed URI would be worse than none)."""
+    message = _MSH + f"PID|1||P1^^^H^MR||Doe^Jo\rDG1|1||R00.0^Tachycardia^{name}\r".encode()
+    (coding,) = resource_of(message, "Condition")["code"]["coding"]
+    assert coding.get("system") == system
+    assert coding["code"] == "R00.0"
+
+
 def _locations(pl: str) -> dict[str, dict[str, Any]]:
     pv1 = f"PID|1||P7^^^H^MR||Roe^Kim\rPV1|1|I|{pl}" + "|" * 16 + "V1\r"
     return {r["name"]: r for r in _all(_bundle(pv1.encode()), "Location")}
