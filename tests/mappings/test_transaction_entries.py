@@ -2,10 +2,10 @@
 
 FHIR R4 fails a transaction that touches one resource twice, and a
 conditional update whose search matches several resources. So: no two
-entries share a request url (a create's: its `ifNoneExist`), and a conditional url always names the
-identifier's system (a bare value matches that value in every system and
-could update another patient's record); the same business identifier twice
-in one message is one resource.
+entries share a request url (a create's: its `ifNoneExist`), and a
+conditional url always names the identifier's system (a bare value matches
+that value in every system and could update another patient's record); the
+same business identifier twice in one message is one resource.
 """
 
 from __future__ import annotations
