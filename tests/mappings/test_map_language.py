@@ -261,6 +261,21 @@ def test_distinct_and_create_are_booleans_beside_a_conditional_identity(
         compile_rules([rule], compiler, "test")
 
 
+def test_a_list_among_the_rules_is_a_run_spliced_in_where_it_stands() -> None:
+    # The form a YAML alias of a shared run of rules takes (ORU's and OUL's order).
+    compiler = _compiler({"entries": [{"from": 3, "to": "id"}]})
+    shared = [
+        {"segment": "PID", "map": "X[Patient]", "name": "b"},
+        {"segment": "PID", "map": "X[Patient]", "name": "c"},
+    ]
+    first = {"segment": "PID", "map": "X[Patient]", "name": "a"}
+    last = {"segment": "PID", "map": "X[Patient]", "name": "d"}
+    rules = compile_rules([first, shared, last], compiler, "test")
+    assert [r.name for r in rules] == ["a", "b", "c", "d"]
+    with pytest.raises(MapError, match="test rule 3: a rule is a mapping"):
+        compile_rules([first, [shared[0], "not a rule"]], compiler, "test")
+
+
 @pytest.mark.parametrize("name", ["pid x", "p;import os", "1pid", ""])
 def test_a_rule_name_that_is_not_an_identifier_is_refused(name: str) -> None:
     # The name becomes a local of the generated program: only identifiers reach it.

@@ -15,9 +15,11 @@ import json
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.ehr.support import send, with_ehr
 from thumpflow.mapping import convert, to_json
+from thumpflow.mapping._support import as_create
 from thumpflow.testing.ehr import SimulatedEhr
 
 _HEAD = "MSH|^~\\&|LAB|GHH|EHR|HOSP|20240701120000||{type}|{control}|P|2.5.1\r"
@@ -65,6 +67,41 @@ def test_a_transaction_creates_the_order_only_where_none_holds_its_number() -> N
     (based_on,) = report["resource"]["basedOn"]
     assert based_on["reference"] == order["fullUrl"]
     assert based_on["identifier"]["value"] == "PL1"
+    # The message's Provenance names it, created or found (docs/mapping.md).
+    (provenance,) = _by_type(bundle, "Provenance")
+    assert {"reference": order["fullUrl"]} in provenance["resource"]["target"]
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        (
+            {"method": "PUT", "url": "ServiceRequest?identifier=urn:oid:1.2|A%26B"},
+            {
+                "method": "POST",
+                "url": "ServiceRequest",
+                "ifNoneExist": "identifier=urn:oid:1.2|A%26B",
+            },
+        ),
+        (
+            {"method": "PUT", "url": "ServiceRequest/abc"},
+            {"method": "PUT", "url": "ServiceRequest/abc"},
+        ),
+        (
+            {"method": "POST", "url": "ServiceRequest", "ifNoneExist": "identifier=s|v"},
+            {"method": "POST", "url": "ServiceRequest", "ifNoneExist": "identifier=s|v"},
+        ),
+    ],
+)
+def test_as_create_turns_only_a_conditional_update_into_a_create(
+    request_: dict[str, str], expected: dict[str, str]
+) -> None:
+    entry: dict[str, Any] = {"fullUrl": "urn:uuid:x", "request": dict(request_)}
+    as_create(entry)
+    assert entry["request"] == expected
+    collection: dict[str, Any] = {"fullUrl": "urn:uuid:x", "resource": {}}
+    as_create(collection)
+    assert collection == {"fullUrl": "urn:uuid:x", "resource": {}}
 
 
 def test_a_collection_holds_the_order_and_a_batch_refers_to_it_by_number() -> None:

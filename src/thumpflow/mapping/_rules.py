@@ -37,6 +37,8 @@ it, with a warning (VXU: two orders with one filler number). Its `create:
 true` (beside `conditional`) makes the resource only where none with its
 identifier exists (ORU: the order a result answers, IG ORU_R01 "if a
 ServiceRequest needs to be created for the receiver"): `_support.as_create`.
+A list among a map's rules is a run of rules spliced in where it stands
+(one definition shared by YAML alias: the order ORU and OUL results create).
 `compile_rules` turns them into `Rule` values once, at import;
 a malformed rule raises `MapError` naming the map and rule. `_program`
 compiles each message map's rules into one function.
@@ -210,7 +212,10 @@ def compile_rules(specs: Any, comp: Compiler, where: str) -> tuple[Rule, ...]:
     """The rules of a message map (or group), compiled."""
     if not isinstance(specs, list):
         raise MapError(f"{where}: `rules` must be a list")
-    rules = tuple(_compile_rule(s, comp, f"{where} rule {i + 1}") for i, s in enumerate(specs))
+    # A list in the list is a run of rules shared by YAML alias (ORU's and
+    # OUL's order): its rules take its place, in order.
+    flat = [r for s in specs for r in (s if isinstance(s, list) else [s])]
+    rules = tuple(_compile_rule(s, comp, f"{where} rule {i + 1}") for i, s in enumerate(flat))
     own = {r.name for r in rules if r.name}
     for _, outer in (pair for r in rules for pair in r.exports):
         if outer in own:
