@@ -101,3 +101,35 @@ def test_try_names_a_missing_channel(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "no channel 'nope' (channels: lab)" in done.stderr
+
+
+FHIR_CONFIG = """\
+channels:
+  - id: adt
+    source: {type: mllp, port: 0}
+    transform: thumpflow.mapping:to_fhir
+    destinations:
+      - {id: fhir, type: file, path: %(out)s/a.jsonl, format: jsonl}
+"""
+
+
+def test_try_shows_what_the_conversion_left_out(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(FHIR_CONFIG % {"out": tmp_path / "out"})
+    messages = tmp_path / "in.hl7"
+    messages.write_bytes(
+        b"MSH|^~\\&|REG|GEN|ENG|GEN|20261121083000||ADT^A01^ADT_A01|A1|P|2.5.1\r"
+        b"PID|1||ZQX77^^^GEN^MR||Zyxwabble^Quorra\r"
+    )
+    command = [sys.executable, "-m", "thumpflow.cli.main", "try", "--config", str(config)]
+    done = subprocess.run(
+        [*command, "adt", str(messages)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "converted in part: ADT^A01 (ADT_A01): required segment PV1 is missing" in done.stdout
+    done = subprocess.run(
+        [*command, "adt", str(messages), "--json"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    [found] = json.loads(done.stdout)
+    assert found["conversion_warnings"] == ["ADT^A01 (ADT_A01): required segment PV1 is missing"]

@@ -8,7 +8,14 @@ import pytest
 
 from thumpflow.core.event import HL7V2_CONTENT_TYPE, Event
 from thumpflow.hl7v2 import Message
-from thumpflow.mapping import ConversionError, convert, to_fhir
+from thumpflow.mapping import (
+    ConversionError,
+    ConversionWarning,
+    convert,
+    reporting_warnings,
+    to_fhir,
+)
+from thumpflow.mapping._report import MISSING_SEGMENT, NO_MESSAGE_MAP
 
 
 def received(raw: bytes) -> Event:
@@ -60,3 +67,18 @@ def test_a_message_type_that_is_not_one_is_shown_as_invalid(msh9: str) -> None:
     for text in warnings:
         assert "(invalid)" in text
         assert "SECRETNAME" not in text and "DOE" not in text and "A^B" not in text
+
+
+def test_every_listener_in_scope_is_told_each_warning_with_its_code() -> None:
+    outer: list[ConversionWarning] = []
+    inner: list[ConversionWarning] = []
+    raw = message("ZZZ^Z99^ZZZ_Z99") + b"EVN|Z99\r"
+    with reporting_warnings(outer.append):
+        with reporting_warnings(inner.append), reporting_warnings(None):
+            convert(raw)
+        convert(message("ADT^A01^ADT_A01"))
+    convert(raw)
+    assert [w.code for w in inner] == [NO_MESSAGE_MAP]
+    assert [w.code for w in outer] == [NO_MESSAGE_MAP, MISSING_SEGMENT]
+    assert outer[0] is inner[0] and "ZZZ^Z99 has no message map" in outer[0]
+    assert "PV1" in outer[1]

@@ -126,13 +126,14 @@ class DeliveryTimeline(DeliveryView):
 class Step(BaseModel):
     """One thing that happened to the event or its deliveries, from the audit trail.
 
-    `step` is received, filtered, duplicate, mapped, queued, attempt_failed,
-    delivered, dead, superseded, replayed, replayed_out_of_order (replayed
-    although a newer delivery of its ordering key was already delivered, at
-    the operator's explicit request) or payload_viewed (others by their
-    audit action). `actor` says who: `source:<channel>`, `flow`, or a person's
-    token name for replays and payload views. Receiver text in `detail` is
-    masked for viewers.
+    `step` is received, converted_in_part (the conversion to FHIR left
+    something out: `detail` lists its warnings), filtered, duplicate, mapped,
+    queued, attempt_failed, delivered, dead, superseded, replayed,
+    replayed_out_of_order (replayed although a newer delivery of its ordering
+    key was already delivered, at the operator's explicit request) or
+    payload_viewed (others by their audit action). `actor` says who:
+    `source:<channel>`, `flow`, or a person's token name for replays and
+    payload views. Receiver text in `detail` is masked for viewers.
     """
 
     at: float
@@ -310,6 +311,14 @@ class AuditSearch(StrictBody):
         default=None, ge=1, le=2**62, description="`next_before` of the previous page."
     )
     limit: int = Field(default=100, ge=1, le=500)
+    action: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z][a-z_.]*$",
+        description="Only entries of this action, such as `converted_in_part` (messages "
+        "whose conversion to FHIR left something out) or `dead_lettered`.",
+    )
 
 
 class AuditPage(BaseModel):

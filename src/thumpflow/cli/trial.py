@@ -109,6 +109,8 @@ def _render(index: int, found: Explanation, style: _Style) -> None:
             + style.bad(f"failed: {found.transform_error} (the engine would reject the message)")
         )
         return
+    for warning in found.conversion_warnings:
+        print("  " + style.bad(f"converted in part: {warning} (recorded in its audit trail)"))
     for output in found.outputs:
         print(style.dim(f"  {output.content_type}, {len(output.body)} bytes"))
         for line in _body(output).splitlines():
@@ -144,6 +146,7 @@ def _as_json(found: Explanation) -> dict[str, Any]:
         "filter": [{"condition": c.description, "holds": c.holds} for c in found.filter],
         "accepted": found.accepted,
         "transform_error": found.transform_error,
+        "conversion_warnings": found.conversion_warnings,
         "outputs": [{"content_type": o.content_type, "body": _body(o)} for o in found.outputs],
         "routes": [
             {

@@ -126,6 +126,11 @@ class Admission:
     control id: the message is admitted as a new event under the key
     `<key>#<digest>` (so its own resends are duplicates of it), flagged
     `control_id_reused` in the audit trail, never dropped.
+
+    `conversion_warnings` (what a transform's conversion to FHIR converted
+    only in part; texts that name message type and segment, never a value)
+    are recorded in the same commit as one `converted_in_part` audit entry
+    for the received event, after its `received` entry.
     """
 
     received: Event
@@ -134,6 +139,7 @@ class Admission:
     ack_code: str = "AA"
     audit_detail: str | None = None
     content_digest: str | None = None
+    conversion_warnings: tuple[str, ...] = ()
 
 
 def control_id_reused(admission: Admission, committed_digest: str | None) -> bool:

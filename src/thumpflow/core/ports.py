@@ -367,8 +367,10 @@ class OperationsStore(Protocol):
         """Everything known of one event; None when there is no such event."""
         ...
 
-    async def audit_page(self, before: int | None, limit: int) -> list[AuditEntry]:
-        """Audit entries, newest first, entry id below `before` when given."""
+    async def audit_page(
+        self, before: int | None, limit: int, action: str | None = None
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first, entry id below `before` and of `action` when given."""
         ...
 
     async def pauses(self) -> list[Pause]:

@@ -55,6 +55,7 @@ class Explanation:
     transformed: bool
     outputs: list[Event] = field(default_factory=list)
     transform_error: str | None = None
+    conversion_warnings: list[str] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
 
 
@@ -124,6 +125,7 @@ def explain(
         return result
     result.received = outcome.received
     result.outputs = list(outcome.derived) or [outcome.received]
+    result.conversion_warnings = list(outcome.conversion_warnings)
     routed = {delivery.destination_id for delivery in outcome.deliveries}
     for destination in channel.destinations:
         conditions = tuple(

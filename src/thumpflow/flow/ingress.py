@@ -203,6 +203,7 @@ class ChannelIngress:
             ack_code=_POSITIVE[mode],
             audit_detail="filtered" if result.filtered else None,
             content_digest=content_digest(raw),
+            conversion_warnings=result.conversion_warnings,
         )
         outcome = await self._commit(admission, peer)
         if outcome is None:
@@ -274,6 +275,7 @@ class ChannelIngress:
             ack_code=_POSITIVE[ack_mode(message)],
             audit_detail="filtered" if result.filtered else via,
             content_digest=content_digest(raw) if key is None else None,
+            conversion_warnings=result.conversion_warnings,
         )
         return await self._submitted(admission, peer, conflicts=key is not None)
 

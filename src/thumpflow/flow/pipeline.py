@@ -7,7 +7,10 @@ so it is tested without sockets or a store, and `thumpflow try` will show each
 stage. A message rejected by the filter is still admitted (kept and audited as
 filtered) but has no deliveries. For a channel with a `ledger`, every
 delivery of a message carries the message's business key and content hash
-(`flow/ledger.py`); other channels pay nothing for it.
+(`flow/ledger.py`); other channels pay nothing for it. The warnings of the
+transform's conversions to FHIR (what was converted only in part: no message
+map, a required segment missing, ...) come with the result, so the admission
+records them in the message's audit trail.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from thumpflow.core.lanes import Lane
 from thumpflow.flow.hl7_facts import entity_version, event_type, parse_hl7_time
 from thumpflow.flow.ledger import LedgerProjection
 from thumpflow.hl7v2 import Message
+from thumpflow.mapping import reporting_warnings
 from thumpflow.transform import check_outputs
 
 Predicate = Callable[[Message], bool]
@@ -99,6 +103,7 @@ class PipelineResult:
     derived: tuple[Event, ...]
     deliveries: tuple[NewDelivery, ...]
     filtered: bool
+    conversion_warnings: tuple[str, ...] = ()
 
 
 class ChannelPipeline:
@@ -185,17 +190,24 @@ class ChannelPipeline:
         Raises whatever a transform raises, and `TransformError` for an
         output the store would refuse (`thumpflow.transform.check_outputs`);
         `transform_failure` says either in words fit for a NAK and a log.
+        The result's `conversion_warnings` are those of the transform's
+        conversions to FHIR, in order (texts naming message type and segment,
+        never a value).
         """
         received = self.event(message, raw, received_at)
         if not self._filter(message):
             return PipelineResult(received, (), (), filtered=True)
         targets = [destination for destination, holds in self._routes if holds(message)]
+        warnings: tuple[str, ...] = ()
         if self._transform is None:
             outputs: list[tuple[Event, tuple[str, ...] | None]] = [(received, None)]
             derived: tuple[Event, ...] = ()
         else:
-            outputs = check_outputs(received, self._transform(received, message), self._ids)
+            heard: list[str] = []
+            with reporting_warnings(heard.append):
+                outputs = check_outputs(received, self._transform(received, message), self._ids)
             derived = tuple(event for event, _ in outputs)
+            warnings = tuple(heard)
         key = digest = None
         version: int | None = None
         if self._ledger is not None:
@@ -217,4 +229,6 @@ class ChannelPipeline:
             for destination in targets
             if only is None or destination in only
         )
-        return PipelineResult(received, derived, deliveries, filtered=False)
+        return PipelineResult(
+            received, derived, deliveries, filtered=False, conversion_warnings=warnings
+        )

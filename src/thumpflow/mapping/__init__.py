@@ -235,7 +235,7 @@ def convert(
     of the message's own (MSH-7, else EVN-2), for which `received` (epoch
     seconds; now when None) stands in. Each is a `ConversionWarning` (text
     and fixed `code`); inside `reporting_warnings(listener)` the listener is
-    told each code. Raises `ConversionError` when the message cannot be
+    told each. Raises `ConversionError` when the message cannot be
     parsed or nothing at all can be converted (naming the segment missing);
     nothing else (a bug in a map shows up as an error naming the map, at
     import).
@@ -364,7 +364,9 @@ def to_fhir(event: Event, message: Message) -> list[Event]:
     in the patient's order. Raises `ConversionError` like `convert`. What
     was converted only in part (a message type without a map, a missing
     required segment) is logged as a warning naming the channel, the event
-    and the message type or segment, never a value.
+    and the message type or segment, never a value; in a channel's pipeline
+    each warning is also told to the listeners in scope (`reporting_warnings`),
+    which count it and record it in the message's audit trail.
     """
     warnings: list[str] = []
     bundle = convert(message, warnings=warnings, received=event.received_at)

@@ -3,9 +3,11 @@
 Every warning `convert` gives is a `ConversionWarning`: a `str` (the text,
 naming message type and segment, never a value) with a `code` that is one
 of `WARNING_CODES`, fit for a metric label. Inside
-`reporting_warnings(listener)`, `convert` calls `listener(code)` once for each
-warning of each message it converts (the runtime counts them per channel);
-the scope is a context variable, so other threads and tasks are not told.
+`reporting_warnings(listener)`, `convert` calls `listener(warning)` once for
+each warning of each message it converts (the runtime counts them per channel
+by code; a channel's pipeline keeps each message's for its audit trail).
+Scopes nest: every listener of the enclosing scopes is told, innermost last.
+The scope is a context variable, so other threads and tasks are not told.
 A listener that raises makes the conversion raise.
 `shown_event` is how warnings and errors name a message's event, and
 `outcome_entry` the OperationOutcome a collection Bundle lists its warnings in.
@@ -40,13 +42,8 @@ WARNING_CODES = (
     SEGMENT_NOT_CONVERTED,
 )
 
-WarningListener = Callable[[str], None]
 
 _EVENT = re.compile(r"[A-Z0-9]{2,3}\^[A-Z0-9]{2,3}")
-
-_LISTENER: ContextVar[WarningListener | None] = ContextVar(
-    "thumpflow_conversion_warning_listener", default=None
-)
 
 
 class ConversionWarning(str):
@@ -60,23 +57,35 @@ class ConversionWarning(str):
         return made
 
 
+WarningListener = Callable[[ConversionWarning], None]
+
+_LISTENERS: ContextVar[tuple[WarningListener, ...]] = ContextVar(
+    "thumpflow_conversion_warning_listeners", default=()
+)
+
+
 @contextmanager
 def reporting_warnings(listener: WarningListener | None) -> Iterator[None]:
-    """Conversions inside tell `listener` the code of each warning (None: nobody)."""
-    token = _LISTENER.set(listener)
+    """Conversions inside tell `listener` each warning, besides the listeners of
+    the scopes around this one (None: none more)."""
+    if listener is None:
+        yield
+        return
+    token = _LISTENERS.set((*_LISTENERS.get(), listener))
     try:
         yield
     finally:
-        _LISTENER.reset(token)
+        _LISTENERS.reset(token)
 
 
 def report(warnings: Iterable[str]) -> None:
-    """Tell the listener in scope, if any, the code of each `ConversionWarning` of `warnings`."""
-    listener = _LISTENER.get()
-    if listener is not None:
+    """Tell every listener in scope each `ConversionWarning` of `warnings`."""
+    listeners = _LISTENERS.get()
+    if listeners:
         for warning in warnings:
             if isinstance(warning, ConversionWarning):
-                listener(warning.code)
+                for listener in listeners:
+                    listener(warning)
 
 
 def outcome_entry(warnings: list[str], sender: str, control_id: str) -> dict[str, Any]:

@@ -7,9 +7,9 @@ base for namespaces not listed. `channel_naming` makes a channel's own table
 process-wide ones, and `in_channel` runs a channel's (or its destination's)
 transform with it and the channel's `timezone`, so a channel converts with its
 table and zone and no other channel sees them, telling a listener (the
-channel's warning counter, `ConversionMetrics`) the code of each conversion
-warning. A file that cannot be read, lists a namespace twice or a URI that is
-not absolute raises `ConfigError` naming it (file and line); nothing is changed
+channel's warning counter, `ConversionMetrics`) each conversion warning. A
+file that cannot be read, lists a namespace twice or a URI that is not
+absolute raises `ConfigError` naming it (file and line); nothing is changed
 then.
 """
 
@@ -26,6 +26,7 @@ from thumpflow.core.errors import ConfigError
 from thumpflow.core.metrics import Registry
 from thumpflow.mapping import (
     WARNING_CODES,
+    ConversionWarning,
     NamingTable,
     WarningListener,
     configure_naming_systems,
@@ -76,7 +77,7 @@ def in_channel(
 ) -> Callable[P, R]:
     """`function`, converting with `table`, reading HL7 times without an offset
     in the channel's time `zone` (when MSH-7 states none either), and telling
-    `on_warning` each warning's code while it runs (`function` itself when there
+    `on_warning` each warning while it runs (`function` itself when there
     is nothing to apply)."""
     if table is None and on_warning is None and zone == "UTC":
         return function
@@ -108,8 +109,8 @@ class ConversionMetrics:
         """What counts the channel's warnings; every code's count is shown from 0."""
         counters = {code: self.warnings.labels(channel_id, code) for code in WARNING_CODES}
 
-        def count(code: str) -> None:
-            counters[code].inc()
+        def count(warning: ConversionWarning) -> None:
+            counters[warning.code].inc()
 
         return count
 

@@ -116,7 +116,7 @@ def channel_transforms(
     """Import the channel's transform and its destinations' (see `import_callable`),
     each converting to FHIR with the channel's naming-system table when it has one
     and its `timezone` for times without an offset, and telling `on_warning` each
-    conversion warning's code (`runtime.conversion`); a missing one or a bad table
+    conversion warning (`runtime.conversion`); a missing one or a bad table
     is a located `ConfigError`."""
     naming = channel_naming(channel)
     zone = channel.timezone

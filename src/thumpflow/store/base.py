@@ -234,9 +234,11 @@ class GroupStore(EventLogReads, ClusterMethods, RunMethods):
             lambda conn: reads.timeline(conn, self._dialect, event_id, self._codec)
         )
 
-    async def audit_page(self, before: int | None, limit: int) -> list[AuditEntry]:
-        """Audit entries newest first, entry id below `before` when given."""
-        return await self._read(lambda conn: reads.audit_page(conn, before, limit))
+    async def audit_page(
+        self, before: int | None, limit: int, action: str | None = None
+    ) -> list[AuditEntry]:
+        """Audit entries newest first, entry id below `before` and of `action` when given."""
+        return await self._read(lambda conn: reads.audit_page(conn, before, limit, action))
 
     async def pauses(self) -> list[Pause]:
         """The destinations and channels paused now."""

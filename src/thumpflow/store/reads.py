@@ -124,12 +124,18 @@ def audit(db: Db, subject: str | None, limit: int, action: str | None) -> list[A
     return [audit_from_row(row) for row in db.execute(sql, (*params, limit))]
 
 
-def audit_page(db: Db, before: int | None, limit: int) -> list[AuditEntry]:
-    """Audit entries newest first, with entry id below `before` when given."""
-    where = "" if before is None else " WHERE entry_id < ?"
-    params = (limit,) if before is None else (before, limit)
+def audit_page(
+    db: Db, before: int | None, limit: int, action: str | None = None
+) -> list[AuditEntry]:
+    """Audit entries newest first, with entry id below `before` and of `action` when given."""
+    clauses = [] if before is None else ["entry_id < ?"]
+    params: list[Any] = [] if before is None else [before]
+    if action is not None:
+        clauses.append("action = ?")
+        params.append(action)
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
     sql = f"SELECT {AUDIT_COLUMNS} FROM audit{where} ORDER BY entry_id DESC LIMIT ?"
-    return [audit_from_row(row) for row in db.execute(sql, params)]
+    return [audit_from_row(row) for row in db.execute(sql, (*params, limit))]
 
 
 def pauses(db: Db) -> list[Pause]:

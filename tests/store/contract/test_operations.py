@@ -157,6 +157,9 @@ def test_audit_pages_go_back_by_entry_id(store_factory: StoreFactory) -> None:
         ids = [e.entry_id for e in newest + older]
         assert len(ids) == 5
         assert ids == sorted(ids, reverse=True)
+        assert await store.audit_page(None, 10, "received") == newest + older
+        assert await store.audit_page(ids[1], 10, "received") == (newest + older)[2:]
+        assert await store.audit_page(None, 10, "delivered") == []
 
     run(store_factory.make, body)
 

@@ -302,7 +302,7 @@ async def audit(
     search: Annotated[AuditSearch, Query()], engine: EngineDep, principal: Reader
 ) -> AuditPage:
     """The audit trail, newest first; pass `next_before` back as `before` for the next page."""
-    entries = await engine.store.audit_page(search.before, search.limit)
+    entries = await engine.store.audit_page(search.before, search.limit, search.action)
     return AuditPage(
         entries=[audit_view(principal, entry) for entry in entries],
         next_before=entries[-1].entry_id if len(entries) == search.limit else None,

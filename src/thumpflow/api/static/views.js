@@ -583,6 +583,7 @@ export function messagesView(params) {
 
 const STEP_WORDS = {
   received: "received",
+  converted_in_part: "converted to FHIR in part",
   filtered: "filtered out",
   duplicate: "duplicate",
   mapped: "derived event",

@@ -53,6 +53,18 @@ _UPDATE_REPLAYED = (
 )
 
 
+# The conversion warnings one `converted_in_part` audit entry lists; more are counted.
+SHOWN_WARNINGS = 20
+
+
+def in_part_detail(warnings: tuple[str, ...]) -> str:
+    """The `converted_in_part` audit detail: the first `SHOWN_WARNINGS` warnings,
+    joined by `; `, then how many more there were."""
+    shown = "; ".join(warnings[:SHOWN_WARNINGS])
+    more = len(warnings) - SHOWN_WARNINGS
+    return shown if more <= 0 else f"{shown}; and {more} more"
+
+
 def known_keys(admissions: list[Admission]) -> list[str]:
     """The idempotency keys to look up before screening: each received key and, for a
     message with a content digest, the key it would take as a reused control id."""
@@ -76,8 +88,8 @@ def screen_admissions(
     entry, and the event it reused is returned beside it. An admission
     repeating an event id, or with a delivery of an event it does not hold,
     is answered `StoreError`. Each accepted one gets its `received` audit
-    entry and counters, and a placeholder answer at its index for the caller
-    to fill.
+    entry (then `converted_in_part` when it has conversion warnings) and
+    counters, and a placeholder answer at its index for the caller to fill.
     """
     answers: list[Any] = []
     accepted: list[tuple[int, Admission, str | None]] = []
@@ -139,6 +151,16 @@ def screen_admissions(
                 admission.audit_detail or "",
             )
         )
+        if admission.conversion_warnings:
+            audit_rows.append(
+                (
+                    received.received_at,
+                    actor,
+                    "converted_in_part",
+                    received.event_id,
+                    in_part_detail(admission.conversion_warnings),
+                )
+            )
         counters = deltas.channel(received.channel_id)
         counters[RECEIVED] += 1
         counters[LAST_RECEIVED] = latest(counters[LAST_RECEIVED], received.received_at)
