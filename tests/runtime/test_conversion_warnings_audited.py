@@ -3,8 +3,9 @@
 A channel whose transform converts to FHIR (`thumpflow.mapping:to_fhir`)
 records each message's conversion warnings as one `converted_in_part` audit
 entry, committed with the message: the API's timeline of that event shows it
-as a step, `GET /api/audit?action=converted_in_part` lists such messages, and
-a message converted in full has none. No value of the message reaches the
+as a step, `GET /api/audit?action=converted_in_part` and
+`GET /api/events?converted_in_part=true` list such messages, and a message
+converted in full has none. No value of the message reaches the
 entry.
 """
 
@@ -64,5 +65,9 @@ def test_each_message_converted_in_part_has_its_warnings_in_its_timeline(
                 assert [e["subject"] for e in listed] == [entry.subject for entry in flagged]
                 async with viewer.get("/api/audit?action=DROP%20TABLE") as response:
                     assert response.status in {400, 422}
+                async with viewer.get("/api/events?converted_in_part=true") as response:
+                    assert response.status == 200
+                    events = (await response.json())["events"]
+                assert [e["event_id"] for e in events] == [entry.subject for entry in flagged]
 
     asyncio.run(main())

@@ -107,6 +107,10 @@ EVENT_SHAPES = {
     "type, channel": EventQuery(event_type="adt.a01", channel_id="ch1"),
     "patient, next page": EventQuery(entity_id="MRN17", after=(BASE + 50_000, 100_017)),
     "next page": EventQuery(after=(BASE + 50_000, 100_001)),
+    "converted in part": EventQuery(converted_in_part=True),
+    "converted in part, channel, time": EventQuery(
+        converted_in_part=True, channel_id="ch2", since=BASE, until=BASE + 1e6
+    ),
 }
 
 DELIVERY_SHAPES = {
@@ -152,6 +156,16 @@ def test_delivery_searches_use_an_index(big_store: Path, shape: str) -> None:
     plan = _plan(conn, *deliveries_sql(DELIVERY_SHAPES[shape]))
     assert not [line for line in plan if FULL_SCAN.match(line)], plan
     assert any("USING INDEX" in line for line in plan), plan
+    conn.close()
+
+
+def test_converted_in_part_is_probed_per_event_through_the_audit_subject_index(
+    big_store: Path,
+) -> None:
+    conn = sqlite3.connect(big_store)
+    plan = _plan(conn, *events_sql(EVENT_SHAPES["converted in part"]))
+    assert any("audit_subject" in line for line in plan), plan
+    assert not [line for line in plan if FULL_SCAN.match(line) or line == "SCAN a"], plan
     conn.close()
 
 

@@ -46,6 +46,11 @@ class EventSearch(StrictBody):
     status: Status | None = Field(
         default=None, description="Events with at least one delivery in this status."
     )
+    converted_in_part: bool = Field(
+        default=False,
+        description="Only messages whose conversion to FHIR left something out (their "
+        "timeline's `converted_in_part` step says what).",
+    )
     since: float | None = _TIME
     until: float | None = _TIME
     cursor: str | None = _CURSOR

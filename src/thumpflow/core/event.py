@@ -142,6 +142,10 @@ class Admission:
     conversion_warnings: tuple[str, ...] = ()
 
 
+# The audit action of an admission's conversion warnings (see `Admission`).
+CONVERTED_IN_PART = "converted_in_part"
+
+
 def control_id_reused(admission: Admission, committed_digest: str | None) -> bool:
     """Whether `admission`, whose key was committed with `committed_digest`,
     reuses that control id for different content (see `Admission`)."""

@@ -21,13 +21,18 @@ Position = tuple[float, int]
 
 @dataclass(slots=True, frozen=True)
 class EventQuery:
-    """Which events to list. `entity_id` is patient data: only some roles may search by it."""
+    """Which events to list. `entity_id` is patient data: only some roles may search by it.
+
+    `converted_in_part`: only messages whose conversion to FHIR left something
+    out (those with a `converted_in_part` audit entry).
+    """
 
     entity_id: str | None = None
     control_id: str | None = None
     event_type: str | None = None
     channel_id: str | None = None
     status: DeliveryStatus | None = None
+    converted_in_part: bool = False
     since: float | None = None
     until: float | None = None
     after: Position | None = None

@@ -17,6 +17,7 @@ from thumpflow.core.alerts import Alert
 from thumpflow.core.audit import Anchor, AuditVerdict, ChainRow, check_chain
 from thumpflow.core.batch import LedgerEntry, RowReject, RunRecord
 from thumpflow.core.event import (
+    CONVERTED_IN_PART,
     AuditEntry,
     ChannelStats,
     DeliveryStatus,
@@ -59,6 +60,14 @@ from thumpflow.store.rows import (
 EVENT_SUMMARY_COLUMNS = (
     "e.event_seq, e.event_id, e.channel_id, e.event_type, e.entity_type, e.entity_id,"
     " e.source_system, e.correlation_id, e.received_at, e.occurred_at, e.lane, e.causation_id"
+)
+
+
+# Events whose conversion to FHIR left something out: each event the search's
+# own index walks (newest first) is probed through `audit_subject`.
+CONVERTED_IN_PART_CLAUSE = (
+    "EXISTS (SELECT 1 FROM audit a WHERE a.subject = e.event_id"
+    f" AND a.action = '{CONVERTED_IN_PART}')"
 )
 
 

@@ -3,6 +3,7 @@
 An admission carrying `conversion_warnings` gets one `converted_in_part`
 audit entry for its received event, right after its `received` entry, in
 the same commit; a duplicate resend adds none, and the chain stays intact.
+A search for `converted_in_part` events lists those messages, newest first.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import replace
 from tests.store.support import admission, event, run
 from thumpflow.core.event import Admission, Admitted, Duplicate
 from thumpflow.core.ports import Store
+from thumpflow.core.search import EventQuery
 from thumpflow.store.ops.flow import SHOWN_WARNINGS
 
 from .conftest import StoreFactory
@@ -21,8 +23,9 @@ PV1_MISSING = "ADT^A08 (ADT_A01): required segment PV1 is missing"
 NO_MAP = "message type ZZZ^Z01 has no message map; its common segments were converted"
 
 
-def warned(*warnings: str, key: str | None = None) -> Admission:
-    return replace(admission("fhir", received=event(key=key)), conversion_warnings=warnings)
+def warned(*warnings: str, key: str | None = None, channel: str = "adt-in") -> Admission:
+    sent = admission("fhir", received=event(key=key, channel=channel))
+    return replace(sent, conversion_warnings=warnings)
 
 
 def admitted(result: Admitted | Duplicate) -> Admitted:
@@ -85,5 +88,32 @@ def test_each_admission_of_one_group_commit_keeps_its_own_entries(
             [flagged] = await store.audit(result.event_id, action="converted_in_part")
             assert flagged.detail == sent[n].conversion_warnings[0]
         assert (await store.verify_audit()).intact
+
+    run(store_factory.make, body)
+
+
+def test_a_search_finds_the_messages_converted_in_part_page_by_page(
+    store_factory: StoreFactory,
+) -> None:
+    async def body(store: Store) -> None:
+        sent = [
+            warned(PV1_MISSING),
+            admission("fhir"),
+            warned(NO_MAP),
+            warned(PV1_MISSING, channel="lab-in"),
+            admission("fhir"),
+        ]
+        ids = [admitted(await store.admit(a)).event_id for a in sent]
+        newest_first = [ids[3], ids[2], ids[0]]
+        found = await store.search_events(EventQuery(converted_in_part=True))
+        assert [summary.event_id for summary in found] == newest_first
+        page = await store.search_events(EventQuery(converted_in_part=True, limit=2))
+        rest = await store.search_events(
+            EventQuery(converted_in_part=True, after=page[-1].position)
+        )
+        assert [s.event_id for s in page + rest] == newest_first
+        only = await store.search_events(EventQuery(converted_in_part=True, channel_id="adt-in"))
+        assert [summary.event_id for summary in only] == [ids[2], ids[0]]
+        assert len(await store.search_events(EventQuery())) == 5
 
     run(store_factory.make, body)

@@ -153,7 +153,8 @@ def audit_view(principal: Principal, entry: AuditEntry) -> AuditView:
 async def search_events(
     search: Annotated[EventSearch, Query()], engine: EngineDep, principal: Reader
 ) -> EventPage:
-    """Stored events, newest first, by patient, control id, type, channel, status and time."""
+    """Stored events, newest first, by patient, control id, type, channel, status, time
+    and whether their conversion to FHIR left something out."""
     if search.patient is not None and not principal.may(Permission.READ_PATIENT_DATA):
         raise HTTPException(
             403, f"role {principal.role.value!r} may not search by patient identifier"
@@ -164,6 +165,7 @@ async def search_events(
         event_type=search.event_type,
         channel_id=search.channel,
         status=_status(search.status),
+        converted_in_part=search.converted_in_part,
         since=search.since,
         until=search.until,
         after=decode_cursor(search.cursor),

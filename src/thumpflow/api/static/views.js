@@ -499,6 +499,7 @@ export function messagesView(params) {
     ["event_type", "Event type", "text"],
     ["channel", "Channel", "text"],
     ["status", "Delivery status", "select"],
+    ["converted_in_part", "Converted to FHIR in part", "checkbox"],
     ["since", "Received from", "datetime-local"],
     ["until", "Received until", "datetime-local"],
     ["limit", "Per page", "limit"],
@@ -508,6 +509,9 @@ export function messagesView(params) {
     if (type === "select") {
       return el("select", attributes, ["", "pending", "delivered", "dead", "superseded"].map((value) =>
         el("option", { value, selected: params.get(name) === value }, value || "any")));
+    }
+    if (type === "checkbox") {
+      return el("input", { ...attributes, type, value: "true", checked: params.get(name) === "true" });
     }
     if (type === "limit") {
       const chosen = params.get(name) ?? "25";
@@ -529,6 +533,10 @@ export function messagesView(params) {
   function filters() {
     const values = {};
     for (const [name, , type] of fields) {
+      if (type === "checkbox") {
+        values[name] = inputs[name].checked ? "true" : "";
+        continue;
+      }
       const raw = inputs[name].value.trim();
       values[name] = type === "datetime-local" ? toEpoch(raw) : raw;
     }

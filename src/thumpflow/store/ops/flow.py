@@ -15,6 +15,7 @@ from typing import Any
 
 from thumpflow.core.errors import StoreError
 from thumpflow.core.event import (
+    CONVERTED_IN_PART,
     Admission,
     Admitted,
     DeadLetterFilter,
@@ -156,7 +157,7 @@ def screen_admissions(
                 (
                     received.received_at,
                     actor,
-                    "converted_in_part",
+                    CONVERTED_IN_PART,
                     received.event_id,
                     in_part_detail(admission.conversion_warnings),
                 )

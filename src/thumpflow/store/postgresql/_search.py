@@ -53,6 +53,8 @@ def search_events(db: Db, dialect: Dialect, query: EventQuery) -> list[EventSumm
             "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.event_seq"
             f" AND d.status = {STATUS_CODES[query.status]})"
         )
+    if query.converted_in_part:
+        clauses.append(reads.CONVERTED_IN_PART_CLAUSE)
     reads.time_range(clauses, params, "e.received_at", "e.event_seq", query)
     sql = (
         f"SELECT {EVENT_SUMMARY_COLUMNS} FROM events e{_where(clauses)}"

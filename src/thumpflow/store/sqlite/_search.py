@@ -99,6 +99,8 @@ def events_sql(query: EventQuery) -> tuple[str, list[Any]]:
                 "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.event_seq"
                 f" AND d.status = {code})"
             )
+    if query.converted_in_part:
+        clauses.append(reads.CONVERTED_IN_PART_CLAUSE)
     reads.time_range(clauses, params, "e.received_at", "e.event_seq", query)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
