@@ -148,7 +148,7 @@ def test_msh_24_is_the_source_endpoint_over_msh_3() -> None:
     ("msh5", "endpoint"),
     [
         ("RECV^https://recv.example.org/hl7^URI", "https://recv.example.org/hl7"),
-        ("RECV^recv.example.org^DNS", "recv.example.org"),
+        ("RECV^mllp://recv.example.org:2575^DNS", "mllp://recv.example.org:2575"),
         ("RECV^1.2.840.1^ISO", "urn:oid:1.2.840.1"),
     ],
 )
@@ -168,6 +168,20 @@ def test_msh_5_without_universal_id_type_has_an_absent_endpoint() -> None:
     header = _one(_bundle("", _msh(rcv="RECV^recv.example.org")), "MessageHeader")
     assert "endpoint" not in header["destination"][0]
     assert header["destination"][0]["_endpoint"] == DAR
+
+
+@pytest.mark.parametrize(
+    "msh5", ["RECV^recv.example.org^DNS", "RECV^05D0123456^CLIA", "RECV^hl7/in^URI"]
+)
+def test_a_destination_endpoint_that_is_no_url_is_absent(msh5: str) -> None:
+    """R4's `destination.endpoint` is a `url` (the IG: "a reachable address"):
+    a host name, a CLIA number or a relative path is not one."""
+    header = _one(_bundle("", _msh(rcv=msh5)), "MessageHeader")
+    assert header["destination"][0]["name"] == "RECV"
+    assert "endpoint" not in header["destination"][0]
+    assert header["destination"][0]["_endpoint"] == DAR
+    header = _one(_bundle("", _msh(rcv=msh5, more="|" * 12 + msh5)), "MessageHeader")
+    assert "endpoint" not in header["destination"][0], "nor from MSH-25"
 
 
 def test_event_coding_display_is_msh_9_as_sent() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from thumpflow.cli import convert as convert_cli
 from thumpflow.mapping import DEFAULT_BASE, configure_naming_systems, convert, system_for
+from thumpflow.mapping._naming import uri, url
 
 _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")
 
@@ -146,3 +147,27 @@ def test_the_provenance_names_an_agent_even_when_msh_3_and_msh_4_hold_no_name() 
         assert provenance["agent"][0]["who"] == {  # type: ignore[index]
             "display": "sender not stated (MSH-3, MSH-4 empty)"
         }
+
+
+@given(st.text(max_size=40))
+def test_a_url_is_an_absolute_uri_or_nothing(text: str) -> None:
+    found = url(text)
+    assert found is None or (found == uri(text) and _ABSOLUTE_URI.match(found))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mllp://lab.example.org:2575", "mllp://lab.example.org:2575"),
+        (" https://x.example/fhir ", "https://x.example/fhir"),
+        ("urn:oid:1.2.3", "urn:oid:1.2.3"),
+        ("lab.example.org", None),
+        ("05D0123456", None),
+        ("hl7/in", None),
+        (":2575", None),
+        ("mllp:", None),
+        ("", None),
+    ],
+)
+def test_url_keeps_only_addresses_with_their_scheme(text: str, expected: str | None) -> None:
+    assert url(text) == expected

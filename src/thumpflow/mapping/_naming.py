@@ -42,6 +42,8 @@ DEFAULT_BASE = "http://thumpflow.invalid/naming-system/"
 _OID = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*))+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _NO_SPACE = re.compile(r"\S+")
+# An absolute URI: a scheme (RFC 3986 section 3.1), a colon and something after it.
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S")
 _URI = re.compile(r"(?:https?://[^\s]+|urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[^\s]+)")
 _MEMO_LIMIT = 65536
 
@@ -210,6 +212,16 @@ def uri(text: str, default_tz: str = "") -> str | None:
             # An OID the table lists (NPI, SSN ...) is its canonical URI.
             return system_for(rest) if prefix == "urn:oid:" else prefix + rest
     return text
+
+
+def url(text: str, default_tz: str = "") -> str | None:
+    """Map primitive `url` (R4's `url`, a locator: RFC 1738 URLs always name
+    their scheme): what `uri` gives when it is absolute (`mllp://host:2575`,
+    `https://...`, `urn:oid:...`); None for anything else, such as a host name
+    alone or a CLIA number written where a network address goes, so the
+    element is left out (and its fallback, such as data-absent-reason, applies)."""
+    found = uri(text, default_tz)
+    return found if found is not None and _ABSOLUTE.match(found) else None
 
 
 def naming_system(text: str, default_tz: str = "") -> str | None:

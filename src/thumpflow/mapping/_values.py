@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from thumpflow.fhir import FhirDecimal
-from thumpflow.mapping._naming import naming_system, uri
+from thumpflow.mapping._naming import naming_system, uri, url
 from thumpflow.mapping._zone import offset_at
 
 _DTM = re.compile(
@@ -458,6 +458,7 @@ PRIMITIVES: dict[str, Converter] = {
     "string": string,
     "code": code,
     "uri": uri,
+    "url": url,
     "id": code,
     "lower": lower,
     "xhtml": narrative,
