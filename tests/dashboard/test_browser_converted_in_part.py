@@ -3,10 +3,11 @@
 An in-process engine converts an MLLP channel's messages to FHIR
 (`thumpflow.mapping:to_fhir`) and writes the Bundles to a file; of three
 messages, one lacks its required PV1 and one has no message map. In a real
-headless Chromium a viewer ticks "Converted to FHIR in part" on the Messages
-page and gets those two (the API's `converted_in_part` search gives the
-same), and the timeline of one says what was left out, naming the segment
-and never a value from the message.
+headless Chromium a viewer reads the channel page's count of conversion
+warnings and follows its link to those two messages; ticks "Converted to
+FHIR in part" on the Messages page and gets the same two; and reads in the
+timeline of one what was left out, naming the segment and never a value
+from the message.
 """
 
 from __future__ import annotations
@@ -58,6 +59,23 @@ def test_a_viewer_lists_the_messages_converted_in_part_and_reads_why(tmp_path: P
             viewer = await issue(engine, Role.VIEWER, "ward-viewer")
             async with chromium() as page:
                 await sign_in(page, base, viewer)
+                await page.goto(base + "/#/channel/adt")
+                said = await page.wait_for(
+                    "!document.getElementById('converted-in-part').hidden"
+                    " && document.getElementById('converted-in-part').textContent",
+                    what="the channel's conversion warnings",
+                )
+                assert "Conversion to FHIR left something out" in said
+                assert "missing segment 1" in said and "no message map 1" in said
+                await page.click("#converted-in-part-messages")
+                await page.wait_for(
+                    "document.getElementById('search-converted_in_part')?.checked"
+                    " && document.querySelectorAll('#events tbody tr').length === 2",
+                    what="the messages converted in part, listed from the channel page",
+                )
+                linked = await rows_shown(page)
+                assert sorted(row["control-id"] for row in linked) == ["PART1", "PART2"]
+
                 await page.goto(base + "/#/messages")
                 # Three messages received and the three Bundles derived from them.
                 await page.wait_for("document.querySelectorAll('#events tbody tr').length === 6")

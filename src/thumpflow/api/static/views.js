@@ -342,12 +342,14 @@ export function detailView(kind, id, app) {
   const deadError = el("div");
   const filter = kind === "destination" ? { destination: id } : { channel: id };
   const messages = el("a", { href: `#/messages${query(kind === "channel" ? { channel: id } : {})}` }, "Browse messages");
+  const inPart = el("p", { id: "converted-in-part", hidden: true });
   const node = el(
     "div",
     {},
     el("p", { class: "crumbs" }, el("a", { href: "#/" }, "Overview"), " / ", `${kind} ${id}`),
     heading,
     list,
+    inPart,
     pause.node,
     el("section", { "aria-labelledby": "charts-title" },
       el("h2", { id: "charts-title" }, "Throughput and lag"),
@@ -376,6 +378,7 @@ export function detailView(kind, id, app) {
         call(`/api/${kind}s`).catch((error) => error),
       ]);
       pause.update(targets);
+      if (kind === "channel") convertedInPart(inPart, id, targets);
       const row = overview.rows.find((r) => r.kind === kind && r.id === id);
       if (!row) {
         list.replaceChildren(el("p", { class: "error", role: "alert" }, `No enabled ${kind} ${id}.`));
@@ -406,6 +409,21 @@ export function detailView(kind, id, app) {
   };
   minutes.addEventListener("change", () => app.refreshNow());
   return view;
+}
+
+// A channel's conversion warnings since this node started (`conversion_warnings` of
+// GET /api/channels, by code), and a link to the messages they came from.
+function convertedInPart(node, id, targets) {
+  const channel = targets instanceof Error ? null : targets.channels.find((c) => c.channel_id === id);
+  const counts = Object.entries(channel?.conversion_warnings ?? {}).filter(([, n]) => n > 0);
+  node.hidden = counts.length === 0;
+  if (node.hidden) return;
+  const total = counts.reduce((sum, [, n]) => sum + n, 0);
+  const byCode = counts.map(([code, n]) => `${code.replaceAll("_", " ")} ${n}`).join(", ");
+  node.replaceChildren(
+    `Conversion to FHIR left something out: ${total} warning${total === 1 ? "" : "s"} since this node started (${byCode}). `,
+    el("a", { id: "converted-in-part-messages", href: `#/messages${query({ channel: id, converted_in_part: "true" })}` },
+      "List those messages"));
 }
 
 function runRow(run) {
