@@ -82,3 +82,14 @@ def test_every_listener_in_scope_is_told_each_warning_with_its_code() -> None:
     assert [w.code for w in outer] == [NO_MESSAGE_MAP, MISSING_SEGMENT]
     assert outer[0] is inner[0] and "ZZZ^Z99 has no message map" in outer[0]
     assert "PV1" in outer[1]
+
+
+def test_enclosing_listeners_are_told_first_the_innermost_last() -> None:
+    heard: list[str] = []
+    with (
+        reporting_warnings(lambda w: heard.append("outer")),
+        reporting_warnings(lambda w: heard.append("inner")),
+    ):
+        convert(message("ZZZ^Z99^ZZZ_Z99"))
+    assert heard[:2] == ["outer", "inner"]
+    assert heard == ["outer", "inner"] * (len(heard) // 2)

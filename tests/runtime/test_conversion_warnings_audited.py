@@ -12,6 +12,7 @@ entry.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from tests.api_support import api_client
@@ -69,5 +70,26 @@ def test_each_message_converted_in_part_has_its_warnings_in_its_timeline(
                     assert response.status == 200
                     events = (await response.json())["events"]
                 assert [e["event_id"] for e in events] == [entry.subject for entry in flagged]
+
+    asyncio.run(main())
+
+
+def test_a_destination_transforms_warnings_are_counted_not_audited(tmp_path: Path) -> None:
+    """Run at delivery, once per attempt, a destination's own conversion has no
+    admission to record in: its warnings reach the channel's counter only."""
+    destination = (
+        f"      - {{id: out, type: file, path: {tmp_path}/out.jsonl, format: jsonl,"
+        " transform: 'thumpflow.mapping:to_fhir'}"
+    )
+
+    async def main() -> None:
+        async with running_engine(tmp_path, destination) as (engine, port):
+            acks = await send_in_order(port, [adt("D1", pv1=False)])
+            assert [ack_code(ack) for ack in acks] == ["AA"]
+            await outbox_drained(engine, "out")
+            assert engine.metrics.conversion.counts("flow")["missing_segment"] == 1
+            assert await engine.store.audit(action="converted_in_part") == []
+            (record,) = (tmp_path / "out.jsonl").read_text().splitlines()
+            assert '"resourceType":"Bundle"' in json.loads(record)["body"]
 
     asyncio.run(main())

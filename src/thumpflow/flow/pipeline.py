@@ -198,16 +198,14 @@ class ChannelPipeline:
         if not self._filter(message):
             return PipelineResult(received, (), (), filtered=True)
         targets = [destination for destination, holds in self._routes if holds(message)]
-        warnings: tuple[str, ...] = ()
+        heard: list[str] = []
         if self._transform is None:
             outputs: list[tuple[Event, tuple[str, ...] | None]] = [(received, None)]
             derived: tuple[Event, ...] = ()
         else:
-            heard: list[str] = []
             with reporting_warnings(heard.append):
                 outputs = check_outputs(received, self._transform(received, message), self._ids)
             derived = tuple(event for event, _ in outputs)
-            warnings = tuple(heard)
         key = digest = None
         version: int | None = None
         if self._ledger is not None:
@@ -230,5 +228,5 @@ class ChannelPipeline:
             if only is None or destination in only
         )
         return PipelineResult(
-            received, derived, deliveries, filtered=False, conversion_warnings=warnings
+            received, derived, deliveries, filtered=False, conversion_warnings=tuple(heard)
         )

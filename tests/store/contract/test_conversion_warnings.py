@@ -12,12 +12,13 @@ import asyncio
 from dataclasses import replace
 
 from tests.store.support import admission, event, run
-from thumpflow.core.event import Admission, Admitted, Duplicate
+from thumpflow.core.event import Admission, Duplicate
 from thumpflow.core.ports import Store
 from thumpflow.core.search import EventQuery
 from thumpflow.store.ops.flow import SHOWN_WARNINGS
 
 from .conftest import StoreFactory
+from .test_store import admitted
 
 PV1_MISSING = "ADT^A08 (ADT_A01): required segment PV1 is missing"
 NO_MAP = "message type ZZZ^Z01 has no message map; its common segments were converted"
@@ -26,11 +27,6 @@ NO_MAP = "message type ZZZ^Z01 has no message map; its common segments were conv
 def warned(*warnings: str, key: str | None = None, channel: str = "adt-in") -> Admission:
     sent = admission("fhir", received=event(key=key, channel=channel))
     return replace(sent, conversion_warnings=warnings)
-
-
-def admitted(result: Admitted | Duplicate) -> Admitted:
-    assert isinstance(result, Admitted), result
-    return result
 
 
 def test_warnings_are_one_audit_entry_after_received(store_factory: StoreFactory) -> None:
