@@ -196,14 +196,15 @@ def test_a_batch_rides_on_as_few_round_trips_as_it_reads(dsn: str) -> None:
     ops = [(Kind.RECORD_LEDGER, 1), (Kind.RECORD_LEDGER, 2)]
     assert run_ops(dsn, {Kind.RECORD_LEDGER: insert_only}, ops, sent) == [1, 2]
     assert len(sent) == 1
-    assert sent[0].startswith(b"BEGIN; SELECT") and b"FOR UPDATE" in sent[0]
+    assert sent[0].startswith(b"BEGIN; EXECUTE thumpflow_0")
     assert sent[0].endswith(b"COMMIT")
 
     ops = [(Kind.AUDIT, None), (Kind.RECORD_LEDGER, 4), (Kind.RECORD_LEDGER, 5)]
     handlers = {Kind.RECORD_LEDGER: insert_and_audit, Kind.AUDIT: count_rows}
     assert run_ops(dsn, handlers, ops, sent) == [2, 4, 5]
     assert len(sent) == 2
-    assert sent[0].startswith(b"BEGIN; SELECT") and sent[0].endswith(b"SELECT count(*) FROM probe")
+    assert sent[0].startswith(b"BEGIN; EXECUTE thumpflow_0")
+    assert sent[0].endswith(b"SELECT count(*) FROM probe")
     assert b"INSERT INTO audit" in sent[1] and sent[1].endswith(b"COMMIT")
     assert stored(dsn) == [1, 2, 4, 5]
     assert audit_intact(dsn) == (True, ["probe:4", "probe:5"])

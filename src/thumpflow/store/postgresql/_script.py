@@ -20,6 +20,18 @@ cast to their columns' types, read from the catalog when the connection is
 made; a table made later, a key given twice, or an assignment that is not
 a value or a number keeps one statement per row.
 
+The statements the connection's owner names (`prepared`: the writer's fixed
+ones, sent in every transaction) are prepared once a connection, with SQL
+`PREPARE`, and appear in the script as `EXECUTE name(values)`, the values
+inlined as above: the server parses and analyses each of them once a
+connection instead of once a transaction, and plans it once too when its
+generic plan is as good as a fresh one (PostgreSQL's plan cache; so name
+only statements whose best plan cannot depend on a table's size;
+docs/benchmarks.md, issue 12, seventeenth session). A new connection
+(`rebind`) prepares them again; one that cannot be prepared when the
+connection is made (its table is made later) is sent inlined, as are values
+`Literals` does not quote.
+
 Guarantees:
 - Order is kept: pending statements run before any later statement, in the
   order they were added, in the same transaction.
@@ -38,6 +50,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -47,6 +60,7 @@ import psycopg
 from thumpflow.store.postgresql._db import PgDb, translate
 from thumpflow.store.postgresql._literals import Literals, template
 
+_log = logging.getLogger("thumpflow.store.postgresql")
 _VALUES = b" VALUES ("
 # Above this many rows a statement that is not a plain INSERT costs the server more
 # parsed one by one from the script than prepared once (measured: bench/store_bench.py).
@@ -64,14 +78,17 @@ _COLUMN_TYPES = (
 class ScriptDb(PgDb):
     """`PgDb` with a pending script (see the module docstring)."""
 
-    __slots__ = ("_inline", "_literals", "_reads", "_types", "pending")
+    __slots__ = ("_inline", "_literals", "_prepared", "_reads", "_statements", "_types", "pending")
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], prepared: Sequence[str] = ()) -> None:
+        """`prepared`: statements (`?` placeholders) to prepare on every connection."""
         super().__init__(conn)
         conn.prepare_threshold = None
         self._inline = psycopg.ClientCursor(conn)
         self._literals = Literals(conn)
         self._types = _column_types(conn)
+        self._statements = [translate(sql) for sql in prepared]
+        self._prepared = _prepare(conn, self._statements)
         self.pending: list[bytes] = []
         # The deferred reads: their statement's place in `pending`, and their reader.
         self._reads: list[tuple[int, Callable[[list[Any]], None]]] = []
@@ -83,6 +100,7 @@ class ScriptDb(PgDb):
         self._inline = psycopg.ClientCursor(conn)
         self._literals = Literals(conn)
         self._types = _column_types(conn)
+        self._prepared = _prepare(conn, self._statements)
         self.clear()
 
     def clear(self) -> None:
@@ -95,6 +113,12 @@ class ScriptDb(PgDb):
         return self._render(translate(sql), parameters)
 
     def _render(self, query: bytes, parameters: Sequence[Any]) -> bytes:
+        prepared = self._prepared.get(query)
+        if prepared is not None:
+            name, arguments = prepared
+            values = self._literals.render(arguments, parameters) if arguments else b""
+            if values is not None:
+                return name + values
         parts = template(query)
         rendered = None if parts is None else self._literals.render(parts, parameters)
         if rendered is None:
@@ -230,6 +254,29 @@ class ScriptDb(PgDb):
             super().executemany(sql, rows)
         finally:
             self.conn.prepare_threshold = None
+
+
+def _prepare(
+    conn: psycopg.Connection[Any], statements: list[bytes]
+) -> dict[bytes, tuple[bytes, tuple[bytes, ...]]]:
+    """statement -> (`EXECUTE name`, the template of its values), for each of `statements`
+    the server prepared on `conn`; one it refused is left out (and logged)."""
+    prepared: dict[bytes, tuple[bytes, tuple[bytes, ...]]] = {}
+    for number, query in enumerate(statements):
+        parts = template(query)
+        if parts is None:
+            continue
+        name = b"thumpflow_%d" % number
+        numbered = parts[0] + b"".join([b"$%d" % n + part for n, part in enumerate(parts[1:], 1)])
+        try:
+            conn.execute(b"PREPARE " + name + b" AS " + numbered)
+        except psycopg.Error as error:
+            _log.warning("statement %d stays unprepared: %s", number, error.sqlstate)
+            continue
+        count = len(parts) - 1
+        values = (b"(", *[b", "] * (count - 1), b")") if count else ()
+        prepared[query] = (b"EXECUTE " + name, values)
+    return prepared
 
 
 def _column_types(conn: psycopg.Connection[Any]) -> dict[bytes, dict[bytes, bytes]]:

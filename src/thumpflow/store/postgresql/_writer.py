@@ -24,6 +24,9 @@ with the next round trip, not at the end of its segment (a failure among
 them has the batch executed again, checked in place: `_recheck`). A batch of
 admissions costs two round trips (the key-sequence upsert rides with the
 idempotency probe), each one made while every node's writes wait for the lock.
+The statements every transaction sends whose plan cannot change (the head's
+read and update, the key-sequence upsert, the counters, the pending notice)
+are prepared on the connection (`_PREPARED`).
 A connection that broke is replaced at the next batch; the batch that met
 the break fails with `StoreError` and nothing of it is committed.
 
@@ -200,6 +203,13 @@ SQL = BackendSql(
     clock_sql="SELECT extract(epoch FROM clock_timestamp())::float8",
 )
 
+# The statements of nearly every write transaction whose plan does not depend on how
+# many rows a table holds: prepared once a connection, they are not parsed, analysed
+# and planned again in each (`ScriptDb`). Reads that search a growing table (the
+# idempotency probe, an outcome record's delivery states) are planned each time: a
+# plan the server kept from when the table was small scanned all of it (measured).
+_PREPARED = (_HEAD, _KEY_SEQUENCES, _SET_HEAD, _UPSERT_CHANNEL, _UPSERT_OUTBOX, _NOTIFY_PENDING)
+
 
 # A snapshot of the chain taken before its head was read (see `HeadOnDemand`).
 _UNREAD = (-1, "")
@@ -263,7 +273,7 @@ class Writer(GroupWriter):
         codec: Codec | None = None,
     ) -> None:
         self._connect: Callable[[], psycopg.Connection[Any]] = lambda: _bounded_idle(connect())
-        self._db = ScriptDb(self._connect())
+        self._db = ScriptDb(self._connect(), _PREPARED)
         self._chain = HeadOnDemand(lambda rows: self._db.defer(_INSERT_AUDIT, rows), self._db.flush)
         super().__init__(
             self._chain,
