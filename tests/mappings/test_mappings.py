@@ -103,6 +103,21 @@ def test_every_message_type_converts_and_warns_what_was_not_mapped() -> None:
         convert(b"MSH|^~\\&|A|B|C|D|20240101||QBP^Q22^QBP_Q21|1|P|2.5\rQPD|Q22|Q1|@PID.5.1^X")
 
 
+def test_a_query_response_takes_the_generic_map_as_the_ig_has_none() -> None:
+    warnings: list[str] = []
+    bundle = convert(
+        b"MSH|^~\\&|A|B|C|D|20240101||RSP^K22^RSP_K21|1|P|2.5\rMSA|AA|Q1\rQAK|Q1|OK\r"
+        b"QPD|Q22|Q1|@PID.5.1^X\rPID|1||MRN1^^^H^MR||DOE^JANE||19800101|F",
+        warnings=warnings,
+    )
+    assert warnings[0].startswith("message type RSP^K22 has no message map")
+    patients = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+    ]
+    assert [p["name"][0]["family"] for p in patients] == ["DOE"]
+    _assert_valid(bundle)
+
+
 def test_order_without_orc_converts_from_obr_with_a_warning() -> None:
     warnings: list[str] = []
     raw = (
