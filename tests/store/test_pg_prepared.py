@@ -6,7 +6,9 @@ statements prepared, and its scripts carry `EXECUTE` instead of their text;
 a prepared statement given hostile values of every column type the store
 uses stores and finds exactly what the same statement inlined does, and
 fails as it does; a statement that cannot be prepared when the connection
-is made is sent inlined; a new connection prepares them again.
+is made is sent inlined; a new connection prepares them again; statements
+the server session lost are sent inlined from then on, and the writer's
+batch that met the loss still commits.
 """
 
 from __future__ import annotations
@@ -178,3 +180,50 @@ def test_a_new_connection_prepares_the_statements_again(dsn: str) -> None:
         assert db.execute(statement, (["x"],)).fetchall() == []
     finally:
         db.conn.close()
+
+
+def test_statements_the_session_lost_are_sent_inlined_from_then_on(
+    dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    statement = _FIND.format(name="prepared")
+    db = ScriptDb(connect(dsn, None), [statement])
+    found: list[Any] = []
+    try:
+        db.conn.execute("DEALLOCATE ALL")
+        db.defer_read(statement, (["x"],), found.extend)
+        with (
+            caplog.at_level(logging.WARNING, logger="thumpflow.store.postgresql"),
+            pytest.raises(psycopg.errors.InvalidSqlStatementName),
+        ):
+            db.flush()
+        assert "lost the writer's prepared statements" in caplog.text
+        assert db.render(statement, (["x"],)).startswith(b"SELECT k FROM prepared")
+        db.defer_read(statement, (["x"],), found.extend)
+        db.flush()
+        assert found == []
+    finally:
+        db.conn.close()
+
+
+def test_a_writer_whose_session_lost_its_statements_goes_on_admitting(
+    pg_cluster: PgCluster,
+) -> None:
+    """The batch that meets the loss fails on the server, is executed again (the
+    writer's one recheck), inlined, and commits: no sender is refused."""
+    dsn = pg_cluster.new_database()
+
+    async def admit() -> list[str]:
+        store = PostgresStore(dsn)
+        await store.open()
+        try:
+            writer = store._writer
+            assert isinstance(writer, Writer)
+            writer._db.conn.execute("DEALLOCATE ALL")
+            keys = [f"K{n}" for n in range(3)]
+            return [type(await store.admit(admission("fhir", key=k))).__name__ for k in keys]
+        finally:
+            await store.close()
+
+    assert asyncio.run(admit()) == ["Admitted"] * 3
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (3,)

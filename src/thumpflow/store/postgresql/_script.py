@@ -30,7 +30,10 @@ only statements whose best plan cannot depend on a table's size;
 docs/benchmarks.md, issue 12, seventeenth session). A new connection
 (`rebind`) prepares them again; one that cannot be prepared when the
 connection is made (its table is made later) is sent inlined, as are values
-`Literals` does not quote.
+`Literals` does not quote. Should the server session lose them (`DEALLOCATE`,
+a pooler resetting or swapping sessions), the script that met it fails as
+any failure does, and every statement is sent inlined from then on, on that
+connection.
 
 Guarantees:
 - Order is kept: pending statements run before any later statement, in the
@@ -228,7 +231,16 @@ class ScriptDb(PgDb):
         script = b"; ".join(self.pending)
         reads = self._reads[:]
         self.clear()
-        cursor = self.conn.execute(script)
+        try:
+            cursor = self.conn.execute(script)
+        except psycopg.errors.InvalidSqlStatementName:
+            if self._prepared:
+                _log.warning(
+                    "the server session lost the writer's prepared statements (reset by a"
+                    " pooler?); they are sent inlined from now on"
+                )
+                self._prepared = {}
+            raise
         at = 0
         for place, reader in reads:
             for _ in range(place - at):
