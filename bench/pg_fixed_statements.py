@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import time
 
+from thumpflow.cli.bench import fresh_database
 from thumpflow.store.postgresql import PostgresStore
 from thumpflow.store.postgresql import _writer as writer
 from thumpflow.store.postgresql._db import connect
@@ -27,20 +28,17 @@ from thumpflow.store.postgresql._script import ScriptDb
 DATABASE = "thumpflow_fixed_bench"
 
 
-def fresh_database(dsn: str) -> str:
-    admin = connect(dsn, None)
-    admin.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-    admin.execute(f"CREATE DATABASE {DATABASE}")
-    admin.close()
-    target = f"{dsn} dbname={DATABASE}"
+def migrated_database(server: str) -> str:
+    """A fresh database on `server` with the store's schema; its DSN."""
+    dsn = fresh_database(server, DATABASE)
 
     async def migrate() -> None:
-        store = PostgresStore(target)
+        store = PostgresStore(dsn)
         await store.open()
         await store.close()
 
     asyncio.run(migrate())
-    return target
+    return dsn
 
 
 def backend_ns(pid: int) -> int:
@@ -78,7 +76,7 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
-    dsn = fresh_database(args.postgresql)
+    dsn = migrated_database(args.postgresql)
     for round_ in range(args.rounds):
         forms = (False, True) if round_ % 2 == 0 else (True, False)
         for prepared in forms:

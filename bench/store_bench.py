@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from thumpflow.cli.bench import fresh_database
 from thumpflow.core.event import Admission, Admitted, Delivery, Event, NewDelivery
 from thumpflow.core.lanes import Lane
 from thumpflow.core.outcome import Delivered
@@ -140,17 +141,6 @@ async def mixed(
     started = time.perf_counter()
     await asyncio.gather(admitter(), *(recorder() for _ in range(2)))
     return time.perf_counter() - started, recorded
-
-
-def fresh_database(server: str, name: str) -> str:
-    """Create (again) database `name` on the PostgreSQL server `server`; its DSN."""
-    import psycopg
-    from psycopg import conninfo, sql
-
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return conninfo.make_conninfo(server, dbname=name)
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -169,6 +169,22 @@ def test_a_statement_that_cannot_be_prepared_yet_is_sent_inlined(
         db.conn.close()
 
 
+def test_values_literals_cannot_quote_are_sent_with_the_statement_inlined(
+    dbs: tuple[ScriptDb, ScriptDb],
+) -> None:
+    prepared, _ = dbs
+    prepared.conn.execute("DELETE FROM prepared")
+    prepared.execute(_INSERT.format(name="prepared"), (5, 0, None, None, None, "nested"))
+    statement = _FIND.format(name="prepared")
+    nested = ([["nested"]],)  # a nested list: left to mogrify
+    assert prepared.render(statement, nested).startswith(b"SELECT k FROM prepared WHERE")
+    found: list[Any] = []
+    prepared.defer_read(statement, nested, found.extend)
+    prepared.flush()
+    prepared.conn.execute("DELETE FROM prepared")
+    assert found == [(5,)]
+
+
 def test_a_new_connection_prepares_the_statements_again(dsn: str) -> None:
     statement = _FIND.format(name="prepared")
     db = ScriptDb(connect(dsn, None), [statement])

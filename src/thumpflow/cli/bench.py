@@ -86,7 +86,7 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], deadline: float
     raise RuntimeError("the engine did not start listening in time")
 
 
-def _fresh_database(server: str, name: str) -> str:
+def fresh_database(server: str, name: str) -> str:
     """Create (again) database `name` on the PostgreSQL server `server`; its DSN."""
     import psycopg
     from psycopg import conninfo, sql
@@ -127,7 +127,7 @@ def run_once(
     dsn = None
     store = f"path: {run_dir / 'bench.db'}"
     if postgresql is not None:
-        dsn = _fresh_database(postgresql, f"thumpflow_bench_c{connections}")
+        dsn = fresh_database(postgresql, f"thumpflow_bench_c{connections}")
         store = f'type: postgresql, dsn: "{dsn}", path: {run_dir / "bench.db"}'
     text = CONFIG.format(store=store, port=port, out=out, encryption=encryption, cluster="false")
     config.write_text(text)

@@ -112,16 +112,21 @@ class ScriptDb(PgDb):
         self._reads.clear()
 
     def render(self, sql: str, parameters: Sequence[Any] = ()) -> bytes:
-        """One statement with its values inlined as literals."""
-        return self._render(translate(sql), parameters)
+        """One statement with its values inlined as literals (as `EXECUTE name(values)`
+        when it is prepared)."""
+        return self._statement(translate(sql), parameters)
 
-    def _render(self, query: bytes, parameters: Sequence[Any]) -> bytes:
+    def _statement(self, query: bytes, parameters: Sequence[Any]) -> bytes:
+        """A whole statement: `EXECUTE` when it is prepared and its values quotable."""
         prepared = self._prepared.get(query)
         if prepared is not None:
             name, arguments = prepared
             values = self._literals.render(arguments, parameters) if arguments else b""
             if values is not None:
                 return name + values
+        return self._render(query, parameters)
+
+    def _render(self, query: bytes, parameters: Sequence[Any]) -> bytes:
         parts = template(query)
         rendered = None if parts is None else self._literals.render(parts, parameters)
         if rendered is None:
@@ -146,7 +151,7 @@ class ScriptDb(PgDb):
         if len(rows) > 1 and (update := self._update_by_key(query, rows)) is not None:
             self.pending.append(update)
             return
-        self.pending.extend([self._render(query, row) for row in rows])
+        self.pending.extend([self._statement(query, row) for row in rows])
 
     def _update_by_key(self, query: bytes, rows: list[Sequence[Any]]) -> bytes | None:
         """`UPDATE t SET ... FROM (VALUES ...) WHERE t.k = v.k` for every row of an
